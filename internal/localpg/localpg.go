@@ -1,0 +1,423 @@
+// Package localpg starts throwaway PostgreSQL clusters from the installed
+// server binaries: initdb into a private directory, a free loopback port, and
+// an unprivileged OS user when the caller is root (initdb and postgres refuse
+// to run as root). It backs both the test harness and `audit --sandbox`.
+package localpg
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Options shape a new cluster. The zero value gives a plain initdb cluster
+// listening on 127.0.0.1 with the admin reachable over scram-sha-256.
+type Options struct {
+	BinDir      string   // directory holding initdb and postgres; found automatically when empty
+	Version     string   // preferred major version ("15") when BinDir is empty
+	InitdbArgs  []string // extra initdb arguments
+	Conf        []string // lines appended to postgresql.conf before the first start
+	HBA         string   // replaces pg_hba.conf before the first start when non-empty
+	AdminUser   string   // bootstrap superuser; "postgres" when empty
+	KeepLogs    bool     // keep the server log in the cluster directory (it is always there while running)
+	StartupWait time.Duration
+}
+
+// Server is a running throwaway cluster.
+type Server struct {
+	Dir       string // private top directory; removed by Stop
+	DataDir   string
+	SocketDir string
+	Port      int
+	AdminUser string
+	Password  string // admin password; never printed
+	BinDir    string
+	LogFile   string
+	cred      *syscall.Credential
+	uid, gid  int
+	cmd       *exec.Cmd
+	done      chan error
+}
+
+// FindBinDir locates the server binaries: PGAEGIS_PGBIN, then
+// /usr/lib/postgresql/<version>/bin (the preferred version first, else the
+// newest installed), then pg_config --bindir.
+func FindBinDir(version string) (string, error) {
+	if d := os.Getenv("PGAEGIS_PGBIN"); d != "" {
+		return d, nil
+	}
+	if version != "" {
+		d := filepath.Join("/usr/lib/postgresql", version, "bin")
+		if isExec(filepath.Join(d, "initdb")) {
+			return d, nil
+		}
+	}
+	entries, _ := os.ReadDir("/usr/lib/postgresql")
+	var versions []int
+	for _, e := range entries {
+		if n, err := strconv.Atoi(e.Name()); err == nil && isExec(filepath.Join("/usr/lib/postgresql", e.Name(), "bin", "initdb")) {
+			versions = append(versions, n)
+		}
+	}
+	if len(versions) > 0 {
+		sort.Ints(versions)
+		return filepath.Join("/usr/lib/postgresql", strconv.Itoa(versions[len(versions)-1]), "bin"), nil
+	}
+	if out, err := exec.Command("pg_config", "--bindir").Output(); err == nil {
+		d := strings.TrimSpace(string(out))
+		if isExec(filepath.Join(d, "initdb")) {
+			return d, nil
+		}
+	}
+	return "", errors.New("no PostgreSQL server binaries found (looked in $PGAEGIS_PGBIN, /usr/lib/postgresql/*/bin, pg_config --bindir); install the postgresql package")
+}
+
+func isExec(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && !st.IsDir() && st.Mode()&0o111 != 0
+}
+
+// FreePort asks the kernel for a free loopback TCP port.
+func FreePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// Start creates and starts a cluster. The caller must Stop it.
+func Start(ctx context.Context, o Options) (*Server, error) {
+	bin := o.BinDir
+	if bin == "" {
+		var err error
+		if bin, err = FindBinDir(o.Version); err != nil {
+			return nil, err
+		}
+	}
+	s := &Server{BinDir: bin, AdminUser: o.AdminUser, uid: -1, gid: -1}
+	if s.AdminUser == "" {
+		s.AdminUser = "postgres"
+	}
+	dir, err := os.MkdirTemp("", "pgaegis-pg-")
+	if err != nil {
+		return nil, err
+	}
+	s.Dir = dir
+	s.DataDir = filepath.Join(dir, "data")
+	s.SocketDir = dir
+	s.LogFile = filepath.Join(dir, "server.log")
+	ok := false
+	defer func() {
+		if !ok {
+			os.RemoveAll(dir)
+		}
+	}()
+	if os.Geteuid() == 0 {
+		if err := s.dropPrivileges(); err != nil {
+			return nil, err
+		}
+		if err := os.Chown(dir, s.uid, s.gid); err != nil {
+			return nil, err
+		}
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		return nil, err
+	}
+	s.Password = randomSecret()
+	pwfile := filepath.Join(dir, "pwfile")
+	if err := os.WriteFile(pwfile, []byte(s.Password+"\n"), 0o600); err != nil {
+		return nil, err
+	}
+	if s.uid >= 0 {
+		os.Chown(pwfile, s.uid, s.gid)
+	}
+	args := []string{"-D", s.DataDir, "-U", s.AdminUser, "--pwfile", pwfile, "-A", "scram-sha-256", "-E", "UTF8", "--locale", "C", "--no-sync"}
+	args = append(args, o.InitdbArgs...)
+	if out, err := s.run(ctx, "initdb", args...); err != nil {
+		return nil, fmt.Errorf("initdb: %v\n%s", err, out)
+	}
+	os.Remove(pwfile)
+	if len(o.Conf) > 0 {
+		if err := s.AppendConf(o.Conf...); err != nil {
+			return nil, err
+		}
+	}
+	if o.HBA != "" {
+		if err := s.WriteDataFile("pg_hba.conf", o.HBA); err != nil {
+			return nil, err
+		}
+	}
+	wait := o.StartupWait
+	if wait == 0 {
+		wait = 60 * time.Second
+	}
+	var startErr error
+	for attempt := 0; attempt < 3; attempt++ {
+		if s.Port, startErr = FreePort(); startErr != nil {
+			continue
+		}
+		if startErr = s.start(ctx, wait); startErr == nil {
+			break
+		}
+	}
+	if startErr != nil {
+		return nil, startErr
+	}
+	ok = true
+	return s, nil
+}
+
+// dropPrivileges picks the OS user the cluster runs as when we are root.
+func (s *Server) dropPrivileges() error {
+	for _, name := range []string{os.Getenv("PGAEGIS_PGUSER_OS"), "postgres", "nobody"} {
+		if name == "" {
+			continue
+		}
+		u, err := user.Lookup(name)
+		if err != nil {
+			continue
+		}
+		uid, _ := strconv.Atoi(u.Uid)
+		gid, _ := strconv.Atoi(u.Gid)
+		if uid == 0 {
+			continue
+		}
+		s.uid, s.gid = uid, gid
+		s.cred = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
+		return nil
+	}
+	return errors.New("running as root and no unprivileged OS user (postgres, nobody) to run PostgreSQL as")
+}
+
+func (s *Server) command(ctx context.Context, prog string, args ...string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, filepath.Join(s.BinDir, prog), args...)
+	cmd.Env = append(os.Environ(), "LC_ALL=C", "TZ=UTC")
+	cmd.Dir = s.Dir
+	// The postmaster dies with us: a crashed test must not leave servers behind.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: s.cred, Pdeathsig: syscall.SIGQUIT, Setpgid: true}
+	return cmd
+}
+
+func (s *Server) run(ctx context.Context, prog string, args ...string) (string, error) {
+	out, err := s.command(ctx, prog, args...).CombinedOutput()
+	return string(out), err
+}
+
+func (s *Server) start(ctx context.Context, wait time.Duration) error {
+	logf, err := os.OpenFile(s.LogFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	// Loopback and a private socket directory only: nothing we start is
+	// reachable from another host.
+	cmd := s.command(context.Background(), "postgres", "-D", s.DataDir,
+		"-c", "port="+strconv.Itoa(s.Port),
+		"-c", "listen_addresses=127.0.0.1",
+		"-c", "unix_socket_directories="+s.SocketDir)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return err
+	}
+	logf.Close()
+	s.cmd = cmd
+	s.done = make(chan error, 1)
+	go func() { s.done <- cmd.Wait() }()
+	deadline := time.Now().Add(wait)
+	for time.Now().Before(deadline) {
+		select {
+		case err := <-s.done:
+			s.cmd = nil
+			return fmt.Errorf("postgres exited during startup: %v\n%s", err, tail(s.LogFile, 20))
+		case <-ctx.Done():
+			s.kill()
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+		c, err := s.Connect(ctx, "postgres")
+		if err == nil {
+			c.Close(ctx)
+			return nil
+		}
+	}
+	s.kill()
+	return fmt.Errorf("postgres did not accept connections within %s\n%s", wait, tail(s.LogFile, 20))
+}
+
+func (s *Server) kill() {
+	if s.cmd != nil && s.cmd.Process != nil {
+		s.cmd.Process.Signal(syscall.SIGQUIT)
+		select {
+		case <-s.done:
+		case <-time.After(10 * time.Second):
+			s.cmd.Process.Kill()
+		}
+		s.cmd = nil
+	}
+}
+
+// Restart stops and starts the server on the same port (for settings that
+// need a restart, such as shared_preload_libraries).
+func (s *Server) Restart(ctx context.Context) error {
+	s.shutdown()
+	return s.start(ctx, 60*time.Second)
+}
+
+func (s *Server) shutdown() {
+	if s.cmd == nil {
+		return
+	}
+	s.cmd.Process.Signal(syscall.SIGINT) // fast shutdown
+	select {
+	case <-s.done:
+	case <-time.After(30 * time.Second):
+		s.cmd.Process.Kill()
+		<-s.done
+	}
+	s.cmd = nil
+}
+
+// Stop shuts the server down and removes its directory.
+func (s *Server) Stop() {
+	s.shutdown()
+	os.RemoveAll(s.Dir)
+}
+
+// Reload signals the postmaster to re-read its configuration files.
+func (s *Server) Reload() error {
+	if s.cmd == nil {
+		return errors.New("server not running")
+	}
+	return s.cmd.Process.Signal(syscall.SIGHUP)
+}
+
+// ConnConfig returns a structured connection configuration for the admin
+// over TCP loopback (never built by pasting names into a string).
+func (s *Server) ConnConfig(database string) *pgx.ConnConfig {
+	cfg, _ := pgx.ParseConfig("")
+	cfg.Host = "127.0.0.1"
+	cfg.Port = uint16(s.Port)
+	cfg.User = s.AdminUser
+	cfg.Password = s.Password
+	cfg.Database = database
+	cfg.TLSConfig = nil
+	cfg.Fallbacks = nil
+	cfg.ConnectTimeout = 10 * time.Second
+	cfg.RuntimeParams = map[string]string{"application_name": "pgaegis-localpg"}
+	return cfg
+}
+
+// Connect opens an admin connection to database.
+func (s *Server) Connect(ctx context.Context, database string) (*pgx.Conn, error) {
+	return pgx.ConnectConfig(ctx, s.ConnConfig(database))
+}
+
+// Exec runs SQL statements as the admin in database "postgres".
+func (s *Server) Exec(ctx context.Context, sql ...string) error {
+	return s.ExecIn(ctx, "postgres", sql...)
+}
+
+// ExecIn runs SQL statements as the admin in the given database.
+func (s *Server) ExecIn(ctx context.Context, database string, sql ...string) error {
+	c, err := s.Connect(ctx, database)
+	if err != nil {
+		return err
+	}
+	defer c.Close(ctx)
+	for _, q := range sql {
+		if _, err := c.Exec(ctx, q); err != nil {
+			return fmt.Errorf("%s: %w", firstLine(q), err)
+		}
+	}
+	return nil
+}
+
+// AppendConf appends lines to postgresql.conf.
+func (s *Server) AppendConf(lines ...string) error {
+	f, err := os.OpenFile(filepath.Join(s.DataDir, "postgresql.conf"), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, err = f.WriteString("\n" + strings.Join(lines, "\n") + "\n")
+	return err
+}
+
+// WriteDataFile writes a file inside the data directory, owned by the
+// server's OS user so the server can read it.
+func (s *Server) WriteDataFile(name, content string) error {
+	return s.WriteFile(filepath.Join(s.DataDir, name), content, 0o600)
+}
+
+// WriteFile writes a file readable by the server's OS user.
+func (s *Server) WriteFile(path, content string, mode os.FileMode) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(content), mode); err != nil {
+		return err
+	}
+	if err := os.Chmod(tmp, mode); err != nil {
+		return err
+	}
+	if s.uid >= 0 {
+		if err := os.Chown(tmp, s.uid, s.gid); err != nil {
+			return err
+		}
+	}
+	return os.Rename(tmp, path)
+}
+
+// Chown gives a path to the server's OS user (no-op when not root).
+func (s *Server) Chown(path string) error {
+	if s.uid < 0 {
+		return nil
+	}
+	return os.Chown(path, s.uid, s.gid)
+}
+
+// OSUser is the uid the server runs as (-1 when it runs as the caller).
+func (s *Server) OSUser() (uid, gid int) { return s.uid, s.gid }
+
+func randomSecret() string {
+	b := make([]byte, 18)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func firstLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[:i]
+	}
+	if len(s) > 80 {
+		s = s[:80] + "…"
+	}
+	return s
+}
+
+func tail(path string, n int) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
