@@ -1,0 +1,24 @@
+package acl
+
+import "testing"
+
+// FuzzParseItem: parsing never panics, and what parses prints back to a
+// form that parses to the same item.
+func FuzzParseItem(f *testing.F) {
+	for _, s := range []string{"=Tc/postgres", `"we""ird"=r*w/"x y"`, "alice=arwdDxtm/bob", "=/", `"=r/x`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		it, err := ParseItem(s)
+		if err != nil {
+			return
+		}
+		again, err := ParseItem(it.String())
+		if err != nil {
+			t.Fatalf("%q parsed, but its printed form %q does not: %v", s, it.String(), err)
+		}
+		if again.String() != it.String() {
+			t.Fatalf("round trip changed %q: %q -> %q", s, it.String(), again.String())
+		}
+	})
+}

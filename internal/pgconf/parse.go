@@ -1,0 +1,319 @@
+package pgconf
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+)
+
+// Entry is one name = value line, with where it came from.
+type Entry struct {
+	Name  string `json:"name"`
+	Value string `json:"value"`
+	File  string `json:"file"`
+	Line  int    `json:"line"`
+	// Overridden is true when a later line sets the same parameter.
+	Overridden bool `json:"overridden,omitempty"`
+}
+
+// Location renders file:line.
+func (e Entry) Location() string { return fmt.Sprintf("%s:%d", e.File, e.Line) }
+
+// ParseError is a problem the server would report at file:line.
+type ParseError struct {
+	File string `json:"file"`
+	Line int    `json:"line"`
+	Msg  string `json:"message"`
+}
+
+func (e ParseError) Error() string { return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Msg) }
+
+// Config is the parsed configuration: every entry in the order the server
+// reads them (postgresql.conf with its includes, then postgresql.auto.conf),
+// the errors, and every file that was read.
+type Config struct {
+	Entries []Entry      `json:"entries"`
+	Errors  []ParseError `json:"errors,omitempty"`
+	Files   []string     `json:"files"`
+	// AutoConfRead is false when errors in postgresql.conf stopped the
+	// server from reading postgresql.auto.conf.
+	AutoConfRead bool `json:"auto_conf_read"`
+}
+
+// Get returns the effective entry for a parameter (names are
+// case-insensitive, the last line wins).
+func (c *Config) Get(name string) (Entry, bool) {
+	for i := len(c.Entries) - 1; i >= 0; i-- {
+		if strings.EqualFold(c.Entries[i].Name, name) {
+			return c.Entries[i], true
+		}
+	}
+	return Entry{}, false
+}
+
+// Options control how files are found and read.
+type Options struct {
+	// DataDir is where postgresql.auto.conf lives and what a relative
+	// config path is relative to. Empty: the directory of the main file
+	// (the Debian layout keeps them apart, so pass it when known).
+	DataDir string
+	// SkipAutoConf does not read postgresql.auto.conf.
+	SkipAutoConf bool
+	// StopAtFirstError abandons a file at its first syntax error, as the
+	// server does when filling pg_file_settings; by default up to 100
+	// errors per file are collected, as at a reload.
+	StopAtFirstError bool
+	// FS reads files and directories; the real file system when nil.
+	FS FileSystem
+}
+
+// FileSystem is what the parser needs from the file system.
+type FileSystem interface {
+	ReadFile(path string) ([]byte, error)
+	ReadDir(path string) ([]fs.DirEntry, error)
+	Stat(path string) (fs.FileInfo, error)
+}
+
+type osFS struct{}
+
+func (osFS) ReadFile(p string) ([]byte, error)      { return os.ReadFile(p) }
+func (osFS) ReadDir(p string) ([]fs.DirEntry, error) { return os.ReadDir(p) }
+func (osFS) Stat(p string) (fs.FileInfo, error)      { return os.Stat(p) }
+
+// AutoConfName is the file ALTER SYSTEM writes, read after postgresql.conf.
+const AutoConfName = "postgresql.auto.conf"
+
+const maxDepth = 10
+const maxErrorsPerFile = 100
+
+type parser struct {
+	o   Options
+	fs  FileSystem
+	cfg *Config
+}
+
+// Load parses the main configuration file, its includes and then
+// postgresql.auto.conf, as the server does at startup or reload. An error
+// is returned only when the main file cannot be read at all.
+func Load(configFile string, o Options) (*Config, error) {
+	p := &parser{o: o, fs: o.FS, cfg: &Config{}}
+	if p.fs == nil {
+		p.fs = osFS{}
+	}
+	abs, err := filepath.Abs(configFile)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := p.fs.ReadFile(abs); err != nil {
+		return nil, err
+	}
+	if p.o.DataDir == "" {
+		p.o.DataDir = filepath.Dir(abs)
+	}
+	ok := p.parseFile(abs, true, "", 0, 0)
+	if ok && !o.SkipAutoConf {
+		p.cfg.AutoConfRead = true
+		p.parseFile(filepath.Join(p.o.DataDir, AutoConfName), false, "", 0, 0)
+	}
+	p.markOverridden()
+	return p.cfg, nil
+}
+
+// Parse parses one file's content alone, without includes being followed
+// (they are reported as entries named include*). For tests and fuzzing.
+func Parse(name string, data []byte) *Config {
+	p := &parser{fs: osFS{}, cfg: &Config{}}
+	p.o.StopAtFirstError = false
+	p.parseContent(name, data, -1)
+	p.markOverridden()
+	return p.cfg
+}
+
+func (p *parser) markOverridden() {
+	last := map[string]int{}
+	for i, e := range p.cfg.Entries {
+		last[strings.ToLower(e.Name)] = i
+	}
+	for i := range p.cfg.Entries {
+		p.cfg.Entries[i].Overridden = last[strings.ToLower(p.cfg.Entries[i].Name)] != i
+	}
+}
+
+func (p *parser) errorf(file string, line int, format string, args ...any) {
+	p.cfg.Errors = append(p.cfg.Errors, ParseError{file, line, fmt.Sprintf(format, args...)})
+}
+
+// absolute resolves an include path relative to the including file, or to
+// the data directory for the top-level files.
+func (p *parser) absolute(path, calling string) string {
+	if filepath.IsAbs(path) {
+		return filepath.Clean(path)
+	}
+	if calling != "" {
+		return filepath.Join(filepath.Dir(calling), path)
+	}
+	return filepath.Join(p.o.DataDir, path)
+}
+
+func (p *parser) parseFile(path string, strict bool, calling string, callingLine, depth int) bool {
+	errFile, errLine := calling, callingLine
+	if errFile == "" {
+		errFile = path
+	}
+	if depth > maxDepth {
+		p.errorf(errFile, errLine, "could not open configuration file %q: maximum nesting depth exceeded", path)
+		return false
+	}
+	abs := p.absolute(path, calling)
+	if calling != "" && abs == calling {
+		p.errorf(errFile, errLine, "configuration file recursion in %q", calling)
+		return false
+	}
+	data, err := p.fs.ReadFile(abs)
+	if err != nil {
+		if !strict && errors.Is(err, fs.ErrNotExist) {
+			return true // include_if_exists: a missing file is skipped
+		}
+		p.errorf(errFile, errLine, "could not open configuration file %q: %s", abs, errText(err))
+		return false
+	}
+	return p.parseContent(abs, data, depth)
+}
+
+func errText(err error) string {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err.Error()
+	}
+	return err.Error()
+}
+
+// parseContent runs the server's line grammar: name [=] value, one per
+// line. depth < 0 means include directives are recorded, not followed.
+func (p *parser) parseContent(file string, data []byte, depth int) bool {
+	p.cfg.Files = append(p.cfg.Files, file)
+	lx := &lexer{s: string(data), line: 1}
+	ok := true
+	errorCount := 0
+	for {
+		tok, text := lx.next()
+		if tok == tEOF {
+			break
+		}
+		if tok == tEOL {
+			continue
+		}
+		var name, value string
+		if tok != tID && tok != tQualifiedID {
+			goto parseError
+		}
+		name = text
+		tok, text = lx.next()
+		if tok == tEquals {
+			tok, text = lx.next()
+		}
+		switch tok {
+		case tID, tString, tInteger, tReal, tUnquoted:
+		default:
+			goto parseError
+		}
+		if tok == tString {
+			value = deescape(text)
+		} else {
+			value = text
+		}
+		tok, text = lx.next()
+		if tok != tEOL {
+			if tok != tEOF {
+				goto parseError
+			}
+			lx.line++ // EOF counts as the end of the line
+		}
+		switch lname := strings.ToLower(name); {
+		case depth >= 0 && lname == "include_dir":
+			if !p.parseDir(value, file, lx.line-1, depth+1) {
+				ok = false
+			}
+		case depth >= 0 && lname == "include_if_exists":
+			if value == "" {
+				p.errorf(file, lx.line-1, "empty configuration file name: %q", value)
+				ok = false
+			} else if !p.parseFile(value, false, file, lx.line-1, depth+1) {
+				ok = false
+			}
+		case depth >= 0 && lname == "include":
+			if value == "" {
+				p.errorf(file, lx.line-1, "empty configuration file name: %q", value)
+				ok = false
+			} else if !p.parseFile(value, true, file, lx.line-1, depth+1) {
+				ok = false
+			}
+		default:
+			p.cfg.Entries = append(p.cfg.Entries, Entry{Name: name, Value: value, File: file, Line: lx.line - 1})
+		}
+		if tok == tEOF {
+			break
+		}
+		continue
+
+	parseError:
+		if tok == tEOL || tok == tEOF {
+			p.errorf(file, lx.line-1, "syntax error, near end of line")
+		} else {
+			p.errorf(file, lx.line, "syntax error, near token %q", text)
+		}
+		ok = false
+		errorCount++
+		if errorCount >= maxErrorsPerFile || p.o.StopAtFirstError {
+			break
+		}
+		for tok != tEOL && tok != tEOF {
+			tok, _ = lx.next()
+		}
+		if tok == tEOF {
+			break
+		}
+	}
+	return ok
+}
+
+func (p *parser) parseDir(dir, calling string, callingLine, depth int) bool {
+	if dir == "" {
+		p.errorf(calling, callingLine, "empty configuration directory name: %q", dir)
+		return false
+	}
+	abs := p.absolute(dir, calling)
+	entries, err := p.fs.ReadDir(abs)
+	if err != nil {
+		p.errorf(calling, callingLine, "could not open configuration directory %q: %s", abs, errText(err))
+		return false
+	}
+	var names []string
+	for _, e := range entries {
+		n := e.Name()
+		if strings.HasPrefix(n, ".") || len(n) < 6 || !strings.HasSuffix(n, ".conf") {
+			continue
+		}
+		full := filepath.Join(abs, n)
+		st, err := p.fs.Stat(full)
+		if err != nil {
+			p.errorf(calling, callingLine, "could not stat file %q: %s", full, errText(err))
+			return false
+		}
+		if st.Mode().IsRegular() {
+			names = append(names, full)
+		}
+	}
+	sort.Strings(names) // byte order, as the server's strcmp
+	for _, n := range names {
+		// The server stops at the first file of the directory that fails.
+		if !p.parseFile(n, true, calling, callingLine, depth) {
+			return false
+		}
+	}
+	return true
+}
