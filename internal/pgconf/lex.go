@@ -117,7 +117,7 @@ func matchUnquoted(s string) int {
 }
 
 // matchString matches '...' with \x escapes and doubled quotes; the
-// longest complete string wins, so 'a''b' is one string.
+// longest complete string wins, so 'a”b' is one string.
 func matchString(s string) int {
 	if len(s) == 0 || s[0] != '\'' {
 		return 0

@@ -80,7 +80,7 @@ type FileSystem interface {
 
 type osFS struct{}
 
-func (osFS) ReadFile(p string) ([]byte, error)      { return os.ReadFile(p) }
+func (osFS) ReadFile(p string) ([]byte, error)       { return os.ReadFile(p) }
 func (osFS) ReadDir(p string) ([]fs.DirEntry, error) { return os.ReadDir(p) }
 func (osFS) Stat(p string) (fs.FileInfo, error)      { return os.Stat(p) }
 
