@@ -46,8 +46,8 @@ type Rule struct {
 	// Address is the address as written (without a /mask) for cidr rules,
 	// the hostname for hostname rules.
 	Address string     `json:"address,omitempty"`
-	Addr    netip.Addr `json:"-"`
-	Mask    netip.Addr `json:"-"`
+	Addr    netip.Addr `json:"ip,omitzero"`
+	Mask    netip.Addr `json:"mask,omitzero"`
 	// Bits is the prefix length, or -1 when the netmask is not contiguous.
 	Bits    int      `json:"bits,omitempty"`
 	Method  string   `json:"method"`
@@ -242,7 +242,7 @@ func parseLine(file string, tl tokenLine, o Options) (*Rule, string) {
 				return nil, "IP address and mask do not match"
 			}
 			r.Mask = mask
-			r.Bits = maskBits(mask)
+			r.Bits = MaskBits(mask)
 		}
 	}
 	f, ok = next()
@@ -328,8 +328,8 @@ func maskFromBits(n int, v4 bool) netip.Addr {
 	return a
 }
 
-// maskBits returns the prefix length of a contiguous netmask, else -1.
-func maskBits(m netip.Addr) int {
+// MaskBits returns the prefix length of a contiguous netmask, else -1.
+func MaskBits(m netip.Addr) int {
 	b := m.AsSlice()
 	n, seenZero := 0, false
 	for _, x := range b {
@@ -696,5 +696,22 @@ func splitGUCList(s string) ([]string, bool) {
 		}
 		i++
 		skip()
+	}
+}
+
+// secretOptions hold credentials the server reads from pg_hba.conf.
+var secretOptions = map[string]bool{"ldapbindpasswd": true, "radiussecrets": true}
+
+// RedactSecrets replaces credential option values (and their text in the
+// line) with xxxxx, so rules can be stored and reported safely.
+func RedactSecrets(rules []Rule) {
+	for i := range rules {
+		r := &rules[i]
+		for j, o := range r.Options {
+			if secretOptions[o.Name] && o.Value != "" {
+				r.Text = strings.ReplaceAll(r.Text, o.Value, "xxxxx")
+				r.Options[j].Value = "xxxxx"
+			}
+		}
 	}
 }

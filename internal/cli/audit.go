@@ -1,0 +1,187 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/pgaegis/pgaegis/internal/collect"
+	"github.com/pgaegis/pgaegis/internal/conninfo"
+	"github.com/pgaegis/pgaegis/internal/localpg"
+	"github.com/pgaegis/pgaegis/internal/report"
+	"github.com/pgaegis/pgaegis/internal/rules"
+	"github.com/pgaegis/pgaegis/internal/snapshot"
+)
+
+type sourceFlags struct {
+	conn     connFlags
+	files    fileFlags
+	noFiles  bool
+	parallel int
+	stmtTO   time.Duration
+}
+
+func (s *sourceFlags) register(fs interface {
+	BoolVar(*bool, string, bool, string)
+	IntVar(*int, string, int, string)
+	DurationVar(*time.Duration, string, time.Duration, string)
+}) {
+	fs.BoolVar(&s.noFiles, "no-files", false, "do not read the server's files even when they are on this host")
+	fs.IntVar(&s.parallel, "parallel", 4, "databases read at once")
+	fs.DurationVar(&s.stmtTO, "statement-timeout", 30*time.Second, "limit for each query on the server")
+}
+
+// gather collects a snapshot from the sources the flags name.
+func gather(ctx context.Context, env *Env, s *sourceFlags, sandbox *localpg.Server) (*snapshot.Snapshot, error) {
+	o := collect.Options{
+		DataDir: s.files.dataDir, ConfigFile: s.files.configFile, HBAFile: s.files.hbaFile, IdentFile: s.files.identFile,
+		NoFiles: s.noFiles, Parallel: s.parallel, StatementTimeout: s.stmtTO, Progress: progress(env),
+	}
+	defer clearProgress(env)
+	switch {
+	case sandbox != nil:
+		o.Conn = sandbox.ConnConfig("postgres")
+		env.secrets = append(env.secrets, sandbox.Password)
+	case s.conn.given() || !s.files.given():
+		s.conn.f.ConnectTimeout = s.conn.timeout
+		cfg, err := conninfo.Config(s.conn.f)
+		if err != nil {
+			return nil, err
+		}
+		env.secrets = append(env.secrets, cfg.Password, s.conn.f.DSN)
+		o.Conn = cfg
+	}
+	snap, err := collect.Collect(ctx, o)
+	if err != nil && o.Conn != nil && !s.conn.given() {
+		return nil, fmt.Errorf("%v\nno connection options were given: use -d/-h/-p/-U (or PG* variables), --pgdata for a files-only audit, or --sandbox for a throwaway local server", err)
+	}
+	return snap, err
+}
+
+func runAudit(ctx context.Context, env *Env, args []string) (int, error) {
+	fs := newFlagSet(env, "audit", "[connection options] [--pgdata DIR | --config-file F --hba-file F] [--snapshot FILE] [--sandbox]")
+	var src sourceFlags
+	src.conn.register(fs)
+	src.files.register(fs)
+	src.register(fs)
+	format := fs.String("format", "text", "report format: text or json")
+	failOn := fs.String("fail-on", "high", "exit 1 when a failing finding is at or above this severity (critical, high, medium, low, info)")
+	snapPath := fs.String("snapshot", "", "audit a snapshot written by 'pgaegis collect' instead of collecting")
+	sandbox := fs.Bool("sandbox", false, "start a throwaway local PostgreSQL from the installed binaries, audit it, stop it")
+	out := fs.String("o", "", "write the report to this file instead of stdout")
+	verbose := fs.Bool("v", false, "text report: list passing checks too")
+	color := fs.String("color", "auto", "colour in the text report: auto, always, never")
+	if err := parseFlags(fs, args); err != nil {
+		return ExitError, err
+	}
+	sev, err := rules.ParseSeverity(*failOn)
+	if err != nil {
+		return ExitError, usageError{err.Error()}
+	}
+	if *format != "text" && *format != "json" {
+		return ExitError, usagef("unknown --format %q (text or json)", *format)
+	}
+	if *snapPath != "" && (*sandbox || !src.conn.f.Empty() || src.files.given()) {
+		return ExitError, usagef("--snapshot cannot be combined with connection, file or --sandbox options")
+	}
+
+	var snap *snapshot.Snapshot
+	switch {
+	case *snapPath != "":
+		snap, err = snapshot.Read(*snapPath)
+	case *sandbox:
+		if !src.conn.f.Empty() {
+			return ExitError, usagef("--sandbox starts its own server: do not combine it with connection options")
+		}
+		var srv *localpg.Server
+		fmt.Fprintln(env.Stderr, "starting a throwaway PostgreSQL server (initdb into a temporary directory)…")
+		srv, err = localpg.Start(ctx, localpg.Options{})
+		if err != nil {
+			return ExitError, fmt.Errorf("sandbox: %w", err)
+		}
+		defer srv.Stop()
+		snap, err = gather(ctx, env, &src, srv)
+		if err == nil {
+			snap.Target.Description = "sandbox (throwaway server, " + snap.Target.Description + ")"
+		}
+	default:
+		snap, err = gather(ctx, env, &src, nil)
+	}
+	if err != nil {
+		return ExitError, err
+	}
+	findings := rules.Run(snap)
+	rep := report.Build(snap, findings, sev)
+
+	o, err := openOutput(env, *out)
+	if err != nil {
+		return ExitError, err
+	}
+	switch *format {
+	case "json":
+		err = report.WriteJSON(o.w, rep)
+	default:
+		useColor := *color == "always" || (*color == "auto" && *out == "" && isTerminal(env.Stdout))
+		err = report.WriteText(o.w, rep, report.TextOptions{Color: useColor, Verbose: *verbose})
+	}
+	if err != nil {
+		o.abort()
+		return ExitError, err
+	}
+	if err := o.commit(); err != nil {
+		return ExitError, err
+	}
+	if rep.Failed() {
+		return ExitFindings, nil
+	}
+	return ExitOK, nil
+}
+
+func runCollect(ctx context.Context, env *Env, args []string) (int, error) {
+	fs := newFlagSet(env, "collect", "[connection options] [--pgdata DIR] -o snapshot.json")
+	var src sourceFlags
+	src.conn.register(fs)
+	src.files.register(fs)
+	src.register(fs)
+	out := fs.String("o", "", "snapshot file to write (default: stdout)")
+	if err := parseFlags(fs, args); err != nil {
+		return ExitError, err
+	}
+	snap, err := gather(ctx, env, &src, nil)
+	if err != nil {
+		return ExitError, err
+	}
+	o, err := openOutput(env, *out)
+	if err != nil {
+		return ExitError, err
+	}
+	if err := snap.Write(o.w); err != nil {
+		o.abort()
+		return ExitError, err
+	}
+	return ExitOK, o.commit()
+}
+
+func runRules(_ context.Context, env *Env, args []string) (int, error) {
+	fs := newFlagSet(env, "rules", "[--format text|json|markdown]")
+	format := fs.String("format", "text", "text, json or markdown")
+	if err := parseFlags(fs, args); err != nil {
+		return ExitError, err
+	}
+	all := rules.All()
+	switch *format {
+	case "json":
+		enc := json.NewEncoder(env.Stdout)
+		enc.SetIndent("", "  ")
+		return ExitOK, enc.Encode(all)
+	case "markdown":
+		return ExitOK, rules.WriteMarkdown(env.Stdout)
+	case "text":
+		for _, r := range all {
+			fmt.Fprintf(env.Stdout, "%-22s %-8s %-14s %s\n", r.ID, r.Severity, r.Area, r.Title)
+		}
+		return ExitOK, nil
+	}
+	return ExitError, usagef("unknown --format %q", *format)
+}

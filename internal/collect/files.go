@@ -1,0 +1,303 @@
+package collect
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/pgaegis/pgaegis/internal/guc"
+	"github.com/pgaegis/pgaegis/internal/hba"
+	"github.com/pgaegis/pgaegis/internal/pgconf"
+	"github.com/pgaegis/pgaegis/internal/snapshot"
+)
+
+// collectFiles reads the configuration files and stats the server's files.
+// Paths given explicitly win; otherwise, with a live server, its own paths
+// are used when its data directory is on this host.
+func collectFiles(s *snapshot.Snapshot, o *Options) {
+	dataDir, configFile, hbaFile, identFile := o.DataDir, o.ConfigFile, o.HBAFile, o.IdentFile
+	explicit := dataDir != "" || configFile != "" || hbaFile != "" || identFile != ""
+	if s.Server != nil && !explicit {
+		dd, ok := s.Setting("data_directory")
+		if !ok || dd.Value == "" {
+			s.AddGap(snapshot.GapFiles, "the server's data directory is hidden from the audit role (needs pg_read_all_settings): file checks were skipped")
+			return
+		}
+		if reason := sameServer(dd.Value, s); reason != "" {
+			s.AddGap(snapshot.GapFiles, reason)
+			return
+		}
+		dataDir = dd.Value
+		configFile = settingValue(s, "config_file")
+		hbaFile = settingValue(s, "hba_file")
+		identFile = settingValue(s, "ident_file")
+	}
+	if !explicit && s.Server == nil {
+		return
+	}
+	s.Target.OnHost = true
+	if dataDir != "" {
+		if b, err := os.ReadFile(filepath.Join(dataDir, "PG_VERSION")); err == nil {
+			s.Target.MajorVersion, _ = strconv.Atoi(strings.TrimSpace(string(b)))
+		}
+	}
+	if configFile == "" && dataDir != "" {
+		configFile = filepath.Join(dataDir, "postgresql.conf")
+	}
+	s.Target.DataDir, s.Target.ConfigFile = dataDir, configFile
+
+	if configFile != "" {
+		readConfig(s, configFile, dataDir)
+		// A config file may point elsewhere (the Debian layout does).
+		if s.Config != nil {
+			if dataDir == "" {
+				if e, ok := s.Config.Get("data_directory"); ok {
+					dataDir = e.Value
+					s.Target.DataDir = dataDir
+				}
+			}
+			if hbaFile == "" {
+				if e, ok := s.Config.Get("hba_file"); ok {
+					hbaFile = e.Value
+				}
+			}
+			if identFile == "" {
+				if e, ok := s.Config.Get("ident_file"); ok {
+					identFile = e.Value
+				}
+			}
+		}
+	}
+	if hbaFile == "" && dataDir != "" {
+		hbaFile = filepath.Join(dataDir, "pg_hba.conf")
+	}
+	if identFile == "" && dataDir != "" {
+		identFile = filepath.Join(dataDir, "pg_ident.conf")
+	}
+	s.Target.HBAFile, s.Target.IdentFile = hbaFile, identFile
+	if s.Server == nil {
+		applyDefaults(s)
+	}
+	if hbaFile != "" {
+		readHBAFile(s, hbaFile)
+	}
+	if identFile != "" {
+		readIdentFile(s, identFile)
+	}
+	statServerFiles(s, dataDir)
+}
+
+func settingValue(s *snapshot.Snapshot, name string) string {
+	if v, ok := s.Setting(name); ok {
+		return v.Value
+	}
+	return ""
+}
+
+// sameServer checks that a data directory on this host belongs to the
+// server we are connected to (its postmaster.pid names the same port), so a
+// remote audit never reports on an unrelated local cluster.
+func sameServer(dataDir string, s *snapshot.Snapshot) string {
+	b, err := os.ReadFile(filepath.Join(dataDir, "postmaster.pid"))
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return fmt.Sprintf("the server's data directory %s is not on this host (or not running from it): file checks were skipped; run pgaegis on the database host, or pass --pgdata", dataDir)
+		}
+		return fmt.Sprintf("the server's data directory %s is not readable by this OS user (%v): file checks were skipped; run as the cluster owner or root", dataDir, cleanErr(err))
+	}
+	lines := strings.Split(string(b), "\n")
+	port := settingValue(s, "port")
+	if len(lines) < 4 || strings.TrimSpace(lines[3]) != port {
+		return fmt.Sprintf("the data directory %s on this host belongs to another server (postmaster.pid port differs from %s): file checks were skipped", dataDir, port)
+	}
+	return ""
+}
+
+func cleanErr(err error) string {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err.Error()
+	}
+	return err.Error()
+}
+
+func readConfig(s *snapshot.Snapshot, configFile, dataDir string) {
+	cfg, err := pgconf.Load(configFile, pgconf.Options{DataDir: dataDir})
+	if err != nil {
+		s.AddGap(snapshot.GapConfigFiles, fmt.Sprintf("%s: %s", configFile, cleanErr(err)))
+		return
+	}
+	s.Config = cfg
+	live := s.Server != nil
+	if !live || s.Gap(snapshot.GapConfigFiles) != "" {
+		for _, e := range cfg.Errors {
+			s.ConfigErrors = append(s.ConfigErrors, snapshot.ConfigError{File: e.File, Line: e.Line, Msg: e.Msg})
+		}
+	}
+	for _, e := range cfg.Entries {
+		if e.Overridden {
+			continue
+		}
+		name := strings.ToLower(e.Name)
+		if !live {
+			s.SetSetting(snapshot.Setting{Name: name, Value: e.Value, File: e.File, Line: e.Line, Source: "configuration file", Origin: snapshot.FromFile})
+			continue
+		}
+		// Live: the server's value stands; we only add where it came from
+		// when the audit role may not see sourcefile.
+		if v, ok := s.Setting(name); ok && v.File == "" && v.Source == "configuration file" {
+			v.File, v.Line = e.File, e.Line
+			s.SetSetting(v)
+		}
+	}
+}
+
+func readHBAFile(s *snapshot.Snapshot, path string) {
+	ssl := false
+	if v, ok := s.Setting("ssl"); ok {
+		ssl, _ = guc.ParseBool(v.Value)
+	}
+	f, err := hba.ParseFile(path, hba.Options{SSL: ssl})
+	if err != nil {
+		if s.HBA == nil {
+			s.AddGap(snapshot.GapHBA, fmt.Sprintf("%s: %s", path, cleanErr(err)))
+		}
+		return
+	}
+	// The file is exact (quoting, raw text); it replaces the server's view.
+	s.HBA = &snapshot.HBA{Source: "file", Path: path, Rules: f.Rules, Errors: f.Errors}
+	delete(s.Gaps, snapshot.GapHBA)
+}
+
+func readIdentFile(s *snapshot.Snapshot, path string) {
+	f, err := hba.ParseIdentFile(path, hba.Options{})
+	if err != nil {
+		if s.Ident == nil && !errors.Is(err, fs.ErrNotExist) {
+			s.AddGap(snapshot.GapIdent, fmt.Sprintf("%s: %s", path, cleanErr(err)))
+		}
+		return
+	}
+	s.Ident = &snapshot.Ident{Source: "file", Path: path, Maps: f.Maps, Errors: f.Errors}
+	delete(s.Gaps, snapshot.GapIdent)
+}
+
+// statServerFiles records owner and mode of everything whose permissions
+// matter: data directory, configuration files, keys, sockets, logs.
+func statServerFiles(s *snapshot.Snapshot, dataDir string) {
+	add := func(path, kind string) {
+		if path == "" {
+			return
+		}
+		for _, f := range s.Files {
+			if f.Path == path && f.Kind == kind {
+				return
+			}
+		}
+		s.Files = append(s.Files, statFile(path, kind))
+	}
+	rel := func(p string) string {
+		if p == "" || filepath.IsAbs(p) || dataDir == "" {
+			return p
+		}
+		return filepath.Join(dataDir, p)
+	}
+	add(dataDir, snapshot.KindDataDir)
+	if s.Config != nil {
+		for i, f := range s.Config.Files {
+			switch {
+			case i == 0:
+				add(f, snapshot.KindConfig)
+			case filepath.Base(f) == pgconf.AutoConfName:
+				add(f, snapshot.KindAutoConf)
+			default:
+				add(f, snapshot.KindInclude)
+			}
+		}
+	} else if s.Target.ConfigFile != "" {
+		add(s.Target.ConfigFile, snapshot.KindConfig)
+	}
+	add(s.Target.HBAFile, snapshot.KindHBA)
+	if _, err := os.Stat(s.Target.IdentFile); err == nil {
+		add(s.Target.IdentFile, snapshot.KindIdent)
+	}
+	if v, ok := s.Setting("ssl"); ok {
+		if on, _ := guc.ParseBool(v.Value); on {
+			add(rel(settingValue(s, "ssl_key_file")), snapshot.KindSSLKey)
+			add(rel(settingValue(s, "ssl_cert_file")), snapshot.KindSSLCert)
+		}
+	}
+	port := settingValue(s, "port")
+	for _, d := range strings.Split(settingValue(s, "unix_socket_directories"), ",") {
+		d = strings.TrimSpace(d)
+		if d == "" || strings.HasPrefix(d, "@") { // abstract namespace: no file
+			continue
+		}
+		add(d, snapshot.KindSocketDir)
+		if port != "" && s.Server != nil {
+			add(filepath.Join(d, ".s.PGSQL."+port), snapshot.KindSocket)
+		}
+	}
+	if v, ok := s.Setting("logging_collector"); ok {
+		if on, _ := guc.ParseBool(v.Value); on {
+			add(rel(settingValue(s, "log_directory")), snapshot.KindLogDir)
+		}
+	}
+}
+
+func statFile(path, kind string) snapshot.File {
+	f := snapshot.File{Path: path, Kind: kind, UID: -1, GID: -1}
+	lst, err := os.Lstat(path)
+	if err != nil {
+		if !errors.Is(err, fs.ErrNotExist) {
+			f.Error = cleanErr(err)
+		}
+		return f
+	}
+	f.Symlink = lst.Mode()&fs.ModeSymlink != 0
+	st, err := os.Stat(path)
+	if err != nil {
+		f.Error = cleanErr(err)
+		return f
+	}
+	f.Exists = true
+	f.IsDir = st.IsDir()
+	f.Mode = uint32(st.Mode().Perm())
+	if st.Mode()&fs.ModeSticky != 0 {
+		f.Mode |= 0o1000
+	}
+	if st.Mode()&fs.ModeSetgid != 0 {
+		f.Mode |= 0o2000
+	}
+	if st.Mode()&fs.ModeSetuid != 0 {
+		f.Mode |= 0o4000
+	}
+	if sys, ok := st.Sys().(*syscall.Stat_t); ok {
+		f.UID, f.GID = int(sys.Uid), int(sys.Gid)
+		if u, err := user.LookupId(strconv.Itoa(f.UID)); err == nil {
+			f.Owner = u.Username
+		}
+		if g, err := user.LookupGroupId(strconv.Itoa(f.GID)); err == nil {
+			f.Group = g.Name
+		}
+	}
+	return f
+}
+
+// applyDefaults fills in the built-in default of every setting the rules
+// read that the files do not set (files-only audits).
+func applyDefaults(s *snapshot.Snapshot) {
+	for _, name := range guc.Known() {
+		if _, ok := s.Setting(name); ok {
+			continue
+		}
+		if v, ok := guc.Default(name, s.MajorVersion()); ok {
+			s.SetSetting(snapshot.Setting{Name: name, Value: v, Source: "default", Origin: snapshot.FromDefault})
+		}
+	}
+}

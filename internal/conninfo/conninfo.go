@@ -1,0 +1,173 @@
+// Package conninfo turns libpq-style connection options (a URI or a
+// key=value string, -h/-p/-U, PG* environment variables, ~/.pgpass,
+// service files) into a structured connection configuration, and renders
+// connections without their secrets.
+package conninfo
+
+import (
+	"fmt"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Flags are the connection options a command accepts. There is no
+// password flag: argv is visible to every user of the host. Passwords
+// come from PGPASSWORD, ~/.pgpass, a service file or the URI.
+type Flags struct {
+	DSN            string // -d: a URI, a key=value string, or a database name
+	Host           string // -h
+	Port           string // -p
+	User           string // -U
+	ConnectTimeout time.Duration
+}
+
+// Empty reports whether no connection option was given at all (the
+// environment aside).
+func (f Flags) Empty() bool { return f.DSN == "" && f.Host == "" && f.Port == "" && f.User == "" }
+
+// DefaultConnectTimeout bounds connection setup, so a server that accepts
+// a TCP connection and never answers costs seconds, not a hang.
+const DefaultConnectTimeout = 10 * time.Second
+
+// Config builds the connection configuration. As with psql, values in a
+// connection string given with -d win over -h/-p/-U.
+func Config(f Flags) (*pgx.ConnConfig, error) {
+	s, err := connString(f)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := pgx.ParseConfig(s)
+	if err != nil {
+		return nil, fmt.Errorf("connection options: %s", Redact(err.Error(), f.DSN))
+	}
+	if f.ConnectTimeout > 0 {
+		cfg.ConnectTimeout = f.ConnectTimeout
+	} else if cfg.ConnectTimeout == 0 {
+		cfg.ConnectTimeout = DefaultConnectTimeout
+	}
+	return cfg, nil
+}
+
+func isURI(s string) bool {
+	return strings.HasPrefix(s, "postgresql://") || strings.HasPrefix(s, "postgres://")
+}
+
+func isKeywordValue(s string) bool { return strings.Contains(s, "=") && !isURI(s) }
+
+func quoteValue(v string) string {
+	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(v) + "'"
+}
+
+func connString(f Flags) (string, error) {
+	over := [][2]string{{"host", f.Host}, {"port", f.Port}, {"user", f.User}}
+	switch {
+	case isURI(f.DSN):
+		u, err := url.Parse(f.DSN)
+		if err != nil {
+			return "", fmt.Errorf("connection URI %s: %v", RedactDSN(f.DSN), cleanURLErr(err))
+		}
+		q := u.Query()
+		set := map[string]bool{
+			"host": u.Hostname() != "" || q.Has("host"),
+			"port": u.Port() != "" || q.Has("port"),
+			"user": (u.User != nil && u.User.Username() != "") || q.Has("user"),
+		}
+		for _, kv := range over {
+			if kv[1] != "" && !set[kv[0]] {
+				q.Set(kv[0], kv[1])
+			}
+		}
+		u.RawQuery = q.Encode()
+		return u.String(), nil
+	default:
+		var parts []string
+		for _, kv := range over {
+			if kv[1] != "" {
+				parts = append(parts, kv[0]+"="+quoteValue(kv[1]))
+			}
+		}
+		if isKeywordValue(f.DSN) {
+			parts = append(parts, f.DSN) // later keywords win
+		} else if f.DSN != "" {
+			parts = append(parts, "dbname="+quoteValue(f.DSN))
+		}
+		return strings.Join(parts, " "), nil
+	}
+}
+
+func cleanURLErr(err error) string {
+	if ue, ok := err.(*url.Error); ok {
+		return ue.Err.Error() // url.Error repeats the URL, password included
+	}
+	return "invalid URI"
+}
+
+// Describe renders where a configuration connects, without secrets.
+func Describe(cfg *pgx.ConnConfig) string {
+	host := cfg.Host
+	parts := []string{}
+	if strings.HasPrefix(host, "/") {
+		parts = append(parts, "socket="+host)
+	} else {
+		parts = append(parts, "host="+host)
+	}
+	parts = append(parts, "port="+strconv.Itoa(int(cfg.Port)), "user="+cfg.User)
+	if cfg.Database != "" {
+		parts = append(parts, "dbname="+cfg.Database)
+	}
+	return strings.Join(parts, " ")
+}
+
+var (
+	kvPassword  = regexp.MustCompile(`(?i)(password\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s]*)`)
+	uriPassword = regexp.MustCompile(`(postgres(?:ql)?://[^:/@\s]*:)([^@\s]*)(@)`)
+	uriQueryPw  = regexp.MustCompile(`(?i)([?&]password=)([^&\s]*)`)
+)
+
+// RedactDSN hides passwords in a URI or key=value connection string.
+func RedactDSN(s string) string {
+	s = uriPassword.ReplaceAllString(s, "${1}xxxxx${3}")
+	s = uriQueryPw.ReplaceAllString(s, "${1}xxxxx")
+	return kvPassword.ReplaceAllString(s, "${1}xxxxx")
+}
+
+// Redact hides connection-string passwords in a message, and any of the
+// given secrets wherever they appear.
+func Redact(msg string, secrets ...string) string {
+	msg = RedactDSN(msg)
+	for _, sec := range secrets {
+		if sec == "" {
+			continue
+		}
+		if strings.Contains(sec, "=") || isURI(sec) {
+			// A whole connection string: hide its password part.
+			if pw := passwordOf(sec); pw != "" {
+				msg = strings.ReplaceAll(msg, pw, "xxxxx")
+			}
+			continue
+		}
+		msg = strings.ReplaceAll(msg, sec, "xxxxx")
+	}
+	return msg
+}
+
+func passwordOf(dsn string) string {
+	if isURI(dsn) {
+		if u, err := url.Parse(dsn); err == nil {
+			if p, ok := u.User.Password(); ok {
+				return p
+			}
+			return u.Query().Get("password")
+		}
+		return ""
+	}
+	if m := kvPassword.FindStringSubmatch(dsn); m != nil {
+		return strings.Trim(m[2], "'")
+	}
+	return ""
+}

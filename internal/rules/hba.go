@@ -1,0 +1,518 @@
+package rules
+
+import (
+	"fmt"
+	"net/netip"
+	"strings"
+
+	"github.com/pgaegis/pgaegis/internal/hba"
+	"github.com/pgaegis/pgaegis/internal/snapshot"
+)
+
+// hbaRules returns the pg_hba.conf rules, or reports the rule as not
+// checked when they could not be read.
+func (c *Check) hbaRules() ([]hba.Rule, bool) {
+	if c.S.HBA == nil {
+		reason := c.S.Gap(snapshot.GapHBA)
+		if reason == "" {
+			reason = "pg_hba.conf was not read (give --hba-file or --pgdata, or audit as a superuser)"
+		}
+		c.NotChecked("pg_hba.conf", reason)
+		return nil, false
+	}
+	return c.S.HBA.Rules, true
+}
+
+func hbaObject(r *hba.Rule) string { return "hba rule: " + strings.Join(strings.Fields(r.Text), " ") }
+
+// hbaEvidence is the line as written, whitespace collapsed.
+func hbaEvidence(r *hba.Rule) string { return strings.Join(strings.Fields(r.Text), " ") }
+
+// loopbackOnly reports whether a host rule can only match connections from
+// this host's loopback addresses.
+func loopbackOnly(r *hba.Rule) bool {
+	switch r.AddrKind {
+	case hba.AddrCIDR:
+		p, ok := r.Prefix()
+		if !ok {
+			return false
+		}
+		lo4 := netip.MustParsePrefix("127.0.0.0/8")
+		if p.Addr().Is4() {
+			return p.Bits() >= 8 && lo4.Contains(p.Addr())
+		}
+		if p.Addr().Is4In6() {
+			return p.Bits() >= 104 && lo4.Contains(p.Addr().Unmap())
+		}
+		return p.Bits() == 128 && p.Addr() == netip.IPv6Loopback()
+	case hba.AddrSameHost:
+		return false // the host's public addresses count too
+	case hba.AddrHostname:
+		return r.Address == "localhost"
+	}
+	return false
+}
+
+// addressWidth classifies how much of the network a host rule admits.
+func addressWidth(r *hba.Rule) (desc string, sev Severity, wide bool) {
+	switch r.AddrKind {
+	case hba.AddrAll:
+		return "any address", High, true
+	case hba.AddrSameNet:
+		return "every host on the server's subnets (samenet)", Medium, true
+	case hba.AddrCIDR:
+		p, ok := r.Prefix()
+		if !ok {
+			return "a non-contiguous netmask", Medium, true
+		}
+		bits, limit := p.Bits(), 16
+		if p.Addr().Is6() && !p.Addr().Is4In6() {
+			limit = 48
+		}
+		switch {
+		case bits == 0:
+			return p.String() + " (any address)", High, true
+		case bits < limit:
+			return fmt.Sprintf("%s (%s addresses)", p.String(), sizeOf(p)), Medium, true
+		}
+	}
+	return "", Info, false
+}
+
+func sizeOf(p netip.Prefix) string {
+	host := p.Addr().BitLen() - p.Bits()
+	if host >= 63 {
+		return fmt.Sprintf("2^%d", host)
+	}
+	n := uint64(1) << host
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%d billion", n>>30)
+	case n >= 1<<20:
+		return fmt.Sprintf("%d million", n>>20)
+	}
+	return fmt.Sprint(n)
+}
+
+// replaceLine renders a fix that rewrites one rule with another method
+// (and, for TCP, hostssl).
+func replaceLine(r *hba.Rule, typ, method string) Problem {
+	fields := strings.Fields(r.Text)
+	if len(fields) == 0 {
+		fields = []string{r.Type}
+	}
+	fields[0] = typ
+	text := strings.Join(fields, " ")
+	text = strings.Replace(text, " "+r.Method, " "+method, 1)
+	if r.Method == "peer" && method != "peer" {
+		text = strings.Replace(text, " ident", " "+method, 1)
+	}
+	return Problem{Fix: fmt.Sprintf("%s    # replaces %s, then reload", text, r.Location()), FixKind: FixConfig, FixApply: "reload"}
+}
+
+func tcpType(r *hba.Rule) string {
+	if r.Type == hba.Local {
+		return hba.Local
+	}
+	return hba.HostSSL
+}
+
+// userCouldBe reports whether a rule's user list can match role: "yes",
+// "no", or "maybe" when it depends on something we cannot see.
+func userCouldBe(s *snapshot.Snapshot, r *hba.Rule, role string) string {
+	res := "no"
+	for _, t := range r.Users {
+		switch {
+		case t.IsKeyword("all"), t.Value == role && !strings.HasPrefix(t.Value, "+"):
+			return "yes"
+		case !t.Quoted && strings.HasPrefix(t.Value, "+"):
+			switch memberOf(s, role, t.Value[1:]) {
+			case "yes":
+				return "yes"
+			case "maybe":
+				res = "maybe"
+			}
+		case !t.Quoted && strings.HasPrefix(t.Value, "/") && s.MajorVersion() >= 16:
+			res = "maybe" // regular expression: evaluated by issue-4's simulator
+		case t.Value == role:
+			return "yes"
+		}
+	}
+	return res
+}
+
+// memberOf answers whether role is a (transitive) member of group, as the
+// server's is_member_of_role does for +group (inheritance ignored).
+func memberOf(s *snapshot.Snapshot, role, group string) string {
+	if role == group {
+		return "yes"
+	}
+	if s.Gap(snapshot.GapMemberships) != "" || (s.Memberships == nil && s.Server == nil) {
+		return "maybe"
+	}
+	seen := map[string]bool{role: true}
+	queue := []string{role}
+	for len(queue) > 0 {
+		cur := queue[0]
+		queue = queue[1:]
+		for _, m := range s.Memberships {
+			if m.Member == cur && !seen[m.Role] {
+				if m.Role == group {
+					return "yes"
+				}
+				seen[m.Role] = true
+				queue = append(queue, m.Role)
+			}
+		}
+	}
+	return "no"
+}
+
+func onlyReplication(r *hba.Rule) bool {
+	for _, t := range r.Databases {
+		if !t.IsKeyword("replication") {
+			return false
+		}
+	}
+	return true
+}
+
+func hasReplication(r *hba.Rule) bool {
+	for _, t := range r.Databases {
+		if t.IsKeyword("replication") {
+			return true
+		}
+	}
+	return false
+}
+
+func allTokens(ts []hba.Token) bool {
+	for _, t := range ts {
+		if t.IsKeyword("all") {
+			return true
+		}
+	}
+	return false
+}
+
+func init() {
+	register(&Rule{
+		ID: "AUTH-01", Title: "No trust authentication for TCP connections", Area: AreaAuth, Severity: Critical,
+		Rationale:  "trust lets anyone who can reach the port log in as any matching role, superusers included, with no password.",
+		References: refs(cis("5.3", "5.4"), devsec("postgres-13", "postgres-14")),
+		Check: func(c *Check) {
+			rules, ok := c.hbaRules()
+			if !ok {
+				return
+			}
+			for i := range rules {
+				r := &rules[i]
+				if r.IsHost() && r.Method == "trust" {
+					p := replaceLine(r, hba.HostSSL, "scram-sha-256")
+					p.Object, p.Location = hbaObject(r), r.Location()
+					p.Evidence = hbaEvidence(r)
+					p.Expected = "scram-sha-256 (or cert) over hostssl; never trust over TCP"
+					c.Fail(p)
+				}
+			}
+		},
+	})
+
+	register(&Rule{
+		ID: "AUTH-02", Title: "No password or md5 authentication methods", Area: AreaAuth, Severity: High,
+		Rationale:  "password sends the password in clear text; md5 is replayable from a stolen hash and deprecated since PostgreSQL 18. scram-sha-256 resists both.",
+		References: refs(cis("5.4"), stig("V-233519"), devsec("postgres-14")),
+		Check: func(c *Check) {
+			rules, ok := c.hbaRules()
+			if !ok {
+				return
+			}
+			for i := range rules {
+				r := &rules[i]
+				if r.Method == "password" || r.Method == "md5" {
+					p := replaceLine(r, tcpType(r), "scram-sha-256")
+					p.Object, p.Location = hbaObject(r), r.Location()
+					p.Evidence = hbaEvidence(r)
+					p.Expected = "scram-sha-256 (roles need SCRAM verifiers first: set password_encryption = scram-sha-256 and reset their passwords)"
+					if r.Method == "password" && r.IsHost() && r.Type != hba.HostSSL {
+						p.Severity, p.SevSet = Critical, true // clear-text password on a possibly unencrypted connection
+					}
+					c.Fail(p)
+				}
+			}
+		},
+	})
+
+	register(&Rule{
+		ID: "AUTH-03", Title: "ident is not used for TCP connections", Area: AreaAuth, Severity: High,
+		Rationale:  "ident over TCP asks the client host who the user is: any host that runs its own ident daemon can claim to be anyone.",
+		References: cis("5.4"),
+		Check: func(c *Check) {
+			rules, ok := c.hbaRules()
+			if !ok {
+				return
+			}
+			for i := range rules {
+				r := &rules[i]
+				if r.IsHost() && r.Method == "ident" {
+					p := replaceLine(r, hba.HostSSL, "scram-sha-256")
+					p.Object, p.Location = hbaObject(r), r.Location()
+					p.Evidence = hbaEvidence(r)
+					p.Expected = "scram-sha-256 or cert"
+					c.Fail(p)
+				}
+			}
+		},
+	})
+
+	register(&Rule{
+		ID: "AUTH-04", Title: "Unix-socket rules use peer or scram-sha-256", Area: AreaAuth, Severity: Medium,
+		Rationale:  "local trust lets every OS account on the host connect as any role, including the superuser.",
+		References: refs(cis("5.3"), devsec("postgres-13")),
+		Check: func(c *Check) {
+			rules, ok := c.hbaRules()
+			if !ok {
+				return
+			}
+			for i := range rules {
+				r := &rules[i]
+				if r.Type == hba.Local && (r.Method == "trust" || r.Method == "password" || r.Method == "md5") {
+					p := replaceLine(r, hba.Local, "peer")
+					p.Object, p.Location = hbaObject(r), r.Location()
+					p.Evidence = hbaEvidence(r)
+					p.Expected = "peer (with a map where OS and role names differ) or scram-sha-256"
+					if r.Method == "trust" && allTokens(r.Users) {
+						p.Severity, p.SevSet = High, true
+					}
+					c.Fail(p)
+				}
+			}
+		},
+	})
+
+	register(&Rule{
+		ID: "AUTH-05", Title: "TCP rules require TLS (hostssl); host and hostnossl only reject", Area: AreaAuth, Severity: High,
+		Rationale:  "A host or hostnossl rule accepts unencrypted connections: credentials and data can be read or altered on the way.",
+		References: refs(cis("5.4"), devsec("postgres-15")),
+		Check: func(c *Check) {
+			rules, ok := c.hbaRules()
+			if !ok {
+				return
+			}
+			for i := range rules {
+				r := &rules[i]
+				if (r.Type == hba.Host || r.Type == hba.HostNoSSL || r.Type == hba.HostNoGSSEnc) && r.Method != "reject" {
+					p := replaceLine(r, hba.HostSSL, r.Method)
+					p.Object, p.Location = hbaObject(r), r.Location()
+					p.Evidence = hbaEvidence(r) + " (accepts connections without TLS)"
+					p.Expected = "hostssl (or hostgssenc); host/hostnossl lines only with reject"
+					if loopbackOnly(r) {
+						p.Severity, p.SevSet = Low, true
+						p.Evidence += "; loopback only"
+					}
+					c.Fail(p)
+				}
+			}
+		},
+	})
+
+	register(&Rule{
+		ID: "AUTH-06", Title: "Client address ranges are narrow", Area: AreaAuth, Severity: High,
+		Rationale:  "A rule for 0.0.0.0/0 lets the whole internet try passwords (or walk in, with trust) wherever the port is reachable.",
+		References: cis("5.4"),
+		Check: func(c *Check) {
+			rules, ok := c.hbaRules()
+			if !ok {
+				return
+			}
+			for i := range rules {
+				r := &rules[i]
+				if !r.IsHost() || r.Method == "reject" {
+					continue
+				}
+				if desc, sev, wide := addressWidth(r); wide {
+					c.Fail(Problem{Object: hbaObject(r), Location: r.Location(),
+						Evidence: fmt.Sprintf("%s admits %s", hbaEvidence(r), desc),
+						Expected: "the client networks that need access (e.g. 10.1.2.0/24)",
+						Fix:      fmt.Sprintf("narrow the address of %s to the application subnets, then reload", r.Location()),
+						FixKind:  FixConfig, FixApply: "reload", Severity: sev, SevSet: true})
+				}
+			}
+		},
+	})
+
+	register(&Rule{
+		ID: "AUTH-07.final-reject", Title: "pg_hba.conf ends with an explicit reject for everything else", Area: AreaAuth, Severity: Medium,
+		Rationale:  "A final 'reject' line makes the policy explicit and keeps later edits from accidentally widening access through fall-through order.",
+		References: stig("V-233520", "V-233612"),
+		Check: func(c *Check) {
+			rules, ok := c.hbaRules()
+			if !ok {
+				return
+			}
+			var v4, v6 bool
+			for i := len(rules) - 1; i >= 0; i-- {
+				r := &rules[i]
+				if !r.IsHost() {
+					continue
+				}
+				if r.Method != "reject" || !allTokens(r.Databases) || !allTokens(r.Users) {
+					break
+				}
+				if r.Type != hba.Host {
+					continue // only "host" covers every TCP connection
+				}
+				switch r.AddrKind {
+				case hba.AddrAll:
+					v4, v6 = true, true
+				case hba.AddrCIDR:
+					if p, ok := r.Prefix(); ok && p.Bits() == 0 {
+						if p.Addr().Is4() {
+							v4 = true
+						} else {
+							v6 = true
+						}
+					}
+				}
+			}
+			if v4 && v6 {
+				c.Pass("pg_hba.conf", "ends with reject for all addresses")
+				return
+			}
+			path := c.S.HBA.Path
+			c.Fail(Problem{Object: "pg_hba.conf", Location: path,
+				Evidence: "no final reject line covering every address (IPv4 and IPv6) for all databases and users",
+				Expected: "last lines: host all all 0.0.0.0/0 reject / host all all ::/0 reject",
+				Fix:      "host all all 0.0.0.0/0 reject\nhost all all ::/0 reject    # append to " + path + ", then reload",
+				FixKind:  FixConfig, FixApply: "reload"})
+		},
+	})
+
+	register(&Rule{
+		ID: "AUTH-08", Title: "Superusers cannot log in from the network", Area: AreaAuth, Severity: High,
+		Rationale:  "A superuser password that works from the network is one phishing mail or reused password away from full control of the server and its host.",
+		References: []Reference{{"pgdsat", "5.11"}},
+		Check: func(c *Check) {
+			rules, ok := c.hbaRules()
+			if !ok {
+				return
+			}
+			if c.S.Gap(snapshot.GapRoles) != "" || (c.S.Roles == nil && c.S.Server == nil) {
+				c.NotChecked("superusers", "roles were not collected (needs a live server or a snapshot)")
+				return
+			}
+			for _, role := range c.S.Roles {
+				if !role.Superuser || !role.CanLogin {
+					continue
+				}
+				var hit *hba.Rule
+				for i := range rules {
+					r := &rules[i]
+					if !r.IsHost() || onlyReplication(r) || loopbackOnly(r) {
+						continue
+					}
+					m := userCouldBe(c.S, r, role.Name)
+					if m == "no" {
+						continue
+					}
+					if r.Method == "reject" {
+						if m == "yes" && allTokens(r.Databases) && (r.AddrKind == hba.AddrAll || isAnyPrefix(r)) {
+							break // everything after is shadowed for this role
+						}
+						continue
+					}
+					hit = r
+					break
+				}
+				if hit != nil {
+					c.Fail(Problem{Object: "role " + role.Name, Location: hit.Location(),
+						Evidence: fmt.Sprintf("superuser %q matches %s (method %s)", role.Name, hbaEvidence(hit), hit.Method),
+						Expected: "superusers connect only through the local socket (peer); a reject line for them before any network rule",
+						Fix:      fmt.Sprintf("host all %s 0.0.0.0/0 reject\nhost all %s ::/0 reject    # insert before %s, then reload", hba.Token{Value: role.Name, Quoted: needsQuote(role.Name)}, hba.Token{Value: role.Name, Quoted: needsQuote(role.Name)}, hit.Location()),
+						FixKind:  FixConfig, FixApply: "reload"})
+				} else {
+					c.Pass("role "+role.Name, "no network rule accepts this superuser")
+				}
+			}
+		},
+	})
+
+	register(&Rule{
+		ID: "AUTH-18", Title: "pg_hba.conf and pg_ident.conf load without errors", Area: AreaAuth, Severity: Medium,
+		Rationale:  "The server refuses to load an authentication file with an error and keeps the old rules: what is on disk is not what is enforced, and the next restart fails.",
+		References: []Reference{{"check_pgactivity", "#157"}},
+		Check: func(c *Check) {
+			if c.S.HBA == nil && c.S.Ident == nil {
+				c.NotChecked("pg_hba.conf", "the authentication files were not read")
+				return
+			}
+			var errs []hba.ParseError
+			if c.S.HBA != nil {
+				errs = append(errs, c.S.HBA.Errors...)
+			}
+			if c.S.Ident != nil {
+				errs = append(errs, c.S.Ident.Errors...)
+			}
+			for _, e := range errs {
+				c.Fail(Problem{Object: "file " + e.File, Location: fmt.Sprintf("%s:%d", e.File, e.Line), Evidence: e.Error(),
+					Expected: "no errors", Fix: fmt.Sprintf("correct line %d of %s, then reload", e.Line, e.File), FixKind: FixConfig, FixApply: "reload"})
+			}
+		},
+	})
+
+	register(&Rule{
+		ID: "REPL-04", Title: "Replication rules are limited to the replication role and standby addresses", Area: AreaAuth, Severity: High,
+		Rationale:  "A replication connection can stream every byte of the cluster; 'replication all 0.0.0.0/0' offers that to any role from anywhere.",
+		References: cis("7.1"),
+		Check: func(c *Check) {
+			rules, ok := c.hbaRules()
+			if !ok {
+				return
+			}
+			for i := range rules {
+				r := &rules[i]
+				if !hasReplication(r) || r.Method == "reject" || (r.Type == hba.Local && r.Method != "trust") {
+					continue // socket replication with a password or peer is the packaging default
+				}
+				var why []string
+				if allTokens(r.Users) {
+					why = append(why, "all roles")
+				}
+				if r.IsHost() {
+					if desc, _, wide := addressWidth(r); wide {
+						why = append(why, desc)
+					}
+				}
+				if r.Method == "trust" {
+					why = append(why, "no authentication (trust)")
+				}
+				if len(why) > 0 {
+					sev := High
+					if loopbackOnly(r) && r.Method != "trust" {
+						sev = Medium
+						why = append(why, "from loopback only")
+					}
+					c.Fail(Problem{Object: hbaObject(r), Location: r.Location(), Severity: sev, SevSet: true,
+						Evidence: fmt.Sprintf("%s admits %s", hbaEvidence(r), strings.Join(why, ", ")),
+						Expected: "hostssl replication <replication role> <standby address>/32 scram-sha-256 (or cert)",
+						Fix:      fmt.Sprintf("hostssl replication replicator <standby-ip>/32 scram-sha-256    # replaces %s, then reload", r.Location()),
+						FixKind:  FixConfig, FixApply: "reload"})
+				}
+			}
+		},
+	})
+}
+
+func isAnyPrefix(r *hba.Rule) bool {
+	p, ok := r.Prefix()
+	return ok && p.Bits() == 0
+}
+
+func needsQuote(name string) bool {
+	for _, ch := range name {
+		if !(ch >= 'a' && ch <= 'z' || ch >= '0' && ch <= '9' || ch == '_') {
+			return true
+		}
+	}
+	return name == "all" || name == "sameuser" || name == "samerole" || name == "replication"
+}

@@ -1,0 +1,260 @@
+// Package rules holds the audit rules: one small function per rule over a
+// snapshot, with stable metadata. Rules never touch a server or a file;
+// what the snapshot could not see becomes "not checked", never a pass.
+package rules
+
+import (
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/pgaegis/pgaegis/internal/snapshot"
+)
+
+// Severity orders findings; higher is worse.
+type Severity int
+
+const (
+	Info Severity = iota
+	Low
+	Medium
+	High
+	Critical
+)
+
+var sevNames = []string{"info", "low", "medium", "high", "critical"}
+
+func (s Severity) String() string { return sevNames[s] }
+
+// ParseSeverity reads a severity name.
+func ParseSeverity(name string) (Severity, error) {
+	for i, n := range sevNames {
+		if strings.EqualFold(n, name) {
+			return Severity(i), nil
+		}
+	}
+	return 0, fmt.Errorf("unknown severity %q (one of %s)", name, strings.Join(sevNames, ", "))
+}
+
+// MarshalText writes the severity name.
+func (s Severity) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// UnmarshalText reads a severity name.
+func (s *Severity) UnmarshalText(b []byte) error {
+	v, err := ParseSeverity(string(b))
+	*s = v
+	return err
+}
+
+// Status of a finding.
+type Status string
+
+const (
+	Fail       Status = "fail"
+	Pass       Status = "pass"
+	NotChecked Status = "not_checked"
+)
+
+// Reference points at a section of a benchmark or guide.
+type Reference struct {
+	Source string `json:"source"`
+	ID     string `json:"id"`
+}
+
+// Areas, in the order reports show them.
+const (
+	AreaInstall   = "installation"
+	AreaFiles     = "filesystem"
+	AreaNetwork   = "network"
+	AreaTLS       = "transport"
+	AreaAuth      = "authentication"
+	AreaRoles     = "authorization"
+	AreaLogging   = "accounting"
+	AreaHardening = "hardening"
+)
+
+// AreaOrder lists the areas in report order.
+var AreaOrder = []string{AreaNetwork, AreaTLS, AreaAuth, AreaRoles, AreaLogging, AreaFiles, AreaInstall, AreaHardening}
+
+// Fix kinds.
+const (
+	FixSQL    = "sql"
+	FixConfig = "config"
+	FixShell  = "shell"
+)
+
+// Rule is one check with its metadata.
+type Rule struct {
+	ID         string
+	Title      string
+	Area       string
+	Severity   Severity
+	Rationale  string
+	References []Reference
+	Check      func(c *Check)
+}
+
+// Finding is one result of one rule about one object.
+type Finding struct {
+	Rule       string      `json:"rule"`
+	Status     Status      `json:"status"`
+	Severity   Severity    `json:"severity"`
+	Title      string      `json:"title"`
+	Area       string      `json:"area"`
+	Object     string      `json:"object"`
+	Location   string      `json:"location,omitempty"`
+	Evidence   string      `json:"evidence,omitempty"`
+	Expected   string      `json:"expected,omitempty"`
+	Fix        string      `json:"fix,omitempty"`
+	FixKind    string      `json:"fix_kind,omitempty"`
+	FixApply   string      `json:"fix_apply,omitempty"` // "reload", "restart" or "" (immediate)
+	Reason     string      `json:"reason,omitempty"`    // why not checked
+	References []Reference `json:"references,omitempty"`
+}
+
+// Check is what a rule's function receives: the snapshot and ways to
+// report.
+type Check struct {
+	S        *snapshot.Snapshot
+	rule     *Rule
+	findings []Finding
+}
+
+// Problem describes a failing object.
+type Problem struct {
+	Object, Location, Evidence, Expected string
+	Fix, FixKind, FixApply               string
+	// Severity overrides the rule's severity when set (SevSet true).
+	Severity Severity
+	SevSet   bool
+}
+
+func (c *Check) base(status Status, object string) Finding {
+	return Finding{Rule: c.rule.ID, Status: status, Severity: c.rule.Severity, Title: c.rule.Title,
+		Area: c.rule.Area, Object: object, References: c.rule.References}
+}
+
+// Fail reports a problem.
+func (c *Check) Fail(p Problem) {
+	f := c.base(Fail, p.Object)
+	f.Location, f.Evidence, f.Expected = p.Location, p.Evidence, p.Expected
+	f.Fix, f.FixKind, f.FixApply = p.Fix, p.FixKind, p.FixApply
+	if p.SevSet {
+		f.Severity = p.Severity
+	}
+	c.findings = append(c.findings, f)
+}
+
+// Pass records that an object was checked and is fine.
+func (c *Check) Pass(object, evidence string) {
+	f := c.base(Pass, object)
+	f.Evidence = evidence
+	c.findings = append(c.findings, f)
+}
+
+// NotChecked records that the rule could not decide, and why.
+func (c *Check) NotChecked(object, reason string) {
+	f := c.base(NotChecked, object)
+	f.Reason = reason
+	c.findings = append(c.findings, f)
+}
+
+var registry []*Rule
+
+func register(r *Rule) {
+	for _, x := range registry {
+		if x.ID == r.ID {
+			panic("duplicate rule id " + r.ID)
+		}
+	}
+	r.References = append([]Reference{{"pgaegis", controlOf(r.ID)}}, r.References...)
+	registry = append(registry, r)
+}
+
+// controlOf maps a rule id to its control in the catalogue (AUTH-11.md5 -> AUTH-11).
+func controlOf(id string) string {
+	if i := strings.IndexByte(id, '.'); i >= 0 {
+		return id[:i]
+	}
+	return id
+}
+
+// All returns every rule, sorted by id.
+func All() []*Rule {
+	out := append([]*Rule(nil), registry...)
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+// Run evaluates every rule. A rule that reports nothing passes as a whole.
+// A rule that panics is reported as not checked, so one bad rule cannot
+// hide the others.
+func Run(s *snapshot.Snapshot) []Finding {
+	var out []Finding
+	for _, r := range All() {
+		out = append(out, runOne(r, s)...)
+	}
+	return out
+}
+
+func runOne(r *Rule, s *snapshot.Snapshot) (fs []Finding) {
+	c := &Check{S: s, rule: r}
+	defer func() {
+		if p := recover(); p != nil {
+			f := c.base(NotChecked, "")
+			f.Reason = fmt.Sprintf("internal error in rule: %v", p)
+			fs = []Finding{f}
+		}
+	}()
+	r.Check(c)
+	if len(c.findings) == 0 {
+		c.Pass("", "")
+	}
+	return c.findings
+}
+
+// MarshalJSON gives rules a stable JSON form for the docs.
+func (r *Rule) MarshalJSON() ([]byte, error) {
+	return json.Marshal(struct {
+		ID         string      `json:"id"`
+		Title      string      `json:"title"`
+		Area       string      `json:"area"`
+		Severity   Severity    `json:"severity"`
+		Rationale  string      `json:"rationale"`
+		References []Reference `json:"references"`
+	}{r.ID, r.Title, r.Area, r.Severity, r.Rationale, r.References})
+}
+
+// reference helpers
+func cis(sections ...string) []Reference {
+	var out []Reference
+	for _, s := range sections {
+		out = append(out, Reference{"CIS PostgreSQL 16 v1.1.0", s}, Reference{"CIS PostgreSQL 17 v1.0.0", s})
+	}
+	return out
+}
+
+func stig(ids ...string) []Reference {
+	var out []Reference
+	for _, id := range ids {
+		out = append(out, Reference{"DISA STIG Crunchy Data PostgreSQL V3R1", id})
+	}
+	return out
+}
+
+func devsec(ids ...string) []Reference {
+	var out []Reference
+	for _, id := range ids {
+		out = append(out, Reference{"dev-sec postgres-baseline", id})
+	}
+	return out
+}
+
+func refs(groups ...[]Reference) []Reference {
+	var out []Reference
+	for _, g := range groups {
+		out = append(out, g...)
+	}
+	return out
+}

@@ -1,0 +1,277 @@
+package rules
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/pgaegis/pgaegis/internal/acl"
+	"github.com/pgaegis/pgaegis/internal/snapshot"
+)
+
+// bootstrapOID is the role initdb creates; it is always a superuser.
+const bootstrapOID = 10
+
+// powerfulPredefined are predefined roles that reach the server's OS.
+var powerfulPredefined = []string{"pg_execute_server_program", "pg_read_server_files", "pg_write_server_files"}
+
+func (c *Check) roles() ([]snapshot.Role, bool) {
+	if c.S.Server == nil && c.S.Roles == nil {
+		c.NotChecked("roles", "roles are only known from a live server or a snapshot of one")
+		return nil, false
+	}
+	if g := c.S.Gap(snapshot.GapRoles); g != "" {
+		c.NotChecked("roles", g)
+		return nil, false
+	}
+	return c.S.Roles, true
+}
+
+func ident(name string) string {
+	if !needsQuote(name) && name != "" {
+		return name
+	}
+	return `"` + strings.ReplaceAll(name, `"`, `""`) + `"`
+}
+
+// reachable returns the roles a role can become or inherit from, with the
+// path to each (SET ROLE works through any membership that has SET).
+func reachable(s *snapshot.Snapshot, role string) map[string][]string {
+	paths := map[string][]string{role: {role}}
+	queue := []string{role}
+	for len(queue) > 0 {
+		cur := queue[0]
+		queue = queue[1:]
+		for _, m := range s.Memberships {
+			if m.Member != cur || !(m.Set || m.Inherit) {
+				continue
+			}
+			if _, seen := paths[m.Role]; seen {
+				continue
+			}
+			paths[m.Role] = append(append([]string(nil), paths[cur]...), m.Role)
+			queue = append(queue, m.Role)
+		}
+	}
+	return paths
+}
+
+func init() {
+	register(&Rule{
+		ID: "PRIV-01", Title: "Only designated administrators hold SUPERUSER, CREATEROLE, BYPASSRLS or REPLICATION", Area: AreaRoles, Severity: High,
+		Rationale:  "Each extra superuser is a full-control account; CREATEROLE, BYPASSRLS and REPLICATION are nearly as powerful in their own ways.",
+		References: refs(cis("4.3"), stig("V-233520", "V-233534", "V-233588", "V-233593", "V-233597", "V-233607"), devsec("postgres-08")),
+		Check: func(c *Check) {
+			roles, ok := c.roles()
+			if !ok {
+				return
+			}
+			for _, r := range roles {
+				if r.Predefined() || r.OID == bootstrapOID {
+					continue
+				}
+				var attrs []string
+				sev := Medium
+				if r.Superuser {
+					attrs = append(attrs, "SUPERUSER")
+					sev = High
+				}
+				if r.CreateRole && !r.Superuser {
+					attrs = append(attrs, "CREATEROLE")
+				}
+				if r.BypassRLS && !r.Superuser {
+					attrs = append(attrs, "BYPASSRLS")
+				}
+				if r.Replication && !r.Superuser {
+					attrs = append(attrs, "REPLICATION")
+				}
+				if len(attrs) == 0 {
+					continue
+				}
+				var neg []string
+				for _, a := range attrs {
+					neg = append(neg, "NO"+a)
+				}
+				login := "NOLOGIN"
+				if r.CanLogin {
+					login = "LOGIN"
+				}
+				c.Fail(Problem{Object: "role " + r.Name, Evidence: fmt.Sprintf("role %q (%s) has %s", r.Name, login, strings.Join(attrs, ", ")),
+					Expected: "only the designated administrator roles hold these attributes (waive this finding for them)",
+					Fix:      fmt.Sprintf("ALTER ROLE %s %s;", ident(r.Name), strings.Join(neg, " ")), FixKind: FixSQL,
+					Severity: sev, SevSet: true})
+			}
+		},
+	})
+
+	register(&Rule{
+		ID: "PRIV-02", Title: "No login role reaches superuser through role membership", Area: AreaRoles, Severity: Critical,
+		Rationale:  "A member of a superuser role can SET ROLE to it: the login role is a superuser in all but name, and attribute-only checks miss it.",
+		References: cis("4.8"),
+		Check: func(c *Check) {
+			roles, ok := c.roles()
+			if !ok {
+				return
+			}
+			if g := c.S.Gap(snapshot.GapMemberships); g != "" {
+				c.NotChecked("memberships", g)
+				return
+			}
+			byName := map[string]snapshot.Role{}
+			for _, r := range roles {
+				byName[r.Name] = r
+			}
+			for _, r := range roles {
+				if !r.CanLogin || r.Superuser {
+					continue
+				}
+				paths := reachable(c.S, r.Name)
+				var targets []string
+				for t := range paths {
+					if t != r.Name && byName[t].Superuser {
+						targets = append(targets, t)
+					}
+				}
+				sort.Strings(targets)
+				for _, t := range targets {
+					path := paths[t]
+					c.Fail(Problem{Object: "role " + r.Name,
+						Evidence: fmt.Sprintf("login role %q is a member of superuser %q: %s", r.Name, t, strings.Join(path, " → ")),
+						Expected: "no membership path from a login role to a superuser role",
+						Fix:      fmt.Sprintf("REVOKE %s FROM %s;", ident(path[1]), ident(r.Name)), FixKind: FixSQL})
+				}
+			}
+		},
+	})
+
+	register(&Rule{
+		ID: "PRIV-17", Title: "Ordinary roles do not hold server-file or program-execution roles", Area: AreaRoles, Severity: High,
+		Rationale:  "pg_execute_server_program runs shell commands as the server's OS user; pg_read_server_files and pg_write_server_files read and write any file it can.",
+		References: stig("V-233547", "V-233593", "V-233597", "V-233614"),
+		Check: func(c *Check) {
+			roles, ok := c.roles()
+			if !ok {
+				return
+			}
+			if g := c.S.Gap(snapshot.GapMemberships); g != "" {
+				c.NotChecked("memberships", g)
+				return
+			}
+			for _, r := range roles {
+				if r.Superuser || r.Predefined() {
+					continue
+				}
+				paths := reachable(c.S, r.Name)
+				for _, p := range powerfulPredefined {
+					if path, ok := paths[p]; ok {
+						c.Fail(Problem{Object: "role " + r.Name,
+							Evidence: fmt.Sprintf("role %q reaches %s: %s", r.Name, p, strings.Join(path, " → ")),
+							Expected: "only administrators reach " + p,
+							Fix:      fmt.Sprintf("REVOKE %s FROM %s;", ident(path[1]), ident(r.Name)), FixKind: FixSQL})
+					}
+				}
+			}
+		},
+	})
+
+	register(&Rule{
+		ID: "AUTH-11", Title: "New passwords are stored as SCRAM verifiers (password_encryption = scram-sha-256)", Area: AreaAuth, Severity: High,
+		Rationale:  "md5 verifiers are unsalted by anything but the role name and, once stolen, log in directly (pass-the-hash).",
+		References: refs(stig("V-233596"), devsec("postgres-07")),
+		Check: func(c *Check) {
+			v, ok := c.setting("password_encryption")
+			if !ok {
+				return
+			}
+			if v.Value == "scram-sha-256" {
+				c.Pass("setting password_encryption", settingEvidence(v))
+				return
+			}
+			c.Fail(c.setProblem(v, "scram-sha-256", "password_encryption = scram-sha-256"))
+		},
+	})
+
+	register(&Rule{
+		ID: "AUTH-11.verifiers", Title: "No role has an md5 or plaintext password stored", Area: AreaAuth, Severity: High,
+		Rationale:  "An md5 verifier in pg_authid is as good as the password to anyone who reads it, and blocks moving the role to scram-sha-256 authentication.",
+		References: refs(stig("V-233596"), devsec("postgres-07")),
+		Check: func(c *Check) {
+			roles, ok := c.roles()
+			if !ok {
+				return
+			}
+			if g := c.S.Gap(snapshot.GapPasswords); g != "" {
+				c.NotChecked("pg_authid", g)
+				return
+			}
+			for _, r := range roles {
+				switch r.Password {
+				case snapshot.PasswordMD5, snapshot.PasswordPlaintext:
+					sev := High
+					if r.Password == snapshot.PasswordPlaintext {
+						sev = Critical
+					}
+					c.Fail(Problem{Object: "role " + r.Name, Evidence: fmt.Sprintf("role %q has a %s password verifier in pg_authid", r.Name, r.Password),
+						Expected: "a SCRAM-SHA-256 verifier (or no password for peer/cert-only roles)",
+						Fix:      fmt.Sprintf("psql -c %s    # with password_encryption = scram-sha-256; the new password is hashed client-side", shellQuote(`\password `+ident(r.Name))),
+						FixKind:  FixShell, Severity: sev, SevSet: true})
+				}
+			}
+		},
+	})
+
+	register(&Rule{
+		ID: "PRIV-09", Title: "PUBLIC cannot create objects in any schema", Area: AreaRoles, Severity: High,
+		Rationale:  "CREATE for PUBLIC on a schema in everyone's search_path lets any role plant functions and operators that run with the rights of whoever calls them (CVE-2018-1058).",
+		References: stig("V-233587", "V-233597"),
+		Check: func(c *Check) {
+			if c.S.Server == nil {
+				c.NotChecked("schemas", "schemas are only known from a live server or a snapshot of one")
+				return
+			}
+			for _, d := range c.S.Databases {
+				if !d.Collected {
+					if d.AllowConn {
+						c.NotChecked("database "+d.Name, d.Gap)
+					}
+					continue
+				}
+				for _, sc := range d.Schemas {
+					if acl.Holds(sc.ACL, acl.Public, "CREATE") {
+						c.Fail(Problem{Object: fmt.Sprintf("schema %s.%s", d.Name, sc.Name),
+							Evidence: fmt.Sprintf("database %q schema %q grants CREATE to PUBLIC (ACL %s)", d.Name, sc.Name, aclText(sc.ACL)),
+							Expected: "no CREATE for PUBLIC (PostgreSQL 15+ default for new databases)",
+							Fix:      fmt.Sprintf("REVOKE CREATE ON SCHEMA %s FROM PUBLIC;    -- in database %s", ident(sc.Name), ident(d.Name)), FixKind: FixSQL})
+					}
+				}
+			}
+		},
+	})
+
+	register(&Rule{
+		ID: "PRIV-12", Title: "Databases do not grant CREATE to PUBLIC", Area: AreaRoles, Severity: High,
+		Rationale:  "CREATE on a database lets any role create schemas (and so objects others may resolve through search_path).",
+		References: stig("V-233597"),
+		Check: func(c *Check) {
+			if c.S.Server == nil {
+				c.NotChecked("databases", "databases are only known from a live server or a snapshot of one")
+				return
+			}
+			for _, d := range c.S.Databases {
+				if acl.Holds(d.ACL, acl.Public, "CREATE") {
+					c.Fail(Problem{Object: "database " + d.Name, Evidence: fmt.Sprintf("database %q grants CREATE to PUBLIC (ACL %s)", d.Name, aclText(d.ACL)),
+						Expected: "CREATE only for the owner and designated roles",
+						Fix:      fmt.Sprintf("REVOKE CREATE ON DATABASE %s FROM PUBLIC;", ident(d.Name)), FixKind: FixSQL})
+				}
+			}
+		},
+	})
+}
+
+func aclText(items []acl.Item) string {
+	var parts []string
+	for _, it := range items {
+		parts = append(parts, it.String())
+	}
+	return "{" + strings.Join(parts, ",") + "}"
+}

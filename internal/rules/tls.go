@@ -1,0 +1,115 @@
+package rules
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/pgaegis/pgaegis/internal/snapshot"
+)
+
+func init() {
+	boolSetting("TLS-01", "TLS is enabled (ssl = on)", AreaTLS, High, "ssl", true,
+		"Without TLS, passwords (for password/md5 methods), queries and results cross the network in clear text and connections can be hijacked.",
+		refs(cis("6.8"), stig("V-233538", "V-233579", "V-233584", "V-233611"), devsec("postgres-11")))
+
+	register(&Rule{
+		ID: "TLS-02", Title: "Minimum TLS protocol version is TLSv1.2 or newer", Area: AreaTLS, Severity: High,
+		Rationale:  "TLS 1.0 and 1.1 are deprecated (RFC 8996) and allow downgrade attacks.",
+		References: cis("6.9"),
+		Check: func(c *Check) {
+			v, ok := c.setting("ssl_min_protocol_version")
+			if !ok {
+				return
+			}
+			switch v.Value {
+			case "TLSv1.2", "TLSv1.3":
+				c.Pass("setting ssl_min_protocol_version", settingEvidence(v))
+			default:
+				c.Fail(c.setProblem(v, "TLSv1.2", "ssl_min_protocol_version = TLSv1.2 or TLSv1.3"))
+			}
+		},
+	})
+
+	register(&Rule{
+		ID: "TLS-03", Title: "Only strong TLS 1.2 cipher suites are allowed", Area: AreaTLS, Severity: Medium,
+		Rationale:  "ssl_ciphers governs TLS 1.2 and older; classes such as MEDIUM, 3DES, RC4, NULL or export suites allow weak or unauthenticated encryption.",
+		References: refs(cis("6.10"), devsec("postgres-12")),
+		Check: func(c *Check) {
+			v, ok := c.setting("ssl_ciphers")
+			if !ok {
+				return
+			}
+			if weak := weakCipherTokens(v.Value); len(weak) > 0 {
+				p := c.setProblem(v, "HIGH:!aNULL:!eNULL:!MD5:!3DES:!RC4:!CAMELLIA:!SHA1", "no weak cipher classes enabled")
+				p.Evidence += fmt.Sprintf("; enables %s", strings.Join(weak, ", "))
+				c.Fail(p)
+				return
+			}
+			c.Pass("setting ssl_ciphers", settingEvidence(v))
+		},
+	})
+
+	register(&Rule{
+		ID: "TLS-04", Title: "The TLS private key is readable only by the server", Area: AreaTLS, Severity: High,
+		Rationale:  "Anyone who can read the server's private key can impersonate the server or decrypt recorded sessions (without forward secrecy).",
+		References: stig("V-233602"),
+		Check: func(c *Check) {
+			if c.S.Gap(snapshot.GapFiles) != "" {
+				c.NotChecked("ssl_key_file", c.S.Gap(snapshot.GapFiles))
+				return
+			}
+			if v, ok := c.S.Setting("ssl"); ok && v.Value == "off" {
+				c.NotChecked("ssl_key_file", "not applicable: ssl is off (see TLS-01)")
+				return
+			}
+			keys := c.S.FilesOfKind(snapshot.KindSSLKey)
+			if len(keys) == 0 {
+				c.NotChecked("ssl_key_file", "the server's files were not read")
+				return
+			}
+			for _, k := range keys {
+				switch {
+				case !k.Exists:
+					c.Fail(Problem{Object: "file " + k.Path, Location: k.Path, Evidence: "ssl is on but the key file is missing" + errSuffix(k),
+						Expected: "a readable key file", Fix: "pgaegis tls issue server (or install the key) at " + k.Path, FixKind: FixShell})
+				case k.Mode&0o077 == 0, k.UID == 0 && k.Mode&0o037 == 0:
+					c.Pass("file "+k.Path, "mode "+k.ModeString())
+				default:
+					c.Fail(Problem{Object: "file " + k.Path, Location: k.Path,
+						Evidence: fmt.Sprintf("mode %s owner %s", k.ModeString(), ownerName(k)),
+						Expected: "0600 owned by the cluster owner (or 0640 owned by root)",
+						Fix:      "chmod 0600 " + shellQuote(k.Path), FixKind: FixShell, FixApply: "reload"})
+				}
+			}
+		},
+	})
+}
+
+func errSuffix(f *snapshot.File) string {
+	if f.Error != "" {
+		return " (" + f.Error + ")"
+	}
+	return ""
+}
+
+// weakCipherTokens lists the OpenSSL cipher-string elements that enable
+// weak suites (elements prefixed with ! or - remove, + reorders).
+func weakCipherTokens(spec string) []string {
+	weak := map[string]bool{"ALL": true, "DEFAULT": true, "COMPLEMENTOFALL": true, "LOW": true, "MEDIUM": true,
+		"EXP": true, "EXPORT": true, "NULL": true, "eNULL": true, "aNULL": true, "ADH": true, "AECDH": true,
+		"RC4": true, "DES": true, "3DES": true, "MD5": true, "IDEA": true, "SEED": true, "RC2": true, "PSK": true, "SRP": true}
+	var out []string
+	for _, t := range strings.FieldsFunc(spec, func(r rune) bool { return r == ':' || r == ',' || r == ' ' }) {
+		if t == "" || t[0] == '!' || t[0] == '-' || t[0] == '+' { // +X only reorders
+			continue
+		}
+		base := strings.TrimPrefix(t, "+")
+		for _, part := range strings.Split(base, "+") {
+			if weak[part] {
+				out = append(out, t)
+				break
+			}
+		}
+	}
+	return out
+}
