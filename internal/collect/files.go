@@ -20,18 +20,27 @@ import (
 // collectFiles reads the configuration files and stats the server's files.
 // Paths given explicitly win; otherwise, with a live server, its own paths
 // are used when its data directory is on this host.
-func collectFiles(s *snapshot.Snapshot, o *Options) {
+func collectFiles(s *snapshot.Snapshot, o *Options) error {
 	dataDir, configFile, hbaFile, identFile := o.DataDir, o.ConfigFile, o.HBAFile, o.IdentFile
 	explicit := dataDir != "" || configFile != "" || hbaFile != "" || identFile != ""
+	// What the user named must exist: a typo is an error, not a clean audit.
+	for _, p := range []struct{ flag, path string }{{"--pgdata", dataDir}, {"--config-file", configFile}, {"--hba-file", hbaFile}, {"--ident-file", identFile}} {
+		if p.path == "" {
+			continue
+		}
+		if _, err := os.Stat(p.path); err != nil {
+			return fmt.Errorf("%s %s: %s", p.flag, p.path, cleanErr(err))
+		}
+	}
 	if s.Server != nil && !explicit {
 		dd, ok := s.Setting("data_directory")
 		if !ok || dd.Value == "" {
 			s.AddGap(snapshot.GapFiles, "the server's data directory is hidden from the audit role (needs pg_read_all_settings): file checks were skipped")
-			return
+			return nil
 		}
 		if reason := sameServer(dd.Value, s); reason != "" {
 			s.AddGap(snapshot.GapFiles, reason)
-			return
+			return nil
 		}
 		dataDir = dd.Value
 		configFile = settingValue(s, "config_file")
@@ -39,7 +48,7 @@ func collectFiles(s *snapshot.Snapshot, o *Options) {
 		identFile = settingValue(s, "ident_file")
 	}
 	if !explicit && s.Server == nil {
-		return
+		return nil
 	}
 	s.Target.OnHost = true
 	if dataDir != "" {
@@ -91,6 +100,7 @@ func collectFiles(s *snapshot.Snapshot, o *Options) {
 		readIdentFile(s, identFile)
 	}
 	statServerFiles(s, dataDir)
+	return nil
 }
 
 func settingValue(s *snapshot.Snapshot, name string) string {

@@ -6,7 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-		"strconv"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -75,7 +75,9 @@ func Collect(ctx context.Context, o Options) (*snapshot.Snapshot, error) {
 		s.Target.Description = "files"
 	}
 	if !o.NoFiles {
-		collectFiles(s, &o)
+		if err := collectFiles(s, &o); err != nil {
+			return nil, err
+		}
 	}
 	redact(s)
 	return s, nil

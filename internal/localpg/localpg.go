@@ -33,8 +33,10 @@ type Options struct {
 	Conf        []string // lines appended to postgresql.conf before the first start
 	HBA         string   // replaces pg_hba.conf before the first start when non-empty
 	AdminUser   string   // bootstrap superuser; "postgres" when empty
-	KeepLogs    bool     // keep the server log in the cluster directory (it is always there while running)
 	StartupWait time.Duration
+	// Init runs after initdb and the Conf/HBA edits, before the first start
+	// (to place certificates, for example).
+	Init func(*Server) error
 }
 
 // Server is a running throwaway cluster.
@@ -160,6 +162,11 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 	}
 	if o.HBA != "" {
 		if err := s.WriteDataFile("pg_hba.conf", o.HBA); err != nil {
+			return nil, err
+		}
+	}
+	if o.Init != nil {
+		if err := o.Init(s); err != nil {
 			return nil, err
 		}
 	}
@@ -310,15 +317,16 @@ func (s *Server) Reload() error {
 // ConnConfig returns a structured connection configuration for the admin
 // over TCP loopback (never built by pasting names into a string).
 func (s *Server) ConnConfig(database string) *pgx.ConnConfig {
-	cfg, _ := pgx.ParseConfig("")
-	cfg.Host = "127.0.0.1"
-	cfg.Port = uint16(s.Port)
+	// sslmode=prefer: TLS when the server offers it (hostssl-only
+	// clusters), plain otherwise. Names and the password are set as
+	// fields, never pasted into the string.
+	cfg, err := pgx.ParseConfig(fmt.Sprintf("host=127.0.0.1 port=%d sslmode=prefer connect_timeout=10", s.Port))
+	if err != nil {
+		panic(err) // the string above is ours and always valid
+	}
 	cfg.User = s.AdminUser
 	cfg.Password = s.Password
 	cfg.Database = database
-	cfg.TLSConfig = nil
-	cfg.Fallbacks = nil
-	cfg.ConnectTimeout = 10 * time.Second
 	cfg.RuntimeParams = map[string]string{"application_name": "pgaegis-localpg"}
 	return cfg
 }

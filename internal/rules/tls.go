@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/pgaegis/pgaegis/internal/guc"
+
 	"github.com/pgaegis/pgaegis/internal/snapshot"
 )
 
@@ -58,7 +60,7 @@ func init() {
 				c.NotChecked("ssl_key_file", c.S.Gap(snapshot.GapFiles))
 				return
 			}
-			if v, ok := c.S.Setting("ssl"); ok && v.Value == "off" {
+			if v, ok := c.S.Setting("ssl"); ok && !isOn(v.Value) {
 				c.NotChecked("ssl_key_file", "not applicable: ssl is off (see TLS-01)")
 				return
 			}
@@ -112,4 +114,9 @@ func weakCipherTokens(spec string) []string {
 		}
 	}
 	return out
+}
+
+func isOn(v string) bool {
+	on, ok := guc.ParseBool(v)
+	return ok && on
 }

@@ -1,0 +1,425 @@
+package cli
+
+import (
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pgaegis/pgaegis/internal/localpg"
+	"github.com/pgaegis/pgaegis/internal/pgtest"
+	"github.com/pgaegis/pgaegis/internal/report"
+	"github.com/pgaegis/pgaegis/internal/rules"
+)
+
+func runCLI(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := Main(args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+// connArgs connects to srv as its admin; the password travels in the
+// environment, never in argv.
+func connArgs(t *testing.T, srv *localpg.Server, user, password string) []string {
+	t.Setenv("PGPASSWORD", password)
+	return []string{"-d", fmt.Sprintf("host=127.0.0.1 port=%d user=%s dbname=postgres sslmode=prefer", srv.Port, user)}
+}
+
+func auditJSON(t *testing.T, args ...string) (*report.Report, int, string) {
+	t.Helper()
+	code, out, errs := runCLI(t, append([]string{"audit", "--format", "json"}, args...)...)
+	if code == ExitError {
+		t.Fatalf("audit failed (exit %d): %s", code, errs)
+	}
+	var rep report.Report
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("audit output is not JSON: %v\n%s", err, out)
+	}
+	return &rep, code, errs
+}
+
+// expectFail asserts a failing finding of rule whose object, location or
+// evidence mentions each of the given fragments.
+func expectFail(t *testing.T, rep *report.Report, rule string, fragments ...string) {
+	t.Helper()
+	for _, f := range rep.Findings {
+		if f.Rule != rule || f.Status != rules.Fail {
+			continue
+		}
+		text := f.Object + "\n" + f.Location + "\n" + f.Evidence
+		ok := true
+		for _, frag := range fragments {
+			if !strings.Contains(text, frag) {
+				ok = false
+			}
+		}
+		if ok {
+			if f.Fix == "" {
+				t.Errorf("%s %v: failing finding without a fix", rule, fragments)
+			}
+			return
+		}
+	}
+	var seen []string
+	for _, f := range rep.Findings {
+		if f.Rule == rule {
+			seen = append(seen, fmt.Sprintf("%s %s @%s: %s", f.Status, f.Object, f.Location, f.Evidence+f.Reason))
+		}
+	}
+	t.Errorf("no failing %s mentioning %q; %s findings: %s", rule, fragments, rule, strings.Join(seen, " | "))
+}
+
+func status(rep *report.Report, rule string) []rules.Status {
+	var out []rules.Status
+	for _, f := range rep.Findings {
+		if f.Rule == rule {
+			out = append(out, f.Status)
+		}
+	}
+	return out
+}
+
+const weakHBA = `local all all trust
+host all all 0.0.0.0/0 trust
+host all all 127.0.0.1/32 scram-sha-256
+host all all 10.0.0.0/8 md5
+host all all 192.168.0.0/16 password
+hostnossl all all 172.16.0.0/12 ident
+host replication all 0.0.0.0/0 md5
+`
+
+func startWeak(t *testing.T) *localpg.Server {
+	srv := pgtest.Start(t, localpg.Options{
+		Conf: []string{"listen_addresses = '*'", "password_encryption = md5", "ssl_min_protocol_version = 'TLSv1'",
+			"log_line_prefix = ''", "log_statement = 'none'", "unix_socket_permissions = 0777"},
+		HBA: weakHBA,
+	})
+	ctx := pgtest.Ctx(t)
+	if err := srv.Exec(ctx,
+		`CREATE ROLE weak_md5 LOGIN PASSWORD 'correct horse'`,
+		`CREATE ROLE extra_su SUPERUSER LOGIN`,
+		`CREATE ROLE admins NOLOGIN`,
+		`GRANT extra_su TO admins`,
+		`CREATE ROLE app LOGIN IN ROLE admins`,
+		`GRANT pg_execute_server_program TO app`,
+		`GRANT CREATE ON SCHEMA public TO PUBLIC`,
+		`ALTER ROLE app SET log_statement = 'none'`,
+	); err != nil {
+		t.Fatal(err)
+	}
+	must(t, os.Chmod(srv.DataDir, 0o750))
+	must(t, os.Chmod(filepath.Join(srv.DataDir, "postgresql.conf"), 0o644))
+	must(t, os.Chmod(filepath.Join(srv.DataDir, "pg_hba.conf"), 0o666))
+	return srv
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestWeakServerFindingsLive(t *testing.T) {
+	srv := startWeak(t)
+	hbaPath := filepath.Join(srv.DataDir, "pg_hba.conf")
+	start := time.Now()
+	rep, code, _ := auditJSON(t, connArgs(t, srv, srv.AdminUser, srv.Password)...)
+	t.Logf("live audit of the weak server: %s, %d findings", time.Since(start).Round(time.Millisecond), len(rep.Findings))
+	if code != ExitFindings {
+		t.Errorf("exit code %d, want %d (high findings)", code, ExitFindings)
+	}
+	line := func(n int) string { return fmt.Sprintf("%s:%d", hbaPath, n) }
+	expectFail(t, rep, "TLS-01", "setting ssl")
+	expectFail(t, rep, "TLS-02", "TLSv1")
+	expectFail(t, rep, "AUTH-04", line(1))
+	expectFail(t, rep, "AUTH-01", line(2))
+	expectFail(t, rep, "AUTH-02", line(4), "md5")
+	expectFail(t, rep, "AUTH-02", line(5), "password")
+	expectFail(t, rep, "AUTH-03", line(6), "ident")
+	expectFail(t, rep, "AUTH-05", line(4))
+	expectFail(t, rep, "AUTH-05", line(6))
+	expectFail(t, rep, "AUTH-06", line(2), "any address")
+	expectFail(t, rep, "AUTH-07.final-reject", hbaPath)
+	expectFail(t, rep, "AUTH-08", "role "+srv.AdminUser, line(2))
+	expectFail(t, rep, "AUTH-08", "role extra_su", line(2))
+	expectFail(t, rep, "REPL-04", line(7))
+	expectFail(t, rep, "AUTH-11", "password_encryption", "md5")
+	expectFail(t, rep, "AUTH-11.verifiers", "role weak_md5")
+	expectFail(t, rep, "PRIV-01", "role extra_su", "SUPERUSER")
+	expectFail(t, rep, "PRIV-02", "role app", "extra_su")
+	expectFail(t, rep, "PRIV-17", "role app", "pg_execute_server_program")
+	expectFail(t, rep, "PRIV-09", "schema postgres.public")
+	expectFail(t, rep, "LOG-19", "log_connections")
+	expectFail(t, rep, "LOG-20", "log_disconnections")
+	expectFail(t, rep, "LOG-24", "log_statement")
+	expectFail(t, rep, "LOG-23", "log_line_prefix")
+	expectFail(t, rep, "LOG-26", "shared_preload_libraries")
+	expectFail(t, rep, "LOG-26.overrides", `role "app"`, "log_statement=none")
+	expectFail(t, rep, "NET-04", "unix_socket_permissions")
+	expectFail(t, rep, "FS-05", srv.DataDir, "0750")
+	expectFail(t, rep, "FS-06", filepath.Join(srv.DataDir, "postgresql.conf"), "0644")
+	expectFail(t, rep, "FS-07", hbaPath, "0666")
+	// The server was started with listen_addresses=127.0.0.1 on the command
+	// line (tests stay on loopback), so the live value passes; the file
+	// audit below sees the '*' in postgresql.conf.
+	for _, f := range rep.Findings {
+		if f.Status == rules.Fail && (f.Evidence == "" || f.Object == "") {
+			t.Errorf("failing finding without object or evidence: %+v", f)
+		}
+	}
+	if strings.Contains(mustJSON(t, rep), srv.Password) {
+		t.Error("the report contains the admin password")
+	}
+}
+
+func mustJSON(t *testing.T, v any) string {
+	b, err := json.Marshal(v)
+	must(t, err)
+	return string(b)
+}
+
+func TestWeakServerFilesOnly(t *testing.T) {
+	srv := startWeak(t)
+	rep, code, _ := auditJSON(t, "--pgdata", srv.DataDir)
+	if code != ExitFindings {
+		t.Errorf("exit %d, want 1", code)
+	}
+	conf := filepath.Join(srv.DataDir, "postgresql.conf")
+	expectFail(t, rep, "NET-01", conf+":") // file:line of listen_addresses = '*'
+	expectFail(t, rep, "AUTH-01", filepath.Join(srv.DataDir, "pg_hba.conf")+":2")
+	expectFail(t, rep, "AUTH-11", conf+":")
+	expectFail(t, rep, "TLS-01", "built-in default")
+	expectFail(t, rep, "FS-05", "0750")
+	// Server-only knowledge is not guessed.
+	for _, rule := range []string{"AUTH-11.verifiers", "PRIV-02", "PRIV-09"} {
+		for _, st := range status(rep, rule) {
+			if st != rules.NotChecked {
+				t.Errorf("%s: %s in a files-only audit, want not_checked", rule, st)
+			}
+		}
+	}
+	// The NET-01 finding names the exact line.
+	data, _ := os.ReadFile(conf)
+	lines := strings.Split(string(data), "\n")
+	for _, f := range rep.Findings {
+		if f.Rule == "NET-01" && f.Status == rules.Fail {
+			var n int
+			fmt.Sscanf(f.Location[len(conf)+1:], "%d", &n)
+			if n < 1 || n > len(lines) || !strings.Contains(lines[n-1], "listen_addresses = '*'") {
+				t.Errorf("NET-01 points at line %d: %q", n, lines[max(0, n-1)])
+			}
+		}
+	}
+}
+
+// selfSigned writes a server certificate and key the server will accept.
+func selfSigned(t *testing.T, srv *localpg.Server) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	must(t, err)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "localhost"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour), DNSNames: []string{"localhost"},
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, KeyUsage: x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	must(t, err)
+	kder, err := x509.MarshalECPrivateKey(key)
+	must(t, err)
+	must(t, srv.WriteDataFile("server.crt", string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))))
+	must(t, srv.WriteDataFile("server.key", string(pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}))))
+}
+
+const hardenedHBA = `local all all scram-sha-256
+hostssl all all 127.0.0.1/32 scram-sha-256
+host all all 0.0.0.0/0 reject
+host all all ::/0 reject
+`
+
+func TestHardenedServerHasNoHighFindings(t *testing.T) {
+	srv := pgtest.Start(t, localpg.Options{
+		Conf: []string{"ssl = on", "ssl_min_protocol_version = 'TLSv1.2'", "ssl_ciphers = 'HIGH:!aNULL:!MD5:!3DES'",
+			"password_encryption = 'scram-sha-256'", "log_connections = on", "log_disconnections = on",
+			"log_statement = 'ddl'", "log_line_prefix = '%m [%p] %q%u@%d %r %a '", "logging_collector = on",
+			"shared_preload_libraries = 'pgaudit'", "pgaudit.log = 'ddl,role,write'", "unix_socket_permissions = 0770"},
+		HBA:  hardenedHBA,
+		Init: func(s *localpg.Server) error { selfSigned(t, s); return nil },
+	})
+	must(t, srv.Exec(pgtest.Ctx(t), `CREATE ROLE app LOGIN PASSWORD 'app-secret'`))
+	rep, code, errs := auditJSON(t, connArgs(t, srv, srv.AdminUser, srv.Password)...)
+	for _, f := range rep.Findings {
+		if f.Status == rules.Fail && f.Severity >= rules.High {
+			t.Errorf("hardened server: %s %s %s: %s", f.Severity, f.Rule, f.Object, f.Evidence)
+		}
+	}
+	if code != ExitOK {
+		t.Errorf("exit %d, want 0; stderr: %s", code, errs)
+	}
+	for _, rule := range []string{"TLS-01", "TLS-04", "LOG-26", "AUTH-08", "FS-05", "AUTH-07.final-reject"} {
+		st := status(rep, rule)
+		if len(st) == 0 || st[0] != rules.Pass {
+			t.Errorf("%s: %v, want pass", rule, st)
+		}
+	}
+}
+
+func TestHostileNamesDoNotChangeWhereWeConnect(t *testing.T) {
+	srv := pgtest.Start(t, localpg.Options{})
+	ctx := pgtest.Ctx(t)
+	hostile := []string{"x host=evil.example port=1", "db'; DROP TABLE t; --", "new\nline", `ünï "quoted"`, "dbname=template1", "sslmode=disable password=x"}
+	for _, name := range hostile {
+		q := `"` + strings.ReplaceAll(name, `"`, `""`) + `"`
+		must(t, srv.Exec(ctx, "CREATE DATABASE "+q))
+		must(t, srv.ExecIn(ctx, name, "GRANT CREATE ON SCHEMA public TO PUBLIC", "CREATE ROLE "+q+" LOGIN", "CREATE TABLE "+q+" (id int)"))
+	}
+	count := func() int {
+		c, err := srv.Connect(ctx, "postgres")
+		must(t, err)
+		defer c.Close(ctx)
+		var n int
+		must(t, c.QueryRow(ctx, "SELECT count(*) FROM pg_class").Scan(&n))
+		return n
+	}
+	before := count()
+	rep, _, _ := auditJSON(t, connArgs(t, srv, srv.AdminUser, srv.Password)...)
+	for _, name := range hostile {
+		expectFail(t, rep, "PRIV-09", "schema "+name+".public")
+	}
+	for _, f := range rep.Findings {
+		if f.Status == rules.NotChecked && strings.HasPrefix(f.Object, "database ") {
+			t.Errorf("database not collected: %s: %s", f.Object, f.Reason)
+		}
+	}
+	if after := count(); after != before {
+		t.Errorf("the audit changed the server: %d relations before, %d after", before, after)
+	}
+}
+
+func TestMonitorRoleDegradesToNotChecked(t *testing.T) {
+	srv := pgtest.Start(t, localpg.Options{})
+	must(t, srv.Exec(pgtest.Ctx(t), `CREATE ROLE auditor LOGIN PASSWORD 'monitor-secret' IN ROLE pg_monitor`, `CREATE ROLE nobody_special LOGIN PASSWORD 'plain-secret'`))
+	for _, who := range []string{"auditor", "nobody_special"} {
+		t.Run(who, func(t *testing.T) {
+			pw := map[string]string{"auditor": "monitor-secret", "nobody_special": "plain-secret"}[who]
+			rep, _, errs := auditJSON(t, append(connArgs(t, srv, who, pw), "--no-files")...)
+			for _, rule := range []string{"AUTH-01", "AUTH-11.verifiers", "AUTH-18"} {
+				st := status(rep, rule)
+				if len(st) == 0 {
+					t.Errorf("%s: no finding", rule)
+				}
+				for _, s := range st {
+					if s != rules.NotChecked {
+						t.Errorf("%s as %s: %s, want not_checked (the role cannot see it)", rule, who, s)
+					}
+				}
+			}
+			for _, f := range rep.Findings {
+				if f.Status == rules.NotChecked && f.Reason == "" {
+					t.Errorf("%s not checked without a reason", f.Rule)
+				}
+			}
+			if strings.Contains(errs, pw) {
+				t.Error("stderr contains the password")
+			}
+		})
+	}
+}
+
+func TestUnresponsiveServerTimesOut(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	must(t, err)
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close() // accept, never answer
+		}
+	}()
+	t.Setenv("PGPASSWORD", "never-print-me")
+	port := l.Addr().(*net.TCPAddr).Port
+	start := time.Now()
+	code, _, errs := runCLI(t, "audit", "-h", "127.0.0.1", "-p", fmt.Sprint(port), "-U", "x", "--connect-timeout", "2s")
+	took := time.Since(start)
+	if code != ExitError {
+		t.Errorf("exit %d, want 2", code)
+	}
+	if took > 15*time.Second {
+		t.Errorf("took %s to give up", took)
+	}
+	if strings.Contains(errs, "never-print-me") {
+		t.Errorf("error output contains the password: %s", errs)
+	}
+	t.Logf("gave up after %s: %s", took.Round(time.Millisecond), strings.TrimSpace(errs))
+}
+
+func TestWrongPasswordErrorHasNoSecret(t *testing.T) {
+	srv := pgtest.Shared(t)
+	secret := "Sup3r-Secret-Value"
+	code, _, errs := runCLI(t, "audit", "-d", fmt.Sprintf("postgresql://%s:%s@127.0.0.1:%d/postgres", srv.AdminUser, secret, srv.Port))
+	if code != ExitError {
+		t.Errorf("exit %d, want 2", code)
+	}
+	if strings.Contains(errs, secret) {
+		t.Errorf("error output contains the password: %s", errs)
+	}
+}
+
+func TestSnapshotRoundTrip(t *testing.T) {
+	srv := startWeak(t)
+	args := connArgs(t, srv, srv.AdminUser, srv.Password)
+	snap := filepath.Join(t.TempDir(), "snap.json")
+	if code, _, errs := runCLI(t, append([]string{"collect", "-o", snap}, args...)...); code != 0 {
+		t.Fatalf("collect: %d %s", code, errs)
+	}
+	data, err := os.ReadFile(snap)
+	must(t, err)
+	if strings.Contains(string(data), srv.Password) {
+		t.Error("snapshot contains the password")
+	}
+	direct, _, _ := auditJSON(t, args...)
+	fromSnap, _, _ := auditJSON(t, "--snapshot", snap)
+	strip := func(r *report.Report) string {
+		var b strings.Builder
+		for _, f := range r.Findings {
+			fmt.Fprintf(&b, "%s|%s|%s|%s|%s\n", f.Rule, f.Status, f.Object, f.Location, f.Evidence)
+		}
+		return b.String()
+	}
+	if strip(direct) != strip(fromSnap) {
+		t.Errorf("audit of the snapshot differs from the live audit:\nlive:\n%s\nsnapshot:\n%s", strip(direct), strip(fromSnap))
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	for _, args := range [][]string{
+		{"audit", "--format", "xml"},
+		{"audit", "--fail-on", "severe"},
+		{"audit", "--snapshot", "x.json", "--pgdata", "/tmp"},
+		{"nonsense"},
+		{"audit", "extra-arg"},
+	} {
+		code, _, errs := runCLI(t, args...)
+		if code != ExitError || errs == "" {
+			t.Errorf("%v: exit %d, stderr %q", args, code, errs)
+		}
+	}
+	code, _, errs := runCLI(t, "audit", "--snapshot", filepath.Join(t.TempDir(), "missing.json"))
+	if code != ExitError || !strings.Contains(errs, "missing.json") {
+		t.Errorf("missing snapshot: exit %d, %q", code, errs)
+	}
+}
