@@ -124,8 +124,8 @@ func Describe(cfg *pgx.ConnConfig) string {
 }
 
 var (
-	kvPassword  = regexp.MustCompile(`(?i)(password\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s]*)`)
-	uriPassword = regexp.MustCompile(`(postgres(?:ql)?://[^:/@\s]*:)([^@\s]*)(@)`)
+	kvPassword  = regexp.MustCompile(`(?i)((?:^|\s)password\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s]*)`)
+	uriPassword = regexp.MustCompile(`(postgres(?:ql)?://[^:/@\s]*:)([^@ \t\n]*)(@)`)
 	uriQueryPw  = regexp.MustCompile(`(?i)([?&]password=)([^&\s]*)`)
 )
 
