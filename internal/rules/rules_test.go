@@ -51,7 +51,7 @@ func TestHBARules(t *testing.T) {
 	const p = "/etc/pg/pg_hba.conf"
 	cases := []struct {
 		name, hba, rule string
-		want         []string
+		want            []string
 	}{
 		{"host trust", "host all all 10.0.0.0/8 trust\n", "AUTH-01", []string{"critical " + p + ":1"}},
 		{"hostssl trust", "local all all peer\nhostssl all all 10.0.0.0/8 trust\n", "AUTH-01", []string{"critical " + p + ":2"}},
