@@ -101,12 +101,17 @@ func FuzzRedact(f *testing.F) {
 	f.Add("s3cret", "host")
 	f.Add("p@ss:w/rd", "db.example.com")
 	f.Fuzz(func(t *testing.T, pw, host string) {
-		if len(pw) < 4 || strings.ContainsAny(pw, " '\\\"@/?#&\n\t\r\f\v") || strings.ContainsAny(host, " @/?#&'\n\t:") || strings.Contains(host, pw) || strings.Contains("postgresql://u:xxxxx@/dbpassword=host=", pw) {
+		if len(pw) < 4 || strings.ContainsAny(pw, " '\\\"@/?#&\n\t\r\f\v") || strings.ContainsAny(host, " @/?#&'\n\t:")  {
 			return
 		}
-		for _, s := range []string{"postgresql://u:" + pw + "@" + host + "/db", "host=" + host + " password=" + pw, "password='" + pw + "' host=" + host} {
-			if got := RedactDSN(s); strings.Contains(got, pw) {
-				t.Fatalf("RedactDSN(%q) = %q keeps the password", s, got)
+		cases := map[string]string{
+			"postgresql://u:" + pw + "@" + host + "/db": "postgresql://u:xxxxx@" + host + "/db",
+			"host=" + host + " password=" + pw:          "host=" + host + " password=xxxxx",
+			"password='" + pw + "' host=" + host:        "password=xxxxx host=" + host,
+		}
+		for in, want := range cases {
+			if got := RedactDSN(in); got != want {
+				t.Fatalf("RedactDSN(%q) = %q, want %q", in, got, want)
 			}
 		}
 	})
