@@ -173,7 +173,7 @@ func readHBAFile(s *snapshot.Snapshot, path string) {
 	if v, ok := s.Setting("ssl"); ok {
 		ssl, _ = guc.ParseBool(v.Value)
 	}
-	f, err := hba.ParseFile(path, hba.Options{SSL: ssl})
+	f, err := hba.ParseFile(path, hba.Options{SSL: ssl, Version: s.MajorVersion()})
 	if err != nil {
 		if s.HBA == nil {
 			s.AddGap(snapshot.GapHBA, fmt.Sprintf("%s: %s", path, cleanErr(err)))
@@ -186,7 +186,7 @@ func readHBAFile(s *snapshot.Snapshot, path string) {
 }
 
 func readIdentFile(s *snapshot.Snapshot, path string) {
-	f, err := hba.ParseIdentFile(path, hba.Options{})
+	f, err := hba.ParseIdentFile(path, hba.Options{Version: s.MajorVersion()})
 	if err != nil {
 		if s.Ident == nil && !errors.Is(err, fs.ErrNotExist) {
 			s.AddGap(snapshot.GapIdent, fmt.Sprintf("%s: %s", path, cleanErr(err)))
@@ -233,6 +233,13 @@ func statServerFiles(s *snapshot.Snapshot, dataDir string) {
 		add(s.Target.ConfigFile, snapshot.KindConfig)
 	}
 	add(s.Target.HBAFile, snapshot.KindHBA)
+	if s.HBA != nil && s.HBA.Source == "file" {
+		for _, r := range s.HBA.Rules {
+			if r.File != s.Target.HBAFile {
+				add(r.File, snapshot.KindHBAInclude) // PostgreSQL 16 include files
+			}
+		}
+	}
 	if _, err := os.Stat(s.Target.IdentFile); err == nil {
 		add(s.Target.IdentFile, snapshot.KindIdent)
 	}

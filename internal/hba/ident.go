@@ -39,19 +39,15 @@ func ParseIdentFile(path string, o Options) (*IdentFile, error) {
 
 // ParseIdent parses pg_ident.conf content.
 func ParseIdent(name string, data []byte, o Options) *IdentFile {
-	read := fileReader(o.ReadFile)
-	if read == nil {
-		read = readFile
-	}
 	f := &IdentFile{Path: name}
-	for _, tl := range tokenizeFile(name, data, read, 0) {
+	for _, tl := range newTokenizer(o).tokenizeFile(name, data, 0) {
 		if tl.err != "" {
-			f.Errors = append(f.Errors, ParseError{name, tl.line, tl.err})
+			f.Errors = append(f.Errors, ParseError{tl.file, tl.line, tl.err})
 			continue
 		}
-		m, err := parseIdentLine(name, tl)
+		m, err := parseIdentLine(tl.file, tl)
 		if err != "" {
-			f.Errors = append(f.Errors, ParseError{name, tl.line, err})
+			f.Errors = append(f.Errors, ParseError{tl.file, tl.line, err})
 			continue
 		}
 		f.Maps = append(f.Maps, m)

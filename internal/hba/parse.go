@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 )
@@ -106,8 +107,14 @@ type Options struct {
 	SSL bool
 	// DBUserNamespace mirrors db_user_namespace (md5 is then rejected).
 	DBUserNamespace bool
-	// ReadFile reads @file includes; os.ReadFile when nil.
+	// ReadFile reads @file and include files; os.ReadFile when nil.
 	ReadFile func(string) ([]byte, error)
+	// ReadDir lists include_dir directories; os.ReadDir when nil.
+	ReadDir func(string) ([]os.DirEntry, error)
+	// Version is the server's major version (15, 16, ...): include
+	// directives and regular expressions exist from 16 on. 0 means the
+	// newest behaviour.
+	Version int
 }
 
 // ParseFile reads and parses a pg_hba.conf.
@@ -126,19 +133,15 @@ func ParseFile(path string, o Options) (*File, error) {
 // Parse parses pg_hba.conf content; name is used for locations and to
 // resolve relative @file includes.
 func Parse(name string, data []byte, o Options) *File {
-	read := fileReader(o.ReadFile)
-	if read == nil {
-		read = readFile
-	}
 	f := &File{Path: name}
-	for _, tl := range tokenizeFile(name, data, read, 0) {
+	for _, tl := range newTokenizer(o).tokenizeFile(name, data, 0) {
 		if tl.err != "" {
-			f.Errors = append(f.Errors, ParseError{name, tl.line, tl.err})
+			f.Errors = append(f.Errors, ParseError{tl.file, tl.line, tl.err})
 			continue
 		}
-		r, err := parseLine(name, tl, o)
+		r, err := parseLine(tl.file, tl, o)
 		if err != "" {
-			f.Errors = append(f.Errors, ParseError{name, tl.line, err})
+			f.Errors = append(f.Errors, ParseError{tl.file, tl.line, err})
 			continue
 		}
 		f.Rules = append(f.Rules, *r)
@@ -187,6 +190,17 @@ func parseLine(file string, tl tokenLine, o Options) (*Rule, string) {
 	}
 	if r.Users, ok = next(); !ok {
 		return nil, "end-of-line before role specification"
+	}
+	if o.Version == 0 || o.Version >= 16 {
+		// From 16 on, unquoted names starting with a slash are regular
+		// expressions, compiled when the file is loaded.
+		for _, t := range append(append([]Token(nil), r.Databases...), r.Users...) {
+			if !t.Quoted && strings.HasPrefix(t.Value, "/") {
+				if _, err := regexp.Compile(t.Value[1:]); err != nil {
+					return nil, fmt.Sprintf("invalid regular expression %q: %v", t.Value[1:], err)
+				}
+			}
+		}
 	}
 	if r.Type != Local {
 		f, ok := next()

@@ -4,9 +4,12 @@
 package hba
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 )
 
@@ -31,13 +34,14 @@ func (t Token) String() string {
 // tokenLine is one logical line (after backslash continuation) split into
 // fields, each field a comma list of tokens with @file lists expanded.
 type tokenLine struct {
+	file   string
 	line   int
 	raw    string
 	fields [][]Token
 	err    string
 }
 
-// maxIncludeDepth bounds @file recursion as the server does.
+// maxIncludeDepth bounds @file and include recursion as the server does.
 const maxIncludeDepth = 10
 
 // fileReader reads an included file; tests and offline audits swap it.
@@ -45,9 +49,29 @@ type fileReader func(path string) ([]byte, error)
 
 func readFile(path string) ([]byte, error) { return os.ReadFile(path) }
 
+// tokenizer splits files into lines the way the server's
+// tokenize_auth_file does.
+type tokenizer struct {
+	read    fileReader
+	readDir func(string) ([]os.DirEntry, error)
+	// includes: PostgreSQL 16+ include / include_if_exists / include_dir lines.
+	includes bool
+}
+
+func newTokenizer(o Options) *tokenizer {
+	t := &tokenizer{read: readFile, readDir: os.ReadDir, includes: o.Version == 0 || o.Version >= 16}
+	if o.ReadFile != nil {
+		t.read = o.ReadFile
+	}
+	if o.ReadDir != nil {
+		t.readDir = o.ReadDir
+	}
+	return t
+}
+
 // tokenizeFile splits a file into logical lines. Lines that hold nothing
 // (blank, comment only) are dropped, as the server drops them.
-func tokenizeFile(name string, data []byte, read fileReader, depth int) []tokenLine {
+func (tz *tokenizer) tokenizeFile(name string, data []byte, depth int) []tokenLine {
 	var out []tokenLine
 	text := string(data)
 	lineNo := 1
@@ -76,10 +100,10 @@ func tokenizeFile(name string, data []byte, read fileReader, depth int) []tokenL
 			break
 		}
 		raw := buf.String()
-		tl := tokenLine{line: lineNo, raw: raw}
+		tl := tokenLine{file: name, line: lineNo, raw: raw}
 		rest := raw
 		for len(rest) > 0 && tl.err == "" {
-			field, next, err := nextFieldExpand(name, rest, read, depth)
+			field, next, err := tz.nextFieldExpand(name, rest, depth)
 			rest = next
 			if err != "" {
 				tl.err = err
@@ -89,12 +113,74 @@ func tokenizeFile(name string, data []byte, read fileReader, depth int) []tokenL
 				tl.fields = append(tl.fields, field)
 			}
 		}
-		if len(tl.fields) > 0 || tl.err != "" {
-			out = append(out, tl)
-		}
 		lineNo += continuations + 1
+		if len(tl.fields) == 0 && tl.err == "" {
+			continue
+		}
+		if tl.err == "" && tz.includes && len(tl.fields) == 2 {
+			if inc, handled, err := tz.include(name, tl, depth); handled {
+				if err == "" {
+					out = append(out, inc...)
+					continue
+				}
+				tl.err = err
+			}
+		}
+		out = append(out, tl)
 	}
 	return out
+}
+
+// include handles the PostgreSQL 16 include directives. handled is false
+// when the line is an ordinary rule.
+func (tz *tokenizer) include(name string, tl tokenLine, depth int) ([]tokenLine, bool, string) {
+	kw, target := tl.fields[0][0].Value, tl.fields[1][0].Value
+	switch kw {
+	case "include", "include_if_exists":
+		lines, err := tz.includeFile(name, target, depth, kw == "include_if_exists")
+		return lines, true, err
+	case "include_dir":
+		dir := resolvePath(name, target)
+		entries, err := tz.readDir(dir)
+		if err != nil {
+			return nil, true, fmt.Sprintf("could not open directory %q: %s", dir, cleanErr(err))
+		}
+		var names []string
+		for _, e := range entries {
+			n := e.Name()
+			if strings.HasPrefix(n, ".") || len(n) < 6 || !strings.HasSuffix(n, ".conf") || e.IsDir() {
+				continue
+			}
+			names = append(names, filepath.Join(dir, n))
+		}
+		sort.Strings(names)
+		var out []tokenLine
+		var errs []string
+		for _, n := range names {
+			lines, err := tz.includeFile(name, n, depth, false)
+			if err != "" {
+				errs = append(errs, err)
+			}
+			out = append(out, lines...)
+		}
+		return out, true, strings.Join(errs, "\n")
+	}
+	return nil, false, ""
+}
+
+func (tz *tokenizer) includeFile(outer, inc string, depth int, ifExists bool) ([]tokenLine, string) {
+	full := resolvePath(outer, inc)
+	if depth+1 > maxIncludeDepth {
+		return nil, fmt.Sprintf("could not open file %q: maximum nesting depth exceeded", full)
+	}
+	data, err := tz.read(full)
+	if err != nil {
+		if ifExists && errors.Is(err, fs.ErrNotExist) {
+			return nil, "" // skipped, as the server does
+		}
+		return nil, fmt.Sprintf("could not open file %q: %s", full, cleanErr(err))
+	}
+	return tz.tokenizeFile(full, data, depth+1), ""
 }
 
 func isBlank(c byte) bool { return c == ' ' || c == '\t' || c == '\r' }
@@ -143,7 +229,7 @@ func nextToken(s string) (tok string, initialQuote, comma, ok bool, rest string)
 
 // nextFieldExpand reads one whitespace-separated field: a comma list of
 // tokens, with unquoted @file entries replaced by the file's tokens.
-func nextFieldExpand(name, s string, read fileReader, depth int) ([]Token, string, string) {
+func (tz *tokenizer) nextFieldExpand(name, s string, depth int) ([]Token, string, string) {
 	var toks []Token
 	for {
 		tok, quoted, comma, ok, rest := nextToken(s)
@@ -152,7 +238,7 @@ func nextFieldExpand(name, s string, read fileReader, depth int) ([]Token, strin
 			break
 		}
 		if !quoted && len(tok) > 1 && tok[0] == '@' {
-			inc, err := includeTokens(name, tok[1:], read, depth)
+			inc, err := tz.includeTokens(name, tok[1:], depth)
 			if err != "" {
 				return nil, s, err
 			}
@@ -168,17 +254,20 @@ func nextFieldExpand(name, s string, read fileReader, depth int) ([]Token, strin
 }
 
 // includeTokens reads an @file: every token of every line, in order.
-func includeTokens(outer, inc string, read fileReader, depth int) ([]Token, string) {
+func (tz *tokenizer) includeTokens(outer, inc string, depth int) ([]Token, string) {
 	full := resolvePath(outer, inc)
 	if depth+1 > maxIncludeDepth {
 		return nil, fmt.Sprintf("could not open file %q: maximum nesting depth exceeded", full)
 	}
-	data, err := read(full)
+	data, err := tz.read(full)
 	if err != nil {
 		return nil, fmt.Sprintf("could not open secondary authentication file \"@%s\" as %q: %v", inc, full, cleanErr(err))
 	}
 	var toks []Token
-	for _, l := range tokenizeFile(full, data, read, depth+1) {
+	// Include directives are not followed inside @ files.
+	sub := *tz
+	sub.includes = false
+	for _, l := range sub.tokenizeFile(full, data, depth+1) {
 		if l.err != "" {
 			return nil, l.err
 		}

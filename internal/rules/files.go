@@ -104,7 +104,7 @@ func init() {
 		Rationale:  "Write access to pg_hba.conf is write access to who may log in; read access maps the attack surface.",
 		References: refs(devsec("postgres-10"), []Reference{{"pgdsat", "2.5"}}),
 		Check: func(c *Check) {
-			fs, ok := c.filesOrGap("pg_hba.conf", snapshot.KindHBA, snapshot.KindIdent)
+			fs, ok := c.filesOrGap("pg_hba.conf", snapshot.KindHBA, snapshot.KindHBAInclude, snapshot.KindIdent)
 			if !ok {
 				return
 			}
