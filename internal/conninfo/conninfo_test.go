@@ -101,7 +101,7 @@ func FuzzRedact(f *testing.F) {
 	f.Add("s3cret", "host")
 	f.Add("p@ss:w/rd", "db.example.com")
 	f.Fuzz(func(t *testing.T, pw, host string) {
-		if len(pw) < 4 || strings.ContainsAny(pw, " '\\\"@/?#&\n\t\r\f\v") || strings.ContainsAny(host, " @/?#&'\n\t:")  {
+		if len(pw) < 4 || strings.ContainsAny(pw, " '\\\"@/?#&\n\t\r\f\v") || strings.ContainsAny(host, " @/?#&'\n\t:") {
 			return
 		}
 		cases := map[string]string{
