@@ -51,43 +51,49 @@ func collectFiles(s *snapshot.Snapshot, o *Options) error {
 		return nil
 	}
 	s.Target.OnHost = true
+	if configFile == "" && dataDir != "" {
+		configFile = filepath.Join(dataDir, "postgresql.conf")
+	}
+	if configFile != "" && dataDir == "" {
+		// The Debian layout keeps postgresql.conf apart from the data
+		// directory it names; postgresql.auto.conf lives in the latter.
+		if c, err := pgconf.Load(configFile, pgconf.Options{SkipAutoConf: true}); err == nil {
+			if e, ok := c.Get("data_directory"); ok && e.Value != "" {
+				dataDir = e.Value
+			}
+		}
+	}
 	if dataDir != "" {
 		if b, err := os.ReadFile(filepath.Join(dataDir, "PG_VERSION")); err == nil {
 			s.Target.MajorVersion, _ = strconv.Atoi(strings.TrimSpace(string(b)))
 		}
 	}
-	if configFile == "" && dataDir != "" {
-		configFile = filepath.Join(dataDir, "postgresql.conf")
-	}
 	s.Target.DataDir, s.Target.ConfigFile = dataDir, configFile
-
 	if configFile != "" {
 		readConfig(s, configFile, dataDir)
-		// A config file may point elsewhere (the Debian layout does).
-		if s.Config != nil {
-			if dataDir == "" {
-				if e, ok := s.Config.Get("data_directory"); ok {
-					dataDir = e.Value
-					s.Target.DataDir = dataDir
-				}
-			}
-			if hbaFile == "" {
-				if e, ok := s.Config.Get("hba_file"); ok {
-					hbaFile = e.Value
-				}
-			}
-			if identFile == "" {
-				if e, ok := s.Config.Get("ident_file"); ok {
-					identFile = e.Value
-				}
-			}
+	}
+	// Unless set, pg_hba.conf and pg_ident.conf sit beside postgresql.conf
+	// (the server's ConfigDir), not necessarily in the data directory.
+	configDir := dataDir
+	if configFile != "" {
+		configDir = filepath.Dir(configFile)
+	}
+	if s.Config != nil {
+		if e, ok := s.Config.Get("hba_file"); ok && hbaFile == "" {
+			hbaFile = e.Value
+		}
+		if e, ok := s.Config.Get("ident_file"); ok && identFile == "" {
+			identFile = e.Value
 		}
 	}
-	if hbaFile == "" && dataDir != "" {
-		hbaFile = filepath.Join(dataDir, "pg_hba.conf")
-	}
-	if identFile == "" && dataDir != "" {
-		identFile = filepath.Join(dataDir, "pg_ident.conf")
+	// With only --hba-file (a config repository), nothing else is implied.
+	if configDir != "" && (o.DataDir != "" || o.ConfigFile != "" || s.Server != nil) {
+		if hbaFile == "" {
+			hbaFile = filepath.Join(configDir, "pg_hba.conf")
+		}
+		if identFile == "" {
+			identFile = filepath.Join(configDir, "pg_ident.conf")
+		}
 	}
 	s.Target.HBAFile, s.Target.IdentFile = hbaFile, identFile
 	if s.Server == nil {
@@ -250,13 +256,19 @@ func statServerFiles(s *snapshot.Snapshot, dataDir string) {
 		}
 	}
 	port := settingValue(s, "port")
-	for _, d := range strings.Split(settingValue(s, "unix_socket_directories"), ",") {
+	sockets := ""
+	if s.Server != nil {
+		// Only for a running server: in a files audit the host's socket
+		// directory may belong to another cluster.
+		sockets = settingValue(s, "unix_socket_directories")
+	}
+	for _, d := range strings.Split(sockets, ",") {
 		d = strings.TrimSpace(d)
 		if d == "" || strings.HasPrefix(d, "@") { // abstract namespace: no file
 			continue
 		}
 		add(d, snapshot.KindSocketDir)
-		if port != "" && s.Server != nil {
+		if port != "" {
 			add(filepath.Join(d, ".s.PGSQL."+port), snapshot.KindSocket)
 		}
 	}

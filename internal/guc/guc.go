@@ -37,9 +37,7 @@ func ParseBool(v string) (bool, bool) {
 func ParseInt(v string) (int64, bool) {
 	s := strings.TrimSpace(v)
 	n, err := strconv.ParseInt(s, 0, 64)
-	if err != nil {
-		// strconv wants 0o for octal when base 0 sees a leading 0? It
-		// accepts a leading 0 as octal; anything else is not an integer.
+	if err != nil || strings.Contains(s, "_") { // strconv allows 1_000, strtol does not
 		return 0, false
 	}
 	return n, true

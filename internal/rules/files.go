@@ -22,6 +22,10 @@ func (c *Check) filesOrGap(object string, kinds ...string) ([]*snapshot.File, bo
 	for _, k := range kinds {
 		out = append(out, c.S.FilesOfKind(k)...)
 	}
+	if len(out) == 0 {
+		c.NotChecked(object, "no such file was read in this audit")
+		return nil, false
+	}
 	return out, true
 }
 
@@ -76,9 +80,6 @@ func init() {
 			fs, ok := c.filesOrGap("data directory", snapshot.KindDataDir)
 			if !ok {
 				return
-			}
-			if len(fs) == 0 {
-				c.NotChecked("data directory", "data directory unknown (pass --pgdata)")
 			}
 			for _, f := range fs {
 				c.checkMode(f, false, 0o700)
