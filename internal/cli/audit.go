@@ -12,6 +12,7 @@ import (
 	"github.com/pgaegis/pgaegis/internal/report"
 	"github.com/pgaegis/pgaegis/internal/rules"
 	"github.com/pgaegis/pgaegis/internal/snapshot"
+	"github.com/pgaegis/pgaegis/internal/waiver"
 )
 
 type sourceFlags struct {
@@ -65,7 +66,11 @@ func runAudit(ctx context.Context, env *Env, args []string) (int, error) {
 	src.conn.register(fs)
 	src.files.register(fs)
 	src.register(fs)
-	format := fs.String("format", "text", "report format: text or json")
+	format := fs.String("format", "text", "report format: text, json, sarif, html, markdown or junit")
+	profile := fs.String("profile", "all", "benchmark to audit against: "+rules.ProfileNames())
+	waivers := fs.String("waivers", "", "YAML file of accepted findings (rule, object, reason, expires)")
+	baseline := fs.String("baseline", "", "previous JSON report: report only what is new or fixed since")
+	sarifRoot := fs.String("sarif-root", "", "SARIF: make file locations relative to this directory (default: the working directory)")
 	failOn := fs.String("fail-on", "high", "exit 1 when a failing finding is at or above this severity (critical, high, medium, low, info)")
 	snapPath := fs.String("snapshot", "", "audit a snapshot written by 'pgaegis collect' instead of collecting")
 	sandbox := fs.Bool("sandbox", false, "start a throwaway local PostgreSQL from the installed binaries, audit it, stop it")
@@ -79,8 +84,25 @@ func runAudit(ctx context.Context, env *Env, args []string) (int, error) {
 	if err != nil {
 		return ExitError, usageError{err.Error()}
 	}
-	if *format != "text" && *format != "json" {
-		return ExitError, usagef("unknown --format %q (text or json)", *format)
+	switch *format {
+	case "text", "json", "sarif", "html", "markdown", "md", "junit":
+	default:
+		return ExitError, usagef("unknown --format %q (text, json, sarif, html, markdown or junit)", *format)
+	}
+	if _, err := rules.Select(*profile); err != nil {
+		return ExitError, usageError{err.Error()}
+	}
+	var wf *waiver.File
+	if *waivers != "" {
+		if wf, err = waiver.Load(*waivers); err != nil {
+			return ExitError, err
+		}
+	}
+	var prev *report.Report
+	if *baseline != "" {
+		if prev, err = report.LoadBaseline(*baseline); err != nil {
+			return ExitError, err
+		}
 	}
 	if *snapPath != "" && (*sandbox || !src.conn.f.Empty() || src.files.given()) {
 		return ExitError, usagef("--snapshot cannot be combined with connection, file or --sandbox options")
@@ -111,8 +133,17 @@ func runAudit(ctx context.Context, env *Env, args []string) (int, error) {
 	if err != nil {
 		return ExitError, err
 	}
-	findings := rules.Run(snap)
+	findings, err := rules.RunProfile(snap, *profile)
+	if err != nil {
+		return ExitError, err
+	}
+	if wf != nil {
+		snap.Warnings = append(snap.Warnings, wf.Apply(findings, time.Now())...)
+	}
 	rep := report.Build(snap, findings, sev)
+	if prev != nil {
+		report.ApplyBaseline(rep, prev, *baseline, sev)
+	}
 
 	o, err := openOutput(env, *out)
 	if err != nil {
@@ -121,6 +152,14 @@ func runAudit(ctx context.Context, env *Env, args []string) (int, error) {
 	switch *format {
 	case "json":
 		err = report.WriteJSON(o.w, rep)
+	case "sarif":
+		err = report.WriteSARIF(o.w, rep, report.SARIFOptions{Root: *sarifRoot})
+	case "html":
+		err = report.WriteHTML(o.w, rep)
+	case "markdown", "md":
+		err = report.WriteMarkdown(o.w, rep)
+	case "junit":
+		err = report.WriteJUnit(o.w, rep)
 	default:
 		useColor := *color == "always" || (*color == "auto" && *out == "" && isTerminal(env.Stdout))
 		err = report.WriteText(o.w, rep, report.TextOptions{Color: useColor, Verbose: *verbose})
@@ -179,7 +218,7 @@ func runRules(_ context.Context, env *Env, args []string) (int, error) {
 		return ExitOK, rules.WriteMarkdown(env.Stdout)
 	case "text":
 		for _, r := range all {
-			fmt.Fprintf(env.Stdout, "%-22s %-8s %-14s %s\n", r.ID, r.Severity, r.Area, r.Title)
+			fmt.Fprintf(env.Stdout, "%-22s %-8s %-14s %s\n%22s needs: %s\n", r.ID, r.Severity, r.Area, r.Title, "", r.Access)
 		}
 		return ExitOK, nil
 	}

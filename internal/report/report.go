@@ -18,17 +18,19 @@ const SchemaVersion = 1
 
 // Report is the document every writer renders.
 type Report struct {
-	SchemaVersion int               `json:"schema_version"`
-	Tool          string            `json:"tool"`
-	ToolVersion   string            `json:"tool_version"`
-	Target        snapshot.Target   `json:"target"`
-	ServerVersion string            `json:"server_version,omitempty"`
-	AuditRole     string            `json:"audit_role,omitempty"`
-	CollectedAt   time.Time         `json:"collected_at"`
-	Summary       Summary           `json:"summary"`
-	Findings      []rules.Finding   `json:"findings"`
-	Gaps          map[string]string `json:"gaps,omitempty"`
-	Warnings      []string          `json:"warnings,omitempty"`
+	SchemaVersion int             `json:"schema_version"`
+	Tool          string          `json:"tool"`
+	ToolVersion   string          `json:"tool_version"`
+	Target        snapshot.Target `json:"target"`
+	ServerVersion string          `json:"server_version,omitempty"`
+	AuditRole     string          `json:"audit_role,omitempty"`
+	CollectedAt   time.Time       `json:"collected_at"`
+	Summary       Summary         `json:"summary"`
+	Findings      []rules.Finding `json:"findings"`
+	// Baseline is set with --baseline: what changed since a previous report.
+	Baseline *BaselineDiff     `json:"baseline,omitempty"`
+	Gaps     map[string]string `json:"gaps,omitempty"`
+	Warnings []string          `json:"warnings,omitempty"`
 }
 
 // Summary counts findings.
@@ -38,6 +40,7 @@ type Summary struct {
 	Fail       int            `json:"fail"`
 	Pass       int            `json:"pass"`
 	NotChecked int            `json:"not_checked"`
+	Waived     int            `json:"waived"`
 	FailBySev  map[string]int `json:"fail_by_severity"`
 	FailOn     string         `json:"fail_on"`
 	// Result is "fail" when a failing finding is at or above FailOn.
@@ -68,6 +71,8 @@ func Build(s *snapshot.Snapshot, findings []rules.Finding, failOn rules.Severity
 			sum.Pass++
 		case rules.NotChecked:
 			sum.NotChecked++
+		case rules.Waived:
+			sum.Waived++
 		}
 	}
 	sum.Rules = len(ids)
@@ -82,10 +87,12 @@ func statusRank(s rules.Status) int {
 	switch s {
 	case rules.Fail:
 		return 0
-	case rules.NotChecked:
+	case rules.Waived:
 		return 1
+	case rules.NotChecked:
+		return 2
 	}
-	return 2
+	return 3
 }
 
 func areaRank(a string) int {

@@ -52,7 +52,20 @@ func golden(t *testing.T, name string, got []byte) {
 		t.Fatalf("%v (run with -update to create)", err)
 	}
 	if !bytes.Equal(want, got) {
-		t.Errorf("%s differs from the golden file (run go test ./internal/report -update after checking the change):\n%s", name, got)
+		wl, gl := strings.Split(string(want), "\n"), strings.Split(string(got), "\n")
+		for i := 0; i < len(wl) || i < len(gl); i++ {
+			var w, g string
+			if i < len(wl) {
+				w = wl[i]
+			}
+			if i < len(gl) {
+				g = gl[i]
+			}
+			if w != g {
+				t.Errorf("%s differs from the golden file at line %d (run go test ./internal/report -update after checking the change):\nwant: %s\ngot:  %s", name, i+1, w, g)
+				return
+			}
+		}
 	}
 }
 

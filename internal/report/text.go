@@ -79,14 +79,23 @@ func WriteText(w io.Writer, r *Report, o TextOptions) error {
 	if len(sevParts) > 0 {
 		failTxt += " (" + strings.Join(sevParts, ", ") + ")"
 	}
-	fmt.Fprintf(&b, "%s · %d passed · %d not checked · %d rules\n", failTxt, s.Pass, s.NotChecked, s.Rules)
+	waived := ""
+	if s.Waived > 0 {
+		waived = fmt.Sprintf(" · %d waived", s.Waived)
+	}
+	fmt.Fprintf(&b, "%s%s · %d passed · %d not checked · %d rules\n", failTxt, waived, s.Pass, s.NotChecked, s.Rules)
+	if bl := r.Baseline; bl != nil {
+		fmt.Fprintf(&b, "since %s (%s): %d new, %d unchanged (not shown), %d fixed\n", bl.CollectedAt, bl.Path, bl.New, bl.Unchanged, len(bl.Fixed))
+	}
 
 	byArea := map[string][]rules.Finding{}
-	var notChecked, passed []rules.Finding
+	var notChecked, passed, waivedList []rules.Finding
 	for _, f := range r.Findings {
 		switch f.Status {
 		case rules.Fail:
 			byArea[f.Area] = append(byArea[f.Area], f)
+		case rules.Waived:
+			waivedList = append(waivedList, f)
 		case rules.NotChecked:
 			notChecked = append(notChecked, f)
 		default:
@@ -118,6 +127,22 @@ func WriteText(w io.Writer, r *Report, o TextOptions) error {
 				fix += "\n(takes effect after a " + f.FixApply + ")"
 			}
 			field(&b, p, "fix", fix)
+			if w := f.Waiver; w != nil && w.Expired {
+				field(&b, p, "waiver", fmt.Sprintf("expired on %s (%s)", w.Expires, w.Reason))
+			}
+		}
+	}
+	if len(waivedList) > 0 {
+		fmt.Fprintf(&b, "\n%s\n", p.c(ansiBold, fmt.Sprintf("── waived (%d) %s", len(waivedList), strings.Repeat("─", 51))))
+		for _, f := range waivedList {
+			fmt.Fprintf(&b, "%s %s  %s [%s]\n", fmt.Sprintf("%-8s", strings.ToUpper(f.Severity.String())), f.Rule, f.Title, f.Object)
+			field(&b, p, "accepted", fmt.Sprintf("%s (until %s%s)", f.Waiver.Reason, f.Waiver.Expires, ownerSuffix(f.Waiver.Owner)))
+		}
+	}
+	if r.Baseline != nil && len(r.Baseline.Fixed) > 0 {
+		fmt.Fprintf(&b, "\n%s\n", p.c(ansiBold, fmt.Sprintf("── fixed since the baseline (%d) %s", len(r.Baseline.Fixed), strings.Repeat("─", 32))))
+		for _, f := range r.Baseline.Fixed {
+			fmt.Fprintf(&b, "%s %s  %s [%s]\n", p.c(ansiGreen, "fixed"), f.Rule, f.Title, f.Object)
 		}
 	}
 	if len(notChecked) > 0 {
@@ -176,4 +201,11 @@ func field(b *strings.Builder, p painter, label, value string) {
 	for _, l := range lines[1:] {
 		fmt.Fprintf(b, "  %s %s\n", strings.Repeat(" ", 9), l)
 	}
+}
+
+func ownerSuffix(o string) string {
+	if o == "" {
+		return ""
+	}
+	return ", owner " + o
 }

@@ -31,7 +31,7 @@ func WriteMarkdown(w io.Writer) error {
 			for _, ref := range r.References {
 				refs = append(refs, fmt.Sprintf("%s %s", ref.Source, ref.ID))
 			}
-			fmt.Fprintf(&b, "References: %s\n\n", strings.Join(refs, "; "))
+			fmt.Fprintf(&b, "References: %s\n\nNeeds: %s\n\n", strings.Join(refs, "; "), r.Access)
 		}
 	}
 	_, err := io.WriteString(w, b.String())

@@ -54,6 +54,8 @@ const (
 	Fail       Status = "fail"
 	Pass       Status = "pass"
 	NotChecked Status = "not_checked"
+	// Waived is a failure accepted in a waiver file that has not expired.
+	Waived Status = "waived"
 )
 
 // Reference points at a section of a benchmark or guide.
@@ -92,7 +94,10 @@ type Rule struct {
 	Severity   Severity
 	Rationale  string
 	References []Reference
-	Check      func(c *Check)
+	// Access is what the audit needs to decide the rule (filled from the
+	// area when the rule does not say).
+	Access string
+	Check  func(c *Check)
 }
 
 // Finding is one result of one rule about one object.
@@ -111,12 +116,31 @@ type Finding struct {
 	FixApply   string      `json:"fix_apply,omitempty"` // "reload", "restart" or "" (immediate)
 	Reason     string      `json:"reason,omitempty"`    // why not checked
 	References []Reference `json:"references,omitempty"`
+	// Waiver is the accepted-risk entry that matched, if any.
+	Waiver *Waiver `json:"waiver,omitempty"`
+	// Change is set with --baseline: "new" or "unchanged".
+	Change string `json:"change,omitempty"`
 }
+
+// Waiver records an accepted finding.
+type Waiver struct {
+	Reason  string `json:"reason"`
+	Expires string `json:"expires,omitempty"` // YYYY-MM-DD
+	Expired bool   `json:"expired,omitempty"`
+	Owner   string `json:"owner,omitempty"`
+}
+
+// Key identifies a finding across runs (waivers, baselines): the rule and
+// the object, not the line number, which moves when files are edited.
+func (f Finding) Key() string { return f.Rule + "\x00" + f.Object }
 
 // Check is what a rule's function receives: the snapshot and ways to
 // report.
 type Check struct {
-	S        *snapshot.Snapshot
+	S *snapshot.Snapshot
+	// Profile is the benchmark being audited against ("all", "cis-17", ...):
+	// a few expectations differ between benchmarks.
+	Profile  string
 	rule     *Rule
 	findings []Finding
 }
@@ -169,6 +193,10 @@ func register(r *Rule) {
 		}
 	}
 	r.References = append([]Reference{{"pgaegis", controlOf(r.ID)}}, r.References...)
+	r.References = append(r.References, seeds(seedTopics[r.ID]...)...)
+	if r.Access == "" {
+		r.Access = defaultAccess[r.Area]
+	}
 	registry = append(registry, r)
 }
 
@@ -187,19 +215,74 @@ func All() []*Rule {
 	return out
 }
 
-// Run evaluates every rule. A rule that reports nothing passes as a whole.
-// A rule that panics is reported as not checked, so one bad rule cannot
-// hide the others.
-func Run(s *snapshot.Snapshot) []Finding {
-	var out []Finding
-	for _, r := range All() {
-		out = append(out, runOne(r, s)...)
-	}
-	return out
+// Profiles name the benchmarks a run can be limited to, by the reference
+// source their rules carry.
+var Profiles = map[string]string{
+	"all":    "",
+	"cis-16": srcCIS16,
+	"cis-17": srcCIS17,
+	"stig":   srcSTIG,
+	"seeds":  srcSeeds,
 }
 
-func runOne(r *Rule, s *snapshot.Snapshot) (fs []Finding) {
-	c := &Check{S: s, rule: r}
+const (
+	srcCIS16  = "CIS PostgreSQL 16 v1.1.0"
+	srcCIS17  = "CIS PostgreSQL 17 v1.0.0"
+	srcSTIG   = "DISA STIG Crunchy Data PostgreSQL V3R1"
+	srcDevSec = "dev-sec postgres-baseline"
+	srcSeeds  = "pgaegis guides (shared/seeds)"
+)
+
+// ProfileNames lists the profiles for usage messages.
+func ProfileNames() string { return "all, cis-16, cis-17, stig, seeds" }
+
+// Select returns the rules of a profile.
+func Select(profile string) ([]*Rule, error) {
+	src, ok := Profiles[profile]
+	if !ok {
+		return nil, fmt.Errorf("unknown profile %q (one of %s)", profile, ProfileNames())
+	}
+	var out []*Rule
+	for _, r := range All() {
+		if src == "" || r.hasSource(src) {
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
+
+func (r *Rule) hasSource(src string) bool {
+	for _, ref := range r.References {
+		if ref.Source == src {
+			return true
+		}
+	}
+	return false
+}
+
+// Run evaluates every rule (profile "all").
+func Run(s *snapshot.Snapshot) []Finding {
+	fs, _ := RunProfile(s, "all")
+	return fs
+}
+
+// RunProfile evaluates the rules of a profile. A rule that reports nothing
+// passes as a whole. A rule that panics is reported as not checked, so one
+// bad rule cannot hide the others.
+func RunProfile(s *snapshot.Snapshot, profile string) ([]Finding, error) {
+	rs, err := Select(profile)
+	if err != nil {
+		return nil, err
+	}
+	var out []Finding
+	for _, r := range rs {
+		out = append(out, runOne(r, s, profile)...)
+	}
+	return out, nil
+}
+
+func runOne(r *Rule, s *snapshot.Snapshot, profile string) (fs []Finding) {
+	c := &Check{S: s, rule: r, Profile: profile}
 	defer func() {
 		if p := recover(); p != nil {
 			f := c.base(NotChecked, "")
@@ -214,6 +297,17 @@ func runOne(r *Rule, s *snapshot.Snapshot) (fs []Finding) {
 	return c.findings
 }
 
+var defaultAccess = map[string]string{
+	AreaNetwork:   "any login (pg_settings); file access for socket directories",
+	AreaTLS:       "any login (pg_settings); file access for key files",
+	AreaAuth:      "superuser (pg_hba_file_rules) or read access to pg_hba.conf",
+	AreaRoles:     "any login (pg_roles, catalogs of each database); superuser for pg_authid",
+	AreaLogging:   "pg_read_all_settings (or any login for most settings)",
+	AreaFiles:     "OS access to the data directory and configuration files (cluster owner or root)",
+	AreaInstall:   "any login (server version); root for package and process checks",
+	AreaHardening: "pg_read_all_settings; superuser for pg_file_settings",
+}
+
 // MarshalJSON gives rules a stable JSON form for the docs.
 func (r *Rule) MarshalJSON() ([]byte, error) {
 	return json.Marshal(struct {
@@ -223,14 +317,15 @@ func (r *Rule) MarshalJSON() ([]byte, error) {
 		Severity   Severity    `json:"severity"`
 		Rationale  string      `json:"rationale"`
 		References []Reference `json:"references"`
-	}{r.ID, r.Title, r.Area, r.Severity, r.Rationale, r.References})
+		Access     string      `json:"access"`
+	}{r.ID, r.Title, r.Area, r.Severity, r.Rationale, r.References, r.Access})
 }
 
 // reference helpers
 func cis(sections ...string) []Reference {
 	var out []Reference
 	for _, s := range sections {
-		out = append(out, Reference{"CIS PostgreSQL 16 v1.1.0", s}, Reference{"CIS PostgreSQL 17 v1.0.0", s})
+		out = append(out, Reference{srcCIS16, s}, Reference{srcCIS17, s})
 	}
 	return out
 }
@@ -238,7 +333,7 @@ func cis(sections ...string) []Reference {
 func stig(ids ...string) []Reference {
 	var out []Reference
 	for _, id := range ids {
-		out = append(out, Reference{"DISA STIG Crunchy Data PostgreSQL V3R1", id})
+		out = append(out, Reference{srcSTIG, id})
 	}
 	return out
 }
@@ -246,7 +341,16 @@ func stig(ids ...string) []Reference {
 func devsec(ids ...string) []Reference {
 	var out []Reference
 	for _, id := range ids {
-		out = append(out, Reference{"dev-sec postgres-baseline", id})
+		out = append(out, Reference{srcDevSec, id})
+	}
+	return out
+}
+
+// seeds cites the practice guides in shared/seeds (file number: topic).
+func seeds(ids ...string) []Reference {
+	var out []Reference
+	for _, id := range ids {
+		out = append(out, Reference{srcSeeds, id})
 	}
 	return out
 }

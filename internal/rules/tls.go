@@ -23,6 +23,15 @@ func init() {
 			if !ok {
 				return
 			}
+			// CIS 17 §6.9 asks for TLS 1.3 only; CIS 16 and the others accept 1.2.
+			if c.Profile == "cis-17" {
+				if v.Value == "TLSv1.3" {
+					c.Pass("setting ssl_min_protocol_version", settingEvidence(v))
+				} else {
+					c.Fail(c.setProblem(v, "TLSv1.3", "ssl_min_protocol_version = TLSv1.3 (CIS PostgreSQL 17 §6.9; check that every client supports TLS 1.3)"))
+				}
+				return
+			}
 			switch v.Value {
 			case "TLSv1.2", "TLSv1.3":
 				c.Pass("setting ssl_min_protocol_version", settingEvidence(v))

@@ -1,0 +1,104 @@
+package report
+
+import (
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/pgaegis/pgaegis/internal/rules"
+)
+
+// WriteMarkdown writes a report for pull requests and tickets: a summary
+// table, then each failure with evidence and fix; passes and not-checked
+// items fold away.
+func WriteMarkdown(w io.Writer, r *Report) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "## pgaegis audit: %s\n\n", mdEscape(r.Target.Description))
+	var meta []string
+	if r.ServerVersion != "" {
+		meta = append(meta, "PostgreSQL "+r.ServerVersion)
+	}
+	meta = append(meta, "collected "+r.CollectedAt.Format("2006-01-02 15:04 MST"), "result **"+strings.ToUpper(r.Summary.Result)+"** (fail-on "+r.Summary.FailOn+")")
+	fmt.Fprintf(&b, "%s\n\n", strings.Join(meta, " · "))
+	b.WriteString("| severity | failed |\n|---|---:|\n")
+	for sev := rules.Critical; sev >= rules.Info; sev-- {
+		fmt.Fprintf(&b, "| %s | %d |\n", sev, r.Summary.FailBySev[sev.String()])
+	}
+	fmt.Fprintf(&b, "\n%d passed · %d not checked · %d waived\n", r.Summary.Pass, r.Summary.NotChecked, r.Summary.Waived)
+	if bl := r.Baseline; bl != nil {
+		fmt.Fprintf(&b, "\nSince %s: %d new, %d fixed, %d unchanged.\n", bl.CollectedAt, bl.New, len(bl.Fixed), bl.Unchanged)
+	}
+	var fails, other []rules.Finding
+	for _, f := range r.Findings {
+		if f.Status == rules.Fail {
+			fails = append(fails, f)
+		} else {
+			other = append(other, f)
+		}
+	}
+	if len(fails) > 0 {
+		b.WriteString("\n### Failures\n")
+	}
+	for _, f := range fails {
+		fmt.Fprintf(&b, "\n#### %s `%s` %s\n\n", sevBadge(f.Severity), f.Rule, mdEscape(f.Title))
+		for _, kv := range [][2]string{{"Object", f.Object}, {"Location", f.Location}, {"Evidence", f.Evidence}, {"Expected", f.Expected}} {
+			if kv[1] != "" {
+				fmt.Fprintf(&b, "- **%s:** %s\n", kv[0], mdCode(kv[1]))
+			}
+		}
+		if f.Fix != "" {
+			lang := map[string]string{rules.FixSQL: "sql", rules.FixShell: "sh", rules.FixConfig: "ini"}[f.FixKind]
+			apply := ""
+			if f.FixApply != "" {
+				apply = " (then " + f.FixApply + ")"
+			}
+			fmt.Fprintf(&b, "- **Fix%s:**\n\n```%s\n%s\n```\n", apply, lang, strings.ReplaceAll(f.Fix, "```", "`\u200b``"))
+		}
+	}
+	if len(other) > 0 {
+		fmt.Fprintf(&b, "\n<details><summary>%d other results</summary>\n\n| rule | status | object | detail |\n|---|---|---|---|\n", len(other))
+		for _, f := range other {
+			detail := f.Evidence
+			if f.Status == rules.NotChecked {
+				detail = f.Reason
+			}
+			if f.Status == rules.Waived && f.Waiver != nil {
+				detail = "waived: " + f.Waiver.Reason + " (until " + f.Waiver.Expires + ")"
+			}
+			fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", f.Rule, f.Status, mdCell(f.Object), mdCell(detail))
+		}
+		b.WriteString("\n</details>\n")
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func sevBadge(s rules.Severity) string {
+	return map[rules.Severity]string{rules.Critical: "🟣 CRITICAL", rules.High: "🔴 HIGH", rules.Medium: "🟠 MEDIUM", rules.Low: "🔵 LOW", rules.Info: "⚪ INFO"}[s]
+}
+
+// mdEscape neutralises characters Markdown would interpret in prose.
+func mdEscape(s string) string {
+	return strings.NewReplacer("\\", "\\\\", "*", "\\*", "_", "\\_", "`", "\\`", "<", "&lt;", ">", "&gt;", "[", "\\[", "]", "\\]", "|", "\\|").Replace(s)
+}
+
+// mdCode renders a value as inline code, multi-line values as a block.
+func mdCode(s string) string {
+	if strings.Contains(s, "\n") {
+		return "\n\n```\n" + strings.ReplaceAll(s, "```", "`\u200b``") + "\n```\n"
+	}
+	ticks := "`"
+	for strings.Contains(s, ticks) {
+		ticks += "`"
+	}
+	pad := ""
+	if strings.HasPrefix(s, "`") || strings.HasSuffix(s, "`") {
+		pad = " "
+	}
+	return ticks + pad + s + pad + ticks
+}
+
+func mdCell(s string) string {
+	s = strings.ReplaceAll(s, "\n", " ")
+	return strings.ReplaceAll(mdEscape(s), "\\|", "&#124;")
+}
