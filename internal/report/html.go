@@ -138,9 +138,9 @@ section.chart { background:#fff; border:1px solid var(--line); border-radius:8px
 .finding { background:#fff; border:1px solid var(--line); border-left:5px solid var(--sev); border-radius:6px; margin:8px 0; }
 .finding summary { cursor:pointer; padding:9px 12px; display:flex; gap:10px; align-items:baseline; list-style:none; }
 .finding summary::-webkit-details-marker { display:none; }
-.badge { font-size:11px; font-weight:700; color:#fff; background:var(--sev); border-radius:4px; padding:1px 6px; text-transform:uppercase; }
+.badge { font-size:11px; font-weight:700; color:#fff; background:var(--sev); border-radius:4px; padding:1px 6px; text-transform:uppercase; min-width:68px; text-align:center; }
 .status { font-size:11px; color:var(--muted); text-transform:uppercase; min-width:80px; }
-.rule { font-family:ui-monospace,Menlo,monospace; font-weight:600; }
+.rule { font-family:ui-monospace,Menlo,monospace; font-weight:600; white-space:nowrap; }
 .obj { color:var(--muted); overflow:hidden; text-overflow:ellipsis; white-space:nowrap; }
 .body { padding:0 14px 12px 14px; }
 .body dt { font-weight:600; margin-top:8px; color:var(--muted); font-size:12px; text-transform:uppercase; }
@@ -166,7 +166,7 @@ pre { background:#f0f3f6; border-radius:5px; padding:8px 10px; white-space:pre-w
 </div>
 <section class="chart" aria-label="Failures by area and severity">
 <div class="legend">{{range .Sevs}}<span><i style="background:{{index $.Colors .}}"></i>{{.}}</span>{{end}}</div>
-<svg role="img" width="640" height="{{.ChartH}}" viewBox="0 0 640 {{.ChartH}}" xmlns="http://www.w3.org/2000/svg">
+<svg role="img" width="640" height="{{.ChartH}}" viewBox="0 0 640 {{.ChartH}}">
 <title>Failing findings by area and severity</title>
 {{range .Bars}}<text x="0" y="{{.LabelY}}" font-size="12" fill="#1d2330">{{.Area}}</text>
 <line x1="128" y1="{{.Y}}" x2="128" y2="{{.LabelY}}" stroke="#dde2e8"/>
