@@ -423,3 +423,67 @@ func TestUsageErrors(t *testing.T) {
 		t.Errorf("missing snapshot: exit %d, %q", code, errs)
 	}
 }
+
+func TestWaiversBaselineProfilesAndFormats(t *testing.T) {
+	srv := startWeak(t)
+	args := connArgs(t, srv, srv.AdminUser, srv.Password)
+	dir := t.TempDir()
+
+	// Baseline: a second run against an unchanged server reports nothing new.
+	first := filepath.Join(dir, "first.json")
+	if code, _, errs := runCLI(t, append([]string{"audit", "--format", "json", "-o", first}, args...)...); code != ExitFindings {
+		t.Fatalf("first audit: %d %s", code, errs)
+	}
+	rep, code, _ := auditJSON(t, append([]string{"--baseline", first}, args...)...)
+	if code != ExitOK || rep.Baseline == nil || rep.Baseline.New != 0 || len(rep.Findings) != 0 {
+		t.Errorf("unchanged server against its baseline: exit %d, %+v", code, rep.Baseline)
+	}
+	// A new weakness shows up as new; a repaired one as fixed.
+	must(t, srv.Exec(pgtest.Ctx(t), `CREATE ROLE second_su SUPERUSER`, `REVOKE CREATE ON SCHEMA public FROM PUBLIC`))
+	rep, code, _ = auditJSON(t, append([]string{"--baseline", first}, args...)...)
+	if code != ExitFindings || rep.Baseline.New != 1 || len(rep.Findings) != 1 || rep.Findings[0].Object != "role second_su" {
+		t.Errorf("new superuser: exit %d, %+v, %+v", code, rep.Baseline, rep.Findings)
+	}
+	fixed := false
+	for _, f := range rep.Baseline.Fixed {
+		fixed = fixed || f.Rule == "PRIV-09"
+	}
+	if !fixed {
+		t.Error("PRIV-09 should be listed as fixed")
+	}
+
+	// Waivers: accept everything high or worse and the exit code follows.
+	var w strings.Builder
+	w.WriteString("waivers:\n")
+	full, _, _ := auditJSON(t, args...)
+	for _, f := range full.Findings {
+		if f.Status == rules.Fail && f.Severity >= rules.High {
+			fmt.Fprintf(&w, "  - rule: %q\n    object: %q\n    reason: accepted for the test\n    expires: 2999-01-01\n", f.Rule, strings.ReplaceAll(strings.ReplaceAll(f.Object, "[", "[[]"), "*", "[*]"))
+		}
+	}
+	wf := filepath.Join(dir, "waivers.yaml")
+	must(t, os.WriteFile(wf, []byte(w.String()), 0o600))
+	rep, code, errs := auditJSON(t, append([]string{"--waivers", wf}, args...)...)
+	if code != ExitOK || rep.Summary.Waived == 0 {
+		t.Errorf("all high findings waived: exit %d, waived %d, %s", code, rep.Summary.Waived, errs)
+	}
+
+	// Profiles select rules by benchmark.
+	cis, _, _ := auditJSON(t, append([]string{"--profile", "cis-17"}, args...)...)
+	for _, f := range cis.Findings {
+		if f.Rule == "AUTH-08" {
+			t.Error("AUTH-08 is not a CIS rule")
+		}
+	}
+	if cis.Summary.Rules >= full.Summary.Rules {
+		t.Errorf("cis-17 profile ran %d rules, all ran %d", cis.Summary.Rules, full.Summary.Rules)
+	}
+
+	// Every format renders from a live audit.
+	for _, format := range []string{"text", "sarif", "html", "markdown", "junit"} {
+		code, out, errs := runCLI(t, append([]string{"audit", "--format", format}, args...)...)
+		if code == ExitError || len(out) < 200 || strings.Contains(out, srv.Password) {
+			t.Errorf("%s: exit %d, %d bytes, %s", format, code, len(out), errs)
+		}
+	}
+}

@@ -60,7 +60,16 @@ func Load(path string) (*File, error) {
 		return nil, fmt.Errorf("%s: %v", path, err)
 	}
 	f := &File{Path: path}
+	known := map[string]bool{"rule": true, "object": true, "reason": true, "expires": true, "owner": true}
 	for _, n := range doc.Waivers {
+		if n.Kind != yaml.MappingNode {
+			return nil, fmt.Errorf("%s:%d: a waiver is a mapping (rule:, object:, reason:, expires:)", path, n.Line)
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if k := n.Content[i]; !known[k.Value] {
+				return nil, fmt.Errorf("%s:%d: unknown field %q in waiver", path, k.Line, k.Value)
+			}
+		}
 		var e Entry
 		if err := n.Decode(&e); err != nil {
 			return nil, fmt.Errorf("%s:%d: %v", path, n.Line, err)
