@@ -21,6 +21,7 @@ type sourceFlags struct {
 	noFiles  bool
 	parallel int
 	stmtTO   time.Duration
+	pwBudget time.Duration
 }
 
 func (s *sourceFlags) register(fs interface {
@@ -31,13 +32,14 @@ func (s *sourceFlags) register(fs interface {
 	fs.BoolVar(&s.noFiles, "no-files", false, "do not read the server's files even when they are on this host")
 	fs.IntVar(&s.parallel, "parallel", 4, "databases read at once")
 	fs.DurationVar(&s.stmtTO, "statement-timeout", 30*time.Second, "limit for each query on the server")
+	fs.DurationVar(&s.pwBudget, "password-check-budget", 20*time.Second, "CPU time for the offline weak-password search (0 turns it off)")
 }
 
 // gather collects a snapshot from the sources the flags name.
 func gather(ctx context.Context, env *Env, s *sourceFlags, sandbox *localpg.Server) (*snapshot.Snapshot, error) {
 	o := collect.Options{
 		DataDir: s.files.dataDir, ConfigFile: s.files.configFile, HBAFile: s.files.hbaFile, IdentFile: s.files.identFile,
-		NoFiles: s.noFiles, Parallel: s.parallel, StatementTimeout: s.stmtTO, Progress: progress(env),
+		NoFiles: s.noFiles, Parallel: s.parallel, StatementTimeout: s.stmtTO, PasswordBudget: s.pwBudget, Progress: progress(env),
 	}
 	defer clearProgress(env)
 	switch {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"os/exec"
 	"os/user"
 	"path/filepath"
 	"strconv"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/pgaegis/pgaegis/internal/guc"
 	"github.com/pgaegis/pgaegis/internal/hba"
+	"github.com/pgaegis/pgaegis/internal/hostcheck"
 	"github.com/pgaegis/pgaegis/internal/pgconf"
 	"github.com/pgaegis/pgaegis/internal/snapshot"
 )
@@ -106,6 +108,15 @@ func collectFiles(s *snapshot.Snapshot, o *Options) error {
 		readIdentFile(s, identFile)
 	}
 	statServerFiles(s, dataDir)
+	// Host checks only where the server's own host is being looked at
+	// (not for a configuration repository audited with --config-file).
+	if dataDir != "" && (s.Server != nil || o.DataDir != "") {
+		logDir := ""
+		for _, f := range s.FilesOfKind(snapshot.KindLogDir) {
+			logDir = f.Path
+		}
+		s.Host = hostcheck.Collect(hostcheck.Options{DataDir: dataDir, Major: s.MajorVersion(), LogDir: logDir, Commands: true})
+	}
 	return nil
 }
 
@@ -277,6 +288,38 @@ func statServerFiles(s *snapshot.Snapshot, dataDir string) {
 			add(rel(settingValue(s, "log_directory")), snapshot.KindLogDir)
 		}
 	}
+	if dataDir != "" {
+		add(filepath.Join(dataDir, "pg_wal"), snapshot.KindWALDir)
+	}
+	if major := s.MajorVersion(); major > 0 {
+		// The Debian layout; pg_config is consulted when it is elsewhere.
+		ext := fmt.Sprintf("/usr/share/postgresql/%d/extension", major)
+		bin := fmt.Sprintf("/usr/lib/postgresql/%d/bin", major)
+		lib := fmt.Sprintf("/usr/lib/postgresql/%d/lib", major)
+		if _, err := os.Stat(bin); err != nil {
+			ext, bin, lib = pgConfigDirs()
+		}
+		add(ext, snapshot.KindExtDir)
+		add(bin, snapshot.KindBinDir)
+		add(lib, snapshot.KindLibDir)
+	}
+	for _, t := range s.Tablespaces {
+		add(t.Location, snapshot.KindTablespace)
+	}
+}
+
+// pgConfigDirs asks pg_config for the extension, binary and library
+// directories (RHEL and source installs).
+func pgConfigDirs() (ext, bin, lib string) {
+	out, err := exec.Command("pg_config", "--sharedir", "--bindir", "--pkglibdir").Output()
+	if err != nil {
+		return "", "", ""
+	}
+	l := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if len(l) != 3 {
+		return "", "", ""
+	}
+	return filepath.Join(l[0], "extension"), l[1], l[2]
 }
 
 func statFile(path, kind string) snapshot.File {

@@ -35,6 +35,8 @@ type Options struct {
 	Parallel int
 	// StatementTimeout bounds each query on the server.
 	StatementTimeout time.Duration
+	// PasswordBudget bounds the offline weak-password search (0: off).
+	PasswordBudget time.Duration
 	// Progress, when set, is told what is being read.
 	Progress func(format string, args ...any)
 }
@@ -191,6 +193,11 @@ func collectLive(ctx context.Context, s *snapshot.Snapshot, o *Options) error {
 		return err
 	}
 	readRoles(ctx, se, s)
+	if s.Gap(snapshot.GapPasswords) == "" {
+		checkPasswords(ctx, se, s, o.PasswordBudget)
+	} else {
+		s.AddGap(snapshot.GapWeakPasswords, s.Gap(snapshot.GapPasswords))
+	}
 	readHBA(ctx, se, s)
 	readIdent(ctx, se, s)
 	readFileSettingErrors(ctx, se, s)
@@ -199,6 +206,7 @@ func collectLive(ctx context.Context, s *snapshot.Snapshot, o *Options) error {
 		return err
 	}
 	readRoleSettings(ctx, tx, s)
+	readClusterCatalogs(ctx, se, s)
 	collectDatabases(ctx, s, dbs, o)
 	return nil
 }
@@ -573,8 +581,10 @@ func collectDatabases(ctx context.Context, s *snapshot.Snapshot, dbs []dbRow, o 
 			d.Gap = r.err.Error()
 			continue
 		}
-		d.Collected = true
-		d.Schemas, d.Extensions, d.Languages = r.d.Schemas, r.d.Extensions, r.d.Languages
+		// Keep the pg_database facts; take what was read inside.
+		r.d.Name, r.d.Owner, r.d.AllowConn, r.d.IsTemplate, r.d.ACL, r.d.ACLDefault = d.Name, d.Owner, d.AllowConn, d.IsTemplate, d.ACL, d.ACLDefault
+		r.d.Collected = true
+		*d = r.d
 	}
 }
 
@@ -627,5 +637,10 @@ func readDatabase(ctx context.Context, warns *[]string, name string, o *Options)
 		l.ACL, l.ACLDefault = parseACL(warns, "language "+l.Name, a)
 		d.Languages = append(d.Languages, l)
 	}
-	return d, rows.Err()
+	if err := rows.Err(); err != nil {
+		return d, err
+	}
+	rows.Close()
+	d.Name = name
+	return d, readDatabaseCatalogs(ctx, se, &d, warns)
 }

@@ -36,17 +36,25 @@ type Snapshot struct {
 	Config *pgconf.Config `json:"config,omitempty"`
 	// ConfigErrors are errors the server reports for its configuration
 	// files (pg_file_settings), or our parser's when offline.
-	ConfigErrors []ConfigError     `json:"config_errors,omitempty"`
-	HBA          *HBA              `json:"hba,omitempty"`
-	Ident        *Ident            `json:"ident,omitempty"`
-	Roles        []Role            `json:"roles,omitempty"`
-	Memberships  []Membership      `json:"memberships,omitempty"`
-	RoleSettings []DBRoleSetting   `json:"role_settings,omitempty"`
-	Databases    []Database        `json:"databases,omitempty"`
-	Files        []File            `json:"files,omitempty"`
-	Gaps         map[string]string `json:"gaps,omitempty"`
-	Warnings     []string          `json:"warnings,omitempty"`
-	index        map[string]*Role
+	ConfigErrors []ConfigError   `json:"config_errors,omitempty"`
+	HBA          *HBA            `json:"hba,omitempty"`
+	Ident        *Ident          `json:"ident,omitempty"`
+	Roles        []Role          `json:"roles,omitempty"`
+	Memberships  []Membership    `json:"memberships,omitempty"`
+	RoleSettings []DBRoleSetting `json:"role_settings,omitempty"`
+	Databases    []Database      `json:"databases,omitempty"`
+	Files        []File          `json:"files,omitempty"`
+	ParamACLs    []ParamACL      `json:"parameter_acls,omitempty"`
+	CatalogACLs  []CatalogACL    `json:"catalog_acls,omitempty"`
+	Replication  *Replication    `json:"replication,omitempty"`
+	Tablespaces  []Tablespace    `json:"tablespaces,omitempty"`
+	Host         *Host           `json:"host,omitempty"`
+	// AvailableExtensions: security-relevant extensions the server could
+	// load (name -> default version).
+	AvailableExtensions map[string]string `json:"available_extensions,omitempty"`
+	Gaps                map[string]string `json:"gaps,omitempty"`
+	Warnings            []string          `json:"warnings,omitempty"`
+	index               map[string]*Role
 }
 
 // Target describes what was audited; connection details are redacted.
@@ -154,6 +162,9 @@ type Role struct {
 	// superuser to read pg_authid).
 	Password string   `json:"password,omitempty"`
 	Config   []string `json:"config,omitempty"`
+	// WeakPassword says how the password was guessed offline ("" when it
+	// was not); the password itself is never recorded.
+	WeakPassword string `json:"weak_password,omitempty"`
 }
 
 // Predefined reports whether the role is one of the server's pg_* roles.
@@ -192,6 +203,17 @@ type Database struct {
 	Schemas    []Schema    `json:"schemas,omitempty"`
 	Extensions []Extension `json:"extensions,omitempty"`
 	Languages  []Language  `json:"languages,omitempty"`
+	Functions  []Function  `json:"functions,omitempty"`
+	// PublicGrants and GrantOptions summarise explicit grants on relations
+	// in non-system schemas: to PUBLIC, and WITH GRANT OPTION to others.
+	PublicGrants   []GrantSummary  `json:"public_grants,omitempty"`
+	GrantOptions   []GrantSummary  `json:"grant_options,omitempty"`
+	SchemaCreators []GrantSummary  `json:"schema_create_grants,omitempty"`
+	DefaultACLs    []DefaultACL    `json:"default_acls,omitempty"`
+	ForeignServers []ForeignServer `json:"foreign_servers,omitempty"`
+	RLSTables      []RLSTable      `json:"rls_tables,omitempty"`
+	ViewsOverRLS   []ViewOverRLS   `json:"views_over_rls,omitempty"`
+	Owners         []OwnerCount    `json:"owners,omitempty"`
 }
 
 // Schema is a namespace with its owner and ACL.
@@ -233,6 +255,11 @@ const (
 	KindSSLCert    = "ssl_cert_file"
 	KindLogDir     = "log_directory"
 	KindHBAInclude = "hba_include"
+	KindWALDir     = "wal_directory"
+	KindExtDir     = "extension_directory"
+	KindBinDir     = "bin_directory"
+	KindLibDir     = "lib_directory"
+	KindTablespace = "tablespace"
 )
 
 // File is what stat said about a file the server uses.
@@ -261,6 +288,7 @@ const (
 	GapIdent          = "ident"
 	GapRoles          = "roles"
 	GapPasswords      = "roles.passwords"
+	GapWeakPasswords  = "roles.weak_passwords"
 	GapMemberships    = "memberships"
 	GapDatabases      = "databases"
 	GapFiles          = "files"
@@ -350,4 +378,207 @@ func Read(path string) (*Snapshot, error) {
 		return nil, fmt.Errorf("%s: snapshot format %d, this pgaegis reads format %d", path, s.FormatVersion, FormatVersion)
 	}
 	return &s, nil
+}
+
+// Function is a function worth a security look: SECURITY DEFINER ones and
+// built-ins whose ACL was changed from the default.
+type Function struct {
+	Schema       string     `json:"schema"`
+	Name         string     `json:"name"`
+	Args         string     `json:"args"`
+	Owner        string     `json:"owner"`
+	Language     string     `json:"language"`
+	SecDef       bool       `json:"security_definer"`
+	Config       []string   `json:"config,omitempty"` // proconfig: SET clauses (search_path)
+	ACL          []acl.Item `json:"acl,omitempty"`
+	ACLDefault   bool       `json:"acl_default,omitempty"` // NULL ACL: EXECUTE for PUBLIC
+	Extension    string     `json:"extension,omitempty"`   // member of this extension
+	DynamicSQL   bool       `json:"dynamic_sql,omitempty"` // body runs EXECUTE
+	ConcatInExec bool       `json:"concat_in_execute,omitempty"`
+}
+
+// Signature renders schema.name(args).
+func (f Function) Signature() string { return f.Schema + "." + f.Name + "(" + f.Args + ")" }
+
+// GrantSummary aggregates explicit grants on relations of one schema (a
+// catalog of 100k tables is summarised, not listed).
+type GrantSummary struct {
+	Schema    string `json:"schema"`
+	Grantee   string `json:"grantee"` // role or PUBLIC
+	Privilege string `json:"privilege"`
+	Grantable bool   `json:"grantable,omitempty"`
+	Count     int    `json:"count"`
+	Example   string `json:"example"` // one relation, for the evidence
+}
+
+// DefaultACL is a pg_default_acl entry.
+type DefaultACL struct {
+	Role    string     `json:"role"`
+	Schema  string     `json:"schema,omitempty"`
+	ObjType string     `json:"object_type"` // r (tables), S, f, T, n
+	ACL     []acl.Item `json:"acl"`
+}
+
+// ForeignServer is a foreign server and its user mappings.
+type ForeignServer struct {
+	Name     string        `json:"name"`
+	Wrapper  string        `json:"wrapper"`
+	Owner    string        `json:"owner"`
+	ACL      []acl.Item    `json:"acl,omitempty"`
+	Mappings []UserMapping `json:"mappings,omitempty"`
+}
+
+// UserMapping holds only the names of options: values may be passwords.
+type UserMapping struct {
+	User             string   `json:"user"` // role or PUBLIC
+	OptionNames      []string `json:"option_names"`
+	PasswordOptional bool     `json:"password_required_false,omitempty"`
+}
+
+// RLSTable is a table with row-level security enabled, or one that looks
+// multi-tenant.
+type RLSTable struct {
+	Schema   string   `json:"schema"`
+	Name     string   `json:"name"`
+	Owner    string   `json:"owner"`
+	Enabled  bool     `json:"rls_enabled"`
+	Forced   bool     `json:"rls_forced"`
+	Policies []Policy `json:"policies,omitempty"`
+	// TenantColumns lists tenant-looking columns (tenant_id, org_id ...).
+	TenantColumns []string `json:"tenant_columns,omitempty"`
+}
+
+// Policy is a row-level security policy.
+type Policy struct {
+	Name       string   `json:"name"`
+	Command    string   `json:"command"` // r a w d * (SELECT, INSERT, UPDATE, DELETE, ALL)
+	Permissive bool     `json:"permissive"`
+	Roles      []string `json:"roles"`
+	Using      string   `json:"using,omitempty"`
+	WithCheck  string   `json:"with_check,omitempty"`
+}
+
+// ViewOverRLS is a view that reads an RLS table with its owner's rights.
+type ViewOverRLS struct {
+	Schema, Name, Owner string
+	Table               string `json:"table"`
+}
+
+// ParamACL is a pg_parameter_acl entry (GRANT SET / ALTER SYSTEM, 15+).
+type ParamACL struct {
+	Name string     `json:"name"`
+	ACL  []acl.Item `json:"acl"`
+}
+
+// OwnerCount counts user objects a role owns in a database.
+type OwnerCount struct {
+	Owner string `json:"owner"`
+	Count int    `json:"count"`
+}
+
+// CatalogACL is the ACL of a sensitive system catalog.
+type CatalogACL struct {
+	Name  string     `json:"name"`
+	Owner string     `json:"owner"`
+	ACL   []acl.Item `json:"acl"`
+}
+
+// Replication describes walsender connections and WAL archiving.
+type Replication struct {
+	Senders []WalSender `json:"senders,omitempty"`
+	// Archiver: pg_stat_archiver.
+	ArchivedCount int        `json:"archived_count"`
+	FailedCount   int        `json:"failed_count"`
+	LastFailed    *time.Time `json:"last_failed_time,omitempty"`
+	LastArchived  *time.Time `json:"last_archived_time,omitempty"`
+}
+
+// WalSender is one pg_stat_replication row.
+type WalSender struct {
+	User   string `json:"user"`
+	Client string `json:"client_addr,omitempty"`
+	SSL    bool   `json:"ssl"`
+}
+
+// Tablespace is a non-default tablespace and its directory.
+type Tablespace struct {
+	Name     string `json:"name"`
+	Owner    string `json:"owner"`
+	Location string `json:"location"`
+}
+
+// Host holds what pgaegis saw on the database host itself (root or the
+// cluster owner): environment, accounts, packages. Never secret values:
+// only where a secret sits.
+type Host struct {
+	// ProcsWithPGPASSWORD lists processes whose environment has PGPASSWORD.
+	ProcsWithPGPASSWORD []Proc `json:"procs_with_pgpassword,omitempty"`
+	ProcsScanned        int    `json:"procs_scanned"`
+	// ProcsWithPasswordArgs lists processes with a password on their command line.
+	ProcsWithPasswordArgs []Proc `json:"procs_with_password_args,omitempty"`
+	// SecretLines are places in files where a password is written:
+	// PGPASSWORD in shell profiles, password= in service files, shell history.
+	SecretLines []SecretLine `json:"secret_lines,omitempty"`
+	// PgpassFiles are .pgpass files with their modes.
+	PgpassFiles []File `json:"pgpass_files,omitempty"`
+	// PsqlHistory lists psql history files that are kept.
+	PsqlHistory []File `json:"psql_history,omitempty"`
+	// Owner is the OS account that owns the data directory.
+	Owner        string `json:"owner,omitempty"`
+	OwnerShell   string `json:"owner_shell,omitempty"`
+	OwnerHome    string `json:"owner_home,omitempty"`
+	OwnerPwState string `json:"owner_password_state,omitempty"` // "locked", "set", "empty", "" (unknown)
+	OwnerUmask   string `json:"owner_umask,omitempty"`          // from profile files; "" unknown
+	// SudoRules are sudoers lines that let someone become the owner.
+	SudoRules []SecretLine `json:"sudo_rules,omitempty"`
+	// Postmasters counts running PostgreSQL servers.
+	Postmasters int `json:"postmasters"`
+	// ServiceEnabled: a systemd unit for PostgreSQL is enabled ("" unknown).
+	ServiceEnabled string `json:"service_enabled,omitempty"`
+	// InstalledMajors lists the majors with server binaries on the host.
+	InstalledMajors []int `json:"installed_majors,omitempty"`
+	// Package: the server package, its installed and candidate versions.
+	Package          string `json:"package,omitempty"`
+	PackageVersion   string `json:"package_version,omitempty"`
+	PackageCandidate string `json:"package_candidate,omitempty"`
+	FIPS             string `json:"fips,omitempty"` // "1", "0", "" unknown
+	// Encrypted reports whether the data directory's block device is
+	// dm-crypt ("yes", "no", "" unknown).
+	Encrypted string `json:"data_encrypted,omitempty"`
+	// LogDiskUsedPct is the used share of the log directory's file system.
+	LogDiskUsedPct int `json:"log_disk_used_pct,omitempty"`
+	// Fail2ban: a jail watches PostgreSQL logs ("yes", "no", "" unknown).
+	Fail2ban string `json:"fail2ban,omitempty"`
+	// Backup tool configuration found.
+	PgBackRest *PgBackRest `json:"pgbackrest,omitempty"`
+}
+
+// Proc is a process (never its secret).
+type Proc struct {
+	PID     int    `json:"pid"`
+	Command string `json:"command"`
+	User    string `json:"user,omitempty"`
+}
+
+// SecretLine points at a line that holds a secret (the secret is not kept).
+type SecretLine struct {
+	File string `json:"file"`
+	Line int    `json:"line"`
+	What string `json:"what"`
+}
+
+// PgBackRest is what pgbackrest.conf says about repositories.
+type PgBackRest struct {
+	Config string            `json:"config"`
+	Repos  []PgBackRestRepo  `json:"repos"`
+	File   *File             `json:"file,omitempty"`
+	Extra  map[string]string `json:"-"`
+}
+
+// PgBackRestRepo is one repoN section of settings.
+type PgBackRestRepo struct {
+	Name       string `json:"name"` // repo1
+	Path       string `json:"path,omitempty"`
+	Type       string `json:"type,omitempty"`
+	CipherType string `json:"cipher_type,omitempty"`
 }

@@ -1,0 +1,353 @@
+package collect
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pgaegis/pgaegis/internal/snapshot"
+)
+
+// Catalog reads beyond the basics: one query per catalog, filtered and
+// aggregated on the server so that 100k tables cost one round trip and a
+// few rows, not 100k rows.
+
+// systemSchemas are excluded from "user object" questions.
+const userSchemas = `n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\_toast%' AND n.nspname NOT LIKE 'pg\_temp\_%'`
+
+// DangerousFunctions are built-ins that reach files, large objects or
+// other sessions; a grant on them to an ordinary role is an escalation.
+var DangerousFunctions = []string{"pg_read_file", "pg_read_binary_file", "pg_ls_dir", "pg_stat_file", "lo_import", "lo_export",
+	"pg_ls_logdir", "pg_ls_waldir", "pg_ls_tmpdir", "pg_ls_archive_statusdir", "pg_reload_conf", "pg_rotate_logfile",
+	"pg_terminate_backend", "pg_cancel_backend", "pg_promote", "pg_switch_wal", "pg_create_restore_point", "pg_file_write",
+	"pg_file_rename", "pg_file_unlink", "pg_logdir_ls", "dblink_connect_u"}
+
+// tenantColumns are names that mark a table as holding several tenants' rows.
+var tenantColumns = []string{"tenant_id", "tenant", "org_id", "organization_id", "organisation_id", "customer_id", "account_id", "company_id", "client_id"}
+
+type queryFn func(ctx context.Context, tx pgx.Tx, d *snapshot.Database, warns *[]string) error
+
+// readDatabaseCatalogs runs the per-database security catalog reads.
+func readDatabaseCatalogs(ctx context.Context, se *session, d *snapshot.Database, warns *[]string) error {
+	for _, step := range []struct {
+		what string
+		fn   queryFn
+	}{
+		{"functions", readFunctions}, {"relation grants", readRelationGrants}, {"default privileges", readDefaultACLs},
+		{"foreign servers", readForeignServers}, {"row-level security", readRLS}, {"views over RLS tables", readViewsOverRLS},
+		{"object owners", readOwners},
+	} {
+		err := se.optional(ctx, func(tx pgx.Tx) error { return step.fn(ctx, tx, d, warns) })
+		if err != nil {
+			*warns = append(*warns, fmt.Sprintf("database %q: reading %s failed: %s", d.Name, step.what, errString(err)))
+		}
+	}
+	return nil
+}
+
+func readFunctions(ctx context.Context, tx pgx.Tx, d *snapshot.Database, warns *[]string) error {
+	rows, err := tx.Query(ctx, `SELECT n.nspname, p.proname, pg_get_function_identity_arguments(p.oid), pg_get_userbyid(p.proowner),
+		l.lanname, p.prosecdef, coalesce(p.proconfig, '{}'), p.proacl::text[], coalesce(e.extname, ''),
+		l.lanname <> 'c' AND l.lanname <> 'internal' AND p.prosrc ~* '\mexecute\M',
+		l.lanname <> 'c' AND l.lanname <> 'internal' AND p.prosrc ~* 'execute\s[^;]*\|\|'
+		FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace JOIN pg_language l ON l.oid = p.prolang
+		LEFT JOIN pg_depend dep ON dep.classid = 'pg_proc'::regclass AND dep.objid = p.oid AND dep.deptype = 'e'
+		LEFT JOIN pg_extension e ON e.oid = dep.refobjid
+		WHERE p.prosecdef OR (p.proacl IS NOT NULL AND p.proname = ANY($1))`, DangerousFunctions)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var f snapshot.Function
+		var a []string
+		if err := rows.Scan(&f.Schema, &f.Name, &f.Args, &f.Owner, &f.Language, &f.SecDef, &f.Config, &a, &f.Extension, &f.DynamicSQL, &f.ConcatInExec); err != nil {
+			return err
+		}
+		f.ACL, f.ACLDefault = parseACL(warns, "function "+f.Signature(), a)
+		d.Functions = append(d.Functions, f)
+	}
+	return rows.Err()
+}
+
+func readRelationGrants(ctx context.Context, tx pgx.Tx, d *snapshot.Database, _ *[]string) error {
+	rows, err := tx.Query(ctx, `SELECT n.nspname, CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(a.grantee) END,
+		a.privilege_type, a.is_grantable, count(*), min(c.relname)
+		FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace, aclexplode(c.relacl) a
+		WHERE c.relacl IS NOT NULL AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f') AND `+userSchemas+`
+		AND (a.grantee = 0 OR (a.is_grantable AND a.grantee <> c.relowner))
+		GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3`)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var g snapshot.GrantSummary
+		if err := rows.Scan(&g.Schema, &g.Grantee, &g.Privilege, &g.Grantable, &g.Count, &g.Example); err != nil {
+			return err
+		}
+		if g.Grantee == "PUBLIC" {
+			d.PublicGrants = append(d.PublicGrants, g)
+		}
+		if g.Grantable && g.Grantee != "PUBLIC" {
+			d.GrantOptions = append(d.GrantOptions, g)
+		}
+	}
+	return rows.Err()
+}
+
+func readDefaultACLs(ctx context.Context, tx pgx.Tx, d *snapshot.Database, warns *[]string) error {
+	rows, err := tx.Query(ctx, `SELECT pg_get_userbyid(d.defaclrole), coalesce(n.nspname, ''), d.defaclobjtype::text, d.defaclacl::text[]
+		FROM pg_default_acl d LEFT JOIN pg_namespace n ON n.oid = d.defaclnamespace`)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var x snapshot.DefaultACL
+		var a []string
+		if err := rows.Scan(&x.Role, &x.Schema, &x.ObjType, &a); err != nil {
+			return err
+		}
+		x.ACL, _ = parseACL(warns, "default privileges of "+x.Role, a)
+		d.DefaultACLs = append(d.DefaultACLs, x)
+	}
+	return rows.Err()
+}
+
+func readForeignServers(ctx context.Context, tx pgx.Tx, d *snapshot.Database, warns *[]string) error {
+	rows, err := tx.Query(ctx, `SELECT s.srvname, w.fdwname, pg_get_userbyid(s.srvowner), s.srvacl::text[]
+		FROM pg_foreign_server s JOIN pg_foreign_data_wrapper w ON w.oid = s.srvfdw ORDER BY 1`)
+	if err != nil {
+		return err
+	}
+	idx := map[string]int{}
+	for rows.Next() {
+		var fs snapshot.ForeignServer
+		var a []string
+		if err := rows.Scan(&fs.Name, &fs.Wrapper, &fs.Owner, &a); err != nil {
+			rows.Close()
+			return err
+		}
+		fs.ACL, _ = parseACL(warns, "foreign server "+fs.Name, a)
+		idx[fs.Name] = len(d.ForeignServers)
+		d.ForeignServers = append(d.ForeignServers, fs)
+	}
+	rows.Close()
+	if len(d.ForeignServers) == 0 {
+		return nil
+	}
+	// Option names only: the values of user mappings are credentials.
+	rows, err = tx.Query(ctx, `SELECT srvname, usename,
+		coalesce((SELECT array_agg(split_part(o, '=', 1)) FROM unnest(umoptions) o), '{}'),
+		coalesce((SELECT bool_or(o = 'password_required=false') FROM unnest(umoptions) o), false)
+		FROM pg_user_mappings`)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var srv string
+		var m snapshot.UserMapping
+		if err := rows.Scan(&srv, &m.User, &m.OptionNames, &m.PasswordOptional); err != nil {
+			return err
+		}
+		if i, ok := idx[srv]; ok {
+			d.ForeignServers[i].Mappings = append(d.ForeignServers[i].Mappings, m)
+		}
+	}
+	return rows.Err()
+}
+
+func readRLS(ctx context.Context, tx pgx.Tx, d *snapshot.Database, _ *[]string) error {
+	rows, err := tx.Query(ctx, `SELECT n.nspname, c.relname, pg_get_userbyid(c.relowner), c.relrowsecurity, c.relforcerowsecurity,
+		coalesce((SELECT array_agg(a.attname::text ORDER BY a.attnum) FROM pg_attribute a
+			WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attname = ANY($1)), '{}')
+		FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE c.relkind IN ('r', 'p') AND `+userSchemas+` AND (c.relrowsecurity OR EXISTS (SELECT 1 FROM pg_attribute a
+			WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attname = ANY($1)))
+		ORDER BY 1, 2`, tenantColumns)
+	if err != nil {
+		return err
+	}
+	idx := map[string]int{}
+	for rows.Next() {
+		var t snapshot.RLSTable
+		if err := rows.Scan(&t.Schema, &t.Name, &t.Owner, &t.Enabled, &t.Forced, &t.TenantColumns); err != nil {
+			rows.Close()
+			return err
+		}
+		idx[t.Schema+"."+t.Name] = len(d.RLSTables)
+		d.RLSTables = append(d.RLSTables, t)
+	}
+	rows.Close()
+	rows, err = tx.Query(ctx, `SELECT n.nspname, c.relname, p.polname, p.polcmd::text, p.polpermissive,
+		ARRAY(SELECT CASE WHEN r = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(r) END FROM unnest(p.polroles) r),
+		coalesce(pg_get_expr(p.polqual, p.polrelid), ''), coalesce(pg_get_expr(p.polwithcheck, p.polrelid), '')
+		FROM pg_policy p JOIN pg_class c ON c.oid = p.polrelid JOIN pg_namespace n ON n.oid = c.relnamespace ORDER BY 1, 2, 3`)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var schema, table string
+		var p snapshot.Policy
+		if err := rows.Scan(&schema, &table, &p.Name, &p.Command, &p.Permissive, &p.Roles, &p.Using, &p.WithCheck); err != nil {
+			return err
+		}
+		if i, ok := idx[schema+"."+table]; ok {
+			d.RLSTables[i].Policies = append(d.RLSTables[i].Policies, p)
+		}
+	}
+	return rows.Err()
+}
+
+func readViewsOverRLS(ctx context.Context, tx pgx.Tx, d *snapshot.Database, _ *[]string) error {
+	rows, err := tx.Query(ctx, `SELECT DISTINCT vn.nspname, v.relname, pg_get_userbyid(v.relowner), tn.nspname || '.' || t.relname
+		FROM pg_rewrite r JOIN pg_class v ON v.oid = r.ev_class JOIN pg_namespace vn ON vn.oid = v.relnamespace
+		JOIN pg_depend dep ON dep.objid = r.oid AND dep.classid = 'pg_rewrite'::regclass
+		JOIN pg_class t ON t.oid = dep.refobjid AND t.relrowsecurity JOIN pg_namespace tn ON tn.oid = t.relnamespace
+		WHERE v.relkind IN ('v', 'm') AND v.oid <> t.oid
+		AND NOT coalesce(v.reloptions @> ARRAY['security_invoker=true'] OR v.reloptions @> ARRAY['security_invoker=on'], false)
+		ORDER BY 1, 2`)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var v snapshot.ViewOverRLS
+		if err := rows.Scan(&v.Schema, &v.Name, &v.Owner, &v.Table); err != nil {
+			return err
+		}
+		d.ViewsOverRLS = append(d.ViewsOverRLS, v)
+	}
+	return rows.Err()
+}
+
+func readOwners(ctx context.Context, tx pgx.Tx, d *snapshot.Database, _ *[]string) error {
+	rows, err := tx.Query(ctx, `SELECT pg_get_userbyid(c.relowner), count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f') AND `+userSchemas+` GROUP BY 1 ORDER BY 1`)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var o snapshot.OwnerCount
+		if err := rows.Scan(&o.Owner, &o.Count); err != nil {
+			return err
+		}
+		d.Owners = append(d.Owners, o)
+	}
+	return rows.Err()
+}
+
+// readClusterCatalogs reads cluster-wide security state from the first
+// session.
+func readClusterCatalogs(ctx context.Context, se *session, s *snapshot.Snapshot) {
+	steps := []struct {
+		what string
+		fn   func(pgx.Tx) error
+	}{
+		{"pg_parameter_acl", func(tx pgx.Tx) error {
+			if s.MajorVersion() < 15 {
+				return nil
+			}
+			rows, err := tx.Query(ctx, `SELECT parname, paracl::text[] FROM pg_parameter_acl WHERE paracl IS NOT NULL`)
+			if err != nil {
+				return err
+			}
+			defer rows.Close()
+			for rows.Next() {
+				var p snapshot.ParamACL
+				var a []string
+				if err := rows.Scan(&p.Name, &a); err != nil {
+					return err
+				}
+				p.ACL, _ = parseACL(&s.Warnings, "parameter "+p.Name, a)
+				s.ParamACLs = append(s.ParamACLs, p)
+			}
+			return rows.Err()
+		}},
+		{"catalog ACLs", func(tx pgx.Tx) error {
+			rows, err := tx.Query(ctx, `SELECT c.relname, pg_get_userbyid(c.relowner), c.relacl::text[] FROM pg_class c
+				WHERE c.relnamespace = 'pg_catalog'::regnamespace AND c.relname IN ('pg_authid', 'pg_shadow', 'pg_user_mapping', 'pg_statistic', 'pg_largeobject', 'pg_subscription')`)
+			if err != nil {
+				return err
+			}
+			defer rows.Close()
+			for rows.Next() {
+				var c snapshot.CatalogACL
+				var a []string
+				if err := rows.Scan(&c.Name, &c.Owner, &a); err != nil {
+					return err
+				}
+				c.ACL, _ = parseACL(&s.Warnings, "catalog "+c.Name, a)
+				s.CatalogACLs = append(s.CatalogACLs, c)
+			}
+			return rows.Err()
+		}},
+		{"replication", func(tx pgx.Tx) error {
+			r := &snapshot.Replication{}
+			rows, err := tx.Query(ctx, `SELECT coalesce(r.usename::text, ''), coalesce(host(r.client_addr), ''), coalesce(s.ssl, false)
+				FROM pg_stat_replication r LEFT JOIN pg_stat_ssl s ON s.pid = r.pid`)
+			if err != nil {
+				return err
+			}
+			for rows.Next() {
+				var w snapshot.WalSender
+				if err := rows.Scan(&w.User, &w.Client, &w.SSL); err != nil {
+					rows.Close()
+					return err
+				}
+				r.Senders = append(r.Senders, w)
+			}
+			rows.Close()
+			var lf, la *time.Time
+			if err := tx.QueryRow(ctx, `SELECT archived_count, failed_count, last_failed_time, last_archived_time FROM pg_stat_archiver`).Scan(&r.ArchivedCount, &r.FailedCount, &lf, &la); err != nil {
+				return err
+			}
+			r.LastFailed, r.LastArchived = lf, la
+			s.Replication = r
+			return nil
+		}},
+		{"tablespaces", func(tx pgx.Tx) error {
+			rows, err := tx.Query(ctx, `SELECT spcname, pg_get_userbyid(spcowner), pg_tablespace_location(oid) FROM pg_tablespace WHERE spcname NOT IN ('pg_default', 'pg_global')`)
+			if err != nil {
+				return err
+			}
+			defer rows.Close()
+			for rows.Next() {
+				var t snapshot.Tablespace
+				if err := rows.Scan(&t.Name, &t.Owner, &t.Location); err != nil {
+					return err
+				}
+				s.Tablespaces = append(s.Tablespaces, t)
+			}
+			return rows.Err()
+		}},
+		{"available extensions", func(tx pgx.Tx) error {
+			rows, err := tx.Query(ctx, `SELECT name, coalesce(default_version, '') FROM pg_available_extensions
+				WHERE name IN ('pgcrypto', 'set_user', 'pgaudit', 'credcheck', 'passwordcheck', 'anon', 'sepgsql', 'pg_tde')`)
+			if err != nil {
+				return err
+			}
+			defer rows.Close()
+			s.AvailableExtensions = map[string]string{}
+			for rows.Next() {
+				var n, v string
+				if err := rows.Scan(&n, &v); err != nil {
+					return err
+				}
+				s.AvailableExtensions[n] = v
+			}
+			return rows.Err()
+		}},
+	}
+	for _, st := range steps {
+		if err := se.optional(ctx, st.fn); err != nil {
+			s.AddGap("catalog."+st.what, fmt.Sprintf("reading %s failed: %s", st.what, errString(err)))
+		}
+	}
+}
