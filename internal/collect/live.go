@@ -237,7 +237,7 @@ func readSettings(ctx context.Context, tx pgx.Tx, s *snapshot.Snapshot, privileg
 
 func readRoles(ctx context.Context, se *session, s *snapshot.Snapshot) {
 	rows, err := se.tx.Query(ctx, `SELECT oid, rolname, rolsuper, rolinherit, rolcreaterole, rolcreatedb, rolcanlogin,
-		rolreplication, rolbypassrls, rolconnlimit, rolvaliduntil, coalesce(rolconfig, '{}') FROM pg_roles`)
+		rolreplication, rolbypassrls, rolconnlimit, rolvaliduntil, coalesce(rolconfig, '{}') FROM pg_roles ORDER BY rolname`)
 	if err != nil {
 		s.AddGap(snapshot.GapRoles, "reading pg_roles failed: "+errString(err))
 		return

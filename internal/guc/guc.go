@@ -77,6 +77,11 @@ func Default(name string, major int) (string, bool) {
 			return "", true
 		}
 		return "%m [%p] ", true
+	case "allow_alter_system":
+		if major > 0 && major < 17 {
+			return "", false
+		}
+		return "on", true
 	}
 	v, ok := defaults[strings.ToLower(name)]
 	return v, ok
@@ -115,7 +120,7 @@ var defaults = map[string]string{
 
 // Known lists the settings with a known default.
 func Known() []string {
-	out := []string{"password_encryption", "ssl_min_protocol_version", "log_line_prefix"}
+	out := []string{"password_encryption", "ssl_min_protocol_version", "log_line_prefix", "allow_alter_system"}
 	for k := range defaults {
 		out = append(out, k)
 	}

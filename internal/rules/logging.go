@@ -212,18 +212,7 @@ func init() {
 					if !bad {
 						continue
 					}
-					who, undo := "", ""
-					switch {
-					case rs.Role != "" && rs.Database != "":
-						who = fmt.Sprintf("role %q in database %q", rs.Role, rs.Database)
-						undo = fmt.Sprintf("ALTER ROLE %s IN DATABASE %s RESET %s;", ident(rs.Role), ident(rs.Database), name)
-					case rs.Role != "":
-						who = fmt.Sprintf("role %q", rs.Role)
-						undo = fmt.Sprintf("ALTER ROLE %s RESET %s;", ident(rs.Role), name)
-					default:
-						who = fmt.Sprintf("database %q", rs.Database)
-						undo = fmt.Sprintf("ALTER DATABASE %s RESET %s;", ident(rs.Database), name)
-					}
+					who, undo := overrideTarget(rs, name)
 					c.Fail(Problem{Object: who, Evidence: fmt.Sprintf("%s has %s", who, kv),
 						Expected: "no per-role or per-database override that weakens logging", Fix: undo, FixKind: FixSQL})
 				}

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"sort"
 	"strings"
 	"time"
 
@@ -49,6 +48,7 @@ type Snapshot struct {
 	Replication  *Replication    `json:"replication,omitempty"`
 	Tablespaces  []Tablespace    `json:"tablespaces,omitempty"`
 	Host         *Host           `json:"host,omitempty"`
+	ServerCert   *Certificate    `json:"server_certificate,omitempty"`
 	// AvailableExtensions: security-relevant extensions the server could
 	// load (name -> default version).
 	AvailableExtensions map[string]string `json:"available_extensions,omitempty"`
@@ -356,7 +356,6 @@ func (s *Snapshot) MajorVersion() int {
 
 // Write writes the snapshot as indented JSON.
 func (s *Snapshot) Write(w io.Writer) error {
-	sort.Slice(s.Roles, func(i, j int) bool { return s.Roles[i].Name < s.Roles[j].Name })
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(s)
@@ -581,4 +580,21 @@ type PgBackRestRepo struct {
 	Path       string `json:"path,omitempty"`
 	Type       string `json:"type,omitempty"`
 	CipherType string `json:"cipher_type,omitempty"`
+}
+
+// Certificate describes the server certificate file (first in the chain).
+type Certificate struct {
+	Path         string    `json:"path"`
+	Subject      string    `json:"subject"`
+	Issuer       string    `json:"issuer"`
+	NotBefore    time.Time `json:"not_before"`
+	NotAfter     time.Time `json:"not_after"`
+	KeyType      string    `json:"key_type"` // RSA, ECDSA, Ed25519
+	KeyBits      int       `json:"key_bits"`
+	SignatureAlg string    `json:"signature_algorithm"`
+	SelfSigned   bool      `json:"self_signed"`
+	DNSNames     []string  `json:"dns_names,omitempty"`
+	IPs          []string  `json:"ip_addresses,omitempty"`
+	ChainLength  int       `json:"chain_length"`
+	Error        string    `json:"error,omitempty"`
 }

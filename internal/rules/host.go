@@ -1,0 +1,411 @@
+package rules
+
+import (
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/pgaegis/pgaegis/internal/snapshot"
+)
+
+// host returns the host facts, or reports the rule as not checked.
+func (c *Check) host(object string) (*snapshot.Host, bool) {
+	if c.S.Host != nil {
+		return c.S.Host, true
+	}
+	reason := "host checks run only on the database host (with a live server whose data directory is local, or --pgdata)"
+	if g := c.S.Gap(snapshot.GapFiles); g != "" {
+		reason = g
+	}
+	c.NotChecked(object, reason)
+	return nil, false
+}
+
+// latestMinor is the newest minor release of each major this pgaegis
+// knows; update it with every PostgreSQL release. 15.20 is confirmed by
+// the Debian archive on the table's date; the other branches are released
+// together with it. 13 and 14 are end of life (INST-06) at their last release.
+var latestMinor = map[int]int{13: 23, 14: 24, 15: 20, 16: 16, 17: 12, 18: 6}
+
+const releaseTableDate = "2026-11-22"
+
+var prerelease = regexp.MustCompile(`(?i)(devel|alpha|beta|rc)\d*`)
+
+func secretLines(h *snapshot.Host, what string) []snapshot.SecretLine {
+	var out []snapshot.SecretLine
+	for _, l := range h.SecretLines {
+		if strings.Contains(l.What, what) {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+func init() {
+	register(&Rule{
+		ID: "INST-05", Title: "The running minor release has all known security fixes", Area: AreaInstall, Severity: High,
+		Rationale:  "Minor releases are mostly security and data-loss fixes; running an old minor leaves known CVEs open. Pre-release builds are not for production.",
+		References: refs(cis("1.5"), stig("V-233513"), devsec("postgres-02")),
+		Access:     "any login (server_version); the package manager on the host",
+		Check: func(c *Check) {
+			if c.S.Server == nil {
+				c.NotChecked("server version", "the running version is only known from a live server")
+				return
+			}
+			v := c.S.Server
+			obj := "PostgreSQL " + v.Version
+			if prerelease.MatchString(v.Version) {
+				c.Fail(Problem{Object: obj, Evidence: "pre-release build " + v.Version, Expected: "a released minor version",
+					Fix: "install the current release of the major version", FixKind: FixShell, FixApply: "restart"})
+				return
+			}
+			major, minor := v.VersionNum/10000, v.VersionNum%100
+			latest, known := latestMinor[major]
+			if h := c.S.Host; h != nil && h.PackageCandidate != "" && h.PackageVersion != "" && h.PackageCandidate != h.PackageVersion {
+				c.Fail(Problem{Object: obj, Evidence: fmt.Sprintf("package %s %s is installed; the package manager offers %s", h.Package, h.PackageVersion, h.PackageCandidate),
+					Expected: "the newest package of this major", Fix: fmt.Sprintf("apt-get install --only-upgrade %s && systemctl restart postgresql", h.Package), FixKind: FixShell, FixApply: "restart"})
+				return
+			}
+			switch {
+			case !known:
+				c.NotChecked(obj, fmt.Sprintf("this pgaegis knows releases up to %s; PostgreSQL %d is not in its table", releaseTableDate, major))
+			case minor < latest:
+				c.Fail(Problem{Object: obj, Evidence: fmt.Sprintf("running %d.%d; %d.%d is available (releases known up to %s)", major, minor, major, latest, releaseTableDate),
+					Expected: fmt.Sprintf("%d.%d or newer", major, latest), Fix: "upgrade the server packages to the newest minor release and restart", FixKind: FixShell, FixApply: "restart"})
+			default:
+				c.Pass(obj, fmt.Sprintf("%d.%d is the newest minor release known (%s)", major, minor, releaseTableDate))
+			}
+		},
+	})
+
+	register(&Rule{
+		ID: "INST-04", Title: "Data checksums are enabled", Area: AreaInstall, Severity: Medium,
+		Rationale:  "Checksums detect silent corruption (and tampering) of data files; without them damage spreads into backups unnoticed.",
+		References: refs(cis("1.4"), []Reference{{"pgdsat", "1.4.3"}}),
+		Check: func(c *Check) {
+			v, ok := c.S.Setting("data_checksums")
+			if !ok {
+				c.NotChecked("setting data_checksums", c.missingSetting("data_checksums"))
+				return
+			}
+			if isOn(v.Value) {
+				c.Pass("setting data_checksums", "data_checksums = on")
+				return
+			}
+			fix := "pg_checksums --enable -D <data directory>    # with the server stopped"
+			if c.S.Target.DataDir != "" {
+				fix = "pg_checksums --enable -D " + shellQuote(c.S.Target.DataDir) + "    # with the server stopped"
+			}
+			c.Fail(Problem{Object: "setting data_checksums", Evidence: "data_checksums = off", Expected: "on (initdb --data-checksums, or pg_checksums --enable)",
+				Fix: fix, FixKind: FixShell, FixApply: "restart"})
+		},
+	})
+
+	register(&Rule{
+		ID: "INST-07", Title: "PGPASSWORD is not set in shell profiles or system environment files", Area: AreaInstall, Severity: Medium,
+		Rationale:  "A password exported from a profile is readable by anyone who can read the file and is inherited by every process of the session.",
+		References: cis("1.6"), Access: "root (reads every home directory)",
+		Check: func(c *Check) {
+			h, ok := c.host("shell profiles")
+			if !ok {
+				return
+			}
+			for _, l := range secretLines(h, "PGPASSWORD set") {
+				loc := fmt.Sprintf("%s:%d", l.File, l.Line)
+				c.Fail(Problem{Object: "file " + l.File, Location: loc, Evidence: loc + ": " + l.What + " (value not shown)",
+					Expected: "no PGPASSWORD; use ~/.pgpass (0600) or a service file without passwords",
+					Fix:      fmt.Sprintf("sed -i '%dd' %s    # then move the password to ~/.pgpass", l.Line, shellQuote(l.File)), FixKind: FixShell})
+			}
+		},
+	})
+
+	register(&Rule{
+		ID: "INST-08", Title: "No running process has PGPASSWORD in its environment", Area: AreaInstall, Severity: Medium,
+		Rationale:  "Process environments are readable through /proc by the same user and by root, and leak into core dumps and crash reports.",
+		References: cis("1.7"), Access: "root (reads /proc/<pid>/environ of every process)",
+		Check: func(c *Check) {
+			h, ok := c.host("processes")
+			if !ok {
+				return
+			}
+			if h.ProcsScanned == 0 {
+				c.NotChecked("processes", "no process environment was readable (run as root)")
+				return
+			}
+			for _, p := range h.ProcsWithPGPASSWORD {
+				c.Fail(Problem{Object: fmt.Sprintf("process %d (%s)", p.PID, p.Command), Evidence: fmt.Sprintf("process %d %s of user %s has PGPASSWORD in its environment (value not shown)", p.PID, p.Command, p.User),
+					Expected: "passwords from ~/.pgpass or a passfile, not the environment", Fix: fmt.Sprintf("remove PGPASSWORD from the service or script that starts %s, use a passfile (0600), restart it", p.Command), FixKind: FixShell})
+			}
+		},
+	})
+
+	register(&Rule{
+		ID: "AUTH-16", Title: "No passwords on command lines or in shell history", Area: AreaAuth, Severity: Medium,
+		Rationale:  "Command lines are visible to every local user (ps), and shell histories keep passwords long after they were typed.",
+		References: cis("5.1"), Access: "root",
+		Check: func(c *Check) {
+			h, ok := c.host("command lines")
+			if !ok {
+				return
+			}
+			for _, p := range h.ProcsWithPasswordArgs {
+				c.Fail(Problem{Object: fmt.Sprintf("process %d (%s)", p.PID, p.Command), Evidence: fmt.Sprintf("process %d %s of user %s has a password on its command line (not shown)", p.PID, p.Command, p.User),
+					Expected: "passwords in ~/.pgpass or PGPASSFILE", Fix: "change the caller to read the password from a passfile; restart it", FixKind: FixShell})
+			}
+			for _, l := range secretLines(h, "history") {
+				loc := fmt.Sprintf("%s:%d", l.File, l.Line)
+				c.Fail(Problem{Object: "file " + l.File, Location: loc, Evidence: loc + ": " + l.What + " (not shown)", Expected: "no passwords in history files",
+					Fix: fmt.Sprintf("sed -i '%dd' %s; then change that password", l.Line, shellQuote(l.File)), FixKind: FixShell})
+			}
+		},
+	})
+
+	register(&Rule{
+		ID: "FS-04", Title: "No passwords in service files; .pgpass files are 0600", Area: AreaFiles, Severity: Medium,
+		Rationale:  "libpq ignores a .pgpass that others can read; a password in pg_service.conf is readable by everyone who can read the file.",
+		References: cis("2.4"), Access: "root",
+		Check: func(c *Check) {
+			h, ok := c.host("service files")
+			if !ok {
+				return
+			}
+			for _, l := range secretLines(h, "service file") {
+				loc := fmt.Sprintf("%s:%d", l.File, l.Line)
+				c.Fail(Problem{Object: "file " + l.File, Location: loc, Evidence: loc + ": password= in a connection service file (value not shown)",
+					Expected: "no password= lines; use ~/.pgpass", Fix: fmt.Sprintf("sed -i '%dd' %s    # and add the entry to ~/.pgpass (0600)", l.Line, shellQuote(l.File)), FixKind: FixShell})
+			}
+			for _, f := range h.PgpassFiles {
+				if !f.Symlink && f.Mode&0o077 != 0 {
+					c.Fail(Problem{Object: "file " + f.Path, Location: f.Path, Evidence: fmt.Sprintf("%s mode %s", f.Path, f.ModeString()),
+						Expected: "0600", Fix: "chmod 0600 " + shellQuote(f.Path), FixKind: FixShell})
+				}
+			}
+		},
+	})
+
+	register(&Rule{
+		ID: "FS-03", Title: "psql history is not kept", Area: AreaFiles, Severity: Low,
+		Rationale:  "psql history keeps every statement typed, including ALTER ROLE ... PASSWORD and data looked at.",
+		References: cis("2.3"), Access: "root",
+		Check: func(c *Check) {
+			h, ok := c.host("psql history")
+			if !ok {
+				return
+			}
+			for _, f := range h.PsqlHistory {
+				if f.Symlink && strings.HasSuffix(f.Error, "/dev/null") {
+					continue
+				}
+				c.Fail(Problem{Object: "file " + f.Path, Location: f.Path, Evidence: f.Path + " exists", Expected: "absent, or a symlink to /dev/null",
+					Fix: fmt.Sprintf("rm -f %s && ln -s /dev/null %s", shellQuote(f.Path), shellQuote(f.Path)), FixKind: FixShell})
+			}
+		},
+	})
+
+	register(&Rule{
+		ID: "INST-12", Title: "The cluster owner's OS account cannot log in interactively", Area: AreaInstall, Severity: Medium,
+		Rationale:  "The owner account reads every data file; a usable password on it is a direct path to the data and to superuser (peer).",
+		References: cis("4.1"), Access: "root (reads /etc/shadow)",
+		Check: func(c *Check) {
+			h, ok := c.host("cluster owner account")
+			if !ok {
+				return
+			}
+			if h.Owner == "" || h.OwnerPwState == "" {
+				c.NotChecked("cluster owner account", "the owner's password state is unknown (reading /etc/shadow needs root)")
+				return
+			}
+			if h.OwnerPwState == "locked" {
+				c.Pass("user "+h.Owner, "password locked")
+				return
+			}
+			c.Fail(Problem{Object: "user " + h.Owner, Evidence: fmt.Sprintf("OS account %s has a %s password (shell %s)", h.Owner, h.OwnerPwState, h.OwnerShell),
+				Expected: "password locked; administrators use sudo -u " + h.Owner, Fix: "passwd -l " + h.Owner, FixKind: FixShell})
+		},
+	})
+
+	register(&Rule{
+		ID: "INST-13", Title: "sudo to the cluster owner needs a password and is limited to administrators", Area: AreaInstall, Severity: Medium,
+		Rationale:  "NOPASSWD sudo to the owner turns any compromise of a sudoer's session into full database access without a prompt.",
+		References: cis("4.2"), Access: "root (reads /etc/sudoers)",
+		Check: func(c *Check) {
+			h, ok := c.host("sudoers")
+			if !ok {
+				return
+			}
+			for _, r := range h.SudoRules {
+				if !strings.Contains(r.What, "NOPASSWD") {
+					continue
+				}
+				loc := fmt.Sprintf("%s:%d", r.File, r.Line)
+				c.Fail(Problem{Object: "file " + r.File, Location: loc, Evidence: loc + ": " + r.What, Expected: "sudo rules for the owner require a password and name a DBA group",
+					Fix: "visudo -f " + shellQuote(r.File) + "    # remove NOPASSWD from line " + strconv.Itoa(r.Line), FixKind: FixShell})
+			}
+		},
+	})
+
+	register(&Rule{
+		ID: "FS-01", Title: "The cluster owner's umask is 0077", Area: AreaFiles, Severity: Low,
+		Rationale:  "A permissive umask leaves files the owner creates (dumps, logs, scripts) readable by others.",
+		References: cis("2.1"), Access: "root",
+		Check: func(c *Check) {
+			h, ok := c.host("umask")
+			if !ok {
+				return
+			}
+			if h.OwnerUmask == "" {
+				c.NotChecked("user "+h.Owner, "no umask set in the owner's profile files: check the login environment by hand (su - "+h.Owner+" -c umask)")
+				return
+			}
+			if m, err := strconv.ParseInt(h.OwnerUmask, 8, 32); err == nil && m&0o077 == 0o077 {
+				c.Pass("user "+h.Owner, "umask "+h.OwnerUmask)
+				return
+			}
+			c.Fail(Problem{Object: "user " + h.Owner, Evidence: "umask " + h.OwnerUmask + " in the owner's profile", Expected: "0077",
+				Fix: fmt.Sprintf("echo 'umask 0077' >> %s/.bash_profile", h.OwnerHome), FixKind: FixShell})
+		},
+	})
+
+	register(&Rule{
+		ID: "INST-03", Title: "PostgreSQL is started by an enabled system service", Area: AreaInstall, Severity: Low,
+		Rationale:  "A server started by hand does not come back after a reboot with its hardened settings, and escapes service supervision.",
+		References: cis("1.3"),
+		Check: func(c *Check) {
+			h, ok := c.host("systemd")
+			if !ok {
+				return
+			}
+			switch h.ServiceEnabled {
+			case "yes":
+				c.Pass("systemd", "a postgresql unit is enabled")
+			case "no":
+				c.Fail(Problem{Object: "systemd", Evidence: "no enabled postgresql unit in /etc/systemd/system/*.wants", Expected: "the cluster's unit enabled",
+					Fix: "systemctl enable postgresql", FixKind: FixShell})
+			default:
+				c.NotChecked("systemd", "no systemd configuration found (container or another init system)")
+			}
+		},
+	})
+
+	register(&Rule{
+		ID: "INST-02", Title: "Only one major version of the server is installed", Area: AreaInstall, Severity: Low,
+		Rationale:  "Leftover majors keep vulnerable binaries and libraries on the host and invite starting the wrong one.",
+		References: refs(cis("1.2"), stig("V-233550", "V-233594")),
+		Check: func(c *Check) {
+			h, ok := c.host("packages")
+			if !ok {
+				return
+			}
+			if len(h.InstalledMajors) > 1 {
+				c.Fail(Problem{Object: "server packages", Evidence: fmt.Sprintf("server binaries of majors %v are installed", h.InstalledMajors),
+					Expected: "only the running major", Fix: "apt-get purge postgresql-<old major>    # after upgrading every cluster", FixKind: FixShell})
+			} else {
+				c.Pass("server packages", fmt.Sprintf("majors installed: %v", h.InstalledMajors))
+			}
+		},
+	})
+
+	register(&Rule{
+		ID: "INST-11", Title: "One PostgreSQL instance per host", Area: AreaInstall, Severity: Info,
+		Rationale:  "Several clusters on one host share its accounts and resources; one compromised cluster exposes the others (dev-sec policy).",
+		References: devsec("postgres-03"),
+		Check: func(c *Check) {
+			h, ok := c.host("postmasters")
+			if !ok {
+				return
+			}
+			if h.Postmasters > 1 {
+				c.Fail(Problem{Object: "host", Evidence: fmt.Sprintf("%d PostgreSQL servers are running", h.Postmasters), Expected: "one", Fix: "move the other clusters to their own hosts", FixKind: FixShell})
+			} else {
+				c.Pass("host", fmt.Sprintf("%d server running", h.Postmasters))
+			}
+		},
+	})
+
+	register(&Rule{
+		ID: "TLS-07", Title: "FIPS mode is on where FIPS-validated cryptography is required", Area: AreaTLS, Severity: Info,
+		Rationale:  "Where policy requires FIPS 140 (US federal systems, STIG), the OS must run OpenSSL in FIPS mode.",
+		References: refs(cis("6.7"), stig("V-233583", "V-233584", "V-233585", "V-233619", "V-233623")),
+		Check: func(c *Check) {
+			h, ok := c.host("FIPS mode")
+			if !ok {
+				return
+			}
+			switch h.FIPS {
+			case "1":
+				c.Pass("kernel", "fips_enabled = 1")
+			case "":
+				c.NotChecked("kernel", "/proc/sys/crypto/fips_enabled is not present")
+			default:
+				p := Problem{Object: "kernel", Evidence: "fips_enabled = " + h.FIPS, Expected: "1 where FIPS is required (waive otherwise)",
+					Fix: "fips-mode-setup --enable && reboot    # RHEL; Debian has no validated module", FixKind: FixShell}
+				if c.Profile == "stig" {
+					p.Severity, p.SevSet = High, true
+				}
+				c.Fail(p)
+			}
+		},
+	})
+
+	register(&Rule{
+		ID: "OTH-01", Title: "The data directory is on an encrypted volume", Area: AreaHardening, Severity: Medium,
+		Rationale:  "A stolen disk, snapshot or decommissioned drive exposes every table unless the volume is encrypted (dm-crypt, cloud volume encryption).",
+		References: refs(cis("6.11"), stig("V-233586", "V-233590", "V-233605"), []Reference{{"pgdsat", "1.4.5"}}),
+		Check: func(c *Check) {
+			h, ok := c.host("data directory volume")
+			if !ok {
+				return
+			}
+			switch h.Encrypted {
+			case "yes":
+				c.Pass("data directory volume", "dm-crypt")
+			case "no":
+				c.Fail(Problem{Object: "data directory volume", Location: c.S.Target.DataDir, Evidence: "the data directory's block device is not dm-crypt",
+					Expected: "LUKS/dm-crypt or provider volume encryption (waive with evidence of the latter)", Fix: "move the cluster to a LUKS volume (cryptsetup luksFormat ...) or an encrypted cloud volume", FixKind: FixShell})
+			default:
+				c.NotChecked("data directory volume", "the block device behind the data directory could not be identified (container or network storage): confirm encryption with the provider")
+			}
+		},
+	})
+
+	register(&Rule{
+		ID: "LOG-28", Title: "The log volume has room (less than 75% used)", Area: AreaLogging, Severity: Medium,
+		Rationale:  "When the log volume fills, PostgreSQL stops writing logs (and may stop): the audit trail ends exactly when something is going wrong.",
+		References: stig("V-233529", "V-233535", "V-233536", "V-233537", "V-233599"),
+		Check: func(c *Check) {
+			h, ok := c.host("log volume")
+			if !ok {
+				return
+			}
+			if h.LogDiskUsedPct == 0 {
+				c.NotChecked("log volume", "the logging collector is off or its directory is not readable")
+				return
+			}
+			if h.LogDiskUsedPct >= 75 {
+				c.Fail(Problem{Object: "log volume", Evidence: fmt.Sprintf("the file system holding the logs is %d%% full", h.LogDiskUsedPct),
+					Expected: "below 75%, with an alert at 75%", Fix: "archive or remove old logs, set log_truncate_on_rotation and a retention, grow the volume", FixKind: FixShell})
+				return
+			}
+			c.Pass("log volume", fmt.Sprintf("%d%% used", h.LogDiskUsedPct))
+		},
+	})
+
+	register(&Rule{
+		ID: "AUTH-20", Title: "Repeated login failures trigger a response (fail2ban or equivalent)", Area: AreaAuth, Severity: Low,
+		Rationale:  "PostgreSQL has no lockout: without an external response, password guessing can go on forever.",
+		References: []Reference{{"user demand", "fail2ban/CrowdSec for PostgreSQL"}},
+		Check: func(c *Check) {
+			h, ok := c.host("fail2ban")
+			if !ok {
+				return
+			}
+			if h.Fail2ban == "yes" {
+				c.Pass("fail2ban", "a jail watches PostgreSQL")
+				return
+			}
+			c.Fail(Problem{Object: "fail2ban", Evidence: "no fail2ban jail for PostgreSQL", Expected: "a jail on the server log (or credcheck's ban, or the provider's threat detection)",
+				Fix: "apt-get install fail2ban and enable a [postgresql] jail on the server log (log_connections = on)", FixKind: FixShell})
+		},
+	})
+}

@@ -1,0 +1,940 @@
+package rules
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/pgaegis/pgaegis/internal/acl"
+	"github.com/pgaegis/pgaegis/internal/snapshot"
+)
+
+// databases returns the databases whose insides were read, reporting the
+// others as not checked.
+func (c *Check) databases() ([]*snapshot.Database, bool) {
+	if c.S.Server == nil {
+		c.NotChecked("databases", "database contents are only known from a live server or a snapshot of one")
+		return nil, false
+	}
+	var out []*snapshot.Database
+	for i := range c.S.Databases {
+		d := &c.S.Databases[i]
+		if d.Collected {
+			out = append(out, d)
+		} else if d.AllowConn {
+			c.NotChecked("database "+d.Name, d.Gap)
+		}
+	}
+	return out, true
+}
+
+// isAdmin: superusers and the roles that own databases administer them.
+func isAdmin(s *snapshot.Snapshot, name string) bool {
+	if r, ok := s.Role(name); ok && (r.Superuser || r.OID == bootstrapOID) {
+		return true
+	}
+	return false
+}
+
+// untrustedLanguages are procedural languages that reach the OS.
+var untrustedLanguages = map[string]bool{"plperlu": true, "plpythonu": true, "plpython2u": true, "plpython3u": true, "pltclu": true, "plsh": true, "plr": true, "pljavau": true, "plv8u": true}
+
+// riskyExtensions: what each one exposes, and since/until which version it matters.
+var riskyExtensions = map[string]struct {
+	sev  Severity
+	why  string
+	note string
+}{
+	"adminpack":          {High, "reads, writes and deletes server files (pg_file_write ...)", "removed in PostgreSQL 17"},
+	"dblink":             {Medium, "opens connections from the server: SSRF, and loopback logins that trust or peer rules accept", ""},
+	"postgres_fdw":       {Medium, "opens connections from the server; user mappings store passwords", ""},
+	"file_fdw":           {High, "reads server files and, with program, runs commands (pg_read_server_files / pg_execute_server_program)", ""},
+	"lo":                 {Low, "large-object helpers; large objects bypass table privileges when lo_compat_privileges is on", ""},
+	"pageinspect":        {Medium, "reads raw pages, including deleted rows", ""},
+	"pg_buffercache":     {Low, "shows which relations are in memory across all databases", ""},
+	"plperlu":            {High, "untrusted language: functions run as the server's OS user", ""},
+	"plpython3u":         {High, "untrusted language: functions run as the server's OS user", ""},
+	"plpythonu":          {High, "untrusted language: functions run as the server's OS user", ""},
+	"pltclu":             {High, "untrusted language: functions run as the server's OS user", ""},
+	"xml2":               {Low, "deprecated; XSLT processing of untrusted input", ""},
+	"pg_stat_statements": {Info, "query texts of all roles are visible to pg_read_all_stats members", ""},
+}
+
+func init() {
+	register(&Rule{
+		ID: "AUTH-11.dictionary", Title: "No role has a password that is its own name or a common password", Area: AreaAuth, Severity: High,
+		Rationale:  "pgaegis tries the role name and a small dictionary against the stored verifiers offline (as an attacker with a copy of pg_authid would); a hit means the password falls to the first guessing attempt.",
+		References: []Reference{{"pgaegis", "weak passwords from verifiers"}},
+		Access:     "superuser (pg_authid)",
+		Check: func(c *Check) {
+			roles, ok := c.roles()
+			if !ok {
+				return
+			}
+			if g := c.S.Gap(snapshot.GapWeakPasswords); g != "" && !strings.Contains(g, "budget") {
+				c.NotChecked("pg_authid", g)
+				return
+			}
+			for _, r := range roles {
+				if r.WeakPassword == "" {
+					continue
+				}
+				sev := High
+				if r.Superuser || strings.HasPrefix(r.WeakPassword, "equal to the role name") {
+					sev = Critical
+				}
+				c.Fail(Problem{Object: "role " + r.Name, Evidence: fmt.Sprintf("the password of %q is %s (found offline from its verifier; not shown)", r.Name, r.WeakPassword),
+					Expected: "a long random password, or certificate/GSS authentication", Severity: sev, SevSet: true,
+					Fix: fmt.Sprintf("psql -c %s    # set a new random password (hashed client-side)", shellQuote(`\password `+ident(r.Name))), FixKind: FixShell})
+			}
+			if g := c.S.Gap(snapshot.GapWeakPasswords); g != "" {
+				c.NotChecked("pg_authid", g)
+			}
+		},
+	})
+
+	register(&Rule{
+		ID: "AUTH-12", Title: "No login role without a password is reachable through trust", Area: AreaAuth, Severity: High,
+		Rationale:  "A login role with no password that a trust rule matches can be used by anyone who reaches that rule.",
+		References: devsec("postgres-06"),
+		Check: func(c *Check) {
+			roles, ok := c.roles()
+			if !ok {
+				return
+			}
+			rules, ok := c.hbaRules()
+			if !ok {
+				return
+			}
+			if g := c.S.Gap(snapshot.GapPasswords); g != "" {
+				c.NotChecked("pg_authid", g)
+				return
+			}
+			for _, r := range roles {
+				if !r.CanLogin || (r.Password != snapshot.PasswordNone && r.Password != "") {
+					continue
+				}
+				for i := range rules {
+					h := &rules[i]
+					if h.Method != "trust" || userCouldBe(c.S, h, r.Name) != "yes" {
+						continue
+					}
+					sev := High
+					if !h.IsHost() {
+						sev = Medium
+					}
+					c.Fail(Problem{Object: "role " + r.Name, Location: h.Location(), Severity: sev, SevSet: true,
+						Evidence: fmt.Sprintf("login role %q has no password and matches %s", r.Name, hbaEvidence(h)),
+						Expected: "no trust rule for it (peer, scram-sha-256 or cert)", Fix: fmt.Sprintf("replace trust on %s with peer or scram-sha-256, then reload", h.Location()), FixKind: FixConfig, FixApply: "reload"})
+					break
+				}
+			}
+		},
+	})
+
+	register(&Rule{
+		ID: "AUTH-19", Title: "Password lifetimes are managed (VALID UNTIL set, nothing expired still enabled)", Area: AreaAuth, Severity: Low,
+		Rationale:  "Passwords without an expiry are never rotated; an expired role that keeps LOGIN is forgotten access waiting to be re-enabled.",
+		References: []Reference{{"credcheck", "#5"}},
+		Check: func(c *Check) {
+			roles, ok := c.roles()
+			if !ok {
+				return
+			}
+			now := Now()
+			for _, r := range roles {
+				if !r.CanLogin || r.Superuser || r.Password == snapshot.PasswordNone || r.Password == "" {
+					continue
+				}
+				switch {
+				case r.ValidUntil == nil:
+					c.Fail(Problem{Object: "role " + r.Name, Evidence: fmt.Sprintf("password role %q has no VALID UNTIL", r.Name), Expected: "VALID UNTIL per the rotation policy",
+						Fix: fmt.Sprintf("ALTER ROLE %s VALID UNTIL '%s';", ident(r.Name), now.AddDate(0, 6, 0).Format("2006-01-02")), FixKind: FixSQL})
+				case r.ValidUntil.Before(now):
+					c.Fail(Problem{Object: "role " + r.Name, Evidence: fmt.Sprintf("role %q expired on %s but keeps LOGIN", r.Name, r.ValidUntil.Format("2006-01-02")),
+						Expected: "NOLOGIN once expired", Fix: fmt.Sprintf("ALTER ROLE %s NOLOGIN;", ident(r.Name)), FixKind: FixSQL, Severity: Medium, SevSet: true})
+				}
+			}
+		},
+	})
+
+	register(&Rule{
+		ID: "AUTH-15", Title: "Login roles are individual, not generic shared accounts", Area: AreaAuth, Severity: Low,
+		Rationale:  "Shared accounts (admin, test, guest, dba) make the audit trail useless: nobody can tell who did what.",
+		References: stig("V-233524", "V-233612"),
+		Check: func(c *Check) {
+			roles, ok := c.roles()
+			if !ok {
+				return
+			}
+			generic := map[string]bool{"admin": true, "administrator": true, "test": true, "testing": true, "guest": true, "demo": true, "user": true, "dba": true, "root": true, "sa": true, "shared": true, "temp": true, "dev": true}
+			for _, r := range roles {
+				if r.CanLogin && generic[strings.ToLower(r.Name)] {
+					c.Fail(Problem{Object: "role " + r.Name, Evidence: fmt.Sprintf("login role %q has a generic name", r.Name), Expected: "one role per person or service; shared roles NOLOGIN, reached with SET ROLE",
+						Fix: fmt.Sprintf("ALTER ROLE %s NOLOGIN;    -- after giving each user a role and GRANT %s TO <user>", ident(r.Name), ident(r.Name)), FixKind: FixSQL})
+				}
+			}
+		},
+	})
+
+	register(&Rule{
+		ID: "AUTH-10", Title: "User-name maps are explicit and do not map onto privileged roles by pattern", Area: AreaAuth, Severity: Medium,
+		Rationale:  "A regular-expression map that can produce a superuser name lets any matching OS or certificate identity become that superuser.",
+		References: stig("V-233615"),
+		Check: func(c *Check) {
+			if c.S.Ident == nil {
+				reason := c.S.Gap(snapshot.GapIdent)
+				if reason == "" {
+					reason = "pg_ident.conf was not read"
+				}
+				c.NotChecked("pg_ident.conf", reason)
+				return
+			}
+			maps := map[string]bool{}
+			for _, m := range c.S.Ident.Maps {
+				maps[m.Map] = true
+				target := m.PGUser
+				r, known := c.S.Role(target)
+				privileged := known && r.Superuser
+				if m.Regex && (privileged || strings.Contains(target, `\1`) || target == "all") {
+					sev := Medium
+					if privileged {
+						sev = High
+					}
+					loc := fmt.Sprintf("%s:%d", m.File, m.Line)
+					c.Fail(Problem{Object: "ident map " + m.Map, Location: loc, Severity: sev, SevSet: true,
+						Evidence: fmt.Sprintf("%s: %s %s %s maps a pattern onto %s", loc, m.Map, m.SystemUser, m.PGUser, target),
+						Expected: "explicit system-user to role lines for privileged roles", Fix: "replace the pattern at " + loc + " with explicit lines, then reload", FixKind: FixConfig, FixApply: "reload"})
+				}
+			}
+			if c.S.HBA != nil {
+				for _, h := range c.S.HBA.Rules {
+					if m, ok := h.Option("map"); ok && !maps[m] {
+						c.Fail(Problem{Object: hbaObject(&h), Location: h.Location(), Evidence: fmt.Sprintf("%s uses map=%s, which pg_ident.conf does not define (every login through it fails)", hbaEvidence(&h), m),
+							Expected: "the map defined in pg_ident.conf", Fix: "define map " + m + " in pg_ident.conf, then reload", FixKind: FixConfig, FixApply: "reload"})
+					}
+				}
+			}
+		},
+	})
+
+	register(&Rule{
+		ID: "AUTH-09", Title: "Accounts authenticate through an organisation-level mechanism (STIG)", Area: AreaAuth, Severity: Medium,
+		Rationale:  "The STIG wants accounts managed centrally (Kerberos/GSS, LDAP, certificates, RADIUS) so that leavers lose access everywhere at once.",
+		References: stig("V-233515"),
+		Check: func(c *Check) {
+			if c.Profile != "stig" {
+				c.NotChecked("pg_hba.conf", "a STIG policy (scram-sha-256 is strong elsewhere): evaluated with --profile stig")
+				return
+			}
+			rules, ok := c.hbaRules()
+			if !ok {
+				return
+			}
+			for i := range rules {
+				r := &rules[i]
+				switch r.Method {
+				case "gss", "sspi", "ldap", "cert", "radius", "reject", "peer", "pam":
+					continue
+				}
+				c.Fail(Problem{Object: hbaObject(r), Location: r.Location(), Evidence: hbaEvidence(r) + " authenticates with " + r.Method,
+					Expected: "gss, ldap, cert or radius (document exceptions as waivers)", Fix: "use an organisation-level method on " + r.Location(), FixKind: FixConfig, FixApply: "reload", Severity: High, SevSet: true})
+			}
+		},
+	})
+
+	register(&Rule{
+		ID: "PRIV-03", Title: "Superusers do not log in directly (set_user or NOLOGIN superuser roles)", Area: AreaRoles, Severity: Low,
+		Rationale:  "CIS 4.8: administrators log in as themselves and escalate with set_user, which logs the switch; a superuser that logs in directly leaves no trail of who it was.",
+		References: cis("4.8"),
+		Check: func(c *Check) {
+			roles, ok := c.roles()
+			if !ok {
+				return
+			}
+			_, setUser := c.S.AvailableExtensions["set_user"]
+			for _, r := range roles {
+				if r.Superuser && r.CanLogin && r.OID != bootstrapOID {
+					c.Fail(Problem{Object: "role " + r.Name, Evidence: fmt.Sprintf("superuser %q can log in directly (set_user available: %v)", r.Name, setUser),
+						Expected: "NOLOGIN superuser roles reached through set_user", Fix: fmt.Sprintf("ALTER ROLE %s NOLOGIN;    -- after installing set_user for escalation", ident(r.Name)), FixKind: FixSQL})
+				}
+			}
+		},
+	})
+
+	register(&Rule{
+		ID: "PRIV-06", Title: "SECURITY DEFINER functions pin search_path and are not executable by PUBLIC", Area: AreaRoles, Severity: High,
+		Rationale:  "A SECURITY DEFINER function runs with its owner's rights: without a fixed search_path a caller can plant objects it resolves; executable by PUBLIC it is open to everyone.",
+		References: refs(cis("4.5"), stig("V-233543"), devsec("postgres-19")),
+		Check: func(c *Check) {
+			dbs, ok := c.databases()
+			if !ok {
+				return
+			}
+			for _, d := range dbs {
+				for _, f := range d.Functions {
+					if !f.SecDef || f.Extension != "" || f.Schema == "pg_catalog" || f.Schema == "information_schema" {
+						continue
+					}
+					pinned := false
+					for _, cfg := range f.Config {
+						if strings.HasPrefix(strings.ToLower(cfg), "search_path=") {
+							pinned = true
+						}
+					}
+					public := f.ACLDefault || acl.Holds(f.ACL, acl.Public, "EXECUTE")
+					owner, _ := c.S.Role(f.Owner)
+					powerful := owner != nil && (owner.Superuser || owner.BypassRLS)
+					var why []string
+					if !pinned {
+						why = append(why, "no SET search_path")
+					}
+					if public {
+						why = append(why, "EXECUTE for PUBLIC")
+					}
+					if f.DynamicSQL && powerful {
+						why = append(why, "dynamic SQL (EXECUTE) with superuser rights")
+					}
+					if len(why) == 0 {
+						continue
+					}
+					sev := Medium
+					if (!pinned || f.DynamicSQL) && (public || powerful) {
+						sev = High
+					}
+					if !pinned && public && powerful {
+						sev = Critical
+					}
+					var fix []string
+					if !pinned {
+						fix = append(fix, fmt.Sprintf("ALTER FUNCTION %s.%s(%s) SET search_path = pg_catalog, pg_temp;", ident(f.Schema), ident(f.Name), f.Args))
+					}
+					if public {
+						fix = append(fix, fmt.Sprintf("REVOKE EXECUTE ON FUNCTION %s.%s(%s) FROM PUBLIC;", ident(f.Schema), ident(f.Name), f.Args))
+					}
+					if len(fix) == 0 {
+						fix = append(fix, "review the dynamic SQL for injection (format() with %I/%L); reduce the owner's rights")
+					}
+					c.Fail(Problem{Object: fmt.Sprintf("function %s.%s", d.Name, f.Signature()), Severity: sev, SevSet: true,
+						Evidence: fmt.Sprintf("SECURITY DEFINER function %s in database %q owned by %s: %s", f.Signature(), d.Name, f.Owner, strings.Join(why, ", ")),
+						Expected: "SET search_path pinned, EXECUTE only for the roles that need it", Fix: strings.Join(fix, "\n") + "    -- in database " + ident(d.Name), FixKind: FixSQL})
+				}
+			}
+		},
+	})
+
+	register(&Rule{
+		ID: "PRIV-17.functions", Title: "File, large-object and admin functions are not granted to ordinary roles", Area: AreaRoles, Severity: High,
+		Rationale:  "EXECUTE on pg_read_file, lo_import, pg_ls_dir and similar gives a role the server's file system; on pg_terminate_backend or pg_reload_conf, control over the server.",
+		References: stig("V-233547", "V-233593", "V-233597", "V-233614"),
+		Check: func(c *Check) {
+			dbs, ok := c.databases()
+			if !ok {
+				return
+			}
+			defaultGrantees := map[string]bool{"pg_monitor": true, "pg_signal_backend": true, "pg_checkpoint": true, "pg_read_server_files": true, "pg_write_server_files": true, "pg_execute_server_program": true, "pg_read_all_stats": true}
+			for _, d := range dbs {
+				for _, f := range d.Functions {
+					if f.SecDef && f.Schema != "pg_catalog" {
+						continue
+					}
+					for _, it := range f.ACL {
+						if !it.Has("EXECUTE") || it.Grantee == f.Owner || defaultGrantees[it.Grantee] || isAdmin(c.S, it.Grantee) {
+							continue
+						}
+						c.Fail(Problem{Object: fmt.Sprintf("function %s.%s", d.Name, f.Signature()),
+							Evidence: fmt.Sprintf("%s can execute %s in database %q", it.Grantee, f.Signature(), d.Name),
+							Expected: "only superusers and the matching predefined roles", FixKind: FixSQL,
+							Fix: fmt.Sprintf("REVOKE EXECUTE ON FUNCTION %s.%s(%s) FROM %s;    -- in database %s", ident(f.Schema), ident(f.Name), f.Args, granteeSQL(it.Grantee), ident(d.Name))})
+					}
+				}
+			}
+		},
+	})
+
+	register(&Rule{
+		ID: "PRIV-17.parameters", Title: "No ordinary role may SET or ALTER SYSTEM sensitive parameters", Area: AreaRoles, Severity: High,
+		Rationale:  "GRANT SET / ALTER SYSTEM on a parameter (PostgreSQL 15+) lets a role change server behaviour, including turning logging and auditing off.",
+		References: refs(stig("V-233547", "V-233597", "V-233600"), []Reference{{"pgaegis", "LOG-30"}}),
+		Check: func(c *Check) {
+			if c.S.Server == nil {
+				c.NotChecked("pg_parameter_acl", "only known from a live server")
+				return
+			}
+			if m := c.S.MajorVersion(); m < 15 {
+				c.NotChecked("pg_parameter_acl", fmt.Sprintf("not applicable to PostgreSQL %d (parameter grants arrived in 15)", m))
+				return
+			}
+			for _, p := range c.S.ParamACLs {
+				for _, it := range p.ACL {
+					if isAdmin(c.S, it.Grantee) {
+						continue
+					}
+					var privs []string
+					for _, g := range it.Grants {
+						privs = append(privs, g.Privilege)
+					}
+					sev := Medium
+					lname := strings.ToLower(p.Name)
+					if strings.HasPrefix(lname, "log") || strings.HasPrefix(lname, "pgaudit") || it.Has("ALTER SYSTEM") {
+						sev = High
+					}
+					c.Fail(Problem{Object: "parameter " + p.Name, Severity: sev, SevSet: true,
+						Evidence: fmt.Sprintf("%s holds %s on parameter %s", it.Grantee, strings.Join(privs, ", "), p.Name),
+						Expected: "parameter privileges only for administrators", FixKind: FixSQL,
+						Fix: fmt.Sprintf("REVOKE %s ON PARAMETER %s FROM %s;", strings.Join(privs, ", "), p.Name, granteeSQL(it.Grantee))})
+				}
+			}
+		},
+	})
+
+	register(&Rule{
+		ID: "PRIV-08", Title: "Nothing in user schemas is granted to PUBLIC", Area: AreaRoles, Severity: High,
+		Rationale:  "A grant to PUBLIC is a grant to every current and future role, including ones created for other applications.",
+		References: refs(stig("V-233587"), devsec("postgres-17"), seeds("004: revoke PUBLIC")),
+		Check: func(c *Check) {
+			dbs, ok := c.databases()
+			if !ok {
+				return
+			}
+			for _, d := range dbs {
+				for _, g := range d.PublicGrants {
+					sev := High
+					if g.Privilege == "SELECT" || g.Privilege == "REFERENCES" {
+						sev = Medium
+					}
+					c.Fail(Problem{Object: fmt.Sprintf("schema %s.%s", d.Name, g.Schema), Severity: sev, SevSet: true,
+						Evidence: fmt.Sprintf("PUBLIC has %s on %d relation(s) in %s.%s (e.g. %s)", g.Privilege, g.Count, d.Name, g.Schema, g.Example),
+						Expected: "grants to named roles only", FixKind: FixSQL,
+						Fix: fmt.Sprintf("REVOKE %s ON ALL TABLES IN SCHEMA %s FROM PUBLIC;    -- in database %s (sequences: ON ALL SEQUENCES)", g.Privilege, ident(g.Schema), ident(d.Name))})
+				}
+				for _, l := range d.Languages {
+					if untrustedLanguages[l.Name] && !l.Trusted && acl.Holds(l.ACL, acl.Public, "USAGE") {
+						c.Fail(Problem{Object: fmt.Sprintf("language %s.%s", d.Name, l.Name), Severity: Critical, SevSet: true,
+							Evidence: fmt.Sprintf("PUBLIC has USAGE on untrusted language %s in %q: any role can run code as the server's OS user", l.Name, d.Name),
+							Expected: "no USAGE on untrusted languages", Fix: fmt.Sprintf("REVOKE USAGE ON LANGUAGE %s FROM PUBLIC;    -- in database %s", l.Name, ident(d.Name)), FixKind: FixSQL})
+					}
+				}
+				for _, fs := range d.ForeignServers {
+					if acl.Holds(fs.ACL, acl.Public, "USAGE") {
+						c.Fail(Problem{Object: fmt.Sprintf("foreign server %s.%s", d.Name, fs.Name), Severity: Medium, SevSet: true,
+							Evidence: fmt.Sprintf("PUBLIC has USAGE on foreign server %s (%s)", fs.Name, fs.Wrapper),
+							Expected: "USAGE for named roles", Fix: fmt.Sprintf("REVOKE USAGE ON FOREIGN SERVER %s FROM PUBLIC;    -- in database %s", ident(fs.Name), ident(d.Name)), FixKind: FixSQL})
+					}
+				}
+			}
+		},
+	})
+
+	register(&Rule{
+		ID: "PRIV-10", Title: "Privileges are not re-grantable by non-administrators", Area: AreaRoles, Severity: Medium,
+		Rationale:  "WITH GRANT OPTION and WITH ADMIN OPTION let a role hand its access to others, outside any review.",
+		References: devsec("postgres-18"),
+		Check: func(c *Check) {
+			dbs, ok := c.databases()
+			if !ok {
+				return
+			}
+			for _, d := range dbs {
+				for _, g := range d.GrantOptions {
+					if isAdmin(c.S, g.Grantee) {
+						continue
+					}
+					c.Fail(Problem{Object: fmt.Sprintf("role %s", g.Grantee), Evidence: fmt.Sprintf("%s holds %s WITH GRANT OPTION on %d relation(s) in %s.%s (e.g. %s)", g.Grantee, g.Privilege, g.Count, d.Name, g.Schema, g.Example),
+						Expected: "no grant option for non-administrators", FixKind: FixSQL,
+						Fix: fmt.Sprintf("REVOKE GRANT OPTION FOR %s ON ALL TABLES IN SCHEMA %s FROM %s;    -- in database %s", g.Privilege, ident(g.Schema), granteeSQL(g.Grantee), ident(d.Name))})
+				}
+			}
+			for _, m := range c.S.Memberships {
+				if m.Admin && !isAdmin(c.S, m.Member) && !strings.HasPrefix(m.Role, "pg_") {
+					if r, ok := c.S.Role(m.Member); ok && r.CreateRole && c.S.MajorVersion() >= 16 {
+						continue // 16+: CREATEROLE grants itself ADMIN on the roles it creates
+					}
+					c.Fail(Problem{Object: "role " + m.Member, Evidence: fmt.Sprintf("%s is a member of %s WITH ADMIN OPTION", m.Member, m.Role),
+						Expected: "ADMIN OPTION only for administrators", FixKind: FixSQL, Fix: fmt.Sprintf("REVOKE ADMIN OPTION FOR %s FROM %s;", ident(m.Role), ident(m.Member))})
+				}
+			}
+		},
+	})
+
+	register(&Rule{
+		ID: "PRIV-11", Title: "Credential and statistics catalogs are readable only by administrators", Area: AreaRoles, Severity: High,
+		Rationale:  "pg_authid holds every password verifier; pg_statistic holds samples of every column's values; pg_user_mapping holds foreign passwords.",
+		References: refs(stig("V-233546"), devsec("postgres-09")),
+		Check: func(c *Check) {
+			if c.S.Server == nil || c.S.Gap("catalog.catalog ACLs") != "" {
+				c.NotChecked("system catalogs", "catalog ACLs are only known from a live server")
+				return
+			}
+			for _, cat := range c.S.CatalogACLs {
+				for _, it := range cat.ACL {
+					if it.Grantee == cat.Owner || isAdmin(c.S, it.Grantee) || !it.Has("SELECT") {
+						continue
+					}
+					c.Fail(Problem{Object: "catalog pg_catalog." + cat.Name, Evidence: fmt.Sprintf("%s can read pg_catalog.%s", it.Grantee, cat.Name),
+						Expected: "the default ACL (superuser only)", Fix: fmt.Sprintf("REVOKE SELECT ON pg_catalog.%s FROM %s;", cat.Name, granteeSQL(it.Grantee)), FixKind: FixSQL, Severity: Critical, SevSet: true})
+				}
+			}
+		},
+	})
+
+	register(&Rule{
+		ID: "PRIV-13", Title: "Objects are owned by owner roles, not by login roles", Area: AreaRoles, Severity: Low,
+		Rationale:  "An application login role that owns its tables can drop them, disable RLS on them and grant them away; ownership belongs to a NOLOGIN owner role.",
+		References: stig("V-233518", "V-233530", "V-233539"),
+		Check: func(c *Check) {
+			dbs, ok := c.databases()
+			if !ok {
+				return
+			}
+			for _, d := range dbs {
+				for _, o := range d.Owners {
+					r, ok := c.S.Role(o.Owner)
+					if !ok || !r.CanLogin || r.Superuser {
+						continue
+					}
+					c.Fail(Problem{Object: fmt.Sprintf("role %s", o.Owner), Evidence: fmt.Sprintf("login role %q owns %d relation(s) in database %q", o.Owner, o.Count, d.Name),
+						Expected: "a NOLOGIN owner role owns them; the login role is granted what it needs", FixKind: FixSQL,
+						Fix: fmt.Sprintf("CREATE ROLE %s NOLOGIN; REASSIGN OWNED BY %s TO %s;    -- in database %s, then grant back", ident(o.Owner+"_owner"), ident(o.Owner), ident(o.Owner+"_owner"), ident(d.Name))})
+				}
+			}
+		},
+	})
+
+	register(&Rule{
+		ID: "PRIV-14", Title: "Only owner roles can create objects in schemas", Area: AreaRoles, Severity: Medium,
+		Rationale:  "A role that can create in a shared schema can plant functions and operators that others resolve through search_path.",
+		References: stig("V-233587"),
+		Check: func(c *Check) {
+			dbs, ok := c.databases()
+			if !ok {
+				return
+			}
+			for _, d := range dbs {
+				for _, sc := range d.Schemas {
+					if strings.HasPrefix(sc.Name, "pg_") || sc.Name == "information_schema" {
+						continue
+					}
+					for _, it := range sc.ACL {
+						if it.Grantee == acl.Public || it.Grantee == sc.Owner || it.Grantee == "pg_database_owner" || isAdmin(c.S, it.Grantee) || !it.Has("CREATE") {
+							continue // PUBLIC is PRIV-09
+						}
+						r, _ := c.S.Role(it.Grantee)
+						if r != nil && !r.CanLogin {
+							continue // a NOLOGIN owner group is the intended pattern
+						}
+						c.Fail(Problem{Object: fmt.Sprintf("schema %s.%s", d.Name, sc.Name), Evidence: fmt.Sprintf("login role %s can create objects in %s.%s", it.Grantee, d.Name, sc.Name),
+							Expected: "CREATE only for the schema's owner role", FixKind: FixSQL, Fix: fmt.Sprintf("REVOKE CREATE ON SCHEMA %s FROM %s;    -- in database %s", ident(sc.Name), ident(it.Grantee), ident(d.Name))})
+					}
+				}
+			}
+		},
+	})
+
+	register(&Rule{
+		ID: "PRIV-15", Title: "Default privileges do not grant future objects to PUBLIC", Area: AreaRoles, Severity: High,
+		Rationale:  "ALTER DEFAULT PRIVILEGES ... TO PUBLIC silently exposes every table created from then on.",
+		References: []Reference{{"pgaegis", "default privileges"}},
+		Check: func(c *Check) {
+			dbs, ok := c.databases()
+			if !ok {
+				return
+			}
+			kinds := map[string]string{"r": "TABLES", "S": "SEQUENCES", "f": "FUNCTIONS", "T": "TYPES", "n": "SCHEMAS"}
+			for _, d := range dbs {
+				for _, da := range d.DefaultACLs {
+					for _, it := range da.ACL {
+						if it.Grantee != acl.Public {
+							continue
+						}
+						// PUBLIC EXECUTE on functions and USAGE on types are the built-in defaults.
+						if (da.ObjType == "f" && len(it.Grants) == 1 && it.Has("EXECUTE")) || (da.ObjType == "T" && len(it.Grants) == 1 && it.Has("USAGE")) {
+							continue
+						}
+						var privs []string
+						for _, g := range it.Grants {
+							privs = append(privs, g.Privilege)
+						}
+						in := ""
+						if da.Schema != "" {
+							in = " IN SCHEMA " + ident(da.Schema)
+						}
+						c.Fail(Problem{Object: fmt.Sprintf("default privileges of %s in %s", da.Role, d.Name),
+							Evidence: fmt.Sprintf("future %s created by %s%s are granted %s to PUBLIC", strings.ToLower(kinds[da.ObjType]), da.Role, in, strings.Join(privs, ", ")),
+							Expected: "default privileges for named roles only", FixKind: FixSQL,
+							Fix: fmt.Sprintf("ALTER DEFAULT PRIVILEGES FOR ROLE %s%s REVOKE %s ON %s FROM PUBLIC;    -- in database %s", ident(da.Role), in, strings.Join(privs, ", "), kinds[da.ObjType], ident(d.Name))})
+					}
+				}
+			}
+		},
+	})
+
+	register(&Rule{
+		ID: "PRIV-16", Title: "Row-level security is enabled with real policies where tables hold several tenants", Area: AreaRoles, Severity: Medium,
+		Rationale:  "RLS without a policy denies everything (or nothing for the owner); USING (true) allows everything; a tenant column without RLS relies on every query remembering its WHERE clause.",
+		References: refs(cis("4.7"), stig("V-233521", "V-233525", "V-233595"), seeds("000: row-level security", "001: RLS", "004: RLS")),
+		Check: func(c *Check) {
+			dbs, ok := c.databases()
+			if !ok {
+				return
+			}
+			for _, d := range dbs {
+				for _, t := range d.RLSTables {
+					obj := fmt.Sprintf("table %s.%s.%s", d.Name, t.Schema, t.Name)
+					qn := ident(t.Schema) + "." + ident(t.Name)
+					switch {
+					case !t.Enabled && len(t.TenantColumns) > 0:
+						c.Fail(Problem{Object: obj, Evidence: fmt.Sprintf("%s has tenant column(s) %s but row-level security is off", qn, strings.Join(t.TenantColumns, ", ")),
+							Expected: "ENABLE ROW LEVEL SECURITY with a policy on the tenant column (waive for single-tenant tables)", FixKind: FixSQL,
+							Fix: fmt.Sprintf("ALTER TABLE %s ENABLE ROW LEVEL SECURITY;\nCREATE POLICY tenant_isolation ON %s USING (%s = current_setting('app.tenant_id')::%s);    -- in database %s; adjust the type", qn, qn, ident(t.TenantColumns[0]), "bigint", ident(d.Name))})
+					case t.Enabled && len(t.Policies) == 0:
+						c.Fail(Problem{Object: obj, Evidence: fmt.Sprintf("%s has row-level security enabled and no policy: other roles see no rows, the owner sees all", qn),
+							Expected: "policies that say who sees what", Fix: fmt.Sprintf("CREATE POLICY ... ON %s ...;    -- in database %s", qn, ident(d.Name)), FixKind: FixSQL, Severity: Low, SevSet: true})
+					}
+					for _, p := range t.Policies {
+						trivially := strings.TrimSpace(p.Using) == "true" || (p.Using == "" && strings.TrimSpace(p.WithCheck) == "true")
+						if trivially && p.Permissive {
+							c.Fail(Problem{Object: obj, Evidence: fmt.Sprintf("policy %q on %s is USING (true) for %s: it admits every row", p.Name, qn, strings.Join(p.Roles, ", ")),
+								Expected: "a condition on the tenant or user", Fix: fmt.Sprintf("ALTER POLICY %s ON %s USING (<tenant condition>);    -- in database %s", ident(p.Name), qn, ident(d.Name)), FixKind: FixSQL})
+						}
+						if (p.Command == "*" || p.Command == "a" || p.Command == "w") && p.WithCheck == "" && p.Using == "" {
+							c.Fail(Problem{Object: obj, Evidence: fmt.Sprintf("write policy %q on %s has no USING or WITH CHECK", p.Name, qn),
+								Expected: "WITH CHECK on the tenant condition", Fix: fmt.Sprintf("ALTER POLICY %s ON %s WITH CHECK (<tenant condition>);", ident(p.Name), qn), FixKind: FixSQL, Severity: Low, SevSet: true})
+						}
+					}
+					if t.Enabled && !t.Forced {
+						if r, ok := c.S.Role(t.Owner); ok && r.CanLogin && !r.Superuser {
+							c.Fail(Problem{Object: obj, Evidence: fmt.Sprintf("%s is owned by login role %q and RLS is not forced: that role bypasses the policies", qn, t.Owner),
+								Expected: "FORCE ROW LEVEL SECURITY, or a NOLOGIN owner", Fix: fmt.Sprintf("ALTER TABLE %s FORCE ROW LEVEL SECURITY;    -- in database %s", qn, ident(d.Name)), FixKind: FixSQL})
+						}
+					}
+				}
+			}
+			for _, r := range c.S.Roles {
+				if r.BypassRLS && !r.Superuser && !r.Predefined() {
+					c.Fail(Problem{Object: "role " + r.Name, Evidence: fmt.Sprintf("role %q has BYPASSRLS: every policy is ignored for it", r.Name),
+						Expected: "BYPASSRLS only for backup/maintenance roles", Fix: fmt.Sprintf("ALTER ROLE %s NOBYPASSRLS;", ident(r.Name)), FixKind: FixSQL, Severity: Low, SevSet: true})
+				}
+			}
+		},
+	})
+
+	register(&Rule{
+		ID: "PRIV-18", Title: "Views over row-secured tables run with the caller's rights", Area: AreaRoles, Severity: Medium,
+		Rationale:  "A view reads its tables with its owner's rights: owned by a superuser or the table owner, it shows every row to whoever may read the view (security_invoker fixes this on 15+).",
+		References: []Reference{{"Supabase splinter", "security_definer_view"}},
+		Check: func(c *Check) {
+			dbs, ok := c.databases()
+			if !ok {
+				return
+			}
+			for _, d := range dbs {
+				for _, v := range d.ViewsOverRLS {
+					fix := fmt.Sprintf("ALTER VIEW %s.%s SET (security_invoker = true);    -- in database %s", ident(v.Schema), ident(v.Name), ident(d.Name))
+					if c.S.MajorVersion() > 0 && c.S.MajorVersion() < 15 {
+						fix = "give the view an owner without BYPASSRLS that is subject to the table's policies"
+					}
+					sev := Medium
+					if r, ok := c.S.Role(v.Owner); ok && (r.Superuser || r.BypassRLS) {
+						sev = High
+					}
+					c.Fail(Problem{Object: fmt.Sprintf("view %s.%s.%s", d.Name, v.Schema, v.Name), Severity: sev, SevSet: true,
+						Evidence: fmt.Sprintf("view %s.%s (owner %s) reads row-secured table %s with its owner's rights", v.Schema, v.Name, v.Owner, v.Table),
+						Expected: "security_invoker = true", Fix: fix, FixKind: FixSQL})
+				}
+			}
+		},
+	})
+
+	register(&Rule{
+		ID: "EXT-02", Title: "Untrusted procedural languages are absent, and never marked trusted", Area: AreaHardening, Severity: High,
+		Rationale:  "Functions in plperlu, plpython3u or pltclu run as the server's OS user; a language marked trusted lets any role with USAGE write such functions.",
+		References: refs(stig("V-233614"), devsec("postgres-04", "postgres-05")),
+		Check: func(c *Check) {
+			dbs, ok := c.databases()
+			if !ok {
+				return
+			}
+			for _, d := range dbs {
+				for _, l := range d.Languages {
+					if !untrustedLanguages[l.Name] {
+						continue
+					}
+					obj := fmt.Sprintf("language %s.%s", d.Name, l.Name)
+					if l.Trusted {
+						c.Fail(Problem{Object: obj, Severity: Critical, SevSet: true,
+							Evidence: fmt.Sprintf("untrusted language %s is marked trusted in %q: any role with USAGE runs code as the OS user", l.Name, d.Name),
+							Expected: "lanpltrusted = false", Fix: fmt.Sprintf("UPDATE pg_language SET lanpltrusted = false WHERE lanname = '%s';    -- as superuser in database %s", l.Name, ident(d.Name)), FixKind: FixSQL})
+						continue
+					}
+					c.Fail(Problem{Object: obj, Evidence: fmt.Sprintf("untrusted language %s is installed in %q", l.Name, d.Name),
+						Expected: "only trusted languages (plpgsql, sql)", Fix: fmt.Sprintf("DROP EXTENSION %s;    -- in database %s, if unused", l.Name, ident(d.Name)), FixKind: FixSQL, Severity: Medium, SevSet: true})
+				}
+			}
+		},
+	})
+
+	register(&Rule{
+		ID: "EXT-01", Title: "No risky extensions are installed", Area: AreaHardening, Severity: Medium,
+		Rationale:  "Some extensions hand out file, network or raw-page access; every installed extension is code running in the server.",
+		References: refs(stig("V-233592", "V-233593", "V-233594"), []Reference{{"pgdsat", "1.8"}}, seeds("004: remove unused extensions")),
+		Check: func(c *Check) {
+			dbs, ok := c.databases()
+			if !ok {
+				return
+			}
+			for _, d := range dbs {
+				var others []string
+				for _, e := range d.Extensions {
+					risk, risky := riskyExtensions[e.Name]
+					if !risky {
+						if e.Name != "plpgsql" {
+							others = append(others, e.Name+" "+e.Version)
+						}
+						continue
+					}
+					if untrustedLanguages[e.Name] {
+						continue // EXT-02
+					}
+					note := ""
+					if risk.note != "" {
+						note = " (" + risk.note + ")"
+					}
+					c.Fail(Problem{Object: fmt.Sprintf("extension %s.%s", d.Name, e.Name), Severity: risk.sev, SevSet: true,
+						Evidence: fmt.Sprintf("extension %s %s is installed in %q: %s%s", e.Name, e.Version, d.Name, risk.why, note),
+						Expected: "only approved extensions (waive the ones you need)", Fix: fmt.Sprintf("DROP EXTENSION %s;    -- in database %s, if unused", ident(e.Name), ident(d.Name)), FixKind: FixSQL})
+				}
+				if len(others) > 0 {
+					sort.Strings(others)
+					c.Pass("database "+d.Name, "other extensions: "+strings.Join(others, ", "))
+				}
+			}
+		},
+	})
+
+	register(&Rule{
+		ID: "EXT-11", Title: "Foreign servers do not store passwords or waive password checks", Area: AreaHardening, Severity: Medium,
+		Rationale:  "password_required=false lets a non-superuser connect out as the server's OS identity (peer/trust on the remote); stored user-mapping passwords are readable by the mapping's owner and superusers.",
+		References: []Reference{{"pgaudit", "#166"}},
+		Check: func(c *Check) {
+			dbs, ok := c.databases()
+			if !ok {
+				return
+			}
+			for _, d := range dbs {
+				for _, fs := range d.ForeignServers {
+					for _, m := range fs.Mappings {
+						obj := fmt.Sprintf("user mapping %s for %s in %s", fs.Name, m.User, d.Name)
+						if m.PasswordOptional {
+							c.Fail(Problem{Object: obj, Severity: High, SevSet: true, Evidence: fmt.Sprintf("user mapping for %s on %s sets password_required=false", m.User, fs.Name),
+								Expected: "password_required left on for non-superusers", Fix: fmt.Sprintf("ALTER USER MAPPING FOR %s SERVER %s OPTIONS (DROP password_required);", granteeSQL(m.User), ident(fs.Name)), FixKind: FixSQL})
+						}
+						for _, n := range m.OptionNames {
+							if n == "password" {
+								c.Fail(Problem{Object: obj, Evidence: fmt.Sprintf("user mapping for %s on %s stores a password (value not read)", m.User, fs.Name),
+									Expected: "certificate or Kerberos authentication to the remote, or a documented exception", Fix: "use sslcert/sslkey options (postgres_fdw) instead of a stored password", FixKind: FixSQL, Severity: Low, SevSet: true})
+							}
+						}
+					}
+				}
+			}
+		},
+	})
+
+	register(&Rule{
+		ID: "EXT-03", Title: "pgcrypto is available for column encryption (CIS 17)", Area: AreaHardening, Severity: Low,
+		Rationale:  "Where data must be encrypted column by column, pgcrypto provides the functions; CIS 17 checks that it is available.",
+		References: refs(cis("6.11"), stig("V-233586", "V-233590", "V-233605"), []Reference{{"pgdsat", "6.9"}}),
+		Check: func(c *Check) {
+			if c.S.Server == nil || c.S.AvailableExtensions == nil {
+				c.NotChecked("pg_available_extensions", "only known from a live server")
+				return
+			}
+			if _, ok := c.S.AvailableExtensions["pgcrypto"]; ok {
+				c.Pass("pgcrypto", "available")
+				return
+			}
+			c.Fail(Problem{Object: "pgcrypto", Evidence: "pgcrypto is not available on the server", Expected: "the contrib package installed",
+				Fix: "apt-get install postgresql-contrib", FixKind: FixShell})
+		},
+	})
+
+	register(&Rule{
+		ID: "REPL-01", Title: "Replication uses a dedicated role that is not a superuser", Area: AreaRoles, Severity: Medium,
+		Rationale:  "Streaming as a superuser gives the standby (and anyone with its credentials) full control of the primary.",
+		References: cis("7.1", "7.5"),
+		Check: func(c *Check) {
+			roles, ok := c.roles()
+			if !ok {
+				return
+			}
+			if c.S.Replication != nil {
+				for _, w := range c.S.Replication.Senders {
+					if r, ok := c.S.Role(w.User); ok && r.Superuser {
+						c.Fail(Problem{Object: "role " + w.User, Evidence: fmt.Sprintf("a standby at %s streams as superuser %q", w.Client, w.User),
+							Expected: "a NOSUPERUSER REPLICATION role", Fix: "CREATE ROLE replicator LOGIN REPLICATION PASSWORD '...'; then point primary_conninfo at it", FixKind: FixSQL})
+					}
+				}
+			}
+			n := 0
+			for _, r := range roles {
+				if r.Replication && !r.Superuser && r.CanLogin {
+					n++
+				}
+			}
+			if n > 1 {
+				c.Fail(Problem{Object: "replication roles", Evidence: fmt.Sprintf("%d login roles have REPLICATION", n), Expected: "one replication role per purpose",
+					Fix: "ALTER ROLE <unneeded> NOREPLICATION;", FixKind: FixSQL, Severity: Low, SevSet: true})
+			}
+		},
+	})
+
+	register(&Rule{
+		ID: "REPL-03", Title: "Replication connections are encrypted", Area: AreaTLS, Severity: High,
+		Rationale:  "A replication stream carries every change to every table; without TLS it can be read and altered on the network.",
+		References: cis("7.5"),
+		Check: func(c *Check) {
+			if c.S.Replication != nil {
+				for _, w := range c.S.Replication.Senders {
+					if !w.SSL && w.Client != "" && w.Client != "127.0.0.1" && w.Client != "::1" {
+						c.Fail(Problem{Object: "walsender " + w.Client, Evidence: fmt.Sprintf("standby %s streams as %q without TLS", w.Client, w.User),
+							Expected: "hostssl replication rule and sslmode=verify-full in primary_conninfo", Fix: "hostssl replication " + w.User + " " + w.Client + "/32 scram-sha-256    # and reject plain replication", FixKind: FixConfig, FixApply: "reload"})
+					}
+				}
+			}
+			if v, ok := c.S.Setting("primary_conninfo"); ok && v.Value != "" {
+				mode := ""
+				for _, kv := range strings.Fields(v.Value) {
+					if k, val, ok := strings.Cut(kv, "="); ok && k == "sslmode" {
+						mode = strings.Trim(val, "'")
+					}
+				}
+				if mode != "require" && mode != "verify-ca" && mode != "verify-full" {
+					p := c.setProblem(v, "", "sslmode=verify-full in primary_conninfo")
+					p.Evidence = fmt.Sprintf("primary_conninfo has sslmode=%q (value redacted)", mode)
+					p.Fix, p.FixKind = "add sslmode=verify-full sslrootcert=... to primary_conninfo", FixConfig
+					c.Fail(p)
+				}
+			}
+		},
+	})
+
+	register(&Rule{
+		ID: "REPL-05", Title: "primary_conninfo does not embed a password", Area: AreaAuth, Severity: Medium,
+		Rationale:  "A password in primary_conninfo sits in postgresql.auto.conf and is visible to anyone who can read settings; a passfile keeps it out.",
+		References: []Reference{{"pgaegis", "CIS 7.5 example embeds a password"}},
+		Check: func(c *Check) {
+			v, ok := c.S.Setting("primary_conninfo")
+			if !ok || v.Value == "" {
+				c.NotChecked("setting primary_conninfo", "not a standby (primary_conninfo is empty)")
+				return
+			}
+			if strings.Contains(strings.ToLower(v.Value), "password=") {
+				p := c.setProblem(v, "", "no password=; use passfile=/var/lib/postgresql/.pgpass (0600)")
+				p.Evidence = "primary_conninfo contains password= (value redacted)"
+				p.Fix, p.FixKind = "remove password= from primary_conninfo and add passfile=<path to a 0600 .pgpass>", FixConfig
+				c.Fail(p)
+				return
+			}
+			c.Pass("setting primary_conninfo", "no embedded password")
+		},
+	})
+
+	register(&Rule{
+		ID: "BKP-02", Title: "WAL archiving is on and healthy", Area: AreaHardening, Severity: Medium,
+		Rationale:  "Without archiving there is no point-in-time recovery; an archiver that keeps failing fills the disk and silently stops protecting you.",
+		References: cis("7.4"),
+		Check: func(c *Check) {
+			v, ok := c.setting("archive_mode")
+			if !ok {
+				return
+			}
+			if !isOn(v.Value) && !strings.EqualFold(v.Value, "always") {
+				c.Fail(c.setProblem(v, "on", "archive_mode = on with archive_command or archive_library (pgBackRest, WAL-G, barman)"))
+				return
+			}
+			cmd, _ := c.S.Setting("archive_command")
+			lib, _ := c.S.Setting("archive_library")
+			if strings.TrimSpace(cmd.Value) == "" && strings.TrimSpace(lib.Value) == "" {
+				c.Fail(c.setProblem(cmd, "pgbackrest --stanza=main archive-push %p", "an archive_command or archive_library"))
+				return
+			}
+			if r := c.S.Replication; r != nil && r.FailedCount > 0 && r.LastFailed != nil && (r.LastArchived == nil || r.LastFailed.After(*r.LastArchived)) {
+				c.Fail(Problem{Object: "archiver", Evidence: fmt.Sprintf("the archiver's last attempt failed (%d failures, last at %s)", r.FailedCount, r.LastFailed.Format(time.RFC3339)),
+					Expected: "archiving succeeding", Fix: "check the server log for archive_command errors", FixKind: FixShell, Severity: High, SevSet: true})
+				return
+			}
+			c.Pass("archiver", "archive_mode on, archiving configured")
+		},
+	})
+
+	register(&Rule{
+		ID: "BKP-03", Title: "A backup tool is configured", Area: AreaHardening, Severity: Medium,
+		Rationale:  "A backup tool with a repository and retention is what makes a restore possible after ransomware or an operator error.",
+		References: cis("8.2"),
+		Check: func(c *Check) {
+			h, ok := c.host("backup tool")
+			if !ok {
+				return
+			}
+			if h.PgBackRest != nil && len(h.PgBackRest.Repos) > 0 {
+				c.Pass("pgBackRest", fmt.Sprintf("%d repositories in %s", len(h.PgBackRest.Repos), h.PgBackRest.Config))
+				return
+			}
+			if v, ok := c.S.Setting("archive_command"); ok && (strings.Contains(v.Value, "wal-g") || strings.Contains(v.Value, "barman") || strings.Contains(v.Value, "pgbackrest")) {
+				c.Pass("backup tool", "archive_command hands WAL to a backup tool")
+				return
+			}
+			c.NotChecked("backup tool", "no pgBackRest configuration found and archive_command names no known tool: confirm backups (WAL-G, barman, provider snapshots) by hand")
+		},
+	})
+
+	register(&Rule{
+		ID: "BKP-04", Title: "Backup repositories are encrypted", Area: AreaHardening, Severity: High,
+		Rationale:  "A backup is a full copy of the data; an unencrypted repository (or bucket) is the easiest place to steal it from.",
+		References: []Reference{{"pgaegis", "encrypted backups (seeds 001)"}},
+		Check: func(c *Check) {
+			h, ok := c.host("backup repositories")
+			if !ok {
+				return
+			}
+			if h.PgBackRest == nil {
+				c.NotChecked("backup repositories", "no pgBackRest configuration found")
+				return
+			}
+			for _, r := range h.PgBackRest.Repos {
+				if r.CipherType == "" || r.CipherType == "none" {
+					c.Fail(Problem{Object: "pgBackRest " + r.Name, Location: h.PgBackRest.Config, Evidence: fmt.Sprintf("%s (%s %s) has no repo cipher", r.Name, r.Type, r.Path),
+						Expected: r.Name + "-cipher-type=aes-256-cbc with a cipher pass", Fix: fmt.Sprintf("%s-cipher-type=aes-256-cbc\n%s-cipher-pass=<random>    # in %s (new repository)", r.Name, r.Name, h.PgBackRest.Config), FixKind: FixConfig})
+				}
+			}
+		},
+	})
+
+	register(&Rule{
+		ID: "BKP-05", Title: "Backup configuration is readable only by the backup account", Area: AreaFiles, Severity: High,
+		Rationale:  "The backup configuration holds repository credentials and cipher passes.",
+		References: stig("V-233617"),
+		Check: func(c *Check) {
+			h, ok := c.host("backup configuration")
+			if !ok {
+				return
+			}
+			if h.PgBackRest == nil || h.PgBackRest.File == nil {
+				c.NotChecked("backup configuration", "no pgBackRest configuration found")
+				return
+			}
+			f := h.PgBackRest.File
+			c.checkMode(f, true, 0o640)
+		},
+	})
+}
+
+// granteeSQL renders a grantee for GRANT/REVOKE.
+func granteeSQL(name string) string {
+	if name == acl.Public {
+		return "PUBLIC"
+	}
+	return ident(name)
+}
