@@ -104,10 +104,39 @@ host replication all 0.0.0.0/0 md5
 func startWeak(t *testing.T) *localpg.Server {
 	srv := pgtest.Start(t, localpg.Options{
 		Conf: []string{"listen_addresses = '*'", "password_encryption = md5", "ssl_min_protocol_version = 'TLSv1'",
-			"log_line_prefix = ''", "log_statement = 'none'", "unix_socket_permissions = 0777"},
+			"log_line_prefix = ''", "log_statement = 'none'", "unix_socket_permissions = 0777",
+			"lo_compat_privileges = on", "log_min_duration_statement = 0"},
 		HBA: weakHBA,
 	})
 	ctx := pgtest.Ctx(t)
+	if err := srv.Exec(ctx,
+		`SET password_encryption = 'scram-sha-256'`,
+		`CREATE ROLE same_name LOGIN PASSWORD 'same_name'`,
+		`CREATE ROLE common_pw LOGIN PASSWORD 'changeme'`,
+		`CREATE ROLE no_pw LOGIN`,
+		`CREATE ROLE expired LOGIN PASSWORD 'Xk2#9vLq!m' VALID UNTIL '2020-01-01'`,
+		`GRANT SELECT ON pg_authid TO common_pw`,
+		`GRANT SET ON PARAMETER log_statement TO common_pw`,
+		`CREATE TABLE public.tenants_data (id int, tenant_id int, secret text)`,
+		`GRANT SELECT, INSERT ON public.tenants_data TO PUBLIC`,
+		`CREATE TABLE public.orders (id int, org_id int)`,
+		`ALTER TABLE public.orders ENABLE ROW LEVEL SECURITY`,
+		`CREATE POLICY open_all ON public.orders USING (true)`,
+		`CREATE VIEW public.all_orders AS SELECT * FROM public.orders`,
+		`ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT ON TABLES TO PUBLIC`,
+		`CREATE FUNCTION public.run_sql(q text) RETURNS void LANGUAGE plpgsql SECURITY DEFINER AS $$ BEGIN EXECUTE 'SELECT ' || q; END $$`,
+		`CREATE EXTENSION adminpack`,
+		`CREATE EXTENSION postgres_fdw`,
+		`CREATE SERVER loop FOREIGN DATA WRAPPER postgres_fdw OPTIONS (host '127.0.0.1')`,
+		`CREATE USER MAPPING FOR PUBLIC SERVER loop OPTIONS (user 'postgres', password_required 'false')`,
+	); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat("/usr/share/postgresql/15/extension/plperlu.control"); err == nil {
+		must(t, srv.Exec(ctx, `CREATE EXTENSION plperlu`, `UPDATE pg_language SET lanpltrusted = true WHERE lanname = 'plperlu'`))
+	} else if os.Getenv("CI") == "true" {
+		t.Fatal("postgresql-plperl-15 is required under CI=true")
+	}
 	if err := srv.Exec(ctx,
 		`CREATE ROLE weak_md5 LOGIN PASSWORD 'correct horse'`,
 		`CREATE ROLE extra_su SUPERUSER LOGIN`,
@@ -173,6 +202,27 @@ func TestWeakServerFindingsLive(t *testing.T) {
 	expectFail(t, rep, "FS-05", srv.DataDir, "0750")
 	expectFail(t, rep, "FS-06", filepath.Join(srv.DataDir, "postgresql.conf"), "0644")
 	expectFail(t, rep, "FS-07", hbaPath, "0666")
+	expectFail(t, rep, "AUTH-11.dictionary", "role same_name", "role name")
+	expectFail(t, rep, "AUTH-11.dictionary", "role common_pw", "common passwords")
+	expectFail(t, rep, "AUTH-12", "role no_pw", line(1))
+	expectFail(t, rep, "AUTH-19", "role expired", "expired on 2020-01-01")
+	expectFail(t, rep, "PRIV-11", "pg_authid", "common_pw")
+	expectFail(t, rep, "PRIV-17.parameters", "parameter log_statement", "common_pw")
+	expectFail(t, rep, "PRIV-08", "schema postgres.public", "INSERT")
+	expectFail(t, rep, "PRIV-16", "tenants_data", "tenant_id")
+	expectFail(t, rep, "PRIV-16", "orders", "USING (true)")
+	expectFail(t, rep, "PRIV-18", "all_orders", "public.orders")
+	expectFail(t, rep, "PRIV-15", "default privileges", "PUBLIC")
+	expectFail(t, rep, "PRIV-06", "run_sql", "no SET search_path", "EXECUTE for PUBLIC")
+	expectFail(t, rep, "OTH-04", "run_sql", "concatenated")
+	expectFail(t, rep, "EXT-01", "adminpack")
+	expectFail(t, rep, "EXT-11", "loop", "password_required=false")
+	expectFail(t, rep, "EXT-08", "lo_compat_privileges")
+	expectFail(t, rep, "LOG-33", "log_min_duration_statement")
+	expectFail(t, rep, "INST-04", "data_checksums")
+	if _, err := os.Stat("/usr/share/postgresql/15/extension/plperlu.control"); err == nil {
+		expectFail(t, rep, "EXT-02", "plperlu", "marked trusted")
+	}
 	// The server was started with listen_addresses=127.0.0.1 on the command
 	// line (tests stay on loopback), so the live value passes; the file
 	// audit below sees the '*' in postgresql.conf.
