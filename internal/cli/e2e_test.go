@@ -2,15 +2,8 @@ package cli
 
 import (
 	"bytes"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
-	"math/big"
 	"net"
 	"os"
 	"path/filepath"
@@ -276,22 +269,6 @@ func TestWeakServerFilesOnly(t *testing.T) {
 	}
 }
 
-// selfSigned writes a server certificate and key the server will accept.
-func selfSigned(t *testing.T, srv *localpg.Server) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	must(t, err)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "localhost"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().AddDate(1, 0, 0), DNSNames: []string{"localhost"},
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, KeyUsage: x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	must(t, err)
-	kder, err := x509.MarshalECPrivateKey(key)
-	must(t, err)
-	must(t, srv.WriteDataFile("server.crt", string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))))
-	must(t, srv.WriteDataFile("server.key", string(pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}))))
-}
-
 const hardenedHBA = `local all all scram-sha-256
 hostssl all all 127.0.0.1/32 scram-sha-256
 host all all 0.0.0.0/0 reject
@@ -305,7 +282,7 @@ func TestHardenedServerHasNoHighFindings(t *testing.T) {
 			"log_statement = 'ddl'", "log_line_prefix = '%m [%p] %q%u@%d %r %a '", "logging_collector = on",
 			"shared_preload_libraries = 'pgaudit'", "pgaudit.log = 'ddl,role,write'", "unix_socket_permissions = 0770"},
 		HBA:  hardenedHBA,
-		Init: func(s *localpg.Server) error { selfSigned(t, s); return nil },
+		Init: pgtest.SelfSignedTLS,
 	})
 	must(t, srv.Exec(pgtest.Ctx(t), `CREATE ROLE app LOGIN PASSWORD 'app-secret'`))
 	rep, code, errs := auditJSON(t, connArgs(t, srv, srv.AdminUser, srv.Password)...)

@@ -34,6 +34,9 @@ type Options struct {
 	HBA         string   // replaces pg_hba.conf before the first start when non-empty
 	AdminUser   string   // bootstrap superuser; "postgres" when empty
 	StartupWait time.Duration
+	// Listen is listen_addresses; loopback only ("127.0.0.1" by default,
+	// "127.0.0.1,::1" for IPv6 tests).
+	Listen string
 	// Init runs after initdb and the Conf/HBA edits, before the first start
 	// (to place certificates, for example).
 	Init func(*Server) error
@@ -53,6 +56,7 @@ type Server struct {
 	uid, gid  int
 	cmd       *exec.Cmd
 	done      chan error
+	listen    string
 }
 
 // FindBinDir locates the server binaries: PGAEGIS_PGBIN, then
@@ -112,7 +116,15 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 			return nil, err
 		}
 	}
-	s := &Server{BinDir: bin, AdminUser: o.AdminUser, uid: -1, gid: -1}
+	s := &Server{BinDir: bin, AdminUser: o.AdminUser, uid: -1, gid: -1, listen: o.Listen}
+	if s.listen == "" {
+		s.listen = "127.0.0.1"
+	}
+	for _, a := range strings.Split(s.listen, ",") {
+		if a != "127.0.0.1" && a != "::1" && a != "localhost" {
+			return nil, fmt.Errorf("localpg listens on loopback only, not %q", a)
+		}
+	}
 	if s.AdminUser == "" {
 		s.AdminUser = "postgres"
 	}
@@ -235,7 +247,7 @@ func (s *Server) start(ctx context.Context, wait time.Duration) error {
 	// reachable from another host.
 	cmd := s.command(context.Background(), "postgres", "-D", s.DataDir,
 		"-c", "port="+strconv.Itoa(s.Port),
-		"-c", "listen_addresses=127.0.0.1",
+		"-c", "listen_addresses="+s.listen,
 		"-c", "unix_socket_directories="+s.SocketDir)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
