@@ -51,6 +51,7 @@ func commands() []command {
 	return []command{
 		{"audit", "audit a server, its files, or a snapshot against the rule catalogue", runAudit},
 		{"collect", "write a snapshot (JSON) of a server and its files for a later audit", runCollect},
+		{"hba", "pg_hba.conf as a policy: explain, lint, diff, matrix, guard", runHBA},
 		{"rules", "list the rules (text or JSON)", runRules},
 		{"version", "print the version", func(_ context.Context, env *Env, _ []string) (int, error) {
 			fmt.Fprintf(env.Stdout, "pgaegis %s\n", collect.Version)

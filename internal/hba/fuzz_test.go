@@ -2,6 +2,7 @@ package hba
 
 import (
 	"errors"
+	"net/netip"
 	"strings"
 	"testing"
 )
@@ -38,5 +39,27 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 		ParseIdent("pg_ident.conf", []byte(s), Options{ReadFile: noIncludes})
+	})
+}
+
+// FuzzMatch: any file, any connection: Match decides without panicking,
+// and a match is always a rule of the file.
+func FuzzMatch(f *testing.F) {
+	f.Add("host all all 10.0.0.0/8 md5\nlocal all +g peer\n", "alice", "db", "10.1.2.3", true)
+	f.Add("hostssl sameuser,samerole /^a.*$ ::ffff:10.0.0.0/104 scram-sha-256\n", "a", "a", "::ffff:10.0.0.1", false)
+	f.Fuzz(func(t *testing.T, text, user, db, addr string, ssl bool) {
+		file := Parse("pg_hba.conf", []byte(text), Options{ReadFile: noIncludes})
+		c := Conn{User: user, Database: db, SSL: ssl}
+		if a, err := netip.ParseAddr(addr); err == nil {
+			c.Addr = a
+		} else {
+			c.Local = true
+		}
+		for _, env := range []Env{{}, {IsMember: func(r, g string) bool { return r == g }, RoleExists: func(string) bool { return true }, Version: 15}} {
+			res := Match(file.Rules, c, env)
+			if res.Matched && (res.Rule == nil || res.Rule.Line < 1) {
+				t.Fatalf("matched without a rule: %+v", res)
+			}
+		}
 	})
 }

@@ -165,6 +165,14 @@ func matchAddr(r *Rule, a netip.Addr, env Env) (tri, string) {
 	case AddrAll:
 		return yes, ""
 	case AddrCIDR:
+		if r.Bits >= 0 && r.Mask.IsValid() {
+			// Contiguous mask: a prefix test, the common and fast case.
+			p := netip.PrefixFrom(r.Addr, r.Bits)
+			if r.Addr.Is4() && a.Is4In6() {
+				a = a.Unmap()
+			}
+			return triOf(a.BitLen() == r.Addr.BitLen() && p.Contains(a)), ""
+		}
 		return triOf(addrIn(a, r.Addr, r.Mask)), ""
 	case AddrHostname:
 		return maybe, fmt.Sprintf("host name %q is resolved at connect time (reverse and forward DNS of the client)", r.Address)
@@ -311,4 +319,37 @@ func matchUser(r *Rule, c Conn, env Env) (tri, string) {
 		}
 	}
 	return best, why
+}
+
+// Decision is a three-valued match answer for callers outside the package.
+type Decision int
+
+// Decisions.
+const (
+	No Decision = iota
+	Yes
+	Maybe
+)
+
+// UserMatches decides a rule's role field for a user.
+func UserMatches(r *Rule, c Conn, env Env) Decision {
+	m, _ := matchUser(r, c, env)
+	return Decision(m)
+}
+
+// DBMatches decides a rule's database field for a connection.
+func DBMatches(r *Rule, c Conn, env Env) Decision {
+	m, _ := matchDB(r, c, env)
+	return Decision(m)
+}
+
+// SiteMatches decides a rule's connection type and address for a
+// connection (names not considered).
+func SiteMatches(r *Rule, c Conn, env Env) Decision {
+	probe := *r
+	probe.Databases = []Token{{Value: "all"}}
+	probe.Users = []Token{{Value: "all"}}
+	c.Replication = false
+	m, _ := matchRule(&probe, c, env)
+	return Decision(m)
 }

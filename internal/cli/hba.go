@@ -1,0 +1,449 @@
+package cli
+
+import (
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"net/netip"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/pgaegis/pgaegis/internal/collect"
+	"github.com/pgaegis/pgaegis/internal/conninfo"
+	"github.com/pgaegis/pgaegis/internal/guc"
+	"github.com/pgaegis/pgaegis/internal/hba"
+	"github.com/pgaegis/pgaegis/internal/hbapolicy"
+	"github.com/pgaegis/pgaegis/internal/report"
+	"github.com/pgaegis/pgaegis/internal/rules"
+	"github.com/pgaegis/pgaegis/internal/snapshot"
+)
+
+func runHBA(ctx context.Context, env *Env, args []string) (int, error) {
+	if len(args) == 0 {
+		return ExitError, usagef("hba needs a subcommand: explain, lint, diff, matrix or guard")
+	}
+	switch args[0] {
+	case "explain":
+		return hbaExplain(ctx, env, args[1:])
+	case "lint":
+		return hbaLint(ctx, env, args[1:])
+	case "diff":
+		return hbaDiff(ctx, env, args[1:])
+	case "matrix":
+		return hbaMatrix(ctx, env, args[1:])
+	case "guard":
+		return hbaGuard(ctx, env, args[1:])
+	}
+	return ExitError, usagef("unknown hba subcommand %q (explain, lint, diff, matrix, guard)", args[0])
+}
+
+// hbaSource is where the rules (and, when available, the roles) come from:
+// a file, a snapshot, a live server, or a file checked against a server.
+type hbaSource struct {
+	conn     connFlags
+	file     string
+	snapPath string
+	version  int
+}
+
+func (h *hbaSource) register(fs *flag.FlagSet) {
+	h.conn.register(fs)
+	fs.StringVar(&h.file, "file", "", "pg_hba.conf to read (offline); with a connection, roles come from the server")
+	fs.StringVar(&h.snapPath, "snapshot", "", "snapshot (pgaegis collect) for rules and roles")
+	fs.IntVar(&h.version, "pg-version", 0, "PostgreSQL major version for an offline file (default: newest semantics)")
+}
+
+// load returns the rules, the snapshot (roles, settings) when there is
+// one, and the matching environment.
+func (h *hbaSource) load(ctx context.Context, env *Env) ([]hba.Rule, *snapshot.Snapshot, hba.Env, error) {
+	var snap *snapshot.Snapshot
+	var err error
+	switch {
+	case h.snapPath != "":
+		snap, err = snapshot.Read(h.snapPath)
+	case h.conn.given() || h.file == "":
+		h.conn.f.ConnectTimeout = h.conn.timeout
+		cfg, cerr := conninfo.Config(h.conn.f)
+		if cerr != nil {
+			return nil, nil, hba.Env{}, cerr
+		}
+		env.secrets = append(env.secrets, cfg.Password, h.conn.f.DSN)
+		snap, err = collect.Collect(ctx, collect.Options{Conn: cfg, Progress: progress(env)})
+		clearProgress(env)
+	}
+	if err != nil {
+		return nil, nil, hba.Env{}, err
+	}
+	var menv hba.Env
+	if snap != nil {
+		menv = hbapolicy.EnvFromSnapshot(snap)
+	}
+	if h.version != 0 {
+		menv.Version = h.version
+	}
+	if h.file != "" {
+		ssl := true
+		if snap != nil {
+			if v, ok := snap.Setting("ssl"); ok {
+				ssl, _ = guc.ParseBool(v.Value)
+			}
+		}
+		f, err := hba.ParseFile(h.file, hba.Options{SSL: ssl, Version: menv.Version})
+		if err != nil {
+			return nil, nil, menv, err
+		}
+		for _, e := range f.Errors {
+			fmt.Fprintf(env.Stderr, "warning: %s (the server would refuse to load this file)\n", e.Error())
+		}
+		if snap == nil {
+			snap = &snapshot.Snapshot{FormatVersion: snapshot.FormatVersion, Tool: "pgaegis", ToolVersion: collect.Version,
+				CollectedAt: time.Now().UTC().Truncate(time.Second), Target: snapshot.Target{Description: "file " + h.file}}
+		}
+		snap.HBA = &snapshot.HBA{Source: "file", Path: h.file, Rules: f.Rules, Errors: f.Errors}
+		delete(snap.Gaps, snapshot.GapHBA)
+		return f.Rules, snap, menv, nil
+	}
+	if snap.HBA == nil {
+		return nil, snap, menv, fmt.Errorf("pg_hba.conf is not readable through this connection (%s): use --file", snap.Gap(snapshot.GapHBA))
+	}
+	return snap.HBA.Rules, snap, menv, nil
+}
+
+func hbaExplain(ctx context.Context, env *Env, args []string) (int, error) {
+	fs := newFlagSet(env, "hba explain", "--user U --database D [--address A [--ssl|--no-ssl|--gss] | --local] [--replication] [--file F | connection options]")
+	var src hbaSource
+	src.register(fs)
+	user := fs.String("user", "", "role that connects")
+	db := fs.String("database", "", "database it asks for")
+	addr := fs.String("address", "", "client address (omit for the table of every network)")
+	ssl := fs.Bool("ssl", true, "the connection uses TLS")
+	noSSL := fs.Bool("no-ssl", false, "the connection does not use TLS")
+	gss := fs.Bool("gss", false, "the connection uses GSSAPI encryption")
+	local := fs.Bool("local", false, "a Unix-socket connection")
+	repl := fs.Bool("replication", false, "a physical replication connection")
+	format := fs.String("format", "text", "text or json")
+	if err := parseFlags(fs, args); err != nil {
+		return ExitError, err
+	}
+	if *user == "" || (*db == "" && !*repl) {
+		return ExitError, usagef("--user and --database are required")
+	}
+	rs, _, menv, err := src.load(ctx, env)
+	if err != nil {
+		return ExitError, err
+	}
+	if *addr == "" && !*local {
+		rows := hbapolicy.Reach(rs, *user, *db, *repl, menv)
+		if *format == "json" {
+			return ExitOK, writeJSON(env, rows)
+		}
+		tw := tabwriter.NewWriter(env.Stdout, 0, 2, 2, ' ', 0)
+		fmt.Fprintf(tw, "how %q reaches %q\nCONNECTION\tNETWORK\tMETHOD\tRULE\n", *user, *db)
+		for _, r := range rows {
+			rule := ""
+			if r.Line > 0 {
+				rule = fmt.Sprintf("%s:%d", r.File, r.Line)
+			}
+			if r.Depends != "" {
+				rule += " (depends: " + r.Depends + ")"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.Class, r.Network, r.Method, rule)
+		}
+		return ExitOK, tw.Flush()
+	}
+	c := hba.Conn{User: *user, Database: *db, Local: *local, SSL: *ssl && !*noSSL && !*gss, GSS: *gss, Replication: *repl}
+	if !*local {
+		a, err := netip.ParseAddr(*addr)
+		if err != nil {
+			return ExitError, usagef("--address %q is not an IP address", *addr)
+		}
+		c.Addr = a
+	}
+	e := hbapolicy.Explain(rs, c, menv)
+	if *format == "json" {
+		return ExitOK, writeJSON(env, e)
+	}
+	fmt.Fprintf(env.Stdout, "%s\n%s\n", e.Conn, e.Summary)
+	if e.Matched {
+		fmt.Fprintf(env.Stdout, "  line:    %s\n", e.Text)
+		var opts []string
+		for k, v := range e.Options {
+			opts = append(opts, k+"="+v)
+		}
+		sort.Strings(opts)
+		if len(opts) > 0 {
+			fmt.Fprintf(env.Stdout, "  options: %s\n", strings.Join(opts, " "))
+		}
+	}
+	return ExitOK, nil
+}
+
+// hbaRuleIDs are the audit rules about pg_hba.conf: lint runs these.
+func isHBARule(id string) bool {
+	for _, p := range []string{"AUTH-01", "AUTH-02", "AUTH-03", "AUTH-04", "AUTH-05", "AUTH-06", "AUTH-07", "AUTH-08", "AUTH-09", "AUTH-10", "AUTH-12", "AUTH-18", "REPL-04"} {
+		if id == p || strings.HasPrefix(id, p+".") {
+			return true
+		}
+	}
+	return false
+}
+
+func hbaLint(ctx context.Context, env *Env, args []string) (int, error) {
+	fs := newFlagSet(env, "hba lint", "[--file F] [connection options | --snapshot S]")
+	var src hbaSource
+	src.register(fs)
+	format := fs.String("format", "text", "text, json, sarif, markdown or junit")
+	failOn := fs.String("fail-on", "high", "exit 1 at or above this severity")
+	if err := parseFlags(fs, args); err != nil {
+		return ExitError, err
+	}
+	sev, err := rules.ParseSeverity(*failOn)
+	if err != nil {
+		return ExitError, usageError{err.Error()}
+	}
+	_, snap, _, err := src.load(ctx, env)
+	if err != nil {
+		return ExitError, err
+	}
+	var findings []rules.Finding
+	for _, f := range rules.Run(snap) {
+		if isHBARule(f.Rule) {
+			findings = append(findings, f)
+		}
+	}
+	rep := report.Build(snap, findings, sev)
+	switch *format {
+	case "json":
+		err = report.WriteJSON(env.Stdout, rep)
+	case "sarif":
+		err = report.WriteSARIF(env.Stdout, rep, report.SARIFOptions{})
+	case "markdown":
+		err = report.WriteMarkdown(env.Stdout, rep)
+	case "junit":
+		err = report.WriteJUnit(env.Stdout, rep)
+	default:
+		err = report.WriteText(env.Stdout, rep, report.TextOptions{Color: isTerminal(env.Stdout)})
+	}
+	if err != nil {
+		return ExitError, err
+	}
+	if rep.Failed() {
+		return ExitFindings, nil
+	}
+	return ExitOK, nil
+}
+
+func hbaDiff(ctx context.Context, env *Env, args []string) (int, error) {
+	fs := newFlagSet(env, "hba diff", "OLD NEW [--allow-widen] [connection options | --snapshot S]")
+	var src hbaSource
+	src.register(fs)
+	allow := fs.Bool("allow-widen", false, "exit 0 even when access widens")
+	format := fs.String("format", "text", "text or json")
+	var files []string
+	// Positional OLD NEW may come before or after the options.
+	for len(args) > 0 {
+		if err := fs.Parse(args); err != nil {
+			return ExitError, usageError{err.Error()}
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		files = append(files, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+	if len(files) != 2 {
+		return ExitError, usagef("hba diff needs OLD and NEW files")
+	}
+	var menv hba.Env
+	var roles, dbs []string
+	if src.snapPath != "" || src.conn.given() {
+		_, snap, e, err := src.load(ctx, env)
+		if err != nil && snap == nil {
+			return ExitError, err
+		}
+		menv = e
+		for _, r := range snap.Roles {
+			if !r.Predefined() && r.CanLogin {
+				roles = append(roles, r.Name)
+			}
+		}
+		for _, d := range snap.Databases {
+			if d.AllowConn {
+				dbs = append(dbs, d.Name)
+			}
+		}
+	}
+	if src.version != 0 {
+		menv.Version = src.version
+	}
+	var sets [2][]hba.Rule
+	for i, p := range files {
+		f, err := hba.ParseFile(p, hba.Options{SSL: true, Version: menv.Version})
+		if err != nil {
+			return ExitError, err
+		}
+		for _, e := range f.Errors {
+			fmt.Fprintf(env.Stderr, "warning: %s (the server would refuse to load this file)\n", e.Error())
+		}
+		sets[i] = f.Rules
+	}
+	changes := hbapolicy.Diff(sets[0], sets[1], menv, roles, dbs)
+	widens := 0
+	for _, c := range changes {
+		if c.Widens {
+			widens++
+		}
+	}
+	if *format == "json" {
+		if err := writeJSON(env, map[string]any{"changes": changes, "widens": widens}); err != nil {
+			return ExitError, err
+		}
+	} else {
+		if len(changes) == 0 {
+			fmt.Fprintln(env.Stdout, "no change in access")
+		}
+		tw := tabwriter.NewWriter(env.Stdout, 0, 2, 2, ' ', 0)
+		if len(changes) > 0 {
+			fmt.Fprintln(tw, "\tROLE\tDATABASE\tCONNECTION\tNETWORK\tBEFORE\tAFTER")
+		}
+		for _, c := range changes {
+			mark := "-"
+			if c.Widens {
+				mark = "+"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", mark, c.Role, c.Database, c.Class, c.Network, lineOf(c.Before, c.OldLine), lineOf(c.After, c.NewLine))
+		}
+		tw.Flush()
+		fmt.Fprintf(env.Stdout, "%d changes, %d widen access (+), %d narrow it (-)\n", len(changes), widens, len(changes)-widens)
+	}
+	if widens > 0 && !*allow {
+		return ExitFindings, nil
+	}
+	return ExitOK, nil
+}
+
+func lineOf(method string, line int) string {
+	if line == 0 {
+		return method
+	}
+	return fmt.Sprintf("%s (line %d)", method, line)
+}
+
+func hbaMatrix(ctx context.Context, env *Env, args []string) (int, error) {
+	fs := newFlagSet(env, "hba matrix", "[connection options | --snapshot S] [--file F] [--format text|json|csv]")
+	var src hbaSource
+	src.register(fs)
+	format := fs.String("format", "text", "text, json or csv")
+	if err := parseFlags(fs, args); err != nil {
+		return ExitError, err
+	}
+	rs, snap, menv, err := src.load(ctx, env)
+	if err != nil {
+		return ExitError, err
+	}
+	if snap == nil || snap.Roles == nil {
+		return ExitError, fmt.Errorf("the matrix needs the server's roles and databases: connect, or give --snapshot")
+	}
+	var roles []hbapolicy.RoleInfo
+	for _, r := range snap.Roles {
+		if r.CanLogin && !r.Predefined() {
+			roles = append(roles, hbapolicy.RoleInfo{Name: r.Name, Superuser: r.Superuser, Replication: r.Replication})
+		}
+	}
+	var dbs []string
+	for _, d := range snap.Databases {
+		if d.AllowConn {
+			dbs = append(dbs, d.Name)
+		}
+	}
+	cells := hbapolicy.Matrix(rs, menv, roles, dbs)
+	switch *format {
+	case "json":
+		return ExitOK, writeJSON(env, cells)
+	case "csv":
+		w := csv.NewWriter(env.Stdout)
+		w.Write([]string{"role", "database", "weakest_method", "widest_network", "connection", "line", "superuser", "replication", "alarm"})
+		for _, c := range cells {
+			w.Write([]string{c.Role, c.Database, c.Weakest, c.Network, c.Class, fmt.Sprint(c.Line), fmt.Sprint(c.Superuser), fmt.Sprint(c.Replication), c.Alarm})
+		}
+		w.Flush()
+		return ExitOK, w.Error()
+	}
+	tw := tabwriter.NewWriter(env.Stdout, 0, 2, 2, ' ', 0)
+	fmt.Fprintln(tw, "ROLE\tDATABASE\tWEAKEST\tWIDEST NETWORK\tCONNECTION\tLINE\tATTRIBUTES\tALARM")
+	for _, c := range cells {
+		var attrs []string
+		if c.Superuser {
+			attrs = append(attrs, "superuser")
+		}
+		if c.Replication {
+			attrs = append(attrs, "replication")
+		}
+		line := ""
+		if c.Line > 0 {
+			line = fmt.Sprint(c.Line)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", c.Role, c.Database, c.Weakest, c.Network, c.Class, line, strings.Join(attrs, ","), c.Alarm)
+	}
+	return ExitOK, tw.Flush()
+}
+
+func hbaGuard(ctx context.Context, env *Env, args []string) (int, error) {
+	fs := newFlagSet(env, "hba guard", "NEW [connection options]: refuse a pg_hba.conf that would lock out this connection")
+	var src hbaSource
+	src.register(fs)
+	var files []string
+	for len(args) > 0 {
+		if err := fs.Parse(args); err != nil {
+			return ExitError, usageError{err.Error()}
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		files = append(files, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+	if len(files) != 1 {
+		return ExitError, usagef("hba guard needs the NEW file")
+	}
+	src.conn.f.ConnectTimeout = src.conn.timeout
+	cfg, err := conninfo.Config(src.conn.f)
+	if err != nil {
+		return ExitError, err
+	}
+	env.secrets = append(env.secrets, cfg.Password, src.conn.f.DSN)
+	current, snap, err := collect.CurrentConnection(ctx, cfg)
+	if err != nil {
+		return ExitError, err
+	}
+	menv := hbapolicy.EnvFromSnapshot(snap)
+	f, err := hba.ParseFile(files[0], hba.Options{SSL: true, Version: menv.Version})
+	if err != nil {
+		return ExitError, err
+	}
+	if len(f.Errors) > 0 {
+		fmt.Fprintf(env.Stdout, "refused: %s has errors; the server would keep its old rules:\n", files[0])
+		for _, e := range f.Errors {
+			fmt.Fprintf(env.Stdout, "  %s\n", e.Error())
+		}
+		return ExitFindings, nil
+	}
+	if err := hbapolicy.Guard(f.Rules, current, menv); err != nil {
+		fmt.Fprintf(env.Stdout, "refused: %v\n", err)
+		return ExitFindings, nil
+	}
+	e := hbapolicy.Explain(f.Rules, current, menv)
+	fmt.Fprintf(env.Stdout, "ok: your connection (%s) stays accepted by %s:%d (%s)\n", e.Conn, e.File, e.Line, e.Method)
+	return ExitOK, nil
+}
+
+func writeJSON(env *Env, v any) error {
+	enc := json.NewEncoder(env.Stdout)
+	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
+	return enc.Encode(v)
+}

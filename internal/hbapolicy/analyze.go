@@ -1,0 +1,317 @@
+package hbapolicy
+
+import (
+	"fmt"
+	"net/netip"
+	"sort"
+	"strings"
+
+	"github.com/pgaegis/pgaegis/internal/hba"
+)
+
+// Shadow is a line that can never match, and the earlier line that takes
+// every connection it would have taken.
+type Shadow struct {
+	Rule, By *hba.Rule
+}
+
+// Shadowed finds lines covered by a single earlier line. It is sound (a
+// reported line really never matches) and conservative (a line covered
+// only by several earlier lines together is not reported).
+func Shadowed(rules []hba.Rule) []Shadow {
+	var out []Shadow
+	for j := range rules {
+		for i := 0; i < j; i++ {
+			if covers(&rules[i], &rules[j]) {
+				out = append(out, Shadow{Rule: &rules[j], By: &rules[i]})
+				break
+			}
+		}
+	}
+	return out
+}
+
+// typeCovers: every connection of type b is also of type a.
+func typeCovers(a, b string) bool {
+	if a == b {
+		return true
+	}
+	switch a {
+	case hba.Host:
+		return b != hba.Local
+	case hba.HostNoGSSEnc:
+		return b == hba.HostSSL // TLS and GSS encryption exclude each other
+	case hba.HostNoSSL:
+		return b == hba.HostGSSEnc
+	}
+	return false
+}
+
+func covers(a, b *hba.Rule) bool {
+	if !typeCovers(a.Type, b.Type) {
+		return false
+	}
+	if a.Type != hba.Local && !addrCovers(a, b) {
+		return false
+	}
+	return dbsCover(a.Databases, b.Databases) && usersCover(a.Users, b.Users)
+}
+
+func addrCovers(a, b *hba.Rule) bool {
+	switch a.AddrKind {
+	case hba.AddrAll:
+		return true
+	case hba.AddrCIDR:
+		pa, ok := a.Prefix()
+		if !ok || b.AddrKind != hba.AddrCIDR {
+			return false
+		}
+		pb, ok := b.Prefix()
+		if !ok {
+			return false
+		}
+		if pa.Addr().Is4() && pb.Addr().Is4In6() && pb.Bits() >= 96 {
+			// An IPv4 rule matches IPv4-mapped clients too.
+			pb = netip.PrefixFrom(pb.Addr().Unmap(), pb.Bits()-96)
+		}
+		return pa.Addr().BitLen() == pb.Addr().BitLen() && pa.Bits() <= pb.Bits() && pa.Contains(pb.Addr())
+	case hba.AddrSameHost, hba.AddrSameNet:
+		return b.AddrKind == a.AddrKind || (a.AddrKind == hba.AddrSameNet && b.AddrKind == hba.AddrSameHost)
+	}
+	return false
+}
+
+func hasKeyword(ts []hba.Token, kw string) bool {
+	for _, t := range ts {
+		if t.IsKeyword(kw) {
+			return true
+		}
+	}
+	return false
+}
+
+func containsToken(ts []hba.Token, x hba.Token) bool {
+	for _, t := range ts {
+		if t.Value == x.Value && (t.Quoted == x.Quoted || !isSpecial(t) && !isSpecial(x)) {
+			return true
+		}
+	}
+	return false
+}
+
+// isSpecial: tokens whose meaning depends on being unquoted.
+func isSpecial(t hba.Token) bool {
+	switch t.Value {
+	case "all", "sameuser", "samerole", "samegroup", "replication":
+		return true
+	}
+	return strings.HasPrefix(t.Value, "+") || strings.HasPrefix(t.Value, "/") || strings.HasPrefix(t.Value, "@")
+}
+
+func dbsCover(a, b []hba.Token) bool {
+	for _, t := range b {
+		if t.IsKeyword("replication") {
+			if !hasKeyword(a, "replication") {
+				return false
+			}
+			continue
+		}
+		if hasKeyword(a, "all") || containsToken(a, t) {
+			continue
+		}
+		return false
+	}
+	return true
+}
+
+func usersCover(a, b []hba.Token) bool {
+	if hasKeyword(a, "all") {
+		return true
+	}
+	for _, t := range b {
+		if !containsToken(a, t) {
+			return false
+		}
+	}
+	return true
+}
+
+// UnknownNames lists role and database names in rules that do not exist.
+func UnknownNames(rules []hba.Rule, roleExists, dbExists func(string) bool) []string {
+	var out []string
+	for _, r := range rules {
+		for _, t := range r.Users {
+			name := t.Value
+			if !t.Quoted && (isSpecial(t) && !strings.HasPrefix(name, "+")) {
+				continue
+			}
+			if !t.Quoted && strings.HasPrefix(name, "+") {
+				name = name[1:]
+			}
+			if !roleExists(name) {
+				out = append(out, fmt.Sprintf("%s: role %q does not exist", r.Location(), name))
+			}
+		}
+		for _, t := range r.Databases {
+			if !t.Quoted && isSpecial(t) {
+				continue
+			}
+			if !dbExists(t.Value) {
+				out = append(out, fmt.Sprintf("%s: database %q does not exist", r.Location(), t.Value))
+			}
+		}
+	}
+	return out
+}
+
+// Latent reports whether a host rule's network cannot reach the server
+// through its listen_addresses (it becomes live if the listener widens).
+// listen is the list; loopbackOnly says the server listens on loopback only.
+func Latent(r *hba.Rule, listen []string) bool {
+	if r.Type == hba.Local || len(listen) == 0 {
+		return false
+	}
+	for _, l := range listen {
+		switch l {
+		case "*", "0.0.0.0", "::":
+			return false
+		}
+		if l != "localhost" && l != "127.0.0.1" && l != "::1" {
+			return false // a real interface: anything may route to it
+		}
+	}
+	// Loopback listener: only loopback clients can connect.
+	switch r.AddrKind {
+	case hba.AddrCIDR:
+		p, ok := r.Prefix()
+		if !ok {
+			return false
+		}
+		if p.Addr().Is4In6() {
+			p = netip.PrefixFrom(p.Addr().Unmap(), max(0, p.Bits()-96))
+		}
+		lo4, lo6 := netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")
+		return !p.Overlaps(lo4) && !p.Overlaps(lo6)
+	case hba.AddrHostname:
+		return r.Address != "localhost"
+	}
+	return false
+}
+
+// Access is one cell of the access space: who, to what, from where, how.
+type Access struct {
+	Role     string `json:"role"`
+	Database string `json:"database"`
+	Class    string `json:"connection"`
+	Network  string `json:"network"`
+	Method   string `json:"method"`
+}
+
+// Change is a difference in access between two files.
+type Change struct {
+	Access
+	Before  string `json:"before"`
+	After   string `json:"after"`
+	Widens  bool   `json:"widens"`
+	OldLine int    `json:"old_line,omitempty"`
+	NewLine int    `json:"new_line,omitempty"`
+}
+
+// Diff compares what two files allow. The roles and databases compared
+// are those named in either file plus any extra (typically the server's),
+// and one stand-in for "a role/database not named anywhere".
+func Diff(old, new []hba.Rule, env hba.Env, roles, dbs []string) []Change {
+	roleSet := names(old, new, true, roles)
+	dbSet := names(old, new, false, dbs)
+	regions := Regions(env, old, new)
+	var out []Change
+	for _, role := range roleSet {
+		for _, db := range append(dbSet, "") {
+			repl := db == ""
+			for _, cl := range Classes {
+				cases := []Region{{Label: "socket"}}
+				if !cl.Local {
+					cases = regions
+				}
+				for _, rg := range cases {
+					c := hba.Conn{User: role, Database: db, Local: cl.Local, SSL: cl.SSL, Addr: rg.Addr, Replication: repl}
+					a, al := outcome(old, c, env)
+					b, bl := outcome(new, c, env)
+					if a == b {
+						continue
+					}
+					dbName := db
+					if repl {
+						dbName = "(replication)"
+					}
+					out = append(out, Change{Access: Access{Role: role, Database: dbName, Class: cl.Name, Network: rg.Label, Method: b},
+						Before: a, After: b, Widens: Strength(b) < Strength(a), OldLine: al, NewLine: bl})
+				}
+			}
+		}
+	}
+	return out
+}
+
+func outcome(rules []hba.Rule, c hba.Conn, env hba.Env) (string, int) {
+	res := hba.Match(rules, c, env)
+	switch {
+	case len(res.Depends) > 0:
+		return "undecided", 0
+	case !res.Matched:
+		return "refused", 0
+	}
+	return res.Rule.Method, res.Rule.Line
+}
+
+// names collects role (or database) names from both files, plus extra,
+// plus a stand-in for names no rule mentions.
+func names(a, b []hba.Rule, users bool, extra []string) []string {
+	set := map[string]bool{}
+	for _, rules := range [][]hba.Rule{a, b} {
+		for _, r := range rules {
+			ts := r.Databases
+			if users {
+				ts = r.Users
+			}
+			for _, t := range ts {
+				if !t.Quoted && isSpecial(t) {
+					if users && strings.HasPrefix(t.Value, "+") {
+						set[t.Value[1:]] = true
+					}
+					continue
+				}
+				set[t.Value] = true
+			}
+		}
+	}
+	for _, x := range extra {
+		set[x] = true
+	}
+	if users {
+		set["(any other role)"] = true
+	} else {
+		set["(any other database)"] = true
+	}
+	out := make([]string, 0, len(set))
+	for k := range set {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Guard refuses a new file under which the administrator's own
+// connection would no longer be accepted (or would only be undecided).
+func Guard(newRules []hba.Rule, current hba.Conn, env hba.Env) error {
+	e := Explain(newRules, current, env)
+	switch {
+	case len(e.Depends) > 0:
+		return fmt.Errorf("lockout guard: cannot tell whether your connection (%s) is still accepted: %s", e.Conn, strings.Join(e.Depends, "; "))
+	case !e.Matched:
+		return fmt.Errorf("lockout guard: no rule of the new file accepts your connection (%s): you would be locked out", e.Conn)
+	case !e.Accepted:
+		return fmt.Errorf("lockout guard: %s:%d rejects your connection (%s): you would be locked out", e.File, e.Line, e.Conn)
+	}
+	return nil
+}

@@ -1,0 +1,106 @@
+package rules
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/pgaegis/pgaegis/internal/guc"
+	"github.com/pgaegis/pgaegis/internal/hba"
+	"github.com/pgaegis/pgaegis/internal/hbapolicy"
+	"github.com/pgaegis/pgaegis/internal/snapshot"
+)
+
+func init() {
+	register(&Rule{
+		ID: "AUTH-18.shadowed", Title: "No pg_hba.conf line is shadowed by an earlier one", Area: AreaAuth, Severity: Medium,
+		Rationale:  "First match wins: a line that an earlier line always takes first is dead. It usually means the file does not do what its author meant (a tightening that never applies).",
+		References: []Reference{{"check_pgactivity", "#374"}},
+		Check: func(c *Check) {
+			rules, ok := c.hbaRules()
+			if !ok {
+				return
+			}
+			for _, sh := range hbapolicy.Shadowed(rules) {
+				c.Fail(Problem{Object: hbaObject(sh.Rule), Location: sh.Rule.Location(),
+					Evidence: fmt.Sprintf("%s can never match: %s (%s) takes every connection it would", hbaEvidence(sh.Rule), sh.By.Location(), hbaEvidence(sh.By)),
+					Expected: "each line reachable", Fix: fmt.Sprintf("move %s above %s, or delete it", sh.Rule.Location(), sh.By.Location()), FixKind: FixConfig, FixApply: "reload"})
+			}
+		},
+	})
+
+	register(&Rule{
+		ID: "AUTH-07.unknown-names", Title: "pg_hba.conf names only roles and databases that exist", Area: AreaAuth, Severity: Low,
+		Rationale:  "A line for a role or database that does not exist is dead today and silently comes alive when someone creates that name.",
+		References: stig("V-233520"),
+		Check: func(c *Check) {
+			rules, ok := c.hbaRules()
+			if !ok {
+				return
+			}
+			if c.S.Server == nil || c.S.Gap(snapshot.GapRoles) != "" || c.S.Databases == nil {
+				c.NotChecked("pg_hba.conf", "needs the server's roles and databases (a live audit or a snapshot)")
+				return
+			}
+			dbs := map[string]bool{}
+			for _, d := range c.S.Databases {
+				dbs[d.Name] = true
+			}
+			roleExists := func(n string) bool { _, ok := c.S.Role(n); return ok }
+			for _, msg := range hbapolicy.UnknownNames(rules, roleExists, func(n string) bool { return dbs[n] }) {
+				loc, _, _ := strings.Cut(msg, ": ")
+				c.Fail(Problem{Object: "pg_hba.conf " + loc, Location: loc, Evidence: msg, Expected: "names that exist",
+					Fix: "remove the name from " + loc + ", then reload", FixKind: FixConfig, FixApply: "reload"})
+			}
+		},
+	})
+
+	register(&Rule{
+		ID: "AUTH-06.hostnames", Title: "pg_hba.conf does not depend on DNS at connect time", Area: AreaAuth, Severity: Low,
+		Rationale:  "A host-name rule makes every connection wait for reverse and forward DNS, and whoever controls those DNS records controls who matches.",
+		References: []Reference{{"PostgreSQL docs", "pg_hba.conf host names"}},
+		Check: func(c *Check) {
+			rules, ok := c.hbaRules()
+			if !ok {
+				return
+			}
+			for i := range rules {
+				r := &rules[i]
+				if r.AddrKind == hba.AddrHostname {
+					c.Fail(Problem{Object: hbaObject(r), Location: r.Location(), Evidence: fmt.Sprintf("%s matches host name %q through DNS", hbaEvidence(r), r.Address),
+						Expected: "IP addresses or networks", Fix: fmt.Sprintf("replace %q at %s with its addresses, then reload", r.Address, r.Location()), FixKind: FixConfig, FixApply: "reload"})
+				}
+			}
+		},
+	})
+
+	register(&Rule{
+		ID: "AUTH-06.latent", Title: "Rules that listen_addresses keeps unreachable are known", Area: AreaAuth, Severity: Info,
+		Rationale:  "A rule for a network the server does not listen on is latent: harmless today, live the day listen_addresses widens. Weak latent rules are a trap.",
+		References: cis("5.2"),
+		Check: func(c *Check) {
+			rules, ok := c.hbaRules()
+			if !ok {
+				return
+			}
+			la, ok := c.S.Setting("listen_addresses")
+			if !ok {
+				c.NotChecked("listen_addresses", c.missingSetting("listen_addresses"))
+				return
+			}
+			listen := guc.SplitList(la.Value)
+			for i := range rules {
+				r := &rules[i]
+				if r.Method == "reject" || !hbapolicy.Latent(r, listen) {
+					continue
+				}
+				sev := Info
+				if hbapolicy.Strength(r.Method) <= hbapolicy.Strength("md5") {
+					sev = Low
+				}
+				c.Fail(Problem{Object: hbaObject(r), Location: r.Location(), Severity: sev, SevSet: true,
+					Evidence: fmt.Sprintf("%s is latent: listen_addresses = %q accepts only loopback clients", hbaEvidence(r), la.Value),
+					Expected: "no weak rules waiting for the listener to widen", Fix: "remove or harden " + r.Location() + " before widening listen_addresses", FixKind: FixConfig, FixApply: "reload"})
+			}
+		},
+	})
+}
