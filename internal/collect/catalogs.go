@@ -37,7 +37,7 @@ func readDatabaseCatalogs(ctx context.Context, se *session, d *snapshot.Database
 	}{
 		{"functions", readFunctions}, {"relation grants", readRelationGrants}, {"default privileges", readDefaultACLs},
 		{"foreign servers", readForeignServers}, {"row-level security", readRLS}, {"views over RLS tables", readViewsOverRLS},
-		{"object owners", readOwners},
+		{"object owners", readOwners}, {"relations", readRelations}, {"routines", readRoutines}, {"large objects", readLargeObjects},
 	} {
 		err := se.optional(ctx, func(tx pgx.Tx) error { return step.fn(ctx, tx, d, warns) })
 		if err != nil {
@@ -350,4 +350,98 @@ func readClusterCatalogs(ctx context.Context, se *session, s *snapshot.Snapshot)
 			s.AddGap("catalog."+st.what, fmt.Sprintf("reading %s failed: %s", st.what, errString(err)))
 		}
 	}
+}
+
+// readRelations pulls every relation of user schemas with its ACL, RLS
+// flags and column-level ACLs: two queries however many tables there are.
+func readRelations(ctx context.Context, tx pgx.Tx, d *snapshot.Database, warns *[]string) error {
+	rows, err := tx.Query(ctx, `SELECT c.oid, n.nspname, c.relname, c.relkind::text, pg_get_userbyid(c.relowner), c.relacl::text[],
+		c.relrowsecurity, c.relforcerowsecurity
+		FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f') AND `+userSchemas+` ORDER BY c.oid`)
+	if err != nil {
+		return err
+	}
+	idx := map[uint32]int{}
+	for rows.Next() {
+		var oid uint32
+		var r snapshot.Relation
+		var a []string
+		if err := rows.Scan(&oid, &r.Schema, &r.Name, &r.Kind, &r.Owner, &a, &r.RLS, &r.ForceRLS); err != nil {
+			rows.Close()
+			return err
+		}
+		r.ACL, r.ACLDefault = parseACL(warns, "relation "+r.Schema+"."+r.Name, a)
+		idx[oid] = len(d.Relations)
+		d.Relations = append(d.Relations, r)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	rows, err = tx.Query(ctx, `SELECT a.attrelid, a.attname, a.attacl::text[] FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+		JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE a.attacl IS NOT NULL AND a.attnum > 0 AND NOT a.attisdropped AND `+userSchemas)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var oid uint32
+		var col snapshot.ColumnACL
+		var a []string
+		if err := rows.Scan(&oid, &col.Name, &a); err != nil {
+			return err
+		}
+		col.ACL, _ = parseACL(warns, "column "+col.Name, a)
+		if i, ok := idx[oid]; ok {
+			d.Relations[i].Columns = append(d.Relations[i].Columns, col)
+		}
+	}
+	return rows.Err()
+}
+
+// readRoutines pulls the functions of user schemas, and the built-ins
+// whose ACL differs from "EXECUTE for PUBLIC".
+func readRoutines(ctx context.Context, tx pgx.Tx, d *snapshot.Database, warns *[]string) error {
+	rows, err := tx.Query(ctx, `SELECT n.nspname, p.proname, pg_get_function_identity_arguments(p.oid), pg_get_userbyid(p.proowner),
+		p.prosecdef, p.proacl::text[]
+		FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+		WHERE (`+userSchemas+`) OR p.proacl IS NOT NULL ORDER BY 1, 2`)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var f snapshot.Function
+		var a []string
+		if err := rows.Scan(&f.Schema, &f.Name, &f.Args, &f.Owner, &f.SecDef, &a); err != nil {
+			return err
+		}
+		f.ACL, f.ACLDefault = parseACL(warns, "function "+f.Signature(), a)
+		d.Routines = append(d.Routines, f)
+	}
+	return rows.Err()
+}
+
+func readLargeObjects(ctx context.Context, tx pgx.Tx, d *snapshot.Database, warns *[]string) error {
+	rows, err := tx.Query(ctx, `SELECT oid, pg_get_userbyid(lomowner), lomacl::text[] FROM pg_largeobject_metadata ORDER BY oid LIMIT 100001`)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var lo snapshot.LargeObject
+		var a []string
+		if err := rows.Scan(&lo.OID, &lo.Owner, &a); err != nil {
+			return err
+		}
+		lo.ACL, lo.ACLDefault = parseACL(warns, fmt.Sprintf("large object %d", lo.OID), a)
+		d.LargeObjects = append(d.LargeObjects, lo)
+	}
+	if len(d.LargeObjects) > 100000 {
+		d.LargeObjects = d.LargeObjects[:100000]
+		*warns = append(*warns, fmt.Sprintf("database %q: more than 100,000 large objects; only the first 100,000 are analysed", d.Name))
+	}
+	return rows.Err()
 }

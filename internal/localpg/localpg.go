@@ -226,7 +226,14 @@ func (s *Server) dropPrivileges() error {
 
 func (s *Server) command(ctx context.Context, prog string, args ...string) *exec.Cmd {
 	cmd := exec.CommandContext(ctx, filepath.Join(s.BinDir, prog), args...)
-	cmd.Env = append(os.Environ(), "LC_ALL=C", "TZ=UTC")
+	// The server gets no client settings (PGPASSWORD above all) from us.
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "PG") {
+			env = append(env, kv)
+		}
+	}
+	cmd.Env = append(env, "LC_ALL=C", "TZ=UTC")
 	cmd.Dir = s.Dir
 	// The postmaster dies with us: a crashed test must not leave servers behind.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: s.cred, Pdeathsig: syscall.SIGQUIT, Setpgid: true}

@@ -3,6 +3,7 @@ package rules
 import (
 	"fmt"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -133,9 +134,21 @@ func init() {
 				c.NotChecked("processes", "no process environment was readable (run as root)")
 				return
 			}
+			// One finding per program and user: backends come and go.
+			type key struct{ cmd, user string }
+			groups := map[key][]int{}
+			var order []key
 			for _, p := range h.ProcsWithPGPASSWORD {
-				c.Fail(Problem{Object: fmt.Sprintf("process %d (%s)", p.PID, p.Command), Evidence: fmt.Sprintf("process %d %s of user %s has PGPASSWORD in its environment (value not shown)", p.PID, p.Command, p.User),
-					Expected: "passwords from ~/.pgpass or a passfile, not the environment", Fix: fmt.Sprintf("remove PGPASSWORD from the service or script that starts %s, use a passfile (0600), restart it", p.Command), FixKind: FixShell})
+				k := key{p.Command, p.User}
+				if _, ok := groups[k]; !ok {
+					order = append(order, k)
+				}
+				groups[k] = append(groups[k], p.PID)
+			}
+			sort.Slice(order, func(i, j int) bool { return order[i].cmd+order[i].user < order[j].cmd+order[j].user })
+			for _, k := range order {
+				c.Fail(Problem{Object: fmt.Sprintf("program %s (user %s)", k.cmd, k.user), Evidence: fmt.Sprintf("%d process(es) of %s run by %s have PGPASSWORD in their environment (value not shown)", len(groups[k]), k.cmd, k.user),
+					Expected: "passwords from ~/.pgpass or a passfile, not the environment", Fix: fmt.Sprintf("remove PGPASSWORD from the service or script that starts %s, use a passfile (0600), restart it", k.cmd), FixKind: FixShell})
 			}
 		},
 	})

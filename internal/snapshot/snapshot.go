@@ -214,6 +214,12 @@ type Database struct {
 	RLSTables      []RLSTable      `json:"rls_tables,omitempty"`
 	ViewsOverRLS   []ViewOverRLS   `json:"views_over_rls,omitempty"`
 	Owners         []OwnerCount    `json:"owners,omitempty"`
+	// Relations and LargeObjects: the full privilege model (access).
+	Relations    []Relation    `json:"relations,omitempty"`
+	LargeObjects []LargeObject `json:"large_objects,omitempty"`
+	// Routines are all functions of user schemas and the built-ins with a
+	// non-default ACL (Functions keeps the security-relevant subset).
+	Routines []Function `json:"routines,omitempty"`
 }
 
 // Schema is a namespace with its owner and ACL.
@@ -597,4 +603,31 @@ type Certificate struct {
 	IPs          []string  `json:"ip_addresses,omitempty"`
 	ChainLength  int       `json:"chain_length"`
 	Error        string    `json:"error,omitempty"`
+}
+
+// Relation is a table, view, sequence or similar with its privileges.
+type Relation struct {
+	Schema     string      `json:"schema"`
+	Name       string      `json:"name"`
+	Kind       string      `json:"kind"` // pg_class.relkind: r p v m S f
+	Owner      string      `json:"owner"`
+	ACL        []acl.Item  `json:"acl,omitempty"`
+	ACLDefault bool        `json:"acl_default,omitempty"`
+	RLS        bool        `json:"rls,omitempty"`
+	ForceRLS   bool        `json:"force_rls,omitempty"`
+	Columns    []ColumnACL `json:"columns,omitempty"` // only columns with their own ACL
+}
+
+// ColumnACL is a column with column-level grants.
+type ColumnACL struct {
+	Name string     `json:"name"`
+	ACL  []acl.Item `json:"acl"`
+}
+
+// LargeObject is a large object's owner and ACL.
+type LargeObject struct {
+	OID        uint32     `json:"oid"`
+	Owner      string     `json:"owner"`
+	ACL        []acl.Item `json:"acl,omitempty"`
+	ACLDefault bool       `json:"acl_default,omitempty"`
 }
