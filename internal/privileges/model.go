@@ -1,0 +1,341 @@
+// Package privileges computes effective privileges the way the server's
+// acl.c does: role membership with inheritance (NOINHERIT before 16, the
+// per-grant INHERIT and SET options from 16), PUBLIC, owners' implicit
+// grant options, superusers, column privileges, built-in default ACLs and
+// the pg_read_all_data / pg_write_all_data predefined roles. Everything is
+// computed in memory from a snapshot: closures once per role, then bit
+// tests per object.
+package privileges
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/pgaegis/pgaegis/internal/acl"
+	"github.com/pgaegis/pgaegis/internal/snapshot"
+)
+
+// Bits of privileges, one per SQL privilege.
+type Bits uint32
+
+// Privilege bits in acl.h order.
+const (
+	Insert Bits = 1 << iota
+	Select
+	Update
+	Delete
+	Truncate
+	References
+	Trigger
+	Execute
+	Usage
+	Create
+	Temporary
+	Connect
+	Set
+	AlterSystem
+	Maintain
+)
+
+var bitNames = []string{"INSERT", "SELECT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER", "EXECUTE", "USAGE", "CREATE", "TEMPORARY", "CONNECT", "SET", "ALTER SYSTEM", "MAINTAIN"}
+
+// ParsePrivilege reads a privilege name (TEMP is TEMPORARY).
+func ParsePrivilege(name string) (Bits, error) {
+	n := strings.ToUpper(strings.TrimSpace(name))
+	if n == "TEMP" {
+		n = "TEMPORARY"
+	}
+	for i, b := range bitNames {
+		if b == n {
+			return 1 << i, nil
+		}
+	}
+	return 0, fmt.Errorf("unknown privilege %q", name)
+}
+
+// Names lists the privileges in b.
+func (b Bits) Names() []string {
+	var out []string
+	for i, n := range bitNames {
+		if b&(1<<i) != 0 {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+func (b Bits) String() string { return strings.Join(b.Names(), ", ") }
+
+// Kind is an object kind.
+type Kind string
+
+// Object kinds.
+const (
+	Table      Kind = "table"
+	Sequence   Kind = "sequence"
+	Function   Kind = "function"
+	Schema     Kind = "schema"
+	Database   Kind = "database"
+	Language   Kind = "language"
+	LargeObj   Kind = "large object"
+	FDWServer  Kind = "foreign server"
+	Parameter  Kind = "parameter"
+	ColumnKind Kind = "column"
+)
+
+// Applicable lists the privileges that exist for a kind.
+func Applicable(k Kind) Bits {
+	switch k {
+	case Table:
+		return Insert | Select | Update | Delete | Truncate | References | Trigger | Maintain
+	case ColumnKind:
+		return Insert | Select | Update | References
+	case Sequence:
+		return Usage | Select | Update
+	case Function:
+		return Execute
+	case Schema:
+		return Usage | Create
+	case Database:
+		return Create | Temporary | Connect
+	case Language, FDWServer:
+		return Usage
+	case LargeObj:
+		return Select | Update
+	case Parameter:
+		return Set | AlterSystem
+	}
+	return 0
+}
+
+// defaultACL is acldefault(): the ACL an object has while its ACL column
+// is NULL, and PUBLIC's part of it.
+func defaultACL(k Kind) (owner, public Bits) {
+	switch k {
+	case Table:
+		return Insert | Select | Update | Delete | Truncate | References | Trigger | Maintain, 0
+	case Sequence:
+		return Usage | Select | Update, 0
+	case Function:
+		return Execute, Execute
+	case Schema:
+		return Usage | Create, 0
+	case Database:
+		return Create | Temporary | Connect, Temporary | Connect
+	case Language:
+		return Usage, Usage
+	case LargeObj:
+		return Select | Update, 0
+	case FDWServer:
+		return Usage, 0
+	}
+	return 0, 0
+}
+
+// Role is one node of the role graph.
+type Role struct {
+	Name       string
+	Super      bool
+	Inherit    bool
+	Login      bool
+	Predefined bool
+}
+
+// Model is the role graph with its closures, for one server.
+type Model struct {
+	Version int
+	Roles   []Role
+	index   map[string]int
+	// edges[m] lists the memberships of role m (m is a member of Role).
+	edges [][]edge
+	// privsOf[m]: roles whose privileges m has (has_privs_of_role, m included).
+	privsOf []bitset
+	// memberOf[m]: roles m is a member of by any path (is_member_of_role).
+	memberOf []bitset
+	// setTo[m]: roles m can SET ROLE to (16+: SET option on every step).
+	setTo []bitset
+	// parents remember one path for explanations.
+	privParent [][]int32
+}
+
+type edge struct {
+	to           int
+	inherit, set bool
+	admin        bool
+}
+
+// Build makes the model from a snapshot's roles and memberships.
+func Build(s *snapshot.Snapshot) *Model {
+	m := &Model{Version: s.MajorVersion(), index: map[string]int{}}
+	for _, r := range s.Roles {
+		m.index[r.Name] = len(m.Roles)
+		m.Roles = append(m.Roles, Role{Name: r.Name, Super: r.Superuser, Inherit: r.Inherit, Login: r.CanLogin, Predefined: r.Predefined()})
+	}
+	m.edges = make([][]edge, len(m.Roles))
+	for _, ms := range s.Memberships {
+		from, ok1 := m.index[ms.Member]
+		to, ok2 := m.index[ms.Role]
+		if !ok1 || !ok2 {
+			continue
+		}
+		m.edges[from] = append(m.edges[from], edge{to: to, inherit: ms.Inherit, set: ms.Set, admin: ms.Admin})
+	}
+	n := len(m.Roles)
+	m.privsOf = make([]bitset, n)
+	m.memberOf = make([]bitset, n)
+	m.setTo = make([]bitset, n)
+	m.privParent = make([][]int32, n)
+	for i := 0; i < n; i++ {
+		m.privsOf[i], m.privParent[i] = m.closure(i, func(from int, e edge) bool {
+			if m.Version >= 16 {
+				return e.inherit
+			}
+			// Before 16: a NOINHERIT role does not pass on what its
+			// memberships give (roles_is_member_of, ROLERECURSE_PRIVS).
+			return m.Roles[from].Inherit
+		})
+		m.memberOf[i], _ = m.closure(i, func(int, edge) bool { return true })
+		m.setTo[i], _ = m.closure(i, func(_ int, e edge) bool { return m.Version < 16 || e.set })
+	}
+	return m
+}
+
+// closure walks memberships from start, following edges that follow
+// allows; it returns the reached set and a parent array for paths.
+func (m *Model) closure(start int, follow func(from int, e edge) bool) (bitset, []int32) {
+	set := newBitset(len(m.Roles))
+	var parent []int32
+	set.add(start)
+	queue := []int{start}
+	for len(queue) > 0 {
+		cur := queue[0]
+		queue = queue[1:]
+		for _, e := range m.edges[cur] {
+			if set.has(e.to) || !follow(cur, e) {
+				continue
+			}
+			set.add(e.to)
+			if parent == nil {
+				parent = make([]int32, len(m.Roles))
+				for i := range parent {
+					parent[i] = -1
+				}
+			}
+			parent[e.to] = int32(cur)
+			queue = append(queue, e.to)
+		}
+	}
+	return set, parent
+}
+
+// RoleIndex finds a role.
+func (m *Model) RoleIndex(name string) (int, bool) {
+	i, ok := m.index[name]
+	return i, ok
+}
+
+// HasPrivsOfRole is has_privs_of_role: superusers have every role's privileges.
+func (m *Model) HasPrivsOfRole(member, role int) bool {
+	return m.Roles[member].Super || m.privsOf[member].has(role)
+}
+
+// IsMemberOfRole is is_member_of_role (any path; superusers are members of all).
+func (m *Model) IsMemberOfRole(member, role int) bool {
+	return m.Roles[member].Super || m.memberOf[member].has(role)
+}
+
+// CanSetRole is member_can_set_role (16+: SET option along the path).
+func (m *Model) CanSetRole(member, role int) bool {
+	return m.Roles[member].Super || m.setTo[member].has(role)
+}
+
+// PrivPath returns the inheritance path from member to role (names).
+func (m *Model) PrivPath(member, role int) []string {
+	if member == role {
+		return []string{m.Roles[member].Name}
+	}
+	p := m.privParent[member]
+	if p == nil || p[role] < 0 {
+		return nil
+	}
+	var rev []string
+	for cur := role; cur != member; cur = int(p[cur]) {
+		rev = append(rev, m.Roles[cur].Name)
+	}
+	rev = append(rev, m.Roles[member].Name)
+	for i, j := 0, len(rev)-1; i < j; i, j = i+1, j-1 {
+		rev[i], rev[j] = rev[j], rev[i]
+	}
+	return rev
+}
+
+// bitset is a set of role indices.
+type bitset []uint64
+
+func newBitset(n int) bitset      { return make(bitset, (n+63)/64) }
+func (b bitset) add(i int)        { b[i/64] |= 1 << (i % 64) }
+func (b bitset) has(i int) bool   { return i >= 0 && i/64 < len(b) && b[i/64]&(1<<(i%64)) != 0 }
+func (b bitset) count() (n int) {
+	for _, w := range b {
+		for ; w != 0; w &= w - 1 {
+			n++
+		}
+	}
+	return n
+}
+
+// ACL is an object ACL compiled to role indices.
+type ACL struct {
+	Owner   int
+	Entries []Entry
+}
+
+// Entry is one grantee's privileges (-1 is PUBLIC).
+type Entry struct {
+	Grantee int
+	Privs   Bits
+	Grant   Bits // with grant option
+}
+
+// Compile turns an ACL into indices; a NULL ACL becomes the kind's
+// built-in default.
+func (m *Model) Compile(k Kind, owner string, items []acl.Item, isDefault bool) ACL {
+	o, ok := m.index[owner]
+	if !ok {
+		o = -2
+	}
+	a := ACL{Owner: o}
+	if isDefault {
+		op, pub := defaultACL(k)
+		if op != 0 {
+			a.Entries = append(a.Entries, Entry{Grantee: o, Privs: op})
+		}
+		if pub != 0 {
+			a.Entries = append(a.Entries, Entry{Grantee: -1, Privs: pub})
+		}
+		return a
+	}
+	for _, it := range items {
+		g := -1
+		if it.Grantee != acl.Public {
+			var ok bool
+			if g, ok = m.index[it.Grantee]; !ok {
+				continue // a dropped role's leftovers cannot apply
+			}
+		}
+		var e Entry
+		e.Grantee = g
+		for _, gr := range it.Grants {
+			b, err := ParsePrivilege(gr.Privilege)
+			if err != nil {
+				continue
+			}
+			e.Privs |= b
+			if gr.GrantOption {
+				e.Grant |= b
+			}
+		}
+		a.Entries = append(a.Entries, e)
+	}
+	return a
+}
