@@ -272,9 +272,9 @@ func (m *Model) PrivPath(member, role int) []string {
 // bitset is a set of role indices.
 type bitset []uint64
 
-func newBitset(n int) bitset      { return make(bitset, (n+63)/64) }
-func (b bitset) add(i int)        { b[i/64] |= 1 << (i % 64) }
-func (b bitset) has(i int) bool   { return i >= 0 && i/64 < len(b) && b[i/64]&(1<<(i%64)) != 0 }
+func newBitset(n int) bitset    { return make(bitset, (n+63)/64) }
+func (b bitset) add(i int)      { b[i/64] |= 1 << (i % 64) }
+func (b bitset) has(i int) bool { return i >= 0 && i/64 < len(b) && b[i/64]&(1<<(i%64)) != 0 }
 func (b bitset) count() (n int) {
 	for _, w := range b {
 		for ; w != 0; w &= w - 1 {

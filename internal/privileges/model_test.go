@@ -35,7 +35,7 @@ func TestVersion16GrantOptions(t *testing.T) {
 
 func TestBefore16NoInheritStopsTheChain(t *testing.T) {
 	s := &snapshot.Snapshot{Server: &snapshot.Server{VersionNum: 150018},
-		Roles: []snapshot.Role{{Name: "u", Inherit: true}, {Name: "mid", Inherit: false}, {Name: "top", Inherit: true}},
+		Roles:       []snapshot.Role{{Name: "u", Inherit: true}, {Name: "mid", Inherit: false}, {Name: "top", Inherit: true}},
 		Memberships: []snapshot.Membership{{Role: "mid", Member: "u", Inherit: true, Set: true}, {Role: "top", Member: "mid", Inherit: false, Set: true}}}
 	m := Build(s)
 	u, _ := m.RoleIndex("u")

@@ -320,4 +320,3 @@ func ours(t *testing.T, m *Model, s *snapshot.Snapshot, db *snapshot.Database, k
 	t.Fatalf("%s %s not found", kind, object)
 	return false, ""
 }
-
