@@ -52,6 +52,8 @@ func commands() []command {
 		{"audit", "audit a server, its files, or a snapshot against the rule catalogue", runAudit},
 		{"collect", "write a snapshot (JSON) of a server and its files for a later audit", runCollect},
 		{"hba", "pg_hba.conf as a policy: explain, lint, diff, matrix, guard", runHBA},
+		{"access", "who can do what: --role, --object, check, matrix, policy check", runAccess},
+		{"escalations", "paths by which a login role can gain superuser or OS access", runEscalations},
 		{"rules", "list the rules (text or JSON)", runRules},
 		{"version", "print the version", func(_ context.Context, env *Env, _ []string) (int, error) {
 			fmt.Fprintf(env.Stdout, "pgaegis %s\n", collect.Version)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/pgaegis/pgaegis/internal/acl"
+	"github.com/pgaegis/pgaegis/internal/privileges"
 	"github.com/pgaegis/pgaegis/internal/snapshot"
 )
 
@@ -662,6 +663,12 @@ func init() {
 						continue
 					}
 					obj := fmt.Sprintf("language %s.%s", d.Name, l.Name)
+					if l.Trusted && privileges.RuntimeTrustCheck[l.Name] {
+						c.Fail(Problem{Object: obj, Severity: Medium, SevSet: true,
+							Evidence: fmt.Sprintf("untrusted language %s is marked trusted in %q: its handler then runs functions restricted like plperl, but any role with USAGE can create them", l.Name, d.Name),
+							Expected: "lanpltrusted = false", Fix: fmt.Sprintf("UPDATE pg_language SET lanpltrusted = false WHERE lanname = '%s';    -- as superuser in database %s", l.Name, ident(d.Name)), FixKind: FixSQL})
+						continue
+					}
 					if l.Trusted {
 						c.Fail(Problem{Object: obj, Severity: Critical, SevSet: true,
 							Evidence: fmt.Sprintf("untrusted language %s is marked trusted in %q: any role with USAGE runs code as the OS user", l.Name, d.Name),

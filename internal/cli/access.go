@@ -1,0 +1,374 @@
+package cli
+
+import (
+	"context"
+	"encoding/csv"
+	"flag"
+	"fmt"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/pgaegis/pgaegis/internal/collect"
+	"github.com/pgaegis/pgaegis/internal/conninfo"
+	"github.com/pgaegis/pgaegis/internal/privileges"
+	"github.com/pgaegis/pgaegis/internal/snapshot"
+)
+
+// modelSource loads a snapshot (live or from a file) for access analysis.
+type modelSource struct {
+	conn     connFlags
+	snapPath string
+	database string
+}
+
+func (m *modelSource) register(fs *flag.FlagSet) {
+	m.conn.register(fs)
+	fs.StringVar(&m.snapPath, "snapshot", "", "analyse a snapshot written by pgaegis collect")
+	fs.StringVar(&m.database, "database", "", "limit to one database")
+}
+
+func (m *modelSource) load(ctx context.Context, env *Env) (*snapshot.Snapshot, *privileges.Model, []privileges.Object, error) {
+	var snap *snapshot.Snapshot
+	var err error
+	if m.snapPath != "" {
+		snap, err = snapshot.Read(m.snapPath)
+	} else {
+		m.conn.f.ConnectTimeout = m.conn.timeout
+		cfg, cerr := conninfo.Config(m.conn.f)
+		if cerr != nil {
+			return nil, nil, nil, cerr
+		}
+		env.secrets = append(env.secrets, cfg.Password, m.conn.f.DSN)
+		snap, err = collect.Collect(ctx, collect.Options{Conn: cfg, NoFiles: true, Progress: progress(env)})
+		clearProgress(env)
+	}
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if snap.Roles == nil {
+		return nil, nil, nil, fmt.Errorf("the snapshot has no roles (%s)", snap.Gap(snapshot.GapRoles))
+	}
+	model := privileges.Build(snap)
+	objs := model.Objects(snap)
+	if m.database != "" {
+		var keep []privileges.Object
+		for _, o := range objs {
+			if o.Database == "" || o.Database == m.database {
+				keep = append(keep, o)
+			}
+		}
+		objs = keep
+	}
+	for _, d := range snap.Databases {
+		if !d.Collected && d.AllowConn {
+			fmt.Fprintf(env.Stderr, "note: database %q was not read: %s\n", d.Name, d.Gap)
+		}
+	}
+	return snap, model, objs, nil
+}
+
+func runAccess(ctx context.Context, env *Env, args []string) (int, error) {
+	if len(args) > 0 {
+		switch args[0] {
+		case "check":
+			return accessCheck(ctx, env, args[1:])
+		case "matrix":
+			return accessMatrix(ctx, env, args[1:])
+		case "policy":
+			if len(args) > 1 && args[1] == "check" {
+				return accessPolicyCheck(ctx, env, args[2:])
+			}
+			return ExitError, usagef("usage: pgaegis access policy check FILE.yaml")
+		}
+	}
+	fs := newFlagSet(env, "access", "--role R | --object schema.table [--privilege P] [connection options | --snapshot S]")
+	var src modelSource
+	src.register(fs)
+	role := fs.String("role", "", "show everything this role can do")
+	object := fs.String("object", "", "show every role that can use this object")
+	kind := fs.String("kind", "", "object kind: table, sequence, function, schema, database, language, large object, foreign server")
+	priv := fs.String("privilege", "", "with --object: only this privilege")
+	format := fs.String("format", "text", "text or json")
+	full := fs.Bool("full", false, "with --role: list every object instead of summarising")
+	if err := parseFlags(fs, args); err != nil {
+		return ExitError, err
+	}
+	if (*role == "") == (*object == "") {
+		return ExitError, usagef("give --role or --object")
+	}
+	snap, model, objs, err := src.load(ctx, env)
+	if err != nil {
+		return ExitError, err
+	}
+	if *role != "" {
+		ri, ok := model.RoleIndex(*role)
+		if !ok {
+			return ExitError, fmt.Errorf("role %q does not exist", *role)
+		}
+		bypass := false
+		if r, ok := snap.Role(*role); ok {
+			bypass = r.BypassRLS
+		}
+		hs := model.RoleAccess(ri, objs, bypass)
+		if *format == "json" {
+			if *full {
+				return ExitOK, writeJSON(env, hs)
+			}
+			return ExitOK, writeJSON(env, privileges.Summarize(hs))
+		}
+		r := model.Roles[ri]
+		fmt.Fprintf(env.Stdout, "what %s can do%s\n", r.Name, roleNote(snap, r.Name))
+		tw := tabwriter.NewWriter(env.Stdout, 0, 2, 2, ' ', 0)
+		fmt.Fprintln(tw, "DATABASE\tKIND\tSCHEMA\tCOUNT\tPRIVILEGES\tHOW\tEXAMPLE")
+		for _, s := range privileges.Summarize(hs) {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\n", s.Database, s.Kind, s.Schema, s.Count, s.Privileges, s.Via, s.Example)
+		}
+		return ExitOK, tw.Flush()
+	}
+	o, err := privileges.Find(objs, *object, src.database, privileges.Kind(*kind))
+	if err != nil {
+		return ExitError, err
+	}
+	var only privileges.Bits
+	if *priv != "" {
+		if only, err = privileges.ParsePrivilege(*priv); err != nil {
+			return ExitError, usageError{err.Error()}
+		}
+	}
+	bypass := map[string]bool{}
+	for _, r := range snap.Roles {
+		bypass[r.Name] = r.BypassRLS
+	}
+	who := model.Who(o, only, bypass)
+	if *format == "json" {
+		return ExitOK, writeJSON(env, map[string]any{"object": o, "roles": who})
+	}
+	fmt.Fprintf(env.Stdout, "who can use %s %s (database %s, owner %s)\n", o.Kind, o.QualifiedName(), o.Database, o.Owner)
+	tw := tabwriter.NewWriter(env.Stdout, 0, 2, 2, ' ', 0)
+	fmt.Fprintln(tw, "ROLE\tPRIVILEGE\tHOW\tRLS")
+	for _, rh := range who {
+		for _, g := range rh.Grants {
+			how := string(g.Via)
+			if len(g.Path) > 1 {
+				how += " " + strings.Join(g.Path, " → ")
+			}
+			if g.Column != "" {
+				how += " (column " + g.Column + ")"
+			}
+			name := rh.Role
+			if rh.Login {
+				name += " (login)"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", name, g.Privilege, how, g.RLS)
+		}
+	}
+	return ExitOK, tw.Flush()
+}
+
+func roleNote(s *snapshot.Snapshot, name string) string {
+	r, ok := s.Role(name)
+	if !ok {
+		return ""
+	}
+	var n []string
+	if r.Superuser {
+		n = append(n, "SUPERUSER: every privilege everywhere")
+	}
+	if r.BypassRLS {
+		n = append(n, "BYPASSRLS: row-level security never applies")
+	}
+	if !r.CanLogin {
+		n = append(n, "NOLOGIN")
+	}
+	if len(n) == 0 {
+		return ""
+	}
+	return " (" + strings.Join(n, "; ") + ")"
+}
+
+func accessCheck(ctx context.Context, env *Env, args []string) (int, error) {
+	fs := newFlagSet(env, "access check", "--role R --object O --privilege P [--column C] [--kind K]")
+	var src modelSource
+	src.register(fs)
+	role := fs.String("role", "", "role")
+	object := fs.String("object", "", "object (schema.table, schema.func(args), schema, database)")
+	priv := fs.String("privilege", "", "privilege, e.g. SELECT or 'SELECT WITH GRANT OPTION'")
+	column := fs.String("column", "", "column (has_column_privilege)")
+	kind := fs.String("kind", "", "object kind when the name is ambiguous")
+	format := fs.String("format", "text", "text or json")
+	if err := parseFlags(fs, args); err != nil {
+		return ExitError, err
+	}
+	if *role == "" || *object == "" || *priv == "" {
+		return ExitError, usagef("--role, --object and --privilege are required")
+	}
+	_, model, objs, err := src.load(ctx, env)
+	if err != nil {
+		return ExitError, err
+	}
+	ri, ok := model.RoleIndex(*role)
+	if !ok {
+		return ExitError, fmt.Errorf("role %q does not exist", *role)
+	}
+	o, err := privileges.Find(objs, *object, src.database, privileges.Kind(*kind))
+	if err != nil {
+		return ExitError, err
+	}
+	p := strings.ToUpper(strings.TrimSpace(*priv))
+	grantOpt := strings.HasSuffix(p, " WITH GRANT OPTION")
+	bits, err := privileges.ParsePrivilege(strings.TrimSuffix(p, " WITH GRANT OPTION"))
+	if err != nil {
+		return ExitError, usageError{err.Error()}
+	}
+	var r privileges.Reason
+	if *column != "" {
+		col, has := o.Column(*column)
+		r = model.CheckColumn(ri, o.ACL(), col, has, bits, grantOpt)
+	} else {
+		r = model.Check(ri, o.Kind, o.ACL(), bits, grantOpt)
+	}
+	if *format == "json" {
+		return ExitOK, writeJSON(env, r)
+	}
+	answer := "no"
+	if r.Allowed {
+		answer = "yes"
+	}
+	fmt.Fprintf(env.Stdout, "%s: %s %s %s on %s %s: %s\n", answer, *role, map[bool]string{true: "has", false: "does not have"}[r.Allowed], p, o.Kind, o.QualifiedName(), r.Text)
+	return ExitOK, nil
+}
+
+func accessMatrix(ctx context.Context, env *Env, args []string) (int, error) {
+	fs := newFlagSet(env, "access matrix", "[--format csv|json] [connection options | --snapshot S]")
+	var src modelSource
+	src.register(fs)
+	format := fs.String("format", "csv", "csv or json")
+	logins := fs.Bool("login-only", false, "only login roles")
+	if err := parseFlags(fs, args); err != nil {
+		return ExitError, err
+	}
+	snap, model, objs, err := src.load(ctx, env)
+	if err != nil {
+		return ExitError, err
+	}
+	type row struct {
+		Role string `json:"role"`
+		privileges.Summary
+	}
+	var rows []row
+	for ri, r := range model.Roles {
+		if r.Predefined || (*logins && !r.Login) {
+			continue
+		}
+		bypass := false
+		if sr, ok := snap.Role(r.Name); ok {
+			bypass = sr.BypassRLS
+		}
+		for _, s := range privileges.Summarize(model.RoleAccess(ri, objs, bypass)) {
+			rows = append(rows, row{r.Name, s})
+		}
+	}
+	if *format == "json" {
+		return ExitOK, writeJSON(env, rows)
+	}
+	w := csv.NewWriter(env.Stdout)
+	w.Write([]string{"role", "database", "kind", "schema", "count", "privileges", "via", "example"})
+	for _, r := range rows {
+		w.Write([]string{r.Role, r.Database, string(r.Kind), r.Schema, fmt.Sprint(r.Count), r.Privileges, r.Via, r.Example})
+	}
+	w.Flush()
+	return ExitOK, w.Error()
+}
+
+func runEscalations(ctx context.Context, env *Env, args []string) (int, error) {
+	fs := newFlagSet(env, "escalations", "[connection options | --snapshot S] [--format text|json]")
+	var src modelSource
+	src.register(fs)
+	format := fs.String("format", "text", "text or json")
+	if err := parseFlags(fs, args); err != nil {
+		return ExitError, err
+	}
+	snap, model, _, err := src.load(ctx, env)
+	if err != nil {
+		return ExitError, err
+	}
+	chains := model.Escalations(snap)
+	if *format == "json" {
+		if err := writeJSON(env, chains); err != nil {
+			return ExitError, err
+		}
+	} else {
+		if len(chains) == 0 {
+			fmt.Fprintln(env.Stdout, "no escalation path found for any non-superuser login role")
+		}
+		for _, c := range chains {
+			fmt.Fprintf(env.Stdout, "CRITICAL %s can gain %s (%s)\n", c.Role, c.Gains, c.Kind)
+			for i, s := range c.Steps {
+				fmt.Fprintf(env.Stdout, "  %d. %s: %s\n", i+1, s.What, s.Evidence)
+			}
+		}
+	}
+	if len(chains) > 0 {
+		return ExitFindings, nil
+	}
+	return ExitOK, nil
+}
+
+func accessPolicyCheck(ctx context.Context, env *Env, args []string) (int, error) {
+	fs := newFlagSet(env, "access policy check", "FILE.yaml [connection options | --snapshot S]")
+	var src modelSource
+	src.register(fs)
+	format := fs.String("format", "text", "text or json")
+	var files []string
+	for len(args) > 0 {
+		if err := fs.Parse(args); err != nil {
+			return ExitError, usageError{err.Error()}
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		files = append(files, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+	if len(files) != 1 {
+		return ExitError, usagef("give one policy file")
+	}
+	p, err := privileges.LoadPolicy(files[0])
+	if err != nil {
+		return ExitError, err
+	}
+	snap, _, _, err := src.load(ctx, env)
+	if err != nil {
+		return ExitError, err
+	}
+	diffs, sql := privileges.CheckPolicy(p, snap)
+	if *format == "json" {
+		if err := writeJSON(env, map[string]any{"differences": diffs, "sql": sql}); err != nil {
+			return ExitError, err
+		}
+	} else {
+		if len(diffs) == 0 {
+			fmt.Fprintln(env.Stdout, "the server matches the policy")
+		}
+		for _, d := range diffs {
+			var parts []string
+			if d.Missing != "" {
+				parts = append(parts, "missing "+d.Missing)
+			}
+			if d.Extra != "" {
+				parts = append(parts, "extra "+d.Extra)
+			}
+			fmt.Fprintf(env.Stdout, "%s %s %s: %s\n", d.Database, d.Object, d.Role, strings.Join(parts, "; "))
+		}
+		if len(sql) > 0 {
+			fmt.Fprintln(env.Stdout, "\n-- to close the differences:")
+			for _, s := range sql {
+				fmt.Fprintln(env.Stdout, s)
+			}
+		}
+	}
+	if len(diffs) > 0 {
+		return ExitFindings, nil
+	}
+	return ExitOK, nil
+}

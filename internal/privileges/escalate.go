@@ -1,0 +1,256 @@
+package privileges
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/pgaegis/pgaegis/internal/snapshot"
+)
+
+// Step is one link of an escalation chain, with its evidence.
+type Step struct {
+	What     string `json:"what"`
+	Evidence string `json:"evidence"`
+}
+
+// Chain is a way for a non-superuser login role to gain superuser power or
+// reach the server's operating system.
+type Chain struct {
+	Role   string `json:"role"`
+	Gains  string `json:"gains"` // "superuser", "OS command execution", "server file access", "server configuration"
+	Kind   string `json:"kind"`  // membership, createrole, security-definer, language, parameter
+	Steps  []Step `json:"steps"`
+	Object string `json:"object,omitempty"`
+}
+
+// osRoles are predefined roles that reach the host.
+var osRoles = map[string]string{
+	"pg_execute_server_program": "OS command execution (COPY ... PROGRAM)",
+	"pg_write_server_files":     "server file access (writes any file the server can)",
+	"pg_read_server_files":      "server file access (reads any file the server can)",
+}
+
+// dangerousParams let whoever may ALTER SYSTEM them run code as the server.
+var dangerousParams = map[string]bool{"archive_command": true, "archive_library": true, "restore_command": true,
+	"shared_preload_libraries": true, "session_preload_libraries": true, "local_preload_libraries": true,
+	"dynamic_library_path": true, "ssl_passphrase_command": true, "recovery_end_command": true, "archive_cleanup_command": true}
+
+var untrusted = map[string]bool{"plperlu": true, "plpythonu": true, "plpython2u": true, "plpython3u": true, "pltclu": true, "plsh": true, "plr": true, "pljavau": true, "plv8u": true}
+
+// RuntimeTrustCheck lists untrusted languages whose handler reads
+// lanpltrusted when it compiles a function: marked trusted, PL/Perl runs
+// functions in its restricted (Safe) interpreter, so the flag alone gives
+// no OS access. The others ignore the flag and stay unrestricted.
+var RuntimeTrustCheck = map[string]bool{"plperlu": true}
+
+// Escalations finds the chains for every non-superuser login role.
+func (m *Model) Escalations(s *snapshot.Snapshot) []Chain {
+	var out []Chain
+	attrs := map[string]snapshot.Role{}
+	for _, r := range s.Roles {
+		attrs[r.Name] = r
+	}
+	for ri, r := range m.Roles {
+		if r.Super || !r.Login || r.Predefined {
+			continue
+		}
+		// 1. Membership: SET ROLE (or inheritance) into a superuser or an OS role.
+		for ti, t := range m.Roles {
+			if ti == ri {
+				continue
+			}
+			viaSet := m.CanSetRole(ri, ti)
+			viaInherit := m.HasPrivsOfRole(ri, ti)
+			if !viaSet && !viaInherit {
+				continue
+			}
+			gain := ""
+			if t.Super {
+				gain = "superuser"
+			} else if g, ok := osRoles[t.Name]; ok {
+				gain = g
+			}
+			if gain == "" {
+				continue
+			}
+			path := m.membershipPath(ri, ti)
+			how := "SET ROLE " + t.Name
+			if !viaSet {
+				how = "inherits " + t.Name
+			}
+			out = append(out, Chain{Role: r.Name, Gains: gain, Kind: "membership", Object: "role " + t.Name,
+				Steps: []Step{{What: "membership", Evidence: strings.Join(path, " → ")}, {What: how, Evidence: fmt.Sprintf("%s is %s", t.Name, gainWord(t.Super, gain))}}})
+		}
+		// 2. CREATEROLE before 16 can grant itself any non-superuser role.
+		if a := attrs[r.Name]; a.CreateRole && m.Version > 0 && m.Version < 16 {
+			out = append(out, Chain{Role: r.Name, Gains: osRoles["pg_execute_server_program"], Kind: "createrole", Object: "role " + r.Name,
+				Steps: []Step{{What: "CREATEROLE", Evidence: fmt.Sprintf("%s has CREATEROLE on PostgreSQL %d", r.Name, m.Version)},
+					{What: "GRANT pg_execute_server_program TO " + r.Name, Evidence: "before 16 CREATEROLE may grant any non-superuser role, the predefined OS roles included"}}})
+		}
+	}
+	for _, d := range s.Databases {
+		if !d.Collected {
+			continue
+		}
+		out = append(out, m.secdefChains(s, &d)...)
+		out = append(out, m.languageChains(&d)...)
+	}
+	out = append(out, m.parameterChains(s)...)
+	return out
+}
+
+func gainWord(super bool, gain string) string {
+	if super {
+		return "a superuser"
+	}
+	return "a role granting " + gain
+}
+
+// membershipPath is a membership path (any kind) for evidence.
+func (m *Model) membershipPath(from, to int) []string {
+	if p := m.PrivPath(from, to); p != nil {
+		return p
+	}
+	// SET-only path: search again over all memberships.
+	parent := map[int]int{from: -1}
+	queue := []int{from}
+	for len(queue) > 0 {
+		cur := queue[0]
+		queue = queue[1:]
+		if cur == to {
+			break
+		}
+		for _, e := range m.edges[cur] {
+			if _, seen := parent[e.to]; !seen {
+				parent[e.to] = cur
+				queue = append(queue, e.to)
+			}
+		}
+	}
+	var rev []string
+	for cur := to; cur != -1; cur = parent[cur] {
+		rev = append(rev, m.Roles[cur].Name)
+		if _, ok := parent[cur]; !ok {
+			break
+		}
+	}
+	for i, j := 0, len(rev)-1; i < j; i, j = i+1, j-1 {
+		rev[i], rev[j] = rev[j], rev[i]
+	}
+	return rev
+}
+
+// secdefChains: SECURITY DEFINER functions owned by a superuser that a
+// login role may execute, and that run dynamic SQL or resolve names
+// through a search_path the caller can write to.
+func (m *Model) secdefChains(s *snapshot.Snapshot, d *snapshot.Database) []Chain {
+	var out []Chain
+	for _, f := range d.Functions {
+		if !f.SecDef || f.Extension != "" || f.Schema == "pg_catalog" {
+			continue
+		}
+		oi, ok := m.RoleIndex(f.Owner)
+		if !ok || !m.Roles[oi].Super {
+			continue
+		}
+		pinned := false
+		for _, c := range f.Config {
+			if strings.HasPrefix(strings.ToLower(c), "search_path=") {
+				pinned = true
+			}
+		}
+		fa := m.Compile(Function, f.Owner, f.ACL, f.ACLDefault)
+		for ri, r := range m.Roles {
+			if r.Super || !r.Login || r.Predefined {
+				continue
+			}
+			ex := m.Check(ri, Function, fa, Execute, false)
+			if !ex.Allowed {
+				continue
+			}
+			var weak Step
+			switch {
+			case f.DynamicSQL:
+				weak = Step{What: "dynamic SQL", Evidence: "the body runs EXECUTE, with the owner's (superuser) rights"}
+			case !pinned:
+				schema := m.writableSearchPathSchema(ri, r.Name, d)
+				if schema == "" {
+					continue
+				}
+				weak = Step{What: "search_path not pinned", Evidence: fmt.Sprintf("%s can create objects in schema %q, which is on the default search_path: a function or operator planted there runs as the owner", r.Name, schema)}
+			default:
+				continue
+			}
+			out = append(out, Chain{Role: r.Name, Gains: "superuser", Kind: "security-definer", Object: fmt.Sprintf("function %s.%s", d.Name, f.Signature()),
+				Steps: []Step{{What: "EXECUTE " + f.Signature(), Evidence: fmt.Sprintf("%s (database %s)", ex.Text, d.Name)},
+					{What: "SECURITY DEFINER", Evidence: fmt.Sprintf("runs as its owner %s, a superuser", f.Owner)}, weak}})
+		}
+	}
+	return out
+}
+
+// writableSearchPathSchema returns a schema on the default search_path
+// ("$user", public) in which the role may CREATE.
+func (m *Model) writableSearchPathSchema(ri int, name string, d *snapshot.Database) string {
+	for _, sc := range d.Schemas {
+		if sc.Name != "public" && sc.Name != name {
+			continue
+		}
+		if m.Check(ri, Schema, m.Compile(Schema, sc.Owner, sc.ACL, sc.ACLDefault), Create, false).Allowed {
+			return sc.Name
+		}
+	}
+	return ""
+}
+
+// languageChains: an untrusted language marked trusted, or USAGE on one,
+// lets a role write functions that run as the server's OS user.
+func (m *Model) languageChains(d *snapshot.Database) []Chain {
+	var out []Chain
+	for _, l := range d.Languages {
+		if !untrusted[l.Name] {
+			continue
+		}
+		la := m.Compile(Language, l.Owner, l.ACL, l.ACLDefault)
+		for ri, r := range m.Roles {
+			if r.Super || !r.Login || r.Predefined {
+				continue
+			}
+			// Creating a function in a language needs USAGE, and the
+			// language must be trusted for non-superusers.
+			if !l.Trusted || RuntimeTrustCheck[l.Name] {
+				continue
+			}
+			if u := m.Check(ri, Language, la, Usage, false); u.Allowed {
+				out = append(out, Chain{Role: r.Name, Gains: "OS command execution (functions in " + l.Name + ")", Kind: "language", Object: fmt.Sprintf("language %s.%s", d.Name, l.Name),
+					Steps: []Step{{What: "USAGE ON LANGUAGE " + l.Name, Evidence: u.Text}, {What: "untrusted language marked trusted", Evidence: l.Name + " has lanpltrusted = true in database " + d.Name}}})
+			}
+		}
+	}
+	return out
+}
+
+// parameterChains: ALTER SYSTEM on a parameter that runs commands or
+// loads libraries.
+func (m *Model) parameterChains(s *snapshot.Snapshot) []Chain {
+	var out []Chain
+	for _, p := range s.ParamACLs {
+		pa := m.Compile(Parameter, "", p.ACL, false)
+		for ri, r := range m.Roles {
+			if r.Super || !r.Login || r.Predefined {
+				continue
+			}
+			res := m.Check(ri, Parameter, pa, AlterSystem, false)
+			if !res.Allowed {
+				continue
+			}
+			gain := "server configuration (" + p.Name + ")"
+			if dangerousParams[strings.ToLower(p.Name)] {
+				gain = "OS command execution (through " + p.Name + ")"
+			}
+			out = append(out, Chain{Role: r.Name, Gains: gain, Kind: "parameter", Object: "parameter " + p.Name,
+				Steps: []Step{{What: "ALTER SYSTEM SET " + p.Name, Evidence: res.Text}}})
+		}
+	}
+	return out
+}
