@@ -155,7 +155,8 @@ type Model struct {
 	// setTo[m]: roles m can SET ROLE to (16+: SET option on every step).
 	setTo []bitset
 	// parents remember one path for explanations.
-	privParent [][]int32
+	privParent []map[int32]int32
+	heldBy     []bitset
 }
 
 type edge struct {
@@ -184,7 +185,7 @@ func Build(s *snapshot.Snapshot) *Model {
 	m.privsOf = make([]bitset, n)
 	m.memberOf = make([]bitset, n)
 	m.setTo = make([]bitset, n)
-	m.privParent = make([][]int32, n)
+	m.privParent = make([]map[int32]int32, n)
 	for i := 0; i < n; i++ {
 		m.privsOf[i], m.privParent[i] = m.closure(i, func(from int, e edge) bool {
 			if m.Version >= 16 {
@@ -202,9 +203,9 @@ func Build(s *snapshot.Snapshot) *Model {
 
 // closure walks memberships from start, following edges that follow
 // allows; it returns the reached set and a parent array for paths.
-func (m *Model) closure(start int, follow func(from int, e edge) bool) (bitset, []int32) {
+func (m *Model) closure(start int, follow func(from int, e edge) bool) (bitset, map[int32]int32) {
 	set := newBitset(len(m.Roles))
-	var parent []int32
+	var parent map[int32]int32 // sparse: closures are small, role counts are not
 	set.add(start)
 	queue := []int{start}
 	for len(queue) > 0 {
@@ -216,12 +217,9 @@ func (m *Model) closure(start int, follow func(from int, e edge) bool) (bitset, 
 			}
 			set.add(e.to)
 			if parent == nil {
-				parent = make([]int32, len(m.Roles))
-				for i := range parent {
-					parent[i] = -1
-				}
+				parent = map[int32]int32{}
 			}
-			parent[e.to] = int32(cur)
+			parent[int32(e.to)] = int32(cur)
 			queue = append(queue, e.to)
 		}
 	}
@@ -255,11 +253,11 @@ func (m *Model) PrivPath(member, role int) []string {
 		return []string{m.Roles[member].Name}
 	}
 	p := m.privParent[member]
-	if p == nil || p[role] < 0 {
+	if _, ok := p[int32(role)]; !ok {
 		return nil
 	}
 	var rev []string
-	for cur := role; cur != member; cur = int(p[cur]) {
+	for cur := role; cur != member; cur = int(p[int32(cur)]) {
 		rev = append(rev, m.Roles[cur].Name)
 	}
 	rev = append(rev, m.Roles[member].Name)
@@ -338,4 +336,62 @@ func (m *Model) Compile(k Kind, owner string, items []acl.Item, isDefault bool) 
 		a.Entries = append(a.Entries, e)
 	}
 	return a
+}
+
+// holders returns, for each role g, the roles that have g's privileges
+// (the transpose of privsOf), built on first use.
+func (m *Model) holders() []bitset {
+	if m.heldBy != nil {
+		return m.heldBy
+	}
+	n := len(m.Roles)
+	m.heldBy = make([]bitset, n)
+	for g := range m.heldBy {
+		m.heldBy[g] = newBitset(n)
+	}
+	for r := 0; r < n; r++ {
+		for w, word := range m.privsOf[r] {
+			for ; word != 0; word &= word - 1 {
+				g := w*64 + trailingZeros(word)
+				m.heldBy[g].add(r)
+			}
+		}
+	}
+	return m.heldBy
+}
+
+func trailingZeros(x uint64) int {
+	n := 0
+	for x&1 == 0 {
+		x >>= 1
+		n++
+	}
+	return n
+}
+
+// Holders counts the roles that hold priv on an object (superusers,
+// PUBLIC grants and inheritance included; column grants and predefined
+// data roles left out): the aggregated matrix, one bitset union per ACL
+// entry instead of one check per role.
+func (m *Model) Holders(o Object, priv Bits) int {
+	n := len(m.Roles)
+	set := newBitset(n)
+	for i, r := range m.Roles {
+		if r.Super {
+			set.add(i)
+		}
+	}
+	hb := m.holders()
+	for _, e := range o.acl.Entries {
+		if e.Privs&priv == 0 {
+			continue
+		}
+		if e.Grantee == -1 {
+			return n
+		}
+		for w := range set {
+			set[w] |= hb[e.Grantee][w]
+		}
+	}
+	return set.count()
 }
