@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"syscall"
 	"time"
@@ -30,6 +31,8 @@ func main() {
 	tables := flag.Int("tables", 100000, "tables in all")
 	roles := flag.Int("roles", 20000, "roles")
 	grants := flag.Int("grants", 3, "grants per table")
+	keep := flag.Duration("keep", 0, "keep the server running this long after the run (for EXPLAIN by hand)")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the analysis")
 	flag.Parse()
 	ctx := context.Background()
 
@@ -45,9 +48,17 @@ func main() {
 		*dbs, *tables, *roles, *tables**grants, time.Since(start).Round(time.Second))
 
 	raw := timeRaw(srv, *dbs)
-	fmt.Printf("reference: COPY of pg_class, pg_namespace, pg_proc, pg_attribute (ACLs), pg_roles, pg_auth_members through psql: %s\n", raw.Round(time.Millisecond))
+	fmt.Printf("reference: psql \\copy of the same raw catalogs (pg_class, pg_namespace, pg_proc, pg_attribute, pg_policy, pg_depend, pg_rewrite, ... per database; roles, memberships, settings cluster-wide): %s\n", raw.Round(time.Millisecond))
 
 	runtime.GC()
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			fail(err)
+		}
+		pprof.StartCPUProfile(f)
+		defer pprof.StopCPUProfile()
+	}
 	t0 := time.Now()
 	snap, err := collect.Collect(ctx, collect.Options{Conn: srv.ConnConfig("postgres"), NoFiles: true, PasswordBudget: 0, Parallel: 4})
 	if err != nil {
@@ -70,6 +81,12 @@ func main() {
 	fmt.Printf("pgaegis: collect %s, role closures and objects %s, SELECT holders of %d objects and %d escalation chains %s; total %s\n",
 		tCollect.Round(time.Millisecond), tBuild.Round(time.Millisecond), len(objs), len(chains), (total - tCollect - tBuild).Round(time.Millisecond), total.Round(time.Millisecond))
 	fmt.Printf("ratio pgaegis / psql COPY: %.2f   peak RSS: %d MB   (role-table SELECT pairs: %d)\n", total.Seconds()/raw.Seconds(), ru.Maxrss/1024, held)
+	if *keep > 0 {
+		pass := filepath.Join(srv.Dir, "pgpass")
+		os.WriteFile(pass, []byte(fmt.Sprintf("127.0.0.1:%d:*:%s:%s\n", srv.Port, srv.AdminUser, srv.Password)), 0o600)
+		fmt.Printf("server kept for %s: PGPASSFILE=%s psql -h 127.0.0.1 -p %d -U %s bench0\n", *keep, pass, srv.Port, srv.AdminUser)
+		time.Sleep(*keep)
+	}
 }
 
 func fail(err error) {
@@ -113,19 +130,36 @@ func mustExec(err error) {
 // timeRaw pulls the raw catalogs the analysis needs with psql's \copy.
 func timeRaw(srv *localpg.Server, dbs int) time.Duration {
 	psql := filepath.Join(srv.BinDir, "psql")
+	// The same catalogs the collection reads, raw (per database, then
+	// cluster-wide from the first).
 	queries := []string{
-		`\copy (SELECT oid, relname, relnamespace, relkind, relowner, relacl, relrowsecurity FROM pg_class) TO '/dev/null'`,
+		`\copy (SELECT oid, relname, relnamespace, relkind, relowner, relacl, relrowsecurity, relforcerowsecurity FROM pg_class) TO '/dev/null'`,
 		`\copy (SELECT oid, nspname, nspowner, nspacl FROM pg_namespace) TO '/dev/null'`,
-		`\copy (SELECT oid, proname, pronamespace, proowner, prosecdef, proacl FROM pg_proc) TO '/dev/null'`,
-		`\copy (SELECT attrelid, attname, attacl FROM pg_attribute WHERE attacl IS NOT NULL) TO '/dev/null'`,
+		`\copy (SELECT oid, proname, pronamespace, proowner, prosecdef, proconfig, proacl, prosrc FROM pg_proc) TO '/dev/null'`,
+		`\copy (SELECT attrelid, attname, attnum, attacl FROM pg_attribute WHERE attacl IS NOT NULL OR attname IN ('tenant_id', 'org_id')) TO '/dev/null'`,
+		`\copy (SELECT * FROM pg_policy) TO '/dev/null'`,
+		`\copy (SELECT classid, objid, refobjid, deptype FROM pg_depend WHERE classid = 'pg_rewrite'::regclass OR deptype = 'e') TO '/dev/null'`,
+		`\copy (SELECT oid, ev_class FROM pg_rewrite) TO '/dev/null'`,
+		`\copy (SELECT * FROM pg_default_acl) TO '/dev/null'`,
+		`\copy (SELECT * FROM pg_extension) TO '/dev/null'`,
+		`\copy (SELECT * FROM pg_language) TO '/dev/null'`,
+		`\copy (SELECT * FROM pg_foreign_server) TO '/dev/null'`,
+		`\copy (SELECT * FROM pg_largeobject_metadata) TO '/dev/null'`,
 	}
 	start := time.Now()
 	for d := -1; d < dbs; d++ {
 		db := "postgres"
-		qs := []string{`\copy (SELECT * FROM pg_roles) TO '/dev/null'`, `\copy (SELECT * FROM pg_auth_members) TO '/dev/null'`, `\copy (SELECT oid, datname, datacl FROM pg_database) TO '/dev/null'`}
+		qs := []string{`\copy (SELECT * FROM pg_roles) TO '/dev/null'`, `\copy (SELECT * FROM pg_auth_members) TO '/dev/null'`,
+			`\copy (SELECT oid, datname, datacl FROM pg_database) TO '/dev/null'`, `\copy (SELECT * FROM pg_settings) TO '/dev/null'`,
+			`\copy (SELECT * FROM pg_db_role_setting) TO '/dev/null'`, `\copy (SELECT * FROM pg_hba_file_rules) TO '/dev/null'`,
+			`\copy (SELECT * FROM pg_file_settings) TO '/dev/null'`, `\copy (SELECT rolname, rolpassword FROM pg_authid) TO '/dev/null'`}
 		if d >= 0 {
-			db, qs = fmt.Sprintf("bench%d", d), queries
+			qs = nil
 		}
+		if d >= 0 {
+			db = fmt.Sprintf("bench%d", d)
+		}
+		qs = append(qs, queries...) // every database, the first included
 		args := []string{"-X", "-q", "-h", "127.0.0.1", "-p", strconv.Itoa(srv.Port), "-U", srv.AdminUser, "-d", db}
 		for _, q := range qs {
 			args = append(args, "-c", q)

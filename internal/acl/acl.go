@@ -217,3 +217,51 @@ func Holds(items []Item, grantee, priv string) bool {
 	}
 	return false
 }
+
+// ParseArrayText parses an aclitem[] in its text form ({a=r/b,"c d=r/b"}),
+// which is cheaper to pull than a text[] for 100k rows.
+func ParseArrayText(s string) ([]Item, error) {
+	if s == "" {
+		return nil, nil
+	}
+	if len(s) < 2 || s[0] != '{' || s[len(s)-1] != '}' {
+		return nil, fmt.Errorf("aclitem array %q: missing braces", s)
+	}
+	body := s[1 : len(s)-1]
+	var out []Item
+	for i := 0; i < len(body); {
+		var elem string
+		if body[i] == '"' {
+			var sb strings.Builder
+			j := i + 1
+			for ; j < len(body) && body[j] != '"'; j++ {
+				if body[j] == '\\' && j+1 < len(body) {
+					j++
+				}
+				sb.WriteByte(body[j])
+			}
+			if j >= len(body) {
+				return nil, fmt.Errorf("aclitem array %q: unterminated quote", s)
+			}
+			elem, i = sb.String(), j+1
+		} else {
+			j := strings.IndexByte(body[i:], ',')
+			if j < 0 {
+				j = len(body) - i
+			}
+			elem, i = body[i:i+j], i+j
+		}
+		it, err := ParseItem(elem)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, it)
+		if i < len(body) {
+			if body[i] != ',' {
+				return nil, fmt.Errorf("aclitem array %q: expected a comma", s)
+			}
+			i++
+		}
+	}
+	return out, nil
+}

@@ -96,3 +96,37 @@ func TestACLParserAgreesWithAclexplode(t *testing.T) {
 	}
 	t.Logf("aclitem: %d items compared with aclexplode(), %d disagreements", compared, disagree)
 }
+
+// The text form of aclitem[] (as relacl::text) parses to the same items.
+func TestArrayTextAgreesWithServer(t *testing.T) {
+	srv := pgtest.Shared(t)
+	ctx := pgtest.Ctx(t)
+	conn, err := srv.Connect(ctx, "postgres")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	for _, r := range roleNames[:len(roleNames)-1] {
+		conn.Exec(ctx, "CREATE ROLE "+pgx.Identifier{r}.Sanitize()) // may exist from the other test
+	}
+	var in []string
+	for i, n := range roleNames {
+		in = append(in, Item{Grantee: n, Grantor: roleNames[(i+3)%len(roleNames)], Grants: []Grant{{"SELECT", i%2 == 0}, {"UPDATE", false}}}.String())
+	}
+	var text string
+	var elems []string
+	if err := conn.QueryRow(ctx, `SELECT a::text, a::text[] FROM (SELECT $1::text[]::aclitem[] a) x`, in).Scan(&text, &elems); err != nil {
+		t.Fatal(err)
+	}
+	got, err := ParseArrayText(text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := ParseList(elems)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("array text %s\nparsed %v\nwant   %v", text, got, want)
+	}
+}

@@ -3,12 +3,36 @@ package collect
 import (
 	"context"
 	"fmt"
+	"sort"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/pgaegis/pgaegis/internal/acl"
 	"github.com/pgaegis/pgaegis/internal/snapshot"
 )
+
+type roleNamesKey struct{}
+
+// withRoleNames lets per-database reads name owners from OIDs without a
+// server-side lookup per row.
+func withRoleNames(ctx context.Context, roles []snapshot.Role) context.Context {
+	m := make(map[uint32]string, len(roles))
+	for _, r := range roles {
+		m[r.OID] = r.Name
+	}
+	return context.WithValue(ctx, roleNamesKey{}, m)
+}
+
+func roleNamesFrom(ctx context.Context) func(uint32) string {
+	m, _ := ctx.Value(roleNamesKey{}).(map[uint32]string)
+	return func(oid uint32) string {
+		if n, ok := m[oid]; ok {
+			return n
+		}
+		return fmt.Sprintf("(role %d)", oid)
+	}
+}
 
 // Catalog reads beyond the basics: one query per catalog, filtered and
 // aggregated on the server so that 100k tables cost one round trip and a
@@ -35,11 +59,13 @@ func readDatabaseCatalogs(ctx context.Context, se *session, d *snapshot.Database
 		what string
 		fn   queryFn
 	}{
-		{"functions", readFunctions}, {"relation grants", readRelationGrants}, {"default privileges", readDefaultACLs},
+		{"relations", readRelations}, {"functions", readFunctions}, {"default privileges", readDefaultACLs},
 		{"foreign servers", readForeignServers}, {"row-level security", readRLS}, {"views over RLS tables", readViewsOverRLS},
-		{"object owners", readOwners}, {"relations", readRelations}, {"routines", readRoutines}, {"large objects", readLargeObjects},
+		{"routines", readRoutines}, {"large objects", readLargeObjects},
 	} {
+		start := time.Now()
 		err := se.optional(ctx, func(tx pgx.Tx) error { return step.fn(ctx, tx, d, warns) })
+		se.o.trace("database %q: %s in %s", d.Name, step.what, time.Since(start).Round(time.Millisecond))
 		if err != nil {
 			*warns = append(*warns, fmt.Sprintf("database %q: reading %s failed: %s", d.Name, step.what, errString(err)))
 		}
@@ -68,32 +94,6 @@ func readFunctions(ctx context.Context, tx pgx.Tx, d *snapshot.Database, warns *
 		}
 		f.ACL, f.ACLDefault = parseACL(warns, "function "+f.Signature(), a)
 		d.Functions = append(d.Functions, f)
-	}
-	return rows.Err()
-}
-
-func readRelationGrants(ctx context.Context, tx pgx.Tx, d *snapshot.Database, _ *[]string) error {
-	rows, err := tx.Query(ctx, `SELECT n.nspname, CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(a.grantee) END,
-		a.privilege_type, a.is_grantable, count(*), min(c.relname)
-		FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace, aclexplode(c.relacl) a
-		WHERE c.relacl IS NOT NULL AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f') AND `+userSchemas+`
-		AND (a.grantee = 0 OR (a.is_grantable AND a.grantee <> c.relowner))
-		GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3`)
-	if err != nil {
-		return err
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var g snapshot.GrantSummary
-		if err := rows.Scan(&g.Schema, &g.Grantee, &g.Privilege, &g.Grantable, &g.Count, &g.Example); err != nil {
-			return err
-		}
-		if g.Grantee == "PUBLIC" {
-			d.PublicGrants = append(d.PublicGrants, g)
-		}
-		if g.Grantable && g.Grantee != "PUBLIC" {
-			d.GrantOptions = append(d.GrantOptions, g)
-		}
 	}
 	return rows.Err()
 }
@@ -162,27 +162,39 @@ func readForeignServers(ctx context.Context, tx pgx.Tx, d *snapshot.Database, wa
 }
 
 func readRLS(ctx context.Context, tx pgx.Tx, d *snapshot.Database, _ *[]string) error {
-	rows, err := tx.Query(ctx, `SELECT n.nspname, c.relname, pg_get_userbyid(c.relowner), c.relrowsecurity, c.relforcerowsecurity,
-		coalesce((SELECT array_agg(a.attname::text ORDER BY a.attnum) FROM pg_attribute a
-			WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attname = ANY($1)), '{}')
-		FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-		WHERE c.relkind IN ('r', 'p') AND `+userSchemas+` AND (c.relrowsecurity OR EXISTS (SELECT 1 FROM pg_attribute a
-			WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attname = ANY($1)))
-		ORDER BY 1, 2`, tenantColumns)
+	// Tables with RLS come from Relations; this finds tenant-looking
+	// columns in one pass over pg_attribute (no per-table subquery).
+	rows, err := tx.Query(ctx, `SELECT n.nspname, c.relname, array_agg(a.attname::text ORDER BY a.attnum)
+		FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE a.attname = ANY($1) AND a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r', 'p') AND `+userSchemas+`
+		GROUP BY 1, 2`, tenantColumns)
 	if err != nil {
 		return err
 	}
-	idx := map[string]int{}
+	tenant := map[string][]string{}
 	for rows.Next() {
-		var t snapshot.RLSTable
-		if err := rows.Scan(&t.Schema, &t.Name, &t.Owner, &t.Enabled, &t.Forced, &t.TenantColumns); err != nil {
+		var schema, table string
+		var cols []string
+		if err := rows.Scan(&schema, &table, &cols); err != nil {
 			rows.Close()
 			return err
 		}
-		idx[t.Schema+"."+t.Name] = len(d.RLSTables)
-		d.RLSTables = append(d.RLSTables, t)
+		tenant[schema+"."+table] = cols
 	}
 	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	idx := map[string]int{}
+	for _, r := range d.Relations {
+		key := r.Schema + "." + r.Name
+		cols := tenant[key]
+		if (r.Kind != "r" && r.Kind != "p") || (!r.RLS && len(cols) == 0) {
+			continue
+		}
+		idx[key] = len(d.RLSTables)
+		d.RLSTables = append(d.RLSTables, snapshot.RLSTable{Schema: r.Schema, Name: r.Name, Owner: r.Owner, Enabled: r.RLS, Forced: r.ForceRLS, TenantColumns: cols})
+	}
 	rows, err = tx.Query(ctx, `SELECT n.nspname, c.relname, p.polname, p.polcmd::text, p.polpermissive,
 		ARRAY(SELECT CASE WHEN r = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(r) END FROM unnest(p.polroles) r),
 		coalesce(pg_get_expr(p.polqual, p.polrelid), ''), coalesce(pg_get_expr(p.polwithcheck, p.polrelid), '')
@@ -204,6 +216,66 @@ func readRLS(ctx context.Context, tx pgx.Tx, d *snapshot.Database, _ *[]string) 
 	return rows.Err()
 }
 
+// summarizeRelations derives, from the relations already pulled, the grant
+// summaries (to PUBLIC, with grant option) and owner counts.
+func summarizeRelations(d *snapshot.Database) {
+	type key struct {
+		schema, grantee, priv string
+		grantable             bool
+	}
+	agg := map[key]*snapshot.GrantSummary{}
+	var order []key
+	owners := map[string]int{}
+	for _, r := range d.Relations {
+		owners[r.Owner]++
+		for _, it := range r.ACL {
+			for _, g := range it.Grants {
+				public := it.Grantee == "PUBLIC"
+				grantOpt := g.GrantOption && it.Grantee != r.Owner
+				if !public && !grantOpt {
+					continue
+				}
+				k := key{r.Schema, it.Grantee, g.Privilege, g.GrantOption && !public}
+				if s, ok := agg[k]; ok {
+					s.Count++
+					if r.Name < s.Example {
+						s.Example = r.Name
+					}
+					continue
+				}
+				agg[k] = &snapshot.GrantSummary{Schema: r.Schema, Grantee: it.Grantee, Privilege: g.Privilege, Grantable: k.grantable, Count: 1, Example: r.Name}
+				order = append(order, k)
+			}
+		}
+	}
+	sort.Slice(order, func(i, j int) bool {
+		a, b := order[i], order[j]
+		if a.schema != b.schema {
+			return a.schema < b.schema
+		}
+		if a.grantee != b.grantee {
+			return a.grantee < b.grantee
+		}
+		return a.priv < b.priv
+	})
+	for _, k := range order {
+		s := *agg[k]
+		if s.Grantee == "PUBLIC" {
+			d.PublicGrants = append(d.PublicGrants, s)
+		} else {
+			d.GrantOptions = append(d.GrantOptions, s)
+		}
+	}
+	names := make([]string, 0, len(owners))
+	for n := range owners {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		d.Owners = append(d.Owners, snapshot.OwnerCount{Owner: n, Count: owners[n]})
+	}
+}
+
 func readViewsOverRLS(ctx context.Context, tx pgx.Tx, d *snapshot.Database, _ *[]string) error {
 	rows, err := tx.Query(ctx, `SELECT DISTINCT vn.nspname, v.relname, pg_get_userbyid(v.relowner), tn.nspname || '.' || t.relname
 		FROM pg_rewrite r JOIN pg_class v ON v.oid = r.ev_class JOIN pg_namespace vn ON vn.oid = v.relnamespace
@@ -222,23 +294,6 @@ func readViewsOverRLS(ctx context.Context, tx pgx.Tx, d *snapshot.Database, _ *[
 			return err
 		}
 		d.ViewsOverRLS = append(d.ViewsOverRLS, v)
-	}
-	return rows.Err()
-}
-
-func readOwners(ctx context.Context, tx pgx.Tx, d *snapshot.Database, _ *[]string) error {
-	rows, err := tx.Query(ctx, `SELECT pg_get_userbyid(c.relowner), count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-		WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f') AND `+userSchemas+` GROUP BY 1 ORDER BY 1`)
-	if err != nil {
-		return err
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var o snapshot.OwnerCount
-		if err := rows.Scan(&o.Owner, &o.Count); err != nil {
-			return err
-		}
-		d.Owners = append(d.Owners, o)
 	}
 	return rows.Err()
 }
@@ -355,8 +410,11 @@ func readClusterCatalogs(ctx context.Context, se *session, s *snapshot.Snapshot)
 // readRelations pulls every relation of user schemas with its ACL, RLS
 // flags and column-level ACLs: two queries however many tables there are.
 func readRelations(ctx context.Context, tx pgx.Tx, d *snapshot.Database, warns *[]string) error {
-	rows, err := tx.Query(ctx, `SELECT c.oid, n.nspname, c.relname, c.relkind::text, pg_get_userbyid(c.relowner), c.relacl::text[],
-		c.relrowsecurity, c.relforcerowsecurity
+	// Owners come as OIDs and ACLs as one text value: the cheapest form
+	// for the server to produce and for us to read at 100k rows.
+	names := roleNamesFrom(ctx)
+	rows, err := tx.Query(ctx, `SELECT c.oid, n.nspname, c.relname, c.relkind::text, c.relowner, coalesce(c.relacl::text, ''),
+		c.relacl IS NULL, c.relrowsecurity, c.relforcerowsecurity
 		FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 		WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f') AND `+userSchemas+` ORDER BY c.oid`)
 	if err != nil {
@@ -364,14 +422,21 @@ func readRelations(ctx context.Context, tx pgx.Tx, d *snapshot.Database, warns *
 	}
 	idx := map[uint32]int{}
 	for rows.Next() {
-		var oid uint32
+		var oid, owner uint32
 		var r snapshot.Relation
-		var a []string
-		if err := rows.Scan(&oid, &r.Schema, &r.Name, &r.Kind, &r.Owner, &a, &r.RLS, &r.ForceRLS); err != nil {
+		var a string
+		if err := rows.Scan(&oid, &r.Schema, &r.Name, &r.Kind, &owner, &a, &r.ACLDefault, &r.RLS, &r.ForceRLS); err != nil {
 			rows.Close()
 			return err
 		}
-		r.ACL, r.ACLDefault = parseACL(warns, "relation "+r.Schema+"."+r.Name, a)
+		r.Owner = names(owner)
+		if !r.ACLDefault {
+			items, err := acl.ParseArrayText(a)
+			if err != nil {
+				*warns = append(*warns, fmt.Sprintf("relation %s.%s: unreadable ACL: %v", r.Schema, r.Name, err))
+			}
+			r.ACL = items
+		}
 		idx[oid] = len(d.Relations)
 		d.Relations = append(d.Relations, r)
 	}
@@ -379,7 +444,7 @@ func readRelations(ctx context.Context, tx pgx.Tx, d *snapshot.Database, warns *
 	if err := rows.Err(); err != nil {
 		return err
 	}
-	rows, err = tx.Query(ctx, `SELECT a.attrelid, a.attname, a.attacl::text[] FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+	rows, err = tx.Query(ctx, `SELECT a.attrelid, a.attname, a.attacl::text FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
 		JOIN pg_namespace n ON n.oid = c.relnamespace
 		WHERE a.attacl IS NOT NULL AND a.attnum > 0 AND NOT a.attisdropped AND `+userSchemas)
 	if err != nil {
@@ -389,16 +454,24 @@ func readRelations(ctx context.Context, tx pgx.Tx, d *snapshot.Database, warns *
 	for rows.Next() {
 		var oid uint32
 		var col snapshot.ColumnACL
-		var a []string
+		var a string
 		if err := rows.Scan(&oid, &col.Name, &a); err != nil {
 			return err
 		}
-		col.ACL, _ = parseACL(warns, "column "+col.Name, a)
+		items, err := acl.ParseArrayText(a)
+		if err != nil {
+			*warns = append(*warns, fmt.Sprintf("column %s: unreadable ACL: %v", col.Name, err))
+		}
+		col.ACL = items
 		if i, ok := idx[oid]; ok {
 			d.Relations[i].Columns = append(d.Relations[i].Columns, col)
 		}
 	}
-	return rows.Err()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	summarizeRelations(d)
+	return nil
 }
 
 // readRoutines pulls the functions of user schemas, and the built-ins

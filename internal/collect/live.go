@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -39,6 +40,13 @@ type Options struct {
 	PasswordBudget time.Duration
 	// Progress, when set, is told what is being read.
 	Progress func(format string, args ...any)
+}
+
+// trace reports step timings when PGAEGIS_TRACE is set (for benchmarks).
+func (o *Options) trace(format string, args ...any) {
+	if os.Getenv("PGAEGIS_TRACE") != "" {
+		fmt.Fprintf(os.Stderr, "trace: "+format+"\n", args...)
+	}
 }
 
 func (o *Options) progress(format string, args ...any) {
@@ -548,6 +556,7 @@ func readRoleSettings(ctx context.Context, tx pgx.Tx, s *snapshot.Snapshot) {
 // collectDatabases reads each database's catalogs, a bounded number at a
 // time, one query per catalog.
 func collectDatabases(ctx context.Context, s *snapshot.Snapshot, dbs []dbRow, o *Options) {
+	ctx = withRoleNames(ctx, s.Roles)
 	type result struct {
 		i     int
 		d     snapshot.Database

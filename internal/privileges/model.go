@@ -157,6 +157,7 @@ type Model struct {
 	// parents remember one path for explanations.
 	privParent []map[int32]int32
 	heldBy     []bitset
+	supers     bitset
 }
 
 type edge struct {
@@ -345,6 +346,12 @@ func (m *Model) holders() []bitset {
 		return m.heldBy
 	}
 	n := len(m.Roles)
+	m.supers = newBitset(n)
+	for i, r := range m.Roles {
+		if r.Super {
+			m.supers.add(i)
+		}
+	}
 	m.heldBy = make([]bitset, n)
 	for g := range m.heldBy {
 		m.heldBy[g] = newBitset(n)
@@ -375,13 +382,9 @@ func trailingZeros(x uint64) int {
 // entry instead of one check per role.
 func (m *Model) Holders(o Object, priv Bits) int {
 	n := len(m.Roles)
-	set := newBitset(n)
-	for i, r := range m.Roles {
-		if r.Super {
-			set.add(i)
-		}
-	}
 	hb := m.holders()
+	set := make(bitset, len(m.supers))
+	copy(set, m.supers)
 	for _, e := range o.acl.Entries {
 		if e.Privs&priv == 0 {
 			continue

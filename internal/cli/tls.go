@@ -1,0 +1,335 @@
+package cli
+
+import (
+	"context"
+	"crypto/x509"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/pgaegis/pgaegis/internal/tlsca"
+	"github.com/pgaegis/pgaegis/internal/tlsprobe"
+)
+
+func runTLS(ctx context.Context, env *Env, args []string) (int, error) {
+	if len(args) == 0 {
+		return ExitError, usagef("tls needs a subcommand: init-ca, issue, renew, revoke, probe")
+	}
+	switch args[0] {
+	case "init-ca":
+		return tlsInitCA(env, args[1:])
+	case "issue":
+		if len(args) < 2 || (args[1] != "server" && args[1] != "client") {
+			return ExitError, usagef("usage: pgaegis tls issue server|client ...")
+		}
+		return tlsIssue(env, args[1], args[2:])
+	case "renew":
+		return tlsRenew(env, args[1:])
+	case "revoke":
+		return tlsRevoke(env, args[1:])
+	case "probe":
+		return tlsProbe(ctx, env, args[1:])
+	}
+	return ExitError, usagef("unknown tls subcommand %q", args[0])
+}
+
+// listFlag collects repeated flags (--host a --host b).
+type listFlag []string
+
+func (l *listFlag) String() string     { return strings.Join(*l, ",") }
+func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
+
+func tlsInitCA(env *Env, args []string) (int, error) {
+	fs := newFlagSet(env, "tls init-ca", "--name NAME --out DIR [--key-type ecdsa-p256|ed25519|rsa-3072|rsa-4096]")
+	name := fs.String("name", "", "CA name (certificate subject)")
+	out := fs.String("out", "", "directory for ca.crt and ca.key (created 0700)")
+	keyType := fs.String("key-type", tlsca.ECDSA, "key type")
+	days := fs.Int("days", 3650, "validity in days")
+	if err := parseFlags(fs, args); err != nil {
+		return ExitError, err
+	}
+	if *name == "" || *out == "" {
+		return ExitError, usagef("--name and --out are required")
+	}
+	ca, err := tlsca.InitCA(*out, *name, *keyType, time.Duration(*days)*24*time.Hour)
+	if err != nil {
+		return ExitError, err
+	}
+	if err := ca.WriteCRL(30 * 24 * time.Hour); err != nil {
+		return ExitError, err
+	}
+	fmt.Fprintf(env.Stdout, "created CA %q in %s (ca.crt, ca.key 0600, ca.crl), valid until %s\n", *name, *out, ca.Cert.NotAfter.Format("2006-01-02"))
+	return ExitOK, nil
+}
+
+func tlsIssue(env *Env, kind string, args []string) (int, error) {
+	fs := newFlagSet(env, "tls issue "+kind, "--ca DIR --out DIR (--host NAME --ip ADDR | --role ROLE)")
+	caDir := fs.String("ca", "", "CA directory (from init-ca)")
+	out := fs.String("out", "", "output directory")
+	var hosts, ips listFlag
+	fs.Var(&hosts, "host", "server DNS name (repeatable)")
+	fs.Var(&ips, "ip", "server IP address (repeatable)")
+	role := fs.String("role", "", "client certificate: the role name (becomes the CN)")
+	keyType := fs.String("key-type", tlsca.ECDSA, "key type")
+	days := fs.Int("days", 397, "validity in days")
+	configOut := fs.String("config-out", "", "also write the configuration snippets to this directory")
+	serverCA := fs.String("server-ca", "", "client: the server CA certificate, for the service file's sslrootcert")
+	if err := parseFlags(fs, args); err != nil {
+		return ExitError, err
+	}
+	if *caDir == "" || *out == "" {
+		return ExitError, usagef("--ca and --out are required")
+	}
+	ca, err := tlsca.LoadCA(*caDir)
+	if err != nil {
+		return ExitError, err
+	}
+	req := tlsca.Request{KeyType: *keyType, Validity: time.Duration(*days) * 24 * time.Hour, Client: kind == "client"}
+	name := "server"
+	if kind == "server" {
+		if len(hosts) == 0 && len(ips) == 0 {
+			return ExitError, usagef("a server certificate needs --host and/or --ip")
+		}
+		req.DNSNames = hosts
+		for _, s := range ips {
+			ip := net.ParseIP(s)
+			if ip == nil {
+				return ExitError, usagef("--ip %q is not an IP address", s)
+			}
+			req.IPs = append(req.IPs, ip)
+		}
+		req.CommonName = firstOf(hosts, ips)
+	} else {
+		if *role == "" {
+			return ExitError, usagef("a client certificate needs --role")
+		}
+		req.CommonName, name = *role, *role
+	}
+	is, err := ca.Issue(req, *out, name)
+	if err != nil {
+		return ExitError, err
+	}
+	fmt.Fprintf(env.Stdout, "issued %s certificate %s (key %s, 0600), CN=%s, valid until %s\n\n", kind, is.CertFile, is.KeyFile, req.CommonName, is.Cert.NotAfter.Format("2006-01-02"))
+	snippets := snippetsFor(kind, ca, is, req, *serverCA)
+	keys := make([]string, 0, len(snippets))
+	for k := range snippets {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		fmt.Fprintf(env.Stdout, "# %s\n%s\n", k, snippets[k])
+		if *configOut != "" {
+			if err := os.MkdirAll(*configOut, 0o700); err != nil {
+				return ExitError, err
+			}
+			if err := os.WriteFile(filepath.Join(*configOut, k), []byte(snippets[k]), 0o600); err != nil {
+				return ExitError, err
+			}
+		}
+	}
+	return ExitOK, nil
+}
+
+func firstOf(hosts, ips []string) string {
+	if len(hosts) > 0 {
+		return hosts[0]
+	}
+	return ips[0]
+}
+
+// snippetsFor renders the configuration that goes with a certificate.
+func snippetsFor(kind string, ca *tlsca.CA, is *tlsca.Issued, req tlsca.Request, serverCA string) map[string]string {
+	abs := func(p string) string { a, _ := filepath.Abs(p); return a }
+	if kind == "server" {
+		return map[string]string{
+			"postgresql.conf": fmt.Sprintf(`ssl = on
+ssl_cert_file = '%s'
+ssl_key_file = '%s'        # owned by the server's OS user, mode 0600
+ssl_ca_file = '<client CA>/ca.crt'     # to verify client certificates
+ssl_crl_file = '<client CA>/ca.crl'
+ssl_min_protocol_version = 'TLSv1.2'   # TLSv1.3 for CIS PostgreSQL 17
+ssl_ciphers = 'HIGH:!aNULL:!MD5:!3DES:!RC4:!SHA1'
+`, abs(is.CertFile), abs(is.KeyFile)),
+			"pg_hba.conf": `# client certificates: CN = role name
+hostssl all all 10.0.0.0/8 cert
+# or password plus certificate
+hostssl all all 10.0.0.0/8 scram-sha-256 clientcert=verify-full
+host    all all 0.0.0.0/0 reject
+host    all all ::/0      reject
+`,
+			"shell": fmt.Sprintf("chown postgres:postgres %s && chmod 0600 %s    # then SELECT pg_reload_conf();\n", abs(is.KeyFile), abs(is.KeyFile)),
+		}
+	}
+	root := serverCA
+	if root == "" {
+		root = "<server CA>/ca.crt"
+	}
+	return map[string]string{
+		"pg_service.conf": fmt.Sprintf(`[%s]
+host=<server name on its certificate>
+dbname=<database>
+user=%s
+sslmode=verify-full
+sslrootcert=%s
+sslcert=%s
+sslkey=%s
+`, req.CommonName, req.CommonName, root, abs(is.CertFile), abs(is.KeyFile)),
+	}
+}
+
+func tlsRenew(env *Env, args []string) (int, error) {
+	fs := newFlagSet(env, "tls renew", "--ca DIR [--within DAYS]: re-issue certificates of this CA close to expiry")
+	caDir := fs.String("ca", "", "CA directory")
+	within := fs.Int("within", 30, "renew what expires within this many days")
+	if err := parseFlags(fs, args); err != nil {
+		return ExitError, err
+	}
+	ca, err := tlsca.LoadCA(*caDir)
+	if err != nil {
+		return ExitError, err
+	}
+	files, err := ca.ExpiringWithin(time.Duration(*within) * 24 * time.Hour)
+	if err != nil {
+		return ExitError, err
+	}
+	if len(files) == 0 {
+		fmt.Fprintf(env.Stdout, "nothing expires within %d days\n", *within)
+	}
+	for _, f := range files {
+		old, err := tlsca.ReadCert(f)
+		if err != nil {
+			return ExitError, err
+		}
+		req := tlsca.Request{CommonName: old.Subject.CommonName, DNSNames: old.DNSNames, IPs: old.IPAddresses,
+			Client: hasUsage(old, x509.ExtKeyUsageClientAuth), Validity: old.NotAfter.Sub(old.NotBefore)}
+		name := strings.TrimSuffix(filepath.Base(f), ".crt")
+		is, err := ca.Issue(req, filepath.Dir(f), name)
+		if err != nil {
+			return ExitError, err
+		}
+		fmt.Fprintf(env.Stdout, "renewed %s (CN=%s), valid until %s; reload the server or client that uses it\n", is.CertFile, req.CommonName, is.Cert.NotAfter.Format("2006-01-02"))
+	}
+	return ExitOK, nil
+}
+
+func hasUsage(c *x509.Certificate, u x509.ExtKeyUsage) bool {
+	for _, x := range c.ExtKeyUsage {
+		if x == u {
+			return true
+		}
+	}
+	return false
+}
+
+func tlsRevoke(env *Env, args []string) (int, error) {
+	fs := newFlagSet(env, "tls revoke", "--ca DIR CERT-FILE|SERIAL")
+	caDir := fs.String("ca", "", "CA directory")
+	var targets []string
+	for len(args) > 0 {
+		if err := fs.Parse(args); err != nil {
+			return ExitError, usageError{err.Error()}
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		targets = append(targets, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+	if *caDir == "" || len(targets) != 1 {
+		return ExitError, usagef("give --ca and one certificate file or serial")
+	}
+	ca, err := tlsca.LoadCA(*caDir)
+	if err != nil {
+		return ExitError, err
+	}
+	if err := ca.Revoke(targets[0]); err != nil {
+		return ExitError, err
+	}
+	fmt.Fprintf(env.Stdout, "revoked %s; %s updated: copy it to ssl_crl_file and SELECT pg_reload_conf();\n", targets[0], filepath.Join(*caDir, tlsca.CRLFile))
+	return ExitOK, nil
+}
+
+func tlsProbe(ctx context.Context, env *Env, args []string) (int, error) {
+	fs := newFlagSet(env, "tls probe", "HOST[:PORT] [--ca FILE] [--server-name NAME] [--format text|json]")
+	caFile := fs.String("ca", "", "CA certificate the server's chain should verify against")
+	serverName := fs.String("server-name", "", "name to check the certificate against (default: the host)")
+	timeout := fs.Duration("timeout", 5*time.Second, "per connection and handshake")
+	format := fs.String("format", "text", "text or json")
+	fast := fs.Bool("no-ciphers", false, "do not enumerate cipher suites")
+	var targets []string
+	for len(args) > 0 {
+		if err := fs.Parse(args); err != nil {
+			return ExitError, usageError{err.Error()}
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		targets = append(targets, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+	if len(targets) != 1 {
+		return ExitError, usagef("give one HOST[:PORT]")
+	}
+	addr := targets[0]
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		addr = net.JoinHostPort(strings.Trim(addr, "[]"), "5432")
+	}
+	o := tlsprobe.Options{Addr: addr, ServerName: *serverName, Timeout: *timeout, SkipCiphers: *fast}
+	if *caFile != "" {
+		pem, err := os.ReadFile(*caFile)
+		if err != nil {
+			return ExitError, err
+		}
+		o.RootCAs = x509.NewCertPool()
+		if !o.RootCAs.AppendCertsFromPEM(pem) {
+			return ExitError, fmt.Errorf("%s: no PEM certificate", *caFile)
+		}
+	}
+	r := tlsprobe.Probe(ctx, o)
+	if *format == "json" {
+		if err := writeJSON(env, r); err != nil {
+			return ExitError, err
+		}
+	} else {
+		writeProbeText(env, r)
+	}
+	if len(r.Errors) > 0 && !r.TLSOffered && !r.PlaintextAccepted {
+		return ExitError, fmt.Errorf("%s", strings.Join(r.Errors, "; "))
+	}
+	bad := r.PlaintextAccepted || !r.TLSOffered || r.Protocols["TLSv1.0"] || r.Protocols["TLSv1.1"]
+	if c := r.Certificate; c != nil && (c.DaysLeft < 0 || (c.ChainOK != nil && !*c.ChainOK)) {
+		bad = true
+	}
+	if bad {
+		return ExitFindings, nil
+	}
+	return ExitOK, nil
+}
+
+func writeProbeText(env *Env, r *tlsprobe.Result) {
+	yn := map[bool]string{true: "yes", false: "no"}
+	fmt.Fprintf(env.Stdout, "%s\n  TLS offered (SSLRequest): %s\n  direct TLS (PostgreSQL 17+): %s\n  unencrypted sessions accepted: %s (%s)\n",
+		r.Addr, yn[r.TLSOffered], yn[r.DirectTLS], yn[r.PlaintextAccepted], r.PlaintextAnswer)
+	for _, v := range []string{"TLSv1.0", "TLSv1.1", "TLSv1.2", "TLSv1.3"} {
+		fmt.Fprintf(env.Stdout, "  %s: %s", v, map[bool]string{true: "accepted", false: "refused"}[r.Protocols[v]])
+		if cs := r.Ciphers[v]; len(cs) > 0 {
+			fmt.Fprintf(env.Stdout, " (%s)", strings.Join(cs, ", "))
+		}
+		fmt.Fprintln(env.Stdout)
+	}
+	if c := r.Certificate; c != nil {
+		fmt.Fprintf(env.Stdout, "  certificate: %s, issuer %s, %s %d-bit, %s, expires %s (%d days), hostname %s, self-signed %s\n",
+			c.Subject, c.Issuer, c.KeyType, c.KeyBits, c.SignatureAlg, c.NotAfter.Format("2006-01-02"), c.DaysLeft, map[bool]string{true: "matches", false: "DOES NOT MATCH"}[c.HostnameOK], yn[c.SelfSigned])
+		if c.ChainOK != nil {
+			fmt.Fprintf(env.Stdout, "  chains to the given CA: %s\n", yn[*c.ChainOK])
+		}
+	}
+	fmt.Fprintf(env.Stdout, "  client certificate requested: %s\n", yn[r.ClientCertRequested])
+	for _, e := range r.Errors {
+		fmt.Fprintf(env.Stdout, "  error: %s\n", e)
+	}
+}

@@ -1,0 +1,318 @@
+// Package tlsprobe looks at a PostgreSQL server from the network: whether
+// it offers TLS (SSLRequest, and PostgreSQL 17's direct TLS), whether it
+// also accepts unencrypted sessions, which TLS versions and cipher suites
+// it accepts, and its certificate. It never sends credentials: the
+// plaintext check stops at the authentication request.
+package tlsprobe
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/rsa"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"time"
+)
+
+// Options for a probe.
+type Options struct {
+	Addr       string         // host:port
+	ServerName string         // for the hostname check (default: the host)
+	RootCAs    *x509.CertPool // to test whether the chain verifies
+	Timeout    time.Duration  // per connection and handshake
+	// SkipCiphers does not enumerate cipher suites (faster).
+	SkipCiphers bool
+}
+
+// Result is what the probe found.
+type Result struct {
+	Addr                string              `json:"address"`
+	TLSOffered          bool                `json:"tls_offered"`
+	DirectTLS           bool                `json:"direct_tls"`
+	PlaintextAccepted   bool                `json:"plaintext_accepted"`
+	PlaintextAnswer     string              `json:"plaintext_answer"`
+	Protocols           map[string]bool     `json:"protocols"`
+	Ciphers             map[string][]string `json:"ciphers,omitempty"`
+	Certificate         *Cert               `json:"certificate,omitempty"`
+	Chain               []string            `json:"chain,omitempty"`
+	ClientCertRequested bool                `json:"client_certificate_requested"`
+	Errors              []string            `json:"errors,omitempty"`
+}
+
+// Cert summarises the server certificate.
+type Cert struct {
+	Subject      string    `json:"subject"`
+	Issuer       string    `json:"issuer"`
+	KeyType      string    `json:"key_type"`
+	KeyBits      int       `json:"key_bits"`
+	SignatureAlg string    `json:"signature_algorithm"`
+	NotBefore    time.Time `json:"not_before"`
+	NotAfter     time.Time `json:"not_after"`
+	DaysLeft     int       `json:"days_left"`
+	DNSNames     []string  `json:"dns_names,omitempty"`
+	IPs          []string  `json:"ip_addresses,omitempty"`
+	HostnameOK   bool      `json:"hostname_matches"`
+	ChainOK      *bool     `json:"chains_to_ca,omitempty"`
+	SelfSigned   bool      `json:"self_signed"`
+}
+
+var versions = []struct {
+	name string
+	v    uint16
+}{{"TLSv1.0", tls.VersionTLS10}, {"TLSv1.1", tls.VersionTLS11}, {"TLSv1.2", tls.VersionTLS12}, {"TLSv1.3", tls.VersionTLS13}}
+
+// sslRequest is the 8-byte SSLRequest message.
+var sslRequest = []byte{0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f}
+
+// Probe runs every check.
+func Probe(ctx context.Context, o Options) *Result {
+	if o.Timeout == 0 {
+		o.Timeout = 5 * time.Second
+	}
+	if o.ServerName == "" {
+		o.ServerName, _, _ = net.SplitHostPort(o.Addr)
+	}
+	r := &Result{Addr: o.Addr, Protocols: map[string]bool{}}
+	offered, err := offersTLS(ctx, o)
+	if err != nil {
+		r.Errors = append(r.Errors, err.Error())
+	}
+	r.TLSOffered = offered
+	r.PlaintextAccepted, r.PlaintextAnswer = plaintext(ctx, o)
+	for _, v := range versions {
+		r.Protocols[v.name] = false
+	}
+	if offered {
+		for _, v := range versions {
+			st, err := handshake(ctx, o, &tls.Config{MinVersion: v.v, MaxVersion: v.v}, false)
+			if err == nil {
+				r.Protocols[v.name] = true
+				if r.Certificate == nil {
+					r.describeCert(st, o)
+				}
+			}
+		}
+		if !o.SkipCiphers {
+			r.Ciphers = ciphers(ctx, o, r.Protocols)
+		}
+		r.ClientCertRequested = clientCertRequested(ctx, o)
+	}
+	if st, err := handshake(ctx, o, &tls.Config{MinVersion: tls.VersionTLS12, NextProtos: []string{"postgresql"}}, true); err == nil {
+		r.DirectTLS = st.NegotiatedProtocol == "postgresql"
+	}
+	return r
+}
+
+func dial(ctx context.Context, o Options) (net.Conn, error) {
+	d := net.Dialer{Timeout: o.Timeout}
+	c, err := d.DialContext(ctx, "tcp", o.Addr)
+	if err != nil {
+		return nil, err
+	}
+	c.SetDeadline(time.Now().Add(o.Timeout))
+	return c, nil
+}
+
+// offersTLS sends an SSLRequest and reads the one-byte answer.
+func offersTLS(ctx context.Context, o Options) (bool, error) {
+	c, err := dial(ctx, o)
+	if err != nil {
+		return false, fmt.Errorf("connecting to %s: %v", o.Addr, err)
+	}
+	defer c.Close()
+	if _, err := c.Write(sslRequest); err != nil {
+		return false, err
+	}
+	b := make([]byte, 1)
+	if _, err := io.ReadFull(c, b); err != nil {
+		return false, fmt.Errorf("no answer to SSLRequest: %v", err)
+	}
+	switch b[0] {
+	case 'S':
+		return true, nil
+	case 'N':
+		return false, nil
+	}
+	return false, fmt.Errorf("unexpected answer %q to SSLRequest (not PostgreSQL?)", b[0])
+}
+
+// plaintext sends a startup message without TLS and reads the first
+// answer: an authentication request means the session would proceed
+// unencrypted. No password is ever sent.
+func plaintext(ctx context.Context, o Options) (bool, string) {
+	c, err := dial(ctx, o)
+	if err != nil {
+		return false, err.Error()
+	}
+	defer c.Close()
+	params := "user\x00pgaegis_probe\x00database\x00pgaegis_probe\x00application_name\x00pgaegis-probe\x00\x00"
+	msg := make([]byte, 8+len(params))
+	binary.BigEndian.PutUint32(msg[0:], uint32(len(msg)))
+	binary.BigEndian.PutUint32(msg[4:], 196608) // protocol 3.0
+	copy(msg[8:], params)
+	if _, err := c.Write(msg); err != nil {
+		return false, err.Error()
+	}
+	head := make([]byte, 5)
+	if _, err := io.ReadFull(c, head); err != nil {
+		return false, "closed without an answer"
+	}
+	n := int(binary.BigEndian.Uint32(head[1:])) - 4
+	if n < 0 || n > 1<<16 {
+		return false, "malformed answer"
+	}
+	body := make([]byte, n)
+	io.ReadFull(c, body)
+	switch head[0] {
+	case 'R':
+		// Authentication request (or OK for trust): the unencrypted
+		// session got past pg_hba.conf. Terminate without answering.
+		c.Write([]byte{'X', 0, 0, 0, 4})
+		code := uint32(0)
+		if len(body) >= 4 {
+			code = binary.BigEndian.Uint32(body)
+		}
+		return true, authName(code)
+	case 'E':
+		return false, "rejected: " + errorMessage(body)
+	}
+	return false, fmt.Sprintf("unexpected message %q", head[0])
+}
+
+func authName(code uint32) string {
+	switch code {
+	case 0:
+		return "accepted without authentication (trust)"
+	case 3:
+		return "asked for a clear-text password"
+	case 5:
+		return "asked for an md5 password"
+	case 10:
+		return "asked for SCRAM authentication"
+	}
+	return fmt.Sprintf("asked for authentication (code %d)", code)
+}
+
+func errorMessage(body []byte) string {
+	for _, f := range strings.Split(string(body), "\x00") {
+		if strings.HasPrefix(f, "M") {
+			return f[1:]
+		}
+	}
+	return "error"
+}
+
+// handshake does SSLRequest (or direct TLS) and a TLS handshake; it then
+// closes without sending a startup message.
+func handshake(ctx context.Context, o Options, cfg *tls.Config, direct bool) (tls.ConnectionState, error) {
+	c, err := dial(ctx, o)
+	if err != nil {
+		return tls.ConnectionState{}, err
+	}
+	defer c.Close()
+	if !direct {
+		if _, err := c.Write(sslRequest); err != nil {
+			return tls.ConnectionState{}, err
+		}
+		b := make([]byte, 1)
+		if _, err := io.ReadFull(c, b); err != nil || b[0] != 'S' {
+			return tls.ConnectionState{}, errors.New("TLS not offered")
+		}
+	}
+	cfg.InsecureSkipVerify = true // verification is reported, not enforced
+	cfg.ServerName = o.ServerName
+	tc := tls.Client(c, cfg)
+	defer tc.Close()
+	if err := tc.HandshakeContext(ctx); err != nil {
+		return tls.ConnectionState{}, err
+	}
+	return tc.ConnectionState(), nil
+}
+
+func (r *Result) describeCert(st tls.ConnectionState, o Options) {
+	if len(st.PeerCertificates) == 0 {
+		return
+	}
+	x := st.PeerCertificates[0]
+	c := &Cert{Subject: x.Subject.String(), Issuer: x.Issuer.String(), SignatureAlg: x.SignatureAlgorithm.String(),
+		NotBefore: x.NotBefore, NotAfter: x.NotAfter, DaysLeft: int(time.Until(x.NotAfter).Hours() / 24), DNSNames: x.DNSNames}
+	for _, ip := range x.IPAddresses {
+		c.IPs = append(c.IPs, ip.String())
+	}
+	switch k := x.PublicKey.(type) {
+	case *rsa.PublicKey:
+		c.KeyType, c.KeyBits = "RSA", k.N.BitLen()
+	case *ecdsa.PublicKey:
+		c.KeyType, c.KeyBits = "ECDSA", k.Curve.Params().BitSize
+	case ed25519.PublicKey:
+		c.KeyType, c.KeyBits = "Ed25519", 256
+	}
+	c.HostnameOK = x.VerifyHostname(o.ServerName) == nil
+	c.SelfSigned = x.Subject.String() == x.Issuer.String() && x.CheckSignatureFrom(x) == nil
+	if o.RootCAs != nil {
+		inter := x509.NewCertPool()
+		for _, ic := range st.PeerCertificates[1:] {
+			inter.AddCert(ic)
+		}
+		_, err := x.Verify(x509.VerifyOptions{Roots: o.RootCAs, Intermediates: inter})
+		ok := err == nil
+		c.ChainOK = &ok
+	}
+	for _, pc := range st.PeerCertificates {
+		r.Chain = append(r.Chain, pc.Subject.String())
+	}
+	r.Certificate = c
+}
+
+// ciphers tries each cipher suite Go can speak, one at a time, for TLS
+// 1.0-1.2; for TLS 1.3 the suite the server picks is reported (Go offers
+// all three and does not let a client choose).
+func ciphers(ctx context.Context, o Options, accepted map[string]bool) map[string][]string {
+	out := map[string][]string{}
+	all := append(tls.CipherSuites(), tls.InsecureCipherSuites()...)
+	for _, v := range versions {
+		if !accepted[v.name] {
+			continue
+		}
+		if v.v == tls.VersionTLS13 {
+			if st, err := handshake(ctx, o, &tls.Config{MinVersion: v.v, MaxVersion: v.v}, false); err == nil {
+				out[v.name] = []string{tls.CipherSuiteName(st.CipherSuite)}
+			}
+			continue
+		}
+		for _, cs := range all {
+			supported := false
+			for _, sv := range cs.SupportedVersions {
+				if sv == v.v {
+					supported = true
+				}
+			}
+			if !supported {
+				continue
+			}
+			if _, err := handshake(ctx, o, &tls.Config{MinVersion: v.v, MaxVersion: v.v, CipherSuites: []uint16{cs.ID}}, false); err == nil {
+				out[v.name] = append(out[v.name], cs.Name)
+			}
+		}
+	}
+	return out
+}
+
+// clientCertRequested: the server asks for a client certificate (it has
+// ssl_ca_file); whether one is required is pg_hba.conf's decision.
+func clientCertRequested(ctx context.Context, o Options) bool {
+	asked := false
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12, GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+		asked = true
+		return &tls.Certificate{}, nil
+	}}
+	handshake(ctx, o, cfg, false)
+	return asked
+}
