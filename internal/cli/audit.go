@@ -22,6 +22,7 @@ type sourceFlags struct {
 	parallel int
 	stmtTO   time.Duration
 	pwBudget time.Duration
+	noProbe  bool
 }
 
 func (s *sourceFlags) register(fs interface {
@@ -33,13 +34,14 @@ func (s *sourceFlags) register(fs interface {
 	fs.IntVar(&s.parallel, "parallel", 4, "databases read at once")
 	fs.DurationVar(&s.stmtTO, "statement-timeout", 30*time.Second, "limit for each query on the server")
 	fs.DurationVar(&s.pwBudget, "password-check-budget", 20*time.Second, "CPU time for the offline weak-password search (0 turns it off)")
+	fs.BoolVar(&s.noProbe, "no-probe", false, "do not probe the server's port for TLS (plaintext, protocol versions)")
 }
 
 // gather collects a snapshot from the sources the flags name.
 func gather(ctx context.Context, env *Env, s *sourceFlags, sandbox *localpg.Server) (*snapshot.Snapshot, error) {
 	o := collect.Options{
 		DataDir: s.files.dataDir, ConfigFile: s.files.configFile, HBAFile: s.files.hbaFile, IdentFile: s.files.identFile,
-		NoFiles: s.noFiles, Parallel: s.parallel, StatementTimeout: s.stmtTO, PasswordBudget: s.pwBudget, Progress: progress(env),
+		NoFiles: s.noFiles, Parallel: s.parallel, StatementTimeout: s.stmtTO, PasswordBudget: s.pwBudget, NoProbe: s.noProbe, Progress: progress(env),
 	}
 	defer clearProgress(env)
 	switch {

@@ -38,6 +38,8 @@ type Options struct {
 	StatementTimeout time.Duration
 	// PasswordBudget bounds the offline weak-password search (0: off).
 	PasswordBudget time.Duration
+	// NoProbe skips the TLS probe of the server's port.
+	NoProbe bool
 	// Progress, when set, is told what is being read.
 	Progress func(format string, args ...any)
 }
@@ -216,6 +218,10 @@ func collectLive(ctx context.Context, s *snapshot.Snapshot, o *Options) error {
 	readRoleSettings(ctx, tx, s)
 	readClusterCatalogs(ctx, se, s)
 	collectDatabases(ctx, s, dbs, o)
+	if !o.NoProbe && !strings.HasPrefix(o.Conn.Host, "/") {
+		o.progress("probing TLS on %s:%d", o.Conn.Host, o.Conn.Port)
+		s.Probe = probeTLS(ctx, o.Conn.Host, o.Conn.Port)
+	}
 	return nil
 }
 

@@ -50,12 +50,21 @@ func (m *Model) Escalations(s *snapshot.Snapshot) []Chain {
 	for _, r := range s.Roles {
 		attrs[r.Name] = r
 	}
-	for ri, r := range m.Roles {
+	// Targets: superuser roles and the OS roles (few, whatever the size).
+	var targets []int
+	for ti := range m.Roles {
+		if _, os := osRoles[m.Roles[ti].Name]; m.Roles[ti].Super || os {
+			targets = append(targets, ti)
+		}
+	}
+	for ri := range m.Roles {
+		r := &m.Roles[ri]
 		if r.Super || !r.Login || r.Predefined {
 			continue
 		}
 		// 1. Membership: SET ROLE (or inheritance) into a superuser or an OS role.
-		for ti, t := range m.Roles {
+		for _, ti := range targets {
+			t := &m.Roles[ti]
 			if ti == ri {
 				continue
 			}

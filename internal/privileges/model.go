@@ -41,17 +41,26 @@ var bitNames = []string{"INSERT", "SELECT", "UPDATE", "DELETE", "TRUNCATE", "REF
 
 // ParsePrivilege reads a privilege name (TEMP is TEMPORARY).
 func ParsePrivilege(name string) (Bits, error) {
+	if b, ok := bitByName[name]; ok { // the common case: acl.Item names
+		return b, nil
+	}
 	n := strings.ToUpper(strings.TrimSpace(name))
 	if n == "TEMP" {
 		n = "TEMPORARY"
 	}
-	for i, b := range bitNames {
-		if b == n {
-			return 1 << i, nil
-		}
+	if b, ok := bitByName[n]; ok {
+		return b, nil
 	}
 	return 0, fmt.Errorf("unknown privilege %q", name)
 }
+
+var bitByName = func() map[string]Bits {
+	m := map[string]Bits{}
+	for i, n := range bitNames {
+		m[n] = 1 << i
+	}
+	return m
+}()
 
 // Names lists the privileges in b.
 func (b Bits) Names() []string {
@@ -196,10 +205,26 @@ func Build(s *snapshot.Snapshot) *Model {
 			// memberships give (roles_is_member_of, ROLERECURSE_PRIVS).
 			return m.Roles[from].Inherit
 		})
-		m.memberOf[i], _ = m.closure(i, func(int, edge) bool { return true })
-		m.setTo[i], _ = m.closure(i, func(_ int, e edge) bool { return m.Version < 16 || e.set })
 	}
+	// memberOf and setTo are computed per role on first use.
 	return m
+}
+
+func (m *Model) memberSet(i int) bitset {
+	if m.memberOf[i] == nil {
+		m.memberOf[i], _ = m.closure(i, func(int, edge) bool { return true })
+	}
+	return m.memberOf[i]
+}
+
+func (m *Model) setSet(i int) bitset {
+	if m.Version < 16 {
+		return m.memberSet(i) // before 16 every membership allows SET ROLE
+	}
+	if m.setTo[i] == nil {
+		m.setTo[i], _ = m.closure(i, func(_ int, e edge) bool { return e.set })
+	}
+	return m.setTo[i]
 }
 
 // closure walks memberships from start, following edges that follow
@@ -240,12 +265,12 @@ func (m *Model) HasPrivsOfRole(member, role int) bool {
 
 // IsMemberOfRole is is_member_of_role (any path; superusers are members of all).
 func (m *Model) IsMemberOfRole(member, role int) bool {
-	return m.Roles[member].Super || m.memberOf[member].has(role)
+	return m.Roles[member].Super || m.memberSet(member).has(role)
 }
 
 // CanSetRole is member_can_set_role (16+: SET option along the path).
 func (m *Model) CanSetRole(member, role int) bool {
-	return m.Roles[member].Super || m.setTo[member].has(role)
+	return m.Roles[member].Super || m.setSet(member).has(role)
 }
 
 // PrivPath returns the inheritance path from member to role (names).

@@ -130,7 +130,30 @@ func init() {
 		References: []Reference{{"pgaegis", "testssl practice"}},
 		Access:     "network access to the server port",
 		Check: func(c *Check) {
-			c.NotChecked("network", "needs an active probe from the network: run pgaegis tls probe HOST:PORT (settings are checked by TLS-01 to TLS-03 and AUTH-05)")
+			p := c.S.Probe
+			if p == nil {
+				c.NotChecked("network", "no TLS probe in this audit (socket connection, files audit, or --no-probe): run pgaegis tls probe HOST:PORT")
+				return
+			}
+			obj := "port " + p.Address
+			fix := "ssl = on, ssl_min_protocol_version = 'TLSv1.2', and only hostssl rules (host/hostnossl only with reject); then reload"
+			var bad []string
+			if !p.TLSOffered {
+				bad = append(bad, "the server does not offer TLS")
+			}
+			if p.PlaintextAccepted {
+				bad = append(bad, "an unencrypted session reached authentication ("+p.PlaintextAnswer+")")
+			}
+			for _, v := range []string{"TLSv1.0", "TLSv1.1"} {
+				if p.Protocols[v] {
+					bad = append(bad, v+" accepted")
+				}
+			}
+			if len(bad) > 0 {
+				c.Fail(Problem{Object: obj, Evidence: "probe of " + p.Address + ": " + strings.Join(bad, "; "), Expected: "TLS only, 1.2 or newer", Fix: fix, FixKind: FixConfig, FixApply: "reload"})
+				return
+			}
+			c.Pass(obj, "TLS offered, plaintext refused, no TLS below 1.2")
 		},
 	})
 

@@ -49,6 +49,8 @@ type Snapshot struct {
 	Tablespaces  []Tablespace    `json:"tablespaces,omitempty"`
 	Host         *Host           `json:"host,omitempty"`
 	ServerCert   *Certificate    `json:"server_certificate,omitempty"`
+	// Probe is what a TLS probe of the server's port saw (live TCP audits).
+	Probe *TLSProbe `json:"tls_probe,omitempty"`
 	// AvailableExtensions: security-relevant extensions the server could
 	// load (name -> default version).
 	AvailableExtensions map[string]string `json:"available_extensions,omitempty"`
@@ -630,4 +632,16 @@ type LargeObject struct {
 	Owner      string     `json:"owner"`
 	ACL        []acl.Item `json:"acl,omitempty"`
 	ACLDefault bool       `json:"acl_default,omitempty"`
+}
+
+// TLSProbe is the outside view of the server's port.
+type TLSProbe struct {
+	Address           string          `json:"address"`
+	TLSOffered        bool            `json:"tls_offered"`
+	PlaintextAccepted bool            `json:"plaintext_accepted"`
+	PlaintextAnswer   string          `json:"plaintext_answer"`
+	Protocols         map[string]bool `json:"protocols"`
+	CertDaysLeft      *int            `json:"certificate_days_left,omitempty"`
+	CertSelfSigned    bool            `json:"certificate_self_signed,omitempty"`
+	Errors            []string        `json:"errors,omitempty"`
 }

@@ -1,0 +1,247 @@
+package cli
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pgaegis/pgaegis/internal/localpg"
+	"github.com/pgaegis/pgaegis/internal/pgtest"
+)
+
+type probeJSON struct {
+	TLSOffered        bool                `json:"tls_offered"`
+	PlaintextAccepted bool                `json:"plaintext_accepted"`
+	Protocols         map[string]bool     `json:"protocols"`
+	Ciphers           map[string][]string `json:"ciphers"`
+	Certificate       *struct {
+		HostnameOK bool  `json:"hostname_matches"`
+		ChainOK    *bool `json:"chains_to_ca"`
+		DaysLeft   int   `json:"days_left"`
+	} `json:"certificate"`
+	ClientCertRequested bool `json:"client_certificate_requested"`
+}
+
+func TestTLSEndToEnd(t *testing.T) {
+	dir := t.TempDir()
+	p := func(parts ...string) string { return filepath.Join(append([]string{dir}, parts...)...) }
+	run := func(args ...string) string {
+		t.Helper()
+		code, out, errs := runCLI(t, args...)
+		if code != 0 {
+			t.Fatalf("%v: exit %d: %s", args, code, errs)
+		}
+		return out
+	}
+	run("tls", "init-ca", "--name", "db server CA", "--out", p("server-ca"))
+	run("tls", "init-ca", "--name", "db client CA", "--out", p("client-ca"))
+	run("tls", "init-ca", "--name", "rogue CA", "--out", p("rogue-ca"))
+	out := run("tls", "issue", "server", "--ca", p("server-ca"), "--host", "localhost", "--ip", "127.0.0.1", "--out", p("server"))
+	if !strings.Contains(out, "ssl_cert_file") || !strings.Contains(out, "hostssl") {
+		t.Errorf("issue server should print postgresql.conf and pg_hba.conf lines:\n%s", out)
+	}
+	out = run("tls", "issue", "client", "--ca", p("client-ca"), "--role", "jane", "--out", p("clients"), "--server-ca", p("server-ca", "ca.crt"))
+	if !strings.Contains(out, "sslmode=verify-full") {
+		t.Errorf("issue client should print a service file entry:\n%s", out)
+	}
+	run("tls", "issue", "client", "--ca", p("client-ca"), "--role", "bob", "--out", p("clients"))
+	run("tls", "issue", "client", "--ca", p("rogue-ca"), "--role", "jane", "--out", p("rogue"))
+	if st, _ := os.Stat(p("clients", "jane.key")); st.Mode().Perm() != 0o600 {
+		t.Errorf("client key mode %o", st.Mode().Perm())
+	}
+	if data, _ := os.ReadFile(p("server", "server.key")); strings.Contains(out, string(data)) {
+		t.Error("a private key was printed")
+	}
+
+	copyIn := func(s *localpg.Server) error {
+		for src, dst := range map[string]string{p("server", "server.crt"): "server.crt", p("server", "server.key"): "server.key",
+			p("client-ca", "ca.crt"): "client-ca.crt", p("client-ca", "ca.crl"): "client-ca.crl"} {
+			b, err := os.ReadFile(src)
+			if err != nil {
+				return err
+			}
+			if err := s.WriteDataFile(dst, string(b)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	srv := pgtest.Start(t, localpg.Options{
+		Conf: []string{"ssl = on", "ssl_ca_file = 'client-ca.crt'", "ssl_crl_file = 'client-ca.crl'", "ssl_min_protocol_version = 'TLSv1.2'"},
+		HBA:  "host all postgres 127.0.0.1/32 scram-sha-256\nhostssl all all 127.0.0.1/32 cert\n",
+		Init: copyIn,
+	})
+	ctx := pgtest.Ctx(t)
+	must(t, srv.Exec(ctx, `CREATE ROLE jane LOGIN`, `CREATE ROLE bob LOGIN`))
+
+	t.Run("psql verify-full with a client certificate", func(t *testing.T) {
+		psql := filepath.Join(srv.BinDir, "psql")
+		conninfo := fmt.Sprintf("host=localhost hostaddr=127.0.0.1 port=%d user=jane dbname=postgres sslmode=verify-full sslrootcert=%s sslcert=%s sslkey=%s",
+			srv.Port, p("server-ca", "ca.crt"), p("clients", "jane.crt"), p("clients", "jane.key"))
+		cmd := exec.Command(psql, "-X", "-At", "-c", "SELECT current_user || ' ' || (SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid())", conninfo)
+		cmd.Env = append(os.Environ(), "PGCONNECT_TIMEOUT=10")
+		b, err := cmd.CombinedOutput()
+		if err != nil || strings.TrimSpace(string(b)) != "jane true" {
+			t.Errorf("psql: %v: %s", err, b)
+		}
+	})
+
+	connect := func(user, cert, key string) error {
+		cfg, err := pgx.ParseConfig(fmt.Sprintf("host=127.0.0.1 port=%d dbname=postgres connect_timeout=10", srv.Port))
+		if err != nil {
+			return err
+		}
+		cfg.User = user
+		pair, err := tls.LoadX509KeyPair(cert, key)
+		if err != nil {
+			return err
+		}
+		pool := x509.NewCertPool()
+		caPEM, _ := os.ReadFile(p("server-ca", "ca.crt"))
+		pool.AppendCertsFromPEM(caPEM)
+		cfg.TLSConfig = &tls.Config{Certificates: []tls.Certificate{pair}, RootCAs: pool, ServerName: "localhost"}
+		cfg.Fallbacks = nil
+		c, err := pgx.ConnectConfig(ctx, cfg)
+		if err != nil {
+			return err
+		}
+		return c.Close(ctx)
+	}
+	t.Run("pgx with the client certificate", func(t *testing.T) {
+		if err := connect("jane", p("clients", "jane.crt"), p("clients", "jane.key")); err != nil {
+			t.Errorf("jane: %v", err)
+		}
+	})
+	t.Run("certificate from the wrong CA is refused", func(t *testing.T) {
+		if err := connect("jane", p("rogue", "jane.crt"), p("rogue", "jane.key")); err == nil {
+			t.Error("a rogue-CA certificate was accepted")
+		}
+	})
+	t.Run("certificate for another role is refused", func(t *testing.T) {
+		err := connect("jane", p("clients", "bob.crt"), p("clients", "bob.key"))
+		if err == nil || !strings.Contains(err.Error(), "certificate authentication failed") {
+			t.Errorf("bob's certificate used as jane: %v", err)
+		}
+	})
+	t.Run("revoked certificate is refused", func(t *testing.T) {
+		run("tls", "revoke", "--ca", p("client-ca"), p("clients", "bob.crt"))
+		b, _ := os.ReadFile(p("client-ca", "ca.crl"))
+		must(t, srv.WriteDataFile("client-ca.crl", string(b)))
+		must(t, srv.Exec(ctx, "SELECT pg_reload_conf()"))
+		time.Sleep(300 * time.Millisecond)
+		if err := connect("bob", p("clients", "bob.crt"), p("clients", "bob.key")); err == nil {
+			t.Error("a revoked certificate was accepted")
+		}
+	})
+
+	probe := func(t *testing.T) probeJSON {
+		t.Helper()
+		code, out, errs := runCLI(t, "tls", "probe", fmt.Sprintf("127.0.0.1:%d", srv.Port), "--ca", p("server-ca", "ca.crt"), "--format", "json", "--timeout", "5s")
+		if code == ExitError {
+			t.Fatalf("probe: %s", errs)
+		}
+		var r probeJSON
+		must(t, json.Unmarshal([]byte(out), &r))
+		return r
+	}
+	reconfigure := func(t *testing.T, settings ...string) {
+		t.Helper()
+		var stmts []string
+		for _, s := range settings {
+			stmts = append(stmts, "ALTER SYSTEM SET "+s)
+		}
+		stmts = append(stmts, "SELECT pg_reload_conf()")
+		must(t, srv.Exec(ctx, stmts...))
+		time.Sleep(400 * time.Millisecond)
+	}
+	want := func(t *testing.T, r probeJSON, v10, v11, v12, v13 bool) {
+		t.Helper()
+		got := []bool{r.Protocols["TLSv1.0"], r.Protocols["TLSv1.1"], r.Protocols["TLSv1.2"], r.Protocols["TLSv1.3"]}
+		if fmt.Sprint(got) != fmt.Sprint([]bool{v10, v11, v12, v13}) {
+			t.Errorf("protocols 1.0..1.3: %v, want %v", got, []bool{v10, v11, v12, v13})
+		}
+	}
+	t.Run("probe: TLS 1.2 minimum", func(t *testing.T) {
+		r := probe(t)
+		if !r.TLSOffered || r.PlaintextAccepted || !r.ClientCertRequested {
+			t.Errorf("%+v", r)
+		}
+		want(t, r, false, false, true, true)
+		if c := r.Certificate; c == nil || !c.HostnameOK || c.ChainOK == nil || !*c.ChainOK || c.DaysLeft < 300 {
+			t.Errorf("certificate: %+v", r.Certificate)
+		}
+		if len(r.Ciphers["TLSv1.2"]) == 0 {
+			t.Error("no TLS 1.2 cipher enumerated")
+		}
+	})
+	t.Run("probe: TLS 1.3 only", func(t *testing.T) {
+		reconfigure(t, "ssl_min_protocol_version = 'TLSv1.3'")
+		want(t, probe(t), false, false, false, true)
+	})
+	t.Run("probe: restricted cipher list", func(t *testing.T) {
+		reconfigure(t, "ssl_min_protocol_version = 'TLSv1.2'", "ssl_max_protocol_version = 'TLSv1.2'", "ssl_ciphers = 'ECDHE-ECDSA-AES256-GCM-SHA384'")
+		r := probe(t)
+		want(t, r, false, false, true, false)
+		if strings.Join(r.Ciphers["TLSv1.2"], ",") != "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384" {
+			t.Errorf("TLS 1.2 ciphers %v, want only ECDHE-ECDSA-AES256-GCM-SHA384", r.Ciphers["TLSv1.2"])
+		}
+	})
+	t.Run("probe: ssl off, plaintext accepted", func(t *testing.T) {
+		must(t, srv.WriteDataFile("pg_hba.conf", "host all all 127.0.0.1/32 scram-sha-256\n"))
+		reconfigure(t, "ssl = off", "ssl_max_protocol_version = ''", "ssl_ciphers = 'HIGH:!aNULL'")
+		r := probe(t)
+		if r.TLSOffered || !r.PlaintextAccepted {
+			t.Errorf("ssl off: %+v", r)
+		}
+		want(t, r, false, false, false, false)
+		rep, _, _ := auditJSON(t, append(connArgs(t, srv, srv.AdminUser, srv.Password), "--no-files")...)
+		expectFail(t, rep, "TLS-08", "unencrypted session", "does not offer TLS")
+	})
+	t.Run("probe against a server that closes early", func(t *testing.T) {
+		code, _, errs := runCLI(t, "tls", "probe", "127.0.0.1:1", "--timeout", "2s")
+		if code != ExitError || errs == "" {
+			t.Errorf("closed port: exit %d %q", code, errs)
+		}
+	})
+}
+
+func TestTLSBadInput(t *testing.T) {
+	dir := t.TempDir()
+	code, _, errs := runCLI(t, "tls", "init-ca", "--name", "x", "--out", filepath.Join(dir, "ca"))
+	if code != 0 {
+		t.Fatal(errs)
+	}
+	code, _, errs = runCLI(t, "tls", "init-ca", "--name", "x", "--out", filepath.Join(dir, "ca"))
+	if code != ExitError || !strings.Contains(errs, "refusing to overwrite") {
+		t.Errorf("second init-ca: %d %s", code, errs)
+	}
+	runCLI(t, "tls", "init-ca", "--name", "y", "--out", filepath.Join(dir, "other"))
+	// A CA whose key is not its certificate's.
+	other, _ := os.ReadFile(filepath.Join(dir, "other", "ca.key"))
+	must(t, os.WriteFile(filepath.Join(dir, "ca", "ca.key"), other, 0o600))
+	code, _, errs = runCLI(t, "tls", "issue", "server", "--ca", filepath.Join(dir, "ca"), "--host", "x", "--out", filepath.Join(dir, "o"))
+	if code != ExitError || !strings.Contains(errs, "does not match") || !strings.Contains(errs, "ca.key") {
+		t.Errorf("mismatched key: %d %s", code, errs)
+	}
+	must(t, os.WriteFile(filepath.Join(dir, "other", "ca.key"), []byte("garbage"), 0o600))
+	code, _, errs = runCLI(t, "tls", "issue", "client", "--ca", filepath.Join(dir, "other"), "--role", "r", "--out", filepath.Join(dir, "o"))
+	if code != ExitError || !strings.Contains(errs, filepath.Join(dir, "other", "ca.key")) {
+		t.Errorf("unreadable key: %d %s", code, errs)
+	}
+	code, _, errs = runCLI(t, "tls", "init-ca", "--name", "old", "--out", filepath.Join(dir, "old"), "--days", "0")
+	if code == 0 {
+		code, _, errs = runCLI(t, "tls", "issue", "client", "--ca", filepath.Join(dir, "old"), "--role", "r", "--out", filepath.Join(dir, "o"))
+		if code != ExitError || !strings.Contains(errs, "expired") {
+			t.Errorf("expired CA: %d %s", code, errs)
+		}
+	}
+}
