@@ -78,6 +78,7 @@ func tlsIssue(env *Env, kind string, args []string) (int, error) {
 	days := fs.Int("days", 397, "validity in days")
 	configOut := fs.String("config-out", "", "also write the configuration snippets to this directory")
 	serverCA := fs.String("server-ca", "", "client: the server CA certificate, for the service file's sslrootcert")
+	passFile := fs.String("passphrase-file", "", "server: encrypt the key with the passphrase in this file (0600); the server reads it through ssl_passphrase_command")
 	if err := parseFlags(fs, args); err != nil {
 		return ExitError, err
 	}
@@ -89,6 +90,19 @@ func tlsIssue(env *Env, kind string, args []string) (int, error) {
 		return ExitError, err
 	}
 	req := tlsca.Request{KeyType: *keyType, Validity: time.Duration(*days) * 24 * time.Hour, Client: kind == "client"}
+	if *passFile != "" {
+		if kind != "server" {
+			return ExitError, usagef("--passphrase-file is for server keys")
+		}
+		b, err := os.ReadFile(*passFile)
+		if err != nil {
+			return ExitError, err
+		}
+		req.Passphrase = []byte(strings.TrimRight(string(b), "\r\n"))
+		if len(req.Passphrase) == 0 {
+			return ExitError, fmt.Errorf("%s: empty passphrase", *passFile)
+		}
+	}
 	name := "server"
 	if kind == "server" {
 		if len(hosts) == 0 && len(ips) == 0 {
@@ -115,6 +129,10 @@ func tlsIssue(env *Env, kind string, args []string) (int, error) {
 	}
 	fmt.Fprintf(env.Stdout, "issued %s certificate %s (key %s, 0600), CN=%s, valid until %s\n\n", kind, is.CertFile, is.KeyFile, req.CommonName, is.Cert.NotAfter.Format("2006-01-02"))
 	snippets := snippetsFor(kind, ca, is, req, *serverCA)
+	if *passFile != "" {
+		abs, _ := filepath.Abs(*passFile)
+		snippets["postgresql.conf"] += fmt.Sprintf("ssl_passphrase_command = 'cat %s'    # the file owned by postgres, 0600\nssl_passphrase_command_supports_reload = on\n", abs)
+	}
 	keys := make([]string, 0, len(snippets))
 	for k := range snippets {
 		keys = append(keys, k)

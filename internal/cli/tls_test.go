@@ -245,3 +245,48 @@ func TestTLSBadInput(t *testing.T) {
 		}
 	}
 }
+
+func TestTLSPassphraseProtectedServerKey(t *testing.T) {
+	dir := t.TempDir()
+	pass := filepath.Join(dir, "pass")
+	must(t, os.WriteFile(pass, []byte("correct horse battery\n"), 0o600))
+	if code, _, errs := runCLI(t, "tls", "init-ca", "--name", "ca", "--out", filepath.Join(dir, "ca")); code != 0 {
+		t.Fatal(errs)
+	}
+	code, out, errs := runCLI(t, "tls", "issue", "server", "--ca", filepath.Join(dir, "ca"), "--host", "localhost", "--ip", "127.0.0.1", "--out", filepath.Join(dir, "srv"), "--passphrase-file", pass)
+	if code != 0 || !strings.Contains(out, "ssl_passphrase_command") {
+		t.Fatalf("exit %d: %s %s", code, out, errs)
+	}
+	key, _ := os.ReadFile(filepath.Join(dir, "srv", "server.key"))
+	if !strings.Contains(string(key), "ENCRYPTED") {
+		t.Fatal("the key is not encrypted")
+	}
+	srv := pgtest.Start(t, localpg.Options{
+		Conf: []string{"ssl = on", "ssl_passphrase_command = 'cat server.pass'", "ssl_passphrase_command_supports_reload = on"},
+		Init: func(s *localpg.Server) error {
+			crt, _ := os.ReadFile(filepath.Join(dir, "srv", "server.crt"))
+			p, _ := os.ReadFile(pass)
+			if err := s.WriteDataFile("server.crt", string(crt)); err != nil {
+				return err
+			}
+			if err := s.WriteDataFile("server.pass", string(p)); err != nil {
+				return err
+			}
+			return s.WriteDataFile("server.key", string(key))
+		},
+	})
+	r := probeFor(t, srv.Port, filepath.Join(dir, "ca", "ca.crt"))
+	if !r.TLSOffered || !r.Protocols["TLSv1.3"] {
+		t.Errorf("the server did not come up with the encrypted key: %+v", r)
+	}
+}
+
+func probeFor(t *testing.T, port int, ca string) probeJSON {
+	code, out, errs := runCLI(t, "tls", "probe", fmt.Sprintf("127.0.0.1:%d", port), "--ca", ca, "--format", "json", "--no-ciphers")
+	if code == ExitError {
+		t.Fatalf("probe: %s", errs)
+	}
+	var r probeJSON
+	must(t, json.Unmarshal([]byte(out), &r))
+	return r
+}

@@ -142,6 +142,9 @@ type Request struct {
 	Client     bool // client certificate (ExtKeyUsageClientAuth), else server
 	KeyType    string
 	Validity   time.Duration
+	// Passphrase, when set, encrypts the written key (the server then
+	// needs ssl_passphrase_command).
+	Passphrase []byte
 }
 
 // Issued is what Issue wrote.
@@ -191,7 +194,11 @@ func (ca *CA) Issue(r Request, out, name string) (*Issued, error) {
 	}
 	cert, _ := x509.ParseCertificate(der)
 	is := &Issued{CertFile: filepath.Join(out, name+".crt"), KeyFile: filepath.Join(out, name+".key"), Cert: cert}
-	if err := writeKey(is.KeyFile, key); err != nil {
+	if len(r.Passphrase) > 0 {
+		if err := writeEncryptedKey(is.KeyFile, key, r.Passphrase); err != nil {
+			return nil, err
+		}
+	} else if err := writeKey(is.KeyFile, key); err != nil {
 		return nil, err
 	}
 	if err := writeCert(is.CertFile, der); err != nil {
@@ -392,4 +399,30 @@ func writeAtomic(path string, data []byte, mode os.FileMode) error {
 		return err
 	}
 	return os.Rename(tmp.Name(), path)
+}
+
+// writeEncryptedKey writes a passphrase-protected key in the traditional
+// OpenSSL form (Proc-Type/DEK-Info, AES-256-CBC) that the server reads
+// with ssl_passphrase_command.
+func writeEncryptedKey(path string, key crypto.Signer, pass []byte) error {
+	var der []byte
+	var typ string
+	switch k := key.(type) {
+	case *ecdsa.PrivateKey:
+		b, err := x509.MarshalECPrivateKey(k)
+		if err != nil {
+			return err
+		}
+		der, typ = b, "EC PRIVATE KEY"
+	case *rsa.PrivateKey:
+		der, typ = x509.MarshalPKCS1PrivateKey(k), "RSA PRIVATE KEY"
+	default:
+		return errors.New("passphrase protection supports ecdsa-p256 and rsa keys")
+	}
+	//lint:ignore SA1019 the traditional format is what OpenSSL (and so the server) reads for encrypted EC keys
+	block, err := x509.EncryptPEMBlock(rand.Reader, typ, der, pass, x509.PEMCipherAES256) //nolint:staticcheck
+	if err != nil {
+		return err
+	}
+	return writeAtomic(path, pem.EncodeToMemory(block), 0o600)
 }
