@@ -55,6 +55,7 @@ func commands() []command {
 		{"access", "who can do what: --role, --object, check, matrix, policy check", runAccess},
 		{"escalations", "paths by which a login role can gain superuser or OS access", runEscalations},
 		{"tls", "certificates (init-ca, issue, renew, revoke) and a TLS probe of a server", runTLS},
+		{"logs", "security events in server logs (scan)", runLogs},
 		{"rules", "list the rules (text or JSON)", runRules},
 		{"version", "print the version", func(_ context.Context, env *Env, _ []string) (int, error) {
 			fmt.Fprintf(env.Stdout, "pgaegis %s\n", collect.Version)

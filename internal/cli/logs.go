@@ -1,0 +1,216 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/pgaegis/pgaegis/internal/logscan"
+	"github.com/pgaegis/pgaegis/internal/report"
+	"github.com/pgaegis/pgaegis/internal/rules"
+	"github.com/pgaegis/pgaegis/internal/snapshot"
+)
+
+func runLogs(ctx context.Context, env *Env, args []string) (int, error) {
+	if len(args) == 0 || args[0] != "scan" {
+		return ExitError, usagef("usage: pgaegis logs scan FILE|DIR|- [options]")
+	}
+	return logsScan(ctx, env, args[1:])
+}
+
+func logsScan(_ context.Context, env *Env, args []string) (int, error) {
+	fs := newFlagSet(env, "logs scan", "FILE|DIR|- ... [--format text|json|sarif|html|markdown|junit] [--prefix '%m [%p] ']")
+	format := fs.String("format", "text", "text, json, sarif, html, markdown or junit")
+	logFormat := fs.String("log-format", "", "stderr, csvlog or jsonlog (default: detected)")
+	prefix := fs.String("prefix", "%m [%p] ", "log_line_prefix of stderr logs")
+	since := fs.String("since", "", "ignore entries before this time (RFC 3339 or 'YYYY-MM-DD HH:MM')")
+	until := fs.String("until", "", "ignore entries after this time")
+	window := fs.Duration("window", 5*time.Minute, "window for bursts")
+	brute := fs.Int("brute-force", 10, "failures from one source within the window that make a brute-force event")
+	spray := fs.Int("spray", 5, "distinct roles tried from one source within the window")
+	after := fs.Int("after-failures", 3, "failures before a success that make it suspicious")
+	allow := fs.String("allow", "", "comma-separated networks clients may come from (others are reported)")
+	supers := fs.String("superusers", "postgres", "comma-separated superuser names (sessions over TCP are reported)")
+	failOn := fs.String("fail-on", "high", "exit 1 when an event is at or above this severity")
+	var files []string
+	for len(args) > 0 {
+		if err := fs.Parse(args); err != nil {
+			return ExitError, usageError{err.Error()}
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		files = append(files, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+	if len(files) == 0 {
+		return ExitError, usagef("give at least one log file, directory or -")
+	}
+	sev, err := rules.ParseSeverity(*failOn)
+	if err != nil {
+		return ExitError, usageError{err.Error()}
+	}
+	p, err := logscan.CompilePrefix(*prefix)
+	if err != nil {
+		return ExitError, usageError{err.Error()}
+	}
+	th := logscan.DefaultThresholds()
+	th.Window, th.BruteForce, th.Spray, th.AfterFails = *window, *brute, *spray, *after
+	th.Superusers = map[string]bool{}
+	for _, s := range strings.Split(*supers, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			th.Superusers[s] = true
+		}
+	}
+	for _, a := range strings.Split(*allow, ",") {
+		if a = strings.TrimSpace(a); a == "" {
+			continue
+		}
+		pf, err := netip.ParsePrefix(a)
+		if err != nil {
+			return ExitError, usagef("--allow %q: %v", a, err)
+		}
+		th.Allow = append(th.Allow, pf)
+	}
+	o := logscan.Options{Format: logscan.Format(*logFormat), Prefix: p, Thresholds: &th}
+	for _, x := range []struct {
+		v   string
+		dst *time.Time
+	}{{*since, &o.Since}, {*until, &o.Until}} {
+		if x.v == "" {
+			continue
+		}
+		t, err := parseWhen(x.v)
+		if err != nil {
+			return ExitError, usageError{err.Error()}
+		}
+		*x.dst = t
+	}
+	paths, err := logscan.Inputs(files)
+	if err != nil {
+		return ExitError, err
+	}
+	var total int64
+	for _, f := range paths {
+		if st, err := os.Stat(f); err == nil {
+			total += st.Size()
+		}
+	}
+	if isTerminal(env.Stderr) && total > 64<<20 {
+		o.Progress = func(done int64) {
+			fmt.Fprintf(env.Stderr, "\r\x1b[Kscanning %d/%d MB (%d%%)", done>>20, total>>20, done*100/max(total, 1))
+		}
+	}
+	start := time.Now()
+	an, st, err := logscan.Scan(paths, o)
+	clearProgress(env)
+	if err != nil {
+		return ExitError, err
+	}
+	elapsed := time.Since(start)
+	events := an.Events()
+	worst := rules.Severity(-1)
+	for _, e := range events {
+		if s, err := rules.ParseSeverity(e.Severity); err == nil && s > worst {
+			worst = s
+		}
+	}
+	switch *format {
+	case "json":
+		err = writeJSON(env, map[string]any{"stats": st, "events": events, "top_sources": an.Top(false, 10), "top_roles": an.Top(true, 10), "timeline": an.Timeline()})
+	case "text":
+		writeLogsText(env, st, an, events, elapsed)
+	default:
+		rep := eventsReport(st, events, sev)
+		switch *format {
+		case "sarif":
+			err = report.WriteSARIF(env.Stdout, rep, report.SARIFOptions{})
+		case "html":
+			err = report.WriteHTML(env.Stdout, rep)
+		case "markdown":
+			err = report.WriteMarkdown(env.Stdout, rep)
+		case "junit":
+			err = report.WriteJUnit(env.Stdout, rep)
+		default:
+			return ExitError, usagef("unknown --format %q", *format)
+		}
+	}
+	if err != nil {
+		return ExitError, err
+	}
+	if worst >= sev {
+		return ExitFindings, nil
+	}
+	return ExitOK, nil
+}
+
+func parseWhen(s string) (time.Time, error) {
+	for _, l := range []string{time.RFC3339, "2006-01-02 15:04:05", "2006-01-02 15:04", "2006-01-02"} {
+		if t, err := time.Parse(l, s); err == nil {
+			return t.UTC(), nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("cannot read time %q (RFC 3339 or YYYY-MM-DD HH:MM)", s)
+}
+
+func writeLogsText(env *Env, st logscan.Stats, an *logscan.Analysis, events []logscan.Event, elapsed time.Duration) {
+	mbs := float64(st.Bytes) / 1e6 / elapsed.Seconds()
+	fmt.Fprintf(env.Stdout, "%d file(s), %s, %d MB, %d lines in %s (%.0f MB/s); %d events\n", len(st.Files), st.Format, st.Bytes>>20, st.Lines, elapsed.Round(time.Millisecond), mbs, len(events))
+	for _, e := range events {
+		who := []string{}
+		if e.Source != "" {
+			who = append(who, "from "+e.Source)
+		}
+		if e.Role != "" {
+			who = append(who, "role "+e.Role)
+		}
+		if e.Database != "" {
+			who = append(who, "database "+e.Database)
+		}
+		fmt.Fprintf(env.Stdout, "\n%-8s %s: %s\n  %s; %d time(s), %s .. %s\n  at: %s\n", strings.ToUpper(e.Severity), e.Kind, e.Title, strings.Join(who, ", "), e.Count,
+			e.First.Format("2006-01-02 15:04:05"), e.Last.Format("2006-01-02 15:04:05"), strings.Join(e.Evidence, ", "))
+		if e.Sample != "" {
+			fmt.Fprintf(env.Stdout, "  statement: %s\n", e.Sample)
+		}
+	}
+	tw := tabwriter.NewWriter(env.Stdout, 0, 2, 2, ' ', 0)
+	fmt.Fprintln(tw, "\nTOP SOURCES (failed logins)\tCOUNT")
+	for _, c := range an.Top(false, 10) {
+		fmt.Fprintf(tw, "%s\t%d\n", c.Key, c.N)
+	}
+	fmt.Fprintln(tw, "\nTOP TARGETED ROLES\tCOUNT")
+	for _, c := range an.Top(true, 10) {
+		fmt.Fprintf(tw, "%s\t%d\n", c.Key, c.N)
+	}
+	fmt.Fprintln(tw, "\nHOUR\tFAILED LOGINS")
+	for _, c := range an.Timeline() {
+		fmt.Fprintf(tw, "%s\t%d\n", c.Key, c.N)
+	}
+	tw.Flush()
+	for _, e := range st.Errors {
+		fmt.Fprintf(env.Stdout, "unparsed: %s\n", e)
+	}
+}
+
+// eventsReport maps events onto the audit's report so every writer works.
+func eventsReport(st logscan.Stats, events []logscan.Event, failOn rules.Severity) *report.Report {
+	snap := &snapshot.Snapshot{Tool: "pgaegis", ToolVersion: "logs", CollectedAt: time.Now().UTC().Truncate(time.Second),
+		Target: snapshot.Target{Description: "logs: " + strings.Join(st.Files, ", ")}}
+	var fs []rules.Finding
+	for _, e := range events {
+		sev, _ := rules.ParseSeverity(e.Severity)
+		loc := ""
+		if len(e.Evidence) > 0 {
+			loc = e.Evidence[0]
+		}
+		obj := strings.TrimSpace(strings.Join([]string{e.Source, e.Role}, " "))
+		fs = append(fs, rules.Finding{Rule: "LOGS-" + e.Kind, Status: rules.Fail, Severity: sev, Title: e.Title, Area: rules.AreaLogging,
+			Object: obj, Location: loc, Evidence: fmt.Sprintf("%d time(s) %s .. %s; %s %s", e.Count, e.First.Format(time.RFC3339), e.Last.Format(time.RFC3339), strings.Join(e.Evidence, ", "), e.Sample),
+			Fix: "investigate the source and role; block or rotate credentials as needed", FixKind: rules.FixShell})
+	}
+	return report.Build(snap, fs, failOn)
+}

@@ -1,0 +1,385 @@
+package logscan
+
+import (
+	"encoding/csv"
+	"fmt"
+	"net/netip"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+)
+
+var (
+	reQuoted = regexp.MustCompile(`"((?:[^"]|"")*)"`)
+	reHost   = regexp.MustCompile(`host "([^"]*)"`)
+	reUser   = regexp.MustCompile(`user "([^"]*)"`)
+	reDB     = regexp.MustCompile(`database "([^"]*)"`)
+	reRecv   = regexp.MustCompile(`^connection received: host=(\S+)`)
+	reAuthz  = regexp.MustCompile(`^connection authorized: user=(\S+)(?: database=(\S+))?`)
+	reStmt   = regexp.MustCompile(`^(?:duration: [0-9.]+ ms\s+)?(?:statement|execute [^:]*): `)
+)
+
+func firstQuoted(re *regexp.Regexp, s string) string {
+	if m := re.FindStringSubmatch(s); m != nil {
+		return strings.ReplaceAll(m[1], `""`, `"`)
+	}
+	return ""
+}
+
+// classify turns a parsed record into a signal.
+func classify(r *Record) (signal, bool) {
+	m := r.Message
+	switch r.Severity {
+	case "FATAL":
+		reason := ""
+		switch {
+		case strings.Contains(m, "password authentication failed"):
+			reason = "password authentication failed"
+		case strings.HasPrefix(m, "no pg_hba.conf entry"):
+			reason = "no pg_hba.conf entry"
+		case strings.HasPrefix(m, "pg_hba.conf rejects"):
+			reason = "rejected by pg_hba.conf"
+		case strings.HasPrefix(m, "role \"") && strings.HasSuffix(m, "does not exist"):
+			reason = "role does not exist"
+		case strings.HasPrefix(m, "database \"") && strings.HasSuffix(m, "does not exist"):
+			reason = "database does not exist"
+		case strings.Contains(m, "authentication failed for user"):
+			reason = m[:strings.Index(m, " failed")] + " failed"
+		default:
+			return signal{}, false
+		}
+		if h := firstQuoted(reHost, m); h != "" {
+			r.Host = h
+		}
+		if u := firstQuoted(reUser, m); u != "" {
+			r.User = u
+		}
+		if reason == "role does not exist" {
+			r.User = firstQuoted(reQuoted, m)
+		}
+		if d := firstQuoted(reDB, m); d != "" {
+			r.Database = d
+		} else if reason == "database does not exist" {
+			r.Database = firstQuoted(reQuoted, m)
+		}
+		return signal{kind: sigAuthFail, rec: *r, text: reason}, true
+	case "LOG":
+		switch {
+		case strings.HasPrefix(m, "connection received:"):
+			if x := reRecv.FindStringSubmatch(m); x != nil {
+				r.Host = x[1]
+			}
+			return signal{kind: sigReceived, rec: *r}, true
+		case strings.HasPrefix(m, "connection authorized:"):
+			if x := reAuthz.FindStringSubmatch(m); x != nil {
+				r.User, r.Database = x[1], x[2]
+			}
+			return signal{kind: sigAuthorized, rec: *r}, true
+		case strings.HasPrefix(m, "AUDIT: "):
+			return signal{kind: sigStatement, rec: *r, text: auditStatement(m)}, true
+		case strings.HasPrefix(m, "invalid "), strings.HasPrefix(m, "incomplete startup"), strings.HasPrefix(m, "could not accept SSL"), strings.HasPrefix(m, "unsupported frontend"):
+			return signal{kind: sigNoise, rec: *r, text: m}, true
+		}
+		if loc := reStmt.FindStringIndex(m); loc != nil {
+			return signal{kind: sigStatement, rec: *r, text: m[loc[1]:]}, true
+		}
+	case "ERROR", "STATEMENT":
+		return signal{kind: sigStatement, rec: *r, text: m}, true
+	}
+	return signal{}, false
+}
+
+// auditStatement takes the statement text out of a pgaudit line:
+// AUDIT: SESSION,1,1,ROLE,CREATE ROLE,,,"CREATE ROLE ...",<not logged>
+func auditStatement(m string) string {
+	rd := csv.NewReader(strings.NewReader(strings.TrimPrefix(m, "AUDIT: ")))
+	rd.FieldsPerRecord = -1
+	rd.LazyQuotes = true
+	f, err := rd.Read()
+	if err != nil || len(f) < 8 {
+		return m
+	}
+	return f[7]
+}
+
+// Event is something a security reviewer should see.
+type Event struct {
+	Kind     string    `json:"kind"`
+	Severity string    `json:"severity"`
+	Title    string    `json:"title"`
+	Source   string    `json:"source,omitempty"`
+	Role     string    `json:"role,omitempty"`
+	Database string    `json:"database,omitempty"`
+	First    time.Time `json:"first"`
+	Last     time.Time `json:"last"`
+	Count    int       `json:"count"`
+	Evidence []string  `json:"evidence"` // file:line, the first few
+	Sample   string    `json:"sample,omitempty"`
+}
+
+// Thresholds tune the detectors.
+type Thresholds struct {
+	Window      time.Duration // sliding window for bursts
+	BruteForce  int           // failures from one source (or against one role) in Window
+	Spray       int           // distinct roles tried from one source in Window
+	AfterFails  int           // failures before a success that counts as suspicious
+	Allow       []netip.Prefix
+	Superusers  map[string]bool
+	MaxEvidence int
+}
+
+// DefaultThresholds are the defaults of the CLI.
+func DefaultThresholds() Thresholds {
+	return Thresholds{Window: 5 * time.Minute, BruteForce: 10, Spray: 5, AfterFails: 3, MaxEvidence: 5,
+		Superusers: map[string]bool{"postgres": true}}
+}
+
+// Analysis accumulates signals in log order.
+type Analysis struct {
+	T        Thresholds
+	pidHost  map[int]string
+	fails    map[string][]failure // by source
+	events   map[string]*Event
+	order    []string
+	bySource map[string]int
+	byRole   map[string]int
+	timeline map[string]int // hour -> failures
+}
+
+type failure struct {
+	t    time.Time
+	user string
+	ev   string
+}
+
+func newAnalysis() *Analysis {
+	return &Analysis{T: DefaultThresholds(), pidHost: map[int]string{}, fails: map[string][]failure{}, events: map[string]*Event{},
+		bySource: map[string]int{}, byRole: map[string]int{}, timeline: map[string]int{}}
+}
+
+func (a *Analysis) event(key, kind, sev, title string, s *signal) *Event {
+	e, ok := a.events[key]
+	if !ok {
+		e = &Event{Kind: kind, Severity: sev, Title: title, Source: s.rec.Host, Role: s.rec.User, Database: s.rec.Database, First: s.rec.Time}
+		a.events[key] = e
+		a.order = append(a.order, key)
+	}
+	e.Count++
+	e.Last = s.rec.Time
+	if len(e.Evidence) < a.T.MaxEvidence {
+		e.Evidence = append(e.Evidence, fmt.Sprintf("%s:%d", s.rec.File, s.rec.Line))
+	}
+	return e
+}
+
+func (a *Analysis) add(s *signal) {
+	r := &s.rec
+	if r.Host == "" && r.PID != 0 {
+		r.Host = a.pidHost[r.PID]
+	}
+	switch s.kind {
+	case sigReceived:
+		a.pidHost[r.PID] = r.Host
+		if len(a.pidHost) > 100000 { // bounded: stale PIDs are dropped
+			a.pidHost = map[int]string{r.PID: r.Host}
+		}
+	case sigNoise:
+		a.event("noise\x00"+r.Host, "scanner-noise", "low", "protocol noise (scanners, broken clients)", s)
+	case sigAuthFail:
+		delete(a.pidHost, r.PID)
+		a.bySource[r.Host]++
+		a.byRole[r.User]++
+		if !r.Time.IsZero() {
+			a.timeline[r.Time.Format("2006-01-02 15:00")]++
+		}
+		switch s.text {
+		case "no pg_hba.conf entry":
+			a.event("nohba\x00"+r.Host, "no-hba-entry", "medium", "connections refused: no pg_hba.conf entry", s)
+		case "rejected by pg_hba.conf":
+			a.event("reject\x00"+r.Host, "hba-reject", "medium", "connections rejected by a pg_hba.conf reject line", s)
+		case "role does not exist":
+			a.event("norole\x00"+r.Host, "unknown-role", "medium", "logins for roles that do not exist", s)
+		case "database does not exist":
+			a.event("nodb\x00"+r.Host, "unknown-database", "low", "connections to databases that do not exist", s)
+		}
+		a.recordFailure(s)
+	case sigAuthorized:
+		host := r.Host
+		delete(a.pidHost, r.PID)
+		if n := a.recentFailures(host, r.Time); n >= a.T.AfterFails {
+			e := a.event("success\x00"+host+"\x00"+r.User, "success-after-failures", "critical",
+				fmt.Sprintf("login succeeded after %d failures from the same source (likely compromise)", n), s)
+			e.Source, e.Role = host, r.User
+		}
+		if a.T.Superusers[r.User] && host != "" && host != "[local]" && !isLoopback(host) {
+			a.event("supertcp\x00"+host+"\x00"+r.User, "superuser-over-tcp", "medium", "superuser session over TCP", s)
+		}
+		if len(a.T.Allow) > 0 && host != "" && host != "[local]" && !allowed(host, a.T.Allow) {
+			a.event("outside\x00"+host, "outside-allow-list", "high", "connection from an address outside the allowed networks", s)
+		}
+	case sigStatement:
+		a.statement(s)
+	}
+}
+
+func isLoopback(h string) bool {
+	a, err := netip.ParseAddr(h)
+	return err == nil && a.IsLoopback()
+}
+
+func allowed(h string, allow []netip.Prefix) bool {
+	a, err := netip.ParseAddr(h)
+	if err != nil {
+		return false
+	}
+	for _, p := range allow {
+		if p.Contains(a.Unmap()) {
+			return true
+		}
+	}
+	return false
+}
+
+// recordFailure keeps the recent failures of a source and raises burst
+// and spraying events when a threshold is crossed.
+func (a *Analysis) recordFailure(s *signal) {
+	r := &s.rec
+	host := r.Host
+	fs := append(a.fails[host], failure{t: r.Time, user: r.User})
+	// Bounded memory: only the window is kept.
+	cut := 0
+	for cut < len(fs) && !r.Time.IsZero() && r.Time.Sub(fs[cut].t) > a.T.Window {
+		cut++
+	}
+	fs = fs[cut:]
+	if len(fs) > 10000 {
+		fs = fs[len(fs)-10000:]
+	}
+	a.fails[host] = fs
+	if len(fs) >= a.T.BruteForce {
+		e := a.event("brute\x00"+host, "brute-force", "high", fmt.Sprintf("%d or more failed logins from one source within %s", a.T.BruteForce, a.T.Window), s)
+		e.Role = ""
+	}
+	users := map[string]bool{}
+	for _, f := range fs {
+		users[f.user] = true
+	}
+	if len(users) >= a.T.Spray {
+		e := a.event("spray\x00"+host, "password-spraying", "high", fmt.Sprintf("one source tried %d or more roles within %s", a.T.Spray, a.T.Window), s)
+		e.Role = ""
+	}
+}
+
+func (a *Analysis) recentFailures(host string, t time.Time) int {
+	n := 0
+	for _, f := range a.fails[host] {
+		if t.IsZero() || t.Sub(f.t) <= a.T.Window {
+			n++
+		}
+	}
+	return n
+}
+
+type stmtRule struct {
+	kind, severity, title string
+	re                    *regexp.Regexp
+}
+
+// statementRules classify statements (upper-cased before matching).
+var statementRules = []stmtRule{
+	{"copy-program", "critical", "COPY ... PROGRAM runs a shell command as the server", regexp.MustCompile(`\bCOPY\b[\s\S]*\b(TO|FROM)\s+PROGRAM\b`)},
+	{"server-file-access", "high", "server file functions (pg_read_file, lo_import ...)", regexp.MustCompile(`\b(PG_READ_FILE|PG_READ_BINARY_FILE|PG_LS_DIR|PG_STAT_FILE|LO_IMPORT|LO_EXPORT|PG_FILE_WRITE)\s*\(`)},
+	{"credential-read", "high", "reads of pg_authid / pg_shadow", regexp.MustCompile(`\b(PG_AUTHID|PG_SHADOW)\b`)},
+	{"superuser-granted", "critical", "SUPERUSER, BYPASSRLS or REPLICATION granted", regexp.MustCompile(`\b(CREATE|ALTER)\s+(ROLE|USER)\b[\s\S]*\b(SUPERUSER|BYPASSRLS|REPLICATION)\b`)},
+	{"powerful-role-granted", "critical", "membership in a predefined OS-access role granted", regexp.MustCompile(`\bGRANT\b[\s\S]*\b(PG_EXECUTE_SERVER_PROGRAM|PG_READ_SERVER_FILES|PG_WRITE_SERVER_FILES)\b`)},
+	{"audit-tampering", "high", "logging or auditing changed for a session or role", regexp.MustCompile(`\b(SET|ALTER\s+(ROLE|USER|DATABASE)\b[\s\S]*\bSET)\s+(LOG_STATEMENT|PGAUDIT\.\w+|LOG_MIN_\w+|LOG_CONNECTIONS|LOG_DISCONNECTIONS)\b`)},
+	{"alter-system", "high", "ALTER SYSTEM changed the server configuration", regexp.MustCompile(`\bALTER\s+SYSTEM\b`)},
+	{"role-change", "medium", "role created, changed or dropped", regexp.MustCompile(`\b(CREATE|ALTER|DROP)\s+(ROLE|USER|GROUP)\b`)},
+	{"privilege-change", "medium", "privileges granted or revoked", regexp.MustCompile(`\b(GRANT|REVOKE)\b|\bALTER\s+DEFAULT\s+PRIVILEGES\b`)},
+	{"untrusted-language", "high", "function in an untrusted language", regexp.MustCompile(`\bLANGUAGE\s+'?(PLPYTHON3?U|PLPERLU|PLTCLU|C)\b'?`)},
+	{"security-definer", "medium", "SECURITY DEFINER function created", regexp.MustCompile(`\bSECURITY\s+DEFINER\b`)},
+}
+
+func (a *Analysis) statement(s *signal) {
+	text := s.text
+	if hasSecret(text) {
+		e := a.event("secret\x00"+s.rec.User, "secret-in-log", "high", "a password was written to the log in clear text", s)
+		if e.Sample == "" {
+			e.Sample = clip(Redact(text))
+		}
+	}
+	up := strings.ToUpper(text)
+	for _, sr := range statementRules {
+		if !sr.re.MatchString(up) {
+			continue
+		}
+		e := a.event(sr.kind+"\x00"+s.rec.User, sr.kind, sr.severity, sr.title, s)
+		if e.Sample == "" {
+			e.Sample = clip(Redact(text))
+		}
+		break // the most severe match names the event
+	}
+}
+
+func clip(s string) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) > 200 {
+		s = s[:200] + "…"
+	}
+	return s
+}
+
+// Events returns the events, worst first.
+func (a *Analysis) Events() []Event {
+	rank := map[string]int{"critical": 0, "high": 1, "medium": 2, "low": 3, "info": 4}
+	out := make([]Event, 0, len(a.order))
+	for _, k := range a.order {
+		out = append(out, *a.events[k])
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		if rank[out[i].Severity] != rank[out[j].Severity] {
+			return rank[out[i].Severity] < rank[out[j].Severity]
+		}
+		return out[i].Count > out[j].Count
+	})
+	return out
+}
+
+// Top lists the sources (or roles) with the most failures.
+func (a *Analysis) Top(roles bool, n int) []Count {
+	src := a.bySource
+	if roles {
+		src = a.byRole
+	}
+	var out []Count
+	for k, v := range src {
+		out = append(out, Count{k, v})
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].N != out[j].N {
+			return out[i].N > out[j].N
+		}
+		return out[i].Key < out[j].Key
+	})
+	if len(out) > n {
+		out = out[:n]
+	}
+	return out
+}
+
+// Count is a key and its tally.
+type Count struct {
+	Key string `json:"key"`
+	N   int    `json:"count"`
+}
+
+// Timeline is failures per hour.
+func (a *Analysis) Timeline() []Count {
+	var out []Count
+	for k, v := range a.timeline {
+		out = append(out, Count{k, v})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
+	return out
+}

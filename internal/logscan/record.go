@@ -1,0 +1,228 @@
+// Package logscan reads PostgreSQL server logs (stderr/syslog text with a
+// log_line_prefix, csvlog, jsonlog, pgaudit lines inside any of them) and
+// finds security events: brute force, spraying, a success after failures,
+// role and privilege changes, dangerous statements, secrets in the log.
+// It streams: chunks are scanned in parallel, and only lines that can
+// matter are parsed in full.
+package logscan
+
+import (
+	"bytes"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Record is one log entry, with the fields the analysis uses.
+type Record struct {
+	File     string
+	Line     int
+	Time     time.Time
+	PID      int
+	User     string
+	Database string
+	Host     string // client address (no port)
+	Severity string // LOG, FATAL, ERROR, ...
+	Message  string
+	Detail   string
+}
+
+// Format of a log.
+type Format string
+
+// Formats.
+const (
+	Stderr Format = "stderr"
+	CSV    Format = "csvlog"
+	JSON   Format = "jsonlog"
+)
+
+// Prefix is a compiled log_line_prefix.
+type Prefix struct {
+	spec  string
+	parts []prefixPart
+}
+
+type prefixPart struct {
+	lit string // literal text, or
+	esc byte   // escape letter
+}
+
+// CompilePrefix prepares a log_line_prefix for parsing.
+func CompilePrefix(spec string) (*Prefix, error) {
+	p := &Prefix{spec: spec}
+	var lit strings.Builder
+	flush := func() {
+		if lit.Len() > 0 {
+			p.parts = append(p.parts, prefixPart{lit: lit.String()})
+			lit.Reset()
+		}
+	}
+	for i := 0; i < len(spec); i++ {
+		c := spec[i]
+		if c != '%' || i+1 >= len(spec) {
+			lit.WriteByte(c)
+			continue
+		}
+		i++
+		// Padding (%-10u) is ignored for parsing.
+		for i < len(spec) && (spec[i] == '-' || spec[i] >= '0' && spec[i] <= '9') {
+			i++
+		}
+		if i >= len(spec) {
+			break
+		}
+		e := spec[i]
+		switch e {
+		case '%':
+			lit.WriteByte('%')
+		case 'q':
+			// "stop here in non-session processes": the rest is optional.
+			flush()
+			p.parts = append(p.parts, prefixPart{esc: 'q'})
+		case 'a', 'u', 'd', 'r', 'h', 'b', 'p', 'P', 't', 'm', 'n', 'i', 'e', 'c', 'l', 's', 'v', 'x', 'Q':
+			flush()
+			p.parts = append(p.parts, prefixPart{esc: e})
+		default:
+			return nil, fmt.Errorf("log_line_prefix %q: unknown escape %%%c", spec, e)
+		}
+	}
+	flush()
+	return p, nil
+}
+
+var severities = []string{"LOG:", "FATAL:", "ERROR:", "WARNING:", "NOTICE:", "INFO:", "PANIC:", "STATEMENT:", "DETAIL:", "HINT:", "CONTEXT:", "DEBUG1:", "DEBUG2:", "DEBUG3:", "DEBUG4:", "DEBUG5:"}
+
+// parse matches the prefix at the start of line and returns the record
+// fields and the rest ("SEVERITY:  message").
+func (p *Prefix) parse(line []byte, r *Record) ([]byte, bool) {
+	pos := 0
+	for i, part := range p.parts {
+		if part.esc == 0 {
+			if !bytes.HasPrefix(line[pos:], []byte(part.lit)) {
+				return nil, false
+			}
+			pos += len(part.lit)
+			continue
+		}
+		if part.esc == 'q' {
+			continue
+		}
+		// The value runs to the next literal (or a space for the last).
+		end := -1
+		var next string
+		for _, q := range p.parts[i+1:] {
+			if q.esc == 0 {
+				next = q.lit
+				break
+			}
+		}
+		switch part.esc {
+		case 'm', 't', 'n':
+			end = timeEnd(line[pos:], part.esc)
+			if end < 0 {
+				return nil, false
+			}
+			end += pos
+		default:
+			if next == "" {
+				end = bytes.IndexByte(line[pos:], ' ')
+			} else {
+				end = bytes.Index(line[pos:], []byte(next))
+			}
+			if end < 0 {
+				return nil, false
+			}
+			end += pos
+		}
+		val := line[pos:end]
+		switch part.esc {
+		case 'm', 't':
+			r.Time = parseTime(string(val))
+		case 'n':
+			if f, err := strconv.ParseFloat(string(val), 64); err == nil {
+				r.Time = time.Unix(0, int64(f*1e9)).UTC()
+			}
+		case 'p':
+			r.PID, _ = strconv.Atoi(string(val))
+		case 'u':
+			r.User = string(val)
+		case 'd':
+			r.Database = string(val)
+		case 'h':
+			r.Host = string(val)
+		case 'r':
+			h := string(val)
+			if i := strings.LastIndex(h, "("); i > 0 && strings.HasSuffix(h, ")") {
+				h = h[:i]
+			}
+			r.Host = h
+		}
+		pos = end
+	}
+	return line[pos:], true
+}
+
+// timeEnd finds the end of a %m/%t timestamp: "2026-11-22 08:30:00.123 UTC".
+func timeEnd(b []byte, esc byte) int {
+	if esc == 'n' {
+		i := 0
+		for i < len(b) && (b[i] >= '0' && b[i] <= '9' || b[i] == '.') {
+			i++
+		}
+		return i
+	}
+	// date, time, zone: three space-separated words
+	sp := 0
+	for i := 0; i < len(b) && i < 64; i++ {
+		if b[i] == ' ' {
+			sp++
+			if sp == 3 {
+				return i
+			}
+		}
+	}
+	return -1
+}
+
+var timeLayouts = []string{"2006-01-02 15:04:05.000 MST", "2006-01-02 15:04:05 MST", "2006-01-02 15:04:05.000 -07", "2006-01-02 15:04:05 -07", "2006-01-02T15:04:05.000Z07:00", "2006-01-02 15:04:05.000-07"}
+
+func parseTime(s string) time.Time {
+	for _, l := range timeLayouts {
+		if t, err := time.Parse(l, s); err == nil {
+			return t.UTC()
+		}
+	}
+	return time.Time{}
+}
+
+// splitSeverity splits "FATAL:  message" into its parts.
+func splitSeverity(rest []byte) (string, string, bool) {
+	for _, s := range severities {
+		if bytes.HasPrefix(rest, []byte(s)) {
+			return s[:len(s)-1], string(bytes.TrimLeft(rest[len(s):], " ")), true
+		}
+	}
+	return "", "", false
+}
+
+// redactPassword hides passwords in statements and connection strings.
+var (
+	reSQLPassword  = regexp.MustCompile(`(?i)(PASSWORD\s+)('(?:[^']|'')*'|"[^"]*")`)
+	reConnPassword = regexp.MustCompile(`(?i)(password\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s']+)`)
+	reOptPassword  = regexp.MustCompile(`(?i)(\bpassword\s+)('(?:[^']|'')*')`)
+)
+
+// Redact replaces passwords in a statement with *****.
+func Redact(s string) string {
+	s = reSQLPassword.ReplaceAllString(s, "${1}'*****'")
+	s = reConnPassword.ReplaceAllString(s, "${1}*****")
+	return reOptPassword.ReplaceAllString(s, "${1}'*****'")
+}
+
+// hasSecret reports whether a statement carries a password.
+func hasSecret(s string) bool {
+	return reSQLPassword.MatchString(s) || reConnPassword.MatchString(s) || reOptPassword.MatchString(s)
+}

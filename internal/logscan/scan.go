@@ -1,0 +1,545 @@
+package logscan
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/klauspost/compress/zstd"
+)
+
+// Options control a scan.
+type Options struct {
+	Format Format  // "" detects
+	Prefix *Prefix // stderr: log_line_prefix (default '%m [%p] ')
+	Since  time.Time
+	Until  time.Time
+	// Progress is told how many bytes were read (for a progress bar).
+	Progress func(done int64)
+	Workers  int
+	// Thresholds tune the detectors (DefaultThresholds when zero).
+	Thresholds *Thresholds
+}
+
+// signal is one interesting record, reduced to what the analysis needs.
+type signal struct {
+	kind    sigKind
+	rec     Record
+	text    string // statement, or the failure reason
+	line    int    // line within the chunk (fixed up when merged)
+	badLine string // parse problem
+}
+
+type sigKind uint8
+
+const (
+	sigAuthFail sigKind = iota
+	sigReceived
+	sigAuthorized
+	sigNoise
+	sigStatement
+	sigBad
+)
+
+// Stats describe what was read.
+type Stats struct {
+	Files   []string `json:"files"`
+	Bytes   int64    `json:"bytes"`
+	Lines   int64    `json:"lines"`
+	Signals int64    `json:"signals"`
+	Errors  []string `json:"errors,omitempty"` // unparseable lines (file:line), first few
+	Format  Format   `json:"format"`
+}
+
+// Inputs expands paths: a directory gives its log files in time order
+// (modification time, then name).
+func Inputs(paths []string) ([]string, error) {
+	var out []string
+	for _, p := range paths {
+		if p == "-" {
+			out = append(out, p)
+			continue
+		}
+		st, err := os.Stat(p)
+		if err != nil {
+			return nil, err
+		}
+		if !st.IsDir() {
+			out = append(out, p)
+			continue
+		}
+		ents, err := os.ReadDir(p)
+		if err != nil {
+			return nil, err
+		}
+		type f struct {
+			path string
+			mod  time.Time
+		}
+		var fs []f
+		for _, e := range ents {
+			n := e.Name()
+			if e.IsDir() || !(strings.Contains(n, ".log") || strings.HasSuffix(n, ".csv") || strings.HasSuffix(n, ".json") || strings.HasSuffix(n, ".gz") || strings.HasSuffix(n, ".zst")) {
+				continue
+			}
+			info, err := e.Info()
+			if err != nil {
+				continue
+			}
+			fs = append(fs, f{filepath.Join(p, n), info.ModTime()})
+		}
+		sort.Slice(fs, func(i, j int) bool {
+			if !fs[i].mod.Equal(fs[j].mod) {
+				return fs[i].mod.Before(fs[j].mod)
+			}
+			return fs[i].path < fs[j].path
+		})
+		for _, x := range fs {
+			out = append(out, x.path)
+		}
+	}
+	return out, nil
+}
+
+// open returns a reader, decompressing .gz and .zst.
+func open(path string) (io.ReadCloser, error) {
+	if path == "-" {
+		return io.NopCloser(os.Stdin), nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case strings.HasSuffix(path, ".gz"):
+		z, err := gzip.NewReader(f)
+		if err != nil {
+			f.Close()
+			return nil, fmt.Errorf("%s: %v", path, err)
+		}
+		return struct {
+			io.Reader
+			io.Closer
+		}{z, f}, nil
+	case strings.HasSuffix(path, ".zst"):
+		z, err := zstd.NewReader(f)
+		if err != nil {
+			f.Close()
+			return nil, fmt.Errorf("%s: %v", path, err)
+		}
+		return struct {
+			io.Reader
+			io.Closer
+		}{z.IOReadCloser(), f}, nil
+	}
+	return f, nil
+}
+
+// Detect guesses the format from the first bytes.
+func Detect(head []byte) Format {
+	t := bytes.TrimLeft(head, " \t\r\n")
+	if bytes.HasPrefix(t, []byte("{")) {
+		return JSON
+	}
+	line := t
+	if i := bytes.IndexByte(line, '\n'); i >= 0 {
+		line = line[:i]
+	}
+	if len(line) > 24 && line[4] == '-' && bytes.Count(line, []byte(",")) >= 12 && bytes.Contains(line, []byte(`,"`)) {
+		return CSV
+	}
+	return Stderr
+}
+
+const chunkSize = 4 << 20
+
+type chunk struct {
+	seq   int
+	file  string
+	data  []byte
+	lines int // newlines in data
+	sigs  []signal
+}
+
+// Scan reads the inputs in order and returns the interesting signals,
+// ready for Analyze. Chunks are parsed on all cores.
+func Scan(paths []string, o Options) (*Analysis, Stats, error) {
+	var st Stats
+	if o.Workers <= 0 {
+		o.Workers = runtime.GOMAXPROCS(0)
+	}
+	if o.Prefix == nil {
+		o.Prefix, _ = CompilePrefix("%m [%p] ")
+	}
+	an := newAnalysis()
+	if o.Thresholds != nil {
+		an.T = *o.Thresholds
+	}
+	for _, p := range paths {
+		st.Files = append(st.Files, p)
+		if err := scanFile(p, &o, &st, an); err != nil {
+			return nil, st, err
+		}
+	}
+	st.Format = o.Format
+	return an, st, nil
+}
+
+func scanFile(path string, o *Options, st *Stats, an *Analysis) error {
+	rc, err := open(path)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	br := bufio.NewReaderSize(rc, 1<<20)
+	head, _ := br.Peek(4096)
+	format := o.Format
+	if format == "" {
+		format = Detect(head)
+		o.Format = format
+	}
+	in := make(chan *chunk, o.Workers*2)
+	out := make(chan *chunk, o.Workers*2)
+	var wg sync.WaitGroup
+	for w := 0; w < o.Workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for c := range in {
+				c.sigs = parseChunk(c.data, format, o.Prefix)
+				c.lines = bytes.Count(c.data, []byte{'\n'})
+				out <- c
+			}
+		}()
+	}
+	readErr := make(chan error, 1)
+	go func() {
+		defer close(in)
+		var carry []byte
+		seq := 0
+		for {
+			buf := make([]byte, len(carry), chunkSize+len(carry))
+			copy(buf, carry)
+			n, err := io.ReadFull(br, buf[len(carry):cap(buf)])
+			buf = buf[:len(carry)+n]
+			st.Bytes += int64(n)
+			if o.Progress != nil {
+				o.Progress(st.Bytes)
+			}
+			eof := err == io.EOF || errors.Is(err, io.ErrUnexpectedEOF)
+			if err != nil && !eof {
+				readErr <- fmt.Errorf("%s: %v", path, err)
+				return
+			}
+			cut := len(buf)
+			if !eof {
+				cut = recordCut(buf, format)
+				if cut <= 0 { // one record longer than a chunk: keep growing
+					carry = buf
+					continue
+				}
+			}
+			carry = append([]byte(nil), buf[cut:]...)
+			if cut > 0 {
+				in <- &chunk{seq: seq, file: path, data: buf[:cut]}
+				seq++
+			}
+			if eof {
+				readErr <- nil
+				return
+			}
+		}
+	}()
+	go func() { wg.Wait(); close(out) }()
+	// Merge in order, fixing up line numbers.
+	pending := map[int]*chunk{}
+	next, line := 0, 1
+	for c := range out {
+		pending[c.seq] = c
+		for {
+			cc, ok := pending[next]
+			if !ok {
+				break
+			}
+			delete(pending, next)
+			for i := range cc.sigs {
+				s := &cc.sigs[i]
+				s.rec.File, s.rec.Line = path, line+s.line
+				if s.kind == sigBad {
+					if len(st.Errors) < 20 {
+						st.Errors = append(st.Errors, fmt.Sprintf("%s:%d: %s", path, s.rec.Line, s.badLine))
+					}
+					continue
+				}
+				if !o.Since.IsZero() && !s.rec.Time.IsZero() && s.rec.Time.Before(o.Since) {
+					continue
+				}
+				if !o.Until.IsZero() && !s.rec.Time.IsZero() && s.rec.Time.After(o.Until) {
+					continue
+				}
+				st.Signals++
+				an.add(s)
+			}
+			line += cc.lines
+			st.Lines += int64(cc.lines)
+			next++
+		}
+	}
+	return <-readErr
+}
+
+// recordCut finds where to cut a buffer so no record is split: after the
+// last newline that starts a new record (stderr: not a tab continuation;
+// csv: a line starting with a date).
+func recordCut(buf []byte, f Format) int {
+	end := len(buf)
+	for end > 0 {
+		i := bytes.LastIndexByte(buf[:end], '\n')
+		if i < 0 {
+			return 0
+		}
+		if i+1 < len(buf) {
+			c := buf[i+1]
+			switch f {
+			case Stderr:
+				if c != '\t' {
+					return i + 1
+				}
+			case CSV:
+				if i+5 < len(buf) && buf[i+5] == '-' && c >= '0' && c <= '9' {
+					return i + 1
+				}
+			default:
+				return i + 1
+			}
+		}
+		end = i
+	}
+	return 0
+}
+
+// parseChunk finds the signals in a chunk of whole records.
+func parseChunk(data []byte, f Format, p *Prefix) []signal {
+	switch f {
+	case JSON:
+		return parseJSON(data)
+	case CSV:
+		return parseCSV(data)
+	}
+	return parseStderr(data, p)
+}
+
+// stderr -------------------------------------------------------------
+
+func parseStderr(data []byte, p *Prefix) []signal {
+	var sigs []signal
+	line := 0
+	for len(data) > 0 {
+		nl := bytes.IndexByte(data, '\n')
+		var l []byte
+		if nl < 0 {
+			l, data = data, nil
+		} else {
+			l, data = data[:nl], data[nl+1:]
+		}
+		// Continuation lines of this record (tab-indented).
+		cont := 0
+		for len(data) > 0 && data[0] == '\t' {
+			nl2 := bytes.IndexByte(data, '\n')
+			if nl2 < 0 {
+				nl2 = len(data)
+			}
+			if cont == 0 {
+				// Only copied when the record turns out to matter.
+				l = append(append([]byte(nil), l...), '\n')
+			}
+			l = append(append(l, data[:nl2]...), '\n')
+			cont++
+			if nl2 >= len(data) {
+				data = nil
+			} else {
+				data = data[nl2+1:]
+			}
+		}
+		start := line
+		line += 1 + cont
+		// Cheap filter: the severity separator, then the message start.
+		sep := bytes.Index(l, []byte(":  "))
+		if sep < 0 {
+			continue
+		}
+		msg := l[sep+3:]
+		if !interestingMessage(l[:sep], msg) {
+			continue
+		}
+		var r Record
+		rest, ok := p.parse(l, &r)
+		if !ok {
+			sigs = append(sigs, signal{kind: sigBad, line: start, badLine: "line does not match log_line_prefix " + fmt.Sprintf("%q", p.spec)})
+			continue
+		}
+		sev, message, ok := splitSeverity(rest)
+		if !ok {
+			continue
+		}
+		r.Severity, r.Message = sev, message
+		if s, ok := classify(&r); ok {
+			s.line = start
+			sigs = append(sigs, s)
+		}
+	}
+	return sigs
+}
+
+// interestingMessage is the per-line fast path: most lines are rejected
+// by a few byte comparisons.
+func interestingMessage(before, msg []byte) bool {
+	switch {
+	case bytes.HasSuffix(before, []byte("FATAL")):
+		return true
+	case bytes.HasSuffix(before, []byte("LOG")):
+		return bytes.HasPrefix(msg, []byte("statement: ")) || bytes.HasPrefix(msg, []byte("connection ")) ||
+			bytes.HasPrefix(msg, []byte("AUDIT: ")) || bytes.HasPrefix(msg, []byte("execute ")) ||
+			bytes.HasPrefix(msg, []byte("invalid ")) || bytes.HasPrefix(msg, []byte("incomplete startup")) ||
+			bytes.HasPrefix(msg, []byte("could not accept SSL")) || bytes.HasPrefix(msg, []byte("unsupported frontend")) ||
+			(bytes.HasPrefix(msg, []byte("duration: ")) && bytes.Contains(msg, []byte("statement: ")))
+	case bytes.HasSuffix(before, []byte("ERROR")):
+		return bytes.Contains(msg, []byte("syntax error")) && bytes.Contains(bytes.ToLower(msg), []byte("password"))
+	case bytes.HasSuffix(before, []byte("STATEMENT")):
+		return bytes.Contains(bytes.ToLower(msg), []byte("password"))
+	}
+	return false
+}
+
+// json ---------------------------------------------------------------
+
+type jsonRecord struct {
+	Timestamp  string `json:"timestamp"`
+	User       string `json:"user"`
+	Dbname     string `json:"dbname"`
+	PID        int    `json:"pid"`
+	RemoteHost string `json:"remote_host"`
+	Severity   string `json:"error_severity"`
+	Message    string `json:"message"`
+	Detail     string `json:"detail"`
+	Statement  string `json:"statement"`
+}
+
+var jsonMarkers = [][]byte{[]byte(`"FATAL"`), []byte(`"message":"statement: `), []byte(`"message":"connection `), []byte(`"message":"AUDIT: `),
+	[]byte(`"message":"invalid `), []byte(`"message":"incomplete startup`), []byte(`"message":"could not accept SSL`), []byte(`"message":"duration: `)}
+
+func parseJSON(data []byte) []signal {
+	var sigs []signal
+	line := 0
+	for len(data) > 0 {
+		nl := bytes.IndexByte(data, '\n')
+		var l []byte
+		if nl < 0 {
+			l, data = data, nil
+		} else {
+			l, data = data[:nl], data[nl+1:]
+		}
+		cur := line
+		line++
+		hit := false
+		for _, m := range jsonMarkers {
+			if bytes.Contains(l, m) {
+				hit = true
+				break
+			}
+		}
+		if !hit {
+			continue
+		}
+		var j jsonRecord
+		if err := json.Unmarshal(l, &j); err != nil {
+			sigs = append(sigs, signal{kind: sigBad, line: cur, badLine: "not a JSON log record: " + err.Error()})
+			continue
+		}
+		r := Record{Time: parseTime(j.Timestamp), PID: j.PID, User: j.User, Database: j.Dbname, Host: j.RemoteHost, Severity: j.Severity, Message: j.Message, Detail: j.Detail}
+		if s, ok := classify(&r); ok {
+			s.line = cur
+			sigs = append(sigs, s)
+		}
+	}
+	return sigs
+}
+
+// csv ----------------------------------------------------------------
+
+var csvMarkers = [][]byte{[]byte(",FATAL,"), []byte(`,"statement: `), []byte(`,"connection `), []byte(`,"AUDIT: `), []byte(`,"invalid `),
+	[]byte(`,"incomplete startup`), []byte(`,"could not accept SSL`), []byte(`,"duration: `)}
+
+func parseCSV(data []byte) []signal {
+	var sigs []signal
+	line := 0
+	for len(data) > 0 {
+		// A record ends at a newline followed by a date (or the end).
+		end := 0
+		for {
+			nl := bytes.IndexByte(data[end:], '\n')
+			if nl < 0 {
+				end = len(data)
+				break
+			}
+			end += nl + 1
+			if end >= len(data) || (end+5 < len(data) && data[end+4] == '-' && data[end] >= '0' && data[end] <= '9') {
+				break
+			}
+		}
+		rec := data[:end]
+		data = data[end:]
+		cur := line
+		line += bytes.Count(rec, []byte{'\n'})
+		hit := false
+		for _, m := range csvMarkers {
+			if bytes.Contains(rec, m) {
+				hit = true
+				break
+			}
+		}
+		if !hit {
+			continue
+		}
+		rd := csv.NewReader(bytes.NewReader(rec))
+		rd.FieldsPerRecord = -1
+		f, err := rd.Read()
+		if err != nil || len(f) < 14 {
+			sigs = append(sigs, signal{kind: sigBad, line: cur, badLine: "not a csvlog record"})
+			continue
+		}
+		// csvlog: log_time, user, db, pid, connection_from, session_id, line,
+		// command_tag, session_start, vxid, xid, severity, sqlstate, message, detail, ...
+		r := Record{Time: parseTime(f[0]), User: f[1], Database: f[2], Severity: f[11], Message: f[13]}
+		fmt.Sscanf(f[3], "%d", &r.PID)
+		h := f[4]
+		if i := strings.LastIndexByte(h, ':'); i > 0 && !strings.Contains(h[:i], ":") {
+			h = h[:i]
+		} else if strings.Count(h, ":") > 1 {
+			if i := strings.LastIndexByte(h, ':'); i > 0 {
+				h = h[:i]
+			}
+		}
+		r.Host = h
+		if len(f) > 14 {
+			r.Detail = f[14]
+		}
+		if s, ok := classify(&r); ok {
+			s.line = cur
+			sigs = append(sigs, s)
+		}
+	}
+	return sigs
+}
