@@ -119,4 +119,3 @@ func TestScriptedAttack(t *testing.T) {
 		})
 	}
 }
-
