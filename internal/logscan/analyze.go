@@ -1,6 +1,7 @@
 package logscan
 
 import (
+	"bytes"
 	"encoding/csv"
 	"fmt"
 	"net/netip"
@@ -77,18 +78,84 @@ func classify(r *Record) (signal, bool) {
 			}
 			return signal{kind: sigAuthorized, rec: *r}, true
 		case strings.HasPrefix(m, "AUDIT: "):
-			return signal{kind: sigStatement, rec: *r, text: auditStatement(m)}, true
+			return statementSignal(r, auditStatement(m))
 		case strings.HasPrefix(m, "invalid "), strings.HasPrefix(m, "incomplete startup"), strings.HasPrefix(m, "could not accept SSL"), strings.HasPrefix(m, "unsupported frontend"):
 			return signal{kind: sigNoise, rec: *r, text: m}, true
 		}
 		if loc := reStmt.FindStringIndex(m); loc != nil {
-			return signal{kind: sigStatement, rec: *r, text: m[loc[1]:]}, true
+			return statementSignal(r, m[loc[1]:])
 		}
 	case "ERROR", "STATEMENT":
-		return signal{kind: sigStatement, rec: *r, text: m}, true
+		return statementSignal(r, m)
 	}
 	return signal{}, false
 }
+
+// statementSignal classifies a statement where it is parsed (in the
+// workers): ordinary statements are dropped here.
+func statementSignal(r *Record, text string) (signal, bool) {
+	s := signal{kind: sigStatement, rec: *r, rule: -1}
+	s.secret = hasSecret(text)
+	up := strings.ToUpper(text)
+	for i, sr := range statementRules {
+		if sr.re.MatchString(up) {
+			s.rule = i
+			break
+		}
+	}
+	if s.rule < 0 && !s.secret {
+		return signal{}, false
+	}
+	s.text = clip(Redact(text))
+	return s, true
+}
+
+// statementOfInterest is the byte-level fast path for statements: the
+// first keyword, or a few tell-tale substrings, decide whether the
+// statement is worth classifying at all.
+func statementOfInterest(b []byte) bool {
+	i := 0
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '(') {
+		i++
+	}
+	var w [8]byte
+	n := 0
+	for j := i; j < len(b) && n < len(w); j++ {
+		c := b[j] &^ 0x20 // upper case for letters
+		if c < 'A' || c > 'Z' {
+			break
+		}
+		w[n] = c
+		n++
+	}
+	switch string(w[:n]) { // no allocation: the compiler compares in place
+	case "CREATE", "ALTER", "DROP", "GRANT", "REVOKE", "COPY", "SET", "RESET", "DO":
+		return true
+	}
+	// pg_read_file, lo_import, pg_authid ... : look at each underscore.
+	for k := 0; ; {
+		u := bytes.IndexByte(b[k:], '_')
+		if u < 0 {
+			break
+		}
+		u += k
+		if u >= 2 {
+			a, c := b[u-2]|0x20, b[u-1]|0x20
+			if (a == 'p' && c == 'g') || (a == 'l' && c == 'o') {
+				return true
+			}
+		}
+		k = u + 1
+	}
+	for _, n := range interestNeedles {
+		if bytes.Contains(b, n) {
+			return true
+		}
+	}
+	return false
+}
+
+var interestNeedles = [][]byte{[]byte("ssword"), []byte("SSWORD")}
 
 // auditStatement takes the statement text out of a pgaudit line:
 // AUDIT: SESSION,1,1,ROLE,CREATE ROLE,,,"CREATE ROLE ...",<not logged>
@@ -302,23 +369,18 @@ var statementRules = []stmtRule{
 }
 
 func (a *Analysis) statement(s *signal) {
-	text := s.text
-	if hasSecret(text) {
+	if s.secret {
 		e := a.event("secret\x00"+s.rec.User, "secret-in-log", "high", "a password was written to the log in clear text", s)
 		if e.Sample == "" {
-			e.Sample = clip(Redact(text))
+			e.Sample = s.text
 		}
 	}
-	up := strings.ToUpper(text)
-	for _, sr := range statementRules {
-		if !sr.re.MatchString(up) {
-			continue
-		}
+	if s.rule >= 0 {
+		sr := statementRules[s.rule]
 		e := a.event(sr.kind+"\x00"+s.rec.User, sr.kind, sr.severity, sr.title, s)
 		if e.Sample == "" {
-			e.Sample = clip(Redact(text))
+			e.Sample = s.text
 		}
-		break // the most severe match names the event
 	}
 }
 

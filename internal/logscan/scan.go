@@ -37,9 +37,11 @@ type Options struct {
 type signal struct {
 	kind    sigKind
 	rec     Record
-	text    string // statement, or the failure reason
+	text    string // redacted statement, or the failure reason
 	line    int    // line within the chunk (fixed up when merged)
 	badLine string // parse problem
+	rule    int    // statement: index in statementRules, or -1
+	secret  bool   // statement: carries a password
 }
 
 type sigKind uint8
@@ -410,11 +412,24 @@ func interestingMessage(before, msg []byte) bool {
 	case bytes.HasSuffix(before, []byte("FATAL")):
 		return true
 	case bytes.HasSuffix(before, []byte("LOG")):
-		return bytes.HasPrefix(msg, []byte("statement: ")) || bytes.HasPrefix(msg, []byte("connection ")) ||
-			bytes.HasPrefix(msg, []byte("AUDIT: ")) || bytes.HasPrefix(msg, []byte("execute ")) ||
+		switch {
+		case bytes.HasPrefix(msg, []byte("statement: ")):
+			return statementOfInterest(msg[len("statement: "):])
+		case bytes.HasPrefix(msg, []byte("duration: ")):
+			if i := bytes.Index(msg, []byte("statement: ")); i >= 0 {
+				return statementOfInterest(msg[i+len("statement: "):])
+			}
+			return false
+		case bytes.HasPrefix(msg, []byte("execute ")):
+			if i := bytes.Index(msg, []byte(": ")); i >= 0 {
+				return statementOfInterest(msg[i+2:])
+			}
+			return false
+		}
+		return bytes.HasPrefix(msg, []byte("connection ")) ||
+			bytes.HasPrefix(msg, []byte("AUDIT: ")) ||
 			bytes.HasPrefix(msg, []byte("invalid ")) || bytes.HasPrefix(msg, []byte("incomplete startup")) ||
-			bytes.HasPrefix(msg, []byte("could not accept SSL")) || bytes.HasPrefix(msg, []byte("unsupported frontend")) ||
-			(bytes.HasPrefix(msg, []byte("duration: ")) && bytes.Contains(msg, []byte("statement: ")))
+			bytes.HasPrefix(msg, []byte("could not accept SSL")) || bytes.HasPrefix(msg, []byte("unsupported frontend"))
 	case bytes.HasSuffix(before, []byte("ERROR")):
 		return bytes.Contains(msg, []byte("syntax error")) && bytes.Contains(bytes.ToLower(msg), []byte("password"))
 	case bytes.HasSuffix(before, []byte("STATEMENT")):
@@ -453,14 +468,7 @@ func parseJSON(data []byte) []signal {
 		}
 		cur := line
 		line++
-		hit := false
-		for _, m := range jsonMarkers {
-			if bytes.Contains(l, m) {
-				hit = true
-				break
-			}
-		}
-		if !hit {
+		if !rawInteresting(l, jsonMarkers) {
 			continue
 		}
 		var j jsonRecord
@@ -503,14 +511,7 @@ func parseCSV(data []byte) []signal {
 		data = data[end:]
 		cur := line
 		line += bytes.Count(rec, []byte{'\n'})
-		hit := false
-		for _, m := range csvMarkers {
-			if bytes.Contains(rec, m) {
-				hit = true
-				break
-			}
-		}
-		if !hit {
+		if !rawInteresting(rec, csvMarkers) {
 			continue
 		}
 		rd := csv.NewReader(bytes.NewReader(rec))
@@ -542,4 +543,23 @@ func parseCSV(data []byte) []signal {
 		}
 	}
 	return sigs
+}
+
+// rawInteresting is the fast path for csv and json records: a marker must
+// be present, and a statement must pass statementOfInterest.
+func rawInteresting(rec []byte, markers [][]byte) bool {
+	for i, m := range markers {
+		if !bytes.Contains(rec, m) {
+			continue
+		}
+		if i == 1 || i == 7 { // statement: / duration: ... statement:
+			if j := bytes.Index(rec, []byte("statement: ")); j >= 0 {
+				// A statement record is nothing else: decide here.
+				return statementOfInterest(rec[j+len("statement: "):])
+			}
+			continue
+		}
+		return true
+	}
+	return false
 }
