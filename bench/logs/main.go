@@ -43,7 +43,9 @@ func main() {
 	fmt.Printf("%-8s %12s %12s %12s %14s %14s\n", "format", "pgaegis", "line scan", "pgBadger", "vs pgBadger", "vs line scan")
 	for _, f := range []logscan.Format{logscan.Stderr, logscan.CSV, logscan.JSON} {
 		path := filepath.Join(*dir, "bench."+string(f))
-		check(generate(path, f, int64(*mb)<<20))
+		if _, err := os.Stat(path); err != nil || os.Getenv("KEEP") == "" {
+			check(generate(path, f, int64(*mb)<<20))
+		}
 		ours := measure(func() { scan(path, f) }, path)
 		floor := measure(func() { lineScan(path) }, path)
 		badger := badgerRate(path, f, int64(*badgerMB)<<20, *dir)
@@ -52,7 +54,9 @@ func main() {
 			vsBadger = fmt.Sprintf("%.0fx", ours/badger)
 		}
 		fmt.Printf("%-8s %9.0f MB/s %9.0f MB/s %9.1f MB/s %14s %13.2fx\n", f, ours, floor, badger, vsBadger, ours/floor)
-		os.Remove(path)
+		if os.Getenv("KEEP") == "" {
+			os.Remove(path)
+		}
 	}
 }
 

@@ -1,8 +1,11 @@
 package cli
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"net/http"
 	"net/netip"
 	"os"
 	"strings"
@@ -16,10 +19,57 @@ import (
 )
 
 func runLogs(ctx context.Context, env *Env, args []string) (int, error) {
+	if len(args) > 0 && args[0] == "watch" {
+		return logsWatch(ctx, env, args[1:])
+	}
 	if len(args) == 0 || args[0] != "scan" {
-		return ExitError, usagef("usage: pgaegis logs scan FILE|DIR|- [options]")
+		return ExitError, usagef("usage: pgaegis logs scan FILE|DIR|- [options], or pgaegis logs watch FILE|DIR")
 	}
 	return logsScan(ctx, env, args[1:])
+}
+
+// logsWatch follows a log and prints each event as a JSON line as it
+// happens (or POSTs it to a webhook), until interrupted.
+func logsWatch(ctx context.Context, env *Env, args []string) (int, error) {
+	fs := newFlagSet(env, "logs watch", "FILE|DIR [--prefix P] [--webhook URL]")
+	prefix := fs.String("prefix", "%m [%p] ", "log_line_prefix of stderr logs")
+	logFormat := fs.String("log-format", "", "stderr, csvlog or jsonlog (default: detected)")
+	webhook := fs.String("webhook", "", "POST each event as JSON to this URL instead of printing it")
+	poll := fs.Duration("poll", 500*time.Millisecond, "how often to look for new lines")
+	var files []string
+	for len(args) > 0 {
+		if err := fs.Parse(args); err != nil {
+			return ExitError, usageError{err.Error()}
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		files = append(files, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+	if len(files) != 1 {
+		return ExitError, usagef("give one log file or directory")
+	}
+	p, err := logscan.CompilePrefix(*prefix)
+	if err != nil {
+		return ExitError, usageError{err.Error()}
+	}
+	an := logscan.NewAnalysis(logscan.DefaultThresholds())
+	client := &http.Client{Timeout: 5 * time.Second}
+	an.OnEvent = func(e logscan.Event) {
+		b, _ := json.Marshal(e)
+		if *webhook == "" {
+			fmt.Fprintln(env.Stdout, string(b))
+			return
+		}
+		resp, err := client.Post(*webhook, "application/json", bytes.NewReader(b))
+		if err != nil {
+			fmt.Fprintf(env.Stderr, "webhook: %v\n", err)
+			return
+		}
+		resp.Body.Close()
+	}
+	return ExitOK, logscan.Watch(ctx, files[0], logscan.Options{Prefix: p, Format: logscan.Format(*logFormat)}, an, *poll)
 }
 
 func logsScan(_ context.Context, env *Env, args []string) (int, error) {

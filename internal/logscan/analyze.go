@@ -204,7 +204,10 @@ func DefaultThresholds() Thresholds {
 
 // Analysis accumulates signals in log order.
 type Analysis struct {
-	T        Thresholds
+	T Thresholds
+	// OnEvent, when set, is called each time an event is raised or
+	// repeated (logs watch streams these).
+	OnEvent  func(Event)
 	pidHost  map[int]string
 	fails    map[string][]failure // by source
 	events   map[string]*Event
@@ -218,6 +221,13 @@ type failure struct {
 	t    time.Time
 	user string
 	ev   string
+}
+
+// NewAnalysis starts an empty analysis (for Watch).
+func NewAnalysis(t Thresholds) *Analysis {
+	a := newAnalysis()
+	a.T = t
+	return a
 }
 
 func newAnalysis() *Analysis {
@@ -236,6 +246,12 @@ func (a *Analysis) event(key, kind, sev, title string, s *signal) *Event {
 	e.Last = s.rec.Time
 	if len(e.Evidence) < a.T.MaxEvidence {
 		e.Evidence = append(e.Evidence, fmt.Sprintf("%s:%d", s.rec.File, s.rec.Line))
+	}
+	if a.OnEvent != nil {
+		defer func() { a.OnEvent(*e) }() // after the caller has filled in the event
+	}
+	if len(a.events) > 50000 { // bounded, however long a watch runs
+		a.events, a.order = map[string]*Event{key: e}, []string{key}
 	}
 	return e
 }

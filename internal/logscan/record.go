@@ -210,9 +210,10 @@ func splitSeverity(rest []byte) (string, string, bool) {
 
 // redactPassword hides passwords in statements and connection strings.
 var (
-	reSQLPassword  = regexp.MustCompile(`(?i)(PASSWORD\s+)('(?:[^']|'')*'|"[^"]*")`)
-	reConnPassword = regexp.MustCompile(`(?i)(password\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s']+)`)
-	reOptPassword  = regexp.MustCompile(`(?i)(\bpassword\s+)('(?:[^']|'')*')`)
+	// A closing quote is optional: a truncated line must not leak the rest.
+	reSQLPassword  = regexp.MustCompile(`(?i)(PASSWORD\s+)('(?:[^']|'')*'?|"[^"]*"?)`)
+	reConnPassword = regexp.MustCompile(`(?i)(password\s*=\s*)('(?:[^'\\]|\\.)*'?|[^\s']+)`)
+	reOptPassword  = regexp.MustCompile(`(?i)(\bpassword\s+)('(?:[^']|'')*'?)`)
 )
 
 // Redact replaces passwords in a statement with *****.

@@ -167,11 +167,16 @@ func Detect(head []byte) Format {
 
 const chunkSize = 4 << 20
 
+// bufs recycles chunk buffers: a gigabyte log then costs a few buffers,
+// not a gigabyte of garbage.
+var bufs = sync.Pool{New: func() any { b := make([]byte, 0, chunkSize+chunkSize/4); return &b }}
+
 type chunk struct {
 	seq   int
 	file  string
 	data  []byte
-	lines int // newlines in data
+	buf   *[]byte // returned to bufs once parsed
+	lines int     // newlines in data
 	sigs  []signal
 }
 
@@ -222,6 +227,11 @@ func scanFile(path string, o *Options, st *Stats, an *Analysis) error {
 			for c := range in {
 				c.sigs = parseChunk(c.data, format, o.Prefix)
 				c.lines = bytes.Count(c.data, []byte{'\n'})
+				if c.buf != nil {
+					*c.buf = (*c.buf)[:0]
+					bufs.Put(c.buf)
+					c.buf, c.data = nil, nil
+				}
 				out <- c
 			}
 		}()
@@ -232,10 +242,15 @@ func scanFile(path string, o *Options, st *Stats, an *Analysis) error {
 		var carry []byte
 		seq := 0
 		for {
-			buf := make([]byte, len(carry), chunkSize+len(carry))
-			copy(buf, carry)
-			n, err := io.ReadFull(br, buf[len(carry):cap(buf)])
+			bp := bufs.Get().(*[]byte)
+			buf := *bp
+			if cap(buf) < len(carry)+chunkSize {
+				buf = make([]byte, 0, len(carry)+chunkSize)
+			}
+			buf = append(buf[:0], carry...)
+			n, err := io.ReadFull(br, buf[len(carry):len(carry)+chunkSize])
 			buf = buf[:len(carry)+n]
+			*bp = buf
 			st.Bytes += int64(n)
 			if o.Progress != nil {
 				o.Progress(st.Bytes)
@@ -249,13 +264,13 @@ func scanFile(path string, o *Options, st *Stats, an *Analysis) error {
 			if !eof {
 				cut = recordCut(buf, format)
 				if cut <= 0 { // one record longer than a chunk: keep growing
-					carry = buf
+					carry = append([]byte(nil), buf...)
 					continue
 				}
 			}
 			carry = append([]byte(nil), buf[cut:]...)
 			if cut > 0 {
-				in <- &chunk{seq: seq, file: path, data: buf[:cut]}
+				in <- &chunk{seq: seq, file: path, data: buf[:cut], buf: bp}
 				seq++
 			}
 			if eof {
@@ -452,9 +467,6 @@ type jsonRecord struct {
 	Statement  string `json:"statement"`
 }
 
-var jsonMarkers = [][]byte{[]byte(`"FATAL"`), []byte(`"message":"statement: `), []byte(`"message":"connection `), []byte(`"message":"AUDIT: `),
-	[]byte(`"message":"invalid `), []byte(`"message":"incomplete startup`), []byte(`"message":"could not accept SSL`), []byte(`"message":"duration: `)}
-
 func parseJSON(data []byte) []signal {
 	var sigs []signal
 	line := 0
@@ -468,7 +480,7 @@ func parseJSON(data []byte) []signal {
 		}
 		cur := line
 		line++
-		if !rawInteresting(l, jsonMarkers) {
+		if !jsonInteresting(l) {
 			continue
 		}
 		var j jsonRecord
@@ -486,9 +498,6 @@ func parseJSON(data []byte) []signal {
 }
 
 // csv ----------------------------------------------------------------
-
-var csvMarkers = [][]byte{[]byte(",FATAL,"), []byte(`,"statement: `), []byte(`,"connection `), []byte(`,"AUDIT: `), []byte(`,"invalid `),
-	[]byte(`,"incomplete startup`), []byte(`,"could not accept SSL`), []byte(`,"duration: `)}
 
 func parseCSV(data []byte) []signal {
 	var sigs []signal
@@ -511,7 +520,7 @@ func parseCSV(data []byte) []signal {
 		data = data[end:]
 		cur := line
 		line += bytes.Count(rec, []byte{'\n'})
-		if !rawInteresting(rec, csvMarkers) {
+		if !csvInteresting(rec) {
 			continue
 		}
 		rd := csv.NewReader(bytes.NewReader(rec))
@@ -545,21 +554,44 @@ func parseCSV(data []byte) []signal {
 	return sigs
 }
 
-// rawInteresting is the fast path for csv and json records: a marker must
-// be present, and a statement must pass statementOfInterest.
-func rawInteresting(rec []byte, markers [][]byte) bool {
-	for i, m := range markers {
-		if !bytes.Contains(rec, m) {
+// jsonInteresting is the fast path for jsonlog: it finds the severity
+// and the start of the message (in that order in every record) and asks
+// the same question as for stderr lines.
+func jsonInteresting(l []byte) bool {
+	i := bytes.Index(l, []byte(`"error_severity":"`))
+	if i < 0 {
+		return false
+	}
+	i += len(`"error_severity":"`)
+	e := bytes.IndexByte(l[i:], '"')
+	if e < 0 {
+		return false
+	}
+	sev := l[i : i+e]
+	rest := l[i+e:]
+	m := bytes.Index(rest, []byte(`"message":"`))
+	if m < 0 {
+		return false
+	}
+	return interestingMessage(sev, rest[m+len(`"message":"`):])
+}
+
+var csvSeverities = [][]byte{[]byte(",LOG,"), []byte(",FATAL,"), []byte(",ERROR,"), []byte(",STATEMENT,")}
+
+// csvInteresting is the fast path for csvlog: the severity is an unquoted
+// field followed by the SQLSTATE and the quoted message.
+func csvInteresting(rec []byte) bool {
+	for _, sv := range csvSeverities {
+		i := bytes.Index(rec, sv)
+		if i < 0 {
 			continue
 		}
-		if i == 1 || i == 7 { // statement: / duration: ... statement:
-			if j := bytes.Index(rec, []byte("statement: ")); j >= 0 {
-				// A statement record is nothing else: decide here.
-				return statementOfInterest(rec[j+len("statement: "):])
-			}
+		rest := rec[i+len(sv):]
+		// SQLSTATE (5 characters), a comma, then the quoted message.
+		if len(rest) < 8 || rest[5] != ',' || rest[6] != '"' {
 			continue
 		}
-		return true
+		return interestingMessage(sv[1:len(sv)-1], rest[7:])
 	}
 	return false
 }
