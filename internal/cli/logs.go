@@ -76,7 +76,7 @@ func logsScan(_ context.Context, env *Env, args []string) (int, error) {
 	fs := newFlagSet(env, "logs scan", "FILE|DIR|- ... [--format text|json|sarif|html|markdown|junit] [--prefix '%m [%p] ']")
 	format := fs.String("format", "text", "text, json, sarif, html, markdown or junit")
 	logFormat := fs.String("log-format", "", "stderr, csvlog or jsonlog (default: detected)")
-	prefix := fs.String("prefix", "%m [%p] ", "log_line_prefix of stderr logs")
+	prefix := fs.String("prefix", "", "log_line_prefix of stderr logs (default: detected)")
 	since := fs.String("since", "", "ignore entries before this time (RFC 3339 or 'YYYY-MM-DD HH:MM')")
 	until := fs.String("until", "", "ignore entries after this time")
 	window := fs.Duration("window", 5*time.Minute, "window for bursts")
@@ -104,9 +104,11 @@ func logsScan(_ context.Context, env *Env, args []string) (int, error) {
 	if err != nil {
 		return ExitError, usageError{err.Error()}
 	}
-	p, err := logscan.CompilePrefix(*prefix)
-	if err != nil {
-		return ExitError, usageError{err.Error()}
+	var p *logscan.Prefix
+	if *prefix != "" {
+		if p, err = logscan.CompilePrefix(*prefix); err != nil {
+			return ExitError, usageError{err.Error()}
+		}
 	}
 	th := logscan.DefaultThresholds()
 	th.Window, th.BruteForce, th.Spray, th.AfterFails = *window, *brute, *spray, *after

@@ -227,3 +227,36 @@ func Redact(s string) string {
 func hasSecret(s string) bool {
 	return reSQLPassword.MatchString(s) || reConnPassword.MatchString(s) || reOptPassword.MatchString(s)
 }
+
+// commonPrefixes are log_line_prefix values seen in the wild, tried in
+// order when none is given.
+var commonPrefixes = []string{
+	"%m [%p] %q%u@%d %r ", "%m [%p] %q%u@%d ", "%m [%p] ", "%t [%p] ", "%t [%p]: [%l-1] user=%u,db=%d,app=%a,client=%h ",
+	"%t [%p]: [%l-1] ", "%m [%p] %q[user=%u,db=%d,app=%a] ", "%m [%p] %u@%d %r %a ", "%m [%p] %q%u@%d %r %a ",
+}
+
+// DetectPrefix picks the log_line_prefix that parses the most of the
+// given lines (ties: the more specific one).
+func DetectPrefix(head []byte) *Prefix {
+	best, bestN := commonPrefixes[2], -1
+	for _, spec := range commonPrefixes {
+		p, err := CompilePrefix(spec)
+		if err != nil {
+			continue
+		}
+		n := 0
+		for _, l := range bytes.Split(head, []byte{'\n'}) {
+			var r Record
+			if rest, ok := p.parse(l, &r); ok {
+				if _, _, ok := splitSeverity(rest); ok {
+					n++
+				}
+			}
+		}
+		if n > bestN || (n == bestN && len(spec) > len(best)) {
+			best, bestN = spec, n
+		}
+	}
+	p, _ := CompilePrefix(best)
+	return p
+}

@@ -23,7 +23,7 @@ import (
 // Options control a scan.
 type Options struct {
 	Format Format  // "" detects
-	Prefix *Prefix // stderr: log_line_prefix (default '%m [%p] ')
+	Prefix *Prefix // stderr: log_line_prefix (nil: detected from the first lines)
 	Since  time.Time
 	Until  time.Time
 	// Progress is told how many bytes were read (for a progress bar).
@@ -187,9 +187,6 @@ func Scan(paths []string, o Options) (*Analysis, Stats, error) {
 	if o.Workers <= 0 {
 		o.Workers = runtime.GOMAXPROCS(0)
 	}
-	if o.Prefix == nil {
-		o.Prefix, _ = CompilePrefix("%m [%p] ")
-	}
 	an := newAnalysis()
 	if o.Thresholds != nil {
 		an.T = *o.Thresholds
@@ -216,6 +213,9 @@ func scanFile(path string, o *Options, st *Stats, an *Analysis) error {
 	if format == "" {
 		format = Detect(head)
 		o.Format = format
+	}
+	if o.Prefix == nil && format == Stderr {
+		o.Prefix = DetectPrefix(head)
 	}
 	in := make(chan *chunk, o.Workers*2)
 	out := make(chan *chunk, o.Workers*2)

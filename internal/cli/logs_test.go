@@ -1,0 +1,48 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+)
+
+func TestLogsScanCommand(t *testing.T) {
+	var b strings.Builder
+	for i := 0; i < 12; i++ {
+		fmt.Fprintf(&b, "2026-11-22 08:00:%02d.000 UTC [%d] app@shop 203.0.113.9(5000) FATAL:  password authentication failed for user \"app\"\n", i, 100+i)
+	}
+	b.WriteString("2026-11-22 08:01:00.000 UTC [200] postgres@shop 10.0.0.1(5000) LOG:  statement: ALTER ROLE app PASSWORD 'TopSecret-77'\n")
+	path := writeFile(t, "postgresql.log", b.String())
+	code, out, errs := runCLI(t, "logs", "scan", path, "--format", "json")
+	if code != ExitFindings {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	if strings.Contains(out, "TopSecret-77") {
+		t.Fatal("the password is in the output")
+	}
+	var doc struct {
+		Events []struct {
+			Kind, Source string
+			Count        int
+		} `json:"events"`
+	}
+	if err := json.Unmarshal([]byte(out), &doc); err != nil {
+		t.Fatal(err)
+	}
+	kinds := map[string]bool{}
+	for _, e := range doc.Events {
+		kinds[e.Kind+" "+e.Source] = true
+	}
+	for _, want := range []string{"brute-force 203.0.113.9", "secret-in-log 10.0.0.1", "role-change 10.0.0.1"} {
+		if !kinds[want] {
+			t.Errorf("missing %q in %v", want, kinds)
+		}
+	}
+	for _, f := range []string{"text", "sarif", "markdown"} {
+		code, out, _ := runCLI(t, "logs", "scan", path, "--format", f)
+		if code != ExitFindings || strings.Contains(out, "TopSecret-77") || len(out) < 100 {
+			t.Errorf("%s: exit %d, %d bytes", f, code, len(out))
+		}
+	}
+}
