@@ -343,6 +343,9 @@ func (a *Analysis) recordFailure(s *signal) {
 	if len(fs) >= a.T.BruteForce {
 		e := a.event("brute\x00"+host, "brute-force", "high", fmt.Sprintf("%d or more failed logins from one source within %s", a.T.BruteForce, a.T.Window), s)
 		e.Role = ""
+		if len(fs) > e.Count {
+			e.Count = len(fs) // the failures in the window, not the times the threshold was crossed
+		}
 	}
 	users := map[string]bool{}
 	for _, f := range fs {
