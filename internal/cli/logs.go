@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -86,6 +87,9 @@ func logsScan(_ context.Context, env *Env, args []string) (int, error) {
 	allow := fs.String("allow", "", "comma-separated networks clients may come from (others are reported)")
 	supers := fs.String("superusers", "postgres", "comma-separated superuser names (sessions over TCP are reported)")
 	failOn := fs.String("fail-on", "high", "exit 1 when an event is at or above this severity")
+	flood := fs.Int("flood", 500, "connections from one source within the window that make a flood")
+	baseline := fs.String("baseline", "", "file of known client addresses (one per line): logins from others are reported")
+	saveBaseline := fs.String("save-baseline", "", "write the addresses that logged in to this file (with --baseline's)")
 	var files []string
 	for len(args) > 0 {
 		if err := fs.Parse(args); err != nil {
@@ -111,7 +115,19 @@ func logsScan(_ context.Context, env *Env, args []string) (int, error) {
 		}
 	}
 	th := logscan.DefaultThresholds()
-	th.Window, th.BruteForce, th.Spray, th.AfterFails = *window, *brute, *spray, *after
+	th.Window, th.BruteForce, th.Spray, th.AfterFails, th.Flood = *window, *brute, *spray, *after, *flood
+	if *baseline != "" {
+		b, err := os.ReadFile(*baseline)
+		if err != nil {
+			return ExitError, err
+		}
+		th.Known = map[string]bool{}
+		for _, l := range strings.Split(string(b), "\n") {
+			if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "#") {
+				th.Known[l] = true
+			}
+		}
+	}
 	th.Superusers = map[string]bool{}
 	for _, s := range strings.Split(*supers, ",") {
 		if s = strings.TrimSpace(s); s != "" {
@@ -165,6 +181,23 @@ func logsScan(_ context.Context, env *Env, args []string) (int, error) {
 	}
 	elapsed := time.Since(start)
 	events := an.Events()
+	if *saveBaseline != "" {
+		known := map[string]bool{}
+		for k := range th.Known {
+			known[k] = true
+		}
+		for k := range an.Seen {
+			known[k] = true
+		}
+		var lines []string
+		for k := range known {
+			lines = append(lines, k)
+		}
+		sort.Strings(lines)
+		if err := os.WriteFile(*saveBaseline, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
+			return ExitError, err
+		}
+	}
 	worst := rules.Severity(-1)
 	for _, e := range events {
 		if s, err := rules.ParseSeverity(e.Severity); err == nil && s > worst {

@@ -46,3 +46,19 @@ func TestLogsScanCommand(t *testing.T) {
 		}
 	}
 }
+
+func TestLogsBaselineOfSources(t *testing.T) {
+	line := func(host string, pid int) string {
+		return fmt.Sprintf("2026-11-22 08:00:00.000 UTC [%d] app@shop %s(5000) LOG:  connection received: host=%s port=5000\n2026-11-22 08:00:00.001 UTC [%d] app@shop %s(5000) LOG:  connection authorized: user=app database=shop\n", pid, host, host, pid, host)
+	}
+	first := writeFile(t, "a.log", line("10.0.0.5", 1))
+	base := writeFile(t, "known.txt", "")
+	if code, _, errs := runCLI(t, "logs", "scan", first, "--baseline", base, "--save-baseline", base, "--fail-on", "critical"); code != 0 {
+		t.Fatalf("exit %d %s", code, errs)
+	}
+	second := writeFile(t, "b.log", line("10.0.0.5", 2)+line("192.0.2.66", 3))
+	_, out, _ := runCLI(t, "logs", "scan", second, "--baseline", base, "--format", "json")
+	if !strings.Contains(out, `"new-source"`) || !strings.Contains(out, "192.0.2.66") || strings.Contains(out, `"source": "10.0.0.5"`) {
+		t.Errorf("only 192.0.2.66 is new:\n%s", out)
+	}
+}

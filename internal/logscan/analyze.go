@@ -194,11 +194,16 @@ type Thresholds struct {
 	Allow       []netip.Prefix
 	Superusers  map[string]bool
 	MaxEvidence int
+	// Flood: connections received from one source within Window.
+	Flood int
+	// Known sources (a saved baseline): an authorized connection from any
+	// other address is reported. Nil disables the check.
+	Known map[string]bool
 }
 
 // DefaultThresholds are the defaults of the CLI.
 func DefaultThresholds() Thresholds {
-	return Thresholds{Window: 5 * time.Minute, BruteForce: 10, Spray: 5, AfterFails: 3, MaxEvidence: 5,
+	return Thresholds{Window: 5 * time.Minute, BruteForce: 10, Spray: 5, AfterFails: 3, MaxEvidence: 5, Flood: 500,
 		Superusers: map[string]bool{"postgres": true}}
 }
 
@@ -209,7 +214,9 @@ type Analysis struct {
 	// repeated (logs watch streams these).
 	OnEvent  func(Event)
 	pidHost  map[int]string
-	fails    map[string][]failure // by source
+	fails    map[string][]failure   // by source
+	conns    map[string][]time.Time // connections received, by source
+	Seen     map[string]bool        // sources that logged in (for a baseline)
 	events   map[string]*Event
 	order    []string
 	bySource map[string]int
@@ -232,6 +239,7 @@ func NewAnalysis(t Thresholds) *Analysis {
 
 func newAnalysis() *Analysis {
 	return &Analysis{T: DefaultThresholds(), pidHost: map[int]string{}, fails: map[string][]failure{}, events: map[string]*Event{},
+		conns: map[string][]time.Time{}, Seen: map[string]bool{},
 		bySource: map[string]int{}, byRole: map[string]int{}, timeline: map[string]int{}}
 }
 
@@ -267,6 +275,24 @@ func (a *Analysis) add(s *signal) {
 		if len(a.pidHost) > 100000 { // bounded: stale PIDs are dropped
 			a.pidHost = map[int]string{r.PID: r.Host}
 		}
+		if a.T.Flood > 0 && !r.Time.IsZero() {
+			ts := append(a.conns[r.Host], r.Time)
+			cut := 0
+			for cut < len(ts) && r.Time.Sub(ts[cut]) > a.T.Window {
+				cut++
+			}
+			ts = ts[cut:]
+			if len(ts) > a.T.Flood*2 {
+				ts = ts[len(ts)-a.T.Flood*2:]
+			}
+			a.conns[r.Host] = ts
+			if len(ts) >= a.T.Flood {
+				e := a.event("flood\x00"+r.Host, "connection-flood", "medium", fmt.Sprintf("%d or more connections from one source within %s", a.T.Flood, a.T.Window), s)
+				if len(ts) > e.Count {
+					e.Count = len(ts)
+				}
+			}
+		}
 	case sigNoise:
 		a.event("noise\x00"+r.Host, "scanner-noise", "low", "protocol noise (scanners, broken clients)", s)
 	case sigAuthFail:
@@ -300,6 +326,14 @@ func (a *Analysis) add(s *signal) {
 		}
 		if len(a.T.Allow) > 0 && host != "" && host != "[local]" && !allowed(host, a.T.Allow) {
 			a.event("outside\x00"+host, "outside-allow-list", "high", "connection from an address outside the allowed networks", s)
+		}
+		if host != "" {
+			if a.T.Known != nil && !a.T.Known[host] && !a.Seen[host] {
+				a.event("new\x00"+host, "new-source", "medium", "login from an address never seen before (not in the baseline)", s)
+			}
+			if len(a.Seen) < 1000000 {
+				a.Seen[host] = true
+			}
 		}
 	case sigStatement:
 		a.statement(s)
