@@ -65,7 +65,7 @@ func TestScriptedAttack(t *testing.T) {
 	if err := login("127.0.0.4", "app", "app-right-1"); err != nil { // success after failures
 		t.Fatal(err)
 	}
-	must(srv.Exec(ctx, `CREATE ROLE intruder SUPERUSER`, `ALTER ROLE app PASSWORD 'Secret123!'`, `COPY (SELECT 1) TO PROGRAM 'true'`))
+	must(srv.Exec(ctx, `CREATE ROLE intruder SUPERUSER`, `ALTER ROLE app PASSWORD 'Secret123!'`, `COPY (SELECT 1) TO PROGRAM 'cat > /dev/null'`))
 	time.Sleep(1500 * time.Millisecond) // the collector writes asynchronously
 
 	p, _ := CompilePrefix("%m [%p] %q%u@%d %r ")
