@@ -1,7 +1,6 @@
 package logscan
 
 import (
-	"bufio"
 	"bytes"
 	"compress/gzip"
 	"encoding/csv"
@@ -167,9 +166,19 @@ func Detect(head []byte) Format {
 
 const chunkSize = 4 << 20
 
-// bufs recycles chunk buffers: a gigabyte log then costs a few buffers,
-// not a gigabyte of garbage.
-var bufs = sync.Pool{New: func() any { b := make([]byte, 0, chunkSize+chunkSize/4); return &b }}
+// bufRing is a fixed set of chunk buffers that circulate between the
+// reader and the workers: a gigabyte log reuses the same few megabytes
+// (no garbage, no fresh pages for the kernel to fault in).
+type bufRing chan *[]byte
+
+func newBufRing(n int) bufRing {
+	r := make(bufRing, n)
+	for i := 0; i < n; i++ {
+		b := make([]byte, 0, chunkSize+chunkSize/4)
+		r <- &b
+	}
+	return r
+}
 
 type chunk struct {
 	seq   int
@@ -207,8 +216,9 @@ func scanFile(path string, o *Options, st *Stats, an *Analysis) error {
 		return err
 	}
 	defer rc.Close()
-	br := bufio.NewReaderSize(rc, 1<<20)
-	head, _ := br.Peek(4096)
+	headBuf := make([]byte, 4096)
+	hn, _ := io.ReadFull(rc, headBuf)
+	head := headBuf[:hn]
 	format := o.Format
 	if format == "" {
 		format = Detect(head)
@@ -219,6 +229,7 @@ func scanFile(path string, o *Options, st *Stats, an *Analysis) error {
 	}
 	in := make(chan *chunk, o.Workers*2)
 	out := make(chan *chunk, o.Workers*2)
+	ring := newBufRing(o.Workers*4 + 2)
 	var wg sync.WaitGroup
 	for w := 0; w < o.Workers; w++ {
 		wg.Add(1)
@@ -229,7 +240,7 @@ func scanFile(path string, o *Options, st *Stats, an *Analysis) error {
 				c.lines = bytes.Count(c.data, []byte{'\n'})
 				if c.buf != nil {
 					*c.buf = (*c.buf)[:0]
-					bufs.Put(c.buf)
+					ring <- c.buf
 					c.buf, c.data = nil, nil
 				}
 				out <- c
@@ -239,16 +250,17 @@ func scanFile(path string, o *Options, st *Stats, an *Analysis) error {
 	readErr := make(chan error, 1)
 	go func() {
 		defer close(in)
-		var carry []byte
+		carry := append([]byte(nil), head...)
+		st.Bytes += int64(len(head))
 		seq := 0
 		for {
-			bp := bufs.Get().(*[]byte)
+			bp := <-ring
 			buf := *bp
 			if cap(buf) < len(carry)+chunkSize {
 				buf = make([]byte, 0, len(carry)+chunkSize)
 			}
 			buf = append(buf[:0], carry...)
-			n, err := io.ReadFull(br, buf[len(carry):len(carry)+chunkSize])
+			n, err := io.ReadFull(rc, buf[len(carry):len(carry)+chunkSize])
 			buf = buf[:len(carry)+n]
 			*bp = buf
 			st.Bytes += int64(n)
@@ -265,6 +277,8 @@ func scanFile(path string, o *Options, st *Stats, an *Analysis) error {
 				cut = recordCut(buf, format)
 				if cut <= 0 { // one record longer than a chunk: keep growing
 					carry = append([]byte(nil), buf...)
+					*bp = buf[:0]
+					ring <- bp
 					continue
 				}
 			}
@@ -272,6 +286,9 @@ func scanFile(path string, o *Options, st *Stats, an *Analysis) error {
 			if cut > 0 {
 				in <- &chunk{seq: seq, file: path, data: buf[:cut], buf: bp}
 				seq++
+			} else {
+				*bp = buf[:0]
+				ring <- bp
 			}
 			if eof {
 				readErr <- nil
