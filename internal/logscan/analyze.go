@@ -16,8 +16,6 @@ var (
 	reHost   = regexp.MustCompile(`host "([^"]*)"`)
 	reUser   = regexp.MustCompile(`user "([^"]*)"`)
 	reDB     = regexp.MustCompile(`database "([^"]*)"`)
-	reRecv   = regexp.MustCompile(`^connection received: host=(\S+)`)
-	reAuthz  = regexp.MustCompile(`^connection authorized: user=(\S+)(?: database=(\S+))?`)
 	reStmt   = regexp.MustCompile(`^(?:duration: [0-9.]+ ms\s+)?(?:statement|execute [^:]*): `)
 )
 
@@ -68,13 +66,13 @@ func classify(r *Record) (signal, bool) {
 	case "LOG":
 		switch {
 		case strings.HasPrefix(m, "connection received:"):
-			if x := reRecv.FindStringSubmatch(m); x != nil {
-				r.Host = x[1]
+			if h := wordAfter(m, " host="); h != "" {
+				r.Host = h
 			}
 			return signal{kind: sigReceived, rec: *r}, true
 		case strings.HasPrefix(m, "connection authorized:"):
-			if x := reAuthz.FindStringSubmatch(m); x != nil {
-				r.User, r.Database = x[1], x[2]
+			if u := wordAfter(m, " user="); u != "" {
+				r.User, r.Database = u, wordAfter(m, " database=")
 			}
 			return signal{kind: sigAuthorized, rec: *r}, true
 		case strings.HasPrefix(m, "AUDIT: "):
@@ -89,6 +87,20 @@ func classify(r *Record) (signal, bool) {
 		return statementSignal(r, m)
 	}
 	return signal{}, false
+}
+
+// wordAfter returns the word after key in a "connection ..." message
+// (one in ten lines of a server with log_connections: no regexp here).
+func wordAfter(m, key string) string {
+	i := strings.Index(m, key)
+	if i < 0 {
+		return ""
+	}
+	w := m[i+len(key):]
+	if j := strings.IndexAny(w, " \t\n"); j >= 0 {
+		w = w[:j]
+	}
+	return w
 }
 
 // statementSignal classifies a statement where it is parsed (in the

@@ -3,7 +3,6 @@ package logscan
 import (
 	"bytes"
 	"compress/gzip"
-	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,6 +11,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -164,7 +164,7 @@ func Detect(head []byte) Format {
 	return Stderr
 }
 
-const chunkSize = 4 << 20
+const chunkSize = 1 << 20
 
 // bufRing is a fixed set of chunk buffers that circulate between the
 // reader and the workers: a gigabyte log reuses the same few megabytes
@@ -518,6 +518,7 @@ func parseJSON(data []byte) []signal {
 
 func parseCSV(data []byte) []signal {
 	var sigs []signal
+	var fields []string
 	line := 0
 	for len(data) > 0 {
 		// A record ends at a newline followed by a date (or the end).
@@ -540,17 +541,17 @@ func parseCSV(data []byte) []signal {
 		if !csvInteresting(rec) {
 			continue
 		}
-		rd := csv.NewReader(bytes.NewReader(rec))
-		rd.FieldsPerRecord = -1
-		f, err := rd.Read()
-		if err != nil || len(f) < 14 {
+		var ok bool
+		fields, ok = splitCSVRecord(rec, fields[:0])
+		f := fields
+		if !ok || len(f) < 14 {
 			sigs = append(sigs, signal{kind: sigBad, line: cur, badLine: "not a csvlog record"})
 			continue
 		}
 		// csvlog: log_time, user, db, pid, connection_from, session_id, line,
 		// command_tag, session_start, vxid, xid, severity, sqlstate, message, detail, ...
 		r := Record{Time: parseTime(f[0]), User: f[1], Database: f[2], Severity: f[11], Message: f[13]}
-		fmt.Sscanf(f[3], "%d", &r.PID)
+		r.PID, _ = strconv.Atoi(f[3])
 		h := f[4]
 		if i := strings.LastIndexByte(h, ':'); i > 0 && !strings.Contains(h[:i], ":") {
 			h = h[:i]
@@ -591,24 +592,4 @@ func jsonInteresting(l []byte) bool {
 		return false
 	}
 	return interestingMessage(sev, rest[m+len(`"message":"`):])
-}
-
-var csvSeverities = [][]byte{[]byte(",LOG,"), []byte(",FATAL,"), []byte(",ERROR,"), []byte(",STATEMENT,")}
-
-// csvInteresting is the fast path for csvlog: the severity is an unquoted
-// field followed by the SQLSTATE and the quoted message.
-func csvInteresting(rec []byte) bool {
-	for _, sv := range csvSeverities {
-		i := bytes.Index(rec, sv)
-		if i < 0 {
-			continue
-		}
-		rest := rec[i+len(sv):]
-		// SQLSTATE (5 characters), a comma, then the quoted message.
-		if len(rest) < 8 || rest[5] != ',' || rest[6] != '"' {
-			continue
-		}
-		return interestingMessage(sv[1:len(sv)-1], rest[7:])
-	}
-	return false
 }
