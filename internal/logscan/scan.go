@@ -3,7 +3,6 @@ package logscan
 import (
 	"bytes"
 	"compress/gzip"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -472,18 +471,6 @@ func interestingMessage(before, msg []byte) bool {
 
 // json ---------------------------------------------------------------
 
-type jsonRecord struct {
-	Timestamp  string `json:"timestamp"`
-	User       string `json:"user"`
-	Dbname     string `json:"dbname"`
-	PID        int    `json:"pid"`
-	RemoteHost string `json:"remote_host"`
-	Severity   string `json:"error_severity"`
-	Message    string `json:"message"`
-	Detail     string `json:"detail"`
-	Statement  string `json:"statement"`
-}
-
 func parseJSON(data []byte) []signal {
 	var sigs []signal
 	line := 0
@@ -501,7 +488,7 @@ func parseJSON(data []byte) []signal {
 			continue
 		}
 		var j jsonRecord
-		if err := json.Unmarshal(l, &j); err != nil {
+		if err := decodeJSONRecord(l, &j); err != nil {
 			sigs = append(sigs, signal{kind: sigBad, line: cur, badLine: "not a JSON log record: " + err.Error()})
 			continue
 		}
