@@ -92,5 +92,9 @@ func csvInteresting(rec []byte) bool {
 	if !more || len(rec) < 8 || rec[5] != ',' || rec[6] != '"' {
 		return false
 	}
-	return interestingMessage(sev, rec[7:])
+	msg, _, _, _, ok := csvNext(rec[6:])
+	if !ok {
+		return true // broken record: let the full parse report it
+	}
+	return interestingMessage(sev, msg)
 }

@@ -578,5 +578,11 @@ func jsonInteresting(l []byte) bool {
 	if m < 0 {
 		return false
 	}
-	return interestingMessage(sev, rest[m+len(`"message":"`):])
+	// Only the message: the fields after it (application_name, ...)
+	// would cost the statement checks a second look for nothing.
+	msg, _, ok := jsonString(rest[m+len(`"message":`):])
+	if !ok {
+		return true // broken record: let the decoder report it
+	}
+	return interestingMessage(sev, msg)
 }
