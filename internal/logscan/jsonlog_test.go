@@ -2,6 +2,7 @@ package logscan
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 )
 
@@ -57,4 +58,26 @@ func FuzzDecodeJSONRecord(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestJSONSeverityValue(t *testing.T) {
+	tests := []struct {
+		in   string
+		want string // the severity found, "" for none
+	}{
+		{`{"pid":1,"error_severity":"FATAL","message":"x"}`, "FATAL"},
+		{`{"message":"a \"error_severity\":\"LOG\" quoted","error_severity":"ERROR"}`, "ERROR"},
+		{`{"severity":"LOG","vxid":"3/1"}`, ""},
+		{`verity":"`, ""},
+	}
+	for _, tt := range tests {
+		got := ""
+		if i := jsonSeverityValue([]byte(tt.in)); i >= 0 {
+			got = tt.in[i:]
+			got = got[:strings.IndexByte(got, '"')]
+		}
+		if got != tt.want {
+			t.Errorf("jsonSeverityValue(%s) found %q, want %q", tt.in, got, tt.want)
+		}
+	}
 }

@@ -559,15 +559,33 @@ func parseCSV(data []byte) []signal {
 	return sigs
 }
 
+// jsonSeverityValue returns where the error_severity value starts, or -1.
+// It searches for the key's tail: a search starts from the needle's first
+// byte, and 'v' is rare in a log record where '"' is everywhere. Inside a
+// string value the quotes would be escaped, so a match is the key.
+func jsonSeverityValue(l []byte) int {
+	const head, tail = `"error_se`, `verity":"`
+	for from := 0; ; {
+		k := bytes.Index(l[from:], []byte(tail))
+		if k < 0 {
+			return -1
+		}
+		k += from
+		if k >= len(head) && string(l[k-len(head):k]) == head {
+			return k + len(tail)
+		}
+		from = k + 1
+	}
+}
+
 // jsonInteresting is the fast path for jsonlog: it finds the severity
 // and the start of the message (in that order in every record) and asks
 // the same question as for stderr lines.
 func jsonInteresting(l []byte) bool {
-	i := bytes.Index(l, []byte(`"error_severity":"`))
+	i := jsonSeverityValue(l)
 	if i < 0 {
 		return false
 	}
-	i += len(`"error_severity":"`)
 	e := bytes.IndexByte(l[i:], '"')
 	if e < 0 {
 		return false
