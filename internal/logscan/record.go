@@ -187,13 +187,49 @@ func timeEnd(b []byte, esc byte) int {
 	return -1
 }
 
-var timeLayouts = []string{"2006-01-02 15:04:05.000 MST", "2006-01-02 15:04:05 MST", "2006-01-02 15:04:05.000 -07", "2006-01-02 15:04:05 -07", "2006-01-02T15:04:05.000Z07:00", "2006-01-02 15:04:05.000-07"}
+// timeLayouts are the ways the server writes %m / %t and the csvlog and
+// jsonlog timestamps: a zone abbreviation from log_timezone, or a numeric
+// offset for zones without one (+03, +0545).
+// Numeric layouts come first: Go's "MST" also accepts "+03", as a name.
+var timeLayouts = []string{
+	"2006-01-02 15:04:05.000 -07", "2006-01-02 15:04:05 -07",
+	"2006-01-02 15:04:05.000 -0700", "2006-01-02 15:04:05 -0700",
+	"2006-01-02 15:04:05.000 MST", "2006-01-02 15:04:05 MST",
+	"2006-01-02T15:04:05.000Z07:00", "2006-01-02 15:04:05.000-07",
+}
+
+// zoneOffsets resolves the abbreviations the tz database writes for
+// common log_timezone settings. Go's time.Parse knows only the local
+// zone's abbreviations and reads any other as UTC, which would shift
+// every event of a Berlin or New York server by hours. Where an
+// abbreviation is ambiguous, PostgreSQL's "Default" timezone_abbreviations
+// set decides (CST is America/Chicago, IST is Israel).
+var zoneOffsets = map[string]int{
+	"WET": 0, "WEST": 1 * 3600, "BST": 1 * 3600, "CET": 1 * 3600, "CEST": 2 * 3600,
+	"MET": 1 * 3600, "MEST": 2 * 3600, "EET": 2 * 3600, "EEST": 3 * 3600, "MSK": 3 * 3600,
+	"IST": 2 * 3600, "SAST": 2 * 3600, "WAT": 1 * 3600, "CAT": 2 * 3600, "EAT": 3 * 3600,
+	"PKT": 5 * 3600, "WIB": 7 * 3600, "HKT": 8 * 3600, "AWST": 8 * 3600, "JST": 9 * 3600,
+	"KST": 9 * 3600, "ACST": 9*3600 + 1800, "ACDT": 10*3600 + 1800, "AEST": 10 * 3600,
+	"AEDT": 11 * 3600, "NZST": 12 * 3600, "NZDT": 13 * 3600,
+	"NST": -(3*3600 + 1800), "NDT": -(2*3600 + 1800), "AST": -4 * 3600, "ADT": -3 * 3600,
+	"EST": -5 * 3600, "EDT": -4 * 3600, "CST": -6 * 3600, "CDT": -5 * 3600,
+	"MST": -7 * 3600, "MDT": -6 * 3600, "PST": -8 * 3600, "PDT": -7 * 3600,
+	"AKST": -9 * 3600, "AKDT": -8 * 3600, "HST": -10 * 3600,
+}
 
 func parseTime(s string) time.Time {
 	for _, l := range timeLayouts {
-		if t, err := time.Parse(l, s); err == nil {
-			return t.UTC()
+		t, err := time.Parse(l, s)
+		if err != nil {
+			continue
 		}
+		// An abbreviation unknown to this machine parses with offset 0.
+		if name, off := t.Zone(); off == 0 {
+			if real, ok := zoneOffsets[name]; ok && real != 0 {
+				t = t.Add(-time.Duration(real) * time.Second)
+			}
+		}
+		return t.UTC()
 	}
 	return time.Time{}
 }
