@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"net/http"
 	"net/netip"
@@ -13,6 +14,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/pgaegis/pgaegis/internal/conninfo"
 	"github.com/pgaegis/pgaegis/internal/logscan"
 	"github.com/pgaegis/pgaegis/internal/report"
 	"github.com/pgaegis/pgaegis/internal/rules"
@@ -29,12 +32,54 @@ func runLogs(ctx context.Context, env *Env, args []string) (int, error) {
 	return logsScan(ctx, env, args[1:])
 }
 
+// logServer is what a live server says about its own logs.
+type logServer struct {
+	prefix     string
+	superusers []string
+}
+
+// serverLogSettings asks the server for its log_line_prefix and its
+// superusers, in a read-only transaction: the logs were written with that
+// prefix, and superuser sessions over TCP are worth an event.
+func serverLogSettings(ctx context.Context, env *Env, c *connFlags) (logServer, error) {
+	var ls logServer
+	c.f.ConnectTimeout = c.timeout
+	cfg, err := conninfo.Config(c.f)
+	if err != nil {
+		return ls, err
+	}
+	env.secrets = append(env.secrets, cfg.Password, c.f.DSN)
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	db, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return ls, err
+	}
+	defer db.Close(context.Background())
+	tx, err := db.BeginTx(ctx, pgx.TxOptions{AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return ls, err
+	}
+	defer tx.Rollback(context.Background())
+	if err := tx.QueryRow(ctx, "SELECT current_setting('log_line_prefix')").Scan(&ls.prefix); err != nil {
+		return ls, err
+	}
+	rows, err := tx.Query(ctx, "SELECT rolname FROM pg_catalog.pg_roles WHERE rolsuper ORDER BY 1")
+	if err != nil {
+		return ls, err
+	}
+	ls.superusers, err = pgx.CollectRows(rows, pgx.RowTo[string])
+	return ls, err
+}
+
 // logsWatch follows a log and prints each event as a JSON line as it
 // happens (or POSTs it to a webhook), until interrupted.
 func logsWatch(ctx context.Context, env *Env, args []string) (int, error) {
 	fs := newFlagSet(env, "logs watch", "FILE|DIR [--prefix P] [--webhook URL]")
-	prefix := fs.String("prefix", "%m [%p] ", "log_line_prefix of stderr logs")
+	prefix := fs.String("prefix", "%m [%p] ", "log_line_prefix of stderr logs (with a connection: the server's)")
 	logFormat := fs.String("log-format", "", "stderr, csvlog or jsonlog (default: detected)")
+	var conn connFlags
+	conn.register(fs)
 	webhook := fs.String("webhook", "", "POST each event as JSON to this URL instead of printing it")
 	poll := fs.Duration("poll", 500*time.Millisecond, "how often to look for new lines")
 	var files []string
@@ -51,11 +96,27 @@ func logsWatch(ctx context.Context, env *Env, args []string) (int, error) {
 	if len(files) != 1 {
 		return ExitError, usagef("give one log file or directory")
 	}
+	prefixGiven := false
+	fs.Visit(func(f *flag.Flag) { prefixGiven = prefixGiven || f.Name == "prefix" })
+	th := logscan.DefaultThresholds()
+	if conn.given() {
+		srv, err := serverLogSettings(ctx, env, &conn)
+		if err != nil {
+			return ExitError, err
+		}
+		if !prefixGiven {
+			*prefix = srv.prefix
+		}
+		th.Superusers = map[string]bool{}
+		for _, s := range srv.superusers {
+			th.Superusers[s] = true
+		}
+	}
 	p, err := logscan.CompilePrefix(*prefix)
 	if err != nil {
 		return ExitError, usageError{err.Error()}
 	}
-	an := logscan.NewAnalysis(logscan.DefaultThresholds())
+	an := logscan.NewAnalysis(th)
 	client := &http.Client{Timeout: 5 * time.Second}
 	an.OnEvent = func(e logscan.Event) {
 		b, _ := json.Marshal(e)
@@ -73,11 +134,11 @@ func logsWatch(ctx context.Context, env *Env, args []string) (int, error) {
 	return ExitOK, logscan.Watch(ctx, files[0], logscan.Options{Prefix: p, Format: logscan.Format(*logFormat)}, an, *poll)
 }
 
-func logsScan(_ context.Context, env *Env, args []string) (int, error) {
+func logsScan(ctx context.Context, env *Env, args []string) (int, error) {
 	fs := newFlagSet(env, "logs scan", "FILE|DIR|- ... [--format text|json|sarif|html|markdown|junit] [--prefix '%m [%p] ']")
 	format := fs.String("format", "text", "text, json, sarif, html, markdown or junit")
 	logFormat := fs.String("log-format", "", "stderr, csvlog or jsonlog (default: detected)")
-	prefix := fs.String("prefix", "", "log_line_prefix of stderr logs (default: detected)")
+	prefix := fs.String("prefix", "", "log_line_prefix of stderr logs (default: the server's with a connection, else detected)")
 	since := fs.String("since", "", "ignore entries before this time (RFC 3339 or 'YYYY-MM-DD HH:MM')")
 	until := fs.String("until", "", "ignore entries after this time")
 	window := fs.Duration("window", 5*time.Minute, "window for bursts")
@@ -85,11 +146,13 @@ func logsScan(_ context.Context, env *Env, args []string) (int, error) {
 	spray := fs.Int("spray", 5, "distinct roles tried from one source within the window")
 	after := fs.Int("after-failures", 3, "failures before a success that make it suspicious")
 	allow := fs.String("allow", "", "comma-separated networks clients may come from (others are reported)")
-	supers := fs.String("superusers", "postgres", "comma-separated superuser names (sessions over TCP are reported)")
+	supers := fs.String("superusers", "postgres", "comma-separated superuser names (sessions over TCP are reported; with a connection: the server's)")
 	failOn := fs.String("fail-on", "high", "exit 1 when an event is at or above this severity")
 	flood := fs.Int("flood", 500, "connections from one source within the window that make a flood")
 	baseline := fs.String("baseline", "", "file of known client addresses (one per line): logins from others are reported")
 	saveBaseline := fs.String("save-baseline", "", "write the addresses that logged in to this file (with --baseline's)")
+	var conn connFlags
+	conn.register(fs) // optional: the server whose logs these are
 	var files []string
 	for len(args) > 0 {
 		if err := fs.Parse(args); err != nil {
@@ -107,6 +170,20 @@ func logsScan(_ context.Context, env *Env, args []string) (int, error) {
 	sev, err := rules.ParseSeverity(*failOn)
 	if err != nil {
 		return ExitError, usageError{err.Error()}
+	}
+	superusersGiven := false
+	fs.Visit(func(f *flag.Flag) { superusersGiven = superusersGiven || f.Name == "superusers" })
+	if conn.given() {
+		srv, err := serverLogSettings(ctx, env, &conn)
+		if err != nil {
+			return ExitError, err
+		}
+		if *prefix == "" {
+			*prefix = srv.prefix
+		}
+		if !superusersGiven {
+			*supers = strings.Join(srv.superusers, ",")
+		}
 	}
 	var p *logscan.Prefix
 	if *prefix != "" {

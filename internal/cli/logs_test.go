@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/pgaegis/pgaegis/internal/localpg"
+	"github.com/pgaegis/pgaegis/internal/pgtest"
 )
 
 func TestLogsScanCommand(t *testing.T) {
@@ -60,5 +63,48 @@ func TestLogsBaselineOfSources(t *testing.T) {
 	_, out, _ := runCLI(t, "logs", "scan", second, "--baseline", base, "--format", "json")
 	if !strings.Contains(out, `"new-source"`) || !strings.Contains(out, "192.0.2.66") || strings.Contains(out, `"source": "10.0.0.5"`) {
 		t.Errorf("only 192.0.2.66 is new:\n%s", out)
+	}
+}
+
+// With a connection, logs scan reads log_line_prefix and the superusers
+// from the server: a log in an unusual prefix parses without --prefix,
+// and a superuser not called postgres is noticed.
+func TestLogsScanTakesPrefixFromServer(t *testing.T) {
+	const prefix = "<%t|%p|%u|%d|%h> "
+	srv := pgtest.Start(t, localpg.Options{Conf: []string{"log_line_prefix = '" + prefix + "'"}})
+	ctx := pgtest.Ctx(t)
+	must(t, srv.Exec(ctx, "CREATE ROLE boss SUPERUSER LOGIN"))
+	var b strings.Builder
+	for i := 0; i < 12; i++ {
+		fmt.Fprintf(&b, "<2026-11-22 08:00:%02d UTC|%d|app|shop|203.0.113.9> FATAL:  password authentication failed for user \"app\"\n", i, 100+i)
+	}
+	b.WriteString("<2026-11-22 08:01:00 UTC|300|boss|shop|198.51.100.4> LOG:  connection authorized: user=boss database=shop\n")
+	path := writeFile(t, "postgresql.log", b.String())
+	args := append([]string{"logs", "scan", path, "--format", "json"}, connArgs(t, srv, srv.AdminUser, srv.Password)...)
+	code, out, errs := runCLI(t, args...)
+	if code != ExitFindings {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	if strings.Contains(out+errs, srv.Password) {
+		t.Fatal("the connection password is in the output")
+	}
+	var doc struct {
+		Events []struct {
+			Kind, Source, Role string
+			Count              int
+		} `json:"events"`
+	}
+	if err := json.Unmarshal([]byte(out), &doc); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int{}
+	for _, e := range doc.Events {
+		got[e.Kind+" "+e.Source] = e.Count
+	}
+	if got["brute-force 203.0.113.9"] != 12 {
+		t.Errorf("brute force from 203.0.113.9 not found with 12 failures: %v", got)
+	}
+	if got["superuser-over-tcp 198.51.100.4"] == 0 {
+		t.Errorf("boss's superuser session over TCP not reported: %v", got)
 	}
 }

@@ -119,23 +119,33 @@ func (p *Prefix) parse(line []byte, r *Record) ([]byte, bool) {
 				break
 			}
 		}
+		from := pos // where the search for the value's end starts
 		switch part.esc {
-		case 'm', 't', 'n':
+		case 'n':
 			end = timeEnd(line[pos:], part.esc)
 			if end < 0 {
 				return nil, false
 			}
 			end += pos
-		default:
+		case 'm', 't':
+			// Date and time hold a space; the zone then runs to the next
+			// literal like any other value ("<%t|%p>" has no space after it).
+			d := timeEnd(line[pos:], part.esc)
+			if d < 0 {
+				return nil, false
+			}
+			from = pos + d
+		}
+		if end < 0 {
 			if next == "" {
-				end = bytes.IndexByte(line[pos:], ' ')
+				end = bytes.IndexByte(line[from:], ' ')
 			} else {
-				end = bytes.Index(line[pos:], []byte(next))
+				end = bytes.Index(line[from:], []byte(next))
 			}
 			if end < 0 {
 				return nil, false
 			}
-			end += pos
+			end += from
 		}
 		val := line[pos:end]
 		switch part.esc {
@@ -165,7 +175,8 @@ func (p *Prefix) parse(line []byte, r *Record) ([]byte, bool) {
 	return line[pos:], true
 }
 
-// timeEnd finds the end of a %m/%t timestamp: "2026-11-22 08:30:00.123 UTC".
+// timeEnd finds the end of a %n epoch, or where the zone of a %m/%t
+// timestamp starts: "2026-11-22 08:30:00.123 UTC".
 func timeEnd(b []byte, esc byte) int {
 	if esc == 'n' {
 		i := 0
@@ -174,13 +185,13 @@ func timeEnd(b []byte, esc byte) int {
 		}
 		return i
 	}
-	// date, time, zone: three space-separated words
+	// date and time: where the zone starts, after the second space
 	sp := 0
-	for i := 0; i < len(b) && i < 64; i++ {
+	for i := 0; i < len(b) && i < 40; i++ {
 		if b[i] == ' ' {
 			sp++
-			if sp == 3 {
-				return i
+			if sp == 2 {
+				return i + 1
 			}
 		}
 	}
