@@ -319,16 +319,9 @@ func accessPolicyCheck(ctx context.Context, env *Env, args []string) (int, error
 	var src modelSource
 	src.register(fs)
 	format := fs.String("format", "text", "text or json")
-	var files []string
-	for len(args) > 0 {
-		if err := fs.Parse(args); err != nil {
-			return ExitError, usageError{err.Error()}
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		files = append(files, fs.Arg(0))
-		args = fs.Args()[1:]
+	files, err := parseArgs(fs, args)
+	if err != nil {
+		return ExitError, err
 	}
 	if len(files) != 1 {
 		return ExitError, usagef("give one policy file")

@@ -258,3 +258,20 @@ func dirOf(p string) string {
 	}
 	return "."
 }
+
+// parseArgs parses options that may come before, between or after the
+// positional arguments (flag stops at the first one) and returns those.
+func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for len(args) > 0 {
+		if err := fs.Parse(args); err != nil {
+			return nil, usageError{err.Error()}
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		pos = append(pos, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+	return pos, nil
+}

@@ -243,17 +243,9 @@ func hbaDiff(ctx context.Context, env *Env, args []string) (int, error) {
 	src.register(fs)
 	allow := fs.Bool("allow-widen", false, "exit 0 even when access widens")
 	format := fs.String("format", "text", "text or json")
-	var files []string
-	// Positional OLD NEW may come before or after the options.
-	for len(args) > 0 {
-		if err := fs.Parse(args); err != nil {
-			return ExitError, usageError{err.Error()}
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		files = append(files, fs.Arg(0))
-		args = fs.Args()[1:]
+	files, err := parseArgs(fs, args)
+	if err != nil {
+		return ExitError, err
 	}
 	if len(files) != 2 {
 		return ExitError, usagef("hba diff needs OLD and NEW files")
@@ -396,16 +388,9 @@ func hbaGuard(ctx context.Context, env *Env, args []string) (int, error) {
 	fs := newFlagSet(env, "hba guard", "NEW [connection options]: refuse a pg_hba.conf that would lock out this connection")
 	var src hbaSource
 	src.register(fs)
-	var files []string
-	for len(args) > 0 {
-		if err := fs.Parse(args); err != nil {
-			return ExitError, usageError{err.Error()}
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		files = append(files, fs.Arg(0))
-		args = fs.Args()[1:]
+	files, err := parseArgs(fs, args)
+	if err != nil {
+		return ExitError, err
 	}
 	if len(files) != 1 {
 		return ExitError, usagef("hba guard needs the NEW file")

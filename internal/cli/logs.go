@@ -82,16 +82,9 @@ func logsWatch(ctx context.Context, env *Env, args []string) (int, error) {
 	conn.register(fs)
 	webhook := fs.String("webhook", "", "POST each event as JSON to this URL instead of printing it")
 	poll := fs.Duration("poll", 500*time.Millisecond, "how often to look for new lines")
-	var files []string
-	for len(args) > 0 {
-		if err := fs.Parse(args); err != nil {
-			return ExitError, usageError{err.Error()}
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		files = append(files, fs.Arg(0))
-		args = fs.Args()[1:]
+	files, err := parseArgs(fs, args)
+	if err != nil {
+		return ExitError, err
 	}
 	if len(files) != 1 {
 		return ExitError, usagef("give one log file or directory")
@@ -153,16 +146,9 @@ func logsScan(ctx context.Context, env *Env, args []string) (int, error) {
 	saveBaseline := fs.String("save-baseline", "", "write the addresses that logged in to this file (with --baseline's)")
 	var conn connFlags
 	conn.register(fs) // optional: the server whose logs these are
-	var files []string
-	for len(args) > 0 {
-		if err := fs.Parse(args); err != nil {
-			return ExitError, usageError{err.Error()}
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		files = append(files, fs.Arg(0))
-		args = fs.Args()[1:]
+	files, err := parseArgs(fs, args)
+	if err != nil {
+		return ExitError, err
 	}
 	if len(files) == 0 {
 		return ExitError, usagef("give at least one log file, directory or -")

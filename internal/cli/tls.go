@@ -246,16 +246,9 @@ func hasUsage(c *x509.Certificate, u x509.ExtKeyUsage) bool {
 func tlsRevoke(env *Env, args []string) (int, error) {
 	fs := newFlagSet(env, "tls revoke", "--ca DIR CERT-FILE|SERIAL")
 	caDir := fs.String("ca", "", "CA directory")
-	var targets []string
-	for len(args) > 0 {
-		if err := fs.Parse(args); err != nil {
-			return ExitError, usageError{err.Error()}
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		targets = append(targets, fs.Arg(0))
-		args = fs.Args()[1:]
+	targets, err := parseArgs(fs, args)
+	if err != nil {
+		return ExitError, err
 	}
 	if *caDir == "" || len(targets) != 1 {
 		return ExitError, usagef("give --ca and one certificate file or serial")
@@ -278,16 +271,9 @@ func tlsProbe(ctx context.Context, env *Env, args []string) (int, error) {
 	timeout := fs.Duration("timeout", 5*time.Second, "per connection and handshake")
 	format := fs.String("format", "text", "text or json")
 	fast := fs.Bool("no-ciphers", false, "do not enumerate cipher suites")
-	var targets []string
-	for len(args) > 0 {
-		if err := fs.Parse(args); err != nil {
-			return ExitError, usageError{err.Error()}
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		targets = append(targets, fs.Arg(0))
-		args = fs.Args()[1:]
+	targets, err := parseArgs(fs, args)
+	if err != nil {
+		return ExitError, err
 	}
 	if len(targets) != 1 {
 		return ExitError, usagef("give one HOST[:PORT]")
