@@ -229,20 +229,31 @@ var zoneOffsets = map[string]int{
 }
 
 func parseTime(s string) time.Time {
-	for _, l := range timeLayouts {
-		t, err := time.Parse(l, s)
-		if err != nil {
-			continue
-		}
-		// An abbreviation unknown to this machine parses with offset 0.
-		if name, off := t.Zone(); off == 0 {
-			if real, ok := zoneOffsets[name]; ok && real != 0 {
-				t = t.Add(-time.Duration(real) * time.Second)
+	// Try the likely pair of layouts first: this runs for every
+	// interesting record, and a failed time.Parse costs as much as a good one.
+	likely := timeLayouts[4:6] // a zone name
+	if sp := strings.LastIndexByte(s, ' '); sp >= 0 && sp+1 < len(s) && (s[sp+1] == '+' || s[sp+1] == '-') {
+		likely = timeLayouts[:4]
+	}
+	for _, layouts := range [][]string{likely, timeLayouts} {
+		for _, l := range layouts {
+			if t, err := time.Parse(l, s); err == nil {
+				return fixZone(t).UTC()
 			}
 		}
-		return t.UTC()
 	}
 	return time.Time{}
+}
+
+// fixZone gives an abbreviation unknown to this machine (parsed with
+// offset 0) its real offset.
+func fixZone(t time.Time) time.Time {
+	if name, off := t.Zone(); off == 0 {
+		if real, ok := zoneOffsets[name]; ok && real != 0 {
+			return t.Add(-time.Duration(real) * time.Second)
+		}
+	}
+	return t
 }
 
 // splitSeverity splits "FATAL:  message" into its parts.
