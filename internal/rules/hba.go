@@ -23,7 +23,7 @@ func (c *Check) hbaRules() ([]hba.Rule, bool) {
 	return c.S.HBA.Rules, true
 }
 
-func hbaObject(r *hba.Rule) string { return "hba rule: " + strings.Join(strings.Fields(r.Text), " ") }
+func hbaObject(r *hba.Rule) string { return "hba rule: " + hbaEvidence(r) }
 
 // hbaEvidence is the line as written, whitespace collapsed.
 func hbaEvidence(r *hba.Rule) string { return strings.Join(strings.Fields(r.Text), " ") }
@@ -94,8 +94,8 @@ func sizeOf(p netip.Prefix) string {
 	return fmt.Sprint(n)
 }
 
-// replaceLine renders a fix that rewrites one rule with another method
-// (and, for TCP, hostssl).
+// replaceLine is the problem for one rule (object, location, evidence)
+// with a fix that rewrites it with another method (and, for TCP, hostssl).
 func replaceLine(r *hba.Rule, typ, method string) Problem {
 	fields := strings.Fields(r.Text)
 	if len(fields) == 0 {
@@ -107,7 +107,8 @@ func replaceLine(r *hba.Rule, typ, method string) Problem {
 	if r.Method == "peer" && method != "peer" {
 		text = strings.Replace(text, " ident", " "+method, 1)
 	}
-	return Problem{Fix: fmt.Sprintf("%s    # replaces %s, then reload", text, r.Location()), FixKind: FixConfig, FixApply: "reload"}
+	return Problem{Object: hbaObject(r), Location: r.Location(), Evidence: hbaEvidence(r),
+		Fix: fmt.Sprintf("%s    # replaces %s, then reload", text, r.Location()), FixKind: FixConfig, FixApply: "reload"}
 }
 
 func tcpType(r *hba.Rule) string {
@@ -209,8 +210,6 @@ func init() {
 				r := &rules[i]
 				if r.IsHost() && r.Method == "trust" {
 					p := replaceLine(r, hba.HostSSL, "scram-sha-256")
-					p.Object, p.Location = hbaObject(r), r.Location()
-					p.Evidence = hbaEvidence(r)
 					p.Expected = "scram-sha-256 (or cert) over hostssl; never trust over TCP"
 					c.Fail(p)
 				}
@@ -231,8 +230,6 @@ func init() {
 				r := &rules[i]
 				if r.Method == "password" || r.Method == "md5" {
 					p := replaceLine(r, tcpType(r), "scram-sha-256")
-					p.Object, p.Location = hbaObject(r), r.Location()
-					p.Evidence = hbaEvidence(r)
 					p.Expected = "scram-sha-256 (roles need SCRAM verifiers first: set password_encryption = scram-sha-256 and reset their passwords)"
 					if r.Method == "password" && r.IsHost() && r.Type != hba.HostSSL {
 						p.Severity, p.SevSet = Critical, true // clear-text password on a possibly unencrypted connection
@@ -256,8 +253,6 @@ func init() {
 				r := &rules[i]
 				if r.IsHost() && r.Method == "ident" {
 					p := replaceLine(r, hba.HostSSL, "scram-sha-256")
-					p.Object, p.Location = hbaObject(r), r.Location()
-					p.Evidence = hbaEvidence(r)
 					p.Expected = "scram-sha-256 or cert"
 					c.Fail(p)
 				}
@@ -278,8 +273,6 @@ func init() {
 				r := &rules[i]
 				if r.Type == hba.Local && (r.Method == "trust" || r.Method == "password" || r.Method == "md5") {
 					p := replaceLine(r, hba.Local, "peer")
-					p.Object, p.Location = hbaObject(r), r.Location()
-					p.Evidence = hbaEvidence(r)
 					p.Expected = "peer (with a map where OS and role names differ) or scram-sha-256"
 					if r.Method == "trust" && allTokens(r.Users) {
 						p.Severity, p.SevSet = High, true
@@ -303,8 +296,7 @@ func init() {
 				r := &rules[i]
 				if (r.Type == hba.Host || r.Type == hba.HostNoSSL || r.Type == hba.HostNoGSSEnc) && r.Method != "reject" {
 					p := replaceLine(r, hba.HostSSL, r.Method)
-					p.Object, p.Location = hbaObject(r), r.Location()
-					p.Evidence = hbaEvidence(r) + " (accepts connections without TLS)"
+					p.Evidence += " (accepts connections without TLS)"
 					p.Expected = "hostssl (or hostgssenc); host/hostnossl lines only with reject"
 					if loopbackOnly(r) {
 						p.Severity, p.SevSet = Low, true

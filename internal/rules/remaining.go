@@ -248,7 +248,7 @@ func init() {
 					continue
 				}
 				p := replaceLine(r, hba.HostSSL, r.Method)
-				p.Object, p.Location, p.Evidence = hbaObject(r), r.Location(), hbaEvidence(r)+": replication without TLS"
+				p.Evidence += ": replication without TLS"
 				p.Expected = "hostssl replication ..."
 				c.Fail(p)
 			}
