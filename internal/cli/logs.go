@@ -14,7 +14,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/jackc/pgx/v5"
+	"github.com/pgaegis/pgaegis/internal/collect"
 	"github.com/pgaegis/pgaegis/internal/conninfo"
 	"github.com/pgaegis/pgaegis/internal/logscan"
 	"github.com/pgaegis/pgaegis/internal/report"
@@ -32,44 +32,16 @@ func runLogs(ctx context.Context, env *Env, args []string) (int, error) {
 	return logsScan(ctx, env, args[1:])
 }
 
-// logServer is what a live server says about its own logs.
-type logServer struct {
-	prefix     string
-	superusers []string
-}
-
-// serverLogSettings asks the server for its log_line_prefix and its
-// superusers, in a read-only transaction: the logs were written with that
-// prefix, and superuser sessions over TCP are worth an event.
-func serverLogSettings(ctx context.Context, env *Env, c *connFlags) (logServer, error) {
-	var ls logServer
+// serverLogSettings connects with the command's connection options and
+// asks the server about its logs.
+func serverLogSettings(ctx context.Context, env *Env, c *connFlags) (collect.LogSettings, error) {
 	c.f.ConnectTimeout = c.timeout
 	cfg, err := conninfo.Config(c.f)
 	if err != nil {
-		return ls, err
+		return collect.LogSettings{}, err
 	}
 	env.secrets = append(env.secrets, cfg.Password, c.f.DSN)
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	db, err := pgx.ConnectConfig(ctx, cfg)
-	if err != nil {
-		return ls, err
-	}
-	defer db.Close(context.Background())
-	tx, err := db.BeginTx(ctx, pgx.TxOptions{AccessMode: pgx.ReadOnly})
-	if err != nil {
-		return ls, err
-	}
-	defer tx.Rollback(context.Background())
-	if err := tx.QueryRow(ctx, "SELECT current_setting('log_line_prefix')").Scan(&ls.prefix); err != nil {
-		return ls, err
-	}
-	rows, err := tx.Query(ctx, "SELECT rolname FROM pg_catalog.pg_roles WHERE rolsuper ORDER BY 1")
-	if err != nil {
-		return ls, err
-	}
-	ls.superusers, err = pgx.CollectRows(rows, pgx.RowTo[string])
-	return ls, err
+	return collect.ServerLogSettings(ctx, cfg)
 }
 
 // logsWatch follows a log and prints each event as a JSON line as it
@@ -98,10 +70,10 @@ func logsWatch(ctx context.Context, env *Env, args []string) (int, error) {
 			return ExitError, err
 		}
 		if !prefixGiven {
-			*prefix = srv.prefix
+			*prefix = srv.Prefix
 		}
 		th.Superusers = map[string]bool{}
-		for _, s := range srv.superusers {
+		for _, s := range srv.Superusers {
 			th.Superusers[s] = true
 		}
 	}
@@ -165,10 +137,10 @@ func logsScan(ctx context.Context, env *Env, args []string) (int, error) {
 			return ExitError, err
 		}
 		if *prefix == "" {
-			*prefix = srv.prefix
+			*prefix = srv.Prefix
 		}
 		if !superusersGiven {
-			*supers = strings.Join(srv.superusers, ",")
+			*supers = strings.Join(srv.Superusers, ",")
 		}
 	}
 	var p *logscan.Prefix

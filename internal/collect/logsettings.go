@@ -1,0 +1,38 @@
+package collect
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// LogSettings is what a server says about its own logs.
+type LogSettings struct {
+	Prefix     string   // log_line_prefix
+	Superusers []string // roles with rolsuper
+}
+
+// ServerLogSettings reads log_line_prefix and the superusers in the same
+// read-only, time-limited session as an audit: the logs were written with
+// that prefix, and superuser sessions over TCP are worth an event.
+func ServerLogSettings(ctx context.Context, cfg *pgx.ConnConfig) (LogSettings, error) {
+	var ls LogSettings
+	se, err := openSession(ctx, cfg, "", &Options{StatementTimeout: 30 * time.Second})
+	if err != nil {
+		return ls, err
+	}
+	defer se.close(ctx)
+	if err := se.tx.QueryRow(ctx, "SELECT current_setting('log_line_prefix')").Scan(&ls.Prefix); err != nil {
+		return ls, fmt.Errorf("reading log_line_prefix: %v", errString(err))
+	}
+	rows, err := se.tx.Query(ctx, "SELECT rolname FROM pg_roles WHERE rolsuper ORDER BY 1")
+	if err != nil {
+		return ls, fmt.Errorf("reading the superusers: %v", errString(err))
+	}
+	if ls.Superusers, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
+		return ls, fmt.Errorf("reading the superusers: %v", errString(err))
+	}
+	return ls, nil
+}
