@@ -539,13 +539,10 @@ func parseCSV(data []byte) []signal {
 		// command_tag, session_start, vxid, xid, severity, sqlstate, message, detail, ...
 		r := Record{Time: parseTime(f[0]), User: f[1], Database: f[2], Severity: f[11], Message: f[13]}
 		r.PID, _ = strconv.Atoi(f[3])
+		// connection_from is host:port (IPv6 too), or [local].
 		h := f[4]
-		if i := strings.LastIndexByte(h, ':'); i > 0 && !strings.Contains(h[:i], ":") {
+		if i := strings.LastIndexByte(h, ':'); i > 0 {
 			h = h[:i]
-		} else if strings.Count(h, ":") > 1 {
-			if i := strings.LastIndexByte(h, ':'); i > 0 {
-				h = h[:i]
-			}
 		}
 		r.Host = h
 		if len(f) > 14 {
