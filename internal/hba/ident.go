@@ -1,9 +1,10 @@
 package hba
 
 import (
-	"os"
 	"regexp"
 	"strings"
+
+	"github.com/pgaegis/pgaegis/internal/safefile"
 )
 
 // IdentMap is one pg_ident.conf line: system user (or /regex) to role.
@@ -28,7 +29,7 @@ type IdentFile struct {
 func ParseIdentFile(path string, o Options) (*IdentFile, error) {
 	read := o.ReadFile
 	if read == nil {
-		read = os.ReadFile
+		read = safefile.ReadConfig
 	}
 	data, err := read(path)
 	if err != nil {
@@ -42,12 +43,12 @@ func ParseIdent(name string, data []byte, o Options) *IdentFile {
 	f := &IdentFile{Path: name}
 	for _, tl := range newTokenizer(o).tokenizeFile(name, data, 0) {
 		if tl.err != "" {
-			f.Errors = append(f.Errors, ParseError{tl.file, tl.line, tl.err})
+			f.Errors = append(f.Errors, ParseError{tl.file, tl.line, renderErr(tl.err, tl.quotable())})
 			continue
 		}
 		m, err := parseIdentLine(tl.file, tl)
 		if err != "" {
-			f.Errors = append(f.Errors, ParseError{tl.file, tl.line, err})
+			f.Errors = append(f.Errors, ParseError{tl.file, tl.line, renderErr(err, tl.quotable())})
 			continue
 		}
 		f.Maps = append(f.Maps, m)
@@ -73,7 +74,7 @@ func parseIdentLine(file string, tl tokenLine) (IdentMap, string) {
 		// PostgreSQL's regex dialect (ARE) is close to RE2 for the
 		// patterns used in ident maps; a pattern RE2 rejects is reported.
 		if _, err := regexp.Compile(m.SystemUser[1:]); err != nil {
-			return m, "invalid regular expression \"" + m.SystemUser[1:] + "\": " + err.Error()
+			return m, "invalid regular expression " + q(m.SystemUser[1:]) + ": " + q(err.Error())
 		}
 	}
 	return m, ""

@@ -7,6 +7,8 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+
+	"github.com/pgaegis/pgaegis/internal/safefile"
 )
 
 // Connection types as written in pg_hba.conf.
@@ -107,7 +109,8 @@ type Options struct {
 	SSL bool
 	// DBUserNamespace mirrors db_user_namespace (md5 is then rejected).
 	DBUserNamespace bool
-	// ReadFile reads @file and include files; os.ReadFile when nil.
+	// ReadFile reads the file, @file and include files; when nil,
+	// safefile.ReadConfig (regular files only, size and lines capped).
 	ReadFile func(string) ([]byte, error)
 	// ReadDir lists include_dir directories; os.ReadDir when nil.
 	ReadDir func(string) ([]os.DirEntry, error)
@@ -121,7 +124,7 @@ type Options struct {
 func ParseFile(path string, o Options) (*File, error) {
 	read := o.ReadFile
 	if read == nil {
-		read = os.ReadFile
+		read = safefile.ReadConfig
 	}
 	data, err := read(path)
 	if err != nil {
@@ -136,12 +139,12 @@ func Parse(name string, data []byte, o Options) *File {
 	f := &File{Path: name}
 	for _, tl := range newTokenizer(o).tokenizeFile(name, data, 0) {
 		if tl.err != "" {
-			f.Errors = append(f.Errors, ParseError{tl.file, tl.line, tl.err})
+			f.Errors = append(f.Errors, ParseError{tl.file, tl.line, renderErr(tl.err, tl.quotable())})
 			continue
 		}
 		r, err := parseLine(tl.file, tl, o)
 		if err != "" {
-			f.Errors = append(f.Errors, ParseError{tl.file, tl.line, err})
+			f.Errors = append(f.Errors, ParseError{tl.file, tl.line, renderErr(err, tl.quotable())})
 			continue
 		}
 		f.Rules = append(f.Rules, *r)
@@ -159,7 +162,7 @@ var methods = map[string]bool{
 var unsupportedMethods = map[string]bool{"sspi": true, "bsd": true}
 
 func parseLine(file string, tl tokenLine, o Options) (*Rule, string) {
-	r := &Rule{File: file, Line: tl.line, Text: strings.TrimSpace(tl.raw), Bits: 0}
+	r := &Rule{File: file, Line: tl.line, Text: MaskLine(strings.TrimSpace(tl.raw)), Bits: 0}
 	fields := tl.fields
 	next := func() ([]Token, bool) {
 		if len(fields) == 0 {
@@ -178,7 +181,7 @@ func parseLine(file string, tl tokenLine, o Options) (*Rule, string) {
 		if len(f) > 0 {
 			v = f[0].Value
 		}
-		return nil, fmt.Sprintf("invalid connection type %q", v)
+		return nil, "invalid connection type " + q(v)
 	}
 	r.Type = f[0].Value
 	if r.Type == HostSSL && !o.SSL {
@@ -197,7 +200,7 @@ func parseLine(file string, tl tokenLine, o Options) (*Rule, string) {
 		for _, t := range append(append([]Token(nil), r.Databases...), r.Users...) {
 			if !t.Quoted && strings.HasPrefix(t.Value, "/") {
 				if _, err := regexp.Compile(t.Value[1:]); err != nil {
-					return nil, fmt.Sprintf("invalid regular expression %q: %v", t.Value[1:], err)
+					return nil, "invalid regular expression " + q(t.Value[1:]) + ": " + q(err.Error())
 				}
 			}
 		}
@@ -226,7 +229,7 @@ func parseLine(file string, tl tokenLine, o Options) (*Rule, string) {
 			addr, numeric := ParseNumericHost(str)
 			if !numeric {
 				if hasSlash {
-					return nil, fmt.Sprintf("specifying both host name and CIDR mask is invalid: %q", tok.Value)
+					return nil, "specifying both host name and CIDR mask is invalid: " + q(tok.Value)
 				}
 				r.AddrKind, r.Address = AddrHostname, str
 				break
@@ -235,7 +238,7 @@ func parseLine(file string, tl tokenLine, o Options) (*Rule, string) {
 			if hasSlash {
 				n, ok := cidrBits(bits, addr)
 				if !ok {
-					return nil, fmt.Sprintf("invalid CIDR mask in address %q", tok.Value)
+					return nil, "invalid CIDR mask in address " + q(tok.Value)
 				}
 				r.Bits = n
 				r.Mask = maskFromBits(n, addr.Is4())
@@ -250,7 +253,7 @@ func parseLine(file string, tl tokenLine, o Options) (*Rule, string) {
 			}
 			mask, ok := ParseNumericHost(mf[0].Value)
 			if !ok {
-				return nil, fmt.Sprintf("invalid IP mask %q", mf[0].Value)
+				return nil, "invalid IP mask " + q(mf[0].Value)
 			}
 			if mask.Is4() != addr.Is4() {
 				return nil, "IP address and mask do not match"
@@ -269,9 +272,9 @@ func parseLine(file string, tl tokenLine, o Options) (*Rule, string) {
 	m := f[0].Value
 	switch {
 	case unsupportedMethods[m]:
-		return nil, fmt.Sprintf("invalid authentication method %q: not supported by this build", m)
+		return nil, "invalid authentication method " + q(m) + ": not supported by this build"
 	case !methods[m]:
-		return nil, fmt.Sprintf("invalid authentication method %q", m)
+		return nil, "invalid authentication method " + q(m)
 	case m == "md5" && o.DBUserNamespace:
 		return nil, `MD5 authentication is not supported when "db_user_namespace" is enabled`
 	}
@@ -295,7 +298,7 @@ func parseLine(file string, tl tokenLine, o Options) (*Rule, string) {
 		for _, t := range f {
 			name, val, found := strings.Cut(t.Value, "=")
 			if !found {
-				return nil, "authentication option not in name=value format: " + t.Value
+				return nil, "authentication option not in name=value format: " + q(t.Value)
 			}
 			if err := opts.set(name, val); err != "" {
 				return nil, err
@@ -409,7 +412,7 @@ func (s *optionState) set(name, val string) string {
 				return `clientcert only accepts "verify-full" when using "cert" authentication`
 			}
 		default:
-			return fmt.Sprintf("invalid value for clientcert: %q", val)
+			return "invalid value for clientcert: " + q(val)
 		}
 		s.clientcert = val
 	case "clientname":
@@ -417,7 +420,7 @@ func (s *optionState) set(name, val string) string {
 			return `clientname can only be configured for "hostssl" rows`
 		}
 		if val != "CN" && val != "DN" {
-			return fmt.Sprintf("invalid value for clientname: %q", val)
+			return "invalid value for clientname: " + q(val)
 		}
 		s.store(name, val)
 	case "pamservice", "pam_use_hostname":
@@ -433,11 +436,11 @@ func (s *optionState) set(name, val string) string {
 		switch name {
 		case "ldapscheme":
 			if val != "ldap" && val != "ldaps" {
-				return fmt.Sprintf("invalid ldapscheme value: %q", val)
+				return "invalid ldapscheme value: " + q(val)
 			}
 		case "ldapport":
 			if atoi(val) == 0 {
-				return fmt.Sprintf("invalid LDAP port number: %q", val)
+				return "invalid LDAP port number: " + q(val)
 			}
 		}
 		s.store(name, val)
@@ -459,12 +462,15 @@ func (s *optionState) set(name, val string) string {
 		}
 		list, ok := splitGUCList(val)
 		if !ok || len(list) == 0 {
-			return fmt.Sprintf("could not parse RADIUS %s list %q", strings.TrimPrefix(name, "radius"), val)
+			if secretOptions[name] {
+				return fmt.Sprintf("could not parse RADIUS %s list", strings.TrimPrefix(name, "radius"))
+			}
+			return fmt.Sprintf("could not parse RADIUS %s list ", strings.TrimPrefix(name, "radius")) + q(val)
 		}
 		if name == "radiusports" {
 			for _, p := range list {
 				if atoi(p) == 0 {
-					return fmt.Sprintf("invalid RADIUS port number: %q", val)
+					return "invalid RADIUS port number: " + q(val)
 				}
 			}
 		}
@@ -479,7 +485,7 @@ func (s *optionState) set(name, val string) string {
 		}
 		s.store(name, val)
 	default:
-		return fmt.Sprintf("unrecognized authentication option name: %q", name)
+		return "unrecognized authentication option name: " + q(name)
 	}
 	return ""
 }
@@ -538,7 +544,12 @@ func (s *optionState) finish() string {
 	}
 	// Render in the order the server's view uses, so a rule can be
 	// compared with pg_hba_file_rules.options.
-	add := func(n, val string) { r.Options = append(r.Options, Option{n, val}) }
+	add := func(n, val string) {
+		if secretOptions[n] && val != "" {
+			val = Masked // a credential never leaves the parser
+		}
+		r.Options = append(r.Options, Option{n, val})
+	}
 	if r.Method == "gss" || r.Method == "sspi" {
 		if s.includeRealm {
 			add("include_realm", "true")
@@ -604,7 +615,7 @@ func (s *optionState) finish() string {
 func (s *optionState) applyLDAPURL(u string) string {
 	scheme, rest, ok := strings.Cut(u, "://")
 	if !ok || (scheme != "ldap" && scheme != "ldaps") {
-		return fmt.Sprintf("unsupported LDAP URL scheme: %s", scheme)
+		return "unsupported LDAP URL scheme: " + q(scheme)
 	}
 	s.store("ldapscheme", scheme)
 	hostport, path, _ := strings.Cut(rest, "/")
@@ -625,7 +636,7 @@ func (s *optionState) applyLDAPURL(u string) string {
 	if len(parts) > 2 && parts[2] != "" {
 		scope := map[string]string{"base": "0", "one": "1", "sub": "2"}[parts[2]]
 		if scope == "" {
-			return fmt.Sprintf("invalid LDAP URL: %s", u)
+			return "invalid LDAP URL: " + q(u)
 		}
 		s.store("ldapscope", scope)
 	}
@@ -716,16 +727,93 @@ func splitGUCList(s string) ([]string, bool) {
 // secretOptions hold credentials the server reads from pg_hba.conf.
 var secretOptions = map[string]bool{"ldapbindpasswd": true, "radiussecrets": true}
 
-// RedactSecrets replaces credential option values (and their text in the
-// line) with xxxxx, so rules can be stored and reported safely.
+// Masked stands for a credential's value.
+const Masked = "xxxxx"
+
+// IsSecretOption reports whether an authentication option holds a
+// credential (its value is never kept by the parser).
+func IsSecretOption(name string) bool { return secretOptions[name] }
+
+// RedactSecrets masks credential options in rules that did not come from
+// Parse (the server's pg_hba_file_rules view, an older snapshot): their
+// values, and their text in the line, token by token.
 func RedactSecrets(rules []Rule) {
 	for i := range rules {
 		r := &rules[i]
+		r.Text = MaskLine(r.Text)
 		for j, o := range r.Options {
 			if secretOptions[o.Name] && o.Value != "" {
-				r.Text = strings.ReplaceAll(r.Text, o.Value, "xxxxx")
-				r.Options[j].Value = "xxxxx"
+				// The view may render a value differently from the line
+				// (quotes, lists): remove it wherever it still appears.
+				r.Text = strings.ReplaceAll(r.Text, o.Value, Masked)
+				r.Options[j].Value = Masked
 			}
 		}
 	}
+}
+
+// MaskLine replaces the value of every credential option in a pg_hba.conf
+// line (name=value, quoted or not, up to the end of its token) with xxxxx.
+// A # inside such a token starts a comment for the server, so the rest of
+// the line goes too: it may hold the rest of the secret.
+func MaskLine(line string) string {
+	var b strings.Builder
+	rest := line
+	for len(rest) > 0 {
+		lead := 0
+		for lead < len(rest) && (isBlank(rest[lead]) || rest[lead] == ',') {
+			lead++
+		}
+		tok, _, comma, ok, next := nextToken(rest)
+		if !ok {
+			b.WriteString(rest)
+			break
+		}
+		span := rest[lead : len(rest)-len(next)]
+		if comma {
+			span = span[:len(span)-1]
+		}
+		name, _, found := strings.Cut(tok, "=")
+		b.WriteString(rest[:lead])
+		if found && secretOptions[name] {
+			b.WriteString(name + "=" + Masked)
+		} else {
+			b.WriteString(span)
+		}
+		if comma {
+			b.WriteByte(',')
+		}
+		rest = next
+	}
+	return b.String()
+}
+
+// q marks a piece of a file's content quoted in an error message, so the
+// message can be rendered without it for a file whose content must not be
+// echoed (an included file can be any file on the host). %q-style quoting
+// escapes NUL, so the markers cannot be forged by the content.
+func q(v string) string { return "\x00" + strconv.Quote(v) + "\x00" }
+
+// renderErr turns a message built with q into text: with the quoted
+// content when quote is set, else without it.
+func renderErr(msg string, quote bool) string {
+	if !strings.Contains(msg, "\x00") {
+		return msg
+	}
+	parts := strings.Split(msg, "\x00")
+	var b strings.Builder
+	for i, p := range parts {
+		if i%2 == 0 {
+			b.WriteString(p)
+		} else if quote {
+			b.WriteString(p)
+		}
+	}
+	if quote {
+		return b.String()
+	}
+	out := strings.Join(strings.Fields(b.String()), " ")
+	out = strings.ReplaceAll(out, " :", ":")
+	out = strings.TrimRight(out, ": ")
+	return out + " (content of an included file is not quoted)"
 }

@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/pgaegis/pgaegis/internal/safefile"
 )
 
 // Token is one word of a field. Quoted records whether the token began with
@@ -39,15 +41,35 @@ type tokenLine struct {
 	raw    string
 	fields [][]Token
 	err    string
+	// depth is 0 for the file parsed, more for include files; expanded
+	// is set when an @file supplied tokens. Either way errors about the
+	// line must not quote it: it holds content of another file.
+	depth    int
+	expanded bool
 }
+
+func (tl tokenLine) quotable() bool { return tl.depth == 0 && !tl.expanded }
 
 // maxIncludeDepth bounds @file and include recursion as the server does.
 const maxIncludeDepth = 10
 
+// Bounds on what one parse reads and produces. Depth alone does not bound
+// it: a line naming @self ten times expands 10^10 times within depth 10.
+const (
+	maxTotalBytes  = safefile.ConfigMax
+	maxTotalTokens = 8 << 20
+)
+
+// budget is shared by a tokenizer and the copies it makes for @files.
+type budget struct {
+	bytes  int64
+	tokens int
+}
+
 // fileReader reads an included file; tests and offline audits swap it.
 type fileReader func(path string) ([]byte, error)
 
-func readFile(path string) ([]byte, error) { return os.ReadFile(path) }
+func readFile(path string) ([]byte, error) { return safefile.ReadConfig(path) }
 
 // tokenizer splits files into lines the way the server's
 // tokenize_auth_file does.
@@ -56,10 +78,11 @@ type tokenizer struct {
 	readDir func(string) ([]os.DirEntry, error)
 	// includes: PostgreSQL 16+ include / include_if_exists / include_dir lines.
 	includes bool
+	used     *budget
 }
 
 func newTokenizer(o Options) *tokenizer {
-	t := &tokenizer{read: readFile, readDir: os.ReadDir, includes: o.Version == 0 || o.Version >= 16}
+	t := &tokenizer{read: readFile, readDir: os.ReadDir, includes: o.Version == 0 || o.Version >= 16, used: &budget{}}
 	if o.ReadFile != nil {
 		t.read = o.ReadFile
 	}
@@ -100,11 +123,12 @@ func (tz *tokenizer) tokenizeFile(name string, data []byte, depth int) []tokenLi
 			break
 		}
 		raw := buf.String()
-		tl := tokenLine{file: name, line: lineNo, raw: raw}
+		tl := tokenLine{file: name, line: lineNo, raw: raw, depth: depth}
 		rest := raw
 		for len(rest) > 0 && tl.err == "" {
-			field, next, err := tz.nextFieldExpand(name, rest, depth)
+			field, next, expanded, err := tz.nextFieldExpand(name, rest, depth)
 			rest = next
+			tl.expanded = tl.expanded || expanded
 			if err != "" {
 				tl.err = err
 				break
@@ -143,7 +167,7 @@ func (tz *tokenizer) include(name string, tl tokenLine, depth int) ([]tokenLine,
 		dir := resolvePath(name, target)
 		entries, err := tz.readDir(dir)
 		if err != nil {
-			return nil, true, fmt.Sprintf("could not open directory %q: %s", dir, cleanErr(err))
+			return nil, true, "could not open directory " + q(dir) + ": " + cleanErr(err)
 		}
 		var names []string
 		for _, e := range entries {
@@ -171,14 +195,14 @@ func (tz *tokenizer) include(name string, tl tokenLine, depth int) ([]tokenLine,
 func (tz *tokenizer) includeFile(outer, inc string, depth int, ifExists bool) ([]tokenLine, string) {
 	full := resolvePath(outer, inc)
 	if depth+1 > maxIncludeDepth {
-		return nil, fmt.Sprintf("could not open file %q: maximum nesting depth exceeded", full)
+		return nil, "could not open file " + q(full) + ": maximum nesting depth exceeded"
 	}
-	data, err := tz.read(full)
+	data, err := tz.readCounted(full)
 	if err != nil {
 		if ifExists && errors.Is(err, fs.ErrNotExist) {
 			return nil, "" // skipped, as the server does
 		}
-		return nil, fmt.Sprintf("could not open file %q: %s", full, cleanErr(err))
+		return nil, "could not open file " + q(full) + ": " + cleanErr(err)
 	}
 	return tz.tokenizeFile(full, data, depth+1), ""
 }
@@ -229,8 +253,9 @@ func nextToken(s string) (tok string, initialQuote, comma, ok bool, rest string)
 
 // nextFieldExpand reads one whitespace-separated field: a comma list of
 // tokens, with unquoted @file entries replaced by the file's tokens.
-func (tz *tokenizer) nextFieldExpand(name, s string, depth int) ([]Token, string, string) {
+func (tz *tokenizer) nextFieldExpand(name, s string, depth int) ([]Token, string, bool, string) {
 	var toks []Token
+	expanded := false
 	for {
 		tok, quoted, comma, ok, rest := nextToken(s)
 		s = rest
@@ -238,30 +263,48 @@ func (tz *tokenizer) nextFieldExpand(name, s string, depth int) ([]Token, string
 			break
 		}
 		if !quoted && len(tok) > 1 && tok[0] == '@' {
+			expanded = true
 			inc, err := tz.includeTokens(name, tok[1:], depth)
 			if err != "" {
-				return nil, s, err
+				return nil, s, expanded, err
 			}
 			toks = append(toks, inc...)
 		} else {
 			toks = append(toks, Token{Value: tok, Quoted: quoted})
 		}
+		tz.used.tokens++
+		if tz.used.tokens > maxTotalTokens {
+			return nil, s, expanded, fmt.Sprintf("the file and its @file inclusions hold more than %d tokens", maxTotalTokens)
+		}
 		if !comma {
 			break
 		}
 	}
-	return toks, s, ""
+	return toks, s, expanded, ""
+}
+
+// readCounted reads an included file against the parse's byte budget.
+func (tz *tokenizer) readCounted(path string) ([]byte, error) {
+	data, err := tz.read(path)
+	if err != nil {
+		return nil, err
+	}
+	tz.used.bytes += int64(len(data))
+	if tz.used.bytes > maxTotalBytes {
+		return nil, fmt.Errorf("the file and its inclusions are larger than %d MiB in total", maxTotalBytes>>20)
+	}
+	return data, nil
 }
 
 // includeTokens reads an @file: every token of every line, in order.
 func (tz *tokenizer) includeTokens(outer, inc string, depth int) ([]Token, string) {
 	full := resolvePath(outer, inc)
 	if depth+1 > maxIncludeDepth {
-		return nil, fmt.Sprintf("could not open file %q: maximum nesting depth exceeded", full)
+		return nil, "could not open file " + q(full) + ": maximum nesting depth exceeded"
 	}
-	data, err := tz.read(full)
+	data, err := tz.readCounted(full)
 	if err != nil {
-		return nil, fmt.Sprintf("could not open secondary authentication file \"@%s\" as %q: %v", inc, full, cleanErr(err))
+		return nil, "could not open secondary authentication file " + q("@"+inc) + " as " + q(full) + ": " + cleanErr(err)
 	}
 	var toks []Token
 	// Include directives are not followed inside @ files.

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/pgaegis/pgaegis/internal/safefile"
 )
 
 // Entry is one name = value line, with where it came from.
@@ -80,7 +82,9 @@ type FileSystem interface {
 
 type osFS struct{}
 
-func (osFS) ReadFile(p string) ([]byte, error)       { return os.ReadFile(p) }
+// ReadFile refuses FIFOs and devices and caps the size and line length: a
+// configuration path can point anywhere.
+func (osFS) ReadFile(p string) ([]byte, error)       { return safefile.ReadConfig(p) }
 func (osFS) ReadDir(p string) ([]fs.DirEntry, error) { return os.ReadDir(p) }
 func (osFS) Stat(p string) (fs.FileInfo, error)      { return os.Stat(p) }
 
@@ -90,10 +94,16 @@ const AutoConfName = "postgresql.auto.conf"
 const maxDepth = 10
 const maxErrorsPerFile = 100
 
+// maxTotalBytes bounds everything one load reads: includes can name the
+// same file many times at every level (a tree of 10 levels), which no
+// per-file cap stops.
+const maxTotalBytes = safefile.ConfigMax
+
 type parser struct {
-	o   Options
-	fs  FileSystem
-	cfg *Config
+	o    Options
+	fs   FileSystem
+	cfg  *Config
+	read int64 // bytes read so far, against maxTotalBytes
 }
 
 // Load parses the main configuration file, its includes and then
@@ -110,6 +120,10 @@ func Load(configFile string, o Options) (*Config, error) {
 	}
 	if _, err := p.fs.ReadFile(abs); err != nil {
 		return nil, err
+	}
+	if st, err := p.fs.Stat(abs); err == nil && !st.Mode().IsRegular() {
+		// A FileSystem other than the real one may not refuse these.
+		return nil, &fs.PathError{Op: "open", Path: abs, Err: safefile.ErrNotRegular}
 	}
 	if p.o.DataDir == "" {
 		p.o.DataDir = filepath.Dir(abs)
@@ -165,7 +179,11 @@ func (p *parser) parseFile(path string, strict bool, calling string, callingLine
 		errFile = path
 	}
 	if depth > maxDepth {
-		p.errorf(errFile, errLine, "could not open configuration file %q: maximum nesting depth exceeded", path)
+		if quoting(depth - 1) {
+			p.errorf(errFile, errLine, "could not open configuration file %q: maximum nesting depth exceeded", path)
+		} else {
+			p.errorf(errFile, errLine, "could not open an included configuration file: maximum nesting depth exceeded")
+		}
 		return false
 	}
 	abs := p.absolute(path, calling)
@@ -178,11 +196,30 @@ func (p *parser) parseFile(path string, strict bool, calling string, callingLine
 		if !strict && errors.Is(err, fs.ErrNotExist) {
 			return true // include_if_exists: a missing file is skipped
 		}
-		p.errorf(errFile, errLine, "could not open configuration file %q: %s", abs, errText(err))
+		var le *safefile.LineError
+		switch {
+		case errors.As(err, &le):
+			p.errorf(abs, le.Line, "line is longer than the limit for a configuration line (%d bytes)", le.Max)
+		case quoting(depth - 1):
+			p.errorf(errFile, errLine, "could not open configuration file %q: %s", abs, errText(err))
+		default:
+			p.errorf(errFile, errLine, "could not open an included configuration file: %s", errText(err))
+		}
+		return false
+	}
+	p.read += int64(len(data))
+	if p.read > maxTotalBytes {
+		p.errorf(errFile, errLine, "the configuration files and their includes are larger than %d MiB in total", maxTotalBytes>>20)
 		return false
 	}
 	return p.parseContent(abs, data, depth)
 }
+
+// quoting reports whether errors in a file at this depth may quote its
+// content. Only the top-level files (postgresql.conf, postgresql.auto.conf)
+// may: an include can name any file on the host (a key, /etc/shadow), and
+// its content must not reach a report.
+func quoting(depth int) bool { return depth <= 0 }
 
 func errText(err error) string {
 	var pe *fs.PathError
@@ -240,14 +277,14 @@ func (p *parser) parseContent(file string, data []byte, depth int) bool {
 			}
 		case depth >= 0 && lname == "include_if_exists":
 			if value == "" {
-				p.errorf(file, lx.line-1, "empty configuration file name: %q", value)
+				p.errorf(file, lx.line-1, "empty configuration file name: \"\"")
 				ok = false
 			} else if !p.parseFile(value, false, file, lx.line-1, depth+1) {
 				ok = false
 			}
 		case depth >= 0 && lname == "include":
 			if value == "" {
-				p.errorf(file, lx.line-1, "empty configuration file name: %q", value)
+				p.errorf(file, lx.line-1, "empty configuration file name: \"\"")
 				ok = false
 			} else if !p.parseFile(value, true, file, lx.line-1, depth+1) {
 				ok = false
@@ -261,10 +298,13 @@ func (p *parser) parseContent(file string, data []byte, depth int) bool {
 		continue
 
 	parseError:
-		if tok == tEOL || tok == tEOF {
+		switch {
+		case tok == tEOL || tok == tEOF:
 			p.errorf(file, lx.line-1, "syntax error, near end of line")
-		} else {
+		case quoting(depth):
 			p.errorf(file, lx.line, "syntax error, near token %q", text)
+		default:
+			p.errorf(file, lx.line, "syntax error")
 		}
 		ok = false
 		errorCount++
@@ -289,7 +329,11 @@ func (p *parser) parseDir(dir, calling string, callingLine, depth int) bool {
 	abs := p.absolute(dir, calling)
 	entries, err := p.fs.ReadDir(abs)
 	if err != nil {
-		p.errorf(calling, callingLine, "could not open configuration directory %q: %s", abs, errText(err))
+		if quoting(depth - 1) {
+			p.errorf(calling, callingLine, "could not open configuration directory %q: %s", abs, errText(err))
+		} else {
+			p.errorf(calling, callingLine, "could not open an included configuration directory: %s", errText(err))
+		}
 		return false
 	}
 	var names []string
@@ -301,7 +345,11 @@ func (p *parser) parseDir(dir, calling string, callingLine, depth int) bool {
 		full := filepath.Join(abs, n)
 		st, err := p.fs.Stat(full)
 		if err != nil {
-			p.errorf(calling, callingLine, "could not stat file %q: %s", full, errText(err))
+			if quoting(depth - 1) {
+				p.errorf(calling, callingLine, "could not stat file %q: %s", full, errText(err))
+			} else {
+				p.errorf(calling, callingLine, "could not stat a file of an included configuration directory: %s", errText(err))
+			}
 			return false
 		}
 		if st.Mode().IsRegular() {

@@ -5,6 +5,7 @@
 package safefile
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -101,4 +102,55 @@ func kind(m fs.FileMode) string {
 		return "a block device"
 	}
 	return "an irregular file"
+}
+
+// LineMax caps one line of a configuration file. The server's own limits
+// are far lower for pg_hba.conf tokens; this only keeps a file of one
+// endless line (a /dev/zero copy, a sparse file) from being worked on.
+const LineMax = 1 << 20
+
+// LineError is an overlong line, named by file and line number.
+type LineError struct {
+	File string
+	Line int
+	Max  int
+}
+
+func (e *LineError) Error() string {
+	return fmt.Sprintf("%s:%d: line is longer than %s, the limit for a configuration line", e.File, e.Line, size(int64(e.Max)))
+}
+
+// CheckLines returns a *LineError for the first line of data longer than
+// max bytes (the newline not counted).
+func CheckLines(name string, data []byte, max int) error {
+	line := 1
+	for len(data) > 0 {
+		i := bytes.IndexByte(data, '\n')
+		n := i
+		if i < 0 {
+			n = len(data)
+		}
+		if n > max {
+			return &LineError{File: name, Line: line, Max: max}
+		}
+		if i < 0 {
+			break
+		}
+		data = data[i+1:]
+		line++
+	}
+	return nil
+}
+
+// ReadConfig reads a configuration file: a regular file of at most
+// ConfigMax bytes whose lines are at most LineMax bytes.
+func ReadConfig(path string) ([]byte, error) {
+	data, err := ReadFile(path, ConfigMax)
+	if err != nil {
+		return nil, err
+	}
+	if err := CheckLines(path, data, LineMax); err != nil {
+		return nil, err
+	}
+	return data, nil
 }
