@@ -46,8 +46,8 @@ func TestSecretsNeverLeaveTheParser(t *testing.T) {
 func TestMaskLineKeepsTheRest(t *testing.T) {
 	for in, want := range map[string]string{
 		`host all all 10.0.0.0/8 ldap ldapserver=l ldapbindpasswd=s ldapbasedn=dc=x`: `host all all 10.0.0.0/8 ldap ldapserver=l ldapbindpasswd=xxxxx ldapbasedn=dc=x`,
-		`host  "all",bob  all 0.0.0.0/0 md5  # note`:                                   `host  "all",bob  all 0.0.0.0/0 md5  # note`,
-		`host all all 0.0.0.0/0 radius radiusservers=a radiussecrets="x y"`:           `host all all 0.0.0.0/0 radius radiusservers=a radiussecrets=xxxxx`,
+		`host  "all",bob  all 0.0.0.0/0 md5  # note`:                                 `host  "all",bob  all 0.0.0.0/0 md5  # note`,
+		`host all all 0.0.0.0/0 radius radiusservers=a radiussecrets="x y"`:          `host all all 0.0.0.0/0 radius radiusservers=a radiussecrets=xxxxx`,
 	} {
 		if got := MaskLine(in); got != want {
 			t.Errorf("MaskLine(%s)\n got  %s\n want %s", in, got, want)
@@ -93,7 +93,6 @@ func TestIncludedContentIsNeverQuoted(t *testing.T) {
 		t.Errorf("the main file's error lost its detail: %s", last.Msg)
 	}
 }
-
 
 // Defect 8: hostile inputs end with an error naming the file, quickly and
 // in bounded memory.
