@@ -137,7 +137,9 @@ func ParseFile(path string, o Options) (*File, error) {
 // resolve relative @file includes.
 func Parse(name string, data []byte, o Options) *File {
 	f := &File{Path: name}
-	for _, tl := range newTokenizer(o).tokenizeFile(name, data, 0) {
+	lines := newTokenizer(o).tokenizeFile(name, data, 0)
+	f.Rules = make([]Rule, 0, len(lines))
+	for _, tl := range lines {
 		if tl.err != "" {
 			f.Errors = append(f.Errors, ParseError{tl.file, tl.line, renderErr(tl.err, tl.quotable())})
 			continue

@@ -18,15 +18,18 @@ type Shadow struct {
 // Shadowed finds lines covered by a single earlier line. It is sound (a
 // reported line really never matches) and conservative (a line covered
 // only by several earlier lines together is not reported).
+//
+// Lines are looked up in indexes of the earlier ones (see shadowIndex), so
+// the cost grows with the number of lines that could cover each line, not
+// with the square of the file's length.
 func Shadowed(rules []hba.Rule) []Shadow {
 	var out []Shadow
+	x := newShadowIndex()
 	for j := range rules {
-		for i := 0; i < j; i++ {
-			if covers(&rules[i], &rules[j]) {
-				out = append(out, Shadow{Rule: &rules[j], By: &rules[i]})
-				break
-			}
+		if i, ok := firstCover(rules, x.candidates(&rules[j]), &rules[j]); ok {
+			out = append(out, Shadow{Rule: &rules[j], By: &rules[i]})
 		}
+		x.add(j, &rules[j])
 	}
 	return out
 }

@@ -1,0 +1,84 @@
+package hbapolicy
+
+import (
+	"fmt"
+	"math/rand"
+	"strings"
+	"testing"
+
+	"github.com/pgaegis/pgaegis/internal/hba"
+)
+
+// shadowedPairwise is the obvious quadratic definition Shadowed must agree with.
+func shadowedPairwise(rules []hba.Rule) []Shadow {
+	var out []Shadow
+	for j := range rules {
+		for i := 0; i < j; i++ {
+			if covers(&rules[i], &rules[j]) {
+				out = append(out, Shadow{Rule: &rules[j], By: &rules[i]})
+				break
+			}
+		}
+	}
+	return out
+}
+
+func randomHBA(rng *rand.Rand, n int) string {
+	pick := func(xs ...string) string { return xs[rng.Intn(len(xs))] }
+	var b strings.Builder
+	for i := 0; i < n; i++ {
+		typ := pick("local", "host", "hostssl", "hostnossl", "hostgssenc", "hostnogssenc")
+		db := pick("all", "replication", "d1", "d2", `"all"`, "d1,d2", "all,replication", `"replication"`, "sameuser")
+		user := pick("all", "u1", "u2", "+g", `"all"`, "u1,u2", "u2,u1,u3")
+		addr := pick("all", "samehost", "samenet", "10.0.0.0/8", "10.1.0.0/16", "10.1.2.3/32", "0.0.0.0/0",
+			"::ffff:10.1.2.3/128", "::ffff:10.0.0.0/104", "::/0", "2001:db8::/32", "db.example.com", "10.0.0.0 255.0.255.0")
+		if typ == "local" {
+			addr = ""
+		}
+		fmt.Fprintf(&b, "%s %s %s %s %s\n", typ, db, user, addr, pick("md5", "trust", "reject", "scram-sha-256"))
+	}
+	return b.String()
+}
+
+func TestShadowedAgreesWithPairwise(t *testing.T) {
+	rng := rand.New(rand.NewSource(10))
+	for k := 0; k < 300; k++ {
+		f := hba.Parse("pg_hba.conf", []byte(randomHBA(rng, 1+rng.Intn(60))), hba.Options{SSL: true})
+		got, want := Shadowed(f.Rules), shadowedPairwise(f.Rules)
+		if len(got) != len(want) {
+			t.Fatalf("file %d: %d shadowed lines, pairwise %d", k, len(got), len(want))
+		}
+		for i := range got {
+			if got[i].Rule.Line != want[i].Rule.Line || got[i].By.Line != want[i].By.Line {
+				t.Fatalf("file %d: line %d shadowed by %d, pairwise by %d", k, got[i].Rule.Line, got[i].By.Line, want[i].By.Line)
+			}
+		}
+	}
+}
+
+// generatedHBA is a large file of distinct per-application lines (the
+// shape of the 40k-line file of issue #10) ending with catch-alls.
+func generatedHBA(n int) []hba.Rule {
+	var b strings.Builder
+	for i := 0; i < n; i++ {
+		fmt.Fprintf(&b, "host db%d user%d 10.%d.%d.%d/32 scram-sha-256\n", i%500, i, (i>>16)&255, (i>>8)&255, i&255)
+	}
+	b.WriteString("host all all 10.0.0.0/8 reject\nhost db1 user1 10.0.0.1/32 md5\n")
+	return hba.Parse("pg_hba.conf", []byte(b.String()), hba.Options{SSL: true}).Rules
+}
+
+// BenchmarkShadowed shows the scaling: time per line stays flat from 1k
+// to 1M lines (run with -bench Shadowed -benchtime 1x).
+func BenchmarkShadowed(b *testing.B) {
+	for _, n := range []int{1000, 40000, 1000000} {
+		rules := generatedHBA(n)
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				if len(Shadowed(rules)) != 1 {
+					b.Fatal("want exactly the last line shadowed")
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(len(rules)), "ns/line")
+		})
+	}
+}
