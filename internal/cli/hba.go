@@ -211,9 +211,16 @@ func hbaLint(ctx context.Context, env *Env, args []string) (int, error) {
 	}
 	var findings []rules.Finding
 	for _, f := range rules.Run(snap) {
-		if isHBARule(f.Rule) {
-			findings = append(findings, f)
+		if !isHBARule(f.Rule) {
+			continue
 		}
+		if f.Rule == "AUTH-18" && f.Status == rules.Fail {
+			// The server refuses a pg_hba.conf with any invalid line: for
+			// a lint (a gate before deploying the file) that is the worst
+			// outcome, whatever --fail-on says.
+			f.Severity = rules.Critical
+		}
+		findings = append(findings, f)
 	}
 	rep := report.Build(snap, findings, sev)
 	switch *format {
