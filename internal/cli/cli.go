@@ -9,9 +9,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"golang.org/x/term"
@@ -210,36 +213,148 @@ func clearProgress(env *Env) {
 	}
 }
 
-// outputFile opens -o (or stdout), writing atomically: a failed run never
-// leaves a half-written file.
+// output is where -o sends a report. A file is written to a temporary file
+// beside it and renamed over it at the end, so a failed run never leaves a
+// half-written file; streams are written directly.
 type output struct {
 	path string
-	f    *os.File
-	w    io.Writer
+	f    *os.File // the temporary file, for a path
+	mode os.FileMode
+	// uid, gid of the file replaced (-1 for a new file): a report written
+	// by root over another user's file stays theirs.
+	uid, gid int
+	w        io.Writer
 }
 
+// openOutput resolves -o. "-", /dev/stdout, /dev/stderr and /dev/fd/N
+// (also /proc/self/fd/N) are the process's own streams: written as they
+// are, for any user, with no temporary file; /dev/null discards. Any other path must be a new
+// file or a regular file, which is replaced (keeping its mode; 0600 when
+// new). A symbolic link is refused rather than followed: a report must not
+// land where a link planted in a shared directory points. A directory, a
+// device, a FIFO or a socket is refused too: renaming over it would
+// replace a node that is not ours.
 func openOutput(env *Env, path string) (*output, error) {
 	if path == "" || path == "-" {
 		return &output{w: env.Stdout}, nil
 	}
-	f, err := os.CreateTemp(dirOf(path), ".pgaegis-*")
-	if err != nil {
+	if w, ok, err := streamOutput(env, path); ok || err != nil {
+		if err != nil {
+			return nil, err
+		}
+		return &output{w: w}, nil
+	}
+	o := &output{path: path, mode: 0o600, uid: -1, gid: -1}
+	if err := o.check(); err != nil {
 		return nil, err
 	}
-	return &output{path: path, f: f, w: f}, nil
+	f, err := os.CreateTemp(dirOf(path), ".pgaegis-*")
+	if err != nil {
+		return nil, fmt.Errorf("-o %s: %w", path, err)
+	}
+	o.f, o.w = f, f
+	return o, nil
+}
+
+// check refuses anything but a new path or a regular file, and records the
+// mode and owner of the file it will replace.
+func (o *output) check() error {
+	st, err := os.Lstat(o.path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil
+	case err != nil:
+		return fmt.Errorf("-o %s: %w", o.path, err)
+	case st.Mode()&fs.ModeSymlink != 0:
+		target, _ := os.Readlink(o.path)
+		return fmt.Errorf("-o %s: refusing to write through a symbolic link (to %s): give the target path itself", o.path, target)
+	case !st.Mode().IsRegular():
+		return fmt.Errorf("-o %s: refusing to replace %s: give a regular file, a new path, or - for standard output", o.path, nodeKind(st.Mode()))
+	}
+	o.mode = st.Mode().Perm()
+	if sys, ok := st.Sys().(*syscall.Stat_t); ok {
+		o.uid, o.gid = int(sys.Uid), int(sys.Gid)
+	}
+	return nil
+}
+
+// streamOutput maps the stream paths to the process's descriptors.
+func streamOutput(env *Env, path string) (io.Writer, bool, error) {
+	var fd int
+	switch {
+	case path == "/dev/null":
+		return io.Discard, true, nil // only the exit code is wanted
+	case path == "/dev/stdout":
+		fd = 1
+	case path == "/dev/stderr":
+		fd = 2
+	case strings.HasPrefix(path, "/dev/fd/"), strings.HasPrefix(path, "/proc/self/fd/"):
+		n, err := strconv.Atoi(path[strings.LastIndexByte(path, '/')+1:])
+		if err != nil || n < 0 {
+			return nil, false, nil
+		}
+		fd = n
+	default:
+		return nil, false, nil
+	}
+	switch fd {
+	case 1:
+		return env.Stdout, true, nil
+	case 2:
+		return env.Stderr, true, nil
+	case 0:
+		return nil, true, fmt.Errorf("-o %s: standard input is not an output", path)
+	}
+	var st syscall.Stat_t
+	if err := syscall.Fstat(fd, &st); err != nil {
+		return nil, true, fmt.Errorf("-o %s: descriptor %d is not open: %w", path, fd, err)
+	}
+	return os.NewFile(uintptr(fd), path), true, nil
+}
+
+func nodeKind(m fs.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "a directory"
+	case m&fs.ModeNamedPipe != 0:
+		return "a FIFO"
+	case m&fs.ModeSocket != 0:
+		return "a socket"
+	case m&fs.ModeCharDevice != 0:
+		return "a character device"
+	case m&fs.ModeDevice != 0:
+		return "a block device"
+	}
+	return "a file that is not regular"
 }
 
 func (o *output) commit() error {
 	if o.f == nil {
 		return nil
 	}
-	if err := o.f.Chmod(0o600); err != nil {
-		return err
+	fail := func(err error) error {
+		o.abort()
+		return fmt.Errorf("-o %s: %w", o.path, err)
+	}
+	if err := o.f.Chmod(o.mode); err != nil {
+		return fail(err)
+	}
+	if o.uid >= 0 && o.uid != os.Geteuid() {
+		o.f.Chown(o.uid, o.gid) // best effort: only root can give a file away
 	}
 	if err := o.f.Close(); err != nil {
+		return fail(err)
+	}
+	// The path may have changed while the report was written.
+	if err := o.check(); err != nil {
+		os.Remove(o.f.Name())
 		return err
 	}
-	return os.Rename(o.f.Name(), o.path)
+	if err := os.Rename(o.f.Name(), o.path); err != nil {
+		os.Remove(o.f.Name())
+		return fmt.Errorf("-o %s: %w", o.path, err)
+	}
+	return nil
 }
 
 func (o *output) abort() {
