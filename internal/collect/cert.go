@@ -6,15 +6,15 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/pem"
-	"os"
 
+	"github.com/pgaegis/pgaegis/internal/safefile"
 	"github.com/pgaegis/pgaegis/internal/snapshot"
 )
 
 // readCertificate parses the server certificate file (PEM, leaf first).
 func readCertificate(path string) *snapshot.Certificate {
 	c := &snapshot.Certificate{Path: path}
-	data, err := os.ReadFile(path)
+	data, err := safefile.ReadFile(path, safefile.ConfigMax) // ssl_cert_file can name a FIFO
 	if err != nil {
 		c.Error = cleanErr(err)
 		return c

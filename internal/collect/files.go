@@ -16,6 +16,7 @@ import (
 	"github.com/pgaegis/pgaegis/internal/hba"
 	"github.com/pgaegis/pgaegis/internal/hostcheck"
 	"github.com/pgaegis/pgaegis/internal/pgconf"
+	"github.com/pgaegis/pgaegis/internal/safefile"
 	"github.com/pgaegis/pgaegis/internal/snapshot"
 )
 
@@ -25,12 +26,26 @@ import (
 func collectFiles(s *snapshot.Snapshot, o *Options) error {
 	dataDir, configFile, hbaFile, identFile := o.DataDir, o.ConfigFile, o.HBAFile, o.IdentFile
 	explicit := dataDir != "" || configFile != "" || hbaFile != "" || identFile != ""
-	// What the user named must exist: a typo is an error, not a clean audit.
-	for _, p := range []struct{ flag, path string }{{"--pgdata", dataDir}, {"--config-file", configFile}, {"--hba-file", hbaFile}, {"--ident-file", identFile}} {
+	// What the user named must be what the flag expects and readable: a
+	// typo, a directory or a FIFO is an error (exit 2), not a clean audit.
+	if dataDir != "" {
+		st, err := os.Stat(dataDir)
+		if err != nil {
+			return fmt.Errorf("--pgdata %s: %s", dataDir, cleanErr(err))
+		}
+		if !st.IsDir() {
+			return fmt.Errorf("--pgdata %s: not a directory", dataDir)
+		}
+	}
+	for _, p := range []struct{ flag, path string }{{"--config-file", configFile}, {"--hba-file", hbaFile}, {"--ident-file", identFile}} {
 		if p.path == "" {
 			continue
 		}
-		if _, err := os.Stat(p.path); err != nil {
+		if _, err := safefile.ReadConfig(p.path); err != nil {
+			var le *safefile.LineError
+			if errors.As(err, &le) {
+				return fmt.Errorf("%s %s", p.flag, err)
+			}
 			return fmt.Errorf("%s %s: %s", p.flag, p.path, cleanErr(err))
 		}
 	}
@@ -66,7 +81,7 @@ func collectFiles(s *snapshot.Snapshot, o *Options) error {
 		}
 	}
 	if dataDir != "" {
-		if b, err := os.ReadFile(filepath.Join(dataDir, "PG_VERSION")); err == nil {
+		if b, err := safefile.ReadFile(filepath.Join(dataDir, "PG_VERSION"), smallFileMax); err == nil {
 			s.Target.MajorVersion, _ = strconv.Atoi(strings.TrimSpace(string(b)))
 		}
 	}
@@ -120,6 +135,9 @@ func collectFiles(s *snapshot.Snapshot, o *Options) error {
 	return nil
 }
 
+// smallFileMax caps PG_VERSION and postmaster.pid (a few lines each).
+const smallFileMax = 64 << 10
+
 func settingValue(s *snapshot.Snapshot, name string) string {
 	if v, ok := s.Setting(name); ok {
 		return v.Value
@@ -131,7 +149,7 @@ func settingValue(s *snapshot.Snapshot, name string) string {
 // server we are connected to (its postmaster.pid names the same port), so a
 // remote audit never reports on an unrelated local cluster.
 func sameServer(dataDir string, s *snapshot.Snapshot) string {
-	b, err := os.ReadFile(filepath.Join(dataDir, "postmaster.pid"))
+	b, err := safefile.ReadFile(filepath.Join(dataDir, "postmaster.pid"), smallFileMax)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return fmt.Sprintf("the server's data directory %s is not on this host (or not running from it): file checks were skipped; run pgaegis on the database host, or pass --pgdata", dataDir)

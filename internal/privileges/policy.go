@@ -3,7 +3,6 @@ package privileges
 import (
 	"bytes"
 	"fmt"
-	"os"
 	"sort"
 	"strings"
 
@@ -11,6 +10,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/pgaegis/pgaegis/internal/acl"
+	"github.com/pgaegis/pgaegis/internal/safefile"
 	"github.com/pgaegis/pgaegis/internal/snapshot"
 )
 
@@ -39,7 +39,7 @@ type PolicyRole struct {
 
 // LoadPolicy reads and validates a policy file.
 func LoadPolicy(path string) (*Policy, error) {
-	data, err := os.ReadFile(path)
+	data, err := safefile.ReadFile(path, safefile.ConfigMax) // regular files only, capped
 	if err != nil {
 		return nil, err
 	}

@@ -3,9 +3,9 @@ package report
 import (
 	"encoding/json"
 	"fmt"
-	"os"
 
 	"github.com/pgaegis/pgaegis/internal/rules"
+	"github.com/pgaegis/pgaegis/internal/safefile"
 )
 
 // BaselineDiff says what changed since a previous report.
@@ -19,7 +19,7 @@ type BaselineDiff struct {
 
 // LoadBaseline reads a previous JSON report.
 func LoadBaseline(path string) (*Report, error) {
-	data, err := os.ReadFile(path)
+	data, err := safefile.ReadFile(path, safefile.SnapshotMax) // regular files only, capped
 	if err != nil {
 		return nil, err
 	}

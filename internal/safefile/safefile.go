@@ -154,3 +154,43 @@ func ReadConfig(path string) ([]byte, error) {
 	}
 	return data, nil
 }
+
+// OpenLimited opens a regular file for streaming reads of at most max
+// bytes: a larger file is refused when its size says so, and a file that
+// grows past max while read fails the read with the same error.
+func OpenLimited(path string, max int64) (io.ReadCloser, error) {
+	f, err := Open(path)
+	if err != nil {
+		return nil, err
+	}
+	if st, err := f.Stat(); err == nil && st.Size() > max {
+		f.Close()
+		return nil, tooLarge(path, max)
+	}
+	return &limited{f: f, path: path, max: max, left: max}, nil
+}
+
+type limited struct {
+	f         *os.File
+	path      string
+	max, left int64
+}
+
+func (l *limited) Read(p []byte) (int, error) {
+	if l.left <= 0 {
+		// One byte more tells a file of exactly max bytes from a longer one.
+		var one [1]byte
+		if n, _ := l.f.Read(one[:]); n > 0 {
+			return 0, tooLarge(l.path, l.max)
+		}
+		return 0, io.EOF
+	}
+	if int64(len(p)) > l.left {
+		p = p[:l.left]
+	}
+	n, err := l.f.Read(p)
+	l.left -= int64(n)
+	return n, err
+}
+
+func (l *limited) Close() error { return l.f.Close() }

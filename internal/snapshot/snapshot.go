@@ -8,13 +8,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"time"
 
 	"github.com/pgaegis/pgaegis/internal/acl"
 	"github.com/pgaegis/pgaegis/internal/hba"
 	"github.com/pgaegis/pgaegis/internal/pgconf"
+	"github.com/pgaegis/pgaegis/internal/safefile"
 )
 
 // FormatVersion is bumped on any incompatible change of the JSON form.
@@ -371,7 +371,9 @@ func (s *Snapshot) Write(w io.Writer) error {
 
 // Read loads a snapshot, refusing one from an incompatible format.
 func Read(path string) (*Snapshot, error) {
-	f, err := os.Open(path)
+	// Only a regular file, capped: /dev/zero or a FIFO must not be read
+	// forever or waited on.
+	f, err := safefile.OpenLimited(path, safefile.SnapshotMax)
 	if err != nil {
 		return nil, err
 	}

@@ -6,7 +6,6 @@ package waiver
 import (
 	"bytes"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -14,6 +13,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/pgaegis/pgaegis/internal/rules"
+	"github.com/pgaegis/pgaegis/internal/safefile"
 )
 
 // Entry is one accepted finding.
@@ -47,7 +47,7 @@ type File struct {
 // Every entry needs a rule, a reason and an expiry date: an acceptance
 // that never expires is a finding nobody will look at again.
 func Load(path string) (*File, error) {
-	data, err := os.ReadFile(path)
+	data, err := safefile.ReadFile(path, safefile.ConfigMax) // regular files only, capped
 	if err != nil {
 		return nil, err
 	}
