@@ -352,7 +352,10 @@ func (p *parser) parseDir(dir, calling string, callingLine, depth int) bool {
 			}
 			return false
 		}
-		if st.Mode().IsRegular() {
+		// The server takes every member that is not a directory; one
+		// that is not a regular file (a FIFO, a device) is then refused
+		// by the read, as an error of this include_dir line.
+		if !st.IsDir() {
 			names = append(names, full)
 		}
 	}
