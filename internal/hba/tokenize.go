@@ -59,12 +59,14 @@ const maxIncludeDepth = 10
 const (
 	maxTotalBytes  = safefile.ConfigMax
 	maxTotalTokens = 8 << 20
+	maxFiles       = 10000
 )
 
 // budget is shared by a tokenizer and the copies it makes for @files.
 type budget struct {
 	bytes  int64
 	tokens int
+	files  int
 }
 
 // fileReader reads an included file; tests and offline audits swap it.
@@ -287,16 +289,22 @@ func (tz *tokenizer) nextFieldExpand(name, s string, depth int) ([]Token, string
 
 // readCounted reads an included file against the parse's byte budget.
 func (tz *tokenizer) readCounted(path string) ([]byte, error) {
+	if tz.used.files >= maxFiles || tz.used.bytes > maxTotalBytes {
+		return nil, errBudget
+	}
+	tz.used.files++
 	data, err := tz.read(path)
 	if err != nil {
 		return nil, err
 	}
 	tz.used.bytes += int64(len(data))
 	if tz.used.bytes > maxTotalBytes {
-		return nil, fmt.Errorf("the file and its inclusions are larger than %d MiB in total", maxTotalBytes>>20)
+		return nil, errBudget
 	}
 	return data, nil
 }
+
+var errBudget = fmt.Errorf("the file and its inclusions are more than %d files or %d MiB in total: not read further", maxFiles, maxTotalBytes>>20)
 
 // includeTokens reads an @file: every token of every line, in order.
 func (tz *tokenizer) includeTokens(outer, inc string, depth int) ([]Token, string) {

@@ -99,11 +99,18 @@ const maxErrorsPerFile = 100
 // per-file cap stops.
 const maxTotalBytes = safefile.ConfigMax
 
+// maxFiles bounds the number of files one load opens, for the same reason.
+const maxFiles = 10000
+
 type parser struct {
-	o    Options
-	fs   FileSystem
-	cfg  *Config
-	read int64 // bytes read so far, against maxTotalBytes
+	o     Options
+	fs    FileSystem
+	cfg   *Config
+	read  int64 // bytes read so far, against maxTotalBytes
+	files int   // files read so far, against maxFiles
+	// exhausted is set once a bound is hit: everything after is
+	// abandoned with that one error.
+	exhausted bool
 }
 
 // Load parses the main configuration file, its includes and then
@@ -178,6 +185,9 @@ func (p *parser) parseFile(path string, strict bool, calling string, callingLine
 	if errFile == "" {
 		errFile = path
 	}
+	if p.exhausted {
+		return false
+	}
 	if depth > maxDepth {
 		if quoting(depth - 1) {
 			p.errorf(errFile, errLine, "could not open configuration file %q: maximum nesting depth exceeded", path)
@@ -208,8 +218,10 @@ func (p *parser) parseFile(path string, strict bool, calling string, callingLine
 		return false
 	}
 	p.read += int64(len(data))
-	if p.read > maxTotalBytes {
-		p.errorf(errFile, errLine, "the configuration files and their includes are larger than %d MiB in total", maxTotalBytes>>20)
+	p.files++
+	if p.read > maxTotalBytes || p.files > maxFiles {
+		p.errorf(errFile, errLine, "the configuration files and their includes are more than %d files or %d MiB in total: not read further", maxFiles, maxTotalBytes>>20)
+		p.exhausted = true
 		return false
 	}
 	return p.parseContent(abs, data, depth)
