@@ -65,6 +65,11 @@ func (h *hbaSource) load(ctx context.Context, env *Env) ([]hba.Rule, *snapshot.S
 	switch {
 	case h.snapPath != "":
 		snap, err = snapshot.Read(h.snapPath)
+		if err == nil && snap.HBA != nil {
+			// A snapshot from an older pgaegis, or written by hand, may
+			// still hold credentials: no hba command prints them.
+			hba.RedactSecrets(snap.HBA.Rules)
+		}
 	case h.conn.given() || h.file == "":
 		h.conn.f.ConnectTimeout = h.conn.timeout
 		cfg, cerr := conninfo.Config(h.conn.f)

@@ -200,6 +200,18 @@ type ReachRow struct {
 func Reach(rules []hba.Rule, user, db string, replication bool, env hba.Env) []ReachRow {
 	var rows []ReachRow
 	regions := Regions(env, rules)
+	// Lines whose database or role field can never match this user and
+	// database cannot decide any row: matching each row against the rest
+	// only keeps a table over a large file from costing lines × regions.
+	who := hba.Conn{User: user, Database: db, Replication: replication}
+	var applicable []hba.Rule
+	for i := range rules {
+		if hba.UserMatches(&rules[i], who, env) != hba.No && hba.DBMatches(&rules[i], who, env) != hba.No {
+			applicable = append(applicable, rules[i])
+		}
+	}
+	all := rules
+	rules = applicable
 	for _, cl := range Classes {
 		if cl.Local {
 			rows = append(rows, reachRow(rules, hba.Conn{User: user, Database: db, Local: true, Replication: replication}, cl.Name, "socket", env))
@@ -210,10 +222,10 @@ func Reach(rules []hba.Rule, user, db string, replication bool, env hba.Env) []R
 			rows = append(rows, reachRow(rules, c, cl.Name, rg.Label, env))
 		}
 	}
-	for i := range rules {
-		if rules[i].AddrKind == hba.AddrHostname {
-			rows = append(rows, ReachRow{Class: rules[i].Type, Network: "host " + rules[i].Address, Method: rules[i].Method,
-				File: rules[i].File, Line: rules[i].Line, Depends: "DNS at connect time"})
+	for i := range all {
+		if all[i].AddrKind == hba.AddrHostname {
+			rows = append(rows, ReachRow{Class: all[i].Type, Network: "host " + all[i].Address, Method: all[i].Method,
+				File: all[i].File, Line: all[i].Line, Depends: "DNS at connect time"})
 		}
 	}
 	return rows

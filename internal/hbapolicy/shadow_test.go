@@ -32,6 +32,9 @@ func randomHBA(rng *rand.Rand, n int) string {
 		user := pick("all", "u1", "u2", "+g", `"all"`, "u1,u2", "u2,u1,u3")
 		addr := pick("all", "samehost", "samenet", "10.0.0.0/8", "10.1.0.0/16", "10.1.2.3/32", "0.0.0.0/0",
 			"::ffff:10.1.2.3/128", "::ffff:10.0.0.0/104", "::/0", "2001:db8::/32", "db.example.com", "10.0.0.0 255.0.255.0")
+		if typ != "local" && rng.Intn(4) == 0 {
+			user = pick("+g", "/^u", "samerole", "ghost")
+		}
 		if typ == "local" {
 			addr = ""
 		}
@@ -80,5 +83,34 @@ func BenchmarkShadowed(b *testing.B) {
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(len(rules)), "ns/line")
 		})
+	}
+}
+
+// Reach matches each row against the lines that can apply to the user and
+// database only; the rows must be those of matching against every line.
+func TestReachAgreesWithMatchingEveryLine(t *testing.T) {
+	rng := rand.New(rand.NewSource(11))
+	env := hba.Env{RoleExists: func(r string) bool { return r != "ghost" }, IsMember: func(r, g string) bool { return r == "u1" && g == "g" }}
+	for k := 0; k < 200; k++ {
+		rules := hba.Parse("pg_hba.conf", []byte(randomHBA(rng, 1+rng.Intn(40))), hba.Options{SSL: true}).Rules
+		for _, who := range []struct {
+			user, db string
+			repl     bool
+		}{{"u1", "d1", false}, {"u2", "d2", false}, {"u3", "all", false}, {"u1", "", true}, {"ghost", "d1", false}} {
+			got := Reach(rules, who.user, who.db, who.repl, env)
+			var want []ReachRow
+			for _, cl := range Classes {
+				if cl.Local {
+					want = append(want, reachRow(rules, hba.Conn{User: who.user, Database: who.db, Local: true, Replication: who.repl}, cl.Name, "socket", env))
+					continue
+				}
+				for _, rg := range Regions(env, rules) {
+					want = append(want, reachRow(rules, hba.Conn{User: who.user, Database: who.db, Addr: rg.Addr, SSL: cl.SSL, Replication: who.repl}, cl.Name, rg.Label, env))
+				}
+			}
+			if fmt.Sprint(got[:len(want)]) != fmt.Sprint(want) {
+				t.Fatalf("file %d, %+v:\n got  %v\n want %v", k, who, got[:len(want)], want)
+			}
+		}
 	}
 }
