@@ -759,6 +759,9 @@ func RedactSecrets(rules []Rule) {
 // A # inside such a token starts a comment for the server, so the rest of
 // the line goes too: it may hold the rest of the secret.
 func MaskLine(line string) string {
+	if !strings.Contains(line, "=") {
+		return line // no name=value token at all (quotes cannot hide an =)
+	}
 	var b strings.Builder
 	rest := line
 	for len(rest) > 0 {
