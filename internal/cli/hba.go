@@ -69,6 +69,7 @@ func (h *hbaSource) load(ctx context.Context, env *Env) ([]hba.Rule, *snapshot.S
 			// A snapshot from an older pgaegis, or written by hand, may
 			// still hold credentials: no hba command prints them.
 			hba.RedactSecrets(snap.HBA.Rules)
+			hba.RedactErrors(snap.HBA.Errors)
 		}
 	case h.conn.given() || h.file == "":
 		h.conn.f.ConnectTimeout = h.conn.timeout

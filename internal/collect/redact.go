@@ -29,5 +29,6 @@ func redact(s *snapshot.Snapshot) {
 	}
 	if s.HBA != nil {
 		hba.RedactSecrets(s.HBA.Rules)
+		hba.RedactErrors(s.HBA.Errors) // the server's messages quote secrets
 	}
 }

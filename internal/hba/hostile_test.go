@@ -160,3 +160,19 @@ func TestAtFileExpansionIsBounded(t *testing.T) {
 		t.Fatalf("want one error, got %v", f.Errors)
 	}
 }
+
+// The server's own error text for a bad RADIUS secret list quotes it; the
+// live collection passes it through RedactErrors.
+func TestRedactErrors(t *testing.T) {
+	errs := []ParseError{
+		{Msg: `could not parse RADIUS secret list "Zq9,Wx""Y"`},
+		{Msg: `invalid authentication method "trusst"`},
+	}
+	RedactErrors(errs)
+	if strings.Contains(errs[0].Msg, "Zq9") || !strings.Contains(errs[0].Msg, "RADIUS secret list") {
+		t.Errorf("secret list error: %q", errs[0].Msg)
+	}
+	if errs[1].Msg != `invalid authentication method "trusst"` {
+		t.Errorf("unrelated error changed: %q", errs[1].Msg)
+	}
+}

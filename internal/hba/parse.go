@@ -754,6 +754,22 @@ func RedactSecrets(rules []Rule) {
 	}
 }
 
+// RedactErrors cuts the quoted part of error messages about credential
+// options. Our own messages never quote a credential, but the server's
+// (pg_hba_file_rules.error, read live) do: "could not parse RADIUS secret
+// list "...""
+func RedactErrors(errs []ParseError) {
+	for i, e := range errs {
+		low := strings.ToLower(e.Msg)
+		if !strings.Contains(low, "secret") && !strings.Contains(low, "passw") {
+			continue
+		}
+		if j := strings.IndexByte(e.Msg, '"'); j >= 0 {
+			errs[i].Msg = strings.TrimRight(e.Msg[:j], " :") + " (value masked)"
+		}
+	}
+}
+
 // MaskLine replaces the value of every credential option in a pg_hba.conf
 // line (name=value, quoted or not, up to the end of its token) with xxxxx.
 // A # inside such a token starts a comment for the server, so the rest of
