@@ -273,6 +273,8 @@ func (tz *tokenizer) nextFieldExpand(name, s string, depth int) ([]Token, string
 				return nil, s, expanded, err
 			}
 			toks = append(toks, inc...)
+			// Copies count too: they are what grows with nesting.
+			tz.used.tokens += len(inc)
 		} else {
 			toks = append(toks, Token{Value: tok, Quoted: quoted})
 		}
