@@ -2,6 +2,7 @@ package safefile
 
 import (
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -42,5 +43,43 @@ func TestReadFile(t *testing.T) {
 	}
 	if _, err := Open(fifo); !errors.Is(err, ErrNotRegular) {
 		t.Errorf("Open(fifo) = %v, want ErrNotRegular", err)
+	}
+}
+
+func TestCheckLinesAndOpenLimited(t *testing.T) {
+	for _, c := range []struct {
+		data string
+		line int // 0: no error
+	}{
+		{"", 0}, {"abc\n", 0}, {"abcd", 0}, {"abcde", 1}, {"a\nb\nabcde\n", 3}, {"abcd\nabcd", 0},
+	} {
+		err := CheckLines("f.conf", []byte(c.data), 4)
+		var le *LineError
+		if (c.line == 0) != (err == nil) || (err != nil && (!errors.As(err, &le) || le.Line != c.line || !strings.HasPrefix(err.Error(), "f.conf:"))) {
+			t.Errorf("CheckLines(%q) = %v, want line %d", c.data, err, c.line)
+		}
+	}
+	dir := t.TempDir()
+	exact := filepath.Join(dir, "exact")
+	os.WriteFile(exact, []byte("12345678"), 0o600)
+	for _, c := range []struct {
+		max     int64
+		wantErr bool
+	}{{8, false}, {100, false}, {7, true}} {
+		r, err := OpenLimited(exact, c.max)
+		if err == nil {
+			var b []byte
+			b, err = io.ReadAll(r)
+			r.Close()
+			if err == nil && string(b) != "12345678" {
+				t.Errorf("max %d: read %q", c.max, b)
+			}
+		}
+		if (err != nil) != c.wantErr {
+			t.Errorf("OpenLimited(max %d) = %v", c.max, err)
+		}
+	}
+	if _, err := OpenLimited("/dev/zero", 10); !errors.Is(err, ErrNotRegular) {
+		t.Errorf("OpenLimited(/dev/zero) = %v", err)
 	}
 }
