@@ -40,7 +40,7 @@ func serverLogSettings(ctx context.Context, env *Env, c *connFlags) (collect.Log
 	if err != nil {
 		return collect.LogSettings{}, err
 	}
-	env.secrets = append(env.secrets, cfg.Password, c.f.DSN)
+	env.secrets = append(env.secrets, conninfo.Secrets(cfg)...)
 	return collect.ServerLogSettings(ctx, cfg)
 }
 
