@@ -107,7 +107,8 @@ func wordAfter(m, key string) string {
 // workers): ordinary statements are dropped here.
 func statementSignal(r *Record, text string) (signal, bool) {
 	s := signal{kind: sigStatement, rec: *r, rule: -1}
-	s.secret = hasSecret(text)
+	red, secret := redact(text)
+	s.secret = secret
 	up := strings.ToUpper(text)
 	for i, sr := range statementRules {
 		if sr.re.MatchString(up) {
@@ -118,7 +119,7 @@ func statementSignal(r *Record, text string) (signal, bool) {
 	if s.rule < 0 && !s.secret {
 		return signal{}, false
 	}
-	s.text = clip(Redact(text))
+	s.text = clip(red)
 	return s, true
 }
 
@@ -159,15 +160,52 @@ func statementOfInterest(b []byte) bool {
 		}
 		k = u + 1
 	}
-	for _, n := range interestNeedles {
-		if bytes.Contains(b, n) {
-			return true
+	return mayHoldSecret(b)
+}
+
+// mayHoldSecret is sqllex.MayHoldSecret over bytes, for the per-line fast
+// path: one pass, case-insensitive, no allocation. Statements with none
+// of these words are never lexed.
+func mayHoldSecret(b []byte) bool {
+	for i := 0; i < len(b); i++ {
+		switch b[i] | 0x20 {
+		case 'p':
+			if hasFold(b[i:], "password") || hasFold(b[i:], "passwd") {
+				return true
+			}
+		case 's':
+			if hasFold(b[i:], "secret") {
+				return true
+			}
+		case 'c':
+			if hasFold(b[i:], "conninfo") {
+				return true
+			}
+		case 'u':
+			if i+1 < len(b) && b[i+1] == '&' {
+				return true
+			}
+		case ':' | 0x20:
+			if b[i] == ':' && i+2 < len(b) && b[i+1] == '/' && b[i+2] == '/' {
+				return true
+			}
 		}
 	}
 	return false
 }
 
-var interestNeedles = [][]byte{[]byte("ssword"), []byte("SSWORD")}
+// hasFold reports whether b starts with w (lower-case ASCII) in any case.
+func hasFold(b []byte, w string) bool {
+	if len(b) < len(w) {
+		return false
+	}
+	for k := 1; k < len(w); k++ {
+		if b[k]|0x20 != w[k] {
+			return false
+		}
+	}
+	return true
+}
 
 // auditStatement takes the statement text out of a pgaudit line:
 // AUDIT: SESSION,1,1,ROLE,CREATE ROLE,,,"CREATE ROLE ...",<not logged>

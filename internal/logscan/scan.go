@@ -462,9 +462,9 @@ func interestingMessage(before, msg []byte) bool {
 			bytes.HasPrefix(msg, []byte("invalid ")) || bytes.HasPrefix(msg, []byte("incomplete startup")) ||
 			bytes.HasPrefix(msg, []byte("could not accept SSL")) || bytes.HasPrefix(msg, []byte("unsupported frontend"))
 	case bytes.HasSuffix(before, []byte("ERROR")):
-		return bytes.Contains(msg, []byte("syntax error")) && bytes.Contains(bytes.ToLower(msg), []byte("password"))
+		return bytes.Contains(msg, []byte("syntax error")) && mayHoldSecret(msg)
 	case bytes.HasSuffix(before, []byte("STATEMENT")):
-		return bytes.Contains(bytes.ToLower(msg), []byte("password"))
+		return mayHoldSecret(msg)
 	}
 	return false
 }
