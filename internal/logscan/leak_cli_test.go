@@ -2,6 +2,9 @@ package logscan_test
 
 import (
 	"bytes"
+	"compress/gzip"
+	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -34,5 +37,27 @@ func TestLogsScanOutputHasNoPassword(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestLogsScanCutGzipExits2 (issue #10 defect 10): through the command, a
+// cut .gz is exit 2 with an error naming the file, not a clean-looking scan.
+func TestLogsScanCutGzipExits2(t *testing.T) {
+	var log bytes.Buffer
+	for i := 0; i < 20000; i++ {
+		fmt.Fprintf(&log, "2026-11-22 08:00:%02d.000 UTC [%d] app@shop 10.0.0.9(5432) FATAL:  password authentication failed for user \"app%d\"\n", i%60, i, i%7)
+	}
+	var z bytes.Buffer
+	w := gzip.NewWriter(&z)
+	w.Write(log.Bytes())
+	w.Close()
+	path := filepath.Join(t.TempDir(), "postgresql.log.gz")
+	if err := os.WriteFile(path, z.Bytes()[:z.Len()*2/3], 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out, errb bytes.Buffer
+	code := cli.Main([]string{"logs", "scan", "--prefix", "%m [%p] %q%u@%d %r ", path}, &out, &errb)
+	if code != 2 || !strings.Contains(errb.String(), path+": compressed file is truncated") {
+		t.Errorf("exit %d, stderr %q: want 2 and an error naming %s", code, errb.String(), path)
 	}
 }

@@ -2,9 +2,12 @@ package logscan
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"time"
+
+	"github.com/pgaegis/pgaegis/internal/safefile"
 )
 
 // Watch follows a log file, or the newest log file of a directory (so
@@ -18,15 +21,25 @@ func Watch(ctx context.Context, path string, o Options, an *Analysis, poll time.
 	if poll <= 0 {
 		poll = 500 * time.Millisecond
 	}
+	// A FIFO or a device is refused up front, as by scan; a directory is
+	// followed (its newest log file).
+	if st, err := os.Stat(path); err == nil && !st.IsDir() {
+		f, err := safefile.Open(path)
+		if err != nil {
+			return err
+		}
+		f.Close()
+	}
 	var cur string
 	var off int64
 	var carry []byte
 	line := 1
 	first := true
+	skipping := false // dropping the rest of an overlong record
 	for {
 		target, err := newest(path)
 		if err == nil && target != cur {
-			cur, off, carry, line = target, 0, nil, 1
+			cur, off, carry, line, skipping = target, 0, nil, 1, false
 			if first {
 				// Start at the end of what already exists: watch is for new events.
 				if st, err := os.Stat(cur); err == nil {
@@ -34,7 +47,7 @@ func Watch(ctx context.Context, path string, o Options, an *Analysis, poll time.
 				}
 			}
 			if o.Format == "" {
-				if f, err := os.Open(cur); err == nil {
+				if f, err := safefile.Open(cur); err == nil {
 					head := make([]byte, 4096)
 					n, _ := f.Read(head)
 					f.Close()
@@ -49,11 +62,27 @@ func Watch(ctx context.Context, path string, o Options, an *Analysis, poll time.
 			if st, err := os.Stat(cur); err == nil && st.Size() < off {
 				off, carry, line = 0, nil, 1 // truncated in place (copytruncate)
 			}
-			if f, err := os.Open(cur); err == nil {
+			if f, err := safefile.Open(cur); err == nil {
 				f.Seek(off, io.SeekStart)
 				data, _ := io.ReadAll(io.LimitReader(f, 64<<20))
 				f.Close()
 				off += int64(len(data))
+				if skipping {
+					// Keep the last bytes: a record start may straddle reads.
+					c := firstCut(data, o.Format)
+					if c == 0 && len(data) > 8 {
+						line += countLines(data[:len(data)-8])
+						off -= 8
+						data = nil
+					} else if c > 0 {
+						line += countLines(data[:c])
+						data = data[c:]
+						skipping = false
+					} else {
+						off -= int64(len(data))
+						data = nil
+					}
+				}
 				buf := append(carry, data...)
 				cut := recordCut(buf, o.Format)
 				if len(data) == 0 && len(buf) > 0 && buf[len(buf)-1] == '\n' {
@@ -79,8 +108,13 @@ func Watch(ctx context.Context, path string, o Options, an *Analysis, poll time.
 				} else {
 					carry = buf
 				}
-				if len(carry) > 64<<20 {
-					carry = nil // a runaway line is dropped, not kept forever
+				if len(carry) > MaxRecord {
+					// A runaway record is dropped, not kept forever.
+					if o.Warn != nil {
+						o.Warn(fmt.Sprintf("%s:%d: record longer than %d MiB skipped", cur, line, MaxRecord>>20))
+					}
+					line += countLines(carry)
+					carry, skipping = nil, true
 				}
 			}
 		}
