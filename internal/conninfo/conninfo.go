@@ -5,6 +5,7 @@
 package conninfo
 
 import (
+	"errors"
 	"fmt"
 	"net/url"
 	"strconv"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // Flags are the connection options a command accepts. There is no
@@ -42,7 +44,7 @@ func Config(f Flags) (*pgx.ConnConfig, error) {
 	}
 	cfg, err := pgx.ParseConfig(s)
 	if err != nil {
-		return nil, fmt.Errorf("connection options: %s", Redact(err.Error(), PasswordOf(f.DSN)))
+		return nil, fmt.Errorf("connection options: %s", Redact(parseErrorText(err), PasswordOf(f.DSN)))
 	}
 	if f.ConnectTimeout > 0 {
 		cfg.ConnectTimeout = f.ConnectTimeout
@@ -97,6 +99,22 @@ func connString(f Flags) (string, error) {
 		}
 		return strings.Join(parts, " "), nil
 	}
+}
+
+// parseErrorText renders a connection string parse error with the string
+// redacted by us: pgx's own masking is best effort and leaves the tail of
+// password=Part1\ Part2.
+func parseErrorText(err error) string {
+	var pe *pgconn.ParseConfigError
+	if !errors.As(err, &pe) {
+		return err.Error()
+	}
+	msg := pe.Error()
+	reason := "invalid connection string"
+	if i := strings.LastIndex(msg, "`: "); i >= 0 {
+		reason = msg[i+3:]
+	}
+	return "cannot parse `" + RedactDSN(pe.ConnString) + "`: " + reason
 }
 
 func cleanURLErr(err error) string {

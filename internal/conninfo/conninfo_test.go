@@ -227,3 +227,25 @@ func pctEncode(s string) string {
 	}
 	return b.String()
 }
+
+// TestParseErrorHasNoPartOfPassword: a -d value that does not parse is
+// echoed with its password gone whole (pgx's own masking left Part2 of
+// password=Part1\ Part2).
+func TestParseErrorHasNoPartOfPassword(t *testing.T) {
+	for _, c := range []struct{ dsn, part string }{
+		{`host=h password=Part1\ Part2 port=notanumber`, "Part"},
+		{`host=h password='Pa rt2' port=x`, "rt2"},
+		{"postgresql://u:Le@kB6@h:notaport/db", "kB6"},
+		{"postgresql://u:p%41ss@h/db?port=x", "41ss"},
+		{`host=h password=abc\'d sslmode=bogus`, "abc"},
+	} {
+		_, err := Config(Flags{DSN: c.dsn})
+		if err == nil {
+			t.Errorf("%s: expected an error", c.part)
+			continue
+		}
+		if strings.Contains(err.Error(), c.part) {
+			t.Errorf("the error keeps part of the password (%s)", c.part)
+		}
+	}
+}
