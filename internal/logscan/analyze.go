@@ -103,9 +103,18 @@ func wordAfter(m, key string) string {
 	return w
 }
 
+// maxStatement bounds the text of one statement that is classified and
+// lexed for secrets, so a record near MaxRecord costs bounded work.
+const maxStatement = 1 << 20
+
 // statementSignal classifies a statement where it is parsed (in the
 // workers): ordinary statements are dropped here.
 func statementSignal(r *Record, text string) (signal, bool) {
+	if len(text) > maxStatement {
+		// Only the start is shown (clip); a literal the cut leaves open is
+		// redacted to the end, like any truncated statement.
+		text = text[:maxStatement]
+	}
 	s := signal{kind: sigStatement, rec: *r, rule: -1}
 	red, secret := redact(text)
 	s.secret = secret

@@ -196,3 +196,24 @@ func TestNonRegularLogInputs(t *testing.T) {
 		t.Fatal("reading a FIFO or /dev/zero as a log does not end")
 	}
 }
+
+// TestLongStatementBoundedWork: a long statement with a password is
+// lexed only up to maxStatement (the sample shows the start), the secret
+// is still hidden and reported, and the work is bounded (allocations).
+func TestLongStatementBoundedWork(t *testing.T) {
+	p, _ := CompilePrefix("%m [%p] %q%u@%d %r ")
+	for _, tail := range []string{strings.Repeat(",", 8<<20), strings.Repeat(" U&'password'", 600000)} {
+		line := "2026-11-22 08:00:00.000 UTC [43] app@shop 10.0.0.1(5432) LOG:  statement: ALTER ROLE a PASSWORD 'Lk99Qz" + tail + "\n"
+		runtime.GC()
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		sigs := parseChunk([]byte(line), Stderr, p)
+		runtime.ReadMemStats(&after)
+		if len(sigs) != 1 || !sigs[0].secret || strings.Contains(sigs[0].text, "Lk99Qz") || !strings.Contains(sigs[0].text, "PASSWORD '*****") {
+			t.Errorf("signals %d, secret/redacted wrong", len(sigs))
+		}
+		if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 512<<20 {
+			t.Errorf("parsing one long statement allocated %d MiB", alloc>>20)
+		}
+	}
+}

@@ -126,7 +126,7 @@ func secrets(s string, depth int) []conninfo.Span {
 		}
 		switch t.Kind {
 		case String, Dollar, QuotedIdent:
-			out = append(out, inner(s, t, toks, depth)...)
+			out = append(out, inner(s, t, toks, ti, depth)...)
 		}
 	}
 	return mergeSpans(out)
@@ -147,11 +147,11 @@ func literalSpan(s string, t Token) conninfo.Span {
 
 // inner finds secrets inside a literal's value: connection strings, and
 // SQL (recursively).
-func inner(s string, t Token, toks []Token, depth int) []conninfo.Span {
+func inner(s string, t Token, toks []Token, ti, depth int) []conninfo.Span {
 	if t.BodyEnd <= t.BodyStart {
 		return nil
 	}
-	v, starts, ends := decode(s, t, uescape(s, t, toks))
+	v, starts, ends := decode(s, t, uescape(s, t, toks, ti))
 	if !MayHoldSecret(v) {
 		return nil
 	}
@@ -169,21 +169,14 @@ func inner(s string, t Token, toks []Token, depth int) []conninfo.Span {
 	return out
 }
 
-// uescape returns the escape character of a U& literal: a following
-// UESCAPE 'c', or a backslash.
-func uescape(s string, t Token, toks []Token) byte {
+// uescape returns the escape character of a U& literal (toks[ti]): a
+// following UESCAPE 'c', or a backslash.
+func uescape(s string, t Token, toks []Token, ti int) byte {
 	if t.Prefix != 'U' {
 		return '\\'
 	}
-	k := -1
-	for i := range toks {
-		if toks[i].Start == t.Start {
-			k = i
-			break
-		}
-	}
 	seen := 0
-	for i := k + 1; k >= 0 && i < len(toks); i++ {
+	for i := ti + 1; i < len(toks); i++ {
 		x := toks[i]
 		if x.Kind == Space || x.Kind == Comment {
 			continue
