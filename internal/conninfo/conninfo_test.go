@@ -160,6 +160,7 @@ func FuzzRedact(f *testing.F) {
 	f.Add("Le@kB6", "h")
 	f.Add("a b'c\"d", "h")
 	f.Fuzz(func(t *testing.T, pw, host string) {
+		RedactDSN(pw + " password=" + host) // any bytes: no panic
 		if len(pw) < 4 || !utf8.ValidString(pw) || strings.ContainsRune(pw, 0) {
 			return
 		}
@@ -247,5 +248,14 @@ func TestParseErrorHasNoPartOfPassword(t *testing.T) {
 		if strings.Contains(err.Error(), c.part) {
 			t.Errorf("the error keeps part of the password (%s)", c.part)
 		}
+	}
+}
+
+// TestRedactInvalidUTF8: offsets survive bytes that are not UTF-8 (a
+// fuzzed log line made strings.ToLower change the length).
+func TestRedactInvalidUTF8(t *testing.T) {
+	in := "\xe7\xbb0\xba\xe6\x93PASSWORD=\xffsecret host=h"
+	if got := RedactDSN(in); got != "\xe7\xbb0\xba\xe6\x93PASSWORD=xxxxx host=h" {
+		t.Errorf("RedactDSN = %q", got)
 	}
 }

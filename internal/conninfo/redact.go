@@ -25,7 +25,7 @@ const Mask = "xxxxx"
 // of it is left once the span is replaced.
 func SecretSpans(s string) []Span {
 	var out []Span
-	low := strings.ToLower(s)
+	low := asciiLower(s) // same length as s: offsets in one are offsets in the other
 	// URIs: libpq ends the userinfo at the first '@' before the first '/';
 	// a password that itself holds a raw '@' (which libpq would misparse)
 	// must still be hidden whole, so the span ends at the last '@' before
@@ -107,6 +107,18 @@ func SecretSpans(s string) []Span {
 		}
 	}
 	return merge(out)
+}
+
+// asciiLower lower-cases ASCII letters only; strings.ToLower would change
+// the length of invalid UTF-8.
+func asciiLower(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if c >= 'A' && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
 }
 
 // valueEnd returns where a libpq conninfo value starting at i ends.
