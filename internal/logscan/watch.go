@@ -41,9 +41,13 @@ func Watch(ctx context.Context, path string, o Options, an *Analysis, poll time.
 		if err == nil && target != cur {
 			cur, off, carry, line, skipping = target, 0, nil, 1, false
 			if first {
-				// Start at the end of what already exists: watch is for new events.
-				if st, err := os.Stat(cur); err == nil {
-					off = st.Size()
+				// Start at the end of what already exists: watch is for new
+				// events. Its lines are counted (streaming) so evidence
+				// names the right line.
+				if f, err := safefile.Open(cur); err == nil {
+					n, lines := linesIn(f)
+					f.Close()
+					off, line = n, 1+lines
 				}
 			}
 			if o.Format == "" {
@@ -60,61 +64,69 @@ func Watch(ctx context.Context, path string, o Options, an *Analysis, poll time.
 		first = false
 		if cur != "" {
 			if st, err := os.Stat(cur); err == nil && st.Size() < off {
-				off, carry, line = 0, nil, 1 // truncated in place (copytruncate)
+				off, carry, line, skipping = 0, nil, 1, false // truncated in place (copytruncate)
 			}
 			if f, err := safefile.Open(cur); err == nil {
 				f.Seek(off, io.SeekStart)
 				data, _ := io.ReadAll(io.LimitReader(f, 64<<20))
 				f.Close()
 				off += int64(len(data))
-				if skipping {
-					// Keep the last bytes: a record start may straddle reads.
-					c := firstCut(data, o.Format)
-					if c == 0 && len(data) > 8 {
-						line += countLines(data[:len(data)-8])
-						off -= 8
-						data = nil
-					} else if c > 0 {
-						line += countLines(data[:c])
-						data = data[c:]
-						skipping = false
-					} else {
-						off -= int64(len(data))
-						data = nil
-					}
+				fmtOr := o.Format
+				if fmtOr == "" {
+					fmtOr = Stderr
 				}
 				buf := append(carry, data...)
-				cut := recordCut(buf, o.Format)
-				if len(data) == 0 && len(buf) > 0 && buf[len(buf)-1] == '\n' {
-					cut = len(buf) // quiet for a poll: the last record is complete
-				}
-				if len(buf) > 0 && buf[len(buf)-1] == '\n' && o.Format != Stderr {
-					cut = len(buf)
-				}
-				if cut > 0 {
-					fmtOr := o.Format
-					if fmtOr == "" {
-						fmtOr = Stderr
+				carry = nil
+				if skipping {
+					// Drop the rest of an overlong record. Its end may straddle
+					// reads: the last bytes wait for the next ones.
+					if c := firstCut(buf, fmtOr); c > 0 {
+						line += countLines(buf[:c])
+						buf, skipping = buf[c:], false
+					} else {
+						k := max(len(buf)-8, 0)
+						line += countLines(buf[:k])
+						carry, buf = append([]byte(nil), buf[k:]...), nil
 					}
-					for _, s := range parseChunk(buf[:cut], fmtOr, o.Prefix) {
-						s := s
-						s.rec.File, s.rec.Line = cur, line+s.line
-						if s.kind != sigBad {
-							an.add(&s)
+				}
+				// The record at the start, continued from earlier reads, may
+				// have grown past the limit: dropped, not kept or parsed.
+				if !skipping && len(buf) > MaxRecord {
+					if c := firstCut(buf, fmtOr); c == 0 || c > MaxRecord {
+						if o.Warn != nil {
+							o.Warn(fmt.Sprintf("%s:%d: record longer than %d MiB skipped", cur, line, MaxRecord>>20))
+						}
+						if c > 0 {
+							line += countLines(buf[:c])
+							buf = buf[c:]
+						} else {
+							k := len(buf) - 8
+							line += countLines(buf[:k])
+							carry, buf, skipping = append([]byte(nil), buf[k:]...), nil, true
 						}
 					}
-					line += countLines(buf[:cut])
-					carry = append([]byte(nil), buf[cut:]...)
-				} else {
-					carry = buf
 				}
-				if len(carry) > MaxRecord {
-					// A runaway record is dropped, not kept forever.
-					if o.Warn != nil {
-						o.Warn(fmt.Sprintf("%s:%d: record longer than %d MiB skipped", cur, line, MaxRecord>>20))
+				if len(buf) > 0 {
+					cut := recordCut(buf, o.Format)
+					if len(data) == 0 && buf[len(buf)-1] == '\n' {
+						cut = len(buf) // quiet for a poll: the last record is complete
 					}
-					line += countLines(carry)
-					carry, skipping = nil, true
+					if buf[len(buf)-1] == '\n' && o.Format != Stderr {
+						cut = len(buf)
+					}
+					if cut > 0 {
+						for _, s := range parseChunk(buf[:cut], fmtOr, o.Prefix) {
+							s := s
+							s.rec.File, s.rec.Line = cur, line+s.line
+							if s.kind != sigBad {
+								an.add(&s)
+							}
+						}
+						line += countLines(buf[:cut])
+						carry = append([]byte(nil), buf[cut:]...)
+					} else {
+						carry = buf
+					}
 				}
 			}
 		}
@@ -122,6 +134,22 @@ func Watch(ctx context.Context, path string, o Options, an *Analysis, poll time.
 		case <-ctx.Done():
 			return nil
 		case <-time.After(poll):
+		}
+	}
+}
+
+// linesIn reads r to its end in fixed-size pieces and returns its size and
+// its newlines.
+func linesIn(r io.Reader) (int64, int) {
+	buf := make([]byte, 64<<10)
+	var n int64
+	lines := 0
+	for {
+		k, err := r.Read(buf)
+		n += int64(k)
+		lines += countLines(buf[:k])
+		if err != nil {
+			return n, lines
 		}
 	}
 }
