@@ -172,35 +172,40 @@ func statementOfInterest(b []byte) bool {
 	return mayHoldSecret(b)
 }
 
-// mayHoldSecret is sqllex.MayHoldSecret over bytes, for the per-line fast
-// path: one pass, case-insensitive, no allocation. Statements with none
-// of these words are never lexed.
+// mayHoldSecret is the per-line fast path for secrets: only statements
+// that pass it are lexed (sqllex). It looks, with SIMD byte searches and
+// no allocation, for "passw" in any case (password, passwd), "secret" in
+// lower or upper case, "://" (URIs) and "U&" (escapes that can spell any
+// word). A conninfo needs no word of its own: its password always follows
+// "password=" or sits in a URI.
 func mayHoldSecret(b []byte) bool {
-	for i := 0; i < len(b); i++ {
-		switch b[i] | 0x20 {
-		case 'p':
-			if hasFold(b[i:], "password") || hasFold(b[i:], "passwd") {
+	for _, w := range [2]byte{'w', 'W'} {
+		for k := 0; ; {
+			i := bytes.IndexByte(b[k:], w)
+			if i < 0 {
+				break
+			}
+			i += k
+			if i >= 4 && hasFold(b[i-4:], "passw") {
 				return true
 			}
-		case 's':
-			if hasFold(b[i:], "secret") {
-				return true
-			}
-		case 'c':
-			if hasFold(b[i:], "conninfo") {
-				return true
-			}
-		case 'u':
-			if i+1 < len(b) && b[i+1] == '&' {
-				return true
-			}
-		case ':' | 0x20:
-			if b[i] == ':' && i+2 < len(b) && b[i+1] == '/' && b[i+2] == '/' {
-				return true
-			}
+			k = i + 1
 		}
 	}
-	return false
+	if bytes.Contains(b, []byte("ecret")) || bytes.Contains(b, []byte("ECRET")) || bytes.Contains(b, []byte("://")) {
+		return true
+	}
+	for k := 0; ; {
+		i := bytes.IndexByte(b[k:], '&')
+		if i < 0 {
+			return false
+		}
+		i += k
+		if i > 0 && b[i-1]|0x20 == 'u' {
+			return true
+		}
+		k = i + 1
+	}
 }
 
 // hasFold reports whether b starts with w (lower-case ASCII) in any case.
