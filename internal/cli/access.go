@@ -38,7 +38,7 @@ func (m *modelSource) load(ctx context.Context, env *Env) (*snapshot.Snapshot, *
 		if cerr != nil {
 			return nil, nil, nil, cerr
 		}
-		env.secrets = append(env.secrets, cfg.Password, m.conn.f.DSN)
+		env.secrets = append(env.secrets, conninfo.Secrets(cfg)...)
 		snap, err = collect.Collect(ctx, collect.Options{Conn: cfg, NoFiles: true, Progress: progress(env)})
 		clearProgress(env)
 	}

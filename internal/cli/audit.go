@@ -54,7 +54,7 @@ func gather(ctx context.Context, env *Env, s *sourceFlags, sandbox *localpg.Serv
 		if err != nil {
 			return nil, err
 		}
-		env.secrets = append(env.secrets, cfg.Password, s.conn.f.DSN)
+		env.secrets = append(env.secrets, conninfo.Secrets(cfg)...)
 		o.Conn = cfg
 	}
 	snap, err := collect.Collect(ctx, o)

@@ -77,7 +77,7 @@ func (h *hbaSource) load(ctx context.Context, env *Env) ([]hba.Rule, *snapshot.S
 		if cerr != nil {
 			return nil, nil, hba.Env{}, cerr
 		}
-		env.secrets = append(env.secrets, cfg.Password, h.conn.f.DSN)
+		env.secrets = append(env.secrets, conninfo.Secrets(cfg)...)
 		snap, err = collect.Collect(ctx, collect.Options{Conn: cfg, Progress: progress(env)})
 		clearProgress(env)
 	}
@@ -413,7 +413,7 @@ func hbaGuard(ctx context.Context, env *Env, args []string) (int, error) {
 	if err != nil {
 		return ExitError, err
 	}
-	env.secrets = append(env.secrets, cfg.Password, src.conn.f.DSN)
+	env.secrets = append(env.secrets, conninfo.Secrets(cfg)...)
 	current, snap, err := collect.CurrentConnection(ctx, cfg)
 	if err != nil {
 		return ExitError, err

@@ -20,6 +20,7 @@ import (
 	"github.com/pgaegis/pgaegis/internal/report"
 	"github.com/pgaegis/pgaegis/internal/rules"
 	"github.com/pgaegis/pgaegis/internal/snapshot"
+	"github.com/pgaegis/pgaegis/internal/textsafe"
 )
 
 func runLogs(ctx context.Context, env *Env, args []string) (int, error) {
@@ -40,7 +41,7 @@ func serverLogSettings(ctx context.Context, env *Env, c *connFlags) (collect.Log
 	if err != nil {
 		return collect.LogSettings{}, err
 	}
-	env.secrets = append(env.secrets, cfg.Password, c.f.DSN)
+	env.secrets = append(env.secrets, conninfo.Secrets(cfg)...)
 	return collect.ServerLogSettings(ctx, cfg)
 }
 
@@ -96,7 +97,8 @@ func logsWatch(ctx context.Context, env *Env, args []string) (int, error) {
 		}
 		resp.Body.Close()
 	}
-	return ExitOK, logscan.Watch(ctx, files[0], logscan.Options{Prefix: p, Format: logscan.Format(*logFormat)}, an, *poll)
+	warn := func(m string) { fmt.Fprintf(env.Stderr, "warning: %s\n", textsafe.String(m)) } // an overlong record was skipped
+	return ExitOK, logscan.Watch(ctx, files[0], logscan.Options{Prefix: p, Format: logscan.Format(*logFormat), Warn: warn}, an, *poll)
 }
 
 func logsScan(ctx context.Context, env *Env, args []string) (int, error) {

@@ -5,14 +5,15 @@
 package conninfo
 
 import (
+	"errors"
 	"fmt"
 	"net/url"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // Flags are the connection options a command accepts. There is no
@@ -43,7 +44,7 @@ func Config(f Flags) (*pgx.ConnConfig, error) {
 	}
 	cfg, err := pgx.ParseConfig(s)
 	if err != nil {
-		return nil, fmt.Errorf("connection options: %s", Redact(err.Error(), f.DSN))
+		return nil, fmt.Errorf("connection options: %s", Redact(parseErrorText(err), PasswordOf(f.DSN)))
 	}
 	if f.ConnectTimeout > 0 {
 		cfg.ConnectTimeout = f.ConnectTimeout
@@ -100,6 +101,22 @@ func connString(f Flags) (string, error) {
 	}
 }
 
+// parseErrorText renders a connection string parse error with the string
+// redacted by us: pgx's own masking is best effort and leaves the tail of
+// password=Part1\ Part2.
+func parseErrorText(err error) string {
+	var pe *pgconn.ParseConfigError
+	if !errors.As(err, &pe) {
+		return err.Error()
+	}
+	msg := pe.Error()
+	reason := "invalid connection string"
+	if i := strings.LastIndex(msg, "`: "); i >= 0 {
+		reason = msg[i+3:]
+	}
+	return "cannot parse `" + RedactDSN(pe.ConnString) + "`: " + reason
+}
+
 func cleanURLErr(err error) string {
 	if ue, ok := err.(*url.Error); ok {
 		return ue.Err.Error() // url.Error repeats the URL, password included
@@ -121,53 +138,4 @@ func Describe(cfg *pgx.ConnConfig) string {
 		parts = append(parts, "dbname="+cfg.Database)
 	}
 	return strings.Join(parts, " ")
-}
-
-var (
-	kvPassword  = regexp.MustCompile(`(?i)((?:^|\s)password\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s]*)`)
-	uriPassword = regexp.MustCompile(`(postgres(?:ql)?://[^:/@\s]*:)([^@ \t\n]*)(@)`)
-	uriQueryPw  = regexp.MustCompile(`(?i)([?&]password=)([^&\s]*)`)
-)
-
-// RedactDSN hides passwords in a URI or key=value connection string.
-func RedactDSN(s string) string {
-	s = uriPassword.ReplaceAllString(s, "${1}xxxxx${3}")
-	s = uriQueryPw.ReplaceAllString(s, "${1}xxxxx")
-	return kvPassword.ReplaceAllString(s, "${1}xxxxx")
-}
-
-// Redact hides connection-string passwords in a message, and any of the
-// given secrets wherever they appear.
-func Redact(msg string, secrets ...string) string {
-	msg = RedactDSN(msg)
-	for _, sec := range secrets {
-		if sec == "" {
-			continue
-		}
-		if strings.Contains(sec, "=") || isURI(sec) {
-			// A whole connection string: hide its password part.
-			if pw := passwordOf(sec); pw != "" {
-				msg = strings.ReplaceAll(msg, pw, "xxxxx")
-			}
-			continue
-		}
-		msg = strings.ReplaceAll(msg, sec, "xxxxx")
-	}
-	return msg
-}
-
-func passwordOf(dsn string) string {
-	if isURI(dsn) {
-		if u, err := url.Parse(dsn); err == nil {
-			if p, ok := u.User.Password(); ok {
-				return p
-			}
-			return u.Query().Get("password")
-		}
-		return ""
-	}
-	if m := kvPassword.FindStringSubmatch(dsn); m != nil {
-		return strings.Trim(m[2], "'")
-	}
-	return ""
 }

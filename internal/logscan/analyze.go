@@ -103,11 +103,21 @@ func wordAfter(m, key string) string {
 	return w
 }
 
+// maxStatement bounds the text of one statement that is classified and
+// lexed for secrets, so a record near MaxRecord costs bounded work.
+const maxStatement = 1 << 20
+
 // statementSignal classifies a statement where it is parsed (in the
 // workers): ordinary statements are dropped here.
 func statementSignal(r *Record, text string) (signal, bool) {
+	if len(text) > maxStatement {
+		// Only the start is shown (clip); a literal the cut leaves open is
+		// redacted to the end, like any truncated statement.
+		text = text[:maxStatement]
+	}
 	s := signal{kind: sigStatement, rec: *r, rule: -1}
-	s.secret = hasSecret(text)
+	red, secret := redact(text)
+	s.secret = secret
 	up := strings.ToUpper(text)
 	for i, sr := range statementRules {
 		if sr.re.MatchString(up) {
@@ -118,7 +128,7 @@ func statementSignal(r *Record, text string) (signal, bool) {
 	if s.rule < 0 && !s.secret {
 		return signal{}, false
 	}
-	s.text = clip(Redact(text))
+	s.text = clip(red)
 	return s, true
 }
 
@@ -159,15 +169,57 @@ func statementOfInterest(b []byte) bool {
 		}
 		k = u + 1
 	}
-	for _, n := range interestNeedles {
-		if bytes.Contains(b, n) {
-			return true
-		}
-	}
-	return false
+	return mayHoldSecret(b)
 }
 
-var interestNeedles = [][]byte{[]byte("ssword"), []byte("SSWORD")}
+// mayHoldSecret is the per-line fast path for secrets: only statements
+// that pass it are lexed (sqllex). It looks, with SIMD byte searches and
+// no allocation, for "passw" in any case (password, passwd), "secret" in
+// lower or upper case, "://" (URIs) and "U&" (escapes that can spell any
+// word). A conninfo needs no word of its own: its password always follows
+// "password=" or sits in a URI.
+func mayHoldSecret(b []byte) bool {
+	for _, w := range [2]byte{'w', 'W'} {
+		for k := 0; ; {
+			i := bytes.IndexByte(b[k:], w)
+			if i < 0 {
+				break
+			}
+			i += k
+			if i >= 4 && hasFold(b[i-4:], "passw") {
+				return true
+			}
+			k = i + 1
+		}
+	}
+	if bytes.Contains(b, []byte("ecret")) || bytes.Contains(b, []byte("ECRET")) || bytes.Contains(b, []byte("://")) {
+		return true
+	}
+	for k := 0; ; {
+		i := bytes.IndexByte(b[k:], '&')
+		if i < 0 {
+			return false
+		}
+		i += k
+		if i > 0 && b[i-1]|0x20 == 'u' {
+			return true
+		}
+		k = i + 1
+	}
+}
+
+// hasFold reports whether b starts with w (lower-case ASCII) in any case.
+func hasFold(b []byte, w string) bool {
+	if len(b) < len(w) {
+		return false
+	}
+	for k := 1; k < len(w); k++ {
+		if b[k]|0x20 != w[k] {
+			return false
+		}
+	}
+	return true
+}
 
 // auditStatement takes the statement text out of a pgaudit line:
 // AUDIT: SESSION,1,1,ROLE,CREATE ROLE,,,"CREATE ROLE ...",<not logged>

@@ -18,6 +18,9 @@ import (
 func TestMain(m *testing.M) {
 	code := m.Run()
 	pgtest.StopShared()
+	if leakKeep != "" {
+		os.RemoveAll(leakKeep)
+	}
 	os.Exit(code)
 }
 

@@ -9,10 +9,13 @@ package logscan
 import (
 	"bytes"
 	"fmt"
-	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/pgaegis/pgaegis/internal/conninfo"
+	"github.com/pgaegis/pgaegis/internal/sqllex"
 )
 
 // Record is one log entry, with the fields the analysis uses.
@@ -266,24 +269,44 @@ func splitSeverity(rest []byte) (string, string, bool) {
 	return "", "", false
 }
 
-// redactPassword hides passwords in statements and connection strings.
-var (
-	// A closing quote is optional: a truncated line must not leak the rest.
-	reSQLPassword  = regexp.MustCompile(`(?i)(PASSWORD\s+)('(?:[^']|'')*'?|"[^"]*"?)`)
-	reConnPassword = regexp.MustCompile(`(?i)(password\s*=\s*)('(?:[^'\\]|\\.)*'?|[^\s']+)`)
-	reOptPassword  = regexp.MustCompile(`(?i)(\bpassword\s+)('(?:[^']|'')*'?)`)
-)
-
-// Redact replaces passwords in a statement with *****.
+// Redact replaces passwords in a statement with *****, keeping its shape
+// (PASSWORD '*****'). The statement is lexed as the server lexes SQL
+// (sqllex), so no quoting, comment or dynamic SQL hides a literal from
+// it; connection strings outside literals are masked too.
 func Redact(s string) string {
-	s = reSQLPassword.ReplaceAllString(s, "${1}'*****'")
-	s = reConnPassword.ReplaceAllString(s, "${1}*****")
-	return reOptPassword.ReplaceAllString(s, "${1}'*****'")
+	r, _ := redact(s)
+	return r
 }
 
-// hasSecret reports whether a statement carries a password.
-func hasSecret(s string) bool {
-	return reSQLPassword.MatchString(s) || reConnPassword.MatchString(s) || reOptPassword.MatchString(s)
+// redact also reports whether there was a password.
+func redact(s string) (string, bool) {
+	if !sqllex.MayHoldSecret(s) {
+		return s, false
+	}
+	sp := append(sqllex.Secrets(s), conninfo.SecretSpans(s)...)
+	if len(sp) == 0 {
+		return s, false
+	}
+	return conninfo.Replace(s, mergeSpans(sp), sqllex.Mask), true
+}
+
+// mergeSpans sorts spans and joins overlapping ones.
+func mergeSpans(sp []conninfo.Span) []conninfo.Span {
+	sort.Slice(sp, func(i, j int) bool { return sp[i].Start < sp[j].Start })
+	out := sp[:0]
+	for _, x := range sp {
+		if x.End <= x.Start {
+			continue
+		}
+		if n := len(out); n > 0 && x.Start <= out[n-1].End {
+			if x.End > out[n-1].End {
+				out[n-1].End = x.End
+			}
+			continue
+		}
+		out = append(out, x)
+	}
+	return out
 }
 
 // commonPrefixes are log_line_prefix values seen in the wild, tried in

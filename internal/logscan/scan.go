@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/klauspost/compress/zstd"
+
+	"github.com/pgaegis/pgaegis/internal/safefile"
 )
 
 // Options control a scan.
@@ -29,6 +31,9 @@ type Options struct {
 	Workers  int
 	// Thresholds tune the detectors (DefaultThresholds when zero).
 	Thresholds *Thresholds
+	// Warn, when set, is told of records Watch skips (longer than
+	// MaxRecord); Scan lists them in Stats.Errors.
+	Warn func(msg string)
 }
 
 // signal is one interesting record, reduced to what the analysis needs.
@@ -94,8 +99,10 @@ func Inputs(paths []string) ([]string, error) {
 			if e.IsDir() || !(strings.Contains(n, ".log") || strings.HasSuffix(n, ".csv") || strings.HasSuffix(n, ".json") || strings.HasSuffix(n, ".gz") || strings.HasSuffix(n, ".zst")) {
 				continue
 			}
-			info, err := e.Info()
-			if err != nil {
+			// os.Stat follows a symlink: only regular files are logs (a
+			// FIFO named x.log would block the scan).
+			info, err := os.Stat(filepath.Join(p, n))
+			if err != nil || !info.Mode().IsRegular() {
 				continue
 			}
 			fs = append(fs, f{filepath.Join(p, n), info.ModTime()})
@@ -113,12 +120,68 @@ func Inputs(paths []string) ([]string, error) {
 	return out, nil
 }
 
-// open returns a reader, decompressing .gz and .zst.
+// MaxRecord is the longest log record read (a statement the server logs
+// can be long, but not this long): a longer one is skipped with a warning
+// naming its file and line, so one runaway line (a decompression bomb,
+// /dev/zero copied into a log) costs bounded memory and linear time.
+const MaxRecord = 64 << 20
+
+// zstdMaxWindow bounds the memory a .zst file can make the decoder take
+// (zstd --long=27 writes 128 MiB windows; the default levels far less).
+const zstdMaxWindow = 128 << 20
+
+// CorruptError is a compressed log that ends early or fails its checks:
+// the scan read only part of it.
+type CorruptError struct {
+	Path  string
+	Bytes int64 // decompressed bytes read before the failure
+	Lines int64 // lines read before the failure (set by the scan)
+	Err   error
+}
+
+func (e *CorruptError) Error() string {
+	what := "is corrupt"
+	if errors.Is(e.Err, io.ErrUnexpectedEOF) {
+		what = "is truncated"
+	}
+	return fmt.Sprintf("%s: compressed file %s (%v) after %d lines (%d bytes of log): the scan is incomplete", e.Path, what, e.Err, e.Lines, e.Bytes)
+}
+
+func (e *CorruptError) Unwrap() error { return e.Err }
+
+// decompressed wraps a decompressor so that its failures, io.ErrUnexpectedEOF
+// included, cannot pass for the end of the file: io.ReadFull reports a
+// short read with the same error value.
+type decompressed struct {
+	r     io.Reader
+	path  string
+	n     int64
+	err   error
+	close func() error
+}
+
+func (d *decompressed) Read(p []byte) (int, error) {
+	if d.err != nil {
+		return 0, d.err
+	}
+	n, err := d.r.Read(p)
+	d.n += int64(n)
+	if err != nil && err != io.EOF {
+		d.err = &CorruptError{Path: d.path, Bytes: d.n, Err: err}
+		return n, d.err
+	}
+	return n, err
+}
+
+func (d *decompressed) Close() error { return d.close() }
+
+// open returns a reader, decompressing .gz and .zst. Only regular files
+// (and - for stdin) are read: a FIFO would block, /dev/zero never ends.
 func open(path string) (io.ReadCloser, error) {
 	if path == "-" {
 		return io.NopCloser(os.Stdin), nil
 	}
-	f, err := os.Open(path)
+	f, err := safefile.Open(path)
 	if err != nil {
 		return nil, err
 	}
@@ -127,22 +190,16 @@ func open(path string) (io.ReadCloser, error) {
 		z, err := gzip.NewReader(f)
 		if err != nil {
 			f.Close()
-			return nil, fmt.Errorf("%s: %v", path, err)
+			return nil, &CorruptError{Path: path, Err: err}
 		}
-		return struct {
-			io.Reader
-			io.Closer
-		}{z, f}, nil
+		return &decompressed{r: z, path: path, close: f.Close}, nil
 	case strings.HasSuffix(path, ".zst"):
-		z, err := zstd.NewReader(f)
+		z, err := zstd.NewReader(f, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(zstdMaxWindow))
 		if err != nil {
 			f.Close()
-			return nil, fmt.Errorf("%s: %v", path, err)
+			return nil, &CorruptError{Path: path, Err: err}
 		}
-		return struct {
-			io.Reader
-			io.Closer
-		}{z.IOReadCloser(), f}, nil
+		return &decompressed{r: z, path: path, close: func() error { z.Close(); return f.Close() }}, nil
 	}
 	return f, nil
 }
@@ -186,6 +243,8 @@ type chunk struct {
 	buf   *[]byte // returned to bufs once parsed
 	lines int     // newlines in data
 	sigs  []signal
+	// skipped: an overlong record of this many lines was dropped here.
+	skipped bool
 }
 
 // Scan reads the inputs in order and returns the interesting signals,
@@ -209,6 +268,19 @@ func Scan(paths []string, o Options) (*Analysis, Stats, error) {
 	return an, st, nil
 }
 
+// readFull is io.ReadFull that tells the end of the input (io.EOF, also
+// after a short read) from a failure.
+func readFull(r io.Reader, b []byte) (int, bool, error) {
+	n, err := io.ReadFull(r, b)
+	switch {
+	case err == nil:
+		return n, false, nil
+	case err == io.EOF || err == io.ErrUnexpectedEOF:
+		return n, true, nil
+	}
+	return n, true, err
+}
+
 func scanFile(path string, o *Options, st *Stats, an *Analysis) error {
 	rc, err := open(path)
 	if err != nil {
@@ -216,7 +288,7 @@ func scanFile(path string, o *Options, st *Stats, an *Analysis) error {
 	}
 	defer rc.Close()
 	headBuf := make([]byte, 4096)
-	hn, _ := io.ReadFull(rc, headBuf)
+	hn, headEOF, headErr := readFull(rc, headBuf)
 	head := headBuf[:hn]
 	format := o.Format
 	if format == "" {
@@ -235,9 +307,16 @@ func scanFile(path string, o *Options, st *Stats, an *Analysis) error {
 		go func() {
 			defer wg.Done()
 			for c := range in {
-				c.sigs = parseChunk(c.data, format, o.Prefix)
-				c.lines = bytes.Count(c.data, []byte{'\n'})
+				if !c.skipped {
+					c.sigs = parseChunk(c.data, format, o.Prefix)
+					c.lines = bytes.Count(c.data, []byte{'\n'})
+				}
 				if c.buf != nil {
+					if cap(*c.buf) > 2*chunkSize {
+						// A long record's buffer: do not keep it in the ring.
+						b := make([]byte, 0, chunkSize+chunkSize/4)
+						c.buf = &b
+					}
 					*c.buf = (*c.buf)[:0]
 					ring <- c.buf
 					c.buf, c.data = nil, nil
@@ -252,45 +331,64 @@ func scanFile(path string, o *Options, st *Stats, an *Analysis) error {
 		carry := append([]byte(nil), head...)
 		st.Bytes += int64(len(head))
 		seq := 0
+		eof, rerr := headEOF, headErr
+		send := func(c *chunk) {
+			c.seq, c.file = seq, path
+			seq++
+			in <- c
+		}
 		for {
 			bp := <-ring
-			buf := *bp
-			if cap(buf) < len(carry)+chunkSize {
-				buf = make([]byte, 0, len(carry)+chunkSize)
+			buf := append((*bp)[:0], carry...)
+			carry = nil
+			if !eof {
+				buf = grow(buf, chunkSize)
+				n, e, err := readFull(rc, buf[len(buf):len(buf)+chunkSize])
+				buf = buf[:len(buf)+n]
+				st.Bytes += int64(n)
+				eof, rerr = e, err
 			}
-			buf = append(buf[:0], carry...)
-			n, err := io.ReadFull(rc, buf[len(carry):len(carry)+chunkSize])
-			buf = buf[:len(carry)+n]
-			*bp = buf
-			st.Bytes += int64(n)
-			if o.Progress != nil {
-				o.Progress(st.Bytes)
-			}
-			eof := err == io.EOF || errors.Is(err, io.ErrUnexpectedEOF)
-			if err != nil && !eof {
-				readErr <- fmt.Errorf("%s: %v", path, err)
-				return
-			}
+			// A record longer than the buffer: read on into the same buffer
+			// (appending, so copies are amortised), up to MaxRecord.
 			cut := len(buf)
 			if !eof {
 				cut = recordCut(buf, format)
-				if cut <= 0 { // one record longer than a chunk: keep growing
-					carry = append([]byte(nil), buf...)
-					*bp = buf[:0]
-					ring <- bp
-					continue
+			}
+			for cut <= 0 && !eof && len(buf) <= MaxRecord {
+				step := min(len(buf), MaxRecord+1-len(buf)) // never past MaxRecord+1: a longer record is overlong
+				buf = grow(buf, step)
+				n, e, err := readFull(rc, buf[len(buf):len(buf)+step])
+				buf = buf[:len(buf)+n]
+				st.Bytes += int64(n)
+				eof, rerr = e, err
+				cut = len(buf)
+				if !eof {
+					cut = recordCut(buf, format)
 				}
 			}
-			carry = append([]byte(nil), buf[cut:]...)
-			if cut > 0 {
-				in <- &chunk{seq: seq, file: path, data: buf[:cut], buf: bp}
-				seq++
-			} else {
+			if o.Progress != nil {
+				o.Progress(st.Bytes)
+			}
+			*bp = buf
+			if cut <= 0 && !eof {
+				// Overlong: drop it and everything up to the next record.
+				lines := bytes.Count(buf, []byte{'\n'})
 				*bp = buf[:0]
 				ring <- bp
+				var n int
+				carry, n, eof, rerr = skipRecord(rc, format, st)
+				send(&chunk{skipped: true, lines: lines + n})
+			} else {
+				carry = append(carry, buf[cut:]...)
+				if cut > 0 {
+					send(&chunk{data: buf[:cut], buf: bp})
+				} else {
+					*bp = buf[:0]
+					ring <- bp
+				}
 			}
-			if eof {
-				readErr <- nil
+			if eof && len(carry) == 0 {
+				readErr <- rerr
 				return
 			}
 		}
@@ -307,6 +405,9 @@ func scanFile(path string, o *Options, st *Stats, an *Analysis) error {
 				break
 			}
 			delete(pending, next)
+			if cc.skipped && len(st.Errors) < 20 {
+				st.Errors = append(st.Errors, fmt.Sprintf("%s:%d: record longer than %d MiB skipped (%d lines)", path, line, MaxRecord>>20, cc.lines))
+			}
 			for i := range cc.sigs {
 				s := &cc.sigs[i]
 				s.rec.File, s.rec.Line = path, line+s.line
@@ -330,7 +431,80 @@ func scanFile(path string, o *Options, st *Stats, an *Analysis) error {
 			next++
 		}
 	}
-	return <-readErr
+	err = <-readErr
+	var ce *CorruptError
+	if errors.As(err, &ce) {
+		ce.Lines = int64(line - 1)
+		return ce
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	return nil
+}
+
+// grow makes room for n more bytes after len(b).
+func grow(b []byte, n int) []byte {
+	if cap(b)-len(b) >= n {
+		return b
+	}
+	nb := make([]byte, len(b), len(b)+n)
+	copy(nb, b)
+	return nb
+}
+
+// skipRecord reads past the rest of an overlong record, in fixed-size
+// pieces, and returns what follows it (the start of the next record), the
+// lines skipped, and whether the input ended.
+func skipRecord(r io.Reader, f Format, st *Stats) ([]byte, int, bool, error) {
+	const keep = 8 // enough to see a record start (a csvlog date) across reads
+	piece := make([]byte, chunkSize+keep)
+	have, lines := 0, 0
+	for {
+		n, eof, err := readFull(r, piece[have:])
+		st.Bytes += int64(n)
+		b := piece[:have+n]
+		if c := firstCut(b, f); c > 0 {
+			lines += bytes.Count(b[:c], []byte{'\n'})
+			return append([]byte(nil), b[c:]...), lines, eof, err
+		}
+		if eof {
+			return nil, lines + bytes.Count(b, []byte{'\n'}), true, err
+		}
+		// Keep the tail: a newline at the end needs the next byte.
+		k := len(b) - keep
+		lines += bytes.Count(b[:k], []byte{'\n'})
+		have = copy(piece, b[k:])
+	}
+}
+
+// firstCut is recordCut from the front: where the first record that
+// starts after a newline begins, or 0.
+func firstCut(buf []byte, f Format) int {
+	for from := 0; ; {
+		i := bytes.IndexByte(buf[from:], '\n')
+		if i < 0 {
+			return 0
+		}
+		i += from
+		if i+6 >= len(buf) {
+			return 0 // the next bytes decide; wait for them
+		}
+		c := buf[i+1]
+		switch f {
+		case Stderr:
+			if c != '\t' {
+				return i + 1
+			}
+		case CSV:
+			if buf[i+5] == '-' && c >= '0' && c <= '9' {
+				return i + 1
+			}
+		default:
+			return i + 1
+		}
+		from = i + 1
+	}
 }
 
 // recordCut finds where to cut a buffer so no record is split: after the
@@ -462,9 +636,9 @@ func interestingMessage(before, msg []byte) bool {
 			bytes.HasPrefix(msg, []byte("invalid ")) || bytes.HasPrefix(msg, []byte("incomplete startup")) ||
 			bytes.HasPrefix(msg, []byte("could not accept SSL")) || bytes.HasPrefix(msg, []byte("unsupported frontend"))
 	case bytes.HasSuffix(before, []byte("ERROR")):
-		return bytes.Contains(msg, []byte("syntax error")) && bytes.Contains(bytes.ToLower(msg), []byte("password"))
+		return bytes.Contains(msg, []byte("syntax error")) && mayHoldSecret(msg)
 	case bytes.HasSuffix(before, []byte("STATEMENT")):
-		return bytes.Contains(bytes.ToLower(msg), []byte("password"))
+		return mayHoldSecret(msg)
 	}
 	return false
 }
