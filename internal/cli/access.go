@@ -45,8 +45,16 @@ func (m *modelSource) load(ctx context.Context, env *Env) (*snapshot.Snapshot, *
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	// Answering from a partial model would be a confident wrong answer
+	// ("no escalation path", "role does not exist"): fail instead.
+	if len(snap.Errors) > 0 {
+		return nil, nil, nil, incompleteError("the privilege model cannot be built: some reads failed", snap.Errors)
+	}
 	if snap.Roles == nil {
 		return nil, nil, nil, fmt.Errorf("the snapshot has no roles (%s)", snap.Gap(snapshot.GapRoles))
+	}
+	if g := snap.Gap(snapshot.GapMemberships); g != "" {
+		return nil, nil, nil, fmt.Errorf("the snapshot has no role memberships (%s)", g)
 	}
 	model := privileges.Build(snap)
 	objs := model.Objects(snap)

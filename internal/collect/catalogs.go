@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/pgaegis/pgaegis/internal/acl"
 	"github.com/pgaegis/pgaegis/internal/snapshot"
@@ -53,8 +54,11 @@ var tenantColumns = []string{"tenant_id", "tenant", "org_id", "organization_id",
 
 type queryFn func(ctx context.Context, tx pgx.Tx, d *snapshot.Database, warns *[]string) error
 
-// readDatabaseCatalogs runs the per-database security catalog reads.
-func readDatabaseCatalogs(ctx context.Context, se *session, d *snapshot.Database, warns *[]string) error {
+// readDatabaseCatalogs runs the per-database security catalog reads. A
+// step refused for lack of privilege is a warning; one that breaks
+// otherwise is an error (errs), so that rules do not pass on what was
+// never read.
+func readDatabaseCatalogs(ctx context.Context, se *session, d *snapshot.Database, warns, errs *[]string) {
 	for _, step := range []struct {
 		what string
 		fn   queryFn
@@ -67,10 +71,17 @@ func readDatabaseCatalogs(ctx context.Context, se *session, d *snapshot.Database
 		err := se.optional(ctx, func(tx pgx.Tx) error { return step.fn(ctx, tx, d, warns) })
 		se.o.trace("database %q: %s in %s", d.Name, step.what, time.Since(start).Round(time.Millisecond))
 		if err != nil {
-			*warns = append(*warns, fmt.Sprintf("database %q: reading %s failed: %s", d.Name, step.what, errString(err)))
+			msg := fmt.Sprintf("database %q: reading %s failed: %s", d.Name, step.what, errString(err))
+			if isPermission(err) {
+				*warns = append(*warns, msg)
+			} else {
+				*errs = append(*errs, msg)
+			}
+		}
+		if se.stalled() != nil {
+			return
 		}
 	}
-	return nil
 }
 
 func readFunctions(ctx context.Context, tx pgx.Tx, d *snapshot.Database, warns *[]string) error {
@@ -300,7 +311,7 @@ func readViewsOverRLS(ctx context.Context, tx pgx.Tx, d *snapshot.Database, _ *[
 
 // readClusterCatalogs reads cluster-wide security state from the first
 // session.
-func readClusterCatalogs(ctx context.Context, se *session, s *snapshot.Snapshot) {
+func readClusterCatalogs(ctx context.Context, se *session, s *snapshot.Snapshot) error {
 	steps := []struct {
 		what string
 		fn   func(pgx.Tx) error
@@ -359,11 +370,11 @@ func readClusterCatalogs(ctx context.Context, se *session, s *snapshot.Snapshot)
 				r.Senders = append(r.Senders, w)
 			}
 			rows.Close()
-			var lf, la *time.Time
-			if err := tx.QueryRow(ctx, `SELECT archived_count, failed_count, last_failed_time, last_archived_time FROM pg_stat_archiver`).Scan(&r.ArchivedCount, &r.FailedCount, &lf, &la); err != nil {
+			var lf, la pgtype.Timestamptz
+			if err := tx.QueryRow(ctx, `SELECT coalesce(archived_count, 0), coalesce(failed_count, 0), last_failed_time, last_archived_time FROM pg_stat_archiver`).Scan(&r.ArchivedCount, &r.FailedCount, &lf, &la); err != nil {
 				return err
 			}
-			r.LastFailed, r.LastArchived = lf, la
+			r.LastFailed, r.LastArchived = finiteTime(lf), finiteTime(la)
 			s.Replication = r
 			return nil
 		}},
@@ -402,9 +413,18 @@ func readClusterCatalogs(ctx context.Context, se *session, s *snapshot.Snapshot)
 	}
 	for _, st := range steps {
 		if err := se.optional(ctx, st.fn); err != nil {
-			s.AddGap("catalog."+st.what, fmt.Sprintf("reading %s failed: %s", st.what, errString(err)))
+			if stall := se.stalled(); stall != nil {
+				return fmt.Errorf("reading %s: %v", st.what, stall)
+			}
+			msg := fmt.Sprintf("reading %s failed: %s", st.what, errString(err))
+			if isPermission(err) {
+				s.AddGap("catalog."+st.what, msg)
+			} else {
+				s.AddError("catalog."+st.what, msg)
+			}
 		}
 	}
+	return nil
 }
 
 // readRelations pulls every relation of user schemas with its ACL, RLS

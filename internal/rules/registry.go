@@ -274,11 +274,148 @@ func RunProfile(s *snapshot.Snapshot, profile string) ([]Finding, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The server's view of pg_hba.conf drops quotes: where a token may be
+	// a keyword or a quoted name, every rule also runs on the quoted
+	// reading, and what differs is not a confident answer.
+	var alt *snapshot.Snapshot
+	if q := s.HBA.QuotedReading(); q != nil {
+		c := *s
+		c.HBA = q
+		alt = &c
+	}
 	var out []Finding
 	for _, r := range rs {
-		out = append(out, runOne(r, s, profile)...)
+		fs := runOne(r, s, profile)
+		if alt != nil {
+			fs = reconcile(fs, runOne(r, alt, profile), ambiguityReason(s.HBA))
+		}
+		out = append(out, withErrors(r, s, fs)...)
 	}
 	return out, nil
+}
+
+// reconcile keeps the findings both readings agree on; an object whose
+// findings differ is reported not checked, so neither a pass nor a fix
+// rests on a guess about quoting.
+func reconcile(a, b []Finding, reason string) []Finding {
+	sig := func(f Finding) string {
+		return strings.Join([]string{string(f.Status), f.Object, f.Location, f.Evidence, f.Expected, f.Fix, f.Severity.String()}, "\x00")
+	}
+	count := map[string]int{}
+	for _, f := range b {
+		count[sig(f)]++
+	}
+	var out []Finding
+	unsure := map[string]bool{}
+	var order []Finding
+	for _, f := range a {
+		if k := sig(f); count[k] > 0 {
+			count[k]--
+			out = append(out, f)
+			continue
+		}
+		if !unsure[f.Object] {
+			unsure[f.Object] = true
+			order = append(order, f)
+		}
+	}
+	for _, f := range b {
+		if k := sig(f); count[k] > 0 {
+			count[k]--
+			if !unsure[f.Object] {
+				unsure[f.Object] = true
+				order = append(order, f)
+			}
+		}
+	}
+	for _, f := range order {
+		n := Finding{Rule: f.Rule, Status: NotChecked, Severity: f.Severity, Title: f.Title, Area: f.Area,
+			Object: f.Object, Location: f.Location, Reason: reason, References: f.References}
+		out = append(out, n)
+	}
+	return out
+}
+
+func ambiguityReason(h *snapshot.HBA) string {
+	var parts []string
+	seen := map[string]bool{}
+	for _, a := range h.Ambiguous {
+		p := fmt.Sprintf("line %d %s %s", a.Line, a.Field, a.Value)
+		if !seen[p] {
+			seen[p] = true
+			parts = append(parts, p)
+		}
+		if len(parts) == 5 {
+			parts = append(parts, "…")
+			break
+		}
+	}
+	return "uncertain: the server's view of pg_hba.conf (pg_hba_file_rules) does not show quoting, and the result differs between reading " +
+		strings.Join(parts, ", ") + " as a keyword and as a quoted name; audit the file itself (on the database host, or --hba-file) to decide"
+}
+
+// errorAreas maps the snapshot keys of collection errors to the areas of
+// rules that read that data. A key not listed affects every area.
+var errorAreas = map[string][]string{
+	snapshot.GapRoles:         {AreaRoles, AreaAuth, AreaNetwork},
+	snapshot.GapMemberships:   {AreaRoles, AreaAuth, AreaNetwork},
+	snapshot.GapPasswords:     {AreaRoles, AreaAuth},
+	snapshot.GapWeakPasswords: {AreaRoles, AreaAuth},
+	snapshot.GapHBA:           {AreaAuth, AreaNetwork, AreaTLS, AreaRoles},
+	snapshot.GapIdent:         {AreaAuth},
+	"role_settings":           {AreaRoles, AreaAuth, AreaLogging, AreaHardening},
+	snapshot.GapDatabases:     {AreaRoles, AreaHardening},
+	"catalog":                 {AreaRoles, AreaHardening, AreaLogging},
+}
+
+func errorAffects(key, area string) bool {
+	areas, ok := errorAreas[key]
+	if !ok {
+		if i := strings.IndexByte(key, '.'); i > 0 {
+			areas, ok = errorAreas[key[:i]]
+		}
+	}
+	if !ok {
+		return true
+	}
+	for _, a := range areas {
+		if a == area {
+			return true
+		}
+	}
+	return false
+}
+
+// withErrors makes the passes of a rule whose inputs failed to be read
+// not checked, with the error: a broken query is never a pass. Failures
+// found in what was read stay failures.
+func withErrors(r *Rule, s *snapshot.Snapshot, fs []Finding) []Finding {
+	if len(s.Errors) == 0 {
+		return fs
+	}
+	var keys []string
+	for k := range s.Errors {
+		if errorAffects(k, r.Area) {
+			keys = append(keys, k)
+		}
+	}
+	if len(keys) == 0 {
+		return fs
+	}
+	sort.Strings(keys)
+	var msgs []string
+	for _, k := range keys {
+		msgs = append(msgs, s.Errors[k])
+	}
+	reason := "collection error: " + strings.Join(msgs, "; ")
+	out := make([]Finding, 0, len(fs))
+	for _, f := range fs {
+		if f.Status == Pass {
+			f.Status, f.Reason, f.Evidence = NotChecked, reason, ""
+		}
+		out = append(out, f)
+	}
+	return out
 }
 
 func runOne(r *Rule, s *snapshot.Snapshot, profile string) (fs []Finding) {
