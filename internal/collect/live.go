@@ -194,8 +194,9 @@ func openSession(ctx context.Context, base *pgx.ConnConfig, database string, o *
 	conn, err := pgx.ConnectConfig(lctx, cfg)
 	if err != nil {
 		msg := conninfo.Redact(errString(err), cfg.Password)
-		if ctx.Err() == nil && errors.Is(lctx.Err(), context.DeadlineExceeded) {
-			msg = fmt.Sprintf("the server did not complete the login within %s", loginTimeout(cfg, o))
+		if ctx.Err() == nil && (errors.Is(lctx.Err(), context.DeadlineExceeded) || errors.Is(err, context.DeadlineExceeded)) {
+			// pgx's own connect_timeout or our bound on the whole login.
+			msg = fmt.Sprintf("the server did not complete the login in time (connect timeout %s)", cfg.ConnectTimeout)
 		}
 		return nil, fmt.Errorf("connecting to %s: %s", conninfo.Describe(cfg), msg)
 	}
