@@ -701,7 +701,67 @@ func readHBA(ctx context.Context, se *session, s *snapshot.Snapshot) {
 		readError(s, snapshot.GapHBA, err, "pg_hba_file_rules is readable only by superusers")
 		return
 	}
+	if len(h.Ambiguous) > 0 {
+		resolveQuoting(ctx, se, h, s.MajorVersion())
+	}
 	s.HBA = h
+}
+
+// maxHBABytes bounds what is read of an hba file through the server.
+const maxHBABytes = 16 << 20
+
+// resolveQuoting settles the tokens the view leaves ambiguous from the
+// file itself, read through the server (pg_read_binary_file: superusers
+// and pg_read_server_files only) and parsed as the server does. The view
+// parses the file on disk, as this read does; when both agree line for
+// line, the file's quoting is taken. Otherwise the tokens stay ambiguous.
+func resolveQuoting(ctx context.Context, se *session, h *snapshot.HBA, major int) {
+	if h.Path == "" {
+		return
+	}
+	read := func(p string) ([]byte, error) {
+		var b []byte
+		err := se.optional(ctx, func(tx pgx.Tx) error {
+			return tx.QueryRow(ctx, `SELECT pg_read_binary_file($1, 0, $2)`, p, int64(maxHBABytes+1)).Scan(&b)
+		})
+		if err == nil && len(b) > maxHBABytes {
+			err = fmt.Errorf("%s: larger than %d bytes", p, maxHBABytes)
+		}
+		return b, err
+	}
+	data, err := read(h.Path)
+	if err != nil {
+		return // no file access: the ambiguity stays, and is reported
+	}
+	f := hba.Parse(h.Path, data, hba.Options{Version: major, ReadFile: read,
+		ReadDir: func(string) ([]os.DirEntry, error) { return nil, errors.New("include_dir is not read through the server") }})
+	if len(f.Errors) > 0 || len(f.Rules) != len(h.Rules) {
+		return
+	}
+	same := func(a, b []hba.Token) bool {
+		if len(a) != len(b) {
+			return false
+		}
+		for i := range a {
+			if a[i].Value != b[i].Value {
+				return false
+			}
+		}
+		return true
+	}
+	for i, r := range h.Rules {
+		p := f.Rules[i]
+		if p.Line != r.Line || p.Type != r.Type || !same(p.Databases, r.Databases) || !same(p.Users, r.Users) {
+			return
+		}
+	}
+	for i := range h.Rules {
+		h.Rules[i].Databases = f.Rules[i].Databases
+		h.Rules[i].Users = f.Rules[i].Users
+		h.Rules[i].Text = describeRule(&h.Rules[i])
+	}
+	h.Ambiguous = nil
+	h.Source = "pg_hba_file_rules+file"
 }
 
 // fromView fills the address part of a rule from pg_hba_file_rules.

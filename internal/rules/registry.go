@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/pgaegis/pgaegis/internal/snapshot"
@@ -287,59 +288,104 @@ func RunProfile(s *snapshot.Snapshot, profile string) ([]Finding, error) {
 	for _, r := range rs {
 		fs := runOne(r, s, profile)
 		if alt != nil {
-			fs = reconcile(fs, runOne(r, alt, profile), ambiguityReason(s.HBA))
+			fs = reconcile(fs, runOne(r, alt, profile), func(f Finding) string { return ambiguityReason(s.HBA, f.Location) })
 		}
 		out = append(out, withErrors(r, s, fs)...)
 	}
 	return out, nil
 }
 
-// reconcile keeps the findings both readings agree on; an object whose
-// findings differ is reported not checked, so neither a pass nor a fix
-// rests on a guess about quoting.
-func reconcile(a, b []Finding, reason string) []Finding {
+// reconcile keeps the findings both readings agree on. Where they
+// differ, a place that fails under both readings still fails, with the
+// quoted reading's fix (a quoted name is narrower than the keyword, so
+// that fix never widens access) and the doubt in the evidence; any other
+// difference is reported not checked, so no pass rests on a guess.
+func reconcile(a, b []Finding, reason func(Finding) string) []Finding {
 	sig := func(f Finding) string {
 		return strings.Join([]string{string(f.Status), f.Object, f.Location, f.Evidence, f.Expected, f.Fix, f.Severity.String()}, "\x00")
+	}
+	// The same place under both readings (the object names the line as
+	// each reading renders it, the location does not change).
+	place := func(f Finding) string {
+		if f.Location != "" {
+			return "@" + f.Location
+		}
+		return f.Object
 	}
 	count := map[string]int{}
 	for _, f := range b {
 		count[sig(f)]++
 	}
 	var out []Finding
-	unsure := map[string]bool{}
-	var order []Finding
+	type pair struct{ a, b *Finding }
+	diff := map[string]*pair{}
+	var order []string
+	note := func(f Finding, side int) {
+		k := place(f)
+		p, ok := diff[k]
+		if !ok {
+			p = &pair{}
+			diff[k] = p
+			order = append(order, k)
+		}
+		if side == 0 && (p.a == nil || f.Status == Fail) {
+			p.a = &f
+		}
+		if side == 1 && (p.b == nil || f.Status == Fail) {
+			p.b = &f
+		}
+	}
 	for _, f := range a {
 		if k := sig(f); count[k] > 0 {
 			count[k]--
 			out = append(out, f)
 			continue
 		}
-		if !unsure[f.Object] {
-			unsure[f.Object] = true
-			order = append(order, f)
-		}
+		note(f, 0)
 	}
 	for _, f := range b {
 		if k := sig(f); count[k] > 0 {
 			count[k]--
-			if !unsure[f.Object] {
-				unsure[f.Object] = true
-				order = append(order, f)
-			}
+			note(f, 1)
 		}
 	}
-	for _, f := range order {
-		n := Finding{Rule: f.Rule, Status: NotChecked, Severity: f.Severity, Title: f.Title, Area: f.Area,
-			Object: f.Object, Location: f.Location, Reason: reason, References: f.References}
-		out = append(out, n)
+	for _, k := range order {
+		p := diff[k]
+		if p.a != nil && p.b != nil && p.a.Status == Fail && p.b.Status == Fail {
+			f := *p.b
+			f.Evidence += "\n(" + reason(f) + "; the fix keeps the quoted reading, which never widens access)"
+			out = append(out, f)
+			continue
+		}
+		f := p.a
+		if f == nil {
+			f = p.b
+		}
+		out = append(out, Finding{Rule: f.Rule, Status: NotChecked, Severity: f.Severity, Title: f.Title, Area: f.Area,
+			Object: f.Object, Location: f.Location, Reason: reason(*f), References: f.References})
 	}
 	return out
 }
 
-func ambiguityReason(h *snapshot.HBA) string {
+// ambiguityReason names the ambiguous tokens of the finding's line (its
+// location ends in :N), or of the whole file for a finding about no line.
+func ambiguityReason(h *snapshot.HBA, location string) string {
+	line := -1
+	if i := strings.LastIndexByte(location, ':'); i >= 0 {
+		if n, err := strconv.Atoi(location[i+1:]); err == nil {
+			line = n
+		}
+	}
+	onLine := false
+	for _, a := range h.Ambiguous {
+		onLine = onLine || a.Line == line
+	}
 	var parts []string
 	seen := map[string]bool{}
 	for _, a := range h.Ambiguous {
+		if onLine && a.Line != line {
+			continue
+		}
 		p := fmt.Sprintf("line %d %s %s", a.Line, a.Field, a.Value)
 		if !seen[p] {
 			seen[p] = true

@@ -128,8 +128,10 @@ type ConfigError struct {
 
 // HBA is the client authentication file.
 type HBA struct {
-	// Source is "file" (parsed by us, exact) or "pg_hba_file_rules" (the
-	// server's view: quoting of names is not visible there).
+	// Source is "file" (parsed by us, exact), "pg_hba_file_rules" (the
+	// server's view: quoting of names is not visible there, see Ambiguous)
+	// or "pg_hba_file_rules+file" (the view, with the quoting taken from
+	// the file read through the server).
 	Source string           `json:"source"`
 	Path   string           `json:"path,omitempty"`
 	Rules  []hba.Rule       `json:"rules"`
@@ -162,11 +164,25 @@ func (h *HBA) QuotedReading() *HBA {
 	c := *h
 	c.Rules = make([]hba.Rule, len(h.Rules))
 	for i, r := range h.Rules {
+		prefix := r.Type + " " + joinTokens(r.Databases) + " " + joinTokens(r.Users)
 		r.Databases = quoteTokens(r.Databases, r.Line, "database", amb)
 		r.Users = quoteTokens(r.Users, r.Line, "user", amb)
+		// The rendered line is what fixes and objects quote: it must show
+		// the reading too.
+		if strings.HasPrefix(r.Text, prefix) {
+			r.Text = r.Type + " " + joinTokens(r.Databases) + " " + joinTokens(r.Users) + r.Text[len(prefix):]
+		}
 		c.Rules[i] = r
 	}
 	return &c
+}
+
+func joinTokens(ts []hba.Token) string {
+	parts := make([]string, len(ts))
+	for i, t := range ts {
+		parts[i] = t.String()
+	}
+	return strings.Join(parts, ",")
 }
 
 func quoteTokens(ts []hba.Token, line int, field string, amb map[AmbiguousToken]bool) []hba.Token {
