@@ -1,7 +1,6 @@
 package collect
 
 import (
-	"context"
 	"strings"
 	"testing"
 
@@ -58,7 +57,6 @@ func TestServerViewKeepsOrAdmitsQuoting(t *testing.T) {
 			uncertain := 0
 			for _, f := range rules.Run(snap) {
 				text := f.Object + f.Location + f.Evidence + f.Fix
-				t.Logf("%s %s %s | %s | %s | %s", f.Rule, f.Status, f.Object, f.Evidence, f.Fix, f.Reason)
 				if strings.Contains(f.Reason, "uncertain") {
 					uncertain++
 				}
@@ -77,5 +75,4 @@ func TestServerViewKeepsOrAdmitsQuoting(t *testing.T) {
 			}
 		})
 	}
-	_ = context.Background
 }
