@@ -59,7 +59,7 @@ func findings(snap *snapshot.Snapshot, rule string) []rules.Finding {
 
 // Defect 2: rolvaliduntil 'infinity' made the whole pg_roles read fail,
 // and with it the memberships: a path to superuser went unseen.
-func TestRolesWithEveryValueTheCatalogAllows(t *testing.T) {
+func TestEveryValueTheCatalogAllows(t *testing.T) {
 	srv := pgtest.Shared(t)
 	ctx := pgtest.Ctx(t)
 	if err := srv.Exec(ctx,
@@ -78,12 +78,43 @@ func TestRolesWithEveryValueTheCatalogAllows(t *testing.T) {
 		srv.Exec(context.Background(), `DROP ROLE IF EXISTS inf_app`, `DROP ROLE IF EXISTS inf_old`, `DROP ROLE IF EXISTS inf_dated`,
 			`DROP ROLE IF EXISTS inf_null`, `DROP ROLE IF EXISTS inf_conf`, `DROP ROLE IF EXISTS inf_boss`)
 	})
+	// NULL where the catalogs allow it, the largest OID, and names that
+	// are not UTF-8 (a SQL_ASCII database stores bytes as given).
+	if err := srv.Exec(ctx,
+		`CREATE EXTENSION IF NOT EXISTS postgres_fdw`,
+		`CREATE SERVER odd_srv FOREIGN DATA WRAPPER postgres_fdw`, // srvacl, srvoptions NULL
+		`CREATE USER MAPPING FOR PUBLIC SERVER odd_srv`,           // umoptions NULL
+		`ALTER DATABASE postgres SET work_mem = '2MB'`,            // setrole = 0: no role
+		`SELECT lo_create(4294967295)`,                            // the largest OID
+		`CREATE DATABASE odd_enc ENCODING 'SQL_ASCII' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0`,
+	); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		srv.Exec(context.Background(), `DROP SERVER IF EXISTS odd_srv CASCADE`, `ALTER DATABASE postgres RESET work_mem`,
+			`SELECT lo_unlink(4294967295)`, `DROP DATABASE IF EXISTS odd_enc`)
+	})
+	if err := srv.ExecIn(ctx, "odd_enc", "CREATE SCHEMA \"caf\xe9\"", "CREATE TABLE \"caf\xe9\".t (tenant_id int)"); err != nil {
+		t.Fatal(err)
+	}
 	snap, err := Collect(ctx, quick(srv.ConnConfig("postgres")))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(snap.Errors) > 0 {
 		t.Fatalf("collection errors: %v", snap.Errors)
+	}
+	var bigLO, oddSchema bool
+	for _, d := range snap.Databases {
+		for _, lo := range d.LargeObjects {
+			bigLO = bigLO || lo.OID == 4294967295
+		}
+		for _, sc := range d.Schemas {
+			oddSchema = oddSchema || sc.Name == "caf\xe9"
+		}
+	}
+	if !bigLO || !oddSchema {
+		t.Errorf("large object 4294967295 read: %v; non-UTF-8 schema name read: %v", bigLO, oddSchema)
 	}
 	for _, tc := range []struct {
 		role, want string
