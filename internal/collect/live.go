@@ -734,7 +734,9 @@ func resolveQuoting(ctx context.Context, se *session, h *snapshot.HBA, major int
 		return // no file access: the ambiguity stays, and is reported
 	}
 	f := hba.Parse(h.Path, data, hba.Options{Version: major, ReadFile: read,
-		ReadDir: func(string) ([]os.DirEntry, error) { return nil, errors.New("include_dir is not read through the server") }})
+		ReadDir: func(string) ([]os.DirEntry, error) {
+			return nil, errors.New("include_dir is not read through the server")
+		}})
 	if len(f.Errors) > 0 || len(f.Rules) != len(h.Rules) {
 		return
 	}
