@@ -930,7 +930,11 @@ func readDatabases(ctx context.Context, tx pgx.Tx, s *snapshot.Snapshot) ([]dbRo
 		if err := rows.Scan(&d.Name, &d.Owner, &d.AllowConn, &d.IsTemplate, &aclText, &canConnect); err != nil {
 			return nil, fmt.Errorf("reading pg_database: %v", errString(err))
 		}
-		d.ACL, d.ACLDefault = parseACL(&s.Warnings, "database "+d.Name, aclText)
+		var aclErrs []string
+		d.ACL, d.ACLDefault = parseACL(&aclErrs, "database "+d.Name, aclText)
+		for _, e := range aclErrs {
+			s.AddError(snapshot.GapDatabases+"."+d.Name, e)
+		}
 		switch {
 		case !d.AllowConn:
 			d.Gap = "database does not allow connections (datallowconn = false)"
@@ -947,14 +951,15 @@ func readDatabases(ctx context.Context, tx pgx.Tx, s *snapshot.Snapshot) ([]dbRo
 }
 
 // parseACL parses an ACL column; a NULL ACL means the built-in default.
-// Problems are added to warns (per goroutine, merged by the caller).
-func parseACL(warns *[]string, what string, text []string) ([]acl.Item, bool) {
+// An unreadable ACL is added to errs (per goroutine, merged by the
+// caller): it is a collection error, never an empty ACL that passes.
+func parseACL(errs *[]string, what string, text []string) ([]acl.Item, bool) {
 	if text == nil {
 		return nil, true
 	}
 	items, err := acl.ParseList(text)
 	if err != nil {
-		*warns = append(*warns, fmt.Sprintf("%s: unreadable ACL: %v", what, err))
+		*errs = append(*errs, fmt.Sprintf("%s: unreadable ACL: %v", what, err))
 	}
 	return items, false
 }
@@ -1077,7 +1082,7 @@ func readDatabase(ctx context.Context, warns, errs *[]string, name string, o *Op
 			if err := rows.Scan(&sc.Name, &sc.Owner, &a); err != nil {
 				return err
 			}
-			sc.ACL, sc.ACLDefault = parseACL(warns, "schema "+sc.Name, a)
+			sc.ACL, sc.ACLDefault = parseACL(errs, fmt.Sprintf("database %q: schema %s", name, sc.Name), a)
 			d.Schemas = append(d.Schemas, sc)
 		}
 		return rows.Err()
@@ -1115,7 +1120,7 @@ func readDatabase(ctx context.Context, warns, errs *[]string, name string, o *Op
 			if err := rows.Scan(&l.Name, &l.Trusted, &l.PL, &l.Owner, &a); err != nil {
 				return err
 			}
-			l.ACL, l.ACLDefault = parseACL(warns, "language "+l.Name, a)
+			l.ACL, l.ACLDefault = parseACL(errs, fmt.Sprintf("database %q: language %s", name, l.Name), a)
 			d.Languages = append(d.Languages, l)
 		}
 		return rows.Err()

@@ -445,9 +445,14 @@ func (s *Snapshot) AddError(key, reason string) {
 	if s.Errors == nil {
 		s.Errors = map[string]string{}
 	}
-	if _, ok := s.Errors[key]; !ok {
+	// Several failures under one key (a database, the catalog ACLs) are
+	// all kept, within reason.
+	if prev, ok := s.Errors[key]; !ok {
 		s.Errors[key] = reason
+	} else if !strings.Contains(prev, reason) && len(prev) < 4000 {
+		s.Errors[key] = prev + "; " + reason
 	}
+	reason = s.Errors[key]
 	if s.Gaps == nil {
 		s.Gaps = map[string]string{}
 	}
