@@ -48,6 +48,9 @@ func TestAuditThatSawNothingIsIncomplete(t *testing.T) {
 			if !strings.Contains(errs, "incomplete") {
 				t.Errorf("stderr does not say the audit is incomplete: %s", errs)
 			}
+			if code, out, _ := runCLI(t, "audit", "--snapshot", path, "--color", "never"); code != ExitError || !strings.Contains(out, "\nincomplete: ") || !strings.Contains(out, tc.want) {
+				t.Errorf("text report: exit %d, does not say it is incomplete:\n%s", code, out)
+			}
 			code, _, errs = runCLI(t, "escalations", "--snapshot", path)
 			if code != ExitError {
 				t.Errorf("escalations on %s: exit %d, want %d (%s)", tc.name, code, ExitError, errs)
