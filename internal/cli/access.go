@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/pgaegis/pgaegis/internal/collect"
 	"github.com/pgaegis/pgaegis/internal/conninfo"
@@ -19,12 +20,14 @@ type modelSource struct {
 	conn     connFlags
 	snapPath string
 	database string
+	stmtTO   time.Duration
 }
 
 func (m *modelSource) register(fs *flag.FlagSet) {
 	m.conn.register(fs)
 	fs.StringVar(&m.snapPath, "snapshot", "", "analyse a snapshot written by pgaegis collect")
 	fs.StringVar(&m.database, "database", "", "limit to one database")
+	fs.DurationVar(&m.stmtTO, "statement-timeout", 30*time.Second, "limit for each query on the server (the client gives up 5s later)")
 }
 
 func (m *modelSource) load(ctx context.Context, env *Env) (*snapshot.Snapshot, *privileges.Model, []privileges.Object, error) {
@@ -39,7 +42,7 @@ func (m *modelSource) load(ctx context.Context, env *Env) (*snapshot.Snapshot, *
 			return nil, nil, nil, cerr
 		}
 		env.secrets = append(env.secrets, cfg.Password, m.conn.f.DSN)
-		snap, err = collect.Collect(ctx, collect.Options{Conn: cfg, NoFiles: true, Progress: progress(env)})
+		snap, err = collect.Collect(ctx, collect.Options{Conn: cfg, NoFiles: true, NoProbe: true, StatementTimeout: m.stmtTO, Progress: progress(env)})
 		clearProgress(env)
 	}
 	if err != nil {

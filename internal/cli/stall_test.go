@@ -83,7 +83,8 @@ func TestStalledServerIsAnErrorNotAHang(t *testing.T) {
 	}{
 		{"audit", []string{"audit", "--statement-timeout", "1s", "--no-probe"}},
 		{"collect", []string{"collect", "--statement-timeout", "1s", "--no-probe", "-o", "-"}},
-		{"escalations", []string{"escalations"}},
+		{"escalations", []string{"escalations", "--statement-timeout", "1s"}},
+		{"access", []string{"access", "--role", "postgres", "--statement-timeout", "1s"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			// Two ReadyForQuery: the login and BEGIN; the first catalog
