@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/pgaegis/pgaegis/internal/collect"
 	"github.com/pgaegis/pgaegis/internal/conninfo"
@@ -19,12 +20,14 @@ type modelSource struct {
 	conn     connFlags
 	snapPath string
 	database string
+	stmtTO   time.Duration
 }
 
 func (m *modelSource) register(fs *flag.FlagSet) {
 	m.conn.register(fs)
 	fs.StringVar(&m.snapPath, "snapshot", "", "analyse a snapshot written by pgaegis collect")
 	fs.StringVar(&m.database, "database", "", "limit to one database")
+	fs.DurationVar(&m.stmtTO, "statement-timeout", 30*time.Second, "limit for each query on the server (the client gives up 5s later)")
 }
 
 func (m *modelSource) load(ctx context.Context, env *Env) (*snapshot.Snapshot, *privileges.Model, []privileges.Object, error) {
@@ -39,14 +42,22 @@ func (m *modelSource) load(ctx context.Context, env *Env) (*snapshot.Snapshot, *
 			return nil, nil, nil, cerr
 		}
 		env.secrets = append(env.secrets, conninfo.Secrets(cfg)...)
-		snap, err = collect.Collect(ctx, collect.Options{Conn: cfg, NoFiles: true, Progress: progress(env)})
+		snap, err = collect.Collect(ctx, collect.Options{Conn: cfg, NoFiles: true, NoProbe: true, StatementTimeout: m.stmtTO, Progress: progress(env)})
 		clearProgress(env)
 	}
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	// Answering from a partial model would be a confident wrong answer
+	// ("no escalation path", "role does not exist"): fail instead.
+	if len(snap.Errors) > 0 {
+		return nil, nil, nil, incompleteError("the privilege model cannot be built: some reads failed", snap.Errors)
+	}
 	if snap.Roles == nil {
 		return nil, nil, nil, fmt.Errorf("the snapshot has no roles (%s)", snap.Gap(snapshot.GapRoles))
+	}
+	if g := snap.Gap(snapshot.GapMemberships); g != "" {
+		return nil, nil, nil, fmt.Errorf("the snapshot has no role memberships (%s)", g)
 	}
 	model := privileges.Build(snap)
 	objs := model.Objects(snap)

@@ -3,7 +3,10 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"sort"
+	"strings"
 	"time"
 
 	"github.com/pgaegis/pgaegis/internal/collect"
@@ -175,10 +178,32 @@ func runAudit(ctx context.Context, env *Env, args []string) (int, error) {
 	if err := o.commit(); err != nil {
 		return ExitError, err
 	}
+	// An audit that could not see what it needed is a runtime error (exit
+	// 2), reported after the report is written; failing findings beside
+	// it are in the report.
+	if rep.Incomplete() {
+		return ExitError, incompleteError(rep.Summary.IncompleteReason, snap.Errors)
+	}
 	if rep.Failed() {
 		return ExitFindings, nil
 	}
 	return ExitOK, nil
+}
+
+// incompleteError names why an audit or collection is incomplete, with
+// the collection errors (sorted, so messages are stable).
+func incompleteError(reason string, errs map[string]string) error {
+	keys := make([]string, 0, len(errs))
+	for k := range errs {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	b.WriteString("incomplete: " + reason)
+	for _, k := range keys {
+		b.WriteString("\n  " + errs[k])
+	}
+	return errors.New(b.String())
 }
 
 func runCollect(ctx context.Context, env *Env, args []string) (int, error) {
@@ -203,7 +228,13 @@ func runCollect(ctx context.Context, env *Env, args []string) (int, error) {
 		o.abort()
 		return ExitError, err
 	}
-	return ExitOK, o.commit()
+	if err := o.commit(); err != nil {
+		return ExitError, err
+	}
+	if len(snap.Errors) > 0 {
+		return ExitError, incompleteError("the snapshot was written, but some reads failed (collection_errors)", snap.Errors)
+	}
+	return ExitOK, nil
 }
 
 func runRules(_ context.Context, env *Env, args []string) (int, error) {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/pgaegis/pgaegis/internal/acl"
 	"github.com/pgaegis/pgaegis/internal/snapshot"
@@ -51,10 +52,13 @@ var DangerousFunctions = []string{"pg_read_file", "pg_read_binary_file", "pg_ls_
 // tenantColumns are names that mark a table as holding several tenants' rows.
 var tenantColumns = []string{"tenant_id", "tenant", "org_id", "organization_id", "organisation_id", "customer_id", "account_id", "company_id", "client_id"}
 
-type queryFn func(ctx context.Context, tx pgx.Tx, d *snapshot.Database, warns *[]string) error
+type queryFn func(ctx context.Context, tx pgx.Tx, d *snapshot.Database, warns, errs *[]string) error
 
-// readDatabaseCatalogs runs the per-database security catalog reads.
-func readDatabaseCatalogs(ctx context.Context, se *session, d *snapshot.Database, warns *[]string) error {
+// readDatabaseCatalogs runs the per-database security catalog reads. A
+// step refused for lack of privilege is a warning; one that breaks
+// otherwise is an error (errs), so that rules do not pass on what was
+// never read.
+func readDatabaseCatalogs(ctx context.Context, se *session, d *snapshot.Database, warns, errs *[]string) {
 	for _, step := range []struct {
 		what string
 		fn   queryFn
@@ -64,16 +68,23 @@ func readDatabaseCatalogs(ctx context.Context, se *session, d *snapshot.Database
 		{"routines", readRoutines}, {"large objects", readLargeObjects},
 	} {
 		start := time.Now()
-		err := se.optional(ctx, func(tx pgx.Tx) error { return step.fn(ctx, tx, d, warns) })
+		err := se.optional(ctx, func(tx pgx.Tx) error { return step.fn(ctx, tx, d, warns, errs) })
 		se.o.trace("database %q: %s in %s", d.Name, step.what, time.Since(start).Round(time.Millisecond))
 		if err != nil {
-			*warns = append(*warns, fmt.Sprintf("database %q: reading %s failed: %s", d.Name, step.what, errString(err)))
+			msg := fmt.Sprintf("database %q: reading %s failed: %s", d.Name, step.what, errString(err))
+			if isPermission(err) {
+				*warns = append(*warns, msg)
+			} else {
+				*errs = append(*errs, msg)
+			}
+		}
+		if se.stalled() != nil {
+			return
 		}
 	}
-	return nil
 }
 
-func readFunctions(ctx context.Context, tx pgx.Tx, d *snapshot.Database, warns *[]string) error {
+func readFunctions(ctx context.Context, tx pgx.Tx, d *snapshot.Database, warns, errs *[]string) error {
 	rows, err := tx.Query(ctx, `SELECT n.nspname, p.proname, pg_get_function_identity_arguments(p.oid), pg_get_userbyid(p.proowner),
 		l.lanname, p.prosecdef, coalesce(p.proconfig, '{}'), p.proacl::text[], coalesce(e.extname, ''),
 		l.lanname <> 'c' AND l.lanname <> 'internal' AND p.prosrc ~* '\mexecute\M',
@@ -92,13 +103,13 @@ func readFunctions(ctx context.Context, tx pgx.Tx, d *snapshot.Database, warns *
 		if err := rows.Scan(&f.Schema, &f.Name, &f.Args, &f.Owner, &f.Language, &f.SecDef, &f.Config, &a, &f.Extension, &f.DynamicSQL, &f.ConcatInExec); err != nil {
 			return err
 		}
-		f.ACL, f.ACLDefault = parseACL(warns, "function "+f.Signature(), a)
+		f.ACL, f.ACLDefault = parseACL(errs, "function "+f.Signature(), a)
 		d.Functions = append(d.Functions, f)
 	}
 	return rows.Err()
 }
 
-func readDefaultACLs(ctx context.Context, tx pgx.Tx, d *snapshot.Database, warns *[]string) error {
+func readDefaultACLs(ctx context.Context, tx pgx.Tx, d *snapshot.Database, warns, errs *[]string) error {
 	rows, err := tx.Query(ctx, `SELECT pg_get_userbyid(d.defaclrole), coalesce(n.nspname, ''), d.defaclobjtype::text, d.defaclacl::text[]
 		FROM pg_default_acl d LEFT JOIN pg_namespace n ON n.oid = d.defaclnamespace`)
 	if err != nil {
@@ -111,13 +122,13 @@ func readDefaultACLs(ctx context.Context, tx pgx.Tx, d *snapshot.Database, warns
 		if err := rows.Scan(&x.Role, &x.Schema, &x.ObjType, &a); err != nil {
 			return err
 		}
-		x.ACL, _ = parseACL(warns, "default privileges of "+x.Role, a)
+		x.ACL, _ = parseACL(errs, "default privileges of "+x.Role, a)
 		d.DefaultACLs = append(d.DefaultACLs, x)
 	}
 	return rows.Err()
 }
 
-func readForeignServers(ctx context.Context, tx pgx.Tx, d *snapshot.Database, warns *[]string) error {
+func readForeignServers(ctx context.Context, tx pgx.Tx, d *snapshot.Database, warns, errs *[]string) error {
 	rows, err := tx.Query(ctx, `SELECT s.srvname, w.fdwname, pg_get_userbyid(s.srvowner), s.srvacl::text[]
 		FROM pg_foreign_server s JOIN pg_foreign_data_wrapper w ON w.oid = s.srvfdw ORDER BY 1`)
 	if err != nil {
@@ -131,7 +142,7 @@ func readForeignServers(ctx context.Context, tx pgx.Tx, d *snapshot.Database, wa
 			rows.Close()
 			return err
 		}
-		fs.ACL, _ = parseACL(warns, "foreign server "+fs.Name, a)
+		fs.ACL, _ = parseACL(errs, "foreign server "+fs.Name, a)
 		idx[fs.Name] = len(d.ForeignServers)
 		d.ForeignServers = append(d.ForeignServers, fs)
 	}
@@ -161,7 +172,7 @@ func readForeignServers(ctx context.Context, tx pgx.Tx, d *snapshot.Database, wa
 	return rows.Err()
 }
 
-func readRLS(ctx context.Context, tx pgx.Tx, d *snapshot.Database, _ *[]string) error {
+func readRLS(ctx context.Context, tx pgx.Tx, d *snapshot.Database, _, _ *[]string) error {
 	// Tables with RLS come from Relations; this finds tenant-looking
 	// columns in one pass over pg_attribute (no per-table subquery).
 	rows, err := tx.Query(ctx, `SELECT n.nspname, c.relname, array_agg(a.attname::text ORDER BY a.attnum)
@@ -276,7 +287,7 @@ func summarizeRelations(d *snapshot.Database) {
 	}
 }
 
-func readViewsOverRLS(ctx context.Context, tx pgx.Tx, d *snapshot.Database, _ *[]string) error {
+func readViewsOverRLS(ctx context.Context, tx pgx.Tx, d *snapshot.Database, _, _ *[]string) error {
 	rows, err := tx.Query(ctx, `SELECT DISTINCT vn.nspname, v.relname, pg_get_userbyid(v.relowner), tn.nspname || '.' || t.relname
 		FROM pg_rewrite r JOIN pg_class v ON v.oid = r.ev_class JOIN pg_namespace vn ON vn.oid = v.relnamespace
 		JOIN pg_depend dep ON dep.objid = r.oid AND dep.classid = 'pg_rewrite'::regclass
@@ -300,7 +311,15 @@ func readViewsOverRLS(ctx context.Context, tx pgx.Tx, d *snapshot.Database, _ *[
 
 // readClusterCatalogs reads cluster-wide security state from the first
 // session.
-func readClusterCatalogs(ctx context.Context, se *session, s *snapshot.Snapshot) {
+func readClusterCatalogs(ctx context.Context, se *session, s *snapshot.Snapshot) error {
+	// An ACL we cannot read is an error, not an empty ACL: an empty one
+	// would pass every "who may" rule.
+	var aclErrs []string
+	defer func() {
+		for _, e := range aclErrs {
+			s.AddError("catalog.acl", e)
+		}
+	}()
 	steps := []struct {
 		what string
 		fn   func(pgx.Tx) error
@@ -320,7 +339,7 @@ func readClusterCatalogs(ctx context.Context, se *session, s *snapshot.Snapshot)
 				if err := rows.Scan(&p.Name, &a); err != nil {
 					return err
 				}
-				p.ACL, _ = parseACL(&s.Warnings, "parameter "+p.Name, a)
+				p.ACL, _ = parseACL(&aclErrs, "parameter "+p.Name, a)
 				s.ParamACLs = append(s.ParamACLs, p)
 			}
 			return rows.Err()
@@ -338,7 +357,7 @@ func readClusterCatalogs(ctx context.Context, se *session, s *snapshot.Snapshot)
 				if err := rows.Scan(&c.Name, &c.Owner, &a); err != nil {
 					return err
 				}
-				c.ACL, _ = parseACL(&s.Warnings, "catalog "+c.Name, a)
+				c.ACL, _ = parseACL(&aclErrs, "catalog "+c.Name, a)
 				s.CatalogACLs = append(s.CatalogACLs, c)
 			}
 			return rows.Err()
@@ -359,11 +378,11 @@ func readClusterCatalogs(ctx context.Context, se *session, s *snapshot.Snapshot)
 				r.Senders = append(r.Senders, w)
 			}
 			rows.Close()
-			var lf, la *time.Time
-			if err := tx.QueryRow(ctx, `SELECT archived_count, failed_count, last_failed_time, last_archived_time FROM pg_stat_archiver`).Scan(&r.ArchivedCount, &r.FailedCount, &lf, &la); err != nil {
+			var lf, la pgtype.Timestamptz
+			if err := tx.QueryRow(ctx, `SELECT coalesce(archived_count, 0), coalesce(failed_count, 0), last_failed_time, last_archived_time FROM pg_stat_archiver`).Scan(&r.ArchivedCount, &r.FailedCount, &lf, &la); err != nil {
 				return err
 			}
-			r.LastFailed, r.LastArchived = lf, la
+			r.LastFailed, r.LastArchived = finiteTime(lf), finiteTime(la)
 			s.Replication = r
 			return nil
 		}},
@@ -402,14 +421,23 @@ func readClusterCatalogs(ctx context.Context, se *session, s *snapshot.Snapshot)
 	}
 	for _, st := range steps {
 		if err := se.optional(ctx, st.fn); err != nil {
-			s.AddGap("catalog."+st.what, fmt.Sprintf("reading %s failed: %s", st.what, errString(err)))
+			if stall := se.stalled(); stall != nil {
+				return fmt.Errorf("reading %s: %v", st.what, stall)
+			}
+			msg := fmt.Sprintf("reading %s failed: %s", st.what, errString(err))
+			if isPermission(err) {
+				s.AddGap("catalog."+st.what, msg)
+			} else {
+				s.AddError("catalog."+st.what, msg)
+			}
 		}
 	}
+	return nil
 }
 
 // readRelations pulls every relation of user schemas with its ACL, RLS
 // flags and column-level ACLs: two queries however many tables there are.
-func readRelations(ctx context.Context, tx pgx.Tx, d *snapshot.Database, warns *[]string) error {
+func readRelations(ctx context.Context, tx pgx.Tx, d *snapshot.Database, warns, errs *[]string) error {
 	// Owners come as OIDs and ACLs as one text value: the cheapest form
 	// for the server to produce and for us to read at 100k rows.
 	names := roleNamesFrom(ctx)
@@ -433,7 +461,7 @@ func readRelations(ctx context.Context, tx pgx.Tx, d *snapshot.Database, warns *
 		if !r.ACLDefault {
 			items, err := acl.ParseArrayText(a)
 			if err != nil {
-				*warns = append(*warns, fmt.Sprintf("relation %s.%s: unreadable ACL: %v", r.Schema, r.Name, err))
+				*errs = append(*errs, fmt.Sprintf("database %q: relation %s.%s: unreadable ACL: %v", d.Name, r.Schema, r.Name, err))
 			}
 			r.ACL = items
 		}
@@ -460,7 +488,7 @@ func readRelations(ctx context.Context, tx pgx.Tx, d *snapshot.Database, warns *
 		}
 		items, err := acl.ParseArrayText(a)
 		if err != nil {
-			*warns = append(*warns, fmt.Sprintf("column %s: unreadable ACL: %v", col.Name, err))
+			*errs = append(*errs, fmt.Sprintf("database %q: column %s: unreadable ACL: %v", d.Name, col.Name, err))
 		}
 		col.ACL = items
 		if i, ok := idx[oid]; ok {
@@ -476,7 +504,7 @@ func readRelations(ctx context.Context, tx pgx.Tx, d *snapshot.Database, warns *
 
 // readRoutines pulls the functions of user schemas, and the built-ins
 // whose ACL differs from "EXECUTE for PUBLIC".
-func readRoutines(ctx context.Context, tx pgx.Tx, d *snapshot.Database, warns *[]string) error {
+func readRoutines(ctx context.Context, tx pgx.Tx, d *snapshot.Database, warns, errs *[]string) error {
 	rows, err := tx.Query(ctx, `SELECT n.nspname, p.proname, pg_get_function_identity_arguments(p.oid), pg_get_userbyid(p.proowner),
 		p.prosecdef, p.proacl::text[]
 		FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
@@ -491,13 +519,13 @@ func readRoutines(ctx context.Context, tx pgx.Tx, d *snapshot.Database, warns *[
 		if err := rows.Scan(&f.Schema, &f.Name, &f.Args, &f.Owner, &f.SecDef, &a); err != nil {
 			return err
 		}
-		f.ACL, f.ACLDefault = parseACL(warns, "function "+f.Signature(), a)
+		f.ACL, f.ACLDefault = parseACL(errs, "function "+f.Signature(), a)
 		d.Routines = append(d.Routines, f)
 	}
 	return rows.Err()
 }
 
-func readLargeObjects(ctx context.Context, tx pgx.Tx, d *snapshot.Database, warns *[]string) error {
+func readLargeObjects(ctx context.Context, tx pgx.Tx, d *snapshot.Database, warns, errs *[]string) error {
 	rows, err := tx.Query(ctx, `SELECT oid, pg_get_userbyid(lomowner), lomacl::text[] FROM pg_largeobject_metadata ORDER BY oid LIMIT 100001`)
 	if err != nil {
 		return err
@@ -509,7 +537,7 @@ func readLargeObjects(ctx context.Context, tx pgx.Tx, d *snapshot.Database, warn
 		if err := rows.Scan(&lo.OID, &lo.Owner, &a); err != nil {
 			return err
 		}
-		lo.ACL, lo.ACLDefault = parseACL(warns, fmt.Sprintf("large object %d", lo.OID), a)
+		lo.ACL, lo.ACLDefault = parseACL(errs, fmt.Sprintf("large object %d", lo.OID), a)
 		d.LargeObjects = append(d.LargeObjects, lo)
 	}
 	if len(d.LargeObjects) > 100000 {

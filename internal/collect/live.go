@@ -4,6 +4,7 @@ package collect
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"os"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/pgaegis/pgaegis/internal/acl"
 	"github.com/pgaegis/pgaegis/internal/conninfo"
@@ -122,25 +124,124 @@ func sessionConfig(base *pgx.ConnConfig, database string, o *Options) *pgx.ConnC
 	return cfg
 }
 
-// session is one read-only transaction on one database.
+// session is one read-only transaction on one database. Every round trip
+// has a client-side deadline as well as the server's statement_timeout: a
+// server (or a middlebox) that stops answering after the login must not
+// hang the command.
 type session struct {
 	conn *pgx.Conn
 	tx   pgx.Tx
 	o    *Options
+	// transport says how the connection reached the server: "unix",
+	// "tls-verified", "tls-unverified" or "plain".
+	transport string
+	// stall is set once a round trip ran out of time; the connection is
+	// then unusable and the collection stops with this error.
+	mu    sync.Mutex
+	stall error
+}
+
+// stallMargin is added to statement_timeout for the client-side deadline:
+// the server cancels the statement first and its error arrives in time.
+const stallMargin = 5 * time.Second
+
+func (se *session) queryTimeout() time.Duration { return se.o.StatementTimeout + stallMargin }
+
+// errStalled marks a round trip that got no answer in time.
+var errStalled = errors.New("the server stopped answering")
+
+func (se *session) stalled() error {
+	se.mu.Lock()
+	defer se.mu.Unlock()
+	return se.stall
+}
+
+// check turns a deadline hit by qctx (and not by the caller's ctx) into a
+// stall, remembered for the session.
+func (se *session) check(ctx, qctx context.Context, err error) error {
+	if err == nil {
+		return nil
+	}
+	if ctx.Err() == nil && errors.Is(qctx.Err(), context.DeadlineExceeded) {
+		st := fmt.Errorf("%w (no reply within %s)", errStalled, se.queryTimeout())
+		se.mu.Lock()
+		if se.stall == nil {
+			se.stall = st
+		}
+		se.mu.Unlock()
+		return st
+	}
+	if st := se.stalled(); st != nil {
+		return st
+	}
+	return err
+}
+
+// loginTimeout bounds the whole login (every host and fallback pgx tries)
+// and the BEGIN that follows it.
+func loginTimeout(cfg *pgx.ConnConfig, o *Options) time.Duration {
+	attempts := 1 + len(cfg.Fallbacks)
+	return time.Duration(attempts)*cfg.ConnectTimeout + o.StatementTimeout + stallMargin
 }
 
 func openSession(ctx context.Context, base *pgx.ConnConfig, database string, o *Options) (*session, error) {
+	if o.StatementTimeout <= 0 {
+		o.StatementTimeout = 30 * time.Second
+	}
 	cfg := sessionConfig(base, database, o)
-	conn, err := pgx.ConnectConfig(ctx, cfg)
+	lctx, cancel := context.WithTimeout(ctx, loginTimeout(cfg, o))
+	defer cancel()
+	conn, err := pgx.ConnectConfig(lctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("connecting to %s: %s", conninfo.Describe(cfg), conninfo.Redact(errString(err), cfg.Password))
+		msg := conninfo.Redact(errString(err), cfg.Password)
+		if ctx.Err() == nil && (errors.Is(lctx.Err(), context.DeadlineExceeded) || errors.Is(err, context.DeadlineExceeded)) {
+			// pgx's own connect_timeout or our bound on the whole login.
+			msg = fmt.Sprintf("the server did not complete the login in time (connect timeout %s)", cfg.ConnectTimeout)
+		}
+		return nil, fmt.Errorf("connecting to %s: %s", conninfo.Describe(cfg), msg)
 	}
-	tx, err := conn.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	se := &session{conn: conn, o: o, transport: transportOf(conn, cfg)}
+	tx, err := conn.BeginTx(lctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
 	if err != nil {
-		conn.Close(ctx)
-		return nil, fmt.Errorf("starting a read-only transaction: %v", err)
+		closeConn(conn)
+		if ctx.Err() == nil && errors.Is(lctx.Err(), context.DeadlineExceeded) {
+			return nil, fmt.Errorf("starting a read-only transaction: %v (no reply within %s)", errStalled, loginTimeout(cfg, o))
+		}
+		return nil, fmt.Errorf("starting a read-only transaction: %v", errString(err))
 	}
-	return &session{conn: conn, tx: tx, o: o}, nil
+	se.tx = &timedTx{Tx: tx, se: se}
+	return se, nil
+}
+
+// transportOf says how conn reaches the server. TLS counts as verified
+// only when every configuration pgx may have used checks the server's
+// certificate (verify-ca, verify-full, or require with a root
+// certificate, which libpq and pgx treat as verify-ca).
+func transportOf(conn *pgx.Conn, cfg *pgx.ConnConfig) string {
+	nc := conn.PgConn().Conn()
+	if nc.RemoteAddr() != nil && nc.RemoteAddr().Network() == "unix" {
+		return "unix"
+	}
+	if _, ok := nc.(*tls.Conn); !ok {
+		return "plain"
+	}
+	verifies := func(t *tls.Config) bool { return t != nil && (!t.InsecureSkipVerify || t.VerifyPeerCertificate != nil) }
+	ok := verifies(cfg.TLSConfig)
+	for _, fb := range cfg.Fallbacks {
+		if !strings.HasPrefix(fb.Host, "/") {
+			ok = ok && verifies(fb.TLSConfig)
+		}
+	}
+	if ok {
+		return "tls-verified"
+	}
+	return "tls-unverified"
+}
+
+func closeConn(conn *pgx.Conn) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	conn.Close(ctx)
 }
 
 func errString(err error) string {
@@ -151,8 +252,20 @@ func errString(err error) string {
 	return err.Error()
 }
 
-func (se *session) close(ctx context.Context) {
-	se.tx.Rollback(ctx) // read-only: nothing to keep
+// isPermission reports whether err is the server refusing for lack of
+// privilege: an expected gap for a non-superuser audit, not a failure.
+func isPermission(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "42501"
+}
+
+func (se *session) close(context.Context) {
+	// Bounded on our side: a stalled server must not hang the cleanup.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if se.stalled() == nil {
+		se.tx.Rollback(ctx) // read-only: nothing to keep
+	}
 	se.conn.Close(ctx)
 }
 
@@ -164,10 +277,150 @@ func (se *session) optional(ctx context.Context, fn func(pgx.Tx) error) error {
 		return err
 	}
 	if err := fn(sp); err != nil {
-		sp.Rollback(ctx)
+		if se.stalled() == nil {
+			sp.Rollback(ctx)
+		}
 		return err
 	}
 	return sp.Commit(ctx)
+}
+
+// timedTx gives every round trip of a transaction its own deadline.
+type timedTx struct {
+	pgx.Tx
+	se *session
+}
+
+func (t *timedTx) qctx(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, t.se.queryTimeout())
+}
+
+func (t *timedTx) Begin(ctx context.Context) (pgx.Tx, error) {
+	if st := t.se.stalled(); st != nil {
+		return nil, st
+	}
+	q, cancel := t.qctx(ctx)
+	defer cancel()
+	sp, err := t.Tx.Begin(q)
+	if err != nil {
+		return nil, t.se.check(ctx, q, err)
+	}
+	return &timedTx{Tx: sp, se: t.se}, nil
+}
+
+func (t *timedTx) Commit(ctx context.Context) error {
+	if st := t.se.stalled(); st != nil {
+		return st
+	}
+	q, cancel := t.qctx(ctx)
+	defer cancel()
+	return t.se.check(ctx, q, t.Tx.Commit(q))
+}
+
+func (t *timedTx) Rollback(ctx context.Context) error {
+	if st := t.se.stalled(); st != nil {
+		return st
+	}
+	q, cancel := t.qctx(ctx)
+	defer cancel()
+	return t.se.check(ctx, q, t.Tx.Rollback(q))
+}
+
+func (t *timedTx) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	if st := t.se.stalled(); st != nil {
+		return pgconn.CommandTag{}, st
+	}
+	q, cancel := t.qctx(ctx)
+	defer cancel()
+	tag, err := t.Tx.Exec(q, sql, args...)
+	return tag, t.se.check(ctx, q, err)
+}
+
+func (t *timedTx) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
+	if st := t.se.stalled(); st != nil {
+		return nil, st
+	}
+	if QueryFault != nil {
+		if err := QueryFault(sql); err != nil {
+			return nil, err
+		}
+	}
+	q, cancel := t.qctx(ctx)
+	rows, err := t.Tx.Query(q, sql, args...)
+	if err != nil {
+		cancel()
+		return nil, t.se.check(ctx, q, err)
+	}
+	return &timedRows{Rows: rows, ctx: ctx, q: q, cancel: cancel, se: t.se}, nil
+}
+
+func (t *timedTx) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
+	rows, err := t.Query(ctx, sql, args...)
+	if err != nil {
+		return errRow{err}
+	}
+	return timedRow{rows.(*timedRows)}
+}
+
+// timedRows keeps the query's deadline until the rows are read or closed.
+type timedRows struct {
+	pgx.Rows
+	ctx, q context.Context
+	cancel context.CancelFunc
+	se     *session
+}
+
+func (r *timedRows) Next() bool {
+	if r.Rows.Next() {
+		return true
+	}
+	r.cancel()
+	return false
+}
+
+func (r *timedRows) Close() {
+	r.Rows.Close()
+	r.cancel()
+}
+
+func (r *timedRows) Err() error { return r.se.check(r.ctx, r.q, r.Rows.Err()) }
+
+type timedRow struct{ r *timedRows }
+
+// Scan reads the single row as pgx's QueryRow does: no row is ErrNoRows.
+func (t timedRow) Scan(dest ...any) error {
+	defer t.r.Close()
+	if !t.r.Next() {
+		if err := t.r.Err(); err != nil {
+			return err
+		}
+		return pgx.ErrNoRows
+	}
+	if err := t.r.Scan(dest...); err != nil {
+		return err
+	}
+	t.r.Close()
+	return t.r.Err()
+}
+
+type errRow struct{ err error }
+
+func (e errRow) Scan(...any) error { return e.err }
+
+// QueryFault is for tests: when set, a query for which it returns an
+// error fails with that error instead of reaching the server, so that the
+// handling of a broken read can be tested on a real server.
+var QueryFault func(sql string) error
+
+// readError records a failed optional read: a permission refusal is an
+// expected gap (a non-superuser audit), anything else is an error that
+// makes the audit incomplete.
+func readError(s *snapshot.Snapshot, key string, err error, permissionReason string) {
+	if isPermission(err) {
+		s.AddGap(key, permissionReason+" ("+errString(err)+")")
+		return
+	}
+	s.AddError(key, "reading "+key+" failed: "+errString(err))
 }
 
 func collectLive(ctx context.Context, s *snapshot.Snapshot, o *Options) error {
@@ -202,22 +455,44 @@ func collectLive(ctx context.Context, s *snapshot.Snapshot, o *Options) error {
 	if err := readSettings(ctx, tx, s, privileged); err != nil {
 		return err
 	}
-	readRoles(ctx, se, s)
-	if s.Gap(snapshot.GapPasswords) == "" {
-		checkPasswords(ctx, se, s, o.PasswordBudget)
-	} else {
-		s.AddGap(snapshot.GapWeakPasswords, s.Gap(snapshot.GapPasswords))
+	// Each step either fills the snapshot or records a gap or an error;
+	// a stalled server ends the collection with the step's name.
+	steps := []struct {
+		what string
+		fn   func()
+	}{
+		{"reading pg_roles", func() { readRoles(ctx, se, s) }},
+		{"the weak-password check", func() {
+			if s.Gap(snapshot.GapPasswords) == "" {
+				checkPasswords(ctx, se, s, o.PasswordBudget)
+			} else {
+				s.AddGap(snapshot.GapWeakPasswords, s.Gap(snapshot.GapPasswords))
+			}
+		}},
+		{"reading pg_hba_file_rules", func() { readHBA(ctx, se, s) }},
+		{"reading pg_ident_file_mappings", func() { readIdent(ctx, se, s) }},
+		{"reading pg_file_settings", func() { readFileSettingErrors(ctx, se, s) }},
 	}
-	readHBA(ctx, se, s)
-	readIdent(ctx, se, s)
-	readFileSettingErrors(ctx, se, s)
+	for _, st := range steps {
+		st.fn()
+		if err := se.stalled(); err != nil {
+			return fmt.Errorf("%s: %v", st.what, err)
+		}
+	}
 	dbs, err := readDatabases(ctx, tx, s)
 	if err != nil {
 		return err
 	}
-	readRoleSettings(ctx, tx, s)
-	readClusterCatalogs(ctx, se, s)
-	collectDatabases(ctx, s, dbs, o)
+	readRoleSettings(ctx, se, s)
+	if err := se.stalled(); err != nil {
+		return fmt.Errorf("reading pg_db_role_setting: %v", err)
+	}
+	if err := readClusterCatalogs(ctx, se, s); err != nil {
+		return err
+	}
+	if err := collectDatabases(ctx, s, dbs, o); err != nil {
+		return err
+	}
 	if !o.NoProbe && !strings.HasPrefix(o.Conn.Host, "/") {
 		o.progress("probing TLS on %s:%d", o.Conn.Host, o.Conn.Port)
 		s.Probe = probeTLS(ctx, o.Conn.Host, o.Conn.Port)
@@ -226,8 +501,8 @@ func collectLive(ctx context.Context, s *snapshot.Snapshot, o *Options) error {
 }
 
 func readSettings(ctx context.Context, tx pgx.Tx, s *snapshot.Snapshot, privileged bool) error {
-	rows, err := tx.Query(ctx, `SELECT name, coalesce(setting, ''), coalesce(unit, ''), source, coalesce(sourcefile, ''),
-		coalesce(sourceline, 0), context FROM pg_settings`)
+	rows, err := tx.Query(ctx, `SELECT name, coalesce(setting, ''), coalesce(unit, ''), coalesce(source, ''), coalesce(sourcefile, ''),
+		coalesce(sourceline, 0), coalesce(context, '') FROM pg_settings`)
 	if err != nil {
 		return fmt.Errorf("reading pg_settings: %v", errString(err))
 	}
@@ -235,7 +510,7 @@ func readSettings(ctx context.Context, tx pgx.Tx, s *snapshot.Snapshot, privileg
 	for rows.Next() {
 		var v snapshot.Setting
 		if err := rows.Scan(&v.Name, &v.Value, &v.Unit, &v.Source, &v.File, &v.Line, &v.Context); err != nil {
-			return err
+			return fmt.Errorf("reading pg_settings: %v", errString(err))
 		}
 		v.Origin = snapshot.FromServer
 		s.SetSetting(v)
@@ -249,29 +524,25 @@ func readSettings(ctx context.Context, tx pgx.Tx, s *snapshot.Snapshot, privileg
 	return nil
 }
 
+// readRoles reads roles, the kinds of their password verifiers and the
+// memberships. When the roles cannot be read, nothing derived from them
+// (memberships, passwords) is trusted either.
 func readRoles(ctx context.Context, se *session, s *snapshot.Snapshot) {
-	rows, err := se.tx.Query(ctx, `SELECT oid, rolname, rolsuper, rolinherit, rolcreaterole, rolcreatedb, rolcanlogin,
-		rolreplication, rolbypassrls, rolconnlimit, rolvaliduntil, coalesce(rolconfig, '{}') FROM pg_roles ORDER BY rolname`)
+	var roles []snapshot.Role
+	// In a savepoint, so that a broken read leaves the transaction usable
+	// for everything that does not depend on it.
+	err := se.optional(ctx, func(tx pgx.Tx) (err error) {
+		roles, err = scanRoles(ctx, tx)
+		return err
+	})
 	if err != nil {
-		s.AddGap(snapshot.GapRoles, "reading pg_roles failed: "+errString(err))
+		reason := "reading pg_roles failed: " + errString(err)
+		for _, k := range []string{snapshot.GapRoles, snapshot.GapMemberships, snapshot.GapPasswords, snapshot.GapWeakPasswords} {
+			s.AddError(k, reason)
+		}
 		return
 	}
-	for rows.Next() {
-		var r snapshot.Role
-		var until *time.Time
-		if err := rows.Scan(&r.OID, &r.Name, &r.Superuser, &r.Inherit, &r.CreateRole, &r.CreateDB, &r.CanLogin,
-			&r.Replication, &r.BypassRLS, &r.ConnLimit, &until, &r.Config); err != nil {
-			s.AddGap(snapshot.GapRoles, "reading pg_roles failed: "+err.Error())
-			rows.Close()
-			return
-		}
-		if until != nil && until.Year() < 200000 {
-			u := until.UTC()
-			r.ValidUntil = &u
-		}
-		s.Roles = append(s.Roles, r)
-	}
-	rows.Close()
+	s.Roles = roles
 
 	// Password verifiers are classified on the server: only the kind
 	// leaves it, never the verifier.
@@ -294,7 +565,7 @@ func readRoles(ctx context.Context, se *session, s *snapshot.Snapshot) {
 		return rows.Err()
 	})
 	if err != nil {
-		s.AddGap(snapshot.GapPasswords, "pg_authid is readable only by superusers: password storage could not be checked ("+errString(err)+")")
+		readError(s, snapshot.GapPasswords, err, "pg_authid is readable only by superusers: password storage could not be checked")
 	} else {
 		for i := range s.Roles {
 			s.Roles[i].Password = kinds[s.Roles[i].Name]
@@ -310,20 +581,77 @@ func readRoles(ctx context.Context, se *session, s *snapshot.Snapshot) {
 		FROM pg_auth_members am JOIN pg_roles r ON r.oid = am.roleid JOIN pg_roles m ON m.oid = am.member
 		LEFT JOIN pg_roles g ON g.oid = am.grantor`
 	}
-	rows, err = se.tx.Query(ctx, q)
+	var ms []snapshot.Membership
+	err = se.optional(ctx, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, q)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var m snapshot.Membership
+			if err := rows.Scan(&m.Role, &m.Member, &m.Grantor, &m.Admin, &m.Inherit, &m.Set); err != nil {
+				return err
+			}
+			ms = append(ms, m)
+		}
+		return rows.Err()
+	})
 	if err != nil {
-		s.AddGap(snapshot.GapMemberships, "reading pg_auth_members failed: "+errString(err))
+		s.AddError(snapshot.GapMemberships, "reading pg_auth_members failed: "+errString(err))
 		return
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var m snapshot.Membership
-		if err := rows.Scan(&m.Role, &m.Member, &m.Grantor, &m.Admin, &m.Inherit, &m.Set); err != nil {
-			s.AddGap(snapshot.GapMemberships, err.Error())
-			return
-		}
-		s.Memberships = append(s.Memberships, m)
+	s.Memberships = ms
+}
+
+// scanRoles reads pg_roles. Every column is read in a form that holds
+// every value the catalog allows: rolvaliduntil may be NULL, 'infinity'
+// or '-infinity'; rolconfig may be NULL; OIDs use the full uint32 range.
+func scanRoles(ctx context.Context, tx pgx.Tx) ([]snapshot.Role, error) {
+	rows, err := tx.Query(ctx, `SELECT oid, rolname, rolsuper, rolinherit, rolcreaterole, rolcreatedb, rolcanlogin,
+		rolreplication, rolbypassrls, rolconnlimit, rolvaliduntil, coalesce(rolconfig, '{}') FROM pg_roles ORDER BY rolname`)
+	if err != nil {
+		return nil, err
 	}
+	defer rows.Close()
+	var out []snapshot.Role
+	for rows.Next() {
+		var r snapshot.Role
+		var until pgtype.Timestamptz
+		if err := rows.Scan(&r.OID, &r.Name, &r.Superuser, &r.Inherit, &r.CreateRole, &r.CreateDB, &r.CanLogin,
+			&r.Replication, &r.BypassRLS, &r.ConnLimit, &until, &r.Config); err != nil {
+			return nil, fmt.Errorf("role %d: %v", r.OID, err)
+		}
+		r.ValidUntil = timestamp(until)
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// timestamp converts a scanned timestamptz; nil for NULL.
+func timestamp(t pgtype.Timestamptz) *snapshot.Timestamp {
+	switch {
+	case !t.Valid:
+		return nil
+	case t.InfinityModifier == pgtype.Infinity:
+		return snapshot.InfiniteTimestamp(1)
+	case t.InfinityModifier == pgtype.NegativeInfinity:
+		return snapshot.InfiniteTimestamp(-1)
+	}
+	return &snapshot.Timestamp{Time: t.Time.UTC()}
+}
+
+// finiteTime converts a scanned timestamptz for fields that only hold
+// real instants (statistics): NULL and the infinities become nil.
+func finiteTime(t pgtype.Timestamptz) *time.Time {
+	if !t.Valid || t.InfinityModifier != pgtype.Finite {
+		return nil
+	}
+	u := t.Time.UTC()
+	return &u
 }
 
 func readHBA(ctx context.Context, se *session, s *snapshot.Snapshot) {
@@ -358,6 +686,7 @@ func readHBA(ctx context.Context, se *session, s *snapshot.Snapshot) {
 			r.Warning = errText
 			r.Databases = tokens(dbs)
 			r.Users = tokens(users)
+			h.Ambiguous = append(h.Ambiguous, ambiguous(r.Line, dbs, users, s.MajorVersion())...)
 			fromView(&r, address, mask)
 			for _, o := range opts {
 				n, v, _ := strings.Cut(o, "=")
@@ -369,10 +698,72 @@ func readHBA(ctx context.Context, se *session, s *snapshot.Snapshot) {
 		return rows.Err()
 	})
 	if err != nil {
-		s.AddGap(snapshot.GapHBA, "pg_hba_file_rules is readable only by superusers ("+errString(err)+")")
+		readError(s, snapshot.GapHBA, err, "pg_hba_file_rules is readable only by superusers")
 		return
 	}
+	if len(h.Ambiguous) > 0 {
+		resolveQuoting(ctx, se, h, s.MajorVersion())
+	}
 	s.HBA = h
+}
+
+// maxHBABytes bounds what is read of an hba file through the server.
+const maxHBABytes = 16 << 20
+
+// resolveQuoting settles the tokens the view leaves ambiguous from the
+// file itself, read through the server (pg_read_binary_file: superusers
+// and pg_read_server_files only) and parsed as the server does. The view
+// parses the file on disk, as this read does; when both agree line for
+// line, the file's quoting is taken. Otherwise the tokens stay ambiguous.
+func resolveQuoting(ctx context.Context, se *session, h *snapshot.HBA, major int) {
+	if h.Path == "" {
+		return
+	}
+	read := func(p string) ([]byte, error) {
+		var b []byte
+		err := se.optional(ctx, func(tx pgx.Tx) error {
+			return tx.QueryRow(ctx, `SELECT pg_read_binary_file($1, 0, $2)`, p, int64(maxHBABytes+1)).Scan(&b)
+		})
+		if err == nil && len(b) > maxHBABytes {
+			err = fmt.Errorf("%s: larger than %d bytes", p, maxHBABytes)
+		}
+		return b, err
+	}
+	data, err := read(h.Path)
+	if err != nil {
+		return // no file access: the ambiguity stays, and is reported
+	}
+	f := hba.Parse(h.Path, data, hba.Options{Version: major, ReadFile: read,
+		ReadDir: func(string) ([]os.DirEntry, error) {
+			return nil, errors.New("include_dir is not read through the server")
+		}})
+	if len(f.Errors) > 0 || len(f.Rules) != len(h.Rules) {
+		return
+	}
+	same := func(a, b []hba.Token) bool {
+		if len(a) != len(b) {
+			return false
+		}
+		for i := range a {
+			if a[i].Value != b[i].Value {
+				return false
+			}
+		}
+		return true
+	}
+	for i, r := range h.Rules {
+		p := f.Rules[i]
+		if p.Line != r.Line || p.Type != r.Type || !same(p.Databases, r.Databases) || !same(p.Users, r.Users) {
+			return
+		}
+	}
+	for i := range h.Rules {
+		h.Rules[i].Databases = f.Rules[i].Databases
+		h.Rules[i].Users = f.Rules[i].Users
+		h.Rules[i].Text = describeRule(&h.Rules[i])
+	}
+	h.Ambiguous = nil
+	h.Source = "pg_hba_file_rules+file"
 }
 
 // fromView fills the address part of a rule from pg_hba_file_rules.
@@ -391,6 +782,29 @@ func fromView(r *hba.Rule, address, mask string) {
 		r.AddrKind, r.Address, r.Addr, r.Mask = hba.AddrCIDR, address, a, m
 		r.Bits = hba.MaskBits(m)
 	}
+}
+
+// ambiguous lists the tokens of a pg_hba_file_rules row whose meaning
+// depends on quoting the view does not show (hbafuncs.c flattens tokens
+// to their strings): the keywords, "+group", and on 16+ "/regex" read
+// differently when they were written in double quotes. The rule keeps
+// the keyword reading; the registry compares it with the quoted one.
+func ambiguous(line int, dbs, users []string, major int) []snapshot.AmbiguousToken {
+	var out []snapshot.AmbiguousToken
+	for _, v := range dbs {
+		switch {
+		case v == "all" || v == "sameuser" || v == "samerole" || v == "samegroup" || v == "replication",
+			major >= 16 && strings.HasPrefix(v, "/"):
+			out = append(out, snapshot.AmbiguousToken{Line: line, Field: "database", Value: v})
+		}
+	}
+	for _, v := range users {
+		switch {
+		case v == "all", strings.HasPrefix(v, "+"), major >= 16 && strings.HasPrefix(v, "/"):
+			out = append(out, snapshot.AmbiguousToken{Line: line, Field: "user", Value: v})
+		}
+	}
+	return out
 }
 
 func tokens(vals []string) []hba.Token {
@@ -464,7 +878,7 @@ func readIdent(ctx context.Context, se *session, s *snapshot.Snapshot) {
 		return rows.Err()
 	})
 	if err != nil {
-		s.AddGap(snapshot.GapIdent, "pg_ident_file_mappings is readable only by superusers ("+errString(err)+")")
+		readError(s, snapshot.GapIdent, err, "pg_ident_file_mappings is readable only by superusers")
 		return
 	}
 	s.Ident = id
@@ -492,7 +906,7 @@ func readFileSettingErrors(ctx context.Context, se *session, s *snapshot.Snapsho
 		return rows.Err()
 	})
 	if err != nil {
-		s.AddGap(snapshot.GapConfigFiles, "pg_file_settings is readable only by superusers ("+errString(err)+")")
+		readError(s, snapshot.GapConfigFiles, err, "pg_file_settings is readable only by superusers")
 	}
 }
 
@@ -514,9 +928,13 @@ func readDatabases(ctx context.Context, tx pgx.Tx, s *snapshot.Snapshot) ([]dbRo
 		var aclText []string
 		var canConnect bool
 		if err := rows.Scan(&d.Name, &d.Owner, &d.AllowConn, &d.IsTemplate, &aclText, &canConnect); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("reading pg_database: %v", errString(err))
 		}
-		d.ACL, d.ACLDefault = parseACL(&s.Warnings, "database "+d.Name, aclText)
+		var aclErrs []string
+		d.ACL, d.ACLDefault = parseACL(&aclErrs, "database "+d.Name, aclText)
+		for _, e := range aclErrs {
+			s.AddError(snapshot.GapDatabases+"."+d.Name, e)
+		}
 		switch {
 		case !d.AllowConn:
 			d.Gap = "database does not allow connections (datallowconn = false)"
@@ -526,47 +944,62 @@ func readDatabases(ctx context.Context, tx pgx.Tx, s *snapshot.Snapshot) ([]dbRo
 		s.Databases = append(s.Databases, d)
 		out = append(out, dbRow{d.Name, d.Gap == ""})
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("reading pg_database: %v", errString(err))
+	}
+	return out, nil
 }
 
 // parseACL parses an ACL column; a NULL ACL means the built-in default.
-// Problems are added to warns (per goroutine, merged by the caller).
-func parseACL(warns *[]string, what string, text []string) ([]acl.Item, bool) {
+// An unreadable ACL is added to errs (per goroutine, merged by the
+// caller): it is a collection error, never an empty ACL that passes.
+func parseACL(errs *[]string, what string, text []string) ([]acl.Item, bool) {
 	if text == nil {
 		return nil, true
 	}
 	items, err := acl.ParseList(text)
 	if err != nil {
-		*warns = append(*warns, fmt.Sprintf("%s: unreadable ACL: %v", what, err))
+		*errs = append(*errs, fmt.Sprintf("%s: unreadable ACL: %v", what, err))
 	}
 	return items, false
 }
 
-func readRoleSettings(ctx context.Context, tx pgx.Tx, s *snapshot.Snapshot) {
-	rows, err := tx.Query(ctx, `SELECT coalesce(d.datname, ''), coalesce(r.rolname, ''), s.setconfig
+func readRoleSettings(ctx context.Context, se *session, s *snapshot.Snapshot) {
+	var out []snapshot.DBRoleSetting
+	err := se.optional(ctx, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `SELECT coalesce(d.datname, ''), coalesce(r.rolname, ''), coalesce(s.setconfig, '{}')
 		FROM pg_db_role_setting s LEFT JOIN pg_database d ON d.oid = s.setdatabase LEFT JOIN pg_roles r ON r.oid = s.setrole`)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var v snapshot.DBRoleSetting
+			if err := rows.Scan(&v.Database, &v.Role, &v.Settings); err != nil {
+				return err
+			}
+			out = append(out, v)
+		}
+		return rows.Err()
+	})
 	if err != nil {
-		s.AddGap("role_settings", errString(err))
+		s.AddError("role_settings", "reading pg_db_role_setting failed: "+errString(err))
 		return
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var v snapshot.DBRoleSetting
-		if err := rows.Scan(&v.Database, &v.Role, &v.Settings); err != nil {
-			return
-		}
-		s.RoleSettings = append(s.RoleSettings, v)
-	}
+	s.RoleSettings = out
 }
 
 // collectDatabases reads each database's catalogs, a bounded number at a
-// time, one query per catalog.
-func collectDatabases(ctx context.Context, s *snapshot.Snapshot, dbs []dbRow, o *Options) {
+// time, one query per catalog. A database we may not enter is a gap; a
+// read that breaks inside one is a collection error; a stalled server
+// ends the collection.
+func collectDatabases(ctx context.Context, s *snapshot.Snapshot, dbs []dbRow, o *Options) error {
 	ctx = withRoleNames(ctx, s.Roles)
 	type result struct {
 		i     int
 		d     snapshot.Database
 		warns []string
+		errs  []string
 		err   error
 	}
 	sem := make(chan struct{}, o.Parallel)
@@ -582,80 +1015,123 @@ func collectDatabases(ctx context.Context, s *snapshot.Snapshot, dbs []dbRow, o 
 			sem <- struct{}{}
 			defer func() { <-sem }()
 			o.progress("reading database %q", name)
-			var warns []string
-			d, err := readDatabase(ctx, &warns, name, o)
-			results <- result{i, d, warns, err}
+			var warns, errs []string
+			d, err := readDatabase(ctx, &warns, &errs, name, o)
+			results <- result{i, d, warns, errs, err}
 		}(i, db.name)
 	}
 	wg.Wait()
 	close(results)
+	var stall error
 	for r := range results {
 		s.Warnings = append(s.Warnings, r.warns...)
 		d := &s.Databases[r.i]
 		if r.err != nil {
 			d.Gap = r.err.Error()
+			if errors.Is(r.err, errStalled) {
+				stall = r.err
+			} else if !refusedEntry(r.err) {
+				s.AddError(snapshot.GapDatabases+"."+d.Name, r.err.Error())
+			}
 			continue
+		}
+		for _, e := range r.errs {
+			s.AddError(snapshot.GapDatabases+"."+d.Name, e)
 		}
 		// Keep the pg_database facts; take what was read inside.
 		r.d.Name, r.d.Owner, r.d.AllowConn, r.d.IsTemplate, r.d.ACL, r.d.ACLDefault = d.Name, d.Owner, d.AllowConn, d.IsTemplate, d.ACL, d.ACLDefault
 		r.d.Collected = true
 		*d = r.d
 	}
+	return stall
 }
 
-func readDatabase(ctx context.Context, warns *[]string, name string, o *Options) (snapshot.Database, error) {
+// refusedEntry reports whether a database's session was refused by the
+// server's access rules (pg_hba.conf, CONNECT privilege): an expected gap.
+func refusedEntry(err error) bool {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return pgErr.Code == "28000" || pgErr.Code == "28P01" || pgErr.Code == "42501"
+	}
+	s := err.Error()
+	return strings.Contains(s, "SQLSTATE 28000") || strings.Contains(s, "SQLSTATE 28P01") || strings.Contains(s, "SQLSTATE 42501")
+}
+
+func readDatabase(ctx context.Context, warns, errs *[]string, name string, o *Options) (snapshot.Database, error) {
 	var d snapshot.Database
 	se, err := openSession(ctx, o.Conn, name, o)
 	if err != nil {
 		return d, err
 	}
 	defer se.close(ctx)
-	rows, err := se.tx.Query(ctx, `SELECT nspname, pg_get_userbyid(nspowner), nspacl::text[] FROM pg_namespace ORDER BY nspname`)
-	if err != nil {
-		return d, fmt.Errorf("reading pg_namespace: %v", errString(err))
-	}
-	for rows.Next() {
-		var sc snapshot.Schema
-		var a []string
-		if err := rows.Scan(&sc.Name, &sc.Owner, &a); err != nil {
-			rows.Close()
-			return d, err
+	fail := func(what string, err error) (snapshot.Database, error) {
+		if st := se.stalled(); st != nil {
+			return d, fmt.Errorf("database %q: reading %s: %w", name, what, st)
 		}
-		sc.ACL, sc.ACLDefault = parseACL(warns, "schema "+sc.Name, a)
-		d.Schemas = append(d.Schemas, sc)
+		return d, fmt.Errorf("database %q: reading %s: %v", name, what, errString(err))
 	}
-	rows.Close()
-	rows, err = se.tx.Query(ctx, `SELECT e.extname, e.extversion, n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace ORDER BY 1`)
-	if err != nil {
-		return d, fmt.Errorf("reading pg_extension: %v", errString(err))
-	}
-	for rows.Next() {
-		var e snapshot.Extension
-		if err := rows.Scan(&e.Name, &e.Version, &e.Schema); err != nil {
-			rows.Close()
-			return d, err
+	err = func() error {
+		rows, err := se.tx.Query(ctx, `SELECT nspname, pg_get_userbyid(nspowner), nspacl::text[] FROM pg_namespace ORDER BY nspname`)
+		if err != nil {
+			return err
 		}
-		d.Extensions = append(d.Extensions, e)
-	}
-	rows.Close()
-	rows, err = se.tx.Query(ctx, `SELECT lanname, lanpltrusted, lanispl, pg_get_userbyid(lanowner), lanacl::text[] FROM pg_language ORDER BY 1`)
-	if err != nil {
-		return d, fmt.Errorf("reading pg_language: %v", errString(err))
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var l snapshot.Language
-		var a []string
-		if err := rows.Scan(&l.Name, &l.Trusted, &l.PL, &l.Owner, &a); err != nil {
-			return d, err
+		defer rows.Close()
+		for rows.Next() {
+			var sc snapshot.Schema
+			var a []string
+			if err := rows.Scan(&sc.Name, &sc.Owner, &a); err != nil {
+				return err
+			}
+			sc.ACL, sc.ACLDefault = parseACL(errs, fmt.Sprintf("database %q: schema %s", name, sc.Name), a)
+			d.Schemas = append(d.Schemas, sc)
 		}
-		l.ACL, l.ACLDefault = parseACL(warns, "language "+l.Name, a)
-		d.Languages = append(d.Languages, l)
+		return rows.Err()
+	}()
+	if err != nil {
+		return fail("pg_namespace", err)
 	}
-	if err := rows.Err(); err != nil {
-		return d, err
+	err = func() error {
+		rows, err := se.tx.Query(ctx, `SELECT e.extname, e.extversion, n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace ORDER BY 1`)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var e snapshot.Extension
+			if err := rows.Scan(&e.Name, &e.Version, &e.Schema); err != nil {
+				return err
+			}
+			d.Extensions = append(d.Extensions, e)
+		}
+		return rows.Err()
+	}()
+	if err != nil {
+		return fail("pg_extension", err)
 	}
-	rows.Close()
+	err = func() error {
+		rows, err := se.tx.Query(ctx, `SELECT lanname, lanpltrusted, lanispl, pg_get_userbyid(lanowner), lanacl::text[] FROM pg_language ORDER BY 1`)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var l snapshot.Language
+			var a []string
+			if err := rows.Scan(&l.Name, &l.Trusted, &l.PL, &l.Owner, &a); err != nil {
+				return err
+			}
+			l.ACL, l.ACLDefault = parseACL(errs, fmt.Sprintf("database %q: language %s", name, l.Name), a)
+			d.Languages = append(d.Languages, l)
+		}
+		return rows.Err()
+	}()
+	if err != nil {
+		return fail("pg_language", err)
+	}
 	d.Name = name
-	return d, readDatabaseCatalogs(ctx, se, &d, warns)
+	readDatabaseCatalogs(ctx, se, &d, warns, errs)
+	if st := se.stalled(); st != nil {
+		return d, fmt.Errorf("database %q: %w", name, st)
+	}
+	return d, nil
 }

@@ -2,12 +2,14 @@ package collect
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pgaegis/pgaegis/internal/pwcheck"
 	"github.com/pgaegis/pgaegis/internal/snapshot"
@@ -21,6 +23,13 @@ import (
 func checkPasswords(ctx context.Context, se *session, s *snapshot.Snapshot, budget time.Duration) {
 	if budget <= 0 {
 		s.AddGap(snapshot.GapWeakPasswords, "weak-password check disabled (--password-check-budget 0)")
+		return
+	}
+	// Verifiers are as good as passwords to an eavesdropper (an md5 hash
+	// logs in as is; a SCRAM verifier is open to an offline search): they
+	// are fetched only over a local socket or TLS that verified the server.
+	if se.transport != "unix" && se.transport != "tls-verified" {
+		s.AddGap(snapshot.GapWeakPasswords, "weak passwords were not looked for: the password verifiers are fetched only over a local unix socket or TLS with a verified server certificate (sslmode=verify-ca or verify-full), and this connection is "+transportName(se.transport))
 		return
 	}
 	type target struct {
@@ -62,7 +71,15 @@ func checkPasswords(ctx context.Context, se *session, s *snapshot.Snapshot, budg
 		return rows.Err()
 	})
 	if err != nil {
-		s.AddGap(snapshot.GapWeakPasswords, "pg_authid is readable only by superusers: weak passwords could not be looked for")
+		// Only the server's message or a fixed text: a scan error could
+		// quote the value, and the value is a verifier.
+		if isPermission(err) {
+			s.AddGap(snapshot.GapWeakPasswords, "pg_authid is readable only by superusers: weak passwords could not be looked for")
+		} else if pgMsg := pgErrorText(err); pgMsg != "" {
+			s.AddError(snapshot.GapWeakPasswords, "reading the password verifiers failed: "+pgMsg)
+		} else {
+			s.AddError(snapshot.GapWeakPasswords, "reading the password verifiers failed")
+		}
 		return
 	}
 	sort.SliceStable(targets, func(a, b int) bool { return targets[a].super && !targets[b].super })
@@ -134,4 +151,26 @@ func checkPasswords(ctx context.Context, se *session, s *snapshot.Snapshot, budg
 	if incomplete > 0 {
 		s.AddGap(snapshot.GapWeakPasswords, fmt.Sprintf("the weak-password budget (%s) ran out: %d of %d roles were not tried against the whole dictionary (raise --password-check-budget)", budget, incomplete, len(targets)))
 	}
+}
+
+func transportName(t string) string {
+	switch t {
+	case "plain":
+		return "unencrypted TCP"
+	case "tls-unverified":
+		return "TLS without verification of the server (sslmode=require or prefer)"
+	}
+	return t
+}
+
+// pgErrorText is the server's message and SQLSTATE, "" for other errors.
+func pgErrorText(err error) string {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return pgErr.Message + " (SQLSTATE " + pgErr.Code + ")"
+	}
+	if errors.Is(err, errStalled) {
+		return err.Error()
+	}
+	return ""
 }

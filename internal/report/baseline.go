@@ -83,5 +83,7 @@ func ApplyBaseline(r *Report, prev *Report, path string, failOn rules.Severity) 
 			sum.Waived++
 		}
 	}
+	// What was not seen stays unseen whatever the baseline says.
+	sum.settle(r.Summary.IncompleteReason)
 	r.Summary = sum
 }

@@ -157,7 +157,7 @@ pre { background:#f0f3f6; border-radius:5px; padding:8px 10px; white-space:pre-w
 </header>
 <main>
 <div class="cards">
-<div class="card {{if eq .R.Summary.Result "fail"}}result-fail{{else}}result-pass{{end}}"><div class="n">{{upper .R.Summary.Result}}</div><div class="l">fail-on {{.R.Summary.FailOn}}</div></div>
+<div class="card {{if eq .R.Summary.Result "pass"}}result-pass{{else}}result-fail{{end}}"><div class="n">{{upper .R.Summary.Result}}</div><div class="l">fail-on {{.R.Summary.FailOn}}</div></div>
 <div class="card"><div class="n" id="n-fail">{{.R.Summary.Fail}}</div><div class="l">failed</div></div>
 {{range .Sevs}}{{$n := index $.R.Summary.FailBySev .}}<div class="card" style="border-top:3px solid {{index $.Colors .}}"><div class="n">{{$n}}</div><div class="l">{{.}}</div></div>{{end}}
 <div class="card"><div class="n">{{.R.Summary.Pass}}</div><div class="l">passed</div></div>

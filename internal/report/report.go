@@ -5,6 +5,7 @@ package report
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"sort"
 	"time"
@@ -30,7 +31,10 @@ type Report struct {
 	// Baseline is set with --baseline: what changed since a previous report.
 	Baseline *BaselineDiff     `json:"baseline,omitempty"`
 	Gaps     map[string]string `json:"gaps,omitempty"`
-	Warnings []string          `json:"warnings,omitempty"`
+	// CollectionErrors are reads that failed (not for lack of privilege);
+	// they make the report incomplete.
+	CollectionErrors map[string]string `json:"collection_errors,omitempty"`
+	Warnings         []string          `json:"warnings,omitempty"`
 }
 
 // Summary counts findings.
@@ -43,14 +47,46 @@ type Summary struct {
 	Waived     int            `json:"waived"`
 	FailBySev  map[string]int `json:"fail_by_severity"`
 	FailOn     string         `json:"fail_on"`
-	// Result is "fail" when a failing finding is at or above FailOn.
+	// Result is "fail" when a failing finding is at or above FailOn, else
+	// "incomplete" when Incomplete, else "pass".
 	Result string `json:"result"`
+	// Incomplete is set when the audit cannot vouch for what it did not
+	// see: a read failed (CollectionErrors), the snapshot holds nothing
+	// from a server or files, or no rule of the profile could be decided.
+	// The audit then exits 2 (after writing the report).
+	Incomplete       bool   `json:"incomplete,omitempty"`
+	IncompleteReason string `json:"incomplete_reason,omitempty"`
+}
+
+// incomplete says why an audit of s with these findings cannot pass
+// ("" when it can).
+func incomplete(s *snapshot.Snapshot, findings []rules.Finding) string {
+	if n := len(s.Errors); n > 0 {
+		return fmt.Sprintf("%d collection error(s): what could not be read is reported not_checked (see collection_errors)", n)
+	}
+	if s.Server == nil && s.Config == nil && s.HBA == nil && s.Ident == nil && len(s.Files) == 0 && len(s.Settings) == 0 && len(s.Roles) == 0 {
+		return "nothing was audited: the snapshot holds no server, configuration file, hba file, setting or role"
+	}
+	for _, f := range findings {
+		if f.Status != rules.NotChecked {
+			return ""
+		}
+	}
+	return "no rule of the profile could be checked"
+}
+
+// settle sets the result from the counts and the incompleteness.
+func (sum *Summary) settle(reason string) {
+	sum.Incomplete, sum.IncompleteReason = reason != "", reason
+	if sum.Incomplete && sum.Result != "fail" {
+		sum.Result = "incomplete"
+	}
 }
 
 // Build assembles a report; findings are sorted worst first.
 func Build(s *snapshot.Snapshot, findings []rules.Finding, failOn rules.Severity) *Report {
 	r := &Report{SchemaVersion: SchemaVersion, Tool: s.Tool, ToolVersion: s.ToolVersion, Target: s.Target,
-		CollectedAt: s.CollectedAt, Findings: append([]rules.Finding(nil), findings...), Gaps: s.Gaps, Warnings: s.Warnings}
+		CollectedAt: s.CollectedAt, Findings: append([]rules.Finding(nil), findings...), Gaps: s.Gaps, CollectionErrors: s.Errors, Warnings: s.Warnings}
 	if s.Server != nil {
 		r.ServerVersion = s.Server.Version
 		r.AuditRole = s.Server.CurrentUser
@@ -76,12 +112,16 @@ func Build(s *snapshot.Snapshot, findings []rules.Finding, failOn rules.Severity
 		}
 	}
 	sum.Rules = len(ids)
+	sum.settle(incomplete(s, findings))
 	r.Summary = sum
 	return r
 }
 
 // Failed reports whether the report crosses its fail-on threshold.
 func (r *Report) Failed() bool { return r.Summary.Result == "fail" }
+
+// Incomplete reports whether the audit could not vouch for its result.
+func (r *Report) Incomplete() bool { return r.Summary.Incomplete }
 
 func statusRank(s rules.Status) int {
 	switch s {

@@ -175,8 +175,13 @@ func WriteText(w io.Writer, r *Report, o TextOptions) error {
 	result := p.c(ansiGreen+ansiBold, "PASS")
 	if r.Failed() {
 		result = p.c(ansiRed+ansiBold, "FAIL")
+	} else if r.Incomplete() {
+		result = p.c(ansiYellow+ansiBold, "INCOMPLETE")
 	}
 	fmt.Fprintf(&b, "\nresult: %s (fail-on %s)\n", result, s.FailOn)
+	if r.Incomplete() {
+		fmt.Fprintf(&b, "incomplete: %s\n", s.IncompleteReason)
+	}
 	_, err := io.WriteString(w, b.String())
 	return err
 }

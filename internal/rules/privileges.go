@@ -149,7 +149,7 @@ func init() {
 					continue
 				}
 				switch {
-				case r.ValidUntil == nil:
+				case r.ValidUntil == nil || r.ValidUntil.Infinity > 0: // VALID UNTIL 'infinity' never expires
 					c.Fail(Problem{Object: "role " + r.Name, Evidence: fmt.Sprintf("password role %q has no VALID UNTIL", r.Name), Expected: "VALID UNTIL per the rotation policy",
 						Fix: fmt.Sprintf("ALTER ROLE %s VALID UNTIL '%s';", ident(r.Name), now.AddDate(0, 6, 0).Format("2006-01-02")), FixKind: FixSQL})
 				case r.ValidUntil.Before(now):

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/pgaegis/pgaegis/internal/snapshot"
@@ -274,11 +275,193 @@ func RunProfile(s *snapshot.Snapshot, profile string) ([]Finding, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The server's view of pg_hba.conf drops quotes: where a token may be
+	// a keyword or a quoted name, every rule also runs on the quoted
+	// reading, and what differs is not a confident answer.
+	var alt *snapshot.Snapshot
+	if q := s.HBA.QuotedReading(); q != nil {
+		c := *s
+		c.HBA = q
+		alt = &c
+	}
 	var out []Finding
 	for _, r := range rs {
-		out = append(out, runOne(r, s, profile)...)
+		fs := runOne(r, s, profile)
+		if alt != nil {
+			fs = reconcile(fs, runOne(r, alt, profile), func(f Finding) string { return ambiguityReason(s.HBA, f.Location) })
+		}
+		out = append(out, withErrors(r, s, fs)...)
 	}
 	return out, nil
+}
+
+// reconcile keeps the findings both readings agree on. Where they
+// differ, a place that fails under both readings still fails, with the
+// quoted reading's fix (a quoted name is narrower than the keyword, so
+// that fix never widens access) and the doubt in the evidence; any other
+// difference is reported not checked, so no pass rests on a guess.
+func reconcile(a, b []Finding, reason func(Finding) string) []Finding {
+	sig := func(f Finding) string {
+		return strings.Join([]string{string(f.Status), f.Object, f.Location, f.Evidence, f.Expected, f.Fix, f.Severity.String()}, "\x00")
+	}
+	// The same place under both readings (the object names the line as
+	// each reading renders it, the location does not change).
+	place := func(f Finding) string {
+		if f.Location != "" {
+			return "@" + f.Location
+		}
+		return f.Object
+	}
+	count := map[string]int{}
+	for _, f := range b {
+		count[sig(f)]++
+	}
+	var out []Finding
+	type pair struct{ a, b *Finding }
+	diff := map[string]*pair{}
+	var order []string
+	note := func(f Finding, side int) {
+		k := place(f)
+		p, ok := diff[k]
+		if !ok {
+			p = &pair{}
+			diff[k] = p
+			order = append(order, k)
+		}
+		if side == 0 && (p.a == nil || f.Status == Fail) {
+			p.a = &f
+		}
+		if side == 1 && (p.b == nil || f.Status == Fail) {
+			p.b = &f
+		}
+	}
+	for _, f := range a {
+		if k := sig(f); count[k] > 0 {
+			count[k]--
+			out = append(out, f)
+			continue
+		}
+		note(f, 0)
+	}
+	for _, f := range b {
+		if k := sig(f); count[k] > 0 {
+			count[k]--
+			note(f, 1)
+		}
+	}
+	for _, k := range order {
+		p := diff[k]
+		if p.a != nil && p.b != nil && p.a.Status == Fail && p.b.Status == Fail {
+			f := *p.b
+			f.Evidence += "\n(" + reason(f) + "; the fix keeps the quoted reading, which never widens access)"
+			out = append(out, f)
+			continue
+		}
+		f := p.a
+		if f == nil {
+			f = p.b
+		}
+		out = append(out, Finding{Rule: f.Rule, Status: NotChecked, Severity: f.Severity, Title: f.Title, Area: f.Area,
+			Object: f.Object, Location: f.Location, Reason: reason(*f), References: f.References})
+	}
+	return out
+}
+
+// ambiguityReason names the ambiguous tokens of the finding's line (its
+// location ends in :N), or of the whole file for a finding about no line.
+func ambiguityReason(h *snapshot.HBA, location string) string {
+	line := -1
+	if i := strings.LastIndexByte(location, ':'); i >= 0 {
+		if n, err := strconv.Atoi(location[i+1:]); err == nil {
+			line = n
+		}
+	}
+	onLine := false
+	for _, a := range h.Ambiguous {
+		onLine = onLine || a.Line == line
+	}
+	var parts []string
+	seen := map[string]bool{}
+	for _, a := range h.Ambiguous {
+		if onLine && a.Line != line {
+			continue
+		}
+		p := fmt.Sprintf("line %d %s %s", a.Line, a.Field, a.Value)
+		if !seen[p] {
+			seen[p] = true
+			parts = append(parts, p)
+		}
+		if len(parts) == 5 {
+			parts = append(parts, "…")
+			break
+		}
+	}
+	return "uncertain: the server's view of pg_hba.conf (pg_hba_file_rules) does not show quoting, and the result differs between reading " +
+		strings.Join(parts, ", ") + " as a keyword and as a quoted name; audit the file itself (on the database host, or --hba-file) to decide"
+}
+
+// errorAreas maps the snapshot keys of collection errors to the areas of
+// rules that read that data. A key not listed affects every area.
+var errorAreas = map[string][]string{
+	snapshot.GapRoles:         {AreaRoles, AreaAuth, AreaNetwork},
+	snapshot.GapMemberships:   {AreaRoles, AreaAuth, AreaNetwork},
+	snapshot.GapPasswords:     {AreaRoles, AreaAuth},
+	snapshot.GapWeakPasswords: {AreaRoles, AreaAuth},
+	snapshot.GapHBA:           {AreaAuth, AreaNetwork, AreaTLS, AreaRoles},
+	snapshot.GapIdent:         {AreaAuth},
+	"role_settings":           {AreaRoles, AreaAuth, AreaLogging, AreaHardening},
+	snapshot.GapDatabases:     {AreaRoles, AreaHardening},
+	"catalog":                 {AreaRoles, AreaHardening, AreaLogging},
+}
+
+func errorAffects(key, area string) bool {
+	areas, ok := errorAreas[key]
+	if !ok {
+		if i := strings.IndexByte(key, '.'); i > 0 {
+			areas, ok = errorAreas[key[:i]]
+		}
+	}
+	if !ok {
+		return true
+	}
+	for _, a := range areas {
+		if a == area {
+			return true
+		}
+	}
+	return false
+}
+
+// withErrors makes the passes of a rule whose inputs failed to be read
+// not checked, with the error: a broken query is never a pass. Failures
+// found in what was read stay failures.
+func withErrors(r *Rule, s *snapshot.Snapshot, fs []Finding) []Finding {
+	if len(s.Errors) == 0 {
+		return fs
+	}
+	var keys []string
+	for k := range s.Errors {
+		if errorAffects(k, r.Area) {
+			keys = append(keys, k)
+		}
+	}
+	if len(keys) == 0 {
+		return fs
+	}
+	sort.Strings(keys)
+	var msgs []string
+	for _, k := range keys {
+		msgs = append(msgs, s.Errors[k])
+	}
+	reason := "collection error: " + strings.Join(msgs, "; ")
+	out := make([]Finding, 0, len(fs))
+	for _, f := range fs {
+		if f.Status == Pass {
+			f.Status, f.Reason, f.Evidence = NotChecked, reason, ""
+		}
+		out = append(out, f)
+	}
+	return out
 }
 
 func runOne(r *Rule, s *snapshot.Snapshot, profile string) (fs []Finding) {

@@ -55,8 +55,13 @@ type Snapshot struct {
 	// load (name -> default version).
 	AvailableExtensions map[string]string `json:"available_extensions,omitempty"`
 	Gaps                map[string]string `json:"gaps,omitempty"`
-	Warnings            []string          `json:"warnings,omitempty"`
-	index               map[string]*Role
+	// Errors are the gaps that come from a failure (a query or a scan that
+	// broke, a stalled server) rather than from missing privileges or
+	// files: an audit with errors is incomplete and exits 2. Every key
+	// here is in Gaps too, so rules that need it report not_checked.
+	Errors   map[string]string `json:"collection_errors,omitempty"`
+	Warnings []string          `json:"warnings,omitempty"`
+	index    map[string]*Role
 }
 
 // Target describes what was audited; connection details are redacted.
@@ -123,12 +128,72 @@ type ConfigError struct {
 
 // HBA is the client authentication file.
 type HBA struct {
-	// Source is "file" (parsed by us, exact) or "pg_hba_file_rules" (the
-	// server's view: quoting of names is not visible there).
+	// Source is "file" (parsed by us, exact), "pg_hba_file_rules" (the
+	// server's view: quoting of names is not visible there, see Ambiguous)
+	// or "pg_hba_file_rules+file" (the view, with the quoting taken from
+	// the file read through the server).
 	Source string           `json:"source"`
 	Path   string           `json:"path,omitempty"`
 	Rules  []hba.Rule       `json:"rules"`
 	Errors []hba.ParseError `json:"errors,omitempty"`
+	// Ambiguous lists the tokens of a server-view file that read as a
+	// keyword ("all", "+group", ...) but may have been quoted names: the
+	// view drops quotes. Rules carry the keyword reading; the registry
+	// re-runs the rules with the quoted reading and reports what differs
+	// as not checked.
+	Ambiguous []AmbiguousToken `json:"ambiguous_tokens,omitempty"`
+}
+
+// AmbiguousToken is one token whose quoting the server's view hides.
+type AmbiguousToken struct {
+	Line  int    `json:"line"`
+	Field string `json:"field"` // "database" or "user"
+	Value string `json:"value"`
+}
+
+// QuotedReading returns a copy of h where every ambiguous token is read
+// as a quoted name (nil when nothing is ambiguous).
+func (h *HBA) QuotedReading() *HBA {
+	if h == nil || len(h.Ambiguous) == 0 {
+		return nil
+	}
+	amb := map[AmbiguousToken]bool{}
+	for _, a := range h.Ambiguous {
+		amb[a] = true
+	}
+	c := *h
+	c.Rules = make([]hba.Rule, len(h.Rules))
+	for i, r := range h.Rules {
+		prefix := r.Type + " " + joinTokens(r.Databases) + " " + joinTokens(r.Users)
+		r.Databases = quoteTokens(r.Databases, r.Line, "database", amb)
+		r.Users = quoteTokens(r.Users, r.Line, "user", amb)
+		// The rendered line is what fixes and objects quote: it must show
+		// the reading too.
+		if strings.HasPrefix(r.Text, prefix) {
+			r.Text = r.Type + " " + joinTokens(r.Databases) + " " + joinTokens(r.Users) + r.Text[len(prefix):]
+		}
+		c.Rules[i] = r
+	}
+	return &c
+}
+
+func joinTokens(ts []hba.Token) string {
+	parts := make([]string, len(ts))
+	for i, t := range ts {
+		parts[i] = t.String()
+	}
+	return strings.Join(parts, ",")
+}
+
+func quoteTokens(ts []hba.Token, line int, field string, amb map[AmbiguousToken]bool) []hba.Token {
+	out := make([]hba.Token, len(ts))
+	for i, t := range ts {
+		if amb[AmbiguousToken{line, field, t.Value}] {
+			t.Quoted = true
+		}
+		out[i] = t
+	}
+	return out
 }
 
 // Ident is the user name map file.
@@ -149,17 +214,19 @@ const (
 
 // Role is a cluster role and its attributes.
 type Role struct {
-	OID         uint32     `json:"oid"`
-	Name        string     `json:"name"`
-	Superuser   bool       `json:"superuser"`
-	Inherit     bool       `json:"inherit"`
-	CreateRole  bool       `json:"createrole"`
-	CreateDB    bool       `json:"createdb"`
-	CanLogin    bool       `json:"login"`
-	Replication bool       `json:"replication"`
-	BypassRLS   bool       `json:"bypassrls"`
-	ConnLimit   int        `json:"connection_limit"`
-	ValidUntil  *time.Time `json:"valid_until,omitempty"`
+	OID         uint32 `json:"oid"`
+	Name        string `json:"name"`
+	Superuser   bool   `json:"superuser"`
+	Inherit     bool   `json:"inherit"`
+	CreateRole  bool   `json:"createrole"`
+	CreateDB    bool   `json:"createdb"`
+	CanLogin    bool   `json:"login"`
+	Replication bool   `json:"replication"`
+	BypassRLS   bool   `json:"bypassrls"`
+	ConnLimit   int    `json:"connection_limit"`
+	// ValidUntil is rolvaliduntil: nil when NULL (no expiry set); the
+	// server also allows 'infinity' and '-infinity', kept as such.
+	ValidUntil *Timestamp `json:"valid_until,omitempty"`
 	// Password is the kind of stored verifier; empty when unknown (needs
 	// superuser to read pg_authid).
 	Password string   `json:"password,omitempty"`
@@ -167,6 +234,65 @@ type Role struct {
 	// WeakPassword says how the password was guessed offline ("" when it
 	// was not); the password itself is never recorded.
 	WeakPassword string `json:"weak_password,omitempty"`
+}
+
+// Timestamp is a timestamptz that may be 'infinity' or '-infinity'. Its
+// JSON form is an RFC 3339 string or the word "infinity"/"-infinity".
+// Time is set for the infinities too (far future, far past), so that
+// comparisons with Before/After stay meaningful.
+type Timestamp struct {
+	time.Time
+	// Infinity is +1 for 'infinity', -1 for '-infinity', 0 otherwise.
+	Infinity int
+}
+
+var (
+	farFuture = time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC)
+	farPast   = time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC)
+)
+
+// InfiniteTimestamp returns 'infinity' (sign > 0) or '-infinity'.
+func InfiniteTimestamp(sign int) *Timestamp {
+	if sign > 0 {
+		return &Timestamp{Time: farFuture, Infinity: 1}
+	}
+	return &Timestamp{Time: farPast, Infinity: -1}
+}
+
+// String renders the timestamp as the server would name it.
+func (t Timestamp) String() string {
+	switch {
+	case t.Infinity > 0:
+		return "infinity"
+	case t.Infinity < 0:
+		return "-infinity"
+	}
+	return t.Time.Format(time.RFC3339)
+}
+
+// MarshalJSON writes RFC 3339 or "infinity"/"-infinity".
+func (t Timestamp) MarshalJSON() ([]byte, error) { return json.Marshal(t.String()) }
+
+// UnmarshalJSON reads what MarshalJSON writes.
+func (t *Timestamp) UnmarshalJSON(b []byte) error {
+	var v string
+	if err := json.Unmarshal(b, &v); err != nil {
+		return fmt.Errorf("timestamp: %v", err)
+	}
+	switch v {
+	case "infinity":
+		*t = *InfiniteTimestamp(1)
+		return nil
+	case "-infinity":
+		*t = *InfiniteTimestamp(-1)
+		return nil
+	}
+	tm, err := time.Parse(time.RFC3339Nano, v)
+	if err != nil {
+		return fmt.Errorf("timestamp %q: %v", v, err)
+	}
+	*t = Timestamp{Time: tm}
+	return nil
 }
 
 // Predefined reports whether the role is one of the server's pg_* roles.
@@ -311,6 +437,27 @@ func (s *Snapshot) AddGap(key, reason string) {
 	if _, ok := s.Gaps[key]; !ok {
 		s.Gaps[key] = reason
 	}
+}
+
+// AddError records that reading key failed (not for lack of privilege):
+// it is a gap for the rules and an error for the audit's result.
+func (s *Snapshot) AddError(key, reason string) {
+	if s.Errors == nil {
+		s.Errors = map[string]string{}
+	}
+	// Several failures under one key (a database, the catalog ACLs) are
+	// all kept, within reason.
+	if prev, ok := s.Errors[key]; !ok {
+		s.Errors[key] = reason
+	} else if !strings.Contains(prev, reason) && len(prev) < 4000 {
+		s.Errors[key] = prev + "; " + reason
+	}
+	reason = s.Errors[key]
+	if s.Gaps == nil {
+		s.Gaps = map[string]string{}
+	}
+	// An error outranks a permission gap recorded earlier for the key.
+	s.Gaps[key] = reason
 }
 
 // Gap returns why key could not be seen ("" when it was).
