@@ -609,7 +609,7 @@ func init() {
 						}
 						if (p.Command == "*" || p.Command == "a" || p.Command == "w") && p.WithCheck == "" && p.Using == "" {
 							c.Fail(Problem{Object: obj, Evidence: fmt.Sprintf("write policy %q on %s has no USING or WITH CHECK", p.Name, qn),
-								Expected: "WITH CHECK on the tenant condition", Fix: fmt.Sprintf("ALTER POLICY %s ON %s WITH CHECK (<tenant condition>);    -- in database %s", quote.Ident(p.Name), qn, quote.Ident(d.Name)), FixKind: FixSQL, Severity: Low, SevSet: true})
+								Expected: "WITH CHECK on the tenant condition", Fix: fmt.Sprintf("ALTER POLICY %s ON %s WITH CHECK (<tenant condition>);    -- in database %s", quote.Ident(p.Name), qn, quote.Ident(d.Name)), FixKind: FixSQL, Database: d.Name, Severity: Low, SevSet: true})
 						}
 					}
 					if t.Enabled && !t.Forced {
@@ -743,7 +743,7 @@ func init() {
 						obj := fmt.Sprintf("user mapping %s for %s in %s", fs.Name, m.User, d.Name)
 						if m.PasswordOptional {
 							c.Fail(Problem{Object: obj, Severity: High, SevSet: true, Evidence: fmt.Sprintf("user mapping for %s on %s sets password_required=false", m.User, fs.Name),
-								Expected: "password_required left on for non-superusers", Fix: fmt.Sprintf("ALTER USER MAPPING FOR %s SERVER %s OPTIONS (DROP password_required);", granteeSQL(m.User), quote.Ident(fs.Name)), FixKind: FixSQL})
+								Expected: "password_required left on for non-superusers", Fix: fmt.Sprintf("ALTER USER MAPPING FOR %s SERVER %s OPTIONS (DROP password_required);    -- in database %s", granteeSQL(m.User), quote.Ident(fs.Name), quote.Ident(d.Name)), FixKind: FixSQL, Database: d.Name})
 						}
 						for _, n := range m.OptionNames {
 							if n == "password" {
