@@ -2,6 +2,7 @@ package privileges
 
 import (
 	"fmt"
+	"github.com/pgaegis/pgaegis/internal/quote"
 	"strings"
 
 	"github.com/pgaegis/pgaegis/internal/snapshot"
@@ -100,7 +101,7 @@ func (m *Model) Escalations(s *snapshot.Snapshot) []Chain {
 		if a := attrs[r.Name]; a.CreateRole && m.Version > 0 && m.Version < 16 {
 			out = append(out, Chain{Role: r.Name, Gains: osRoles["pg_execute_server_program"], Kind: "createrole", Object: "role " + r.Name, Name: r.Name,
 				Steps: []Step{{What: "CREATEROLE", Evidence: fmt.Sprintf("%s has CREATEROLE on PostgreSQL %d", r.Name, m.Version)},
-					{What: "GRANT pg_execute_server_program TO " + r.Name, Evidence: "before 16 CREATEROLE may grant any non-superuser role, the predefined OS roles included"}}})
+					{What: "GRANT pg_execute_server_program TO " + quote.Ident(r.Name), Evidence: "before 16 CREATEROLE may grant any non-superuser role, the predefined OS roles included"}}})
 		}
 	}
 	for _, d := range s.Databases {
