@@ -508,3 +508,24 @@ func TestService(t *testing.T) {
 }
 
 func localpgOptions() localpg.Options { return localpg.Options{} }
+
+// FuzzOneLine: whatever the input, no quoter lets a line break, control or
+// bidi character through raw, and Args never panics.
+func FuzzOneLine(f *testing.F) {
+	for _, s := range hostileNames(50) {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		assertOneLine(t, "Ident", s, Ident(s))
+		assertOneLine(t, "Literal", s, Literal(s))
+		if q, err := ConfValue(s); err == nil {
+			assertOneLine(t, "ConfValue", s, q)
+		}
+		if q, err := HBAToken(s); err == nil {
+			assertOneLine(t, "HBAToken", s, q)
+		}
+		if q, err := Args(s); err == nil {
+			assertOneLine(t, "Args", s, q)
+		}
+	})
+}
