@@ -43,7 +43,9 @@ var qi = quote.Ident
 func setupHostile(t *testing.T, srv *localpg.Server) {
 	t.Helper()
 	ctx := context.Background()
-	var global []string
+	// md5 verifiers, so that the verifier rule prints its psql fix for
+	// every hostile role.
+	global := []string{"SET password_encryption = 'md5'"}
 	for i, r := range hostileRoles {
 		attrs := "LOGIN PASSWORD 'Aa1-not-weak-" + fmt.Sprint(i) + "'"
 		switch i {
@@ -410,7 +412,34 @@ func checkHostileHBAFixes(t *testing.T, findings []Finding) {
 // and each path stays one argument: the command is replaced by printf.
 func checkHostileShellFixes(t *testing.T, findings []Finding) {
 	t.Helper()
-	_ = findings // the live findings have the server's own (plain) paths
+	// The live findings' shell fixes carry role names (psql \password):
+	// the -c argument must come back as one word naming exactly the role,
+	// and a name psql cannot take gets an explanation, not a command.
+	psqlFixes := 0
+	for _, f := range findings {
+		if f.Status != Fail || f.FixKind != FixShell || !strings.HasPrefix(f.Object, "role ") {
+			continue
+		}
+		role := strings.TrimPrefix(f.Object, "role ")
+		if strings.HasPrefix(quote.Ident(role), "U&") {
+			if !strings.HasPrefix(f.Fix, "# ") {
+				t.Errorf("%s: a command for a role psql cannot name: %q", f.Rule, f.Fix)
+			}
+			continue
+		}
+		rest, ok := strings.CutPrefix(f.Fix, "psql -c ")
+		if !ok {
+			continue
+		}
+		psqlFixes++
+		out, err := exec.Command("sh", "-c", "printf '%s\\0' "+rest).Output()
+		if err != nil || string(out) != `\password `+quote.Ident(role)+"\x00" {
+			t.Errorf("%s: fix %q passes %q to psql (%v)", f.Rule, f.Fix, out, err)
+		}
+	}
+	if psqlFixes == 0 {
+		t.Error("no psql fix for the hostile roles")
+	}
 	dir := t.TempDir()
 	hostile := filepath.Join(dir, "d'ir\n$(touch pwned) `touch pwned2`;rm -rf x #")
 	if err := os.MkdirAll(hostile, 0o777); err != nil {

@@ -90,7 +90,7 @@ func init() {
 				}
 				c.Fail(Problem{Object: "role " + r.Name, Evidence: fmt.Sprintf("the password of %q is %s (found offline from its verifier; not shown)", r.Name, r.WeakPassword),
 					Expected: "a long random password, or certificate/GSS authentication", Severity: sev, SevSet: true,
-					Fix: fmt.Sprintf("psql -c %s    # set a new random password (hashed client-side)", quote.Shell(`\password `+quote.Ident(r.Name))), FixKind: FixShell})
+					Fix: passwordFix(r.Name, "set a new random password (hashed client-side)"), FixKind: FixShell})
 			}
 			if g := c.S.Gap(snapshot.GapWeakPasswords); g != "" {
 				c.NotChecked("pg_authid", g)
@@ -944,6 +944,19 @@ func init() {
 			c.checkMode(f, true, 0o640)
 		},
 	})
+}
+
+// passwordFix is the psql command that sets a role's password with the
+// hash made client-side. psql's \password reads its argument as an SQL
+// name in double quotes but knows no U&"..." form, so a role whose name
+// holds a control character gets an explanation instead of a command that
+// would name another role.
+func passwordFix(role, why string) string {
+	id := quote.Ident(role)
+	if strings.HasPrefix(id, "U&") {
+		return "# role " + id + " has control characters in its name, which psql's \\password cannot take: rename it (ALTER ROLE " + id + " RENAME TO ...), then set its password with \\password"
+	}
+	return fmt.Sprintf("psql -c %s    # %s", quote.Shell(`\password `+id), why)
 }
 
 // paramSQL renders a parameter name for GRANT/REVOKE ... ON PARAMETER: a

@@ -207,7 +207,7 @@ func init() {
 					}
 					c.Fail(Problem{Object: "role " + r.Name, Evidence: fmt.Sprintf("role %q has a %s password verifier in pg_authid", r.Name, r.Password),
 						Expected: "a SCRAM-SHA-256 verifier (or no password for peer/cert-only roles)",
-						Fix:      fmt.Sprintf("psql -c %s    # with password_encryption = scram-sha-256; the new password is hashed client-side", quote.Shell(`\password `+quote.Ident(r.Name))),
+						Fix:      passwordFix(r.Name, "with password_encryption = scram-sha-256; the new password is hashed client-side"),
 						FixKind:  FixShell, Severity: sev, SevSet: true})
 				}
 			}
