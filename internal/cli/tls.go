@@ -4,8 +4,6 @@ import (
 	"context"
 	"crypto/x509"
 	"fmt"
-	"github.com/pgaegis/pgaegis/internal/quote"
-	"github.com/pgaegis/pgaegis/internal/textsafe"
 	"net"
 	"os"
 	"path/filepath"
@@ -13,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pgaegis/pgaegis/internal/quote"
+	"github.com/pgaegis/pgaegis/internal/textsafe"
 	"github.com/pgaegis/pgaegis/internal/tlsca"
 	"github.com/pgaegis/pgaegis/internal/tlsprobe"
 )

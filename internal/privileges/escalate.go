@@ -2,9 +2,9 @@ package privileges
 
 import (
 	"fmt"
-	"github.com/pgaegis/pgaegis/internal/quote"
 	"strings"
 
+	"github.com/pgaegis/pgaegis/internal/quote"
 	"github.com/pgaegis/pgaegis/internal/snapshot"
 )
 

@@ -2,13 +2,13 @@ package rules
 
 import (
 	"fmt"
-	"github.com/pgaegis/pgaegis/internal/quote"
-	"github.com/pgaegis/pgaegis/internal/textsafe"
 	"net/netip"
 	"strings"
 
 	"github.com/pgaegis/pgaegis/internal/hba"
+	"github.com/pgaegis/pgaegis/internal/quote"
 	"github.com/pgaegis/pgaegis/internal/snapshot"
+	"github.com/pgaegis/pgaegis/internal/textsafe"
 )
 
 // hbaRules returns the pg_hba.conf rules, or reports the rule as not

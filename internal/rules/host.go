@@ -2,12 +2,12 @@ package rules
 
 import (
 	"fmt"
-	"github.com/pgaegis/pgaegis/internal/quote"
 	"regexp"
 	"sort"
 	"strconv"
 	"strings"
 
+	"github.com/pgaegis/pgaegis/internal/quote"
 	"github.com/pgaegis/pgaegis/internal/snapshot"
 )
 

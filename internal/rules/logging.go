@@ -2,10 +2,10 @@ package rules
 
 import (
 	"fmt"
-	"github.com/pgaegis/pgaegis/internal/quote"
 	"strings"
 
 	"github.com/pgaegis/pgaegis/internal/guc"
+	"github.com/pgaegis/pgaegis/internal/quote"
 	"github.com/pgaegis/pgaegis/internal/snapshot"
 )
 

@@ -2,8 +2,6 @@ package rules
 
 import (
 	"fmt"
-	"github.com/pgaegis/pgaegis/internal/quote"
-	"github.com/pgaegis/pgaegis/internal/textsafe"
 	"net/netip"
 	"sort"
 	"strings"
@@ -11,7 +9,9 @@ import (
 
 	"github.com/pgaegis/pgaegis/internal/acl"
 	"github.com/pgaegis/pgaegis/internal/privileges"
+	"github.com/pgaegis/pgaegis/internal/quote"
 	"github.com/pgaegis/pgaegis/internal/snapshot"
+	"github.com/pgaegis/pgaegis/internal/textsafe"
 )
 
 // databases returns the databases whose insides were read, reporting the

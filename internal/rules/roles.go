@@ -2,11 +2,11 @@ package rules
 
 import (
 	"fmt"
-	"github.com/pgaegis/pgaegis/internal/quote"
 	"sort"
 	"strings"
 
 	"github.com/pgaegis/pgaegis/internal/acl"
+	"github.com/pgaegis/pgaegis/internal/quote"
 	"github.com/pgaegis/pgaegis/internal/snapshot"
 )
 

@@ -2,11 +2,11 @@ package rules
 
 import (
 	"fmt"
-	"github.com/pgaegis/pgaegis/internal/quote"
-	"github.com/pgaegis/pgaegis/internal/textsafe"
 
 	"github.com/pgaegis/pgaegis/internal/guc"
+	"github.com/pgaegis/pgaegis/internal/quote"
 	"github.com/pgaegis/pgaegis/internal/snapshot"
+	"github.com/pgaegis/pgaegis/internal/textsafe"
 )
 
 // setting returns a setting, or reports the rule as not checked (with the
