@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pgaegis/pgaegis/internal/quote"
+	"github.com/pgaegis/pgaegis/internal/textsafe"
 	"github.com/pgaegis/pgaegis/internal/tlsca"
 	"github.com/pgaegis/pgaegis/internal/tlsprobe"
 )
@@ -131,7 +133,7 @@ func tlsIssue(env *Env, kind string, args []string) (int, error) {
 	snippets := snippetsFor(kind, ca, is, req, *serverCA)
 	if *passFile != "" {
 		abs, _ := filepath.Abs(*passFile)
-		snippets["postgresql.conf"] += fmt.Sprintf("ssl_passphrase_command = 'cat %s'    # the file owned by postgres, 0600\nssl_passphrase_command_supports_reload = on\n", abs)
+		snippets["postgresql.conf"] += fmt.Sprintf("ssl_passphrase_command = %s    # the file owned by postgres, 0600\nssl_passphrase_command_supports_reload = on\n", confValue("cat "+quote.Shell(abs)))
 	}
 	keys := make([]string, 0, len(snippets))
 	for k := range snippets {
@@ -159,19 +161,31 @@ func firstOf(hosts, ips []string) string {
 	return ips[0]
 }
 
+// confValue quotes a postgresql.conf value; a value the format cannot hold
+// (only NUL, which no path holds) becomes a placeholder the server rejects.
+func confValue(v string) string {
+	q, err := quote.ConfValue(v)
+	if err != nil {
+		return "<" + err.Error() + ">"
+	}
+	return q
+}
+
 // snippetsFor renders the configuration that goes with a certificate.
+// Paths and names come from the command line and the certificate's CN (a
+// role name), so each goes through the quoting of the file it lands in.
 func snippetsFor(kind string, ca *tlsca.CA, is *tlsca.Issued, req tlsca.Request, serverCA string) map[string]string {
 	abs := func(p string) string { a, _ := filepath.Abs(p); return a }
 	if kind == "server" {
 		return map[string]string{
 			"postgresql.conf": fmt.Sprintf(`ssl = on
-ssl_cert_file = '%s'
-ssl_key_file = '%s'        # owned by the server's OS user, mode 0600
+ssl_cert_file = %s
+ssl_key_file = %s        # owned by the server's OS user, mode 0600
 ssl_ca_file = '<client CA>/ca.crt'     # to verify client certificates
 ssl_crl_file = '<client CA>/ca.crl'
 ssl_min_protocol_version = 'TLSv1.2'   # TLSv1.3 for CIS PostgreSQL 17
 ssl_ciphers = 'HIGH:!aNULL:!MD5:!3DES:!RC4:!SHA1'
-`, abs(is.CertFile), abs(is.KeyFile)),
+`, confValue(abs(is.CertFile)), confValue(abs(is.KeyFile))),
 			"pg_hba.conf": `# client certificates: CN = role name
 hostssl all all 10.0.0.0/8 cert
 # or password plus certificate
@@ -179,15 +193,29 @@ hostssl all all 10.0.0.0/8 scram-sha-256 clientcert=verify-full
 host    all all 0.0.0.0/0 reject
 host    all all ::/0      reject
 `,
-			"shell": fmt.Sprintf("chown postgres:postgres %s && chmod 0600 %s    # then SELECT pg_reload_conf();\n", abs(is.KeyFile), abs(is.KeyFile)),
+			"shell": fmt.Sprintf("chown postgres:postgres %s && chmod 0600 %s    # then SELECT pg_reload_conf();\n", quote.Shell(abs(is.KeyFile)), quote.Shell(abs(is.KeyFile))),
 		}
 	}
 	root := serverCA
 	if root == "" {
 		root = "<server CA>/ca.crt"
+	} else {
+		root = abs(root)
+	}
+	section, err := quote.ServiceName(req.CommonName)
+	vals := []string{req.CommonName, root, abs(is.CertFile), abs(is.KeyFile)}
+	for _, v := range vals {
+		if err == nil {
+			_, err = quote.ServiceValue(v)
+		}
+	}
+	if err != nil {
+		// libpq's service file has no quoting: say so rather than print an
+		// entry that would be read as something else.
+		return map[string]string{"pg_service.conf": "# no service entry: " + textsafe.String(err.Error()) + "; pass the settings as connection options instead\n"}
 	}
 	return map[string]string{
-		"pg_service.conf": fmt.Sprintf(`[%s]
+		"pg_service.conf": fmt.Sprintf(`%s
 host=<server name on its certificate>
 dbname=<database>
 user=%s
@@ -195,7 +223,7 @@ sslmode=verify-full
 sslrootcert=%s
 sslcert=%s
 sslkey=%s
-`, req.CommonName, req.CommonName, root, abs(is.CertFile), abs(is.KeyFile)),
+`, section, vals[0], vals[1], vals[2], vals[3]),
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/pgaegis/pgaegis/internal/quote"
 	"github.com/pgaegis/pgaegis/internal/snapshot"
 )
 
@@ -21,6 +22,12 @@ type Chain struct {
 	Kind   string `json:"kind"`  // membership, createrole, security-definer, language, parameter
 	Steps  []Step `json:"steps"`
 	Object string `json:"object,omitempty"`
+	// The object again, structured, for fixes: Object is for people, and
+	// re-parsing it would split a schema named "a.b" in the wrong place.
+	Database string `json:"database,omitempty"`
+	Schema   string `json:"schema,omitempty"`
+	Name     string `json:"name,omitempty"` // role, function, language or parameter name
+	Args     string `json:"args,omitempty"` // function identity arguments, as the server renders them
 }
 
 // osRoles are predefined roles that reach the host.
@@ -87,14 +94,14 @@ func (m *Model) Escalations(s *snapshot.Snapshot) []Chain {
 			if !viaSet {
 				how = "inherits " + t.Name
 			}
-			out = append(out, Chain{Role: r.Name, Gains: gain, Kind: "membership", Object: "role " + t.Name,
+			out = append(out, Chain{Role: r.Name, Gains: gain, Kind: "membership", Object: "role " + t.Name, Name: t.Name,
 				Steps: []Step{{What: "membership", Evidence: strings.Join(path, " → ")}, {What: how, Evidence: fmt.Sprintf("%s is %s", t.Name, gainWord(t.Super, gain))}}})
 		}
 		// 2. CREATEROLE before 16 can grant itself any non-superuser role.
 		if a := attrs[r.Name]; a.CreateRole && m.Version > 0 && m.Version < 16 {
-			out = append(out, Chain{Role: r.Name, Gains: osRoles["pg_execute_server_program"], Kind: "createrole", Object: "role " + r.Name,
+			out = append(out, Chain{Role: r.Name, Gains: osRoles["pg_execute_server_program"], Kind: "createrole", Object: "role " + r.Name, Name: r.Name,
 				Steps: []Step{{What: "CREATEROLE", Evidence: fmt.Sprintf("%s has CREATEROLE on PostgreSQL %d", r.Name, m.Version)},
-					{What: "GRANT pg_execute_server_program TO " + r.Name, Evidence: "before 16 CREATEROLE may grant any non-superuser role, the predefined OS roles included"}}})
+					{What: "GRANT pg_execute_server_program TO " + quote.Ident(r.Name), Evidence: "before 16 CREATEROLE may grant any non-superuser role, the predefined OS roles included"}}})
 		}
 	}
 	for _, d := range s.Databases {
@@ -191,6 +198,7 @@ func (m *Model) secdefChains(s *snapshot.Snapshot, d *snapshot.Database) []Chain
 				continue
 			}
 			out = append(out, Chain{Role: r.Name, Gains: "superuser", Kind: "security-definer", Object: fmt.Sprintf("function %s.%s", d.Name, f.Signature()),
+				Database: d.Name, Schema: f.Schema, Name: f.Name, Args: f.Args,
 				Steps: []Step{{What: "EXECUTE " + f.Signature(), Evidence: fmt.Sprintf("%s (database %s)", ex.Text, d.Name)},
 					{What: "SECURITY DEFINER", Evidence: fmt.Sprintf("runs as its owner %s, a superuser", f.Owner)}, weak}})
 		}
@@ -232,6 +240,7 @@ func (m *Model) languageChains(d *snapshot.Database) []Chain {
 			}
 			if u := m.Check(ri, Language, la, Usage, false); u.Allowed {
 				out = append(out, Chain{Role: r.Name, Gains: "OS command execution (functions in " + l.Name + ")", Kind: "language", Object: fmt.Sprintf("language %s.%s", d.Name, l.Name),
+					Database: d.Name, Name: l.Name,
 					Steps: []Step{{What: "USAGE ON LANGUAGE " + l.Name, Evidence: u.Text}, {What: "untrusted language marked trusted", Evidence: l.Name + " has lanpltrusted = true in database " + d.Name}}})
 			}
 		}
@@ -257,7 +266,7 @@ func (m *Model) parameterChains(s *snapshot.Snapshot) []Chain {
 			if dangerousParams[strings.ToLower(p.Name)] {
 				gain = "OS command execution (through " + p.Name + ")"
 			}
-			out = append(out, Chain{Role: r.Name, Gains: gain, Kind: "parameter", Object: "parameter " + p.Name,
+			out = append(out, Chain{Role: r.Name, Gains: gain, Kind: "parameter", Object: "parameter " + p.Name, Name: p.Name,
 				Steps: []Step{{What: "ALTER SYSTEM SET " + p.Name, Evidence: res.Text}}})
 		}
 	}

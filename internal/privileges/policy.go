@@ -4,12 +4,11 @@ import (
 	"bytes"
 	"fmt"
 	"sort"
-	"strings"
 
-	"github.com/jackc/pgx/v5"
 	"gopkg.in/yaml.v3"
 
 	"github.com/pgaegis/pgaegis/internal/acl"
+	"github.com/pgaegis/pgaegis/internal/quote"
 	"github.com/pgaegis/pgaegis/internal/safefile"
 	"github.com/pgaegis/pgaegis/internal/snapshot"
 )
@@ -135,6 +134,9 @@ func CheckPolicy(p *Policy, s *snapshot.Snapshot) ([]PolicyDiff, []string) {
 			}
 			sort.Strings(names)
 			obj := r.Schema + "." + r.Name
+			// The relation's own name, kept apart from obj: a schema may
+			// hold a dot, and splitting "a.b.c" again would pick the wrong one.
+			rel := r.Name
 			for _, role := range names {
 				_, listed := p.Grants[role]
 				if role != acl.Public && !listed && !p.Exclusive {
@@ -147,10 +149,10 @@ func CheckPolicy(p *Policy, s *snapshot.Snapshot) ([]PolicyDiff, []string) {
 				}
 				diffs = append(diffs, PolicyDiff{Database: d.Name, Object: obj, Role: role, Missing: missing.String(), Extra: extra.String()})
 				if missing != 0 {
-					counts[agg{"GRANT", missing.String(), kindSQL, r.Schema, role}] = append(counts[agg{"GRANT", missing.String(), kindSQL, r.Schema, role}], obj)
+					counts[agg{"GRANT", missing.String(), kindSQL, r.Schema, role}] = append(counts[agg{"GRANT", missing.String(), kindSQL, r.Schema, role}], rel)
 				}
 				if extra != 0 {
-					counts[agg{"REVOKE", extra.String(), kindSQL, r.Schema, role}] = append(counts[agg{"REVOKE", extra.String(), kindSQL, r.Schema, role}], obj)
+					counts[agg{"REVOKE", extra.String(), kindSQL, r.Schema, role}] = append(counts[agg{"REVOKE", extra.String(), kindSQL, r.Schema, role}], rel)
 				}
 			}
 		}
@@ -162,18 +164,17 @@ func CheckPolicy(p *Policy, s *snapshot.Snapshot) ([]PolicyDiff, []string) {
 		for _, k := range keys {
 			objs := counts[k]
 			to := map[string]string{"GRANT": "TO", "REVOKE": "FROM"}[k.verb]
-			who := pgx.Identifier{k.role}.Sanitize()
+			who := quote.Ident(k.role)
 			if k.role == acl.Public {
 				who = "PUBLIC"
 			}
 			kindPlural := map[string]string{"TABLE": "tables", "SEQUENCE": "sequences"}[k.kind]
 			if len(objs) == totals[kindPlural+"\x00"+k.schema] && len(objs) > 1 {
-				sql = append(sql, fmt.Sprintf("%s %s ON ALL %sS IN SCHEMA %s %s %s;    -- database %s", k.verb, k.privs, k.kind, pgx.Identifier{k.schema}.Sanitize(), to, who, d.Name))
+				sql = append(sql, fmt.Sprintf("%s %s ON ALL %sS IN SCHEMA %s %s %s;    -- database %s", k.verb, k.privs, k.kind, quote.Ident(k.schema), to, who, quote.Ident(d.Name)))
 				continue
 			}
 			for _, o := range objs {
-				sch, name, _ := strings.Cut(o, ".")
-				sql = append(sql, fmt.Sprintf("%s %s ON %s %s.%s %s %s;    -- database %s", k.verb, k.privs, k.kind, pgx.Identifier{sch}.Sanitize(), pgx.Identifier{name}.Sanitize(), to, who, d.Name))
+				sql = append(sql, fmt.Sprintf("%s %s ON %s %s %s %s;    -- database %s", k.verb, k.privs, k.kind, quote.Qualified(k.schema, o), to, who, quote.Ident(d.Name)))
 			}
 		}
 	}

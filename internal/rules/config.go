@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/pgaegis/pgaegis/internal/guc"
+	"github.com/pgaegis/pgaegis/internal/quote"
 	"github.com/pgaegis/pgaegis/internal/snapshot"
 )
 
@@ -394,7 +395,7 @@ func init() {
 					continue
 				}
 				c.Fail(Problem{Object: "role " + r.Name, Evidence: fmt.Sprintf("login role %q has no connection limit", r.Name),
-					Expected: "CONNECTION LIMIT sized to the application's pool", Fix: fmt.Sprintf("ALTER ROLE %s CONNECTION LIMIT 50;", ident(r.Name)), FixKind: FixSQL})
+					Expected: "CONNECTION LIMIT sized to the application's pool", Fix: fmt.Sprintf("ALTER ROLE %s CONNECTION LIMIT 50;", quote.Ident(r.Name)), FixKind: FixSQL})
 			}
 		}})
 }

@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/pgaegis/pgaegis/internal/privileges"
+	"github.com/pgaegis/pgaegis/internal/quote"
 	"github.com/pgaegis/pgaegis/internal/snapshot"
 )
 
@@ -29,7 +30,7 @@ func init() {
 				}
 				c.Fail(Problem{Object: fmt.Sprintf("role %s via %s", ch.Role, ch.Object),
 					Evidence: fmt.Sprintf("login role %q can gain %s:\n%s", ch.Role, ch.Gains, strings.Join(steps, "\n")),
-					Expected: "no path from a login role to superuser or OS access", Fix: chainFix(ch), FixKind: FixSQL})
+					Expected: "no path from a login role to superuser or OS access", Fix: chainFix(ch), FixKind: FixSQL, Database: ch.Database})
 			}
 			if c.S.Gap(snapshot.GapDatabases) != "" {
 				c.NotChecked("databases", c.S.Gap(snapshot.GapDatabases))
@@ -41,18 +42,17 @@ func init() {
 func chainFix(ch privileges.Chain) string {
 	switch ch.Kind {
 	case "security-definer":
-		fn := strings.TrimPrefix(ch.Object, "function ")
-		if _, rest, ok := strings.Cut(fn, "."); ok {
-			fn = rest
+		fn, err := quote.Function(ch.Schema, ch.Name, ch.Args)
+		if err != nil {
+			return "-- " + err.Error() + ": fix it by hand"
 		}
-		return fmt.Sprintf("REVOKE EXECUTE ON FUNCTION %s FROM PUBLIC, %s;  ALTER FUNCTION %s SET search_path = pg_catalog, pg_temp;  -- and rewrite its dynamic SQL", fn, ident(ch.Role), fn)
+		return fmt.Sprintf("REVOKE EXECUTE ON FUNCTION %s FROM PUBLIC, %s;  ALTER FUNCTION %s SET search_path = pg_catalog, pg_temp;  -- in database %s; and rewrite its dynamic SQL", fn, quote.Ident(ch.Role), fn, quote.Ident(ch.Database))
 	case "language":
-		lang := ch.Object[strings.LastIndex(ch.Object, ".")+1:]
-		return fmt.Sprintf("UPDATE pg_language SET lanpltrusted = false WHERE lanname = '%s';", lang)
+		return fmt.Sprintf("UPDATE pg_language SET lanpltrusted = false WHERE lanname = %s;  -- as superuser in database %s", quote.Literal(ch.Name), quote.Ident(ch.Database))
 	case "parameter":
-		return fmt.Sprintf("REVOKE ALTER SYSTEM ON PARAMETER %s FROM %s;", strings.TrimPrefix(ch.Object, "parameter "), ident(ch.Role))
+		return fmt.Sprintf("REVOKE ALTER SYSTEM ON PARAMETER %s FROM %s;", paramSQL(ch.Name), quote.Ident(ch.Role))
 	case "createrole":
-		return fmt.Sprintf("ALTER ROLE %s NOCREATEROLE;", ident(ch.Role))
+		return fmt.Sprintf("ALTER ROLE %s NOCREATEROLE;", quote.Ident(ch.Role))
 	}
 	return "remove the step that grants the access"
 }

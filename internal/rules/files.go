@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/pgaegis/pgaegis/internal/quote"
 	"github.com/pgaegis/pgaegis/internal/snapshot"
 )
 
@@ -46,7 +47,7 @@ func (c *Check) checkMode(f *snapshot.File, groupRead bool, want uint32) {
 	}
 	obj := what + " " + f.Path
 	ev := fmt.Sprintf("%s %s mode %s, owner %s", what, f.Path, f.ModeString(), ownerName(f))
-	fix := fmt.Sprintf("chmod %04o %s", want, shellQuote(f.Path))
+	fix := fmt.Sprintf("chmod %04o %s", want, quote.Shell(f.Path))
 	switch {
 	case perm&0o022 != 0:
 		c.Fail(Problem{Object: obj, Location: f.Path, Evidence: ev + ": writable by group or others",
@@ -129,7 +130,7 @@ func init() {
 			if !ok {
 				if major < 10 {
 					c.Fail(Problem{Object: obj, Evidence: fmt.Sprintf("PostgreSQL %d is long out of support", major), Expected: "a supported major version",
-						Fix: "upgrade with pg_upgrade to a supported major version", FixKind: FixShell})
+						Fix: "# upgrade with pg_upgrade to a supported major version", FixKind: FixShell})
 				} else {
 					c.NotChecked(obj, "this pgaegis does not know the support window of this version")
 				}
@@ -138,7 +139,7 @@ func init() {
 			day, _ := time.Parse("2006-01-02", eol)
 			if Now().After(day) {
 				c.Fail(Problem{Object: obj, Evidence: fmt.Sprintf("PostgreSQL %d reached end of life on %s", major, eol), Expected: "a supported major version",
-					Fix: "upgrade with pg_upgrade to a supported major version", FixKind: FixShell})
+					Fix: "# upgrade with pg_upgrade to a supported major version", FixKind: FixShell})
 				return
 			}
 			c.Pass(obj, fmt.Sprintf("supported until %s", eol))

@@ -6,7 +6,9 @@ import (
 	"strings"
 
 	"github.com/pgaegis/pgaegis/internal/hba"
+	"github.com/pgaegis/pgaegis/internal/quote"
 	"github.com/pgaegis/pgaegis/internal/snapshot"
+	"github.com/pgaegis/pgaegis/internal/textsafe"
 )
 
 // hbaRules returns the pg_hba.conf rules, or reports the rule as not
@@ -102,13 +104,21 @@ func replaceLine(r *hba.Rule, typ, method string) Problem {
 		fields = []string{r.Type}
 	}
 	fields[0] = typ
-	text := strings.Join(fields, " ")
-	text = strings.Replace(text, " "+r.Method, " "+method, 1)
-	if r.Method == "peer" && method != "peer" {
-		text = strings.Replace(text, " ident", " "+method, 1)
+	// Replace the method field itself, not the first matching word: a
+	// role or database may be named like a method ("host all md5 ...").
+	start := 4
+	if r.Type == "local" {
+		start = 3
 	}
+	for i := start; i < len(fields); i++ {
+		if fields[i] == r.Method || r.Method == "peer" && fields[i] == "ident" {
+			fields[i] = method
+			break
+		}
+	}
+	text := strings.Join(fields, " ")
 	return Problem{Object: hbaObject(r), Location: r.Location(), Evidence: hbaEvidence(r),
-		Fix: fmt.Sprintf("%s    # replaces %s, then reload", text, r.Location()), FixKind: FixConfig, FixApply: "reload"}
+		Fix: fmt.Sprintf("%s    # replaces %s, then reload", text, textsafe.String(r.Location())), FixKind: FixConfig, FixApply: "reload"}
 }
 
 func tcpType(r *hba.Rule) string {
@@ -375,7 +385,7 @@ func init() {
 			c.Fail(Problem{Object: "pg_hba.conf", Location: path,
 				Evidence: "no final reject line covering every address (IPv4 and IPv6) for all databases and users",
 				Expected: "last lines: host all all 0.0.0.0/0 reject / host all all ::/0 reject",
-				Fix:      "host all all 0.0.0.0/0 reject\nhost all all ::/0 reject    # append to " + path + ", then reload",
+				Fix:      "host all all 0.0.0.0/0 reject\nhost all all ::/0 reject    # append to " + textsafe.String(path) + ", then reload",
 				FixKind:  FixConfig, FixApply: "reload"})
 		},
 	})
@@ -420,7 +430,7 @@ func init() {
 					c.Fail(Problem{Object: "role " + role.Name, Location: hit.Location(),
 						Evidence: fmt.Sprintf("superuser %q matches %s (method %s)", role.Name, hbaEvidence(hit), hit.Method),
 						Expected: "superusers connect only through the local socket (peer); a reject line for them before any network rule",
-						Fix:      fmt.Sprintf("host all %s 0.0.0.0/0 reject\nhost all %s ::/0 reject    # insert before %s, then reload", hba.Token{Value: role.Name, Quoted: needsQuote(role.Name)}, hba.Token{Value: role.Name, Quoted: needsQuote(role.Name)}, hit.Location()),
+						Fix:      superuserReject(role.Name, hit.Location()),
 						FixKind:  FixConfig, FixApply: "reload"})
 				} else {
 					c.Pass("role "+role.Name, "no network rule accepts this superuser")
@@ -500,11 +510,12 @@ func isAnyPrefix(r *hba.Rule) bool {
 	return ok && p.Bits() == 0
 }
 
-func needsQuote(name string) bool {
-	for _, ch := range name {
-		if !(ch >= 'a' && ch <= 'z' || ch >= '0' && ch <= '9' || ch == '_') {
-			return true
-		}
+// superuserReject is the pair of reject lines for a superuser, or an
+// explanation when its name cannot be written as an hba token.
+func superuserReject(name, before string) string {
+	tok, err := quote.HBAToken(name)
+	if err != nil {
+		return "role " + quote.Ident(name) + " cannot be named in pg_hba.conf (" + err.Error() + "): rename it, or reject it through a group role (+group) placed before " + textsafe.String(before)
 	}
-	return name == "all" || name == "sameuser" || name == "samerole" || name == "replication"
+	return fmt.Sprintf("host all %s 0.0.0.0/0 reject\nhost all %s ::/0 reject    # insert before %s, then reload", tok, tok, textsafe.String(before))
 }

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/pgaegis/pgaegis/internal/quote"
 	"github.com/pgaegis/pgaegis/internal/snapshot"
 )
 
@@ -58,14 +59,14 @@ func init() {
 			obj := "PostgreSQL " + v.Version
 			if prerelease.MatchString(v.Version) {
 				c.Fail(Problem{Object: obj, Evidence: "pre-release build " + v.Version, Expected: "a released minor version",
-					Fix: "install the current release of the major version", FixKind: FixShell, FixApply: "restart"})
+					Fix: "# install the current release of the major version", FixKind: FixShell, FixApply: "restart"})
 				return
 			}
 			major, minor := v.VersionNum/10000, v.VersionNum%100
 			latest, known := latestMinor[major]
 			if h := c.S.Host; h != nil && h.PackageCandidate != "" && h.PackageVersion != "" && h.PackageCandidate != h.PackageVersion {
 				c.Fail(Problem{Object: obj, Evidence: fmt.Sprintf("package %s %s is installed; the package manager offers %s", h.Package, h.PackageVersion, h.PackageCandidate),
-					Expected: "the newest package of this major", Fix: fmt.Sprintf("apt-get install --only-upgrade %s && systemctl restart postgresql", h.Package), FixKind: FixShell, FixApply: "restart"})
+					Expected: "the newest package of this major", Fix: fmt.Sprintf("apt-get install --only-upgrade %s && systemctl restart postgresql", quote.Shell(h.Package)), FixKind: FixShell, FixApply: "restart"})
 				return
 			}
 			switch {
@@ -73,7 +74,7 @@ func init() {
 				c.NotChecked(obj, fmt.Sprintf("this pgaegis knows releases up to %s; PostgreSQL %d is not in its table", releaseTableDate, major))
 			case minor < latest:
 				c.Fail(Problem{Object: obj, Evidence: fmt.Sprintf("running %d.%d; %d.%d is available (releases known up to %s)", major, minor, major, latest, releaseTableDate),
-					Expected: fmt.Sprintf("%d.%d or newer", major, latest), Fix: "upgrade the server packages to the newest minor release and restart", FixKind: FixShell, FixApply: "restart"})
+					Expected: fmt.Sprintf("%d.%d or newer", major, latest), Fix: "# upgrade the server packages to the newest minor release and restart", FixKind: FixShell, FixApply: "restart"})
 			default:
 				c.Pass(obj, fmt.Sprintf("%d.%d is the newest minor release known (%s)", major, minor, releaseTableDate))
 			}
@@ -96,7 +97,7 @@ func init() {
 			}
 			fix := "pg_checksums --enable -D <data directory>    # with the server stopped"
 			if c.S.Target.DataDir != "" {
-				fix = "pg_checksums --enable -D " + shellQuote(c.S.Target.DataDir) + "    # with the server stopped"
+				fix = "pg_checksums --enable -D " + quote.Shell(c.S.Target.DataDir) + "    # with the server stopped"
 			}
 			c.Fail(Problem{Object: "setting data_checksums", Evidence: "data_checksums = off", Expected: "on (initdb --data-checksums, or pg_checksums --enable)",
 				Fix: fix, FixKind: FixShell, FixApply: "restart"})
@@ -116,7 +117,7 @@ func init() {
 				loc := fmt.Sprintf("%s:%d", l.File, l.Line)
 				c.Fail(Problem{Object: "file " + l.File, Location: loc, Evidence: loc + ": " + l.What + " (value not shown)",
 					Expected: "no PGPASSWORD; use ~/.pgpass (0600) or a service file without passwords",
-					Fix:      fmt.Sprintf("sed -i '%dd' %s    # then move the password to ~/.pgpass", l.Line, shellQuote(l.File)), FixKind: FixShell})
+					Fix:      fmt.Sprintf("sed -i '%dd' %s    # then move the password to ~/.pgpass", l.Line, quote.Shell(l.File)), FixKind: FixShell})
 			}
 		},
 	})
@@ -148,7 +149,7 @@ func init() {
 			sort.Slice(order, func(i, j int) bool { return order[i].cmd+order[i].user < order[j].cmd+order[j].user })
 			for _, k := range order {
 				c.Fail(Problem{Object: fmt.Sprintf("program %s (user %s)", k.cmd, k.user), Evidence: fmt.Sprintf("%d process(es) of %s run by %s have PGPASSWORD in their environment (value not shown)", len(groups[k]), k.cmd, k.user),
-					Expected: "passwords from ~/.pgpass or a passfile, not the environment", Fix: fmt.Sprintf("remove PGPASSWORD from the service or script that starts %s, use a passfile (0600), restart it", k.cmd), FixKind: FixShell})
+					Expected: "passwords from ~/.pgpass or a passfile, not the environment", Fix: fmt.Sprintf("# remove PGPASSWORD from the service or script that starts %s, use a passfile (0600), restart it", k.cmd), FixKind: FixShell})
 			}
 		},
 	})
@@ -164,12 +165,12 @@ func init() {
 			}
 			for _, p := range h.ProcsWithPasswordArgs {
 				c.Fail(Problem{Object: fmt.Sprintf("process %d (%s)", p.PID, p.Command), Evidence: fmt.Sprintf("process %d %s of user %s has a password on its command line (not shown)", p.PID, p.Command, p.User),
-					Expected: "passwords in ~/.pgpass or PGPASSFILE", Fix: "change the caller to read the password from a passfile; restart it", FixKind: FixShell})
+					Expected: "passwords in ~/.pgpass or PGPASSFILE", Fix: "# change the caller to read the password from a passfile; restart it", FixKind: FixShell})
 			}
 			for _, l := range secretLines(h, "history") {
 				loc := fmt.Sprintf("%s:%d", l.File, l.Line)
 				c.Fail(Problem{Object: "file " + l.File, Location: loc, Evidence: loc + ": " + l.What + " (not shown)", Expected: "no passwords in history files",
-					Fix: fmt.Sprintf("sed -i '%dd' %s; then change that password", l.Line, shellQuote(l.File)), FixKind: FixShell})
+					Fix: fmt.Sprintf("sed -i '%dd' %s; then change that password", l.Line, quote.Shell(l.File)), FixKind: FixShell})
 			}
 		},
 	})
@@ -186,12 +187,12 @@ func init() {
 			for _, l := range secretLines(h, "service file") {
 				loc := fmt.Sprintf("%s:%d", l.File, l.Line)
 				c.Fail(Problem{Object: "file " + l.File, Location: loc, Evidence: loc + ": password= in a connection service file (value not shown)",
-					Expected: "no password= lines; use ~/.pgpass", Fix: fmt.Sprintf("sed -i '%dd' %s    # and add the entry to ~/.pgpass (0600)", l.Line, shellQuote(l.File)), FixKind: FixShell})
+					Expected: "no password= lines; use ~/.pgpass", Fix: fmt.Sprintf("sed -i '%dd' %s    # and add the entry to ~/.pgpass (0600)", l.Line, quote.Shell(l.File)), FixKind: FixShell})
 			}
 			for _, f := range h.PgpassFiles {
 				if !f.Symlink && f.Mode&0o077 != 0 {
 					c.Fail(Problem{Object: "file " + f.Path, Location: f.Path, Evidence: fmt.Sprintf("%s mode %s", f.Path, f.ModeString()),
-						Expected: "0600", Fix: "chmod 0600 " + shellQuote(f.Path), FixKind: FixShell})
+						Expected: "0600", Fix: "chmod 0600 " + quote.Shell(f.Path), FixKind: FixShell})
 				}
 			}
 		},
@@ -211,7 +212,7 @@ func init() {
 					continue
 				}
 				c.Fail(Problem{Object: "file " + f.Path, Location: f.Path, Evidence: f.Path + " exists", Expected: "absent, or a symlink to /dev/null",
-					Fix: fmt.Sprintf("rm -f %s && ln -s /dev/null %s", shellQuote(f.Path), shellQuote(f.Path)), FixKind: FixShell})
+					Fix: fmt.Sprintf("rm -f %s && ln -s /dev/null %s", quote.Shell(f.Path), quote.Shell(f.Path)), FixKind: FixShell})
 			}
 		},
 	})
@@ -234,7 +235,7 @@ func init() {
 				return
 			}
 			c.Fail(Problem{Object: "user " + h.Owner, Evidence: fmt.Sprintf("OS account %s has a %s password (shell %s)", h.Owner, h.OwnerPwState, h.OwnerShell),
-				Expected: "password locked; administrators use sudo -u " + h.Owner, Fix: "passwd -l " + h.Owner, FixKind: FixShell})
+				Expected: "password locked; administrators use sudo -u " + h.Owner, Fix: "passwd -l " + quote.Shell(h.Owner), FixKind: FixShell})
 		},
 	})
 
@@ -253,7 +254,7 @@ func init() {
 				}
 				loc := fmt.Sprintf("%s:%d", r.File, r.Line)
 				c.Fail(Problem{Object: "file " + r.File, Location: loc, Evidence: loc + ": " + r.What, Expected: "sudo rules for the owner require a password and name a DBA group",
-					Fix: "visudo -f " + shellQuote(r.File) + "    # remove NOPASSWD from line " + strconv.Itoa(r.Line), FixKind: FixShell})
+					Fix: "visudo -f " + quote.Shell(r.File) + "    # remove NOPASSWD from line " + strconv.Itoa(r.Line), FixKind: FixShell})
 			}
 		},
 	})
@@ -276,7 +277,7 @@ func init() {
 				return
 			}
 			c.Fail(Problem{Object: "user " + h.Owner, Evidence: "umask " + h.OwnerUmask + " in the owner's profile", Expected: "0077",
-				Fix: fmt.Sprintf("echo 'umask 0077' >> %s/.bash_profile", h.OwnerHome), FixKind: FixShell})
+				Fix: fmt.Sprintf("echo 'umask 0077' >> %s", quote.Shell(h.OwnerHome+"/.bash_profile")), FixKind: FixShell})
 		},
 	})
 
@@ -312,7 +313,7 @@ func init() {
 			}
 			if len(h.InstalledMajors) > 1 {
 				c.Fail(Problem{Object: "server packages", Evidence: fmt.Sprintf("server binaries of majors %v are installed", h.InstalledMajors),
-					Expected: "only the running major", Fix: "apt-get purge postgresql-<old major>    # after upgrading every cluster", FixKind: FixShell})
+					Expected: "only the running major", Fix: "apt-get purge 'postgresql-<old major>'    # after upgrading every cluster", FixKind: FixShell})
 			} else {
 				c.Pass("server packages", fmt.Sprintf("majors installed: %v", h.InstalledMajors))
 			}
@@ -329,7 +330,7 @@ func init() {
 				return
 			}
 			if h.Postmasters > 1 {
-				c.Fail(Problem{Object: "host", Evidence: fmt.Sprintf("%d PostgreSQL servers are running", h.Postmasters), Expected: "one", Fix: "move the other clusters to their own hosts", FixKind: FixShell})
+				c.Fail(Problem{Object: "host", Evidence: fmt.Sprintf("%d PostgreSQL servers are running", h.Postmasters), Expected: "one", Fix: "# move the other clusters to their own hosts", FixKind: FixShell})
 			} else {
 				c.Pass("host", fmt.Sprintf("%d server running", h.Postmasters))
 			}
@@ -375,7 +376,7 @@ func init() {
 				c.Pass("data directory volume", "dm-crypt")
 			case "no":
 				c.Fail(Problem{Object: "data directory volume", Location: c.S.Target.DataDir, Evidence: "the data directory's block device is not dm-crypt",
-					Expected: "LUKS/dm-crypt or provider volume encryption (waive with evidence of the latter)", Fix: "move the cluster to a LUKS volume (cryptsetup luksFormat ...) or an encrypted cloud volume", FixKind: FixShell})
+					Expected: "LUKS/dm-crypt or provider volume encryption (waive with evidence of the latter)", Fix: "# move the cluster to a LUKS volume (cryptsetup luksFormat ...) or an encrypted cloud volume", FixKind: FixShell})
 			default:
 				c.NotChecked("data directory volume", "the block device behind the data directory could not be identified (container or network storage): confirm encryption with the provider")
 			}
@@ -397,7 +398,7 @@ func init() {
 			}
 			if h.LogDiskUsedPct >= 75 {
 				c.Fail(Problem{Object: "log volume", Evidence: fmt.Sprintf("the file system holding the logs is %d%% full", h.LogDiskUsedPct),
-					Expected: "below 75%, with an alert at 75%", Fix: "archive or remove old logs, set log_truncate_on_rotation and a retention, grow the volume", FixKind: FixShell})
+					Expected: "below 75%, with an alert at 75%", Fix: "# archive or remove old logs, set log_truncate_on_rotation and a retention, grow the volume", FixKind: FixShell})
 				return
 			}
 			c.Pass("log volume", fmt.Sprintf("%d%% used", h.LogDiskUsedPct))
@@ -418,7 +419,7 @@ func init() {
 				return
 			}
 			c.Fail(Problem{Object: "fail2ban", Evidence: "no fail2ban jail for PostgreSQL", Expected: "a jail on the server log (or credcheck's ban, or the provider's threat detection)",
-				Fix: "apt-get install fail2ban and enable a [postgresql] jail on the server log (log_connections = on)", FixKind: FixShell})
+				Fix: "# apt-get install fail2ban and enable a [postgresql] jail on the server log (log_connections = on)", FixKind: FixShell})
 		},
 	})
 }

@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/pgaegis/pgaegis/internal/guc"
+	"github.com/pgaegis/pgaegis/internal/quote"
 	"github.com/pgaegis/pgaegis/internal/snapshot"
 )
 
@@ -129,7 +130,7 @@ func init() {
 			for _, d := range c.S.FilesOfKind(snapshot.KindLogDir) {
 				if d.Exists && d.Mode&0o007 != 0 {
 					c.Fail(Problem{Object: "directory " + d.Path, Location: d.Path, Evidence: fmt.Sprintf("log directory mode %s", d.ModeString()),
-						Expected: "0700", Fix: "chmod 0700 " + shellQuote(d.Path), FixKind: FixShell})
+						Expected: "0700", Fix: "chmod 0700 " + quote.Shell(d.Path), FixKind: FixShell})
 				}
 			}
 		},

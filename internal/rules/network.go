@@ -2,9 +2,9 @@ package rules
 
 import (
 	"fmt"
-	"strings"
 
 	"github.com/pgaegis/pgaegis/internal/guc"
+	"github.com/pgaegis/pgaegis/internal/quote"
 	"github.com/pgaegis/pgaegis/internal/snapshot"
 )
 
@@ -53,7 +53,7 @@ func init() {
 					c.Fail(Problem{Object: "socket directory " + d.Path, Location: d.Path,
 						Evidence: fmt.Sprintf("mode %s, owner %s: world-writable without the sticky bit", d.ModeString(), ownerName(d)),
 						Expected: "not writable by others (0755 owned by the cluster owner, or 1777 like /tmp)",
-						Fix:      "chmod o-w " + shellQuote(d.Path), FixKind: FixShell})
+						Fix:      "chmod o-w " + quote.Shell(d.Path), FixKind: FixShell})
 				}
 			}
 		},
@@ -65,12 +65,4 @@ func ownerName(f *snapshot.File) string {
 		return f.Owner
 	}
 	return fmt.Sprint(f.UID)
-}
-
-// shellQuote quotes a path for a shell command in a fix.
-func shellQuote(s string) string {
-	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/._-") == "" {
-		return s
-	}
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }

@@ -2,13 +2,16 @@ package rules
 
 import (
 	"fmt"
+	"net/netip"
 	"sort"
 	"strings"
 	"time"
 
 	"github.com/pgaegis/pgaegis/internal/acl"
 	"github.com/pgaegis/pgaegis/internal/privileges"
+	"github.com/pgaegis/pgaegis/internal/quote"
 	"github.com/pgaegis/pgaegis/internal/snapshot"
+	"github.com/pgaegis/pgaegis/internal/textsafe"
 )
 
 // databases returns the databases whose insides were read, reporting the
@@ -87,7 +90,7 @@ func init() {
 				}
 				c.Fail(Problem{Object: "role " + r.Name, Evidence: fmt.Sprintf("the password of %q is %s (found offline from its verifier; not shown)", r.Name, r.WeakPassword),
 					Expected: "a long random password, or certificate/GSS authentication", Severity: sev, SevSet: true,
-					Fix: fmt.Sprintf("psql -c %s    # set a new random password (hashed client-side)", shellQuote(`\password `+ident(r.Name))), FixKind: FixShell})
+					Fix: passwordFix(r.Name, "set a new random password (hashed client-side)"), FixKind: FixShell})
 			}
 			if g := c.S.Gap(snapshot.GapWeakPasswords); g != "" {
 				c.NotChecked("pg_authid", g)
@@ -151,10 +154,10 @@ func init() {
 				switch {
 				case r.ValidUntil == nil || r.ValidUntil.Infinity > 0: // VALID UNTIL 'infinity' never expires
 					c.Fail(Problem{Object: "role " + r.Name, Evidence: fmt.Sprintf("password role %q has no VALID UNTIL", r.Name), Expected: "VALID UNTIL per the rotation policy",
-						Fix: fmt.Sprintf("ALTER ROLE %s VALID UNTIL '%s';", ident(r.Name), now.AddDate(0, 6, 0).Format("2006-01-02")), FixKind: FixSQL})
+						Fix: fmt.Sprintf("ALTER ROLE %s VALID UNTIL '%s';", quote.Ident(r.Name), now.AddDate(0, 6, 0).Format("2006-01-02")), FixKind: FixSQL})
 				case r.ValidUntil.Before(now):
 					c.Fail(Problem{Object: "role " + r.Name, Evidence: fmt.Sprintf("role %q expired on %s but keeps LOGIN", r.Name, r.ValidUntil.Format("2006-01-02")),
-						Expected: "NOLOGIN once expired", Fix: fmt.Sprintf("ALTER ROLE %s NOLOGIN;", ident(r.Name)), FixKind: FixSQL, Severity: Medium, SevSet: true})
+						Expected: "NOLOGIN once expired", Fix: fmt.Sprintf("ALTER ROLE %s NOLOGIN;", quote.Ident(r.Name)), FixKind: FixSQL, Severity: Medium, SevSet: true})
 				}
 			}
 		},
@@ -173,7 +176,7 @@ func init() {
 			for _, r := range roles {
 				if r.CanLogin && generic[strings.ToLower(r.Name)] {
 					c.Fail(Problem{Object: "role " + r.Name, Evidence: fmt.Sprintf("login role %q has a generic name", r.Name), Expected: "one role per person or service; shared roles NOLOGIN, reached with SET ROLE",
-						Fix: fmt.Sprintf("ALTER ROLE %s NOLOGIN;    -- after giving each user a role and GRANT %s TO <user>", ident(r.Name), ident(r.Name)), FixKind: FixSQL})
+						Fix: fmt.Sprintf("ALTER ROLE %s NOLOGIN;    -- after giving each user a role and GRANT %s TO <user>", quote.Ident(r.Name), quote.Ident(r.Name)), FixKind: FixSQL})
 				}
 			}
 		},
@@ -258,7 +261,7 @@ func init() {
 			for _, r := range roles {
 				if r.Superuser && r.CanLogin && r.OID != bootstrapOID {
 					c.Fail(Problem{Object: "role " + r.Name, Evidence: fmt.Sprintf("superuser %q can log in directly (set_user available: %v)", r.Name, setUser),
-						Expected: "NOLOGIN superuser roles reached through set_user", Fix: fmt.Sprintf("ALTER ROLE %s NOLOGIN;    -- after installing set_user for escalation", ident(r.Name)), FixKind: FixSQL})
+						Expected: "NOLOGIN superuser roles reached through set_user", Fix: fmt.Sprintf("ALTER ROLE %s NOLOGIN;    -- after installing set_user for escalation", quote.Ident(r.Name)), FixKind: FixSQL})
 				}
 			}
 		},
@@ -307,19 +310,22 @@ func init() {
 					if !pinned && public && powerful {
 						sev = Critical
 					}
+					fn, fnErr := quote.Function(f.Schema, f.Name, f.Args)
 					var fix []string
-					if !pinned {
-						fix = append(fix, fmt.Sprintf("ALTER FUNCTION %s.%s(%s) SET search_path = pg_catalog, pg_temp;", ident(f.Schema), ident(f.Name), f.Args))
+					if fnErr != nil {
+						fix = append(fix, "-- "+fnErr.Error()+": fix it by hand")
+					} else if !pinned {
+						fix = append(fix, fmt.Sprintf("ALTER FUNCTION %s SET search_path = pg_catalog, pg_temp;", fn))
 					}
-					if public {
-						fix = append(fix, fmt.Sprintf("REVOKE EXECUTE ON FUNCTION %s.%s(%s) FROM PUBLIC;", ident(f.Schema), ident(f.Name), f.Args))
+					if public && fnErr == nil {
+						fix = append(fix, fmt.Sprintf("REVOKE EXECUTE ON FUNCTION %s FROM PUBLIC;", fn))
 					}
 					if len(fix) == 0 {
-						fix = append(fix, "review the dynamic SQL for injection (format() with %I/%L); reduce the owner's rights")
+						fix = append(fix, "-- review the dynamic SQL for injection (format() with %I/%L); reduce the owner's rights")
 					}
-					c.Fail(Problem{Object: fmt.Sprintf("function %s.%s", d.Name, f.Signature()), Severity: sev, SevSet: true,
+					c.Fail(Problem{Database: d.Name, Object: fmt.Sprintf("function %s.%s", d.Name, f.Signature()), Severity: sev, SevSet: true,
 						Evidence: fmt.Sprintf("SECURITY DEFINER function %s in database %q owned by %s: %s", f.Signature(), d.Name, f.Owner, strings.Join(why, ", ")),
-						Expected: "SET search_path pinned, EXECUTE only for the roles that need it", Fix: strings.Join(fix, "\n") + "    -- in database " + ident(d.Name), FixKind: FixSQL})
+						Expected: "SET search_path pinned, EXECUTE only for the roles that need it", Fix: strings.Join(fix, "\n") + "    -- in database " + quote.Ident(d.Name), FixKind: FixSQL})
 				}
 			}
 		},
@@ -344,10 +350,12 @@ func init() {
 						if !it.Has("EXECUTE") || it.Grantee == f.Owner || defaultGrantees[it.Grantee] || isAdmin(c.S, it.Grantee) {
 							continue
 						}
-						c.Fail(Problem{Object: fmt.Sprintf("function %s.%s", d.Name, f.Signature()),
+						c.Fail(Problem{Database: d.Name, Object: fmt.Sprintf("function %s.%s", d.Name, f.Signature()),
 							Evidence: fmt.Sprintf("%s can execute %s in database %q", it.Grantee, f.Signature(), d.Name),
 							Expected: "only superusers and the matching predefined roles", FixKind: FixSQL,
-							Fix: fmt.Sprintf("REVOKE EXECUTE ON FUNCTION %s.%s(%s) FROM %s;    -- in database %s", ident(f.Schema), ident(f.Name), f.Args, granteeSQL(it.Grantee), ident(d.Name))})
+							Fix: funcFix(f, func(fn string) string {
+								return fmt.Sprintf("REVOKE EXECUTE ON FUNCTION %s FROM %s;    -- in database %s", fn, granteeSQL(it.Grantee), quote.Ident(d.Name))
+							})})
 					}
 				}
 			}
@@ -384,7 +392,7 @@ func init() {
 					c.Fail(Problem{Object: "parameter " + p.Name, Severity: sev, SevSet: true,
 						Evidence: fmt.Sprintf("%s holds %s on parameter %s", it.Grantee, strings.Join(privs, ", "), p.Name),
 						Expected: "parameter privileges only for administrators", FixKind: FixSQL,
-						Fix: fmt.Sprintf("REVOKE %s ON PARAMETER %s FROM %s;", strings.Join(privs, ", "), p.Name, granteeSQL(it.Grantee))})
+						Fix: fmt.Sprintf("REVOKE %s ON PARAMETER %s FROM %s;", strings.Join(privs, ", "), paramSQL(p.Name), granteeSQL(it.Grantee))})
 				}
 			}
 		},
@@ -405,23 +413,23 @@ func init() {
 					if g.Privilege == "SELECT" || g.Privilege == "REFERENCES" {
 						sev = Medium
 					}
-					c.Fail(Problem{Object: fmt.Sprintf("schema %s.%s", d.Name, g.Schema), Severity: sev, SevSet: true,
+					c.Fail(Problem{Database: d.Name, Object: fmt.Sprintf("schema %s.%s", d.Name, g.Schema), Severity: sev, SevSet: true,
 						Evidence: fmt.Sprintf("PUBLIC has %s on %d relation(s) in %s.%s (e.g. %s)", g.Privilege, g.Count, d.Name, g.Schema, g.Example),
 						Expected: "grants to named roles only", FixKind: FixSQL,
-						Fix: fmt.Sprintf("REVOKE %s ON ALL TABLES IN SCHEMA %s FROM PUBLIC;    -- in database %s (sequences: ON ALL SEQUENCES)", g.Privilege, ident(g.Schema), ident(d.Name))})
+						Fix: fmt.Sprintf("REVOKE %s ON ALL TABLES IN SCHEMA %s FROM PUBLIC;    -- in database %s (sequences: ON ALL SEQUENCES)", g.Privilege, quote.Ident(g.Schema), quote.Ident(d.Name))})
 				}
 				for _, l := range d.Languages {
 					if untrustedLanguages[l.Name] && !l.Trusted && acl.Holds(l.ACL, acl.Public, "USAGE") {
-						c.Fail(Problem{Object: fmt.Sprintf("language %s.%s", d.Name, l.Name), Severity: Critical, SevSet: true,
+						c.Fail(Problem{Database: d.Name, Object: fmt.Sprintf("language %s.%s", d.Name, l.Name), Severity: Critical, SevSet: true,
 							Evidence: fmt.Sprintf("PUBLIC has USAGE on untrusted language %s in %q: any role can run code as the server's OS user", l.Name, d.Name),
-							Expected: "no USAGE on untrusted languages", Fix: fmt.Sprintf("REVOKE USAGE ON LANGUAGE %s FROM PUBLIC;    -- in database %s", l.Name, ident(d.Name)), FixKind: FixSQL})
+							Expected: "no USAGE on untrusted languages", Fix: fmt.Sprintf("REVOKE USAGE ON LANGUAGE %s FROM PUBLIC;    -- in database %s", quote.Ident(l.Name), quote.Ident(d.Name)), FixKind: FixSQL})
 					}
 				}
 				for _, fs := range d.ForeignServers {
 					if acl.Holds(fs.ACL, acl.Public, "USAGE") {
-						c.Fail(Problem{Object: fmt.Sprintf("foreign server %s.%s", d.Name, fs.Name), Severity: Medium, SevSet: true,
+						c.Fail(Problem{Database: d.Name, Object: fmt.Sprintf("foreign server %s.%s", d.Name, fs.Name), Severity: Medium, SevSet: true,
 							Evidence: fmt.Sprintf("PUBLIC has USAGE on foreign server %s (%s)", fs.Name, fs.Wrapper),
-							Expected: "USAGE for named roles", Fix: fmt.Sprintf("REVOKE USAGE ON FOREIGN SERVER %s FROM PUBLIC;    -- in database %s", ident(fs.Name), ident(d.Name)), FixKind: FixSQL})
+							Expected: "USAGE for named roles", Fix: fmt.Sprintf("REVOKE USAGE ON FOREIGN SERVER %s FROM PUBLIC;    -- in database %s", quote.Ident(fs.Name), quote.Ident(d.Name)), FixKind: FixSQL})
 					}
 				}
 			}
@@ -442,9 +450,9 @@ func init() {
 					if isAdmin(c.S, g.Grantee) {
 						continue
 					}
-					c.Fail(Problem{Object: fmt.Sprintf("role %s", g.Grantee), Evidence: fmt.Sprintf("%s holds %s WITH GRANT OPTION on %d relation(s) in %s.%s (e.g. %s)", g.Grantee, g.Privilege, g.Count, d.Name, g.Schema, g.Example),
+					c.Fail(Problem{Database: d.Name, Object: fmt.Sprintf("role %s", g.Grantee), Evidence: fmt.Sprintf("%s holds %s WITH GRANT OPTION on %d relation(s) in %s.%s (e.g. %s)", g.Grantee, g.Privilege, g.Count, d.Name, g.Schema, g.Example),
 						Expected: "no grant option for non-administrators", FixKind: FixSQL,
-						Fix: fmt.Sprintf("REVOKE GRANT OPTION FOR %s ON ALL TABLES IN SCHEMA %s FROM %s;    -- in database %s", g.Privilege, ident(g.Schema), granteeSQL(g.Grantee), ident(d.Name))})
+						Fix: fmt.Sprintf("REVOKE GRANT OPTION FOR %s ON ALL TABLES IN SCHEMA %s FROM %s;    -- in database %s", g.Privilege, quote.Ident(g.Schema), granteeSQL(g.Grantee), quote.Ident(d.Name))})
 				}
 			}
 			for _, m := range c.S.Memberships {
@@ -453,7 +461,7 @@ func init() {
 						continue // 16+: CREATEROLE grants itself ADMIN on the roles it creates
 					}
 					c.Fail(Problem{Object: "role " + m.Member, Evidence: fmt.Sprintf("%s is a member of %s WITH ADMIN OPTION", m.Member, m.Role),
-						Expected: "ADMIN OPTION only for administrators", FixKind: FixSQL, Fix: fmt.Sprintf("REVOKE ADMIN OPTION FOR %s FROM %s;", ident(m.Role), ident(m.Member))})
+						Expected: "ADMIN OPTION only for administrators", FixKind: FixSQL, Fix: fmt.Sprintf("REVOKE ADMIN OPTION FOR %s FROM %s;", quote.Ident(m.Role), quote.Ident(m.Member))})
 				}
 			}
 		},
@@ -474,7 +482,7 @@ func init() {
 						continue
 					}
 					c.Fail(Problem{Object: "catalog pg_catalog." + cat.Name, Evidence: fmt.Sprintf("%s can read pg_catalog.%s", it.Grantee, cat.Name),
-						Expected: "the default ACL (superuser only)", Fix: fmt.Sprintf("REVOKE SELECT ON pg_catalog.%s FROM %s;", cat.Name, granteeSQL(it.Grantee)), FixKind: FixSQL, Severity: Critical, SevSet: true})
+						Expected: "the default ACL (superuser only)", Fix: fmt.Sprintf("REVOKE SELECT ON pg_catalog.%s FROM %s;", quote.Ident(cat.Name), granteeSQL(it.Grantee)), FixKind: FixSQL, Severity: Critical, SevSet: true})
 				}
 			}
 		},
@@ -495,9 +503,9 @@ func init() {
 					if !ok || !r.CanLogin || r.Superuser {
 						continue
 					}
-					c.Fail(Problem{Object: fmt.Sprintf("role %s", o.Owner), Evidence: fmt.Sprintf("login role %q owns %d relation(s) in database %q", o.Owner, o.Count, d.Name),
+					c.Fail(Problem{Database: d.Name, Object: fmt.Sprintf("role %s", o.Owner), Evidence: fmt.Sprintf("login role %q owns %d relation(s) in database %q", o.Owner, o.Count, d.Name),
 						Expected: "a NOLOGIN owner role owns them; the login role is granted what it needs", FixKind: FixSQL,
-						Fix: fmt.Sprintf("CREATE ROLE %s NOLOGIN; REASSIGN OWNED BY %s TO %s;    -- in database %s, then grant back", ident(o.Owner+"_owner"), ident(o.Owner), ident(o.Owner+"_owner"), ident(d.Name))})
+						Fix: fmt.Sprintf("CREATE ROLE %s NOLOGIN; REASSIGN OWNED BY %s TO %s;    -- in database %s, then grant back", quote.Ident(o.Owner+"_owner"), quote.Ident(o.Owner), quote.Ident(o.Owner+"_owner"), quote.Ident(d.Name))})
 				}
 			}
 		},
@@ -525,8 +533,8 @@ func init() {
 						if r != nil && !r.CanLogin {
 							continue // a NOLOGIN owner group is the intended pattern
 						}
-						c.Fail(Problem{Object: fmt.Sprintf("schema %s.%s", d.Name, sc.Name), Evidence: fmt.Sprintf("login role %s can create objects in %s.%s", it.Grantee, d.Name, sc.Name),
-							Expected: "CREATE only for the schema's owner role", FixKind: FixSQL, Fix: fmt.Sprintf("REVOKE CREATE ON SCHEMA %s FROM %s;    -- in database %s", ident(sc.Name), ident(it.Grantee), ident(d.Name))})
+						c.Fail(Problem{Database: d.Name, Object: fmt.Sprintf("schema %s.%s", d.Name, sc.Name), Evidence: fmt.Sprintf("login role %s can create objects in %s.%s", it.Grantee, d.Name, sc.Name),
+							Expected: "CREATE only for the schema's owner role", FixKind: FixSQL, Fix: fmt.Sprintf("REVOKE CREATE ON SCHEMA %s FROM %s;    -- in database %s", quote.Ident(sc.Name), quote.Ident(it.Grantee), quote.Ident(d.Name))})
 					}
 				}
 			}
@@ -559,12 +567,12 @@ func init() {
 						}
 						in := ""
 						if da.Schema != "" {
-							in = " IN SCHEMA " + ident(da.Schema)
+							in = " IN SCHEMA " + quote.Ident(da.Schema)
 						}
-						c.Fail(Problem{Object: fmt.Sprintf("default privileges of %s in %s", da.Role, d.Name),
+						c.Fail(Problem{Database: d.Name, Object: fmt.Sprintf("default privileges of %s in %s", da.Role, d.Name),
 							Evidence: fmt.Sprintf("future %s created by %s%s are granted %s to PUBLIC", strings.ToLower(kinds[da.ObjType]), da.Role, in, strings.Join(privs, ", ")),
 							Expected: "default privileges for named roles only", FixKind: FixSQL,
-							Fix: fmt.Sprintf("ALTER DEFAULT PRIVILEGES FOR ROLE %s%s REVOKE %s ON %s FROM PUBLIC;    -- in database %s", ident(da.Role), in, strings.Join(privs, ", "), kinds[da.ObjType], ident(d.Name))})
+							Fix: fmt.Sprintf("ALTER DEFAULT PRIVILEGES FOR ROLE %s%s REVOKE %s ON %s FROM PUBLIC;    -- in database %s", quote.Ident(da.Role), in, strings.Join(privs, ", "), kinds[da.ObjType], quote.Ident(d.Name))})
 					}
 				}
 			}
@@ -583,31 +591,31 @@ func init() {
 			for _, d := range dbs {
 				for _, t := range d.RLSTables {
 					obj := fmt.Sprintf("table %s.%s.%s", d.Name, t.Schema, t.Name)
-					qn := ident(t.Schema) + "." + ident(t.Name)
+					qn := quote.Ident(t.Schema) + "." + quote.Ident(t.Name)
 					switch {
 					case !t.Enabled && len(t.TenantColumns) > 0:
-						c.Fail(Problem{Object: obj, Evidence: fmt.Sprintf("%s has tenant column(s) %s but row-level security is off", qn, strings.Join(t.TenantColumns, ", ")),
+						c.Fail(Problem{Database: d.Name, Object: obj, Evidence: fmt.Sprintf("%s has tenant column(s) %s but row-level security is off", qn, strings.Join(t.TenantColumns, ", ")),
 							Expected: "ENABLE ROW LEVEL SECURITY with a policy on the tenant column (waive for single-tenant tables)", FixKind: FixSQL,
-							Fix: fmt.Sprintf("ALTER TABLE %s ENABLE ROW LEVEL SECURITY;\nCREATE POLICY tenant_isolation ON %s USING (%s = current_setting('app.tenant_id')::%s);    -- in database %s; adjust the type", qn, qn, ident(t.TenantColumns[0]), "bigint", ident(d.Name))})
+							Fix: fmt.Sprintf("ALTER TABLE %s ENABLE ROW LEVEL SECURITY;\nCREATE POLICY tenant_isolation ON %s USING (%s = current_setting('app.tenant_id')::%s);    -- in database %s; adjust the type", qn, qn, quote.Ident(t.TenantColumns[0]), "bigint", quote.Ident(d.Name))})
 					case t.Enabled && len(t.Policies) == 0:
-						c.Fail(Problem{Object: obj, Evidence: fmt.Sprintf("%s has row-level security enabled and no policy: other roles see no rows, the owner sees all", qn),
-							Expected: "policies that say who sees what", Fix: fmt.Sprintf("CREATE POLICY ... ON %s ...;    -- in database %s", qn, ident(d.Name)), FixKind: FixSQL, Severity: Low, SevSet: true})
+						c.Fail(Problem{Database: d.Name, Object: obj, Evidence: fmt.Sprintf("%s has row-level security enabled and no policy: other roles see no rows, the owner sees all", qn),
+							Expected: "policies that say who sees what", Fix: fmt.Sprintf("CREATE POLICY ... ON %s ...;    -- in database %s", qn, quote.Ident(d.Name)), FixKind: FixSQL, Severity: Low, SevSet: true})
 					}
 					for _, p := range t.Policies {
 						trivially := strings.TrimSpace(p.Using) == "true" || (p.Using == "" && strings.TrimSpace(p.WithCheck) == "true")
 						if trivially && p.Permissive {
-							c.Fail(Problem{Object: obj, Evidence: fmt.Sprintf("policy %q on %s is USING (true) for %s: it admits every row", p.Name, qn, strings.Join(p.Roles, ", ")),
-								Expected: "a condition on the tenant or user", Fix: fmt.Sprintf("ALTER POLICY %s ON %s USING (<tenant condition>);    -- in database %s", ident(p.Name), qn, ident(d.Name)), FixKind: FixSQL})
+							c.Fail(Problem{Database: d.Name, Object: obj, Evidence: fmt.Sprintf("policy %q on %s is USING (true) for %s: it admits every row", p.Name, qn, strings.Join(p.Roles, ", ")),
+								Expected: "a condition on the tenant or user", Fix: fmt.Sprintf("ALTER POLICY %s ON %s USING (<tenant condition>);    -- in database %s", quote.Ident(p.Name), qn, quote.Ident(d.Name)), FixKind: FixSQL})
 						}
 						if (p.Command == "*" || p.Command == "a" || p.Command == "w") && p.WithCheck == "" && p.Using == "" {
 							c.Fail(Problem{Object: obj, Evidence: fmt.Sprintf("write policy %q on %s has no USING or WITH CHECK", p.Name, qn),
-								Expected: "WITH CHECK on the tenant condition", Fix: fmt.Sprintf("ALTER POLICY %s ON %s WITH CHECK (<tenant condition>);", ident(p.Name), qn), FixKind: FixSQL, Severity: Low, SevSet: true})
+								Expected: "WITH CHECK on the tenant condition", Fix: fmt.Sprintf("ALTER POLICY %s ON %s WITH CHECK (<tenant condition>);    -- in database %s", quote.Ident(p.Name), qn, quote.Ident(d.Name)), FixKind: FixSQL, Database: d.Name, Severity: Low, SevSet: true})
 						}
 					}
 					if t.Enabled && !t.Forced {
 						if r, ok := c.S.Role(t.Owner); ok && r.CanLogin && !r.Superuser {
-							c.Fail(Problem{Object: obj, Evidence: fmt.Sprintf("%s is owned by login role %q and RLS is not forced: that role bypasses the policies", qn, t.Owner),
-								Expected: "FORCE ROW LEVEL SECURITY, or a NOLOGIN owner", Fix: fmt.Sprintf("ALTER TABLE %s FORCE ROW LEVEL SECURITY;    -- in database %s", qn, ident(d.Name)), FixKind: FixSQL})
+							c.Fail(Problem{Database: d.Name, Object: obj, Evidence: fmt.Sprintf("%s is owned by login role %q and RLS is not forced: that role bypasses the policies", qn, t.Owner),
+								Expected: "FORCE ROW LEVEL SECURITY, or a NOLOGIN owner", Fix: fmt.Sprintf("ALTER TABLE %s FORCE ROW LEVEL SECURITY;    -- in database %s", qn, quote.Ident(d.Name)), FixKind: FixSQL})
 						}
 					}
 				}
@@ -615,7 +623,7 @@ func init() {
 			for _, r := range c.S.Roles {
 				if r.BypassRLS && !r.Superuser && !r.Predefined() {
 					c.Fail(Problem{Object: "role " + r.Name, Evidence: fmt.Sprintf("role %q has BYPASSRLS: every policy is ignored for it", r.Name),
-						Expected: "BYPASSRLS only for backup/maintenance roles", Fix: fmt.Sprintf("ALTER ROLE %s NOBYPASSRLS;", ident(r.Name)), FixKind: FixSQL, Severity: Low, SevSet: true})
+						Expected: "BYPASSRLS only for backup/maintenance roles", Fix: fmt.Sprintf("ALTER ROLE %s NOBYPASSRLS;", quote.Ident(r.Name)), FixKind: FixSQL, Severity: Low, SevSet: true})
 				}
 			}
 		},
@@ -632,7 +640,7 @@ func init() {
 			}
 			for _, d := range dbs {
 				for _, v := range d.ViewsOverRLS {
-					fix := fmt.Sprintf("ALTER VIEW %s.%s SET (security_invoker = true);    -- in database %s", ident(v.Schema), ident(v.Name), ident(d.Name))
+					fix := fmt.Sprintf("ALTER VIEW %s.%s SET (security_invoker = true);    -- in database %s", quote.Ident(v.Schema), quote.Ident(v.Name), quote.Ident(d.Name))
 					if c.S.MajorVersion() > 0 && c.S.MajorVersion() < 15 {
 						fix = "give the view an owner without BYPASSRLS that is subject to the table's policies"
 					}
@@ -642,7 +650,7 @@ func init() {
 					}
 					c.Fail(Problem{Object: fmt.Sprintf("view %s.%s.%s", d.Name, v.Schema, v.Name), Severity: sev, SevSet: true,
 						Evidence: fmt.Sprintf("view %s.%s (owner %s) reads row-secured table %s with its owner's rights", v.Schema, v.Name, v.Owner, v.Table),
-						Expected: "security_invoker = true", Fix: fix, FixKind: FixSQL})
+						Expected: "security_invoker = true", Fix: fix, FixKind: FixSQL, Database: d.Name})
 				}
 			}
 		},
@@ -664,19 +672,19 @@ func init() {
 					}
 					obj := fmt.Sprintf("language %s.%s", d.Name, l.Name)
 					if l.Trusted && privileges.RuntimeTrustCheck[l.Name] {
-						c.Fail(Problem{Object: obj, Severity: Medium, SevSet: true,
+						c.Fail(Problem{Database: d.Name, Object: obj, Severity: Medium, SevSet: true,
 							Evidence: fmt.Sprintf("untrusted language %s is marked trusted in %q: its handler then runs functions restricted like plperl, but any role with USAGE can create them", l.Name, d.Name),
-							Expected: "lanpltrusted = false", Fix: fmt.Sprintf("UPDATE pg_language SET lanpltrusted = false WHERE lanname = '%s';    -- as superuser in database %s", l.Name, ident(d.Name)), FixKind: FixSQL})
+							Expected: "lanpltrusted = false", Fix: fmt.Sprintf("UPDATE pg_language SET lanpltrusted = false WHERE lanname = %s;    -- as superuser in database %s", quote.Literal(l.Name), quote.Ident(d.Name)), FixKind: FixSQL})
 						continue
 					}
 					if l.Trusted {
-						c.Fail(Problem{Object: obj, Severity: Critical, SevSet: true,
+						c.Fail(Problem{Database: d.Name, Object: obj, Severity: Critical, SevSet: true,
 							Evidence: fmt.Sprintf("untrusted language %s is marked trusted in %q: any role with USAGE runs code as the OS user", l.Name, d.Name),
-							Expected: "lanpltrusted = false", Fix: fmt.Sprintf("UPDATE pg_language SET lanpltrusted = false WHERE lanname = '%s';    -- as superuser in database %s", l.Name, ident(d.Name)), FixKind: FixSQL})
+							Expected: "lanpltrusted = false", Fix: fmt.Sprintf("UPDATE pg_language SET lanpltrusted = false WHERE lanname = %s;    -- as superuser in database %s", quote.Literal(l.Name), quote.Ident(d.Name)), FixKind: FixSQL})
 						continue
 					}
-					c.Fail(Problem{Object: obj, Evidence: fmt.Sprintf("untrusted language %s is installed in %q", l.Name, d.Name),
-						Expected: "only trusted languages (plpgsql, sql)", Fix: fmt.Sprintf("DROP EXTENSION %s;    -- in database %s, if unused", l.Name, ident(d.Name)), FixKind: FixSQL, Severity: Medium, SevSet: true})
+					c.Fail(Problem{Database: d.Name, Object: obj, Evidence: fmt.Sprintf("untrusted language %s is installed in %q", l.Name, d.Name),
+						Expected: "only trusted languages (plpgsql, sql)", Fix: fmt.Sprintf("DROP EXTENSION %s;    -- in database %s, if unused", quote.Ident(l.Name), quote.Ident(d.Name)), FixKind: FixSQL, Severity: Medium, SevSet: true})
 				}
 			}
 		},
@@ -708,9 +716,9 @@ func init() {
 					if risk.note != "" {
 						note = " (" + risk.note + ")"
 					}
-					c.Fail(Problem{Object: fmt.Sprintf("extension %s.%s", d.Name, e.Name), Severity: risk.sev, SevSet: true,
+					c.Fail(Problem{Database: d.Name, Object: fmt.Sprintf("extension %s.%s", d.Name, e.Name), Severity: risk.sev, SevSet: true,
 						Evidence: fmt.Sprintf("extension %s %s is installed in %q: %s%s", e.Name, e.Version, d.Name, risk.why, note),
-						Expected: "only approved extensions (waive the ones you need)", Fix: fmt.Sprintf("DROP EXTENSION %s;    -- in database %s, if unused", ident(e.Name), ident(d.Name)), FixKind: FixSQL})
+						Expected: "only approved extensions (waive the ones you need)", Fix: fmt.Sprintf("DROP EXTENSION %s;    -- in database %s, if unused", quote.Ident(e.Name), quote.Ident(d.Name)), FixKind: FixSQL})
 				}
 				if len(others) > 0 {
 					sort.Strings(others)
@@ -735,7 +743,7 @@ func init() {
 						obj := fmt.Sprintf("user mapping %s for %s in %s", fs.Name, m.User, d.Name)
 						if m.PasswordOptional {
 							c.Fail(Problem{Object: obj, Severity: High, SevSet: true, Evidence: fmt.Sprintf("user mapping for %s on %s sets password_required=false", m.User, fs.Name),
-								Expected: "password_required left on for non-superusers", Fix: fmt.Sprintf("ALTER USER MAPPING FOR %s SERVER %s OPTIONS (DROP password_required);", granteeSQL(m.User), ident(fs.Name)), FixKind: FixSQL})
+								Expected: "password_required left on for non-superusers", Fix: fmt.Sprintf("ALTER USER MAPPING FOR %s SERVER %s OPTIONS (DROP password_required);    -- in database %s", granteeSQL(m.User), quote.Ident(fs.Name), quote.Ident(d.Name)), FixKind: FixSQL, Database: d.Name})
 						}
 						for _, n := range m.OptionNames {
 							if n == "password" {
@@ -780,7 +788,7 @@ func init() {
 				for _, w := range c.S.Replication.Senders {
 					if r, ok := c.S.Role(w.User); ok && r.Superuser {
 						c.Fail(Problem{Object: "role " + w.User, Evidence: fmt.Sprintf("a standby at %s streams as superuser %q", w.Client, w.User),
-							Expected: "a NOSUPERUSER REPLICATION role", Fix: "CREATE ROLE replicator LOGIN REPLICATION PASSWORD '...'; then point primary_conninfo at it", FixKind: FixSQL})
+							Expected: "a NOSUPERUSER REPLICATION role", Fix: "CREATE ROLE replicator LOGIN REPLICATION PASSWORD <new password>;  -- then point primary_conninfo at it", FixKind: FixSQL})
 					}
 				}
 			}
@@ -806,7 +814,7 @@ func init() {
 				for _, w := range c.S.Replication.Senders {
 					if !w.SSL && w.Client != "" && w.Client != "127.0.0.1" && w.Client != "::1" {
 						c.Fail(Problem{Object: "walsender " + w.Client, Evidence: fmt.Sprintf("standby %s streams as %q without TLS", w.Client, w.User),
-							Expected: "hostssl replication rule and sslmode=verify-full in primary_conninfo", Fix: "hostssl replication " + w.User + " " + w.Client + "/32 scram-sha-256    # and reject plain replication", FixKind: FixConfig, FixApply: "reload"})
+							Expected: "hostssl replication rule and sslmode=verify-full in primary_conninfo", Fix: replicationHBA(w.User, w.Client), FixKind: FixConfig, FixApply: "reload"})
 					}
 				}
 			}
@@ -869,7 +877,7 @@ func init() {
 			}
 			if r := c.S.Replication; r != nil && r.FailedCount > 0 && r.LastFailed != nil && (r.LastArchived == nil || r.LastFailed.After(*r.LastArchived)) {
 				c.Fail(Problem{Object: "archiver", Evidence: fmt.Sprintf("the archiver's last attempt failed (%d failures, last at %s)", r.FailedCount, r.LastFailed.Format(time.RFC3339)),
-					Expected: "archiving succeeding", Fix: "check the server log for archive_command errors", FixKind: FixShell, Severity: High, SevSet: true})
+					Expected: "archiving succeeding", Fix: "# check the server log for archive_command errors", FixKind: FixShell, Severity: High, SevSet: true})
 				return
 			}
 			c.Pass("archiver", "archive_mode on, archiving configured")
@@ -913,7 +921,7 @@ func init() {
 			for _, r := range h.PgBackRest.Repos {
 				if r.CipherType == "" || r.CipherType == "none" {
 					c.Fail(Problem{Object: "pgBackRest " + r.Name, Location: h.PgBackRest.Config, Evidence: fmt.Sprintf("%s (%s %s) has no repo cipher", r.Name, r.Type, r.Path),
-						Expected: r.Name + "-cipher-type=aes-256-cbc with a cipher pass", Fix: fmt.Sprintf("%s-cipher-type=aes-256-cbc\n%s-cipher-pass=<random>    # in %s (new repository)", r.Name, r.Name, h.PgBackRest.Config), FixKind: FixConfig})
+						Expected: r.Name + "-cipher-type=aes-256-cbc with a cipher pass", Fix: fmt.Sprintf("%s-cipher-type=aes-256-cbc\n%s-cipher-pass=<random>    # in %s (new repository)", textsafe.String(r.Name), textsafe.String(r.Name), textsafe.String(h.PgBackRest.Config)), FixKind: FixConfig})
 				}
 			}
 		},
@@ -938,10 +946,52 @@ func init() {
 	})
 }
 
+// passwordFix is the psql command that sets a role's password with the
+// hash made client-side. psql's \password reads its argument as an SQL
+// name in double quotes but knows no U&"..." form, so a role whose name
+// holds a control character gets an explanation instead of a command that
+// would name another role.
+func passwordFix(role, why string) string {
+	id := quote.Ident(role)
+	if strings.HasPrefix(id, "U&") {
+		return "# role " + id + " has control characters in its name, which psql's \\password cannot take: rename it (ALTER ROLE " + id + " RENAME TO ...), then set its password with \\password"
+	}
+	return fmt.Sprintf("psql -c %s    # %s", quote.Shell(`\password `+id), why)
+}
+
+// paramSQL renders a parameter name for GRANT/REVOKE ... ON PARAMETER: a
+// dotted custom name is a list of identifiers.
+func paramSQL(name string) string { return quote.Qualified(strings.Split(name, ".")...) }
+
+// funcFix renders a fix about a function through sql(signature), or, when
+// the argument list is not the server's rendering (a hand-edited snapshot),
+// a note that names the function without being executable.
+func funcFix(f snapshot.Function, sql func(fn string) string) string {
+	fn, err := quote.Function(f.Schema, f.Name, f.Args)
+	if err != nil {
+		return "-- " + err.Error() + ": fix it by hand"
+	}
+	return sql(fn)
+}
+
+// replicationHBA is the pg_hba.conf line for a standby's role and address,
+// or an explanation when the role cannot be written as an hba token.
+func replicationHBA(user, client string) string {
+	tok, err := quote.HBAToken(user)
+	if err != nil {
+		return "add a hostssl replication line for role " + quote.Ident(user) + " (" + err.Error() + ": rename the role first)"
+	}
+	addr, perr := netip.ParseAddr(client)
+	if perr != nil {
+		return "hostssl replication " + tok + " <standby-ip>/32 scram-sha-256    # and reject plain replication"
+	}
+	return "hostssl replication " + tok + " " + netip.PrefixFrom(addr, addr.BitLen()).String() + " scram-sha-256    # and reject plain replication"
+}
+
 // granteeSQL renders a grantee for GRANT/REVOKE.
 func granteeSQL(name string) string {
 	if name == acl.Public {
 		return "PUBLIC"
 	}
-	return ident(name)
+	return quote.Ident(name)
 }

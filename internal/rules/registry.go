@@ -103,19 +103,22 @@ type Rule struct {
 
 // Finding is one result of one rule about one object.
 type Finding struct {
-	Rule       string      `json:"rule"`
-	Status     Status      `json:"status"`
-	Severity   Severity    `json:"severity"`
-	Title      string      `json:"title"`
-	Area       string      `json:"area"`
-	Object     string      `json:"object"`
-	Location   string      `json:"location,omitempty"`
-	Evidence   string      `json:"evidence,omitempty"`
-	Expected   string      `json:"expected,omitempty"`
-	Fix        string      `json:"fix,omitempty"`
-	FixKind    string      `json:"fix_kind,omitempty"`
-	FixApply   string      `json:"fix_apply,omitempty"` // "reload", "restart" or "" (immediate)
-	Reason     string      `json:"reason,omitempty"`    // why not checked
+	Rule     string   `json:"rule"`
+	Status   Status   `json:"status"`
+	Severity Severity `json:"severity"`
+	Title    string   `json:"title"`
+	Area     string   `json:"area"`
+	Object   string   `json:"object"`
+	Location string   `json:"location,omitempty"`
+	Evidence string   `json:"evidence,omitempty"`
+	Expected string   `json:"expected,omitempty"`
+	Fix      string   `json:"fix,omitempty"`
+	FixKind  string   `json:"fix_kind,omitempty"`
+	FixApply string   `json:"fix_apply,omitempty"` // "reload", "restart" or "" (immediate)
+	// Database is the database a SQL fix must run in ("" for fixes that
+	// run anywhere: roles, databases, server settings).
+	Database   string      `json:"database,omitempty"`
+	Reason     string      `json:"reason,omitempty"` // why not checked
 	References []Reference `json:"references,omitempty"`
 	// Waiver is the accepted-risk entry that matched, if any.
 	Waiver *Waiver `json:"waiver,omitempty"`
@@ -150,6 +153,8 @@ type Check struct {
 type Problem struct {
 	Object, Location, Evidence, Expected string
 	Fix, FixKind, FixApply               string
+	// Database: see Finding.Database.
+	Database string
 	// Severity overrides the rule's severity when set (SevSet true).
 	Severity Severity
 	SevSet   bool
@@ -164,7 +169,7 @@ func (c *Check) base(status Status, object string) Finding {
 func (c *Check) Fail(p Problem) {
 	f := c.base(Fail, p.Object)
 	f.Location, f.Evidence, f.Expected = p.Location, p.Evidence, p.Expected
-	f.Fix, f.FixKind, f.FixApply = p.Fix, p.FixKind, p.FixApply
+	f.Fix, f.FixKind, f.FixApply, f.Database = p.Fix, p.FixKind, p.FixApply, p.Database
 	if p.SevSet {
 		f.Severity = p.Severity
 	}

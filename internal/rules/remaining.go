@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/pgaegis/pgaegis/internal/hba"
+	"github.com/pgaegis/pgaegis/internal/quote"
 	"github.com/pgaegis/pgaegis/internal/snapshot"
 )
 
@@ -38,7 +39,7 @@ func init() {
 			}
 			obj := "certificate " + cert.Path
 			if cert.Error != "" {
-				c.Fail(Problem{Object: obj, Location: cert.Path, Evidence: cert.Error, Expected: "a readable PEM certificate", Fix: "pgaegis tls issue server ...", FixKind: FixShell, FixApply: "reload"})
+				c.Fail(Problem{Object: obj, Location: cert.Path, Evidence: cert.Error, Expected: "a readable PEM certificate", Fix: "pgaegis tls issue server --ca '<CA dir>' --host '<name>' --out " + quote.Shell(filepath.Dir(cert.Path)), FixKind: FixShell, FixApply: "reload"})
 				return
 			}
 			now := Now()
@@ -75,7 +76,7 @@ func init() {
 			c.Fail(Problem{Object: obj, Location: cert.Path, Severity: sev, SevSet: true,
 				Evidence: fmt.Sprintf("%s (subject %s, issuer %s): %s", cert.Path, cert.Subject, cert.Issuer, strings.Join(problems, "; ")),
 				Expected: "issued by your CA, ECDSA P-256 or RSA ≥ 2048, SHA-256 or better, more than 30 days left",
-				Fix:      "pgaegis tls issue server --ca <CA dir> --host <name> --out " + shellQuote(filepath.Dir(cert.Path)) + "    # then SELECT pg_reload_conf();", FixKind: FixShell, FixApply: "reload"})
+				Fix:      "pgaegis tls issue server --ca '<CA dir>' --host '<name>' --out " + quote.Shell(filepath.Dir(cert.Path)) + "    # then SELECT pg_reload_conf();", FixKind: FixShell, FixApply: "reload"})
 		},
 	})
 
@@ -273,7 +274,9 @@ func init() {
 						}
 						c.Fail(Problem{Object: fmt.Sprintf("function %s.%s", d.Name, f.Signature()), Severity: sev, SevSet: true,
 							Evidence: fmt.Sprintf("%s runs EXECUTE on a concatenated string (security definer: %v)", f.Signature(), f.SecDef),
-							Expected: "EXECUTE format('... %I ... %L', ...) or EXECUTE ... USING", Fix: "rewrite the dynamic SQL of " + f.Signature() + " with format()/USING", FixKind: FixSQL})
+							Expected: "EXECUTE format('... %I ... %L', ...) or EXECUTE ... USING", Fix: funcFix(f, func(fn string) string {
+								return "-- rewrite the dynamic SQL of " + fn + " with format()/USING, in database " + quote.Ident(d.Name)
+							}), FixKind: FixSQL, Database: d.Name})
 					}
 				}
 			}
@@ -333,10 +336,10 @@ func rootOwnedCheck(kind, object string, more ...string) func(c *Check) {
 			switch {
 			case f.UID != 0:
 				c.Fail(Problem{Object: "directory " + f.Path, Location: f.Path, Evidence: fmt.Sprintf("%s is owned by %s, not root", f.Path, ownerName(f)),
-					Expected: "owned by root, 0755", Fix: "chown -R root:root " + shellQuote(f.Path), FixKind: FixShell})
+					Expected: "owned by root, 0755", Fix: "chown -R root:root " + quote.Shell(f.Path), FixKind: FixShell})
 			case f.Mode&0o022 != 0:
 				c.Fail(Problem{Object: "directory " + f.Path, Location: f.Path, Evidence: fmt.Sprintf("%s mode %s is writable by group or others", f.Path, f.ModeString()),
-					Expected: "0755", Fix: "chmod go-w " + shellQuote(f.Path), FixKind: FixShell})
+					Expected: "0755", Fix: "chmod go-w " + quote.Shell(f.Path), FixKind: FixShell})
 			default:
 				c.Pass("directory "+f.Path, "root-owned, mode "+f.ModeString())
 			}
@@ -391,9 +394,9 @@ func init() {
 func overrideTarget(rs snapshot.DBRoleSetting, name string) (string, string) {
 	switch {
 	case rs.Role != "" && rs.Database != "":
-		return fmt.Sprintf("role %q in database %q", rs.Role, rs.Database), fmt.Sprintf("ALTER ROLE %s IN DATABASE %s RESET %s;", ident(rs.Role), ident(rs.Database), name)
+		return fmt.Sprintf("role %q in database %q", rs.Role, rs.Database), fmt.Sprintf("ALTER ROLE %s IN DATABASE %s RESET %s;", quote.Ident(rs.Role), quote.Ident(rs.Database), paramSQL(name))
 	case rs.Role != "":
-		return fmt.Sprintf("role %q", rs.Role), fmt.Sprintf("ALTER ROLE %s RESET %s;", ident(rs.Role), name)
+		return fmt.Sprintf("role %q", rs.Role), fmt.Sprintf("ALTER ROLE %s RESET %s;", quote.Ident(rs.Role), paramSQL(name))
 	}
-	return fmt.Sprintf("database %q", rs.Database), fmt.Sprintf("ALTER DATABASE %s RESET %s;", ident(rs.Database), name)
+	return fmt.Sprintf("database %q", rs.Database), fmt.Sprintf("ALTER DATABASE %s RESET %s;", quote.Ident(rs.Database), paramSQL(name))
 }

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/pgaegis/pgaegis/internal/acl"
+	"github.com/pgaegis/pgaegis/internal/quote"
 	"github.com/pgaegis/pgaegis/internal/snapshot"
 )
 
@@ -25,13 +26,6 @@ func (c *Check) roles() ([]snapshot.Role, bool) {
 		return nil, false
 	}
 	return c.S.Roles, true
-}
-
-func ident(name string) string {
-	if !needsQuote(name) && name != "" {
-		return name
-	}
-	return `"` + strings.ReplaceAll(name, `"`, `""`) + `"`
 }
 
 // reachable returns the roles a role can become or inherit from, with the
@@ -98,7 +92,7 @@ func init() {
 				}
 				c.Fail(Problem{Object: "role " + r.Name, Evidence: fmt.Sprintf("role %q (%s) has %s", r.Name, login, strings.Join(attrs, ", ")),
 					Expected: "only the designated administrator roles hold these attributes (waive this finding for them)",
-					Fix:      fmt.Sprintf("ALTER ROLE %s %s;", ident(r.Name), strings.Join(neg, " ")), FixKind: FixSQL,
+					Fix:      fmt.Sprintf("ALTER ROLE %s %s;", quote.Ident(r.Name), strings.Join(neg, " ")), FixKind: FixSQL,
 					Severity: sev, SevSet: true})
 			}
 		},
@@ -138,7 +132,7 @@ func init() {
 					c.Fail(Problem{Object: "role " + r.Name,
 						Evidence: fmt.Sprintf("login role %q is a member of superuser %q: %s", r.Name, t, strings.Join(path, " → ")),
 						Expected: "no membership path from a login role to a superuser role",
-						Fix:      fmt.Sprintf("REVOKE %s FROM %s;", ident(path[1]), ident(r.Name)), FixKind: FixSQL})
+						Fix:      fmt.Sprintf("REVOKE %s FROM %s;", quote.Ident(path[1]), quote.Ident(r.Name)), FixKind: FixSQL})
 				}
 			}
 		},
@@ -167,7 +161,7 @@ func init() {
 						c.Fail(Problem{Object: "role " + r.Name,
 							Evidence: fmt.Sprintf("role %q reaches %s: %s", r.Name, p, strings.Join(path, " → ")),
 							Expected: "only administrators reach " + p,
-							Fix:      fmt.Sprintf("REVOKE %s FROM %s;", ident(path[1]), ident(r.Name)), FixKind: FixSQL})
+							Fix:      fmt.Sprintf("REVOKE %s FROM %s;", quote.Ident(path[1]), quote.Ident(r.Name)), FixKind: FixSQL})
 					}
 				}
 			}
@@ -213,7 +207,7 @@ func init() {
 					}
 					c.Fail(Problem{Object: "role " + r.Name, Evidence: fmt.Sprintf("role %q has a %s password verifier in pg_authid", r.Name, r.Password),
 						Expected: "a SCRAM-SHA-256 verifier (or no password for peer/cert-only roles)",
-						Fix:      fmt.Sprintf("psql -c %s    # with password_encryption = scram-sha-256; the new password is hashed client-side", shellQuote(`\password `+ident(r.Name))),
+						Fix:      passwordFix(r.Name, "with password_encryption = scram-sha-256; the new password is hashed client-side"),
 						FixKind:  FixShell, Severity: sev, SevSet: true})
 				}
 			}
@@ -238,10 +232,10 @@ func init() {
 				}
 				for _, sc := range d.Schemas {
 					if acl.Holds(sc.ACL, acl.Public, "CREATE") {
-						c.Fail(Problem{Object: fmt.Sprintf("schema %s.%s", d.Name, sc.Name),
+						c.Fail(Problem{Database: d.Name, Object: fmt.Sprintf("schema %s.%s", d.Name, sc.Name),
 							Evidence: fmt.Sprintf("database %q schema %q grants CREATE to PUBLIC (ACL %s)", d.Name, sc.Name, aclText(sc.ACL)),
 							Expected: "no CREATE for PUBLIC (PostgreSQL 15+ default for new databases)",
-							Fix:      fmt.Sprintf("REVOKE CREATE ON SCHEMA %s FROM PUBLIC;    -- in database %s", ident(sc.Name), ident(d.Name)), FixKind: FixSQL})
+							Fix:      fmt.Sprintf("REVOKE CREATE ON SCHEMA %s FROM PUBLIC;    -- in database %s", quote.Ident(sc.Name), quote.Ident(d.Name)), FixKind: FixSQL})
 					}
 				}
 			}
@@ -259,9 +253,9 @@ func init() {
 			}
 			for _, d := range c.S.Databases {
 				if acl.Holds(d.ACL, acl.Public, "CREATE") {
-					c.Fail(Problem{Object: "database " + d.Name, Evidence: fmt.Sprintf("database %q grants CREATE to PUBLIC (ACL %s)", d.Name, aclText(d.ACL)),
+					c.Fail(Problem{Database: d.Name, Object: "database " + d.Name, Evidence: fmt.Sprintf("database %q grants CREATE to PUBLIC (ACL %s)", d.Name, aclText(d.ACL)),
 						Expected: "CREATE only for the owner and designated roles",
-						Fix:      fmt.Sprintf("REVOKE CREATE ON DATABASE %s FROM PUBLIC;", ident(d.Name)), FixKind: FixSQL})
+						Fix:      fmt.Sprintf("REVOKE CREATE ON DATABASE %s FROM PUBLIC;", quote.Ident(d.Name)), FixKind: FixSQL})
 				}
 			}
 		},

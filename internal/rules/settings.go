@@ -4,7 +4,9 @@ import (
 	"fmt"
 
 	"github.com/pgaegis/pgaegis/internal/guc"
+	"github.com/pgaegis/pgaegis/internal/quote"
 	"github.com/pgaegis/pgaegis/internal/snapshot"
+	"github.com/pgaegis/pgaegis/internal/textsafe"
 )
 
 // setting returns a setting, or reports the rule as not checked (with the
@@ -58,7 +60,7 @@ func (c *Check) setProblem(v snapshot.Setting, want, expected string) Problem {
 	}
 	if c.S.Server != nil {
 		p.FixKind = FixSQL
-		p.Fix = fmt.Sprintf("ALTER SYSTEM SET %s = %s;", v.Name, guc.QuoteLiteral(want))
+		p.Fix = fmt.Sprintf("ALTER SYSTEM SET %s = %s;", paramSQL(v.Name), quote.Literal(want))
 		if p.FixApply == "reload" {
 			p.Fix += " SELECT pg_reload_conf();"
 		}
@@ -68,7 +70,11 @@ func (c *Check) setProblem(v snapshot.Setting, want, expected string) Problem {
 		if v.File != "" {
 			file = v.File
 		}
-		p.Fix = fmt.Sprintf("%s = %s    # in %s", v.Name, guc.QuoteLiteral(want), file)
+		val, err := quote.ConfValue(want)
+		if err != nil {
+			val = "<" + err.Error() + ">"
+		}
+		p.Fix = fmt.Sprintf("%s = %s    # in %s", v.Name, val, textsafe.String(file))
 	}
 	return p
 }

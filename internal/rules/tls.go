@@ -2,10 +2,12 @@ package rules
 
 import (
 	"fmt"
+	"path/filepath"
 	"strings"
 
 	"github.com/pgaegis/pgaegis/internal/guc"
 
+	"github.com/pgaegis/pgaegis/internal/quote"
 	"github.com/pgaegis/pgaegis/internal/snapshot"
 )
 
@@ -82,14 +84,14 @@ func init() {
 				switch {
 				case !k.Exists:
 					c.Fail(Problem{Object: "file " + k.Path, Location: k.Path, Evidence: "ssl is on but the key file is missing" + errSuffix(k),
-						Expected: "a readable key file", Fix: "pgaegis tls issue server (or install the key) at " + k.Path, FixKind: FixShell})
+						Expected: "a readable key file", Fix: "pgaegis tls issue server --ca '<CA dir>' --host '<name>' --out " + quote.Shell(filepath.Dir(k.Path)) + "    # or install the key there", FixKind: FixShell})
 				case k.Mode&0o077 == 0, k.UID == 0 && k.Mode&0o037 == 0:
 					c.Pass("file "+k.Path, "mode "+k.ModeString())
 				default:
 					c.Fail(Problem{Object: "file " + k.Path, Location: k.Path,
 						Evidence: fmt.Sprintf("mode %s owner %s", k.ModeString(), ownerName(k)),
 						Expected: "0600 owned by the cluster owner (or 0640 owned by root)",
-						Fix:      "chmod 0600 " + shellQuote(k.Path), FixKind: FixShell, FixApply: "reload"})
+						Fix:      "chmod 0600 " + quote.Shell(k.Path), FixKind: FixShell, FixApply: "reload"})
 				}
 			}
 		},
