@@ -12,6 +12,7 @@ import (
 // table, then each failure with evidence and fix; passes and not-checked
 // items fold away.
 func WriteMarkdown(w io.Writer, r *Report) error {
+	r = safeCopy(r) // every string escaped for the reader (safe.go)
 	var b strings.Builder
 	fmt.Fprintf(&b, "## pgaegis audit: %s\n\n", mdEscape(r.Target.Description))
 	var meta []string
@@ -79,7 +80,7 @@ func sevBadge(s rules.Severity) string {
 
 // mdEscape neutralises characters Markdown would interpret in prose.
 func mdEscape(s string) string {
-	return strings.NewReplacer("\\", "\\\\", "*", "\\*", "_", "\\_", "`", "\\`", "<", "&lt;", ">", "&gt;", "[", "\\[", "]", "\\]", "|", "\\|").Replace(s)
+	return strings.NewReplacer("&", "&amp;", "\\", "\\\\", "*", "\\*", "_", "\\_", "`", "\\`", "<", "&lt;", ">", "&gt;", "[", "\\[", "]", "\\]", "|", "\\|").Replace(s)
 }
 
 // mdCode renders a value as inline code, multi-line values as a block.
