@@ -72,7 +72,9 @@ func TestHumanWritersEscapeHostileText(t *testing.T) {
 		write func(*bytes.Buffer, *Report) error
 	}{
 		{"text", func(b *bytes.Buffer, r *Report) error { return WriteText(b, r, TextOptions{Verbose: true}) }},
-		{"text colour", func(b *bytes.Buffer, r *Report) error { return WriteText(b, r, TextOptions{Color: true, Verbose: true}) }},
+		{"text colour", func(b *bytes.Buffer, r *Report) error {
+			return WriteText(b, r, TextOptions{Color: true, Verbose: true})
+		}},
 		{"markdown", func(b *bytes.Buffer, r *Report) error { return WriteMarkdown(b, r) }},
 		{"html", func(b *bytes.Buffer, r *Report) error { return WriteHTML(b, r) }},
 	}
