@@ -117,8 +117,8 @@ func hex2(c byte) string {
 	return string([]byte{digits[c>>4], digits[c&15]})
 }
 
-// Writer escapes everything written through it as Text does (newlines and
-// tabs kept). It is for streams that are human-readable only (a command's
+// Writer escapes everything written through it as Code does (newlines,
+// tabs and backslashes kept). It is for streams that are human-readable only (a command's
 // text output), so that a field added later cannot reach the terminal raw.
 // Each Write is escaped on its own: callers write whole strings (fmt and
 // text/tabwriter do), so a character is never split across two writes.
@@ -135,7 +135,7 @@ func NewWriter(w io.Writer) *Writer {
 // Write escapes p and writes it; it reports len(p) on success so that
 // callers (fmt, tabwriter) do not see a short write for expanded text.
 func (t *Writer) Write(p []byte) (int, error) {
-	s := Text(string(p))
+	s := Code(string(p)) // backslashes kept: callers escape their fields with String
 	if _, err := io.WriteString(t.w, s); err != nil {
 		return 0, err
 	}

@@ -65,11 +65,11 @@ func TestCodeKeepsBackslashes(t *testing.T) {
 func TestWriter(t *testing.T) {
 	var b strings.Builder
 	w := NewWriter(&b)
-	fmt.Fprintf(w, "role %s\tok\n", "x\x1b]0;t\x07\u202e")
+	fmt.Fprintf(w, "role %s\tok %s\n", "x\x1b]0;t\x07\u202e", `a\b`)
 	if NewWriter(w) != w {
 		t.Error("wrapping a Writer again must not escape twice")
 	}
-	want := "role x\\x1b]0;t\\x07\\u202e\tok\n"
+	want := "role x\\x1b]0;t\\x07\\u202e\tok a\\b\n"
 	if b.String() != want {
 		t.Errorf("got %q, want %q", b.String(), want)
 	}
