@@ -183,4 +183,3 @@ func fakePG(t *testing.T, serve func(net.Conn)) string {
 	}()
 	return l.Addr().String()
 }
-
