@@ -11,6 +11,7 @@ import (
 	"io"
 	"math/big"
 	"net"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -182,4 +183,25 @@ func fakePG(t *testing.T, serve func(net.Conn)) string {
 		}
 	}()
 	return l.Addr().String()
+}
+
+// Error messages quote paths, names and file content.
+func TestErrorsEscapeHostileText(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), evilName)
+	runs := [][]string{
+		{"audit", "--config-file", missing},
+		{"hba", "lint", "--file", missing},
+		{"logs", "scan", missing},
+		{"tls", "probe", "127.0.0.1:1", "--ca", missing},
+		{"audit", "--snapshot", writeFile(t, "snap.json", `{"format_version": 1, "target": {"description": "`+"\x1b[2J"+`"`)},
+	}
+	for _, args := range runs {
+		code, out, errs := runCLI(t, args...)
+		name := strings.Join(args[:2], " ")
+		if code != ExitError {
+			t.Errorf("%s: exit %d, want %d", name, code, ExitError)
+		}
+		assertTerminalSafe(t, name, out)
+		assertTerminalSafe(t, name+" (stderr)", errs)
+	}
 }

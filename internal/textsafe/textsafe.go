@@ -158,3 +158,35 @@ func FirstUnsafe(s string) int {
 	}
 	return -1
 }
+
+// Shorten escapes s as String does and cuts it to at most n bytes at a
+// character boundary (never inside an escape), adding "…" when cut.
+func Shorten(s string, n int) string {
+	s = String(s)
+	if len(s) <= n {
+		return s
+	}
+	cut := 0
+	for i := 0; i < len(s); {
+		// An escape (\x1b, \u202e, \\) is kept whole.
+		w := 1
+		if s[i] == '\\' && i+1 < len(s) {
+			switch s[i+1] {
+			case 'x':
+				w = 4
+			case 'u':
+				w = 6
+			default:
+				w = 2
+			}
+		} else {
+			_, w = utf8.DecodeRuneInString(s[i:])
+		}
+		if i+w > n {
+			break
+		}
+		i += w
+		cut = i
+	}
+	return s[:cut] + "…"
+}

@@ -74,3 +74,21 @@ func TestWriter(t *testing.T) {
 		t.Errorf("got %q, want %q", b.String(), want)
 	}
 }
+
+func TestShorten(t *testing.T) {
+	cases := []struct {
+		in   string
+		n    int
+		want string
+	}{
+		{"short", 10, "short"},
+		{"abcdef\x1b[2J", 8, "abcdef…"},
+		{"abcdef\x1b[2J", 10, "abcdef\\x1b…"},
+		{"ééé", 3, "é…"},
+	}
+	for _, c := range cases {
+		if got := Shorten(c.in, c.n); got != c.want {
+			t.Errorf("Shorten(%q, %d) = %q, want %q", c.in, c.n, got, c.want)
+		}
+	}
+}
