@@ -62,7 +62,7 @@ func tlsInitCA(env *Env, args []string) (int, error) {
 	if err := ca.WriteCRL(30 * 24 * time.Hour); err != nil {
 		return ExitError, err
 	}
-	fmt.Fprintf(env.Stdout, "created CA %q in %s (ca.crt, ca.key 0600, ca.crl), valid until %s\n", *name, *out, ca.Cert.NotAfter.Format("2006-01-02"))
+	fmt.Fprintf(textEnv(env).Stdout, "created CA %q in %s (ca.crt, ca.key 0600, ca.crl), valid until %s\n", *name, esc(*out), ca.Cert.NotAfter.Format("2006-01-02"))
 	return ExitOK, nil
 }
 
@@ -127,7 +127,8 @@ func tlsIssue(env *Env, kind string, args []string) (int, error) {
 	if err != nil {
 		return ExitError, err
 	}
-	fmt.Fprintf(env.Stdout, "issued %s certificate %s (key %s, 0600), CN=%s, valid until %s\n\n", kind, is.CertFile, is.KeyFile, req.CommonName, is.Cert.NotAfter.Format("2006-01-02"))
+	env = textEnv(env) // the snippets are configuration text: escaped by the writer, backslashes kept
+	fmt.Fprintf(env.Stdout, "issued %s certificate %s (key %s, 0600), CN=%s, valid until %s\n\n", kind, esc(is.CertFile), esc(is.KeyFile), esc(req.CommonName), is.Cert.NotAfter.Format("2006-01-02"))
 	snippets := snippetsFor(kind, ca, is, req, *serverCA)
 	if *passFile != "" {
 		abs, _ := filepath.Abs(*passFile)
@@ -229,7 +230,8 @@ func tlsRenew(env *Env, args []string) (int, error) {
 		if err != nil {
 			return ExitError, err
 		}
-		fmt.Fprintf(env.Stdout, "renewed %s (CN=%s), valid until %s; reload the server or client that uses it\n", is.CertFile, req.CommonName, is.Cert.NotAfter.Format("2006-01-02"))
+		// The CN comes from a certificate file found in the CA's directory.
+		fmt.Fprintf(textEnv(env).Stdout, "renewed %s (CN=%s), valid until %s; reload the server or client that uses it\n", esc(is.CertFile), esc(req.CommonName), is.Cert.NotAfter.Format("2006-01-02"))
 	}
 	return ExitOK, nil
 }
@@ -260,7 +262,7 @@ func tlsRevoke(env *Env, args []string) (int, error) {
 	if err := ca.Revoke(targets[0]); err != nil {
 		return ExitError, err
 	}
-	fmt.Fprintf(env.Stdout, "revoked %s; %s updated: copy it to ssl_crl_file and SELECT pg_reload_conf();\n", targets[0], filepath.Join(*caDir, tlsca.CRLFile))
+	fmt.Fprintf(textEnv(env).Stdout, "revoked %s; %s updated: copy it to ssl_crl_file and SELECT pg_reload_conf();\n", esc(targets[0]), esc(filepath.Join(*caDir, tlsca.CRLFile)))
 	return ExitOK, nil
 }
 

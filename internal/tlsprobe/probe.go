@@ -19,6 +19,7 @@ import (
 	"net"
 	"os"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -174,6 +175,13 @@ func isStall(ctx context.Context, err error) bool {
 		errors.As(err, &ne) && ne.Timeout() || errors.Is(ctx.Err(), context.DeadlineExceeded)
 }
 
+// hungUp: the peer closed the connection (cleanly, or with a reset when
+// it closed before reading what we sent).
+func hungUp(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}
+
 func dial(ctx context.Context, o Options) (net.Conn, error) {
 	var d net.Dialer
 	c, err := d.DialContext(ctx, "tcp", o.Addr)
@@ -195,11 +203,14 @@ func offersTLS(ctx context.Context, o Options) (bool, error) {
 	}
 	defer c.Close()
 	if _, err := c.Write(sslRequest); err != nil {
+		if hungUp(err) {
+			return false, errors.New("the server closed the connection without answering SSLRequest (not PostgreSQL?)")
+		}
 		return false, fmt.Errorf("sending SSLRequest: %w", err)
 	}
 	b := make([]byte, 1)
 	if _, err := io.ReadFull(c, b); err != nil {
-		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		if hungUp(err) {
 			return false, errors.New("the server closed the connection without answering SSLRequest (not PostgreSQL?)")
 		}
 		return false, fmt.Errorf("no answer to SSLRequest: %w", err)
@@ -234,6 +245,9 @@ func plaintext(ctx context.Context, o Options) (bool, string, error) {
 	if _, err := c.Write(msg); err != nil {
 		if isStall(ctx, err) {
 			return false, "", err
+		}
+		if hungUp(err) {
+			return false, "closed without an answer", nil
 		}
 		return false, err.Error(), nil
 	}
