@@ -362,6 +362,9 @@ func writeProbeText(env *Env, r *tlsprobe.Result) {
 		fmt.Fprintf(env.Stdout, "  client certificate requested: %s\n", yn[r.ClientCertRequested])
 	}
 	for _, e := range r.Errors {
+		if e == r.Stalled {
+			continue // shown above
+		}
 		fmt.Fprintf(env.Stdout, "  error: %s\n", esc(e))
 	}
 }

@@ -103,6 +103,9 @@ func Probe(ctx context.Context, o Options) *Result {
 			return false
 		}
 		r.Stalled = fmt.Sprintf("%s within %s", step, o.Timeout)
+		// Also an error, for callers that only look at Errors (the
+		// audit's probe): a stall must never read as a clean refusal.
+		r.Errors = append(r.Errors, r.Stalled)
 		return true
 	}
 	undecided := func(from int) {

@@ -98,6 +98,9 @@ func TestProbeTellsStallsFromRefusals(t *testing.T) {
 		t.Run(c.kind, func(t *testing.T) {
 			addr := fakeServer(t, c.kind)
 			r := Probe(context.Background(), Options{Addr: addr, Timeout: time.Second})
+			if c.stalled != "" && !strings.Contains(strings.Join(r.Errors, "; "), c.stalled) {
+				t.Errorf("the stall is not among the errors: %q", r.Errors)
+			}
 			if !strings.Contains(r.Stalled, c.stalled) || (c.stalled == "") != (r.Stalled == "") {
 				t.Errorf("stalled = %q, want %q", r.Stalled, c.stalled)
 			}
