@@ -205,3 +205,26 @@ func TestErrorsEscapeHostileText(t *testing.T) {
 		assertTerminalSafe(t, name+" (stderr)", errs)
 	}
 }
+
+// pg_hba.conf tokens and role names reach the hba commands' text output.
+func TestHBATextEscapesHostileNames(t *testing.T) {
+	quoted := `"` + evilName + `"`
+	old := writeFile(t, "old.conf", "local all all peer\nhost all "+quoted+" 10.0.0.0/8 scram-sha-256\n")
+	widened := writeFile(t, "new.conf", "local all all peer\nhost all "+quoted+" 0.0.0.0/0 md5\nhost all all 10.0.0.0/8 trust "+evilName+"\n")
+	runs := [][]string{
+		{"hba", "explain", "--file", old, "--user", evilName, "--database", "postgres", "--address", "10.1.2.3"},
+		{"hba", "explain", "--file", old, "--user", evilName, "--database", "postgres"},
+		{"hba", "lint", "--file", widened},
+		{"hba", "diff", old, widened},
+		{"hba", "matrix", "--file", widened},
+	}
+	for _, args := range runs {
+		_, out, errs := runCLI(t, args...)
+		name := strings.Join(args[:2], " ")
+		if !strings.Contains(out+errs, `\x1b]0;owned`) {
+			t.Errorf("%s: the hostile name is not shown (escaped):\n%s\n%s", name, out, errs)
+		}
+		assertTerminalSafe(t, name, out)
+		assertTerminalSafe(t, name+" (stderr)", errs)
+	}
+}
