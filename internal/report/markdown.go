@@ -53,7 +53,8 @@ func WriteMarkdown(w io.Writer, r *Report) error {
 			if f.FixApply != "" {
 				apply = " (then " + f.FixApply + ")"
 			}
-			fmt.Fprintf(&b, "- **Fix%s:**\n\n```%s\n%s\n```\n", apply, lang, strings.ReplaceAll(f.Fix, "```", "`\u200b``"))
+			fc := fence(f.Fix)
+			fmt.Fprintf(&b, "- **Fix%s:**\n\n%s%s\n%s\n%s\n", apply, fc, lang, f.Fix, fc)
 		}
 	}
 	if len(other) > 0 {
@@ -86,7 +87,8 @@ func mdEscape(s string) string {
 // mdCode renders a value as inline code, multi-line values as a block.
 func mdCode(s string) string {
 	if strings.Contains(s, "\n") {
-		return "\n\n```\n" + strings.ReplaceAll(s, "```", "`\u200b``") + "\n```\n"
+		fc := fence(s)
+		return "\n\n" + fc + "\n" + s + "\n" + fc + "\n"
 	}
 	ticks := "`"
 	for strings.Contains(s, ticks) {
@@ -102,4 +104,20 @@ func mdCode(s string) string {
 func mdCell(s string) string {
 	s = strings.ReplaceAll(s, "\n", " ")
 	return strings.ReplaceAll(mdEscape(s), "\\|", "&#124;")
+}
+
+// fence is a code fence longer than any run of backticks in s, so nothing
+// in s can close it (a closing fence is at least as long as the opening
+// one) and s is shown unchanged: a fix stays exactly what to paste.
+func fence(s string) string {
+	longest, run := 0, 0
+	for i := 0; i < len(s); i++ {
+		if s[i] != '`' {
+			run = 0
+			continue
+		}
+		run++
+		longest = max(longest, run)
+	}
+	return strings.Repeat("`", max(3, longest+1))
 }

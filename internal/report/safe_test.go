@@ -130,3 +130,31 @@ func TestMarkdownEscapesMetacharacters(t *testing.T) {
 		}
 	}
 }
+
+// A fix or evidence holding a code fence cannot end the block early, and
+// stays byte for byte what it was (a zero-width space would change the
+// pasted fix and is itself a character the terminal hides).
+func TestMarkdownFencesHoldBackticks(t *testing.T) {
+	r := build(t)
+	const fix = "SELECT 1;\n```\n# heading <script>\n````"
+	for i := range r.Findings {
+		if r.Findings[i].Status == rules.Fail {
+			r.Findings[i].Fix = fix
+			r.Findings[i].Evidence = "a\n```\nb"
+		}
+	}
+	var b bytes.Buffer
+	if err := WriteMarkdown(&b, r); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	if !strings.Contains(out, "`````sql\n"+fix+"\n`````\n") && !strings.Contains(out, "`````\n"+fix+"\n`````\n") {
+		t.Errorf("the fix is not fenced as it is:\n%s", out)
+	}
+	if !strings.Contains(out, "````\na\n```\nb\n````") {
+		t.Errorf("multi-line evidence is not fenced as it is:\n%s", out)
+	}
+	if i := textsafe.FirstUnsafe(out); i >= 0 {
+		t.Errorf("unsafe character at %d: %q", i, out[max(0, i-20):min(len(out), i+20)])
+	}
+}
