@@ -19,6 +19,10 @@ import (
 // directory. The returned stop must be called (it is also safe to call
 // after a signal did the work).
 func startSandbox(ctx context.Context, env *Env) (*localpg.Server, func(), error) {
+	// Signals are caught from here on: one arriving while we reap or
+	// start is handled as soon as the server exists (or failed to).
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	for _, r := range localpg.ReapOrphans() {
 		dir := textsafe.String(r.Dir)
 		switch {
@@ -30,8 +34,6 @@ func startSandbox(ctx context.Context, env *Env) (*localpg.Server, func(), error
 			fmt.Fprintf(env.Stderr, "removed the sandbox an earlier run left behind (%s)\n", dir)
 		}
 	}
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	ctx, cancel := context.WithCancel(ctx)
 	started := make(chan *localpg.Server, 1)
 	done := make(chan struct{})
