@@ -85,6 +85,18 @@ func TestTextOutputsEscapeHostileNames(t *testing.T) {
 		append([]string{"escalations"}, conn...),
 		append([]string{"access", "--role", "nobody" + evilName}, conn...), // an error that quotes the name
 	}
+	// The same names read back from a snapshot (collect here, audit elsewhere).
+	snap := filepath.Join(t.TempDir(), "snap.json")
+	if code, _, errs := runCLI(t, append([]string{"collect", "--no-probe", "-o", snap}, conn...)...); code != ExitOK {
+		t.Fatalf("collect: exit %d: %s", code, errs)
+	}
+	runs = append(runs,
+		[]string{"audit", "--snapshot", snap, "-v"},
+		[]string{"audit", "--snapshot", snap, "--format", "html"},
+		[]string{"access", "--snapshot", snap, "--role", evilName},
+		[]string{"escalations", "--snapshot", snap},
+		[]string{"hba", "matrix", "--snapshot", snap},
+	)
 	for _, args := range runs {
 		_, out, errs := runCLI(t, args...)
 		name := strings.Join(args[:2], " ")
