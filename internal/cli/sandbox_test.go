@@ -97,26 +97,27 @@ func TestSandboxLeavesNothingBehind(t *testing.T) {
 	bin := buildPgaegis(t)
 	tmp := sandboxTmp(t)
 
-	t.Run("private while it runs, gone after SIGTERM", func(t *testing.T) {
-		sb := startSandboxAudit(t, bin, tmp)
-		for path, want := range map[string]os.FileMode{sb.dir: 0o700, filepath.Join(sb.dir, "data"): 0o700, filepath.Join(sb.dir, "server.log"): 0o600} {
-			if st, err := os.Stat(path); err != nil || st.Mode().Perm() != want {
-				t.Errorf("%s: mode %v (err %v), want %v", path, st.Mode().Perm(), err, want)
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP} {
+		t.Run("private while it runs, gone after "+sig.String(), func(t *testing.T) {
+			sb := startSandboxAudit(t, bin, tmp)
+			for path, want := range map[string]os.FileMode{sb.dir: 0o700, filepath.Join(sb.dir, "data"): 0o700, filepath.Join(sb.dir, "server.log"): 0o600} {
+				if st, err := os.Stat(path); err != nil || st.Mode().Perm() != want {
+					t.Errorf("%s: mode %v (err %v), want %v", path, st.Mode().Perm(), err, want)
+				}
 			}
-		}
-		must(t, sb.cmd.Process.Signal(syscall.SIGTERM))
-		err := sb.cmd.Wait()
-		if err == nil {
-			t.Error("a terminated audit exited 0")
-		}
-		if _, err := os.Stat(sb.dir); !os.IsNotExist(err) {
-			t.Errorf("%s is left behind after SIGTERM (%v)\n%s", sb.dir, err, sb.stderr)
-		}
-		if postmasterRunning(sb.pid, sb.dir) {
-			t.Errorf("postmaster %d still runs after SIGTERM", sb.pid)
-			syscall.Kill(sb.pid, syscall.SIGQUIT)
-		}
-	})
+			must(t, sb.cmd.Process.Signal(sig))
+			if err := sb.cmd.Wait(); err == nil {
+				t.Error("an interrupted audit exited 0")
+			}
+			if _, err := os.Stat(sb.dir); !os.IsNotExist(err) {
+				t.Errorf("%s is left behind after %v (%v)\n%s", sb.dir, sig, err, sb.stderr)
+			}
+			if postmasterRunning(sb.pid, sb.dir) {
+				t.Errorf("postmaster %d still runs after %v", sb.pid, sig)
+				syscall.Kill(sb.pid, syscall.SIGQUIT)
+			}
+		})
+	}
 
 	t.Run("SIGKILL: the next run reaps it", func(t *testing.T) {
 		sb := startSandboxAudit(t, bin, tmp)
