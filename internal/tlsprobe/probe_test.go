@@ -17,6 +17,8 @@ const (
 	sThenStall  = "answers S to SSLRequest, then stalls"
 	closes      = "accepts and closes"
 	errorsPlain = "answers N and rejects startup" // a quick, honest server
+	plainStall  = "answers N, then says nothing to a startup message"
+	directStall = "answers N, rejects startup, stalls on direct TLS"
 )
 
 // fakeServer listens on loopback and treats each connection as kind says.
@@ -65,6 +67,10 @@ func serve(c net.Conn, kind string) {
 	if _, err := io.ReadFull(c, first); err != nil {
 		return
 	}
+	if first[0] == 0x16 && kind == directStall { // a TLS ClientHello: direct TLS
+		io.Copy(io.Discard, c)
+		return
+	}
 	if bytes.Equal(first, sslRequest) {
 		if kind == sThenStall {
 			c.Write([]byte{'S'})
@@ -72,6 +78,10 @@ func serve(c net.Conn, kind string) {
 			return
 		}
 		c.Write([]byte{'N'})
+		return
+	}
+	if kind == plainStall {
+		io.Copy(io.Discard, c)
 		return
 	}
 	msg := "SFATAL\x00C28000\x00Mno pg_hba.conf entry\x00\x00"
@@ -93,6 +103,8 @@ func TestProbeTellsStallsFromRefusals(t *testing.T) {
 		{kind: sThenStall, stalled: "TLS handshake (TLSv1.0) not finished within 1s", notTested: 4, offered: true},
 		{kind: closes, errorHas: "closed the connection without answering SSLRequest", plaintext: "closed without an answer"},
 		{kind: errorsPlain, plaintext: "rejected: no pg_hba.conf entry"},
+		{kind: plainStall, stalled: "no answer to an unencrypted startup message within 1s"},
+		{kind: directStall, stalled: "direct TLS handshake not finished within 1s", plaintext: "rejected: no pg_hba.conf entry"},
 	}
 	for _, c := range cases {
 		t.Run(c.kind, func(t *testing.T) {
