@@ -72,7 +72,7 @@ func (m *modelSource) load(ctx context.Context, env *Env) (*snapshot.Snapshot, *
 	}
 	for _, d := range snap.Databases {
 		if !d.Collected && d.AllowConn {
-			fmt.Fprintf(env.Stderr, "note: database %q was not read: %s\n", d.Name, d.Gap)
+			fmt.Fprintf(env.Stderr, "note: database %q was not read: %s\n", d.Name, esc(d.Gap))
 		}
 	}
 	return snap, model, objs, nil
@@ -128,11 +128,12 @@ func runAccess(ctx context.Context, env *Env, args []string) (int, error) {
 			return ExitOK, writeJSON(env, privileges.Summarize(hs))
 		}
 		r := model.Roles[ri]
-		fmt.Fprintf(env.Stdout, "what %s can do%s\n", r.Name, roleNote(snap, r.Name))
+		env = textEnv(env) // names are chosen by whoever created the objects
+		fmt.Fprintf(env.Stdout, "what %s can do%s\n", esc(r.Name), roleNote(snap, r.Name))
 		tw := tabwriter.NewWriter(env.Stdout, 0, 2, 2, ' ', 0)
 		fmt.Fprintln(tw, "DATABASE\tKIND\tSCHEMA\tCOUNT\tPRIVILEGES\tHOW\tEXAMPLE")
 		for _, s := range privileges.Summarize(hs) {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\n", s.Database, s.Kind, s.Schema, s.Count, s.Privileges, s.Via, s.Example)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\n", esc(s.Database), esc(string(s.Kind)), esc(s.Schema), s.Count, esc(s.Privileges), esc(s.Via), esc(s.Example))
 		}
 		return ExitOK, tw.Flush()
 	}
@@ -154,23 +155,24 @@ func runAccess(ctx context.Context, env *Env, args []string) (int, error) {
 	if *format == "json" {
 		return ExitOK, writeJSON(env, map[string]any{"object": o, "roles": who})
 	}
-	fmt.Fprintf(env.Stdout, "who can use %s %s (database %s, owner %s)\n", o.Kind, o.QualifiedName(), o.Database, o.Owner)
+	env = textEnv(env)
+	fmt.Fprintf(env.Stdout, "who can use %s %s (database %s, owner %s)\n", esc(string(o.Kind)), esc(o.QualifiedName()), esc(o.Database), esc(o.Owner))
 	tw := tabwriter.NewWriter(env.Stdout, 0, 2, 2, ' ', 0)
 	fmt.Fprintln(tw, "ROLE\tPRIVILEGE\tHOW\tRLS")
 	for _, rh := range who {
 		for _, g := range rh.Grants {
-			how := string(g.Via)
+			how := esc(string(g.Via))
 			if len(g.Path) > 1 {
-				how += " " + strings.Join(g.Path, " → ")
+				how += " " + strings.Join(escAll(g.Path), " → ")
 			}
 			if g.Column != "" {
-				how += " (column " + g.Column + ")"
+				how += " (column " + esc(g.Column) + ")"
 			}
-			name := rh.Role
+			name := esc(rh.Role)
 			if rh.Login {
 				name += " (login)"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", name, g.Privilege, how, g.RLS)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", name, esc(g.Privilege), how, esc(g.RLS))
 		}
 	}
 	return ExitOK, tw.Flush()
@@ -245,7 +247,8 @@ func accessCheck(ctx context.Context, env *Env, args []string) (int, error) {
 	if r.Allowed {
 		answer = "yes"
 	}
-	fmt.Fprintf(env.Stdout, "%s: %s %s %s on %s %s: %s\n", answer, *role, map[bool]string{true: "has", false: "does not have"}[r.Allowed], p, o.Kind, o.QualifiedName(), r.Text)
+	env = textEnv(env)
+	fmt.Fprintf(env.Stdout, "%s: %s %s %s on %s %s: %s\n", answer, esc(*role), map[bool]string{true: "has", false: "does not have"}[r.Allowed], esc(p), esc(string(o.Kind)), esc(o.QualifiedName()), esc(r.Text))
 	return ExitOK, nil
 }
 
@@ -309,13 +312,14 @@ func runEscalations(ctx context.Context, env *Env, args []string) (int, error) {
 			return ExitError, err
 		}
 	} else {
+		env = textEnv(env)
 		if len(chains) == 0 {
 			fmt.Fprintln(env.Stdout, "no escalation path found for any non-superuser login role")
 		}
 		for _, c := range chains {
-			fmt.Fprintf(env.Stdout, "CRITICAL %s can gain %s (%s)\n", c.Role, c.Gains, c.Kind)
+			fmt.Fprintf(env.Stdout, "CRITICAL %s can gain %s (%s)\n", esc(c.Role), esc(c.Gains), esc(string(c.Kind)))
 			for i, s := range c.Steps {
-				fmt.Fprintf(env.Stdout, "  %d. %s: %s\n", i+1, s.What, s.Evidence)
+				fmt.Fprintf(env.Stdout, "  %d. %s: %s\n", i+1, esc(s.What), esc(s.Evidence))
 			}
 		}
 	}
@@ -351,18 +355,19 @@ func accessPolicyCheck(ctx context.Context, env *Env, args []string) (int, error
 			return ExitError, err
 		}
 	} else {
+		env = textEnv(env) // the SQL lines are code: the writer escapes them, keeping backslashes
 		if len(diffs) == 0 {
 			fmt.Fprintln(env.Stdout, "the server matches the policy")
 		}
 		for _, d := range diffs {
 			var parts []string
 			if d.Missing != "" {
-				parts = append(parts, "missing "+d.Missing)
+				parts = append(parts, "missing "+esc(d.Missing))
 			}
 			if d.Extra != "" {
-				parts = append(parts, "extra "+d.Extra)
+				parts = append(parts, "extra "+esc(d.Extra))
 			}
-			fmt.Fprintf(env.Stdout, "%s %s %s: %s\n", d.Database, d.Object, d.Role, strings.Join(parts, "; "))
+			fmt.Fprintf(env.Stdout, "%s %s %s: %s\n", esc(d.Database), esc(d.Object), esc(d.Role), strings.Join(parts, "; "))
 		}
 		if len(sql) > 0 {
 			fmt.Fprintln(env.Stdout, "\n-- to close the differences:")

@@ -124,12 +124,12 @@ func runAudit(ctx context.Context, env *Env, args []string) (int, error) {
 			return ExitError, usagef("--sandbox starts its own server: do not combine it with connection options")
 		}
 		var srv *localpg.Server
-		fmt.Fprintln(env.Stderr, "starting a throwaway PostgreSQL server (initdb into a temporary directory)…")
-		srv, err = localpg.Start(ctx, localpg.Options{})
+		var stopSandbox func()
+		srv, stopSandbox, err = startSandbox(ctx, env)
 		if err != nil {
-			return ExitError, fmt.Errorf("sandbox: %w", err)
+			return ExitError, err
 		}
-		defer srv.Stop()
+		defer stopSandbox()
 		snap, err = gather(ctx, env, &src, srv)
 		if err == nil {
 			snap.Target.Description = "sandbox (throwaway server, " + snap.Target.Description + ")"

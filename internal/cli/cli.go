@@ -21,6 +21,7 @@ import (
 
 	"github.com/pgaegis/pgaegis/internal/collect"
 	"github.com/pgaegis/pgaegis/internal/conninfo"
+	"github.com/pgaegis/pgaegis/internal/textsafe"
 )
 
 // Exit codes.
@@ -88,7 +89,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 			if errors.Is(err, flag.ErrHelp) {
 				return ExitOK
 			}
-			fmt.Fprintf(stderr, "pgaegis %s: %s\n", c.name, conninfo.Redact(err.Error(), env.secrets...))
+			// Errors quote names and file content: escaped for the terminal.
+			fmt.Fprintf(stderr, "pgaegis %s: %s\n", c.name, textsafe.Code(conninfo.Redact(err.Error(), env.secrets...)))
 			var ue usageError
 			if errors.As(err, &ue) {
 				fmt.Fprintf(stderr, "run 'pgaegis %s --help' for usage\n", c.name)
@@ -199,10 +201,8 @@ func progress(env *Env) func(string, ...any) {
 		return nil
 	}
 	return func(format string, args ...any) {
-		msg := fmt.Sprintf(format, args...)
-		if len(msg) > 70 {
-			msg = msg[:70] + "…"
-		}
+		// Progress names databases: escaped, and cut between characters.
+		msg := textsafe.Shorten(fmt.Sprintf(format, args...), 70)
 		fmt.Fprintf(env.Stderr, "\r\x1b[K%s", msg)
 	}
 }

@@ -103,7 +103,7 @@ func (h *hbaSource) load(ctx context.Context, env *Env) ([]hba.Rule, *snapshot.S
 			return nil, nil, menv, err
 		}
 		for _, e := range f.Errors {
-			fmt.Fprintf(env.Stderr, "warning: %s (the server would refuse to load this file)\n", e.Error())
+			fmt.Fprintf(env.Stderr, "warning: %s (the server would refuse to load this file)\n", esc(e.Error()))
 		}
 		if snap == nil {
 			snap = &snapshot.Snapshot{FormatVersion: snapshot.FormatVersion, Tool: "pgaegis", ToolVersion: collect.Version,
@@ -147,6 +147,7 @@ func hbaExplain(ctx context.Context, env *Env, args []string) (int, error) {
 		if *format == "json" {
 			return ExitOK, writeJSON(env, rows)
 		}
+		env = textEnv(env) // names and rule text are escaped for the terminal
 		tw := tabwriter.NewWriter(env.Stdout, 0, 2, 2, ' ', 0)
 		fmt.Fprintf(tw, "how %q reaches %q\nCONNECTION\tNETWORK\tMETHOD\tRULE\n", *user, *db)
 		for _, r := range rows {
@@ -173,6 +174,7 @@ func hbaExplain(ctx context.Context, env *Env, args []string) (int, error) {
 	if *format == "json" {
 		return ExitOK, writeJSON(env, e)
 	}
+	env = textEnv(env)
 	fmt.Fprintf(env.Stdout, "%s\n%s\n", e.Conn, e.Summary)
 	if e.Matched {
 		fmt.Fprintf(env.Stdout, "  line:    %s\n", e.Text)
@@ -292,7 +294,7 @@ func hbaDiff(ctx context.Context, env *Env, args []string) (int, error) {
 			return ExitError, err
 		}
 		for _, e := range f.Errors {
-			fmt.Fprintf(env.Stderr, "warning: %s (the server would refuse to load this file)\n", e.Error())
+			fmt.Fprintf(env.Stderr, "warning: %s (the server would refuse to load this file)\n", esc(e.Error()))
 		}
 		sets[i] = f.Rules
 	}
@@ -308,6 +310,7 @@ func hbaDiff(ctx context.Context, env *Env, args []string) (int, error) {
 			return ExitError, err
 		}
 	} else {
+		env = textEnv(env)
 		if len(changes) == 0 {
 			fmt.Fprintln(env.Stdout, "no change in access")
 		}
@@ -378,6 +381,7 @@ func hbaMatrix(ctx context.Context, env *Env, args []string) (int, error) {
 		w.Flush()
 		return ExitOK, w.Error()
 	}
+	env = textEnv(env)
 	tw := tabwriter.NewWriter(env.Stdout, 0, 2, 2, ' ', 0)
 	fmt.Fprintln(tw, "ROLE\tDATABASE\tWEAKEST\tWIDEST NETWORK\tCONNECTION\tLINE\tATTRIBUTES\tALARM")
 	for _, c := range cells {
@@ -423,6 +427,7 @@ func hbaGuard(ctx context.Context, env *Env, args []string) (int, error) {
 	if err != nil {
 		return ExitError, err
 	}
+	env = textEnv(env)
 	if len(f.Errors) > 0 {
 		fmt.Fprintf(env.Stdout, "refused: %s has errors; the server would keep its old rules:\n", files[0])
 		for _, e := range f.Errors {

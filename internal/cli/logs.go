@@ -280,41 +280,44 @@ func parseWhen(s string) (time.Time, error) {
 }
 
 func writeLogsText(env *Env, st logscan.Stats, an *logscan.Analysis, events []logscan.Event, elapsed time.Duration) {
+	// Every field of a log line is attacker-chosen (a failed login picks
+	// its own user name): each is escaped, and the writer catches the rest.
+	env = textEnv(env)
 	mbs := float64(st.Bytes) / 1e6 / elapsed.Seconds()
-	fmt.Fprintf(env.Stdout, "%d file(s), %s, %d MB, %d lines in %s (%.0f MB/s); %d events\n", len(st.Files), st.Format, st.Bytes>>20, st.Lines, elapsed.Round(time.Millisecond), mbs, len(events))
+	fmt.Fprintf(env.Stdout, "%d file(s), %s, %d MB, %d lines in %s (%.0f MB/s); %d events\n", len(st.Files), esc(string(st.Format)), st.Bytes>>20, st.Lines, elapsed.Round(time.Millisecond), mbs, len(events))
 	for _, e := range events {
 		who := []string{}
 		if e.Source != "" {
-			who = append(who, "from "+e.Source)
+			who = append(who, "from "+esc(e.Source))
 		}
 		if e.Role != "" {
-			who = append(who, "role "+e.Role)
+			who = append(who, "role "+esc(e.Role))
 		}
 		if e.Database != "" {
-			who = append(who, "database "+e.Database)
+			who = append(who, "database "+esc(e.Database))
 		}
-		fmt.Fprintf(env.Stdout, "\n%-8s %s: %s\n  %s; %d time(s), %s .. %s\n  at: %s\n", strings.ToUpper(e.Severity), e.Kind, e.Title, strings.Join(who, ", "), e.Count,
-			e.First.Format("2006-01-02 15:04:05"), e.Last.Format("2006-01-02 15:04:05"), strings.Join(e.Evidence, ", "))
+		fmt.Fprintf(env.Stdout, "\n%-8s %s: %s\n  %s; %d time(s), %s .. %s\n  at: %s\n", esc(strings.ToUpper(e.Severity)), esc(e.Kind), esc(e.Title), strings.Join(who, ", "), e.Count,
+			e.First.Format("2006-01-02 15:04:05"), e.Last.Format("2006-01-02 15:04:05"), strings.Join(escAll(e.Evidence), ", "))
 		if e.Sample != "" {
-			fmt.Fprintf(env.Stdout, "  statement: %s\n", e.Sample)
+			fmt.Fprintf(env.Stdout, "  statement: %s\n", esc(e.Sample))
 		}
 	}
 	tw := tabwriter.NewWriter(env.Stdout, 0, 2, 2, ' ', 0)
 	fmt.Fprintln(tw, "\nTOP SOURCES (failed logins)\tCOUNT")
 	for _, c := range an.Top(false, 10) {
-		fmt.Fprintf(tw, "%s\t%d\n", c.Key, c.N)
+		fmt.Fprintf(tw, "%s\t%d\n", esc(c.Key), c.N)
 	}
 	fmt.Fprintln(tw, "\nTOP TARGETED ROLES\tCOUNT")
 	for _, c := range an.Top(true, 10) {
-		fmt.Fprintf(tw, "%s\t%d\n", c.Key, c.N)
+		fmt.Fprintf(tw, "%s\t%d\n", esc(c.Key), c.N)
 	}
 	fmt.Fprintln(tw, "\nHOUR\tFAILED LOGINS")
 	for _, c := range an.Timeline() {
-		fmt.Fprintf(tw, "%s\t%d\n", c.Key, c.N)
+		fmt.Fprintf(tw, "%s\t%d\n", esc(c.Key), c.N)
 	}
 	tw.Flush()
 	for _, e := range st.Errors {
-		fmt.Fprintf(env.Stdout, "unparsed: %s\n", e)
+		fmt.Fprintf(env.Stdout, "unparsed: %s\n", esc(e))
 	}
 }
 

@@ -64,7 +64,7 @@ func tlsInitCA(env *Env, args []string) (int, error) {
 	if err := ca.WriteCRL(30 * 24 * time.Hour); err != nil {
 		return ExitError, err
 	}
-	fmt.Fprintf(env.Stdout, "created CA %q in %s (ca.crt, ca.key 0600, ca.crl), valid until %s\n", *name, *out, ca.Cert.NotAfter.Format("2006-01-02"))
+	fmt.Fprintf(textEnv(env).Stdout, "created CA %q in %s (ca.crt, ca.key 0600, ca.crl), valid until %s\n", *name, esc(*out), ca.Cert.NotAfter.Format("2006-01-02"))
 	return ExitOK, nil
 }
 
@@ -129,7 +129,8 @@ func tlsIssue(env *Env, kind string, args []string) (int, error) {
 	if err != nil {
 		return ExitError, err
 	}
-	fmt.Fprintf(env.Stdout, "issued %s certificate %s (key %s, 0600), CN=%s, valid until %s\n\n", kind, is.CertFile, is.KeyFile, req.CommonName, is.Cert.NotAfter.Format("2006-01-02"))
+	env = textEnv(env) // the snippets are configuration text: escaped by the writer, backslashes kept
+	fmt.Fprintf(env.Stdout, "issued %s certificate %s (key %s, 0600), CN=%s, valid until %s\n\n", kind, esc(is.CertFile), esc(is.KeyFile), esc(req.CommonName), is.Cert.NotAfter.Format("2006-01-02"))
 	snippets := snippetsFor(kind, ca, is, req, *serverCA)
 	if *passFile != "" {
 		abs, _ := filepath.Abs(*passFile)
@@ -257,7 +258,8 @@ func tlsRenew(env *Env, args []string) (int, error) {
 		if err != nil {
 			return ExitError, err
 		}
-		fmt.Fprintf(env.Stdout, "renewed %s (CN=%s), valid until %s; reload the server or client that uses it\n", is.CertFile, req.CommonName, is.Cert.NotAfter.Format("2006-01-02"))
+		// The CN comes from a certificate file found in the CA's directory.
+		fmt.Fprintf(textEnv(env).Stdout, "renewed %s (CN=%s), valid until %s; reload the server or client that uses it\n", esc(is.CertFile), esc(req.CommonName), is.Cert.NotAfter.Format("2006-01-02"))
 	}
 	return ExitOK, nil
 }
@@ -288,7 +290,7 @@ func tlsRevoke(env *Env, args []string) (int, error) {
 	if err := ca.Revoke(targets[0]); err != nil {
 		return ExitError, err
 	}
-	fmt.Fprintf(env.Stdout, "revoked %s; %s updated: copy it to ssl_crl_file and SELECT pg_reload_conf();\n", targets[0], filepath.Join(*caDir, tlsca.CRLFile))
+	fmt.Fprintf(textEnv(env).Stdout, "revoked %s; %s updated: copy it to ssl_crl_file and SELECT pg_reload_conf();\n", esc(targets[0]), esc(filepath.Join(*caDir, tlsca.CRLFile)))
 	return ExitOK, nil
 }
 
@@ -296,7 +298,7 @@ func tlsProbe(ctx context.Context, env *Env, args []string) (int, error) {
 	fs := newFlagSet(env, "tls probe", "HOST[:PORT] [--ca FILE] [--server-name NAME] [--format text|json]")
 	caFile := fs.String("ca", "", "CA certificate the server's chain should verify against")
 	serverName := fs.String("server-name", "", "name to check the certificate against (default: the host)")
-	timeout := fs.Duration("timeout", 5*time.Second, "per connection and handshake")
+	timeout := fs.Duration("timeout", 20*time.Second, "deadline for the whole probe (every connection, read and handshake)")
 	format := fs.String("format", "text", "text or json")
 	fast := fs.Bool("no-ciphers", false, "do not enumerate cipher suites")
 	targets, err := parseArgs(fs, args)
@@ -329,6 +331,11 @@ func tlsProbe(ctx context.Context, env *Env, args []string) (int, error) {
 	} else {
 		writeProbeText(env, r)
 	}
+	if r.Stalled != "" {
+		// A server that says nothing is not a server that refuses: what it
+		// offers is unknown, so this is an error, not a verdict.
+		return ExitError, fmt.Errorf("%s: %s", addr, r.Stalled)
+	}
 	if len(r.Errors) > 0 && !r.TLSOffered && !r.PlaintextAccepted {
 		return ExitError, fmt.Errorf("%s", strings.Join(r.Errors, "; "))
 	}
@@ -343,25 +350,49 @@ func tlsProbe(ctx context.Context, env *Env, args []string) (int, error) {
 }
 
 func writeProbeText(env *Env, r *tlsprobe.Result) {
+	// The certificate and the server's messages are the server's words:
+	// every field is escaped, and the writer catches the rest.
+	env = textEnv(env)
 	yn := map[bool]string{true: "yes", false: "no"}
-	fmt.Fprintf(env.Stdout, "%s\n  TLS offered (SSLRequest): %s\n  direct TLS (PostgreSQL 17+): %s\n  unencrypted sessions accepted: %s (%s)\n",
-		r.Addr, yn[r.TLSOffered], yn[r.DirectTLS], yn[r.PlaintextAccepted], r.PlaintextAnswer)
+	if r.Stalled != "" {
+		fmt.Fprintf(env.Stdout, "%s\n  STALLED: %s\n", esc(r.Addr), esc(r.Stalled))
+	} else {
+		fmt.Fprintf(env.Stdout, "%s\n", esc(r.Addr))
+	}
+	notTested := map[string]bool{}
+	for _, v := range r.NotTested {
+		notTested[v] = true
+	}
+	fmt.Fprintf(env.Stdout, "  TLS offered (SSLRequest): %s\n", yn[r.TLSOffered])
+	if r.Stalled == "" {
+		fmt.Fprintf(env.Stdout, "  direct TLS (PostgreSQL 17+): %s\n  unencrypted sessions accepted: %s (%s)\n",
+			yn[r.DirectTLS], yn[r.PlaintextAccepted], esc(r.PlaintextAnswer))
+	}
 	for _, v := range []string{"TLSv1.0", "TLSv1.1", "TLSv1.2", "TLSv1.3"} {
-		fmt.Fprintf(env.Stdout, "  %s: %s", v, map[bool]string{true: "accepted", false: "refused"}[r.Protocols[v]])
+		state := map[bool]string{true: "accepted", false: "refused"}[r.Protocols[v]]
+		if notTested[v] {
+			state = "not tested (no answer)"
+		}
+		fmt.Fprintf(env.Stdout, "  %s: %s", v, state)
 		if cs := r.Ciphers[v]; len(cs) > 0 {
-			fmt.Fprintf(env.Stdout, " (%s)", strings.Join(cs, ", "))
+			fmt.Fprintf(env.Stdout, " (%s)", strings.Join(escAll(cs), ", "))
 		}
 		fmt.Fprintln(env.Stdout)
 	}
 	if c := r.Certificate; c != nil {
 		fmt.Fprintf(env.Stdout, "  certificate: %s, issuer %s, %s %d-bit, %s, expires %s (%d days), hostname %s, self-signed %s\n",
-			c.Subject, c.Issuer, c.KeyType, c.KeyBits, c.SignatureAlg, c.NotAfter.Format("2006-01-02"), c.DaysLeft, map[bool]string{true: "matches", false: "DOES NOT MATCH"}[c.HostnameOK], yn[c.SelfSigned])
+			esc(c.Subject), esc(c.Issuer), esc(c.KeyType), c.KeyBits, esc(c.SignatureAlg), c.NotAfter.Format("2006-01-02"), c.DaysLeft, map[bool]string{true: "matches", false: "DOES NOT MATCH"}[c.HostnameOK], yn[c.SelfSigned])
 		if c.ChainOK != nil {
 			fmt.Fprintf(env.Stdout, "  chains to the given CA: %s\n", yn[*c.ChainOK])
 		}
 	}
-	fmt.Fprintf(env.Stdout, "  client certificate requested: %s\n", yn[r.ClientCertRequested])
+	if r.Stalled == "" {
+		fmt.Fprintf(env.Stdout, "  client certificate requested: %s\n", yn[r.ClientCertRequested])
+	}
 	for _, e := range r.Errors {
-		fmt.Fprintf(env.Stdout, "  error: %s\n", e)
+		if e == r.Stalled {
+			continue // shown above
+		}
+		fmt.Fprintf(env.Stdout, "  error: %s\n", esc(e))
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -57,6 +58,7 @@ type Server struct {
 	cmd       *exec.Cmd
 	done      chan error
 	listen    string
+	stopOnce  sync.Once
 }
 
 // FindBinDir locates the server binaries: PGAEGIS_PGBIN, then
@@ -133,6 +135,12 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 		return nil, err
 	}
 	s.Dir = dir
+	// The owner marker lets a later run reap this directory if we die
+	// without Stop (SIGKILL): see ReapOrphans.
+	if err := writeOwner(dir); err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
 	s.DataDir = filepath.Join(dir, "data")
 	s.SocketDir = dir
 	s.LogFile = filepath.Join(dir, "server.log")
@@ -150,7 +158,9 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 			return nil, err
 		}
 	}
-	if err := os.Chmod(dir, 0o755); err != nil {
+	// Private: the log and the socket are nobody else's business (the
+	// server's OS user owns the directory when we are root).
+	if err := os.Chmod(dir, 0o700); err != nil {
 		return nil, err
 	}
 	s.Password = randomSecret()
@@ -246,8 +256,12 @@ func (s *Server) run(ctx context.Context, prog string, args ...string) (string, 
 }
 
 func (s *Server) start(ctx context.Context, wait time.Duration) error {
-	logf, err := os.OpenFile(s.LogFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	logf, err := os.OpenFile(s.LogFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
+		return err
+	}
+	if err := logf.Chmod(0o600); err != nil { // the server's log holds statements and names
+		logf.Close()
 		return err
 	}
 	// Loopback and a private socket directory only: nothing we start is
@@ -319,10 +333,14 @@ func (s *Server) shutdown() {
 	s.cmd = nil
 }
 
-// Stop shuts the server down and removes its directory.
+// Stop shuts the server down and removes its directory. It may be called
+// more than once and from a signal handler while another call runs: later
+// calls wait for the first to finish.
 func (s *Server) Stop() {
-	s.shutdown()
-	os.RemoveAll(s.Dir)
+	s.stopOnce.Do(func() {
+		s.shutdown()
+		os.RemoveAll(s.Dir)
+	})
 }
 
 // Reload signals the postmaster to re-read its configuration files.

@@ -12,6 +12,7 @@ import (
 // summary with a chart of failures by area and severity, filters, and each
 // finding with its evidence and fix.
 func WriteHTML(w io.Writer, r *Report) error {
+	r = safeCopy(r) // every string escaped for the reader (safe.go)
 	return htmlTmpl.Execute(w, htmlData(r))
 }
 

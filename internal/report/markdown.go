@@ -12,6 +12,7 @@ import (
 // table, then each failure with evidence and fix; passes and not-checked
 // items fold away.
 func WriteMarkdown(w io.Writer, r *Report) error {
+	r = safeCopy(r) // every string escaped for the reader (safe.go)
 	var b strings.Builder
 	fmt.Fprintf(&b, "## pgaegis audit: %s\n\n", mdEscape(r.Target.Description))
 	var meta []string
@@ -52,7 +53,8 @@ func WriteMarkdown(w io.Writer, r *Report) error {
 			if f.FixApply != "" {
 				apply = " (then " + f.FixApply + ")"
 			}
-			fmt.Fprintf(&b, "- **Fix%s:**\n\n```%s\n%s\n```\n", apply, lang, strings.ReplaceAll(f.Fix, "```", "`\u200b``"))
+			fc := fence(f.Fix)
+			fmt.Fprintf(&b, "- **Fix%s:**\n\n%s%s\n%s\n%s\n", apply, fc, lang, f.Fix, fc)
 		}
 	}
 	if len(other) > 0 {
@@ -79,13 +81,14 @@ func sevBadge(s rules.Severity) string {
 
 // mdEscape neutralises characters Markdown would interpret in prose.
 func mdEscape(s string) string {
-	return strings.NewReplacer("\\", "\\\\", "*", "\\*", "_", "\\_", "`", "\\`", "<", "&lt;", ">", "&gt;", "[", "\\[", "]", "\\]", "|", "\\|").Replace(s)
+	return strings.NewReplacer("&", "&amp;", "\\", "\\\\", "*", "\\*", "_", "\\_", "`", "\\`", "<", "&lt;", ">", "&gt;", "[", "\\[", "]", "\\]", "|", "\\|").Replace(s)
 }
 
 // mdCode renders a value as inline code, multi-line values as a block.
 func mdCode(s string) string {
 	if strings.Contains(s, "\n") {
-		return "\n\n```\n" + strings.ReplaceAll(s, "```", "`\u200b``") + "\n```\n"
+		fc := fence(s)
+		return "\n\n" + fc + "\n" + s + "\n" + fc + "\n"
 	}
 	ticks := "`"
 	for strings.Contains(s, ticks) {
@@ -101,4 +104,20 @@ func mdCode(s string) string {
 func mdCell(s string) string {
 	s = strings.ReplaceAll(s, "\n", " ")
 	return strings.ReplaceAll(mdEscape(s), "\\|", "&#124;")
+}
+
+// fence is a code fence longer than any run of backticks in s, so nothing
+// in s can close it (a closing fence is at least as long as the opening
+// one) and s is shown unchanged: a fix stays exactly what to paste.
+func fence(s string) string {
+	longest, run := 0, 0
+	for i := 0; i < len(s); i++ {
+		if s[i] != '`' {
+			run = 0
+			continue
+		}
+		run++
+		longest = max(longest, run)
+	}
+	return strings.Repeat("`", max(3, longest+1))
 }

@@ -52,6 +52,7 @@ func sevColor(s rules.Severity) string {
 // WriteText writes the human report: a summary, then failures grouped by
 // area (worst first) with evidence and fix, then what could not be checked.
 func WriteText(w io.Writer, r *Report, o TextOptions) error {
+	r = safeCopy(r) // every string escaped for the reader (safe.go)
 	p := painter(o.Color)
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s %s audit of %s\n", p.c(ansiBold, r.Tool), r.ToolVersion, r.Target.Description)
@@ -163,7 +164,9 @@ func WriteText(w io.Writer, r *Report, o TextOptions) error {
 			if f.Evidence != "" {
 				detail = strings.TrimSpace(detail + ": " + f.Evidence)
 			}
-			fmt.Fprintf(&b, "%s  %s  %s\n", p.c(ansiGreen, "ok"), f.Rule, strings.TrimPrefix(detail, ": "))
+			// One line per check: a newline in the evidence is shown, not obeyed.
+			detail = strings.ReplaceAll(strings.TrimPrefix(detail, ": "), "\n", `\n`)
+			fmt.Fprintf(&b, "%s  %s  %s\n", p.c(ansiGreen, "ok"), f.Rule, detail)
 		}
 	}
 	if len(r.Warnings) > 0 {

@@ -7,6 +7,7 @@
 package textsafe
 
 import (
+	"io"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -48,6 +49,32 @@ func String(s string) string {
 	if !Needs(s) {
 		return s
 	}
+	return escape(s, false, true)
+}
+
+// Text is String for multi-line text that is meant to be multi-line (a
+// fix of several statements, a report body): newlines and tabs are kept,
+// everything else unsafe is escaped.
+func Text(s string) string {
+	if !Needs(s) {
+		return s
+	}
+	return escape(s, true, true)
+}
+
+// Code is Text for something the reader is meant to copy and run (a fix:
+// SQL, a shell command, a configuration line): backslashes are kept as they
+// are, since doubling them would change what a paste runs. Unsafe
+// characters are still escaped, so a fix holding one cannot act on the
+// terminal (and is visibly not the original when pasted).
+func Code(s string) string {
+	if !Needs(s) {
+		return s
+	}
+	return escape(s, true, false)
+}
+
+func escape(s string, keepLines, doubleBackslash bool) string {
 	var b strings.Builder
 	b.Grow(len(s) + 8)
 	for i := 0; i < len(s); {
@@ -57,7 +84,13 @@ func String(s string) string {
 			b.WriteString(`\x`)
 			b.WriteString(hex2(s[i]))
 		case r == '\\':
-			b.WriteString(`\\`)
+			if doubleBackslash {
+				b.WriteString(`\\`)
+			} else {
+				b.WriteByte('\\')
+			}
+		case keepLines && (r == '\n' || r == '\t'):
+			b.WriteRune(r)
 		case r == '\n':
 			b.WriteString(`\n`)
 		case r == '\r':
@@ -79,25 +112,81 @@ func String(s string) string {
 	return b.String()
 }
 
-// Text is String for multi-line text that is meant to be multi-line (a
-// fix of several statements, a report body): newlines and tabs are kept,
-// everything else unsafe is escaped.
-func Text(s string) string {
-	if !Needs(s) {
-		return s
-	}
-	lines := strings.Split(s, "\n")
-	for i, l := range lines {
-		parts := strings.Split(l, "\t")
-		for j, p := range parts {
-			parts[j] = String(p)
-		}
-		lines[i] = strings.Join(parts, "\t")
-	}
-	return strings.Join(lines, "\n")
-}
-
 func hex2(c byte) string {
 	const digits = "0123456789abcdef"
 	return string([]byte{digits[c>>4], digits[c&15]})
+}
+
+// Writer escapes everything written through it as Code does (newlines,
+// tabs and backslashes kept). It is for streams that are human-readable only (a command's
+// text output), so that a field added later cannot reach the terminal raw.
+// Each Write is escaped on its own: callers write whole strings (fmt and
+// text/tabwriter do), so a character is never split across two writes.
+type Writer struct{ w io.Writer }
+
+// NewWriter wraps w.
+func NewWriter(w io.Writer) *Writer {
+	if tw, ok := w.(*Writer); ok {
+		return tw // escaping twice would double every backslash
+	}
+	return &Writer{w: w}
+}
+
+// Write escapes p and writes it; it reports len(p) on success so that
+// callers (fmt, tabwriter) do not see a short write for expanded text.
+func (t *Writer) Write(p []byte) (int, error) {
+	s := Code(string(p)) // backslashes kept: callers escape their fields with String
+	if _, err := io.WriteString(t.w, s); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// Unwrap returns the underlying writer (to ask whether it is a terminal).
+func (t *Writer) Unwrap() io.Writer { return t.w }
+
+// FirstUnsafe returns the byte offset of the first character in s that
+// must not reach a terminal raw (newlines and tabs allowed), or -1. Tests
+// of every human-readable writer use it.
+func FirstUnsafe(s string) int {
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && n == 1 || unsafe(r) && r != '\n' && r != '\t' {
+			return i
+		}
+		i += n
+	}
+	return -1
+}
+
+// Shorten escapes s as String does and cuts it to at most n bytes at a
+// character boundary (never inside an escape), adding "…" when cut.
+func Shorten(s string, n int) string {
+	s = String(s)
+	if len(s) <= n {
+		return s
+	}
+	cut := 0
+	for i := 0; i < len(s); {
+		// An escape (\x1b, \u202e, \\) is kept whole.
+		w := 1
+		if s[i] == '\\' && i+1 < len(s) {
+			switch s[i+1] {
+			case 'x':
+				w = 4
+			case 'u':
+				w = 6
+			default:
+				w = 2
+			}
+		} else {
+			_, w = utf8.DecodeRuneInString(s[i:])
+		}
+		if i+w > n {
+			break
+		}
+		i += w
+		cut = i
+	}
+	return s[:cut] + "…"
 }

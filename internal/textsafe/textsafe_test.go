@@ -1,6 +1,10 @@
 package textsafe
 
-import "testing"
+import (
+	"fmt"
+	"strings"
+	"testing"
+)
 
 func TestString(t *testing.T) {
 	cases := []struct{ in, want string }{
@@ -43,4 +47,48 @@ func FuzzString(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestCodeKeepsBackslashes(t *testing.T) {
+	cases := []struct{ in, want string }{
+		{`sed -i 's/\(a\)/b/' f`, `sed -i 's/\(a\)/b/' f`},
+		{"SELECT 1;\n\tSELECT '\x1b[2J';", "SELECT 1;\n\tSELECT '\\x1b[2J';"},
+		{"x\u202ey\r", `x\u202ey\r`},
+	}
+	for _, c := range cases {
+		if got := Code(c.in); got != c.want {
+			t.Errorf("Code(%q) = %q, want %q", c.in, got, c.want)
+		}
+	}
+}
+
+func TestWriter(t *testing.T) {
+	var b strings.Builder
+	w := NewWriter(&b)
+	fmt.Fprintf(w, "role %s\tok %s\n", "x\x1b]0;t\x07\u202e", `a\b`)
+	if NewWriter(w) != w {
+		t.Error("wrapping a Writer again must not escape twice")
+	}
+	want := "role x\\x1b]0;t\\x07\\u202e\tok a\\b\n"
+	if b.String() != want {
+		t.Errorf("got %q, want %q", b.String(), want)
+	}
+}
+
+func TestShorten(t *testing.T) {
+	cases := []struct {
+		in   string
+		n    int
+		want string
+	}{
+		{"short", 10, "short"},
+		{"abcdef\x1b[2J", 8, "abcdef…"},
+		{"abcdef\x1b[2J", 10, "abcdef\\x1b…"},
+		{"ééé", 3, "é…"},
+	}
+	for _, c := range cases {
+		if got := Shorten(c.in, c.n); got != c.want {
+			t.Errorf("Shorten(%q, %d) = %q, want %q", c.in, c.n, got, c.want)
+		}
+	}
 }

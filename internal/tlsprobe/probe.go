@@ -17,7 +17,9 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -26,7 +28,11 @@ type Options struct {
 	Addr       string         // host:port
 	ServerName string         // for the hostname check (default: the host)
 	RootCAs    *x509.CertPool // to test whether the chain verifies
-	Timeout    time.Duration  // per connection and handshake
+	// Timeout is one deadline for the whole probe: every dial, read,
+	// write and handshake of every connection ends by then. A server that
+	// accepts and then says nothing is reported as a stall (Result.Stalled)
+	// within it, never as a refusal.
+	Timeout time.Duration
 	// SkipCiphers does not enumerate cipher suites (faster).
 	SkipCiphers bool
 }
@@ -44,6 +50,11 @@ type Result struct {
 	Chain               []string            `json:"chain,omitempty"`
 	ClientCertRequested bool                `json:"client_certificate_requested"`
 	Errors              []string            `json:"errors,omitempty"`
+	// Stalled says which step got no answer before the deadline ("no
+	// answer to SSLRequest within 5s"); the steps after it were not run
+	// and NotTested lists the TLS versions that were not decided.
+	Stalled   string   `json:"stalled,omitempty"`
+	NotTested []string `json:"not_tested,omitempty"`
 }
 
 // Cert summarises the server certificate.
@@ -71,27 +82,55 @@ var versions = []struct {
 // sslRequest is the 8-byte SSLRequest message.
 var sslRequest = []byte{0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f}
 
-// Probe runs every check.
+// Probe runs every check, all within o.Timeout.
 func Probe(ctx context.Context, o Options) *Result {
-	if o.Timeout == 0 {
+	if o.Timeout <= 0 {
 		o.Timeout = 5 * time.Second
 	}
 	if o.ServerName == "" {
 		o.ServerName, _, _ = net.SplitHostPort(o.Addr)
 	}
+	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
+	defer cancel()
 	r := &Result{Addr: o.Addr, Protocols: map[string]bool{}}
+	for _, v := range versions {
+		r.Protocols[v.name] = false
+	}
+	// stall records a step that ran out of time and reports whether the
+	// probe must stop (the deadline is shared, so nothing after it can run).
+	stall := func(err error, step string) bool {
+		if !isStall(ctx, err) {
+			return false
+		}
+		r.Stalled = fmt.Sprintf("%s within %s", step, o.Timeout)
+		// Also an error, for callers that only look at Errors (the
+		// audit's probe): a stall must never read as a clean refusal.
+		r.Errors = append(r.Errors, r.Stalled)
+		return true
+	}
+	undecided := func(from int) {
+		for _, v := range versions[from:] {
+			if !r.Protocols[v.name] {
+				r.NotTested = append(r.NotTested, v.name)
+			}
+		}
+	}
 	offered, err := offersTLS(ctx, o)
+	if stall(err, "no answer to SSLRequest") {
+		undecided(0)
+		return r
+	}
 	if err != nil {
 		r.Errors = append(r.Errors, err.Error())
 	}
 	r.TLSOffered = offered
-	r.PlaintextAccepted, r.PlaintextAnswer = plaintext(ctx, o)
-	for _, v := range versions {
-		r.Protocols[v.name] = false
-	}
 	if offered {
-		for _, v := range versions {
+		for i, v := range versions {
 			st, err := handshake(ctx, o, &tls.Config{MinVersion: v.v, MaxVersion: v.v}, false)
+			if stall(err, "TLS handshake ("+v.name+") not finished") {
+				undecided(i)
+				return r
+			}
 			if err == nil {
 				r.Protocols[v.name] = true
 				if r.Certificate == nil {
@@ -100,23 +139,62 @@ func Probe(ctx context.Context, o Options) *Result {
 			}
 		}
 		if !o.SkipCiphers {
-			r.Ciphers = ciphers(ctx, o, r.Protocols)
+			var err error
+			r.Ciphers, err = ciphers(ctx, o, r.Protocols)
+			if stall(err, "cipher suite enumeration not finished") {
+				return r
+			}
 		}
-		r.ClientCertRequested = clientCertRequested(ctx, o)
+		asked, err := clientCertRequested(ctx, o)
+		if stall(err, "TLS handshake (client certificate check) not finished") {
+			return r
+		}
+		r.ClientCertRequested = asked
 	}
-	if st, err := handshake(ctx, o, &tls.Config{MinVersion: tls.VersionTLS12, NextProtos: []string{"postgresql"}}, true); err == nil {
+	var answer string
+	r.PlaintextAccepted, answer, err = plaintext(ctx, o)
+	if stall(err, "no answer to an unencrypted startup message") {
+		return r
+	}
+	r.PlaintextAnswer = answer
+	st, err := handshake(ctx, o, &tls.Config{MinVersion: tls.VersionTLS12, NextProtos: []string{"postgresql"}}, true)
+	if stall(err, "direct TLS handshake not finished") {
+		return r
+	}
+	if err == nil {
 		r.DirectTLS = st.NegotiatedProtocol == "postgresql"
 	}
 	return r
 }
 
+// isStall tells a step that ran out of time from one the server answered
+// (a refusal, a closed connection).
+func isStall(ctx context.Context, err error) bool {
+	if err == nil {
+		return false
+	}
+	var ne net.Error
+	return errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, context.DeadlineExceeded) ||
+		errors.As(err, &ne) && ne.Timeout() || errors.Is(ctx.Err(), context.DeadlineExceeded)
+}
+
+// hungUp: the peer closed the connection (cleanly, or with a reset when
+// it closed before reading what we sent).
+func hungUp(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}
+
 func dial(ctx context.Context, o Options) (net.Conn, error) {
-	d := net.Dialer{Timeout: o.Timeout}
+	var d net.Dialer
 	c, err := d.DialContext(ctx, "tcp", o.Addr)
 	if err != nil {
 		return nil, err
 	}
-	c.SetDeadline(time.Now().Add(o.Timeout))
+	// The probe's one deadline covers every read and write.
+	if dl, ok := ctx.Deadline(); ok {
+		c.SetDeadline(dl)
+	}
 	return c, nil
 }
 
@@ -124,15 +202,21 @@ func dial(ctx context.Context, o Options) (net.Conn, error) {
 func offersTLS(ctx context.Context, o Options) (bool, error) {
 	c, err := dial(ctx, o)
 	if err != nil {
-		return false, fmt.Errorf("connecting to %s: %v", o.Addr, err)
+		return false, fmt.Errorf("connecting to %s: %w", o.Addr, err)
 	}
 	defer c.Close()
 	if _, err := c.Write(sslRequest); err != nil {
-		return false, err
+		if hungUp(err) {
+			return false, errors.New("the server closed the connection without answering SSLRequest (not PostgreSQL?)")
+		}
+		return false, fmt.Errorf("sending SSLRequest: %w", err)
 	}
 	b := make([]byte, 1)
 	if _, err := io.ReadFull(c, b); err != nil {
-		return false, fmt.Errorf("no answer to SSLRequest: %v", err)
+		if hungUp(err) {
+			return false, errors.New("the server closed the connection without answering SSLRequest (not PostgreSQL?)")
+		}
+		return false, fmt.Errorf("no answer to SSLRequest: %w", err)
 	}
 	switch b[0] {
 	case 'S':
@@ -145,11 +229,15 @@ func offersTLS(ctx context.Context, o Options) (bool, error) {
 
 // plaintext sends a startup message without TLS and reads the first
 // answer: an authentication request means the session would proceed
-// unencrypted. No password is ever sent.
-func plaintext(ctx context.Context, o Options) (bool, string) {
+// unencrypted. No password is ever sent. The error is set only when the
+// step ran out of time; every answer (or none) is described in the string.
+func plaintext(ctx context.Context, o Options) (bool, string, error) {
 	c, err := dial(ctx, o)
 	if err != nil {
-		return false, err.Error()
+		if isStall(ctx, err) {
+			return false, "", err
+		}
+		return false, err.Error(), nil
 	}
 	defer c.Close()
 	params := "user\x00pgaegis_probe\x00database\x00pgaegis_probe\x00application_name\x00pgaegis-probe\x00\x00"
@@ -158,18 +246,32 @@ func plaintext(ctx context.Context, o Options) (bool, string) {
 	binary.BigEndian.PutUint32(msg[4:], 196608) // protocol 3.0
 	copy(msg[8:], params)
 	if _, err := c.Write(msg); err != nil {
-		return false, err.Error()
+		if isStall(ctx, err) {
+			return false, "", err
+		}
+		if hungUp(err) {
+			return false, "closed without an answer", nil
+		}
+		return false, err.Error(), nil
 	}
 	head := make([]byte, 5)
 	if _, err := io.ReadFull(c, head); err != nil {
-		return false, "closed without an answer"
+		if isStall(ctx, err) {
+			return false, "", err
+		}
+		return false, "closed without an answer", nil
 	}
 	n := int(binary.BigEndian.Uint32(head[1:])) - 4
 	if n < 0 || n > 1<<16 {
-		return false, "malformed answer"
+		return false, "malformed answer", nil
 	}
 	body := make([]byte, n)
-	io.ReadFull(c, body)
+	if _, err := io.ReadFull(c, body); err != nil {
+		if isStall(ctx, err) {
+			return false, "", err
+		}
+		return false, "closed in the middle of its answer", nil
+	}
 	switch head[0] {
 	case 'R':
 		// Authentication request (or OK for trust): the unencrypted
@@ -179,11 +281,11 @@ func plaintext(ctx context.Context, o Options) (bool, string) {
 		if len(body) >= 4 {
 			code = binary.BigEndian.Uint32(body)
 		}
-		return true, authName(code)
+		return true, authName(code), nil
 	case 'E':
-		return false, "rejected: " + errorMessage(body)
+		return false, "rejected: " + errorMessage(body), nil
 	}
-	return false, fmt.Sprintf("unexpected message %q", head[0])
+	return false, fmt.Sprintf("unexpected message %q", head[0]), nil
 }
 
 func authName(code uint32) string {
@@ -222,7 +324,10 @@ func handshake(ctx context.Context, o Options, cfg *tls.Config, direct bool) (tl
 			return tls.ConnectionState{}, err
 		}
 		b := make([]byte, 1)
-		if _, err := io.ReadFull(c, b); err != nil || b[0] != 'S' {
+		if _, err := io.ReadFull(c, b); err != nil {
+			return tls.ConnectionState{}, err // a stall stays a stall
+		}
+		if b[0] != 'S' {
 			return tls.ConnectionState{}, errors.New("TLS not offered")
 		}
 	}
@@ -274,7 +379,7 @@ func (r *Result) describeCert(st tls.ConnectionState, o Options) {
 // ciphers tries each cipher suite Go can speak, one at a time, for TLS
 // 1.0-1.2; for TLS 1.3 the suite the server picks is reported (Go offers
 // all three and does not let a client choose).
-func ciphers(ctx context.Context, o Options, accepted map[string]bool) map[string][]string {
+func ciphers(ctx context.Context, o Options, accepted map[string]bool) (map[string][]string, error) {
 	out := map[string][]string{}
 	all := append(tls.CipherSuites(), tls.InsecureCipherSuites()...)
 	for _, v := range versions {
@@ -282,7 +387,11 @@ func ciphers(ctx context.Context, o Options, accepted map[string]bool) map[strin
 			continue
 		}
 		if v.v == tls.VersionTLS13 {
-			if st, err := handshake(ctx, o, &tls.Config{MinVersion: v.v, MaxVersion: v.v}, false); err == nil {
+			st, err := handshake(ctx, o, &tls.Config{MinVersion: v.v, MaxVersion: v.v}, false)
+			if isStall(ctx, err) {
+				return out, err
+			}
+			if err == nil {
 				out[v.name] = []string{tls.CipherSuiteName(st.CipherSuite)}
 			}
 			continue
@@ -297,22 +406,29 @@ func ciphers(ctx context.Context, o Options, accepted map[string]bool) map[strin
 			if !supported {
 				continue
 			}
-			if _, err := handshake(ctx, o, &tls.Config{MinVersion: v.v, MaxVersion: v.v, CipherSuites: []uint16{cs.ID}}, false); err == nil {
+			_, err := handshake(ctx, o, &tls.Config{MinVersion: v.v, MaxVersion: v.v, CipherSuites: []uint16{cs.ID}}, false)
+			if isStall(ctx, err) {
+				return out, err
+			}
+			if err == nil {
 				out[v.name] = append(out[v.name], cs.Name)
 			}
 		}
 	}
-	return out
+	return out, nil
 }
 
 // clientCertRequested: the server asks for a client certificate (it has
 // ssl_ca_file); whether one is required is pg_hba.conf's decision.
-func clientCertRequested(ctx context.Context, o Options) bool {
+func clientCertRequested(ctx context.Context, o Options) (bool, error) {
 	asked := false
 	cfg := &tls.Config{MinVersion: tls.VersionTLS12, GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
 		asked = true
 		return &tls.Certificate{}, nil
 	}}
-	handshake(ctx, o, cfg, false)
-	return asked
+	_, err := handshake(ctx, o, cfg, false)
+	if isStall(ctx, err) {
+		return asked, err
+	}
+	return asked, nil
 }
