@@ -12,6 +12,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/pgaegis/pgaegis/internal/conninfo"
 	"github.com/pgaegis/pgaegis/internal/guc"
 	"github.com/pgaegis/pgaegis/internal/hba"
 	"github.com/pgaegis/pgaegis/internal/hostcheck"
@@ -332,7 +333,9 @@ func statServerFiles(s *snapshot.Snapshot, dataDir string) {
 // pgConfigDirs asks pg_config for the extension, binary and library
 // directories (RHEL and source installs).
 func pgConfigDirs() (ext, bin, lib string) {
-	out, err := exec.Command("pg_config", "--sharedir", "--bindir", "--pkglibdir").Output()
+	cmd := exec.Command("pg_config", "--sharedir", "--bindir", "--pkglibdir")
+	cmd.Env = conninfo.ChildEnv()
+	out, err := cmd.Output()
 	if err != nil {
 		return "", "", ""
 	}

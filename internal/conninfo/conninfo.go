@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -138,4 +139,18 @@ func Describe(cfg *pgx.ConnConfig) string {
 		parts = append(parts, "dbname="+cfg.Database)
 	}
 	return strings.Join(parts, " ")
+}
+
+// ChildEnv is the environment for programs pgaegis starts (package
+// managers, pg_config, initdb): ours without the libpq variables, so a
+// PGPASSWORD given to pgaegis never shows in another process's environment
+// (where INST-08 would rightly flag it, and where other users' tools look).
+func ChildEnv(extra ...string) []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "PG") {
+			env = append(env, kv)
+		}
+	}
+	return append(env, extra...)
 }

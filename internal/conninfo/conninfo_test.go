@@ -259,3 +259,15 @@ func TestRedactInvalidUTF8(t *testing.T) {
 		t.Errorf("RedactDSN = %q", got)
 	}
 }
+
+func TestChildEnvDropsLibpqVariables(t *testing.T) {
+	t.Setenv("PGPASSWORD", "not-for-children")
+	t.Setenv("PGHOST", "db")
+	env := strings.Join(ChildEnv("LC_ALL=C"), "\n")
+	if strings.Contains(env, "not-for-children") || strings.Contains(env, "PGHOST=") {
+		t.Errorf("child environment keeps libpq variables")
+	}
+	if !strings.Contains(env, "LC_ALL=C") {
+		t.Errorf("extra variables not appended")
+	}
+}

@@ -22,6 +22,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/pgaegis/pgaegis/internal/conninfo"
+	"github.com/pgaegis/pgaegis/internal/safefile"
 	"github.com/pgaegis/pgaegis/internal/snapshot"
 )
 
@@ -152,7 +154,7 @@ func owner(o Options, h *snapshot.Host) {
 		return
 	}
 	h.Owner, h.OwnerHome = u.Username, u.HomeDir
-	if f, err := os.Open(o.path("/etc/passwd")); err == nil {
+	if f, err := safefile.Open(o.path("/etc/passwd")); err == nil {
 		sc := bufio.NewScanner(f)
 		for sc.Scan() {
 			parts := strings.Split(sc.Text(), ":")
@@ -162,7 +164,7 @@ func owner(o Options, h *snapshot.Host) {
 		}
 		f.Close()
 	}
-	if f, err := os.Open(o.path("/etc/shadow")); err == nil { // root only
+	if f, err := safefile.Open(o.path("/etc/shadow")); err == nil { // root only
 		sc := bufio.NewScanner(f)
 		for sc.Scan() {
 			parts := strings.Split(sc.Text(), ":")
@@ -180,7 +182,7 @@ func owner(o Options, h *snapshot.Host) {
 		f.Close()
 	}
 	for _, name := range []string{".bash_profile", ".bashrc", ".profile"} {
-		data, err := os.ReadFile(filepath.Join(o.Root, h.OwnerHome, name))
+		data, err := readHostFile(filepath.Join(o.Root, h.OwnerHome, name))
 		if err != nil {
 			continue
 		}
@@ -198,6 +200,15 @@ var (
 	servicePassword  = regexp.MustCompile(`^\s*password\s*=`)
 	historyPassword  = regexp.MustCompile(`(?i)(PGPASSWORD=\S|\bpassword\s*=\s*\S|postgres(ql)?://[^:/@\s]+:[^@\s]+@|\bPASSWORD\s+'[^']+')`)
 )
+
+// hostFileMax bounds what is read of one profile, sudoers or tool config:
+// they are small, and a planted link to /dev/zero must not exhaust memory.
+const hostFileMax = 16 << 20
+
+// readHostFile reads a file that users other than root may control (home
+// directories, drop-in directories): a regular file only, never a FIFO
+// that would hang a root audit, and capped.
+func readHostFile(path string) ([]byte, error) { return safefile.ReadFile(path, hostFileMax) }
 
 // homes lists the home directories to look in: root, /home/*, the owner's.
 func homes(o Options, h *snapshot.Host) []string {
@@ -225,7 +236,7 @@ func homes(o Options, h *snapshot.Host) []string {
 // files and shell history, and .pgpass files and psql history with modes.
 func secretsInFiles(o Options, h *snapshot.Host) {
 	grep := func(path string, re *regexp.Regexp, what string) {
-		f, err := os.Open(o.path(path))
+		f, err := safefile.Open(o.path(path))
 		if err != nil {
 			return
 		}
@@ -305,7 +316,7 @@ func sudoers(o Options, h *snapshot.Host) {
 		}
 	}
 	for _, p := range files {
-		data, err := os.ReadFile(o.path(p))
+		data, err := readHostFile(o.path(p))
 		if err != nil {
 			continue
 		}
@@ -375,7 +386,7 @@ func packages(o Options, h *snapshot.Host) {
 		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 		defer cancel()
 		cmd := exec.CommandContext(ctx, name, args...)
-		cmd.Env = append(os.Environ(), "LC_ALL=C")
+		cmd.Env = conninfo.ChildEnv("LC_ALL=C")
 		out, err := cmd.Output()
 		var ee *exec.ExitError
 		if err != nil && !errors.As(err, &ee) {
@@ -439,7 +450,7 @@ func fail2ban(o Options) string {
 		if !strings.HasSuffix(p, ".conf") && !strings.HasSuffix(p, ".local") {
 			return nil
 		}
-		data, _ := os.ReadFile(p)
+		data, _ := readHostFile(p)
 		if regexp.MustCompile(`(?m)^\s*\[postgres[^\]]*\]`).Match(data) {
 			found = true
 		}
@@ -455,7 +466,7 @@ func fail2ban(o Options) string {
 // repository types and whether they are encrypted.
 func pgbackrest(o Options) *snapshot.PgBackRest {
 	for _, p := range []string{"/etc/pgbackrest/pgbackrest.conf", "/etc/pgbackrest.conf"} {
-		data, err := os.ReadFile(o.path(p))
+		data, err := readHostFile(o.path(p))
 		if err != nil {
 			continue
 		}

@@ -23,6 +23,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/pgaegis/pgaegis/internal/conninfo"
 )
 
 // Options shape a new cluster. The zero value gives a plain initdb cluster
@@ -237,13 +239,7 @@ func (s *Server) dropPrivileges() error {
 func (s *Server) command(ctx context.Context, prog string, args ...string) *exec.Cmd {
 	cmd := exec.CommandContext(ctx, filepath.Join(s.BinDir, prog), args...)
 	// The server gets no client settings (PGPASSWORD above all) from us.
-	var env []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "PG") {
-			env = append(env, kv)
-		}
-	}
-	cmd.Env = append(env, "LC_ALL=C", "TZ=UTC")
+	cmd.Env = conninfo.ChildEnv("LC_ALL=C", "TZ=UTC")
 	cmd.Dir = s.Dir
 	// The postmaster dies with us: a crashed test must not leave servers behind.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: s.cred, Pdeathsig: syscall.SIGQUIT, Setpgid: true}
