@@ -9,7 +9,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"os/signal"
 	"strconv"
@@ -21,6 +20,7 @@ import (
 
 	"github.com/pgaegis/pgaegis/internal/collect"
 	"github.com/pgaegis/pgaegis/internal/conninfo"
+	"github.com/pgaegis/pgaegis/internal/safefile"
 	"github.com/pgaegis/pgaegis/internal/textsafe"
 )
 
@@ -259,22 +259,14 @@ func openOutput(env *Env, path string) (*output, error) {
 // check refuses anything but a new path or a regular file, and records the
 // mode and owner of the file it will replace.
 func (o *output) check() error {
-	st, err := os.Lstat(o.path)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return nil
-	case err != nil:
-		return fmt.Errorf("-o %s: %w", o.path, err)
-	case st.Mode()&fs.ModeSymlink != 0:
-		target, _ := os.Readlink(o.path)
-		return fmt.Errorf("-o %s: refusing to write through a symbolic link (to %s): give the target path itself", o.path, target)
-	case !st.Mode().IsRegular():
-		return fmt.Errorf("-o %s: refusing to replace %s: give a regular file, a new path, or - for standard output", o.path, nodeKind(st.Mode()))
+	e, err := safefile.CheckReplace(o.path)
+	if err != nil {
+		return fmt.Errorf("-o %w", err)
 	}
-	o.mode = st.Mode().Perm()
-	if sys, ok := st.Sys().(*syscall.Stat_t); ok {
-		o.uid, o.gid = int(sys.Uid), int(sys.Gid)
+	if e.Exists {
+		o.mode = e.Mode
 	}
+	o.uid, o.gid = e.UID, e.GID
 	return nil
 }
 
@@ -310,22 +302,6 @@ func streamOutput(env *Env, path string) (io.Writer, bool, error) {
 		return nil, true, fmt.Errorf("-o %s: descriptor %d is not open: %w", path, fd, err)
 	}
 	return os.NewFile(uintptr(fd), path), true, nil
-}
-
-func nodeKind(m fs.FileMode) string {
-	switch {
-	case m.IsDir():
-		return "a directory"
-	case m&fs.ModeNamedPipe != 0:
-		return "a FIFO"
-	case m&fs.ModeSocket != 0:
-		return "a socket"
-	case m&fs.ModeCharDevice != 0:
-		return "a character device"
-	case m&fs.ModeDevice != 0:
-		return "a block device"
-	}
-	return "a file that is not regular"
 }
 
 func (o *output) commit() error {

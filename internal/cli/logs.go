@@ -19,6 +19,7 @@ import (
 	"github.com/pgaegis/pgaegis/internal/logscan"
 	"github.com/pgaegis/pgaegis/internal/report"
 	"github.com/pgaegis/pgaegis/internal/rules"
+	"github.com/pgaegis/pgaegis/internal/safefile"
 	"github.com/pgaegis/pgaegis/internal/snapshot"
 	"github.com/pgaegis/pgaegis/internal/textsafe"
 )
@@ -154,7 +155,7 @@ func logsScan(ctx context.Context, env *Env, args []string) (int, error) {
 	th := logscan.DefaultThresholds()
 	th.Window, th.BruteForce, th.Spray, th.AfterFails, th.Flood = *window, *brute, *spray, *after, *flood
 	if *baseline != "" {
-		b, err := os.ReadFile(*baseline)
+		b, err := safefile.ReadFile(*baseline, safefile.ConfigMax)
 		if err != nil {
 			return ExitError, err
 		}
@@ -231,7 +232,7 @@ func logsScan(ctx context.Context, env *Env, args []string) (int, error) {
 			lines = append(lines, k)
 		}
 		sort.Strings(lines)
-		if err := os.WriteFile(*saveBaseline, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
+		if err := safefile.WriteFile(*saveBaseline, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
 			return ExitError, err
 		}
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/pgaegis/pgaegis/internal/quote"
+	"github.com/pgaegis/pgaegis/internal/safefile"
 	"github.com/pgaegis/pgaegis/internal/textsafe"
 	"github.com/pgaegis/pgaegis/internal/tlsca"
 	"github.com/pgaegis/pgaegis/internal/tlsprobe"
@@ -147,7 +148,7 @@ func tlsIssue(env *Env, kind string, args []string) (int, error) {
 			if err := os.MkdirAll(*configOut, 0o700); err != nil {
 				return ExitError, err
 			}
-			if err := os.WriteFile(filepath.Join(*configOut, k), []byte(snippets[k]), 0o600); err != nil {
+			if err := safefile.WriteFile(filepath.Join(*configOut, k), []byte(snippets[k]), 0o600); err != nil {
 				return ExitError, err
 			}
 		}
@@ -314,7 +315,7 @@ func tlsProbe(ctx context.Context, env *Env, args []string) (int, error) {
 	}
 	o := tlsprobe.Options{Addr: addr, ServerName: *serverName, Timeout: *timeout, SkipCiphers: *fast}
 	if *caFile != "" {
-		pem, err := os.ReadFile(*caFile)
+		pem, err := safefile.ReadFile(*caFile, safefile.ConfigMax)
 		if err != nil {
 			return ExitError, err
 		}

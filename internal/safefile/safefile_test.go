@@ -83,3 +83,42 @@ func TestCheckLinesAndOpenLimited(t *testing.T) {
 		t.Errorf("OpenLimited(/dev/zero) = %v", err)
 	}
 }
+
+func TestWriteFile(t *testing.T) {
+	dir := t.TempDir()
+	victim := filepath.Join(dir, "victim")
+	os.WriteFile(victim, []byte("keep"), 0o644)
+	link := filepath.Join(dir, "link")
+	os.Symlink(victim, link)
+	fifo := filepath.Join(dir, "fifo")
+	syscall.Mkfifo(fifo, 0o600)
+	sub := filepath.Join(dir, "sub")
+	os.Mkdir(sub, 0o700)
+
+	for _, c := range []struct{ path, want string }{
+		{link, "symbolic link"},
+		{fifo, "a FIFO"},
+		{sub, "a directory"},
+		{"/dev/null", "a character device"},
+	} {
+		if err := WriteFile(c.path, []byte("x"), 0o600); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("WriteFile(%s) = %v, want a refusal naming %q", c.path, err, c.want)
+		}
+	}
+	if b, _ := os.ReadFile(victim); string(b) != "keep" {
+		t.Errorf("the symlink's target was written: %q", b)
+	}
+	if st, err := os.Lstat(fifo); err != nil || st.Mode()&os.ModeNamedPipe == 0 {
+		t.Errorf("the FIFO was replaced")
+	}
+
+	for _, p := range []string{filepath.Join(dir, "new"), victim} {
+		if err := WriteFile(p, []byte("data"), 0o600); err != nil {
+			t.Fatalf("WriteFile(%s): %v", p, err)
+		}
+		st, _ := os.Stat(p)
+		if b, _ := os.ReadFile(p); string(b) != "data" || st.Mode().Perm() != 0o600 {
+			t.Errorf("%s: %q mode %v", p, b, st.Mode().Perm())
+		}
+	}
+}

@@ -23,6 +23,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/pgaegis/pgaegis/internal/safefile"
 )
 
 // Key types.
@@ -75,6 +77,13 @@ func InitCA(dir, name, keyType string, validity time.Duration) (*CA, error) {
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
+	}
+	// Both files are checked before either is written: a refused
+	// certificate path must not leave a lone key that blocks the next try.
+	for _, f := range []string{CAKey, CACert} {
+		if _, err := safefile.CheckReplace(filepath.Join(dir, f)); err != nil {
+			return nil, err
+		}
 	}
 	key, err := NewKey(keyType)
 	if err != nil {
@@ -217,7 +226,7 @@ type issuedEntry struct {
 }
 
 func (ca *CA) register() ([]issuedEntry, error) {
-	data, err := os.ReadFile(filepath.Join(ca.Dir, IssuedFile))
+	data, err := safefile.ReadFile(filepath.Join(ca.Dir, IssuedFile), safefile.ConfigMax)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}
@@ -316,7 +325,7 @@ func (ca *CA) ExpiringWithin(d time.Duration) ([]string, error) {
 
 // ReadCert reads the first certificate of a PEM file.
 func ReadCert(path string) (*x509.Certificate, error) {
-	data, err := os.ReadFile(path)
+	data, err := safefile.ReadFile(path, safefile.ConfigMax)
 	if err != nil {
 		return nil, err
 	}
@@ -338,7 +347,7 @@ func ReadCert(path string) (*x509.Certificate, error) {
 
 // ReadKey reads a PEM private key (PKCS#8, EC or PKCS#1).
 func ReadKey(path string) (crypto.Signer, error) {
-	data, err := os.ReadFile(path)
+	data, err := safefile.ReadFile(path, safefile.ConfigMax)
 	if err != nil {
 		return nil, err
 	}
@@ -380,25 +389,11 @@ func writeCert(path string, der []byte) error {
 	return writeAtomic(path, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
 }
 
-// writeAtomic writes through a temporary file: no half-written keys.
+// writeAtomic writes through a temporary file (no half-written keys), and
+// only to a new path or over a regular file: never through a symlink
+// planted in the output directory, never over a device.
 func writeAtomic(path string, data []byte, mode os.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".pgaegis-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
+	return safefile.WriteFile(path, data, mode)
 }
 
 // writeEncryptedKey writes a passphrase-protected key in the traditional
