@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/netip"
 	"sort"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -83,6 +84,24 @@ func (h *hbaSource) load(ctx context.Context, env *Env) ([]hba.Rule, *snapshot.S
 	}
 	if err != nil {
 		return nil, nil, hba.Env{}, err
+	}
+	// The same rule as access: a partial read (roles, memberships, the hba
+	// view) would give confident wrong answers about who gets in.
+	if snap != nil && len(snap.Errors) > 0 {
+		return nil, nil, hba.Env{}, incompleteError("pg_hba.conf cannot be analysed: some reads failed", snap.Errors)
+	}
+	if snap != nil && snap.HBA != nil && len(snap.HBA.Ambiguous) > 0 && h.file == "" {
+		// The server's view drops quotes: "all" and all look the same.
+		var lines []string
+		seen := map[int]bool{}
+		for _, a := range snap.HBA.Ambiguous {
+			if !seen[a.Line] {
+				seen[a.Line] = true
+				lines = append(lines, strconv.Itoa(a.Line))
+			}
+		}
+		fmt.Fprintf(env.Stderr, "warning: pg_hba_file_rules does not show quoting: keywords such as all on line(s) %s may be quoted names; they are read as keywords here (give --file, or connect as a role that may read server files, for certainty)\n",
+			strings.Join(lines, ", "))
 	}
 	var menv hba.Env
 	if snap != nil {

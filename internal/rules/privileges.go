@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/pgaegis/pgaegis/internal/acl"
+	"github.com/pgaegis/pgaegis/internal/conninfo"
 	"github.com/pgaegis/pgaegis/internal/privileges"
 	"github.com/pgaegis/pgaegis/internal/quote"
 	"github.com/pgaegis/pgaegis/internal/snapshot"
@@ -845,9 +846,11 @@ func init() {
 				c.NotChecked("setting primary_conninfo", "not a standby (primary_conninfo is empty)")
 				return
 			}
-			if strings.Contains(strings.ToLower(v.Value), "password=") {
+			// The value is already masked here; its shape still shows where a
+			// password was (password=, sslpassword=, or a URI's user:password@).
+			if len(conninfo.SecretSpans(v.Value)) > 0 {
 				p := c.setProblem(v, "", "no password=; use passfile=/var/lib/postgresql/.pgpass (0600)")
-				p.Evidence = "primary_conninfo contains password= (value redacted)"
+				p.Evidence = "primary_conninfo contains a password (value redacted)"
 				p.Fix, p.FixKind = "remove password= from primary_conninfo and add passfile=<path to a 0600 .pgpass>", FixConfig
 				c.Fail(p)
 				return

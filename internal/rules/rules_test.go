@@ -165,3 +165,25 @@ func TestEndOfLife(t *testing.T) {
 		t.Error("PostgreSQL 14 is still supported on 2026-11-01")
 	}
 }
+
+// REPL-05 sees the masked value the snapshot keeps: a password written as
+// a URI's userinfo must fail as password= does (it passed before).
+func TestPrimaryConninfoPassword(t *testing.T) {
+	for _, c := range []struct {
+		value string
+		fail  bool
+	}{
+		{"host=primary user=replicator password=xxxxx", true},
+		{"host=primary user=replicator sslpassword='xxxxx'", true},
+		{"postgresql://replicator:xxxxx@primary:5432/postgres", true},
+		{"postgres://replicator@primary/postgres?password=xxxxx", true},
+		{"host=primary user=replicator passfile=/var/lib/postgresql/.pgpass sslmode=verify-full", false},
+		{"postgresql://replicator@primary/postgres?sslmode=verify-full", false},
+	} {
+		s := fixture("local all all peer\n", map[string]string{"primary_conninfo": c.value})
+		got := len(failures(Run(s), "REPL-05")) > 0
+		if got != c.fail {
+			t.Errorf("primary_conninfo %q: REPL-05 failed=%v, want %v", c.value, got, c.fail)
+		}
+	}
+}
