@@ -20,6 +20,11 @@ func TestSecretsNeverLeaveTheParser(t *testing.T) {
 		{`host all all 10.0.0.0/8 radius radiusservers=10.0.0.1 radiussecrets=RadSecret1`, "RadSecret1"},
 		{`host all all 10.0.0.0/8 radius radiusservers="10.0.0.1,10.0.0.2" radiussecrets="RadA,RadB"`, "RadA"},
 		{`host all all 10.0.0.0/8 radius radiusservers=10.0.0.1 \` + "\n" + `  radiussecrets=RadCont`, "RadCont"},
+		// An unquoted secret with a space or comma: the tail is a stray
+		// token for the server, and must not be quoted or echoed either.
+		{`host all all 10.0.0.0/8 ldap ldapserver=l ldapbasedn=dc=x ldapbindpasswd=Hp1First Hp2Second`, "Hp2Second"},
+		{`host all all 10.0.0.0/8 radius radiusservers=10.0.0.1 radiussecrets=Rs1First,Rs2 Second`, "Rs2"},
+		{`host all all 10.0.0.0/8 radius radiusservers=10.0.0.1 radiussecrets=Rs1First,Rs2 Sec0nd`, "Sec0nd"},
 		// An error must not quote the secret either.
 		{`host all all 10.0.0.0/8 radius radiusservers=10.0.0.1 radiussecrets="RadBad`, "RadBad"},
 	} {

@@ -296,12 +296,19 @@ func parseLine(file string, tl tokenLine, o Options) (*Rule, string) {
 	if m == "gss" {
 		opts.includeRealm = true
 	}
+	afterSecret := false
 	for _, f := range fields {
 		for _, t := range f {
 			name, val, found := strings.Cut(t.Value, "=")
 			if !found {
+				if afterSecret {
+					// Most likely the rest of an unquoted secret with a space
+					// or comma in it: say so without quoting it.
+					return nil, "authentication option not in name=value format (after a credential option: a value with spaces or commas must be in double quotes)"
+				}
 				return nil, "authentication option not in name=value format: " + q(t.Value)
 			}
+			afterSecret = secretOptions[name]
 			if err := opts.set(name, val); err != "" {
 				return nil, err
 			}
@@ -761,6 +768,14 @@ func RedactSecrets(rules []Rule) {
 func RedactErrors(errs []ParseError) {
 	for i, e := range errs {
 		low := strings.ToLower(e.Msg)
+		if strings.Contains(low, "name=value") {
+			// The server quotes the stray token, which is often the tail of
+			// an unquoted secret with a space in it (ldapbindpasswd=a b).
+			if j := strings.LastIndex(e.Msg, ":"); j >= 0 {
+				errs[i].Msg = e.Msg[:j] + " (token masked)"
+			}
+			continue
+		}
 		if !strings.Contains(low, "secret") && !strings.Contains(low, "passw") {
 			continue
 		}
@@ -780,6 +795,7 @@ func MaskLine(line string) string {
 	}
 	var b strings.Builder
 	rest := line
+	afterSecret := false
 	for len(rest) > 0 {
 		lead := 0
 		for lead < len(rest) && (isBlank(rest[lead]) || rest[lead] == ',') {
@@ -796,10 +812,18 @@ func MaskLine(line string) string {
 		}
 		name, _, found := strings.Cut(tok, "=")
 		b.WriteString(rest[:lead])
-		if found && secretOptions[name] {
+		switch {
+		case found && secretOptions[name]:
 			b.WriteString(name + "=" + Masked)
-		} else {
+			afterSecret = true
+		case !found && afterSecret:
+			// The tail of an unquoted secret that holds a space or comma
+			// (ldapbindpasswd=Part1 Part2): the server reads it as a bad
+			// option, and it is as secret as the first part.
+			b.WriteString(Masked)
+		default:
 			b.WriteString(span)
+			afterSecret = false
 		}
 		if comma {
 			b.WriteByte(',')
