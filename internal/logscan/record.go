@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/pgaegis/pgaegis/internal/conninfo"
@@ -314,6 +315,26 @@ func mergeSpans(sp []conninfo.Span) []conninfo.Span {
 var commonPrefixes = []string{
 	"%m [%p] %q%u@%d %r ", "%m [%p] %q%u@%d ", "%m [%p] ", "%t [%p] ", "%t [%p]: [%l-1] user=%u,db=%d,app=%a,client=%h ",
 	"%t [%p]: [%l-1] ", "%m [%p] %q[user=%u,db=%d,app=%a] ", "%m [%p] %u@%d %r %a ", "%m [%p] %q%u@%d %r %a ",
+}
+
+var (
+	commonOnce sync.Once
+	commonList []*Prefix
+)
+
+// commonCompiled is commonPrefixes compiled once, most specific first
+// (a shorter prefix would also "fit" a longer one's lines, leaving its
+// fields in the message).
+func commonCompiled() []*Prefix {
+	commonOnce.Do(func() {
+		for _, spec := range commonPrefixes {
+			if p, err := CompilePrefix(spec); err == nil {
+				commonList = append(commonList, p)
+			}
+		}
+		sort.SliceStable(commonList, func(i, j int) bool { return len(commonList[i].spec) > len(commonList[j].spec) })
+	})
+	return commonList
 }
 
 // DetectPrefix picks the log_line_prefix that parses the most of the

@@ -592,14 +592,15 @@ func parseStderr(data []byte, p *Prefix) []signal {
 			continue
 		}
 		var r Record
-		rest, ok := p.parse(l, &r)
-		if !ok {
+		sev, message, used := parseLine(p, l, &r)
+		if used == nil {
 			sigs = append(sigs, signal{kind: sigBad, line: start, badLine: "line does not match log_line_prefix " + fmt.Sprintf("%q", p.spec)})
 			continue
 		}
-		sev, message, ok := splitSeverity(rest)
-		if !ok {
-			continue
+		if used != p {
+			// log_line_prefix changed in the file (a reload, or the audit's
+			// own LOG-23 fix): say so, and still read the record.
+			sigs = append(sigs, signal{kind: sigBad, line: start, badLine: fmt.Sprintf("log_line_prefix changed: read with %q instead of %q", used.spec, p.spec)})
 		}
 		r.Severity, r.Message = sev, message
 		if s, ok := classify(&r); ok {
@@ -608,6 +609,28 @@ func parseStderr(data []byte, p *Prefix) []signal {
 		}
 	}
 	return sigs
+}
+
+// parseLine reads a line that passed the fast filter with p, or, when p
+// does not fit it (prefix or severity), with the first common prefix that
+// does: the prefix can change in the middle of a file, and a line that
+// fits no prefix must be reported, never dropped. It returns the prefix
+// used, nil when none fits. Only lines of interest get here, so trying the
+// others costs nothing measurable.
+func parseLine(p *Prefix, l []byte, r *Record) (string, string, *Prefix) {
+	for i, q := range append([]*Prefix{p}, commonCompiled()...) {
+		if i > 0 && q.spec == p.spec {
+			continue
+		}
+		*r = Record{}
+		if rest, ok := q.parse(l, r); ok {
+			if sev, msg, ok := splitSeverity(rest); ok {
+				return sev, msg, q
+			}
+		}
+	}
+	*r = Record{}
+	return "", "", nil
 }
 
 // interestingMessage is the per-line fast path: most lines are rejected

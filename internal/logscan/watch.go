@@ -15,7 +15,10 @@ import (
 // are written. It returns when ctx ends. Memory stays bounded: only the
 // unfinished last record is kept between reads.
 func Watch(ctx context.Context, path string, o Options, an *Analysis, poll time.Duration) error {
-	if o.Prefix == nil {
+	// With no prefix given it is detected from the file's first lines, as
+	// scan does (a fixed default missed every event on Debian's prefix).
+	detect := o.Prefix == nil
+	if detect {
 		o.Prefix, _ = CompilePrefix("%m [%p] ")
 	}
 	if poll <= 0 {
@@ -50,13 +53,16 @@ func Watch(ctx context.Context, path string, o Options, an *Analysis, poll time.
 					off, line = n, 1+lines
 				}
 			}
-			if o.Format == "" {
+			if o.Format == "" || detect {
 				if f, err := safefile.Open(cur); err == nil {
 					head := make([]byte, 4096)
 					n, _ := f.Read(head)
 					f.Close()
-					if n > 0 {
+					if n > 0 && o.Format == "" {
 						o.Format = Detect(head[:n])
+					}
+					if n > 0 && detect && (o.Format == Stderr || o.Format == "") {
+						o.Prefix, detect = DetectPrefix(head[:n]), false
 					}
 				}
 			}
@@ -113,6 +119,9 @@ func Watch(ctx context.Context, path string, o Options, an *Analysis, poll time.
 					}
 					if buf[len(buf)-1] == '\n' && o.Format != Stderr {
 						cut = len(buf)
+					}
+					if cut > 0 && detect && fmtOr == Stderr {
+						o.Prefix, detect = DetectPrefix(buf[:min(cut, 4096)]), false // the file was empty at first
 					}
 					if cut > 0 {
 						for _, s := range parseChunk(buf[:cut], fmtOr, o.Prefix) {
