@@ -12,7 +12,7 @@ import (
 // something, no read failed, and at least one rule was decided.
 func TestIncompletePolicy(t *testing.T) {
 	withSetting := func() *snapshot.Snapshot {
-		s := &snapshot.Snapshot{FormatVersion: 1}
+		s := &snapshot.Snapshot{FormatVersion: 1, Server: &snapshot.Server{Version: "15.20"}}
 		s.SetSetting(snapshot.Setting{Name: "ssl", Value: "on", Origin: snapshot.FromFile})
 		return s
 	}
@@ -26,7 +26,17 @@ func TestIncompletePolicy(t *testing.T) {
 		reason   string
 	}{
 		{"empty snapshot", func() *snapshot.Snapshot { return &snapshot.Snapshot{FormatVersion: 1} }, pass, "incomplete", "nothing was audited"},
-		{"a setting was seen", withSetting, pass, "pass", ""},
+		{"a server was seen", withSetting, pass, "pass", ""},
+		{"a setting alone is not a source", func() *snapshot.Snapshot {
+			s := &snapshot.Snapshot{FormatVersion: 1}
+			s.SetSetting(snapshot.Setting{Name: "ssl_min_protocol_version", Value: "TLSv1.2", Origin: snapshot.FromServer})
+			return s
+		}, pass, "incomplete", "nothing was audited"},
+		{"a database could not be read", func() *snapshot.Snapshot {
+			s := withSetting()
+			s.Databases = []snapshot.Database{{Name: "shop", AllowConn: true, Collected: true}, {Name: "rejdb", AllowConn: true, Gap: "no pg_hba.conf entry (SQLSTATE 28000)"}, {Name: "template0"}}
+			return s
+		}, pass, "incomplete", `"rejdb"`},
 		{"every rule not checked", withSetting, []rules.Finding{{Rule: "X-1", Status: rules.NotChecked}}, "incomplete", "no rule"},
 		{"collection error", func() *snapshot.Snapshot {
 			s := withSetting()

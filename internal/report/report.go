@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/pgaegis/pgaegis/internal/rules"
@@ -64,8 +66,21 @@ func incomplete(s *snapshot.Snapshot, findings []rules.Finding) string {
 	if n := len(s.Errors); n > 0 {
 		return fmt.Sprintf("%d collection error(s): what could not be read is reported not_checked (see collection_errors)", n)
 	}
-	if s.Server == nil && s.Config == nil && s.HBA == nil && s.Ident == nil && len(s.Files) == 0 && len(s.Settings) == 0 && len(s.Roles) == 0 {
-		return "nothing was audited: the snapshot holds no server, configuration file, hba file, setting or role"
+	// Settings or roles alone (a trimmed or hand-made snapshot) are not a
+	// source: an audit must have seen a server or the server's files.
+	if s.Server == nil && s.Config == nil && s.HBA == nil && s.Ident == nil && len(s.Files) == 0 {
+		return "nothing was audited: the snapshot holds no server, configuration file, hba file or file modes"
+	}
+	// A database the audit could not enter may hold exactly what the rules
+	// look for (a SECURITY DEFINER backdoor, a PUBLIC CREATE schema).
+	var unread []string
+	for _, d := range s.Databases {
+		if d.AllowConn && !d.Collected {
+			unread = append(unread, strconv.Quote(d.Name))
+		}
+	}
+	if len(unread) > 0 {
+		return fmt.Sprintf("%d database(s) could not be read (%s): their rules are not_checked; let the audit role connect to them (CONNECT privilege and a pg_hba.conf line)", len(unread), strings.Join(unread, ", "))
 	}
 	for _, f := range findings {
 		if f.Status != rules.NotChecked {
