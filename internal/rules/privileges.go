@@ -154,7 +154,11 @@ func init() {
 				}
 				switch {
 				case r.ValidUntil == nil || r.ValidUntil.Infinity > 0: // VALID UNTIL 'infinity' never expires
-					c.Fail(Problem{Object: "role " + r.Name, Evidence: fmt.Sprintf("password role %q has no VALID UNTIL", r.Name), Expected: "VALID UNTIL per the rotation policy",
+					ev := fmt.Sprintf("password role %q has no VALID UNTIL", r.Name)
+					if r.ValidUntil != nil {
+						ev = fmt.Sprintf("password role %q is VALID UNTIL 'infinity' (never expires)", r.Name)
+					}
+					c.Fail(Problem{Object: "role " + r.Name, Evidence: ev, Expected: "VALID UNTIL per the rotation policy",
 						Fix: fmt.Sprintf("ALTER ROLE %s VALID UNTIL '%s';", quote.Ident(r.Name), now.AddDate(0, 6, 0).Format("2006-01-02")), FixKind: FixSQL})
 				case r.ValidUntil.Before(now):
 					c.Fail(Problem{Object: "role " + r.Name, Evidence: fmt.Sprintf("role %q expired on %s but keeps LOGIN", r.Name, r.ValidUntil.Format("2006-01-02")),
