@@ -444,6 +444,7 @@ func (a *Analysis) recordFailure(s *signal) {
 		if len(fs) > e.Count {
 			e.Count = len(fs) // the failures in the window, not the times the threshold was crossed
 		}
+		startAtFirstFailure(e, fs)
 	}
 	users := map[string]bool{}
 	for _, f := range fs {
@@ -452,6 +453,15 @@ func (a *Analysis) recordFailure(s *signal) {
 	if len(users) >= a.T.Spray {
 		e := a.event("spray\x00"+host, "password-spraying", "high", fmt.Sprintf("one source tried %d or more roles within %s", a.T.Spray, a.T.Window), s)
 		e.Role = ""
+		startAtFirstFailure(e, fs)
+	}
+}
+
+// startAtFirstFailure makes a burst event begin at the first failure of
+// the window, not at the one that crossed the threshold.
+func startAtFirstFailure(e *Event, fs []failure) {
+	if t := fs[0].t; !t.IsZero() && (e.First.IsZero() || t.Before(e.First)) {
+		e.First = t
 	}
 }
 

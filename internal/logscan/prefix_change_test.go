@@ -34,6 +34,10 @@ func TestScanFollowsAPrefixChange(t *testing.T) {
 	for _, e := range an.Events() {
 		if e.Kind == "brute-force" && e.Source == "192.0.2.7" && e.Count == 30 {
 			found = true
+			// The burst starts at its first failure, not where it crossed the threshold.
+			if got := e.First.Format("15:04:05"); got != "10:01:00" {
+				t.Errorf("brute-force first = %s, want 10:01:00", got)
+			}
 		}
 	}
 	if !found {
