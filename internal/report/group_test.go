@@ -133,3 +133,28 @@ func TestActionsGroupByChange(t *testing.T) {
 		}
 	}
 }
+
+func TestMarkdownGroupsManyObjects(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		opts MarkdownOptions
+		more bool
+	}{{"first ten", MarkdownOptions{}, true}, {"all", MarkdownOptions{All: true}, false}} {
+		t.Run(c.name, func(t *testing.T) {
+			var b bytes.Buffer
+			if err := WriteMarkdownWith(&b, manyTables(300), c.opts); err != nil {
+				t.Fatal(err)
+			}
+			out := b.String()
+			if n := strings.Count(out, "`PRIV-08` Nothing in user schemas"); n != 1 {
+				t.Errorf("%d headings for PRIV-08, want one for the rule", n)
+			}
+			if got := strings.Contains(out, "- … and 290 more"); got != c.more {
+				t.Errorf("hidden count shown: %v, want %v", got, c.more)
+			}
+			if !strings.Contains(out, "### Fix these first") {
+				t.Error("no fix-first section")
+			}
+		})
+	}
+}
