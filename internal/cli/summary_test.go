@@ -88,3 +88,42 @@ func TestWeakServerTextSummary(t *testing.T) {
 		t.Error("the report contains the admin password")
 	}
 }
+
+// TestAuditPDFNamesMissingChromium: --format pdf without a browser fails
+// at once (before collecting), naming what to install.
+func TestAuditPDFNamesMissingChromium(t *testing.T) {
+	t.Setenv("PATH", t.TempDir())
+	t.Setenv("PGAEGIS_CHROMIUM", "")
+	code, out, errs := runCLI(t, "audit", "--format", "pdf", "--snapshot", filepath.Join(t.TempDir(), "none.json"))
+	if code != ExitError {
+		t.Errorf("exit code %d, want %d", code, ExitError)
+	}
+	if !strings.Contains(errs, "needs Chromium") || !strings.Contains(errs, "apt-get install chromium") || strings.Contains(errs, "none.json") {
+		t.Errorf("error does not name the missing browser (or collected first): %q", errs)
+	}
+	if out != "" {
+		t.Errorf("output without a browser: %q", out)
+	}
+}
+
+// TestAuditPDF writes a PDF of a snapshot when Chromium is on the host.
+func TestAuditPDF(t *testing.T) {
+	if _, err := os.Stat("/usr/bin/chromium"); err != nil && os.Getenv("PGAEGIS_CHROMIUM") == "" {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("no Chromium under CI=true")
+		}
+		t.Skip("no Chromium")
+	}
+	dir := t.TempDir()
+	hba := filepath.Join(dir, "pg_hba.conf")
+	os.WriteFile(hba, []byte("host all all 0.0.0.0/0 trust\n"), 0o600)
+	pdf := filepath.Join(dir, "r.pdf")
+	code, _, errs := runCLI(t, "audit", "--hba-file", hba, "--format", "pdf", "-o", pdf)
+	if code == ExitError {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	data, err := os.ReadFile(pdf)
+	if err != nil || !strings.HasPrefix(string(data), "%PDF-") {
+		t.Errorf("no PDF written (%v): %q", err, data[:min(len(data), 8)])
+	}
+}
