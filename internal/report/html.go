@@ -50,7 +50,6 @@ type htmlArea struct {
 	Score             int // 0-100: the severity-weighted share of checks that pass
 	Fail, Checked     int
 	Worst             string
-	BarW              int
 	HasFail, HasCheck bool
 }
 
@@ -89,6 +88,8 @@ type htmlView struct {
 	Groups    []htmlGroup
 	Sevs      []string
 	Colors    map[string]string
+	// PassHidden counts the passing checks left out of the print layout.
+	PassHidden int
 }
 
 var sevColors = map[string]string{"critical": "#7b1fa2", "high": "#d32f2f", "medium": "#f57c00", "low": "#1976d2", "info": "#757575"}
@@ -168,7 +169,6 @@ func htmlData(r *Report, o HTMLOptions) htmlView {
 		ha := htmlArea{Area: a, Fail: c.fail, Checked: c.pass + c.fail, HasFail: c.fail > 0, HasCheck: c.pass+c.fail > 0}
 		if ha.HasCheck {
 			ha.Score = int(math.Floor(100 * float64(c.wp) / float64(c.wp+c.wf)))
-			ha.BarW = ha.Score * 160 / 100
 		}
 		if s, ok := worstIn[a]; ok {
 			ha.Worst = s.String()
@@ -197,6 +197,10 @@ func htmlData(r *Report, o HTMLOptions) htmlView {
 	}
 
 	for _, g := range groupByRule(r.Findings) {
+		if o.Print && g.Status == rules.Pass {
+			v.PassHidden += len(g.Findings)
+			continue // on paper only what needs reading; the count says the rest
+		}
 		hg := htmlGroup{RuleGroup: g, SevName: g.Severity.String(), Single: len(g.Findings) == 1}
 		if ru := info[g.Rule]; ru != nil {
 			hg.Rationale = ru.Rationale
@@ -274,7 +278,7 @@ h2 { font-size:16px; margin:0 0 8px; }
 .scale { color:var(--muted); font-size:11px; }
 table.areas { border-collapse:collapse; width:100%; font-size:13px; }
 table.areas td { padding:3px 6px; border-bottom:1px solid var(--line); }
-table.areas td.n { text-align:right; font-variant-numeric:tabular-nums; }
+table.areas td.n { text-align:right; font-variant-numeric:tabular-nums; white-space:nowrap; }
 .scorebar { display:block; height:10px; border-radius:3px; background:#2e7d32; }
 .scoretrack { display:inline-block; width:160px; height:10px; border-radius:3px; background:#f2d4d4; vertical-align:middle; }
 .risks { grid-column: 1 / -1; }
@@ -312,8 +316,10 @@ td pre { margin:0; padding:4px 6px; }
   header .meta { color:var(--muted); }
   main { padding:8px 0; max-width:none; }
   .filters, #count, .showall > summary { display:none; }
-  .first { page-break-after:always; }
+  .first { grid-template-columns: 1fr 1fr; page-break-after:always; }
   .finding, .risks li, .panel { break-inside:avoid; }
+  .panel.risks { break-inside:auto; }
+  .scoretrack { width:90px; }
   .finding summary { cursor:auto; }
   pre { white-space:pre-wrap; }
 }
@@ -340,7 +346,7 @@ td pre { margin:0; padding:4px 6px; }
 </div>
 <div class="panel" id="area-scores"><h2>Score by area</h2>
 <table class="areas"><tbody>
-{{range .AreaScore}}<tr><td>{{.Area}}</td>{{if .HasCheck}}<td class="n">{{.Score}}%</td><td><span class="scoretrack"><span class="scorebar" style="width:{{.BarW}}px"></span></span></td><td class="n">{{.Fail}} of {{.Checked}} failing</td>{{else}}<td class="n">–</td><td></td><td class="n">not checked</td>{{end}}</tr>
+{{range .AreaScore}}<tr><td>{{.Area}}</td>{{if .HasCheck}}<td class="n">{{.Score}}%</td><td><span class="scoretrack"><span class="scorebar" style="width:{{.Score}}%"></span></span></td><td class="n">{{.Fail}} of {{.Checked}} failing</td>{{else}}<td class="n">–</td><td></td><td class="n">not checked</td>{{end}}</tr>
 {{end}}</tbody></table>
 <div class="scale">Share of the area's checks that pass, weighted by severity.</div>
 </div>
@@ -388,6 +394,7 @@ td pre { margin:0; padding:4px 6px; }
 </dl></div>
 </details>
 {{end}}</div>
+{{if .PassHidden}}<p class="scale">{{.PassHidden}} passing checks are not listed here (the HTML report lists them).</p>{{end}}
 </main>
 <script>
 (function () {
@@ -407,9 +414,9 @@ td pre { margin:0; padding:4px 6px; }
     count.textContent = shown + ' of ' + items.length + ' rules shown';
   }
   [q, st, ar].concat(sevs).forEach(function (el) { el.addEventListener('input', apply); el.addEventListener('change', apply); });
-  // Paper shows everything: open every finding before printing.
+  // Paper cannot be clicked: open what the filters show before printing.
   window.addEventListener('beforeprint', function () {
-    items.forEach(function (el) { el.open = true; el.classList.remove('hidden'); });
+    items.forEach(function (el) { if (!el.classList.contains('hidden')) { el.open = true; } });
   });
   apply();
 })();
