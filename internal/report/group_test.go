@@ -158,3 +158,42 @@ func TestMarkdownGroupsManyObjects(t *testing.T) {
 		})
 	}
 }
+
+func TestHTMLGroupsAndPrint(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		opts  HTMLOptions
+		check func(t *testing.T, out string)
+	}{
+		{"screen", HTMLOptions{}, func(t *testing.T, out string) {
+			if n := strings.Count(out, `<span class="status">fail</span><span class="rule">PRIV-08</span>`); n != 1 {
+				t.Errorf("%d cards for PRIV-08, want one per rule", n)
+			}
+			if !strings.Contains(out, "show all 300 objects (280 more)") {
+				t.Error("no 'show all' for a rule with many objects")
+			}
+			if !strings.Contains(out, `data-status="pass"`) || strings.Contains(out, `class="finding" data-status="fail" data-area="authorization" data-sev="medium" style="--sev:#f57c00" open`) {
+				t.Error("screen layout: passing cards missing or cards open")
+			}
+		}},
+		{"print", HTMLOptions{Print: true}, func(t *testing.T, out string) {
+			if strings.Contains(out, `data-status="pass"`) || !strings.Contains(out, "passing checks are not listed here") {
+				t.Error("print layout lists passing checks")
+			}
+			if strings.Contains(out, "show all 300") {
+				t.Error("print layout hides objects behind a click")
+			}
+			if strings.Count(out, "<details class=\"finding\"") != strings.Count(out, "\" open>\n<summary>") {
+				t.Error("print layout has closed cards")
+			}
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var b bytes.Buffer
+			if err := WriteHTMLWith(&b, manyTables(300), c.opts); err != nil {
+				t.Fatal(err)
+			}
+			c.check(t, b.String())
+		})
+	}
+}
