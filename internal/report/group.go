@@ -134,8 +134,10 @@ type Action struct {
 	Target string // the file, or the object
 	// Title says what to change, in a few words.
 	Title string
-	// Change is the command or edit, a few lines at most.
+	// Change is the command or edit, a few lines at most; More counts the
+	// further distinct fix lines left to the rules' own blocks.
 	Change []string
+	More   int
 	// Apply is "reload" or "restart" when the change needs one.
 	Apply    string
 	Findings []rules.Finding
@@ -244,10 +246,10 @@ func (a *Action) describe() {
 			}
 		}
 		a.Title = "postgresql.conf (or ALTER SYSTEM): " + listSome(names, 4)
-		a.Change = firstFixLines(a.Findings, "", 3)
+		a.Change, a.More = firstFixLines(a.Findings, "", 3)
 	default:
 		a.Title = a.Target
-		a.Change = firstFixLines(a.Findings, a.Target, 3)
+		a.Change, a.More = firstFixLines(a.Findings, a.Target, 3)
 	}
 }
 
@@ -325,7 +327,7 @@ func pos(s string) string {
 }
 
 // firstFixLines is the distinct first lines of the fixes, worst first.
-func firstFixLines(fs []rules.Finding, target string, max int) []string {
+func firstFixLines(fs []rules.Finding, target string, max int) ([]string, int) {
 	// The fix of a finding about the target itself first: revoking on the
 	// function closes every chain through it, whatever the role.
 	sorted := append([]rules.Finding(nil), fs...)
@@ -351,10 +353,7 @@ func firstFixLines(fs []rules.Finding, target string, max int) []string {
 			out = append(out, l)
 		}
 	}
-	if more > 0 {
-		out = append(out, fmt.Sprintf("… and %d more (below)", more))
-	}
-	return out
+	return out, more
 }
 
 func listSome(xs []string, n int) string {

@@ -185,9 +185,12 @@ func htmlData(r *Report, o HTMLOptions) htmlView {
 		}
 		risk := htmlRisk{Title: worstF.Title, Target: a.Title, Sev: a.Worst.String(), Closes: len(a.Findings), Counts: sevCounts(a.BySev),
 			Apply: a.Apply, RuleList: strings.Join(a.Rules, ", ")}
-		change := a.Change
+		change, more := a.Change, a.More
 		if len(change) > 8 {
-			change = append(append([]string(nil), change[:7]...), fmt.Sprintf("… %d more lines: see the rules below", len(change)-7))
+			change, more = change[:7], more+len(change)-7
+		}
+		if more > 0 {
+			change = append(append([]string(nil), change...), fmt.Sprintf("… and %d more: see the rules below", more))
 		}
 		risk.Change = strings.Join(change, "\n")
 		if ru := info[worstF.Rule]; ru != nil {

@@ -55,6 +55,9 @@ func WriteMarkdownWith(w io.Writer, r *Report, o MarkdownOptions) error {
 			}
 			fmt.Fprintf(&b, "%d. **%s**%s: closes %d (%s; %s)\n", i+1, mdEscape(a.Title), then, len(a.Findings), sevCounts(a.BySev), strings.Join(a.Rules, ", "))
 			body := strings.Join(a.Change, "\n")
+			if a.More > 0 {
+				body += fmt.Sprintf("\n-- … and %d more under the rules below", a.More)
+			}
 			fc := fence(body)
 			fmt.Fprintf(&b, "\n%s\n%s\n%s\n\n", fc, body, fc)
 		}

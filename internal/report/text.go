@@ -244,16 +244,23 @@ func writeFirst(b *strings.Builder, p painter, r *Report, n int) {
 			then = ", then " + a.Apply
 		}
 		fmt.Fprintf(b, "%2d. %s%s: closes %d (%s)\n", i+1, p.c(ansiBold, a.Title), then, len(a.Findings), sevCounts(a.BySev))
+		// At most 3 lines an action, 15 for pg_hba.conf (its new lines are
+		// the one edit to make): six actions keep the summary within 40 lines.
 		limit := 2
 		if a.Kind == "hba" {
-			limit = 14 // the new lines of the file: the one edit to make
+			limit = 14
 		}
-		for j, l := range a.Change {
-			if j == limit {
-				fmt.Fprintf(b, "      … %d more line%s (below)\n", len(a.Change)-limit, plural(len(a.Change)-limit))
-				break
-			}
+		hidden := a.More
+		if len(a.Change) > limit+1 || (len(a.Change) == limit+1 && hidden > 0) {
+			hidden += len(a.Change) - limit
+		} else {
+			limit = len(a.Change)
+		}
+		for _, l := range a.Change[:limit] {
 			fmt.Fprintf(b, "      %s\n", l)
+		}
+		if hidden > 0 {
+			fmt.Fprintf(b, "      … and %d more lines under the rules below\n", hidden)
 		}
 	}
 }
