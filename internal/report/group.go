@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/pgaegis/pgaegis/internal/rules"
+	"github.com/pgaegis/pgaegis/internal/sqllex"
 )
 
 // The human reports do not list findings one block each: a catalog of
@@ -326,7 +327,8 @@ func pos(s string) string {
 	return ""
 }
 
-// firstFixLines is the distinct first lines of the fixes, worst first.
+// firstFixLines is the distinct lines (SQL: statements) of the fixes,
+// worst first, at most max; the count of the others is returned too.
 func firstFixLines(fs []rules.Finding, target string, max int) ([]string, int) {
 	// The fix of a finding about the target itself first: revoking on the
 	// function closes every chain through it, whatever the role.
@@ -341,9 +343,16 @@ func firstFixLines(fs []rules.Finding, target string, max int) ([]string, int) {
 	var out []string
 	more := 0
 	for _, f := range sorted {
-		for _, l := range strings.Split(f.Fix, "\n") {
+		pieces := strings.Split(f.Fix, "\n")
+		if f.FixKind == rules.FixSQL {
+			// By statement: the ALTER FUNCTION that six roles' fixes share is one.
+			pieces = sqlStatements(f.Fix)
+		}
+		for _, l := range pieces {
 			l = strings.TrimSpace(l)
-			if l == "" || containsStr(out, l) {
+			// The action's title says "then reload": the reload call of
+			// every ALTER SYSTEM would crowd out the settings.
+			if l == "" || containsStr(out, l) || l == "SELECT pg_reload_conf();" {
 				continue
 			}
 			if len(out) == max {
@@ -397,4 +406,78 @@ func ruleInfo() map[string]*rules.Rule {
 		m[r.ID] = r
 	}
 	return m
+}
+
+// sqlStatements splits a SQL fix into its statements, each with the
+// comment that follows it on its line, lexed as the server would (a ';'
+// in a literal or a comment does not split).
+func sqlStatements(fix string) []string {
+	toks := sqllex.Tokens(fix)
+	var out []string
+	start := 0
+	for i := 0; i < len(toks); i++ {
+		t := toks[i]
+		if t.Kind != sqllex.Op || fix[t.Start:t.End] != ";" {
+			continue
+		}
+		end := t.End
+		j := i + 1
+		for j < len(toks) && toks[j].Kind == sqllex.Space && !strings.Contains(fix[toks[j].Start:toks[j].End], "\n") {
+			j++
+		}
+		if j < len(toks) && toks[j].Kind == sqllex.Comment {
+			end, i = toks[j].End, j
+		}
+		if st := strings.TrimSpace(fix[start:end]); st != "" {
+			out = append(out, st)
+		}
+		start = end
+	}
+	if rest := strings.TrimSpace(fix[start:]); rest != "" {
+		out = append(out, rest)
+	}
+	return out
+}
+
+// splitSharedSQL finds the statements every SQL fix of a group holds
+// (PRIV-02.chains: the same ALTER FUNCTION for each role), so a report
+// shows them once; own[i] is what remains of finding i's fix. ok is false
+// when nothing is shared.
+func splitSharedSQL(fs []rules.Finding) (shared []string, own []string, ok bool) {
+	if len(fs) < 2 {
+		return nil, nil, false
+	}
+	per := make([][]string, len(fs))
+	for i, f := range fs {
+		if f.FixKind != rules.FixSQL || f.Fix == "" {
+			return nil, nil, false
+		}
+		per[i] = sqlStatements(f.Fix)
+	}
+	for _, st := range per[0] {
+		in := true
+		for _, p := range per[1:] {
+			in = in && containsStr(p, st)
+		}
+		if in && !containsStr(shared, st) {
+			shared = append(shared, st)
+		}
+	}
+	if len(shared) == 0 {
+		return nil, nil, false
+	}
+	own = make([]string, len(fs))
+	for i, p := range per {
+		var rest []string
+		for _, st := range p {
+			if !containsStr(shared, st) {
+				rest = append(rest, st)
+			}
+		}
+		if len(rest) == 0 {
+			return nil, nil, false // then the fixes are the same, shown once already
+		}
+		own[i] = strings.Join(rest, "  ")
+	}
+	return shared, own, true
 }

@@ -197,3 +197,46 @@ func TestHTMLGroupsAndPrint(t *testing.T) {
 		})
 	}
 }
+
+func TestSQLStatements(t *testing.T) {
+	for _, c := range []struct {
+		fix  string
+		want []string
+	}{
+		{"REVOKE EXECUTE ON FUNCTION f() FROM PUBLIC, app;  ALTER FUNCTION f() SET search_path = pg_catalog;  -- in database d; and rewrite it",
+			[]string{"REVOKE EXECUTE ON FUNCTION f() FROM PUBLIC, app;", "ALTER FUNCTION f() SET search_path = pg_catalog;  -- in database d; and rewrite it"}},
+		{"ALTER ROLE x SET a = 'b;  c';  SELECT 1;", []string{"ALTER ROLE x SET a = 'b;  c';", "SELECT 1;"}},
+		{"SELECT $q$;$q$;\nSELECT 2; -- two", []string{"SELECT $q$;$q$;", "SELECT 2; -- two"}},
+		{"-- rewrite it by hand", []string{"-- rewrite it by hand"}},
+	} {
+		got := sqlStatements(c.fix)
+		if strings.Join(got, "|") != strings.Join(c.want, "|") {
+			t.Errorf("%q:\ngot  %q\nwant %q", c.fix, got, c.want)
+		}
+	}
+}
+
+// PRIV-02.chains: the statement every role's fix shares is printed once
+// for the rule, each role keeps its own REVOKE.
+func TestTextSharedStatementsOnce(t *testing.T) {
+	r := build(&testing.T{})
+	for _, role := range []string{"a", "b", "c"} {
+		r.Findings = append(r.Findings, rules.Finding{Rule: "PRIV-02.chains", Status: rules.Fail, Severity: rules.Critical, Area: rules.AreaRoles,
+			Title: "chains", Object: "role " + role + " via function d.public.f()", Evidence: "role " + role + " can gain superuser", FixKind: rules.FixSQL,
+			Fix: "REVOKE EXECUTE ON FUNCTION public.f() FROM PUBLIC, " + role + ";  ALTER FUNCTION public.f() SET search_path = pg_catalog, pg_temp;  -- in database d"})
+	}
+	SortFindings(r.Findings)
+	var b bytes.Buffer
+	if err := WriteText(&b, r, TextOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	if n := strings.Count(out, "ALTER FUNCTION public.f() SET search_path"); n != 2 { // once in "fix these first", once for the rule
+		t.Errorf("the shared statement is printed %d times, want 2:\n%s", n, out)
+	}
+	for _, role := range []string{"a", "b", "c"} {
+		if !strings.Contains(out, "fix:      REVOKE EXECUTE ON FUNCTION public.f() FROM PUBLIC, "+role+";\n") {
+			t.Errorf("role %s lost its own statement:\n%s", role, out)
+		}
+	}
+}

@@ -274,9 +274,18 @@ func writeGroup(b *strings.Builder, p painter, g *RuleGroup, perRule int) {
 	}
 	fmt.Fprintf(b, "%s %s  %s%s\n", p.c(sevColor(g.Severity), fmt.Sprintf("%-8s", strings.ToUpper(g.Severity.String()))), p.c(ansiBold, g.Rule), g.Title, count)
 	one := len(g.Findings) == 1
+	var own []string
 	if !one {
 		field(b, p, "expected", g.SameExpected)
 		field(b, p, "fix", withApply(g.SameFix, g.Findings[0].FixApply))
+		if g.SameFix == "" {
+			if shared, o, ok := splitSharedSQL(g.Findings); ok {
+				// The statements every object needs, once; each object
+				// keeps only its own.
+				field(b, p, "fix, all", withApply(strings.Join(shared, "\n"), g.Findings[0].FixApply))
+				own = o
+			}
+		}
 	}
 	for i, f := range g.Findings {
 		if perRule > 0 && i == perRule {
@@ -306,7 +315,10 @@ func writeGroup(b *strings.Builder, p painter, g *RuleGroup, perRule int) {
 			if g.SameExpected == "" {
 				subfield(b, p, "expected", f.Expected)
 			}
-			if g.SameFix == "" {
+			switch {
+			case own != nil:
+				subfield(b, p, "fix", own[i])
+			case g.SameFix == "":
 				subfield(b, p, "fix", withApply(f.Fix, f.FixApply))
 			}
 		}
