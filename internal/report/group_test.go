@@ -240,3 +240,28 @@ func TestTextSharedStatementsOnce(t *testing.T) {
 		}
 	}
 }
+
+func TestHTMLSharedStatementsOnce(t *testing.T) {
+	r := build(&testing.T{})
+	for i := 0; i < 25; i++ {
+		role := fmt.Sprintf("r%d", i)
+		r.Findings = append(r.Findings, rules.Finding{Rule: "PRIV-02.chains", Status: rules.Fail, Severity: rules.Critical, Area: rules.AreaRoles,
+			Title: "chains", Object: "role " + role + " via function d.public.f()", Evidence: "e", FixKind: rules.FixSQL,
+			Fix: "REVOKE EXECUTE ON FUNCTION public.f() FROM PUBLIC, " + role + ";  ALTER FUNCTION public.f() SET search_path = pg_catalog;"})
+	}
+	SortFindings(r.Findings)
+	var b bytes.Buffer
+	if err := WriteHTML(&b, r); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	if n := strings.Count(out, "ALTER FUNCTION public.f() SET search_path"); n > 2 { // top risks, and once for the rule
+		t.Errorf("the shared statement is printed %d times", n)
+	}
+	// Rows after the first twenty (behind "show all") keep their own statement.
+	for _, role := range []string{"r0", "r19", "r24"} {
+		if !strings.Contains(out, "<pre>REVOKE EXECUTE ON FUNCTION public.f() FROM PUBLIC, "+role+";</pre>") {
+			t.Errorf("role %s lost its own statement", role)
+		}
+	}
+}

@@ -73,6 +73,18 @@ type htmlGroup struct {
 	Shown      []rules.Finding // the first rows
 	Rest       []rules.Finding // behind "show all"
 	Single     bool
+	// SharedSQL is what every object's SQL fix holds, shown once; Own
+	// is the rest of each one's (by index in Findings).
+	SharedSQL string
+	Own       []string
+}
+
+// OwnFix is finding i's fix without the shared statements.
+func (g htmlGroup) OwnFix(i int) string {
+	if g.Own != nil {
+		return g.Own[i]
+	}
+	return g.Findings[i].Fix
 }
 
 type htmlView struct {
@@ -214,6 +226,11 @@ func htmlData(r *Report, o HTMLOptions) htmlView {
 				continue // the rule id is on the card already
 			}
 			hg.References = append(hg.References, ref.Name())
+		}
+		if !hg.Single && g.SameFix == "" {
+			if shared, own, ok := splitSharedSQL(g.Findings); ok {
+				hg.SharedSQL, hg.Own = strings.Join(shared, "\n"), own
+			}
 		}
 		hg.Shown = g.Findings
 		if len(g.Findings) > htmlRowsShown && !o.Print {
@@ -384,14 +401,15 @@ td pre { margin:0; padding:4px 6px; }
 {{end}}{{else}}
 {{if .SameExpected}}<dt>Expected</dt><dd>{{.SameExpected}}</dd>{{end}}
 {{if .SameFix}}<dt>Fix, for every object</dt><dd><pre>{{.SameFix}}</pre></dd>{{end}}
+{{if .SharedSQL}}<dt>Fix, for every object (and each one's own below)</dt><dd><pre>{{.SharedSQL}}</pre></dd>{{end}}
 <dt>{{len .Findings}} objects</dt><dd>
 <table class="objs"><thead><tr><th>Object</th><th>Location</th><th>Detail</th>{{if not .SameFix}}<th>Fix</th>{{end}}</tr></thead><tbody>
-{{$g := .}}{{range .Shown}}<tr><td>{{.Object}}{{if ne (sevs .Severity) $g.SevName}} ({{sevs .Severity}}){{end}}</td><td>{{if .Location}}<code>{{.Location}}</code>{{end}}</td><td>{{if .Reason}}{{.Reason}}{{else}}{{.Evidence}}{{if and .Expected (not $g.SameExpected)}}<br>expected: {{.Expected}}{{end}}{{end}}{{with .Waiver}}<br>waived: {{.Reason}} (until {{.Expires}}){{end}}</td>{{if not $g.SameFix}}<td>{{if .Fix}}<pre>{{.Fix}}</pre>{{end}}</td>{{end}}</tr>
-{{end}}</tbody></table>
+{{$g := .}}{{range $i, $f := .Shown}}{{with $f}}<tr><td>{{.Object}}{{if ne (sevs .Severity) $g.SevName}} ({{sevs .Severity}}){{end}}</td><td>{{if .Location}}<code>{{.Location}}</code>{{end}}</td><td>{{if .Reason}}{{.Reason}}{{else}}{{.Evidence}}{{if and .Expected (not $g.SameExpected)}}<br>expected: {{.Expected}}{{end}}{{end}}{{with .Waiver}}<br>waived: {{.Reason}} (until {{.Expires}}){{end}}</td>{{if not $g.SameFix}}<td>{{if .Fix}}<pre>{{$g.OwnFix $i}}</pre>{{end}}</td>{{end}}</tr>
+{{end}}{{end}}</tbody></table>
 {{if .Rest}}<details class="showall"><summary>show all {{len .Findings}} objects ({{len .Rest}} more)</summary>
 <table class="objs"><tbody>
-{{range .Rest}}<tr><td>{{.Object}}</td><td>{{if .Location}}<code>{{.Location}}</code>{{end}}</td><td>{{if .Reason}}{{.Reason}}{{else}}{{.Evidence}}{{end}}</td>{{if not $g.SameFix}}<td>{{if .Fix}}<pre>{{.Fix}}</pre>{{end}}</td>{{end}}</tr>
-{{end}}</tbody></table></details>{{end}}
+{{range $i, $f := .Rest}}{{with $f}}<tr><td>{{.Object}}</td><td>{{if .Location}}<code>{{.Location}}</code>{{end}}</td><td>{{if .Reason}}{{.Reason}}{{else}}{{.Evidence}}{{end}}</td>{{if not $g.SameFix}}<td>{{if .Fix}}<pre>{{$g.OwnFix (add $i (len $g.Shown))}}</pre>{{end}}</td>{{end}}</tr>
+{{end}}{{end}}</tbody></table></details>{{end}}
 </dd>{{end}}
 {{if .References}}<dt>References</dt><dd>{{join .References}}</dd>{{end}}
 </dl></div>
