@@ -73,7 +73,7 @@ func runAudit(ctx context.Context, env *Env, args []string) (int, error) {
 	src.conn.register(fs)
 	src.files.register(fs)
 	src.register(fs)
-	format := fs.String("format", "text", "report format: text, json, sarif, html, markdown or junit")
+	format := fs.String("format", "text", "report format: text, json, sarif, html, pdf (needs Chromium), markdown or junit")
 	profile := fs.String("profile", "all", "benchmark to audit against: "+rules.ProfileNames())
 	waivers := fs.String("waivers", "", "YAML file of accepted findings (rule, object, reason, expires)")
 	baseline := fs.String("baseline", "", "previous JSON report: report only what is new or fixed since")
@@ -82,7 +82,7 @@ func runAudit(ctx context.Context, env *Env, args []string) (int, error) {
 	snapPath := fs.String("snapshot", "", "audit a snapshot written by 'pgaegis collect' instead of collecting")
 	sandbox := fs.Bool("sandbox", false, "start a throwaway local PostgreSQL from the installed binaries, audit it, stop it")
 	out := fs.String("o", "", "write the report to this file instead of stdout")
-	verbose := fs.Bool("v", false, "text report: list passing checks too")
+	verbose := fs.Bool("v", false, "text report: list passing checks and every object of every rule (markdown: every object)")
 	color := fs.String("color", "auto", "colour in the text report: auto, always, never")
 	if err := parseFlags(fs, args); err != nil {
 		return ExitError, err
@@ -93,8 +93,13 @@ func runAudit(ctx context.Context, env *Env, args []string) (int, error) {
 	}
 	switch *format {
 	case "text", "json", "sarif", "html", "markdown", "md", "junit":
+	case "pdf":
+		// Say so before collecting, not after.
+		if _, err := report.FindChromium(); err != nil {
+			return ExitError, err
+		}
 	default:
-		return ExitError, usagef("unknown --format %q (text, json, sarif, html, markdown or junit)", *format)
+		return ExitError, usagef("unknown --format %q (text, json, sarif, html, pdf, markdown or junit)", *format)
 	}
 	if _, err := rules.Select(*profile); err != nil {
 		return ExitError, usageError{err.Error()}
@@ -163,8 +168,10 @@ func runAudit(ctx context.Context, env *Env, args []string) (int, error) {
 		err = report.WriteSARIF(o.w, rep, report.SARIFOptions{Root: *sarifRoot})
 	case "html":
 		err = report.WriteHTML(o.w, rep)
+	case "pdf":
+		err = report.WritePDF(ctx, o.w, rep, report.PDFOptions{})
 	case "markdown", "md":
-		err = report.WriteMarkdown(o.w, rep)
+		err = report.WriteMarkdownWith(o.w, rep, report.MarkdownOptions{All: *verbose})
 	case "junit":
 		err = report.WriteJUnit(o.w, rep)
 	default:

@@ -8,11 +8,28 @@ import (
 	"github.com/pgaegis/pgaegis/internal/rules"
 )
 
-// WriteMarkdown writes a report for pull requests and tickets: a summary
-// table, then each failure with evidence and fix; passes and not-checked
-// items fold away.
-func WriteMarkdown(w io.Writer, r *Report) error {
+// MarkdownOptions shape the Markdown report.
+type MarkdownOptions struct {
+	// All lists every object of a rule; otherwise the first PerRule (default 10).
+	All     bool
+	PerRule int
+}
+
+// WriteMarkdown writes a report for pull requests and tickets.
+func WriteMarkdown(w io.Writer, r *Report) error { return WriteMarkdownWith(w, r, MarkdownOptions{}) }
+
+// WriteMarkdownWith writes a summary table, what to fix first, then each
+// failing rule once with its objects; passes and not-checked items fold
+// away.
+func WriteMarkdownWith(w io.Writer, r *Report, o MarkdownOptions) error {
 	r = safeCopy(r) // every string escaped for the reader (safe.go)
+	perRule := o.PerRule
+	if perRule <= 0 {
+		perRule = 10
+	}
+	if o.All {
+		perRule = 0
+	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "## pgaegis audit: %s\n\n", mdEscape(r.Target.Description))
 	var meta []string
@@ -29,6 +46,22 @@ func WriteMarkdown(w io.Writer, r *Report) error {
 	if bl := r.Baseline; bl != nil {
 		fmt.Fprintf(&b, "\nSince %s: %d new, %d fixed, %d unchanged.\n", bl.CollectedAt, bl.New, len(bl.Fixed), bl.Unchanged)
 	}
+	if acts := FirstActions(r, 6); len(acts) > 0 {
+		b.WriteString("\n### Fix these first\n\n")
+		for i, a := range acts {
+			then := ""
+			if a.Apply != "" {
+				then = ", then " + a.Apply
+			}
+			fmt.Fprintf(&b, "%d. **%s**%s: closes %d (%s; %s)\n", i+1, mdEscape(a.Title), then, len(a.Findings), sevCounts(a.BySev), strings.Join(a.Rules, ", "))
+			body := strings.Join(a.Change, "\n")
+			if a.More > 0 {
+				body += fmt.Sprintf("\n-- … and %d more under the rules below", a.More)
+			}
+			fc := fence(body)
+			fmt.Fprintf(&b, "\n%s\n%s\n%s\n\n", fc, body, fc)
+		}
+	}
 	var fails, other []rules.Finding
 	for _, f := range r.Findings {
 		if f.Status == rules.Fail {
@@ -40,21 +73,47 @@ func WriteMarkdown(w io.Writer, r *Report) error {
 	if len(fails) > 0 {
 		b.WriteString("\n### Failures\n")
 	}
-	for _, f := range fails {
-		fmt.Fprintf(&b, "\n#### %s `%s` %s\n\n", sevBadge(f.Severity), f.Rule, mdEscape(f.Title))
-		for _, kv := range [][2]string{{"Object", f.Object}, {"Location", f.Location}, {"Evidence", f.Evidence}, {"Expected", f.Expected}} {
-			if kv[1] != "" {
-				fmt.Fprintf(&b, "- **%s:** %s\n", kv[0], mdCode(kv[1]))
-			}
+	for _, g := range groupByRule(fails) {
+		count := ""
+		if len(g.Findings) > 1 {
+			count = fmt.Sprintf(" (%d)", len(g.Findings))
 		}
-		if f.Fix != "" {
-			lang := map[string]string{rules.FixSQL: "sql", rules.FixShell: "sh", rules.FixConfig: "ini"}[f.FixKind]
-			apply := ""
-			if f.FixApply != "" {
-				apply = " (then " + f.FixApply + ")"
+		fmt.Fprintf(&b, "\n#### %s `%s` %s%s\n\n", sevBadge(g.Severity), g.Rule, mdEscape(g.Title), count)
+		if len(g.Findings) == 1 {
+			f := g.Findings[0]
+			for _, kv := range [][2]string{{"Object", f.Object}, {"Location", f.Location}, {"Evidence", f.Evidence}, {"Expected", f.Expected}} {
+				if kv[1] != "" {
+					fmt.Fprintf(&b, "- **%s:** %s\n", kv[0], mdCode(kv[1]))
+				}
 			}
-			fc := fence(f.Fix)
-			fmt.Fprintf(&b, "- **Fix%s:**\n\n%s%s\n%s\n%s\n", apply, fc, lang, f.Fix, fc)
+			mdFix(&b, "Fix", f, "")
+			continue
+		}
+		if g.SameExpected != "" {
+			fmt.Fprintf(&b, "- **Expected:** %s\n", mdCode(g.SameExpected))
+		}
+		if g.SameFix != "" {
+			mdFix(&b, "Fix, for every object", g.Findings[0], "")
+		}
+		for i, f := range g.Findings {
+			if perRule > 0 && i == perRule {
+				fmt.Fprintf(&b, "- … and %d more\n", len(g.Findings)-perRule)
+				break
+			}
+			line := "- " + mdCode(f.Object)
+			if f.Location != "" {
+				line += " at " + mdCode(f.Location)
+			}
+			if f.Severity != g.Severity {
+				line += " (" + f.Severity.String() + ")"
+			}
+			if f.Evidence != "" && !strings.Contains(f.Object, f.Evidence) {
+				line += ": " + mdCell(f.Evidence)
+			}
+			b.WriteString(line + "\n")
+			if g.SameFix == "" {
+				mdFix(&b, "Fix", f, "  ")
+			}
 		}
 	}
 	if len(other) > 0 {
@@ -73,6 +132,21 @@ func WriteMarkdown(w io.Writer, r *Report) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// mdFix writes a finding's fix as a fenced block under a list item.
+func mdFix(b *strings.Builder, label string, f rules.Finding, ind string) {
+	if f.Fix == "" {
+		return
+	}
+	lang := map[string]string{rules.FixSQL: "sql", rules.FixShell: "sh", rules.FixConfig: "ini"}[f.FixKind]
+	apply := ""
+	if f.FixApply != "" {
+		apply = " (then " + f.FixApply + ")"
+	}
+	fc := fence(f.Fix)
+	// The fence starts the line: the fix stays byte for byte what to paste.
+	fmt.Fprintf(b, "%s- **%s%s:**\n\n%s%s\n%s\n%s\n\n", ind, label, apply, fc, lang, f.Fix, fc)
 }
 
 func sevBadge(s rules.Severity) string {

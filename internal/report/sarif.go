@@ -201,7 +201,7 @@ func sarifRuleFor(f rules.Finding, ru *rules.Rule) sarifRule {
 		Properties: sarifRuleProperty{Tags: []string{"security", "postgresql", f.Area}, SecuritySeverity: securitySeverity(f.Severity), Precision: "high"}}
 	var refs []string
 	for _, ref := range f.References {
-		refs = append(refs, ref.Source+" "+ref.ID)
+		refs = append(refs, ref.Name())
 	}
 	help := strings.Join(refs, "; ")
 	if ru != nil {

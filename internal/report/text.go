@@ -12,7 +12,14 @@ import (
 // TextOptions shape the text report.
 type TextOptions struct {
 	Color   bool // ANSI colours (only on a terminal)
-	Verbose bool // list passing checks too
+	Verbose bool // list passing checks too, and every object of every rule (implies All)
+	// All lists every object of a rule; otherwise a rule that fails on
+	// many objects shows the count and the first PerRule.
+	All bool
+	// PerRule is how many objects a rule shows without All (default 5).
+	PerRule int
+	// FirstActions is how many changes "fix these first" lists (default 6).
+	FirstActions int
 }
 
 const (
@@ -84,10 +91,23 @@ func WriteText(w io.Writer, r *Report, o TextOptions) error {
 	if s.Waived > 0 {
 		waived = fmt.Sprintf(" · %d waived", s.Waived)
 	}
-	fmt.Fprintf(&b, "%s%s · %d passed · %d not checked · %d rules\n", failTxt, waived, s.Pass, s.NotChecked, s.Rules)
+	fmt.Fprintf(&b, "result: %s (fail-on %s) · %s%s · %d passed · %d not checked · %d rules\n", resultWord(p, r), s.FailOn, failTxt, waived, s.Pass, s.NotChecked, s.Rules)
 	if bl := r.Baseline; bl != nil {
 		fmt.Fprintf(&b, "since %s (%s): %d new, %d unchanged (not shown), %d fixed\n", bl.CollectedAt, bl.Path, bl.New, bl.Unchanged, len(bl.Fixed))
 	}
+
+	perRule := o.PerRule
+	if perRule <= 0 {
+		perRule = 5
+	}
+	if o.All || o.Verbose {
+		perRule = 0
+	}
+	nFirst := o.FirstActions
+	if nFirst <= 0 {
+		nFirst = 6
+	}
+	writeFirst(&b, p, r, nFirst)
 
 	byArea := map[string][]rules.Finding{}
 	var notChecked, passed, waivedList []rules.Finding
@@ -116,21 +136,11 @@ func WriteText(w io.Writer, r *Report, o TextOptions) error {
 		if len(fs) == 0 {
 			continue
 		}
-		fmt.Fprintf(&b, "\n%s\n", p.c(ansiBold, fmt.Sprintf("── %s (%d) %s", a, len(fs), strings.Repeat("─", max(0, 60-len(a))))))
-		for _, f := range fs {
-			fmt.Fprintf(&b, "%s %s  %s\n", p.c(sevColor(f.Severity), fmt.Sprintf("%-8s", strings.ToUpper(f.Severity.String()))), p.c(ansiBold, f.Rule), f.Title)
-			field(&b, p, "object", f.Object)
-			field(&b, p, "at", f.Location)
-			field(&b, p, "evidence", f.Evidence)
-			field(&b, p, "expected", f.Expected)
-			fix := f.Fix
-			if f.FixApply != "" && fix != "" {
-				fix += "\n(takes effect after a " + f.FixApply + ")"
-			}
-			field(&b, p, "fix", fix)
-			if w := f.Waiver; w != nil && w.Expired {
-				field(&b, p, "waiver", fmt.Sprintf("expired on %s (%s)", w.Expires, w.Reason))
-			}
+		groups := groupByRule(fs)
+		head := fmt.Sprintf("── %s: %d failing in %d rule%s ", a, len(fs), len(groups), plural(len(groups)))
+		fmt.Fprintf(&b, "\n%s\n", p.c(ansiBold, head+strings.Repeat("─", max(3, 66-len([]rune(head))))))
+		for _, g := range groups {
+			writeGroup(&b, p, g, perRule)
 		}
 	}
 	if len(waivedList) > 0 {
@@ -148,13 +158,8 @@ func WriteText(w io.Writer, r *Report, o TextOptions) error {
 	}
 	if len(notChecked) > 0 {
 		fmt.Fprintf(&b, "\n%s\n", p.c(ansiBold, fmt.Sprintf("── not checked (%d) %s", len(notChecked), strings.Repeat("─", 46))))
-		for _, f := range notChecked {
-			obj := f.Object
-			if obj != "" {
-				obj = " [" + obj + "]"
-			}
-			fmt.Fprintf(&b, "%s  %s%s\n", p.c(ansiBold, f.Rule), f.Title, obj)
-			field(&b, p, "why", f.Reason)
+		for _, g := range groupByRule(notChecked) {
+			writeNotChecked(&b, p, g, perRule)
 		}
 	}
 	if o.Verbose && len(passed) > 0 {
@@ -175,13 +180,7 @@ func WriteText(w io.Writer, r *Report, o TextOptions) error {
 			fmt.Fprintf(&b, "  %s\n", w)
 		}
 	}
-	result := p.c(ansiGreen+ansiBold, "PASS")
-	if r.Failed() {
-		result = p.c(ansiRed+ansiBold, "FAIL")
-	} else if r.Incomplete() {
-		result = p.c(ansiYellow+ansiBold, "INCOMPLETE")
-	}
-	fmt.Fprintf(&b, "\nresult: %s (fail-on %s)\n", result, s.FailOn)
+	fmt.Fprintf(&b, "\nresult: %s (fail-on %s)\n", resultWord(p, r), s.FailOn)
 	if r.Incomplete() {
 		fmt.Fprintf(&b, "incomplete: %s\n", s.IncompleteReason)
 	}
@@ -216,4 +215,184 @@ func ownerSuffix(o string) string {
 		return ""
 	}
 	return ", owner " + o
+}
+
+func plural(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
+}
+
+// writeFirst writes "fix these first": the changes that close the most
+// critical and high risk, each with its edit or command.
+func writeFirst(b *strings.Builder, p painter, r *Report, n int) {
+	acts := FirstActions(r, n)
+	if len(acts) == 0 {
+		return
+	}
+	closes, hi, allHi := 0, 0, r.Summary.FailBySev["critical"]+r.Summary.FailBySev["high"]
+	for _, a := range acts {
+		closes += len(a.Findings)
+		hi += a.BySev[rules.Critical] + a.BySev[rules.High]
+	}
+	fmt.Fprintf(b, "\n%s %d change%s close %d of %d failing findings (%d of %d critical or high)\n",
+		p.c(ansiBold, "fix these first:"), len(acts), plural(len(acts)), closes, r.Summary.Fail, hi, allHi)
+	for i, a := range acts {
+		then := ""
+		if a.Apply != "" {
+			then = ", then " + a.Apply
+		}
+		fmt.Fprintf(b, "%2d. %s%s: closes %d (%s)\n", i+1, p.c(ansiBold, a.Title), then, len(a.Findings), sevCounts(a.BySev))
+		// At most 3 lines an action, 15 for pg_hba.conf (its new lines are
+		// the one edit to make): six actions keep the summary within 40 lines.
+		limit := 2
+		if a.Kind == "hba" {
+			limit = 14
+		}
+		hidden := a.More
+		if len(a.Change) > limit+1 || (len(a.Change) == limit+1 && hidden > 0) {
+			hidden += len(a.Change) - limit
+		} else {
+			limit = len(a.Change)
+		}
+		for _, l := range a.Change[:limit] {
+			fmt.Fprintf(b, "      %s\n", l)
+		}
+		if hidden > 0 {
+			fmt.Fprintf(b, "      … and %d more lines under the rules below\n", hidden)
+		}
+	}
+}
+
+// writeGroup writes one rule and its objects: what is shared (expected,
+// fix) once, then each object with what is its own.
+func writeGroup(b *strings.Builder, p painter, g *RuleGroup, perRule int) {
+	count := ""
+	if len(g.Findings) > 1 {
+		count = fmt.Sprintf("  (%d)", len(g.Findings))
+	}
+	fmt.Fprintf(b, "%s %s  %s%s\n", p.c(sevColor(g.Severity), fmt.Sprintf("%-8s", strings.ToUpper(g.Severity.String()))), p.c(ansiBold, g.Rule), g.Title, count)
+	one := len(g.Findings) == 1
+	var own []string
+	if !one {
+		field(b, p, "expected", g.SameExpected)
+		field(b, p, "fix", withApply(g.SameFix, g.Findings[0].FixApply))
+		if g.SameFix == "" {
+			if shared, o, ok := splitSharedSQL(g.Findings); ok {
+				// The statements every object needs, once; each object
+				// keeps only its own.
+				field(b, p, "fix, all", withApply(strings.Join(shared, "\n"), g.Findings[0].FixApply))
+				own = o
+			}
+		}
+	}
+	for i, f := range g.Findings {
+		if perRule > 0 && i == perRule {
+			fmt.Fprintf(b, "  … and %d more (-v or --all lists every one)\n", len(g.Findings)-perRule)
+			break
+		}
+		if one {
+			field(b, p, "object", f.Object)
+			field(b, p, "at", f.Location)
+			if !strings.Contains(f.Object, f.Evidence) {
+				field(b, p, "evidence", f.Evidence)
+			}
+			field(b, p, "expected", f.Expected)
+			field(b, p, "fix", withApply(f.Fix, f.FixApply))
+		} else {
+			head := f.Object
+			if f.Location != "" {
+				head += "  at " + f.Location
+			}
+			if f.Severity != g.Severity {
+				head += "  (" + f.Severity.String() + ")"
+			}
+			fmt.Fprintf(b, "  • %s\n", head)
+			if f.Evidence != "" && !strings.Contains(f.Object, f.Evidence) {
+				subfield(b, p, "evidence", f.Evidence)
+			}
+			if g.SameExpected == "" {
+				subfield(b, p, "expected", f.Expected)
+			}
+			switch {
+			case own != nil:
+				subfield(b, p, "fix", own[i])
+			case g.SameFix == "":
+				subfield(b, p, "fix", withApply(f.Fix, f.FixApply))
+			}
+		}
+		if w := f.Waiver; w != nil && w.Expired {
+			field(b, p, "waiver", fmt.Sprintf("expired on %s (%s)", w.Expires, w.Reason))
+		}
+	}
+}
+
+func withApply(fix, apply string) string {
+	// Most config fixes already end in ", then reload".
+	if apply != "" && fix != "" && !strings.Contains(fix, "then "+apply) {
+		return fix + "\n(takes effect after a " + apply + ")"
+	}
+	return fix
+}
+
+// writeNotChecked lists a rule that could not be decided, its reason once
+// when every object shares it.
+func writeNotChecked(b *strings.Builder, p painter, g *RuleGroup, perRule int) {
+	same := g.Findings[0].Reason
+	for _, f := range g.Findings[1:] {
+		if f.Reason != same {
+			same = ""
+		}
+	}
+	if len(g.Findings) == 1 || same != "" {
+		var objs []string
+		for _, f := range g.Findings {
+			if f.Object != "" {
+				objs = append(objs, f.Object)
+			}
+		}
+		obj := ""
+		if len(objs) > 0 {
+			n := len(objs)
+			if perRule > 0 && n > perRule {
+				objs = append(objs[:perRule], fmt.Sprintf("and %d more", n-perRule))
+			}
+			obj = " [" + strings.Join(objs, ", ") + "]"
+		}
+		// One line each: what could not be checked is context, not work.
+		fmt.Fprintf(b, "%s  %s%s: %s\n", p.c(ansiBold, g.Rule), g.Title, obj, p.c(ansiDim, strings.ReplaceAll(same, "\n", " ")))
+		return
+	}
+	fmt.Fprintf(b, "%s  %s  (%d)\n", p.c(ansiBold, g.Rule), g.Title, len(g.Findings))
+	for i, f := range g.Findings {
+		if perRule > 0 && i == perRule {
+			fmt.Fprintf(b, "  … and %d more (-v or --all lists every one)\n", len(g.Findings)-perRule)
+			break
+		}
+		fmt.Fprintf(b, "  • %s\n", f.Object)
+		subfield(b, p, "why", f.Reason)
+	}
+}
+
+// subfield is a field under an object bullet.
+func subfield(b *strings.Builder, p painter, label, value string) {
+	if value == "" {
+		return
+	}
+	lines := strings.Split(value, "\n")
+	fmt.Fprintf(b, "      %s %s\n", p.c(ansiDim, fmt.Sprintf("%-9s", label+":")), lines[0])
+	for _, l := range lines[1:] {
+		fmt.Fprintf(b, "      %s %s\n", strings.Repeat(" ", 9), l)
+	}
+}
+
+func resultWord(p painter, r *Report) string {
+	switch {
+	case r.Failed():
+		return p.c(ansiRed+ansiBold, "FAIL")
+	case r.Incomplete():
+		return p.c(ansiYellow+ansiBold, "INCOMPLETE")
+	}
+	return p.c(ansiGreen+ansiBold, "PASS")
 }

@@ -550,3 +550,43 @@ func refs(groups ...[]Reference) []Reference {
 	}
 	return out
 }
+
+// seedTitles are the titles of the practice guides in shared/seeds, by
+// file number (002 has no title line: it is named by its publisher and author).
+var seedTitles = map[string]string{
+	"000": "How to Secure PostgreSQL Database – Tips and Tricks",
+	"001": "How to Secure PostgreSQL for Production",
+	"002": "Percona's guide to PostgreSQL security (Ibrar Ahmed)",
+	"003": "How to Secure PostgreSQL",
+	"004": "Intermediate PostgreSQL security",
+}
+
+// Name is how a reader sees the reference: the benchmark's proper name
+// with the section ("CIS PostgreSQL 17 Benchmark v1.0.0 §5.2", "DISA STIG
+// V-233511"), a guide by its title. Source and ID stay as they are in the
+// JSON report and the profiles.
+func (r Reference) Name() string {
+	switch r.Source {
+	case srcCIS16, srcCIS17:
+		// "CIS PostgreSQL 17 v1.0.0" -> "CIS PostgreSQL 17 Benchmark v1.0.0 §5.2"
+		name, ver, _ := strings.Cut(r.Source, " v")
+		return fmt.Sprintf("%s Benchmark v%s §%s", name, ver, r.ID)
+	case srcSTIG:
+		return "DISA STIG " + r.ID + " (Crunchy Data PostgreSQL STIG V3R1)"
+	case srcDevSec:
+		return "dev-sec PostgreSQL baseline, control " + r.ID
+	case srcSeeds:
+		num, topic, _ := strings.Cut(r.ID, ": ")
+		if t, ok := seedTitles[num]; ok {
+			return "“" + t + "”: " + topic
+		}
+	case "pgaegis":
+		return "pgaegis control " + r.ID
+	case "pgdsat":
+		return "pgdsat check " + r.ID
+	}
+	if r.ID == "" {
+		return r.Source
+	}
+	return r.Source + " " + r.ID
+}
