@@ -142,8 +142,12 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	if cmd != nil {
 		path = cmd.CommandPath()
 	}
+	msg := dedupeLines(err.Error())
 	// Errors quote names and file content: escaped for the terminal.
-	fmt.Fprintf(stderr, "%s: %s\n", path, textsafe.Code(conninfo.Redact(err.Error(), env.secrets...)))
+	fmt.Fprintf(stderr, "%s: %s\n", path, textsafe.Code(conninfo.Redact(msg, env.secrets...)))
+	if h := connHint(msg, path); h != "" {
+		fmt.Fprintln(stderr, textsafe.Code(h))
+	}
 	var ue usageError
 	if errors.As(err, &ue) || isCobraUsage(err) {
 		fmt.Fprintf(stderr, "see '%s --help'\n", path)
