@@ -420,3 +420,11 @@ func dirOf(p string) string {
 	}
 	return "."
 }
+
+// Root returns the command tree, for generators (man pages) that read it;
+// its commands write to discarded streams.
+func Root() *cobra.Command {
+	root := newRoot(&Env{Stdout: io.Discard, Stderr: io.Discard})
+	root.InitDefaultCompletionCmd() // cobra adds it only when executing
+	return root
+}

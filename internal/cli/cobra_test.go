@@ -93,7 +93,7 @@ func TestCommandLine(t *testing.T) {
 		args     []string
 		code     int
 		out, err string // substrings
-		errLines int     // when > 0, the exact number of stderr lines
+		errLines int    // when > 0, the exact number of stderr lines
 	}{
 		{args: []string{"--version"}, out: "pgaegis " + collect.Version + "\n"},
 		{args: []string{"-V"}, out: "pgaegis " + collect.Version + "\n"},
