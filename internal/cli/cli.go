@@ -78,6 +78,7 @@ Exit codes: 0 nothing at or above --fail-on, 1 findings at or above it,
 	}
 	root.SetOut(env.Stdout)
 	root.SetErr(env.Stderr)
+	root.SetUsageTemplate(usageTemplate)
 	root.SetVersionTemplate("pgaegis {{.Version}}\n")
 	root.Flags().BoolP("version", "V", false, "print the version and exit")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err.Error()} })
@@ -175,8 +176,9 @@ type connFlags struct {
 	prompt     bool
 }
 
-// connHelp is said once per command, in the flag group's last entry.
-const connHelp = "give up connecting after this long (PG* variables, ~/.pgpass and service files apply as in psql)"
+// connGroup marks the connection flags, which help lists apart under a
+// heading that says once where else libpq takes its settings from.
+const connGroup = "pgaegis-connection"
 
 // register adds the psql spellings. -h is the host here, so the help flag
 // is --help only.
@@ -189,7 +191,42 @@ func (c *connFlags) register(cmd *cobra.Command) {
 	fs.StringVarP(&c.f.User, "username", "U", "", "role to connect as")
 	fs.BoolVarP(&c.noPassword, "no-password", "w", false, "never prompt for a password")
 	fs.BoolVarP(&c.prompt, "password", "W", false, "prompt for a password on the terminal (never taken from the command line)")
-	fs.DurationVar(&c.timeout, "connect-timeout", conninfo.DefaultConnectTimeout, connHelp)
+	fs.DurationVar(&c.timeout, "connect-timeout", conninfo.DefaultConnectTimeout, "give up connecting after this long")
+	for _, n := range []string{"dbname", "host", "port", "username", "no-password", "password", "connect-timeout"} {
+		fs.SetAnnotation(n, connGroup, []string{"true"})
+	}
+}
+
+// usageTemplate is cobra's, with the connection flags in their own list.
+const usageTemplate = `Usage:{{if .Runnable}}
+  {{.UseLine}}{{end}}{{if .HasAvailableSubCommands}}
+  {{.CommandPath}} [command]{{end}}{{if .HasExample}}
+
+Examples:
+{{.Example}}{{end}}{{if .HasAvailableSubCommands}}
+
+Available Commands:{{range .Commands}}{{if (or .IsAvailableCommand (eq .Name "help"))}}
+  {{rpad .Name .NamePadding }} {{.Short}}{{end}}{{end}}{{end}}{{if .HasAvailableLocalFlags}}{{$f := flagUsages . false}}{{if $f}}
+
+Flags:
+{{$f}}{{end}}{{$c := flagUsages . true}}{{if $c}}
+
+Connection options (as psql's; PG* variables, ~/.pgpass and service files apply too):
+{{$c}}{{end}}{{end}}{{if .HasAvailableSubCommands}}
+
+Use "{{.CommandPath}} [command] --help" for more information about a command.{{end}}
+`
+
+func init() {
+	cobra.AddTemplateFunc("flagUsages", func(c *cobra.Command, conn bool) string {
+		fs := pflag.NewFlagSet(c.Name(), pflag.ContinueOnError)
+		c.LocalFlags().VisitAll(func(f *pflag.Flag) {
+			if _, ok := f.Annotations[connGroup]; ok == conn && !f.Hidden {
+				fs.AddFlag(f)
+			}
+		})
+		return strings.TrimRight(fs.FlagUsages(), " \n")
+	})
 }
 
 // config builds the connection configuration, prompting for a password

@@ -40,12 +40,16 @@ type hbaSource struct {
 	version  int
 }
 
-func (h *hbaSource) register(cmd *cobra.Command) {
+func (h *hbaSource) register(cmd *cobra.Command, withFile bool) {
 	h.conn.register(cmd)
 	fs := cmd.Flags()
-	fs.StringVar(&h.file, "file", "", "pg_hba.conf to read (offline); with a connection, roles come from the server")
+	if withFile {
+		fs.StringVar(&h.file, "file", "", "pg_hba.conf to read (offline); with a connection, roles come from the server")
+		cmd.MarkFlagFilename("file")
+	}
 	fs.StringVar(&h.snapPath, "snapshot", "", "snapshot (pgaegis collect) for rules and roles")
 	fs.IntVar(&h.version, "pg-version", 0, "PostgreSQL major version for an offline file (default: newest semantics)")
+	cmd.MarkFlagFilename("snapshot", "json")
 }
 
 // load returns the rules, the snapshot (roles, settings) when there is
@@ -136,7 +140,7 @@ func hbaExplainCmd(env *Env) *cobra.Command {
 		Args: cobra.NoArgs,
 	}
 	var src hbaSource
-	src.register(cmd)
+	src.register(cmd, true)
 	fs := cmd.Flags()
 	user := fs.String("user", "", "role that connects")
 	db := fs.String("database", "", "database it asks for")
@@ -226,7 +230,7 @@ func hbaLintCmd(env *Env) *cobra.Command {
 		Args: cobra.NoArgs,
 	}
 	var src hbaSource
-	src.register(cmd)
+	src.register(cmd, true)
 	fs := cmd.Flags()
 	format := fs.String("format", "text", "text, json, sarif, markdown or junit")
 	failOn := fs.String("fail-on", "high", "exit 1 at or above this severity (critical, high, medium, low, info)")
@@ -286,7 +290,7 @@ func hbaDiffCmd(env *Env) *cobra.Command {
   pgaegis hba diff old.conf new.conf --snapshot snap.json --format json`,
 	}
 	var src hbaSource
-	src.register(cmd)
+	src.register(cmd, false) // the rules are OLD and NEW
 	fs := cmd.Flags()
 	allow := fs.Bool("allow-widen", false, "exit 0 even when access widens")
 	format := fs.String("format", "text", "text or json")
@@ -382,7 +386,7 @@ func hbaMatrixCmd(env *Env) *cobra.Command {
 		Args: cobra.NoArgs,
 	}
 	var src hbaSource
-	src.register(cmd)
+	src.register(cmd, true)
 	format := cmd.Flags().String("format", "text", "text, json or csv")
 	completeValues(cmd, "format", "text", "json", "csv")
 	cmd.RunE = runE(env, func(ctx context.Context, env *Env, args []string) (int, error) {
@@ -448,7 +452,7 @@ func hbaGuardCmd(env *Env) *cobra.Command {
   pgaegis hba guard new/pg_hba.conf -d "host=db.example.com user=admin"`,
 	}
 	var src hbaSource
-	src.register(cmd)
+	src.conn.register(cmd) // the rules come from NEW, the connection is the one checked
 	cmd.RunE = runE(env, func(ctx context.Context, env *Env, files []string) (int, error) {
 		if len(files) != 1 {
 			return ExitError, usagef("hba guard needs the NEW file")
