@@ -248,6 +248,10 @@ func TestDocExamples(t *testing.T) {
 		"PGPASSWORD": srv.Password, "PGDATABASE": "postgres", "PGSSLMODE": "disable"} {
 		t.Setenv(k, v)
 	}
+	repo, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
 	dir := t.TempDir()
 	t.Chdir(dir)
 	hba := "local all all peer\nhost all all 127.0.0.1/32 scram-sha-256\nhost all all 10.0.0.0/8 scram-sha-256\n"
@@ -260,7 +264,7 @@ func TestDocExamples(t *testing.T) {
 	for name, content := range map[string]string{
 		"pg_hba.conf": hba, "old.conf": hba, "new.conf": wide, "old/pg_hba.conf": hba, "new/pg_hba.conf": wide, "new_pg_hba.conf": hba,
 		"postgresql.conf": "listen_addresses = 'localhost'\nssl = off\n", "postgresql.log": logLines.String(), "postgresql.csv": csv,
-		"policy.yaml": yamlBlock(t, "../../docs/access.md", "policy.yaml"), "waivers.yaml": yamlBlock(t, "../../README.md", "waivers:"),
+		"policy.yaml": yamlBlock(t, filepath.Join(repo, "docs/access.md"), "policy.yaml"), "waivers.yaml": yamlBlock(t, filepath.Join(repo, "README.md"), "waivers:"),
 	} {
 		p := filepath.Join(dir, name)
 		os.MkdirAll(filepath.Dir(p), 0o755)
