@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/pgaegis/pgaegis/internal/localpg"
 	"github.com/pgaegis/pgaegis/internal/pgtest"
@@ -163,6 +165,9 @@ func dryParse(args []string) error {
 		return err
 	}
 	if err := cmd.ParseFlags(rest); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return nil // --help on a command that does not define it (cobra adds it when run)
+		}
 		return err
 	}
 	pos := cmd.Flags().Args()
