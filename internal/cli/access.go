@@ -90,7 +90,7 @@ every role that can use an object. The subcommands answer one question
   pgaegis access check --role app --object shop.orders --privilege DELETE --snapshot snap.json
   pgaegis access matrix --snapshot snap.json > access.csv
   pgaegis access policy check policy.yaml --snapshot snap.json`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 	}
 	policy := &cobra.Command{Use: "policy", Short: "compare the server's privileges with a policy file",
 		Example: "  pgaegis access policy check policy.yaml --snapshot snap.json"}
@@ -211,7 +211,7 @@ func accessCheckCmd(env *Env) *cobra.Command {
 		Short: "does a role have a privilege on an object, and why",
 		Example: `  pgaegis access check --role app --object shop.orders --privilege DELETE --snapshot snap.json
   pgaegis access check --role app --object shop.orders --privilege SELECT --column card -h db.example.com`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 	}
 	var src modelSource
 	src.register(cmd)
@@ -272,7 +272,7 @@ func accessMatrixCmd(env *Env) *cobra.Command {
 		Short: "every role's privileges, summarised per database, kind and schema",
 		Example: `  pgaegis access matrix --snapshot snap.json > access.csv
   pgaegis access matrix --login-only --format json -h db.example.com`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 	}
 	var src modelSource
 	src.register(cmd)
@@ -321,7 +321,7 @@ func escalationsCmd(env *Env) *cobra.Command {
 		Short: "paths by which a login role can gain superuser or OS access",
 		Example: `  pgaegis escalations --snapshot snap.json
   pgaegis escalations -h db.example.com -U auditor --format json`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 	}
 	var src modelSource
 	src.register(cmd)

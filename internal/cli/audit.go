@@ -78,7 +78,7 @@ socket) are used.`,
   pgaegis audit --pgdata /var/lib/postgresql/17/main --profile cis-17
   pgaegis audit --snapshot snap.json --format sarif -o audit.sarif
   pgaegis audit --sandbox`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 	}
 	var src sourceFlags
 	src.register(cmd)
@@ -239,7 +239,7 @@ func collectCmd(env *Env) *cobra.Command {
 		Example: `  sudo -u postgres pgaegis collect -o snap.json
   pgaegis collect -h db.example.com -U auditor -o snap.json
   pgaegis audit --snapshot snap.json`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 	}
 	var src sourceFlags
 	src.register(cmd)
@@ -275,7 +275,7 @@ func rulesCmd(env *Env) *cobra.Command {
 		Short: "list the rules (text or JSON)",
 		Example: `  pgaegis rules
   pgaegis rules --format json`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 	}
 	format := cmd.Flags().String("format", "text", "text, json or markdown")
 	completeValues(cmd, "format", "text", "json", "markdown")

@@ -68,7 +68,7 @@ Exit codes: 0 nothing at or above --fail-on, 1 findings at or above it,
 		SilenceErrors: true,
 		SilenceUsage:  true,
 		// A bare "pgaegis" is a usage error, with the help on stderr.
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(c *cobra.Command, args []string) error {
 			c.SetOut(env.Stderr)
 			c.Help()
@@ -89,7 +89,7 @@ Exit codes: 0 nothing at or above --fail-on, 1 findings at or above it,
 
 func versionCmd(env *Env) *cobra.Command {
 	return &cobra.Command{
-		Use: "version", Short: "print the version", Args: cobra.NoArgs,
+		Use: "version", Short: "print the version", Args: noArgs,
 		Example: "  pgaegis version\n  pgaegis --version",
 		Run: func(*cobra.Command, []string) {
 			fmt.Fprintf(env.Stdout, "pgaegis %s\n", collect.Version)
@@ -150,22 +150,20 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, textsafe.Code(h))
 	}
 	var ue usageError
-	if errors.As(err, &ue) || isCobraUsage(err) {
+	// An unknown command is the one usage error cobra makes itself (in
+	// Find, before any of ours runs).
+	if errors.As(err, &ue) || strings.HasPrefix(err.Error(), "unknown command ") {
 		fmt.Fprintf(stderr, "see '%s --help'\n", path)
 	}
 	return ExitError
 }
 
-// isCobraUsage recognises the errors cobra itself returns for a wrong
-// command line (unknown command, wrong number of arguments).
-func isCobraUsage(err error) bool {
-	m := err.Error()
-	for _, p := range []string{"unknown command", "accepts ", "requires at least", "requires at most", "requires exactly", "invalid argument", "required flag"} {
-		if strings.Contains(m, p) {
-			return true
-		}
+// noArgs refuses positional arguments as a usage error.
+func noArgs(c *cobra.Command, args []string) error {
+	if err := cobra.NoArgs(c, args); err != nil {
+		return usageError{err.Error()}
 	}
-	return false
+	return nil
 }
 
 // connFlags are the libpq-style options shared by every command that connects.

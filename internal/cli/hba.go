@@ -137,7 +137,7 @@ func hbaExplainCmd(env *Env) *cobra.Command {
 		Example: `  pgaegis hba explain --file pg_hba.conf --user app --database shop --address 10.1.2.3
   pgaegis hba explain --file pg_hba.conf --user app --database shop --local
   pgaegis hba explain -h db.example.com -U auditor --user app --database shop`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 	}
 	var src hbaSource
 	src.register(cmd, true)
@@ -227,7 +227,7 @@ func hbaLintCmd(env *Env) *cobra.Command {
 		Example: `  pgaegis hba lint --file pg_hba.conf
   pgaegis hba lint --file pg_hba.conf --format sarif > hba.sarif
   pgaegis hba lint --snapshot snap.json --fail-on medium`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 	}
 	var src hbaSource
 	src.register(cmd, true)
@@ -383,7 +383,7 @@ func hbaMatrixCmd(env *Env) *cobra.Command {
 		Short: "every login role against every database: the weakest method and widest network that admit it",
 		Example: `  pgaegis hba matrix --snapshot snap.json
   pgaegis hba matrix -h db.example.com -U auditor --format csv > matrix.csv`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 	}
 	var src hbaSource
 	src.register(cmd, true)

@@ -38,7 +38,7 @@ func tlsInitCACmd(env *Env) *cobra.Command {
 		Short: "create a certificate authority (ca.crt, ca.key, ca.crl) for servers and clients",
 		Example: `  pgaegis tls init-ca --name "Example DB CA" --out ca
   pgaegis tls init-ca --name "Example DB CA" --out ca --key-type rsa-4096 --days 1825`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 	}
 	fs := cmd.Flags()
 	name := fs.String("name", "", "CA name (certificate subject)")
@@ -65,7 +65,7 @@ func tlsInitCACmd(env *Env) *cobra.Command {
 }
 
 func tlsIssueCmd(env *Env, kind string) *cobra.Command {
-	cmd := &cobra.Command{Args: cobra.NoArgs}
+	cmd := &cobra.Command{Args: noArgs}
 	fs := cmd.Flags()
 	caDir := fs.String("ca", "", "CA directory (from init-ca)")
 	out := fs.String("out", "", "output directory")
@@ -246,7 +246,7 @@ func tlsRenewCmd(env *Env) *cobra.Command {
 		Short: "re-issue the certificates of a CA that expire soon",
 		Example: `  pgaegis tls renew --ca ca
   pgaegis tls renew --ca ca --within 60`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 	}
 	caDir := cmd.Flags().String("ca", "", "CA directory")
 	within := cmd.Flags().Int("within", 30, "renew what expires within this many days")
