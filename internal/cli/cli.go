@@ -160,8 +160,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 
 // noArgs refuses positional arguments as a usage error.
 func noArgs(c *cobra.Command, args []string) error {
-	if err := cobra.NoArgs(c, args); err != nil {
-		return usageError{err.Error()}
+	if len(args) > 0 {
+		return usagef("unexpected argument %q (%s takes options only)", args[0], c.CommandPath())
 	}
 	return nil
 }
