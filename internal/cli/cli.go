@@ -68,7 +68,16 @@ Exit codes: 0 nothing at or above --fail-on, 1 findings at or above it,
 		SilenceErrors: true,
 		SilenceUsage:  true,
 		// A bare "pgaegis" is a usage error, with the help on stderr.
-		Args: noArgs,
+		Args: func(c *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return nil
+			}
+			msg := fmt.Sprintf("unknown command %q", args[0])
+			if s := c.SuggestionsFor(args[0]); len(s) > 0 {
+				msg += " (did you mean " + strings.Join(s, " or ") + "?)"
+			}
+			return usageError{msg}
+		},
 		RunE: func(c *cobra.Command, args []string) error {
 			c.SetOut(env.Stderr)
 			c.Help()
@@ -78,6 +87,7 @@ Exit codes: 0 nothing at or above --fail-on, 1 findings at or above it,
 	}
 	root.SetOut(env.Stdout)
 	root.SetErr(env.Stderr)
+	root.SuggestionsMinimumDistance = 2
 	root.SetUsageTemplate(usageTemplate)
 	root.SetVersionTemplate("pgaegis {{.Version}}\n")
 	root.Flags().BoolP("version", "V", false, "print the version and exit")
@@ -150,9 +160,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, textsafe.Code(h))
 	}
 	var ue usageError
-	// An unknown command is the one usage error cobra makes itself (in
-	// Find, before any of ours runs).
-	if errors.As(err, &ue) || strings.HasPrefix(err.Error(), "unknown command ") {
+	if errors.As(err, &ue) {
 		fmt.Fprintf(stderr, "see '%s --help'\n", path)
 	}
 	return ExitError

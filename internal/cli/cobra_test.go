@@ -112,6 +112,8 @@ func TestCommandLine(t *testing.T) {
 		{args: []string{"audit", "--bogus"}, code: ExitError, err: "pgaegis audit: unknown flag: --bogus\nsee 'pgaegis audit --help'\n", errLines: 2},
 		{args: []string{"hba", "diff", "--nope", "a", "b"}, code: ExitError, err: "see 'pgaegis hba diff --help'", errLines: 2},
 		{args: []string{"nosuch"}, code: ExitError, err: `unknown command "nosuch"`, errLines: 2},
+		{args: []string{"adit"}, code: ExitError, err: `unknown command "adit" (did you mean audit?)`, errLines: 2},
+		{args: []string{"rules", "extra"}, code: ExitError, err: `unexpected argument "extra"`, errLines: 2},
 		{args: []string{"hba"}, code: ExitError, err: "hba needs a subcommand: diff, explain, guard, lint, matrix"},
 		{args: []string{"hba", "frobnicate"}, code: ExitError, err: `unknown hba subcommand "frobnicate"`},
 		{args: []string{"audit", "extra"}, code: ExitError, err: "see 'pgaegis audit --help'"},
