@@ -94,6 +94,23 @@ Exit codes: 0 nothing at or above --fail-on, 1 findings at or above it,
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err.Error()} })
 	root.AddCommand(auditCmd(env), collectCmd(env), hbaCmd(env), accessCmd(env), escalationsCmd(env),
 		tlsCmd(env), logsCmd(env), rulesCmd(env), versionCmd(env))
+	// cobra's own commands, in the same voice as the others.
+	root.InitDefaultHelpCmd()
+	root.InitDefaultCompletionCmd()
+	for _, c := range root.Commands() {
+		switch c.Name() {
+		case "help":
+			c.Short = "help about any command (pgaegis help CMD is CMD --help)"
+		case "completion":
+			c.Short = "shell completion script (bash, zsh, fish, powershell); completes flag values too"
+			c.Example = "  pgaegis completion bash > /etc/bash_completion.d/pgaegis\n  pgaegis completion zsh > \"${fpath[1]}/_pgaegis\"\n  pgaegis completion fish > ~/.config/fish/completions/pgaegis.fish"
+			dest := map[string]string{"bash": "/etc/bash_completion.d/pgaegis", "zsh": `"${fpath[1]}/_pgaegis"`,
+				"fish": "~/.config/fish/completions/pgaegis.fish", "powershell": "pgaegis.ps1"}
+			for _, sh := range c.Commands() {
+				sh.Example = "  pgaegis completion " + sh.Name() + " > " + dest[sh.Name()]
+			}
+		}
+	}
 	return root
 }
 
@@ -467,7 +484,5 @@ func dirOf(p string) string {
 // Root returns the command tree, for generators (man pages) that read it;
 // its commands write to discarded streams.
 func Root() *cobra.Command {
-	root := newRoot(&Env{Stdout: io.Discard, Stderr: io.Discard})
-	root.InitDefaultCompletionCmd() // cobra adds it only when executing
-	return root
+	return newRoot(&Env{Stdout: io.Discard, Stderr: io.Discard})
 }
