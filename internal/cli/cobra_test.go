@@ -149,6 +149,15 @@ func TestCommandLine(t *testing.T) {
 	}
 }
 
+// TestMainNilArgs: Main(nil) is a bare "pgaegis" (usage, exit 2), not a
+// parse of the test binary's own arguments.
+func TestMainNilArgs(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := Main(nil, &out, &errb); code != ExitError || !strings.Contains(errb.String(), "Available Commands:") {
+		t.Errorf("exit %d, stderr %q", code, errb.String())
+	}
+}
+
 // TestRefusedConnectionErrorOnce: pgx tries TLS then plaintext and reported
 // the same dial error twice.
 func TestRefusedConnectionErrorOnce(t *testing.T) {
