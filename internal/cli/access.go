@@ -3,14 +3,14 @@ package cli
 import (
 	"context"
 	"encoding/csv"
-	"flag"
 	"fmt"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/pgaegis/pgaegis/internal/collect"
-	"github.com/pgaegis/pgaegis/internal/conninfo"
 	"github.com/pgaegis/pgaegis/internal/privileges"
 	"github.com/pgaegis/pgaegis/internal/snapshot"
 )
@@ -23,8 +23,9 @@ type modelSource struct {
 	stmtTO   time.Duration
 }
 
-func (m *modelSource) register(fs *flag.FlagSet) {
-	m.conn.register(fs)
+func (m *modelSource) register(cmd *cobra.Command) {
+	m.conn.register(cmd)
+	fs := cmd.Flags()
 	fs.StringVar(&m.snapPath, "snapshot", "", "analyse a snapshot written by pgaegis collect")
 	fs.StringVar(&m.database, "database", "", "limit to one database")
 	fs.DurationVar(&m.stmtTO, "statement-timeout", 30*time.Second, "limit for each query on the server (the client gives up 5s later)")
@@ -36,12 +37,10 @@ func (m *modelSource) load(ctx context.Context, env *Env) (*snapshot.Snapshot, *
 	if m.snapPath != "" {
 		snap, err = snapshot.Read(m.snapPath)
 	} else {
-		m.conn.f.ConnectTimeout = m.conn.timeout
-		cfg, cerr := conninfo.Config(m.conn.f)
+		cfg, cerr := m.conn.config(env)
 		if cerr != nil {
 			return nil, nil, nil, cerr
 		}
-		env.secrets = append(env.secrets, conninfo.Secrets(cfg)...)
 		snap, err = collect.Collect(ctx, collect.Options{Conn: cfg, NoFiles: true, NoProbe: true, StatementTimeout: m.stmtTO, Progress: progress(env)})
 		clearProgress(env)
 	}
@@ -78,104 +77,111 @@ func (m *modelSource) load(ctx context.Context, env *Env) (*snapshot.Snapshot, *
 	return snap, model, objs, nil
 }
 
-func runAccess(ctx context.Context, env *Env, args []string) (int, error) {
-	if len(args) > 0 {
-		switch args[0] {
-		case "check":
-			return accessCheck(ctx, env, args[1:])
-		case "matrix":
-			return accessMatrix(ctx, env, args[1:])
-		case "policy":
-			if len(args) > 1 && args[1] == "check" {
-				return accessPolicyCheck(ctx, env, args[2:])
-			}
-			return ExitError, usagef("usage: pgaegis access policy check FILE.yaml")
-		}
+func accessCmd(env *Env) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "access (--role R | --object schema.table [--privilege P]) [connection options | --snapshot S]",
+		Short: "who can do what: --role, --object, check, matrix, policy check",
+		Long: `Who can do what. With --role: everything a role can do; with --object:
+every role that can use an object. The subcommands answer one question
+(check), list every role (matrix) or compare the server with a policy file
+(policy check).`,
+		Example: `  pgaegis access --role app -h db.example.com -U auditor
+  pgaegis access --object shop.orders --privilege SELECT --snapshot snap.json
+  pgaegis access check --role app --object shop.orders --privilege DELETE --snapshot snap.json
+  pgaegis access matrix --snapshot snap.json > access.csv
+  pgaegis access policy check policy.yaml --snapshot snap.json`,
+		Args: noArgs,
 	}
-	fs := newFlagSet(env, "access", "--role R | --object schema.table [--privilege P] [connection options | --snapshot S]")
+	policy := &cobra.Command{Use: "policy", Short: "compare the server's privileges with a policy file",
+		Example: "  pgaegis access policy check policy.yaml --snapshot snap.json"}
+	policy.AddCommand(accessPolicyCheckCmd(env))
+	policy.RunE = groupCmd(env, "policy", "", "").RunE
+	cmd.AddCommand(accessCheckCmd(env), accessMatrixCmd(env), policy)
 	var src modelSource
-	src.register(fs)
+	src.register(cmd)
+	fs := cmd.Flags()
 	role := fs.String("role", "", "show everything this role can do")
 	object := fs.String("object", "", "show every role that can use this object")
 	kind := fs.String("kind", "", "object kind: table, sequence, function, schema, database, language, large object, foreign server")
 	priv := fs.String("privilege", "", "with --object: only this privilege")
 	format := fs.String("format", "text", "text or json")
 	full := fs.Bool("full", false, "with --role: list every object instead of summarising")
-	if err := parseFlags(fs, args); err != nil {
-		return ExitError, err
-	}
-	if (*role == "") == (*object == "") {
-		return ExitError, usagef("give --role or --object")
-	}
-	snap, model, objs, err := src.load(ctx, env)
-	if err != nil {
-		return ExitError, err
-	}
-	if *role != "" {
-		ri, ok := model.RoleIndex(*role)
-		if !ok {
-			return ExitError, fmt.Errorf("role %q does not exist", *role)
+	completeValues(cmd, "format", "text", "json")
+	cmd.RunE = runE(env, func(ctx context.Context, env *Env, args []string) (int, error) {
+		if (*role == "") == (*object == "") {
+			return ExitError, usagef("give --role or --object")
 		}
-		bypass := false
-		if r, ok := snap.Role(*role); ok {
-			bypass = r.BypassRLS
+		snap, model, objs, err := src.load(ctx, env)
+		if err != nil {
+			return ExitError, err
 		}
-		hs := model.RoleAccess(ri, objs, bypass)
-		if *format == "json" {
-			if *full {
-				return ExitOK, writeJSON(env, hs)
+		if *role != "" {
+			ri, ok := model.RoleIndex(*role)
+			if !ok {
+				return ExitError, fmt.Errorf("role %q does not exist", *role)
 			}
-			return ExitOK, writeJSON(env, privileges.Summarize(hs))
+			bypass := false
+			if r, ok := snap.Role(*role); ok {
+				bypass = r.BypassRLS
+			}
+			hs := model.RoleAccess(ri, objs, bypass)
+			if *format == "json" {
+				if *full {
+					return ExitOK, writeJSON(env, hs)
+				}
+				return ExitOK, writeJSON(env, privileges.Summarize(hs))
+			}
+			r := model.Roles[ri]
+			env = textEnv(env) // names are chosen by whoever created the objects
+			fmt.Fprintf(env.Stdout, "what %s can do%s\n", esc(r.Name), roleNote(snap, r.Name))
+			tw := tabwriter.NewWriter(env.Stdout, 0, 2, 2, ' ', 0)
+			fmt.Fprintln(tw, "DATABASE\tKIND\tSCHEMA\tCOUNT\tPRIVILEGES\tHOW\tEXAMPLE")
+			for _, s := range privileges.Summarize(hs) {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\n", esc(s.Database), esc(string(s.Kind)), esc(s.Schema), s.Count, esc(s.Privileges), esc(s.Via), esc(s.Example))
+			}
+			return ExitOK, tw.Flush()
 		}
-		r := model.Roles[ri]
-		env = textEnv(env) // names are chosen by whoever created the objects
-		fmt.Fprintf(env.Stdout, "what %s can do%s\n", esc(r.Name), roleNote(snap, r.Name))
+		o, err := privileges.Find(objs, *object, src.database, privileges.Kind(*kind))
+		if err != nil {
+			return ExitError, err
+		}
+		var only privileges.Bits
+		if *priv != "" {
+			if only, err = privileges.ParsePrivilege(*priv); err != nil {
+				return ExitError, usageError{err.Error()}
+			}
+		}
+		bypass := map[string]bool{}
+		for _, r := range snap.Roles {
+			bypass[r.Name] = r.BypassRLS
+		}
+		who := model.Who(o, only, bypass)
+		if *format == "json" {
+			return ExitOK, writeJSON(env, map[string]any{"object": o, "roles": who})
+		}
+		env = textEnv(env)
+		fmt.Fprintf(env.Stdout, "who can use %s %s (database %s, owner %s)\n", esc(string(o.Kind)), esc(o.QualifiedName()), esc(o.Database), esc(o.Owner))
 		tw := tabwriter.NewWriter(env.Stdout, 0, 2, 2, ' ', 0)
-		fmt.Fprintln(tw, "DATABASE\tKIND\tSCHEMA\tCOUNT\tPRIVILEGES\tHOW\tEXAMPLE")
-		for _, s := range privileges.Summarize(hs) {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\n", esc(s.Database), esc(string(s.Kind)), esc(s.Schema), s.Count, esc(s.Privileges), esc(s.Via), esc(s.Example))
+		fmt.Fprintln(tw, "ROLE\tPRIVILEGE\tHOW\tRLS")
+		for _, rh := range who {
+			for _, g := range rh.Grants {
+				how := esc(string(g.Via))
+				if len(g.Path) > 1 {
+					how += " " + strings.Join(escAll(g.Path), " → ")
+				}
+				if g.Column != "" {
+					how += " (column " + esc(g.Column) + ")"
+				}
+				name := esc(rh.Role)
+				if rh.Login {
+					name += " (login)"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", name, esc(g.Privilege), how, esc(g.RLS))
+			}
 		}
 		return ExitOK, tw.Flush()
-	}
-	o, err := privileges.Find(objs, *object, src.database, privileges.Kind(*kind))
-	if err != nil {
-		return ExitError, err
-	}
-	var only privileges.Bits
-	if *priv != "" {
-		if only, err = privileges.ParsePrivilege(*priv); err != nil {
-			return ExitError, usageError{err.Error()}
-		}
-	}
-	bypass := map[string]bool{}
-	for _, r := range snap.Roles {
-		bypass[r.Name] = r.BypassRLS
-	}
-	who := model.Who(o, only, bypass)
-	if *format == "json" {
-		return ExitOK, writeJSON(env, map[string]any{"object": o, "roles": who})
-	}
-	env = textEnv(env)
-	fmt.Fprintf(env.Stdout, "who can use %s %s (database %s, owner %s)\n", esc(string(o.Kind)), esc(o.QualifiedName()), esc(o.Database), esc(o.Owner))
-	tw := tabwriter.NewWriter(env.Stdout, 0, 2, 2, ' ', 0)
-	fmt.Fprintln(tw, "ROLE\tPRIVILEGE\tHOW\tRLS")
-	for _, rh := range who {
-		for _, g := range rh.Grants {
-			how := esc(string(g.Via))
-			if len(g.Path) > 1 {
-				how += " " + strings.Join(escAll(g.Path), " → ")
-			}
-			if g.Column != "" {
-				how += " (column " + esc(g.Column) + ")"
-			}
-			name := esc(rh.Role)
-			if rh.Login {
-				name += " (login)"
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", name, esc(g.Privilege), how, esc(g.RLS))
-		}
-	}
-	return ExitOK, tw.Flush()
+	})
+	return cmd
 }
 
 func roleNote(s *snapshot.Snapshot, name string) string {
@@ -199,185 +205,213 @@ func roleNote(s *snapshot.Snapshot, name string) string {
 	return " (" + strings.Join(n, "; ") + ")"
 }
 
-func accessCheck(ctx context.Context, env *Env, args []string) (int, error) {
-	fs := newFlagSet(env, "access check", "--role R --object O --privilege P [--column C] [--kind K]")
+func accessCheckCmd(env *Env) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "check --role R --object O --privilege P [--column C] [--kind K] [connection options | --snapshot S]",
+		Short: "does a role have a privilege on an object, and why",
+		Example: `  pgaegis access check --role app --object shop.orders --privilege DELETE --snapshot snap.json
+  pgaegis access check --role app --object shop.orders --privilege SELECT --column card -h db.example.com`,
+		Args: noArgs,
+	}
 	var src modelSource
-	src.register(fs)
+	src.register(cmd)
+	fs := cmd.Flags()
 	role := fs.String("role", "", "role")
 	object := fs.String("object", "", "object (schema.table, schema.func(args), schema, database)")
 	priv := fs.String("privilege", "", "privilege, e.g. SELECT or 'SELECT WITH GRANT OPTION'")
 	column := fs.String("column", "", "column (has_column_privilege)")
 	kind := fs.String("kind", "", "object kind when the name is ambiguous")
 	format := fs.String("format", "text", "text or json")
-	if err := parseFlags(fs, args); err != nil {
-		return ExitError, err
-	}
-	if *role == "" || *object == "" || *priv == "" {
-		return ExitError, usagef("--role, --object and --privilege are required")
-	}
-	_, model, objs, err := src.load(ctx, env)
-	if err != nil {
-		return ExitError, err
-	}
-	ri, ok := model.RoleIndex(*role)
-	if !ok {
-		return ExitError, fmt.Errorf("role %q does not exist", *role)
-	}
-	o, err := privileges.Find(objs, *object, src.database, privileges.Kind(*kind))
-	if err != nil {
-		return ExitError, err
-	}
-	p := strings.ToUpper(strings.TrimSpace(*priv))
-	grantOpt := strings.HasSuffix(p, " WITH GRANT OPTION")
-	bits, err := privileges.ParsePrivilege(strings.TrimSuffix(p, " WITH GRANT OPTION"))
-	if err != nil {
-		return ExitError, usageError{err.Error()}
-	}
-	var r privileges.Reason
-	if *column != "" {
-		col, has := o.Column(*column)
-		r = model.CheckColumn(ri, o.ACL(), col, has, bits, grantOpt)
-	} else {
-		r = model.Check(ri, o.Kind, o.ACL(), bits, grantOpt)
-	}
-	if *format == "json" {
-		return ExitOK, writeJSON(env, r)
-	}
-	answer := "no"
-	if r.Allowed {
-		answer = "yes"
-	}
-	env = textEnv(env)
-	fmt.Fprintf(env.Stdout, "%s: %s %s %s on %s %s: %s\n", answer, esc(*role), map[bool]string{true: "has", false: "does not have"}[r.Allowed], esc(p), esc(string(o.Kind)), esc(o.QualifiedName()), esc(r.Text))
-	return ExitOK, nil
-}
-
-func accessMatrix(ctx context.Context, env *Env, args []string) (int, error) {
-	fs := newFlagSet(env, "access matrix", "[--format csv|json] [connection options | --snapshot S]")
-	var src modelSource
-	src.register(fs)
-	format := fs.String("format", "csv", "csv or json")
-	logins := fs.Bool("login-only", false, "only login roles")
-	if err := parseFlags(fs, args); err != nil {
-		return ExitError, err
-	}
-	snap, model, objs, err := src.load(ctx, env)
-	if err != nil {
-		return ExitError, err
-	}
-	type row struct {
-		Role string `json:"role"`
-		privileges.Summary
-	}
-	var rows []row
-	for ri, r := range model.Roles {
-		if r.Predefined || (*logins && !r.Login) {
-			continue
+	completeValues(cmd, "format", "text", "json")
+	cmd.RunE = runE(env, func(ctx context.Context, env *Env, args []string) (int, error) {
+		if *role == "" || *object == "" || *priv == "" {
+			return ExitError, usagef("--role, --object and --privilege are required")
 		}
-		bypass := false
-		if sr, ok := snap.Role(r.Name); ok {
-			bypass = sr.BypassRLS
-		}
-		for _, s := range privileges.Summarize(model.RoleAccess(ri, objs, bypass)) {
-			rows = append(rows, row{r.Name, s})
-		}
-	}
-	if *format == "json" {
-		return ExitOK, writeJSON(env, rows)
-	}
-	w := csv.NewWriter(env.Stdout)
-	w.Write([]string{"role", "database", "kind", "schema", "count", "privileges", "via", "example"})
-	for _, r := range rows {
-		w.Write([]string{r.Role, r.Database, string(r.Kind), r.Schema, fmt.Sprint(r.Count), r.Privileges, r.Via, r.Example})
-	}
-	w.Flush()
-	return ExitOK, w.Error()
-}
-
-func runEscalations(ctx context.Context, env *Env, args []string) (int, error) {
-	fs := newFlagSet(env, "escalations", "[connection options | --snapshot S] [--format text|json]")
-	var src modelSource
-	src.register(fs)
-	format := fs.String("format", "text", "text or json")
-	if err := parseFlags(fs, args); err != nil {
-		return ExitError, err
-	}
-	snap, model, _, err := src.load(ctx, env)
-	if err != nil {
-		return ExitError, err
-	}
-	chains := model.Escalations(snap)
-	if *format == "json" {
-		if err := writeJSON(env, chains); err != nil {
+		_, model, objs, err := src.load(ctx, env)
+		if err != nil {
 			return ExitError, err
 		}
-	} else {
+		ri, ok := model.RoleIndex(*role)
+		if !ok {
+			return ExitError, fmt.Errorf("role %q does not exist", *role)
+		}
+		o, err := privileges.Find(objs, *object, src.database, privileges.Kind(*kind))
+		if err != nil {
+			return ExitError, err
+		}
+		p := strings.ToUpper(strings.TrimSpace(*priv))
+		grantOpt := strings.HasSuffix(p, " WITH GRANT OPTION")
+		bits, err := privileges.ParsePrivilege(strings.TrimSuffix(p, " WITH GRANT OPTION"))
+		if err != nil {
+			return ExitError, usageError{err.Error()}
+		}
+		var r privileges.Reason
+		if *column != "" {
+			col, has := o.Column(*column)
+			r = model.CheckColumn(ri, o.ACL(), col, has, bits, grantOpt)
+		} else {
+			r = model.Check(ri, o.Kind, o.ACL(), bits, grantOpt)
+		}
+		if *format == "json" {
+			return ExitOK, writeJSON(env, r)
+		}
+		answer := "no"
+		if r.Allowed {
+			answer = "yes"
+		}
 		env = textEnv(env)
-		if len(chains) == 0 {
-			fmt.Fprintln(env.Stdout, "no escalation path found for any non-superuser login role")
-		}
-		for _, c := range chains {
-			fmt.Fprintf(env.Stdout, "CRITICAL %s can gain %s (%s)\n", esc(c.Role), esc(c.Gains), esc(string(c.Kind)))
-			for i, s := range c.Steps {
-				fmt.Fprintf(env.Stdout, "  %d. %s: %s\n", i+1, esc(s.What), esc(s.Evidence))
-			}
-		}
-	}
-	if len(chains) > 0 {
-		return ExitFindings, nil
-	}
-	return ExitOK, nil
+		fmt.Fprintf(env.Stdout, "%s: %s %s %s on %s %s: %s\n", answer, esc(*role), map[bool]string{true: "has", false: "does not have"}[r.Allowed], esc(p), esc(string(o.Kind)), esc(o.QualifiedName()), esc(r.Text))
+		return ExitOK, nil
+	})
+	return cmd
 }
 
-func accessPolicyCheck(ctx context.Context, env *Env, args []string) (int, error) {
-	fs := newFlagSet(env, "access policy check", "FILE.yaml [connection options | --snapshot S]")
+func accessMatrixCmd(env *Env) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "matrix [--format csv|json] [connection options | --snapshot S]",
+		Short: "every role's privileges, summarised per database, kind and schema",
+		Example: `  pgaegis access matrix --snapshot snap.json > access.csv
+  pgaegis access matrix --login-only --format json -h db.example.com`,
+		Args: noArgs,
+	}
 	var src modelSource
-	src.register(fs)
-	format := fs.String("format", "text", "text or json")
-	files, err := parseArgs(fs, args)
-	if err != nil {
-		return ExitError, err
-	}
-	if len(files) != 1 {
-		return ExitError, usagef("give one policy file")
-	}
-	p, err := privileges.LoadPolicy(files[0])
-	if err != nil {
-		return ExitError, err
-	}
-	snap, _, _, err := src.load(ctx, env)
-	if err != nil {
-		return ExitError, err
-	}
-	diffs, sql := privileges.CheckPolicy(p, snap)
-	if *format == "json" {
-		if err := writeJSON(env, map[string]any{"differences": diffs, "sql": sql}); err != nil {
+	src.register(cmd)
+	format := cmd.Flags().String("format", "csv", "csv or json")
+	logins := cmd.Flags().Bool("login-only", false, "only login roles")
+	completeValues(cmd, "format", "csv", "json")
+	cmd.RunE = runE(env, func(ctx context.Context, env *Env, args []string) (int, error) {
+		snap, model, objs, err := src.load(ctx, env)
+		if err != nil {
 			return ExitError, err
 		}
-	} else {
-		env = textEnv(env) // the SQL lines are code: the writer escapes them, keeping backslashes
-		if len(diffs) == 0 {
-			fmt.Fprintln(env.Stdout, "the server matches the policy")
+		type row struct {
+			Role string `json:"role"`
+			privileges.Summary
 		}
-		for _, d := range diffs {
-			var parts []string
-			if d.Missing != "" {
-				parts = append(parts, "missing "+esc(d.Missing))
+		var rows []row
+		for ri, r := range model.Roles {
+			if r.Predefined || (*logins && !r.Login) {
+				continue
 			}
-			if d.Extra != "" {
-				parts = append(parts, "extra "+esc(d.Extra))
+			bypass := false
+			if sr, ok := snap.Role(r.Name); ok {
+				bypass = sr.BypassRLS
 			}
-			fmt.Fprintf(env.Stdout, "%s %s %s: %s\n", esc(d.Database), esc(d.Object), esc(d.Role), strings.Join(parts, "; "))
-		}
-		if len(sql) > 0 {
-			fmt.Fprintln(env.Stdout, "\n-- to close the differences:")
-			for _, s := range sql {
-				fmt.Fprintln(env.Stdout, s)
+			for _, s := range privileges.Summarize(model.RoleAccess(ri, objs, bypass)) {
+				rows = append(rows, row{r.Name, s})
 			}
 		}
+		if *format == "json" {
+			return ExitOK, writeJSON(env, rows)
+		}
+		w := csv.NewWriter(env.Stdout)
+		w.Write([]string{"role", "database", "kind", "schema", "count", "privileges", "via", "example"})
+		for _, r := range rows {
+			w.Write([]string{r.Role, r.Database, string(r.Kind), r.Schema, fmt.Sprint(r.Count), r.Privileges, r.Via, r.Example})
+		}
+		w.Flush()
+		return ExitOK, w.Error()
+	})
+	return cmd
+}
+
+func escalationsCmd(env *Env) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "escalations [connection options | --snapshot S] [--format text|json]",
+		Short: "paths by which a login role can gain superuser or OS access",
+		Example: `  pgaegis escalations --snapshot snap.json
+  pgaegis escalations -h db.example.com -U auditor --format json`,
+		Args: noArgs,
 	}
-	if len(diffs) > 0 {
-		return ExitFindings, nil
+	var src modelSource
+	src.register(cmd)
+	format := cmd.Flags().String("format", "text", "text or json")
+	completeValues(cmd, "format", "text", "json")
+	cmd.RunE = runE(env, func(ctx context.Context, env *Env, args []string) (int, error) {
+		snap, model, _, err := src.load(ctx, env)
+		if err != nil {
+			return ExitError, err
+		}
+		chains := model.Escalations(snap)
+		if *format == "json" {
+			if err := writeJSON(env, chains); err != nil {
+				return ExitError, err
+			}
+		} else {
+			env = textEnv(env)
+			if len(chains) == 0 {
+				fmt.Fprintln(env.Stdout, "no escalation path found for any non-superuser login role")
+			}
+			for _, c := range chains {
+				fmt.Fprintf(env.Stdout, "CRITICAL %s can gain %s (%s)\n", esc(c.Role), esc(c.Gains), esc(string(c.Kind)))
+				for i, s := range c.Steps {
+					fmt.Fprintf(env.Stdout, "  %d. %s: %s\n", i+1, esc(s.What), esc(s.Evidence))
+				}
+			}
+		}
+		if len(chains) > 0 {
+			return ExitFindings, nil
+		}
+		return ExitOK, nil
+	})
+	return cmd
+}
+
+func accessPolicyCheckCmd(env *Env) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "check FILE.yaml [connection options | --snapshot S]",
+		Short: "compare the server with a policy file and print the SQL that closes the differences",
+		Example: `  pgaegis access policy check policy.yaml --snapshot snap.json
+  pgaegis access policy check policy.yaml -h db.example.com -U auditor --format json`,
 	}
-	return ExitOK, nil
+	var src modelSource
+	src.register(cmd)
+	format := cmd.Flags().String("format", "text", "text or json")
+	completeValues(cmd, "format", "text", "json")
+	cmd.MarkFlagFilename("snapshot", "json")
+	cmd.RunE = runE(env, func(ctx context.Context, env *Env, files []string) (int, error) {
+		if len(files) != 1 {
+			return ExitError, usagef("give one policy file")
+		}
+		p, err := privileges.LoadPolicy(files[0])
+		if err != nil {
+			return ExitError, err
+		}
+		snap, _, _, err := src.load(ctx, env)
+		if err != nil {
+			return ExitError, err
+		}
+		diffs, sql := privileges.CheckPolicy(p, snap)
+		if *format == "json" {
+			if err := writeJSON(env, map[string]any{"differences": diffs, "sql": sql}); err != nil {
+				return ExitError, err
+			}
+		} else {
+			env = textEnv(env) // the SQL lines are code: the writer escapes them, keeping backslashes
+			if len(diffs) == 0 {
+				fmt.Fprintln(env.Stdout, "the server matches the policy")
+			}
+			for _, d := range diffs {
+				var parts []string
+				if d.Missing != "" {
+					parts = append(parts, "missing "+esc(d.Missing))
+				}
+				if d.Extra != "" {
+					parts = append(parts, "extra "+esc(d.Extra))
+				}
+				fmt.Fprintf(env.Stdout, "%s %s %s: %s\n", esc(d.Database), esc(d.Object), esc(d.Role), strings.Join(parts, "; "))
+			}
+			if len(sql) > 0 {
+				fmt.Fprintln(env.Stdout, "\n-- to close the differences:")
+				for _, s := range sql {
+					fmt.Fprintln(env.Stdout, s)
+				}
+			}
+		}
+		if len(diffs) > 0 {
+			return ExitFindings, nil
+		}
+		return ExitOK, nil
+	})
+	return cmd
 }

@@ -9,8 +9,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/pgaegis/pgaegis/internal/collect"
-	"github.com/pgaegis/pgaegis/internal/conninfo"
 	"github.com/pgaegis/pgaegis/internal/localpg"
 	"github.com/pgaegis/pgaegis/internal/report"
 	"github.com/pgaegis/pgaegis/internal/rules"
@@ -28,11 +29,10 @@ type sourceFlags struct {
 	noProbe  bool
 }
 
-func (s *sourceFlags) register(fs interface {
-	BoolVar(*bool, string, bool, string)
-	IntVar(*int, string, int, string)
-	DurationVar(*time.Duration, string, time.Duration, string)
-}) {
+func (s *sourceFlags) register(cmd *cobra.Command) {
+	s.conn.register(cmd)
+	s.files.register(cmd.Flags())
+	fs := cmd.Flags()
 	fs.BoolVar(&s.noFiles, "no-files", false, "do not read the server's files even when they are on this host")
 	fs.IntVar(&s.parallel, "parallel", 4, "databases read at once")
 	fs.DurationVar(&s.stmtTO, "statement-timeout", 30*time.Second, "limit for each query on the server")
@@ -52,12 +52,10 @@ func gather(ctx context.Context, env *Env, s *sourceFlags, sandbox *localpg.Serv
 		o.Conn = sandbox.ConnConfig("postgres")
 		env.secrets = append(env.secrets, sandbox.Password)
 	case s.conn.given() || !s.files.given():
-		s.conn.f.ConnectTimeout = s.conn.timeout
-		cfg, err := conninfo.Config(s.conn.f)
+		cfg, err := s.conn.config(env)
 		if err != nil {
 			return nil, err
 		}
-		env.secrets = append(env.secrets, conninfo.Secrets(cfg)...)
 		o.Conn = cfg
 	}
 	snap, err := collect.Collect(ctx, o)
@@ -67,12 +65,24 @@ func gather(ctx context.Context, env *Env, s *sourceFlags, sandbox *localpg.Serv
 	return snap, err
 }
 
-func runAudit(ctx context.Context, env *Env, args []string) (int, error) {
-	fs := newFlagSet(env, "audit", "[connection options] [--pgdata DIR | --config-file F --hba-file F] [--snapshot FILE] [--sandbox]")
+func auditCmd(env *Env) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "audit [connection options] [--pgdata DIR | --config-file F --hba-file F] [--snapshot FILE] [--sandbox]",
+		Short: "audit a server, its files, or a snapshot against the rule catalogue",
+		Long: `Audit a server (over a connection), its files (--pgdata, --config-file,
+--hba-file), or a snapshot written by 'pgaegis collect', against the rule
+catalogue. With no option, libpq's defaults (PG* variables, the local
+socket) are used.`,
+		Example: `  sudo -u postgres pgaegis audit
+  pgaegis audit -h db.example.com -U auditor -d postgres --format html -o report.html
+  pgaegis audit --pgdata /var/lib/postgresql/17/main --profile cis-17
+  pgaegis audit --snapshot snap.json --format sarif -o audit.sarif
+  pgaegis audit --sandbox`,
+		Args: noArgs,
+	}
 	var src sourceFlags
-	src.conn.register(fs)
-	src.files.register(fs)
-	src.register(fs)
+	src.register(cmd)
+	fs := cmd.Flags()
 	format := fs.String("format", "text", "report format: text, json, sarif, html, pdf (needs Chromium), markdown or junit")
 	profile := fs.String("profile", "all", "benchmark to audit against: "+rules.ProfileNames())
 	waivers := fs.String("waivers", "", "YAML file of accepted findings (rule, object, reason, expires)")
@@ -81,120 +91,130 @@ func runAudit(ctx context.Context, env *Env, args []string) (int, error) {
 	failOn := fs.String("fail-on", "high", "exit 1 when a failing finding is at or above this severity (critical, high, medium, low, info)")
 	snapPath := fs.String("snapshot", "", "audit a snapshot written by 'pgaegis collect' instead of collecting")
 	sandbox := fs.Bool("sandbox", false, "start a throwaway local PostgreSQL from the installed binaries, audit it, stop it")
-	out := fs.String("o", "", "write the report to this file instead of stdout")
-	verbose := fs.Bool("v", false, "text report: list passing checks and every object of every rule (markdown: every object)")
+	out := fs.StringP("output", "o", "", "write the report to this file instead of stdout")
+	verbose := fs.BoolP("verbose", "v", false, "list passing checks too, and every object of every rule")
+	all := fs.Bool("all", false, "list every object of a rule that fails on many (not only the first few)")
 	color := fs.String("color", "auto", "colour in the text report: auto, always, never")
-	if err := parseFlags(fs, args); err != nil {
-		return ExitError, err
-	}
-	sev, err := rules.ParseSeverity(*failOn)
-	if err != nil {
-		return ExitError, usageError{err.Error()}
-	}
-	switch *format {
-	case "text", "json", "sarif", "html", "markdown", "md", "junit":
-	case "pdf":
-		// Say so before collecting, not after.
-		if _, err := report.FindChromium(); err != nil {
-			return ExitError, err
+	completeValues(cmd, "format", auditFormats...)
+	completeValues(cmd, "profile", profileNames()...)
+	completeValues(cmd, "fail-on", severityNames...)
+	completeValues(cmd, "color", "auto", "always", "never")
+	cmd.MarkFlagFilename("waivers", "yaml", "yml")
+	cmd.MarkFlagFilename("baseline", "json")
+	cmd.MarkFlagFilename("snapshot", "json")
+	cmd.MarkFlagDirname("pgdata")
+	cmd.RunE = runE(env, func(ctx context.Context, env *Env, args []string) (int, error) {
+		sev, err := rules.ParseSeverity(*failOn)
+		if err != nil {
+			return ExitError, usageError{err.Error()}
 		}
-	default:
-		return ExitError, usagef("unknown --format %q (text, json, sarif, html, pdf, markdown or junit)", *format)
-	}
-	if _, err := rules.Select(*profile); err != nil {
-		return ExitError, usageError{err.Error()}
-	}
-	var wf *waiver.File
-	if *waivers != "" {
-		if wf, err = waiver.Load(*waivers); err != nil {
-			return ExitError, err
+		switch *format {
+		case "text", "json", "sarif", "html", "markdown", "md", "junit":
+		case "pdf":
+			// Say so before collecting, not after.
+			if _, err := report.FindChromium(); err != nil {
+				return ExitError, err
+			}
+		default:
+			return ExitError, usagef("unknown --format %q (text, json, sarif, html, pdf, markdown or junit)", *format)
 		}
-	}
-	var prev *report.Report
-	if *baseline != "" {
-		if prev, err = report.LoadBaseline(*baseline); err != nil {
-			return ExitError, err
+		if _, err := rules.Select(*profile); err != nil {
+			return ExitError, usageError{err.Error()}
 		}
-	}
-	if *snapPath != "" && (*sandbox || !src.conn.f.Empty() || src.files.given()) {
-		return ExitError, usagef("--snapshot cannot be combined with connection, file or --sandbox options")
-	}
+		var wf *waiver.File
+		if *waivers != "" {
+			if wf, err = waiver.Load(*waivers); err != nil {
+				return ExitError, err
+			}
+		}
+		var prev *report.Report
+		if *baseline != "" {
+			if prev, err = report.LoadBaseline(*baseline); err != nil {
+				return ExitError, err
+			}
+		}
+		if *snapPath != "" && (*sandbox || !src.conn.f.Empty() || src.files.given()) {
+			return ExitError, usagef("--snapshot cannot be combined with connection, file or --sandbox options")
+		}
 
-	var snap *snapshot.Snapshot
-	switch {
-	case *snapPath != "":
-		snap, err = snapshot.Read(*snapPath)
-	case *sandbox:
-		if !src.conn.f.Empty() {
-			return ExitError, usagef("--sandbox starts its own server: do not combine it with connection options")
+		var snap *snapshot.Snapshot
+		switch {
+		case *snapPath != "":
+			snap, err = snapshot.Read(*snapPath)
+		case *sandbox:
+			if !src.conn.f.Empty() {
+				return ExitError, usagef("--sandbox starts its own server: do not combine it with connection options")
+			}
+			var srv *localpg.Server
+			var stopSandbox func()
+			srv, stopSandbox, err = startSandbox(ctx, env)
+			if err != nil {
+				return ExitError, err
+			}
+			defer stopSandbox()
+			snap, err = gather(ctx, env, &src, srv)
+			if err == nil {
+				snap.Target.Description = "sandbox (throwaway server, " + snap.Target.Description + ")"
+			}
+		default:
+			snap, err = gather(ctx, env, &src, nil)
 		}
-		var srv *localpg.Server
-		var stopSandbox func()
-		srv, stopSandbox, err = startSandbox(ctx, env)
 		if err != nil {
 			return ExitError, err
 		}
-		defer stopSandbox()
-		snap, err = gather(ctx, env, &src, srv)
-		if err == nil {
-			snap.Target.Description = "sandbox (throwaway server, " + snap.Target.Description + ")"
+		findings, err := rules.RunProfile(snap, *profile)
+		if err != nil {
+			return ExitError, err
 		}
-	default:
-		snap, err = gather(ctx, env, &src, nil)
-	}
-	if err != nil {
-		return ExitError, err
-	}
-	findings, err := rules.RunProfile(snap, *profile)
-	if err != nil {
-		return ExitError, err
-	}
-	if wf != nil {
-		snap.Warnings = append(snap.Warnings, wf.Apply(findings, time.Now())...)
-	}
-	rep := report.Build(snap, findings, sev)
-	if prev != nil {
-		report.ApplyBaseline(rep, prev, *baseline, sev)
-	}
+		if wf != nil {
+			snap.Warnings = append(snap.Warnings, wf.Apply(findings, time.Now())...)
+		}
+		rep := report.Build(snap, findings, sev)
+		if prev != nil {
+			report.ApplyBaseline(rep, prev, *baseline, sev)
+		}
 
-	o, err := openOutput(env, *out)
-	if err != nil {
-		return ExitError, err
-	}
-	switch *format {
-	case "json":
-		err = report.WriteJSON(o.w, rep)
-	case "sarif":
-		err = report.WriteSARIF(o.w, rep, report.SARIFOptions{Root: *sarifRoot})
-	case "html":
-		err = report.WriteHTML(o.w, rep)
-	case "pdf":
-		err = report.WritePDF(ctx, o.w, rep, report.PDFOptions{})
-	case "markdown", "md":
-		err = report.WriteMarkdownWith(o.w, rep, report.MarkdownOptions{All: *verbose})
-	case "junit":
-		err = report.WriteJUnit(o.w, rep)
-	default:
-		useColor := *color == "always" || (*color == "auto" && *out == "" && isTerminal(env.Stdout))
-		err = report.WriteText(o.w, rep, report.TextOptions{Color: useColor, Verbose: *verbose})
-	}
-	if err != nil {
-		o.abort()
-		return ExitError, err
-	}
-	if err := o.commit(); err != nil {
-		return ExitError, err
-	}
-	// An audit that could not see what it needed is a runtime error (exit
-	// 2), reported after the report is written; failing findings beside
-	// it are in the report.
-	if rep.Incomplete() {
-		return ExitError, incompleteError(rep.Summary.IncompleteReason, snap.Errors)
-	}
-	if rep.Failed() {
-		return ExitFindings, nil
-	}
-	return ExitOK, nil
+		o, err := openOutput(env, *out)
+		if err != nil {
+			return ExitError, err
+		}
+		switch *format {
+		case "json":
+			err = report.WriteJSON(o.w, rep)
+		case "sarif":
+			err = report.WriteSARIF(o.w, rep, report.SARIFOptions{Root: *sarifRoot})
+		case "html":
+			err = report.WriteHTML(o.w, rep)
+		case "markdown", "md":
+			err = report.WriteMarkdownWith(o.w, rep, report.MarkdownOptions{All: *verbose || *all})
+		case "junit":
+			err = report.WriteJUnit(o.w, rep)
+		case "pdf":
+			err = report.WritePDF(ctx, o.w, rep, report.PDFOptions{})
+		default:
+			useColor := *color == "always" || (*color == "auto" && *out == "" && isTerminal(env.Stdout))
+			// --all lists every object; --verbose also lists passing checks.
+			err = report.WriteText(o.w, rep, report.TextOptions{Color: useColor, Verbose: *verbose, All: *all})
+		}
+		if err != nil {
+			o.abort()
+			return ExitError, err
+		}
+		if err := o.commit(); err != nil {
+			return ExitError, err
+		}
+		// An audit that could not see what it needed is a runtime error (exit
+		// 2), reported after the report is written; failing findings beside
+		// it are in the report.
+		if rep.Incomplete() {
+			return ExitError, incompleteError(rep.Summary.IncompleteReason, snap.Errors)
+		}
+		if rep.Failed() {
+			return ExitFindings, nil
+		}
+		return ExitOK, nil
+	})
+	return cmd
 }
 
 // incompleteError names why an audit or collection is incomplete, with
@@ -213,56 +233,69 @@ func incompleteError(reason string, errs map[string]string) error {
 	return errors.New(b.String())
 }
 
-func runCollect(ctx context.Context, env *Env, args []string) (int, error) {
-	fs := newFlagSet(env, "collect", "[connection options] [--pgdata DIR] -o snapshot.json")
+func collectCmd(env *Env) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "collect [connection options] [--pgdata DIR] [-o snapshot.json]",
+		Short: "write a snapshot (JSON) of a server and its files for a later audit",
+		Example: `  sudo -u postgres pgaegis collect -o snap.json
+  pgaegis collect -h db.example.com -U auditor -o snap.json
+  pgaegis audit --snapshot snap.json`,
+		Args: noArgs,
+	}
 	var src sourceFlags
-	src.conn.register(fs)
-	src.files.register(fs)
-	src.register(fs)
-	out := fs.String("o", "", "snapshot file to write (default: stdout)")
-	if err := parseFlags(fs, args); err != nil {
-		return ExitError, err
-	}
-	snap, err := gather(ctx, env, &src, nil)
-	if err != nil {
-		return ExitError, err
-	}
-	o, err := openOutput(env, *out)
-	if err != nil {
-		return ExitError, err
-	}
-	if err := snap.Write(o.w); err != nil {
-		o.abort()
-		return ExitError, err
-	}
-	if err := o.commit(); err != nil {
-		return ExitError, err
-	}
-	if len(snap.Errors) > 0 {
-		return ExitError, incompleteError("the snapshot was written, but some reads failed (collection_errors)", snap.Errors)
-	}
-	return ExitOK, nil
-}
-
-func runRules(_ context.Context, env *Env, args []string) (int, error) {
-	fs := newFlagSet(env, "rules", "[--format text|json|markdown]")
-	format := fs.String("format", "text", "text, json or markdown")
-	if err := parseFlags(fs, args); err != nil {
-		return ExitError, err
-	}
-	all := rules.All()
-	switch *format {
-	case "json":
-		enc := json.NewEncoder(env.Stdout)
-		enc.SetIndent("", "  ")
-		return ExitOK, enc.Encode(all)
-	case "markdown":
-		return ExitOK, rules.WriteMarkdown(env.Stdout)
-	case "text":
-		for _, r := range all {
-			fmt.Fprintf(env.Stdout, "%-22s %-8s %-14s %s\n%22s needs: %s\n", r.ID, r.Severity, r.Area, r.Title, "", r.Access)
+	src.register(cmd)
+	out := cmd.Flags().StringP("output", "o", "", "snapshot file to write (default: stdout)")
+	cmd.MarkFlagDirname("pgdata")
+	cmd.RunE = runE(env, func(ctx context.Context, env *Env, args []string) (int, error) {
+		snap, err := gather(ctx, env, &src, nil)
+		if err != nil {
+			return ExitError, err
+		}
+		o, err := openOutput(env, *out)
+		if err != nil {
+			return ExitError, err
+		}
+		if err := snap.Write(o.w); err != nil {
+			o.abort()
+			return ExitError, err
+		}
+		if err := o.commit(); err != nil {
+			return ExitError, err
+		}
+		if len(snap.Errors) > 0 {
+			return ExitError, incompleteError("the snapshot was written, but some reads failed (collection_errors)", snap.Errors)
 		}
 		return ExitOK, nil
+	})
+	return cmd
+}
+
+func rulesCmd(env *Env) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "rules [--format text|json|markdown]",
+		Short: "list the rules (text or JSON)",
+		Example: `  pgaegis rules
+  pgaegis rules --format json`,
+		Args: noArgs,
 	}
-	return ExitError, usagef("unknown --format %q", *format)
+	format := cmd.Flags().String("format", "text", "text, json or markdown")
+	completeValues(cmd, "format", "text", "json", "markdown")
+	cmd.RunE = runE(env, func(_ context.Context, env *Env, args []string) (int, error) {
+		all := rules.All()
+		switch *format {
+		case "json":
+			enc := json.NewEncoder(env.Stdout)
+			enc.SetIndent("", "  ")
+			return ExitOK, enc.Encode(all)
+		case "markdown":
+			return ExitOK, rules.WriteMarkdown(env.Stdout)
+		case "text":
+			for _, r := range all {
+				fmt.Fprintf(env.Stdout, "%-22s %-8s %-14s %s\n%22s needs: %s\n", r.ID, r.Severity, r.Area, r.Title, "", r.Access)
+			}
+			return ExitOK, nil
+		}
+		return ExitError, usagef("unknown --format %q", *format)
+	})
+	return cmd
 }

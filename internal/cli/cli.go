@@ -6,7 +6,6 @@ package cli
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -16,6 +15,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"golang.org/x/term"
 
 	"github.com/pgaegis/pgaegis/internal/collect"
@@ -34,6 +36,8 @@ const (
 // Env is what a command runs with; tests swap the streams.
 type Env struct {
 	Stdout, Stderr io.Writer
+	// code is the exit code the command that ran returned.
+	code int
 	// Secrets are removed from any error message printed.
 	secrets []string
 }
@@ -45,93 +49,248 @@ func (e usageError) Error() string { return e.msg }
 
 func usagef(format string, args ...any) error { return usageError{fmt.Sprintf(format, args...)} }
 
-type command struct {
-	name    string
-	summary string
-	run     func(ctx context.Context, env *Env, args []string) (int, error)
+// newRoot builds the command tree. Each call builds a fresh tree: flag
+// values live in it, and tests call Main many times in one process.
+func newRoot(env *Env) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "pgaegis",
+		Short: "audit and harden PostgreSQL",
+		Long: `pgaegis audits and hardens PostgreSQL: a server, its files or a snapshot
+against a rule catalogue (CIS, STIG), pg_hba.conf as a policy, who can do
+what, TLS certificates and probes, and security events in server logs.
+
+Exit codes: 0 nothing at or above --fail-on, 1 findings at or above it,
+2 usage or runtime error (including an incomplete audit).`,
+		Version: collect.Version,
+		Example: `  pgaegis audit -h /var/run/postgresql -U postgres
+  pgaegis audit --pgdata /var/lib/postgresql/17/main --format html -o report.html
+  pgaegis help audit`,
+		SilenceErrors: true,
+		SilenceUsage:  true,
+		// A bare "pgaegis" is a usage error, with the help on stderr.
+		Args: func(c *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return nil
+			}
+			msg := fmt.Sprintf("unknown command %q", args[0])
+			if s := c.SuggestionsFor(args[0]); len(s) > 0 {
+				msg += " (did you mean " + strings.Join(s, " or ") + "?)"
+			}
+			return usageError{msg}
+		},
+		RunE: func(c *cobra.Command, args []string) error {
+			c.SetOut(env.Stderr)
+			c.Help()
+			env.code = ExitError
+			return nil
+		},
+	}
+	root.SetOut(env.Stdout)
+	root.SetErr(env.Stderr)
+	root.SuggestionsMinimumDistance = 2
+	root.SetUsageTemplate(usageTemplate)
+	root.SetVersionTemplate("pgaegis {{.Version}}\n")
+	root.Flags().BoolP("version", "V", false, "print the version and exit")
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err.Error()} })
+	root.AddCommand(auditCmd(env), collectCmd(env), hbaCmd(env), accessCmd(env), escalationsCmd(env),
+		tlsCmd(env), logsCmd(env), rulesCmd(env), versionCmd(env))
+	// cobra's own commands, in the same voice as the others.
+	root.InitDefaultHelpCmd()
+	root.InitDefaultCompletionCmd()
+	for _, c := range root.Commands() {
+		switch c.Name() {
+		case "help":
+			c.Short = "help about any command (pgaegis help CMD is CMD --help)"
+		case "completion":
+			c.Short = "shell completion script (bash, zsh, fish, powershell); completes flag values too"
+			c.Example = "  pgaegis completion bash > /etc/bash_completion.d/pgaegis\n  pgaegis completion zsh > \"${fpath[1]}/_pgaegis\"\n  pgaegis completion fish > ~/.config/fish/completions/pgaegis.fish"
+			dest := map[string]string{"bash": "/etc/bash_completion.d/pgaegis", "zsh": `"${fpath[1]}/_pgaegis"`,
+				"fish": "~/.config/fish/completions/pgaegis.fish", "powershell": "pgaegis.ps1"}
+			for _, sh := range c.Commands() {
+				sh.Example = "  pgaegis completion " + sh.Name() + " > " + dest[sh.Name()]
+			}
+		}
+	}
+	return root
 }
 
-func commands() []command {
-	return []command{
-		{"audit", "audit a server, its files, or a snapshot against the rule catalogue", runAudit},
-		{"collect", "write a snapshot (JSON) of a server and its files for a later audit", runCollect},
-		{"hba", "pg_hba.conf as a policy: explain, lint, diff, matrix, guard", runHBA},
-		{"access", "who can do what: --role, --object, check, matrix, policy check", runAccess},
-		{"escalations", "paths by which a login role can gain superuser or OS access", runEscalations},
-		{"tls", "certificates (init-ca, issue, renew, revoke) and a TLS probe of a server", runTLS},
-		{"logs", "security events in server logs (scan)", runLogs},
-		{"rules", "list the rules (text or JSON)", runRules},
-		{"version", "print the version", func(_ context.Context, env *Env, _ []string) (int, error) {
+func versionCmd(env *Env) *cobra.Command {
+	return &cobra.Command{
+		Use: "version", Short: "print the version", Args: noArgs,
+		Example: "  pgaegis version\n  pgaegis --version",
+		Run: func(*cobra.Command, []string) {
 			fmt.Fprintf(env.Stdout, "pgaegis %s\n", collect.Version)
-			return ExitOK, nil
-		}},
+		},
 	}
+}
+
+// runE adapts a command body to cobra: the body returns the exit code,
+// which Main reads from env.
+func runE(env *Env, fn func(ctx context.Context, env *Env, args []string) (int, error)) func(*cobra.Command, []string) error {
+	return func(c *cobra.Command, args []string) error {
+		code, err := fn(c.Context(), env, args)
+		env.code = code
+		return err
+	}
+}
+
+// groupCmd is a command that only holds subcommands (hba, tls, logs): run
+// bare or with an unknown word, it is a usage error naming the choices.
+func groupCmd(env *Env, use, short, example string, subs ...*cobra.Command) *cobra.Command {
+	c := &cobra.Command{Use: use, Short: short, Example: example}
+	c.AddCommand(subs...)
+	c.RunE = func(c *cobra.Command, args []string) error {
+		env.code = ExitError
+		var names []string
+		for _, s := range c.Commands() {
+			if s.IsAvailableCommand() {
+				names = append(names, s.Name())
+			}
+		}
+		if len(args) == 0 {
+			return usagef("%s needs a subcommand: %s", c.Name(), strings.Join(names, ", "))
+		}
+		return usagef("unknown %s subcommand %q (%s)", c.Name(), args[0], strings.Join(names, ", "))
+	}
+	return c
 }
 
 // Main runs pgaegis with the given arguments and returns the exit code.
 func Main(args []string, stdout, stderr io.Writer) int {
 	env := &Env{Stdout: stdout, Stderr: stderr}
-	if len(args) == 0 || args[0] == "help" || args[0] == "--help" || args[0] == "-help" {
-		printUsage(stderr)
-		if len(args) == 0 {
-			return ExitError
-		}
-		return ExitOK
-	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	for _, c := range commands() {
-		if c.name != args[0] {
-			continue
-		}
-		code, err := c.run(ctx, env, args[1:])
-		if err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return ExitOK
-			}
-			// Errors quote names and file content: escaped for the terminal.
-			fmt.Fprintf(stderr, "pgaegis %s: %s\n", c.name, textsafe.Code(conninfo.Redact(err.Error(), env.secrets...)))
-			var ue usageError
-			if errors.As(err, &ue) {
-				fmt.Fprintf(stderr, "run 'pgaegis %s --help' for usage\n", c.name)
-			}
-			return ExitError
-		}
-		return code
+	root := newRoot(env)
+	if args == nil {
+		args = []string{} // cobra reads os.Args when given nil
 	}
-	fmt.Fprintf(stderr, "pgaegis: unknown command %q\n", args[0])
-	printUsage(stderr)
+	root.SetArgs(args)
+	cmd, err := root.ExecuteContextC(ctx)
+	if err == nil {
+		return env.code
+	}
+	path := "pgaegis"
+	if cmd != nil {
+		path = cmd.CommandPath()
+	}
+	msg := dedupeLines(err.Error())
+	// Errors quote names and file content: escaped for the terminal.
+	fmt.Fprintf(stderr, "%s: %s\n", path, textsafe.Code(conninfo.Redact(msg, env.secrets...)))
+	if h := connHint(msg, path); h != "" {
+		fmt.Fprintln(stderr, textsafe.Code(h))
+	}
+	var ue usageError
+	if errors.As(err, &ue) {
+		fmt.Fprintf(stderr, "see '%s --help'\n", path)
+	}
 	return ExitError
 }
 
-func printUsage(w io.Writer) {
-	fmt.Fprintf(w, "pgaegis: audit and harden PostgreSQL\n\nusage: pgaegis <command> [options]\n\ncommands:\n")
-	for _, c := range commands() {
-		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
+// noArgs refuses positional arguments as a usage error.
+func noArgs(c *cobra.Command, args []string) error {
+	if len(args) > 0 {
+		return usagef("unexpected argument %q (%s takes options only)", args[0], c.CommandPath())
 	}
-	fmt.Fprintf(w, "\nconnection options follow libpq: -d URI or key=value string, -h, -p, -U, PG* variables, ~/.pgpass, service files\n")
+	return nil
 }
 
 // connFlags are the libpq-style options shared by every command that connects.
 type connFlags struct {
-	f       conninfo.Flags
-	timeout time.Duration
+	f          conninfo.Flags
+	timeout    time.Duration
+	noPassword bool
+	prompt     bool
 }
 
-func (c *connFlags) register(fs *flag.FlagSet) {
-	for _, n := range []string{"d", "dbname"} {
-		fs.StringVar(&c.f.DSN, n, "", "database name, connection URI or key=value string")
-	}
-	for _, n := range []string{"h", "host"} {
-		fs.StringVar(&c.f.Host, n, "", "server host or socket directory")
-	}
-	for _, n := range []string{"p", "port"} {
-		fs.StringVar(&c.f.Port, n, "", "server port")
-	}
-	for _, n := range []string{"U", "username"} {
-		fs.StringVar(&c.f.User, n, "", "role to connect as")
-	}
+// connGroup marks the connection flags, which help lists apart under a
+// heading that says once where else libpq takes its settings from.
+const connGroup = "pgaegis-connection"
+
+// register adds the psql spellings. -h is the host here, so the help flag
+// is --help only.
+func (c *connFlags) register(cmd *cobra.Command) {
+	fs := cmd.Flags()
+	fs.Bool("help", false, "help for "+cmd.Name())
+	fs.StringVarP(&c.f.DSN, "dbname", "d", "", "database name, connection URI or key=value string")
+	fs.StringVarP(&c.f.Host, "host", "h", "", "server host or socket directory")
+	fs.StringVarP(&c.f.Port, "port", "p", "", "server port")
+	fs.StringVarP(&c.f.User, "username", "U", "", "role to connect as")
+	fs.BoolVarP(&c.noPassword, "no-password", "w", false, "never prompt for a password")
+	fs.BoolVarP(&c.prompt, "password", "W", false, "prompt for a password on the terminal (never taken from the command line)")
 	fs.DurationVar(&c.timeout, "connect-timeout", conninfo.DefaultConnectTimeout, "give up connecting after this long")
+	for _, n := range []string{"dbname", "host", "port", "username", "no-password", "password", "connect-timeout"} {
+		fs.SetAnnotation(n, connGroup, []string{"true"})
+	}
+}
+
+// usageTemplate is cobra's, with the connection flags in their own list.
+const usageTemplate = `Usage:{{if .Runnable}}
+  {{.UseLine}}{{end}}{{if .HasAvailableSubCommands}}
+  {{.CommandPath}} [command]{{end}}{{if .HasExample}}
+
+Examples:
+{{.Example}}{{end}}{{if .HasAvailableSubCommands}}
+
+Available Commands:{{range .Commands}}{{if (or .IsAvailableCommand (eq .Name "help"))}}
+  {{rpad .Name .NamePadding }} {{.Short}}{{end}}{{end}}{{end}}{{if .HasAvailableLocalFlags}}{{$f := flagUsages . false}}{{if $f}}
+
+Flags:
+{{$f}}{{end}}{{$c := flagUsages . true}}{{if $c}}
+
+Connection options (as psql's; PG* variables, ~/.pgpass and service files apply too):
+{{$c}}{{end}}{{end}}{{if .HasAvailableSubCommands}}
+
+Use "{{.CommandPath}} [command] --help" for more information about a command.{{end}}
+`
+
+func init() {
+	cobra.AddTemplateFunc("flagUsages", func(c *cobra.Command, conn bool) string {
+		fs := pflag.NewFlagSet(c.Name(), pflag.ContinueOnError)
+		c.LocalFlags().VisitAll(func(f *pflag.Flag) {
+			if _, ok := f.Annotations[connGroup]; ok == conn && !f.Hidden {
+				fs.AddFlag(f)
+			}
+		})
+		return strings.TrimRight(fs.FlagUsages(), " \n")
+	})
+}
+
+// config builds the connection configuration, prompting for a password
+// with -W, and records its secrets for redaction.
+func (c *connFlags) config(env *Env) (*pgx.ConnConfig, error) {
+	if c.prompt && c.noPassword {
+		return nil, usagef("-W/--password and -w/--no-password contradict each other")
+	}
+	c.f.ConnectTimeout = c.timeout
+	cfg, err := conninfo.Config(c.f)
+	if err != nil {
+		return nil, err
+	}
+	if c.prompt {
+		pw, err := readPassword(env, cfg.User)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Password = pw
+	}
+	env.secrets = append(env.secrets, conninfo.Secrets(cfg)...)
+	return cfg, nil
+}
+
+// readPassword reads a password from the controlling terminal without echo.
+func readPassword(env *Env, user string) (string, error) {
+	tty, err := os.OpenFile("/dev/tty", os.O_RDWR, 0)
+	if err != nil {
+		return "", fmt.Errorf("-W/--password needs a terminal to prompt on: %v", err)
+	}
+	defer tty.Close()
+	fmt.Fprintf(tty, "Password for user %s: ", textsafe.String(user))
+	b, err := term.ReadPassword(int(tty.Fd()))
+	fmt.Fprintln(tty)
+	if err != nil {
+		return "", fmt.Errorf("-W/--password: %v", err)
+	}
+	return string(b), nil
 }
 
 // given reports whether any connection option was given, on the command
@@ -153,10 +312,8 @@ type fileFlags struct {
 	dataDir, configFile, hbaFile, identFile string
 }
 
-func (f *fileFlags) register(fs *flag.FlagSet) {
-	for _, n := range []string{"D", "pgdata"} {
-		fs.StringVar(&f.dataDir, n, "", "data directory to audit (its postgresql.conf, pg_hba.conf, modes)")
-	}
+func (f *fileFlags) register(fs *pflag.FlagSet) {
+	fs.StringVarP(&f.dataDir, "pgdata", "D", "", "data directory to audit (its postgresql.conf, pg_hba.conf, modes)")
 	fs.StringVar(&f.configFile, "config-file", "", "postgresql.conf to audit")
 	fs.StringVar(&f.hbaFile, "hba-file", "", "pg_hba.conf to audit")
 	fs.StringVar(&f.identFile, "ident-file", "", "pg_ident.conf to audit")
@@ -164,29 +321,6 @@ func (f *fileFlags) register(fs *flag.FlagSet) {
 
 func (f *fileFlags) given() bool {
 	return f.dataDir != "" || f.configFile != "" || f.hbaFile != "" || f.identFile != ""
-}
-
-func newFlagSet(env *Env, name, usage string) *flag.FlagSet {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(env.Stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(env.Stderr, "usage: pgaegis %s %s\n\noptions:\n", name, usage)
-		fs.PrintDefaults()
-	}
-	return fs
-}
-
-func parseFlags(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return usageError{err.Error()}
-	}
-	if fs.NArg() > 0 {
-		return usagef("unexpected argument %q", fs.Arg(0))
-	}
-	return nil
 }
 
 // isTerminal reports whether w is a terminal (colour and progress only there).
@@ -350,19 +484,8 @@ func dirOf(p string) string {
 	return "."
 }
 
-// parseArgs parses options that may come before, between or after the
-// positional arguments (flag stops at the first one) and returns those.
-func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
-	for len(args) > 0 {
-		if err := fs.Parse(args); err != nil {
-			return nil, usageError{err.Error()}
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		pos = append(pos, fs.Arg(0))
-		args = fs.Args()[1:]
-	}
-	return pos, nil
+// Root returns the command tree, for generators (man pages) that read it;
+// its commands write to discarded streams.
+func Root() *cobra.Command {
+	return newRoot(&Env{Stdout: io.Discard, Stderr: io.Discard})
 }

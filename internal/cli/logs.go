@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"net/http"
 	"net/netip"
@@ -14,8 +13,9 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/pgaegis/pgaegis/internal/collect"
-	"github.com/pgaegis/pgaegis/internal/conninfo"
 	"github.com/pgaegis/pgaegis/internal/logscan"
 	"github.com/pgaegis/pgaegis/internal/report"
 	"github.com/pgaegis/pgaegis/internal/rules"
@@ -24,86 +24,95 @@ import (
 	"github.com/pgaegis/pgaegis/internal/textsafe"
 )
 
-func runLogs(ctx context.Context, env *Env, args []string) (int, error) {
-	if len(args) > 0 && args[0] == "watch" {
-		return logsWatch(ctx, env, args[1:])
-	}
-	if len(args) == 0 || args[0] != "scan" {
-		return ExitError, usagef("usage: pgaegis logs scan FILE|DIR|- [options], or pgaegis logs watch FILE|DIR")
-	}
-	return logsScan(ctx, env, args[1:])
+func logsCmd(env *Env) *cobra.Command {
+	return groupCmd(env, "logs", "security events in server logs (scan, watch)",
+		`  pgaegis logs scan /var/log/postgresql/
+  pgaegis logs scan postgresql.csv --format sarif -o events.sarif
+  pgaegis logs watch /var/log/postgresql/postgresql-17-main.log`,
+		logsScanCmd(env), logsWatchCmd(env))
 }
 
 // serverLogSettings connects with the command's connection options and
 // asks the server about its logs.
 func serverLogSettings(ctx context.Context, env *Env, c *connFlags) (collect.LogSettings, error) {
-	c.f.ConnectTimeout = c.timeout
-	cfg, err := conninfo.Config(c.f)
+	cfg, err := c.config(env)
 	if err != nil {
 		return collect.LogSettings{}, err
 	}
-	env.secrets = append(env.secrets, conninfo.Secrets(cfg)...)
 	return collect.ServerLogSettings(ctx, cfg)
 }
 
 // logsWatch follows a log and prints each event as a JSON line as it
 // happens (or POSTs it to a webhook), until interrupted.
-func logsWatch(ctx context.Context, env *Env, args []string) (int, error) {
-	fs := newFlagSet(env, "logs watch", "FILE|DIR [--prefix P] [--webhook URL]")
+func logsWatchCmd(env *Env) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "watch FILE|DIR [--prefix P] [--webhook URL] [connection options]",
+		Short: "follow a log and print each security event as a JSON line (or POST it) as it happens",
+		Example: `  pgaegis logs watch /var/log/postgresql/postgresql-17-main.log
+  pgaegis logs watch /var/lib/postgresql/17/main/log --webhook http://127.0.0.1:9000/events`,
+	}
+	fs := cmd.Flags()
 	prefix := fs.String("prefix", "%m [%p] ", "log_line_prefix of stderr logs (with a connection: the server's)")
 	logFormat := fs.String("log-format", "", "stderr, csvlog or jsonlog (default: detected)")
 	var conn connFlags
-	conn.register(fs)
+	conn.register(cmd)
 	webhook := fs.String("webhook", "", "POST each event as JSON to this URL instead of printing it")
 	poll := fs.Duration("poll", 500*time.Millisecond, "how often to look for new lines")
-	files, err := parseArgs(fs, args)
-	if err != nil {
-		return ExitError, err
-	}
-	if len(files) != 1 {
-		return ExitError, usagef("give one log file or directory")
-	}
-	prefixGiven := false
-	fs.Visit(func(f *flag.Flag) { prefixGiven = prefixGiven || f.Name == "prefix" })
-	th := logscan.DefaultThresholds()
-	if conn.given() {
-		srv, err := serverLogSettings(ctx, env, &conn)
+	completeValues(cmd, "log-format", "stderr", "csvlog", "jsonlog")
+	cmd.RunE = runE(env, func(ctx context.Context, env *Env, files []string) (int, error) {
+		if len(files) != 1 {
+			return ExitError, usagef("give one log file or directory")
+		}
+		prefixGiven := fs.Changed("prefix")
+		th := logscan.DefaultThresholds()
+		if conn.given() {
+			srv, err := serverLogSettings(ctx, env, &conn)
+			if err != nil {
+				return ExitError, err
+			}
+			if !prefixGiven {
+				*prefix = srv.Prefix
+			}
+			th.Superusers = map[string]bool{}
+			for _, s := range srv.Superusers {
+				th.Superusers[s] = true
+			}
+		}
+		p, err := logscan.CompilePrefix(*prefix)
 		if err != nil {
-			return ExitError, err
+			return ExitError, usageError{err.Error()}
 		}
-		if !prefixGiven {
-			*prefix = srv.Prefix
+		an := logscan.NewAnalysis(th)
+		client := &http.Client{Timeout: 5 * time.Second}
+		an.OnEvent = func(e logscan.Event) {
+			b, _ := json.Marshal(e)
+			if *webhook == "" {
+				fmt.Fprintln(env.Stdout, string(b))
+				return
+			}
+			resp, err := client.Post(*webhook, "application/json", bytes.NewReader(b))
+			if err != nil {
+				fmt.Fprintf(env.Stderr, "webhook: %v\n", err)
+				return
+			}
+			resp.Body.Close()
 		}
-		th.Superusers = map[string]bool{}
-		for _, s := range srv.Superusers {
-			th.Superusers[s] = true
-		}
-	}
-	p, err := logscan.CompilePrefix(*prefix)
-	if err != nil {
-		return ExitError, usageError{err.Error()}
-	}
-	an := logscan.NewAnalysis(th)
-	client := &http.Client{Timeout: 5 * time.Second}
-	an.OnEvent = func(e logscan.Event) {
-		b, _ := json.Marshal(e)
-		if *webhook == "" {
-			fmt.Fprintln(env.Stdout, string(b))
-			return
-		}
-		resp, err := client.Post(*webhook, "application/json", bytes.NewReader(b))
-		if err != nil {
-			fmt.Fprintf(env.Stderr, "webhook: %v\n", err)
-			return
-		}
-		resp.Body.Close()
-	}
-	warn := func(m string) { fmt.Fprintf(env.Stderr, "warning: %s\n", textsafe.String(m)) } // an overlong record was skipped
-	return ExitOK, logscan.Watch(ctx, files[0], logscan.Options{Prefix: p, Format: logscan.Format(*logFormat), Warn: warn}, an, *poll)
+		warn := func(m string) { fmt.Fprintf(env.Stderr, "warning: %s\n", textsafe.String(m)) } // an overlong record was skipped
+		return ExitOK, logscan.Watch(ctx, files[0], logscan.Options{Prefix: p, Format: logscan.Format(*logFormat), Warn: warn}, an, *poll)
+	})
+	return cmd
 }
 
-func logsScan(ctx context.Context, env *Env, args []string) (int, error) {
-	fs := newFlagSet(env, "logs scan", "FILE|DIR|- ... [--format text|json|sarif|html|markdown|junit] [--prefix '%m [%p] ']")
+func logsScanCmd(env *Env) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "scan FILE|DIR|- ... [--format text|json|sarif|html|markdown|junit] [--prefix '%m [%p] ']",
+		Short: "find security events in server logs: brute force, spraying, unusual sources, superuser sessions",
+		Example: `  pgaegis logs scan /var/log/postgresql/
+  pgaegis logs scan postgresql.csv --format sarif -o events.sarif
+  pgaegis logs scan postgresql.log --prefix '%m [%p] %q%u@%d ' --since '2026-01-01 00:00'
+  zcat postgresql.log.1.gz | pgaegis logs scan - --format json`,
+	}
+	fs := cmd.Flags()
 	format := fs.String("format", "text", "text, json, sarif, html, markdown or junit")
 	logFormat := fs.String("log-format", "", "stderr, csvlog or jsonlog (default: detected)")
 	prefix := fs.String("prefix", "", "log_line_prefix of stderr logs (default: the server's with a connection, else detected)")
@@ -119,156 +128,170 @@ func logsScan(ctx context.Context, env *Env, args []string) (int, error) {
 	flood := fs.Int("flood", 500, "connections from one source within the window that make a flood")
 	baseline := fs.String("baseline", "", "file of known client addresses (one per line): logins from others are reported")
 	saveBaseline := fs.String("save-baseline", "", "write the addresses that logged in to this file (with --baseline's)")
+	out := fs.StringP("output", "o", "", "write the report to this file instead of stdout")
 	var conn connFlags
-	conn.register(fs) // optional: the server whose logs these are
-	files, err := parseArgs(fs, args)
-	if err != nil {
-		return ExitError, err
-	}
-	if len(files) == 0 {
-		return ExitError, usagef("give at least one log file, directory or -")
-	}
-	sev, err := rules.ParseSeverity(*failOn)
-	if err != nil {
-		return ExitError, usageError{err.Error()}
-	}
-	superusersGiven := false
-	fs.Visit(func(f *flag.Flag) { superusersGiven = superusersGiven || f.Name == "superusers" })
-	if conn.given() {
-		srv, err := serverLogSettings(ctx, env, &conn)
+	conn.register(cmd) // optional: the server whose logs these are
+	completeValues(cmd, "format", "text", "json", "sarif", "html", "markdown", "junit")
+	completeValues(cmd, "log-format", "stderr", "csvlog", "jsonlog")
+	completeValues(cmd, "fail-on", severityNames...)
+	cmd.RunE = runE(env, func(ctx context.Context, env *Env, files []string) (int, error) {
+		switch *format {
+		case "text", "json", "sarif", "html", "markdown", "junit":
+		default:
+			return ExitError, usagef("unknown --format %q (text, json, sarif, html, markdown or junit)", *format)
+		}
+		if len(files) == 0 {
+			return ExitError, usagef("give at least one log file, directory or -")
+		}
+		sev, err := rules.ParseSeverity(*failOn)
 		if err != nil {
-			return ExitError, err
-		}
-		if *prefix == "" {
-			*prefix = srv.Prefix
-		}
-		if !superusersGiven {
-			*supers = strings.Join(srv.Superusers, ",")
-		}
-	}
-	var p *logscan.Prefix
-	if *prefix != "" {
-		if p, err = logscan.CompilePrefix(*prefix); err != nil {
 			return ExitError, usageError{err.Error()}
 		}
-	}
-	th := logscan.DefaultThresholds()
-	th.Window, th.BruteForce, th.Spray, th.AfterFails, th.Flood = *window, *brute, *spray, *after, *flood
-	if *baseline != "" {
-		b, err := safefile.ReadFile(*baseline, safefile.ConfigMax)
-		if err != nil {
-			return ExitError, err
-		}
-		th.Known = map[string]bool{}
-		for _, l := range strings.Split(string(b), "\n") {
-			if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "#") {
-				th.Known[l] = true
+		superusersGiven := fs.Changed("superusers")
+		if conn.given() {
+			srv, err := serverLogSettings(ctx, env, &conn)
+			if err != nil {
+				return ExitError, err
+			}
+			if *prefix == "" {
+				*prefix = srv.Prefix
+			}
+			if !superusersGiven {
+				*supers = strings.Join(srv.Superusers, ",")
 			}
 		}
-	}
-	th.Superusers = map[string]bool{}
-	for _, s := range strings.Split(*supers, ",") {
-		if s = strings.TrimSpace(s); s != "" {
-			th.Superusers[s] = true
+		var p *logscan.Prefix
+		if *prefix != "" {
+			if p, err = logscan.CompilePrefix(*prefix); err != nil {
+				return ExitError, usageError{err.Error()}
+			}
 		}
-	}
-	for _, a := range strings.Split(*allow, ",") {
-		if a = strings.TrimSpace(a); a == "" {
-			continue
+		th := logscan.DefaultThresholds()
+		th.Window, th.BruteForce, th.Spray, th.AfterFails, th.Flood = *window, *brute, *spray, *after, *flood
+		if *baseline != "" {
+			b, err := safefile.ReadFile(*baseline, safefile.ConfigMax)
+			if err != nil {
+				return ExitError, err
+			}
+			th.Known = map[string]bool{}
+			for _, l := range strings.Split(string(b), "\n") {
+				if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "#") {
+					th.Known[l] = true
+				}
+			}
 		}
-		pf, err := netip.ParsePrefix(a)
+		th.Superusers = map[string]bool{}
+		for _, s := range strings.Split(*supers, ",") {
+			if s = strings.TrimSpace(s); s != "" {
+				th.Superusers[s] = true
+			}
+		}
+		for _, a := range strings.Split(*allow, ",") {
+			if a = strings.TrimSpace(a); a == "" {
+				continue
+			}
+			pf, err := netip.ParsePrefix(a)
+			if err != nil {
+				return ExitError, usagef("--allow %q: %v", a, err)
+			}
+			th.Allow = append(th.Allow, pf)
+		}
+		o := logscan.Options{Format: logscan.Format(*logFormat), Prefix: p, Thresholds: &th}
+		for _, x := range []struct {
+			v   string
+			dst *time.Time
+		}{{*since, &o.Since}, {*until, &o.Until}} {
+			if x.v == "" {
+				continue
+			}
+			t, err := parseWhen(x.v)
+			if err != nil {
+				return ExitError, usageError{err.Error()}
+			}
+			*x.dst = t
+		}
+		paths, err := logscan.Inputs(files)
 		if err != nil {
-			return ExitError, usagef("--allow %q: %v", a, err)
-		}
-		th.Allow = append(th.Allow, pf)
-	}
-	o := logscan.Options{Format: logscan.Format(*logFormat), Prefix: p, Thresholds: &th}
-	for _, x := range []struct {
-		v   string
-		dst *time.Time
-	}{{*since, &o.Since}, {*until, &o.Until}} {
-		if x.v == "" {
-			continue
-		}
-		t, err := parseWhen(x.v)
-		if err != nil {
-			return ExitError, usageError{err.Error()}
-		}
-		*x.dst = t
-	}
-	paths, err := logscan.Inputs(files)
-	if err != nil {
-		return ExitError, err
-	}
-	var total int64
-	for _, f := range paths {
-		if st, err := os.Stat(f); err == nil {
-			total += st.Size()
-		}
-	}
-	if isTerminal(env.Stderr) && total > 64<<20 {
-		o.Progress = func(done int64) {
-			fmt.Fprintf(env.Stderr, "\r\x1b[Kscanning %d/%d MB (%d%%)", done>>20, total>>20, done*100/max(total, 1))
-		}
-	}
-	start := time.Now()
-	an, st, err := logscan.Scan(paths, o)
-	clearProgress(env)
-	if err != nil {
-		return ExitError, err
-	}
-	elapsed := time.Since(start)
-	events := an.Events()
-	if *saveBaseline != "" {
-		known := map[string]bool{}
-		for k := range th.Known {
-			known[k] = true
-		}
-		for k := range an.Seen {
-			known[k] = true
-		}
-		var lines []string
-		for k := range known {
-			lines = append(lines, k)
-		}
-		sort.Strings(lines)
-		if err := safefile.WriteFile(*saveBaseline, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
 			return ExitError, err
 		}
-	}
-	worst := rules.Severity(-1)
-	for _, e := range events {
-		if s, err := rules.ParseSeverity(e.Severity); err == nil && s > worst {
-			worst = s
+		var total int64
+		for _, f := range paths {
+			if st, err := os.Stat(f); err == nil {
+				total += st.Size()
+			}
 		}
-	}
-	switch *format {
-	case "json":
-		err = writeJSON(env, map[string]any{"stats": st, "events": events, "top_sources": an.Top(false, 10), "top_roles": an.Top(true, 10), "timeline": an.Timeline()})
-	case "text":
-		writeLogsText(env, st, an, events, elapsed)
-	default:
-		rep := eventsReport(st, events, sev)
+		if isTerminal(env.Stderr) && total > 64<<20 {
+			o.Progress = func(done int64) {
+				fmt.Fprintf(env.Stderr, "\r\x1b[Kscanning %d/%d MB (%d%%)", done>>20, total>>20, done*100/max(total, 1))
+			}
+		}
+		start := time.Now()
+		an, st, err := logscan.Scan(paths, o)
+		clearProgress(env)
+		if err != nil {
+			return ExitError, err
+		}
+		elapsed := time.Since(start)
+		events := an.Events()
+		if *saveBaseline != "" {
+			known := map[string]bool{}
+			for k := range th.Known {
+				known[k] = true
+			}
+			for k := range an.Seen {
+				known[k] = true
+			}
+			var lines []string
+			for k := range known {
+				lines = append(lines, k)
+			}
+			sort.Strings(lines)
+			if err := safefile.WriteFile(*saveBaseline, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
+				return ExitError, err
+			}
+		}
+		worst := rules.Severity(-1)
+		for _, e := range events {
+			if s, err := rules.ParseSeverity(e.Severity); err == nil && s > worst {
+				worst = s
+			}
+		}
+		dst, err := openOutput(env, *out)
+		if err != nil {
+			return ExitError, err
+		}
+		env = &Env{Stdout: dst.w, Stderr: env.Stderr, secrets: env.secrets}
 		switch *format {
-		case "sarif":
-			err = report.WriteSARIF(env.Stdout, rep, report.SARIFOptions{})
-		case "html":
-			err = report.WriteHTML(env.Stdout, rep)
-		case "markdown":
-			err = report.WriteMarkdown(env.Stdout, rep)
-		case "junit":
-			err = report.WriteJUnit(env.Stdout, rep)
+		case "json":
+			err = writeJSON(env, map[string]any{"stats": st, "events": events, "top_sources": an.Top(false, 10), "top_roles": an.Top(true, 10), "timeline": an.Timeline()})
+		case "text":
+			writeLogsText(env, st, an, events, elapsed)
 		default:
-			return ExitError, usagef("unknown --format %q", *format)
+			rep := eventsReport(st, events, sev)
+			switch *format {
+			case "sarif":
+				err = report.WriteSARIF(env.Stdout, rep, report.SARIFOptions{})
+			case "html":
+				err = report.WriteHTML(env.Stdout, rep)
+			case "markdown":
+				err = report.WriteMarkdown(env.Stdout, rep)
+			case "junit":
+				err = report.WriteJUnit(env.Stdout, rep)
+			}
 		}
-	}
-	if err != nil {
-		return ExitError, err
-	}
-	if worst >= sev {
-		return ExitFindings, nil
-	}
-	return ExitOK, nil
+		if err != nil {
+			dst.abort()
+			return ExitError, err
+		}
+		if err := dst.commit(); err != nil {
+			return ExitError, err
+		}
+		if worst >= sev {
+			return ExitFindings, nil
+		}
+		return ExitOK, nil
+	})
+	return cmd
 }
 
 func parseWhen(s string) (time.Time, error) {
