@@ -280,6 +280,9 @@ func accessMatrixCmd(env *Env) *cobra.Command {
 	logins := cmd.Flags().Bool("login-only", false, "only login roles")
 	completeValues(cmd, "format", "csv", "json")
 	cmd.RunE = runE(env, func(ctx context.Context, env *Env, args []string) (int, error) {
+		if *format != "csv" && *format != "json" {
+			return ExitError, usagef("unknown --format %q (csv or json)", *format)
+		}
 		snap, model, objs, err := src.load(ctx, env)
 		if err != nil {
 			return ExitError, err
@@ -307,7 +310,7 @@ func accessMatrixCmd(env *Env) *cobra.Command {
 		w := csv.NewWriter(env.Stdout)
 		w.Write([]string{"role", "database", "kind", "schema", "count", "privileges", "via", "example"})
 		for _, r := range rows {
-			w.Write([]string{r.Role, r.Database, string(r.Kind), r.Schema, fmt.Sprint(r.Count), r.Privileges, r.Via, r.Example})
+			w.Write(csvRow(r.Role, r.Database, string(r.Kind), r.Schema, fmt.Sprint(r.Count), r.Privileges, r.Via, r.Example))
 		}
 		w.Flush()
 		return ExitOK, w.Error()

@@ -417,7 +417,7 @@ func hbaMatrixCmd(env *Env) *cobra.Command {
 			w := csv.NewWriter(env.Stdout)
 			w.Write([]string{"role", "database", "weakest_method", "widest_network", "connection", "line", "superuser", "replication", "alarm"})
 			for _, c := range cells {
-				w.Write([]string{c.Role, c.Database, c.Weakest, c.Network, c.Class, fmt.Sprint(c.Line), fmt.Sprint(c.Superuser), fmt.Sprint(c.Replication), c.Alarm})
+				w.Write(csvRow(c.Role, c.Database, c.Weakest, c.Network, c.Class, fmt.Sprint(c.Line), fmt.Sprint(c.Superuser), fmt.Sprint(c.Replication), c.Alarm))
 			}
 			w.Flush()
 			return ExitOK, w.Error()

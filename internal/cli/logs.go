@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"os"
 	"sort"
 	"strings"
@@ -92,10 +94,19 @@ func logsWatchCmd(env *Env) *cobra.Command {
 			}
 			resp, err := client.Post(*webhook, "application/json", bytes.NewReader(b))
 			if err != nil {
-				fmt.Fprintf(env.Stderr, "webhook: %v\n", err)
+				// net/http puts the whole URL in its error, and webhook URLs
+				// carry their token in the path or query: name the host only.
+				var ue *url.Error
+				if errors.As(err, &ue) {
+					err = ue.Err
+				}
+				fmt.Fprintf(env.Stderr, "webhook: POST to %s failed: %s\n", webhookHost(*webhook), esc(err.Error()))
 				return
 			}
 			resp.Body.Close()
+			if resp.StatusCode/100 != 2 {
+				fmt.Fprintf(env.Stderr, "webhook: POST to %s answered %s\n", webhookHost(*webhook), esc(resp.Status))
+			}
 		}
 		warn := func(m string) { fmt.Fprintf(env.Stderr, "warning: %s\n", textsafe.String(m)) } // an overlong record was skipped
 		return ExitOK, logscan.Watch(ctx, files[0], logscan.Options{Prefix: p, Format: logscan.Format(*logFormat), Warn: warn}, an, *poll)
@@ -362,4 +373,14 @@ func eventsReport(st logscan.Stats, events []logscan.Event, failOn rules.Severit
 			Fix: "investigate the source and role; block or rotate credentials as needed", FixKind: rules.FixShell})
 	}
 	return report.Build(snap, fs, failOn)
+}
+
+// webhookHost is the part of a webhook URL that may be shown: scheme and
+// host, never user info, path or query (where tokens live).
+func webhookHost(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return "the webhook"
+	}
+	return u.Scheme + "://" + u.Host
 }

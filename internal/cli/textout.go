@@ -1,6 +1,10 @@
 package cli
 
-import "github.com/pgaegis/pgaegis/internal/textsafe"
+import (
+	"strings"
+
+	"github.com/pgaegis/pgaegis/internal/textsafe"
+)
 
 // textEnv returns env with Stdout escaping control and bidi characters
 // (textsafe.Writer), for a command's human-readable output: names, log
@@ -22,6 +26,23 @@ func escAll(ss []string) []string {
 	out := make([]string, len(ss))
 	for i, s := range ss {
 		out[i] = esc(s)
+	}
+	return out
+}
+
+// csvRow prepares untrusted values for a CSV row that a spreadsheet may
+// open or a terminal may show: control and bidi characters are escaped, and
+// a value a spreadsheet would run as a formula (=, +, -, @, or a tab or CR
+// first) is prefixed with ' (the OWASP CSV-injection advice): a role named
+// =HYPERLINK(...) is data, not a link.
+func csvRow(vals ...string) []string {
+	out := make([]string, len(vals))
+	for i, v := range vals {
+		v = textsafe.String(v)
+		if v != "" && strings.ContainsRune("=+-@\t\r", rune(v[0])) {
+			v = "'" + v
+		}
+		out[i] = v
 	}
 	return out
 }
