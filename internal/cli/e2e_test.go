@@ -130,6 +130,14 @@ func startWeak(t *testing.T) *localpg.Server {
 	} else if os.Getenv("CI") == "true" {
 		t.Fatal("postgresql-plperl-15 is required under CI=true")
 	}
+	// The untrusted-language backdoor that gives OS access: PL/Python has
+	// no trusted interpreter, so marked trusted it runs shell commands for
+	// any role with USAGE (plperlu marked trusted runs in Safe instead).
+	if _, err := os.Stat("/usr/share/postgresql/15/extension/plpython3u.control"); err == nil {
+		must(t, srv.Exec(ctx, `CREATE EXTENSION plpython3u`, `UPDATE pg_language SET lanpltrusted = true WHERE lanname = 'plpython3u'`))
+	} else if os.Getenv("CI") == "true" {
+		t.Fatal("postgresql-plpython3-15 is required under CI=true")
+	}
 	if err := srv.Exec(ctx,
 		`CREATE ROLE weak_md5 LOGIN PASSWORD 'correct horse'`,
 		`CREATE ROLE extra_su SUPERUSER LOGIN`,

@@ -48,7 +48,7 @@ func chainFix(ch privileges.Chain) string {
 		}
 		return fmt.Sprintf("REVOKE EXECUTE ON FUNCTION %s FROM PUBLIC, %s;  ALTER FUNCTION %s SET search_path = pg_catalog, pg_temp;  -- in database %s; and rewrite its dynamic SQL", fn, quote.Ident(ch.Role), fn, quote.Ident(ch.Database))
 	case "language":
-		return fmt.Sprintf("UPDATE pg_language SET lanpltrusted = false WHERE lanname = %s;  -- as superuser in database %s", quote.Literal(ch.Name), quote.Ident(ch.Database))
+		return untrustLanguageFix(ch.Name, ch.Database)
 	case "parameter":
 		return fmt.Sprintf("REVOKE ALTER SYSTEM ON PARAMETER %s FROM %s;", paramSQL(ch.Name), quote.Ident(ch.Role))
 	case "createrole":

@@ -679,13 +679,13 @@ func init() {
 					if l.Trusted && privileges.RuntimeTrustCheck[l.Name] {
 						c.Fail(Problem{Database: d.Name, Object: obj, Severity: Medium, SevSet: true,
 							Evidence: fmt.Sprintf("untrusted language %s is marked trusted in %q: its handler then runs functions restricted like plperl, but any role with USAGE can create them", l.Name, d.Name),
-							Expected: "lanpltrusted = false", Fix: fmt.Sprintf("UPDATE pg_language SET lanpltrusted = false WHERE lanname = %s;    -- as superuser in database %s", quote.Literal(l.Name), quote.Ident(d.Name)), FixKind: FixSQL})
+							Expected: "lanpltrusted = false", Fix: untrustLanguageFix(l.Name, d.Name), FixKind: FixSQL})
 						continue
 					}
 					if l.Trusted {
 						c.Fail(Problem{Database: d.Name, Object: obj, Severity: Critical, SevSet: true,
 							Evidence: fmt.Sprintf("untrusted language %s is marked trusted in %q: any role with USAGE runs code as the OS user", l.Name, d.Name),
-							Expected: "lanpltrusted = false", Fix: fmt.Sprintf("UPDATE pg_language SET lanpltrusted = false WHERE lanname = %s;    -- as superuser in database %s", quote.Literal(l.Name), quote.Ident(d.Name)), FixKind: FixSQL})
+							Expected: "lanpltrusted = false", Fix: untrustLanguageFix(l.Name, d.Name), FixKind: FixSQL})
 						continue
 					}
 					c.Fail(Problem{Database: d.Name, Object: obj, Evidence: fmt.Sprintf("untrusted language %s is installed in %q", l.Name, d.Name),
@@ -1001,4 +1001,11 @@ func granteeSQL(name string) string {
 		return "PUBLIC"
 	}
 	return quote.Ident(name)
+}
+
+// untrustLanguageFix is the one text of the fix for a language marked
+// trusted (EXT-02 and the escalation chain print the same statement, so the
+// report can show it once).
+func untrustLanguageFix(lang, database string) string {
+	return fmt.Sprintf("UPDATE pg_language SET lanpltrusted = false WHERE lanname = %s;    -- as superuser in database %s", quote.Literal(lang), quote.Ident(database))
 }
