@@ -106,7 +106,7 @@ func SecretSpans(s string) []Span {
 			out = append(out, Span{j, e})
 		}
 	}
-	return merge(out)
+	return MergeSpans(out)
 }
 
 // asciiLower lower-cases ASCII letters only; strings.ToLower would change
@@ -147,8 +147,8 @@ func valueEnd(s string, i int) int {
 	return j
 }
 
-// merge sorts spans and joins overlapping ones.
-func merge(sp []Span) []Span {
+// MergeSpans sorts spans and joins overlapping ones.
+func MergeSpans(sp []Span) []Span {
 	if len(sp) < 2 {
 		return sp
 	}

@@ -351,25 +351,5 @@ func mergeSpans(sp []conninfo.Span) []conninfo.Span {
 			k++
 		}
 	}
-	sp = sp[:k]
-	if len(sp) < 2 {
-		return sp
-	}
-	for i := 1; i < len(sp); i++ {
-		for j := i; j > 0 && sp[j].Start < sp[j-1].Start; j-- {
-			sp[j], sp[j-1] = sp[j-1], sp[j]
-		}
-	}
-	out := sp[:1]
-	for _, x := range sp[1:] {
-		last := &out[len(out)-1]
-		if x.Start <= last.End {
-			if x.End > last.End {
-				last.End = x.End
-			}
-			continue
-		}
-		out = append(out, x)
-	}
-	return out
+	return conninfo.MergeSpans(sp[:k])
 }
