@@ -200,13 +200,17 @@ func worst(fs []rules.Finding) rules.Severity {
 
 // field writes "  label: value", indenting continuation lines.
 func field(b *strings.Builder, p painter, label, value string) {
+	indentedField(b, p, "  ", label, value)
+}
+
+func indentedField(b *strings.Builder, p painter, indent, label, value string) {
 	if value == "" {
 		return
 	}
 	lines := strings.Split(value, "\n")
-	fmt.Fprintf(b, "  %s %s\n", p.c(ansiDim, fmt.Sprintf("%-9s", label+":")), lines[0])
+	fmt.Fprintf(b, "%s%s %s\n", indent, p.c(ansiDim, fmt.Sprintf("%-9s", label+":")), lines[0])
 	for _, l := range lines[1:] {
-		fmt.Fprintf(b, "  %s %s\n", strings.Repeat(" ", 9), l)
+		fmt.Fprintf(b, "%s%s %s\n", indent, strings.Repeat(" ", 9), l)
 	}
 }
 
@@ -377,14 +381,7 @@ func writeNotChecked(b *strings.Builder, p painter, g *RuleGroup, perRule int) {
 
 // subfield is a field under an object bullet.
 func subfield(b *strings.Builder, p painter, label, value string) {
-	if value == "" {
-		return
-	}
-	lines := strings.Split(value, "\n")
-	fmt.Fprintf(b, "      %s %s\n", p.c(ansiDim, fmt.Sprintf("%-9s", label+":")), lines[0])
-	for _, l := range lines[1:] {
-		fmt.Fprintf(b, "      %s %s\n", strings.Repeat(" ", 9), l)
-	}
+	indentedField(b, p, "      ", label, value)
 }
 
 func resultWord(p painter, r *Report) string {
