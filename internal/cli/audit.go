@@ -60,7 +60,7 @@ func gather(ctx context.Context, env *Env, s *sourceFlags, sandbox *localpg.Serv
 	}
 	snap, err := collect.Collect(ctx, o)
 	if err != nil && o.Conn != nil && !s.conn.given() {
-		return nil, fmt.Errorf("%v\nno connection options were given: use -d/-h/-p/-U (or PG* variables), --pgdata for a files-only audit, or --sandbox for a throwaway local server", err)
+		return nil, fmt.Errorf("%v\nno connection options were given, so libpq's defaults (PG* variables, the local socket) were used: give -d/-h/-p/-U, --pgdata for a files-only audit, or --sandbox for a throwaway local server", err)
 	}
 	return snap, err
 }

@@ -169,14 +169,15 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	if err == nil {
 		return env.code
 	}
-	path := "pgaegis"
+	path, hasPgdata := "pgaegis", false
 	if cmd != nil {
 		path = cmd.CommandPath()
+		hasPgdata = cmd.Flags().Lookup("pgdata") != nil
 	}
 	msg := dedupeLines(err.Error())
 	// Errors quote names and file content: escaped for the terminal.
 	fmt.Fprintf(stderr, "%s: %s\n", path, textsafe.Code(conninfo.Redact(msg, env.secrets...)))
-	if h := connHint(msg, path); h != "" {
+	if h := connHint(msg, path, hasPgdata, len(env.secrets) > 0); h != "" {
 		fmt.Fprintln(stderr, textsafe.Code(h))
 	}
 	var ue usageError
@@ -293,19 +294,12 @@ func readPassword(env *Env, user string) (string, error) {
 	return string(b), nil
 }
 
-// given reports whether any connection option was given, on the command
-// line or in the PG* environment.
-func (c *connFlags) given() bool {
-	if !c.f.Empty() {
-		return true
-	}
-	for _, v := range []string{"PGHOST", "PGPORT", "PGUSER", "PGDATABASE", "PGSERVICE", "PGHOSTADDR"} {
-		if os.Getenv(v) != "" {
-			return true
-		}
-	}
-	return false
-}
+// given reports whether a connection option was given on the command line.
+// The PG* environment alone does not count: it is where libpq's defaults
+// come from when pgaegis connects anyway (no file option given), but a
+// files-only command (--pgdata, --file, a log scan) must not start talking
+// to whatever server PGHOST names because a shell profile set it.
+func (c *connFlags) given() bool { return !c.f.Empty() }
 
 // fileFlags point at server files for audits without (or besides) a server.
 type fileFlags struct {

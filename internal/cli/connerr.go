@@ -37,7 +37,10 @@ var (
 // authentication, which OS user to run as (the owner of the server's
 // socket, else the role's name) and that --pgdata audits the files
 // without connecting; for missing sockets, which directories were tried.
-func connHint(msg, cmdPath string) string {
+func connHint(msg, cmdPath string, hasPgdata, hadPassword bool) string {
+	if !hadPassword && strings.Contains(msg, "password authentication failed") {
+		return "hint: no password was supplied (none in the connection string, PGPASSWORD, ~/.pgpass or a service file): add it to ~/.pgpass (mode 0600), or give -W to be asked for it"
+	}
 	if m := authFailedRE.FindStringSubmatch(msg); m != nil {
 		role := m[2]
 		osUser := currentUser()
@@ -50,8 +53,12 @@ func connHint(msg, cmdPath string) string {
 				runAs = owner
 			}
 		}
-		return fmt.Sprintf("hint: %s authentication accepts only the operating-system user that the pg_ident.conf map (or, without one, the name %q) allows, and you are %q: run as the cluster's user, e.g. 'sudo -u %s %s ...', or audit the files without connecting: '%s --pgdata DIR'",
-			strings.ToLower(m[1]), role, osUser, runAs, cmdPath, cmdPath)
+		hint := fmt.Sprintf("hint: %s authentication accepts only the operating-system user that the pg_ident.conf map (or, without one, the name %q) allows, and you are %q: run as the cluster's user, e.g. 'sudo -u %s %s ...'",
+			strings.ToLower(m[1]), role, osUser, runAs, cmdPath)
+		if hasPgdata { // only commands that can work from the files alone
+			hint += fmt.Sprintf(", or audit the files without connecting: '%s --pgdata DIR'", cmdPath)
+		}
+		return hint
 	}
 	if ms := socketRE.FindAllStringSubmatch(msg, -1); ms != nil && !strings.Contains(msg, "dial tcp") {
 		var dirs []string
