@@ -38,7 +38,6 @@ func TestFilesOnlyCommandsIgnorePGEnvironment(t *testing.T) {
 	}
 }
 
-
 func TestConnHints(t *testing.T) {
 	peer := `connecting to host=/var/run/postgresql user=postgres: FATAL: Peer authentication failed for user "postgres" (SQLSTATE 28000)`
 	if h := connHint(peer, "pgaegis access", false, false); !strings.Contains(h, "sudo -u") || strings.Contains(h, "--pgdata") {
