@@ -358,7 +358,7 @@ func writeLogsText(env *Env, st logscan.Stats, an *logscan.Analysis, events []lo
 
 // eventsReport maps events onto the audit's report so every writer works.
 func eventsReport(st logscan.Stats, events []logscan.Event, failOn rules.Severity) *report.Report {
-	snap := &snapshot.Snapshot{Tool: "pgaegis", ToolVersion: "logs", CollectedAt: time.Now().UTC().Truncate(time.Second),
+	snap := &snapshot.Snapshot{Tool: "pgaegis", ToolVersion: collect.Version, CollectedAt: time.Now().UTC().Truncate(time.Second),
 		Target: snapshot.Target{Description: "logs: " + strings.Join(st.Files, ", ")}}
 	var fs []rules.Finding
 	for _, e := range events {

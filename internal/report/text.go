@@ -91,9 +91,14 @@ func WriteText(w io.Writer, r *Report, o TextOptions) error {
 	if s.Waived > 0 {
 		waived = fmt.Sprintf(" · %d waived", s.Waived)
 	}
-	fmt.Fprintf(&b, "result: %s (fail-on %s) · %s%s · %d passed · %d not checked · %d rules\n", resultWord(p, r), s.FailOn, failTxt, waived, s.Pass, s.NotChecked, s.Rules)
 	if bl := r.Baseline; bl != nil {
-		fmt.Fprintf(&b, "since %s (%s): %d new, %d unchanged (not shown), %d fixed\n", bl.CollectedAt, bl.Path, bl.New, bl.Unchanged, len(bl.Fixed))
+		// Only what is new is reported: counts of passes and unchecked
+		// rules would read as zero, so the line says what the numbers are.
+		fmt.Fprintf(&b, "result: %s (fail-on %s) · %s new since the baseline%s · %d unchanged (not shown) · %d fixed · %d rules\n",
+			resultWord(p, r), s.FailOn, strings.Replace(failTxt, " failed", " failing", 1), waived, bl.Unchanged, len(bl.Fixed), s.Rules)
+		fmt.Fprintf(&b, "baseline: %s, collected %s\n", bl.Path, bl.CollectedAt)
+	} else {
+		fmt.Fprintf(&b, "result: %s (fail-on %s) · %s%s · %d passed · %d not checked · %d rules\n", resultWord(p, r), s.FailOn, failTxt, waived, s.Pass, s.NotChecked, s.Rules)
 	}
 
 	perRule := o.PerRule
@@ -240,8 +245,12 @@ func writeFirst(b *strings.Builder, p painter, r *Report, n int) {
 		closes += len(a.Findings)
 		hi += a.BySev[rules.Critical] + a.BySev[rules.High]
 	}
-	fmt.Fprintf(b, "\n%s %d change%s close %d of %d failing findings (%d of %d critical or high)\n",
-		p.c(ansiBold, "fix these first:"), len(acts), plural(len(acts)), closes, r.Summary.Fail, hi, allHi)
+	verb := "close"
+	if len(acts) == 1 {
+		verb = "closes"
+	}
+	fmt.Fprintf(b, "\n%s %d change%s %s %d of %d failing findings (%d of %d critical or high)\n",
+		p.c(ansiBold, "fix these first:"), len(acts), plural(len(acts)), verb, closes, r.Summary.Fail, hi, allHi)
 	for i, a := range acts {
 		then := ""
 		if a.Apply != "" {
