@@ -3,6 +3,7 @@ package report
 import (
 	"fmt"
 	"path"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -152,6 +153,9 @@ type Action struct {
 // ones, and low findings barely count.
 var severityWeight = map[rules.Severity]int{rules.Critical: 16, rules.High: 6, rules.Medium: 2, rules.Low: 1}
 
+// settingLine is a fix that starts like a postgresql.conf line.
+var settingLine = regexp.MustCompile(`^[a-z_][a-z0-9_.]* = `)
+
 // actionKey says which change closes a failing finding.
 func actionKey(f rules.Finding) (kind, target string) {
 	file, _ := splitLine(f.Location)
@@ -160,7 +164,10 @@ func actionKey(f rules.Finding) (kind, target string) {
 	case f.FixKind == rules.FixConfig && base == "pg_hba.conf":
 		return "hba", file
 	case strings.HasPrefix(f.Object, "setting ") && strings.HasPrefix(f.Fix, "ALTER SYSTEM"),
-		f.FixKind == rules.FixConfig && (base == "postgresql.conf" || base == "postgresql.auto.conf"):
+		f.FixKind == rules.FixConfig && (base == "postgresql.conf" || base == "postgresql.auto.conf"),
+		// A finding about something else (the TLS probe of a port) whose fix
+		// is setting lines: the same postgresql.conf change closes it.
+		f.FixKind == rules.FixConfig && file == "" && settingLine.MatchString(f.Fix):
 		return "settings", "postgresql.conf"
 	}
 	obj := f.Object

@@ -91,6 +91,8 @@ func TestActionsGroupByChange(t *testing.T) {
 		f("AUTH-07.final-reject", rules.Medium, "pg_hba.conf", hba, "host all all 0.0.0.0/0 reject\nhost all all ::/0 reject    # append to "+hba+", then reload", rules.FixConfig),
 		f("TLS-01", rules.High, "setting ssl", "", "ALTER SYSTEM SET ssl = 'on'; SELECT pg_reload_conf();", rules.FixSQL),
 		f("LOG-19", rules.Medium, "setting log_connections", "", "ALTER SYSTEM SET log_connections = 'on'; SELECT pg_reload_conf();", rules.FixSQL),
+		// The TLS probe of a port is fixed by the same settings.
+		f("TLS-08", rules.High, "port 127.0.0.1:5432", "", "ssl = on, ssl_min_protocol_version = 'TLSv1.2', and only hostssl rules; then reload", rules.FixConfig),
 		f("PRIV-02.chains", rules.Critical, "role a via function db.public.f()", "", "REVOKE EXECUTE ON FUNCTION public.f() FROM PUBLIC, a;", rules.FixSQL),
 		f("PRIV-02.chains", rules.Critical, "role b via function db.public.f()", "", "REVOKE EXECUTE ON FUNCTION public.f() FROM PUBLIC, b;", rules.FixSQL),
 		f("PRIV-06", rules.Critical, "function db.public.f()", "", "REVOKE EXECUTE ON FUNCTION public.f() FROM PUBLIC;", rules.FixSQL),
@@ -105,7 +107,7 @@ func TestActionsGroupByChange(t *testing.T) {
 	for _, a := range acts {
 		got[a.Kind+" "+a.Target] = len(a.Findings)
 	}
-	want := map[string]int{"hba " + hba: 4, "settings postgresql.conf": 2, "object function db.public.f()": 3, "object role app": 2, "object role x": 1, "object extension db.a": 2}
+	want := map[string]int{"hba " + hba: 4, "settings postgresql.conf": 3, "object function db.public.f()": 3, "object role app": 2, "object role x": 1, "object extension db.a": 2}
 	for k, n := range want {
 		if got[k] != n {
 			t.Errorf("action %q closes %d findings, want %d (all: %v)", k, got[k], n, got)
