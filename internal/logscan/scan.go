@@ -618,19 +618,27 @@ func parseStderr(data []byte, p *Prefix) []signal {
 // used, nil when none fits. Only lines of interest get here, so trying the
 // others costs nothing measurable.
 func parseLine(p *Prefix, l []byte, r *Record) (string, string, *Prefix) {
-	for i, q := range append([]*Prefix{p}, commonCompiled()...) {
-		if i > 0 && q.spec == p.spec {
+	if sev, msg, ok := parseWith(p, l, r); ok {
+		return sev, msg, p // the common case: no allocation, no other prefix tried
+	}
+	for _, q := range commonCompiled() {
+		if q.spec == p.spec {
 			continue
 		}
-		*r = Record{}
-		if rest, ok := q.parse(l, r); ok {
-			if sev, msg, ok := splitSeverity(rest); ok {
-				return sev, msg, q
-			}
+		if sev, msg, ok := parseWith(q, l, r); ok {
+			return sev, msg, q
 		}
 	}
 	*r = Record{}
 	return "", "", nil
+}
+
+func parseWith(q *Prefix, l []byte, r *Record) (string, string, bool) {
+	*r = Record{}
+	if rest, ok := q.parse(l, r); ok {
+		return splitSeverity(rest)
+	}
+	return "", "", false
 }
 
 // interestingMessage is the per-line fast path: most lines are rejected
