@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/pgaegis/pgaegis/internal/remedy"
 	"github.com/pgaegis/pgaegis/internal/snapshot"
 )
 
@@ -124,6 +125,9 @@ type Finding struct {
 	Waiver *Waiver `json:"waiver,omitempty"`
 	// Change is set with --baseline: "new" or "unchanged".
 	Change string `json:"change,omitempty"`
+	// Changes are what the finding needs, as data for the planner
+	// (internal/fix), which merges them across findings and writes Fix.
+	Changes []remedy.Change `json:"-"`
 }
 
 // Waiver records an accepted finding.
@@ -155,6 +159,8 @@ type Problem struct {
 	Fix, FixKind, FixApply               string
 	// Database: see Finding.Database.
 	Database string
+	// Changes: see Finding.Changes.
+	Changes []remedy.Change
 	// Severity overrides the rule's severity when set (SevSet true).
 	Severity Severity
 	SevSet   bool
@@ -170,6 +176,7 @@ func (c *Check) Fail(p Problem) {
 	f := c.base(Fail, p.Object)
 	f.Location, f.Evidence, f.Expected = p.Location, p.Evidence, p.Expected
 	f.Fix, f.FixKind, f.FixApply, f.Database = p.Fix, p.FixKind, p.FixApply, p.Database
+	f.Changes = p.Changes
 	if p.SevSet {
 		f.Severity = p.Severity
 	}
