@@ -65,16 +65,25 @@ func Prove(tb testing.TB, srv *localpg.Server, only []string, o Options) *Proof 
 		tb.Fatalf("the weakness is not planted: no failing finding of %v", only)
 	}
 	res := fix.Build(snap, before, fix.Options{Only: only})
-	pr := &Proof{Before: before, Plan: res.Plan}
 	if res.Plan.Empty() {
 		tb.Logf("plan for %v has no steps (manual: %d, held: %d)", only, len(res.Plan.Manual), len(res.Plan.Held))
-		return pr
+		return &Proof{Before: before, Plan: res.Plan}
 	}
-	Apply(tb, srv, res.Plan, o)
+	return Verify(tb, srv, before, res.Plan, only, o)
+}
+
+// Verify applies p (planned from the failing findings in before) to srv,
+// restarts it, audits again and checks the plan's claims: every finding
+// it closes is gone, nothing that passed fails, and a second plan for the
+// same rules is empty.
+func Verify(tb testing.TB, srv *localpg.Server, before []rules.Finding, p *plan.Plan, only []string, o Options) *Proof {
+	tb.Helper()
+	pr := &Proof{Before: before, Plan: p}
+	Apply(tb, srv, p, o)
 	snap2, after := Audit(tb, srv)
 	pr.After = after
 	closed := map[string]bool{}
-	for _, s := range res.Plan.Steps {
+	for _, s := range p.Steps {
 		for _, c := range s.Closes {
 			closed[c.Rule+"\x00"+c.Object] = true
 		}

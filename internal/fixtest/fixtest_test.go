@@ -1,8 +1,10 @@
 package fixtest
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -57,5 +59,46 @@ func TestAlterSystemList(t *testing.T) {
 	got := plan.AlterSystem(plan.SettingChange{Name: "shared_preload_libraries", To: "pgaudit, auth_delay"})
 	if got != "ALTER SYSTEM SET shared_preload_libraries = 'pgaudit', 'auth_delay';" {
 		t.Errorf("AlterSystem = %s", got)
+	}
+}
+
+// recorder is a testing.TB that keeps the errors instead of failing.
+type recorder struct {
+	testing.TB
+	errs []string
+}
+
+func (r *recorder) Errorf(format string, args ...any) {
+	r.errs = append(r.errs, fmt.Sprintf(format, args...))
+}
+func (r *recorder) Fatalf(format string, args ...any) {
+	r.Errorf(format, args...)
+	runtime.Goexit()
+}
+func (r *recorder) Helper() {}
+
+// The proof can fail: a step that does not fix what it claims, and a
+// step that breaks another rule, are both reported.
+func TestVerifyCatchesFalseClaims(t *testing.T) {
+	srv := pgtest.Start(t, localpg.Options{Conf: []string{"log_connections = off"}})
+	_, before := Audit(t, srv)
+	claim := plan.Step{ID: "1", Kind: plan.KindSettings,
+		// Claims LOG-19 (log_connections) but changes something else, and
+		// breaks what passed (LOG-17 wants debug_print_plan off).
+		Settings: []plan.SettingChange{{Name: "debug_print_plan", To: "on"}},
+		Closes:   []plan.FindingRef{{Rule: "LOG-19", Object: "setting log_connections"}}}
+	rec := &recorder{TB: t}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		Verify(rec, srv, before, &plan.Plan{Steps: []plan.Step{claim}}, []string{"LOG-19"}, Options{})
+	}()
+	<-done
+	all := strings.Join(rec.errs, "\n")
+	if !strings.Contains(all, "LOG-19 setting log_connections still fails") {
+		t.Errorf("a false claim was not caught:\n%s", all)
+	}
+	if !strings.Contains(all, "newly failing") {
+		t.Errorf("a step that breaks another rule was not caught:\n%s", all)
 	}
 }
