@@ -23,11 +23,15 @@ import (
 	"github.com/pgaegis/pgaegis/internal/safefile"
 )
 
-// Test hooks: afterReload runs once the new configuration is in force,
-// before verification (fault injection).
-var afterReload func(ctx context.Context) error
+// Test hooks for fault injection: afterReload runs once the new
+// configuration is in force, before verification; onVerifyConn sees the
+// verifying connection before it is used.
+var (
+	afterReload  func(ctx context.Context) error
+	onVerifyConn func(ctx context.Context, c *pgx.Conn)
+)
 
-// errRefused marks a refusal before any change.
+// refusal marks a refusal before any change.
 type refusal struct{ msg string }
 
 func (r *refusal) Error() string { return r.msg }

@@ -417,6 +417,9 @@ func (e *engine) verify(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("verification: pgaegis cannot log in again along its own path: %w", err)
 	}
+	if onVerifyConn != nil {
+		onVerifyConn(ctx, c)
+	}
 	err = c.QueryRow(ctx, `SELECT 1`).Scan(new(int))
 	c.Close(context.Background())
 	if err != nil {
