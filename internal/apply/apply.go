@@ -194,7 +194,7 @@ func Rollback(ctx context.Context, id string, o Options) (*Result, error) {
 		conn.Close(ctx)
 		return res, err
 	}
-	e := &engine{o: o, p: p, j: j, m: m, st: st, conn: conn, res: res, restartNames: map[string]bool{}}
+	e := &engine{o: o, p: p, j: j, m: m, st: st, conn: conn, res: res, restartNames: map[string]bool{}, proveNames: map[string]bool{}}
 	defer func() {
 		if e.conn != nil {
 			e.conn.Close(context.Background())

@@ -69,6 +69,9 @@ type engine struct {
 	restarted bool
 	// names of restart-needing settings this plan sets
 	restartNames map[string]bool
+	// proveNames are reload settings the throwaway server proves too:
+	// ssl and its files, which a reload would silently leave off.
+	proveNames   map[string]bool
 	binDirCached string
 }
 
@@ -99,7 +102,7 @@ func Apply(ctx context.Context, p *plan.Plan, o Options) (*Result, error) {
 	if err != nil {
 		return res, fmt.Errorf("connecting to the server: %w", err)
 	}
-	e := &engine{o: o, p: p, conn: conn, res: res, restartNames: map[string]bool{}}
+	e := &engine{o: o, p: p, conn: conn, res: res, restartNames: map[string]bool{}, proveNames: map[string]bool{}}
 	defer func() {
 		if e.conn != nil {
 			e.conn.Close(context.Background())
@@ -339,6 +342,9 @@ func (e *engine) saveSettings(ctx context.Context, s plan.Step) error {
 		}
 		if sc.Restart || ctxName == "postmaster" {
 			e.restartNames[strings.ToLower(sc.Name)] = true
+		}
+		if n := strings.ToLower(sc.Name); n == "ssl" || sslFiles[n] {
+			e.proveNames[n] = true
 		}
 		var v *string
 		err = e.conn.QueryRow(ctx, `SELECT setting FROM pg_file_settings WHERE name = $1 AND sourcefile LIKE '%/postgresql.auto.conf' ORDER BY seqno DESC LIMIT 1`, strings.ToLower(sc.Name)).Scan(&v)

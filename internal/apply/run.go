@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -60,7 +61,7 @@ func (e *engine) binDir(ctx context.Context) (string, error) {
 // candidate configuration when a setting needs a restart, before the real
 // server is touched.
 func (e *engine) prove(ctx context.Context) error {
-	if len(e.restartNames) == 0 {
+	if len(e.restartNames) == 0 && len(e.proveNames) == 0 {
 		return nil
 	}
 	bin, err := e.binDir(ctx)
@@ -91,39 +92,66 @@ func (e *engine) prove(ctx context.Context) error {
 	for n := range e.restartNames {
 		names = append(names, n)
 	}
+	for n := range e.proveNames {
+		if !e.restartNames[n] {
+			names = append(names, n)
+		}
+	}
+	sort.Strings(names)
 	e.logf("proving %s on a throwaway server (%s)", strings.Join(names, ", "), bin)
+	// The certificate files: whatever the candidate names (or the
+	// defaults, relative to the data directory), copied for the throwaway
+	// server to read; a missing one stays missing, so a server that would
+	// fail on it fails here (ssl = on without a certificate).
+	sslVals := map[string]string{"ssl_cert_file": "server.crt", "ssl_key_file": "server.key"}
+	for _, c := range conf {
+		if sslFiles[c.name] {
+			sslVals[c.name] = c.value
+		}
+	}
 	init := func(s *localpg.Server) error {
 		var b strings.Builder
 		b.WriteString("# the candidate configuration of " + e.info.dataDir + ", from pg_file_settings\n")
-		sslCopied := true
 		for _, c := range conf {
-			if clash[c.name] {
+			if clash[c.name] || sslFiles[c.name] {
 				continue
 			}
-			v := c.value
-			if sslFiles[c.name] && v != "" {
-				src := v
-				if !filepath.IsAbs(src) {
-					src = filepath.Join(e.info.dataDir, src)
-				}
-				data, err := safefile.ReadFile(src, 1<<20)
-				if err != nil {
-					sslCopied = false
-					continue
-				}
-				v = filepath.Join(s.DataDir, "proof-"+c.name)
+			q, err := quote.ConfValue(c.value)
+			if err != nil {
+				return fmt.Errorf("setting %s: %w", c.name, err)
+			}
+			fmt.Fprintf(&b, "%s = %s\n", c.name, q)
+		}
+		sslCopied := true
+		for name, v := range sslVals {
+			if v == "" {
+				continue
+			}
+			src := v
+			if !filepath.IsAbs(src) {
+				src = filepath.Join(e.info.dataDir, src)
+			}
+			data, err := safefile.ReadFile(src, 1<<20)
+			switch {
+			case errors.Is(err, fs.ErrNotExist):
+				v = src // missing for the real server too
+			case err != nil:
+				sslCopied = false
+				continue
+			default:
+				v = filepath.Join(s.DataDir, "proof-"+name)
 				if err := s.WriteFile(v, string(data), 0o600); err != nil {
 					return err
 				}
 			}
 			q, err := quote.ConfValue(v)
 			if err != nil {
-				return fmt.Errorf("setting %s: %w", c.name, err)
+				return fmt.Errorf("setting %s: %w", name, err)
 			}
-			fmt.Fprintf(&b, "%s = %s\n", c.name, q)
+			fmt.Fprintf(&b, "%s = %s\n", name, q)
 		}
 		if !sslCopied {
-			b.WriteString("ssl = off\n") // the certificate could not be copied; ssl is proven by the reload
+			b.WriteString("ssl = off\n") // a certificate we cannot read: the reload and re-audit judge ssl
 		}
 		b.WriteString("log_directory = 'log'\n")
 		return s.WriteDataFile("postgresql.auto.conf", b.String())
