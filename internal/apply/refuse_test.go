@@ -3,6 +3,7 @@ package apply
 import (
 	"context"
 	"errors"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -187,6 +188,14 @@ func TestFaultAfterReloadRestores(t *testing.T) {
 				}
 				return waitLoginFails(ctx)
 			}, want: "cannot log in again"},
+		{name: "bad setting slipped past",
+			after: func(ctx context.Context) error {
+				b, err := os.ReadFile(autoPath)
+				if err != nil {
+					return err
+				}
+				return s.WriteDataFile("postgresql.auto.conf", string(b)+"work_mem = 'lots'\n")
+			}, want: "settings not in force: work_mem"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

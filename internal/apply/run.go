@@ -449,9 +449,15 @@ func (e *engine) verify(ctx context.Context) error {
 		onVerifyConn(ctx, c)
 	}
 	err = c.QueryRow(ctx, `SELECT 1`).Scan(new(int))
+	if err != nil {
+		err = fmt.Errorf("the fresh connection fails: %w", err)
+	}
+	if err == nil {
+		err = e.settingsInForce(ctx, c)
+	}
 	c.Close(context.Background())
 	if err != nil {
-		return fmt.Errorf("verification: the fresh connection fails: %w", err)
+		return fmt.Errorf("verification: %w", err)
 	}
 	if e.o.ReAudit == nil {
 		return nil
@@ -488,6 +494,55 @@ func (e *engine) verify(ctx context.Context) error {
 		return fmt.Errorf("verification: %s", strings.Join(probs, "; "))
 	}
 	e.logf("verified: pgaegis logs in again, and the re-audit agrees")
+	return nil
+}
+
+// settingsInForce: every setting the plan wrote is in force, or waits for
+// a restart that was left pending (a bad value slipped past validation
+// shows here as a pg_file_settings error, or as a pending restart after
+// the restart).
+func (e *engine) settingsInForce(ctx context.Context, c *pgx.Conn) error {
+	var names []string
+	for _, s := range e.p.Steps {
+		for _, sc := range s.Settings {
+			names = append(names, strings.ToLower(sc.Name))
+		}
+	}
+	if len(names) == 0 {
+		return nil
+	}
+	rows, err := c.Query(ctx, `SELECT f.name, f.error, coalesce(s.pending_restart, false)
+		FROM pg_file_settings f LEFT JOIN pg_settings s ON s.name = f.name
+		WHERE f.name = ANY($1) AND f.sourcefile LIKE '%/postgresql.auto.conf'
+		  AND (f.error IS NOT NULL OR s.pending_restart)`, names)
+	if err != nil {
+		return fmt.Errorf("reading pg_file_settings: %w", err)
+	}
+	defer rows.Close()
+	var probs []string
+	for rows.Next() {
+		var name string
+		var msg *string
+		var pending bool
+		if err := rows.Scan(&name, &msg, &pending); err != nil {
+			return err
+		}
+		if !e.restarted && e.restartNames[name] {
+			continue // waits for the restart left pending
+		}
+		why := "waits for a restart after the restart"
+		if msg != nil && !pending {
+			why = *msg
+		}
+		probs = append(probs, name+": "+why)
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	if len(probs) > 0 {
+		sort.Strings(probs)
+		return fmt.Errorf("settings not in force: %s", strings.Join(probs, "; "))
+	}
 	return nil
 }
 
