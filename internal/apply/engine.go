@@ -471,7 +471,7 @@ func (e *engine) guard(ctx context.Context) error {
 		return nil
 	}
 	for _, p := range paths {
-		if why := g.check(p, rules, stepID, sslOn, hbaStep); why != "" {
+		if why := g.check(p, rules, stepID, sslOn); why != "" {
 			return refuse("lockout guard: %s", why)
 		}
 	}

@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	"github.com/pgaegis/pgaegis/internal/hba"
-	"github.com/pgaegis/pgaegis/internal/plan"
 )
 
 // ParsePath reads "ROLE@DB from ADDR [ssl]" or "ROLE@DB local" (--keep).
@@ -102,7 +101,7 @@ type guard struct {
 }
 
 // check returns why p would be locked out under the candidate rules, or "".
-func (g *guard) check(p Path, rules []hba.Rule, stepID string, sslAfter bool, s *plan.Step) string {
+func (g *guard) check(p Path, rules []hba.Rule, stepID string, sslAfter bool) string {
 	c := p.conn()
 	if !sslAfter && c.SSL {
 		if p == g.op && g.opNeedsTLS {
@@ -112,10 +111,12 @@ func (g *guard) check(p Path, rules []hba.Rule, stepID string, sslAfter bool, s 
 	}
 	where := "step " + stepID
 	res := hba.Match(rules, c, g.env)
+	// An undecided line before the one that matches may be the one the
+	// server picks: not proven.
+	if len(res.Depends) > 0 {
+		return fmt.Sprintf("path %s: %s: cannot prove the new pg_hba.conf lets it in (%s)", p, where, strings.Join(res.Depends, "; "))
+	}
 	if !res.Matched {
-		if len(res.Depends) > 0 {
-			return fmt.Sprintf("path %s: %s: cannot prove the new pg_hba.conf lets it in (%s)", p, where, strings.Join(res.Depends, "; "))
-		}
 		return fmt.Sprintf("path %s: %s: no line of the new pg_hba.conf matches it, so it would be refused", p, where)
 	}
 	r := res.Rule
