@@ -309,6 +309,9 @@ func (e *engine) prepare(ctx context.Context) error {
 			return refuse("step %s: unknown kind %q", s.ID, s.Kind)
 		}
 	}
+	if e.needsRestart() && !e.o.NoRestart && len(e.o.RestartCommand) == 0 && !e.info.onHost {
+		return refuse("the plan needs a restart and the server is not on this host: give a restart command, or leave the restart pending")
+	}
 	return e.j.WriteManifest(e.m)
 }
 

@@ -38,6 +38,11 @@ var clash = map[string]bool{
 	"stats_temp_directory": true,
 }
 
+// sizing are memory settings a throwaway server keeps at its defaults
+// unless the plan changes them: a production server's shared_buffers
+// must not be allocated a second time just to prove another setting.
+var sizing = map[string]bool{"shared_buffers": true, "huge_pages": true, "huge_page_size": true}
+
 var sslFiles = map[string]bool{
 	"ssl_cert_file": true, "ssl_key_file": true, "ssl_ca_file": true, "ssl_crl_file": true, "ssl_dh_params_file": true,
 }
@@ -62,6 +67,13 @@ func (e *engine) binDir(ctx context.Context) (string, error) {
 // server is touched.
 func (e *engine) prove(ctx context.Context) error {
 	if len(e.restartNames) == 0 && len(e.proveNames) == 0 {
+		return nil
+	}
+	if !e.info.onHost {
+		if len(e.restartNames) > 0 {
+			return refuse("restart-needing settings are proven on a throwaway server with the server's own binaries: run pgaegis on the database host")
+		}
+		e.logf("not on the database host: ssl is judged by the reload and the re-audit alone")
 		return nil
 	}
 	bin, err := e.binDir(ctx)
@@ -113,7 +125,7 @@ func (e *engine) prove(ctx context.Context) error {
 		var b strings.Builder
 		b.WriteString("# the candidate configuration of " + e.info.dataDir + ", from pg_file_settings\n")
 		for _, c := range conf {
-			if clash[c.name] || sslFiles[c.name] {
+			if clash[c.name] || sslFiles[c.name] || sizing[c.name] && !e.restartNames[c.name] {
 				continue
 			}
 			q, err := quote.ConfValue(c.value)
