@@ -206,6 +206,11 @@ func Rollback(ctx context.Context, id string, o Options) (*Result, error) {
 	if filepath.Clean(e.info.dataDir) != filepath.Clean(m.DataDirectory) {
 		return res, fmt.Errorf("plan %s changed the server at %s; this connection reaches %s", id, m.DataDirectory, e.info.dataDir)
 	}
+	unlock, err := lockDataDir(e.info)
+	if err != nil {
+		return res, err
+	}
+	defer unlock()
 	e.logf("rolling back plan %s", id)
 	if err := e.restore(ctx, st.Restarted); err != nil {
 		res.Problem = err.Error()

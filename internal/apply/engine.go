@@ -111,6 +111,11 @@ func Apply(ctx context.Context, p *plan.Plan, o Options) (*Result, error) {
 	if err := e.inspect(ctx); err != nil {
 		return res, err
 	}
+	unlock, err := lockDataDir(e.info)
+	if err != nil {
+		return res, err
+	}
+	defer unlock()
 	j, err := plan.CreateJournal(root, p)
 	if err != nil {
 		return res, err
@@ -209,6 +214,23 @@ func (e *engine) inspect(ctx context.Context) error {
 	}
 	in.onHost = postmasterPort(in.dataDir) == in.port
 	return nil
+}
+
+// lockDataDir takes an advisory lock on the data directory for the whole
+// apply or rollback: two runs must not interleave their journals.
+func lockDataDir(in serverInfo) (func(), error) {
+	if !in.onHost {
+		return func() {}, nil
+	}
+	f, err := os.Open(in.dataDir)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("another pgaegis fix is changing %s right now (%v)", in.dataDir, err)
+	}
+	return func() { f.Close() }, nil
 }
 
 // postmasterPID and postmasterPort read postmaster.pid (lines 1 and 4).

@@ -260,3 +260,23 @@ func TestRollbackRefusesChangedFile(t *testing.T) {
 		t.Errorf("the refused rollback ran undo SQL")
 	}
 }
+
+// A failing SQL step: its own transaction rolls back, the committed step
+// before it is undone, and the files come back.
+func TestFailingSQLStepRestores(t *testing.T) {
+	s := pgtest.Start(t, localpg.Options{})
+	ctx := pgtest.Ctx(t)
+	hbaPath := filepath.Join(s.DataDir, "pg_hba.conf")
+	hba0 := stateOf(t, hbaPath)
+	p := guardPlan(s, "host all nobody_here 127.0.0.1/32 reject\n"+hba0.data)
+	p.Steps = append(p.Steps[:1], append([]plan.Step{{ID: "1b", Kind: plan.KindSQL, Database: "postgres",
+		SQL: []string{`CREATE ROLE half_done`, `SELECT 1/0`}, Undo: []string{`DROP ROLE half_done`}}}, p.Steps[1:]...)...)
+	res, err := Apply(ctx, p, opts(t, s))
+	if err == nil || !res.RolledBack || !strings.Contains(err.Error(), "step 1b") {
+		t.Fatalf("got %v, %+v", err, res)
+	}
+	if roleExists(t, s, "guard_probe") || roleExists(t, s, "half_done") {
+		t.Errorf("SQL left behind")
+	}
+	sameState(t, "pg_hba.conf", stateOf(t, hbaPath), hba0)
+}

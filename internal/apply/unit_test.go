@@ -146,3 +146,21 @@ func TestDefaultJournalRoot(t *testing.T) {
 		t.Errorf("without: %s", got)
 	}
 }
+
+func TestLockDataDir(t *testing.T) {
+	in := serverInfo{dataDir: t.TempDir(), onHost: true}
+	unlock, err := lockDataDir(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lockDataDir(in); err == nil {
+		t.Errorf("a second lock on the same data directory was granted")
+	}
+	unlock()
+	unlock2, err := lockDataDir(in)
+	if err != nil {
+		t.Errorf("after unlock: %v", err)
+	} else {
+		unlock2()
+	}
+}
