@@ -149,6 +149,8 @@ func Apply(ctx context.Context, p *plan.Plan, o Options) (*Result, error) {
 // refused undoes the validation writes (nothing took effect) and records
 // the refusal.
 func (e *engine) refused(ctx context.Context, err error) (*Result, error) {
+	ctx, cancel := restoreContext(ctx)
+	defer cancel()
 	if e.changed {
 		if rerr := e.restoreFiles(ctx); rerr != nil {
 			err = fmt.Errorf("%v; restoring the journalled files failed too: %v (journal %s)", err, rerr, e.j.Dir)
@@ -162,8 +164,16 @@ func (e *engine) refused(ctx context.Context, err error) (*Result, error) {
 	return e.res, errors.New(e.res.Problem)
 }
 
+// restoreContext outlives the caller's cancellation (an interrupt
+// mid-apply must still put the server back), within its own bound.
+func restoreContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), 2*serverWait+time.Minute)
+}
+
 // failed restores everything after a change went wrong.
 func (e *engine) failed(ctx context.Context, err error) (*Result, error) {
+	ctx, cancel := restoreContext(ctx)
+	defer cancel()
 	e.logf("failed: %v; restoring plan %s from its journal", err, e.j.ID)
 	e.res.Problem = err.Error()
 	if rerr := e.restore(ctx, e.restarted); rerr != nil {

@@ -154,6 +154,7 @@ func TestFaultAfterReloadRestores(t *testing.T) {
 			time.Sleep(50 * time.Millisecond)
 		}
 	}
+	var cancelCur context.CancelFunc
 	cases := []struct {
 		name    string
 		restart bool
@@ -188,6 +189,11 @@ func TestFaultAfterReloadRestores(t *testing.T) {
 				}
 				return waitLoginFails(ctx)
 			}, want: "cannot log in again"},
+		{name: "interrupted after the reload",
+			after: func(ctx context.Context) error {
+				cancelCur() // Ctrl-C: the restore must still run to the end
+				return ctx.Err()
+			}, want: "context canceled"},
 		{name: "bad setting slipped past",
 			after: func(ctx context.Context) error {
 				b, err := os.ReadFile(autoPath)
@@ -203,7 +209,10 @@ func TestFaultAfterReloadRestores(t *testing.T) {
 			defer func() { afterReload, onVerifyConn = nil, nil }()
 			o := opts(t, s)
 			o.ReAudit = c.reaudit
-			res, err := Apply(ctx, mk(c.restart), o)
+			actx, cancel := context.WithCancel(ctx)
+			defer cancel()
+			cancelCur = cancel
+			res, err := Apply(actx, mk(c.restart), o)
 			if err == nil || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("got %v, want %q", err, c.want)
 			}

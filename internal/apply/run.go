@@ -205,9 +205,8 @@ func (e *engine) run(ctx context.Context) error {
 				return fmt.Errorf("step %s (%s): %w", s.ID, strings.Join(s.Command, " "), err)
 			}
 		case plan.KindFileMode:
-			for range s.Modes {
-				sm := &e.m.Modes[modeIdx]
-				mc := s.Modes[modeIdx-firstMode(e.p, s.ID)]
+			for _, mc := range s.Modes {
+				sm := &e.m.Modes[modeIdx] // journalled by prepare in the same order
 				if err := os.Chmod(sm.Path, mc.To.Perm()); err != nil {
 					return fmt.Errorf("step %s: %w", s.ID, err)
 				}
@@ -264,19 +263,6 @@ func (e *engine) run(ctx context.Context) error {
 		}
 	}
 	return nil
-}
-
-func firstMode(p *plan.Plan, id string) int {
-	n := 0
-	for _, s := range p.Steps {
-		if s.ID == id {
-			return n
-		}
-		if s.Kind == plan.KindFileMode {
-			n += len(s.Modes)
-		}
-	}
-	return n
 }
 
 func needsReload(p *plan.Plan) bool {
