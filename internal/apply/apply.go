@@ -8,7 +8,13 @@ package apply
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -26,12 +32,12 @@ type Path struct {
 	Local   bool   `json:"local,omitempty"`
 	Address string `json:"address,omitempty"`
 	SSL     bool   `json:"ssl,omitempty"`
-	// OSUser is the client's OS user for peer authentication on a socket.
+	// OSUser is the client's OS user for peer authentication on a socket
+	// (empty: an OS user named like the role).
 	OSUser string `json:"os_user,omitempty"`
+	// ClientCert: the client presents a certificate (pg_stat_ssl.client_dn).
+	ClientCert bool `json:"client_cert,omitempty"`
 }
-
-// ParsePath reads "ROLE@DB from ADDR [ssl]" or "ROLE@DB local".
-func ParsePath(s string) (Path, error) { return Path{}, errors.New("apply.ParsePath: not built yet") }
 
 // Options shape one apply or rollback.
 type Options struct {
@@ -49,6 +55,13 @@ type Options struct {
 	// directory's owner. NoRestart leaves restart-needing steps pending.
 	RestartCommand []string
 	NoRestart      bool
+	// ServerLog is where pg_ctl restart sends the restarted server's
+	// output (pg_ctl -l, opened as the server's OS user); empty: the
+	// journal's restart.log.
+	ServerLog string
+	// RunCommand runs a KindCommand step's pgaegis command (argv without
+	// "pgaegis"); a plan with such a step is refused when it is nil.
+	RunCommand func(ctx context.Context, argv []string) error
 	// Before are the failing findings the plan was built from; ReAudit
 	// returns the failing findings after the change. Apply fails (and
 	// rolls back) when a finding the plan closes still fails or a finding
@@ -72,17 +85,6 @@ type Result struct {
 	Took       time.Duration `json:"took_ns"`
 }
 
-// Apply runs p. A refusal before any change returns an error and a Result
-// with Problem set; a failure after a change rolls back and says so.
-func Apply(ctx context.Context, p *plan.Plan, o Options) (*Result, error) {
-	return nil, errors.New("apply.Apply: not built yet")
-}
-
-// Rollback restores everything plan id changed, from its journal.
-func Rollback(ctx context.Context, id string, o Options) (*Result, error) {
-	return nil, errors.New("apply.Rollback: not built yet")
-}
-
 // Entry is one plan in the journal.
 type Entry struct {
 	ID         string    `json:"id"`
@@ -91,11 +93,140 @@ type Entry struct {
 	Steps      int       `json:"steps"`
 	State      string    `json:"state"` // applied, rolled-back, failed, refused
 	RolledBack time.Time `json:"rolled_back,omitzero"`
+	Problem    string    `json:"problem,omitempty"`
 }
 
 // History lists the plans in the journal, newest first.
-func History(root string) ([]Entry, error) { return nil, errors.New("apply.History: not built yet") }
+func History(root string) ([]Entry, error) {
+	if root == "" {
+		root = DefaultJournalRoot()
+	}
+	js, err := plan.ListJournals(root)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Entry, 0, len(js))
+	for _, j := range js {
+		st, err := j.State()
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, Entry{ID: j.ID, Created: st.Created, Target: st.Target, Steps: st.Steps, State: st.State, RolledBack: st.RolledBack, Problem: st.Problem})
+	}
+	sort.SliceStable(out, func(a, b int) bool {
+		if !out[a].Created.Equal(out[b].Created) {
+			return out[a].Created.After(out[b].Created)
+		}
+		return out[a].ID > out[b].ID
+	})
+	return out, nil
+}
 
 // DefaultJournalRoot is $XDG_STATE_HOME/pgaegis/plans, or
 // ~/.local/state/pgaegis/plans.
-func DefaultJournalRoot() string { return "" }
+func DefaultJournalRoot() string {
+	if d := os.Getenv("XDG_STATE_HOME"); d != "" && filepath.IsAbs(d) {
+		return filepath.Join(d, "pgaegis", "plans")
+	}
+	home, err := os.UserHomeDir()
+	if err != nil || home == "" {
+		home = "/"
+	}
+	return filepath.Join(home, ".local", "state", "pgaegis", "plans")
+}
+
+// Rollback restores everything plan id changed, from its journal:
+// pg_hba.conf and postgresql.auto.conf byte for byte, the undo SQL in
+// reverse, the old file modes; then reloads (restarts when the plan did).
+// It refuses a plan that is not applied, or whose files changed since.
+func Rollback(ctx context.Context, id string, o Options) (*Result, error) {
+	start := time.Now()
+	res := &Result{PlanID: id}
+	defer func() { res.Took = time.Since(start) }()
+	root := o.JournalRoot
+	if root == "" {
+		root = DefaultJournalRoot()
+	}
+	j, err := plan.OpenJournal(root, id)
+	if err != nil {
+		return res, err
+	}
+	res.JournalDir = j.Dir
+	st, err := j.State()
+	if err != nil {
+		return res, err
+	}
+	switch st.State {
+	case plan.StateApplied:
+	case plan.StateRolledBack:
+		return res, fmt.Errorf("plan %s was already rolled back (%s)", id, st.RolledBack.Format(time.RFC3339))
+	default:
+		return res, fmt.Errorf("plan %s is %s: nothing of it is in force to roll back", id, st.State)
+	}
+	m, err := j.Manifest()
+	if err != nil {
+		return res, err
+	}
+	var changed []string
+	for _, f := range m.Files {
+		data, err := os.ReadFile(f.Path)
+		switch {
+		case err != nil && !errors.Is(err, fs.ErrNotExist):
+			return res, fmt.Errorf("reading %s: %w", f.Path, err)
+		case err != nil:
+			changed = append(changed, f.Path+" (removed)")
+		case f.AfterSHA256 != "" && plan.Hash(data) != f.AfterSHA256:
+			changed = append(changed, f.Path)
+		}
+	}
+	if len(changed) > 0 {
+		return res, fmt.Errorf("plan %s: refusing to roll back: changed since the apply: %s (restore by hand from %s)", id, strings.Join(changed, ", "), filepath.Join(j.Dir, "files"))
+	}
+	if o.Conn == nil {
+		return res, errors.New("rollback: no connection settings")
+	}
+	conn, err := pgx.ConnectConfig(ctx, o.Conn.Copy())
+	if err != nil {
+		return res, fmt.Errorf("connecting to the server: %w", err)
+	}
+	p, err := j.Plan()
+	if err != nil {
+		conn.Close(ctx)
+		return res, err
+	}
+	e := &engine{o: o, p: p, j: j, m: m, st: st, conn: conn, res: res, restartNames: map[string]bool{}, proveNames: map[string]bool{}}
+	defer func() {
+		if e.conn != nil {
+			e.conn.Close(context.Background())
+		}
+	}()
+	if err := e.inspect(ctx); err != nil {
+		return res, err
+	}
+	if filepath.Clean(e.info.dataDir) != filepath.Clean(m.DataDirectory) {
+		return res, fmt.Errorf("plan %s changed the server at %s; this connection reaches %s", id, m.DataDirectory, e.info.dataDir)
+	}
+	unlock, err := lockDataDir(e.info)
+	if err != nil {
+		return res, err
+	}
+	defer unlock()
+	e.logf("rolling back plan %s", id)
+	if err := e.restore(ctx, st.Restarted); err != nil {
+		res.Problem = err.Error()
+		st.Problem = "rollback: " + err.Error()
+		j.WriteManifest(m)
+		j.WriteState(st)
+		return res, fmt.Errorf("rollback of plan %s: %w (journal %s)", id, err, j.Dir)
+	}
+	res.RolledBack, res.Reloaded, res.Restarted = true, true, st.Restarted
+	st.State, st.RolledBack = plan.StateRolledBack, time.Now().UTC()
+	if err := j.WriteManifest(m); err != nil {
+		return res, err
+	}
+	if err := j.WriteState(st); err != nil {
+		return res, err
+	}
+	e.logf("rolled back plan %s", id)
+	return res, nil
+}

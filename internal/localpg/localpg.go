@@ -206,6 +206,11 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 		if startErr = s.start(ctx, wait); startErr == nil {
 			break
 		}
+		// Only a lost race for the port is worth another try; a server
+		// that refuses its configuration refuses it every time.
+		if !strings.Contains(startErr.Error(), "could not bind") && !strings.Contains(startErr.Error(), "could not create any TCP/IP sockets") {
+			break
+		}
 	}
 	if startErr != nil {
 		return nil, startErr
@@ -316,17 +321,26 @@ func (s *Server) Restart(ctx context.Context) error {
 }
 
 func (s *Server) shutdown() {
-	if s.cmd == nil {
-		return
+	if s.cmd != nil {
+		select {
+		case <-s.done: // already gone: restarted from outside (pg_ctl restart)
+		default:
+			s.cmd.Process.Signal(syscall.SIGINT) // fast shutdown
+			select {
+			case <-s.done:
+			case <-time.After(30 * time.Second):
+				s.cmd.Process.Kill()
+				<-s.done
+			}
+		}
+		s.cmd = nil
 	}
-	s.cmd.Process.Signal(syscall.SIGINT) // fast shutdown
-	select {
-	case <-s.done:
-	case <-time.After(30 * time.Second):
-		s.cmd.Process.Kill()
-		<-s.done
+	// A postmaster started from outside (pg_ctl restart, as pgaegis fix
+	// does) is no child of ours: postmaster.pid names it, and it is
+	// stopped only if its command line is this data directory's.
+	if pm := postmasterPID(s.DataDir); pm > 0 && isPostmasterOf(pm, s.DataDir) {
+		stopProcess(pm)
 	}
-	s.cmd = nil
 }
 
 // Stop shuts the server down and removes its directory. It may be called
@@ -341,10 +355,23 @@ func (s *Server) Stop() {
 
 // Reload signals the postmaster to re-read its configuration files.
 func (s *Server) Reload() error {
-	if s.cmd == nil {
+	// postmaster.pid rather than our child: the server may have been
+	// restarted from outside.
+	pm := postmasterPID(s.DataDir)
+	if pm <= 0 || !isPostmasterOf(pm, s.DataDir) {
 		return errors.New("server not running")
 	}
-	return s.cmd.Process.Signal(syscall.SIGHUP)
+	return syscall.Kill(pm, syscall.SIGHUP)
+}
+
+// PostmasterPID is the pid in postmaster.pid when it is this cluster's
+// running postmaster, or 0.
+func (s *Server) PostmasterPID() int {
+	pm := postmasterPID(s.DataDir)
+	if pm <= 0 || !isPostmasterOf(pm, s.DataDir) {
+		return 0
+	}
+	return pm
 }
 
 // ConnConfig returns a structured connection configuration for the admin
