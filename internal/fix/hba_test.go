@@ -1,0 +1,181 @@
+package fix_test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/pgaegis/pgaegis/internal/fix"
+	"github.com/pgaegis/pgaegis/internal/hba"
+	"github.com/pgaegis/pgaegis/internal/plan"
+	"github.com/pgaegis/pgaegis/internal/rules"
+	"github.com/pgaegis/pgaegis/internal/snapshot"
+)
+
+// fileSnapshot is a snapshot of one pg_hba.conf written to a temporary
+// directory, with the given roles, as a files-plus-catalog audit sees it.
+func fileSnapshot(t *testing.T, content string, roles ...snapshot.Role) (*snapshot.Snapshot, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "pg_hba.conf")
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f := hba.Parse(path, []byte(content), hba.Options{Version: 15})
+	s := &snapshot.Snapshot{FormatVersion: snapshot.FormatVersion}
+	s.Server = &snapshot.Server{Version: "15.0", VersionNum: 150000, Superuser: true}
+	s.HBA = &snapshot.HBA{Source: "file", Path: path, Rules: f.Rules, Errors: f.Errors}
+	s.Target.HBAFile = path
+	s.Roles = roles
+	s.SetSetting(snapshot.Setting{Name: "ssl", Value: "on"})
+	s.SetSetting(snapshot.Setting{Name: "listen_addresses", Value: "*"})
+	return s, path
+}
+
+func hbaSteps(p *plan.Plan) []plan.Step {
+	var out []plan.Step
+	for _, s := range p.Steps {
+		if s.Kind == plan.KindHBA {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// TestHBAOneLineOneReplacement is the issue's defect: AUTH-01, AUTH-05 and
+// REPL-04 each printed their own replacement of the same line, and pasting
+// them in printed order put trust back. The plan has one new text for the
+// line, with every rule's demand in it and nothing weaker.
+func TestHBAOneLineOneReplacement(t *testing.T) {
+	content := "# replication from anywhere\nhost    replication  all  0.0.0.0/0  trust   # old\nlocal all all peer\n"
+	s, path := fileSnapshot(t, content,
+		snapshot.Role{Name: "postgres", Superuser: true, CanLogin: true, Replication: true, Password: snapshot.PasswordSCRAM},
+		snapshot.Role{Name: "standby one", CanLogin: true, Replication: true, Password: snapshot.PasswordMD5})
+	findings := rules.Run(s)
+	res := fix.Build(s, findings, fix.Options{Only: []string{"AUTH-01", "AUTH-05", "REPL-04"}})
+	steps := hbaSteps(res.Plan)
+	if len(steps) != 1 {
+		t.Fatalf("%d hba steps, want 1: %+v", len(steps), res.Plan.Steps)
+	}
+	st := steps[0]
+	if st.HBA.Path != path || st.Apply != plan.ApplyReload {
+		t.Errorf("path %q apply %q", st.HBA.Path, st.Apply)
+	}
+	if len(st.HBA.Lines) != 1 || st.HBA.Lines[0].Line != 2 {
+		t.Fatalf("lines %+v, want one change of line 2", st.HBA.Lines)
+	}
+	want := `hostssl    replication  "standby one"  0.0.0.0/0  scram-sha-256   # old`
+	if got := st.HBA.Lines[0].New; got != want {
+		t.Errorf("new line %q, want %q", got, want)
+	}
+	if strings.Join(st.HBA.Lines[0].Rules, ",") != "AUTH-01,AUTH-05,REPL-04,REPL-04.hba-ssl" {
+		t.Errorf("rules %v", st.HBA.Lines[0].Rules)
+	}
+	wantContent := "# replication from anywhere\n" + want + "\nlocal all all peer\n"
+	if st.HBA.Content != wantContent {
+		t.Errorf("content %q, want %q", st.HBA.Content, wantContent)
+	}
+	closed := map[string]bool{}
+	for _, c := range st.Closes {
+		closed[c.Rule] = true
+	}
+	for _, r := range []string{"AUTH-01", "AUTH-05", "REPL-04"} {
+		if !closed[r] {
+			t.Errorf("%s not among the findings the step closes: %+v", r, st.Closes)
+		}
+	}
+	// Every finding shows the same single new line, never trust.
+	for _, f := range findings {
+		if f.Status != rules.Fail || f.Location != path+":2" || !closed[f.Rule] {
+			continue
+		}
+		if txt := res.Texts[f.Key()]; !strings.Contains(txt, want) || strings.Count(txt, "trust") != 1 /* the "was:" line */ {
+			t.Errorf("%s fix text %q", f.Rule, txt)
+		}
+	}
+	// The standbys' addresses cannot be known: manual, no placeholder.
+	var manual bool
+	for _, m := range res.Plan.Manual {
+		if m.Rule == "REPL-04" && strings.Contains(m.What, "standbys' addresses") {
+			manual = true
+		}
+		if strings.Contains(m.What, "<standby") || strings.Contains(m.What, "replicator") {
+			t.Errorf("manual text with a placeholder or an invented role: %q", m.What)
+		}
+	}
+	if !manual {
+		t.Errorf("REPL-04's address narrowing is not in Manual: %+v", res.Plan.Manual)
+	}
+	var md5Break bool
+	for _, b := range st.Breaks {
+		if strings.Contains(b, `"standby one"`) && strings.Contains(b, "md5") {
+			md5Break = true
+		}
+	}
+	if !md5Break {
+		t.Errorf("breaks do not name the md5 role: %q", st.Breaks)
+	}
+}
+
+// TestHBARewrite: each case is a file and the rules fixed; the rewrite
+// keeps everything else byte for byte and composes per line.
+func TestHBARewrite(t *testing.T) {
+	su := snapshot.Role{Name: "postgres", Superuser: true, CanLogin: true, Password: snapshot.PasswordSCRAM}
+	app := snapshot.Role{Name: "app", CanLogin: true, Password: snapshot.PasswordSCRAM}
+	for _, tc := range []struct {
+		name, content string
+		only          []string
+		roles         []snapshot.Role
+		want          string // the whole new file
+		held          bool
+	}{
+		{name: "netmask form and options of the old method go",
+			content: "#c\r\nhost all app 10.0.0.0 255.0.0.0 ident map=x\r\n",
+			only:    []string{"AUTH-03"}, roles: []snapshot.Role{app},
+			want: "#c\r\nhostssl all app 10.0.0.0 255.0.0.0 scram-sha-256\r\n"},
+		{name: "names like methods are not the method field",
+			content: "host all md5 10.0.0.0/8 md5\nhost md5 all 10.1.0.0/16 md5\n",
+			only:    []string{"AUTH-02"}, roles: []snapshot.Role{app},
+			want: "hostssl all md5 10.0.0.0/8 scram-sha-256\nhostssl md5 all 10.1.0.0/16 scram-sha-256\n"},
+		{name: "local trust becomes peer, quoted names stay",
+			content: "local \"all\",\"my db\" \"x,y\" trust\n",
+			only:    []string{"AUTH-04"},
+			want:    "local \"all\",\"my db\" \"x,y\" peer\n"},
+		{name: "continued line is rewritten as one",
+			content: "host all \\\n  all 10.0.0.0/8 md5\nlocal all all peer\n",
+			only:    []string{"AUTH-02"}, roles: []snapshot.Role{app},
+			want: "hostssl all   all 10.0.0.0/8 scram-sha-256\nlocal all all peer\n"},
+		{name: "final reject appended once, only what is missing",
+			content: "local all all peer\nhostssl all all 10.0.0.0/8 scram-sha-256\nhost all all ::/0 reject",
+			only:    []string{"AUTH-07"},
+			want:    "local all all peer\nhostssl all all 10.0.0.0/8 scram-sha-256\nhost all all ::/0 reject\nhost all all 0.0.0.0/0 reject\n"},
+		{name: "superuser reject keeps the loopback path",
+			content: "local all all peer\nhostssl all all 0.0.0.0/0 scram-sha-256\n",
+			only:    []string{"AUTH-08"}, roles: []snapshot.Role{su, app},
+			want: "local all all peer\nhostssl all postgres 127.0.0.1/32 scram-sha-256\nhost all postgres 0.0.0.0/0 reject\nhost all postgres ::/0 reject\nhostssl all all 0.0.0.0/0 scram-sha-256\n"},
+		{name: "two superusers before one line, each line once",
+			content: "hostssl all all 10.0.0.0/8 scram-sha-256\n",
+			only:    []string{"AUTH-08"}, roles: []snapshot.Role{su, {Name: "root user", Superuser: true, CanLogin: true}},
+			want: "host all postgres 0.0.0.0/0 reject\nhost all postgres ::/0 reject\nhost all \"root user\" 0.0.0.0/0 reject\nhost all \"root user\" ::/0 reject\nhostssl all all 10.0.0.0/8 scram-sha-256\n"},
+		{name: "shadowed accept line is deleted, delete wins over a rewrite",
+			content: "host all all 10.0.0.0/8 scram-sha-256\nhost all app 10.1.0.0/16 md5\n",
+			only:    []string{"AUTH-18", "AUTH-02", "AUTH-05"}, roles: []snapshot.Role{app},
+			want: "hostssl all all 10.0.0.0/8 scram-sha-256\n"},
+		{name: "strongest method wins: reject is kept, trust never comes back",
+			content: "host all all 10.0.0.0/8 trust\n",
+			only:    []string{"AUTH-01", "AUTH-05", "AUTH-12"}, roles: []snapshot.Role{{Name: "nopw", CanLogin: true, Password: snapshot.PasswordNone}},
+			want: "hostssl all all 10.0.0.0/8 scram-sha-256\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, _ := fileSnapshot(t, tc.content, tc.roles...)
+			res := fix.Build(s, rules.Run(s), fix.Options{Only: tc.only})
+			steps := hbaSteps(res.Plan)
+			if len(steps) != 1 {
+				t.Fatalf("%d hba steps (held %+v, manual %+v)", len(steps), res.Plan.Held, res.Plan.Manual)
+			}
+			if got := steps[0].HBA.Content; got != tc.want {
+				t.Errorf("content\n%q\nwant\n%q", got, tc.want)
+			}
+		})
+	}
+}
