@@ -1,6 +1,7 @@
 package fix_test
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -8,6 +9,8 @@ import (
 
 	"github.com/pgaegis/pgaegis/internal/fix"
 	"github.com/pgaegis/pgaegis/internal/hba"
+	"github.com/pgaegis/pgaegis/internal/localpg"
+	"github.com/pgaegis/pgaegis/internal/pgtest"
 	"github.com/pgaegis/pgaegis/internal/plan"
 	"github.com/pgaegis/pgaegis/internal/rules"
 	"github.com/pgaegis/pgaegis/internal/snapshot"
@@ -175,6 +178,96 @@ func TestHBARewrite(t *testing.T) {
 			}
 			if got := steps[0].HBA.Content; got != tc.want {
 				t.Errorf("content\n%q\nwant\n%q", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestHBAFixesOnServer proves each rule's pg_hba.conf fix on a real
+// server: the weakness is planted, the plan's one rewrite is written, the
+// server parses it as we do, reloads and restarts with it, the admin still
+// connects, the finding is gone, no rule that passed now fails, and a
+// second plan for the rule is empty. Role names that need quoting in
+// pg_hba.conf go through the same round trip.
+func TestHBAFixesOnServer(t *testing.T) {
+	srv := pgtest.Start(t, localpg.Options{Conf: []string{"ssl = on"}, Init: pgtest.SelfSignedTLS, Listen: "127.0.0.1,::1"})
+	ctx := context.Background()
+	// The admin's own path (TLS over loopback) comes first and is never
+	// what a case plants; AUTH-08 leaves loopback alone.
+	const admin = "hostssl all all 127.0.0.1/32 scram-sha-256\nhostssl all all ::1/128 scram-sha-256\n"
+	path := filepath.Join(srv.DataDir, "pg_hba.conf")
+	for _, tc := range []struct {
+		rule, planted string
+		setup, undo   []string
+		// wantLine is a line the rewrite must contain.
+		wantLine string
+	}{
+		{rule: "AUTH-01", planted: "host all all 10.0.0.0/8 trust", wantLine: "hostssl all all 10.0.0.0/8 scram-sha-256"},
+		{rule: "AUTH-02", planted: "host all all 10.0.0.0/8 md5", wantLine: "hostssl all all 10.0.0.0/8 scram-sha-256"},
+		{rule: "AUTH-03", planted: "host all all 10.0.0.0 255.0.0.0 ident map=m", wantLine: "hostssl all all 10.0.0.0 255.0.0.0 scram-sha-256"},
+		{rule: "AUTH-04", planted: "local all all trust", wantLine: "local all all peer"},
+		{rule: "AUTH-05", planted: "host all all 10.0.0.0/8 scram-sha-256", wantLine: "hostssl all all 10.0.0.0/8 scram-sha-256"},
+		{rule: "AUTH-07.final-reject", planted: "hostssl all all 10.0.0.0/8 scram-sha-256", wantLine: "host all all ::/0 reject"},
+		{rule: "AUTH-08", planted: "hostssl all all 0.0.0.0/0 scram-sha-256\nhostssl all all ::/0 scram-sha-256",
+			setup: []string{`CREATE ROLE "su ""#1"", x" SUPERUSER LOGIN`}, undo: []string{`DROP ROLE "su ""#1"", x"`},
+			wantLine: `host all "su ""#1"", x" 0.0.0.0/0 reject`},
+		{rule: "AUTH-12", planted: "hostssl all nopw 10.0.0.0/8 trust",
+			setup: []string{"CREATE ROLE nopw LOGIN"}, undo: []string{"DROP ROLE nopw"}, wantLine: "hostssl all nopw 10.0.0.0/8 scram-sha-256"},
+		{rule: "AUTH-18.shadowed", planted: "hostssl all all 10.0.0.0/8 scram-sha-256\nhostssl all app 10.1.0.0/16 scram-sha-256",
+			setup: []string{"CREATE ROLE app LOGIN"}, undo: []string{"DROP ROLE app"}, wantLine: "hostssl all all 10.0.0.0/8 scram-sha-256"},
+		{rule: "REPL-04", planted: "hostssl replication all 127.0.0.1/32 trust",
+			setup: []string{`CREATE ROLE "stand by, ""one""" LOGIN REPLICATION`}, undo: []string{`DROP ROLE "stand by, ""one"""`},
+			wantLine: `hostssl replication "stand by, ""one""" 127.0.0.1/32 scram-sha-256`},
+		{rule: "REPL-04.hba-ssl", planted: "host replication standby 10.0.0.0/24 scram-sha-256",
+			setup: []string{"CREATE ROLE standby LOGIN REPLICATION"}, undo: []string{"DROP ROLE standby"},
+			wantLine: "hostssl replication standby 10.0.0.0/24 scram-sha-256"},
+	} {
+		t.Run(tc.rule, func(t *testing.T) {
+			if err := srv.Exec(ctx, tc.setup...); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() {
+				if err := srv.Exec(ctx, tc.undo...); err != nil {
+					t.Error(err)
+				}
+			})
+			if err := srv.WriteFile(path, admin+tc.planted+"\n", 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if err := srv.Exec(ctx, "SELECT pg_reload_conf()"); err != nil {
+				t.Fatal(err)
+			}
+			snap, before := audit(t, srv)
+			if len(failsRule(before, tc.rule)) == 0 {
+				t.Fatalf("the planted weakness does not fail %s", tc.rule)
+			}
+			res := fix.Build(snap, before, fix.Options{Only: []string{tc.rule}})
+			steps := hbaSteps(res.Plan)
+			if len(steps) != 1 {
+				t.Fatalf("%d hba steps, want 1 (held %+v, manual %+v)", len(steps), res.Plan.Held, res.Plan.Manual)
+			}
+			if !strings.Contains(steps[0].HBA.Content, tc.wantLine+"\n") {
+				t.Errorf("rewrite lacks %q:\n%s", tc.wantLine, steps[0].HBA.Content)
+			}
+			if !strings.HasPrefix(steps[0].HBA.Content, admin) {
+				t.Errorf("the admin's lines changed:\n%s", steps[0].HBA.Content)
+			}
+			applyHBAStep(t, srv, steps[0])
+			if err := srv.Restart(ctx); err != nil {
+				t.Fatalf("restart with the rewrite: %v", err)
+			}
+			snap2, after := audit(t, srv) // connects: the admin still gets in
+			if left := failsRule(after, tc.rule); len(left) > 0 {
+				t.Errorf("%s still fails after the fix: %q\n%s", tc.rule, left, steps[0].HBA.Content)
+			}
+			was := failing(before)
+			for r := range failing(after) {
+				if !was[r] {
+					t.Errorf("%s passed before the fix and fails after it:\n%s", r, steps[0].HBA.Content)
+				}
+			}
+			if again := fix.Build(snap2, after, fix.Options{Only: []string{tc.rule}}); len(hbaSteps(again.Plan)) > 0 {
+				t.Errorf("a second plan still rewrites: %+v", again.Plan.Steps)
 			}
 		})
 	}

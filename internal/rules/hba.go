@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/pgaegis/pgaegis/internal/hba"
+	"github.com/pgaegis/pgaegis/internal/hbapolicy"
 	"github.com/pgaegis/pgaegis/internal/quote"
 	"github.com/pgaegis/pgaegis/internal/remedy"
 	"github.com/pgaegis/pgaegis/internal/snapshot"
@@ -463,7 +464,7 @@ func init() {
 						Evidence: fmt.Sprintf("superuser %q matches %s (method %s)", role.Name, hbaEvidence(hit), hit.Method),
 						Expected: "superusers connect only through the local socket (peer); a reject line for them before any network rule",
 						Fix:      superuserReject(role.Name, hit.Location()),
-						FixKind:  FixConfig, FixApply: "reload", Changes: superuserRejectChange(role.Name, hit)})
+						FixKind:  FixConfig, FixApply: "reload", Changes: superuserRejectChange(role.Name, hit, rules)})
 				} else {
 					c.Pass("role "+role.Name, "no network rule accepts this superuser")
 				}
@@ -612,7 +613,7 @@ func superuserReject(name, before string) string {
 // loopback connections (the path an administrator on the host uses), a
 // loopback line comes first, as the network line had it but with a
 // password method at least, so the fix does not lock out the operator.
-func superuserRejectChange(name string, hit *hba.Rule) []remedy.Change {
+func superuserRejectChange(name string, hit *hba.Rule, all []hba.Rule) []remedy.Change {
 	tok, err := quote.HBAToken(name)
 	if err != nil {
 		return manualChange("role " + quote.Ident(name) + " cannot be named in pg_hba.conf (" + err.Error() + "): rename it, or reject it through a group role (+group) placed before " + textsafe.String(hit.Location()))
@@ -627,12 +628,40 @@ func superuserRejectChange(name string, hit *hba.Rule) []remedy.Change {
 		if hbaWeak(method) {
 			method = "scram-sha-256"
 		}
+		var earlier []hba.Rule
+		for i := range all {
+			if &all[i] == hit {
+				earlier = all[:i:i]
+				break
+			}
+		}
 		for _, a := range addrs {
-			before = append(before, fmt.Sprintf("%s %s %s %s %s", hit.Type, strings.Join(dbs, ","), tok, a, method))
+			line := fmt.Sprintf("%s %s %s %s %s", hit.Type, strings.Join(dbs, ","), tok, a, method)
+			// An earlier line already takes these connections (the
+			// admin's own loopback line): a copy would be dead.
+			if !shadowedAfter(earlier, hit, line) {
+				before = append(before, line)
+			}
 		}
 	}
 	before = append(before, fmt.Sprintf("host all %s 0.0.0.0/0 reject", tok), fmt.Sprintf("host all %s ::/0 reject", tok))
 	return []remedy.Change{{HBA: &remedy.HBAEdit{File: hit.File, Line: hit.Line, Before: before}}}
+}
+
+// shadowedAfter reports whether line, placed after the rules earlier,
+// could never match.
+func shadowedAfter(earlier []hba.Rule, at *hba.Rule, line string) bool {
+	f := hba.Parse(at.File, []byte(line+"\n"), hba.Options{ReadFile: func(string) ([]byte, error) { return nil, fmt.Errorf("no includes") }})
+	if len(f.Rules) != 1 {
+		return false
+	}
+	cand := append(earlier, f.Rules[0])
+	for _, sh := range hbapolicy.Shadowed(cand) {
+		if sh.Rule == &cand[len(cand)-1] {
+			return true
+		}
+	}
+	return false
 }
 
 // hbaWeak: methods a copied line must not carry (the rules above flag them).
