@@ -2,6 +2,7 @@ package fix_test
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -117,5 +118,50 @@ func TestFileModesPlan(t *testing.T) {
 	}
 	if !manual {
 		t.Errorf("INST-04 is not manual with its text: %+v", res.Plan.Manual)
+	}
+}
+
+// TestFileModesHostilePaths: a path with quotes, a line break, $(...) and
+// ; reaches the plan as data, and its chmod text is one shell argument
+// naming exactly that path.
+func TestFileModesHostilePaths(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "d'ir\n$(touch pwned) `touch pwned2`;rm -rf x #")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(dir, "pg_hba.conf")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(file, 0o666); err != nil {
+		t.Fatal(err)
+	}
+	s := &snapshot.Snapshot{FormatVersion: snapshot.FormatVersion}
+	s.Target.DataDir, s.Target.OnHost = dir, true
+	s.Files = []snapshot.File{{Path: file, Kind: snapshot.KindHBA, Exists: true, Mode: 0o666}}
+	findings := rules.Run(s)
+	res := fix.Build(s, findings, fix.Options{Only: []string{"FS-07"}})
+	if len(res.Plan.Steps) != 1 || len(res.Plan.Steps[0].Modes) != 1 || res.Plan.Steps[0].Modes[0].Path != file {
+		t.Fatalf("plan %+v", res.Plan.Steps)
+	}
+	n := 0
+	for _, f := range findings {
+		txt, ok := res.Texts[f.Key()]
+		if !ok {
+			continue
+		}
+		n++
+		cmd, _, _ := strings.Cut(txt, "    #")
+		rest, ok := strings.CutPrefix(cmd, "chmod 0640 ")
+		if !ok {
+			t.Fatalf("fix text %q", txt)
+		}
+		out, err := exec.Command("sh", "-c", "printf '%s\\0' "+rest).Output()
+		if err != nil || string(out) != file+"\x00" {
+			t.Errorf("chmod argument %q is %q to the shell (%v)", rest, out, err)
+		}
+	}
+	if n == 0 {
+		t.Error("no fix text for FS-07")
 	}
 }

@@ -272,3 +272,67 @@ func TestHBAFixesOnServer(t *testing.T) {
 		})
 	}
 }
+
+// TestHBAPlanEdges: an included file is edited where its lines are; a
+// file that cannot be read here still gets a step built from the server's
+// view, which says the file must be rewritten on the database host; new
+// hostssl lines on a server with ssl off wait for the settings step.
+func TestHBAPlanEdges(t *testing.T) {
+	app := snapshot.Role{Name: "app", CanLogin: true, Password: snapshot.PasswordSCRAM}
+	t.Run("include", func(t *testing.T) {
+		dir := t.TempDir()
+		main := filepath.Join(dir, "pg_hba.conf")
+		inc := filepath.Join(dir, "more.conf")
+		if err := os.WriteFile(main, []byte("local all all peer\ninclude more.conf\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(inc, []byte("# included\nhost all app 10.0.0.0/8 md5\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		f, err := hba.ParseFile(main, hba.Options{Version: 16})
+		if err != nil || len(f.Errors) > 0 {
+			t.Fatal(err, f.Errors)
+		}
+		s := &snapshot.Snapshot{FormatVersion: snapshot.FormatVersion, Server: &snapshot.Server{Version: "16.0", VersionNum: 160000}}
+		s.HBA = &snapshot.HBA{Source: "file", Path: main, Rules: f.Rules}
+		s.Roles = []snapshot.Role{app}
+		s.SetSetting(snapshot.Setting{Name: "ssl", Value: "on"})
+		res := fix.Build(s, rules.Run(s), fix.Options{Only: []string{"AUTH-02"}})
+		st := hbaSteps(res.Plan)
+		if len(st) != 1 || st[0].HBA.Path != inc || st[0].HBA.Content != "# included\nhostssl all app 10.0.0.0/8 scram-sha-256\n" {
+			t.Fatalf("steps %+v", st)
+		}
+	})
+	t.Run("unreadable file", func(t *testing.T) {
+		s, path := fileSnapshot(t, "host all app 10.0.0.0/8 md5\n", app)
+		if err := os.Remove(path); err != nil {
+			t.Fatal(err)
+		}
+		res := fix.Build(s, rules.Run(s), fix.Options{Only: []string{"AUTH-02"}})
+		st := hbaSteps(res.Plan)
+		if len(st) != 1 || st[0].HBA.Content != "" || !strings.Contains(st[0].Summary, "on the database host") ||
+			len(st[0].HBA.Lines) != 1 || st[0].HBA.Lines[0].New != "hostssl all app 10.0.0.0/8 scram-sha-256" {
+			t.Fatalf("steps %+v", st)
+		}
+	})
+	t.Run("ssl off", func(t *testing.T) {
+		s, _ := fileSnapshot(t, "host all app 10.0.0.0/8 scram-sha-256\n", app)
+		s.SetSetting(snapshot.Setting{Name: "ssl", Value: "off"})
+		res := fix.Build(s, rules.Run(s), fix.Options{Only: []string{"AUTH-05"}})
+		st := hbaSteps(res.Plan)
+		if len(st) != 1 || !strings.Contains(strings.Join(st[0].Breaks, "\n"), "ssl = on") ||
+			!strings.Contains(strings.Join(st[0].Breaks, "\n"), "without TLS") {
+			t.Fatalf("steps %+v", st)
+		}
+	})
+	t.Run("line changed since the audit", func(t *testing.T) {
+		s, path := fileSnapshot(t, "host all app 10.0.0.0/8 md5\n", app)
+		if err := os.WriteFile(path, []byte("host all app 10.9.0.0/16 md5\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		res := fix.Build(s, rules.Run(s), fix.Options{Only: []string{"AUTH-02"}})
+		if len(hbaSteps(res.Plan)) != 0 || len(res.Plan.Held) != 1 || !strings.Contains(res.Plan.Held[0].Why, "changed since the audit") {
+			t.Fatalf("steps %+v held %+v", res.Plan.Steps, res.Plan.Held)
+		}
+	})
+}
