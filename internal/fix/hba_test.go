@@ -336,3 +336,36 @@ func TestHBAPlanEdges(t *testing.T) {
 		}
 	})
 }
+
+// TestHBAManual: what only the operator knows (which networks, which
+// addresses a host name stood for, what a broken line meant) is manual,
+// with the line named, and nothing is guessed into the file.
+func TestHBAManual(t *testing.T) {
+	for _, tc := range []struct{ rule, content, want string }{
+		{"AUTH-06", "hostssl all all 0.0.0.0/0 scram-sha-256\n", "narrow the address of"},
+		{"AUTH-06.hostnames", "hostssl all all db.example.com scram-sha-256\n", "client's IP addresses"},
+		{"AUTH-18", "host all all 10.0.0.0/8 trusst\n", "correct line 1"},
+		{"REPL-04", "hostssl replication all 10.0.0.0/24 scram-sha-256\n", "replication roles instead of all"},
+	} {
+		t.Run(tc.rule, func(t *testing.T) {
+			s, path := fileSnapshot(t, tc.content)
+			res := fix.Build(s, rules.Run(s), fix.Options{Only: []string{tc.rule}})
+			var found bool
+			for _, m := range res.Plan.Manual {
+				if m.Rule == tc.rule && strings.Contains(m.What, tc.want) && strings.Contains(m.What, path) {
+					found = true
+				}
+			}
+			if !found {
+				t.Errorf("manual %+v, want %q naming %s", res.Plan.Manual, tc.want, path)
+			}
+			for _, st := range hbaSteps(res.Plan) {
+				for _, c := range st.Closes {
+					if c.Rule == tc.rule {
+						t.Errorf("an automatic step claims %s: %s", tc.rule, st.Summary)
+					}
+				}
+			}
+		})
+	}
+}

@@ -574,6 +574,8 @@ func replicationChanges(s *snapshot.Snapshot, r *hba.Rule) ([]remedy.Change, str
 		switch {
 		case !onlyReplication(r):
 			notes = append(notes, fmt.Sprintf("split %s: give replication its own line naming the replication roles", loc))
+		case len(toks) == 0 && s.Roles == nil:
+			notes = append(notes, fmt.Sprintf("name the standbys' replication roles instead of all on %s (this audit did not read the roles)", loc))
 		case len(toks) == 0:
 			notes = append(notes, fmt.Sprintf("create a login role WITH REPLICATION for the standbys and name it instead of all on %s", loc))
 		default:
