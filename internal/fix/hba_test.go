@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/pgaegis/pgaegis/internal/fix"
+	"github.com/pgaegis/pgaegis/internal/fixtest"
 	"github.com/pgaegis/pgaegis/internal/hba"
 	"github.com/pgaegis/pgaegis/internal/localpg"
 	"github.com/pgaegis/pgaegis/internal/pgtest"
@@ -367,5 +368,52 @@ func TestHBAManual(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestHBAWholeFileOnServer: every hba rule with an automatic fix at once,
+// on one weak file where several rules want the same lines. The plan has
+// one rewrite; fixtest applies it as written, restarts the server and
+// proves every closed finding gone, nothing newly failing and the second
+// plan empty.
+func TestHBAWholeFileOnServer(t *testing.T) {
+	weak := "hostssl all all 127.0.0.1/32 scram-sha-256\n" +
+		"hostssl all all ::1/128 scram-sha-256\n" +
+		"# the weak part\n" +
+		"local all all trust\n" +
+		"host all all 10.0.0.0/8 trust     # legacy\n" +
+		"host all app 10.1.0.0/16 md5\n" +
+		"host replication all 192.168.0.0/16 trust\n" +
+		"hostssl all all 0.0.0.0/0 scram-sha-256\n"
+	srv := pgtest.Start(t, localpg.Options{Conf: []string{"ssl = on"}, Init: pgtest.SelfSignedTLS, HBA: weak})
+	if err := srv.Exec(context.Background(), "CREATE ROLE nopw LOGIN", "CREATE ROLE app LOGIN PASSWORD 'x'", "CREATE ROLE standby LOGIN REPLICATION"); err != nil {
+		t.Fatal(err)
+	}
+	only := []string{"AUTH-01", "AUTH-02", "AUTH-04", "AUTH-05", "AUTH-07.final-reject", "AUTH-08", "AUTH-12", "AUTH-18.shadowed", "REPL-04"}
+	// AUTH-06 and AUTH-06.latent (wide and latent addresses: narrowing
+	// them is manual) failed before on these lines and still do; they name
+	// a line by its text, so after the rewrite the same findings carry the
+	// new text and look new to a comparison by key.
+	pr := fixtest.Prove(t, srv, only, fixtest.Options{AllowNewFailures: []string{"AUTH-06", "AUTH-06.latent"}})
+	for _, f := range pr.After {
+		if f.Status == rules.Fail && (f.Rule == "AUTH-06" || f.Rule == "AUTH-06.latent") && !strings.Contains(f.Object, "10.0.0.0/8") && !strings.Contains(f.Object, "192.168.0.0/16") && !strings.Contains(f.Object, "0.0.0.0/0") {
+			t.Errorf("%s newly fails on a line the weak file did not have: %s", f.Rule, f.Object)
+		}
+	}
+	steps := hbaSteps(pr.Plan)
+	if len(steps) != 1 {
+		t.Fatalf("%d hba steps", len(steps))
+	}
+	for _, want := range []string{"local all all peer\n", "hostssl all all 10.0.0.0/8 scram-sha-256     # legacy\n",
+		"hostssl replication standby 192.168.0.0/16 scram-sha-256\n", "host all postgres 0.0.0.0/0 reject\n", "host all all ::/0 reject\n"} {
+		if !strings.Contains(steps[0].HBA.Content, want) {
+			t.Errorf("rewrite lacks %q:\n%s", want, steps[0].HBA.Content)
+		}
+	}
+	if strings.Contains(steps[0].HBA.Content, "trust") || strings.Contains(steps[0].HBA.Content, "md5") {
+		t.Errorf("trust or md5 left:\n%s", steps[0].HBA.Content)
+	}
+	if !strings.HasPrefix(steps[0].HBA.Content, "hostssl all all 127.0.0.1/32 scram-sha-256\nhostssl all all ::1/128 scram-sha-256\n# the weak part\n") {
+		t.Errorf("untouched lines changed:\n%s", steps[0].HBA.Content)
 	}
 }
