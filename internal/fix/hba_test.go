@@ -417,3 +417,29 @@ func TestHBAWholeFileOnServer(t *testing.T) {
 		t.Errorf("untouched lines changed:\n%s", steps[0].HBA.Content)
 	}
 }
+
+// TestHBASecretsStayInTheFile: a line with an LDAP bind password is
+// rewritten with its password (the file must keep working), but the
+// plan's line list, summary and fix texts show it masked.
+func TestHBASecretsStayInTheFile(t *testing.T) {
+	const secret = "s3cr3t-bind"
+	s, _ := fileSnapshot(t, `host all all 10.0.0.0/8 ldap ldapserver=ldap.example.com ldapbasedn="dc=x" ldapbinddn="cn=b" ldapbindpasswd=`+secret+"\n")
+	res := fix.Build(s, rules.Run(s), fix.Options{Only: []string{"AUTH-05"}})
+	st := hbaSteps(res.Plan)
+	if len(st) != 1 {
+		t.Fatalf("steps %+v held %+v", res.Plan.Steps, res.Plan.Held)
+	}
+	if !strings.Contains(st[0].HBA.Content, "hostssl all all 10.0.0.0/8 ldap") || !strings.Contains(st[0].HBA.Content, secret) {
+		t.Errorf("content %q", st[0].HBA.Content)
+	}
+	shown := st[0].Summary + strings.Join(st[0].Breaks, "")
+	for _, l := range st[0].HBA.Lines {
+		shown += l.Old + l.New
+	}
+	for _, txt := range res.Texts {
+		shown += txt
+	}
+	if strings.Contains(shown, secret) {
+		t.Errorf("the bind password is shown: %q", shown)
+	}
+}

@@ -463,7 +463,7 @@ func init() {
 					c.Fail(Problem{Object: "role " + role.Name, Location: hit.Location(),
 						Evidence: fmt.Sprintf("superuser %q matches %s (method %s)", role.Name, hbaEvidence(hit), hit.Method),
 						Expected: "superusers connect only through the local socket (peer); a reject line for them before any network rule",
-						Fix:      superuserReject(role.Name, hit.Location()),
+						Fix:      superuserReject(role.Name, hit, rules),
 						FixKind:  FixConfig, FixApply: "reload", Changes: superuserRejectChange(role.Name, hit, rules)})
 				} else {
 					c.Pass("role "+role.Name, "no network rule accepts this superuser")
@@ -600,14 +600,14 @@ func isAnyPrefix(r *hba.Rule) bool {
 	return ok && p.Bits() == 0
 }
 
-// superuserReject is the pair of reject lines for a superuser, or an
-// explanation when its name cannot be written as an hba token.
-func superuserReject(name, before string) string {
-	tok, err := quote.HBAToken(name)
-	if err != nil {
-		return "role " + quote.Ident(name) + " cannot be named in pg_hba.conf (" + err.Error() + "): rename it, or reject it through a group role (+group) placed before " + textsafe.String(before)
+// superuserReject is the printed form of superuserRejectChange: the lines
+// to insert, or why there are none.
+func superuserReject(name string, hit *hba.Rule, all []hba.Rule) string {
+	ch := superuserRejectChange(name, hit, all)[0]
+	if ch.HBA == nil {
+		return ch.Manual
 	}
-	return fmt.Sprintf("host all %s 0.0.0.0/0 reject\nhost all %s ::/0 reject    # insert before %s, then reload", tok, tok, textsafe.String(before))
+	return strings.Join(ch.HBA.Before, "\n") + "    # insert before " + textsafe.String(hit.Location()) + ", then reload"
 }
 
 // superuserRejectChange inserts reject lines for a superuser before the
