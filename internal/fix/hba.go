@@ -347,13 +347,14 @@ func planHBAFile(s *snapshot.Snapshot, fw *fileWant) (*built, []plan.Held) {
 		if eol == "" {
 			eol = "\n"
 		}
-		for _, l := range w.before {
+		for _, asked := range w.before {
+			l := composeInserted(asked, w)
 			if seenAdded[l] {
 				continue
 			}
 			seenAdded[l] = true
 			b.WriteString(l + eol)
-			rw.Lines = append(rw.Lines, plan.LineChange{New: hba.MaskLine(l), Rules: rulesAsking(w.items, func(e *remedy.HBAEdit) bool { return contains(e.Before, l) })})
+			rw.Lines = append(rw.Lines, plan.LineChange{New: hba.MaskLine(l), Rules: rulesAsking(w.items, func(e *remedy.HBAEdit) bool { return contains(e.Before, asked) })})
 			if strings.HasPrefix(l, hba.HostSSL+" ") {
 				hostssl = true
 			}
@@ -464,6 +465,24 @@ func planHBAFile(s *snapshot.Snapshot, fw *fileWant) (*built, []plan.Held) {
 		out.step = step
 	}
 	return out, held
+}
+
+// composeInserted applies the type and method asked of a line to an
+// accepting line inserted before it (AUTH-08's loopback copy of that
+// line), so that the copy is not weaker than the line it came from.
+func composeInserted(l string, w *lineWant) string {
+	if w.typ == "" && w.method == "" {
+		return l
+	}
+	sp := fieldSpans(l)
+	if len(sp) < 4 || strings.HasSuffix(l, " reject") {
+		return l
+	}
+	nl, ok := rewriteLine(l, &lineWant{typ: w.typ, method: w.method})
+	if !ok {
+		return l
+	}
+	return nl
 }
 
 func contains(list []string, s string) bool {

@@ -613,8 +613,8 @@ func superuserReject(name string, hit *hba.Rule, all []hba.Rule) string {
 // superuserRejectChange inserts reject lines for a superuser before the
 // network line it matches. When that line also takes the superuser's
 // loopback connections (the path an administrator on the host uses), a
-// loopback line comes first, as the network line had it but with a
-// password method at least, so the fix does not lock out the operator.
+// loopback copy of that line comes first, so the fix does not lock out
+// the operator.
 func superuserRejectChange(name string, hit *hba.Rule, all []hba.Rule) []remedy.Change {
 	tok, err := quote.HBAToken(name)
 	if err != nil {
@@ -626,10 +626,10 @@ func superuserRejectChange(name string, hit *hba.Rule, all []hba.Rule) []remedy.
 		for i, d := range hit.Databases {
 			dbs[i] = d.String()
 		}
+		// The same method as the line it is copied from: the operator's
+		// login does not change. The planner applies the line's own
+		// rewrite (AUTH-01, AUTH-02 ...) to the copy as well.
 		method := hit.Method
-		if hbaWeak(method) {
-			method = "scram-sha-256"
-		}
 		var earlier []hba.Rule
 		for i := range all {
 			if &all[i] == hit {
@@ -647,7 +647,8 @@ func superuserRejectChange(name string, hit *hba.Rule, all []hba.Rule) []remedy.
 		}
 	}
 	before = append(before, fmt.Sprintf("host all %s 0.0.0.0/0 reject", tok), fmt.Sprintf("host all %s ::/0 reject", tok))
-	return []remedy.Change{{HBA: &remedy.HBAEdit{File: hit.File, Line: hit.Line, Before: before}}}
+	return []remedy.Change{{HBA: &remedy.HBAEdit{File: hit.File, Line: hit.Line, Before: before},
+		Breaks: "superuser " + quote.Ident(name) + " can no longer log in from other hosts (the socket and loopback stay open)"}}
 }
 
 // shadowedAfter reports whether line, placed after the rules earlier,
@@ -662,15 +663,6 @@ func shadowedAfter(earlier []hba.Rule, at *hba.Rule, line string) bool {
 		if sh.Rule == &cand[len(cand)-1] {
 			return true
 		}
-	}
-	return false
-}
-
-// hbaWeak: methods a copied line must not carry (the rules above flag them).
-func hbaWeak(m string) bool {
-	switch m {
-	case "trust", "password", "md5", "ident":
-		return true
 	}
 	return false
 }
