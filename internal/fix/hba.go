@@ -322,6 +322,7 @@ func planHBAFile(s *snapshot.Snapshot, fw *fileWant) (*built, []plan.Held) {
 	hostssl := false
 	var held []plan.Held
 	seenAdded := map[string]bool{}
+	inserted := map[string]string{} // asked line -> the line written
 	for i := 0; i < len(phys); {
 		text, n := logical(phys, i)
 		w := fw.lines[i+1]
@@ -349,6 +350,7 @@ func planHBAFile(s *snapshot.Snapshot, fw *fileWant) (*built, []plan.Held) {
 		}
 		for _, asked := range w.before {
 			l := composeInserted(asked, w)
+			inserted[asked] = l
 			if seenAdded[l] {
 				continue
 			}
@@ -423,7 +425,15 @@ func planHBAFile(s *snapshot.Snapshot, fw *fileWant) (*built, []plan.Held) {
 		if it.c.HBA.Line == 0 {
 			texts[it.f.Key()] = fmt.Sprintf("append to %s:\n%s", textsafe.String(fw.path), strings.Join(it.c.HBA.Append, "\n"))
 		} else if len(it.c.HBA.Before) > 0 {
-			texts[it.f.Key()] = fmt.Sprintf("insert before %s:%d:\n%s", textsafe.String(fw.path), it.c.HBA.Line, strings.Join(it.c.HBA.Before, "\n"))
+			var ls []string
+			for _, l := range it.c.HBA.Before {
+				if w, ok := inserted[l]; ok {
+					ls = append(ls, hba.MaskLine(w))
+				}
+			}
+			if len(ls) > 0 {
+				texts[it.f.Key()] = fmt.Sprintf("insert before %s:%d:\n%s", textsafe.String(fw.path), it.c.HBA.Line, strings.Join(ls, "\n"))
+			}
 		}
 		if it.c.Breaks != "" {
 			breaks = appendOnce(breaks, it.c.Breaks)

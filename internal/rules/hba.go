@@ -115,6 +115,22 @@ func replaceLine(r *hba.Rule, typ, method string) Problem {
 	for i := start; i < len(fields); i++ {
 		if fields[i] == r.Method || r.Method == "peer" && fields[i] == "ident" {
 			fields[i] = method
+			if method != r.Method {
+				// Options of the old method would make the server
+				// refuse the line ("map" with scram-sha-256).
+				kept := fields[:i+1]
+				for j, o := range fields[i+1:] {
+					if strings.HasPrefix(o, "#") {
+						kept = append(kept, fields[i+1+j:]...)
+						break
+					}
+					name, _, _ := strings.Cut(o, "=")
+					if name == "clientcert" && typ == hba.HostSSL || name == "map" && (method == "peer" || method == "cert" || method == "ident") {
+						kept = append(kept, o)
+					}
+				}
+				fields = kept
+			}
 			break
 		}
 	}
