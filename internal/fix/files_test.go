@@ -83,11 +83,12 @@ func TestFileModesPlan(t *testing.T) {
 		{Path: link, Kind: snapshot.KindHBA, Exists: true, Mode: 0o666, Symlink: true},
 	}
 	s.SetSetting(snapshot.Setting{Name: "data_checksums", Value: "off"})
+	s.Host = &snapshot.Host{Encrypted: "no", Fail2ban: "no", InstalledMajors: []int{14, 15}}
 	findings := rules.Run(s)
 	// A second finding on the same path asking for a looser mode.
 	findings = append(findings, rules.Finding{Rule: "TEST-LOOSE", Object: "file " + conf, Status: rules.Fail, Severity: rules.High,
 		Changes: []remedy.Change{{File: &remedy.FileMode{Path: conf, Mode: 0o644, From: 0o604}}}})
-	res := fix.Build(s, findings, fix.Options{Only: []string{"FS-05", "FS-06", "FS-07", "TEST-LOOSE", "INST-04"}})
+	res := fix.Build(s, findings, fix.Options{Only: []string{"FS-05", "FS-06", "FS-07", "TEST-LOOSE", "INST-04", "OTH-01", "AUTH-20", "INST-02"}})
 	if len(res.Plan.Steps) != 1 {
 		t.Fatalf("steps %+v", res.Plan.Steps)
 	}
@@ -110,14 +111,16 @@ func TestFileModesPlan(t *testing.T) {
 	if !heldLink {
 		t.Errorf("the symlink is not held: %+v", res.Plan.Held)
 	}
-	var manual bool
+	// Packages, volumes and a stopped server are a person's job.
+	manual := map[string]string{}
 	for _, m := range res.Plan.Manual {
-		if m.Rule == "INST-04" && strings.Contains(m.What, "pg_checksums --enable") && strings.Contains(m.What, "stop the server") {
-			manual = true
-		}
+		manual[m.Rule] = m.What
 	}
-	if !manual {
-		t.Errorf("INST-04 is not manual with its text: %+v", res.Plan.Manual)
+	for rule, want := range map[string]string{"INST-04": "stop the server and run pg_checksums --enable", "OTH-01": "LUKS volume",
+		"AUTH-20": "fail2ban", "INST-02": "remove the old majors"} {
+		if !strings.Contains(manual[rule], want) {
+			t.Errorf("%s manual text %q, want %q", rule, manual[rule], want)
+		}
 	}
 }
 
