@@ -58,6 +58,10 @@ type HBAEdit struct {
 	Method string `json:"method,omitempty"`
 	// Address replaces the address field (narrowing); "" keeps it.
 	Address string `json:"address,omitempty"`
+	// Users replaces the user field with these tokens (already quoted
+	// with quote.HBAToken): narrowing a line to the roles that need it.
+	// Empty keeps it.
+	Users []string `json:"users,omitempty"`
 	// Delete removes the line.
 	Delete bool `json:"delete,omitempty"`
 	// Before are whole lines (quoted with quote.HBAToken) to insert

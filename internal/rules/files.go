@@ -2,9 +2,11 @@ package rules
 
 import (
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/pgaegis/pgaegis/internal/quote"
+	"github.com/pgaegis/pgaegis/internal/remedy"
 	"github.com/pgaegis/pgaegis/internal/snapshot"
 )
 
@@ -48,16 +50,23 @@ func (c *Check) checkMode(f *snapshot.File, groupRead bool, want uint32) {
 	obj := what + " " + f.Path
 	ev := fmt.Sprintf("%s %s mode %s, owner %s", what, f.Path, f.ModeString(), ownerName(f))
 	fix := fmt.Sprintf("chmod %04o %s", want, quote.Shell(f.Path))
+	// The new mode only takes bits away: group read stays where it is
+	// tolerated, and nothing the file lacks is added.
+	allowed := want
+	if groupRead {
+		allowed |= 0o040
+	}
+	ch := []remedy.Change{{File: &remedy.FileMode{Path: f.Path, Mode: os.FileMode(perm & allowed), From: os.FileMode(perm)}}}
 	switch {
 	case perm&0o022 != 0:
 		c.Fail(Problem{Object: obj, Location: f.Path, Evidence: ev + ": writable by group or others",
-			Expected: fmt.Sprintf("%04o", want), Fix: fix, FixKind: FixShell, Severity: High, SevSet: true})
+			Expected: fmt.Sprintf("%04o", want), Fix: fix, FixKind: FixShell, Severity: High, SevSet: true, Changes: ch})
 	case perm&0o007 != 0:
 		c.Fail(Problem{Object: obj, Location: f.Path, Evidence: ev + ": accessible by others",
-			Expected: fmt.Sprintf("%04o", want), Fix: fix, FixKind: FixShell, Severity: Medium, SevSet: true})
+			Expected: fmt.Sprintf("%04o", want), Fix: fix, FixKind: FixShell, Severity: Medium, SevSet: true, Changes: ch})
 	case !groupRead && perm&0o070 != 0:
 		c.Fail(Problem{Object: obj, Location: f.Path, Evidence: ev + ": group has access",
-			Expected: fmt.Sprintf("%04o", want), Fix: fix, FixKind: FixShell, Severity: Medium, SevSet: true})
+			Expected: fmt.Sprintf("%04o", want), Fix: fix, FixKind: FixShell, Severity: Medium, SevSet: true, Changes: ch})
 	default:
 		c.Pass(obj, ev)
 	}
@@ -130,7 +139,7 @@ func init() {
 			if !ok {
 				if major < 10 {
 					c.Fail(Problem{Object: obj, Evidence: fmt.Sprintf("PostgreSQL %d is long out of support", major), Expected: "a supported major version",
-						Fix: "# upgrade with pg_upgrade to a supported major version", FixKind: FixShell})
+						Fix: "# upgrade with pg_upgrade to a supported major version", FixKind: FixShell, Changes: manualChange("upgrade with pg_upgrade to a supported major version")})
 				} else {
 					c.NotChecked(obj, "this pgaegis does not know the support window of this version")
 				}
@@ -139,7 +148,7 @@ func init() {
 			day, _ := time.Parse("2006-01-02", eol)
 			if Now().After(day) {
 				c.Fail(Problem{Object: obj, Evidence: fmt.Sprintf("PostgreSQL %d reached end of life on %s", major, eol), Expected: "a supported major version",
-					Fix: "# upgrade with pg_upgrade to a supported major version", FixKind: FixShell})
+					Fix: "# upgrade with pg_upgrade to a supported major version", FixKind: FixShell, Changes: manualChange("upgrade with pg_upgrade to a supported major version")})
 				return
 			}
 			c.Pass(obj, fmt.Sprintf("supported until %s", eol))
@@ -160,7 +169,8 @@ func init() {
 					loc = fmt.Sprintf("%s:%d", e.File, e.Line)
 				}
 				c.Fail(Problem{Object: "file " + e.File, Location: loc, Evidence: loc + ": " + e.Msg, Expected: "no errors",
-					Fix: "correct " + loc + ", then check with SELECT * FROM pg_file_settings WHERE error IS NOT NULL", FixKind: FixConfig})
+					Fix: "correct " + loc + ", then check with SELECT * FROM pg_file_settings WHERE error IS NOT NULL", FixKind: FixConfig,
+					Changes: manualChange("correct " + loc + " (what it meant is not knowable), then check with SELECT * FROM pg_file_settings WHERE error IS NOT NULL")})
 			}
 		},
 	})

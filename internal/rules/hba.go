@@ -6,7 +6,9 @@ import (
 	"strings"
 
 	"github.com/pgaegis/pgaegis/internal/hba"
+	"github.com/pgaegis/pgaegis/internal/hbapolicy"
 	"github.com/pgaegis/pgaegis/internal/quote"
+	"github.com/pgaegis/pgaegis/internal/remedy"
 	"github.com/pgaegis/pgaegis/internal/snapshot"
 	"github.com/pgaegis/pgaegis/internal/textsafe"
 )
@@ -113,13 +115,47 @@ func replaceLine(r *hba.Rule, typ, method string) Problem {
 	for i := start; i < len(fields); i++ {
 		if fields[i] == r.Method || r.Method == "peer" && fields[i] == "ident" {
 			fields[i] = method
+			if method != r.Method {
+				// Options of the old method would make the server
+				// refuse the line ("map" with scram-sha-256).
+				kept := fields[:i+1]
+				for j, o := range fields[i+1:] {
+					if strings.HasPrefix(o, "#") {
+						kept = append(kept, fields[i+1+j:]...)
+						break
+					}
+					name, _, _ := strings.Cut(o, "=")
+					if name == "clientcert" && typ == hba.HostSSL || name == "map" && (method == "peer" || method == "cert" || method == "ident") {
+						kept = append(kept, o)
+					}
+				}
+				fields = kept
+			}
 			break
 		}
 	}
 	text := strings.Join(fields, " ")
 	return Problem{Object: hbaObject(r), Location: r.Location(), Evidence: hbaEvidence(r),
-		Fix: fmt.Sprintf("%s    # replaces %s, then reload", text, textsafe.String(r.Location())), FixKind: FixConfig, FixApply: "reload"}
+		Fix: fmt.Sprintf("%s    # replaces %s, then reload", text, textsafe.String(r.Location())), FixKind: FixConfig, FixApply: "reload",
+		Changes: []remedy.Change{{HBA: lineEdit(r, typ, method)}}}
 }
+
+// lineEdit asks for line r to have type typ and method method; what it
+// already has is left out, so that the planner's composition only sees
+// real requests.
+func lineEdit(r *hba.Rule, typ, method string) *remedy.HBAEdit {
+	e := &remedy.HBAEdit{File: r.File, Line: r.Line}
+	if typ != r.Type {
+		e.Type = typ
+	}
+	if method != r.Method {
+		e.Method = method
+	}
+	return e
+}
+
+// manualChange is a remedy a person must carry out.
+func manualChange(what string) []remedy.Change { return []remedy.Change{{Manual: what}} }
 
 func tcpType(r *hba.Rule) string {
 	if r.Type == hba.Local {
@@ -337,7 +373,9 @@ func init() {
 						Evidence: fmt.Sprintf("%s admits %s", hbaEvidence(r), desc),
 						Expected: "the client networks that need access (e.g. 10.1.2.0/24)",
 						Fix:      fmt.Sprintf("narrow the address of %s to the application subnets, then reload", r.Location()),
-						FixKind:  FixConfig, FixApply: "reload", Severity: sev, SevSet: true})
+						FixKind:  FixConfig, FixApply: "reload", Severity: sev, SevSet: true,
+						// Which networks need access is known only to the operator.
+						Changes: manualChange(fmt.Sprintf("narrow the address of %s to the client networks that need it (only you know them), then reload", textsafe.String(r.Location())))})
 				}
 			}
 		},
@@ -382,11 +420,22 @@ func init() {
 				return
 			}
 			path := c.S.HBA.Path
+			var add []string
+			if !v4 {
+				add = append(add, "host all all 0.0.0.0/0 reject")
+			}
+			if !v6 {
+				add = append(add, "host all all ::/0 reject")
+			}
 			c.Fail(Problem{Object: "pg_hba.conf", Location: path,
 				Evidence: "no final reject line covering every address (IPv4 and IPv6) for all databases and users",
 				Expected: "last lines: host all all 0.0.0.0/0 reject / host all all ::/0 reject",
 				Fix:      "host all all 0.0.0.0/0 reject\nhost all all ::/0 reject    # append to " + textsafe.String(path) + ", then reload",
-				FixKind:  FixConfig, FixApply: "reload"})
+				FixKind:  FixConfig, FixApply: "reload",
+				// Lines at the end only meet connections nothing else
+				// matched: the server rejected those already, so this
+				// cannot lock anyone out.
+				Changes: []remedy.Change{{HBA: &remedy.HBAEdit{File: path, Append: add}}}})
 		},
 	})
 
@@ -430,8 +479,8 @@ func init() {
 					c.Fail(Problem{Object: "role " + role.Name, Location: hit.Location(),
 						Evidence: fmt.Sprintf("superuser %q matches %s (method %s)", role.Name, hbaEvidence(hit), hit.Method),
 						Expected: "superusers connect only through the local socket (peer); a reject line for them before any network rule",
-						Fix:      superuserReject(role.Name, hit.Location()),
-						FixKind:  FixConfig, FixApply: "reload"})
+						Fix:      superuserReject(role.Name, hit, rules),
+						FixKind:  FixConfig, FixApply: "reload", Changes: superuserRejectChange(role.Name, hit, rules)})
 				} else {
 					c.Pass("role "+role.Name, "no network rule accepts this superuser")
 				}
@@ -457,7 +506,8 @@ func init() {
 			}
 			for _, e := range errs {
 				c.Fail(Problem{Object: "file " + e.File, Location: fmt.Sprintf("%s:%d", e.File, e.Line), Evidence: e.Error(),
-					Expected: "no errors", Fix: fmt.Sprintf("correct line %d of %s, then reload", e.Line, e.File), FixKind: FixConfig, FixApply: "reload"})
+					Expected: "no errors", Fix: fmt.Sprintf("correct line %d of %s, then reload", e.Line, e.File), FixKind: FixConfig, FixApply: "reload",
+					Changes: manualChange(fmt.Sprintf("correct line %d of %s (what the line meant is not knowable), then reload", e.Line, textsafe.String(e.File)))})
 			}
 		},
 	})
@@ -494,15 +544,71 @@ func init() {
 						sev = Medium
 						why = append(why, "from loopback only")
 					}
-					c.Fail(Problem{Object: hbaObject(r), Location: r.Location(), Severity: sev, SevSet: true,
+					p := Problem{Object: hbaObject(r), Location: r.Location(), Severity: sev, SevSet: true,
 						Evidence: fmt.Sprintf("%s admits %s", hbaEvidence(r), strings.Join(why, ", ")),
 						Expected: "hostssl replication <replication role> <standby address>/32 scram-sha-256 (or cert)",
-						Fix:      fmt.Sprintf("hostssl replication replicator <standby-ip>/32 scram-sha-256    # replaces %s, then reload", r.Location()),
-						FixKind:  FixConfig, FixApply: "reload"})
+						FixKind:  FixConfig, FixApply: "reload"}
+					p.Changes, p.Fix = replicationChanges(c.S, r)
+					c.Fail(p)
 				}
 			}
 		},
 	})
+}
+
+// replicationChanges narrows a replication line to the replication roles
+// that exist (never a role the fix would have to invent, which PRIV-01
+// would then flag) and to a password method; the standbys' addresses
+// are known only to the operator, so a wide address stays a manual step.
+func replicationChanges(s *snapshot.Snapshot, r *hba.Rule) ([]remedy.Change, string) {
+	loc := textsafe.String(r.Location())
+	if r.Type == hba.Local {
+		// Socket replication: only trust is reported; peer is the
+		// packaging default.
+		return []remedy.Change{{HBA: lineEdit(r, hba.Local, "peer")}}, fmt.Sprintf("replace trust on %s with peer, then reload", loc)
+	}
+	var out []remedy.Change
+	var notes []string
+	e := lineEdit(r, hba.HostSSL, r.Method)
+	if r.Method == "trust" {
+		e.Method = "scram-sha-256"
+	}
+	if allTokens(r.Users) {
+		var toks []string
+		for _, role := range s.Roles {
+			// Superusers replicate too, but naming them here would open
+			// a network path AUTH-08 forbids.
+			if !role.Replication || !role.CanLogin || role.Superuser {
+				continue
+			}
+			tok, err := quote.HBAToken(role.Name)
+			if err != nil {
+				continue
+			}
+			toks = append(toks, tok)
+		}
+		switch {
+		case !onlyReplication(r):
+			notes = append(notes, fmt.Sprintf("split %s: give replication its own line naming the replication roles", loc))
+		case len(toks) == 0 && s.Roles == nil:
+			notes = append(notes, fmt.Sprintf("name the standbys' replication roles instead of all on %s (this audit did not read the roles)", loc))
+		case len(toks) == 0:
+			notes = append(notes, fmt.Sprintf("create a login role WITH REPLICATION for the standbys and name it instead of all on %s", loc))
+		default:
+			e.Users = toks
+		}
+	}
+	if e.Type != "" || e.Method != "" || len(e.Users) > 0 {
+		out = append(out, remedy.Change{HBA: e})
+	}
+	if desc, _, wide := addressWidth(r); wide {
+		notes = append(notes, fmt.Sprintf("narrow the address of %s (%s) to the standbys' addresses", loc, desc))
+	}
+	for _, n := range notes {
+		out = append(out, remedy.Change{Manual: n + ", then reload"})
+	}
+	fix := fmt.Sprintf("on %s: hostssl, scram-sha-256 (or cert), the replication roles, the standbys' addresses; then reload", loc)
+	return out, fix
 }
 
 func isAnyPrefix(r *hba.Rule) bool {
@@ -510,12 +616,105 @@ func isAnyPrefix(r *hba.Rule) bool {
 	return ok && p.Bits() == 0
 }
 
-// superuserReject is the pair of reject lines for a superuser, or an
-// explanation when its name cannot be written as an hba token.
-func superuserReject(name, before string) string {
+// superuserReject is the printed form of superuserRejectChange: the lines
+// to insert, or why there are none.
+func superuserReject(name string, hit *hba.Rule, all []hba.Rule) string {
+	ch := superuserRejectChange(name, hit, all)[0]
+	if ch.HBA == nil {
+		return ch.Manual
+	}
+	return strings.Join(ch.HBA.Before, "\n") + "    # insert before " + textsafe.String(hit.Location()) + ", then reload"
+}
+
+// superuserRejectChange inserts reject lines for a superuser before the
+// network line it matches. When that line also takes the superuser's
+// loopback connections (the path an administrator on the host uses), a
+// loopback copy of that line comes first, so the fix does not lock out
+// the operator.
+func superuserRejectChange(name string, hit *hba.Rule, all []hba.Rule) []remedy.Change {
 	tok, err := quote.HBAToken(name)
 	if err != nil {
-		return "role " + quote.Ident(name) + " cannot be named in pg_hba.conf (" + err.Error() + "): rename it, or reject it through a group role (+group) placed before " + textsafe.String(before)
+		return manualChange("role " + quote.Ident(name) + " cannot be named in pg_hba.conf (" + err.Error() + "): rename it, or reject it through a group role (+group) placed before " + textsafe.String(hit.Location()))
 	}
-	return fmt.Sprintf("host all %s 0.0.0.0/0 reject\nhost all %s ::/0 reject    # insert before %s, then reload", tok, tok, textsafe.String(before))
+	var before []string
+	if addrs := loopbackAddrs(hit); len(addrs) > 0 {
+		dbs := make([]string, len(hit.Databases))
+		for i, d := range hit.Databases {
+			dbs[i] = d.String()
+		}
+		// The same method as the line it is copied from: the operator's
+		// login does not change. The planner applies the line's own
+		// rewrite (AUTH-01, AUTH-02 ...) to the copy as well.
+		method := hit.Method
+		var earlier []hba.Rule
+		for i := range all {
+			if &all[i] == hit {
+				earlier = all[:i:i]
+				break
+			}
+		}
+		for _, a := range addrs {
+			line := fmt.Sprintf("%s %s %s %s %s", hit.Type, strings.Join(dbs, ","), tok, a, method)
+			// An earlier line already takes these connections (the
+			// admin's own loopback line): a copy would be dead.
+			if !shadowedAfter(earlier, hit, line) {
+				before = append(before, line)
+			}
+		}
+	}
+	before = append(before, fmt.Sprintf("host all %s 0.0.0.0/0 reject", tok), fmt.Sprintf("host all %s ::/0 reject", tok))
+	return []remedy.Change{{HBA: &remedy.HBAEdit{File: hit.File, Line: hit.Line, Before: before},
+		Breaks: "superuser " + quote.Ident(name) + " can no longer log in from other hosts (the socket and loopback stay open)"}}
+}
+
+// shadowedAfter reports whether line, placed after the rules earlier,
+// could never match.
+func shadowedAfter(earlier []hba.Rule, at *hba.Rule, line string) bool {
+	f := hba.Parse(at.File, []byte(line+"\n"), hba.Options{ReadFile: func(string) ([]byte, error) { return nil, fmt.Errorf("no includes") }})
+	if len(f.Rules) != 1 {
+		return false
+	}
+	cand := append(earlier, f.Rules[0])
+	for _, sh := range hbapolicy.Shadowed(cand) {
+		if sh.Rule == &cand[len(cand)-1] {
+			return true
+		}
+	}
+	return false
+}
+
+// loopbackAddrs are the loopback networks a host rule can match, as
+// pg_hba.conf addresses.
+func loopbackAddrs(r *hba.Rule) []string {
+	both := []string{"127.0.0.1/32", "::1/128"}
+	switch r.AddrKind {
+	case hba.AddrAll, hba.AddrSameHost, hba.AddrSameNet:
+		return both
+	case hba.AddrCIDR:
+		var out []string
+		if p, ok := r.Prefix(); ok {
+			for i, a := range []netip.Addr{netip.MustParseAddr("127.0.0.1"), netip.IPv6Loopback()} {
+				if p.Contains(a) {
+					out = append(out, both[i])
+				}
+			}
+		}
+		return out
+	case hba.AddrHostname:
+		if r.Address == "localhost" {
+			return both
+		}
+	}
+	return nil
+}
+
+// trustLineChange replaces trust on a line a password-less role matches:
+// peer on the socket (the OS account vouches), scram-sha-256 over TCP,
+// where the role then needs a password to get in at all.
+func trustLineChange(h *hba.Rule, role string) []remedy.Change {
+	if h.Type == hba.Local {
+		return []remedy.Change{{HBA: lineEdit(h, hba.Local, "peer")}}
+	}
+	return []remedy.Change{{HBA: lineEdit(h, h.Type, "scram-sha-256"),
+		Breaks: fmt.Sprintf("role %s has no password: it cannot log in over %s until it is given one", quote.Ident(role), textsafe.String(h.Location()))}}
 }

@@ -7,7 +7,9 @@ import (
 	"github.com/pgaegis/pgaegis/internal/guc"
 	"github.com/pgaegis/pgaegis/internal/hba"
 	"github.com/pgaegis/pgaegis/internal/hbapolicy"
+	"github.com/pgaegis/pgaegis/internal/remedy"
 	"github.com/pgaegis/pgaegis/internal/snapshot"
+	"github.com/pgaegis/pgaegis/internal/textsafe"
 )
 
 func init() {
@@ -21,9 +23,20 @@ func init() {
 				return
 			}
 			for _, sh := range hbapolicy.Shadowed(rules) {
-				c.Fail(Problem{Object: hbaObject(sh.Rule), Location: sh.Rule.Location(),
+				p := Problem{Object: hbaObject(sh.Rule), Location: sh.Rule.Location(),
 					Evidence: fmt.Sprintf("%s can never match: %s (%s) takes every connection it would", hbaEvidence(sh.Rule), sh.By.Location(), hbaEvidence(sh.By)),
-					Expected: "each line reachable", Fix: fmt.Sprintf("move %s above %s, or delete it", sh.Rule.Location(), sh.By.Location()), FixKind: FixConfig, FixApply: "reload"})
+					Expected: "each line reachable", Fix: fmt.Sprintf("move %s above %s, or delete it", sh.Rule.Location(), sh.By.Location()), FixKind: FixConfig, FixApply: "reload"}
+				if sh.Rule.Method == "reject" {
+					// A dead reject may be a tightening its author meant
+					// to apply: moving it up changes access, deleting it
+					// widens access the day the earlier line changes.
+					p.Changes = manualChange(fmt.Sprintf("decide whether the reject at %s was meant to apply: move it above %s, or delete it; then reload", textsafe.String(sh.Rule.Location()), textsafe.String(sh.By.Location())))
+				} else {
+					// A dead line that accepts: removing it changes nothing
+					// today and can never widen access.
+					p.Changes = []remedy.Change{{HBA: &remedy.HBAEdit{File: sh.Rule.File, Line: sh.Rule.Line, Delete: true}}}
+				}
+				c.Fail(p)
 			}
 		},
 	})
@@ -49,7 +62,8 @@ func init() {
 			for _, msg := range hbapolicy.UnknownNames(rules, roleExists, func(n string) bool { return dbs[n] }) {
 				loc, _, _ := strings.Cut(msg, ": ")
 				c.Fail(Problem{Object: "pg_hba.conf " + loc, Location: loc, Evidence: msg, Expected: "names that exist",
-					Fix: "remove the name from " + loc + ", then reload", FixKind: FixConfig, FixApply: "reload"})
+					Fix: "remove the name from " + loc + ", then reload", FixKind: FixConfig, FixApply: "reload",
+					Changes: manualChange("remove the name from " + textsafe.String(loc) + " (or create the role or database it was meant for), then reload")})
 			}
 		},
 	})
@@ -67,7 +81,9 @@ func init() {
 				r := &rules[i]
 				if r.AddrKind == hba.AddrHostname {
 					c.Fail(Problem{Object: hbaObject(r), Location: r.Location(), Evidence: fmt.Sprintf("%s matches host name %q through DNS", hbaEvidence(r), r.Address),
-						Expected: "IP addresses or networks", Fix: fmt.Sprintf("replace %q at %s with its addresses, then reload", r.Address, r.Location()), FixKind: FixConfig, FixApply: "reload"})
+						Expected: "IP addresses or networks", Fix: fmt.Sprintf("replace %q at %s with its addresses, then reload", r.Address, r.Location()), FixKind: FixConfig, FixApply: "reload",
+						// Today's DNS answer is not necessarily the intended client.
+						Changes: manualChange(fmt.Sprintf("replace %q at %s with the client's IP addresses, then reload", r.Address, textsafe.String(r.Location())))})
 				}
 			}
 		},
@@ -99,7 +115,8 @@ func init() {
 				}
 				c.Fail(Problem{Object: hbaObject(r), Location: r.Location(), Severity: sev, SevSet: true,
 					Evidence: fmt.Sprintf("%s is latent: listen_addresses = %q accepts only loopback clients", hbaEvidence(r), la.Value),
-					Expected: "no weak rules waiting for the listener to widen", Fix: "remove or harden " + r.Location() + " before widening listen_addresses", FixKind: FixConfig, FixApply: "reload"})
+					Expected: "no weak rules waiting for the listener to widen", Fix: "remove or harden " + r.Location() + " before widening listen_addresses", FixKind: FixConfig, FixApply: "reload",
+					Changes: manualChange("remove or harden " + textsafe.String(r.Location()) + " before widening listen_addresses")})
 			}
 		},
 	})

@@ -2,12 +2,14 @@ package rules
 
 import (
 	"fmt"
+	"os"
 	"regexp"
 	"sort"
 	"strconv"
 	"strings"
 
 	"github.com/pgaegis/pgaegis/internal/quote"
+	"github.com/pgaegis/pgaegis/internal/remedy"
 	"github.com/pgaegis/pgaegis/internal/snapshot"
 )
 
@@ -59,14 +61,15 @@ func init() {
 			obj := "PostgreSQL " + v.Version
 			if prerelease.MatchString(v.Version) {
 				c.Fail(Problem{Object: obj, Evidence: "pre-release build " + v.Version, Expected: "a released minor version",
-					Fix: "# install the current release of the major version", FixKind: FixShell, FixApply: "restart"})
+					Fix: "# install the current release of the major version", FixKind: FixShell, FixApply: "restart", Changes: manualChange("install the current release of the major version")})
 				return
 			}
 			major, minor := v.VersionNum/10000, v.VersionNum%100
 			latest, known := latestMinor[major]
 			if h := c.S.Host; h != nil && h.PackageCandidate != "" && h.PackageVersion != "" && h.PackageCandidate != h.PackageVersion {
 				c.Fail(Problem{Object: obj, Evidence: fmt.Sprintf("package %s %s is installed; the package manager offers %s", h.Package, h.PackageVersion, h.PackageCandidate),
-					Expected: "the newest package of this major", Fix: fmt.Sprintf("apt-get install --only-upgrade %s && systemctl restart postgresql", quote.Shell(h.Package)), FixKind: FixShell, FixApply: "restart"})
+					Expected: "the newest package of this major", Fix: fmt.Sprintf("apt-get install --only-upgrade %s && systemctl restart postgresql", quote.Shell(h.Package)), FixKind: FixShell, FixApply: "restart",
+					Changes: manualChange(fmt.Sprintf("upgrade the package (apt-get install --only-upgrade %s) and restart the server in a maintenance window", quote.Shell(h.Package)))})
 				return
 			}
 			switch {
@@ -74,7 +77,7 @@ func init() {
 				c.NotChecked(obj, fmt.Sprintf("this pgaegis knows releases up to %s; PostgreSQL %d is not in its table", releaseTableDate, major))
 			case minor < latest:
 				c.Fail(Problem{Object: obj, Evidence: fmt.Sprintf("running %d.%d; %d.%d is available (releases known up to %s)", major, minor, major, latest, releaseTableDate),
-					Expected: fmt.Sprintf("%d.%d or newer", major, latest), Fix: "# upgrade the server packages to the newest minor release and restart", FixKind: FixShell, FixApply: "restart"})
+					Expected: fmt.Sprintf("%d.%d or newer", major, latest), Fix: "# upgrade the server packages to the newest minor release and restart", FixKind: FixShell, FixApply: "restart", Changes: manualChange("upgrade the server packages to the newest minor release and restart")})
 			default:
 				c.Pass(obj, fmt.Sprintf("%d.%d is the newest minor release known (%s)", major, minor, releaseTableDate))
 			}
@@ -99,8 +102,10 @@ func init() {
 			if c.S.Target.DataDir != "" {
 				fix = "pg_checksums --enable -D " + quote.Shell(c.S.Target.DataDir) + "    # with the server stopped"
 			}
+			// pg_checksums needs the server stopped for as long as it
+			// rewrites every data file: a maintenance window, not a fix step.
 			c.Fail(Problem{Object: "setting data_checksums", Evidence: "data_checksums = off", Expected: "on (initdb --data-checksums, or pg_checksums --enable)",
-				Fix: fix, FixKind: FixShell, FixApply: "restart"})
+				Fix: fix, FixKind: FixShell, FixApply: "restart", Changes: manualChange("in a maintenance window, stop the server and run " + fix)})
 		},
 	})
 
@@ -165,7 +170,7 @@ func init() {
 			}
 			for _, p := range h.ProcsWithPasswordArgs {
 				c.Fail(Problem{Object: fmt.Sprintf("process %d (%s)", p.PID, p.Command), Evidence: fmt.Sprintf("process %d %s of user %s has a password on its command line (not shown)", p.PID, p.Command, p.User),
-					Expected: "passwords in ~/.pgpass or PGPASSFILE", Fix: "# change the caller to read the password from a passfile; restart it", FixKind: FixShell})
+					Expected: "passwords in ~/.pgpass or PGPASSFILE", Fix: "# change the caller to read the password from a passfile; restart it", FixKind: FixShell, Changes: manualChange("change the caller to read the password from a passfile; restart it")})
 			}
 			for _, l := range secretLines(h, "history") {
 				loc := fmt.Sprintf("%s:%d", l.File, l.Line)
@@ -192,7 +197,8 @@ func init() {
 			for _, f := range h.PgpassFiles {
 				if !f.Symlink && f.Mode&0o077 != 0 {
 					c.Fail(Problem{Object: "file " + f.Path, Location: f.Path, Evidence: fmt.Sprintf("%s mode %s", f.Path, f.ModeString()),
-						Expected: "0600", Fix: "chmod 0600 " + quote.Shell(f.Path), FixKind: FixShell})
+						Expected: "0600", Fix: "chmod 0600 " + quote.Shell(f.Path), FixKind: FixShell,
+						Changes: []remedy.Change{{File: &remedy.FileMode{Path: f.Path, Mode: os.FileMode(f.Mode & 0o600), From: os.FileMode(f.Mode & 0o777)}}}})
 				}
 			}
 		},
@@ -313,7 +319,7 @@ func init() {
 			}
 			if len(h.InstalledMajors) > 1 {
 				c.Fail(Problem{Object: "server packages", Evidence: fmt.Sprintf("server binaries of majors %v are installed", h.InstalledMajors),
-					Expected: "only the running major", Fix: "apt-get purge 'postgresql-<old major>'    # after upgrading every cluster", FixKind: FixShell})
+					Expected: "only the running major", Fix: "apt-get purge 'postgresql-<old major>'    # after upgrading every cluster", FixKind: FixShell, Changes: manualChange("after upgrading every cluster, remove the old majors' server packages")})
 			} else {
 				c.Pass("server packages", fmt.Sprintf("majors installed: %v", h.InstalledMajors))
 			}
@@ -330,7 +336,7 @@ func init() {
 				return
 			}
 			if h.Postmasters > 1 {
-				c.Fail(Problem{Object: "host", Evidence: fmt.Sprintf("%d PostgreSQL servers are running", h.Postmasters), Expected: "one", Fix: "# move the other clusters to their own hosts", FixKind: FixShell})
+				c.Fail(Problem{Object: "host", Evidence: fmt.Sprintf("%d PostgreSQL servers are running", h.Postmasters), Expected: "one", Fix: "# move the other clusters to their own hosts", FixKind: FixShell, Changes: manualChange("move the other clusters to their own hosts")})
 			} else {
 				c.Pass("host", fmt.Sprintf("%d server running", h.Postmasters))
 			}
@@ -353,7 +359,7 @@ func init() {
 				c.NotChecked("kernel", "/proc/sys/crypto/fips_enabled is not present")
 			default:
 				p := Problem{Object: "kernel", Evidence: "fips_enabled = " + h.FIPS, Expected: "1 where FIPS is required (waive otherwise)",
-					Fix: "fips-mode-setup --enable && reboot    # RHEL; Debian has no validated module", FixKind: FixShell}
+					Fix: "fips-mode-setup --enable && reboot    # RHEL; Debian has no validated module", FixKind: FixShell, Changes: manualChange("enable the host's FIPS mode (fips-mode-setup --enable on RHEL) and reboot; Debian has no validated module")}
 				if c.Profile == "stig" {
 					p.Severity, p.SevSet = High, true
 				}
@@ -376,7 +382,7 @@ func init() {
 				c.Pass("data directory volume", "dm-crypt")
 			case "no":
 				c.Fail(Problem{Object: "data directory volume", Location: c.S.Target.DataDir, Evidence: "the data directory's block device is not dm-crypt",
-					Expected: "LUKS/dm-crypt or provider volume encryption (waive with evidence of the latter)", Fix: "# move the cluster to a LUKS volume (cryptsetup luksFormat ...) or an encrypted cloud volume", FixKind: FixShell})
+					Expected: "LUKS/dm-crypt or provider volume encryption (waive with evidence of the latter)", Fix: "# move the cluster to a LUKS volume (cryptsetup luksFormat ...) or an encrypted cloud volume", FixKind: FixShell, Changes: manualChange("move the cluster to a LUKS volume (cryptsetup luksFormat ...) or an encrypted cloud volume")})
 			default:
 				c.NotChecked("data directory volume", "the block device behind the data directory could not be identified (container or network storage): confirm encryption with the provider")
 			}
@@ -398,7 +404,7 @@ func init() {
 			}
 			if h.LogDiskUsedPct >= 75 {
 				c.Fail(Problem{Object: "log volume", Evidence: fmt.Sprintf("the file system holding the logs is %d%% full", h.LogDiskUsedPct),
-					Expected: "below 75%, with an alert at 75%", Fix: "# archive or remove old logs, set log_truncate_on_rotation and a retention, grow the volume", FixKind: FixShell})
+					Expected: "below 75%, with an alert at 75%", Fix: "# archive or remove old logs, set log_truncate_on_rotation and a retention, grow the volume", FixKind: FixShell, Changes: manualChange("archive or remove old logs, set log_truncate_on_rotation and a retention, grow the volume")})
 				return
 			}
 			c.Pass("log volume", fmt.Sprintf("%d%% used", h.LogDiskUsedPct))
@@ -419,7 +425,7 @@ func init() {
 				return
 			}
 			c.Fail(Problem{Object: "fail2ban", Evidence: "no fail2ban jail for PostgreSQL", Expected: "a jail on the server log (or credcheck's ban, or the provider's threat detection)",
-				Fix: "# apt-get install fail2ban and enable a [postgresql] jail on the server log (log_connections = on)", FixKind: FixShell})
+				Fix: "# apt-get install fail2ban and enable a [postgresql] jail on the server log (log_connections = on)", FixKind: FixShell, Changes: manualChange("apt-get install fail2ban and enable a [postgresql] jail on the server log (log_connections = on)")})
 		},
 	})
 }

@@ -351,25 +351,38 @@ const hostileSQLRules = "AUTH-13 AUTH-14 AUTH-15 AUTH-19 EXT-01 EXT-02 EXT-07 EX
 // names; names that cannot be written get an explanation instead.
 func checkHostileHBAFixes(t *testing.T, findings []Finding) {
 	t.Helper()
+	// The lines the planner will insert (remedy.HBAEdit.Before) are what
+	// must round-trip; the printed fallback text must say the same.
 	var lines, names []string
 	for _, f := range findings {
-		if f.Status != Fail || f.FixKind != FixConfig || !strings.HasPrefix(f.Fix, "host ") || !strings.HasPrefix(f.Object, "role ") {
+		if f.Status != Fail || f.FixKind != FixConfig || !strings.HasPrefix(f.Object, "role ") {
 			continue
 		}
-		for _, l := range strings.Split(f.Fix, "\n") {
-			lines = append(lines, l)
-			names = append(names, strings.TrimPrefix(f.Object, "role "))
-		}
-	}
-	for _, f := range findings {
-		if f.Status == Fail && f.FixKind == FixConfig && strings.Contains(f.Object, "sup\n") && strings.HasPrefix(f.Fix, "host ") {
-			t.Errorf("an hba line for a name with a line break: %q", f.Fix)
+		for _, ch := range f.Changes {
+			if ch.HBA == nil {
+				continue
+			}
+			if strings.Contains(f.Object, "sup\n") {
+				t.Errorf("an hba line for a name with a line break: %q", ch.HBA.Before)
+			}
+			for _, l := range ch.HBA.Before {
+				if !strings.Contains(f.Fix, l) {
+					t.Errorf("%s: planned line %q is not in the printed fix %q", f.Rule, l, f.Fix)
+				}
+				lines = append(lines, l)
+				names = append(names, strings.TrimPrefix(f.Object, "role "))
+			}
 		}
 	}
 	explained := false
 	for _, f := range findings {
-		if f.Status == Fail && f.FixKind == FixConfig && strings.Contains(f.Object, "sup\n") && strings.Contains(f.Fix, "cannot be named in pg_hba.conf") {
-			explained = true
+		if f.Status != Fail || f.FixKind != FixConfig || !strings.Contains(f.Object, "sup\n") {
+			continue
+		}
+		for _, ch := range f.Changes {
+			if ch.HBA == nil && strings.Contains(ch.Manual, "cannot be named in pg_hba.conf") {
+				explained = true
+			}
 		}
 	}
 	if !explained || len(lines) < 2 {

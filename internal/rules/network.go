@@ -2,9 +2,11 @@ package rules
 
 import (
 	"fmt"
+	"os"
 
 	"github.com/pgaegis/pgaegis/internal/guc"
 	"github.com/pgaegis/pgaegis/internal/quote"
+	"github.com/pgaegis/pgaegis/internal/remedy"
 	"github.com/pgaegis/pgaegis/internal/snapshot"
 )
 
@@ -53,7 +55,8 @@ func init() {
 					c.Fail(Problem{Object: "socket directory " + d.Path, Location: d.Path,
 						Evidence: fmt.Sprintf("mode %s, owner %s: world-writable without the sticky bit", d.ModeString(), ownerName(d)),
 						Expected: "not writable by others (0755 owned by the cluster owner, or 1777 like /tmp)",
-						Fix:      "chmod o-w " + quote.Shell(d.Path), FixKind: FixShell})
+						Fix:      "chmod o-w " + quote.Shell(d.Path), FixKind: FixShell,
+						Changes: []remedy.Change{{File: &remedy.FileMode{Path: d.Path, Mode: os.FileMode(d.Mode&0o777) &^ 0o002, From: os.FileMode(d.Mode & 0o777)}}}})
 				}
 			}
 		},

@@ -131,7 +131,8 @@ func init() {
 					}
 					c.Fail(Problem{Object: "role " + r.Name, Location: h.Location(), Severity: sev, SevSet: true,
 						Evidence: fmt.Sprintf("login role %q has no password and matches %s", r.Name, hbaEvidence(h)),
-						Expected: "no trust rule for it (peer, scram-sha-256 or cert)", Fix: fmt.Sprintf("replace trust on %s with peer or scram-sha-256, then reload", h.Location()), FixKind: FixConfig, FixApply: "reload"})
+						Expected: "no trust rule for it (peer, scram-sha-256 or cert)", Fix: fmt.Sprintf("replace trust on %s with peer or scram-sha-256, then reload", h.Location()), FixKind: FixConfig, FixApply: "reload",
+						Changes: trustLineChange(h, r.Name)})
 					break
 				}
 			}

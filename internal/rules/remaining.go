@@ -2,11 +2,13 @@ package rules
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 
 	"github.com/pgaegis/pgaegis/internal/hba"
 	"github.com/pgaegis/pgaegis/internal/quote"
+	"github.com/pgaegis/pgaegis/internal/remedy"
 	"github.com/pgaegis/pgaegis/internal/snapshot"
 )
 
@@ -336,10 +338,14 @@ func rootOwnedCheck(kind, object string, more ...string) func(c *Check) {
 			switch {
 			case f.UID != 0:
 				c.Fail(Problem{Object: "directory " + f.Path, Location: f.Path, Evidence: fmt.Sprintf("%s is owned by %s, not root", f.Path, ownerName(f)),
-					Expected: "owned by root, 0755", Fix: "chown -R root:root " + quote.Shell(f.Path), FixKind: FixShell})
+					Expected: "owned by root, 0755", Fix: "chown -R root:root " + quote.Shell(f.Path), FixKind: FixShell,
+					// Ownership of installed software is the package
+					// manager's: a recursive chown is a person's decision.
+					Changes: manualChange("make " + quote.Shell(f.Path) + " and its contents owned by root (reinstall the package, or chown -R root:root after checking what is in it)")})
 			case f.Mode&0o022 != 0:
 				c.Fail(Problem{Object: "directory " + f.Path, Location: f.Path, Evidence: fmt.Sprintf("%s mode %s is writable by group or others", f.Path, f.ModeString()),
-					Expected: "0755", Fix: "chmod go-w " + quote.Shell(f.Path), FixKind: FixShell})
+					Expected: "0755", Fix: "chmod go-w " + quote.Shell(f.Path), FixKind: FixShell,
+					Changes: []remedy.Change{{File: &remedy.FileMode{Path: f.Path, Mode: os.FileMode(f.Mode&0o777) &^ 0o022, From: os.FileMode(f.Mode & 0o777)}}}})
 			default:
 				c.Pass("directory "+f.Path, "root-owned, mode "+f.ModeString())
 			}

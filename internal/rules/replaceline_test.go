@@ -16,11 +16,14 @@ func TestReplaceLineReplacesTheMethodField(t *testing.T) {
 		{"host all md5 10.0.0.0/8 md5", "hostssl", "scram-sha-256", "hostssl all md5 10.0.0.0/8 scram-sha-256"},
 		{"host md5 all 10.0.0.0/8 md5", "hostssl", "scram-sha-256", "hostssl md5 all 10.0.0.0/8 scram-sha-256"},
 		{"local trust trust trust", "local", "peer", "local trust trust peer"},
-		{"host all ident 10.0.0.0 255.0.0.0 ident map=x", "hostssl", "scram-sha-256", "hostssl all ident 10.0.0.0 255.0.0.0 scram-sha-256 map=x"},
+		// map belongs to ident: the server refuses it on a scram-sha-256 line.
+		{"host all ident 10.0.0.0 255.0.0.0 ident map=x", "hostssl", "scram-sha-256", "hostssl all ident 10.0.0.0 255.0.0.0 scram-sha-256"},
+		{"host all all 10.0.0.0/8 md5 clientcert=verify-ca", "hostssl", "scram-sha-256", "hostssl all all 10.0.0.0/8 scram-sha-256 clientcert=verify-ca"},
+		{"local all all ident map=m", "local", "peer", "local all all peer map=m"},
 	} {
 		fields := strings.Fields(tc.text)
 		r := &hba.Rule{Text: tc.text, Type: fields[0], Method: fields[len(fields)-1], File: "pg_hba.conf", Line: 1}
-		if strings.HasPrefix(fields[len(fields)-1], "map=") {
+		if strings.Contains(fields[len(fields)-1], "=") {
 			r.Method = fields[len(fields)-2]
 		}
 		got := replaceLine(r, tc.typ, tc.method).Fix
