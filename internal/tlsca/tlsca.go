@@ -102,7 +102,7 @@ func InitCA(dir, name, keyType string, validity time.Duration) (*CA, error) {
 		return nil, err
 	}
 	cert, _ := x509.ParseCertificate(der)
-	if err := writeKey(filepath.Join(dir, CAKey), key); err != nil {
+	if err := writeKey(filepath.Join(dir, CAKey), key, nil); err != nil {
 		return nil, err
 	}
 	if err := writeCert(filepath.Join(dir, CACert), der); err != nil {
@@ -154,6 +154,9 @@ type Request struct {
 	// Passphrase, when set, encrypts the written key (the server then
 	// needs ssl_passphrase_command).
 	Passphrase []byte
+	// Owner, when set, receives the written key and certificate (root
+	// issuing into the data directory of a cluster run by another user).
+	Owner *Owner
 }
 
 // Issued is what Issue wrote.
@@ -203,14 +206,19 @@ func (ca *CA) Issue(r Request, out, name string) (*Issued, error) {
 	}
 	cert, _ := x509.ParseCertificate(der)
 	is := &Issued{CertFile: filepath.Join(out, name+".crt"), KeyFile: filepath.Join(out, name+".key"), Cert: cert}
-	if len(r.Passphrase) > 0 {
-		if err := writeEncryptedKey(is.KeyFile, key, r.Passphrase); err != nil {
+	if r.Owner != nil {
+		if err := r.Owner.CanGive(); err != nil {
 			return nil, err
 		}
-	} else if err := writeKey(is.KeyFile, key); err != nil {
+	}
+	if len(r.Passphrase) > 0 {
+		if err := writeEncryptedKey(is.KeyFile, key, r.Passphrase, r.Owner); err != nil {
+			return nil, err
+		}
+	} else if err := writeKey(is.KeyFile, key, r.Owner); err != nil {
 		return nil, err
 	}
-	if err := writeCert(is.CertFile, der); err != nil {
+	if err := writeOwned(is.CertFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644, r.Owner); err != nil {
 		return nil, err
 	}
 	return is, ca.record(cert, is.CertFile)
@@ -377,12 +385,12 @@ func ReadKey(path string) (crypto.Signer, error) {
 	return s, nil
 }
 
-func writeKey(path string, key crypto.Signer) error {
+func writeKey(path string, key crypto.Signer, owner *Owner) error {
 	der, err := x509.MarshalPKCS8PrivateKey(key)
 	if err != nil {
 		return err
 	}
-	return writeAtomic(path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600)
+	return writeOwned(path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600, owner)
 }
 
 func writeCert(path string, der []byte) error {
@@ -399,7 +407,7 @@ func writeAtomic(path string, data []byte, mode os.FileMode) error {
 // writeEncryptedKey writes a passphrase-protected key in the traditional
 // OpenSSL form (Proc-Type/DEK-Info, AES-256-CBC) that the server reads
 // with ssl_passphrase_command.
-func writeEncryptedKey(path string, key crypto.Signer, pass []byte) error {
+func writeEncryptedKey(path string, key crypto.Signer, pass []byte, owner *Owner) error {
 	var der []byte
 	var typ string
 	switch k := key.(type) {
@@ -419,5 +427,5 @@ func writeEncryptedKey(path string, key crypto.Signer, pass []byte) error {
 	if err != nil {
 		return err
 	}
-	return writeAtomic(path, pem.EncodeToMemory(block), 0o600)
+	return writeOwned(path, pem.EncodeToMemory(block), 0o600, owner)
 }
