@@ -597,8 +597,10 @@ func hbaSnippet(ips []net.IP, clients []*net.IPNet, clientCerts bool) string {
 	if b.Len() == 0 {
 		return "# no line suggested: the certificate's addresses are the server's, not where its clients connect from;\n# give --clients CIDR (repeatable) for their networks\n"
 	}
-	return "# put these above any host line that matches the same connections: the first matching line decides\n" + b.String() +
-		"# and last, refuse TCP without TLS from anywhere else (clients that do not use TLS will fail)\nhostnossl all all 0.0.0.0/0 reject\nhostnossl all all ::/0 reject\n"
+	// The rejects go first: the first matching line decides, so below a
+	// plain host line they would never refuse anything.
+	return "# put these above the other host lines: the first line that matches a connection decides\n" +
+		"# refuse TCP without TLS from anywhere (clients that do not use TLS will fail)\nhostnossl all all 0.0.0.0/0 reject\nhostnossl all all ::/0 reject\n" + b.String()
 }
 
 func tlsIssueClientCmd(env *Env) *cobra.Command {

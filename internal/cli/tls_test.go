@@ -290,3 +290,129 @@ func probeFor(t *testing.T, port int, ca string) probeJSON {
 	must(t, json.Unmarshal([]byte(out), &r))
 	return r
 }
+
+// TestTLSIssueServerSuggestions: what `tls issue server` prints comes from
+// what it was told. Before: `--ip 127.0.0.1` printed `hostssl all all
+// 10.0.0.0/8 cert` (a network nobody named) and `ssl_ca_file = '<client
+// CA>/ca.crt'` (a file the server would try to open).
+func TestTLSIssueServerSuggestions(t *testing.T) {
+	dir := t.TempDir()
+	for _, name := range []string{"server-ca", "client-ca"} {
+		if code, _, errs := runCLI(t, "tls", "init-ca", "--name", name, "--out", filepath.Join(dir, name)); code != 0 {
+			t.Fatal(errs)
+		}
+	}
+	clientCA := filepath.Join(dir, "client-ca")
+	cases := []struct {
+		name      string
+		args      []string
+		want      []string // lines (or line prefixes, ending in "…") that must be printed
+		forbidden []string // substrings that must not appear
+	}{
+		{name: "loopback address: a loopback line, nothing invented",
+			args:      []string{"--ip", "127.0.0.1"},
+			want:      []string{"hostssl all all 127.0.0.1/32 scram-sha-256", "hostnossl all all 0.0.0.0/0 reject", "# no ssl_ca_file: …"},
+			forbidden: []string{"10.0.0.0/8", "<client CA>", "ssl_ca_file =", "ssl_crl_file =", " cert\n"}},
+		{name: "a server address says nothing about its clients: no line",
+			args:      []string{"--host", "db.test", "--ip", "10.0.0.5"},
+			want:      []string{"# no line suggested: …", "# give --clients CIDR (repeatable) for their networks"},
+			forbidden: []string{"hostssl", "hostnossl", "10.0.0.5/32", "10.0.0.0/8"}},
+		{name: "DNS name only: no line",
+			args:      []string{"--dns", "db.test"},
+			want:      []string{"# no line suggested: …"},
+			forbidden: []string{"hostssl"}},
+		{name: "client networks given",
+			args:      []string{"--host", "db.test", "--clients", "10.1.0.0/16", "--clients", "2001:db8::/32", "--clients", "192.0.2.7"},
+			want:      []string{"hostssl all all 10.1.0.0/16 scram-sha-256", "hostssl all all 2001:db8::/32 scram-sha-256", "hostssl all all 192.0.2.7/32 scram-sha-256"},
+			forbidden: []string{"10.0.0.0/8", "127.0.0.1/32"}},
+		{name: "client CA known: ssl_ca_file is its absolute copy, lines use cert",
+			args: []string{"--host", "db.test", "--ip", "::1", "--client-ca", clientCA},
+			want: []string{"ssl_ca_file = '" + filepath.Join(dir, "out-4", "client-ca.crt") + "'    # …",
+				"ssl_crl_file = '" + filepath.Join(dir, "out-4", "client-ca.crl") + "'    # …", "hostssl all all ::1/128 cert"},
+			forbidden: []string{"<client CA>", "scram-sha-256\n"}},
+	}
+	for i, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			out := filepath.Join(dir, fmt.Sprintf("out-%d", i))
+			args := append([]string{"tls", "issue", "server", "--ca", filepath.Join(dir, "server-ca"), "--out", out}, c.args...)
+			code, stdout, errs := runCLI(t, args...)
+			if code != 0 {
+				t.Fatalf("exit %d: %s", code, errs)
+			}
+			lines := strings.Split(stdout, "\n")
+			for _, w := range c.want {
+				found := false
+				for _, l := range lines {
+					if p, ok := strings.CutSuffix(w, "…"); ok && strings.HasPrefix(l, p) || l == w {
+						found = true
+					}
+				}
+				if !found {
+					t.Errorf("no line %q in:\n%s", w, stdout)
+				}
+			}
+			for _, f := range c.forbidden {
+				if strings.Contains(stdout, f) {
+					t.Errorf("%q printed:\n%s", f, stdout)
+				}
+			}
+			// Every file the configuration names exists.
+			for _, l := range lines {
+				if v, ok := strings.CutPrefix(l, "ssl_ca_file = '"); ok {
+					if _, err := os.Stat(v[:strings.IndexByte(v, '\'')]); err != nil {
+						t.Errorf("ssl_ca_file names a missing file: %v", err)
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestTLSIssueClientServiceEntry: the printed ~/.pg_service.conf entry is
+// complete and its paths absolute. Before: no port, and sslrootcert was
+// '<server CA>/ca.crt' or the relative path as given.
+func TestTLSIssueClientServiceEntry(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	for _, name := range []string{"server-ca", "client-ca"} {
+		if code, _, errs := runCLI(t, "tls", "init-ca", "--name", name, "--out", name); code != 0 {
+			t.Fatal(errs)
+		}
+	}
+	abs := func(p string) string { return filepath.Join(dir, p) }
+	cases := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"defaults", []string{"--role", "jane", "--out", "c1", "--server-ca", "server-ca/ca.crt"},
+			"[jane]\nhost=localhost\nport=5432\ndbname=postgres\nuser=jane\nsslmode=verify-full\nsslrootcert=" + abs("server-ca/ca.crt") +
+				"\nsslcert=" + abs("c1/jane.crt") + "\nsslkey=" + abs("c1/jane.key") + "\n"},
+		{"host, port, database; the CA directory for --server-ca", []string{"--role", "app", "--out", "c2", "--server-ca", "server-ca", "--host", "db.test", "--port", "6543", "--dbname", "shop"},
+			"[app]\nhost=db.test\nport=6543\ndbname=shop\nuser=app\nsslmode=verify-full\nsslrootcert=" + abs("server-ca/ca.crt") +
+				"\nsslcert=" + abs("c2/app.crt") + "\nsslkey=" + abs("c2/app.key") + "\n"},
+		{"no server CA: said so, nothing relative", []string{"--role", "bob", "--out", "c3"},
+			"[bob]\nhost=localhost\nport=5432\ndbname=postgres\nuser=bob\nsslmode=verify-full\nsslcert=" + abs("c3/bob.crt") + "\nsslkey=" + abs("c3/bob.key") +
+				"\n# no sslrootcert: --server-ca was not given, so libpq reads ~/.postgresql/root.crt to verify the server\n"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			code, out, errs := runCLI(t, append([]string{"tls", "issue", "client", "--ca", "client-ca"}, c.args...)...)
+			if code != 0 {
+				t.Fatalf("exit %d: %s", code, errs)
+			}
+			_, entry, _ := strings.Cut(out, "# pg_service.conf\n")
+			if entry != c.want+"\n" {
+				t.Errorf("entry:\n%s\nwant:\n%s", entry, c.want)
+			}
+		})
+	}
+	for _, bad := range [][]string{
+		{"--role", "x", "--out", "c4", "--port", "0"},
+		{"--role", "x", "--out", "c4", "--server-ca", "missing.crt"},
+	} {
+		if code, _, errs := runCLI(t, append([]string{"tls", "issue", "client", "--ca", "client-ca"}, bad...)...); code != ExitError || errs == "" {
+			t.Errorf("%v: exit %d %q, want an error", bad, code, errs)
+		}
+	}
+}
