@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 
 	"github.com/pgaegis/pgaegis/internal/localpg"
 	"github.com/pgaegis/pgaegis/internal/pgtest"
+	"github.com/pgaegis/pgaegis/internal/quote"
 )
 
 type probeJSON struct {
@@ -415,4 +417,181 @@ func TestTLSIssueClientServiceEntry(t *testing.T) {
 			t.Errorf("%v: exit %d %q, want an error", bad, code, errs)
 		}
 	}
+}
+
+// TestTLSIssueIntoDataDir: `tls issue server --pgdata` run by root (as
+// the tests are) for a cluster run by an unprivileged OS user leaves a pair
+// the server can use: ssl = on, a reload and a restart all work, and a
+// verify-full connection (server CA from the default CA directory; a client
+// certificate through the printed service entry) succeeds. Before, the key
+// stayed root's and the server could not read it. A second run changes
+// nothing. This is the invocation the planner emits for TLS-01.
+func TestTLSIssueIntoDataDir(t *testing.T) {
+	srv := pgtest.Start(t, localpg.Options{})
+	ctx := pgtest.Ctx(t)
+	dir := t.TempDir()
+	if code, _, errs := runCLI(t, "tls", "init-ca", "--name", "client CA", "--out", filepath.Join(dir, "client-ca")); code != 0 {
+		t.Fatal(errs)
+	}
+	code, out, errs := runCLI(t, "tls", "issue", "server", "--pgdata", srv.DataDir, "--client-ca", filepath.Join(dir, "client-ca"))
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	uid, gid := srv.OSUser()
+	if uid < 0 {
+		uid, gid = os.Getuid(), os.Getgid()
+	}
+	for name, mode := range map[string]os.FileMode{"server.key": 0o600, "server.crt": 0o644, "client-ca.crt": 0o644, "client-ca.crl": 0o644} {
+		st, err := os.Lstat(filepath.Join(srv.DataDir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sys := st.Sys().(*syscall.Stat_t)
+		if int(sys.Uid) != uid || int(sys.Gid) != gid || st.Mode() != mode {
+			t.Errorf("%s: owner %d:%d mode %v, want %d:%d %v", name, sys.Uid, sys.Gid, st.Mode(), uid, gid, mode)
+		}
+	}
+	caCert := filepath.Join(DefaultCADir(srv.DataDir), "ca.crt")
+	if !strings.Contains(out, "sslrootcert="+caCert) {
+		t.Errorf("the new CA's certificate is not named:\n%s", out)
+	}
+	// The printed settings, as ALTER SYSTEM would be given them.
+	settings := map[string]string{}
+	for _, l := range strings.Split(out, "\n") {
+		if k, v, ok := strings.Cut(l, " = '"); ok && (k == "ssl_cert_file" || k == "ssl_key_file" || k == "ssl_ca_file" || k == "ssl_crl_file") {
+			settings[k] = v[:strings.IndexByte(v, '\'')]
+		}
+	}
+	if len(settings) != 4 || settings["ssl_key_file"] != filepath.Join(srv.DataDir, "server.key") {
+		t.Fatalf("settings printed: %v\n%s", settings, out)
+	}
+	stmts := []string{"ALTER SYSTEM SET ssl = on"}
+	for k, v := range settings {
+		stmts = append(stmts, "ALTER SYSTEM SET "+k+" = "+quote.Literal(v))
+	}
+	must(t, srv.WriteDataFile("pg_hba.conf", "hostssl all jane 127.0.0.1/32 cert\nhost all all 127.0.0.1/32 scram-sha-256\n"))
+	must(t, srv.Exec(ctx, append(stmts, "CREATE ROLE jane LOGIN", "SELECT pg_reload_conf()")...))
+
+	verifyFull := func(t *testing.T) {
+		t.Helper()
+		cfg, err := pgx.ParseConfig(fmt.Sprintf("host=127.0.0.1 port=%d dbname=postgres sslmode=verify-full sslrootcert=%s connect_timeout=10", srv.Port, caCert))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.User, cfg.Password = srv.AdminUser, srv.Password
+		// A reload is asynchronous: poll (bounded by attempts, not time)
+		// until a new backend sees ssl = on.
+		for i := 0; ; i++ {
+			c, err := pgx.ConnectConfig(ctx, cfg)
+			if err == nil {
+				var ssl bool
+				err = c.QueryRow(ctx, "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()").Scan(&ssl)
+				c.Close(ctx)
+				if err == nil && ssl {
+					return
+				}
+			}
+			if i == 100 {
+				t.Fatalf("no verify-full connection: %v\n%s", err, tailFile(srv.LogFile))
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+	t.Run("verify-full after the reload", verifyFull)
+
+	t.Run("a client certificate through the printed service entry", func(t *testing.T) {
+		code, out, errs := runCLI(t, "tls", "issue", "client", "--ca", filepath.Join(dir, "client-ca"), "--role", "jane", "--out", filepath.Join(dir, "clients"),
+			"--server-ca", DefaultCADir(srv.DataDir), "--host", "localhost", "--port", fmt.Sprint(srv.Port), "--config-out", filepath.Join(dir, "conf"))
+		if code != 0 {
+			t.Fatalf("exit %d: %s", code, errs)
+		}
+		if !strings.Contains(out, fmt.Sprintf("\nport=%d\n", srv.Port)) {
+			t.Errorf("no port in the entry:\n%s", out)
+		}
+		cmd := exec.Command(filepath.Join(srv.BinDir, "psql"), "-X", "-At", "-c", "SELECT current_user || ' ' || ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()", "service=jane")
+		for _, e := range os.Environ() {
+			if !strings.HasPrefix(e, "PG") {
+				cmd.Env = append(cmd.Env, e)
+			}
+		}
+		cmd.Env = append(cmd.Env, "PGSERVICEFILE="+filepath.Join(dir, "conf", "pg_service.conf"), "PGCONNECT_TIMEOUT=10")
+		b, err := cmd.CombinedOutput()
+		if err != nil || strings.TrimSpace(string(b)) != "jane true" {
+			t.Errorf("psql service=jane: %v: %s", err, b)
+		}
+	})
+
+	t.Run("a second run changes nothing", func(t *testing.T) {
+		before, _ := os.ReadFile(filepath.Join(srv.DataDir, "server.key"))
+		code, out, errs := runCLI(t, "tls", "issue", "server", "--pgdata", srv.DataDir, "--client-ca", filepath.Join(dir, "client-ca"))
+		if code != 0 || !strings.Contains(out, "nothing issued") || strings.Contains(out, "issued server certificate") || strings.Contains(out, "given to") {
+			t.Errorf("exit %d: %s%s", code, out, errs)
+		}
+		if after, _ := os.ReadFile(filepath.Join(srv.DataDir, "server.key")); string(after) != string(before) {
+			t.Error("the key was replaced")
+		}
+		if strings.Contains(out, string(before)) {
+			t.Error("the private key was printed")
+		}
+	})
+
+	t.Run("the server restarts with it", func(t *testing.T) {
+		if err := srv.Restart(ctx); err != nil {
+			t.Fatalf("restart: %v", err)
+		}
+		verifyFull(t)
+	})
+}
+
+// TestTLSIssueServerRefusals: bad or risky --pgdata input is an error that
+// names the file, before anything is written.
+func TestTLSIssueServerRefusals(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	must(t, os.MkdirAll(data, 0o700))
+	if code, _, errs := runCLI(t, "tls", "issue", "server", "--pgdata", data); code != ExitError || !strings.Contains(errs, data+": not a PostgreSQL data directory") {
+		t.Errorf("no PG_VERSION: exit %d %q", code, errs)
+	}
+	must(t, os.WriteFile(filepath.Join(data, "PG_VERSION"), []byte("15\n"), 0o600))
+	// Someone else's certificate in place (here: from another CA) is left
+	// alone unless --force.
+	if code, _, errs := runCLI(t, "tls", "init-ca", "--name", "other", "--out", filepath.Join(dir, "other")); code != 0 {
+		t.Fatal(errs)
+	}
+	if code, _, errs := runCLI(t, "tls", "issue", "server", "--ca", filepath.Join(dir, "other"), "--out", data, "--host", "elsewhere.test"); code != 0 {
+		t.Fatal(errs)
+	}
+	before, _ := os.ReadFile(filepath.Join(data, "server.crt"))
+	code, _, errs := runCLI(t, "tls", "issue", "server", "--pgdata", data)
+	if code != ExitError || !strings.Contains(errs, filepath.Join(data, "server.crt")+" does not cover") || !strings.Contains(errs, "--force") {
+		t.Errorf("foreign certificate: exit %d %q", code, errs)
+	}
+	if after, _ := os.ReadFile(filepath.Join(data, "server.crt")); string(after) != string(before) {
+		t.Error("a certificate this CA did not sign was replaced")
+	}
+	if code, out, errs := runCLI(t, "tls", "issue", "server", "--pgdata", data, "--force"); code != 0 || !strings.Contains(out, "issued server certificate") {
+		t.Errorf("--force: exit %d %s %s", code, out, errs)
+	}
+	// Now it is ours: new names replace it without --force (a renewal).
+	if code, out, errs := runCLI(t, "tls", "issue", "server", "--pgdata", data, "--host", "db.test"); code != 0 || !strings.Contains(out, "replacing") {
+		t.Errorf("renewal of our own: exit %d %s %s", code, out, errs)
+	}
+	for _, bad := range [][]string{
+		{"--pgdata", data, "--out", dir},
+		{"--pgdata", data, "--owner", "no-such-user-pgaegis"},
+		{"--pgdata", data, "--clients", "10.0.0.0/33"},
+		{"--out", dir, "--host", "x"}, // no --ca
+	} {
+		if code, _, errs := runCLI(t, append([]string{"tls", "issue", "server"}, bad...)...); code != ExitError || errs == "" {
+			t.Errorf("%v: exit %d %q, want an error", bad, code, errs)
+		}
+	}
+}
+
+func tailFile(p string) string {
+	b, _ := os.ReadFile(p)
+	if len(b) > 2000 {
+		b = b[len(b)-2000:]
+	}
+	return string(b)
 }
