@@ -95,11 +95,6 @@ func addIssueCommon(cmd *cobra.Command, caHelp, outHelp string) issueCommon {
 	return c
 }
 
-// DefaultCADir is where `tls issue server --pgdata DIR` keeps its CA when
-// no --ca is given: beside the data directory, never inside it (a base
-// backup or a replica must not carry the CA key).
-func DefaultCADir(pgdata string) string { return filepath.Join(filepath.Dir(pgdata), "pgaegis-ca") }
-
 func tlsIssueServerCmd(env *Env) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "server (--pgdata DIR | --ca DIR --out DIR (--host NAME | --ip ADDR)...)",
@@ -154,7 +149,7 @@ client certificates), as a copy beside the key that the server can read.`,
 			o.pgdata, o.out = d, d
 			o.caDir = *c.caDir
 			if o.caDir == "" {
-				o.caDir, o.caDefault = DefaultCADir(d), true
+				o.caDir, o.caDefault = tlsca.DefaultCADir(d), true
 			}
 		case *c.caDir == "" || *c.out == "":
 			return ExitError, usagef("give --pgdata DIR, or --ca and --out")
@@ -253,7 +248,7 @@ type serverIssue struct {
 }
 
 func (o *serverIssue) run(env *Env, configOut string) (int, error) {
-	certFile, keyFile := filepath.Join(o.out, "server.crt"), filepath.Join(o.out, "server.key")
+	certFile, keyFile := filepath.Join(o.out, tlsca.ServerCertName), filepath.Join(o.out, tlsca.ServerKeyName)
 	var ca *tlsca.CA
 	loadCA := func() error {
 		if ca != nil {

@@ -18,6 +18,7 @@ import (
 	"github.com/pgaegis/pgaegis/internal/localpg"
 	"github.com/pgaegis/pgaegis/internal/pgtest"
 	"github.com/pgaegis/pgaegis/internal/quote"
+	"github.com/pgaegis/pgaegis/internal/tlsca"
 )
 
 type probeJSON struct {
@@ -433,7 +434,7 @@ func TestTLSIssueIntoDataDir(t *testing.T) {
 	if code, _, errs := runCLI(t, "tls", "init-ca", "--name", "client CA", "--out", filepath.Join(dir, "client-ca")); code != 0 {
 		t.Fatal(errs)
 	}
-	code, out, errs := runCLI(t, "tls", "issue", "server", "--pgdata", srv.DataDir, "--client-ca", filepath.Join(dir, "client-ca"))
+	code, out, errs := runCLI(t, append(tlsca.ServerCommand(srv.DataDir)[1:], "--client-ca", filepath.Join(dir, "client-ca"))...)
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errs)
 	}
@@ -451,7 +452,7 @@ func TestTLSIssueIntoDataDir(t *testing.T) {
 			t.Errorf("%s: owner %d:%d mode %v, want %d:%d %v", name, sys.Uid, sys.Gid, st.Mode(), uid, gid, mode)
 		}
 	}
-	caCert := filepath.Join(DefaultCADir(srv.DataDir), "ca.crt")
+	caCert := filepath.Join(tlsca.DefaultCADir(srv.DataDir), "ca.crt")
 	if !strings.Contains(out, "sslrootcert="+caCert) {
 		t.Errorf("the new CA's certificate is not named:\n%s", out)
 	}
@@ -501,7 +502,7 @@ func TestTLSIssueIntoDataDir(t *testing.T) {
 
 	t.Run("a client certificate through the printed service entry", func(t *testing.T) {
 		code, out, errs := runCLI(t, "tls", "issue", "client", "--ca", filepath.Join(dir, "client-ca"), "--role", "jane", "--out", filepath.Join(dir, "clients"),
-			"--server-ca", DefaultCADir(srv.DataDir), "--host", "localhost", "--port", fmt.Sprint(srv.Port), "--config-out", filepath.Join(dir, "conf"))
+			"--server-ca", tlsca.DefaultCADir(srv.DataDir), "--host", "localhost", "--port", fmt.Sprint(srv.Port), "--config-out", filepath.Join(dir, "conf"))
 		if code != 0 {
 			t.Fatalf("exit %d: %s", code, errs)
 		}
@@ -594,4 +595,47 @@ func tailFile(p string) string {
 		b = b[len(b)-2000:]
 	}
 	return string(b)
+}
+
+// TestTLSIssueServerPlannerCommand: the exact argv the fix planner emits
+// for TLS-01 (tlsca.ServerCommand), then nothing but ssl = on: the
+// server's default ssl_cert_file/ssl_key_file find the pair, a reload and
+// a restart bring TLS up, and running the command again does nothing.
+func TestTLSIssueServerPlannerCommand(t *testing.T) {
+	srv := pgtest.Start(t, localpg.Options{})
+	ctx := pgtest.Ctx(t)
+	argv := tlsca.ServerCommand(srv.DataDir)
+	if code, _, errs := runCLI(t, argv[1:]...); code != 0 {
+		t.Fatalf("%v: exit %d: %s", argv, code, errs)
+	}
+	must(t, srv.Exec(ctx, "ALTER SYSTEM SET ssl = on", "SELECT pg_reload_conf()"))
+	caCert := filepath.Join(tlsca.DefaultCADir(srv.DataDir), tlsca.CACert)
+	connect := func(t *testing.T) {
+		t.Helper()
+		cfg, err := pgx.ParseConfig(fmt.Sprintf("host=localhost port=%d dbname=postgres sslmode=verify-full sslrootcert=%s connect_timeout=10", srv.Port, caCert))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.User, cfg.Password = srv.AdminUser, srv.Password
+		for i := 0; ; i++ { // the reload is asynchronous: bounded attempts
+			c, err := pgx.ConnectConfig(ctx, cfg)
+			if err == nil {
+				c.Close(ctx)
+				return
+			}
+			if i == 100 {
+				t.Fatalf("verify-full: %v\n%s", err, tailFile(srv.LogFile))
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+	connect(t)
+	if err := srv.Restart(ctx); err != nil {
+		t.Fatalf("restart: %v", err)
+	}
+	connect(t)
+	code, out, errs := runCLI(t, argv[1:]...)
+	if code != 0 || !strings.Contains(out, "nothing issued") {
+		t.Errorf("second run: exit %d: %s%s", code, out, errs)
+	}
 }

@@ -119,8 +119,14 @@ func writeOwned(path string, data []byte, mode fs.FileMode, owner *Owner) error 
 	if err := tmp.Chmod(mode); err != nil {
 		return fail(err)
 	}
-	if err := tmp.Chown(owner.UID, owner.GID); err != nil {
-		return fail(fmt.Errorf("%s: giving it to %s: %w", path, owner, err))
+	// Only root gives files away; anyone else may only be the owner
+	// (CanGive), and the file is theirs already.
+	if os.Geteuid() == 0 {
+		if err := tmp.Chown(owner.UID, owner.GID); err != nil {
+			return fail(fmt.Errorf("%s: giving it to %s: %w", path, owner, err))
+		}
+	} else if owner.UID != os.Geteuid() {
+		return fail(fmt.Errorf("%s: %w", path, owner.CanGive()))
 	}
 	// chown may clear set-id bits but never adds any: mode stays as set.
 	if _, err := tmp.Write(data); err != nil {
@@ -258,7 +264,11 @@ func FixOwnership(path string, mode fs.FileMode, owner Owner) (bool, error) {
 	}
 	sys, _ := st.Sys().(*syscall.Stat_t)
 	changed := false
-	if sys == nil || int(sys.Uid) != owner.UID || int(sys.Gid) != owner.GID {
+	wrong := sys == nil || int(sys.Uid) != owner.UID
+	if os.Geteuid() == 0 && sys != nil && int(sys.Gid) != owner.GID {
+		wrong = true // only root changes the group to one of its choosing
+	}
+	if wrong {
 		if err := f.Chown(owner.UID, owner.GID); err != nil {
 			return false, fmt.Errorf("%s: giving it to %s: %w", path, owner, err)
 		}
@@ -271,4 +281,26 @@ func FixOwnership(path string, mode fs.FileMode, owner Owner) (bool, error) {
 		changed = true
 	}
 	return changed, nil
+}
+
+// The files `pgaegis tls issue server --pgdata DIR` writes into DIR: the
+// values for ssl_cert_file and ssl_key_file (also the server's defaults,
+// relative to the data directory).
+const (
+	ServerCertName = "server.crt"
+	ServerKeyName  = "server.key"
+)
+
+// DefaultCADir is where `tls issue server --pgdata DIR` keeps its CA when
+// no --ca is given: beside the data directory, never inside it (a base
+// backup or a replica must not carry the CA key).
+func DefaultCADir(pgdata string) string { return filepath.Join(filepath.Dir(pgdata), "pgaegis-ca") }
+
+// ServerCommand is the argv that puts a usable certificate into a data
+// directory for ssl = on, non-interactively and idempotently (a valid
+// certificate in place: nothing done, exit 0). The fix planner emits it
+// for TLS-01; plan.Step.Command holds it as is (quote.Shell each word for
+// a script).
+func ServerCommand(pgdata string) []string {
+	return []string{"pgaegis", "tls", "issue", "server", "--pgdata", pgdata}
 }
