@@ -168,6 +168,11 @@ client certificates), as a copy beside the key that the server can read.`,
 				return ExitError, err
 			}
 			o.owner = &ow
+		} else if ow, err := tlsca.OwnerOf(o.out); err == nil && os.Geteuid() == 0 && ow.UID != 0 {
+			// Root writing into someone else's directory (a data directory
+			// given as --out): the files are for that user, who must be able
+			// to read the key.
+			o.owner = &ow
 		}
 		if o.owner != nil {
 			if err := o.owner.CanGive(); err != nil {

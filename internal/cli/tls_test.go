@@ -639,3 +639,45 @@ func TestTLSIssueServerPlannerCommand(t *testing.T) {
 		t.Errorf("second run: exit %d: %s%s", code, out, errs)
 	}
 }
+
+// TestTLSIssueOutDirOwner: root issuing into an existing directory of
+// another user (a data directory given as --out, as the rules' fix text
+// does) gives the pair to that user; a new directory stays the caller's.
+func TestTLSIssueOutDirOwner(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("giving files away needs root")
+	}
+	dir := t.TempDir()
+	if code, _, errs := runCLI(t, "tls", "init-ca", "--name", "ca", "--out", filepath.Join(dir, "ca")); code != 0 {
+		t.Fatal(errs)
+	}
+	theirs := filepath.Join(dir, "theirs")
+	must(t, os.Mkdir(theirs, 0o700))
+	must(t, os.Chown(theirs, 4242, 4343))
+	for _, c := range []struct {
+		out      string
+		uid, gid uint32
+		args     []string
+	}{
+		{theirs, 4242, 4343, nil},
+		{filepath.Join(dir, "new"), 0, 0, nil},
+		{filepath.Join(dir, "given"), 4444, 4545, []string{"--owner", "4444:4545"}},
+	} {
+		args := append([]string{"tls", "issue", "server", "--ca", filepath.Join(dir, "ca"), "--out", c.out, "--host", "db.test"}, c.args...)
+		code, out, errs := runCLI(t, args...)
+		if code != 0 {
+			t.Fatalf("%v: exit %d: %s", args, code, errs)
+		}
+		st, err := os.Lstat(filepath.Join(c.out, "server.key"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sys := st.Sys().(*syscall.Stat_t)
+		if sys.Uid != c.uid || sys.Gid != c.gid || st.Mode() != 0o600 {
+			t.Errorf("%s: key %d:%d %v, want %d:%d 0600", c.out, sys.Uid, sys.Gid, st.Mode(), c.uid, c.gid)
+		}
+		if hint := strings.Contains(out, "chown postgres"); hint != (c.uid == 0) {
+			t.Errorf("%s: chown hint printed %v:\n%s", c.out, hint, out)
+		}
+	}
+}
