@@ -107,39 +107,68 @@ func writeOwned(path string, data []byte, mode fs.FileMode, owner *Owner) error 
 	if owner == nil {
 		return writeAtomic(path, data, mode)
 	}
-	if _, err := safefile.CheckReplace(path); err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".pgaegis-*")
+	st, err := stage(path, data, mode, owner)
 	if err != nil {
 		return err
 	}
-	defer os.Remove(tmp.Name()) // a no-op after the rename
-	fail := func(err error) error { tmp.Close(); return err }
+	return st.commit()
+}
+
+// staged is a file written beside its final path, not yet renamed there.
+type staged struct{ tmp, path string }
+
+// stage writes data to a temporary file beside path with mode and owner
+// (nil: the caller's). Staging the certificate and the key before
+// renaming either keeps a failed write from leaving a new key with the old
+// certificate: a pair the server would refuse at its next start.
+func stage(path string, data []byte, mode fs.FileMode, owner *Owner) (*staged, error) {
+	if _, err := safefile.CheckReplace(path); err != nil {
+		return nil, err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".pgaegis-*")
+	if err != nil {
+		return nil, err
+	}
+	fail := func(err error) (*staged, error) { tmp.Close(); os.Remove(tmp.Name()); return nil, err }
 	if err := tmp.Chmod(mode); err != nil {
 		return fail(err)
 	}
-	// Only root gives files away; anyone else may only be the owner
-	// (CanGive), and the file is theirs already.
-	if os.Geteuid() == 0 {
-		if err := tmp.Chown(owner.UID, owner.GID); err != nil {
-			return fail(fmt.Errorf("%s: giving it to %s: %w", path, owner, err))
+	if owner != nil {
+		// Only root gives files away; anyone else may only be the owner
+		// (CanGive), and the file is theirs already.
+		if os.Geteuid() == 0 {
+			if err := tmp.Chown(owner.UID, owner.GID); err != nil {
+				return fail(fmt.Errorf("%s: giving it to %s: %w", path, owner, err))
+			}
+		} else if owner.UID != os.Geteuid() {
+			return fail(fmt.Errorf("%s: %w", path, owner.CanGive()))
 		}
-	} else if owner.UID != os.Geteuid() {
-		return fail(fmt.Errorf("%s: %w", path, owner.CanGive()))
 	}
-	// chown may clear set-id bits but never adds any: mode stays as set.
 	if _, err := tmp.Write(data); err != nil {
 		return fail(err)
 	}
 	if err := tmp.Close(); err != nil {
-		return err
+		os.Remove(tmp.Name())
+		return nil, err
 	}
-	if _, err := safefile.CheckReplace(path); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
+	return &staged{tmp: tmp.Name(), path: path}, nil
 }
+
+// commit renames the staged file into place, checking again that the
+// path is still one we may replace.
+func (s *staged) commit() error {
+	if _, err := safefile.CheckReplace(s.path); err != nil {
+		s.discard()
+		return err
+	}
+	if err := os.Rename(s.tmp, s.path); err != nil {
+		s.discard()
+		return err
+	}
+	return nil
+}
+
+func (s *staged) discard() { os.Remove(s.tmp) }
 
 // Install copies a public file (a CA certificate or CRL) to dst with mode
 // and owner (nil: the caller's).

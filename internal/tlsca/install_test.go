@@ -178,3 +178,30 @@ func TestLoadOrInit(t *testing.T) {
 		t.Errorf("half a CA: %v", err)
 	}
 }
+
+// A certificate that cannot be written leaves the old key in place: never
+// a new key beside the old certificate (a pair the server refuses at its
+// next start). Before, the key was renamed into place first.
+func TestIssueKeepsPairWhole(t *testing.T) {
+	dir := t.TempDir()
+	ca, err := InitCA(filepath.Join(dir, "ca"), "ca", ECDSA, 365*24*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "out")
+	if err := os.MkdirAll(filepath.Join(out, "server.crt"), 0o700); err != nil { // not replaceable
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(out, "server.key"), []byte("old key\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ca.Issue(Request{CommonName: "db.test", DNSNames: []string{"db.test"}}, out, "server"); err == nil {
+		t.Fatal("Issue replaced a directory")
+	}
+	if b, _ := os.ReadFile(filepath.Join(out, "server.key")); string(b) != "old key\n" {
+		t.Errorf("the key was replaced without its certificate: %q", b)
+	}
+	if m, _ := filepath.Glob(filepath.Join(out, ".pgaegis-*")); len(m) != 0 {
+		t.Errorf("temporary files left: %v", m)
+	}
+}
