@@ -680,4 +680,14 @@ func TestTLSIssueOutDirOwner(t *testing.T) {
 			t.Errorf("%s: chown hint printed %v:\n%s", c.out, hint, out)
 		}
 	}
+	// A renewal by root keeps the files with the user who owned them.
+	before, _ := os.ReadFile(filepath.Join(theirs, "server.key"))
+	if code, _, errs := runCLI(t, "tls", "renew", "--ca", filepath.Join(dir, "ca"), "--within", "500"); code != 0 {
+		t.Fatalf("renew: %s", errs)
+	}
+	st, _ := os.Lstat(filepath.Join(theirs, "server.key"))
+	after, _ := os.ReadFile(filepath.Join(theirs, "server.key"))
+	if sys := st.Sys().(*syscall.Stat_t); sys.Uid != 4242 || sys.Gid != 4343 || st.Mode() != 0o600 || string(after) == string(before) {
+		t.Errorf("renewed key: %d:%d %v (replaced: %v)", sys.Uid, sys.Gid, st.Mode(), string(after) != string(before))
+	}
 }
