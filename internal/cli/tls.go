@@ -3,16 +3,19 @@ package cli
 import (
 	"context"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"net"
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/pgaegis/pgaegis/internal/pgconf"
 	"github.com/pgaegis/pgaegis/internal/quote"
 	"github.com/pgaegis/pgaegis/internal/safefile"
 	"github.com/pgaegis/pgaegis/internal/textsafe"
@@ -65,113 +68,455 @@ func tlsInitCACmd(env *Env) *cobra.Command {
 }
 
 func tlsIssueCmd(env *Env, kind string) *cobra.Command {
-	cmd := &cobra.Command{Args: noArgs}
-	fs := cmd.Flags()
-	caDir := fs.String("ca", "", "CA directory (from init-ca)")
-	out := fs.String("out", "", "output directory")
-	var hosts, ips []string
-	role, serverCA, passFile := new(string), new(string), new(string)
 	if kind == "server" {
-		cmd.Use = "server --ca DIR --out DIR (--host NAME | --ip ADDR)..."
-		cmd.Short = "issue a server certificate, with the postgresql.conf and pg_hba.conf lines that use it"
-		cmd.Example = `  pgaegis tls issue server --ca ca --out certs --host db.example.com --ip 10.0.0.5
-  pgaegis tls issue server --ca ca --out certs --host db.example.com --passphrase-file key.pass --config-out conf`
-		fs.StringArrayVar(&hosts, "host", nil, "server DNS name (repeatable)")
-		fs.StringArrayVar(&ips, "ip", nil, "server IP address (repeatable)")
-		passFile = fs.String("passphrase-file", "", "encrypt the key with the passphrase in this file (0600); the server reads it through ssl_passphrase_command")
-	} else {
-		cmd.Use = "client --ca DIR --out DIR --role ROLE"
-		cmd.Short = "issue a client certificate for a role, with the pg_service.conf entry that uses it"
-		cmd.Example = `  pgaegis tls issue client --ca ca --out certs --role app
-  pgaegis tls issue client --ca ca --out certs --role app --server-ca server-ca/ca.crt --config-out conf`
-		role = fs.String("role", "", "the role name (becomes the CN)")
-		serverCA = fs.String("server-ca", "", "the server CA certificate, for the service file's sslrootcert")
+		return tlsIssueServerCmd(env)
 	}
-	keyType := fs.String("key-type", tlsca.ECDSA, "key type: "+strings.Join(keyTypes, ", "))
-	days := fs.Int("days", 397, "validity in days")
-	configOut := fs.String("config-out", "", "also write the configuration snippets to this directory")
+	return tlsIssueClientCmd(env)
+}
+
+// issueCommon are the flags both kinds of certificate take.
+type issueCommon struct {
+	caDir, out, keyType, configOut *string
+	days                           *int
+}
+
+func addIssueCommon(cmd *cobra.Command, caHelp, outHelp string) issueCommon {
+	fs := cmd.Flags()
+	c := issueCommon{
+		caDir:     fs.String("ca", "", caHelp),
+		out:       fs.String("out", "", outHelp),
+		keyType:   fs.String("key-type", tlsca.ECDSA, "key type: "+strings.Join(keyTypes, ", ")),
+		days:      fs.Int("days", 397, "validity in days"),
+		configOut: fs.String("config-out", "", "also write the configuration snippets to this directory"),
+	}
 	completeValues(cmd, "key-type", keyTypes...)
 	cmd.MarkFlagDirname("ca")
 	cmd.MarkFlagDirname("out")
+	return c
+}
+
+func tlsIssueServerCmd(env *Env) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "server (--pgdata DIR | --ca DIR --out DIR (--host NAME | --ip ADDR)...)",
+		Short: "issue a server certificate, with the postgresql.conf and pg_hba.conf lines that use it",
+		Long: `Issue a server certificate (server.crt, server.key 0600) signed by a CA made by init-ca.
+
+With --pgdata DIR the pair is written into the data directory, owned by the
+directory's owner (the cluster's OS user, also when run as root) or --owner,
+so that ssl = on can use it; the CA is --ca or, when not given, DIR/../pgaegis-ca,
+created on first use. The names default to this host's name and localhost, the
+addresses to the loopback ones and those in listen_addresses.
+
+A valid certificate already in place (its key, not expiring within
+--renew-within days, covering the names asked for) is kept: the command then
+changes nothing and exits 0. One this CA signed is replaced when it no longer
+fits; any other only with --force.
+
+The pg_hba.conf lines printed are for the client networks given with --clients
+and for loopback addresses of the certificate; without either none is
+suggested. ssl_ca_file is printed only with --client-ca (the CA that signs
+client certificates), as a copy beside the key that the server can read.`,
+		Example: `  pgaegis tls issue server --ca ca --out certs --host db.example.com --ip 10.0.0.5
+  pgaegis tls issue server --pgdata /var/lib/postgresql/15/main
+  pgaegis tls issue server --ca ca --out certs --host db.example.com --clients 10.1.0.0/16 --client-ca client-ca
+  pgaegis tls issue server --ca ca --out certs --host db.example.com --passphrase-file key.pass --config-out conf`,
+		Args: noArgs,
+	}
+	c := addIssueCommon(cmd, "CA directory (from init-ca); with --pgdata, default DIR/../pgaegis-ca, created when absent", "output directory (or --pgdata)")
+	fs := cmd.Flags()
+	var hosts, dns, ips, clients []string
+	fs.StringArrayVar(&hosts, "host", nil, "server DNS name (repeatable)")
+	fs.StringArrayVar(&dns, "dns", nil, "server DNS name, the same as --host (repeatable)")
+	fs.StringArrayVar(&ips, "ip", nil, "server IP address (repeatable)")
+	fs.StringArrayVar(&clients, "clients", nil, "client network CIDR for the suggested pg_hba.conf lines (repeatable)")
+	pgdata := fs.String("pgdata", "", "write server.crt and server.key into this data directory, owned by its owner")
+	ownerFlag := fs.String("owner", "", "USER[:GROUP] to own the key and certificate (default with --pgdata: the data directory's owner)")
+	clientCA := fs.String("client-ca", "", "CA directory (or ca.crt) that signs client certificates: copied beside the key for ssl_ca_file")
+	force := fs.Bool("force", false, "replace a certificate in place that this CA did not sign")
+	renewWithin := fs.Int("renew-within", 30, "keep a certificate in place only if it is valid for more than this many days")
+	passFile := fs.String("passphrase-file", "", "encrypt the key with the passphrase in this file (0600); the server reads it through ssl_passphrase_command")
+	cmd.MarkFlagDirname("pgdata")
 	cmd.RunE = runE(env, func(_ context.Context, env *Env, args []string) (int, error) {
-		if *caDir == "" || *out == "" {
-			return ExitError, usagef("--ca and --out are required")
-		}
-		ca, err := tlsca.LoadCA(*caDir)
-		if err != nil {
-			return ExitError, err
-		}
-		req := tlsca.Request{KeyType: *keyType, Validity: time.Duration(*days) * 24 * time.Hour, Client: kind == "client"}
-		if *passFile != "" {
-			if kind != "server" {
-				return ExitError, usagef("--passphrase-file is for server keys")
+		o := serverIssue{keyType: *c.keyType, days: *c.days, force: *force, renewWithin: time.Duration(*renewWithin) * 24 * time.Hour}
+		switch {
+		case *pgdata != "" && *c.out != "":
+			return ExitError, usagef("give --pgdata or --out, not both")
+		case *pgdata != "":
+			d, err := dataDir(*pgdata)
+			if err != nil {
+				return ExitError, err
 			}
+			o.pgdata, o.out = d, d
+			o.caDir = *c.caDir
+			if o.caDir == "" {
+				o.caDir, o.caDefault = tlsca.DefaultCADir(d), true
+			}
+		case *c.caDir == "" || *c.out == "":
+			return ExitError, usagef("give --pgdata DIR, or --ca and --out")
+		default:
+			o.out, o.caDir = *c.out, *c.caDir
+		}
+		if *ownerFlag != "" {
+			ow, err := tlsca.ParseOwner(*ownerFlag)
+			if err != nil {
+				return ExitError, usageError{err.Error()}
+			}
+			o.owner = &ow
+		} else if o.pgdata != "" {
+			ow, err := tlsca.OwnerOf(o.pgdata)
+			if err != nil {
+				return ExitError, err
+			}
+			o.owner = &ow
+		} else if ow, err := tlsca.OwnerOf(o.out); err == nil && os.Geteuid() == 0 && ow.UID != 0 {
+			// Root writing into someone else's directory (a data directory
+			// given as --out): the files are for that user, who must be able
+			// to read the key.
+			o.owner = &ow
+		}
+		if o.owner != nil {
+			if err := o.owner.CanGive(); err != nil {
+				return ExitError, fmt.Errorf("%s: %v", o.out, err)
+			}
+		}
+		o.dns = append(append([]string{}, hosts...), dns...)
+		for _, h := range o.dns {
+			if h == "" || strings.ContainsAny(h, " \t\r\n\x00,/") {
+				return ExitError, usagef("--host %q is not a DNS name", h)
+			}
+		}
+		for _, s := range ips {
+			ip := net.ParseIP(s)
+			if ip == nil {
+				return ExitError, usagef("--ip %q is not an IP address", s)
+			}
+			o.ips = append(o.ips, ip)
+		}
+		for _, s := range clients {
+			_, n, err := net.ParseCIDR(s)
+			if err != nil {
+				if ip := net.ParseIP(s); ip != nil {
+					n = hostNet(ip)
+				} else {
+					return ExitError, usagef("--clients %q is not a network (CIDR such as 10.1.0.0/16)", s)
+				}
+			}
+			o.clients = append(o.clients, n)
+		}
+		if len(o.dns) == 0 && len(o.ips) == 0 {
+			if o.pgdata == "" {
+				return ExitError, usagef("a server certificate needs --host and/or --ip (or --pgdata, which defaults them)")
+			}
+			var err error
+			if o.dns, o.ips, o.notes, err = defaultServerNames(o.pgdata); err != nil {
+				return ExitError, err
+			}
+		}
+		if *passFile != "" {
 			b, err := os.ReadFile(*passFile)
 			if err != nil {
 				return ExitError, err
 			}
-			req.Passphrase = []byte(strings.TrimRight(string(b), "\r\n"))
-			if len(req.Passphrase) == 0 {
+			o.passphrase = []byte(strings.TrimRight(string(b), "\r\n"))
+			if len(o.passphrase) == 0 {
 				return ExitError, fmt.Errorf("%s: empty passphrase", *passFile)
 			}
+			o.passFile, _ = filepath.Abs(*passFile)
 		}
-		name := "server"
-		if kind == "server" {
-			if len(hosts) == 0 && len(ips) == 0 {
-				return ExitError, usagef("a server certificate needs --host and/or --ip")
-			}
-			req.DNSNames = hosts
-			for _, s := range ips {
-				ip := net.ParseIP(s)
-				if ip == nil {
-					return ExitError, usagef("--ip %q is not an IP address", s)
-				}
-				req.IPs = append(req.IPs, ip)
-			}
-			req.CommonName = firstOf(hosts, ips)
-		} else {
-			if *role == "" {
-				return ExitError, usagef("a client certificate needs --role")
-			}
-			req.CommonName, name = *role, *role
-		}
-		is, err := ca.Issue(req, *out, name)
-		if err != nil {
-			return ExitError, err
-		}
-		env = textEnv(env) // the snippets are configuration text: escaped by the writer, backslashes kept
-		fmt.Fprintf(env.Stdout, "issued %s certificate %s (key %s, 0600), CN=%s, valid until %s\n\n", kind, esc(is.CertFile), esc(is.KeyFile), esc(req.CommonName), is.Cert.NotAfter.Format("2006-01-02"))
-		snippets := snippetsFor(kind, ca, is, req, *serverCA)
-		if *passFile != "" {
-			abs, _ := filepath.Abs(*passFile)
-			snippets["postgresql.conf"] += fmt.Sprintf("ssl_passphrase_command = %s    # the file owned by postgres, 0600\nssl_passphrase_command_supports_reload = on\n", confValue("cat "+quote.Shell(abs)))
-		}
-		keys := make([]string, 0, len(snippets))
-		for k := range snippets {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		for _, k := range keys {
-			fmt.Fprintf(env.Stdout, "# %s\n%s\n", k, snippets[k])
-			if *configOut != "" {
-				if err := os.MkdirAll(*configOut, 0o700); err != nil {
-					return ExitError, err
-				}
-				if err := safefile.WriteFile(filepath.Join(*configOut, k), []byte(snippets[k]), 0o600); err != nil {
-					return ExitError, err
-				}
+		if *clientCA != "" {
+			o.clientCA = *clientCA
+			if st, err := os.Stat(o.clientCA); err == nil && st.IsDir() {
+				o.clientCA = filepath.Join(o.clientCA, tlsca.CACert)
 			}
 		}
-		return ExitOK, nil
+		return o.run(textEnv(env), *c.configOut)
 	})
 	return cmd
 }
 
-func firstOf(hosts, ips []string) string {
-	if len(hosts) > 0 {
-		return hosts[0]
+// serverIssue is one `tls issue server`, its flags resolved.
+type serverIssue struct {
+	out, pgdata, caDir string
+	caDefault          bool // caDir was not given: create the CA there if absent
+	owner              *tlsca.Owner
+	dns                []string
+	ips                []net.IP
+	clients            []*net.IPNet
+	clientCA           string // the client CA certificate file, when given
+	keyType            string
+	days               int
+	force              bool
+	renewWithin        time.Duration
+	passphrase         []byte
+	passFile           string
+	notes              []string // said before the snippets (defaults taken, settings to replace)
+}
+
+func (o *serverIssue) run(env *Env, configOut string) (int, error) {
+	certFile, keyFile := filepath.Join(o.out, tlsca.ServerCertName), filepath.Join(o.out, tlsca.ServerKeyName)
+	var ca *tlsca.CA
+	loadCA := func() error {
+		if ca != nil {
+			return nil
+		}
+		var err error
+		if o.caDefault {
+			var created bool
+			ca, created, err = tlsca.LoadOrInit(o.caDir, "pgaegis server CA")
+			if err == nil && created {
+				fmt.Fprintf(env.Stdout, "created CA %s (ca.crt, ca.key 0600): clients verify the server with sslrootcert=%s\n", esc(o.caDir), esc(absPath(filepath.Join(o.caDir, tlsca.CACert))))
+			}
+		} else {
+			ca, err = tlsca.LoadCA(o.caDir)
+		}
+		return err
 	}
-	return ips[0]
+	have, why := tlsca.CheckPair(certFile, keyFile, tlsca.Want{DNSNames: o.dns, IPs: o.ips, MinLeft: o.renewWithin})
+	keep := why == nil && !o.force
+	if why != nil && !errors.Is(why, tlsca.ErrNoPair) && !o.force {
+		// Ours may be replaced (a renewal, new names); another's only on request.
+		ours := false
+		if _, err := os.Stat(filepath.Join(o.caDir, tlsca.CACert)); err == nil {
+			if err := loadCA(); err != nil {
+				return ExitError, err
+			}
+			ours = ca.Signed(have)
+		}
+		if !ours {
+			return ExitError, fmt.Errorf("%v; it was not issued by the CA in %s, so it is left alone: pass --force to replace it", why, o.caDir)
+		}
+		fmt.Fprintf(env.Stdout, "replacing %s: %s\n", esc(certFile), esc(why.Error()))
+	}
+	if keep {
+		fmt.Fprintf(env.Stdout, "%s: a valid server certificate is already in place (CN=%s, valid until %s): nothing issued\n", esc(certFile), esc(have.Subject.CommonName), have.NotAfter.Format("2006-01-02"))
+		if o.owner != nil {
+			// Kept, but the server must be able to read it.
+			for _, f := range []struct {
+				path string
+				mode os.FileMode
+			}{{keyFile, 0o600}, {certFile, 0o644}} {
+				changed, err := tlsca.FixOwnership(f.path, f.mode, *o.owner)
+				if err != nil {
+					return ExitError, err
+				}
+				if changed {
+					fmt.Fprintf(env.Stdout, "%s: given to %s, mode %04o\n", esc(f.path), esc(o.owner.String()), f.mode)
+				}
+			}
+		}
+	} else {
+		if err := loadCA(); err != nil {
+			return ExitError, err
+		}
+		req := tlsca.Request{KeyType: o.keyType, Validity: time.Duration(o.days) * 24 * time.Hour, DNSNames: o.dns, IPs: o.ips,
+			Passphrase: o.passphrase, Owner: o.owner}
+		if len(o.dns) > 0 {
+			req.CommonName = o.dns[0]
+		} else {
+			req.CommonName = o.ips[0].String()
+		}
+		is, err := ca.Issue(req, o.out, "server")
+		if err != nil {
+			return ExitError, err
+		}
+		owned := ""
+		if o.owner != nil {
+			owned = ", owned by " + o.owner.String()
+		}
+		fmt.Fprintf(env.Stdout, "issued server certificate %s (key %s, 0600%s), CN=%s, valid until %s\n", esc(is.CertFile), esc(is.KeyFile), esc(owned), esc(req.CommonName), is.Cert.NotAfter.Format("2006-01-02"))
+		fmt.Fprintf(env.Stdout, "  names: %s\n", esc(strings.Join(certNames(is.Cert), ", ")))
+	}
+	// The client CA is copied beside the key: the server reads it at every
+	// start and reload, and the CA directory is usually private to its keeper.
+	var caFile, crlFile string
+	if o.clientCA != "" {
+		caFile = filepath.Join(o.out, "client-ca.crt")
+		if _, err := tlsca.ReadCert(o.clientCA); err != nil {
+			return ExitError, err
+		}
+		if err := installIfChanged(o.clientCA, caFile, o.owner); err != nil {
+			return ExitError, err
+		}
+		if crl := filepath.Join(filepath.Dir(o.clientCA), tlsca.CRLFile); fileExists(crl) {
+			crlFile = filepath.Join(o.out, "client-ca.crl")
+			if err := installIfChanged(crl, crlFile, o.owner); err != nil {
+				return ExitError, err
+			}
+		}
+	}
+	for _, n := range o.notes {
+		fmt.Fprintf(env.Stdout, "note: %s\n", esc(n))
+	}
+	fmt.Fprintln(env.Stdout)
+	snippets := serverSnippets(serverSnippetInput{cert: certFile, key: keyFile, caFile: caFile, crlFile: crlFile,
+		ips: o.ips, clients: o.clients, owner: o.owner, passFile: o.passFile})
+	return writeSnippets(env, snippets, configOut)
+}
+
+func writeSnippets(env *Env, snippets map[string]string, configOut string) (int, error) {
+	keys := make([]string, 0, len(snippets))
+	for k := range snippets {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		fmt.Fprintf(env.Stdout, "# %s\n%s\n", k, snippets[k])
+		if configOut != "" {
+			if err := os.MkdirAll(configOut, 0o700); err != nil {
+				return ExitError, err
+			}
+			if err := safefile.WriteFile(filepath.Join(configOut, k), []byte(snippets[k]), 0o600); err != nil {
+				return ExitError, err
+			}
+		}
+	}
+	return ExitOK, nil
+}
+
+func installIfChanged(src, dst string, owner *tlsca.Owner) error {
+	a, err := safefile.ReadFile(src, safefile.ConfigMax)
+	if err != nil {
+		return err
+	}
+	if b, err := safefile.ReadFile(dst, safefile.ConfigMax); err == nil && string(a) == string(b) {
+		if owner != nil {
+			_, err := tlsca.FixOwnership(dst, 0o644, *owner)
+			return err
+		}
+		return nil
+	}
+	return tlsca.Install(src, dst, 0o644, owner)
+}
+
+func fileExists(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && st.Mode().IsRegular()
+}
+
+func absPath(p string) string {
+	if a, err := filepath.Abs(p); err == nil {
+		return a
+	}
+	return p
+}
+
+func certNames(c *x509.Certificate) []string {
+	names := append([]string{}, c.DNSNames...)
+	for _, ip := range c.IPAddresses {
+		names = append(names, ip.String())
+	}
+	return names
+}
+
+// dataDir checks that dir is a PostgreSQL data directory and returns it
+// absolute.
+func dataDir(dir string) (string, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return "", err
+	}
+	st, err := os.Stat(abs)
+	if err != nil {
+		return "", err
+	}
+	if !st.IsDir() {
+		return "", fmt.Errorf("%s: not a directory", abs)
+	}
+	if !fileExists(filepath.Join(abs, "PG_VERSION")) {
+		return "", fmt.Errorf("%s: not a PostgreSQL data directory (no PG_VERSION)", abs)
+	}
+	return abs, nil
+}
+
+// defaultServerNames are the names a certificate for this data
+// directory's server should carry when none are given: this host's name
+// and localhost, the loopback addresses and what listen_addresses names
+// (every local address for * or 0.0.0.0).
+func defaultServerNames(pgdata string) (dns []string, ips []net.IP, notes []string, err error) {
+	seenDNS, seenIP := map[string]bool{}, map[string]bool{}
+	addDNS := func(n string) {
+		n = strings.TrimSuffix(strings.ToLower(n), ".")
+		if n != "" && !seenDNS[n] && !strings.ContainsAny(n, " \t\r\n\x00,/") {
+			seenDNS[n] = true
+			dns = append(dns, n)
+		}
+	}
+	addIP := func(ip net.IP) {
+		if ip != nil && !seenIP[ip.String()] {
+			seenIP[ip.String()] = true
+			ips = append(ips, ip)
+		}
+	}
+	if h, err := os.Hostname(); err == nil {
+		addDNS(h)
+	}
+	addDNS("localhost")
+	addIP(net.ParseIP("127.0.0.1"))
+	addIP(net.ParseIP("::1"))
+	listen := "localhost"
+	if conf := filepath.Join(pgdata, "postgresql.conf"); fileExists(conf) {
+		cfg, err := pgconf.Load(conf, pgconf.Options{DataDir: pgdata})
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		if e, ok := cfg.Get("listen_addresses"); ok {
+			listen = e.Value
+		}
+		for _, name := range []string{"ssl_cert_file", "ssl_key_file"} {
+			want := "server.crt"
+			if name == "ssl_key_file" {
+				want = "server.key"
+			}
+			if e, ok := cfg.Get(name); ok && e.Value != "" && !samePath(pgdata, e.Value, filepath.Join(pgdata, want)) {
+				notes = append(notes, fmt.Sprintf("%s sets %s = %s: the line printed below replaces it (ALTER SYSTEM or that file)", e.Location(), name, quote.Literal(e.Value)))
+			}
+		}
+	}
+	for _, a := range strings.Split(listen, ",") {
+		a = strings.TrimSpace(a)
+		switch {
+		case a == "" || a == "localhost":
+		case a == "*" || a == "0.0.0.0" || a == "::":
+			addrs, err := net.InterfaceAddrs()
+			if err != nil {
+				continue
+			}
+			for _, ad := range addrs {
+				if n, ok := ad.(*net.IPNet); ok && n.IP.IsGlobalUnicast() {
+					addIP(n.IP)
+				}
+			}
+		case net.ParseIP(a) != nil:
+			addIP(net.ParseIP(a))
+		default:
+			addDNS(a)
+		}
+	}
+	notes = append(notes, "no --host/--ip given: the certificate names "+strings.Join(append(append([]string{}, dns...), ipStrings(ips)...), ", ")+" (listen_addresses = "+quote.Literal(listen)+")")
+	return dns, ips, notes, nil
+}
+
+func samePath(base, p, want string) bool {
+	if !filepath.IsAbs(p) {
+		p = filepath.Join(base, p)
+	}
+	return filepath.Clean(p) == filepath.Clean(want)
+}
+
+func ipStrings(ips []net.IP) []string {
+	out := make([]string, len(ips))
+	for i, ip := range ips {
+		out[i] = ip.String()
+	}
+	return out
+}
+
+// hostNet is the network holding only ip.
+func hostNet(ip net.IP) *net.IPNet {
+	if v4 := ip.To4(); v4 != nil {
+		return &net.IPNet{IP: v4, Mask: net.CIDRMask(32, 32)}
+	}
+	return &net.IPNet{IP: ip, Mask: net.CIDRMask(128, 128)}
 }
 
 // confValue quotes a postgresql.conf value; a value the format cannot hold
@@ -184,60 +529,168 @@ func confValue(v string) string {
 	return q
 }
 
-// snippetsFor renders the configuration that goes with a certificate.
-// Paths and names come from the command line and the certificate's CN (a
-// role name), so each goes through the quoting of the file it lands in.
-func snippetsFor(kind string, ca *tlsca.CA, is *tlsca.Issued, req tlsca.Request, serverCA string) map[string]string {
-	abs := func(p string) string { a, _ := filepath.Abs(p); return a }
-	if kind == "server" {
-		return map[string]string{
-			"postgresql.conf": fmt.Sprintf(`ssl = on
-ssl_cert_file = %s
-ssl_key_file = %s        # owned by the server's OS user, mode 0600
-ssl_ca_file = '<client CA>/ca.crt'     # to verify client certificates
-ssl_crl_file = '<client CA>/ca.crl'
-ssl_min_protocol_version = 'TLSv1.2'   # TLSv1.3 for CIS PostgreSQL 17
-ssl_ciphers = 'HIGH:!aNULL:!MD5:!3DES:!RC4:!SHA1'
-`, confValue(abs(is.CertFile)), confValue(abs(is.KeyFile))),
-			"pg_hba.conf": `# client certificates: CN = role name
-hostssl all all 10.0.0.0/8 cert
-# or password plus certificate
-hostssl all all 10.0.0.0/8 scram-sha-256 clientcert=verify-full
-host    all all 0.0.0.0/0 reject
-host    all all ::/0      reject
-`,
-			"shell": fmt.Sprintf("chown postgres:postgres %s && chmod 0600 %s    # then SELECT pg_reload_conf();\n", quote.Shell(abs(is.KeyFile)), quote.Shell(abs(is.KeyFile))),
+type serverSnippetInput struct {
+	cert, key       string // where the pair is
+	caFile, crlFile string // the client CA (and CRL) the server reads, when known
+	ips             []net.IP
+	clients         []*net.IPNet
+	owner           *tlsca.Owner // who owns the pair already (nil: the caller)
+	passFile        string
+}
+
+// serverSnippets renders the configuration that goes with a server
+// certificate. Every path and token goes through the quoting of the file it
+// lands in; nothing is printed that the server would read as a file or
+// network the command was not told about.
+func serverSnippets(in serverSnippetInput) map[string]string {
+	var conf strings.Builder
+	keyNote := "must be owned by the server's OS user, mode 0600"
+	if in.owner != nil {
+		keyNote = "owned by " + textsafe.String(in.owner.String()) + ", mode 0600"
+	}
+	fmt.Fprintf(&conf, "ssl = on\nssl_cert_file = %s\nssl_key_file = %s    # %s\n", confValue(absPath(in.cert)), confValue(absPath(in.key)), keyNote)
+	if in.caFile != "" {
+		fmt.Fprintf(&conf, "ssl_ca_file = %s    # the client CA: clients are asked for a certificate it signed\n", confValue(absPath(in.caFile)))
+		if in.crlFile != "" {
+			fmt.Fprintf(&conf, "ssl_crl_file = %s    # certificates it revoked\n", confValue(absPath(in.crlFile)))
+		}
+	} else {
+		conf.WriteString("# no ssl_ca_file: no client CA given (--client-ca DIR), so clients are not asked for certificates\n")
+	}
+	conf.WriteString("ssl_min_protocol_version = 'TLSv1.2'    # TLSv1.3 for CIS PostgreSQL 17\nssl_ciphers = 'HIGH:!aNULL:!MD5:!3DES:!RC4:!SHA1'\n")
+	if in.passFile != "" {
+		fmt.Fprintf(&conf, "ssl_passphrase_command = %s    # the file owned by the server's OS user, 0600\nssl_passphrase_command_supports_reload = on\n", confValue("cat "+quote.Shell(in.passFile)))
+	}
+	out := map[string]string{"postgresql.conf": conf.String(), "pg_hba.conf": hbaSnippet(in.ips, in.clients, in.caFile != "")}
+	if in.owner == nil {
+		k := quote.Shell(absPath(in.key))
+		out["shell"] = fmt.Sprintf("chown postgres:postgres %s && chmod 0600 %s    # the server's OS user; then SELECT pg_reload_conf();\n", k, k)
+	}
+	return out
+}
+
+// hbaSnippet suggests hostssl lines only for networks the command was
+// told about: --clients, and the loopback addresses on the certificate
+// (a loopback address is reached only from this host). The server's own
+// other addresses say nothing about where its clients are.
+func hbaSnippet(ips []net.IP, clients []*net.IPNet, clientCerts bool) string {
+	nets := append([]*net.IPNet{}, clients...)
+	for _, ip := range ips {
+		if ip.IsLoopback() {
+			nets = append(nets, hostNet(ip))
 		}
 	}
-	root := serverCA
-	if root == "" {
-		root = "<server CA>/ca.crt"
-	} else {
-		root = abs(root)
+	var b strings.Builder
+	seen := map[string]bool{}
+	for _, n := range nets {
+		tok, err := quote.HBAToken(n.String())
+		if err != nil || seen[tok] {
+			continue
+		}
+		seen[tok] = true
+		if clientCerts {
+			fmt.Fprintf(&b, "# TCP from %s, TLS required; the client certificate (signed by the client CA) must have CN = the role name, no password\nhostssl all all %s cert\n", tok, tok)
+		} else {
+			fmt.Fprintf(&b, "# TCP from %s, TLS required, then the password (SCRAM); add clientcert=verify-full once clients have certificates (--client-ca)\nhostssl all all %s scram-sha-256\n", tok, tok)
+		}
 	}
-	section, err := quote.ServiceName(req.CommonName)
-	vals := []string{req.CommonName, root, abs(is.CertFile), abs(is.KeyFile)}
-	for _, v := range vals {
-		if err == nil {
-			_, err = quote.ServiceValue(v)
+	if b.Len() == 0 {
+		return "# no line suggested: the certificate's addresses are the server's, not where its clients connect from;\n# give --clients CIDR (repeatable) for their networks\n"
+	}
+	// The rejects go first: the first matching line decides, so below a
+	// plain host line they would never refuse anything.
+	return "# put these above the other host lines: the first line that matches a connection decides\n" +
+		"# refuse TCP without TLS from anywhere (clients that do not use TLS will fail)\nhostnossl all all 0.0.0.0/0 reject\nhostnossl all all ::/0 reject\n" + b.String()
+}
+
+func tlsIssueClientCmd(env *Env) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "client --ca DIR --out DIR --role ROLE [--host NAME] [--port N] [--dbname DB] [--server-ca FILE]",
+		Short: "issue a client certificate for a role, with the pg_service.conf entry that uses it",
+		Example: `  pgaegis tls issue client --ca ca --out certs --role app
+  pgaegis tls issue client --ca ca --out certs --role app --server-ca server-ca/ca.crt --host db.example.com --port 5433 --dbname shop --config-out conf`,
+		Args: noArgs,
+	}
+	c := addIssueCommon(cmd, "CA directory (from init-ca)", "output directory")
+	fs := cmd.Flags()
+	role := fs.String("role", "", "the role name (becomes the CN)")
+	serverCA := fs.String("server-ca", "", "the CA certificate (or CA directory) that signed the server's certificate, for the service file's sslrootcert")
+	host := fs.String("host", "localhost", "the server's name as on its certificate, for the service entry")
+	port := fs.Int("port", 5432, "the server's port, for the service entry")
+	dbname := fs.String("dbname", "postgres", "the database, for the service entry")
+	cmd.RunE = runE(env, func(_ context.Context, env *Env, args []string) (int, error) {
+		if *c.caDir == "" || *c.out == "" {
+			return ExitError, usagef("--ca and --out are required")
+		}
+		if *role == "" {
+			return ExitError, usagef("a client certificate needs --role")
+		}
+		if *port < 1 || *port > 65535 {
+			return ExitError, usagef("--port %d is not a port", *port)
+		}
+		root := ""
+		if *serverCA != "" {
+			root = *serverCA
+			if st, err := os.Stat(root); err == nil && st.IsDir() {
+				root = filepath.Join(root, tlsca.CACert)
+			}
+			if _, err := tlsca.ReadCert(root); err != nil {
+				return ExitError, err
+			}
+			root = absPath(root)
+		}
+		ca, err := tlsca.LoadCA(*c.caDir)
+		if err != nil {
+			return ExitError, err
+		}
+		req := tlsca.Request{CommonName: *role, KeyType: *c.keyType, Validity: time.Duration(*c.days) * 24 * time.Hour, Client: true}
+		is, err := ca.Issue(req, *c.out, *role)
+		if err != nil {
+			return ExitError, err
+		}
+		env = textEnv(env) // the snippets are configuration text: escaped by the writer, backslashes kept
+		fmt.Fprintf(env.Stdout, "issued client certificate %s (key %s, 0600), CN=%s, valid until %s\n\n", esc(is.CertFile), esc(is.KeyFile), esc(req.CommonName), is.Cert.NotAfter.Format("2006-01-02"))
+		entry := serviceEntry(serviceInput{role: *role, host: *host, port: *port, dbname: *dbname, rootCert: root, cert: is.CertFile, key: is.KeyFile})
+		return writeSnippets(env, map[string]string{"pg_service.conf": entry}, *c.configOut)
+	})
+	return cmd
+}
+
+type serviceInput struct {
+	role, host, dbname  string
+	port                int
+	rootCert, cert, key string // rootCert empty: not given
+}
+
+// serviceEntry renders the ~/.pg_service.conf section for a client
+// certificate. libpq's service file has no quoting: a value it cannot hold
+// gives an explanation, never an entry that would read as something else.
+func serviceEntry(in serviceInput) string {
+	section, err := quote.ServiceName(in.role)
+	kv := [][2]string{{"host", in.host}, {"port", strconv.Itoa(in.port)}, {"dbname", in.dbname}, {"user", in.role}, {"sslmode", "verify-full"}}
+	if in.rootCert != "" {
+		kv = append(kv, [2]string{"sslrootcert", absPath(in.rootCert)})
+	}
+	kv = append(kv, [2]string{"sslcert", absPath(in.cert)}, [2]string{"sslkey", absPath(in.key)})
+	var b strings.Builder
+	b.WriteString(section + "\n")
+	for _, p := range kv {
+		if err != nil {
+			break
+		}
+		var v string
+		if v, err = quote.ServiceValue(p[1]); err == nil {
+			fmt.Fprintf(&b, "%s=%s\n", p[0], v)
 		}
 	}
 	if err != nil {
-		// libpq's service file has no quoting: say so rather than print an
-		// entry that would be read as something else.
-		return map[string]string{"pg_service.conf": "# no service entry: " + textsafe.String(err.Error()) + "; pass the settings as connection options instead\n"}
+		return "# no service entry: " + textsafe.String(err.Error()) + "; pass the settings as connection options instead\n"
 	}
-	return map[string]string{
-		"pg_service.conf": fmt.Sprintf(`%s
-host=<server name on its certificate>
-dbname=<database>
-user=%s
-sslmode=verify-full
-sslrootcert=%s
-sslcert=%s
-sslkey=%s
-`, section, vals[0], vals[1], vals[2], vals[3]),
+	if in.rootCert == "" {
+		// A comment line of its own: the format has no trailing comments.
+		b.WriteString("# no sslrootcert: --server-ca was not given, so libpq reads ~/.postgresql/root.crt to verify the server\n")
 	}
+	return b.String()
 }
 
 func tlsRenewCmd(env *Env) *cobra.Command {
@@ -271,6 +724,13 @@ func tlsRenewCmd(env *Env) *cobra.Command {
 			req := tlsca.Request{CommonName: old.Subject.CommonName, DNSNames: old.DNSNames, IPs: old.IPAddresses,
 				Client: hasUsage(old, x509.ExtKeyUsageClientAuth), Validity: old.NotAfter.Sub(old.NotBefore)}
 			name := strings.TrimSuffix(filepath.Base(f), ".crt")
+			if os.Geteuid() == 0 {
+				// Root renewing a key the server reads: the new files go to
+				// whoever owned the old ones, not to root.
+				if ow, err := tlsca.OwnerOf(f); err == nil && ow.UID != 0 {
+					req.Owner = &ow
+				}
+			}
 			is, err := ca.Issue(req, filepath.Dir(f), name)
 			if err != nil {
 				return ExitError, err

@@ -20,13 +20,13 @@ func TestTLSSnippetsHostilePaths(t *testing.T) {
 	ctx := context.Background()
 	dir := "/tmp/pgaegis q'uote \\ back\nslash $(touch x)"
 	is := &tlsca.Issued{CertFile: dir + "/server.crt", KeyFile: dir + "/server.key"}
-	snip := snippetsFor("server", nil, is, tlsca.Request{CommonName: "db"}, "")
+	snip := serverSnippets(serverSnippetInput{cert: is.CertFile, key: is.KeyFile})
 	conf := snip["postgresql.conf"]
 	for _, l := range strings.Split(strings.TrimSpace(conf), "\n") {
 		if strings.HasPrefix(l, "ssl_cert_file") || strings.HasPrefix(l, "ssl_key_file") {
 			continue
 		}
-		if !strings.Contains(l, "<client CA>") && !strings.HasPrefix(l, "ssl ") && !strings.HasPrefix(l, "ssl_min") && !strings.HasPrefix(l, "ssl_ciphers") {
+		if !strings.HasPrefix(l, "# ") && !strings.HasPrefix(l, "ssl ") && !strings.HasPrefix(l, "ssl_min") && !strings.HasPrefix(l, "ssl_ciphers") {
 			t.Errorf("unexpected line %q", l)
 		}
 	}
@@ -80,12 +80,17 @@ func TestTLSSnippetsHostilePaths(t *testing.T) {
 	}
 	// A CN with a line break cannot be a service section: an explanation,
 	// not an entry with an injected host=.
-	cl := snippetsFor("client", nil, &tlsca.Issued{CertFile: "/c.crt", KeyFile: "/c.key"}, tlsca.Request{CommonName: "app\nhost=evil"}, "")
-	if s := cl["pg_service.conf"]; strings.Contains(s, "\nhost=evil") || !strings.HasPrefix(s, "# no service entry") {
-		t.Errorf("service entry for a hostile CN: %q", s)
+	cl := serviceEntry(serviceInput{role: "app\nhost=evil", host: "localhost", port: 5432, dbname: "postgres", cert: "/c.crt", key: "/c.key"})
+	if strings.Contains(cl, "\nhost=evil") || !strings.HasPrefix(cl, "# no service entry") {
+		t.Errorf("service entry for a hostile CN: %q", cl)
 	}
-	ok := snippetsFor("client", nil, &tlsca.Issued{CertFile: "/c.crt", KeyFile: "/c.key"}, tlsca.Request{CommonName: "app"}, "")
-	if s := ok["pg_service.conf"]; !strings.HasPrefix(s, "[app]\n") || !strings.Contains(s, "user=app\n") {
-		t.Errorf("service entry: %q", s)
+	ok := serviceEntry(serviceInput{role: "app", host: "localhost", port: 5432, dbname: "postgres", cert: "/c.crt", key: "/c.key"})
+	if !strings.HasPrefix(ok, "[app]\n") || !strings.Contains(ok, "user=app\n") {
+		t.Errorf("service entry: %q", ok)
+	}
+	// A path the file cannot hold (a line break) refuses the whole entry.
+	bad := serviceEntry(serviceInput{role: "app", host: "localhost", port: 5432, dbname: "postgres", rootCert: dir + "/ca.crt", cert: "/c.crt", key: "/c.key"})
+	if !strings.HasPrefix(bad, "# no service entry") {
+		t.Errorf("service entry with a line break in sslrootcert: %q", bad)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -16,6 +17,8 @@ import (
 
 	"github.com/pgaegis/pgaegis/internal/localpg"
 	"github.com/pgaegis/pgaegis/internal/pgtest"
+	"github.com/pgaegis/pgaegis/internal/quote"
+	"github.com/pgaegis/pgaegis/internal/tlsca"
 )
 
 type probeJSON struct {
@@ -289,4 +292,402 @@ func probeFor(t *testing.T, port int, ca string) probeJSON {
 	var r probeJSON
 	must(t, json.Unmarshal([]byte(out), &r))
 	return r
+}
+
+// TestTLSIssueServerSuggestions: what `tls issue server` prints comes from
+// what it was told. Before: `--ip 127.0.0.1` printed `hostssl all all
+// 10.0.0.0/8 cert` (a network nobody named) and `ssl_ca_file = '<client
+// CA>/ca.crt'` (a file the server would try to open).
+func TestTLSIssueServerSuggestions(t *testing.T) {
+	dir := t.TempDir()
+	for _, name := range []string{"server-ca", "client-ca"} {
+		if code, _, errs := runCLI(t, "tls", "init-ca", "--name", name, "--out", filepath.Join(dir, name)); code != 0 {
+			t.Fatal(errs)
+		}
+	}
+	clientCA := filepath.Join(dir, "client-ca")
+	cases := []struct {
+		name      string
+		args      []string
+		want      []string // lines (or line prefixes, ending in "…") that must be printed
+		forbidden []string // substrings that must not appear
+	}{
+		{name: "loopback address: a loopback line, nothing invented",
+			args:      []string{"--ip", "127.0.0.1"},
+			want:      []string{"hostssl all all 127.0.0.1/32 scram-sha-256", "hostnossl all all 0.0.0.0/0 reject", "# no ssl_ca_file: …"},
+			forbidden: []string{"10.0.0.0/8", "<client CA>", "ssl_ca_file =", "ssl_crl_file =", " cert\n"}},
+		{name: "a server address says nothing about its clients: no line",
+			args:      []string{"--host", "db.test", "--ip", "10.0.0.5"},
+			want:      []string{"# no line suggested: …", "# give --clients CIDR (repeatable) for their networks"},
+			forbidden: []string{"hostssl", "hostnossl", "10.0.0.5/32", "10.0.0.0/8"}},
+		{name: "DNS name only: no line",
+			args:      []string{"--dns", "db.test"},
+			want:      []string{"# no line suggested: …"},
+			forbidden: []string{"hostssl"}},
+		{name: "client networks given",
+			args:      []string{"--host", "db.test", "--clients", "10.1.0.0/16", "--clients", "2001:db8::/32", "--clients", "192.0.2.7"},
+			want:      []string{"hostssl all all 10.1.0.0/16 scram-sha-256", "hostssl all all 2001:db8::/32 scram-sha-256", "hostssl all all 192.0.2.7/32 scram-sha-256"},
+			forbidden: []string{"10.0.0.0/8", "127.0.0.1/32"}},
+		{name: "client CA known: ssl_ca_file is its absolute copy, lines use cert",
+			args: []string{"--host", "db.test", "--ip", "::1", "--client-ca", clientCA},
+			want: []string{"ssl_ca_file = '" + filepath.Join(dir, "out-4", "client-ca.crt") + "'    # …",
+				"ssl_crl_file = '" + filepath.Join(dir, "out-4", "client-ca.crl") + "'    # …", "hostssl all all ::1/128 cert"},
+			forbidden: []string{"<client CA>", "scram-sha-256\n"}},
+	}
+	for i, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			out := filepath.Join(dir, fmt.Sprintf("out-%d", i))
+			args := append([]string{"tls", "issue", "server", "--ca", filepath.Join(dir, "server-ca"), "--out", out}, c.args...)
+			code, stdout, errs := runCLI(t, args...)
+			if code != 0 {
+				t.Fatalf("exit %d: %s", code, errs)
+			}
+			lines := strings.Split(stdout, "\n")
+			for _, w := range c.want {
+				found := false
+				for _, l := range lines {
+					if p, ok := strings.CutSuffix(w, "…"); ok && strings.HasPrefix(l, p) || l == w {
+						found = true
+					}
+				}
+				if !found {
+					t.Errorf("no line %q in:\n%s", w, stdout)
+				}
+			}
+			for _, f := range c.forbidden {
+				if strings.Contains(stdout, f) {
+					t.Errorf("%q printed:\n%s", f, stdout)
+				}
+			}
+			// Every file the configuration names exists.
+			for _, l := range lines {
+				if v, ok := strings.CutPrefix(l, "ssl_ca_file = '"); ok {
+					if _, err := os.Stat(v[:strings.IndexByte(v, '\'')]); err != nil {
+						t.Errorf("ssl_ca_file names a missing file: %v", err)
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestTLSIssueClientServiceEntry: the printed ~/.pg_service.conf entry is
+// complete and its paths absolute. Before: no port, and sslrootcert was
+// '<server CA>/ca.crt' or the relative path as given.
+func TestTLSIssueClientServiceEntry(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	for _, name := range []string{"server-ca", "client-ca"} {
+		if code, _, errs := runCLI(t, "tls", "init-ca", "--name", name, "--out", name); code != 0 {
+			t.Fatal(errs)
+		}
+	}
+	abs := func(p string) string { return filepath.Join(dir, p) }
+	cases := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"defaults", []string{"--role", "jane", "--out", "c1", "--server-ca", "server-ca/ca.crt"},
+			"[jane]\nhost=localhost\nport=5432\ndbname=postgres\nuser=jane\nsslmode=verify-full\nsslrootcert=" + abs("server-ca/ca.crt") +
+				"\nsslcert=" + abs("c1/jane.crt") + "\nsslkey=" + abs("c1/jane.key") + "\n"},
+		{"host, port, database; the CA directory for --server-ca", []string{"--role", "app", "--out", "c2", "--server-ca", "server-ca", "--host", "db.test", "--port", "6543", "--dbname", "shop"},
+			"[app]\nhost=db.test\nport=6543\ndbname=shop\nuser=app\nsslmode=verify-full\nsslrootcert=" + abs("server-ca/ca.crt") +
+				"\nsslcert=" + abs("c2/app.crt") + "\nsslkey=" + abs("c2/app.key") + "\n"},
+		{"no server CA: said so, nothing relative", []string{"--role", "bob", "--out", "c3"},
+			"[bob]\nhost=localhost\nport=5432\ndbname=postgres\nuser=bob\nsslmode=verify-full\nsslcert=" + abs("c3/bob.crt") + "\nsslkey=" + abs("c3/bob.key") +
+				"\n# no sslrootcert: --server-ca was not given, so libpq reads ~/.postgresql/root.crt to verify the server\n"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			code, out, errs := runCLI(t, append([]string{"tls", "issue", "client", "--ca", "client-ca"}, c.args...)...)
+			if code != 0 {
+				t.Fatalf("exit %d: %s", code, errs)
+			}
+			_, entry, _ := strings.Cut(out, "# pg_service.conf\n")
+			if entry != c.want+"\n" {
+				t.Errorf("entry:\n%s\nwant:\n%s", entry, c.want)
+			}
+		})
+	}
+	for _, bad := range [][]string{
+		{"--role", "x", "--out", "c4", "--port", "0"},
+		{"--role", "x", "--out", "c4", "--server-ca", "missing.crt"},
+	} {
+		if code, _, errs := runCLI(t, append([]string{"tls", "issue", "client", "--ca", "client-ca"}, bad...)...); code != ExitError || errs == "" {
+			t.Errorf("%v: exit %d %q, want an error", bad, code, errs)
+		}
+	}
+}
+
+// TestTLSIssueIntoDataDir: `tls issue server --pgdata` run by root (as
+// the tests are) for a cluster run by an unprivileged OS user leaves a pair
+// the server can use: ssl = on, a reload and a restart all work, and a
+// verify-full connection (server CA from the default CA directory; a client
+// certificate through the printed service entry) succeeds. Before, the key
+// stayed root's and the server could not read it. A second run changes
+// nothing. This is the invocation the planner emits for TLS-01.
+func TestTLSIssueIntoDataDir(t *testing.T) {
+	srv := pgtest.Start(t, localpg.Options{})
+	ctx := pgtest.Ctx(t)
+	dir := t.TempDir()
+	if code, _, errs := runCLI(t, "tls", "init-ca", "--name", "client CA", "--out", filepath.Join(dir, "client-ca")); code != 0 {
+		t.Fatal(errs)
+	}
+	code, out, errs := runCLI(t, append(tlsca.ServerCommand(srv.DataDir)[1:], "--client-ca", filepath.Join(dir, "client-ca"))...)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	uid, gid := srv.OSUser()
+	if uid < 0 {
+		uid, gid = os.Getuid(), os.Getgid()
+	}
+	for name, mode := range map[string]os.FileMode{"server.key": 0o600, "server.crt": 0o644, "client-ca.crt": 0o644, "client-ca.crl": 0o644} {
+		st, err := os.Lstat(filepath.Join(srv.DataDir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sys := st.Sys().(*syscall.Stat_t)
+		if int(sys.Uid) != uid || int(sys.Gid) != gid || st.Mode() != mode {
+			t.Errorf("%s: owner %d:%d mode %v, want %d:%d %v", name, sys.Uid, sys.Gid, st.Mode(), uid, gid, mode)
+		}
+	}
+	caCert := filepath.Join(tlsca.DefaultCADir(srv.DataDir), "ca.crt")
+	if !strings.Contains(out, "sslrootcert="+caCert) {
+		t.Errorf("the new CA's certificate is not named:\n%s", out)
+	}
+	// The printed settings, as ALTER SYSTEM would be given them.
+	settings := map[string]string{}
+	for _, l := range strings.Split(out, "\n") {
+		if k, v, ok := strings.Cut(l, " = '"); ok && (k == "ssl_cert_file" || k == "ssl_key_file" || k == "ssl_ca_file" || k == "ssl_crl_file") {
+			settings[k] = v[:strings.IndexByte(v, '\'')]
+		}
+	}
+	if len(settings) != 4 || settings["ssl_key_file"] != filepath.Join(srv.DataDir, "server.key") {
+		t.Fatalf("settings printed: %v\n%s", settings, out)
+	}
+	stmts := []string{"ALTER SYSTEM SET ssl = on"}
+	for k, v := range settings {
+		stmts = append(stmts, "ALTER SYSTEM SET "+k+" = "+quote.Literal(v))
+	}
+	must(t, srv.WriteDataFile("pg_hba.conf", "hostssl all jane 127.0.0.1/32 cert\nhost all all 127.0.0.1/32 scram-sha-256\n"))
+	must(t, srv.Exec(ctx, append(stmts, "CREATE ROLE jane LOGIN", "SELECT pg_reload_conf()")...))
+
+	verifyFull := func(t *testing.T) {
+		t.Helper()
+		cfg, err := pgx.ParseConfig(fmt.Sprintf("host=127.0.0.1 port=%d dbname=postgres sslmode=verify-full sslrootcert=%s connect_timeout=10", srv.Port, caCert))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.User, cfg.Password = srv.AdminUser, srv.Password
+		// A reload is asynchronous: poll (bounded by attempts, not time)
+		// until a new backend sees ssl = on.
+		for i := 0; ; i++ {
+			c, err := pgx.ConnectConfig(ctx, cfg)
+			if err == nil {
+				var ssl bool
+				err = c.QueryRow(ctx, "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()").Scan(&ssl)
+				c.Close(ctx)
+				if err == nil && ssl {
+					return
+				}
+			}
+			if i == 100 {
+				t.Fatalf("no verify-full connection: %v\n%s", err, tailFile(srv.LogFile))
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+	t.Run("verify-full after the reload", verifyFull)
+
+	t.Run("a client certificate through the printed service entry", func(t *testing.T) {
+		code, out, errs := runCLI(t, "tls", "issue", "client", "--ca", filepath.Join(dir, "client-ca"), "--role", "jane", "--out", filepath.Join(dir, "clients"),
+			"--server-ca", tlsca.DefaultCADir(srv.DataDir), "--host", "localhost", "--port", fmt.Sprint(srv.Port), "--config-out", filepath.Join(dir, "conf"))
+		if code != 0 {
+			t.Fatalf("exit %d: %s", code, errs)
+		}
+		if !strings.Contains(out, fmt.Sprintf("\nport=%d\n", srv.Port)) {
+			t.Errorf("no port in the entry:\n%s", out)
+		}
+		cmd := exec.Command(filepath.Join(srv.BinDir, "psql"), "-X", "-At", "-c", "SELECT current_user || ' ' || ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()", "service=jane")
+		for _, e := range os.Environ() {
+			if !strings.HasPrefix(e, "PG") {
+				cmd.Env = append(cmd.Env, e)
+			}
+		}
+		cmd.Env = append(cmd.Env, "PGSERVICEFILE="+filepath.Join(dir, "conf", "pg_service.conf"), "PGCONNECT_TIMEOUT=10")
+		b, err := cmd.CombinedOutput()
+		if err != nil || strings.TrimSpace(string(b)) != "jane true" {
+			t.Errorf("psql service=jane: %v: %s", err, b)
+		}
+	})
+
+	t.Run("a second run changes nothing", func(t *testing.T) {
+		before, _ := os.ReadFile(filepath.Join(srv.DataDir, "server.key"))
+		code, out, errs := runCLI(t, "tls", "issue", "server", "--pgdata", srv.DataDir, "--client-ca", filepath.Join(dir, "client-ca"))
+		if code != 0 || !strings.Contains(out, "nothing issued") || strings.Contains(out, "issued server certificate") || strings.Contains(out, "given to") {
+			t.Errorf("exit %d: %s%s", code, out, errs)
+		}
+		if after, _ := os.ReadFile(filepath.Join(srv.DataDir, "server.key")); string(after) != string(before) {
+			t.Error("the key was replaced")
+		}
+		if strings.Contains(out, string(before)) {
+			t.Error("the private key was printed")
+		}
+	})
+
+	t.Run("the server restarts with it", func(t *testing.T) {
+		if err := srv.Restart(ctx); err != nil {
+			t.Fatalf("restart: %v", err)
+		}
+		verifyFull(t)
+	})
+}
+
+// TestTLSIssueServerRefusals: bad or risky --pgdata input is an error that
+// names the file, before anything is written.
+func TestTLSIssueServerRefusals(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	must(t, os.MkdirAll(data, 0o700))
+	if code, _, errs := runCLI(t, "tls", "issue", "server", "--pgdata", data); code != ExitError || !strings.Contains(errs, data+": not a PostgreSQL data directory") {
+		t.Errorf("no PG_VERSION: exit %d %q", code, errs)
+	}
+	must(t, os.WriteFile(filepath.Join(data, "PG_VERSION"), []byte("15\n"), 0o600))
+	// Someone else's certificate in place (here: from another CA) is left
+	// alone unless --force.
+	if code, _, errs := runCLI(t, "tls", "init-ca", "--name", "other", "--out", filepath.Join(dir, "other")); code != 0 {
+		t.Fatal(errs)
+	}
+	if code, _, errs := runCLI(t, "tls", "issue", "server", "--ca", filepath.Join(dir, "other"), "--out", data, "--host", "elsewhere.test"); code != 0 {
+		t.Fatal(errs)
+	}
+	before, _ := os.ReadFile(filepath.Join(data, "server.crt"))
+	code, _, errs := runCLI(t, "tls", "issue", "server", "--pgdata", data)
+	if code != ExitError || !strings.Contains(errs, filepath.Join(data, "server.crt")+" does not cover") || !strings.Contains(errs, "--force") {
+		t.Errorf("foreign certificate: exit %d %q", code, errs)
+	}
+	if after, _ := os.ReadFile(filepath.Join(data, "server.crt")); string(after) != string(before) {
+		t.Error("a certificate this CA did not sign was replaced")
+	}
+	if code, out, errs := runCLI(t, "tls", "issue", "server", "--pgdata", data, "--force"); code != 0 || !strings.Contains(out, "issued server certificate") {
+		t.Errorf("--force: exit %d %s %s", code, out, errs)
+	}
+	// Now it is ours: new names replace it without --force (a renewal).
+	if code, out, errs := runCLI(t, "tls", "issue", "server", "--pgdata", data, "--host", "db.test"); code != 0 || !strings.Contains(out, "replacing") {
+		t.Errorf("renewal of our own: exit %d %s %s", code, out, errs)
+	}
+	for _, bad := range [][]string{
+		{"--pgdata", data, "--out", dir},
+		{"--pgdata", data, "--owner", "no-such-user-pgaegis"},
+		{"--pgdata", data, "--clients", "10.0.0.0/33"},
+		{"--out", dir, "--host", "x"}, // no --ca
+	} {
+		if code, _, errs := runCLI(t, append([]string{"tls", "issue", "server"}, bad...)...); code != ExitError || errs == "" {
+			t.Errorf("%v: exit %d %q, want an error", bad, code, errs)
+		}
+	}
+}
+
+func tailFile(p string) string {
+	b, _ := os.ReadFile(p)
+	if len(b) > 2000 {
+		b = b[len(b)-2000:]
+	}
+	return string(b)
+}
+
+// TestTLSIssueServerPlannerCommand: the exact argv the fix planner emits
+// for TLS-01 (tlsca.ServerCommand), then nothing but ssl = on: the
+// server's default ssl_cert_file/ssl_key_file find the pair, a reload and
+// a restart bring TLS up, and running the command again does nothing.
+func TestTLSIssueServerPlannerCommand(t *testing.T) {
+	srv := pgtest.Start(t, localpg.Options{})
+	ctx := pgtest.Ctx(t)
+	argv := tlsca.ServerCommand(srv.DataDir)
+	if code, _, errs := runCLI(t, argv[1:]...); code != 0 {
+		t.Fatalf("%v: exit %d: %s", argv, code, errs)
+	}
+	must(t, srv.Exec(ctx, "ALTER SYSTEM SET ssl = on", "SELECT pg_reload_conf()"))
+	caCert := filepath.Join(tlsca.DefaultCADir(srv.DataDir), tlsca.CACert)
+	connect := func(t *testing.T) {
+		t.Helper()
+		cfg, err := pgx.ParseConfig(fmt.Sprintf("host=localhost port=%d dbname=postgres sslmode=verify-full sslrootcert=%s connect_timeout=10", srv.Port, caCert))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.User, cfg.Password = srv.AdminUser, srv.Password
+		for i := 0; ; i++ { // the reload is asynchronous: bounded attempts
+			c, err := pgx.ConnectConfig(ctx, cfg)
+			if err == nil {
+				c.Close(ctx)
+				return
+			}
+			if i == 100 {
+				t.Fatalf("verify-full: %v\n%s", err, tailFile(srv.LogFile))
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+	connect(t)
+	if err := srv.Restart(ctx); err != nil {
+		t.Fatalf("restart: %v", err)
+	}
+	connect(t)
+	code, out, errs := runCLI(t, argv[1:]...)
+	if code != 0 || !strings.Contains(out, "nothing issued") {
+		t.Errorf("second run: exit %d: %s%s", code, out, errs)
+	}
+}
+
+// TestTLSIssueOutDirOwner: root issuing into an existing directory of
+// another user (a data directory given as --out, as the rules' fix text
+// does) gives the pair to that user; a new directory stays the caller's.
+func TestTLSIssueOutDirOwner(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("giving files away needs root")
+	}
+	dir := t.TempDir()
+	if code, _, errs := runCLI(t, "tls", "init-ca", "--name", "ca", "--out", filepath.Join(dir, "ca")); code != 0 {
+		t.Fatal(errs)
+	}
+	theirs := filepath.Join(dir, "theirs")
+	must(t, os.Mkdir(theirs, 0o700))
+	must(t, os.Chown(theirs, 4242, 4343))
+	for _, c := range []struct {
+		out      string
+		uid, gid uint32
+		args     []string
+	}{
+		{theirs, 4242, 4343, nil},
+		{filepath.Join(dir, "new"), 0, 0, nil},
+		{filepath.Join(dir, "given"), 4444, 4545, []string{"--owner", "4444:4545"}},
+	} {
+		args := append([]string{"tls", "issue", "server", "--ca", filepath.Join(dir, "ca"), "--out", c.out, "--host", "db.test"}, c.args...)
+		code, out, errs := runCLI(t, args...)
+		if code != 0 {
+			t.Fatalf("%v: exit %d: %s", args, code, errs)
+		}
+		st, err := os.Lstat(filepath.Join(c.out, "server.key"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sys := st.Sys().(*syscall.Stat_t)
+		if sys.Uid != c.uid || sys.Gid != c.gid || st.Mode() != 0o600 {
+			t.Errorf("%s: key %d:%d %v, want %d:%d 0600", c.out, sys.Uid, sys.Gid, st.Mode(), c.uid, c.gid)
+		}
+		if hint := strings.Contains(out, "chown postgres"); hint != (c.uid == 0) {
+			t.Errorf("%s: chown hint printed %v:\n%s", c.out, hint, out)
+		}
+	}
+	// A renewal by root keeps the files with the user who owned them.
+	before, _ := os.ReadFile(filepath.Join(theirs, "server.key"))
+	if code, _, errs := runCLI(t, "tls", "renew", "--ca", filepath.Join(dir, "ca"), "--within", "500"); code != 0 {
+		t.Fatalf("renew: %s", errs)
+	}
+	st, _ := os.Lstat(filepath.Join(theirs, "server.key"))
+	after, _ := os.ReadFile(filepath.Join(theirs, "server.key"))
+	if sys := st.Sys().(*syscall.Stat_t); sys.Uid != 4242 || sys.Gid != 4343 || st.Mode() != 0o600 || string(after) == string(before) {
+		t.Errorf("renewed key: %d:%d %v (replaced: %v)", sys.Uid, sys.Gid, st.Mode(), string(after) != string(before))
+	}
 }

@@ -102,7 +102,7 @@ func InitCA(dir, name, keyType string, validity time.Duration) (*CA, error) {
 		return nil, err
 	}
 	cert, _ := x509.ParseCertificate(der)
-	if err := writeKey(filepath.Join(dir, CAKey), key); err != nil {
+	if err := writeKey(filepath.Join(dir, CAKey), key, nil); err != nil {
 		return nil, err
 	}
 	if err := writeCert(filepath.Join(dir, CACert), der); err != nil {
@@ -154,6 +154,9 @@ type Request struct {
 	// Passphrase, when set, encrypts the written key (the server then
 	// needs ssl_passphrase_command).
 	Passphrase []byte
+	// Owner, when set, receives the written key and certificate (root
+	// issuing into the data directory of a cluster run by another user).
+	Owner *Owner
 }
 
 // Issued is what Issue wrote.
@@ -203,14 +206,36 @@ func (ca *CA) Issue(r Request, out, name string) (*Issued, error) {
 	}
 	cert, _ := x509.ParseCertificate(der)
 	is := &Issued{CertFile: filepath.Join(out, name+".crt"), KeyFile: filepath.Join(out, name+".key"), Cert: cert}
-	if len(r.Passphrase) > 0 {
-		if err := writeEncryptedKey(is.KeyFile, key, r.Passphrase); err != nil {
+	if r.Owner != nil {
+		if err := r.Owner.CanGive(); err != nil {
 			return nil, err
 		}
-	} else if err := writeKey(is.KeyFile, key); err != nil {
+	}
+	var keyPEM []byte
+	if len(r.Passphrase) > 0 {
+		keyPEM, err = encryptedKeyPEM(key, r.Passphrase)
+	} else {
+		keyPEM, err = keyPEMOf(key)
+	}
+	if err != nil {
 		return nil, err
 	}
-	if err := writeCert(is.CertFile, der); err != nil {
+	// Both files are staged before either is renamed into place: a failed
+	// write leaves the old pair whole.
+	stKey, err := stage(is.KeyFile, keyPEM, 0o600, r.Owner)
+	if err != nil {
+		return nil, err
+	}
+	stCert, err := stage(is.CertFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644, r.Owner)
+	if err != nil {
+		stKey.discard()
+		return nil, err
+	}
+	if err := stKey.commit(); err != nil {
+		stCert.discard()
+		return nil, err
+	}
+	if err := stCert.commit(); err != nil {
 		return nil, err
 	}
 	return is, ca.record(cert, is.CertFile)
@@ -377,12 +402,20 @@ func ReadKey(path string) (crypto.Signer, error) {
 	return s, nil
 }
 
-func writeKey(path string, key crypto.Signer) error {
+func keyPEMOf(key crypto.Signer) ([]byte, error) {
 	der, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return nil, err
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), nil
+}
+
+func writeKey(path string, key crypto.Signer, owner *Owner) error {
+	data, err := keyPEMOf(key)
 	if err != nil {
 		return err
 	}
-	return writeAtomic(path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600)
+	return writeOwned(path, data, 0o600, owner)
 }
 
 func writeCert(path string, der []byte) error {
@@ -396,28 +429,28 @@ func writeAtomic(path string, data []byte, mode os.FileMode) error {
 	return safefile.WriteFile(path, data, mode)
 }
 
-// writeEncryptedKey writes a passphrase-protected key in the traditional
+// encryptedKeyPEM renders a passphrase-protected key in the traditional
 // OpenSSL form (Proc-Type/DEK-Info, AES-256-CBC) that the server reads
 // with ssl_passphrase_command.
-func writeEncryptedKey(path string, key crypto.Signer, pass []byte) error {
+func encryptedKeyPEM(key crypto.Signer, pass []byte) ([]byte, error) {
 	var der []byte
 	var typ string
 	switch k := key.(type) {
 	case *ecdsa.PrivateKey:
 		b, err := x509.MarshalECPrivateKey(k)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		der, typ = b, "EC PRIVATE KEY"
 	case *rsa.PrivateKey:
 		der, typ = x509.MarshalPKCS1PrivateKey(k), "RSA PRIVATE KEY"
 	default:
-		return errors.New("passphrase protection supports ecdsa-p256 and rsa keys")
+		return nil, errors.New("passphrase protection supports ecdsa-p256 and rsa keys")
 	}
 	//lint:ignore SA1019 the traditional format is what OpenSSL (and so the server) reads for encrypted EC keys
 	block, err := x509.EncryptPEMBlock(rand.Reader, typ, der, pass, x509.PEMCipherAES256) //nolint:staticcheck
 	if err != nil {
-		return err
+		return nil, err
 	}
-	return writeAtomic(path, pem.EncodeToMemory(block), 0o600)
+	return pem.EncodeToMemory(block), nil
 }
