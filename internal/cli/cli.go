@@ -4,6 +4,7 @@
 package cli
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -36,6 +37,9 @@ const (
 // Env is what a command runs with; tests swap the streams.
 type Env struct {
 	Stdout, Stderr io.Writer
+	// Stdin answers prompts (fix --apply, fix --interactive).
+	Stdin io.Reader
+	in    *bufio.Reader
 	// code is the exit code the command that ran returned.
 	code int
 	// Secrets are removed from any error message printed.
@@ -93,7 +97,7 @@ Exit codes: 0 nothing at or above --fail-on, 1 findings at or above it,
 	root.Flags().BoolP("version", "V", false, "print the version and exit")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err.Error()} })
 	root.AddCommand(auditCmd(env), collectCmd(env), hbaCmd(env), accessCmd(env), escalationsCmd(env),
-		tlsCmd(env), logsCmd(env), rulesCmd(env), versionCmd(env))
+		tlsCmd(env), logsCmd(env), fixCmd(env), rulesCmd(env), versionCmd(env))
 	// cobra's own commands, in the same voice as the others.
 	root.InitDefaultHelpCmd()
 	root.InitDefaultCompletionCmd()
@@ -157,7 +161,12 @@ func groupCmd(env *Env, use, short, example string, subs ...*cobra.Command) *cob
 
 // Main runs pgaegis with the given arguments and returns the exit code.
 func Main(args []string, stdout, stderr io.Writer) int {
-	env := &Env{Stdout: stdout, Stderr: stderr}
+	return MainInput(args, os.Stdin, stdout, stderr)
+}
+
+// MainInput is Main with the stream prompts read from.
+func MainInput(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	env := &Env{Stdin: stdin, Stdout: stdout, Stderr: stderr}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	root := newRoot(env)
