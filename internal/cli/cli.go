@@ -61,7 +61,8 @@ func newRoot(env *Env) *cobra.Command {
 		Short: "audit and harden PostgreSQL",
 		Long: `pgaegis audits and hardens PostgreSQL: a server, its files or a snapshot
 against a rule catalogue (CIS, STIG), pg_hba.conf as a policy, who can do
-what, TLS certificates and probes, and security events in server logs.
+what, TLS certificates and probes, and security events in server logs;
+'pgaegis fix' plans the fixes as one ordered plan and applies it safely.
 
 Exit codes: 0 nothing at or above --fail-on, 1 findings at or above it,
 2 usage or runtime error (including an incomplete audit).`,
