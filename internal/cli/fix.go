@@ -162,11 +162,13 @@ steps (without --apply); 2 an error, a refusal or a rollback.`,
 			return ExitError, err
 		}
 		if len(snap.Errors) > 0 {
-			// A plan from a partial view may miss what it could not see.
-			fmt.Fprintf(env.Stderr, "pgaegis fix: warning: some reads failed, so the plan may be incomplete:\n")
-			for _, e := range snap.Errors {
-				fmt.Fprintf(env.Stderr, "  %s\n", textsafe.String(e))
+			// A plan from a partial view may miss what it could not see, and
+			// a re-audit could not prove it: say so, and never apply it.
+			err := incompleteError("some reads failed, so the plan may be incomplete (see pgaegis audit)", snap.Errors)
+			if *doApply {
+				return ExitError, fmt.Errorf("--apply refused: %v", err)
 			}
+			fmt.Fprintf(env.Stderr, "pgaegis fix: warning: %s\n", textsafe.Code(err.Error()))
 		}
 		if !*doApply {
 			if p.Empty() {

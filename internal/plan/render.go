@@ -323,10 +323,12 @@ func WriteJSON(w io.Writer, p *Plan) error {
 			}
 			c.Steps[i].HBA = &hc
 		}
-		for j := range c.Steps[i].Settings {
-			if c.Steps[i].Settings[j].Rules == nil {
-				c.Steps[i].Settings = append([]SettingChange{}, c.Steps[i].Settings...)
-				c.Steps[i].Settings[j].Rules = []string{}
+		if st := c.Steps[i].Settings; st != nil {
+			c.Steps[i].Settings = append([]SettingChange{}, st...)
+			for j := range c.Steps[i].Settings {
+				if c.Steps[i].Settings[j].Rules == nil {
+					c.Steps[i].Settings[j].Rules = []string{}
+				}
 			}
 		}
 	}
