@@ -9,9 +9,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/spf13/cobra"
 
 	"github.com/pgaegis/pgaegis/internal/collect"
+	"github.com/pgaegis/pgaegis/internal/fix"
 	"github.com/pgaegis/pgaegis/internal/localpg"
 	"github.com/pgaegis/pgaegis/internal/report"
 	"github.com/pgaegis/pgaegis/internal/rules"
@@ -42,21 +44,37 @@ func (s *sourceFlags) register(cmd *cobra.Command) {
 
 // gather collects a snapshot from the sources the flags name.
 func gather(ctx context.Context, env *Env, s *sourceFlags, sandbox *localpg.Server) (*snapshot.Snapshot, error) {
+	var cfg *pgx.ConnConfig
+	if sandbox != nil {
+		cfg = sandbox.ConnConfig("postgres")
+		env.secrets = append(env.secrets, sandbox.Password)
+	} else {
+		var err error
+		if cfg, err = s.connConfig(env); err != nil {
+			return nil, err
+		}
+	}
+	return gatherWith(ctx, env, s, cfg)
+}
+
+// connConfig is the connection the flags name, or nil for the files alone.
+func (s *sourceFlags) connConfig(env *Env) (*pgx.ConnConfig, error) {
+	if s.conn.given() || !s.files.given() {
+		return s.conn.config(env)
+	}
+	return nil, nil
+}
+
+// gatherWith collects over cfg (nil: files only); fix collects again after
+// a change with the same configuration, without prompting twice.
+func gatherWith(ctx context.Context, env *Env, s *sourceFlags, cfg *pgx.ConnConfig) (*snapshot.Snapshot, error) {
 	o := collect.Options{
 		DataDir: s.files.dataDir, ConfigFile: s.files.configFile, HBAFile: s.files.hbaFile, IdentFile: s.files.identFile,
 		NoFiles: s.noFiles, Parallel: s.parallel, StatementTimeout: s.stmtTO, PasswordBudget: s.pwBudget, NoProbe: s.noProbe, Progress: progress(env),
 	}
 	defer clearProgress(env)
-	switch {
-	case sandbox != nil:
-		o.Conn = sandbox.ConnConfig("postgres")
-		env.secrets = append(env.secrets, sandbox.Password)
-	case s.conn.given() || !s.files.given():
-		cfg, err := s.conn.config(env)
-		if err != nil {
-			return nil, err
-		}
-		o.Conn = cfg
+	if cfg != nil {
+		o.Conn = cfg.Copy()
 	}
 	snap, err := collect.Collect(ctx, o)
 	if err != nil && o.Conn != nil && !s.conn.given() {
@@ -166,6 +184,9 @@ socket) are used.`,
 		if err != nil {
 			return ExitError, err
 		}
+		// Every report shows as a finding's fix the step of the one
+		// planner, so the report and 'pgaegis fix' agree.
+		fix.Build(snap, findings, fix.Options{Target: snap.Target.Description}).Annotate(findings)
 		if wf != nil {
 			snap.Warnings = append(snap.Warnings, wf.Apply(findings, time.Now())...)
 		}

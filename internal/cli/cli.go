@@ -4,6 +4,7 @@
 package cli
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -36,6 +37,9 @@ const (
 // Env is what a command runs with; tests swap the streams.
 type Env struct {
 	Stdout, Stderr io.Writer
+	// Stdin answers prompts (fix --apply, fix --interactive).
+	Stdin io.Reader
+	in    *bufio.Reader
 	// code is the exit code the command that ran returned.
 	code int
 	// Secrets are removed from any error message printed.
@@ -57,7 +61,8 @@ func newRoot(env *Env) *cobra.Command {
 		Short: "audit and harden PostgreSQL",
 		Long: `pgaegis audits and hardens PostgreSQL: a server, its files or a snapshot
 against a rule catalogue (CIS, STIG), pg_hba.conf as a policy, who can do
-what, TLS certificates and probes, and security events in server logs.
+what, TLS certificates and probes, and security events in server logs;
+'pgaegis fix' plans the fixes as one ordered plan and applies it safely.
 
 Exit codes: 0 nothing at or above --fail-on, 1 findings at or above it,
 2 usage or runtime error (including an incomplete audit).`,
@@ -93,7 +98,7 @@ Exit codes: 0 nothing at or above --fail-on, 1 findings at or above it,
 	root.Flags().BoolP("version", "V", false, "print the version and exit")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err.Error()} })
 	root.AddCommand(auditCmd(env), collectCmd(env), hbaCmd(env), accessCmd(env), escalationsCmd(env),
-		tlsCmd(env), logsCmd(env), rulesCmd(env), versionCmd(env))
+		tlsCmd(env), logsCmd(env), fixCmd(env), rulesCmd(env), versionCmd(env))
 	// cobra's own commands, in the same voice as the others.
 	root.InitDefaultHelpCmd()
 	root.InitDefaultCompletionCmd()
@@ -157,7 +162,12 @@ func groupCmd(env *Env, use, short, example string, subs ...*cobra.Command) *cob
 
 // Main runs pgaegis with the given arguments and returns the exit code.
 func Main(args []string, stdout, stderr io.Writer) int {
-	env := &Env{Stdout: stdout, Stderr: stderr}
+	return MainInput(args, os.Stdin, stdout, stderr)
+}
+
+// MainInput is Main with the stream prompts read from.
+func MainInput(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	env := &Env{Stdin: stdin, Stdout: stdout, Stderr: stderr}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	root := newRoot(env)
