@@ -735,33 +735,10 @@ func (e *engine) validate(ctx context.Context) error {
 	return nil
 }
 
-// listQuoted are the settings whose value is a list of names the server
-// quotes one by one (GUC_LIST_QUOTE): ALTER SYSTEM must get one literal
-// per item, or 'a,b' becomes the single name "a,b".
-var listQuoted = map[string]bool{
-	"shared_preload_libraries": true, "session_preload_libraries": true, "local_preload_libraries": true,
-	"search_path": true, "temp_tablespaces": true, "unix_socket_directories": true,
-}
-
-// alterSQL renders ALTER SYSTEM SET for one setting.
+// alterSQL is plan.AlterSystem without its semicolon: one renderer of
+// ALTER SYSTEM for the plan's text, scripts and this engine.
 func alterSQL(sc plan.SettingChange) string {
-	parts := strings.Split(sc.Name, ".")
-	for i, p := range parts {
-		parts[i] = quote.Ident(strings.ToLower(p))
-	}
-	name := strings.Join(parts, ".")
-	if listQuoted[strings.ToLower(sc.Name)] {
-		items := splitList(sc.To)
-		if len(items) == 0 {
-			return "ALTER SYSTEM SET " + name + " = ''"
-		}
-		lits := make([]string, len(items))
-		for i, it := range items {
-			lits[i] = quote.Literal(it)
-		}
-		return "ALTER SYSTEM SET " + name + " = " + strings.Join(lits, ", ")
-	}
-	return "ALTER SYSTEM SET " + name + " = " + quote.Literal(sc.To)
+	return strings.TrimSuffix(plan.AlterSystem(sc), ";")
 }
 
 type fileErr struct{ file, name, msg string }

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/pgaegis/pgaegis/internal/hba"
+	"github.com/pgaegis/pgaegis/internal/plan"
 )
 
 // ParsePath reads "ROLE@DB from ADDR [ssl]" or "ROLE@DB local" (--keep).
@@ -244,50 +245,6 @@ func listenKeeps(v, serverAddr string) bool {
 	return false
 }
 
-// splitList splits a list setting as SplitIdentifierString does: commas
-// between items, blanks around them trimmed, double quotes keeping commas
-// and blanks inside an item ("" is one quote).
-func splitList(v string) []string {
-	var out []string
-	i := 0
-	for {
-		for i < len(v) && (v[i] == ' ' || v[i] == '\t' || v[i] == '\n' || v[i] == '\r') {
-			i++
-		}
-		if i >= len(v) {
-			return out
-		}
-		var b strings.Builder
-		if v[i] == '"' {
-			i++
-			for i < len(v) {
-				if v[i] == '"' {
-					if i+1 < len(v) && v[i+1] == '"' {
-						b.WriteByte('"')
-						i += 2
-						continue
-					}
-					i++
-					break
-				}
-				b.WriteByte(v[i])
-				i++
-			}
-			for i < len(v) && v[i] != ',' {
-				i++
-			}
-		} else {
-			j := strings.IndexByte(v[i:], ',')
-			if j < 0 {
-				j = len(v) - i
-			}
-			b.WriteString(strings.TrimRight(v[i:i+j], " \t\r\n"))
-			i += j
-		}
-		out = append(out, b.String())
-		if i >= len(v) {
-			return out
-		}
-		i++ // the comma
-	}
-}
+// splitList splits a comma-separated setting (listen_addresses) into
+// its items, the way plan.SplitList reads unquoted lists of names.
+func splitList(v string) []string { return plan.SplitList("unix_socket_directories", v) }

@@ -69,7 +69,7 @@ func TestAlterSQL(t *testing.T) {
 		want string
 	}{
 		{plan.SettingChange{Name: "shared_preload_libraries", To: "pgaudit,auth_delay"}, `ALTER SYSTEM SET shared_preload_libraries = 'pgaudit', 'auth_delay'`},
-		{plan.SettingChange{Name: "shared_preload_libraries", To: ""}, `ALTER SYSTEM SET shared_preload_libraries = ''`},
+		{plan.SettingChange{Name: "shared_preload_libraries", To: ""}, `ALTER SYSTEM RESET shared_preload_libraries`},
 		{plan.SettingChange{Name: "auth_delay.milliseconds", To: "500"}, `ALTER SYSTEM SET auth_delay.milliseconds = '500'`},
 		{plan.SettingChange{Name: "log_line_prefix", To: "%m [%p] it's"}, `ALTER SYSTEM SET log_line_prefix = '%m [%p] it''s'`},
 		{plan.SettingChange{Name: "unix_socket_permissions", To: "0770"}, `ALTER SYSTEM SET unix_socket_permissions = '0770'`},
