@@ -420,7 +420,7 @@ func init() {
 		}})
 
 	register(&Rule{ID: "EXT-05.preload", Title: "shared_preload_libraries names installed libraries, one per item", Area: AreaHardening, Severity: High,
-		Rationale: "The server loads every library of shared_preload_libraries at start and does not start when one cannot be loaded: a quoted item holding commas (\"pgaudit,auth_delay\", what ALTER SYSTEM SET shared_preload_libraries = 'pgaudit,auth_delay' stores) is one library of that name, and a library whose package is not installed is missing.",
+		Rationale:  "The server loads every library of shared_preload_libraries at start and does not start when one cannot be loaded: a quoted item holding commas (\"pgaudit,auth_delay\", what ALTER SYSTEM SET shared_preload_libraries = 'pgaudit,auth_delay' stores) is one library of that name, and a library whose package is not installed is missing.",
 		References: []Reference{{"PostgreSQL docs", "shared_preload_libraries"}, {"pgaegis", "issue 12: a files-only audit must see the value the next start fails on"}},
 		Check: func(c *Check) {
 			v, ok := c.setting("shared_preload_libraries")
@@ -552,9 +552,9 @@ func (c *Check) preloadDefects(v snapshot.Setting) (Problem, bool) {
 			lits[i] = quote.Literal(l)
 		}
 		if len(lits) == 0 {
-			p.Fix = "ALTER SYSTEM RESET shared_preload_libraries;    # then restart"
+			p.Fix = "ALTER SYSTEM RESET shared_preload_libraries;    -- then restart"
 		} else {
-			p.Fix = "ALTER SYSTEM SET shared_preload_libraries = " + strings.Join(lits, ", ") + ";    # then restart"
+			p.Fix = "ALTER SYSTEM SET shared_preload_libraries = " + strings.Join(lits, ", ") + ";    -- then restart"
 		}
 	}
 	return p, true

@@ -887,7 +887,11 @@ func init() {
 				// one, WAL piles up in pg_wal until the disk is full.
 				p := c.setProblem(v, "on", "archive_mode = on with a working archive_command or archive_library (your backup tool's)")
 				if noArchiver {
-					p.Fix = "# first set archive_command (or archive_library) to your backup tool's archive command, then: " + p.Fix
+					comment := "# "
+					if p.FixKind == FixSQL {
+						comment = "-- "
+					}
+					p.Fix = comment + "first set archive_command (or archive_library) to your backup tool's archive command, then:\n" + p.Fix
 				}
 				c.Fail(p)
 				return

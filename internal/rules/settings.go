@@ -151,7 +151,7 @@ func (c *Check) preloadProblem(v snapshot.Setting, libs []string, expected strin
 		lits[i] = quote.Literal(it)
 	}
 	if c.S.Server != nil {
-		p.Fix = fmt.Sprintf("ALTER SYSTEM SET shared_preload_libraries = %s;    # then restart", strings.Join(lits, ", "))
+		p.Fix = fmt.Sprintf("ALTER SYSTEM SET shared_preload_libraries = %s;    -- then restart", strings.Join(lits, ", "))
 	} else {
 		file := c.S.Target.ConfigFile
 		if v.File != "" {

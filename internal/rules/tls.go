@@ -102,7 +102,7 @@ func init() {
 						Evidence: fmt.Sprintf("mode %s owner %s", k.ModeString(), ownerName(k)),
 						Expected: "0600 owned by the cluster owner (or 0640 owned by root)",
 						Fix:      "chmod 0600 " + quote.Shell(k.Path), FixKind: FixShell, FixApply: "reload",
-						Changes:  []remedy.Change{ch}})
+						Changes: []remedy.Change{ch}})
 				}
 			}
 		},
