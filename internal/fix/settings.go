@@ -214,7 +214,7 @@ func prerequisite(s *snapshot.Snapshot, req string) (ok bool, why string, cert b
 		}
 		dd := s.Target.DataDir
 		if dd == "" || !s.Target.OnHost || s.TLSFiles == nil {
-			return false, "ssl = on needs a server certificate and key, and none was seen: issue a certificate first (pgaegis tls issue server --pgdata DATADIR, on the database host), then plan again", false
+			return false, "ssl = on needs a server certificate and key, and none was seen: issue a certificate first: pgaegis tls issue server --pgdata DATADIR (on the database host), then plan again", false
 		}
 		// The command writes server.crt and server.key into the data
 		// directory: only what the server reads when the settings name

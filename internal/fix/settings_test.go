@@ -1,0 +1,307 @@
+package fix_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/pgaegis/pgaegis/internal/plan"
+	"github.com/pgaegis/pgaegis/internal/rules"
+	"github.com/pgaegis/pgaegis/internal/snapshot"
+)
+
+// Issue 12: LOG-26, AUTH-13 and AUTH-14 each set the whole list and the
+// last one pasted won; the plan has one shared_preload_libraries value
+// holding all of them (and what was there), written as separate literals.
+func TestPreloadLibrariesMergeIntoOneValue(t *testing.T) {
+	s := settingsSnap(map[string]string{"shared_preload_libraries": "pg_stat_statements"})
+	r, fs := build(t, s, "LOG-26", "AUTH-13", "AUTH-14")
+	for _, rule := range []string{"LOG-26", "AUTH-13", "AUTH-14"} {
+		if len(failingOf(fs, rule)) == 0 {
+			t.Fatalf("%s does not fail", rule)
+		}
+	}
+	var steps int
+	for _, st := range r.Plan.Steps {
+		for _, c := range st.Settings {
+			if c.Name == "shared_preload_libraries" {
+				steps++
+			}
+		}
+	}
+	if steps != 1 {
+		t.Fatalf("shared_preload_libraries is set by %d steps, want 1: %+v", steps, r.Plan.Steps)
+	}
+	c, st, _ := settingIn(r.Plan, "shared_preload_libraries")
+	if c.To != "pg_stat_statements, passwordcheck, auth_delay, pgaudit" || c.From != "pg_stat_statements" || !c.Restart || st.Apply != plan.ApplyRestart {
+		t.Errorf("merged value: %+v (apply %q)", c, st.Apply)
+	}
+	if got := plan.AlterSystem(c); got != "ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements', 'passwordcheck', 'auth_delay', 'pgaudit';" {
+		t.Errorf("statement: %s", got)
+	}
+	// The settings that only exist once the library is loaded come with
+	// the same restart.
+	for _, name := range []string{"pgaudit.log", "auth_delay.milliseconds"} {
+		if c2, st2, ok := settingIn(r.Plan, name); !ok || st2 != st {
+			t.Errorf("%s not in the restart step: %+v", name, c2)
+		}
+	}
+	// Every finding's text is the one merged statement, never a list
+	// in one literal.
+	for _, f := range fs {
+		if f.Status != rules.Fail || f.Object != "setting shared_preload_libraries" {
+			continue
+		}
+		txt := r.Texts[f.Key()]
+		if !strings.Contains(txt, "'pg_stat_statements', 'passwordcheck', 'auth_delay', 'pgaudit'") {
+			t.Errorf("%s text: %q", f.Rule, txt)
+		}
+	}
+}
+
+// Issue 12: AUTH-13 recommended credcheck, which is not installed, instead
+// of the installed passwordcheck.
+func TestAUTH13RecommendsInstalledLibrary(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		libs []string
+		want string
+	}{
+		{"passwordcheck installed", []string{"auth_delay", "passwordcheck"}, "passwordcheck"},
+		{"credcheck installed", []string{"credcheck", "passwordcheck"}, "credcheck"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s := settingsSnap(nil)
+			s.Libraries.Names = c.libs
+			r, fs := build(t, s, "AUTH-13")
+			sc, _, ok := settingIn(r.Plan, "shared_preload_libraries")
+			if !ok || sc.To != c.want {
+				t.Errorf("plan: %+v held %v", sc, r.Plan.Held)
+			}
+			for _, f := range failingOf(fs, "AUTH-13") {
+				if c.want == "passwordcheck" && strings.Contains(f.Fix+r.Texts[f.Key()], "credcheck") {
+					t.Errorf("names credcheck, which is not installed: %q", f.Fix)
+				}
+			}
+		})
+	}
+}
+
+// A library that is not installed is never put into the list (the next
+// start would fail): the change is held with how to install it.
+func TestMissingLibraryIsHeld(t *testing.T) {
+	s := settingsSnap(nil)
+	s.Libraries.Names = []string{"auth_delay", "passwordcheck"}
+	r, _ := build(t, s, "LOG-26", "AUTH-14")
+	c, _, _ := settingIn(r.Plan, "shared_preload_libraries")
+	if c.To != "auth_delay" {
+		t.Errorf("shared_preload_libraries = %q, want auth_delay alone", c.To)
+	}
+	if _, _, ok := settingIn(r.Plan, "pgaudit.log"); ok {
+		t.Errorf("pgaudit.log planned without pgaudit")
+	}
+	h := heldFor(r.Plan, "LOG-26")
+	if len(h) != 1 || !strings.Contains(h[0], "install postgresql-15-pgaudit") {
+		t.Errorf("LOG-26 held: %q", h)
+	}
+	// Unknown library directory (not superuser, not on the host): held.
+	s = settingsSnap(nil)
+	s.Libraries = nil
+	r, _ = build(t, s, "AUTH-14")
+	if _, _, ok := settingIn(r.Plan, "shared_preload_libraries"); ok || len(heldFor(r.Plan, "AUTH-14")) == 0 {
+		t.Errorf("unknown library directory: steps %+v held %+v", r.Plan.Steps, r.Plan.Held)
+	}
+}
+
+// Issue 12: AUTH-14 passed with auth_delay loaded and
+// auth_delay.milliseconds = 0; the fix sets the delay.
+func TestAUTH14DelayZeroFails(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		set  map[string]string
+	}{
+		{"zero", map[string]string{"shared_preload_libraries": "auth_delay", "auth_delay.milliseconds": "0"}},
+		{"not set (files: default 0)", map[string]string{"shared_preload_libraries": "auth_delay"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r, fs := build(t, settingsSnap(c.set), "AUTH-14")
+			if len(failingOf(fs, "AUTH-14")) != 1 {
+				t.Fatalf("AUTH-14 failures: %+v", failingOf(fs, "AUTH-14"))
+			}
+			sc, st, ok := settingIn(r.Plan, "auth_delay.milliseconds")
+			if !ok || sc.To != "500" || st.Apply != plan.ApplyReload {
+				t.Errorf("plan: %+v %+v", sc, st)
+			}
+		})
+	}
+	_, fs := build(t, settingsSnap(map[string]string{"shared_preload_libraries": "auth_delay", "auth_delay.milliseconds": "500"}), "AUTH-14")
+	if len(failingOf(fs, "AUTH-14")) != 0 {
+		t.Errorf("AUTH-14 fails with a delay set: %+v", failingOf(fs, "AUTH-14"))
+	}
+}
+
+// Issue 12: TLS-01 printed ssl = on with no certificate in place. The plan
+// issues one first (a command step the settings step comes after), or
+// holds the change when the data directory is not on this host.
+func TestSSLNeedsCertificate(t *testing.T) {
+	t.Run("certificate present", func(t *testing.T) {
+		r, _ := build(t, settingsSnap(map[string]string{"ssl": "off"}), "TLS-01")
+		c, st, ok := settingIn(r.Plan, "ssl")
+		if !ok || c.To != "on" || len(st.After) != 0 || len(r.Plan.Steps) != 1 {
+			t.Errorf("plan: %+v", r.Plan.Steps)
+		}
+	})
+	t.Run("no certificate, on the host", func(t *testing.T) {
+		s := settingsSnap(map[string]string{"ssl": "off"})
+		s.TLSFiles.CertExists, s.TLSFiles.KeyExists = false, false
+		r, _ := build(t, s, "TLS-01")
+		if len(r.Plan.Steps) != 2 {
+			t.Fatalf("steps: %+v", r.Plan.Steps)
+		}
+		cmd, set := r.Plan.Steps[0], r.Plan.Steps[1]
+		want := []string{"pgaegis", "tls", "issue", "server", "--pgdata", "/var/lib/postgresql/15/main"}
+		if cmd.Kind != plan.KindCommand || strings.Join(cmd.Command, " ") != strings.Join(want, " ") {
+			t.Errorf("command step: %+v", cmd)
+		}
+		if set.Kind != plan.KindSettings || len(set.After) != 1 || set.After[0] != cmd.ID {
+			t.Errorf("settings step does not come after the certificate: %+v", set)
+		}
+	})
+	t.Run("no certificate, remote", func(t *testing.T) {
+		s := settingsSnap(map[string]string{"ssl": "off"})
+		s.Target = snapshot.Target{Live: true}
+		s.TLSFiles = &snapshot.TLSFiles{CertFile: "/srv/pg/server.crt", KeyFile: "/srv/pg/server.key", Source: "pg_stat_file"}
+		r, _ := build(t, s, "TLS-01")
+		h := heldFor(r.Plan, "TLS-01")
+		if len(r.Plan.Steps) != 0 || len(h) != 1 || !strings.Contains(h[0], "issue a certificate first: pgaegis tls issue server") {
+			t.Errorf("steps %+v held %q", r.Plan.Steps, h)
+		}
+	})
+}
+
+// Issue 12: BKP-02 set archive_mode = on with no archive command (WAL
+// then piles up in pg_wal), named pgbackrest, which is not installed, and
+// had a blank setting name in a files-only audit.
+func TestArchiveModeNeedsArchiver(t *testing.T) {
+	r, fs := build(t, settingsSnap(nil), "BKP-02")
+	if len(r.Plan.Steps) != 0 {
+		t.Errorf("archive_mode proposed without an archiver: %+v", r.Plan.Steps)
+	}
+	if h := heldFor(r.Plan, "BKP-02"); len(h) != 1 || !strings.Contains(h[0], "pg_wal") {
+		t.Errorf("held: %q", h)
+	}
+	if strings.Contains(strings.ToLower(allText(r, fs)), "pgbackrest") {
+		t.Errorf("names pgbackrest: %s", allText(r, fs))
+	}
+	// With an archiver the setting is proposed, for a restart.
+	r, _ = build(t, settingsSnap(map[string]string{"archive_command": "/usr/local/bin/ship %p"}), "BKP-02")
+	if c, st, ok := settingIn(r.Plan, "archive_mode"); !ok || c.To != "on" || st.Apply != plan.ApplyRestart {
+		t.Errorf("with an archive_command: %+v", r.Plan.Steps)
+	}
+	// Files only, archive_mode on, archive_command not in the files.
+	s := filesOnly(settingsSnap(map[string]string{"archive_mode": "on"}))
+	delete(s.Settings, "archive_command")
+	r, fs = build(t, s, "BKP-02")
+	got := failingOf(fs, "BKP-02")
+	if len(got) != 1 || got[0].Object != "setting archive_command" {
+		t.Fatalf("files-only BKP-02: %+v", got)
+	}
+	if len(r.Plan.Manual) != 1 || strings.Contains(strings.ToLower(allText(r, fs)), "pgbackrest") {
+		t.Errorf("manual: %+v", r.Plan.Manual)
+	}
+}
+
+// Issue 12: a files-only audit of the broken data directory did not notice
+// shared_preload_libraries = '"pgaudit,auth_delay"' (one library whose
+// name holds a comma) or a library that is not installed.
+func TestPreloadValueTheNextStartFailsOn(t *testing.T) {
+	for _, c := range []struct {
+		name, value, fixed string
+	}{
+		{"one item with a comma", `"pgaudit,auth_delay"`, "pgaudit, auth_delay"},
+		{"not installed", "pgaudit, credcheck", "pgaudit"},
+		{"unterminated quote", `"pgaudit`, "pgaudit"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s := filesOnly(settingsSnap(map[string]string{"shared_preload_libraries": c.value}))
+			s.Libraries.Source = "filesystem"
+			r, fs := build(t, s, "EXT-05.preload")
+			got := failingOf(fs, "EXT-05.preload")
+			if len(got) != 1 || got[0].Severity != rules.High {
+				t.Fatalf("EXT-05.preload: %+v", got)
+			}
+			sc, st, ok := settingIn(r.Plan, "shared_preload_libraries")
+			if !ok || sc.To != c.fixed || st.Apply != plan.ApplyRestart {
+				t.Errorf("repair: %+v", sc)
+			}
+		})
+	}
+	// Repaired and extended at once: LOG-26 adds to the repaired list.
+	s := settingsSnap(map[string]string{"shared_preload_libraries": `"pg_stat_statements,auth_delay"`})
+	r, _ := build(t, s, "EXT-05.preload", "LOG-26")
+	if sc, _, _ := settingIn(r.Plan, "shared_preload_libraries"); sc.To != "pg_stat_statements, auth_delay, pgaudit" {
+		t.Errorf("repair + LOG-26: %q", sc.To)
+	}
+	// Without the repair in the plan, adding to a broken list is held.
+	r, _ = build(t, s, "LOG-26")
+	if _, _, ok := settingIn(r.Plan, "shared_preload_libraries"); ok || len(heldFor(r.Plan, "LOG-26")) != 1 {
+		t.Errorf("LOG-26 onto a broken list: steps %+v held %+v", r.Plan.Steps, r.Plan.Held)
+	}
+	// A good value passes.
+	_, fs := build(t, filesOnly(settingsSnap(map[string]string{"shared_preload_libraries": "pgaudit, auth_delay"})), "EXT-05.preload")
+	if f := failingOf(fs, "EXT-05.preload"); len(f) != 0 {
+		t.Errorf("good value fails: %+v", f)
+	}
+}
+
+// Reload and restart settings land in one step each, whatever the number
+// of rules; a setting two rules want at different values is held, never
+// planned twice.
+func TestSettingsStepsMerge(t *testing.T) {
+	s := settingsSnap(map[string]string{"log_connections": "off", "log_disconnections": "off", "logging_collector": "off",
+		"log_statement": "all", "password_encryption": "md5", "unix_socket_permissions": "0777"})
+	s.Settings["logging_collector"] = snapshot.Setting{Name: "logging_collector", Value: "off", Context: "postmaster", Origin: snapshot.FromServer}
+	s.Settings["unix_socket_permissions"] = snapshot.Setting{Name: "unix_socket_permissions", Value: "0777", Context: "postmaster", Origin: snapshot.FromServer}
+	r, _ := build(t, s, "LOG-19", "LOG-20", "LOG-02", "LOG-24", "LOG-33", "AUTH-11", "NET-04")
+	var kinds []string
+	for _, st := range r.Plan.Steps {
+		kinds = append(kinds, st.Kind+"/"+st.Apply)
+	}
+	if strings.Join(kinds, " ") != "settings/reload settings/restart" {
+		t.Fatalf("steps: %v", kinds)
+	}
+	reload, restart := r.Plan.Steps[0], r.Plan.Steps[1]
+	names := func(st plan.Step) (out []string) {
+		for _, c := range st.Settings {
+			out = append(out, c.Name+"="+c.To)
+		}
+		return
+	}
+	if got := strings.Join(names(reload), " "); got != "log_connections=on log_disconnections=on log_statement=ddl password_encryption=scram-sha-256" {
+		t.Errorf("reload step: %s", got)
+	}
+	if got := strings.Join(names(restart), " "); got != "logging_collector=on unix_socket_permissions=0770" {
+		t.Errorf("restart step: %s", got)
+	}
+	if len(restart.Breaks) == 0 {
+		t.Errorf("unix_socket_permissions says nothing of what it breaks")
+	}
+	c, _, _ := settingIn(r.Plan, "log_statement")
+	if strings.Join(c.Rules, ",") != "LOG-33" {
+		// LOG-24 passes with log_statement = all; LOG-33 wants ddl.
+		t.Errorf("log_statement rules: %v", c.Rules)
+	}
+}
+
+// What only the administrator can choose is manual, with what to do.
+func TestManualSettings(t *testing.T) {
+	s := settingsSnap(map[string]string{"listen_addresses": "*", "logging_collector": "on", "log_directory": "log"})
+	r, _ := build(t, s, "NET-01", "LOG-03")
+	if len(r.Plan.Steps) != 0 || len(r.Plan.Manual) != 2 {
+		t.Fatalf("steps %+v manual %+v", r.Plan.Steps, r.Plan.Manual)
+	}
+	for _, m := range r.Plan.Manual {
+		if !strings.Contains(m.What, "listen_addresses") && !strings.Contains(m.What, "log_directory") {
+			t.Errorf("manual text: %+v", m)
+		}
+	}
+}
