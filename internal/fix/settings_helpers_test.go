@@ -16,8 +16,8 @@ import (
 // the TLS files present; change what a case needs.
 func settingsSnap(settings map[string]string) *snapshot.Snapshot {
 	s := &snapshot.Snapshot{FormatVersion: snapshot.FormatVersion, CollectedAt: time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC),
-		Server: &snapshot.Server{Version: "15.18", VersionNum: 150018, CurrentUser: "postgres", Superuser: true},
-		Target: snapshot.Target{Live: true, OnHost: true, DataDir: "/var/lib/postgresql/15/main"},
+		Server:    &snapshot.Server{Version: "15.18", VersionNum: 150018, CurrentUser: "postgres", Superuser: true},
+		Target:    snapshot.Target{Live: true, OnHost: true, DataDir: "/var/lib/postgresql/15/main"},
 		Libraries: &snapshot.Libraries{Dir: "/usr/lib/postgresql/15/lib", Names: []string{"auth_delay", "passwordcheck", "pg_stat_statements", "pgaudit"}, Source: "pg_ls_dir"},
 		TLSFiles: &snapshot.TLSFiles{CertFile: "/var/lib/postgresql/15/main/server.crt", KeyFile: "/var/lib/postgresql/15/main/server.key",
 			CertExists: true, KeyExists: true, Source: "pg_stat_file"}}
