@@ -17,6 +17,12 @@ const (
 	keySettingsReload  = "settings:reload"
 	keySettingsRestart = "settings:restart"
 	keyServerCert      = "command:server-certificate"
+	// keySettingsLoaded is the step after the restart: settings of a
+	// library the restart loads. Before PostgreSQL 17, ALTER SYSTEM
+	// refuses a setting no loaded module defines (pgaudit.log before
+	// pgaudit is loaded), so they cannot share the restart's step.
+	keySettingsLoaded = "settings:after-restart"
+	phaseAfterRestart = phaseSettingsRestart + 1
 )
 
 // mergeLists are the settings whose changes are list additions: every
@@ -83,7 +89,8 @@ func planSettings(s *snapshot.Snapshot, items []item) ([]built, []plan.Held) {
 		change plan.SettingChange
 		items  []item
 	}
-	var reload, restart []merged
+	var reload, restart, loaded []merged
+	running, _ := s.Setting("shared_preload_libraries")
 	for _, n := range names {
 		its := byName[n]
 		cur, _ := s.Setting(n)
@@ -126,7 +133,10 @@ func planSettings(s *snapshot.Snapshot, items []item) ([]built, []plan.Held) {
 			sc.Restart = true
 		}
 		m := merged{change: sc, items: its}
-		if sc.Restart {
+		if lib := pendingLibrary(its, running.Value); lib != "" {
+			m.change.Restart = false
+			loaded = append(loaded, m)
+		} else if sc.Restart {
 			restart = append(restart, m)
 		} else {
 			reload = append(reload, m)
@@ -149,7 +159,7 @@ func planSettings(s *snapshot.Snapshot, items []item) ([]built, []plan.Held) {
 		}
 		return out
 	}
-	reload, restart = drop(reload), drop(restart)
+	reload, restart, loaded = drop(reload), drop(restart), drop(loaded)
 
 	var out []built
 	certNeeded := false
@@ -189,6 +199,17 @@ func planSettings(s *snapshot.Snapshot, items []item) ([]built, []plan.Held) {
 	}
 	mk(reload, keySettingsReload, plan.ApplyReload, phaseSettingsReload)
 	mk(restart, keySettingsRestart, plan.ApplyRestart, phaseSettingsRestart)
+	if len(loaded) > 0 && len(restart) > 0 {
+		mk(loaded, keySettingsLoaded, plan.ApplyReload, phaseAfterRestart)
+		b := &out[len(out)-1]
+		b.after = stAppendOnce(b.after, keySettingsRestart)
+		b.step.Summary += " (after the restart that loads the library)"
+	} else if len(loaded) > 0 {
+		// The library is not loaded and this plan does not restart
+		// (a restart already pending): after that restart.
+		mk(loaded, keySettingsLoaded, plan.ApplyReload, phaseAfterRestart)
+		out[len(out)-1].step.Summary += " (after a restart that loads the library)"
+	}
 	if certNeeded {
 		c := built{key: keyServerCert, order: phaseCommand}
 		c.step = plan.Step{Kind: plan.KindCommand,
@@ -202,6 +223,21 @@ func planSettings(s *snapshot.Snapshot, items []item) ([]built, []plan.Held) {
 		out = append([]built{c}, out...)
 	}
 	return out, held
+}
+
+// pendingLibrary names the library one of the changes needs that the
+// running server has not loaded yet ("" when none).
+func pendingLibrary(its []item, running string) string {
+	have, _ := guc.SplitQuotedList(running)
+	for _, it := range its {
+		for _, req := range it.c.Setting.Requires {
+			lib, ok := strings.CutPrefix(req, "library:")
+			if ok && it.c.Setting.Name != "shared_preload_libraries" && !stContainsFold(have, lib) {
+				return lib
+			}
+		}
+	}
+	return ""
 }
 
 // prerequisite checks one remedy.Setting.Requires entry against the
@@ -228,7 +264,18 @@ func prerequisite(s *snapshot.Snapshot, req string) (ok bool, why string, cert b
 		cmd, _ := s.Setting("archive_command")
 		lib, _ := s.Setting("archive_library")
 		c := strings.TrimSpace(cmd.Value)
-		if c != "" && c != "(disabled)" || strings.TrimSpace(lib.Value) != "" {
+		if c == "(disabled)" {
+			// With archive_mode off the server shows "(disabled)" for
+			// any archive_command: only the files tell.
+			if s.Config == nil {
+				return false, "archive_mode = on is not proposed: the server hides archive_command while archiving is off and the configuration files were not read; check that a working archive command is set (with archiving on but no working archiver WAL segments pile up in pg_wal), then set archive_mode = on and restart", false
+			}
+			c = ""
+			if e, ok := s.Config.Get("archive_command"); ok {
+				c = strings.TrimSpace(e.Value)
+			}
+		}
+		if c != "" || strings.TrimSpace(lib.Value) != "" {
 			return true, "", false
 		}
 		return false, "archive_mode = on is not proposed: no archive_command or archive_library is set, and with archiving on but no working archiver WAL segments pile up in pg_wal until the disk is full. Set your backup tool's archive command first, then plan again", false

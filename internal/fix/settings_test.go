@@ -1,9 +1,18 @@
 package fix_test
 
 import (
+	"os"
+	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 
+	"github.com/pgaegis/pgaegis/internal/collect"
+	"github.com/pgaegis/pgaegis/internal/fix"
+	"github.com/pgaegis/pgaegis/internal/fixtest"
+	"github.com/pgaegis/pgaegis/internal/guc"
+	"github.com/pgaegis/pgaegis/internal/localpg"
+	"github.com/pgaegis/pgaegis/internal/pgtest"
 	"github.com/pgaegis/pgaegis/internal/plan"
 	"github.com/pgaegis/pgaegis/internal/rules"
 	"github.com/pgaegis/pgaegis/internal/snapshot"
@@ -38,11 +47,12 @@ func TestPreloadLibrariesMergeIntoOneValue(t *testing.T) {
 	if got := plan.AlterSystem(c); got != "ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements', 'passwordcheck', 'auth_delay', 'pgaudit';" {
 		t.Errorf("statement: %s", got)
 	}
-	// The settings that only exist once the library is loaded come with
-	// the same restart.
+	// The settings that only exist once the library is loaded come right
+	// after that restart (ALTER SYSTEM refuses them before, on 15).
 	for _, name := range []string{"pgaudit.log", "auth_delay.milliseconds"} {
-		if c2, st2, ok := settingIn(r.Plan, name); !ok || st2 != st {
-			t.Errorf("%s not in the restart step: %+v", name, c2)
+		c2, st2, ok := settingIn(r.Plan, name)
+		if !ok || st2.Kind != plan.KindSettings || len(st2.After) != 1 || st2.After[0] != st.ID || st2.ID <= st.ID {
+			t.Errorf("%s not in a step after the restart: %+v %+v", name, c2, st2)
 		}
 	}
 	// Every finding's text is the one merged statement, never a list
@@ -303,5 +313,152 @@ func TestManualSettings(t *testing.T) {
 		if !strings.Contains(m.What, "listen_addresses") && !strings.Contains(m.What, "log_directory") {
 			t.Errorf("manual text: %+v", m)
 		}
+	}
+}
+
+// settingsCase plants a weakness with ALTER SYSTEM (and a restart when the
+// plant needs one) and proves the planned fix on the server.
+type settingsCase struct {
+	rules          []string
+	plant          []string
+	restart        bool // the plant needs a restart to take effect
+	allowNew       []string
+	wantHeld       bool // the fix must be held, not planned
+	wantCommand    bool // a certificate step comes first
+	check          func(t *testing.T, p *plan.Plan)
+	why            string // for allowNew: why another rule may newly fail
+	filesOnlyFails string // a files-only audit after the plant must fail this rule
+}
+
+// Every automatic setting fix, proven on a real server: the plan's steps
+// are applied as written (fixtest), the server reloads and restarts, the
+// findings are gone, nothing that passed fails, and a second plan is
+// empty. One server, reset between cases (ALTER SYSTEM RESET ALL).
+func TestSettingsFixesProven(t *testing.T) {
+	srv := pgtest.Start(t, localpg.Options{})
+	ctx := pgtest.Ctx(t)
+	sel := func(name string) func(t *testing.T, p *plan.Plan) {
+		return func(t *testing.T, p *plan.Plan) {
+			if _, _, ok := settingIn(p, name); !ok {
+				t.Errorf("no change of %s in %+v", name, p.Steps)
+			}
+		}
+	}
+	cases := map[string]settingsCase{
+		"TLS-01 with a certificate issued first": {rules: []string{"TLS-01"}, wantCommand: true,
+			// With ssl on, the certificate rules apply: the test's
+			// self-signed certificate is what they report.
+			allowNew: []string{"TLS-05", "TLS-06", "TLS-07", "TLS-08"}},
+		"TLS-02":               {rules: []string{"TLS-02"}, plant: []string{"ALTER SYSTEM SET ssl_min_protocol_version = 'TLSv1'"}},
+		"TLS-03":               {rules: []string{"TLS-03"}, plant: []string{"ALTER SYSTEM SET ssl_ciphers = 'ALL'"}},
+		"LOG-19 LOG-20":        {rules: []string{"LOG-19", "LOG-20"}},
+		"LOG-02":               {rules: []string{"LOG-02"}, allowNew: []string{"LOG-03"}, why: "log_directory matters once the collector runs"},
+		"LOG-13 LOG-14":        {rules: []string{"LOG-13", "LOG-14"}, plant: []string{"ALTER SYSTEM SET log_min_messages = 'fatal'", "ALTER SYSTEM SET log_min_error_statement = 'panic'"}},
+		"LOG-15 LOG-16 LOG-17": {rules: []string{"LOG-15", "LOG-16", "LOG-17"}, plant: []string{"ALTER SYSTEM SET debug_print_parse = on", "ALTER SYSTEM SET debug_print_rewritten = on", "ALTER SYSTEM SET debug_print_plan = on"}},
+		"LOG-23 LOG-24":        {rules: []string{"LOG-23", "LOG-24"}},
+		"LOG-05":               {rules: []string{"LOG-05"}, plant: []string{"ALTER SYSTEM SET log_file_mode = '0644'"}},
+		"LOG-06 LOG-07 LOG-08": {rules: []string{"LOG-06", "LOG-07", "LOG-08"}, plant: []string{"ALTER SYSTEM SET log_truncate_on_rotation = off", "ALTER SYSTEM SET log_rotation_age = 0", "ALTER SYSTEM SET log_rotation_size = 0"}},
+		"LOG-22 LOG-25 LOG-31": {rules: []string{"LOG-22", "LOG-25", "LOG-31"}, plant: []string{"ALTER SYSTEM SET log_hostname = on", "ALTER SYSTEM SET log_timezone = 'Europe/Paris'", "ALTER SYSTEM SET client_min_messages = 'debug1'"}},
+		"LOG-29":               {rules: []string{"LOG-29"}, check: sel("log_destination")},
+		"LOG-32 LOG-33":        {rules: []string{"LOG-32", "LOG-33"}, plant: []string{"ALTER SYSTEM SET log_statement = 'all'", "ALTER SYSTEM SET log_min_duration_statement = 0"}},
+		"REPL-02":              {rules: []string{"REPL-02"}},
+		"AUTH-11":              {rules: []string{"AUTH-11"}, plant: []string{"ALTER SYSTEM SET password_encryption = 'md5'"}},
+		"AUTH-14 timeout":      {rules: []string{"AUTH-14"}, plant: []string{"ALTER SYSTEM SET authentication_timeout = '5min'", "ALTER SYSTEM SET shared_preload_libraries = 'auth_delay'", "ALTER SYSTEM SET auth_delay.milliseconds = 200"}, restart: true},
+		"AUTH-14 delay 0":      {rules: []string{"AUTH-14"}, plant: []string{"ALTER SYSTEM SET shared_preload_libraries = 'auth_delay'"}, restart: true, check: sel("auth_delay.milliseconds")},
+		"LOG-26 AUTH-13 AUTH-14 in one list": {rules: []string{"LOG-26", "AUTH-13", "AUTH-14"}, check: func(t *testing.T, p *plan.Plan) {
+			c, _, _ := settingIn(p, "shared_preload_libraries")
+			if got, _ := guc.SplitQuotedList(c.To); len(got) != 3 {
+				t.Errorf("shared_preload_libraries = %q", c.To)
+			}
+		}},
+		"LOG-26 pgaudit.log":                 {rules: []string{"LOG-26"}, plant: []string{"ALTER SYSTEM SET shared_preload_libraries = 'pgaudit'", "ALTER SYSTEM SET pgaudit.log = 'read,-ddl'"}, restart: true, check: sel("pgaudit.log")},
+		"NET-04":                             {rules: []string{"NET-04"}},
+		"NET-06":                             {rules: []string{"NET-06"}},
+		"EXT-04":                             {rules: []string{"EXT-04"}, plant: []string{"ALTER SYSTEM SET dynamic_library_path = '/tmp:$libdir'"}},
+		"EXT-06":                             {rules: []string{"EXT-06"}, plant: []string{"ALTER SYSTEM SET ignore_system_indexes = on", "ALTER SYSTEM SET post_auth_delay = 1"}},
+		"EXT-08":                             {rules: []string{"EXT-08"}, plant: []string{"ALTER SYSTEM SET zero_damaged_pages = on", "ALTER SYSTEM SET lo_compat_privileges = on", "ALTER SYSTEM SET ignore_checksum_failure = on"}},
+		"BKP-02 with an archiver":            {rules: []string{"BKP-02"}, plant: []string{"ALTER SYSTEM SET archive_command = '/bin/true'"}, check: sel("archive_mode")},
+		"BKP-02 without an archiver is held": {rules: []string{"BKP-02"}, wantHeld: true},
+		"EXT-05.preload pending bad value": {rules: []string{"EXT-05.preload"}, plant: []string{"ALTER SYSTEM SET shared_preload_libraries = 'pgaudit,auth_delay'"},
+			filesOnlyFails: "EXT-05.preload", check: func(t *testing.T, p *plan.Plan) {
+				if c, _, _ := settingIn(p, "shared_preload_libraries"); c.To != "pgaudit, auth_delay" {
+					t.Errorf("repair: %q", c.To)
+				}
+			}},
+	}
+	var names []string
+	for n := range cases {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		c := cases[name]
+		t.Run(name, func(t *testing.T) {
+			t.Cleanup(func() {
+				// Back to the initdb configuration for the next case.
+				if err := srv.Exec(ctx, "ALTER SYSTEM RESET ALL"); err != nil {
+					t.Errorf("reset: %v", err)
+				}
+				os.Remove(filepath.Join(srv.DataDir, "server.crt"))
+				os.Remove(filepath.Join(srv.DataDir, "server.key"))
+				if err := srv.Restart(ctx); err != nil {
+					t.Fatalf("restart after reset: %v", err)
+				}
+			})
+			if err := srv.Exec(ctx, c.plant...); err != nil {
+				t.Fatalf("plant: %v", err)
+			}
+			if c.restart {
+				if err := srv.Restart(ctx); err != nil {
+					t.Fatalf("restart after plant: %v", err)
+				}
+			} else if err := srv.Exec(ctx, "SELECT pg_reload_conf()"); err != nil {
+				t.Fatal(err)
+			}
+			if c.filesOnlyFails != "" {
+				snap, err := collect.Collect(ctx, collect.Options{DataDir: srv.DataDir})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(failingOf(rules.Run(snap), c.filesOnlyFails)) == 0 {
+					t.Errorf("a files-only audit does not see the value the next start fails on (%s)", c.filesOnlyFails)
+				}
+			}
+			snap, before := fixtest.Audit(t, srv)
+			res := fix.Build(snap, before, fix.Options{Only: c.rules})
+			if c.wantHeld {
+				if !res.Plan.Empty() || len(res.Plan.Held) == 0 {
+					t.Fatalf("want held: steps %+v held %+v", res.Plan.Steps, res.Plan.Held)
+				}
+				for _, h := range res.Plan.Held {
+					t.Logf("held %s: %s", h.Rule, h.Why)
+				}
+				return
+			}
+			if res.Plan.Empty() {
+				t.Fatalf("no steps for %v: held %+v manual %+v", c.rules, res.Plan.Held, res.Plan.Manual)
+			}
+			for _, h := range res.Plan.Held {
+				t.Errorf("held %s: %s", h.Rule, h.Why)
+			}
+			if c.wantCommand {
+				st := res.Plan.Steps[0]
+				want := []string{"pgaegis", "tls", "issue", "server", "--pgdata", srv.DataDir}
+				if st.Kind != plan.KindCommand || strings.Join(st.Command, "\x00") != strings.Join(want, "\x00") {
+					t.Fatalf("first step is not the certificate: %+v", st)
+				}
+			}
+			if c.check != nil {
+				c.check(t, res.Plan)
+			}
+			fixtest.Verify(t, srv, before, res.Plan, c.rules, fixtest.Options{AllowNewFailures: c.allowNew,
+				RunCommand: func(tb testing.TB, argv []string) {
+					// The tls command is another part of issue 12; the
+					// certificate it would issue is made here.
+					if err := pgtest.SelfSignedTLS(srv); err != nil {
+						tb.Fatal(err)
+					}
+				}})
+		})
 	}
 }

@@ -878,6 +878,14 @@ func init() {
 			if !found {
 				cmd = snapshot.Setting{Name: "archive_command", Origin: snapshot.FromDefault}
 			}
+			if cmd.Value == "(disabled)" && c.S.Config != nil {
+				// The server shows "(disabled)" while archive_mode is off;
+				// the files have the command itself.
+				cmd.Value = ""
+				if e, ok := c.S.Config.Get("archive_command"); ok {
+					cmd.Value = e.Value
+				}
+			}
 			lib, _ := c.S.Setting("archive_library")
 			noArchiver := strings.TrimSpace(cmd.Value) == "" || cmd.Value == "(disabled)"
 			noArchiver = noArchiver && strings.TrimSpace(lib.Value) == ""
