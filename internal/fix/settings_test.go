@@ -1,6 +1,7 @@
 package fix_test
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"sort"
@@ -321,7 +322,8 @@ func TestManualSettings(t *testing.T) {
 type settingsCase struct {
 	rules          []string
 	plant          []string
-	restart        bool // the plant needs a restart to take effect
+	restart        bool     // the plant needs a restart to take effect
+	plantAfter     []string // run after that restart (settings of a loaded library)
 	allowNew       []string
 	wantHeld       bool // the fix must be held, not planned
 	wantCommand    bool // a certificate step comes first
@@ -336,7 +338,6 @@ type settingsCase struct {
 // empty. One server, reset between cases (ALTER SYSTEM RESET ALL).
 func TestSettingsFixesProven(t *testing.T) {
 	srv := pgtest.Start(t, localpg.Options{})
-	ctx := pgtest.Ctx(t)
 	sel := func(name string) func(t *testing.T, p *plan.Plan) {
 		return func(t *testing.T, p *plan.Plan) {
 			if _, _, ok := settingIn(p, name); !ok {
@@ -363,7 +364,7 @@ func TestSettingsFixesProven(t *testing.T) {
 		"LOG-32 LOG-33":        {rules: []string{"LOG-32", "LOG-33"}, plant: []string{"ALTER SYSTEM SET log_statement = 'all'", "ALTER SYSTEM SET log_min_duration_statement = 0"}},
 		"REPL-02":              {rules: []string{"REPL-02"}},
 		"AUTH-11":              {rules: []string{"AUTH-11"}, plant: []string{"ALTER SYSTEM SET password_encryption = 'md5'"}},
-		"AUTH-14 timeout":      {rules: []string{"AUTH-14"}, plant: []string{"ALTER SYSTEM SET authentication_timeout = '5min'", "ALTER SYSTEM SET shared_preload_libraries = 'auth_delay'", "ALTER SYSTEM SET auth_delay.milliseconds = 200"}, restart: true},
+		"AUTH-14 timeout":      {rules: []string{"AUTH-14"}, plant: []string{"ALTER SYSTEM SET authentication_timeout = '5min'", "ALTER SYSTEM SET shared_preload_libraries = 'auth_delay'"}, restart: true, plantAfter: []string{"ALTER SYSTEM SET auth_delay.milliseconds = 200"}},
 		"AUTH-14 delay 0":      {rules: []string{"AUTH-14"}, plant: []string{"ALTER SYSTEM SET shared_preload_libraries = 'auth_delay'"}, restart: true, check: sel("auth_delay.milliseconds")},
 		"LOG-26 AUTH-13 AUTH-14 in one list": {rules: []string{"LOG-26", "AUTH-13", "AUTH-14"}, check: func(t *testing.T, p *plan.Plan) {
 			c, _, _ := settingIn(p, "shared_preload_libraries")
@@ -371,7 +372,7 @@ func TestSettingsFixesProven(t *testing.T) {
 				t.Errorf("shared_preload_libraries = %q", c.To)
 			}
 		}},
-		"LOG-26 pgaudit.log":                 {rules: []string{"LOG-26"}, plant: []string{"ALTER SYSTEM SET shared_preload_libraries = 'pgaudit'", "ALTER SYSTEM SET pgaudit.log = 'read,-ddl'"}, restart: true, check: sel("pgaudit.log")},
+		"LOG-26 pgaudit.log":                 {rules: []string{"LOG-26"}, plant: []string{"ALTER SYSTEM SET shared_preload_libraries = 'pgaudit'"}, restart: true, plantAfter: []string{"ALTER SYSTEM SET pgaudit.log = 'read,-ddl'"}, check: sel("pgaudit.log")},
 		"NET-04":                             {rules: []string{"NET-04"}},
 		"NET-06":                             {rules: []string{"NET-06"}},
 		"EXT-04":                             {rules: []string{"EXT-04"}, plant: []string{"ALTER SYSTEM SET dynamic_library_path = '/tmp:$libdir'"}},
@@ -380,6 +381,9 @@ func TestSettingsFixesProven(t *testing.T) {
 		"BKP-02 with an archiver":            {rules: []string{"BKP-02"}, plant: []string{"ALTER SYSTEM SET archive_command = '/bin/true'"}, check: sel("archive_mode")},
 		"BKP-02 without an archiver is held": {rules: []string{"BKP-02"}, wantHeld: true},
 		"EXT-05.preload pending bad value": {rules: []string{"EXT-05.preload"}, plant: []string{"ALTER SYSTEM SET shared_preload_libraries = 'pgaudit,auth_delay'"},
+			// Loading the libraries the value meant makes their own
+			// settings rules apply (both at their defaults).
+			allowNew:       []string{"AUTH-14", "LOG-26"},
 			filesOnlyFails: "EXT-05.preload", check: func(t *testing.T, p *plan.Plan) {
 				if c, _, _ := settingIn(p, "shared_preload_libraries"); c.To != "pgaudit, auth_delay" {
 					t.Errorf("repair: %q", c.To)
@@ -394,7 +398,9 @@ func TestSettingsFixesProven(t *testing.T) {
 	for _, name := range names {
 		c := cases[name]
 		t.Run(name, func(t *testing.T) {
+			ctx := pgtest.Ctx(t)
 			t.Cleanup(func() {
+				ctx := context.Background()
 				// Back to the initdb configuration for the next case.
 				if err := srv.Exec(ctx, "ALTER SYSTEM RESET ALL"); err != nil {
 					t.Errorf("reset: %v", err)
@@ -412,8 +418,9 @@ func TestSettingsFixesProven(t *testing.T) {
 				if err := srv.Restart(ctx); err != nil {
 					t.Fatalf("restart after plant: %v", err)
 				}
-			} else if err := srv.Exec(ctx, "SELECT pg_reload_conf()"); err != nil {
-				t.Fatal(err)
+			}
+			if err := srv.Exec(ctx, append(c.plantAfter, "SELECT pg_reload_conf()")...); err != nil {
+				t.Fatalf("plant: %v", err)
 			}
 			if c.filesOnlyFails != "" {
 				snap, err := collect.Collect(ctx, collect.Options{DataDir: srv.DataDir})
@@ -451,7 +458,7 @@ func TestSettingsFixesProven(t *testing.T) {
 			if c.check != nil {
 				c.check(t, res.Plan)
 			}
-			fixtest.Verify(t, srv, before, res.Plan, c.rules, fixtest.Options{AllowNewFailures: c.allowNew,
+			verifyPhased(t, srv, before, res.Plan, c.rules, fixtest.Options{AllowNewFailures: c.allowNew,
 				RunCommand: func(tb testing.TB, argv []string) {
 					// The tls command is another part of issue 12; the
 					// certificate it would issue is made here.

@@ -316,6 +316,21 @@ func init() {
 			if !ok {
 				return
 			}
+			if v.Source == "client" {
+				// The audit's own session sets this timeout at connect:
+				// what pg_settings shows is ours. The files tell the
+				// server's; without them it is the built-in default.
+				v = snapshot.Setting{Name: v.Name, Value: "0", Unit: "ms", Context: v.Context, Origin: snapshot.FromDefault}
+				if c.S.Config != nil {
+					if e, ok := c.S.Config.Get(v.Name); ok {
+						v = snapshot.Setting{Name: v.Name, Value: e.Value, File: e.File, Line: e.Line, Context: v.Context, Origin: snapshot.FromFile}
+						v.Unit = "ms"
+					}
+				} else if c.S.Server != nil {
+					c.NotChecked("setting idle_in_transaction_session_timeout", "the audit session sets this timeout itself, and the configuration files were not read: the server's value is not visible")
+					return
+				}
+			}
 			if durationSeconds(v) == 0 {
 				c.Fail(c.setProblem(v, "10min", "idle_in_transaction_session_timeout set (e.g. 10min); consider idle_session_timeout for interactive roles"))
 				return
