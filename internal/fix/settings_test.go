@@ -15,6 +15,7 @@ import (
 	"github.com/pgaegis/pgaegis/internal/localpg"
 	"github.com/pgaegis/pgaegis/internal/pgtest"
 	"github.com/pgaegis/pgaegis/internal/plan"
+	"github.com/pgaegis/pgaegis/internal/quote"
 	"github.com/pgaegis/pgaegis/internal/rules"
 	"github.com/pgaegis/pgaegis/internal/snapshot"
 )
@@ -467,5 +468,91 @@ func TestSettingsFixesProven(t *testing.T) {
 					}
 				}})
 		})
+	}
+}
+
+// The SQL changes of the setting rules (LOG-26.overrides, NET-05) name
+// roles and databases that are data: with hostile names, the statements
+// close exactly their finding and the undo statements restore exactly
+// what was there (pg_db_role_setting, rolconnlimit).
+func TestSettingsSQLChangesHostileNames(t *testing.T) {
+	srv := pgtest.Start(t, localpg.Options{})
+	ctx := pgtest.Ctx(t)
+	roles := []string{"current_user", `r"; DROP TABLE canary; --`, "nl\nDROP TABLE canary; --", `back\slash'q`}
+	db := "z\nDROP TABLE canary; --"
+	plant := []string{"CREATE TABLE canary ()", "CREATE DATABASE " + quote.Ident(db)}
+	for _, r := range roles {
+		plant = append(plant, "CREATE ROLE "+quote.Ident(r)+" LOGIN",
+			"ALTER ROLE "+quote.Ident(r)+" SET log_statement = 'none'",
+			"ALTER ROLE "+quote.Ident(r)+" IN DATABASE "+quote.Ident(db)+" SET log_min_messages = 'panic'")
+	}
+	plant = append(plant, "ALTER DATABASE "+quote.Ident(db)+" SET log_statement = 'none'")
+	if err := srv.Exec(ctx, plant...); err != nil {
+		t.Fatal(err)
+	}
+	state := func() string {
+		c, err := srv.Connect(ctx, "postgres")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close(ctx)
+		var s string
+		if err := c.QueryRow(ctx, `SELECT coalesce(string_agg(format('%s/%s=%s', coalesce(r.rolname,'-'), coalesce(d.datname,'-'), s.setconfig), ';' ORDER BY 1), '')
+			|| '|' || (SELECT string_agg(rolname || ':' || rolconnlimit, ';' ORDER BY rolname) FROM pg_roles WHERE rolcanlogin)
+			|| '|' || (SELECT count(*) FROM pg_class WHERE relname = 'canary')
+			FROM pg_db_role_setting s LEFT JOIN pg_roles r ON r.oid = s.setrole LEFT JOIN pg_database d ON d.oid = s.setdatabase`).Scan(&s); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	orig := state()
+	_, fs := fixtest.Audit(t, srv)
+	var n int
+	for _, f := range fs {
+		if f.Status != rules.Fail || f.Rule != "LOG-26.overrides" && f.Rule != "NET-05" {
+			continue
+		}
+		for _, ch := range f.Changes {
+			if ch.SQL == nil {
+				t.Fatalf("%s %s: not an SQL change: %+v", f.Rule, f.Object, ch)
+			}
+			if err := srv.Exec(ctx, ch.SQL.Statements...); err != nil {
+				t.Fatalf("%s %s: %v", f.Rule, f.Object, err)
+			}
+			undo := append([]string(nil), ch.SQL.Undo...)
+			for i, j := 0, len(undo)-1; i < j; i, j = i+1, j-1 {
+				undo[i], undo[j] = undo[j], undo[i]
+			}
+			if err := srv.Exec(ctx, undo...); err != nil {
+				t.Fatalf("%s %s undo: %v", f.Rule, f.Object, err)
+			}
+			n++
+		}
+	}
+	if n < 2*len(roles)+1 {
+		t.Errorf("only %d SQL changes for %d hostile roles", n, len(roles))
+	}
+	if got := state(); got != orig {
+		t.Errorf("undo does not restore the catalog:\nbefore %q\nafter  %q", orig, got)
+	}
+	// Applied for good: every such finding is gone, nothing else changed.
+	_, fs = fixtest.Audit(t, srv)
+	for _, f := range fs {
+		if f.Status == rules.Fail && (f.Rule == "LOG-26.overrides" || f.Rule == "NET-05") {
+			for _, ch := range f.Changes {
+				if err := srv.Exec(ctx, ch.SQL.Statements...); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
+	_, fs = fixtest.Audit(t, srv)
+	for _, f := range fs {
+		if f.Status == rules.Fail && (f.Rule == "LOG-26.overrides" || f.Rule == "NET-05") {
+			t.Errorf("still fails after its SQL: %s %s", f.Rule, f.Object)
+		}
+	}
+	if !strings.HasSuffix(state(), "|1") {
+		t.Errorf("the canary table is gone")
 	}
 }
