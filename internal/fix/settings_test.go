@@ -182,7 +182,15 @@ func TestSSLNeedsCertificate(t *testing.T) {
 		s := settingsSnap(map[string]string{"ssl": "off"})
 		s.Target = snapshot.Target{Live: true}
 		s.TLSFiles = &snapshot.TLSFiles{CertFile: "/srv/pg/server.crt", KeyFile: "/srv/pg/server.key", Source: "pg_stat_file"}
-		r, _ := build(t, s, "TLS-01")
+		r, fs := build(t, s, "TLS-01")
+		r.Annotate(fs)
+		// Held: the report keeps the rule's own text, which must say
+		// that the certificate comes first.
+		for _, f := range failingOf(fs, "TLS-01") {
+			if !strings.Contains(f.Fix, "pgaegis tls issue server") {
+				t.Errorf("TLS-01 fix text: %q", f.Fix)
+			}
+		}
 		h := heldFor(r.Plan, "TLS-01")
 		if len(r.Plan.Steps) != 0 || len(h) != 1 || !strings.Contains(h[0], "issue a certificate first: pgaegis tls issue server") {
 			t.Errorf("steps %+v held %q", r.Plan.Steps, h)

@@ -79,6 +79,22 @@ func (c *Check) setProblem(v snapshot.Setting, want, expected string) Problem {
 		p.Fix = fmt.Sprintf("%s = %s    # in %s", v.Name, val, textsafe.String(file))
 	}
 	p.Changes = []remedy.Change{settingChange(v, want)}
+	if strings.EqualFold(v.Name, "ssl") && isOn(want) {
+		// Without a certificate and key, a reload keeps ssl off and the
+		// next start fails: the fallback text says so (the plan adds the
+		// certificate step itself).
+		if tf := c.S.TLSFiles; tf == nil || !tf.CertExists || !tf.KeyExists {
+			comment := "# "
+			if p.FixKind == FixSQL {
+				comment = "-- "
+			}
+			dd := c.S.Target.DataDir
+			if dd == "" {
+				dd = "DATADIR"
+			}
+			p.Fix = comment + "first issue a server certificate and key (ssl = on needs them): pgaegis tls issue server --pgdata " + textsafe.String(quote.Shell(dd)) + "\n" + p.Fix
+		}
+	}
 	return p
 }
 
