@@ -9,6 +9,7 @@ import (
 	"github.com/pgaegis/pgaegis/internal/quote"
 	"github.com/pgaegis/pgaegis/internal/remedy"
 	"github.com/pgaegis/pgaegis/internal/snapshot"
+	"github.com/pgaegis/pgaegis/internal/textsafe"
 )
 
 // settingRule registers a rule over one setting: ok decides, want is the
@@ -561,6 +562,16 @@ func (c *Check) preloadDefects(v snapshot.Setting) (Problem, bool) {
 		ch.Breaks = "no longer loaded (not installed; install the package to keep it): " + strings.Join(dropped, ", ")
 	}
 	p.Changes = []remedy.Change{ch}
+	if len(fixed) == 0 {
+		// ALTER SYSTEM SET shared_preload_libraries = '' stores '""' on
+		// PostgreSQL 15 (one library with an empty name): the server
+		// then does not start either.
+		where := "the configuration"
+		if v.Location() != "" {
+			where = v.Location()
+		}
+		p.Changes = manualChanges("remove the shared_preload_libraries line from " + textsafe.String(where) + " (ALTER SYSTEM RESET shared_preload_libraries when it is in postgresql.auto.conf), then restart: none of its libraries can be loaded")
+	}
 	if c.S.Server != nil {
 		lits := make([]string, len(fixed))
 		for i, l := range fixed {
