@@ -124,6 +124,7 @@ func collectFiles(s *snapshot.Snapshot, o *Options) error {
 		readIdentFile(s, identFile)
 	}
 	statServerFiles(s, dataDir)
+	readLibraryFiles(s, dataDir)
 	// Host checks only where the server's own host is being looked at
 	// (not for a configuration repository audited with --config-file).
 	if dataDir != "" && (s.Server != nil || o.DataDir != "") {

@@ -472,6 +472,7 @@ func collectLive(ctx context.Context, s *snapshot.Snapshot, o *Options) error {
 		{"reading pg_hba_file_rules", func() { readHBA(ctx, se, s) }},
 		{"reading pg_ident_file_mappings", func() { readIdent(ctx, se, s) }},
 		{"reading pg_file_settings", func() { readFileSettingErrors(ctx, se, s) }},
+		{"reading the library directory", func() { readLibrariesLive(ctx, se, s) }},
 	}
 	for _, st := range steps {
 		st.fn()

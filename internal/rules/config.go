@@ -7,7 +7,9 @@ import (
 
 	"github.com/pgaegis/pgaegis/internal/guc"
 	"github.com/pgaegis/pgaegis/internal/quote"
+	"github.com/pgaegis/pgaegis/internal/remedy"
 	"github.com/pgaegis/pgaegis/internal/snapshot"
+	"github.com/pgaegis/pgaegis/internal/textsafe"
 )
 
 // settingRule registers a rule over one setting: ok decides, want is the
@@ -75,6 +77,7 @@ func init() {
 			}
 			return false
 		}, "stderr", "log_destination includes stderr (with logging_collector), csvlog, jsonlog or syslog")
+	listAdd("LOG-01", "log_destination", "stderr")
 
 	register(&Rule{ID: "LOG-03", Title: "Logs are written outside the data directory", Area: AreaLogging, Severity: Low,
 		Rationale:  "Logs inside PGDATA end up in base backups and share the data volume; a separate, absolute log directory can be protected and shipped on its own.",
@@ -218,6 +221,13 @@ func init() {
 				return
 			}
 			p := c.setProblem(v, "stderr,jsonlog", "syslog, or csvlog/jsonlog read by a log shipper")
+			// jsonlog arrived in 15; either is read by the collector
+			// (LOG-02) and shipped from there.
+			add := "jsonlog"
+			if m := c.S.MajorVersion(); m > 0 && m < 15 {
+				add = "csvlog"
+			}
+			p.Changes = []remedy.Change{{Setting: &remedy.Setting{Name: "log_destination", ListAdd: []string{add}}}}
 			c.Fail(p)
 		}})
 
@@ -225,10 +235,25 @@ func init() {
 		Rationale: "log_replication_commands records who started streaming or base backups: a full copy of the cluster.", References: cis("7.2")},
 		"log_replication_commands", func(v string, _ *Check) bool { return isOn(v) }, "on", "on")
 
-	settingRule(&Rule{ID: "AUTH-13", Title: "Password complexity is enforced (passwordcheck or credcheck loaded)", Area: AreaAuth, Severity: Medium,
-		Rationale: "Without a check at CREATE/ALTER ROLE time, any password is accepted (only effective when the client sends the password, not a verifier).", References: cis("5.6")},
-		"shared_preload_libraries", func(v string, _ *Check) bool { return hasListItem(v, "passwordcheck") || hasListItem(v, "credcheck") },
-		"pgaudit,credcheck", "shared_preload_libraries includes credcheck or passwordcheck (requires a restart)")
+	register(&Rule{ID: "AUTH-13", Title: "Password complexity is enforced (passwordcheck or credcheck loaded)", Area: AreaAuth, Severity: Medium,
+		Rationale: "Without a check at CREATE/ALTER ROLE time, any password is accepted (only effective when the client sends the password, not a verifier).", References: cis("5.6"),
+		Check: func(c *Check) {
+			v, ok := c.setting("shared_preload_libraries")
+			if !ok {
+				return
+			}
+			if hasListItem(v.Value, "passwordcheck") || hasListItem(v.Value, "credcheck") {
+				c.Pass("setting shared_preload_libraries", settingEvidence(v))
+				return
+			}
+			// credcheck where it is installed; otherwise passwordcheck,
+			// which ships with the server (contrib).
+			lib := "passwordcheck"
+			if has, _ := c.S.Libraries.Has("credcheck"); has {
+				lib = "credcheck"
+			}
+			c.Fail(c.preloadProblem(v, []string{lib}, "shared_preload_libraries includes "+lib+" (or credcheck/passwordcheck; requires a restart)"))
+		}})
 
 	register(&Rule{ID: "AUTH-14", Title: "Authentication is throttled (short authentication_timeout, auth_delay)", Area: AreaAuth, Severity: Low,
 		Rationale:  "A long authentication window and no delay after failures make online password guessing cheap.",
@@ -242,11 +267,26 @@ func init() {
 			if secs > 60 {
 				c.Fail(c.setProblem(v, "30s", "authentication_timeout of 60s or less"))
 			}
-			if spl, ok := c.S.Setting("shared_preload_libraries"); ok && !hasListItem(spl.Value, "auth_delay") && !hasListItem(spl.Value, "credcheck") {
-				p := c.setProblem(spl, strings.Trim(spl.Value+",auth_delay", ","), "auth_delay (with auth_delay.milliseconds) or credcheck's ban loaded")
+			spl, ok := c.S.Setting("shared_preload_libraries")
+			if ok && !hasListItem(spl.Value, "auth_delay") && !hasListItem(spl.Value, "credcheck") {
+				p := c.preloadProblem(spl, []string{"auth_delay"}, "auth_delay (with auth_delay.milliseconds) or credcheck's ban loaded")
 				p.Evidence += "; no delay after failed logins"
+				p.Changes = append(p.Changes, libraryChange("auth_delay", "auth_delay.milliseconds", authDelay))
 				c.Fail(p)
 				return
+			}
+			if ok && hasListItem(spl.Value, "auth_delay") {
+				// Loaded with the default of 0 ms, auth_delay delays nothing.
+				d, found := c.S.Setting("auth_delay.milliseconds")
+				if !found {
+					d = snapshot.Setting{Name: "auth_delay.milliseconds", Value: "0", Origin: snapshot.FromDefault}
+				}
+				if n, valid := guc.ParseInt(strings.TrimSuffix(d.Value, "ms")); !valid || n <= 0 {
+					p := c.setProblem(d, authDelay, "auth_delay.milliseconds of at least 100 (e.g. "+authDelay+")")
+					p.Evidence += "; auth_delay is loaded but delays nothing"
+					c.Fail(p)
+					return
+				}
 			}
 			if secs <= 60 {
 				c.Pass("setting authentication_timeout", settingEvidence(v))
@@ -276,6 +316,21 @@ func init() {
 			v, ok := c.setting("idle_in_transaction_session_timeout")
 			if !ok {
 				return
+			}
+			if v.Source == "client" {
+				// The audit's own session sets this timeout at connect:
+				// what pg_settings shows is ours. The files tell the
+				// server's; without them it is the built-in default.
+				v = snapshot.Setting{Name: v.Name, Value: "0", Unit: "ms", Context: v.Context, Origin: snapshot.FromDefault}
+				if c.S.Config != nil {
+					if e, ok := c.S.Config.Get(v.Name); ok {
+						v = snapshot.Setting{Name: v.Name, Value: e.Value, File: e.File, Line: e.Line, Context: v.Context, Origin: snapshot.FromFile}
+						v.Unit = "ms"
+					}
+				} else if c.S.Server != nil {
+					c.NotChecked("setting idle_in_transaction_session_timeout", "the audit session sets this timeout itself, and the configuration files were not read: the server's value is not visible")
+					return
+				}
 			}
 			if durationSeconds(v) == 0 {
 				c.Fail(c.setProblem(v, "10min", "idle_in_transaction_session_timeout set (e.g. 10min); consider idle_session_timeout for interactive roles"))
@@ -380,6 +435,38 @@ func init() {
 			c.Fail(p)
 		}})
 
+	register(&Rule{ID: "EXT-05.preload", Title: "shared_preload_libraries names installed libraries, one per item", Area: AreaHardening, Severity: High,
+		Rationale:  "The server loads every library of shared_preload_libraries at start and does not start when one cannot be loaded: a quoted item holding commas (\"pgaudit,auth_delay\", what ALTER SYSTEM SET shared_preload_libraries = 'pgaudit,auth_delay' stores) is one library of that name, and a library whose package is not installed is missing.",
+		References: []Reference{{"PostgreSQL docs", "shared_preload_libraries"}, {"pgaegis", "issue 12: a files-only audit must see the value the next start fails on"}},
+		Check: func(c *Check) {
+			v, ok := c.setting("shared_preload_libraries")
+			if !ok {
+				return
+			}
+			// The value the next start reads: the files when they were
+			// read (a pending ALTER SYSTEM), else the one in force.
+			cands := []snapshot.Setting{v}
+			if c.S.Config != nil {
+				if e, ok := c.S.Config.Get("shared_preload_libraries"); ok && e.Value != v.Value {
+					cands = append(cands, snapshot.Setting{Name: v.Name, Value: e.Value, File: e.File, Line: e.Line, Context: v.Context, Origin: snapshot.FromFile})
+				}
+			}
+			failed := false
+			for _, cv := range cands {
+				if p, bad := c.preloadDefects(cv); bad {
+					c.Fail(p)
+					failed = true
+				}
+			}
+			if !failed {
+				why := " (every item is one library name)"
+				if c.S.Libraries != nil {
+					why = " (every item is installed in " + c.S.Libraries.Dir + ")"
+				}
+				c.Pass("setting shared_preload_libraries", settingEvidence(v)+why)
+			}
+		}})
+
 	register(&Rule{ID: "NET-05", Title: "Application login roles have connection limits", Area: AreaNetwork, Severity: Low,
 		Rationale:  "One runaway or compromised application role can take every connection slot (denial of service) without a per-role limit.",
 		References: refs(cis("5.5"), stig("V-233522")),
@@ -394,11 +481,22 @@ func init() {
 				if !r.CanLogin || r.Superuser || r.Predefined() || r.Replication || r.ConnLimit >= 0 {
 					continue
 				}
+				set := fmt.Sprintf("ALTER ROLE %s CONNECTION LIMIT %d;", quote.Ident(r.Name), connLimit)
 				c.Fail(Problem{Object: "role " + r.Name, Evidence: fmt.Sprintf("login role %q has no connection limit", r.Name),
-					Expected: "CONNECTION LIMIT sized to the application's pool", Fix: fmt.Sprintf("ALTER ROLE %s CONNECTION LIMIT 50;", quote.Ident(r.Name)), FixKind: FixSQL})
+					Expected: "CONNECTION LIMIT sized to the application's pool", Fix: set, FixKind: FixSQL,
+					Changes: []remedy.Change{{SQL: &remedy.SQL{Statements: []string{set},
+						Undo: []string{fmt.Sprintf("ALTER ROLE %s CONNECTION LIMIT %d;", quote.Ident(r.Name), r.ConnLimit)}},
+						Breaks: fmt.Sprintf("role %s: sessions beyond %d at once are refused (size the limit to its pool)", quote.Ident(r.Name), connLimit)}}})
 			}
 		}})
 }
+
+// connLimit is the per-role connection limit NET-05's fix sets.
+const connLimit = 50
+
+// authDelay is the delay after a failed login the fix sets (ms): enough
+// to slow guessing, short enough for a mistyped password.
+const authDelay = "500"
 
 // durationSeconds reads a time setting in its unit (pg_settings gives a
 // number and a unit; files may carry a suffix).
@@ -423,4 +521,67 @@ func durationSeconds(v snapshot.Setting) int64 {
 		return n * m
 	}
 	return n
+}
+
+// preloadDefects checks one shared_preload_libraries value the way the
+// server reads it at start, and builds the repaired value: items holding
+// commas split, items not installed dropped.
+func (c *Check) preloadDefects(v snapshot.Setting) (Problem, bool) {
+	items, ok := guc.SplitQuotedList(v.Value)
+	var why, fixed, dropped []string
+	if !ok {
+		why = append(why, "the value is not a valid list (unbalanced quotes or an empty item)")
+		items = guc.SplitList(v.Value)
+	}
+	for _, it := range items {
+		parts := []string{it}
+		if strings.Contains(it, ",") {
+			why = append(why, fmt.Sprintf("%s is one library name holding commas (one quoted literal per library was meant)", guc.QuoteLiteral(it)))
+			parts = guc.SplitList(it)
+		}
+		for _, lib := range parts {
+			if has, known := c.S.Libraries.Has(lib); known && !has {
+				why = append(why, fmt.Sprintf("%s is not installed in %s", guc.QuoteLiteral(lib), c.S.Libraries.Dir))
+				dropped = append(dropped, lib)
+				continue
+			}
+			if !containsFold(fixed, lib) {
+				fixed = append(fixed, lib)
+			}
+		}
+	}
+	if len(why) == 0 {
+		return Problem{}, false
+	}
+	p := c.setProblem(v, guc.JoinQuotedList(fixed), "one literal per installed library: the server does not start with this value")
+	p.Evidence += "; " + strings.Join(why, "; ") + ": the next start fails"
+	// The whole repaired list: the planner takes it as the list's base and
+	// adds what other rules need.
+	ch := remedy.Change{Setting: &remedy.Setting{Name: "shared_preload_libraries", Value: guc.JoinQuotedList(fixed), Restart: true}}
+	if len(dropped) > 0 {
+		ch.Breaks = "no longer loaded (not installed; install the package to keep it): " + strings.Join(dropped, ", ")
+	}
+	p.Changes = []remedy.Change{ch}
+	if len(fixed) == 0 {
+		// ALTER SYSTEM SET shared_preload_libraries = '' stores '""' on
+		// PostgreSQL 15 (one library with an empty name): the server
+		// then does not start either.
+		where := "the configuration"
+		if v.Location() != "" {
+			where = v.Location()
+		}
+		p.Changes = manualChanges("remove the shared_preload_libraries line from " + textsafe.String(where) + " (ALTER SYSTEM RESET shared_preload_libraries when it is in postgresql.auto.conf), then restart: none of its libraries can be loaded")
+	}
+	if c.S.Server != nil {
+		lits := make([]string, len(fixed))
+		for i, l := range fixed {
+			lits[i] = quote.Literal(l)
+		}
+		if len(lits) == 0 {
+			p.Fix = "ALTER SYSTEM RESET shared_preload_libraries;    -- then restart"
+		} else {
+			p.Fix = "ALTER SYSTEM SET shared_preload_libraries = " + strings.Join(lits, ", ") + ";    -- then restart"
+		}
+	}
+	return p, true
 }

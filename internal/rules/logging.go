@@ -2,10 +2,12 @@ package rules
 
 import (
 	"fmt"
+	"os"
 	"strings"
 
 	"github.com/pgaegis/pgaegis/internal/guc"
 	"github.com/pgaegis/pgaegis/internal/quote"
+	"github.com/pgaegis/pgaegis/internal/remedy"
 	"github.com/pgaegis/pgaegis/internal/snapshot"
 )
 
@@ -130,7 +132,8 @@ func init() {
 			for _, d := range c.S.FilesOfKind(snapshot.KindLogDir) {
 				if d.Exists && d.Mode&0o007 != 0 {
 					c.Fail(Problem{Object: "directory " + d.Path, Location: d.Path, Evidence: fmt.Sprintf("log directory mode %s", d.ModeString()),
-						Expected: "0700", Fix: "chmod 0700 " + quote.Shell(d.Path), FixKind: FixShell})
+						Expected: "0700", Fix: "chmod 0700 " + quote.Shell(d.Path), FixKind: FixShell,
+						Changes: []remedy.Change{{File: &remedy.FileMode{Path: d.Path, Mode: 0o700, From: os.FileMode(d.Mode)}}}})
 				}
 			}
 		},
@@ -152,11 +155,10 @@ func init() {
 				}
 			}
 			if !loaded {
-				want := "pgaudit"
-				if strings.TrimSpace(v.Value) != "" {
-					want = v.Value + ",pgaudit"
-				}
-				p := c.setProblem(v, want, "shared_preload_libraries includes pgaudit (requires the pgaudit package and a restart)")
+				p := c.preloadProblem(v, []string{"pgaudit"}, "shared_preload_libraries includes pgaudit (requires the pgaudit package and a restart)")
+				// Loaded with its default pgaudit.log = none, pgaudit logs
+				// nothing: the same restart brings the classes in.
+				p.Changes = append(p.Changes, libraryChange("pgaudit", "pgaudit.log", "ddl,role"))
 				c.Fail(p)
 				return
 			}
@@ -176,7 +178,15 @@ func init() {
 				}
 			}
 			if len(missing) > 0 {
-				p := c.setProblem(lv, "ddl,role,write", "pgaudit.log includes at least ddl and role (STIG: also read, write)")
+				// What is logged now stays logged; a class excluded with
+				// "-ddl" is replaced by the class itself.
+				var keep []string
+				for _, cl := range guc.SplitList(strings.ToLower(lv.Value)) {
+					if cl != "none" && !containsFold(missing, strings.TrimPrefix(cl, "-")) {
+						keep = append(keep, cl)
+					}
+				}
+				p := c.setProblem(lv, strings.Join(append(keep, missing...), ","), "pgaudit.log includes at least ddl and role (STIG: also read, write)")
 				p.Evidence += "; missing " + strings.Join(missing, ", ")
 				c.Fail(p)
 				return
@@ -213,11 +223,25 @@ func init() {
 					if !bad {
 						continue
 					}
-					who, undo := overrideTarget(rs, name)
+					who, reset := overrideTarget(rs, name)
 					c.Fail(Problem{Object: who, Evidence: fmt.Sprintf("%s has %s", who, kv),
-						Expected: "no per-role or per-database override that weakens logging", Fix: undo, FixKind: FixSQL})
+						Expected: "no per-role or per-database override that weakens logging", Fix: reset, FixKind: FixSQL,
+						Changes: []remedy.Change{{SQL: &remedy.SQL{Statements: []string{reset}, Undo: []string{overrideSet(rs, name, val)}, Superuser: true}}}})
 				}
 			}
 		},
 	})
+}
+
+// overrideSet is the statement that puts a per-role or per-database
+// setting back (the undo of overrideTarget's RESET).
+func overrideSet(rs snapshot.DBRoleSetting, name, val string) string {
+	set := " SET " + paramSQL(name) + " = " + quote.Literal(val) + ";"
+	switch {
+	case rs.Role != "" && rs.Database != "":
+		return "ALTER ROLE " + quote.Ident(rs.Role) + " IN DATABASE " + quote.Ident(rs.Database) + set
+	case rs.Role != "":
+		return "ALTER ROLE " + quote.Ident(rs.Role) + set
+	}
+	return "ALTER DATABASE " + quote.Ident(rs.Database) + set
 }

@@ -873,19 +873,49 @@ func init() {
 			if !ok {
 				return
 			}
+			// A files-only audit may not have them: the name stays, the
+			// value is the built-in default (empty).
+			cmd, found := c.S.Setting("archive_command")
+			if !found {
+				cmd = snapshot.Setting{Name: "archive_command", Origin: snapshot.FromDefault}
+			}
+			if cmd.Value == "(disabled)" && c.S.Config != nil {
+				// The server shows "(disabled)" while archive_mode is off;
+				// the files have the command itself.
+				cmd.Value = ""
+				if e, ok := c.S.Config.Get("archive_command"); ok {
+					cmd.Value = e.Value
+				}
+			}
+			lib, _ := c.S.Setting("archive_library")
+			noArchiver := strings.TrimSpace(cmd.Value) == "" || cmd.Value == "(disabled)"
+			noArchiver = noArchiver && strings.TrimSpace(lib.Value) == ""
 			if !isOn(v.Value) && !strings.EqualFold(v.Value, "always") {
-				c.Fail(c.setProblem(v, "on", "archive_mode = on with archive_command or archive_library (pgBackRest, WAL-G, barman)"))
+				// The planner proposes archive_mode = on only with an
+				// archiver configured (Requires archive-command): without
+				// one, WAL piles up in pg_wal until the disk is full.
+				p := c.setProblem(v, "on", "archive_mode = on with a working archive_command or archive_library (your backup tool's)")
+				if noArchiver {
+					comment := "# "
+					if p.FixKind == FixSQL {
+						comment = "-- "
+					}
+					p.Fix = comment + "first set archive_command (or archive_library) to your backup tool's archive command, then:\n" + p.Fix
+				}
+				c.Fail(p)
 				return
 			}
-			cmd, _ := c.S.Setting("archive_command")
-			lib, _ := c.S.Setting("archive_library")
-			if strings.TrimSpace(cmd.Value) == "" && strings.TrimSpace(lib.Value) == "" {
-				c.Fail(c.setProblem(cmd, "pgbackrest --stanza=main archive-push %p", "an archive_command or archive_library"))
+			if noArchiver {
+				p := c.setProblem(cmd, "", "an archive_command or archive_library")
+				p.Evidence += ": archive_mode is on and WAL segments pile up in pg_wal"
+				p.Fix, p.FixKind = "# set archive_command (or archive_library) to your backup tool's archive command, then reload", FixConfig
+				c.Fail(p)
 				return
 			}
 			if r := c.S.Replication; r != nil && r.FailedCount > 0 && r.LastFailed != nil && (r.LastArchived == nil || r.LastFailed.After(*r.LastArchived)) {
 				c.Fail(Problem{Object: "archiver", Evidence: fmt.Sprintf("the archiver's last attempt failed (%d failures, last at %s)", r.FailedCount, r.LastFailed.Format(time.RFC3339)),
-					Expected: "archiving succeeding", Fix: "# check the server log for archive_command errors", FixKind: FixShell, Severity: High, SevSet: true})
+					Expected: "archiving succeeding", Fix: "# check the server log for archive_command errors", FixKind: FixShell, Severity: High, SevSet: true,
+					Changes: manualChanges("find why archive_command fails in the server log and pg_stat_archiver, and repair it: until then WAL piles up in pg_wal")})
 				return
 			}
 			c.Pass("archiver", "archive_mode on, archiving configured")
@@ -929,7 +959,9 @@ func init() {
 			for _, r := range h.PgBackRest.Repos {
 				if r.CipherType == "" || r.CipherType == "none" {
 					c.Fail(Problem{Object: "pgBackRest " + r.Name, Location: h.PgBackRest.Config, Evidence: fmt.Sprintf("%s (%s %s) has no repo cipher", r.Name, r.Type, r.Path),
-						Expected: r.Name + "-cipher-type=aes-256-cbc with a cipher pass", Fix: fmt.Sprintf("%s-cipher-type=aes-256-cbc\n%s-cipher-pass=<random>    # in %s (new repository)", textsafe.String(r.Name), textsafe.String(r.Name), textsafe.String(h.PgBackRest.Config)), FixKind: FixConfig})
+						Expected: r.Name + "-cipher-type=aes-256-cbc with a cipher pass", Fix: fmt.Sprintf("%s-cipher-type=aes-256-cbc\n%s-cipher-pass=<random>    # in %s (new repository)", textsafe.String(r.Name), textsafe.String(r.Name), textsafe.String(h.PgBackRest.Config)), FixKind: FixConfig,
+						// An existing repository cannot be encrypted in place.
+						Changes: manualChanges(fmt.Sprintf("create a new encrypted pgBackRest repository (%s-cipher-type=aes-256-cbc with a random cipher pass kept apart from the backups), take a full backup into it, then retire %s", textsafe.String(r.Name), textsafe.String(r.Name)))})
 				}
 			}
 		},

@@ -2,12 +2,14 @@ package rules
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 
 	"github.com/pgaegis/pgaegis/internal/guc"
 
 	"github.com/pgaegis/pgaegis/internal/quote"
+	"github.com/pgaegis/pgaegis/internal/remedy"
 	"github.com/pgaegis/pgaegis/internal/snapshot"
 )
 
@@ -84,14 +86,23 @@ func init() {
 				switch {
 				case !k.Exists:
 					c.Fail(Problem{Object: "file " + k.Path, Location: k.Path, Evidence: "ssl is on but the key file is missing" + errSuffix(k),
-						Expected: "a readable key file", Fix: "pgaegis tls issue server --ca '<CA dir>' --host '<name>' --out " + quote.Shell(filepath.Dir(k.Path)) + "    # or install the key there", FixKind: FixShell})
+						Expected: "a readable key file", Fix: "pgaegis tls issue server --ca '<CA dir>' --host '<name>' --out " + quote.Shell(filepath.Dir(k.Path)) + "    # or install the key there", FixKind: FixShell,
+						Changes: []remedy.Change{{Manual: "install the server's key at " + quote.Shell(k.Path) + " (or issue a new certificate and key: pgaegis tls issue server --pgdata DATADIR), then reload: with ssl on and no key the next restart fails"}}})
 				case k.Mode&0o077 == 0, k.UID == 0 && k.Mode&0o037 == 0:
 					c.Pass("file "+k.Path, "mode "+k.ModeString())
 				default:
+					// chmod 0600 is only right for a key the server's own
+					// account owns: a key owned by root or another account
+					// would become unreadable to the server.
+					ch := remedy.Change{File: &remedy.FileMode{Path: k.Path, Mode: 0o600, From: os.FileMode(k.Mode)}}
+					if k.UID == 0 || c.S.Host != nil && c.S.Host.Owner != "" && k.Owner != c.S.Host.Owner {
+						ch = remedy.Change{Manual: "give " + quote.Shell(k.Path) + " to the cluster owner with mode 0600 (or keep it owned by root with mode 0640 and the server's group), then reload"}
+					}
 					c.Fail(Problem{Object: "file " + k.Path, Location: k.Path,
 						Evidence: fmt.Sprintf("mode %s owner %s", k.ModeString(), ownerName(k)),
 						Expected: "0600 owned by the cluster owner (or 0640 owned by root)",
-						Fix:      "chmod 0600 " + quote.Shell(k.Path), FixKind: FixShell, FixApply: "reload"})
+						Fix:      "chmod 0600 " + quote.Shell(k.Path), FixKind: FixShell, FixApply: "reload",
+						Changes: []remedy.Change{ch}})
 				}
 			}
 		},

@@ -54,7 +54,13 @@ type Snapshot struct {
 	// AvailableExtensions: security-relevant extensions the server could
 	// load (name -> default version).
 	AvailableExtensions map[string]string `json:"available_extensions,omitempty"`
-	Gaps                map[string]string `json:"gaps,omitempty"`
+	// Libraries are the shared libraries installed in the server's
+	// library directory; nil when it could not be listed.
+	Libraries *Libraries `json:"libraries,omitempty"`
+	// TLSFiles says whether the certificate and key that ssl = on would
+	// load exist, whatever ssl is now; nil when unknown.
+	TLSFiles *TLSFiles         `json:"tls_files,omitempty"`
+	Gaps     map[string]string `json:"gaps,omitempty"`
 	// Errors are the gaps that come from a failure (a query or a scan that
 	// broke, a stalled server) rather than from missing privileges or
 	// files: an audit with errors is incomplete and exits 2. Every key
@@ -793,4 +799,44 @@ type TLSProbe struct {
 	CertDaysLeft      *int            `json:"certificate_days_left,omitempty"`
 	CertSelfSigned    bool            `json:"certificate_self_signed,omitempty"`
 	Errors            []string        `json:"errors,omitempty"`
+}
+
+// Libraries lists the shared libraries ($libdir/NAME.so) a server can
+// load: what shared_preload_libraries may name.
+type Libraries struct {
+	Dir string `json:"dir"`
+	// Names are the file names without ".so", sorted.
+	Names []string `json:"names"`
+	// Source is "pg_ls_dir" (read through the server) or "filesystem".
+	Source string `json:"source"`
+}
+
+// Has reports whether a shared_preload_libraries item is installed, and
+// whether that is known: a bare name or $libdir/NAME is looked up in the
+// listing; other paths are not listed.
+func (l *Libraries) Has(item string) (present, known bool) {
+	if l == nil {
+		return false, false
+	}
+	name := strings.TrimSuffix(strings.TrimPrefix(item, "$libdir/"), ".so")
+	if strings.Contains(name, "/") || name == "" {
+		return false, false
+	}
+	for _, n := range l.Names {
+		if n == name {
+			return true, true
+		}
+	}
+	return false, true
+}
+
+// TLSFiles are the server certificate and key files, as ssl_cert_file and
+// ssl_key_file name them (absolute).
+type TLSFiles struct {
+	CertFile   string `json:"cert_file"`
+	KeyFile    string `json:"key_file"`
+	CertExists bool   `json:"cert_exists"`
+	KeyExists  bool   `json:"key_exists"`
+	// Source is "pg_stat_file" (through the server) or "filesystem".
+	Source string `json:"source"`
 }
