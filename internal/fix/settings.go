@@ -354,8 +354,8 @@ func settingsText(s *snapshot.Snapshot, cs []plan.SettingChange, apply string) s
 		// A files-only audit: the line for postgresql.auto.conf (or
 		// postgresql.conf) of the data directory.
 		v := c.To
-		if plan.IsListSetting(c.Name) {
-			v = strings.Join(plan.ListElements(c.To), ",")
+		if plan.ListSetting(c.Name) {
+			v = strings.Join(plan.SplitList(c.Name, c.To), ",")
 		}
 		q, err := quote.ConfValue(v)
 		if err != nil {

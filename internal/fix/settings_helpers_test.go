@@ -6,8 +6,6 @@ import (
 	"time"
 
 	"github.com/pgaegis/pgaegis/internal/fix"
-	"github.com/pgaegis/pgaegis/internal/fixtest"
-	"github.com/pgaegis/pgaegis/internal/localpg"
 	"github.com/pgaegis/pgaegis/internal/plan"
 	"github.com/pgaegis/pgaegis/internal/rules"
 	"github.com/pgaegis/pgaegis/internal/snapshot"
@@ -111,37 +109,4 @@ func allText(r *fix.Result, fs []rules.Finding) string {
 		}
 	}
 	return b.String()
-}
-
-// verifyPhased proves a plan whose later steps come after a restart step
-// (the settings of a library the restart loads): fixtest's applier runs
-// every step and restarts once at the end, so the plan is applied in two
-// parts, each ending with fixtest's reload and restart, as an applier
-// honouring After must do. The first part's claims are checked too.
-func verifyPhased(t *testing.T, srv *localpg.Server, before []rules.Finding, p *plan.Plan, only []string, o fixtest.Options) {
-	t.Helper()
-	cut := len(p.Steps)
-	for i, st := range p.Steps {
-		if st.Apply == plan.ApplyRestart {
-			cut = i + 1
-			break
-		}
-	}
-	if cut == len(p.Steps) {
-		fixtest.Verify(t, srv, before, p, only, o)
-		return
-	}
-	first, rest := *p, *p
-	first.Steps, rest.Steps = p.Steps[:cut], p.Steps[cut:]
-	fixtest.Apply(t, srv, &first, o)
-	pr := fixtest.Verify(t, srv, before, &rest, only, o)
-	for _, st := range first.Steps {
-		for _, c := range st.Closes {
-			for _, f := range pr.After {
-				if f.Rule == c.Rule && f.Object == c.Object && f.Status == rules.Fail {
-					t.Errorf("%s %s still fails after step %s: %s", f.Rule, f.Object, st.ID, f.Evidence)
-				}
-			}
-		}
-	}
 }

@@ -475,7 +475,7 @@ func TestSettingsFixesProven(t *testing.T) {
 			if c.check != nil {
 				c.check(t, res.Plan)
 			}
-			verifyPhased(t, srv, before, res.Plan, c.rules, fixtest.Options{AllowNewFailures: c.allowNew,
+			fixtest.Verify(t, srv, before, res.Plan, c.rules, fixtest.Options{AllowNewFailures: c.allowNew,
 				RunCommand: func(tb testing.TB, argv []string) {
 					// The tls command is another part of issue 12; the
 					// certificate it would issue is made here.
