@@ -31,7 +31,7 @@ func sqlChange(db string, super bool, breaks string, stmts ...sqlStmt) remedy.Ch
 // the statements the plan runs), FixKind and Changes from one SQL change.
 func sqlProblem(p Problem, c remedy.Change) Problem {
 	p.Changes = []remedy.Change{c}
-	p.Fix = strings.Join(c.SQL.Statements, "\n")
+	p.Fix = strings.Join(c.SQL.Statements, ";\n") + ";"
 	if c.SQL.Database != "" {
 		p.Fix += "    -- in database " + quote.Ident(c.SQL.Database)
 		p.Database = c.SQL.Database
@@ -193,7 +193,7 @@ func extensionUsers(d *snapshot.Database, ext string) []string {
 	var out []string
 	for _, fs := range d.ForeignServers {
 		if fs.Wrapper == ext {
-			out = append(out, "foreign server "+fs.Name)
+			out = append(out, "foreign server "+quote.Ident(fs.Name))
 		}
 	}
 	seen := map[string]bool{}
@@ -201,7 +201,11 @@ func extensionUsers(d *snapshot.Database, ext string) []string {
 		for _, f := range fns {
 			if f.Language == ext && f.Extension != ext && !seen[f.Signature()] {
 				seen[f.Signature()] = true
-				out = append(out, "function "+f.Signature())
+				fn, err := quote.Function(f.Schema, f.Name, f.Args)
+				if err != nil {
+					fn = quote.Qualified(f.Schema, f.Name)
+				}
+				out = append(out, "function "+fn)
 			}
 		}
 	}
