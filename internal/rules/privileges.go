@@ -775,13 +775,13 @@ func init() {
 					if l.Trusted && privileges.RuntimeTrustCheck[l.Name] {
 						c.Fail(sqlProblem(Problem{Object: obj, Severity: Medium, SevSet: true,
 							Evidence: fmt.Sprintf("untrusted language %s is marked trusted in %q: its handler then runs functions restricted like plperl, but any role with USAGE can create them", l.Name, d.Name),
-							Expected: "lanpltrusted = false"}, untrustLanguageChange(l.Name, d.Name)))
+							Expected: "lanpltrusted = false"}, untrustAndDropChange(d, l.Name)))
 						continue
 					}
 					if l.Trusted {
 						c.Fail(sqlProblem(Problem{Object: obj, Severity: Critical, SevSet: true,
 							Evidence: fmt.Sprintf("untrusted language %s is marked trusted in %q: any role with USAGE runs code as the OS user", l.Name, d.Name),
-							Expected: "lanpltrusted = false"}, untrustLanguageChange(l.Name, d.Name)))
+							Expected: "lanpltrusted = false"}, untrustAndDropChange(d, l.Name)))
 						continue
 					}
 					p := Problem{Database: d.Name, Object: obj, Evidence: fmt.Sprintf("untrusted language %s is installed in %q", l.Name, d.Name),

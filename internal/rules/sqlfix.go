@@ -172,16 +172,26 @@ func untrustLanguageStmt(lang string) sqlStmt {
 func dropExtensionStmt(d *snapshot.Database, e snapshot.Extension) sqlStmt {
 	undo := fmt.Sprintf("CREATE EXTENSION %s WITH SCHEMA %s VERSION %s", quote.Ident(e.Name), quote.Ident(e.Schema), quote.Literal(e.Version))
 	for _, l := range d.Languages {
-		if l.Name != e.Name || l.ACLDefault {
+		if l.Name != e.Name {
 			continue
 		}
+		var grants []string
 		for _, it := range l.ACL {
-			if it.Grantee == l.Owner {
-				continue
+			if it.Grantee != l.Owner && !l.ACLDefault {
+				grants = append(grants, grantStatements(it.Grants, "ON LANGUAGE "+quote.Ident(l.Name), granteeSQL(it.Grantee))...)
 			}
-			for _, g := range grantStatements(it.Grants, "ON LANGUAGE "+quote.Ident(l.Name), granteeSQL(it.Grantee)) {
-				undo += "; " + g
-			}
+		}
+		// The server refuses GRANT on an untrusted language: the grants
+		// go back while it is marked trusted, then its mark is restored.
+		st := untrustLanguageStmt(l.Name)
+		if len(grants) > 0 || l.Trusted {
+			undo += "; " + st.undo
+		}
+		for _, g := range grants {
+			undo += "; " + g
+		}
+		if len(grants) > 0 && !l.Trusted {
+			undo += "; " + st.do
 		}
 	}
 	return sqlStmt{do: fmt.Sprintf("DROP EXTENSION %s", quote.Ident(e.Name)), undo: undo}
@@ -315,4 +325,28 @@ func dropExtensionProblem(p Problem, d *snapshot.Database, name string) Problem 
 	}
 	return sqlProblem(p, sqlChange(d.Name, true, fmt.Sprintf("anything that calls the functions of %s in database %s fails (no object in the catalogs depends on it)", quote.Ident(name), quote.Ident(d.Name)),
 		dropExtensionStmt(d, *ext)))
+}
+
+// untrustAndDropChange marks a language untrusted and, when nothing uses
+// it, drops its extension too: an untrusted language left installed is the
+// next EXT-02 finding, and a plan must close what it touches in one go.
+// The UPDATE comes first and is the statement the escalation chain shares.
+func untrustAndDropChange(d *snapshot.Database, lang string) remedy.Change {
+	ch := untrustLanguageChange(lang, d.Name)
+	var ext *snapshot.Extension
+	for i := range d.Extensions {
+		if d.Extensions[i].Name == lang {
+			ext = &d.Extensions[i]
+		}
+	}
+	if ext == nil || len(extensionUsers(d, lang)) > 0 {
+		return ch
+	}
+	drop := dropExtensionStmt(d, *ext)
+	// Undone backwards: the extension comes back (untrusted, with its
+	// grants), then the UPDATE undo marks it trusted as it was.
+	ch.SQL.Statements = append(ch.SQL.Statements, drop.do)
+	ch.SQL.Undo = append(ch.SQL.Undo, drop.undo)
+	ch.Breaks = fmt.Sprintf("language %s is removed from database %s (no function uses it)", quote.Ident(lang), quote.Ident(d.Name))
+	return ch
 }
