@@ -11,6 +11,7 @@ import (
 	"github.com/pgaegis/pgaegis/internal/conninfo"
 	"github.com/pgaegis/pgaegis/internal/privileges"
 	"github.com/pgaegis/pgaegis/internal/quote"
+	"github.com/pgaegis/pgaegis/internal/remedy"
 	"github.com/pgaegis/pgaegis/internal/snapshot"
 	"github.com/pgaegis/pgaegis/internal/textsafe"
 )
@@ -346,6 +347,12 @@ func init() {
 						c.Fail(manualProblem(p, fnErr.Error()+": fix it by hand"))
 					case len(stmts) == 0:
 						c.Fail(manualProblem(p, fmt.Sprintf("review the dynamic SQL of %s for injection (format() with %%I/%%L) and reduce its owner's rights", fn)))
+					case f.DynamicSQL && powerful:
+						// Pinning and revoking leave the dynamic SQL with its
+						// owner's rights: that part stays a review.
+						p = sqlProblem(p, sqlChange(d.Name, false, breaks, stmts...))
+						p.Changes = append(p.Changes, remedy.Change{Manual: fmt.Sprintf("review the dynamic SQL of %s for injection (format() with %%I/%%L) and reduce its owner's rights", fn)})
+						c.Fail(p)
 					default:
 						c.Fail(sqlProblem(p, sqlChange(d.Name, false, breaks, stmts...)))
 					}
@@ -474,11 +481,17 @@ func init() {
 				for _, l := range d.Languages {
 					if untrustedLanguages[l.Name] && !l.Trusted && acl.Holds(l.ACL, acl.Public, "USAGE") {
 						it, _ := itemOf(l.ACL, false, acl.Public)
+						// The server refuses REVOKE (and GRANT) on an untrusted
+						// language: both run while it is briefly marked trusted,
+						// inside the step's transaction.
+						rv := revokeStmt(it, []string{"USAGE"}, "ON LANGUAGE "+quote.Ident(l.Name))
+						tr := untrustLanguageStmt(l.Name)
+						rv.do = tr.undo + "; " + rv.do + "; " + tr.do
+						rv.undo = tr.undo + "; " + rv.undo + "; " + tr.do
 						c.Fail(sqlProblem(Problem{Object: fmt.Sprintf("language %s.%s", d.Name, l.Name), Severity: Critical, SevSet: true,
 							Evidence: fmt.Sprintf("PUBLIC has USAGE on untrusted language %s in %q: any role can run code as the server's OS user", l.Name, d.Name),
 							Expected: "no USAGE on untrusted languages"},
-							sqlChange(d.Name, true, fmt.Sprintf("roles that relied on the PUBLIC grant lose it: only superusers may create functions in %s", quote.Ident(l.Name)),
-								revokeStmt(it, []string{"USAGE"}, "ON LANGUAGE "+quote.Ident(l.Name)))))
+							sqlChange(d.Name, true, fmt.Sprintf("roles that relied on the PUBLIC grant lose it: only superusers may create functions in %s", quote.Ident(l.Name)), rv)))
 					}
 				}
 				for _, fs := range d.ForeignServers {
