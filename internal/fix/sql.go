@@ -97,7 +97,9 @@ func planSQL(s *snapshot.Snapshot, items []item) ([]built, []plan.Held) {
 		}
 		key := it.f.Key()
 		g.ownStmt[key] = append(g.ownStmt[key], c.Statements...)
-		if !g.closed[key] {
+		// A finding that also has a manual part is not closed by the
+		// statements alone: the step does its share, Manual says the rest.
+		if !g.closed[key] && !hasManual(it) {
 			g.closed[key] = true
 			g.closes = append(g.closes, it.ref())
 		}
@@ -166,6 +168,15 @@ func touchesRole(c *remedy.SQL, role string) bool {
 	id := quote.Ident(role)
 	for _, st := range c.Statements {
 		if strings.HasPrefix(st, "ALTER ROLE "+id+" ") || strings.HasSuffix(st, " FROM "+id) || strings.Contains(st, " FROM "+id+", ") {
+			return true
+		}
+	}
+	return false
+}
+
+func hasManual(it item) bool {
+	for _, c := range it.f.Changes {
+		if c.Kind() == "manual" {
 			return true
 		}
 	}

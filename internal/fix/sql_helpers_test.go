@@ -6,24 +6,11 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/pgaegis/pgaegis/internal/collect"
 	"github.com/pgaegis/pgaegis/internal/localpg"
 	"github.com/pgaegis/pgaegis/internal/plan"
 	"github.com/pgaegis/pgaegis/internal/quote"
 	"github.com/pgaegis/pgaegis/internal/rules"
-	"github.com/pgaegis/pgaegis/internal/snapshot"
 )
-
-// sqlAudit collects the live server (catalogs only: the SQL rules need no
-// files) and runs the rules.
-func sqlAudit(t *testing.T, srv *localpg.Server) (*snapshot.Snapshot, []rules.Finding) {
-	t.Helper()
-	snap, err := collect.Collect(context.Background(), collect.Options{Conn: srv.ConnConfig("postgres"), NoFiles: true, NoProbe: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return snap, rules.Run(snap)
-}
 
 // failingKeys is the set of failing findings by key.
 func failingKeys(fs []rules.Finding) map[string]rules.Finding {
@@ -83,16 +70,6 @@ type stmtError struct {
 }
 
 func (e *stmtError) Error() string { return quote.Literal(e.stmt) + ": " + e.err.Error() }
-
-// applySQL runs every SQL step of p, each in its own transaction.
-func applySQL(t *testing.T, srv *localpg.Server, p *plan.Plan) {
-	t.Helper()
-	for _, s := range sqlSteps(p) {
-		if err := runInTx(t, srv, stepDB(s), s.SQL); err != nil {
-			t.Fatalf("step %s (%s): %v", s.ID, s.Summary, err)
-		}
-	}
-}
 
 // undoSQL rolls the SQL steps of p back: steps in reverse order, each
 // step's undo backwards, in one transaction per step.

@@ -95,6 +95,11 @@ func (c *Check) chainProblem(p Problem, ch privileges.Chain) Problem {
 		}
 		return sqlProblem(p, sqlChange(ch.Database, false, fmt.Sprintf("roles that relied on the PUBLIC grant lose it: only the owner and roles granted EXECUTE may call %s", fn), stmts...))
 	case "language":
+		// The same change as EXT-02's, so both findings share one text
+		// and the planner runs it once.
+		if d := c.database(ch.Database); d != nil {
+			return sqlProblem(p, untrustAndDropChange(d, ch.Name))
+		}
 		return sqlProblem(p, untrustLanguageChange(ch.Name, ch.Database))
 	case "parameter":
 		for _, pa := range c.S.ParamACLs {

@@ -351,7 +351,7 @@ func init() {
 						// Pinning and revoking leave the dynamic SQL with its
 						// owner's rights: that part stays a review.
 						p = sqlProblem(p, sqlChange(d.Name, false, breaks, stmts...))
-						p.Changes = append(p.Changes, remedy.Change{Manual: fmt.Sprintf("review the dynamic SQL of %s for injection (format() with %%I/%%L) and reduce its owner's rights", fn)})
+						p.Changes = append(p.Changes, remedy.Change{Manual: fmt.Sprintf("review the dynamic SQL of %s for injection (format() with %%I/%%L) and reduce its owner's rights (the plan pins its search_path and revokes EXECUTE from PUBLIC)", fn)})
 						c.Fail(p)
 					default:
 						c.Fail(sqlProblem(p, sqlChange(d.Name, false, breaks, stmts...)))
