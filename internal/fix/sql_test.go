@@ -228,6 +228,7 @@ func TestSQLFixesOnServer(t *testing.T) {
 
 	for _, tc := range []struct {
 		rule    string
+		only    []string // the rules planned; nil for rule alone
 		objects []string // findings the plan must close
 		check   func(t *testing.T, st []plan.Step, diff []string)
 	}{
@@ -275,9 +276,31 @@ func TestSQLFixesOnServer(t *testing.T) {
 					t.Errorf("NOLOGIN of an expired role does not say what it breaks: %+v", st)
 				}
 			}},
+		// Every rule at once: the statements of all findings merged per
+		// database (shared ones once, revokes before drops) still apply
+		// in one transaction each, and the undo still restores all.
+		{rule: "all", only: strings.Fields(sqlRules), objects: nil,
+			check: func(t *testing.T, st []plan.Step, _ []string) {
+				seen := map[string]bool{}
+				for _, s := range st {
+					for _, q := range s.SQL {
+						if seen[s.Database+"\x00"+q] {
+							t.Errorf("statement twice in database %q: %s", s.Database, q)
+						}
+						seen[s.Database+"\x00"+q] = true
+					}
+				}
+				if len(st) != 3 {
+					t.Errorf("%d SQL steps, want one per database (cluster-wide, fixdb, fixdb2)", len(st))
+				}
+			}},
 	} {
 		t.Run(tc.rule, func(t *testing.T) {
-			res := fix.Build(snap, findings, fix.Options{Only: []string{tc.rule}})
+			only := tc.only
+			if only == nil {
+				only = []string{tc.rule}
+			}
+			res := fix.Build(snap, findings, fix.Options{Only: only})
 			steps := sqlSteps(res.Plan)
 			closes := map[string]bool{}
 			for _, s := range steps {
@@ -298,7 +321,7 @@ func TestSQLFixesOnServer(t *testing.T) {
 			}
 			// Applied as written, restarted, re-audited: what the step
 			// closes is gone, nothing newly fails, a second plan is empty.
-			fixtest.Verify(t, srv, findings, res.Plan, []string{tc.rule}, fixtest.Options{})
+			fixtest.Verify(t, srv, findings, res.Plan, only, fixtest.Options{})
 			diff := catalogDiff(catalogs, catalogState(t, srv, dbs...))
 			if tc.check != nil {
 				tc.check(t, steps, diff)
@@ -323,6 +346,9 @@ func TestSQLFixesOnServer(t *testing.T) {
 	}
 	c.Close(context.Background())
 }
+
+// sqlRules are the rules with automatic SQL fixes planted above.
+const sqlRules = "PRIV-01 PRIV-02 PRIV-17 PRIV-09 PRIV-12 PRIV-06 PRIV-02.chains PRIV-17.functions PRIV-17.parameters PRIV-08 PRIV-10 PRIV-11 PRIV-14 PRIV-15 PRIV-16 PRIV-18 EXT-02 EXT-01 EXT-11 AUTH-19"
 
 func ruleKeys(fs map[string]rules.Finding, rule string) []string {
 	var out []string
