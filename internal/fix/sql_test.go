@@ -10,6 +10,7 @@ import (
 	"github.com/pgaegis/pgaegis/internal/localpg"
 	"github.com/pgaegis/pgaegis/internal/pgtest"
 	"github.com/pgaegis/pgaegis/internal/plan"
+	"github.com/pgaegis/pgaegis/internal/quote"
 	"github.com/pgaegis/pgaegis/internal/remedy"
 	"github.com/pgaegis/pgaegis/internal/rules"
 	"github.com/pgaegis/pgaegis/internal/snapshot"
@@ -358,4 +359,77 @@ func ruleKeys(fs map[string]rules.Finding, rule string) []string {
 		}
 	}
 	return out
+}
+
+// Hostile names through the whole planner: applying the merged plan
+// touches only the objects the findings name (canaries intact, no other
+// catalog row changed), and its undo restores every row.
+func TestSQLPlanHostileNames(t *testing.T) {
+	srv := pgtest.Start(t, localpg.Options{AdminUser: sqlRunner})
+	ctx := context.Background()
+	db, schema := "z\nDROP TABLE canary; --", `a"; DROP TABLE x; --`
+	roleCU, roleNL := "current_user", "nl\nDROP TABLE canary; --"
+	qi := quote.Ident
+	s := qi(schema)
+	if err := srv.Exec(ctx,
+		"CREATE ROLE "+qi(roleCU)+" LOGIN CREATEROLE",
+		"CREATE ROLE "+qi(roleNL)+" LOGIN BYPASSRLS",
+		"CREATE DATABASE "+qi(db), "GRANT CREATE ON DATABASE "+qi(db)+" TO PUBLIC",
+		"CREATE TABLE public.canary (i int)", "CREATE TABLE public.x (i int)",
+	); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.ExecIn(ctx, db,
+		"CREATE TABLE public.canary (i int)", "CREATE TABLE public.x (i int)",
+		"CREATE SCHEMA "+s, "GRANT CREATE ON SCHEMA "+s+" TO PUBLIC",
+		"CREATE TABLE "+s+"."+qi("t\nDROP TABLE canary; --")+" (i int)",
+		"GRANT SELECT, UPDATE ON "+s+"."+qi("t\nDROP TABLE canary; --")+" TO PUBLIC",
+		"CREATE SEQUENCE "+s+"."+qi("q'"), "GRANT USAGE ON SEQUENCE "+s+"."+qi("q'")+" TO PUBLIC",
+		"CREATE FUNCTION "+s+"."+qi("f\n;")+"("+qi("p'")+" int) RETURNS int LANGUAGE sql SECURITY DEFINER AS 'SELECT 1'",
+		"ALTER DEFAULT PRIVILEGES FOR ROLE "+qi(roleCU)+" IN SCHEMA "+s+" GRANT SELECT ON TABLES TO PUBLIC",
+		"CREATE EXTENSION dblink SCHEMA "+s,
+	); err != nil {
+		t.Fatal(err)
+	}
+	dbs := []string{"postgres", db}
+	snap, findings := fixtest.Audit(t, srv)
+	catalogs := catalogState(t, srv, dbs...)
+	only := strings.Fields(sqlRules)
+	res := fix.Build(snap, findings, fix.Options{Only: only})
+	if n := len(sqlSteps(res.Plan)); n != 2 {
+		t.Fatalf("%d SQL steps, want 2 (cluster-wide and the hostile database)", n)
+	}
+	fixtest.Verify(t, srv, findings, res.Plan, only, fixtest.Options{})
+	named := []string{schema, strings.ReplaceAll(schema, `"`, `""`), roleCU, roleNL, db, "extension dblink"}
+	diff := catalogDiff(catalogs, catalogState(t, srv, dbs...))
+	if len(diff) == 0 {
+		t.Fatal("the plan changed nothing")
+	}
+	for _, d := range diff {
+		_, key, _ := strings.Cut(d, ": ")
+		ok := false
+		for _, n := range named {
+			if strings.Contains(key, n) {
+				ok = true
+			}
+		}
+		if !ok || strings.HasPrefix(key, "class canary") || strings.HasPrefix(key, "class x") {
+			t.Errorf("the plan changed a row no finding names: %s", quote.Literal(d))
+		}
+	}
+	for _, d := range dbs {
+		c, err := srv.Connect(ctx, d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var n int
+		if err := c.QueryRow(ctx, "SELECT count(*) FROM pg_class WHERE relname IN ('canary', 'x') AND relnamespace = 'public'::regnamespace").Scan(&n); err != nil || n != 2 {
+			t.Errorf("database %s: %d canaries (%v)", quote.Literal(d), n, err)
+		}
+		c.Close(ctx)
+	}
+	undoSQL(t, srv, res.Plan)
+	for _, d := range catalogDiff(catalogs, catalogState(t, srv, dbs...)) {
+		t.Errorf("the undo left: %s", quote.Literal(d))
+	}
 }
