@@ -167,7 +167,7 @@ func sqlText(stmts []string, db string) string {
 func touchesRole(c *remedy.SQL, role string) bool {
 	id := quote.Ident(role)
 	for _, st := range c.Statements {
-		if strings.HasPrefix(st, "ALTER ROLE "+id+" ") || strings.HasSuffix(st, " FROM "+id) || strings.Contains(st, " FROM "+id+", ") {
+		if strings.HasPrefix(st, "ALTER ROLE "+id+" ") || strings.HasSuffix(st, " FROM "+id) || strings.Contains(st, " FROM "+id+", ") || strings.Contains(st, " FROM "+id+"; ") {
 			return true
 		}
 	}

@@ -92,6 +92,8 @@ func TestPlanSQLHoldsOwnAccess(t *testing.T) {
 			sqlFinding("PRIV-02", "role ops", rules.Critical, sqlCh("", true, "", "REVOKE admins FROM ops", "GRANT admins TO ops")), "would remove your own access", false},
 		{"own login", snapshot.Server{CurrentUser: "ops", Superuser: true},
 			sqlFinding("AUTH-19", "role ops", rules.Medium, sqlCh("", false, "", "ALTER ROLE ops NOLOGIN", "ALTER ROLE ops LOGIN")), "would remove your own access", false},
+		{"own grant, revoked as its grantor", snapshot.Server{CurrentUser: "ops", Superuser: true},
+			sqlFinding("PRIV-17.functions", "function d.pg_catalog.pg_read_file(text)", rules.High, sqlCh("d", true, "", "SET ROLE g; REVOKE EXECUTE ON FUNCTION pg_catalog.pg_read_file(text) FROM ops; RESET ROLE", "SET ROLE g; GRANT EXECUTE ON FUNCTION pg_catalog.pg_read_file(text) TO ops; RESET ROLE")), "would remove your own access", false},
 		{"a name that only starts like it", snapshot.Server{CurrentUser: "ops", Superuser: true},
 			sqlFinding("PRIV-02", "role opsx", rules.Critical, sqlCh("", true, "", "REVOKE admins FROM opsx", "GRANT admins TO opsx")), "", true},
 		{"not a superuser", snapshot.Server{CurrentUser: "ops"},
@@ -150,6 +152,10 @@ func sqlWeaknesses(t *testing.T, srv *localpg.Server) {
 		"CREATE EXTENSION postgres_fdw", "CREATE SERVER fs08 FOREIGN DATA WRAPPER postgres_fdw OPTIONS (host 'localhost')",
 		"GRANT USAGE ON FOREIGN SERVER fs08 TO PUBLIC",
 		"CREATE USER MAPPING FOR p11m SERVER fs08 OPTIONS (user 'x', password_required 'false')",
+		// A grant to PUBLIC made by a role with the grant option, not the
+		// owner: revoked (and restored) as that role.
+		"CREATE ROLE p08g LOGIN", "CREATE SCHEMA s08g", "CREATE TABLE s08g.t (i int)", "GRANT USAGE ON SCHEMA s08g TO p08g",
+		"GRANT SELECT ON s08g.t TO p08g WITH GRANT OPTION", "SET ROLE p08g", "GRANT SELECT ON s08g.t TO PUBLIC", "RESET ROLE",
 		"CREATE SCHEMA s10", "CREATE TABLE s10.t (i int)", "GRANT SELECT ON s10.t TO p10 WITH GRANT OPTION",
 		"CREATE SCHEMA s14", "GRANT USAGE, CREATE ON SCHEMA s14 TO p14",
 		"CREATE SCHEMA s15", "ALTER DEFAULT PRIVILEGES FOR ROLE p15 IN SCHEMA s15 GRANT SELECT ON TABLES TO PUBLIC",
@@ -242,7 +248,7 @@ func TestSQLFixesOnServer(t *testing.T) {
 		{rule: "PRIV-02.chains", objects: []string{"role p01 via role p01", "role p02 via function fixdb.public.fchain(q text)", "role p17p via parameter archive_command"}},
 		{rule: "PRIV-17.functions", objects: []string{"function fixdb.pg_catalog.pg_read_file(text)"}},
 		{rule: "PRIV-17.parameters", objects: []string{"parameter log_statement", "parameter archive_command"}},
-		{rule: "PRIV-08", objects: []string{"schema fixdb.s08", "foreign server fixdb.fs08", "language fixdb2.plperlu"},
+		{rule: "PRIV-08", objects: []string{"schema fixdb.s08", "schema fixdb.s08g", "foreign server fixdb.fs08", "language fixdb2.plperlu"},
 			check: func(t *testing.T, st []plan.Step, diff []string) {
 				all := ""
 				for _, s := range st {
@@ -262,7 +268,7 @@ func TestSQLFixesOnServer(t *testing.T) {
 					t.Errorf("applying changed s08.quiet: %q", diff)
 				}
 			}},
-		{rule: "PRIV-10", objects: []string{"role p10"}},
+		{rule: "PRIV-10", objects: []string{"role p10", "role p08g"}},
 		{rule: "PRIV-11", objects: []string{"catalog pg_catalog.pg_authid"}},
 		{rule: "PRIV-14", objects: []string{"schema fixdb.s14"}},
 		{rule: "PRIV-15", objects: []string{"default privileges of p15 in fixdb"}},

@@ -390,7 +390,7 @@ func init() {
 						}
 						// Built-ins belong to the bootstrap superuser.
 						c.Fail(sqlProblem(p, sqlChange(d.Name, f.Schema == "pg_catalog", fmt.Sprintf("%s can no longer call %s", granteeSQL(it.Grantee), fn),
-							revokeStmt(it, []string{"EXECUTE"}, "ON FUNCTION "+fn))))
+							revokeStmt(it, []string{"EXECUTE"}, "ON FUNCTION "+fn).as(it.Grantor, f.Owner))))
 					}
 				}
 			}
@@ -457,17 +457,21 @@ func init() {
 						if r.Schema != g.Schema || r.ACLDefault {
 							continue
 						}
-						it, ok := itemOf(r.ACL, false, acl.Public)
-						if !ok || !it.Has(g.Privilege) {
-							continue
-						}
 						on := "ON TABLE "
 						if r.Kind == "S" {
 							on = "ON SEQUENCE "
 						}
 						qn := quote.Qualified(r.Schema, r.Name)
-						stmts = append(stmts, revokeStmt(it, []string{g.Privilege}, on+qn))
-						names = append(names, qn)
+						// One item per grantor: each grant is revoked as the
+						// role that made it.
+						for _, it := range r.ACL {
+							if it.Grantee == acl.Public && it.Has(g.Privilege) {
+								stmts = append(stmts, revokeStmt(it, []string{g.Privilege}, on+qn).as(it.Grantor, r.Owner))
+								if len(names) == 0 || names[len(names)-1] != qn {
+									names = append(names, qn)
+								}
+							}
+						}
 					}
 					p := Problem{Database: d.Name, Object: fmt.Sprintf("schema %s.%s", d.Name, g.Schema), Severity: sev, SevSet: true,
 						Evidence: fmt.Sprintf("PUBLIC has %s on %d relation(s) in %s.%s (e.g. %s)", g.Privilege, g.Count, d.Name, g.Schema, g.Example),
@@ -484,7 +488,7 @@ func init() {
 						// The server refuses REVOKE (and GRANT) on an untrusted
 						// language: both run while it is briefly marked trusted,
 						// inside the step's transaction.
-						rv := revokeStmt(it, []string{"USAGE"}, "ON LANGUAGE "+quote.Ident(l.Name))
+						rv := revokeStmt(it, []string{"USAGE"}, "ON LANGUAGE "+quote.Ident(l.Name)).as(it.Grantor, l.Owner)
 						tr := untrustLanguageStmt(l.Name)
 						rv.do = tr.undo + "; " + rv.do + "; " + tr.do
 						rv.undo = tr.undo + "; " + rv.undo + "; " + tr.do
@@ -501,7 +505,7 @@ func init() {
 							Evidence: fmt.Sprintf("PUBLIC has USAGE on foreign server %s (%s)", fs.Name, fs.Wrapper),
 							Expected: "USAGE for named roles"},
 							sqlChange(d.Name, false, fmt.Sprintf("roles that relied on the PUBLIC grant lose it: USAGE on foreign server %s (their user mappings and foreign tables stop working)", quote.Ident(fs.Name)),
-								revokeStmt(it, []string{"USAGE"}, "ON FOREIGN SERVER "+quote.Ident(fs.Name)))))
+								revokeStmt(it, []string{"USAGE"}, "ON FOREIGN SERVER "+quote.Ident(fs.Name)).as(it.Grantor, fs.Owner))))
 					}
 				}
 			}
@@ -570,7 +574,7 @@ func init() {
 					c.Fail(sqlProblem(Problem{Object: "catalog pg_catalog." + cat.Name, Evidence: fmt.Sprintf("%s can read pg_catalog.%s", it.Grantee, cat.Name),
 						Expected: "the default ACL (superuser only)", Severity: Critical, SevSet: true},
 						sqlChange("", true, fmt.Sprintf("%s can no longer read pg_catalog.%s", granteeSQL(it.Grantee), quote.Ident(cat.Name)),
-							revokeStmt(it, []string{"SELECT"}, "ON TABLE pg_catalog."+quote.Ident(cat.Name)))))
+							revokeStmt(it, []string{"SELECT"}, "ON TABLE pg_catalog."+quote.Ident(cat.Name)).as(it.Grantor, cat.Owner))))
 				}
 			}
 		},
@@ -627,7 +631,7 @@ func init() {
 						c.Fail(sqlProblem(Problem{Object: fmt.Sprintf("schema %s.%s", d.Name, sc.Name), Evidence: fmt.Sprintf("login role %s can create objects in %s.%s", it.Grantee, d.Name, sc.Name),
 							Expected: "CREATE only for the schema's owner role"},
 							sqlChange(d.Name, false, fmt.Sprintf("%s can no longer create objects in schema %s (migrations run as it fail)", quote.Ident(it.Grantee), quote.Ident(sc.Name)),
-								revokeStmt(it, []string{"CREATE"}, "ON SCHEMA "+quote.Ident(sc.Name)))))
+								revokeStmt(it, []string{"CREATE"}, "ON SCHEMA "+quote.Ident(sc.Name)).as(it.Grantor, sc.Owner))))
 					}
 				}
 			}

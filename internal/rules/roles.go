@@ -242,7 +242,7 @@ func init() {
 							Evidence: fmt.Sprintf("database %q schema %q grants CREATE to PUBLIC (ACL %s)", d.Name, sc.Name, aclText(sc.ACL)),
 							Expected: "no CREATE for PUBLIC (PostgreSQL 15+ default for new databases)"},
 							sqlChange(d.Name, false, fmt.Sprintf("roles that relied on the PUBLIC grant lose it: only the owner and roles granted CREATE may create objects in schema %s of %s", quote.Ident(sc.Name), quote.Ident(d.Name)),
-								revokeStmt(it, []string{"CREATE"}, "ON SCHEMA "+quote.Ident(sc.Name)))))
+								revokeStmt(it, []string{"CREATE"}, "ON SCHEMA "+quote.Ident(sc.Name)).as(it.Grantor, sc.Owner))))
 					}
 				}
 			}
@@ -264,7 +264,7 @@ func init() {
 					p := sqlProblem(Problem{Object: "database " + d.Name, Evidence: fmt.Sprintf("database %q grants CREATE to PUBLIC (ACL %s)", d.Name, aclText(d.ACL)),
 						Expected: "CREATE only for the owner and designated roles"},
 						sqlChange("", false, fmt.Sprintf("roles that relied on the PUBLIC grant lose it: only the owner and roles granted CREATE may create schemas in %s", quote.Ident(d.Name)),
-							revokeStmt(it, []string{"CREATE"}, "ON DATABASE "+quote.Ident(d.Name))))
+							revokeStmt(it, []string{"CREATE"}, "ON DATABASE "+quote.Ident(d.Name)).as(it.Grantor, d.Owner)))
 					p.Database = d.Name
 					c.Fail(p)
 				}

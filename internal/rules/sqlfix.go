@@ -90,6 +90,18 @@ func revokeStmt(it acl.Item, privs []string, on string) sqlStmt {
 	return sqlStmt{do: fmt.Sprintf("REVOKE %s %s FROM %s", strings.Join(privs, ", "), on, who), undo: undo}
 }
 
+// as runs the statement and its undo as the grantor of the privilege when
+// that is not the object's owner: a superuser's GRANT and REVOKE act as
+// the owner, and would neither remove nor restore a grant another role
+// made with its grant option.
+func (s sqlStmt) as(grantor, owner string) sqlStmt {
+	if grantor == "" || grantor == owner || owner == "" {
+		return s
+	}
+	set := "SET ROLE " + quote.Ident(grantor) + "; "
+	return sqlStmt{do: set + s.do + "; RESET ROLE", undo: set + s.undo + "; RESET ROLE"}
+}
+
 // itemOf returns the ACL item of grantee; a NULL ACL (def) stands for the
 // built-in default, in which PUBLIC holds defPublic.
 func itemOf(items []acl.Item, def bool, grantee string, defPublic ...string) (acl.Item, bool) {
@@ -144,7 +156,7 @@ func revokeExecuteStmt(f snapshot.Function, fn, grantee string) (sqlStmt, bool) 
 	if !ok || !it.Has("EXECUTE") {
 		return sqlStmt{}, false
 	}
-	return revokeStmt(it, []string{"EXECUTE"}, "ON FUNCTION "+fn), true
+	return revokeStmt(it, []string{"EXECUTE"}, "ON FUNCTION "+fn).as(it.Grantor, f.Owner), true
 }
 
 // pinSearchPathStmt pins a function's search_path and restores the
@@ -284,15 +296,21 @@ func grantOptionStmts(d *snapshot.Database, g snapshot.GrantSummary) (stmts []sq
 			continue
 		}
 		qn := quote.Qualified(r.Schema, r.Name)
-		for _, other := range r.ACL {
-			if other.Grantor == g.Grantee && other.Has(g.Privilege) {
-				passedOn = append(passedOn, qn)
-				break
-			}
-		}
 		on := "ON TABLE "
 		if r.Kind == "S" {
 			on = "ON SEQUENCE "
+		}
+		for _, other := range r.ACL {
+			if other.Grantor != g.Grantee || !other.Has(g.Privilege) {
+				continue
+			}
+			if other.Grantee != acl.Public {
+				passedOn = append(passedOn, qn)
+				break
+			}
+			// Passed on to PUBLIC: PRIV-08 revokes that anyway, with this
+			// same statement (run once), so the option can go after it.
+			stmts = append(stmts, revokeStmt(other, []string{g.Privilege}, on+qn).as(other.Grantor, r.Owner))
 		}
 		stmts = append(stmts, sqlStmt{do: fmt.Sprintf("REVOKE GRANT OPTION FOR %s %s%s FROM %s", g.Privilege, on, qn, granteeSQL(g.Grantee)),
 			undo: fmt.Sprintf("GRANT %s %s%s TO %s WITH GRANT OPTION", g.Privilege, on, qn, granteeSQL(g.Grantee))})
