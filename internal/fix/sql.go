@@ -103,7 +103,7 @@ func planSQL(s *snapshot.Snapshot, items []item) ([]built, []plan.Held) {
 			g.closed[key] = true
 			g.closes = append(g.closes, it.ref())
 		}
-		if b := it.c.Breaks; b != "" && !contains(g.breaks, b) {
+		if b := it.c.Breaks; b != "" && !hasString(g.breaks, b) {
 			g.breaks = append(g.breaks, b)
 		}
 		g.super = g.super || c.Superuser
@@ -183,7 +183,7 @@ func hasManual(it item) bool {
 	return false
 }
 
-func contains(list []string, s string) bool {
+func hasString(list []string, s string) bool {
 	for _, x := range list {
 		if x == s {
 			return true

@@ -130,10 +130,9 @@ func init() {
 					if !h.IsHost() {
 						sev = Medium
 					}
-					c.Fail(manualProblem(Problem{Object: "role " + r.Name, Location: h.Location(), Severity: sev, SevSet: true,
+					c.Fail(Problem{Object: "role " + r.Name, Location: h.Location(), Severity: sev, SevSet: true,
 						Evidence: fmt.Sprintf("login role %q has no password and matches %s", r.Name, hbaEvidence(h)),
-						Expected: "no trust rule for it (peer, scram-sha-256 or cert)", Fix: fmt.Sprintf("replace trust on %s with peer or scram-sha-256, then reload", h.Location()), FixKind: FixConfig, FixApply: "reload"},
-						fmt.Sprintf("%s; if the role logs in with a password, first %s", fmt.Sprintf("replace trust on %s with peer, cert or scram-sha-256, then reload", h.Location()), passwordManual(r.Name))))
+						Expected: "no trust rule for it (peer, scram-sha-256 or cert)", Fix: fmt.Sprintf("replace trust on %s with peer or scram-sha-256, then reload", h.Location()), FixKind: FixConfig, FixApply: "reload"})
 					break
 				}
 			}
