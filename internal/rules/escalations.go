@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/pgaegis/pgaegis/internal/acl"
 	"github.com/pgaegis/pgaegis/internal/privileges"
 	"github.com/pgaegis/pgaegis/internal/quote"
 	"github.com/pgaegis/pgaegis/internal/snapshot"
@@ -28,9 +29,10 @@ func init() {
 				for i, s := range ch.Steps {
 					steps = append(steps, fmt.Sprintf("%d. %s: %s", i+1, s.What, s.Evidence))
 				}
-				c.Fail(Problem{Object: fmt.Sprintf("role %s via %s", ch.Role, ch.Object),
+				p := Problem{Object: fmt.Sprintf("role %s via %s", ch.Role, ch.Object),
 					Evidence: fmt.Sprintf("login role %q can gain %s:\n%s", ch.Role, ch.Gains, strings.Join(steps, "\n")),
-					Expected: "no path from a login role to superuser or OS access", Fix: chainFix(ch), FixKind: FixSQL, Database: ch.Database})
+					Expected: "no path from a login role to superuser or OS access", Fix: chainFix(ch), FixKind: FixSQL, Database: ch.Database}
+				c.Fail(c.chainProblem(p, ch))
 			}
 			if c.S.Gap(snapshot.GapDatabases) != "" {
 				c.NotChecked("databases", c.S.Gap(snapshot.GapDatabases))
@@ -55,4 +57,62 @@ func chainFix(ch privileges.Chain) string {
 		return fmt.Sprintf("ALTER ROLE %s NOCREATEROLE;", quote.Ident(ch.Role))
 	}
 	return "remove the step that grants the access"
+}
+
+// chainProblem attaches the change that cuts a chain: the same statements
+// the rule of the chain's link would run (PRIV-06, EXT-02, PRIV-17.
+// parameters), so the planner runs them once for both findings.
+func (c *Check) chainProblem(p Problem, ch privileges.Chain) Problem {
+	switch ch.Kind {
+	case "security-definer":
+		d := c.database(ch.Database)
+		fn, err := quote.Function(ch.Schema, ch.Name, ch.Args)
+		if d == nil || err != nil {
+			break
+		}
+		f, ok := findFunction(d, ch.Schema, ch.Name, ch.Args)
+		if !ok {
+			break
+		}
+		var stmts []sqlStmt
+		pinned := false
+		for _, cfg := range f.Config {
+			if strings.HasPrefix(strings.ToLower(cfg), "search_path=") {
+				pinned = true
+			}
+		}
+		if !pinned {
+			stmts = append(stmts, pinSearchPathStmt(f, fn))
+		}
+		for _, g := range []string{acl.Public, ch.Role} {
+			if st, ok := revokeExecuteStmt(f, fn, g); ok {
+				stmts = append(stmts, st)
+			}
+		}
+		if len(stmts) == 0 {
+			// Reached through a group's grant: which group keeps it is a decision.
+			return manualProblem(p, fmt.Sprintf("revoke EXECUTE on %s from the role through which %s reaches it, and rewrite its dynamic SQL (format() with %%I/%%L)", fn, quote.Ident(ch.Role)))
+		}
+		return sqlProblem(p, sqlChange(ch.Database, false, fmt.Sprintf("roles that relied on the PUBLIC grant lose it: only the owner and roles granted EXECUTE may call %s", fn), stmts...))
+	case "language":
+		// The same change as EXT-02's, so both findings share one text
+		// and the planner runs it once.
+		if d := c.database(ch.Database); d != nil {
+			return sqlProblem(p, untrustAndDropChange(d, ch.Name))
+		}
+		return sqlProblem(p, untrustLanguageChange(ch.Name, ch.Database))
+	case "parameter":
+		for _, pa := range c.S.ParamACLs {
+			if pa.Name != ch.Name {
+				continue
+			}
+			if it, ok := itemOf(pa.ACL, false, ch.Role); ok && it.Has("ALTER SYSTEM") {
+				return sqlProblem(p, sqlChange("", true, fmt.Sprintf("%s can no longer ALTER SYSTEM %s", quote.Ident(ch.Role), ch.Name),
+					revokeStmt(it, []string{"ALTER SYSTEM"}, "ON PARAMETER "+paramSQL(ch.Name))))
+			}
+		}
+	case "createrole":
+		return sqlProblem(p, sqlChange("", false, fmt.Sprintf("role %s can no longer create or alter roles", quote.Ident(ch.Role)), roleAttrStmt(ch.Role, "CREATEROLE")))
+	}
+	return manualProblem(p, chainFix(ch))
 }

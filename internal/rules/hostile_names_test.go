@@ -17,6 +17,7 @@ import (
 	"github.com/pgaegis/pgaegis/internal/localpg"
 	"github.com/pgaegis/pgaegis/internal/pgtest"
 	"github.com/pgaegis/pgaegis/internal/quote"
+	"github.com/pgaegis/pgaegis/internal/remedy"
 	"github.com/pgaegis/pgaegis/internal/snapshot"
 )
 
@@ -125,6 +126,10 @@ func setupHostile(t *testing.T, srv *localpg.Server) {
 	}
 }
 
+// ACLs are compared as sorted sets, a NULL ACL as its default: a REVOKE
+// and the GRANT that undoes it give back the same privileges, but the
+// item may land elsewhere in the array and a default is written out.
+
 // catalogRow is one catalog entry: the names it is known by and its state.
 type catalogRow struct {
 	names []string
@@ -134,21 +139,21 @@ type catalogRow struct {
 const catalogSQL = `
 SELECT 'role', ARRAY[rolname::text], row(rolsuper, rolinherit, rolcreaterole, rolcreatedb, rolcanlogin, rolreplication, rolbypassrls, rolconnlimit, rolvaliduntil)::text FROM pg_roles
 UNION ALL SELECT 'member', ARRAY[pg_get_userbyid(roleid)::text, pg_get_userbyid(member)::text], row(admin_option)::text FROM pg_auth_members
-UNION ALL SELECT 'database', ARRAY[datname::text], row(datacl, datconnlimit)::text FROM pg_database
-UNION ALL SELECT 'namespace', ARRAY[nspname::text, pg_get_userbyid(nspowner)::text], row(nspacl)::text FROM pg_namespace
-UNION ALL SELECT 'class', ARRAY[n.nspname::text, c.relname::text, pg_get_userbyid(c.relowner)::text, coalesce(e.extname::text, '')], row(c.relacl, c.relrowsecurity, c.relforcerowsecurity, c.reloptions)::text
+UNION ALL SELECT 'database', ARRAY[datname::text], row((SELECT array_agg(a::text ORDER BY a::text) FROM unnest(coalesce(datacl, acldefault('d', datdba))) a), datconnlimit)::text FROM pg_database
+UNION ALL SELECT 'namespace', ARRAY[nspname::text, pg_get_userbyid(nspowner)::text], row((SELECT array_agg(a::text ORDER BY a::text) FROM unnest(coalesce(nspacl, acldefault('n', nspowner))) a))::text FROM pg_namespace
+UNION ALL SELECT 'class', ARRAY[n.nspname::text, c.relname::text, pg_get_userbyid(c.relowner)::text, coalesce(e.extname::text, '')], row((SELECT array_agg(a::text ORDER BY a::text) FROM unnest(coalesce(c.relacl, acldefault(CASE c.relkind WHEN 'S' THEN 's' ELSE 'r' END::"char", c.relowner))) a), c.relrowsecurity, c.relforcerowsecurity, c.reloptions)::text
   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
   LEFT JOIN pg_depend d ON d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e' LEFT JOIN pg_extension e ON e.oid = d.refobjid
   WHERE c.relkind IN ('r', 'v', 'm', 'S', 'f', 'p')
-UNION ALL SELECT 'proc', ARRAY[n.nspname::text, p.proname::text, pg_get_function_identity_arguments(p.oid), coalesce(e.extname::text, '')], row(p.proacl, p.proconfig)::text
+UNION ALL SELECT 'proc', ARRAY[n.nspname::text, p.proname::text, pg_get_function_identity_arguments(p.oid), coalesce(e.extname::text, '')], row((SELECT array_agg(a::text ORDER BY a::text) FROM unnest(coalesce(p.proacl, acldefault('f', p.proowner))) a), p.proconfig)::text
   FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
   LEFT JOIN pg_depend d ON d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e' LEFT JOIN pg_extension e ON e.oid = d.refobjid
-UNION ALL SELECT 'language', ARRAY[lanname::text], row(lanacl, lanpltrusted)::text FROM pg_language
-UNION ALL SELECT 'defacl', ARRAY[pg_get_userbyid(defaclrole)::text, coalesce(n.nspname::text, ''), defaclobjtype::text], row(defaclacl)::text FROM pg_default_acl d LEFT JOIN pg_namespace n ON n.oid = d.defaclnamespace
+UNION ALL SELECT 'language', ARRAY[lanname::text], row((SELECT array_agg(a::text ORDER BY a::text) FROM unnest(coalesce(lanacl, acldefault('l', lanowner))) a), lanpltrusted)::text FROM pg_language
+UNION ALL SELECT 'defacl', ARRAY[pg_get_userbyid(defaclrole)::text, coalesce(n.nspname::text, ''), defaclobjtype::text], row((SELECT array_agg(a::text ORDER BY a::text) FROM unnest(defaclacl) a))::text FROM pg_default_acl d LEFT JOIN pg_namespace n ON n.oid = d.defaclnamespace
 UNION ALL SELECT 'policy', ARRAY[c.relname::text, polname::text], row(pg_get_expr(polqual, polrelid), pg_get_expr(polwithcheck, polrelid))::text FROM pg_policy JOIN pg_class c ON c.oid = polrelid
 UNION ALL SELECT 'setting', ARRAY[CASE WHEN setrole = 0 THEN '' ELSE pg_get_userbyid(setrole)::text END, coalesce(d.datname::text, '')], row(setconfig)::text FROM pg_db_role_setting s LEFT JOIN pg_database d ON d.oid = s.setdatabase
-UNION ALL SELECT 'paracl', ARRAY[parname::text], row(paracl)::text FROM pg_parameter_acl
-UNION ALL SELECT 'fserver', ARRAY[srvname::text], row(srvacl)::text FROM pg_foreign_server
+UNION ALL SELECT 'paracl', ARRAY[parname::text], row((SELECT array_agg(a::text ORDER BY a::text) FROM unnest(paracl) a))::text FROM pg_parameter_acl
+UNION ALL SELECT 'fserver', ARRAY[srvname::text], row((SELECT array_agg(a::text ORDER BY a::text) FROM unnest(coalesce(srvacl, acldefault('S', srvowner))) a))::text FROM pg_foreign_server
 UNION ALL SELECT 'umapping', ARRAY[srvname::text, usename::text], row(umoptions)::text FROM pg_user_mappings
 UNION ALL SELECT 'extension', ARRAY[extname::text], row(extversion)::text FROM pg_extension
 UNION ALL SELECT 'canary', ARRAY[n.nspname::text, c.relname::text], 'present' FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relname IN ('canary', 'x') AND n.nspname = 'public'`
@@ -240,8 +245,24 @@ func TestHostileNamesFixes(t *testing.T) {
 		conns[d] = c
 	}
 	ran := map[string]int{}
+	manual := map[string]int{}
 	for _, f := range findings {
-		if f.Status != Fail || f.FixKind != FixSQL {
+		if f.Status != Fail {
+			continue
+		}
+		if ch, ok := sqlChangeOf(f); ok {
+			ran[f.Rule]++
+			runHostileChange(t, conns, f, ch)
+			continue
+		}
+		if len(f.Changes) > 0 && f.Changes[0].Manual != "" {
+			manual[f.Rule]++
+			if strings.ContainsAny(f.Changes[0].Manual, "\n\x1b\u202e") && !strings.Contains(f.Rule, "PRIV-16") {
+				t.Errorf("%s: manual text %q carries a raw control character", f.Rule, f.Changes[0].Manual)
+			}
+			continue
+		}
+		if f.FixKind != FixSQL {
 			continue
 		}
 		ran[f.Rule]++
@@ -324,6 +345,11 @@ func TestHostileNamesFixes(t *testing.T) {
 			t.Errorf("rule %s printed no SQL fix over the hostile objects", id)
 		}
 	}
+	for _, id := range strings.Fields(hostileManualRules) {
+		if manual[id] == 0 {
+			t.Errorf("rule %s gave no manual step over the hostile objects", id)
+		}
+	}
 	ids := make([]string, 0, len(ran))
 	for id := range ran {
 		ids = append(ids, id)
@@ -342,9 +368,81 @@ func sqlFixRules() []string {
 
 // (the rules whose SQL fix carries a name; setting-only fixes run too
 // but depend on the test server's configuration).
-const hostileSQLRules = "AUTH-13 AUTH-14 AUTH-15 AUTH-19 EXT-01 EXT-02 EXT-07 EXT-11 LOG-26.overrides LOG-30 NET-05 OTH-04 " +
-	"PRIV-01 PRIV-02 PRIV-02.chains PRIV-03 PRIV-06 PRIV-08 PRIV-09 PRIV-10 PRIV-11 PRIV-12 PRIV-13 PRIV-14 PRIV-15 PRIV-16 " +
-	"PRIV-17 PRIV-17.functions PRIV-17.parameters PRIV-18 REPL-01"
+const hostileSQLRules = "AUTH-13 AUTH-14 EXT-01 EXT-02 EXT-07 EXT-11 LOG-26.overrides LOG-30 NET-05 OTH-04 " +
+	"PRIV-01 PRIV-02 PRIV-02.chains PRIV-06 PRIV-08 PRIV-09 PRIV-10 PRIV-11 PRIV-12 PRIV-14 PRIV-15 PRIV-16 " +
+	"PRIV-17 PRIV-17.functions PRIV-17.parameters PRIV-18"
+
+// hostileManualRules must come out as manual steps over the same objects
+// (a choice only the administrator can make: a password, a policy, an
+// owner role, set_user).
+const hostileManualRules = "AUTH-11.verifiers AUTH-15 AUTH-19 PRIV-03 PRIV-13 PRIV-16 REPL-01"
+
+// sqlChangeOf returns a finding's SQL change, if it has one.
+func sqlChangeOf(f Finding) (*remedy.SQL, bool) {
+	for _, c := range f.Changes {
+		if c.SQL != nil {
+			return c.SQL, true
+		}
+	}
+	return nil, false
+}
+
+// runHostileChange runs a finding's SQL change as the planner's step will,
+// statement by statement in one transaction in its database, and checks
+// that it touched only the finding's objects and that its undo, run
+// backwards, restores every catalog row exactly.
+func runHostileChange(t *testing.T, conns map[string]*pgx.Conn, f Finding, ch *remedy.SQL) {
+	t.Helper()
+	ctx := context.Background()
+	label := fmt.Sprintf("%s on %s: %s", f.Rule, quote.Literal(f.Object), quote.Literal(strings.Join(ch.Statements, "; ")))
+	if len(ch.Undo) != len(ch.Statements) {
+		t.Errorf("%s: %d statements, %d undo statements", label, len(ch.Statements), len(ch.Undo))
+	}
+	db := ch.Database
+	if db == "" {
+		db = "postgres"
+	}
+	c, ok := conns[db]
+	if !ok {
+		t.Errorf("%s: database %s is not one the test made", label, quote.Literal(db))
+		return
+	}
+	tx, err := c.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	before := readCatalogs(t, tx)
+	for _, st := range ch.Statements {
+		if _, err := tx.Exec(ctx, st); err != nil {
+			t.Errorf("%s: %s: %v", label, quote.Literal(st), err)
+			return
+		}
+	}
+	after := readCatalogs(t, tx)
+	changed := changedRows(before, after)
+	if len(changed) == 0 {
+		t.Errorf("%s changed nothing", label)
+	}
+	for _, k := range changed {
+		row, ok := before[k]
+		if !ok {
+			row = after[k]
+		}
+		if strings.HasPrefix(k, "canary\x00") || !aboutFinding(row, f) {
+			t.Errorf("%s: changed %s, which is not its object", label, quote.Literal(k))
+		}
+	}
+	for i := len(ch.Undo) - 1; i >= 0; i-- {
+		if _, err := tx.Exec(ctx, ch.Undo[i]); err != nil {
+			t.Errorf("%s: undo %s: %v", label, quote.Literal(ch.Undo[i]), err)
+			return
+		}
+	}
+	for _, k := range changedRows(before, readCatalogs(t, tx)) {
+		t.Errorf("%s: the undo left %s changed", label, quote.Literal(k))
+	}
+}
 
 // checkHostileHBAFixes: the pg_hba.conf lines printed for hostile role
 // names parse in a scratch server (pg_hba_file_rules) as exactly those

@@ -11,6 +11,7 @@ import (
 	"github.com/pgaegis/pgaegis/internal/conninfo"
 	"github.com/pgaegis/pgaegis/internal/privileges"
 	"github.com/pgaegis/pgaegis/internal/quote"
+	"github.com/pgaegis/pgaegis/internal/remedy"
 	"github.com/pgaegis/pgaegis/internal/snapshot"
 	"github.com/pgaegis/pgaegis/internal/textsafe"
 )
@@ -89,9 +90,9 @@ func init() {
 				if r.Superuser || strings.HasPrefix(r.WeakPassword, "equal to the role name") {
 					sev = Critical
 				}
-				c.Fail(Problem{Object: "role " + r.Name, Evidence: fmt.Sprintf("the password of %q is %s (found offline from its verifier; not shown)", r.Name, r.WeakPassword),
+				c.Fail(manualProblem(Problem{Object: "role " + r.Name, Evidence: fmt.Sprintf("the password of %q is %s (found offline from its verifier; not shown)", r.Name, r.WeakPassword),
 					Expected: "a long random password, or certificate/GSS authentication", Severity: sev, SevSet: true,
-					Fix: passwordFix(r.Name, "set a new random password (hashed client-side)"), FixKind: FixShell})
+					Fix: passwordFix(r.Name, "set a new random password (hashed client-side)"), FixKind: FixShell}, passwordManual(r.Name)))
 			}
 			if g := c.S.Gap(snapshot.GapWeakPasswords); g != "" {
 				c.NotChecked("pg_authid", g)
@@ -159,11 +160,16 @@ func init() {
 					if r.ValidUntil != nil {
 						ev = fmt.Sprintf("password role %q is VALID UNTIL 'infinity' (never expires)", r.Name)
 					}
-					c.Fail(Problem{Object: "role " + r.Name, Evidence: ev, Expected: "VALID UNTIL per the rotation policy",
-						Fix: fmt.Sprintf("ALTER ROLE %s VALID UNTIL '%s';", quote.Ident(r.Name), now.AddDate(0, 6, 0).Format("2006-01-02")), FixKind: FixSQL})
+					// The expiry date is the rotation policy's choice, and a date
+					// set without a new password locks the role out when it comes.
+					c.Fail(manualProblem(Problem{Object: "role " + r.Name, Evidence: ev, Expected: "VALID UNTIL per the rotation policy",
+						Fix: fmt.Sprintf("ALTER ROLE %s VALID UNTIL '%s';", quote.Ident(r.Name), now.AddDate(0, 6, 0).Format("2006-01-02")), FixKind: FixSQL},
+						fmt.Sprintf("choose an expiry from your rotation policy and set it with the next password change: ALTER ROLE %s VALID UNTIL 'YYYY-MM-DD'", quote.Ident(r.Name))))
 				case r.ValidUntil.Before(now):
-					c.Fail(Problem{Object: "role " + r.Name, Evidence: fmt.Sprintf("role %q expired on %s but keeps LOGIN", r.Name, r.ValidUntil.Format("2006-01-02")),
-						Expected: "NOLOGIN once expired", Fix: fmt.Sprintf("ALTER ROLE %s NOLOGIN;", quote.Ident(r.Name)), FixKind: FixSQL, Severity: Medium, SevSet: true})
+					c.Fail(sqlProblem(Problem{Object: "role " + r.Name, Evidence: fmt.Sprintf("role %q expired on %s but keeps LOGIN", r.Name, r.ValidUntil.Format("2006-01-02")),
+						Expected: "NOLOGIN once expired", Severity: Medium, SevSet: true},
+						sqlChange("", false, fmt.Sprintf("role %s can no longer log in, even with certificate or peer authentication (its password expired on %s)", quote.Ident(r.Name), r.ValidUntil.Format("2006-01-02")),
+							roleAttrStmt(r.Name, "LOGIN"))))
 				}
 			}
 		},
@@ -181,8 +187,9 @@ func init() {
 			generic := map[string]bool{"admin": true, "administrator": true, "test": true, "testing": true, "guest": true, "demo": true, "user": true, "dba": true, "root": true, "sa": true, "shared": true, "temp": true, "dev": true}
 			for _, r := range roles {
 				if r.CanLogin && generic[strings.ToLower(r.Name)] {
-					c.Fail(Problem{Object: "role " + r.Name, Evidence: fmt.Sprintf("login role %q has a generic name", r.Name), Expected: "one role per person or service; shared roles NOLOGIN, reached with SET ROLE",
-						Fix: fmt.Sprintf("ALTER ROLE %s NOLOGIN;    -- after giving each user a role and GRANT %s TO <user>", quote.Ident(r.Name), quote.Ident(r.Name)), FixKind: FixSQL})
+					c.Fail(manualProblem(Problem{Object: "role " + r.Name, Evidence: fmt.Sprintf("login role %q has a generic name", r.Name), Expected: "one role per person or service; shared roles NOLOGIN, reached with SET ROLE",
+						Fix: fmt.Sprintf("ALTER ROLE %s NOLOGIN;    -- after giving each user a role and GRANT %s TO <user>", quote.Ident(r.Name), quote.Ident(r.Name)), FixKind: FixSQL},
+						fmt.Sprintf("give each person or service its own login role with GRANT %s TO that role, move the clients to them, then ALTER ROLE %s NOLOGIN", quote.Ident(r.Name), quote.Ident(r.Name))))
 				}
 			}
 		},
@@ -213,16 +220,18 @@ func init() {
 						sev = High
 					}
 					loc := fmt.Sprintf("%s:%d", m.File, m.Line)
-					c.Fail(Problem{Object: "ident map " + m.Map, Location: loc, Severity: sev, SevSet: true,
+					c.Fail(manualProblem(Problem{Object: "ident map " + m.Map, Location: loc, Severity: sev, SevSet: true,
 						Evidence: fmt.Sprintf("%s: %s %s %s maps a pattern onto %s", loc, m.Map, m.SystemUser, m.PGUser, target),
-						Expected: "explicit system-user to role lines for privileged roles", Fix: "replace the pattern at " + loc + " with explicit lines, then reload", FixKind: FixConfig, FixApply: "reload"})
+						Expected: "explicit system-user to role lines for privileged roles", Fix: "replace the pattern at " + loc + " with explicit lines, then reload", FixKind: FixConfig, FixApply: "reload"},
+						"replace the pattern at "+loc+" with one line per system user and role it must map (only you know which identities are meant), then reload"))
 				}
 			}
 			if c.S.HBA != nil {
 				for _, h := range c.S.HBA.Rules {
 					if m, ok := h.Option("map"); ok && !maps[m] {
-						c.Fail(Problem{Object: hbaObject(&h), Location: h.Location(), Evidence: fmt.Sprintf("%s uses map=%s, which pg_ident.conf does not define (every login through it fails)", hbaEvidence(&h), m),
-							Expected: "the map defined in pg_ident.conf", Fix: "define map " + m + " in pg_ident.conf, then reload", FixKind: FixConfig, FixApply: "reload"})
+						c.Fail(manualProblem(Problem{Object: hbaObject(&h), Location: h.Location(), Evidence: fmt.Sprintf("%s uses map=%s, which pg_ident.conf does not define (every login through it fails)", hbaEvidence(&h), m),
+							Expected: "the map defined in pg_ident.conf", Fix: "define map " + m + " in pg_ident.conf, then reload", FixKind: FixConfig, FixApply: "reload"},
+							"define map "+m+" in pg_ident.conf with the system users it must accept, then reload"))
 					}
 				}
 			}
@@ -248,8 +257,9 @@ func init() {
 				case "gss", "sspi", "ldap", "cert", "radius", "reject", "peer", "pam":
 					continue
 				}
-				c.Fail(Problem{Object: hbaObject(r), Location: r.Location(), Evidence: hbaEvidence(r) + " authenticates with " + r.Method,
-					Expected: "gss, ldap, cert or radius (document exceptions as waivers)", Fix: "use an organisation-level method on " + r.Location(), FixKind: FixConfig, FixApply: "reload", Severity: High, SevSet: true})
+				c.Fail(manualProblem(Problem{Object: hbaObject(r), Location: r.Location(), Evidence: hbaEvidence(r) + " authenticates with " + r.Method,
+					Expected: "gss, ldap, cert or radius (document exceptions as waivers)", Fix: "use an organisation-level method on " + r.Location(), FixKind: FixConfig, FixApply: "reload", Severity: High, SevSet: true},
+					"set up Kerberos, LDAP or client certificates for these roles, then use that method on "+r.Location()+" and reload"))
 			}
 		},
 	})
@@ -266,8 +276,9 @@ func init() {
 			_, setUser := c.S.AvailableExtensions["set_user"]
 			for _, r := range roles {
 				if r.Superuser && r.CanLogin && r.OID != bootstrapOID {
-					c.Fail(Problem{Object: "role " + r.Name, Evidence: fmt.Sprintf("superuser %q can log in directly (set_user available: %v)", r.Name, setUser),
-						Expected: "NOLOGIN superuser roles reached through set_user", Fix: fmt.Sprintf("ALTER ROLE %s NOLOGIN;    -- after installing set_user for escalation", quote.Ident(r.Name)), FixKind: FixSQL})
+					c.Fail(manualProblem(Problem{Object: "role " + r.Name, Evidence: fmt.Sprintf("superuser %q can log in directly (set_user available: %v)", r.Name, setUser),
+						Expected: "NOLOGIN superuser roles reached through set_user", Fix: fmt.Sprintf("ALTER ROLE %s NOLOGIN;    -- after installing set_user for escalation", quote.Ident(r.Name)), FixKind: FixSQL},
+						fmt.Sprintf("install set_user and give each administrator a login role that may escalate with it; then ALTER ROLE %s NOLOGIN (done first, it locks the administrators out)", quote.Ident(r.Name))))
 				}
 			}
 		},
@@ -316,22 +327,35 @@ func init() {
 					if !pinned && public && powerful {
 						sev = Critical
 					}
-					fn, fnErr := quote.Function(f.Schema, f.Name, f.Args)
-					var fix []string
-					if fnErr != nil {
-						fix = append(fix, "-- "+fnErr.Error()+": fix it by hand")
-					} else if !pinned {
-						fix = append(fix, fmt.Sprintf("ALTER FUNCTION %s SET search_path = pg_catalog, pg_temp;", fn))
-					}
-					if public && fnErr == nil {
-						fix = append(fix, fmt.Sprintf("REVOKE EXECUTE ON FUNCTION %s FROM PUBLIC;", fn))
-					}
-					if len(fix) == 0 {
-						fix = append(fix, "-- review the dynamic SQL for injection (format() with %I/%L); reduce the owner's rights")
-					}
-					c.Fail(Problem{Database: d.Name, Object: fmt.Sprintf("function %s.%s", d.Name, f.Signature()), Severity: sev, SevSet: true,
+					p := Problem{Database: d.Name, Object: fmt.Sprintf("function %s.%s", d.Name, f.Signature()), Severity: sev, SevSet: true,
 						Evidence: fmt.Sprintf("SECURITY DEFINER function %s in database %q owned by %s: %s", f.Signature(), d.Name, f.Owner, strings.Join(why, ", ")),
-						Expected: "SET search_path pinned, EXECUTE only for the roles that need it", Fix: strings.Join(fix, "\n") + "    -- in database " + quote.Ident(d.Name), FixKind: FixSQL})
+						Expected: "SET search_path pinned, EXECUTE only for the roles that need it", FixKind: FixSQL}
+					fn, fnErr := quote.Function(f.Schema, f.Name, f.Args)
+					var stmts []sqlStmt
+					if fnErr == nil && !pinned {
+						stmts = append(stmts, pinSearchPathStmt(f, fn))
+					}
+					var breaks string
+					if public && fnErr == nil {
+						if st, ok := revokeExecuteStmt(f, fn, acl.Public); ok {
+							stmts = append(stmts, st)
+							breaks = fmt.Sprintf("roles that relied on the PUBLIC grant lose it: only the owner and roles granted EXECUTE may call %s", fn)
+						}
+					}
+					switch {
+					case fnErr != nil:
+						c.Fail(manualProblem(p, fnErr.Error()+": fix it by hand"))
+					case len(stmts) == 0:
+						c.Fail(manualProblem(p, fmt.Sprintf("review the dynamic SQL of %s for injection (format() with %%I/%%L) and reduce its owner's rights", fn)))
+					case f.DynamicSQL && powerful:
+						// Pinning and revoking leave the dynamic SQL with its
+						// owner's rights: that part stays a review.
+						p = sqlProblem(p, sqlChange(d.Name, false, breaks, stmts...))
+						p.Changes = append(p.Changes, remedy.Change{Manual: fmt.Sprintf("review the dynamic SQL of %s for injection (format() with %%I/%%L) and reduce its owner's rights (the plan pins its search_path and revokes EXECUTE from PUBLIC)", fn)})
+						c.Fail(p)
+					default:
+						c.Fail(sqlProblem(p, sqlChange(d.Name, false, breaks, stmts...)))
+					}
 				}
 			}
 		},
@@ -356,12 +380,17 @@ func init() {
 						if !it.Has("EXECUTE") || it.Grantee == f.Owner || defaultGrantees[it.Grantee] || isAdmin(c.S, it.Grantee) {
 							continue
 						}
-						c.Fail(Problem{Database: d.Name, Object: fmt.Sprintf("function %s.%s", d.Name, f.Signature()),
+						p := Problem{Database: d.Name, Object: fmt.Sprintf("function %s.%s", d.Name, f.Signature()),
 							Evidence: fmt.Sprintf("%s can execute %s in database %q", it.Grantee, f.Signature(), d.Name),
-							Expected: "only superusers and the matching predefined roles", FixKind: FixSQL,
-							Fix: funcFix(f, func(fn string) string {
-								return fmt.Sprintf("REVOKE EXECUTE ON FUNCTION %s FROM %s;    -- in database %s", fn, granteeSQL(it.Grantee), quote.Ident(d.Name))
-							})})
+							Expected: "only superusers and the matching predefined roles", FixKind: FixSQL}
+						fn, err := quote.Function(f.Schema, f.Name, f.Args)
+						if err != nil {
+							c.Fail(manualProblem(p, err.Error()+": fix it by hand"))
+							continue
+						}
+						// Built-ins belong to the bootstrap superuser.
+						c.Fail(sqlProblem(p, sqlChange(d.Name, f.Schema == "pg_catalog", fmt.Sprintf("%s can no longer call %s", granteeSQL(it.Grantee), fn),
+							revokeStmt(it, []string{"EXECUTE"}, "ON FUNCTION "+fn).as(it.Grantor, f.Owner))))
 					}
 				}
 			}
@@ -395,10 +424,11 @@ func init() {
 					if strings.HasPrefix(lname, "log") || strings.HasPrefix(lname, "pgaudit") || it.Has("ALTER SYSTEM") {
 						sev = High
 					}
-					c.Fail(Problem{Object: "parameter " + p.Name, Severity: sev, SevSet: true,
+					c.Fail(sqlProblem(Problem{Object: "parameter " + p.Name, Severity: sev, SevSet: true,
 						Evidence: fmt.Sprintf("%s holds %s on parameter %s", it.Grantee, strings.Join(privs, ", "), p.Name),
-						Expected: "parameter privileges only for administrators", FixKind: FixSQL,
-						Fix: fmt.Sprintf("REVOKE %s ON PARAMETER %s FROM %s;", strings.Join(privs, ", "), paramSQL(p.Name), granteeSQL(it.Grantee))})
+						Expected: "parameter privileges only for administrators"},
+						sqlChange("", true, fmt.Sprintf("%s can no longer %s %s", granteeSQL(it.Grantee), strings.Join(privs, "/"), p.Name),
+							revokeStmt(it, privs, "ON PARAMETER "+paramSQL(p.Name)))))
 				}
 			}
 		},
@@ -419,23 +449,63 @@ func init() {
 					if g.Privilege == "SELECT" || g.Privilege == "REFERENCES" {
 						sev = Medium
 					}
-					c.Fail(Problem{Database: d.Name, Object: fmt.Sprintf("schema %s.%s", d.Name, g.Schema), Severity: sev, SevSet: true,
+					// One REVOKE per relation that really has the grant (USAGE is
+					// a sequence privilege: ON ALL TABLES would not even parse).
+					var stmts []sqlStmt
+					var names []string
+					for _, r := range d.Relations {
+						if r.Schema != g.Schema || r.ACLDefault {
+							continue
+						}
+						on := "ON TABLE "
+						if r.Kind == "S" {
+							on = "ON SEQUENCE "
+						}
+						qn := quote.Qualified(r.Schema, r.Name)
+						// One item per grantor: each grant is revoked as the
+						// role that made it.
+						for _, it := range r.ACL {
+							if it.Grantee == acl.Public && it.Has(g.Privilege) {
+								stmts = append(stmts, revokeStmt(it, []string{g.Privilege}, on+qn).as(it.Grantor, r.Owner))
+								if len(names) == 0 || names[len(names)-1] != qn {
+									names = append(names, qn)
+								}
+							}
+						}
+					}
+					p := Problem{Database: d.Name, Object: fmt.Sprintf("schema %s.%s", d.Name, g.Schema), Severity: sev, SevSet: true,
 						Evidence: fmt.Sprintf("PUBLIC has %s on %d relation(s) in %s.%s (e.g. %s)", g.Privilege, g.Count, d.Name, g.Schema, g.Example),
-						Expected: "grants to named roles only", FixKind: FixSQL,
-						Fix: fmt.Sprintf("REVOKE %s ON ALL TABLES IN SCHEMA %s FROM PUBLIC;    -- in database %s (sequences: ON ALL SEQUENCES)", g.Privilege, quote.Ident(g.Schema), quote.Ident(d.Name))})
+						Expected: "grants to named roles only", FixKind: FixSQL}
+					if len(stmts) == 0 {
+						c.Fail(manualProblem(p, fmt.Sprintf("REVOKE %s ON <each relation> FROM PUBLIC in schema %s of database %s (the relations were not listed in the snapshot)", g.Privilege, quote.Ident(g.Schema), quote.Ident(d.Name))))
+						continue
+					}
+					c.Fail(sqlProblem(p, sqlChange(d.Name, false, fmt.Sprintf("roles that relied on the PUBLIC grant lose it: %s on %s", g.Privilege, listSome(names)), stmts...)))
 				}
 				for _, l := range d.Languages {
 					if untrustedLanguages[l.Name] && !l.Trusted && acl.Holds(l.ACL, acl.Public, "USAGE") {
-						c.Fail(Problem{Database: d.Name, Object: fmt.Sprintf("language %s.%s", d.Name, l.Name), Severity: Critical, SevSet: true,
+						it, _ := itemOf(l.ACL, false, acl.Public)
+						// The server refuses REVOKE (and GRANT) on an untrusted
+						// language: both run while it is briefly marked trusted,
+						// inside the step's transaction.
+						rv := revokeStmt(it, []string{"USAGE"}, "ON LANGUAGE "+quote.Ident(l.Name)).as(it.Grantor, l.Owner)
+						tr := untrustLanguageStmt(l.Name)
+						rv.do = tr.undo + "; " + rv.do + "; " + tr.do
+						rv.undo = tr.undo + "; " + rv.undo + "; " + tr.do
+						c.Fail(sqlProblem(Problem{Object: fmt.Sprintf("language %s.%s", d.Name, l.Name), Severity: Critical, SevSet: true,
 							Evidence: fmt.Sprintf("PUBLIC has USAGE on untrusted language %s in %q: any role can run code as the server's OS user", l.Name, d.Name),
-							Expected: "no USAGE on untrusted languages", Fix: fmt.Sprintf("REVOKE USAGE ON LANGUAGE %s FROM PUBLIC;    -- in database %s", quote.Ident(l.Name), quote.Ident(d.Name)), FixKind: FixSQL})
+							Expected: "no USAGE on untrusted languages"},
+							sqlChange(d.Name, true, fmt.Sprintf("roles that relied on the PUBLIC grant lose it: only superusers may create functions in %s", quote.Ident(l.Name)), rv)))
 					}
 				}
 				for _, fs := range d.ForeignServers {
 					if acl.Holds(fs.ACL, acl.Public, "USAGE") {
-						c.Fail(Problem{Database: d.Name, Object: fmt.Sprintf("foreign server %s.%s", d.Name, fs.Name), Severity: Medium, SevSet: true,
+						it, _ := itemOf(fs.ACL, false, acl.Public)
+						c.Fail(sqlProblem(Problem{Object: fmt.Sprintf("foreign server %s.%s", d.Name, fs.Name), Severity: Medium, SevSet: true,
 							Evidence: fmt.Sprintf("PUBLIC has USAGE on foreign server %s (%s)", fs.Name, fs.Wrapper),
-							Expected: "USAGE for named roles", Fix: fmt.Sprintf("REVOKE USAGE ON FOREIGN SERVER %s FROM PUBLIC;    -- in database %s", quote.Ident(fs.Name), quote.Ident(d.Name)), FixKind: FixSQL})
+							Expected: "USAGE for named roles"},
+							sqlChange(d.Name, false, fmt.Sprintf("roles that relied on the PUBLIC grant lose it: USAGE on foreign server %s (their user mappings and foreign tables stop working)", quote.Ident(fs.Name)),
+								revokeStmt(it, []string{"USAGE"}, "ON FOREIGN SERVER "+quote.Ident(fs.Name)).as(it.Grantor, fs.Owner))))
 					}
 				}
 			}
@@ -456,9 +526,20 @@ func init() {
 					if isAdmin(c.S, g.Grantee) {
 						continue
 					}
-					c.Fail(Problem{Database: d.Name, Object: fmt.Sprintf("role %s", g.Grantee), Evidence: fmt.Sprintf("%s holds %s WITH GRANT OPTION on %d relation(s) in %s.%s (e.g. %s)", g.Grantee, g.Privilege, g.Count, d.Name, g.Schema, g.Example),
-						Expected: "no grant option for non-administrators", FixKind: FixSQL,
-						Fix: fmt.Sprintf("REVOKE GRANT OPTION FOR %s ON ALL TABLES IN SCHEMA %s FROM %s;    -- in database %s", g.Privilege, quote.Ident(g.Schema), granteeSQL(g.Grantee), quote.Ident(d.Name))})
+					p := Problem{Database: d.Name, Object: fmt.Sprintf("role %s", g.Grantee), Evidence: fmt.Sprintf("%s holds %s WITH GRANT OPTION on %d relation(s) in %s.%s (e.g. %s)", g.Grantee, g.Privilege, g.Count, d.Name, g.Schema, g.Example),
+						Expected: "no grant option for non-administrators", FixKind: FixSQL}
+					stmts, passedOn := grantOptionStmts(d, g)
+					if len(passedOn) > 0 {
+						// Revoking the option would need CASCADE, which takes the
+						// grants it made with it: who keeps them is a decision.
+						c.Fail(manualProblem(p, fmt.Sprintf("%s has passed %s on to other roles on %s: decide who keeps it, then REVOKE GRANT OPTION FOR %s ... FROM %s CASCADE", granteeSQL(g.Grantee), g.Privilege, listSome(passedOn), g.Privilege, granteeSQL(g.Grantee))))
+						continue
+					}
+					if len(stmts) == 0 {
+						c.Fail(manualProblem(p, fmt.Sprintf("REVOKE GRANT OPTION FOR %s ON <each relation> of schema %s FROM %s (the relations were not listed in the snapshot)", g.Privilege, quote.Ident(g.Schema), granteeSQL(g.Grantee))))
+						continue
+					}
+					c.Fail(sqlProblem(p, sqlChange(d.Name, false, fmt.Sprintf("%s can no longer grant %s to other roles", granteeSQL(g.Grantee), g.Privilege), stmts...)))
 				}
 			}
 			for _, m := range c.S.Memberships {
@@ -466,8 +547,11 @@ func init() {
 					if r, ok := c.S.Role(m.Member); ok && r.CreateRole && c.S.MajorVersion() >= 16 {
 						continue // 16+: CREATEROLE grants itself ADMIN on the roles it creates
 					}
-					c.Fail(Problem{Object: "role " + m.Member, Evidence: fmt.Sprintf("%s is a member of %s WITH ADMIN OPTION", m.Member, m.Role),
-						Expected: "ADMIN OPTION only for administrators", FixKind: FixSQL, Fix: fmt.Sprintf("REVOKE ADMIN OPTION FOR %s FROM %s;", quote.Ident(m.Role), quote.Ident(m.Member))})
+					c.Fail(sqlProblem(Problem{Object: "role " + m.Member, Evidence: fmt.Sprintf("%s is a member of %s WITH ADMIN OPTION", m.Member, m.Role),
+						Expected: "ADMIN OPTION only for administrators"},
+						sqlChange("", false, fmt.Sprintf("%s can no longer grant %s to other roles", quote.Ident(m.Member), quote.Ident(m.Role)),
+							sqlStmt{do: fmt.Sprintf("REVOKE ADMIN OPTION FOR %s FROM %s", quote.Ident(m.Role), quote.Ident(m.Member)),
+								undo: fmt.Sprintf("GRANT %s TO %s WITH ADMIN OPTION", quote.Ident(m.Role), quote.Ident(m.Member))})))
 				}
 			}
 		},
@@ -487,8 +571,10 @@ func init() {
 					if it.Grantee == cat.Owner || isAdmin(c.S, it.Grantee) || !it.Has("SELECT") {
 						continue
 					}
-					c.Fail(Problem{Object: "catalog pg_catalog." + cat.Name, Evidence: fmt.Sprintf("%s can read pg_catalog.%s", it.Grantee, cat.Name),
-						Expected: "the default ACL (superuser only)", Fix: fmt.Sprintf("REVOKE SELECT ON pg_catalog.%s FROM %s;", quote.Ident(cat.Name), granteeSQL(it.Grantee)), FixKind: FixSQL, Severity: Critical, SevSet: true})
+					c.Fail(sqlProblem(Problem{Object: "catalog pg_catalog." + cat.Name, Evidence: fmt.Sprintf("%s can read pg_catalog.%s", it.Grantee, cat.Name),
+						Expected: "the default ACL (superuser only)", Severity: Critical, SevSet: true},
+						sqlChange("", true, fmt.Sprintf("%s can no longer read pg_catalog.%s", granteeSQL(it.Grantee), quote.Ident(cat.Name)),
+							revokeStmt(it, []string{"SELECT"}, "ON TABLE pg_catalog."+quote.Ident(cat.Name)).as(it.Grantor, cat.Owner))))
 				}
 			}
 		},
@@ -509,9 +595,12 @@ func init() {
 					if !ok || !r.CanLogin || r.Superuser {
 						continue
 					}
-					c.Fail(Problem{Database: d.Name, Object: fmt.Sprintf("role %s", o.Owner), Evidence: fmt.Sprintf("login role %q owns %d relation(s) in database %q", o.Owner, o.Count, d.Name),
+					c.Fail(manualProblem(Problem{Database: d.Name, Object: fmt.Sprintf("role %s", o.Owner), Evidence: fmt.Sprintf("login role %q owns %d relation(s) in database %q", o.Owner, o.Count, d.Name),
 						Expected: "a NOLOGIN owner role owns them; the login role is granted what it needs", FixKind: FixSQL,
-						Fix: fmt.Sprintf("CREATE ROLE %s NOLOGIN; REASSIGN OWNED BY %s TO %s;    -- in database %s, then grant back", quote.Ident(o.Owner+"_owner"), quote.Ident(o.Owner), quote.Ident(o.Owner+"_owner"), quote.Ident(d.Name))})
+						Fix: fmt.Sprintf("CREATE ROLE %s NOLOGIN; REASSIGN OWNED BY %s TO %s;    -- in database %s, then grant back", quote.Ident(o.Owner+"_owner"), quote.Ident(o.Owner), quote.Ident(o.Owner+"_owner"), quote.Ident(d.Name))},
+						// What the login role must keep (DML, DDL for migrations) is
+						// the application's choice: a plain REASSIGN breaks it.
+						fmt.Sprintf("create a NOLOGIN owner role (CREATE ROLE %s NOLOGIN), REASSIGN OWNED BY %s TO it in database %s, then grant %s the privileges the application needs (migrations may need SET ROLE to the owner)", quote.Ident(o.Owner+"_owner"), quote.Ident(o.Owner), quote.Ident(d.Name), quote.Ident(o.Owner))))
 				}
 			}
 		},
@@ -539,8 +628,10 @@ func init() {
 						if r != nil && !r.CanLogin {
 							continue // a NOLOGIN owner group is the intended pattern
 						}
-						c.Fail(Problem{Database: d.Name, Object: fmt.Sprintf("schema %s.%s", d.Name, sc.Name), Evidence: fmt.Sprintf("login role %s can create objects in %s.%s", it.Grantee, d.Name, sc.Name),
-							Expected: "CREATE only for the schema's owner role", FixKind: FixSQL, Fix: fmt.Sprintf("REVOKE CREATE ON SCHEMA %s FROM %s;    -- in database %s", quote.Ident(sc.Name), quote.Ident(it.Grantee), quote.Ident(d.Name))})
+						c.Fail(sqlProblem(Problem{Object: fmt.Sprintf("schema %s.%s", d.Name, sc.Name), Evidence: fmt.Sprintf("login role %s can create objects in %s.%s", it.Grantee, d.Name, sc.Name),
+							Expected: "CREATE only for the schema's owner role"},
+							sqlChange(d.Name, false, fmt.Sprintf("%s can no longer create objects in schema %s (migrations run as it fail)", quote.Ident(it.Grantee), quote.Ident(sc.Name)),
+								revokeStmt(it, []string{"CREATE"}, "ON SCHEMA "+quote.Ident(sc.Name)).as(it.Grantor, sc.Owner))))
 					}
 				}
 			}
@@ -575,10 +666,13 @@ func init() {
 						if da.Schema != "" {
 							in = " IN SCHEMA " + quote.Ident(da.Schema)
 						}
-						c.Fail(Problem{Database: d.Name, Object: fmt.Sprintf("default privileges of %s in %s", da.Role, d.Name),
+						head := fmt.Sprintf("ALTER DEFAULT PRIVILEGES FOR ROLE %s%s ", quote.Ident(da.Role), in)
+						c.Fail(sqlProblem(Problem{Object: fmt.Sprintf("default privileges of %s in %s", da.Role, d.Name),
 							Evidence: fmt.Sprintf("future %s created by %s%s are granted %s to PUBLIC", strings.ToLower(kinds[da.ObjType]), da.Role, in, strings.Join(privs, ", ")),
-							Expected: "default privileges for named roles only", FixKind: FixSQL,
-							Fix: fmt.Sprintf("ALTER DEFAULT PRIVILEGES FOR ROLE %s%s REVOKE %s ON %s FROM PUBLIC;    -- in database %s", quote.Ident(da.Role), in, strings.Join(privs, ", "), kinds[da.ObjType], quote.Ident(d.Name))})
+							Expected: "default privileges for named roles only"},
+							sqlChange(d.Name, false, fmt.Sprintf("roles that relied on the PUBLIC grant lose it: %s created by %s from now on are not granted %s to everyone (existing objects keep their grants)", strings.ToLower(kinds[da.ObjType]), quote.Ident(da.Role), strings.Join(privs, ", ")),
+								sqlStmt{do: head + fmt.Sprintf("REVOKE %s ON %s FROM PUBLIC", strings.Join(privs, ", "), kinds[da.ObjType]),
+									undo: head + fmt.Sprintf("GRANT %s ON %s TO PUBLIC", strings.Join(privs, ", "), kinds[da.ObjType])})))
 					}
 				}
 			}
@@ -600,36 +694,51 @@ func init() {
 					qn := quote.Ident(t.Schema) + "." + quote.Ident(t.Name)
 					switch {
 					case !t.Enabled && len(t.TenantColumns) > 0:
-						c.Fail(Problem{Database: d.Name, Object: obj, Evidence: fmt.Sprintf("%s has tenant column(s) %s but row-level security is off", qn, strings.Join(t.TenantColumns, ", ")),
+						// Which setting carries the tenant, its type and which roles
+						// the policy binds are the application's: a template, never
+						// applied automatically (rows vanish for every query at once).
+						tmpl := fmt.Sprintf("write the tenant policy with the application, for example in database %s:\n"+
+							"CREATE POLICY tenant_isolation ON %s USING (%s = current_setting('app.tenant_id', true)::bigint) WITH CHECK (%s = current_setting('app.tenant_id', true)::bigint);\n"+
+							"ALTER TABLE %s ENABLE ROW LEVEL SECURITY;\n"+
+							"(adjust the type; with missing_ok = true a session that has not run SET app.tenant_id sees no rows instead of failing, so deploy the application change that sets it first)",
+							quote.Ident(d.Name), qn, quote.Ident(t.TenantColumns[0]), quote.Ident(t.TenantColumns[0]), qn)
+						c.Fail(manualProblem(Problem{Database: d.Name, Object: obj, Evidence: fmt.Sprintf("%s has tenant column(s) %s but row-level security is off", qn, strings.Join(t.TenantColumns, ", ")),
 							Expected: "ENABLE ROW LEVEL SECURITY with a policy on the tenant column (waive for single-tenant tables)", FixKind: FixSQL,
-							Fix: fmt.Sprintf("ALTER TABLE %s ENABLE ROW LEVEL SECURITY;\nCREATE POLICY tenant_isolation ON %s USING (%s = current_setting('app.tenant_id')::%s);    -- in database %s; adjust the type", qn, qn, quote.Ident(t.TenantColumns[0]), "bigint", quote.Ident(d.Name))})
+							Fix: fmt.Sprintf("ALTER TABLE %s ENABLE ROW LEVEL SECURITY;\nCREATE POLICY tenant_isolation ON %s USING (%s = current_setting('app.tenant_id', true)::%s);    -- in database %s; adjust the type; rows are hidden until the application sets app.tenant_id", qn, qn, quote.Ident(t.TenantColumns[0]), "bigint", quote.Ident(d.Name))}, tmpl))
 					case t.Enabled && len(t.Policies) == 0:
-						c.Fail(Problem{Database: d.Name, Object: obj, Evidence: fmt.Sprintf("%s has row-level security enabled and no policy: other roles see no rows, the owner sees all", qn),
-							Expected: "policies that say who sees what", Fix: fmt.Sprintf("CREATE POLICY ... ON %s ...;    -- in database %s", qn, quote.Ident(d.Name)), FixKind: FixSQL, Severity: Low, SevSet: true})
+						c.Fail(manualProblem(Problem{Database: d.Name, Object: obj, Evidence: fmt.Sprintf("%s has row-level security enabled and no policy: other roles see no rows, the owner sees all", qn),
+							Expected: "policies that say who sees what", Fix: fmt.Sprintf("CREATE POLICY ... ON %s ...;    -- in database %s", qn, quote.Ident(d.Name)), FixKind: FixSQL, Severity: Low, SevSet: true},
+							fmt.Sprintf("write the policies that say who sees which rows of %s (CREATE POLICY ... ON %s ...) in database %s", qn, qn, quote.Ident(d.Name))))
 					}
 					for _, p := range t.Policies {
 						trivially := strings.TrimSpace(p.Using) == "true" || (p.Using == "" && strings.TrimSpace(p.WithCheck) == "true")
 						if trivially && p.Permissive {
-							c.Fail(Problem{Database: d.Name, Object: obj, Evidence: fmt.Sprintf("policy %q on %s is USING (true) for %s: it admits every row", p.Name, qn, strings.Join(p.Roles, ", ")),
-								Expected: "a condition on the tenant or user", Fix: fmt.Sprintf("ALTER POLICY %s ON %s USING (<tenant condition>);    -- in database %s", quote.Ident(p.Name), qn, quote.Ident(d.Name)), FixKind: FixSQL})
+							c.Fail(manualProblem(Problem{Database: d.Name, Object: obj, Evidence: fmt.Sprintf("policy %q on %s is USING (true) for %s: it admits every row", p.Name, qn, strings.Join(p.Roles, ", ")),
+								Expected: "a condition on the tenant or user", Fix: fmt.Sprintf("ALTER POLICY %s ON %s USING (<tenant condition>);    -- in database %s", quote.Ident(p.Name), qn, quote.Ident(d.Name)), FixKind: FixSQL},
+								fmt.Sprintf("replace USING (true) with the tenant or user condition, for example ALTER POLICY %s ON %s USING (tenant_id = current_setting('app.tenant_id', true)::bigint) in database %s (rows are hidden until the application sets app.tenant_id)", quote.Ident(p.Name), qn, quote.Ident(d.Name))))
 						}
 						if (p.Command == "*" || p.Command == "a" || p.Command == "w") && p.WithCheck == "" && p.Using == "" {
-							c.Fail(Problem{Object: obj, Evidence: fmt.Sprintf("write policy %q on %s has no USING or WITH CHECK", p.Name, qn),
-								Expected: "WITH CHECK on the tenant condition", Fix: fmt.Sprintf("ALTER POLICY %s ON %s WITH CHECK (<tenant condition>);    -- in database %s", quote.Ident(p.Name), qn, quote.Ident(d.Name)), FixKind: FixSQL, Database: d.Name, Severity: Low, SevSet: true})
+							c.Fail(manualProblem(Problem{Object: obj, Evidence: fmt.Sprintf("write policy %q on %s has no USING or WITH CHECK", p.Name, qn),
+								Expected: "WITH CHECK on the tenant condition", Fix: fmt.Sprintf("ALTER POLICY %s ON %s WITH CHECK (<tenant condition>);    -- in database %s", quote.Ident(p.Name), qn, quote.Ident(d.Name)), FixKind: FixSQL, Database: d.Name, Severity: Low, SevSet: true},
+								fmt.Sprintf("add the tenant condition as WITH CHECK: ALTER POLICY %s ON %s WITH CHECK (tenant_id = current_setting('app.tenant_id', true)::bigint) in database %s", quote.Ident(p.Name), qn, quote.Ident(d.Name))))
 						}
 					}
 					if t.Enabled && !t.Forced {
 						if r, ok := c.S.Role(t.Owner); ok && r.CanLogin && !r.Superuser {
-							c.Fail(Problem{Database: d.Name, Object: obj, Evidence: fmt.Sprintf("%s is owned by login role %q and RLS is not forced: that role bypasses the policies", qn, t.Owner),
-								Expected: "FORCE ROW LEVEL SECURITY, or a NOLOGIN owner", Fix: fmt.Sprintf("ALTER TABLE %s FORCE ROW LEVEL SECURITY;    -- in database %s", qn, quote.Ident(d.Name)), FixKind: FixSQL})
+							c.Fail(sqlProblem(Problem{Object: obj, Evidence: fmt.Sprintf("%s is owned by login role %q and RLS is not forced: that role bypasses the policies", qn, t.Owner),
+								Expected: "FORCE ROW LEVEL SECURITY, or a NOLOGIN owner"},
+								sqlChange(d.Name, false, fmt.Sprintf("the owner %s becomes subject to the policies of %s: its queries see and change only the rows they allow", quote.Ident(t.Owner), qn),
+									sqlStmt{do: fmt.Sprintf("ALTER TABLE %s FORCE ROW LEVEL SECURITY", qn), undo: fmt.Sprintf("ALTER TABLE %s NO FORCE ROW LEVEL SECURITY", qn)})))
 						}
 					}
 				}
 			}
 			for _, r := range c.S.Roles {
 				if r.BypassRLS && !r.Superuser && !r.Predefined() {
-					c.Fail(Problem{Object: "role " + r.Name, Evidence: fmt.Sprintf("role %q has BYPASSRLS: every policy is ignored for it", r.Name),
-						Expected: "BYPASSRLS only for backup/maintenance roles", Fix: fmt.Sprintf("ALTER ROLE %s NOBYPASSRLS;", quote.Ident(r.Name)), FixKind: FixSQL, Severity: Low, SevSet: true})
+					c.Fail(sqlProblem(Problem{Object: "role " + r.Name, Evidence: fmt.Sprintf("role %q has BYPASSRLS: every policy is ignored for it", r.Name),
+						Expected: "BYPASSRLS only for backup/maintenance roles", Severity: Low, SevSet: true},
+						sqlChange("", true, fmt.Sprintf("role %s becomes subject to row-level security: a backup (pg_dump) run as it fails on tables with policies", quote.Ident(r.Name)),
+							roleAttrStmt(r.Name, "BYPASSRLS"))))
 				}
 			}
 		},
@@ -646,17 +755,20 @@ func init() {
 			}
 			for _, d := range dbs {
 				for _, v := range d.ViewsOverRLS {
-					fix := fmt.Sprintf("ALTER VIEW %s.%s SET (security_invoker = true);    -- in database %s", quote.Ident(v.Schema), quote.Ident(v.Name), quote.Ident(d.Name))
-					if c.S.MajorVersion() > 0 && c.S.MajorVersion() < 15 {
-						fix = "give the view an owner without BYPASSRLS that is subject to the table's policies"
-					}
 					sev := Medium
 					if r, ok := c.S.Role(v.Owner); ok && (r.Superuser || r.BypassRLS) {
 						sev = High
 					}
-					c.Fail(Problem{Object: fmt.Sprintf("view %s.%s.%s", d.Name, v.Schema, v.Name), Severity: sev, SevSet: true,
+					p := Problem{Object: fmt.Sprintf("view %s.%s.%s", d.Name, v.Schema, v.Name), Severity: sev, SevSet: true,
 						Evidence: fmt.Sprintf("view %s.%s (owner %s) reads row-secured table %s with its owner's rights", v.Schema, v.Name, v.Owner, v.Table),
-						Expected: "security_invoker = true", Fix: fix, FixKind: FixSQL, Database: d.Name})
+						Expected: "security_invoker = true", FixKind: FixSQL, Database: d.Name}
+					if c.S.MajorVersion() > 0 && c.S.MajorVersion() < 15 {
+						c.Fail(manualProblem(p, "give the view an owner without BYPASSRLS that is subject to the table's policies"))
+						continue
+					}
+					qv := quote.Qualified(v.Schema, v.Name)
+					c.Fail(sqlProblem(p, sqlChange(d.Name, false, fmt.Sprintf("readers of %s need their own privileges on %s and see only the rows its policies allow them", qv, textsafe.String(v.Table)),
+						sqlStmt{do: fmt.Sprintf("ALTER VIEW %s SET (security_invoker = true)", qv), undo: fmt.Sprintf("ALTER VIEW %s RESET (security_invoker)", qv)})))
 				}
 			}
 		},
@@ -678,19 +790,20 @@ func init() {
 					}
 					obj := fmt.Sprintf("language %s.%s", d.Name, l.Name)
 					if l.Trusted && privileges.RuntimeTrustCheck[l.Name] {
-						c.Fail(Problem{Database: d.Name, Object: obj, Severity: Medium, SevSet: true,
+						c.Fail(sqlProblem(Problem{Object: obj, Severity: Medium, SevSet: true,
 							Evidence: fmt.Sprintf("untrusted language %s is marked trusted in %q: its handler then runs functions restricted like plperl, but any role with USAGE can create them", l.Name, d.Name),
-							Expected: "lanpltrusted = false", Fix: untrustLanguageFix(l.Name, d.Name), FixKind: FixSQL})
+							Expected: "lanpltrusted = false"}, untrustAndDropChange(d, l.Name)))
 						continue
 					}
 					if l.Trusted {
-						c.Fail(Problem{Database: d.Name, Object: obj, Severity: Critical, SevSet: true,
+						c.Fail(sqlProblem(Problem{Object: obj, Severity: Critical, SevSet: true,
 							Evidence: fmt.Sprintf("untrusted language %s is marked trusted in %q: any role with USAGE runs code as the OS user", l.Name, d.Name),
-							Expected: "lanpltrusted = false", Fix: untrustLanguageFix(l.Name, d.Name), FixKind: FixSQL})
+							Expected: "lanpltrusted = false"}, untrustAndDropChange(d, l.Name)))
 						continue
 					}
-					c.Fail(Problem{Database: d.Name, Object: obj, Evidence: fmt.Sprintf("untrusted language %s is installed in %q", l.Name, d.Name),
-						Expected: "only trusted languages (plpgsql, sql)", Fix: fmt.Sprintf("DROP EXTENSION %s;    -- in database %s, if unused", quote.Ident(l.Name), quote.Ident(d.Name)), FixKind: FixSQL, Severity: Medium, SevSet: true})
+					p := Problem{Database: d.Name, Object: obj, Evidence: fmt.Sprintf("untrusted language %s is installed in %q", l.Name, d.Name),
+						Expected: "only trusted languages (plpgsql, sql)", Fix: fmt.Sprintf("DROP EXTENSION %s;    -- in database %s, if unused", quote.Ident(l.Name), quote.Ident(d.Name)), FixKind: FixSQL, Severity: Medium, SevSet: true}
+					c.Fail(dropExtensionProblem(p, d, l.Name))
 				}
 			}
 		},
@@ -722,9 +835,9 @@ func init() {
 					if risk.note != "" {
 						note = " (" + risk.note + ")"
 					}
-					c.Fail(Problem{Database: d.Name, Object: fmt.Sprintf("extension %s.%s", d.Name, e.Name), Severity: risk.sev, SevSet: true,
+					c.Fail(dropExtensionProblem(Problem{Database: d.Name, Object: fmt.Sprintf("extension %s.%s", d.Name, e.Name), Severity: risk.sev, SevSet: true,
 						Evidence: fmt.Sprintf("extension %s %s is installed in %q: %s%s", e.Name, e.Version, d.Name, risk.why, note),
-						Expected: "only approved extensions (waive the ones you need)", Fix: fmt.Sprintf("DROP EXTENSION %s;    -- in database %s, if unused", quote.Ident(e.Name), quote.Ident(d.Name)), FixKind: FixSQL})
+						Expected: "only approved extensions (waive the ones you need)", Fix: fmt.Sprintf("DROP EXTENSION %s;    -- in database %s, if unused", quote.Ident(e.Name), quote.Ident(d.Name)), FixKind: FixSQL}, d, e.Name))
 				}
 				if len(others) > 0 {
 					sort.Strings(others)
@@ -748,13 +861,17 @@ func init() {
 					for _, m := range fs.Mappings {
 						obj := fmt.Sprintf("user mapping %s for %s in %s", fs.Name, m.User, d.Name)
 						if m.PasswordOptional {
-							c.Fail(Problem{Object: obj, Severity: High, SevSet: true, Evidence: fmt.Sprintf("user mapping for %s on %s sets password_required=false", m.User, fs.Name),
-								Expected: "password_required left on for non-superusers", Fix: fmt.Sprintf("ALTER USER MAPPING FOR %s SERVER %s OPTIONS (DROP password_required);    -- in database %s", granteeSQL(m.User), quote.Ident(fs.Name), quote.Ident(d.Name)), FixKind: FixSQL, Database: d.Name})
+							head := fmt.Sprintf("ALTER USER MAPPING FOR %s SERVER %s OPTIONS ", granteeSQL(m.User), quote.Ident(fs.Name))
+							c.Fail(sqlProblem(Problem{Object: obj, Severity: High, SevSet: true, Evidence: fmt.Sprintf("user mapping for %s on %s sets password_required=false", m.User, fs.Name),
+								Expected: "password_required left on for non-superusers"},
+								sqlChange(d.Name, true, fmt.Sprintf("%s must now send a password to the remote server through %s: connections that relied on peer or trust there fail", granteeSQL(m.User), quote.Ident(fs.Name)),
+									sqlStmt{do: head + "(DROP password_required)", undo: head + "(ADD password_required 'false')"})))
 						}
 						for _, n := range m.OptionNames {
 							if n == "password" {
-								c.Fail(Problem{Object: obj, Evidence: fmt.Sprintf("user mapping for %s on %s stores a password (value not read)", m.User, fs.Name),
-									Expected: "certificate or Kerberos authentication to the remote, or a documented exception", Fix: "use sslcert/sslkey options (postgres_fdw) instead of a stored password", FixKind: FixSQL, Severity: Low, SevSet: true})
+								c.Fail(manualProblem(Problem{Object: obj, Evidence: fmt.Sprintf("user mapping for %s on %s stores a password (value not read)", m.User, fs.Name),
+									Expected: "certificate or Kerberos authentication to the remote, or a documented exception", Fix: "use sslcert/sslkey options (postgres_fdw) instead of a stored password", FixKind: FixSQL, Severity: Low, SevSet: true},
+									"issue a client certificate for the remote role (pgaegis tls issue client), set the mapping's sslcert/sslkey options and DROP its password option"))
 							}
 						}
 					}
@@ -776,8 +893,8 @@ func init() {
 				c.Pass("pgcrypto", "available")
 				return
 			}
-			c.Fail(Problem{Object: "pgcrypto", Evidence: "pgcrypto is not available on the server", Expected: "the contrib package installed",
-				Fix: "apt-get install postgresql-contrib", FixKind: FixShell})
+			c.Fail(manualProblem(Problem{Object: "pgcrypto", Evidence: "pgcrypto is not available on the server", Expected: "the contrib package installed",
+				Fix: "apt-get install postgresql-contrib", FixKind: FixShell}, "install the server's contrib package (apt-get install postgresql-contrib on Debian) on the database host"))
 		},
 	})
 
@@ -793,8 +910,9 @@ func init() {
 			if c.S.Replication != nil {
 				for _, w := range c.S.Replication.Senders {
 					if r, ok := c.S.Role(w.User); ok && r.Superuser {
-						c.Fail(Problem{Object: "role " + w.User, Evidence: fmt.Sprintf("a standby at %s streams as superuser %q", w.Client, w.User),
-							Expected: "a NOSUPERUSER REPLICATION role", Fix: "CREATE ROLE replicator LOGIN REPLICATION PASSWORD <new password>;  -- then point primary_conninfo at it", FixKind: FixSQL})
+						c.Fail(manualProblem(Problem{Object: "role " + w.User, Evidence: fmt.Sprintf("a standby at %s streams as superuser %q", w.Client, w.User),
+							Expected: "a NOSUPERUSER REPLICATION role", Fix: "CREATE ROLE replicator LOGIN REPLICATION PASSWORD <new password>;  -- then point primary_conninfo at it", FixKind: FixSQL},
+							"create a dedicated role (CREATE ROLE replicator LOGIN REPLICATION, then \\password replicator), allow it in pg_hba.conf (hostssl replication replicator <standby>/32 scram-sha-256) and point the standby's primary_conninfo at it"))
 					}
 				}
 			}
@@ -805,8 +923,8 @@ func init() {
 				}
 			}
 			if n > 1 {
-				c.Fail(Problem{Object: "replication roles", Evidence: fmt.Sprintf("%d login roles have REPLICATION", n), Expected: "one replication role per purpose",
-					Fix: "ALTER ROLE <unneeded> NOREPLICATION;", FixKind: FixSQL, Severity: Low, SevSet: true})
+				c.Fail(manualProblem(Problem{Object: "replication roles", Evidence: fmt.Sprintf("%d login roles have REPLICATION", n), Expected: "one replication role per purpose",
+					Fix: "ALTER ROLE <unneeded> NOREPLICATION;", FixKind: FixSQL, Severity: Low, SevSet: true}, "find which replication roles standbys and backup tools use (pg_stat_replication), then ALTER ROLE ... NOREPLICATION the others"))
 			}
 		},
 	})
@@ -819,8 +937,11 @@ func init() {
 			if c.S.Replication != nil {
 				for _, w := range c.S.Replication.Senders {
 					if !w.SSL && w.Client != "" && w.Client != "127.0.0.1" && w.Client != "::1" {
-						c.Fail(Problem{Object: "walsender " + w.Client, Evidence: fmt.Sprintf("standby %s streams as %q without TLS", w.Client, w.User),
-							Expected: "hostssl replication rule and sslmode=verify-full in primary_conninfo", Fix: replicationHBA(w.User, w.Client), FixKind: FixConfig, FixApply: "reload"})
+						c.Fail(manualProblem(Problem{Object: "walsender " + w.Client, Evidence: fmt.Sprintf("standby %s streams as %q without TLS", w.Client, w.User),
+							Expected: "hostssl replication rule and sslmode=verify-full in primary_conninfo", Fix: replicationHBA(w.User, w.Client), FixKind: FixConfig, FixApply: "reload"},
+							// The standby must be changed first (sslmode, its CA), or
+							// it is cut off: not something this server's plan can do.
+							"set sslmode=verify-full and sslrootcert in the standby's primary_conninfo, then allow it with "+replicationHBA(w.User, w.Client)))
 					}
 				}
 			}
@@ -835,7 +956,7 @@ func init() {
 					p := c.setProblem(v, "", "sslmode=verify-full in primary_conninfo")
 					p.Evidence = fmt.Sprintf("primary_conninfo has sslmode=%q (value redacted)", mode)
 					p.Fix, p.FixKind = "add sslmode=verify-full sslrootcert=... to primary_conninfo", FixConfig
-					c.Fail(p)
+					c.Fail(manualProblem(p, "add sslmode=verify-full sslrootcert=<the primary's CA> to primary_conninfo (the value holds connection secrets: edit it by hand), then reload"))
 				}
 			}
 		},
@@ -857,7 +978,7 @@ func init() {
 				p := c.setProblem(v, "", "no password=; use passfile=/var/lib/postgresql/.pgpass (0600)")
 				p.Evidence = "primary_conninfo contains a password (value redacted)"
 				p.Fix, p.FixKind = "remove password= from primary_conninfo and add passfile=<path to a 0600 .pgpass>", FixConfig
-				c.Fail(p)
+				c.Fail(manualProblem(p, "move the password from primary_conninfo into a .pgpass file (mode 0600) and set passfile=<its path> instead, then reload"))
 				return
 			}
 			c.Pass("setting primary_conninfo", "no embedded password")

@@ -82,18 +82,21 @@ func init() {
 				if len(attrs) == 0 {
 					continue
 				}
-				var neg []string
-				for _, a := range attrs {
-					neg = append(neg, "NO"+a)
+				// A dedicated replication role (LOGIN REPLICATION and nothing
+				// else: what REPL-01 and CIS 7.1 ask for) is a designated role,
+				// not an excess attribute; REPL-01 checks there is one per purpose.
+				if len(attrs) == 1 && attrs[0] == "REPLICATION" && r.CanLogin && !r.CreateDB {
+					continue
 				}
 				login := "NOLOGIN"
 				if r.CanLogin {
 					login = "LOGIN"
 				}
-				c.Fail(Problem{Object: "role " + r.Name, Evidence: fmt.Sprintf("role %q (%s) has %s", r.Name, login, strings.Join(attrs, ", ")),
+				p := Problem{Object: "role " + r.Name, Evidence: fmt.Sprintf("role %q (%s) has %s", r.Name, login, strings.Join(attrs, ", ")),
 					Expected: "only the designated administrator roles hold these attributes (waive this finding for them)",
-					Fix:      fmt.Sprintf("ALTER ROLE %s %s;", quote.Ident(r.Name), strings.Join(neg, " ")), FixKind: FixSQL,
-					Severity: sev, SevSet: true})
+					Severity: sev, SevSet: true}
+				c.Fail(sqlProblem(p, sqlChange("", true, fmt.Sprintf("role %s loses %s: whatever it does with them (and its sessions that rely on them) fails", quote.Ident(r.Name), strings.Join(attrs, ", ")),
+					roleAttrStmt(r.Name, attrs...))))
 			}
 		},
 	})
@@ -129,10 +132,11 @@ func init() {
 				sort.Strings(targets)
 				for _, t := range targets {
 					path := paths[t]
-					c.Fail(Problem{Object: "role " + r.Name,
+					c.Fail(sqlProblem(Problem{Object: "role " + r.Name,
 						Evidence: fmt.Sprintf("login role %q is a member of superuser %q: %s", r.Name, t, strings.Join(path, " → ")),
-						Expected: "no membership path from a login role to a superuser role",
-						Fix:      fmt.Sprintf("REVOKE %s FROM %s;", quote.Ident(path[1]), quote.Ident(r.Name)), FixKind: FixSQL})
+						Expected: "no membership path from a login role to a superuser role"},
+						sqlChange("", true, fmt.Sprintf("role %s is no longer a member of %s: what it did through that role fails", quote.Ident(r.Name), quote.Ident(path[1])),
+							revokeMembershipStmt(c.S, path[1], r.Name))))
 				}
 			}
 		},
@@ -158,10 +162,11 @@ func init() {
 				paths := reachable(c.S, r.Name)
 				for _, p := range powerfulPredefined {
 					if path, ok := paths[p]; ok {
-						c.Fail(Problem{Object: "role " + r.Name,
+						c.Fail(sqlProblem(Problem{Object: "role " + r.Name,
 							Evidence: fmt.Sprintf("role %q reaches %s: %s", r.Name, p, strings.Join(path, " → ")),
-							Expected: "only administrators reach " + p,
-							Fix:      fmt.Sprintf("REVOKE %s FROM %s;", quote.Ident(path[1]), quote.Ident(r.Name)), FixKind: FixSQL})
+							Expected: "only administrators reach " + p},
+							sqlChange("", true, fmt.Sprintf("role %s is no longer a member of %s: what it did through that role fails", quote.Ident(r.Name), quote.Ident(path[1])),
+								revokeMembershipStmt(c.S, path[1], r.Name))))
 					}
 				}
 			}
@@ -205,10 +210,10 @@ func init() {
 					if r.Password == snapshot.PasswordPlaintext {
 						sev = Critical
 					}
-					c.Fail(Problem{Object: "role " + r.Name, Evidence: fmt.Sprintf("role %q has a %s password verifier in pg_authid", r.Name, r.Password),
+					c.Fail(manualProblem(Problem{Object: "role " + r.Name, Evidence: fmt.Sprintf("role %q has a %s password verifier in pg_authid", r.Name, r.Password),
 						Expected: "a SCRAM-SHA-256 verifier (or no password for peer/cert-only roles)",
 						Fix:      passwordFix(r.Name, "with password_encryption = scram-sha-256; the new password is hashed client-side"),
-						FixKind:  FixShell, Severity: sev, SevSet: true})
+						FixKind:  FixShell, Severity: sev, SevSet: true}, passwordManual(r.Name)))
 				}
 			}
 		},
@@ -232,10 +237,12 @@ func init() {
 				}
 				for _, sc := range d.Schemas {
 					if acl.Holds(sc.ACL, acl.Public, "CREATE") {
-						c.Fail(Problem{Database: d.Name, Object: fmt.Sprintf("schema %s.%s", d.Name, sc.Name),
+						it, _ := itemOf(sc.ACL, false, acl.Public)
+						c.Fail(sqlProblem(Problem{Object: fmt.Sprintf("schema %s.%s", d.Name, sc.Name),
 							Evidence: fmt.Sprintf("database %q schema %q grants CREATE to PUBLIC (ACL %s)", d.Name, sc.Name, aclText(sc.ACL)),
-							Expected: "no CREATE for PUBLIC (PostgreSQL 15+ default for new databases)",
-							Fix:      fmt.Sprintf("REVOKE CREATE ON SCHEMA %s FROM PUBLIC;    -- in database %s", quote.Ident(sc.Name), quote.Ident(d.Name)), FixKind: FixSQL})
+							Expected: "no CREATE for PUBLIC (PostgreSQL 15+ default for new databases)"},
+							sqlChange(d.Name, false, fmt.Sprintf("roles that relied on the PUBLIC grant lose it: only the owner and roles granted CREATE may create objects in schema %s of %s", quote.Ident(sc.Name), quote.Ident(d.Name)),
+								revokeStmt(it, []string{"CREATE"}, "ON SCHEMA "+quote.Ident(sc.Name)).as(it.Grantor, sc.Owner))))
 					}
 				}
 			}
@@ -253,9 +260,13 @@ func init() {
 			}
 			for _, d := range c.S.Databases {
 				if acl.Holds(d.ACL, acl.Public, "CREATE") {
-					c.Fail(Problem{Database: d.Name, Object: "database " + d.Name, Evidence: fmt.Sprintf("database %q grants CREATE to PUBLIC (ACL %s)", d.Name, aclText(d.ACL)),
-						Expected: "CREATE only for the owner and designated roles",
-						Fix:      fmt.Sprintf("REVOKE CREATE ON DATABASE %s FROM PUBLIC;", quote.Ident(d.Name)), FixKind: FixSQL})
+					it, _ := itemOf(d.ACL, false, acl.Public)
+					p := sqlProblem(Problem{Object: "database " + d.Name, Evidence: fmt.Sprintf("database %q grants CREATE to PUBLIC (ACL %s)", d.Name, aclText(d.ACL)),
+						Expected: "CREATE only for the owner and designated roles"},
+						sqlChange("", false, fmt.Sprintf("roles that relied on the PUBLIC grant lose it: only the owner and roles granted CREATE may create schemas in %s", quote.Ident(d.Name)),
+							revokeStmt(it, []string{"CREATE"}, "ON DATABASE "+quote.Ident(d.Name)).as(it.Grantor, d.Owner)))
+					p.Database = d.Name
+					c.Fail(p)
 				}
 			}
 		},
