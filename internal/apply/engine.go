@@ -73,6 +73,9 @@ type engine struct {
 	// ssl and its files, which a reload would silently leave off.
 	proveNames   map[string]bool
 	binDirCached string
+	// ranCommands: command steps already run (before the proof, which
+	// needs what they make: the certificate ssl = on loads).
+	ranCommands map[string]bool
 }
 
 func (e *engine) logf(format string, args ...any) {
@@ -127,7 +130,7 @@ func Apply(ctx context.Context, p *plan.Plan, o Options) (*Result, error) {
 	e.m = &plan.Manifest{DataDirectory: e.info.dataDir, HBAFile: e.info.hbaFile, AutoConf: filepath.Join(e.info.dataDir, "postgresql.auto.conf")}
 	e.logf("journal %s", j.Dir)
 
-	for _, stage := range []func(context.Context) error{e.prepare, e.guard, e.validate, e.prove} {
+	for _, stage := range []func(context.Context) error{e.prepare, e.guard, e.commands, e.validate, e.prove} {
 		if err := stage(ctx); err != nil {
 			return e.refused(ctx, err)
 		}
@@ -690,6 +693,32 @@ func writeSaved(f *plan.SavedFile, data []byte) error {
 	return nil
 }
 
+// hostsslWhileOff is hba.c's message for a hostssl line read while ssl is
+// off: a warning in pg_hba_file_rules, not a line the server drops.
+const hostsslWhileOff = "hostssl record cannot match because SSL is disabled"
+
+// commands runs the preparation steps (pgaegis tls issue server) before
+// the configuration is proven: the throwaway server must find the
+// certificate that ssl = on loads. They only add files the server does not
+// read yet, they are idempotent, and a refusal later leaves them in place.
+func (e *engine) commands(ctx context.Context) error {
+	for _, s := range e.p.Steps {
+		if s.Kind != plan.KindCommand {
+			continue
+		}
+		// prepare has checked that a runner is set and argv is ours.
+		e.logf("step %s: %s", s.ID, strings.Join(s.Command, " "))
+		if err := e.o.RunCommand(ctx, s.Command[1:]); err != nil {
+			return refuse("step %s (%s): %v", s.ID, strings.Join(s.Command, " "), err)
+		}
+		if e.ranCommands == nil {
+			e.ranCommands = map[string]bool{}
+		}
+		e.ranCommands[s.ID] = true
+	}
+	return nil
+}
+
 // validate writes the candidate pg_hba.conf and runs ALTER SYSTEM, then
 // asks the server whether it would load them; nothing takes effect before
 // the reload.
@@ -714,6 +743,13 @@ func (e *engine) validate(ctx context.Context) error {
 				if err := rows.Scan(&n, &msg); err != nil {
 					rows.Close()
 					return err
+				}
+				// The server loads a hostssl line while ssl is off (it
+				// only warns); whether such a line keeps a path open is the
+				// lockout guard's question, and ssl may come on in the
+				// same reload.
+				if msg == hostsslWhileOff {
+					continue
 				}
 				line := 0
 				if n != nil {

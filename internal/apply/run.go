@@ -200,6 +200,9 @@ func (e *engine) run(ctx context.Context) error {
 	for _, s := range e.p.Steps {
 		switch s.Kind {
 		case plan.KindCommand:
+			if e.ranCommands[s.ID] {
+				break // run before the proof
+			}
 			e.logf("step %s: %s", s.ID, strings.Join(s.Command, " "))
 			if err := e.o.RunCommand(ctx, s.Command[1:]); err != nil {
 				return fmt.Errorf("step %s (%s): %w", s.ID, strings.Join(s.Command, " "), err)

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -200,11 +201,12 @@ steps (without --apply); 2 an error, a refusal or a rollback.`,
 			if err != nil {
 				return nil, err
 			}
-			return failing(f), nil
+			return verifiable(findings, f), nil
 		}
 		if isTerminal(env.Stderr) {
 			ao.Progress = env.Stderr
 		}
+		ao.RunCommand = func(ctx context.Context, argv []string) error { return runPlanCommand(argv) }
 		r, err := apply.Apply(ctx, p, ao)
 		return applyOutcome(env, "applied", r, err)
 	})
@@ -261,6 +263,27 @@ func failing(findings []rules.Finding) []plan.FindingRef {
 		}
 	}
 	return out
+}
+
+// verifiable are the failing findings after a change that the engine
+// judges: those that failed before (a step that claimed one must have
+// closed it) and the regressions (fix.Regressions). A finding that only
+// became visible (newly applicable, or a rewritten line's new name) is for
+// the next plan, not a reason to roll back.
+func verifiable(before, after []rules.Finding) []plan.FindingRef {
+	was := map[string]bool{}
+	for _, f := range before {
+		if f.Status == rules.Fail {
+			was[f.Key()] = true
+		}
+	}
+	var keep []rules.Finding
+	for _, f := range after {
+		if f.Status == rules.Fail && was[f.Key()] {
+			keep = append(keep, f)
+		}
+	}
+	return failing(append(keep, fix.Regressions(before, after)...))
 }
 
 // confirm asks on stderr and reads one answer from stdin.
@@ -489,4 +512,20 @@ func readLine(env *Env) (string, error) {
 		return "", fmt.Errorf("no answer on standard input: %v", err)
 	}
 	return strings.TrimSpace(line), nil
+}
+
+// runPlanCommand runs a command step of a plan in this process. Only the
+// commands the planner emits may run: a plan is data, and a step must not
+// become a way to run anything else.
+func runPlanCommand(argv []string) error {
+	if len(argv) < 3 || argv[0] != "tls" || argv[1] != "issue" || argv[2] != "server" {
+		return fmt.Errorf("a plan may only run 'pgaegis tls issue server', not %q", strings.Join(argv, " "))
+	}
+	var out bytes.Buffer
+	// Its suggestions are for a person issuing by hand; the plan already
+	// holds the settings that follow, so they are shown only on failure.
+	if code := MainInput(argv, strings.NewReader(""), &out, &out); code != ExitOK {
+		return fmt.Errorf("pgaegis %s (exit %d):\n%s", strings.Join(argv, " "), code, strings.TrimSpace(out.String()))
+	}
+	return nil
 }

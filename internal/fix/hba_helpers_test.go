@@ -9,7 +9,6 @@ import (
 	"testing"
 
 	"github.com/pgaegis/pgaegis/internal/collect"
-	"github.com/pgaegis/pgaegis/internal/fixtest"
 	"github.com/pgaegis/pgaegis/internal/hba"
 	"github.com/pgaegis/pgaegis/internal/localpg"
 	"github.com/pgaegis/pgaegis/internal/plan"
@@ -33,7 +32,7 @@ func audit(t *testing.T, srv *localpg.Server) (*snapshot.Snapshot, []rules.Findi
 func failing(findings []rules.Finding) map[string]bool {
 	out := map[string]bool{}
 	for _, f := range findings {
-		if f.Status == rules.Fail && !fixtest.HostVolatile[f.Rule] {
+		if f.Status == rules.Fail && !rules.IsVolatile(f.Rule) {
 			out[f.Rule] = true
 		}
 	}

@@ -94,20 +94,19 @@ func Verify(tb testing.TB, srv *localpg.Server, before []rules.Finding, p *plan.
 			tb.Errorf("%s %s still fails after its fix: %s", f.Rule, f.Object, f.Evidence)
 		}
 	}
-	was := failing(before, nil)
 	allowed := map[string]bool{}
 	for _, r := range o.AllowNewFailures {
 		allowed[r] = true
 	}
 	var news []string
-	for k, f := range now {
-		if was[k] == nil && !allowed[f.Rule] {
+	for _, f := range fix.Regressions(before, after) {
+		if !allowed[f.Rule] {
 			news = append(news, fmt.Sprintf("%s %s (%s)", f.Rule, f.Object, f.Evidence))
 		}
 	}
 	sort.Strings(news)
 	for _, n := range news {
-		tb.Errorf("newly failing after the fix of %v: %s", only, n)
+		tb.Errorf("passed before and fails after the fix of %v: %s", only, n)
 	}
 	pr.Second = fix.Build(snap2, after, fix.Options{Only: only}).Plan
 	for _, s := range pr.Second.Steps {
@@ -116,19 +115,13 @@ func Verify(tb testing.TB, srv *localpg.Server, before []rules.Finding, p *plan.
 	return pr
 }
 
-// HostVolatile are rules whose result depends on what else runs on the
-// test machine (INST-11 counts the PostgreSQL servers on the host, and
-// other tests start and stop theirs): a change in them says nothing about
-// a fix.
-var HostVolatile = map[string]bool{"INST-11": true}
-
 // failing indexes the failing findings (of the given rules and their
 // sub-rules, or all when rules is nil) by key.
 func failing(fs []rules.Finding, only []string) map[string]*rules.Finding {
 	out := map[string]*rules.Finding{}
 	for i := range fs {
 		f := &fs[i]
-		if f.Status != rules.Fail || HostVolatile[f.Rule] {
+		if f.Status != rules.Fail || rules.IsVolatile(f.Rule) {
 			continue
 		}
 		if only != nil && !matches(only, f.Rule) {

@@ -98,7 +98,7 @@ func TestVerifyCatchesFalseClaims(t *testing.T) {
 	if !strings.Contains(all, "LOG-19 setting log_connections still fails") {
 		t.Errorf("a false claim was not caught:\n%s", all)
 	}
-	if !strings.Contains(all, "newly failing") {
+	if !strings.Contains(all, "passed before and fails after") {
 		t.Errorf("a step that breaks another rule was not caught:\n%s", all)
 	}
 }

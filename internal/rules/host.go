@@ -327,7 +327,7 @@ func init() {
 	})
 
 	register(&Rule{
-		ID: "INST-11", Title: "One PostgreSQL instance per host", Area: AreaInstall, Severity: Info,
+		ID: "INST-11", Title: "One PostgreSQL instance per host", Area: AreaInstall, Severity: Info, Volatile: true,
 		Rationale:  "Several clusters on one host share its accounts and resources; one compromised cluster exposes the others (dev-sec policy).",
 		References: devsec("postgres-03"),
 		Check: func(c *Check) {

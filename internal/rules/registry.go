@@ -99,7 +99,11 @@ type Rule struct {
 	// Access is what the audit needs to decide the rule (filled from the
 	// area when the rule does not say).
 	Access string
-	Check  func(c *Check)
+	// Volatile rules measure what no fix touches and what changes on its
+	// own (the servers running on the host): verification after a fix
+	// ignores them.
+	Volatile bool
+	Check    func(c *Check)
 }
 
 // Finding is one result of one rule about one object.
@@ -219,6 +223,18 @@ func controlOf(id string) string {
 		return id[:i]
 	}
 	return id
+}
+
+// IsVolatile reports whether the rule id (or its parent) is Volatile.
+func IsVolatile(id string) bool {
+	for _, r := range registry {
+		if r.ID == id || r.ID == controlOf(id) {
+			if r.Volatile {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // All returns every rule, sorted by id.
