@@ -147,6 +147,20 @@ func TestFixApplyWeakServer(t *testing.T) {
 		t.Errorf("second plan is not empty: step %s %s closes %v", s.ID, s.Summary, s.Closes)
 	}
 
+	// Every severity: what is left after the fix is manual, or held with a reason.
+	code, out, errs = asClusterUser(t, srv, bin, home, append([]string{"fix", "--format", "json", "--journal-dir", journal}, conn...)...)
+	var rest plan.Plan
+	if err := json.Unmarshal([]byte(out), &rest); err != nil {
+		t.Fatalf("third fix: exit %d %v\n%s\n%s", code, err, out, errs)
+	}
+	for _, s := range rest.Steps {
+		t.Errorf("plan after the fix is not empty: step %s %s closes %v", s.ID, s.Summary, s.Closes)
+	}
+	t.Logf("after the fix: %d manual, %d held", len(rest.Manual), len(rest.Held))
+	for _, h := range rest.Held {
+		t.Logf("held: %s %s: %s", h.Rule, h.Object, h.Why)
+	}
+
 	code, out, errs = asClusterUser(t, srv, bin, home, "fix", "history", "--format", "json", "--journal-dir", journal)
 	if code != 0 || !strings.Contains(out, p.ID[:8]) {
 		t.Errorf("fix history: exit %d\n%s\n%s", code, out, errs)

@@ -481,11 +481,10 @@ func init() {
 				if !r.CanLogin || r.Superuser || r.Predefined() || r.Replication || r.ConnLimit >= 0 {
 					continue
 				}
-				set := fmt.Sprintf("ALTER ROLE %s CONNECTION LIMIT %d;", quote.Ident(r.Name), connLimit)
+				st := connLimitStmt(r)
 				c.Fail(Problem{Object: "role " + r.Name, Evidence: fmt.Sprintf("login role %q has no connection limit", r.Name),
-					Expected: "CONNECTION LIMIT sized to the application's pool", Fix: set, FixKind: FixSQL,
-					Changes: []remedy.Change{{SQL: &remedy.SQL{Statements: []string{set},
-						Undo: []string{fmt.Sprintf("ALTER ROLE %s CONNECTION LIMIT %d;", quote.Ident(r.Name), r.ConnLimit)}},
+					Expected: "CONNECTION LIMIT sized to the application's pool", Fix: st.do + ";", FixKind: FixSQL,
+					Changes: []remedy.Change{{SQL: &remedy.SQL{Statements: []string{st.do}, Undo: []string{st.undo}},
 						Breaks: fmt.Sprintf("role %s: sessions beyond %d at once are refused (size the limit to its pool)", quote.Ident(r.Name), connLimit)}}})
 			}
 		}})
@@ -493,6 +492,13 @@ func init() {
 
 // connLimit is the per-role connection limit NET-05's fix sets.
 const connLimit = 50
+
+// connLimitStmt gives role r the limit NET-05 asks for, undone to the
+// limit it has.
+func connLimitStmt(r snapshot.Role) sqlStmt {
+	q := quote.Ident(r.Name)
+	return sqlStmt{do: fmt.Sprintf("ALTER ROLE %s CONNECTION LIMIT %d", q, connLimit), undo: fmt.Sprintf("ALTER ROLE %s CONNECTION LIMIT %d", q, r.ConnLimit)}
+}
 
 // authDelay is the delay after a failed login the fix sets (ms): enough
 // to slow guessing, short enough for a mistyped password.

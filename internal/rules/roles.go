@@ -95,8 +95,16 @@ func init() {
 				p := Problem{Object: "role " + r.Name, Evidence: fmt.Sprintf("role %q (%s) has %s", r.Name, login, strings.Join(attrs, ", ")),
 					Expected: "only the designated administrator roles hold these attributes (waive this finding for them)",
 					Severity: sev, SevSet: true}
-				c.Fail(sqlProblem(p, sqlChange("", true, fmt.Sprintf("role %s loses %s: whatever it does with them (and its sessions that rely on them) fails", quote.Ident(r.Name), strings.Join(attrs, ", ")),
-					roleAttrStmt(r.Name, attrs...))))
+				breaks := fmt.Sprintf("role %s loses %s: whatever it does with them (and its sessions that rely on them) fails", quote.Ident(r.Name), strings.Join(attrs, ", "))
+				stmts := []sqlStmt{roleAttrStmt(r.Name, attrs...)}
+				// A login role that stops being a superuser falls under
+				// NET-05 (superusers are exempt from connection limits):
+				// the same change sets its limit, or the next plan would.
+				if r.Superuser && r.CanLogin && !r.Replication && r.ConnLimit < 0 {
+					stmts = append(stmts, connLimitStmt(r))
+					breaks += fmt.Sprintf("; sessions beyond %d at once are refused", connLimit)
+				}
+				c.Fail(sqlProblem(p, sqlChange("", true, breaks, stmts...)))
 			}
 		},
 	})
