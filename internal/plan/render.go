@@ -6,6 +6,7 @@ import (
 	"io"
 	"strings"
 
+	"github.com/pgaegis/pgaegis/internal/hba"
 	"github.com/pgaegis/pgaegis/internal/quote"
 	"github.com/pgaegis/pgaegis/internal/textsafe"
 )
@@ -315,6 +316,9 @@ func WriteJSON(w io.Writer, p *Plan) error {
 		}
 		if h := c.Steps[i].HBA; h != nil {
 			hc := *h
+			// The file may hold LDAP/RADIUS secrets: output never
+			// carries them (the engine writes the real content).
+			hc.Content = MaskedContent(h.Content)
 			hc.Lines = append([]LineChange{}, h.Lines...)
 			for j := range hc.Lines {
 				if hc.Lines[j].Rules == nil {
@@ -451,7 +455,7 @@ func WriteSQL(w io.Writer, p *Plan) error {
 				continue
 			}
 			fmt.Fprintf(&b, "-- write %s with this content, then SELECT pg_reload_conf();\n", comment(s.HBA.Path))
-			for _, l := range strings.Split(strings.TrimSuffix(s.HBA.Content, "\n"), "\n") {
+			for _, l := range strings.Split(strings.TrimSuffix(MaskedContent(s.HBA.Content), "\n"), "\n") {
 				fmt.Fprintf(&b, "--| %s\n", comment(l))
 			}
 		case KindFileMode:
@@ -527,6 +531,13 @@ func WriteShell(w io.Writer, p *Plan) error {
 			}
 			path := quote.Shell(s.HBA.Path)
 			content := s.HBA.Content
+			if MaskedContent(content) != content {
+				// A script is a file that travels (change review, tickets):
+				// it must not carry the file's credentials, and a masked
+				// copy would break the line. The engine applies this step.
+				fmt.Fprintf(&b, "echo %s >&2\nexit 1\n", quote.Shell("pg_hba.conf holds credentials (ldapbindpasswd, radiussecrets): apply this step with 'pgaegis fix --apply', not from a script"))
+				continue
+			}
 			if content != "" && !strings.HasSuffix(content, "\n") {
 				content += "\n"
 			}
@@ -554,4 +565,22 @@ func WriteShell(w io.Writer, p *Plan) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// MaskedContent is a pg_hba.conf with every credential option masked
+// (hba.MaskLine), for output.
+func MaskedContent(content string) string {
+	if !strings.Contains(content, "=") {
+		return content
+	}
+	lines := strings.SplitAfter(content, "\n")
+	for i, l := range lines {
+		nl := strings.HasSuffix(l, "\n")
+		m := hba.MaskLine(strings.TrimSuffix(l, "\n"))
+		if nl {
+			m += "\n"
+		}
+		lines[i] = m
+	}
+	return strings.Join(lines, "")
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"flag"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -448,6 +449,23 @@ func TestSQLScriptRuns(t *testing.T) {
 		conn.Close(ctx)
 		if !ok {
 			t.Errorf("table %s not in database %q", c.table, c.db)
+		}
+	}
+}
+
+// pg_hba.conf may hold LDAP/RADIUS credentials: no output carries them.
+func TestWritersMaskHBACredentials(t *testing.T) {
+	const secret = "s3cr3t-bind-pw"
+	p := &Plan{ID: "20261202-000000-0001", Steps: []Step{{ID: "1", Kind: KindHBA, Apply: ApplyReload, Summary: "rewrite pg_hba.conf",
+		HBA: &HBARewrite{Path: "/data/pg_hba.conf", Content: "hostssl all all 10.0.0.0/8 ldap ldapserver=ldap.example ldapbinddn=\"cn=x\" ldapbindpasswd=" + secret + " ldapsearchattribute=uid\nhostssl all all ::/0 reject\n",
+			Lines: []LineChange{{Line: 2, New: "hostssl all all ::/0 reject", Rules: []string{"AUTH-07.final-reject"}}}}}}}
+	for name, w := range map[string]func(io.Writer, *Plan) error{"text": WriteText, "json": WriteJSON, "sql": WriteSQL, "sh": WriteShell} {
+		var b strings.Builder
+		if err := w(&b, p); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if strings.Contains(b.String(), secret) {
+			t.Errorf("%s output carries the LDAP bind password:\n%s", name, b.String())
 		}
 	}
 }
