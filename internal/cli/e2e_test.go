@@ -13,6 +13,7 @@ import (
 
 	"github.com/pgaegis/pgaegis/internal/localpg"
 	"github.com/pgaegis/pgaegis/internal/pgtest"
+	"github.com/pgaegis/pgaegis/internal/plan"
 	"github.com/pgaegis/pgaegis/internal/report"
 	"github.com/pgaegis/pgaegis/internal/rules"
 )
@@ -327,6 +328,18 @@ func TestHardenedServerHasNoHighFindings(t *testing.T) {
 		if len(st) == 0 || st[0] != rules.Pass {
 			t.Errorf("%s: %v, want pass", rule, st)
 		}
+	}
+	// On a hardened server the plan has nothing to do for critical/high.
+	code, out, errs := runCLI(t, append([]string{"fix", "--format", "json", "--min-severity", "high"}, connArgs(t, srv, srv.AdminUser, srv.Password)...)...)
+	var p plan.Plan
+	if err := json.Unmarshal([]byte(out), &p); err != nil {
+		t.Fatalf("fix on the hardened server: exit %d %v\n%s", code, err, errs)
+	}
+	for _, s := range p.Steps {
+		t.Errorf("hardened server: plan step %s %s closes %v", s.ID, s.Summary, s.Closes)
+	}
+	if code != ExitOK {
+		t.Errorf("fix on the hardened server: exit %d, want 0 (nothing to do); stderr: %s", code, errs)
 	}
 }
 
