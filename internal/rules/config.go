@@ -576,7 +576,7 @@ func (c *Check) preloadDefects(v snapshot.Setting) (Problem, bool) {
 		if v.Location() != "" {
 			where = v.Location()
 		}
-		p.Changes = manualChanges("remove the shared_preload_libraries line from " + textsafe.String(where) + " (ALTER SYSTEM RESET shared_preload_libraries when it is in postgresql.auto.conf), then restart: none of its libraries can be loaded")
+		p.Changes = manualChange("remove the shared_preload_libraries line from " + textsafe.String(where) + " (ALTER SYSTEM RESET shared_preload_libraries when it is in postgresql.auto.conf), then restart: none of its libraries can be loaded")
 	}
 	if c.S.Server != nil {
 		lits := make([]string, len(fixed))

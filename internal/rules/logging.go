@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/pgaegis/pgaegis/internal/guc"
+	"github.com/pgaegis/pgaegis/internal/plan"
 	"github.com/pgaegis/pgaegis/internal/quote"
 	"github.com/pgaegis/pgaegis/internal/remedy"
 	"github.com/pgaegis/pgaegis/internal/snapshot"
@@ -236,7 +237,16 @@ func init() {
 // overrideSet is the statement that puts a per-role or per-database
 // setting back (the undo of overrideTarget's RESET).
 func overrideSet(rs snapshot.DBRoleSetting, name, val string) string {
-	set := " SET " + paramSQL(name) + " = " + quote.Literal(val) + ";"
+	// A list setting takes one literal per element ('a, b' would be one
+	// element named "a, b").
+	var lits []string
+	for _, e := range plan.SplitList(name, val) {
+		lits = append(lits, quote.Literal(e))
+	}
+	if len(lits) == 0 {
+		lits = []string{"''"}
+	}
+	set := " SET " + paramSQL(name) + " = " + strings.Join(lits, ", ") + ";"
 	switch {
 	case rs.Role != "" && rs.Database != "":
 		return "ALTER ROLE " + quote.Ident(rs.Role) + " IN DATABASE " + quote.Ident(rs.Database) + set

@@ -1036,7 +1036,7 @@ func init() {
 			if r := c.S.Replication; r != nil && r.FailedCount > 0 && r.LastFailed != nil && (r.LastArchived == nil || r.LastFailed.After(*r.LastArchived)) {
 				c.Fail(Problem{Object: "archiver", Evidence: fmt.Sprintf("the archiver's last attempt failed (%d failures, last at %s)", r.FailedCount, r.LastFailed.Format(time.RFC3339)),
 					Expected: "archiving succeeding", Fix: "# check the server log for archive_command errors", FixKind: FixShell, Severity: High, SevSet: true,
-					Changes: manualChanges("find why archive_command fails in the server log and pg_stat_archiver, and repair it: until then WAL piles up in pg_wal")})
+					Changes: manualChange("find why archive_command fails in the server log and pg_stat_archiver, and repair it: until then WAL piles up in pg_wal")})
 				return
 			}
 			c.Pass("archiver", "archive_mode on, archiving configured")
@@ -1082,7 +1082,7 @@ func init() {
 					c.Fail(Problem{Object: "pgBackRest " + r.Name, Location: h.PgBackRest.Config, Evidence: fmt.Sprintf("%s (%s %s) has no repo cipher", r.Name, r.Type, r.Path),
 						Expected: r.Name + "-cipher-type=aes-256-cbc with a cipher pass", Fix: fmt.Sprintf("%s-cipher-type=aes-256-cbc\n%s-cipher-pass=<random>    # in %s (new repository)", textsafe.String(r.Name), textsafe.String(r.Name), textsafe.String(h.PgBackRest.Config)), FixKind: FixConfig,
 						// An existing repository cannot be encrypted in place.
-						Changes: manualChanges(fmt.Sprintf("create a new encrypted pgBackRest repository (%s-cipher-type=aes-256-cbc with a random cipher pass kept apart from the backups), take a full backup into it, then retire %s", textsafe.String(r.Name), textsafe.String(r.Name)))})
+						Changes: manualChange(fmt.Sprintf("create a new encrypted pgBackRest repository (%s-cipher-type=aes-256-cbc with a random cipher pass kept apart from the backups), take a full backup into it, then retire %s", textsafe.String(r.Name), textsafe.String(r.Name)))})
 				}
 			}
 		},

@@ -153,7 +153,11 @@ func init() {
 				}
 			}
 			if len(bad) > 0 {
-				c.Fail(Problem{Object: obj, Evidence: "probe of " + p.Address + ": " + strings.Join(bad, "; "), Expected: "TLS only, 1.2 or newer", Fix: fix, FixKind: FixConfig, FixApply: "reload"})
+				// What the probe saw is closed by other rules' steps (TLS-01
+				// ssl, TLS-02 protocol, AUTH-05 hostssl lines): this finding
+				// only says to look again after them.
+				c.Fail(Problem{Object: obj, Evidence: "probe of " + p.Address + ": " + strings.Join(bad, "; "), Expected: "TLS only, 1.2 or newer", Fix: fix, FixKind: FixConfig, FixApply: "reload",
+					Changes: manualChange(fix + ": the TLS-01, TLS-02 and AUTH-05 steps of the plan do this; probe again after them (pgaegis tls probe " + p.Address + ")")})
 				return
 			}
 			c.Pass(obj, "TLS offered, plaintext refused, no TLS below 1.2")
@@ -229,7 +233,8 @@ func init() {
 			}
 			if len(supers) > 3 {
 				c.Fail(Problem{Object: "superusers", Evidence: fmt.Sprintf("%d roles are superusers and can turn auditing off: %s", len(supers), strings.Join(supers, ", ")),
-					Expected: "at most a few administrators", Fix: "ALTER ROLE <role> NOSUPERUSER; for each one that is not an administrator", FixKind: FixSQL})
+					Expected: "at most a few administrators", Fix: "ALTER ROLE <role> NOSUPERUSER; for each one that is not an administrator", FixKind: FixSQL,
+					Changes: manualChange("decide which of these superusers are administrators; for each other one: ALTER ROLE <role> NOSUPERUSER (PRIV-01 plans it for roles that are not designated)")})
 				return
 			}
 			c.Pass("superusers", strings.Join(supers, ", "))
@@ -278,7 +283,10 @@ func init() {
 							Evidence: fmt.Sprintf("%s runs EXECUTE on a concatenated string (security definer: %v)", f.Signature(), f.SecDef),
 							Expected: "EXECUTE format('... %I ... %L', ...) or EXECUTE ... USING", Fix: funcFix(f, func(fn string) string {
 								return "-- rewrite the dynamic SQL of " + fn + " with format()/USING, in database " + quote.Ident(d.Name)
-							}), FixKind: FixSQL, Database: d.Name})
+							}), FixKind: FixSQL, Database: d.Name,
+							Changes: manualChange(funcFix(f, func(fn string) string {
+								return "rewrite the dynamic SQL of " + fn + " (in database " + quote.Ident(d.Name) + ") with format('%I', ...)/format('%L', ...) or EXECUTE ... USING: a program change only its author can make"
+							}))})
 					}
 				}
 			}
@@ -387,8 +395,10 @@ func init() {
 					if why == "" {
 						continue
 					}
-					who, undo := overrideTarget(rs, name)
-					c.Fail(Problem{Object: who, Evidence: fmt.Sprintf("%s has %s: %s", who, kv, why), Expected: "no override that weakens the server-wide setting", Fix: undo, FixKind: FixSQL})
+					who, reset := overrideTarget(rs, name)
+					c.Fail(Problem{Object: who, Evidence: fmt.Sprintf("%s has %s: %s", who, kv, why), Expected: "no override that weakens the server-wide setting", Fix: reset, FixKind: FixSQL,
+						Changes: []remedy.Change{{SQL: &remedy.SQL{Statements: []string{reset}, Undo: []string{overrideSet(rs, name, val)}, Superuser: true},
+							Breaks: who + " gets the server-wide " + name + " again"}}})
 				}
 			}
 		},

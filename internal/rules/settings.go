@@ -240,6 +240,3 @@ func listAdd(id, name, item string) {
 		}
 	}
 }
-
-// manualChanges says a finding has no safe automatic fix, and what to do.
-func manualChanges(what string) []remedy.Change { return []remedy.Change{{Manual: what}} }
