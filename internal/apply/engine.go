@@ -533,6 +533,7 @@ func (e *engine) newGuard(ctx context.Context, sslOn bool) (*guard, error) {
 	c := e.o.Conn
 	g.opNoPassword = c.Password == ""
 	g.opNeedsTLS = c.TLSConfig != nil
+	g.opTriesTLS = c.TLSConfig != nil
 	for _, fb := range c.Fallbacks {
 		if fb.TLSConfig == nil {
 			g.opNeedsTLS = false

@@ -98,6 +98,9 @@ type guard struct {
 	op           Path
 	opNoPassword bool
 	opNeedsTLS   bool
+	// opTriesTLS: pgaegis's connection asks for TLS first (sslmode
+	// prefer or stronger), so once ssl is on it arrives over TLS.
+	opTriesTLS   bool
 	opServerAddr string
 }
 
@@ -109,6 +112,12 @@ func (g *guard) check(p Path, rules []hba.Rule, stepID string, sslAfter bool) st
 			return fmt.Sprintf("path %s: step %s turns ssl off and pgaegis connects with TLS required", p, stepID)
 		}
 		c.SSL = false // the client falls back to plain, if it may
+	}
+	// The operator's plain TCP session today, from a client that tries TLS
+	// first: after a plan that turns ssl on, it reconnects (and is
+	// verified) over TLS, so hostssl lines are what it meets.
+	if sslAfter && !c.SSL && !c.Local && p == g.op && g.opTriesTLS {
+		c.SSL = true
 	}
 	where := "step " + stepID
 	res := hba.Match(rules, c, g.env)

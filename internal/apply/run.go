@@ -472,9 +472,24 @@ func (e *engine) verify(ctx context.Context) error {
 		failing[refKey(f)] = true
 	}
 	var probs []string
+	pendingIDs := map[string]bool{}
 	for _, s := range e.p.Steps {
 		if s.Apply == plan.ApplyRestart && e.o.NoRestart {
+			pendingIDs[s.ID] = true
+		}
+	}
+	for _, s := range e.p.Steps {
+		if pendingIDs[s.ID] {
 			continue // not in force yet
+		}
+		// A step after a pending restart (a library's own settings)
+		// takes effect with that restart too.
+		waits := false
+		for _, a := range s.After {
+			waits = waits || pendingIDs[a]
+		}
+		if waits {
+			continue
 		}
 		for _, f := range s.Closes {
 			if failing[refKey(f)] {

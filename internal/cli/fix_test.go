@@ -283,8 +283,22 @@ func TestFixApplyAndRollback(t *testing.T) {
 		t.Fatalf("history after apply: exit %d %q %q", code, out, errs)
 	}
 	second, _ := fixJSON(t, append(append([]string{}, conn...), "--min-severity", "high")...)
+	// With --no-restart the restart step, and the step after it, are
+	// pending: what they close is still to do.
+	pending := map[string]bool{}
+	for _, s := range first.Steps {
+		if s.Apply == plan.ApplyRestart {
+			pending[s.ID] = true
+		}
+		for _, a := range s.After {
+			pending[s.ID] = pending[s.ID] || pending[a]
+		}
+	}
 	closedBefore := map[string]bool{}
 	for _, s := range first.Steps {
+		if pending[s.ID] {
+			continue
+		}
 		for _, c := range s.Closes {
 			closedBefore[c.Rule+"\x00"+c.Object] = true
 		}

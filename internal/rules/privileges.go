@@ -473,7 +473,9 @@ func init() {
 							}
 						}
 					}
-					p := Problem{Database: d.Name, Object: fmt.Sprintf("schema %s.%s", d.Name, g.Schema), Severity: sev, SevSet: true,
+					// One finding per privilege, each its own object: they differ
+					// in severity, and a fix of one must not be judged by the other.
+					p := Problem{Database: d.Name, Object: fmt.Sprintf("schema %s.%s (%s)", d.Name, g.Schema, g.Privilege), Severity: sev, SevSet: true,
 						Evidence: fmt.Sprintf("PUBLIC has %s on %d relation(s) in %s.%s (e.g. %s)", g.Privilege, g.Count, d.Name, g.Schema, g.Example),
 						Expected: "grants to named roles only", FixKind: FixSQL}
 					if len(stmts) == 0 {
