@@ -74,6 +74,10 @@ type Result struct {
 	Plan *plan.Plan
 	// Texts maps rules.Finding.Key to the fix text reports show.
 	Texts map[string]string
+	// Steps maps rules.Finding.Key to the step that closes it: the step
+	// that changes the server when a preparation step (a certificate)
+	// closes it too.
+	Steps map[string]*plan.Step
 }
 
 // Build plans the fixes of the failing findings.
@@ -83,7 +87,7 @@ func Build(s *snapshot.Snapshot, findings []rules.Finding, o Options) *Result {
 		now = time.Now()
 	}
 	p := &plan.Plan{FormatVersion: plan.FormatVersion, ID: planID(now), Created: now.UTC(), Target: o.Target}
-	res := &Result{Plan: p, Texts: map[string]string{}}
+	res := &Result{Plan: p, Texts: map[string]string{}, Steps: map[string]*plan.Step{}}
 	byKind := map[string][]item{}
 	for i := range findings {
 		f := &findings[i]
@@ -144,6 +148,15 @@ func Build(s *snapshot.Snapshot, findings []rules.Finding, o Options) *Result {
 		}
 	}
 	p.Held = held
+	for i := range p.Steps {
+		st := &p.Steps[i]
+		for _, c := range st.Closes {
+			key := c.Rule + "\x00" + c.Object
+			if prev, ok := res.Steps[key]; !ok || prev.Kind == plan.KindCommand {
+				res.Steps[key] = st
+			}
+		}
+	}
 	return res
 }
 
@@ -152,6 +165,12 @@ func (r *Result) Annotate(findings []rules.Finding) {
 	for i := range findings {
 		if t, ok := r.Texts[findings[i].Key()]; ok {
 			findings[i].Fix = t
+		}
+		if st, ok := r.Steps[findings[i].Key()]; ok {
+			findings[i].Step, findings[i].StepTitle = st.ID, st.Summary
+			if st.Apply != plan.ApplyNow {
+				findings[i].FixApply = st.Apply
+			}
 		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/pgaegis/pgaegis/internal/rules"
+	"github.com/pgaegis/pgaegis/internal/textsafe"
 	"github.com/pgaegis/pgaegis/internal/sqllex"
 )
 
@@ -158,6 +159,15 @@ var settingLine = regexp.MustCompile(`^[a-z_][a-z0-9_.]* = `)
 
 // actionKey says which change closes a failing finding.
 func actionKey(f rules.Finding) (kind, target string) {
+	// The plan says it: findings one step closes are one change.
+	if f.Step != "" {
+		return "step", f.Step
+	}
+	// A fix only the administrator can make is its own item, not part of
+	// a file's rewrite that the plan does not do.
+	if manualOnly(f) {
+		return "object", f.Object
+	}
 	file, _ := splitLine(f.Location)
 	base := path.Base(file)
 	switch {
@@ -178,6 +188,16 @@ func actionKey(f rules.Finding) (kind, target string) {
 	}
 	obj = strings.ReplaceAll(obj, `"`, "")
 	return "object", obj
+}
+
+// manualOnly reports whether every change the finding needs is manual.
+func manualOnly(f rules.Finding) bool {
+	for _, c := range f.Changes {
+		if c.Manual == "" {
+			return false
+		}
+	}
+	return len(f.Changes) > 0
 }
 
 // Actions groups the failing findings by the change that fixes them,
@@ -255,10 +275,33 @@ func (a *Action) describe() {
 		}
 		a.Title = "postgresql.conf (or ALTER SYSTEM): " + listSome(names, 4)
 		a.Change, a.More = firstFixLines(a.Findings, "", 3)
+	case "step":
+		// A summary can list a dozen settings: the change lines say the rest.
+		a.Title = "step " + a.Target + " of `pgaegis fix`: " + textsafe.Shorten(a.Findings[0].StepTitle, 100)
+		a.Change, a.More = stepLines(a.Findings, 3)
 	default:
 		a.Title = a.Target
 		a.Change, a.More = firstFixLines(a.Findings, a.Target, 3)
 	}
+}
+
+// stepLines are the first distinct lines of the findings' fixes (each
+// finding shows its own part of the step), without the "(step N ...)"
+// notes, which the title already gives.
+func stepLines(fs []rules.Finding, max int) ([]string, int) {
+	var lines []string
+	for _, f := range fs {
+		for _, l := range strings.Split(f.Fix, "\n") {
+			if strings.TrimSpace(l) == "" || strings.HasPrefix(l, "(step ") || containsStr(lines, l) {
+				continue
+			}
+			lines = append(lines, l)
+		}
+	}
+	if len(lines) > max {
+		return lines[:max], len(lines) - max
+	}
+	return lines, 0
 }
 
 // hbaEdit is the new pg_hba.conf lines: for each line with findings, the

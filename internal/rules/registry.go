@@ -132,6 +132,11 @@ type Finding struct {
 	// Changes are what the finding needs, as data for the planner
 	// (internal/fix), which merges them across findings and writes Fix.
 	Changes []remedy.Change `json:"-"`
+	// Step is the id of the `pgaegis fix` step that closes the finding
+	// (set when the report's fixes come from the plan); StepTitle is that
+	// step's summary. Findings that share a step are one change.
+	Step      string `json:"step,omitempty"`
+	StepTitle string `json:"-"`
 }
 
 // Waiver records an accepted finding.
