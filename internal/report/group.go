@@ -9,8 +9,8 @@ import (
 	"strings"
 
 	"github.com/pgaegis/pgaegis/internal/rules"
-	"github.com/pgaegis/pgaegis/internal/textsafe"
 	"github.com/pgaegis/pgaegis/internal/sqllex"
+	"github.com/pgaegis/pgaegis/internal/textsafe"
 )
 
 // The human reports do not list findings one block each: a catalog of
