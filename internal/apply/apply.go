@@ -175,6 +175,10 @@ func Rollback(ctx context.Context, id string, o Options) (*Result, error) {
 			return res, fmt.Errorf("reading %s: %w", f.Path, err)
 		case err != nil:
 			changed = append(changed, f.Path+" (removed)")
+		case f.AfterSHA256 == "" && f.SHA256 != "" && plan.Hash(data) != f.SHA256:
+			// No record of what the apply wrote (it stopped before): only
+			// a file still as it was before the plan is known to be ours.
+			changed = append(changed, f.Path+" (no record of the applied content)")
 		case f.AfterSHA256 != "" && plan.Hash(data) != f.AfterSHA256:
 			changed = append(changed, f.Path)
 		}
@@ -205,6 +209,14 @@ func Rollback(ctx context.Context, id string, o Options) (*Result, error) {
 	}
 	if filepath.Clean(e.info.dataDir) != filepath.Clean(m.DataDirectory) {
 		return res, fmt.Errorf("plan %s changed the server at %s; this connection reaches %s", id, m.DataDirectory, e.info.dataDir)
+	}
+	// A plan only ever writes the server's pg_hba.conf and
+	// postgresql.auto.conf: a journal naming another file is not ours.
+	allowed := map[string]bool{filepath.Clean(e.info.hbaFile): true, filepath.Join(filepath.Clean(e.info.dataDir), "postgresql.auto.conf"): true}
+	for _, f := range m.Files {
+		if !allowed[filepath.Clean(f.Path)] {
+			return res, fmt.Errorf("plan %s: the journal names %s, which is neither this server's pg_hba.conf nor its postgresql.auto.conf: refusing to restore it", id, f.Path)
+		}
 	}
 	unlock, err := lockDataDir(e.info)
 	if err != nil {

@@ -150,6 +150,9 @@ func CreateJournal(root string, p *Plan) (*Journal, error) {
 	if err := os.MkdirAll(root, 0o700); err != nil {
 		return nil, fmt.Errorf("journal: %w", err)
 	}
+	if err := trustedDir(root); err != nil {
+		return nil, err
+	}
 	dir := filepath.Join(root, p.ID)
 	if err := os.Mkdir(dir, 0o700); err != nil {
 		if errors.Is(err, fs.ErrExist) {
@@ -193,6 +196,11 @@ func OpenJournal(root, id string) (*Journal, error) {
 	if !st.IsDir() {
 		return nil, fmt.Errorf("%s: not a journal directory", dir)
 	}
+	for _, d := range []string{root, dir, filepath.Join(dir, journalFiles)} {
+		if err := trustedDir(d); err != nil {
+			return nil, err
+		}
+	}
 	return &Journal{ID: id, Dir: dir}, nil
 }
 
@@ -204,6 +212,9 @@ func ListJournals(root string) ([]*Journal, error) {
 		return nil, nil
 	}
 	if err != nil {
+		return nil, err
+	}
+	if err := trustedDir(root); err != nil {
 		return nil, err
 	}
 	var out []*Journal
@@ -231,6 +242,9 @@ func (j *Journal) writeJSON(name string, v any) error {
 
 func (j *Journal) readJSON(name string, v any) error {
 	p := filepath.Join(j.Dir, name)
+	if err := trustedFile(p); err != nil {
+		return err
+	}
 	b, err := safefile.ReadFile(p, maxSavedFile)
 	if err != nil {
 		return fmt.Errorf("journal: %w", err)
@@ -304,6 +318,12 @@ func (j *Journal) SaveFile(m *Manifest, path string) (*SavedFile, error) {
 // FileBytes reads a saved file's copy back, checking its hash.
 func (j *Journal) FileBytes(f *SavedFile) ([]byte, error) {
 	p := filepath.Join(j.Dir, journalFiles, f.Name)
+	if filepath.Base(f.Name) != f.Name {
+		return nil, fmt.Errorf("journal: saved file name %q is not a plain name", f.Name)
+	}
+	if err := trustedFile(p); err != nil {
+		return nil, err
+	}
 	data, err := safefile.ReadFile(p, maxSavedFile)
 	if err != nil {
 		return nil, fmt.Errorf("journal: %w", err)

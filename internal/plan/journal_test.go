@@ -84,3 +84,46 @@ func TestJournalIDs(t *testing.T) {
 		t.Errorf("missing journal: %v", err)
 	}
 }
+
+// A journal is what rollback writes back: a directory another user can
+// write to, a symlink, or an entry that is not ours is refused.
+func TestJournalMustBePrivate(t *testing.T) {
+	p := &Plan{ID: "20261202-000000-0001"}
+	open := t.TempDir()
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(os.Chmod(open, 0o777))
+	if _, err := CreateJournal(open, p); err == nil || !strings.Contains(err.Error(), "other users") {
+		t.Errorf("world-writable journal root: %v", err)
+	}
+	real := t.TempDir()
+	link := filepath.Join(t.TempDir(), "link")
+	must(os.Symlink(real, link))
+	if _, err := CreateJournal(link, p); err == nil || !strings.Contains(err.Error(), "symbolic link") {
+		t.Errorf("symlinked journal root: %v", err)
+	}
+	root := t.TempDir()
+	j, err := CreateJournal(root, p)
+	must(err)
+	if _, err := OpenJournal(root, p.ID); err != nil {
+		t.Fatalf("own journal: %v", err)
+	}
+	must(os.Chmod(filepath.Join(j.Dir, journalState), 0o644))
+	if jj, err := OpenJournal(root, p.ID); err == nil {
+		if _, err := jj.State(); err == nil || !strings.Contains(err.Error(), "open to other users") {
+			t.Errorf("state file readable by others: %v", err)
+		}
+	}
+	must(os.Chmod(filepath.Join(j.Dir, journalState), 0o600))
+	if os.Geteuid() == 0 {
+		// Another user's swapped-in plan directory.
+		must(os.Chown(j.Dir, 65534, 65534))
+		if _, err := OpenJournal(root, p.ID); err == nil || !strings.Contains(err.Error(), "belongs to uid 65534") {
+			t.Errorf("plan directory of another user: %v", err)
+		}
+	}
+}
