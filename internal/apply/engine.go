@@ -336,7 +336,9 @@ func (e *engine) prepare(ctx context.Context) error {
 			cur, _ := e.j.FileBytes(f)
 			lines := strings.Split(string(cur), "\n")
 			for _, lc := range s.HBA.Lines {
-				if lc.Line > 0 && lc.Old != "" && (lc.Line > len(lines) || strings.TrimRight(lines[lc.Line-1], "\r") != lc.Old) {
+				// Old is shown to people, so its credentials are masked:
+				// compare the file's line masked the same way.
+				if lc.Line > 0 && lc.Old != "" && (lc.Line > len(lines) || hba.MaskLine(strings.TrimRight(lines[lc.Line-1], "\r")) != hba.MaskLine(lc.Old)) {
 					return refuse("step %s: %s:%d is no longer %q: the file changed since the plan was made; plan again", s.ID, e.info.hbaFile, lc.Line, lc.Old)
 				}
 			}
