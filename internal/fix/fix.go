@@ -116,7 +116,7 @@ func Build(s *snapshot.Snapshot, findings []rules.Finding, o Options) *Result {
 	add(planFiles(s, byKind["file"]))
 	add(planSQL(s, byKind["sql"]))
 	add(planSettings(s, byKind["setting"]))
-	add(planHBA(s, byKind["hba"]))
+	add(planHBA(s, byKind["hba"], sslAfter(s, steps)))
 	sort.SliceStable(steps, func(i, j int) bool { return steps[i].order < steps[j].order })
 	ids := map[string]string{}
 	for i := range steps {
@@ -173,6 +173,18 @@ func (r *Result) Annotate(findings []rules.Finding) {
 			}
 		}
 	}
+}
+
+// sslAfter says whether ssl is on once the plan's settings are in force.
+func sslAfter(s *snapshot.Snapshot, steps []built) bool {
+	for _, b := range steps {
+		for _, c := range b.step.Settings {
+			if c.Name == "ssl" {
+				return c.To == "on" || c.To == "true"
+			}
+		}
+	}
+	return sslOn(s)
 }
 
 func applyNote(apply string) string {

@@ -80,7 +80,11 @@ type fileWant struct {
 // included file is edited where it is): one new text per changed line,
 // however many rules asked, so that the order the fixes are read in no
 // longer matters.
-func planHBA(s *snapshot.Snapshot, items []item) ([]built, []plan.Held) {
+func planHBA(s *snapshot.Snapshot, items []item, sslAfter bool) ([]built, []plan.Held) {
+	var heldSSL []plan.Held
+	if !sslAfter {
+		items, heldSSL = withoutHostSSL(items)
+	}
 	files := map[string]*fileWant{}
 	var order []string
 	for _, it := range items {
@@ -111,7 +115,7 @@ func planHBA(s *snapshot.Snapshot, items []item) ([]built, []plan.Held) {
 		lw.add(it)
 	}
 	var out []built
-	var held []plan.Held
+	held := heldSSL
 	for _, path := range order {
 		b, h := planHBAFile(s, files[path])
 		if b != nil {
@@ -578,6 +582,31 @@ func hbaSummary(path string, lines []plan.LineChange, note string) string {
 		sum += "; " + note
 	}
 	return sum
+}
+
+// withoutHostSSL drops the hostssl part of the edits when the plan leaves
+// ssl off (a filter left out TLS-01, or its certificate is missing): a
+// hostssl line matches nothing then, and every TCP client of the line
+// would be refused. An edit that asked for nothing else is held.
+func withoutHostSSL(items []item) ([]item, []plan.Held) {
+	var out []item
+	var held []plan.Held
+	for _, it := range items {
+		e := it.c.HBA
+		if e.Type != hba.HostSSL {
+			out = append(out, it)
+			continue
+		}
+		c := *e
+		c.Type = ""
+		if c.Method == "" && c.Address == "" && !c.Delete && len(c.Before) == 0 && len(c.Append) == 0 && len(c.Users) == 0 {
+			held = append(held, plan.Held{FindingRef: it.ref(), Why: "hostssl lines need ssl = on, and this plan leaves ssl off (plan TLS-01, with its certificate, too)"})
+			continue
+		}
+		it.c.HBA = &c
+		out = append(out, it)
+	}
+	return out, held
 }
 
 func sslOn(s *snapshot.Snapshot) bool {

@@ -327,11 +327,19 @@ func TestHBAPlanEdges(t *testing.T) {
 	t.Run("ssl off", func(t *testing.T) {
 		s, _ := fileSnapshot(t, "host all app 10.0.0.0/8 scram-sha-256\n", app)
 		s.SetSetting(snapshot.Setting{Name: "ssl", Value: "off"})
+		// Without TLS-01 the plan leaves ssl off: a hostssl line would
+		// refuse every TCP client of the line, so AUTH-05 is held.
 		res := fix.Build(s, rules.Run(s), fix.Options{Only: []string{"AUTH-05"}})
+		if st := hbaSteps(res.Plan); len(st) != 0 || len(res.Plan.Held) != 1 || !strings.Contains(res.Plan.Held[0].Why, "ssl = on") {
+			t.Fatalf("steps %+v held %+v", st, res.Plan.Held)
+		}
+		// A method change on the same line still goes ahead, without hostssl.
+		s2, _ := fileSnapshot(t, "host all app 10.0.0.0/8 md5\n", app)
+		s2.SetSetting(snapshot.Setting{Name: "ssl", Value: "off"})
+		res = fix.Build(s2, rules.Run(s2), fix.Options{Only: []string{"AUTH-02", "AUTH-05"}})
 		st := hbaSteps(res.Plan)
-		if len(st) != 1 || !strings.Contains(strings.Join(st[0].Breaks, "\n"), "ssl = on") ||
-			!strings.Contains(strings.Join(st[0].Breaks, "\n"), "without TLS") {
-			t.Fatalf("steps %+v", st)
+		if len(st) != 1 || len(st[0].HBA.Lines) != 1 || st[0].HBA.Lines[0].New != "host all app 10.0.0.0/8 scram-sha-256" {
+			t.Fatalf("steps %+v held %+v", st, res.Plan.Held)
 		}
 	})
 	t.Run("line changed since the audit", func(t *testing.T) {
