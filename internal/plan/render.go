@@ -424,7 +424,21 @@ func WriteSQL(w io.Writer, p *Plan) error {
 	// it as a connection string, so \connect can return to it by name.
 	b.WriteString("SELECT 'dbname=''' || replace(replace(current_database(), '\\', '\\\\'), '''', '\\''') || '''' AS pgaegis_home \\gset\n")
 	moved := false
-	for _, s := range p.Steps {
+	cut := afterRestart(p)
+	if cut >= 0 {
+		// psql cannot restart the server: the script runs in two parts,
+		// the second after the restart (a library's own parameters are
+		// refused until it is loaded).
+		b.WriteString("\\if :{?after_restart}\n\\else\n")
+	}
+	for i, s := range p.Steps {
+		if i == cut {
+			if moved {
+				b.WriteString("\\connect -reuse-previous=on :pgaegis_home\n")
+				moved = false
+			}
+			b.WriteString("\\echo 'pgaegis: restart the server now, then run this script again with -v after_restart=1 for the rest'\n\\quit\n\\endif\n")
+		}
 		stepComment(&b, "--", s)
 		switch s.Kind {
 		case KindSQL:
@@ -499,7 +513,25 @@ func WriteShell(w io.Writer, p *Plan) error {
 	b.WriteString("pgaegis_psql() { psql -X -q -v ON_ERROR_STOP=1 \"$@\"; }\n")
 	b.WriteString("pgaegis_reload() { pgaegis_psql -c 'SELECT pg_reload_conf()' >/dev/null; }\n")
 	var restart []string
+	// The file's credentials must not travel in a script, and a script
+	// that stops halfway leaves a half-applied plan: refuse up front.
 	for _, s := range p.Steps {
+		if s.Kind == KindHBA && s.HBA != nil && MaskedContent(s.HBA.Content) != s.HBA.Content {
+			fmt.Fprintf(&b, "echo %s >&2\nexit 1\n", quote.Shell("pg_hba.conf holds credentials (ldapbindpasswd, radiussecret): apply this plan with 'pgaegis fix --apply', not from a script"))
+			_, err := io.WriteString(w, b.String())
+			return err
+		}
+	}
+	cut := afterRestart(p)
+	if cut >= 0 {
+		b.WriteString("if [ \"${PGAEGIS_AFTER_RESTART:-}\" != 1 ]; then\n")
+	}
+	for i, s := range p.Steps {
+		if i == cut {
+			restartBlock(&b, restart, true)
+			restart = nil
+			b.WriteString("fi\n")
+		}
 		stepComment(&b, "#", s)
 		switch s.Kind {
 		case KindCommand:
@@ -531,13 +563,6 @@ func WriteShell(w io.Writer, p *Plan) error {
 			}
 			path := quote.Shell(s.HBA.Path)
 			content := s.HBA.Content
-			if MaskedContent(content) != content {
-				// A script is a file that travels (change review, tickets):
-				// it must not carry the file's credentials, and a masked
-				// copy would break the line. The engine applies this step.
-				fmt.Fprintf(&b, "echo %s >&2\nexit 1\n", quote.Shell("pg_hba.conf holds credentials (ldapbindpasswd, radiussecrets): apply this step with 'pgaegis fix --apply', not from a script"))
-				continue
-			}
 			if content != "" && !strings.HasSuffix(content, "\n") {
 				content += "\n"
 			}
@@ -556,15 +581,44 @@ func WriteShell(w io.Writer, p *Plan) error {
 		}
 	}
 	if len(restart) > 0 {
-		fmt.Fprintf(&b, "\n# ==== RESTART NEEDED: step %s take(s) effect only when the server restarts ====\n", strings.Join(restart, ", "))
-		b.WriteString("if [ \"${PGAEGIS_RESTART:-}\" = 1 ]; then\n")
-		b.WriteString("\tpg_ctl restart -D \"${PGDATA:?set PGDATA to the data directory}\" -m fast -w\n")
-		b.WriteString("else\n")
-		b.WriteString("\techo 'pgaegis: restart the server for the remaining steps (or run again with PGAEGIS_RESTART=1 PGDATA=...)' >&2\n")
-		b.WriteString("fi\n")
+		restartBlock(&b, restart, false)
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// afterRestart is the index of the first step that must wait for a
+// restart step (After names it), or -1.
+func afterRestart(p *Plan) int {
+	restart := map[string]bool{}
+	for i, s := range p.Steps {
+		for _, a := range s.After {
+			if restart[a] {
+				return i
+			}
+		}
+		if s.Apply == ApplyRestart {
+			restart[s.ID] = true
+		}
+	}
+	return -1
+}
+
+// restartBlock restarts the server when the operator asked for it
+// (PGAEGIS_RESTART=1); otherwise it says so, and, when more steps follow
+// (more), stops: they need the restart.
+func restartBlock(b *strings.Builder, ids []string, more bool) {
+	fmt.Fprintf(b, "\n# ==== RESTART NEEDED: step %s take(s) effect only when the server restarts ====\n", strings.Join(ids, ", "))
+	b.WriteString("if [ \"${PGAEGIS_RESTART:-}\" = 1 ]; then\n")
+	b.WriteString("\t\"${PG_CTL:-pg_ctl}\" restart -D \"${PGDATA:?set PGDATA to the data directory}\" -m fast -w\n")
+	b.WriteString("else\n")
+	if more {
+		b.WriteString("\techo 'pgaegis: restart the server now, then run this script again with PGAEGIS_AFTER_RESTART=1 for the rest (or run it with PGAEGIS_RESTART=1 PGDATA=... [PG_CTL=...])' >&2\n")
+		b.WriteString("\texit 0\n")
+	} else {
+		b.WriteString("\techo 'pgaegis: restart the server for the remaining steps (or run again with PGAEGIS_RESTART=1 PGDATA=... [PG_CTL=...])' >&2\n")
+	}
+	b.WriteString("fi\n")
 }
 
 // MaskedContent is a pg_hba.conf with every credential option masked

@@ -469,3 +469,32 @@ func TestWritersMaskHBACredentials(t *testing.T) {
 		}
 	}
 }
+
+// A library's own parameters are refused until a restart loads it: the
+// scripts stop before those steps and finish after the restart.
+func TestScriptsSplitAtTheRestart(t *testing.T) {
+	p := &Plan{ID: "20261202-000000-0002", Steps: []Step{
+		{ID: "1", Kind: KindSettings, Apply: ApplyRestart, Settings: []SettingChange{{Name: "shared_preload_libraries", To: "pgaudit", Restart: true}}},
+		{ID: "2", Kind: KindSettings, Apply: ApplyReload, After: []string{"1"}, Settings: []SettingChange{{Name: "pgaudit.log", To: "ddl,role"}}},
+	}}
+	var sh, sql strings.Builder
+	if err := WriteShell(&sh, p); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteSQL(&sql, p); err != nil {
+		t.Fatal(err)
+	}
+	restart, later := strings.Index(sh.String(), "RESTART NEEDED"), strings.Index(sh.String(), "pgaudit.log")
+	if restart < 0 || later < restart || !strings.Contains(sh.String(), "PGAEGIS_AFTER_RESTART") {
+		t.Errorf("sh script does not restart before step 2:\n%s", sh.String())
+	}
+	cmd := exec.Command("sh", "-n")
+	cmd.Stdin = strings.NewReader(sh.String())
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Errorf("sh -n: %v %s", err, out)
+	}
+	q := sql.String()
+	if i, j := strings.Index(q, `\quit`), strings.Index(q, "pgaudit.log"); !strings.Contains(q, `\if :{?after_restart}`) || i < 0 || j < i {
+		t.Errorf("sql script does not stop before step 2:\n%s", q)
+	}
+}

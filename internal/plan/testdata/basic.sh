@@ -55,7 +55,7 @@ pgaegis_psql -c 'ALTER SYSTEM SET auth_delay.milliseconds = '\''500'\'';'
 
 # ==== RESTART NEEDED: step 6 take(s) effect only when the server restarts ====
 if [ "${PGAEGIS_RESTART:-}" = 1 ]; then
-	pg_ctl restart -D "${PGDATA:?set PGDATA to the data directory}" -m fast -w
+	"${PG_CTL:-pg_ctl}" restart -D "${PGDATA:?set PGDATA to the data directory}" -m fast -w
 else
-	echo 'pgaegis: restart the server for the remaining steps (or run again with PGAEGIS_RESTART=1 PGDATA=...)' >&2
+	echo 'pgaegis: restart the server for the remaining steps (or run again with PGAEGIS_RESTART=1 PGDATA=... [PG_CTL=...])' >&2
 fi
