@@ -174,7 +174,9 @@ func planSettings(s *snapshot.Snapshot, items []item) ([]built, []plan.Held) {
 		var parts []string
 		for _, m := range ms {
 			b.step.Settings = append(b.step.Settings, m.change)
-			parts = append(parts, m.change.Name+" = "+guc.QuoteLiteral(m.change.To))
+			// As ALTER SYSTEM takes it: a list setting is one literal per
+			// element, never the one string that names a single library.
+			parts = append(parts, strings.TrimSuffix(strings.TrimPrefix(plan.AlterSystem(m.change), "ALTER SYSTEM SET "), ";"))
 			for _, it := range m.items {
 				k := it.f.Key()
 				if perFinding[k] == nil {

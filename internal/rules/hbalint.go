@@ -23,6 +23,11 @@ func init() {
 				return
 			}
 			for _, sh := range hbapolicy.Shadowed(rules) {
+				// The final reject AUTH-07 asks for is a safety net: dead
+				// while a catch-all precedes it, and meant to be.
+				if catchAllReject(sh.Rule) {
+					continue
+				}
 				p := Problem{Object: hbaObject(sh.Rule), Location: sh.Rule.Location(),
 					Evidence: fmt.Sprintf("%s can never match: %s (%s) takes every connection it would", hbaEvidence(sh.Rule), sh.By.Location(), hbaEvidence(sh.By)),
 					Expected: "each line reachable", Fix: fmt.Sprintf("move %s above %s, or delete it", sh.Rule.Location(), sh.By.Location()), FixKind: FixConfig, FixApply: "reload"}
@@ -120,4 +125,17 @@ func init() {
 			}
 		},
 	})
+}
+
+// catchAllReject is a "host all all 0.0.0.0/0 reject" line (or ::/0, or
+// all): the final reject of AUTH-07.
+func catchAllReject(r *hba.Rule) bool {
+	if r.Type != hba.Host || r.Method != "reject" || !allTokens(r.Databases) || !allTokens(r.Users) {
+		return false
+	}
+	if r.AddrKind == hba.AddrAll {
+		return true
+	}
+	p, ok := r.Prefix()
+	return r.AddrKind == hba.AddrCIDR && ok && p.Bits() == 0
 }
