@@ -398,11 +398,13 @@ func applyOutcome(env *Env, verb string, r *apply.Result, err error) (int, error
 			}
 		}
 	}
-	if err != nil {
-		return ExitError, err
-	}
+	// Said above already: the error again (and a connection hint read
+	// into its words) would only repeat it.
 	if r != nil && (r.RolledBack || r.Problem != "") {
 		return ExitError, nil
+	}
+	if err != nil {
+		return ExitError, err
 	}
 	return ExitOK, nil
 }

@@ -91,7 +91,11 @@ func Build(s *snapshot.Snapshot, findings []rules.Finding, o Options) *Result {
 	byKind := map[string][]item{}
 	for i := range findings {
 		f := &findings[i]
-		if f.Status != rules.Fail || !o.wants(f) {
+		if f.Status != rules.Fail {
+			continue
+		}
+		if !o.wants(f) {
+			p.Filtered++
 			continue
 		}
 		if len(f.Changes) == 0 {

@@ -43,6 +43,9 @@ type Plan struct {
 	// Held are automatic fixes left out of this plan, and why (excluded by
 	// a filter, a prerequisite missing, would lock out a kept path).
 	Held []Held `json:"held,omitempty"`
+	// Filtered counts the failing findings the filters (--only,
+	// --exclude, --min-severity, an interactive choice) left out.
+	Filtered int `json:"filtered,omitempty"`
 }
 
 // FindingRef names a finding a step closes (rules.Finding.Key parts).

@@ -223,6 +223,9 @@ func WriteText(w io.Writer, p *Plan) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "plan %s\ntarget: %s\n", one(p.ID), one(p.Target))
 	fmt.Fprintf(&b, "%d step(s) closing %d finding(s); %d manual; %d held back\n", len(p.Steps), closed(p), len(p.Manual), len(p.Held))
+	if p.Filtered > 0 {
+		fmt.Fprintf(&b, "%d failing finding(s) left out by --only, --exclude or --min-severity\n", p.Filtered)
+	}
 	if p.NeedsRestart() {
 		var ids []string
 		for _, s := range p.Steps {

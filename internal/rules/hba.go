@@ -664,7 +664,7 @@ func superuserRejectChange(name string, hit *hba.Rule, all []hba.Rule) []remedy.
 	}
 	before = append(before, fmt.Sprintf("host all %s 0.0.0.0/0 reject", tok), fmt.Sprintf("host all %s ::/0 reject", tok))
 	return []remedy.Change{{HBA: &remedy.HBAEdit{File: hit.File, Line: hit.Line, Before: before},
-		Breaks: "superuser " + quote.Ident(name) + " can no longer log in from other hosts (the socket and loopback stay open)"}}
+		Breaks: "superuser " + quote.Ident(name) + " can no longer log in over TCP through " + textsafe.String(hit.Location()) + " or any later line, from any address (loopback too, unless an earlier line or a copy inserted here takes it); local socket logins are unchanged"}}
 }
 
 // shadowedAfter reports whether line, placed after the rules earlier,
