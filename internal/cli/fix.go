@@ -34,7 +34,7 @@ type applyFlags struct {
 
 func (a *applyFlags) register(cmd *cobra.Command) {
 	fs := cmd.Flags()
-	fs.StringVar(&a.journalDir, "journal-dir", "", "directory of plan journals (default $XDG_STATE_HOME/pgaegis/plans)")
+	fs.StringVar(&a.journalDir, "journal-dir", "", "directory of plan journals, private to you (default $XDG_STATE_HOME/pgaegis/plans, else ~/.local/state/pgaegis/plans)")
 	fs.BoolVar(&a.noRestart, "no-restart", false, "do not restart the server: restart-needing steps stay pending")
 	fs.StringVar(&a.restartCmd, "restart-command", "", "command that restarts the server, split at blanks (default: pg_ctl restart as the data directory's owner)")
 	cmd.MarkFlagDirname("journal-dir")
@@ -413,6 +413,13 @@ func fixRollbackCmd(env *Env) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "rollback PLAN-ID [connection options]",
 		Short: "restore everything a plan changed, from its journal",
+		Long: `Restore everything plan PLAN-ID changed, from its journal: pg_hba.conf and
+postgresql.auto.conf byte for byte (with their owner and mode), the SQL
+undone in reverse, file modes; then reload, or restart when the plan did.
+It refuses when a file changed since the apply, when the plan was rolled
+back already, and when the journal is not private to you.
+
+Exit codes: 0 rolled back; 2 an error or a refusal (nothing restored).`,
 		Example: `  sudo -u postgres pgaegis fix rollback 20261201-231500-3f2a
   pgaegis fix history`,
 		Args: func(c *cobra.Command, args []string) error {
@@ -454,7 +461,7 @@ func fixHistoryCmd(env *Env) *cobra.Command {
   pgaegis fix history --format json --journal-dir /var/lib/pgaegis/plans`,
 		Args: noArgs,
 	}
-	dir := cmd.Flags().String("journal-dir", "", "directory of plan journals (default $XDG_STATE_HOME/pgaegis/plans)")
+	dir := cmd.Flags().String("journal-dir", "", "directory of plan journals, private to you (default $XDG_STATE_HOME/pgaegis/plans, else ~/.local/state/pgaegis/plans)")
 	format := cmd.Flags().String("format", "text", "text or json")
 	completeValues(cmd, "format", "text", "json")
 	cmd.MarkFlagDirname("journal-dir")
