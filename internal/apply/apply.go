@@ -74,15 +74,19 @@ type Options struct {
 
 // Result says what happened.
 type Result struct {
-	PlanID     string        `json:"plan_id"`
-	JournalDir string        `json:"journal_dir"`
-	Applied    []string      `json:"applied_steps"`
-	Reloaded   bool          `json:"reloaded"`
-	Restarted  bool          `json:"restarted"`
-	Pending    []string      `json:"pending_steps,omitempty"` // restart-needing steps left for a restart (NoRestart)
-	RolledBack bool          `json:"rolled_back"`
-	Problem    string        `json:"problem,omitempty"` // why it was refused or rolled back
-	Took       time.Duration `json:"took_ns"`
+	PlanID     string   `json:"plan_id"`
+	JournalDir string   `json:"journal_dir"`
+	Applied    []string `json:"applied_steps"`
+	Reloaded   bool     `json:"reloaded"`
+	Restarted  bool     `json:"restarted"`
+	Pending    []string `json:"pending_steps,omitempty"` // restart-needing steps left for a restart (NoRestart)
+	RolledBack bool     `json:"rolled_back"`
+	// Failed: changes were made and the plan did not hold; with
+	// RolledBack false the restore failed too (see Problem and the
+	// journal).
+	Failed  bool          `json:"failed,omitempty"`
+	Problem string        `json:"problem,omitempty"` // why it was refused or rolled back
+	Took    time.Duration `json:"took_ns"`
 }
 
 // Entry is one plan in the journal.

@@ -159,7 +159,7 @@ func (e *engine) refused(ctx context.Context, err error) (*Result, error) {
 			err = fmt.Errorf("%v; restoring the journalled files failed too: %v (journal %s)", err, rerr, e.j.Dir)
 		}
 	}
-	e.res.Problem = "refused: " + err.Error()
+	e.res.Problem = err.Error()
 	e.st.State, e.st.Problem = plan.StateRefused, e.res.Problem
 	e.j.WriteManifest(e.m)
 	e.j.WriteState(e.st)
@@ -178,7 +178,7 @@ func (e *engine) failed(ctx context.Context, err error) (*Result, error) {
 	ctx, cancel := restoreContext(ctx)
 	defer cancel()
 	e.logf("failed: %v; restoring plan %s from its journal", err, e.j.ID)
-	e.res.Problem = err.Error()
+	e.res.Problem, e.res.Failed = err.Error(), true
 	if rerr := e.restore(ctx, e.restarted); rerr != nil {
 		e.res.Problem = fmt.Sprintf("%v; rolling back failed too: %v (journal %s)", err, rerr, e.j.Dir)
 	} else {

@@ -381,6 +381,8 @@ func applyOutcome(env *Env, verb string, r *apply.Result, err error) (int, error
 		switch {
 		case r.RolledBack:
 			fmt.Fprintf(env.Stderr, "pgaegis fix: plan %s rolled back: %s (journal %s)\n", r.PlanID, textsafe.String(r.Problem), textsafe.String(r.JournalDir))
+		case r.Failed:
+			fmt.Fprintf(env.Stderr, "pgaegis fix: plan %s FAILED and was not fully restored: %s; restore by hand from the journal %s\n", r.PlanID, textsafe.String(r.Problem), textsafe.String(r.JournalDir))
 		case r.Problem != "":
 			fmt.Fprintf(env.Stderr, "pgaegis fix: plan %s refused, nothing changed: %s\n", r.PlanID, textsafe.String(r.Problem))
 		case err == nil:
@@ -400,7 +402,7 @@ func applyOutcome(env *Env, verb string, r *apply.Result, err error) (int, error
 	}
 	// Said above already: the error again (and a connection hint read
 	// into its words) would only repeat it.
-	if r != nil && (r.RolledBack || r.Problem != "") {
+	if r != nil && (r.RolledBack || r.Failed || r.Problem != "") {
 		return ExitError, nil
 	}
 	if err != nil {
