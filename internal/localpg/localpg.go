@@ -379,8 +379,9 @@ func (s *Server) PostmasterPID() int {
 func (s *Server) ConnConfig(database string) *pgx.ConnConfig {
 	// sslmode=prefer: TLS when the server offers it (hostssl-only
 	// clusters), plain otherwise. Names and the password are set as
-	// fields, never pasted into the string.
-	cfg, err := pgx.ParseConfig(fmt.Sprintf("host=127.0.0.1 port=%d sslmode=prefer connect_timeout=10", s.Port))
+	// fields, never pasted into the string. connect_timeout is generous:
+	// a busy 2-core CI machine can take seconds to accept a connection.
+	cfg, err := pgx.ParseConfig(fmt.Sprintf("host=127.0.0.1 port=%d sslmode=prefer connect_timeout=30", s.Port))
 	if err != nil {
 		panic(err) // the string above is ours and always valid
 	}
