@@ -17,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/pgaegis/pgaegis/internal/guc"
 	"github.com/pgaegis/pgaegis/internal/hba"
 	"github.com/pgaegis/pgaegis/internal/plan"
 	"github.com/pgaegis/pgaegis/internal/quote"
@@ -519,12 +520,10 @@ func (e *engine) guard(ctx context.Context) error {
 	return nil
 }
 
+// isOn reads a boolean setting as the server does (guc.ParseBool).
 func isOn(v string) bool {
-	switch strings.ToLower(strings.TrimSpace(v)) {
-	case "on", "true", "yes", "1", "t", "y":
-		return true
-	}
-	return false
+	on, ok := guc.ParseBool(v)
+	return ok && on
 }
 
 // newGuard loads what the simulation needs: the current pg_hba.conf and

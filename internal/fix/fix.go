@@ -184,7 +184,7 @@ func sslAfter(s *snapshot.Snapshot, steps []built) bool {
 	for _, b := range steps {
 		for _, c := range b.step.Settings {
 			if c.Name == "ssl" {
-				return c.To == "on" || c.To == "true"
+				return isTrue(c.To)
 			}
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/pgaegis/pgaegis/internal/guc"
 	"github.com/pgaegis/pgaegis/internal/hba"
 	"github.com/pgaegis/pgaegis/internal/plan"
 	"github.com/pgaegis/pgaegis/internal/quote"
@@ -611,7 +612,14 @@ func withoutHostSSL(items []item) ([]item, []plan.Held) {
 
 func sslOn(s *snapshot.Snapshot) bool {
 	v, ok := s.Setting("ssl")
-	return ok && (v.Value == "on" || v.Value == "true")
+	return ok && isTrue(v.Value)
+}
+
+// isTrue reads a boolean setting the way the server does (on, true, yes,
+// 1 and their prefixes); an unreadable value is not on.
+func isTrue(v string) bool {
+	on, ok := guc.ParseBool(v)
+	return ok && on
 }
 
 // methodBreaks names the clients a method change refuses: roles whose
