@@ -38,6 +38,7 @@ type meta struct {
 	Server    string           `json:"server,omitempty"`
 	Seconds   float64          `json:"seconds"`
 	Rounds    int              `json:"attack_rounds,omitempty"`
+	NoPlperl  bool             `json:"no_plperl,omitempty"`  // plperlu not installed: no untrusted-language function in the attack
 	SeedBytes int64            `json:"seed_bytes,omitempty"` // real part when the rest repeats it
 	Copies    int              `json:"copies,omitempty"`
 	Sizes     map[string]int64 `json:"sizes"`
@@ -131,8 +132,19 @@ func generateReal(ctx context.Context, dir string, size int64) (*meta, error) {
 	); err != nil {
 		return nil, err
 	}
-	if err := srv.ExecIn(ctx, "bench", "CREATE EXTENSION IF NOT EXISTS plperlu"); err != nil {
-		return nil, err
+	// plperlu is a separate package (postgresql-15-plperl): the attack
+	// does without its function when it is missing.
+	plperl := false
+	if c, err := srv.Connect(ctx, "bench"); err == nil {
+		c.QueryRow(ctx, "SELECT count(*) > 0 FROM pg_available_extensions WHERE name = 'plperlu'").Scan(&plperl)
+		c.Close(ctx)
+	}
+	if plperl {
+		if err := srv.ExecIn(ctx, "bench", "CREATE EXTENSION IF NOT EXISTS plperlu"); err != nil {
+			return nil, err
+		}
+	} else {
+		fmt.Fprintln(os.Stderr, "  plperlu is not installed (postgresql-15-plperl): the attack creates no untrusted-language function")
 	}
 	// pgbench reads the password from a private passfile, never from
 	// argv or its environment.
@@ -183,7 +195,7 @@ func generateReal(ctx context.Context, dir string, size int64) (*meta, error) {
 	go func() {
 		defer close(attackDone)
 		for i := range rounds {
-			if err := attack(ctx, srv, i); err != nil && attackErr == nil {
+			if err := attack(ctx, srv, i, plperl); err != nil && attackErr == nil {
 				attackErr = err
 			}
 		}
@@ -221,10 +233,10 @@ func generateReal(ctx context.Context, dir string, size int64) (*meta, error) {
 		rounds <- round // even a tiny log holds the attack once
 		round++
 	}
+	stopLoad() // before the last round ends: the log stops near size
+	wg.Wait()
 	close(rounds)
 	<-attackDone
-	stopLoad()
-	wg.Wait()
 	if loadErr != nil {
 		return nil, loadErr
 	}
@@ -239,7 +251,7 @@ func generateReal(ctx context.Context, dir string, size int64) (*meta, error) {
 			time.Sleep(100 * time.Millisecond)
 		}
 	}
-	m := &meta{Shape: "heavy", Server: version, Seconds: time.Since(start).Seconds(), Rounds: round, Sizes: map[string]int64{}}
+	m := &meta{Shape: "heavy", Server: version, Seconds: time.Since(start).Seconds(), Rounds: round, NoPlperl: !plperl, Sizes: map[string]int64{}}
 	for f, name := range realFiles {
 		dst := filepath.Join(dir, name)
 		if err := moveFile(filepath.Join(srv.DataDir, "log", name), dst); err != nil {
@@ -257,7 +269,7 @@ func generateReal(ctx context.Context, dir string, size int64) (*meta, error) {
 // attack plays one round of what an intruder does from loopback: brute
 // force, spraying over roles that do not exist, a success after failures,
 // refused hosts, then, as a superuser, the statements that matter.
-func attack(ctx context.Context, srv *localpg.Server, round int) error {
+func attack(ctx context.Context, srv *localpg.Server, round int, plperl bool) error {
 	login := func(src, user, db, pw string) error {
 		cfg := srv.ConnConfig(db)
 		cfg.User, cfg.Password = user, pw
@@ -290,6 +302,14 @@ func attack(ctx context.Context, srv *localpg.Server, round int) error {
 	login("127.0.0.10", "victim", "postgres", "victim-1") // no pg_hba.conf entry
 
 	r := fmt.Sprint(round)
+	if plperl {
+		if err := srv.ExecIn(ctx, "bench",
+			"CREATE OR REPLACE FUNCTION pwn() RETURNS int LANGUAGE plperlu AS $$ return 1; $$",
+			"DROP FUNCTION pwn()",
+		); err != nil {
+			return err
+		}
+	}
 	return srv.ExecIn(ctx, "bench",
 		"CREATE ROLE intruder"+r+" SUPERUSER LOGIN PASSWORD 'Intruder-"+r+"!'",
 		"ALTER ROLE victim PASSWORD 'Secret123!'",
@@ -301,13 +321,11 @@ func attack(ctx context.Context, srv *localpg.Server, round int) error {
 		"SELECT rolname, rolpassword FROM pg_authid WHERE rolname = 'victim'",
 		"ALTER SYSTEM SET archive_command = '/bin/true'",
 		"ALTER SYSTEM RESET archive_command",
-		"CREATE OR REPLACE FUNCTION pwn() RETURNS int LANGUAGE plperlu SECURITY DEFINER AS $$ return 1; $$",
 		"CREATE OR REPLACE FUNCTION definer() RETURNS int LANGUAGE sql SECURITY DEFINER AS 'SELECT 1'",
 		"SET pgaudit.log = 'none'",
 		"SET log_statement = 'none'",
 		"RESET log_statement",
 		"RESET pgaudit.log",
-		"DROP FUNCTION pwn()",
 		"DROP FUNCTION definer()",
 		"REVOKE pg_execute_server_program FROM victim",
 		"REVOKE SELECT, UPDATE ON pgbench_accounts FROM victim",
