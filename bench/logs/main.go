@@ -83,7 +83,8 @@ func main() {
 	fmt.Printf("%d cores, %s; logs cached in %s\n", runtime.NumCPU(), runtime.Version(), *dir)
 	fmt.Printf("prefix '%s'; best of %d runs for every tool", prefix, *runs)
 	if badger {
-		fmt.Printf("; pgBadger on the first %d MB of each file (its MB/s is on that slice)", *badgerMB)
+		v, _ := exec.Command("pgbadger", "--version").Output()
+		fmt.Printf("; %s on the first %d MB of each file (its MB/s is on that slice)", strings.TrimSpace(string(v)), *badgerMB)
 	}
 	fmt.Print("\n")
 
