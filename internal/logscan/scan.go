@@ -662,8 +662,12 @@ func interestingMessage(before, msg []byte) bool {
 			}
 			return false
 		}
+		if bytes.HasPrefix(msg, []byte("AUDIT: ")) {
+			// The whole pgaudit line: the statement inside it (a CSV field)
+			// has no word the line lacks.
+			return mayMatter(msg[len("AUDIT: "):])
+		}
 		return bytes.HasPrefix(msg, []byte("connection ")) ||
-			bytes.HasPrefix(msg, []byte("AUDIT: ")) ||
 			bytes.HasPrefix(msg, []byte("invalid ")) || bytes.HasPrefix(msg, []byte("incomplete startup")) ||
 			bytes.HasPrefix(msg, []byte("could not accept SSL")) || bytes.HasPrefix(msg, []byte("unsupported frontend"))
 	case bytes.HasSuffix(before, []byte("ERROR")):
