@@ -539,18 +539,20 @@ func recordCut(buf []byte, f Format) int {
 
 // parseChunk finds the signals in a chunk of whole records.
 func parseChunk(data []byte, f Format, p *Prefix) []signal {
+	v := verdictPool.Get().(*verdicts)
+	defer verdictPool.Put(v)
 	switch f {
 	case JSON:
-		return parseJSON(data)
+		return parseJSON(data, v)
 	case CSV:
-		return parseCSV(data)
+		return parseCSV(data, v)
 	}
-	return parseStderr(data, p)
+	return parseStderr(data, p, v)
 }
 
 // stderr -------------------------------------------------------------
 
-func parseStderr(data []byte, p *Prefix) []signal {
+func parseStderr(data []byte, p *Prefix, v *verdicts) []signal {
 	var sigs []signal
 	line := 0
 	for len(data) > 0 {
@@ -583,12 +585,12 @@ func parseStderr(data []byte, p *Prefix) []signal {
 		start := line
 		line += 1 + cont
 		// Cheap filter: the severity separator, then the message start.
-		sep := bytes.Index(l, []byte(":  "))
+		sep := severityEnd(l)
 		if sep < 0 {
 			continue
 		}
 		msg := l[sep+3:]
-		if !interestingMessage(l[:sep], msg) {
+		if !interestingMessage(l[:sep], msg, v) {
 			continue
 		}
 		var r Record
@@ -641,35 +643,70 @@ func parseWith(q *Prefix, l []byte, r *Record) (string, string, bool) {
 	return "", "", false
 }
 
+// severityEnd is bytes.Index(l, ":  "), without its compare calls: the
+// colons of the timestamp come first in every line.
+func severityEnd(l []byte) int {
+	for from := 0; ; {
+		i := bytes.IndexByte(l[from:], ':')
+		if i < 0 {
+			return -1
+		}
+		i += from
+		if i+2 < len(l) && l[i+1] == ' ' && l[i+2] == ' ' {
+			return i
+		}
+		from = i + 1
+	}
+}
+
 // interestingMessage is the per-line fast path: most lines are rejected
 // by a few byte comparisons.
-func interestingMessage(before, msg []byte) bool {
+func interestingMessage(before, msg []byte, v *verdicts) bool {
+	if len(before) == 0 {
+		return false
+	}
+	// The last letter of the severity and the first of the message pick
+	// the one comparison that can succeed (DETAIL lines, a third of a
+	// log_statement log, fail at once).
+	switch before[len(before)-1] {
+	case 'G', 'L', 'R', 'T':
+	default:
+		return false
+	}
 	switch {
-	case bytes.HasSuffix(before, []byte("FATAL")):
-		return true
 	case bytes.HasSuffix(before, []byte("LOG")):
+		if len(msg) == 0 {
+			return false
+		}
+		switch msg[0] {
+		case 's', 'd', 'e', 'A', 'c', 'i', 'u':
+		default:
+			return false
+		}
 		switch {
 		case bytes.HasPrefix(msg, []byte("statement: ")):
-			return statementOfInterest(msg[len("statement: "):])
+			return v.check(verdictStatement, msg[len("statement: "):], statementOfInterest)
 		case bytes.HasPrefix(msg, []byte("duration: ")):
 			if i := bytes.Index(msg, []byte("statement: ")); i >= 0 {
-				return statementOfInterest(msg[i+len("statement: "):])
+				return v.check(verdictStatement, msg[i+len("statement: "):], statementOfInterest)
 			}
 			return false
 		case bytes.HasPrefix(msg, []byte("execute ")):
-			if i := bytes.Index(msg, []byte(": ")); i >= 0 {
-				return statementOfInterest(msg[i+2:])
+			if i := nameEnd(msg); i >= 0 {
+				return v.check(verdictStatement, msg[i+2:], statementOfInterest)
 			}
 			return false
 		}
 		if bytes.HasPrefix(msg, []byte("AUDIT: ")) {
 			// The whole pgaudit line: the statement inside it (a CSV field)
 			// has no word the line lacks.
-			return mayMatter(msg[len("AUDIT: "):])
+			return v.auditInteresting(msg[len("AUDIT: "):])
 		}
 		return bytes.HasPrefix(msg, []byte("connection ")) ||
 			bytes.HasPrefix(msg, []byte("invalid ")) || bytes.HasPrefix(msg, []byte("incomplete startup")) ||
 			bytes.HasPrefix(msg, []byte("could not accept SSL")) || bytes.HasPrefix(msg, []byte("unsupported frontend"))
+	case bytes.HasSuffix(before, []byte("FATAL")):
+		return true
 	case bytes.HasSuffix(before, []byte("ERROR")):
 		return bytes.Contains(msg, []byte("syntax error")) && mayHoldSecret(msg)
 	case bytes.HasSuffix(before, []byte("STATEMENT")):
@@ -678,9 +715,20 @@ func interestingMessage(before, msg []byte) bool {
 	return false
 }
 
+// nameEnd is bytes.Index(m, []byte(": ")) for an execute line, where
+// the statement name comes first and is short.
+func nameEnd(m []byte) int {
+	for i := 0; i+1 < len(m); i++ {
+		if m[i] == ':' && m[i+1] == ' ' {
+			return i
+		}
+	}
+	return -1
+}
+
 // json ---------------------------------------------------------------
 
-func parseJSON(data []byte) []signal {
+func parseJSON(data []byte, v *verdicts) []signal {
 	var sigs []signal
 	line := 0
 	for len(data) > 0 {
@@ -693,7 +741,7 @@ func parseJSON(data []byte) []signal {
 		}
 		cur := line
 		line++
-		if !jsonInteresting(l) {
+		if !jsonInteresting(l, v) {
 			continue
 		}
 		var j jsonRecord
@@ -712,7 +760,7 @@ func parseJSON(data []byte) []signal {
 
 // csv ----------------------------------------------------------------
 
-func parseCSV(data []byte) []signal {
+func parseCSV(data []byte, v *verdicts) []signal {
 	var sigs []signal
 	var fields []string
 	line := 0
@@ -734,7 +782,7 @@ func parseCSV(data []byte) []signal {
 		data = data[end:]
 		cur := line
 		line += bytes.Count(rec, []byte{'\n'})
-		if !csvInteresting(rec) {
+		if !csvInteresting(rec, v) {
 			continue
 		}
 		var ok bool
@@ -787,7 +835,7 @@ func jsonSeverityValue(l []byte) int {
 // jsonInteresting is the fast path for jsonlog: it finds the severity
 // and the start of the message (in that order in every record) and asks
 // the same question as for stderr lines.
-func jsonInteresting(l []byte) bool {
+func jsonInteresting(l []byte, v *verdicts) bool {
 	i := jsonSeverityValue(l)
 	if i < 0 {
 		return false
@@ -808,5 +856,5 @@ func jsonInteresting(l []byte) bool {
 	if !ok {
 		return true // broken record: let the decoder report it
 	}
-	return interestingMessage(sev, msg)
+	return interestingMessage(sev, msg, v)
 }
