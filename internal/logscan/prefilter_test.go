@@ -1,6 +1,8 @@
 package logscan
 
 import (
+	"fmt"
+	"hash/maphash"
 	"strings"
 	"testing"
 )
@@ -51,4 +53,30 @@ func FuzzMayMatter(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestVerdictsRemember: the remembered answer is the function's, also
+// when texts share a slot or differ only in length.
+func TestVerdictsRemember(t *testing.T) {
+	v := &verdicts{seed: maphash.MakeSeed()}
+	texts := append([]string{}, prefilterSeeds...)
+	for i := 0; i < 3*verdictSlots; i++ {
+		texts = append(texts, fmt.Sprintf("UPDATE t%d SET x = 1", i), fmt.Sprintf("GRANT r%d TO u", i))
+	}
+	texts = append(texts, strings.Repeat("x", verdictMax+1)+" grant")
+	for round := 0; round < 2; round++ {
+		for _, s := range texts {
+			b := []byte(s)
+			if got, want := v.check(verdictStatement, b, statementOfInterest), statementOfInterest(b); got != want {
+				t.Fatalf("check(statement, %.40q) = %v, want %v", s, got, want)
+			}
+			if got, want := v.check(verdictAudit, b, mayMatter[[]byte]), mayMatter(b); got != want {
+				t.Fatalf("check(audit, %.40q) = %v, want %v", s, got, want)
+			}
+			line := "SESSION,12,1,WRITE,UPDATE,,," + s + ",<not logged>"
+			if got, want := v.auditInteresting([]byte(line)), mayMatter(line); got != want {
+				t.Fatalf("auditInteresting(%.60q) = %v, want %v", line, got, want)
+			}
+		}
+	}
 }
