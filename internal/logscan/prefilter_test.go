@@ -80,3 +80,25 @@ func TestVerdictsRemember(t *testing.T) {
 		}
 	}
 }
+
+// TestSeverityEnd: the word-at-a-time search agrees with bytes.Index.
+func TestSeverityEnd(t *testing.T) {
+	base := "2026-12-02 02:39:48.240 UTC [12296] a@b from 127.0.0.1 LOG:  execute P_1: x:  y"
+	for cut := 0; cut <= len(base); cut++ {
+		for _, l := range []string{base[:cut], base[cut:], ":" + base[cut:], strings.Repeat(":", cut%9) + " " + base[cut:], "\xba:\x00:  " + base[:cut]} {
+			if got, want := severityEnd([]byte(l)), strings.Index(l, ":  "); got != want {
+				t.Fatalf("severityEnd(%q) = %d, want %d", l, got, want)
+			}
+		}
+	}
+}
+
+func FuzzSeverityEnd(f *testing.F) {
+	f.Add("2026-12-02 02:39:48.240 UTC [12296] a@b from 127.0.0.1 LOG:  x")
+	f.Add("::  :")
+	f.Fuzz(func(t *testing.T, l string) {
+		if got, want := severityEnd([]byte(l)), strings.Index(l, ":  "); got != want {
+			t.Fatalf("severityEnd(%q) = %d, want %d", l, got, want)
+		}
+	})
+}

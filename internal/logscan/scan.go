@@ -3,9 +3,11 @@ package logscan
 import (
 	"bytes"
 	"compress/gzip"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	"math/bits"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -643,20 +645,29 @@ func parseWith(q *Prefix, l []byte, r *Record) (string, string, bool) {
 	return "", "", false
 }
 
-// severityEnd is bytes.Index(l, ":  "), without its compare calls: the
-// colons of the timestamp come first in every line.
+// severityEnd is bytes.Index(l, ":  "). The prefix holds colons of its
+// own (the timestamp's), and an IndexByte call for each cost a third of
+// the stderr scan: this looks at eight bytes a step instead (a zero byte
+// in the word XOR ':' is a colon; the bit trick can also flag a byte
+// after a real colon, so every hit is checked).
 func severityEnd(l []byte) int {
-	for from := 0; ; {
-		i := bytes.IndexByte(l[from:], ':')
-		if i < 0 {
-			return -1
+	const ones, highs, colons = 0x0101010101010101, 0x8080808080808080, 0x3a3a3a3a3a3a3a3a
+	i := 0
+	for ; i+8 <= len(l); i += 8 {
+		x := binary.LittleEndian.Uint64(l[i:]) ^ colons
+		for m := (x - ones) &^ x & highs; m != 0; m &= m - 1 {
+			k := i + bits.TrailingZeros64(m)/8
+			if l[k] == ':' && k+2 < len(l) && l[k+1] == ' ' && l[k+2] == ' ' {
+				return k
+			}
 		}
-		i += from
-		if i+2 < len(l) && l[i+1] == ' ' && l[i+2] == ' ' {
+	}
+	for ; i < len(l); i++ {
+		if l[i] == ':' && i+2 < len(l) && l[i+1] == ' ' && l[i+2] == ' ' {
 			return i
 		}
-		from = i + 1
 	}
+	return -1
 }
 
 // interestingMessage is the per-line fast path: most lines are rejected
