@@ -150,7 +150,7 @@ func BenchmarkParseHeavy(b *testing.B) {
 	}
 	for _, hf := range heavyFormats {
 		body := readGz(b, filepath.Join("testdata", "heavy", "body."+hf.file+".gz"))
-		data := bytes.Repeat(body, chunkSize/len(body))
+		data := bytes.Repeat(body, (1<<20)/len(body))
 		b.Run(hf.name, func(b *testing.B) {
 			b.SetBytes(int64(len(data)))
 			b.ReportAllocs()

@@ -222,7 +222,11 @@ func Detect(head []byte) Format {
 	return Stderr
 }
 
-const chunkSize = 1 << 20
+// chunkSize is what one worker parses at a time: small enough that the
+// buffers read(2) copies into stay in cache (256 KiB took 7-10% less CPU
+// than 1 MiB on the heavy stderr and jsonlog logs, the same on csvlog,
+// and 7 MB less memory), large enough that handing chunks over is noise.
+const chunkSize = 1 << 18
 
 // bufRing is a fixed set of chunk buffers that circulate between the
 // reader and the workers: a gigabyte log reuses the same few megabytes
