@@ -139,6 +139,33 @@ func BenchmarkScanHeavy(b *testing.B) {
 				scanHeavy(b, path, hf.f)
 			}
 		})
+		// The floor on the same file: read it and count its lines, on
+		// one core (the scan's MB/s over this is the ratio to watch).
+		b.Run(hf.name+"/read-floor", func(b *testing.B) {
+			b.SetBytes(st.Size())
+			buf := make([]byte, chunkSize)
+			for i := 0; i < b.N; i++ {
+				f, err := os.Open(path)
+				if err != nil {
+					b.Fatal(err)
+				}
+				lines := 0
+				for {
+					n, err := f.Read(buf)
+					lines += bytes.Count(buf[:n], []byte{'\n'})
+					if err == io.EOF {
+						break
+					}
+					if err != nil {
+						b.Fatal(err)
+					}
+				}
+				f.Close()
+				if lines == 0 {
+					b.Fatal("no lines")
+				}
+			}
+		})
 	}
 }
 
