@@ -115,6 +115,9 @@ func statementSignal(r *Record, text string) (signal, bool) {
 		// redacted to the end, like any truncated statement.
 		text = text[:maxStatement]
 	}
+	if !mayMatter(text) {
+		return signal{}, false // no rule can match it, and it holds no secret
+	}
 	s := signal{kind: sigStatement, rec: *r, rule: -1}
 	red, secret := redact(text)
 	s.secret = secret

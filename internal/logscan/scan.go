@@ -3,9 +3,11 @@ package logscan
 import (
 	"bytes"
 	"compress/gzip"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	"math/bits"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -220,7 +222,11 @@ func Detect(head []byte) Format {
 	return Stderr
 }
 
-const chunkSize = 1 << 20
+// chunkSize is what one worker parses at a time: small enough that the
+// buffers read(2) copies into stay in cache (256 KiB took 7-10% less CPU
+// than 1 MiB on the heavy stderr and jsonlog logs, the same on csvlog,
+// and 7 MB less memory), large enough that handing chunks over is noise.
+const chunkSize = 1 << 18
 
 // bufRing is a fixed set of chunk buffers that circulate between the
 // reader and the workers: a gigabyte log reuses the same few megabytes
@@ -539,18 +545,20 @@ func recordCut(buf []byte, f Format) int {
 
 // parseChunk finds the signals in a chunk of whole records.
 func parseChunk(data []byte, f Format, p *Prefix) []signal {
+	v := verdictPool.Get().(*verdicts)
+	defer verdictPool.Put(v)
 	switch f {
 	case JSON:
-		return parseJSON(data)
+		return parseJSON(data, v)
 	case CSV:
-		return parseCSV(data)
+		return parseCSV(data, v)
 	}
-	return parseStderr(data, p)
+	return parseStderr(data, p, v)
 }
 
 // stderr -------------------------------------------------------------
 
-func parseStderr(data []byte, p *Prefix) []signal {
+func parseStderr(data []byte, p *Prefix, v *verdicts) []signal {
 	var sigs []signal
 	line := 0
 	for len(data) > 0 {
@@ -583,12 +591,12 @@ func parseStderr(data []byte, p *Prefix) []signal {
 		start := line
 		line += 1 + cont
 		// Cheap filter: the severity separator, then the message start.
-		sep := bytes.Index(l, []byte(":  "))
+		sep := severityEnd(l)
 		if sep < 0 {
 			continue
 		}
 		msg := l[sep+3:]
-		if !interestingMessage(l[:sep], msg) {
+		if !interestingMessage(l[:sep], msg, v) {
 			continue
 		}
 		var r Record
@@ -641,31 +649,79 @@ func parseWith(q *Prefix, l []byte, r *Record) (string, string, bool) {
 	return "", "", false
 }
 
+// severityEnd is bytes.Index(l, ":  "). The prefix holds colons of its
+// own (the timestamp's), and an IndexByte call for each cost a third of
+// the stderr scan: this looks at eight bytes a step instead (a zero byte
+// in the word XOR ':' is a colon; the bit trick can also flag a byte
+// after a real colon, so every hit is checked).
+func severityEnd(l []byte) int {
+	const ones, highs, colons = 0x0101010101010101, 0x8080808080808080, 0x3a3a3a3a3a3a3a3a
+	i := 0
+	for ; i+8 <= len(l); i += 8 {
+		x := binary.LittleEndian.Uint64(l[i:]) ^ colons
+		for m := (x - ones) &^ x & highs; m != 0; m &= m - 1 {
+			k := i + bits.TrailingZeros64(m)/8
+			if l[k] == ':' && k+2 < len(l) && l[k+1] == ' ' && l[k+2] == ' ' {
+				return k
+			}
+		}
+	}
+	for ; i < len(l); i++ {
+		if l[i] == ':' && i+2 < len(l) && l[i+1] == ' ' && l[i+2] == ' ' {
+			return i
+		}
+	}
+	return -1
+}
+
 // interestingMessage is the per-line fast path: most lines are rejected
 // by a few byte comparisons.
-func interestingMessage(before, msg []byte) bool {
+func interestingMessage(before, msg []byte, v *verdicts) bool {
+	if len(before) == 0 {
+		return false
+	}
+	// The last letter of the severity and the first of the message pick
+	// the one comparison that can succeed (DETAIL lines, a third of a
+	// log_statement log, fail at once).
+	switch before[len(before)-1] {
+	case 'G', 'L', 'R', 'T':
+	default:
+		return false
+	}
 	switch {
-	case bytes.HasSuffix(before, []byte("FATAL")):
-		return true
 	case bytes.HasSuffix(before, []byte("LOG")):
+		if len(msg) == 0 {
+			return false
+		}
+		switch msg[0] {
+		case 's', 'd', 'e', 'A', 'c', 'i', 'u':
+		default:
+			return false
+		}
 		switch {
 		case bytes.HasPrefix(msg, []byte("statement: ")):
-			return statementOfInterest(msg[len("statement: "):])
+			return v.check(verdictStatement, msg[len("statement: "):], statementOfInterest)
 		case bytes.HasPrefix(msg, []byte("duration: ")):
 			if i := bytes.Index(msg, []byte("statement: ")); i >= 0 {
-				return statementOfInterest(msg[i+len("statement: "):])
+				return v.check(verdictStatement, msg[i+len("statement: "):], statementOfInterest)
 			}
 			return false
 		case bytes.HasPrefix(msg, []byte("execute ")):
-			if i := bytes.Index(msg, []byte(": ")); i >= 0 {
-				return statementOfInterest(msg[i+2:])
+			if i := nameEnd(msg); i >= 0 {
+				return v.check(verdictStatement, msg[i+2:], statementOfInterest)
 			}
 			return false
 		}
+		if bytes.HasPrefix(msg, []byte("AUDIT: ")) {
+			// The whole pgaudit line: the statement inside it (a CSV field)
+			// has no word the line lacks.
+			return v.auditInteresting(msg[len("AUDIT: "):])
+		}
 		return bytes.HasPrefix(msg, []byte("connection ")) ||
-			bytes.HasPrefix(msg, []byte("AUDIT: ")) ||
 			bytes.HasPrefix(msg, []byte("invalid ")) || bytes.HasPrefix(msg, []byte("incomplete startup")) ||
 			bytes.HasPrefix(msg, []byte("could not accept SSL")) || bytes.HasPrefix(msg, []byte("unsupported frontend"))
+	case bytes.HasSuffix(before, []byte("FATAL")):
+		return true
 	case bytes.HasSuffix(before, []byte("ERROR")):
 		return bytes.Contains(msg, []byte("syntax error")) && mayHoldSecret(msg)
 	case bytes.HasSuffix(before, []byte("STATEMENT")):
@@ -674,9 +730,20 @@ func interestingMessage(before, msg []byte) bool {
 	return false
 }
 
+// nameEnd is bytes.Index(m, []byte(": ")) for an execute line, where
+// the statement name comes first and is short.
+func nameEnd(m []byte) int {
+	for i := 0; i+1 < len(m); i++ {
+		if m[i] == ':' && m[i+1] == ' ' {
+			return i
+		}
+	}
+	return -1
+}
+
 // json ---------------------------------------------------------------
 
-func parseJSON(data []byte) []signal {
+func parseJSON(data []byte, v *verdicts) []signal {
 	var sigs []signal
 	line := 0
 	for len(data) > 0 {
@@ -689,7 +756,7 @@ func parseJSON(data []byte) []signal {
 		}
 		cur := line
 		line++
-		if !jsonInteresting(l) {
+		if !jsonInteresting(l, v) {
 			continue
 		}
 		var j jsonRecord
@@ -708,7 +775,7 @@ func parseJSON(data []byte) []signal {
 
 // csv ----------------------------------------------------------------
 
-func parseCSV(data []byte) []signal {
+func parseCSV(data []byte, v *verdicts) []signal {
 	var sigs []signal
 	var fields []string
 	line := 0
@@ -730,7 +797,7 @@ func parseCSV(data []byte) []signal {
 		data = data[end:]
 		cur := line
 		line += bytes.Count(rec, []byte{'\n'})
-		if !csvInteresting(rec) {
+		if !csvInteresting(rec, v) {
 			continue
 		}
 		var ok bool
@@ -783,7 +850,7 @@ func jsonSeverityValue(l []byte) int {
 // jsonInteresting is the fast path for jsonlog: it finds the severity
 // and the start of the message (in that order in every record) and asks
 // the same question as for stderr lines.
-func jsonInteresting(l []byte) bool {
+func jsonInteresting(l []byte, v *verdicts) bool {
 	i := jsonSeverityValue(l)
 	if i < 0 {
 		return false
@@ -804,5 +871,5 @@ func jsonInteresting(l []byte) bool {
 	if !ok {
 		return true // broken record: let the decoder report it
 	}
-	return interestingMessage(sev, msg)
+	return interestingMessage(sev, msg, v)
 }
