@@ -38,6 +38,21 @@ func objectsHint(f rules.Finding, all bool, hint string) string {
 		n = len(f.Objects)
 	}
 	objs := f.Objects
+	// "role r0 via function f" under "every login role via function f":
+	// the shared " via …" is said once, by the finding's object.
+	if _, via, ok := strings.Cut(f.Object, " via "); ok {
+		suffix := " via " + via
+		short := make([]string, len(objs))
+		for i, o := range objs {
+			if short[i], ok = strings.CutSuffix(o, suffix); !ok {
+				short = nil
+				break
+			}
+		}
+		if short != nil {
+			objs = short
+		}
+	}
 	more := ""
 	if !all && len(objs) > shownObjects {
 		more = fmt.Sprintf(" … and %s more%s", thousands(n-shownObjects), hint)
