@@ -629,6 +629,7 @@ func init() {
 			if !ok {
 				return
 			}
+			var ps problems
 			for _, d := range dbs {
 				for _, sc := range d.Schemas {
 					if strings.HasPrefix(sc.Name, "pg_") || sc.Name == "information_schema" {
@@ -642,13 +643,17 @@ func init() {
 						if r != nil && !r.CanLogin {
 							continue // a NOLOGIN owner group is the intended pattern
 						}
-						c.Fail(sqlProblem(Problem{Object: fmt.Sprintf("schema %s.%s", d.Name, sc.Name), Evidence: fmt.Sprintf("login role %s can create objects in %s.%s", it.Grantee, d.Name, sc.Name),
+						ps.add(d.Name+"\x00"+it.Grantee, sqlProblem(Problem{Object: fmt.Sprintf("schema %s.%s", d.Name, sc.Name), Evidence: fmt.Sprintf("login role %s can create objects in %s.%s", it.Grantee, d.Name, sc.Name),
 							Expected: "CREATE only for the schema's owner role"},
 							sqlChange(d.Name, false, fmt.Sprintf("%s can no longer create objects in schema %s (migrations run as it fail)", quote.Ident(it.Grantee), quote.Ident(sc.Name)),
 								revokeStmt(it, []string{"CREATE"}, "ON SCHEMA "+quote.Ident(sc.Name)).as(it.Grantor, sc.Owner))))
 					}
 				}
 			}
+			c.failRepeated(&ps, func(k string, members []Problem) (string, string, string) {
+				db, role, _ := strings.Cut(k, "\x00")
+				return fmt.Sprintf("schemas of %s where login role %s can create", db, role), fmt.Sprintf("login role %s can create objects in %s schemas of %s: %s", role, count(len(members)), db, someNames(memberNames(members))), ""
+			})
 		},
 	})
 
@@ -784,6 +789,7 @@ func init() {
 			if !ok {
 				return
 			}
+			var ps problems
 			for _, d := range dbs {
 				for _, v := range d.ViewsOverRLS {
 					sev := Medium
@@ -794,14 +800,20 @@ func init() {
 						Evidence: fmt.Sprintf("view %s.%s (owner %s) reads row-secured table %s with its owner's rights", v.Schema, v.Name, v.Owner, v.Table),
 						Expected: "security_invoker = true", FixKind: FixSQL, Database: d.Name}
 					if c.S.MajorVersion() > 0 && c.S.MajorVersion() < 15 {
-						c.Fail(manualProblem(p, "give the view an owner without BYPASSRLS that is subject to the table's policies"))
+						ps.add(d.Name+"\x00"+v.Schema, manualProblem(p, "give the view an owner without BYPASSRLS that is subject to the table's policies"))
 						continue
 					}
 					qv := quote.Qualified(v.Schema, v.Name)
-					c.Fail(sqlProblem(p, sqlChange(d.Name, false, fmt.Sprintf("readers of %s need their own privileges on %s and see only the rows its policies allow them", qv, textsafe.String(v.Table)),
+					ps.add(d.Name+"\x00"+v.Schema, sqlProblem(p, sqlChange(d.Name, false, fmt.Sprintf("readers of %s need their own privileges on %s and see only the rows its policies allow them", qv, textsafe.String(v.Table)),
 						sqlStmt{do: fmt.Sprintf("ALTER VIEW %s SET (security_invoker = true)", qv), undo: fmt.Sprintf("ALTER VIEW %s RESET (security_invoker)", qv)})))
 				}
 			}
+			c.failRepeated(&ps, func(k string, members []Problem) (string, string, string) {
+				db, schema, _ := strings.Cut(k, "\x00")
+				return fmt.Sprintf("views of schema %s.%s over row-secured tables", db, schema),
+					fmt.Sprintf("%s views in %s.%s read row-secured tables with their owner's rights: %s", count(len(members)), db, schema, someNames(memberNames(members))),
+					"give the views an owner without BYPASSRLS that is subject to the tables' policies"
+			})
 		},
 	})
 

@@ -72,6 +72,7 @@ func init() {
 			if !ok {
 				return
 			}
+			var ps problems
 			for _, r := range roles {
 				if r.Predefined() || r.OID == bootstrapOID {
 					continue
@@ -116,8 +117,13 @@ func init() {
 					stmts = append(stmts, connLimitStmt(r))
 					breaks += fmt.Sprintf("; sessions beyond %d at once are refused", connLimit)
 				}
-				c.Fail(sqlProblem(p, sqlChange("", true, breaks, stmts...)))
+				// Thousands of roles with the same attributes are one finding:
+				// a provisioning pattern, not thousands of decisions.
+				ps.add(login+" "+strings.Join(attrs, ", "), sqlProblem(p, sqlChange("", true, breaks, stmts...)))
 			}
+			c.failRepeated(&ps, func(k string, members []Problem) (string, string, string) {
+				return "roles with " + k, fmt.Sprintf("%s %s roles have %s: %s", count(len(members)), strings.Fields(k)[0], strings.SplitN(k, " ", 2)[1], someNames(stripRole(memberNames(members)))), ""
+			})
 		},
 	})
 
