@@ -188,7 +188,9 @@ socket) are used.`,
 		// planner, so the report and 'pgaegis fix' agree.
 		fix.Build(snap, findings, fix.Options{Target: snap.Target.Description}).Annotate(findings)
 		if wf != nil {
-			snap.Warnings = append(snap.Warnings, wf.Apply(findings, time.Now())...)
+			var warns []string
+			findings, warns = wf.Apply(findings, time.Now())
+			snap.Warnings = append(snap.Warnings, warns...)
 		}
 		rep := report.Build(snap, findings, sev)
 		if prev != nil {

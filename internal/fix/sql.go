@@ -47,6 +47,7 @@ func planSQL(s *snapshot.Snapshot, items []item) ([]built, []plan.Held) {
 		closes  []plan.FindingRef
 		closed  map[string]bool
 		breaks  []string
+		broken  map[string]bool // breaks, as a set: thousands of findings may each bring one
 		super   bool
 		texts   map[string]string
 		ownStmt map[string][]string // finding key → its statements
@@ -63,9 +64,17 @@ func planSQL(s *snapshot.Snapshot, items []item) ([]built, []plan.Held) {
 		if c == nil || len(c.Statements) == 0 {
 			continue
 		}
+		partial := false
 		if cur != "" && touchesRole(c, cur) {
 			held = append(held, plan.Held{FindingRef: it.ref(), Why: fmt.Sprintf("would remove your own access: the change is to role %s, which this connection uses (run it as another administrator)", quote.Ident(cur))})
-			continue
+			// A finding that stands for many roles (NET-05 over every login
+			// role) still gets the statements about the others: only the
+			// ones about this connection's role are held.
+			rest, ok := withoutRole(c, cur)
+			if !ok {
+				continue
+			}
+			c, partial = rest, true
 		}
 		if c.Superuser && !isSuper {
 			held = append(held, plan.Held{FindingRef: it.ref(), Why: fmt.Sprintf("needs a superuser: role %s is not one", quote.Ident(cur))})
@@ -73,7 +82,7 @@ func planSQL(s *snapshot.Snapshot, items []item) ([]built, []plan.Held) {
 		}
 		g := groups[c.Database]
 		if g == nil {
-			g = &group{db: c.Database, index: map[string]int{}, closed: map[string]bool{}, texts: map[string]string{}, ownStmt: map[string][]string{}}
+			g = &group{db: c.Database, index: map[string]int{}, closed: map[string]bool{}, broken: map[string]bool{}, texts: map[string]string{}, ownStmt: map[string][]string{}}
 			groups[c.Database] = g
 			order = append(order, c.Database)
 		}
@@ -99,11 +108,12 @@ func planSQL(s *snapshot.Snapshot, items []item) ([]built, []plan.Held) {
 		g.ownStmt[key] = append(g.ownStmt[key], c.Statements...)
 		// A finding that also has a manual part is not closed by the
 		// statements alone: the step does its share, Manual says the rest.
-		if !g.closed[key] && !hasManual(it) {
+		if !g.closed[key] && !hasManual(it) && !partial {
 			g.closed[key] = true
 			g.closes = append(g.closes, it.ref())
 		}
-		if b := it.c.Breaks; b != "" && !hasString(g.breaks, b) {
+		if b := it.c.Breaks; b != "" && !g.broken[b] {
+			g.broken[b] = true
 			g.breaks = append(g.breaks, b)
 		}
 		g.super = g.super || c.Superuser
@@ -167,25 +177,39 @@ func sqlText(stmts []string, db string) string {
 func touchesRole(c *remedy.SQL, role string) bool {
 	id := quote.Ident(role)
 	for _, st := range c.Statements {
-		if strings.HasPrefix(st, "ALTER ROLE "+id+" ") || strings.HasSuffix(st, " FROM "+id) || strings.Contains(st, " FROM "+id+", ") || strings.Contains(st, " FROM "+id+"; ") {
+		if stmtTouches(st, id) {
 			return true
 		}
 	}
 	return false
+}
+
+func stmtTouches(st, id string) bool {
+	return strings.HasPrefix(st, "ALTER ROLE "+id+" ") || strings.HasSuffix(st, " FROM "+id) || strings.Contains(st, " FROM "+id+", ") || strings.Contains(st, " FROM "+id+"; ")
+}
+
+// withoutRole is c without the statements (and their undo) that touch
+// role; ok is false when nothing else is left, or when the undo is not
+// paired with the statements (then the change cannot be cut apart).
+func withoutRole(c *remedy.SQL, role string) (*remedy.SQL, bool) {
+	if len(c.Undo) != len(c.Statements) {
+		return nil, false
+	}
+	id := quote.Ident(role)
+	out := *c
+	out.Statements, out.Undo = nil, nil
+	for i, st := range c.Statements {
+		if !stmtTouches(st, id) {
+			out.Statements = append(out.Statements, st)
+			out.Undo = append(out.Undo, c.Undo[i])
+		}
+	}
+	return &out, len(out.Statements) > 0
 }
 
 func hasManual(it item) bool {
 	for _, c := range it.f.Changes {
 		if c.Kind() == "manual" {
-			return true
-		}
-	}
-	return false
-}
-
-func hasString(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
 			return true
 		}
 	}

@@ -6,10 +6,12 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pgaegis/pgaegis/internal/fix"
 	"github.com/pgaegis/pgaegis/internal/localpg"
 	"github.com/pgaegis/pgaegis/internal/plan"
 	"github.com/pgaegis/pgaegis/internal/quote"
 	"github.com/pgaegis/pgaegis/internal/rules"
+	"github.com/pgaegis/pgaegis/internal/snapshot"
 )
 
 // failingKeys is the set of failing findings by key.
@@ -172,4 +174,31 @@ func mentions(diff []string, subs ...string) bool {
 		}
 	}
 	return false
+}
+
+// A finding that stands for many roles (NET-05 over every login role)
+// whose change includes the connection's own role: only that role's
+// statement is held, the others still run, and the finding is not
+// reported closed by the step.
+func TestAggregatedChangeHoldsOnlyOwnRole(t *testing.T) {
+	snap := &snapshot.Snapshot{Server: &snapshot.Server{CurrentUser: "auditor", Superuser: true}}
+	f := sqlFinding("NET-05", "login roles", rules.Low, sqlCh("", false, "",
+		"ALTER ROLE a CONNECTION LIMIT 50", "ALTER ROLE a CONNECTION LIMIT -1",
+		"ALTER ROLE auditor CONNECTION LIMIT 50", "ALTER ROLE auditor CONNECTION LIMIT -1",
+		"ALTER ROLE b CONNECTION LIMIT 50", "ALTER ROLE b CONNECTION LIMIT -1"))
+	f.Objects, f.Count = []string{"role a", "role auditor", "role b"}, 3
+	res := fix.Build(snap, []rules.Finding{f}, fix.Options{})
+	steps := sqlSteps(res.Plan)
+	if len(steps) != 1 || strings.Join(steps[0].SQL, "; ") != "ALTER ROLE a CONNECTION LIMIT 50; ALTER ROLE b CONNECTION LIMIT 50" {
+		t.Fatalf("steps: %+v", steps)
+	}
+	if strings.Join(steps[0].Undo, "; ") != "ALTER ROLE a CONNECTION LIMIT -1; ALTER ROLE b CONNECTION LIMIT -1" {
+		t.Errorf("undo not paired: %q", steps[0].Undo)
+	}
+	if len(steps[0].Closes) != 0 {
+		t.Errorf("the step closes %+v, but the connection's own role is left", steps[0].Closes)
+	}
+	if len(res.Plan.Held) != 1 || !strings.Contains(res.Plan.Held[0].Why, "your own access") {
+		t.Errorf("held: %+v", res.Plan.Held)
+	}
 }

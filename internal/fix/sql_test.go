@@ -245,7 +245,7 @@ func TestSQLFixesOnServer(t *testing.T) {
 		{rule: "PRIV-09", objects: []string{"schema fixdb.s09"}},
 		{rule: "PRIV-12", objects: []string{"database fixdb"}},
 		{rule: "PRIV-06", objects: []string{"function fixdb.public.f06()"}},
-		{rule: "PRIV-02.chains", objects: []string{"role p01 via role p01", "role p02 via function fixdb.public.fchain(q text)", "role p17p via parameter archive_command"}},
+		{rule: "PRIV-02.chains", objects: []string{"role p01 via role p01", "every login role via function fixdb.public.fchain(q text)", "role p17p via parameter archive_command"}},
 		{rule: "PRIV-17.functions", objects: []string{"function fixdb.pg_catalog.pg_read_file(text)"}},
 		{rule: "PRIV-17.parameters", objects: []string{"parameter log_statement", "parameter archive_command"}},
 		{rule: "PRIV-08", objects: []string{"schema fixdb.s08 (SELECT)", "schema fixdb.s08 (INSERT)", "schema fixdb.s08 (USAGE)", "schema fixdb.s08g (SELECT)", "foreign server fixdb.fs08", "language fixdb2.plperlu"},

@@ -290,18 +290,24 @@ func (a *Action) describe() {
 // notes, which the title already gives.
 func stepLines(fs []rules.Finding, max int) ([]string, int) {
 	var lines []string
+	// A set, not a scan of the lines so far: a step can close findings
+	// with thousands of statements.
+	seen := map[string]bool{}
+	more := 0
 	for _, f := range fs {
 		for _, l := range strings.Split(f.Fix, "\n") {
-			if strings.TrimSpace(l) == "" || strings.HasPrefix(l, "(step ") || containsStr(lines, l) {
+			if strings.TrimSpace(l) == "" || strings.HasPrefix(l, "(step ") || seen[l] {
+				continue
+			}
+			seen[l] = true
+			if len(lines) == max {
+				more++
 				continue
 			}
 			lines = append(lines, l)
 		}
 	}
-	if len(lines) > max {
-		return lines[:max], len(lines) - max
-	}
-	return lines, 0
+	return lines, more
 }
 
 // hbaEdit is the new pg_hba.conf lines: for each line with findings, the
@@ -513,7 +519,13 @@ func splitSharedSQL(fs []rules.Finding) (shared []string, own []string, ok bool)
 			shared = append(shared, st)
 		}
 	}
-	if len(shared) == 0 {
+	// Only the "-- in database" comment or the step note in common is
+	// nothing to show once.
+	real := false
+	for _, st := range shared {
+		real = real || !(strings.HasPrefix(st, "--") || strings.HasPrefix(st, "("))
+	}
+	if !real {
 		return nil, nil, false
 	}
 	own = make([]string, len(fs))

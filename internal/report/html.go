@@ -272,7 +272,12 @@ var htmlTmpl = template.Must(template.New("report").Funcs(template.FuncMap{
 	"upper": strings.ToUpper,
 	"sevs":  func(s rules.Severity) string { return s.String() },
 	"add":   func(a, b int) int { return a + b },
-	"join":  func(xs []string) string { return strings.Join(xs, "; ") },
+	// A finding that stands for many objects: the first few, then all of
+	// them behind "show all".
+	"objects":     func(f rules.Finding) string { return objectsHint(f, false, "") },
+	"allObjects":  func(f rules.Finding) string { return strings.Join(f.Objects, ", ") },
+	"manyObjects": func(f rules.Finding) bool { return len(f.Objects) > shownObjects },
+	"join":        func(xs []string) string { return strings.Join(xs, "; ") },
 }).Parse(`<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -391,7 +396,7 @@ td pre { margin:0; padding:4px 6px; }
 <div class="body"><dl>
 {{if .Rationale}}<dt>Why it matters</dt><dd>{{.Rationale}}</dd>{{end}}
 {{if .Single}}{{with index .Findings 0}}
-{{if .Object}}<dt>Object</dt><dd>{{.Object}}</dd>{{end}}
+{{if .Object}}<dt>Object</dt><dd>{{.Object}}</dd>{{end}}{{if .Objects}}<dt>Objects</dt><dd>{{objects .}}{{if manyObjects .}}<details class="showall"><summary>show all {{len .Objects}}</summary>{{allObjects .}}</details>{{end}}</dd>{{end}}
 {{if .Location}}<dt>Location</dt><dd><code>{{.Location}}</code></dd>{{end}}
 {{if .Evidence}}<dt>Evidence</dt><dd><pre>{{.Evidence}}</pre></dd>{{end}}
 {{if .Expected}}<dt>Expected</dt><dd>{{.Expected}}</dd>{{end}}
@@ -404,11 +409,11 @@ td pre { margin:0; padding:4px 6px; }
 {{if .SharedSQL}}<dt>Fix, for every object (and each one's own below)</dt><dd><pre>{{.SharedSQL}}</pre></dd>{{end}}
 <dt>{{len .Findings}} objects</dt><dd>
 <table class="objs"><thead><tr><th>Object</th><th>Location</th><th>Detail</th>{{if not .SameFix}}<th>Fix</th>{{end}}</tr></thead><tbody>
-{{$g := .}}{{range $i, $f := .Shown}}{{with $f}}<tr><td>{{.Object}}{{if ne (sevs .Severity) $g.SevName}} ({{sevs .Severity}}){{end}}</td><td>{{if .Location}}<code>{{.Location}}</code>{{end}}</td><td>{{if .Reason}}{{.Reason}}{{else}}{{.Evidence}}{{if and .Expected (not $g.SameExpected)}}<br>expected: {{.Expected}}{{end}}{{end}}{{with .Waiver}}<br>waived: {{.Reason}} (until {{.Expires}}){{end}}</td>{{if not $g.SameFix}}<td>{{if .Fix}}<pre>{{$g.OwnFix $i}}</pre>{{end}}</td>{{end}}</tr>
+{{$g := .}}{{range $i, $f := .Shown}}{{with $f}}<tr><td>{{.Object}}{{if ne (sevs .Severity) $g.SevName}} ({{sevs .Severity}}){{end}}{{if .Objects}}<br>{{objects .}}{{if manyObjects .}}<details class="showall"><summary>show all {{len .Objects}}</summary>{{allObjects .}}</details>{{end}}{{end}}</td><td>{{if .Location}}<code>{{.Location}}</code>{{end}}</td><td>{{if .Reason}}{{.Reason}}{{else}}{{.Evidence}}{{if and .Expected (not $g.SameExpected)}}<br>expected: {{.Expected}}{{end}}{{end}}{{with .Waiver}}<br>waived: {{.Reason}} (until {{.Expires}}){{end}}</td>{{if not $g.SameFix}}<td>{{if .Fix}}<pre>{{$g.OwnFix $i}}</pre>{{end}}</td>{{end}}</tr>
 {{end}}{{end}}</tbody></table>
 {{if .Rest}}<details class="showall"><summary>show all {{len .Findings}} objects ({{len .Rest}} more)</summary>
 <table class="objs"><tbody>
-{{range $i, $f := .Rest}}{{with $f}}<tr><td>{{.Object}}</td><td>{{if .Location}}<code>{{.Location}}</code>{{end}}</td><td>{{if .Reason}}{{.Reason}}{{else}}{{.Evidence}}{{end}}</td>{{if not $g.SameFix}}<td>{{if .Fix}}<pre>{{$g.OwnFix (add $i (len $g.Shown))}}</pre>{{end}}</td>{{end}}</tr>
+{{range $i, $f := .Rest}}{{with $f}}<tr><td>{{.Object}}{{if .Objects}}<br>{{objects .}}{{if manyObjects .}}<details class="showall"><summary>show all {{len .Objects}}</summary>{{allObjects .}}</details>{{end}}{{end}}</td><td>{{if .Location}}<code>{{.Location}}</code>{{end}}</td><td>{{if .Reason}}{{.Reason}}{{else}}{{.Evidence}}{{end}}</td>{{if not $g.SameFix}}<td>{{if .Fix}}<pre>{{$g.OwnFix (add $i (len $g.Shown))}}</pre>{{end}}</td>{{end}}</tr>
 {{end}}{{end}}</tbody></table></details>{{end}}
 </dd>{{end}}
 {{if .References}}<dt>References</dt><dd>{{join .References}}</dd>{{end}}

@@ -102,7 +102,9 @@ func WriteJUnit(w io.Writer, r *Report) error {
 
 func junitBody(f rules.Finding) string {
 	var b strings.Builder
-	for _, kv := range [][2]string{{"object", f.Object}, {"location", f.Location}, {"evidence", f.Evidence}, {"expected", f.Expected}, {"fix", f.Fix}} {
+	// CI shows the body as is: the objects and the fix of a finding that
+	// stands for many are clipped as in the text report (JSON lists all).
+	for _, kv := range [][2]string{{"object", f.Object}, {"objects", objectsHint(f, false, " (the JSON report lists every one)")}, {"location", f.Location}, {"evidence", f.Evidence}, {"expected", f.Expected}, {"fix", clipFix(f.Fix, false)}} {
 		if kv[1] != "" {
 			fmt.Fprintf(&b, "%s: %s\n", kv[0], kv[1])
 		}

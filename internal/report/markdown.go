@@ -81,19 +81,19 @@ func WriteMarkdownWith(w io.Writer, r *Report, o MarkdownOptions) error {
 		fmt.Fprintf(&b, "\n#### %s `%s` %s%s\n\n", sevBadge(g.Severity), g.Rule, mdEscape(g.Title), count)
 		if len(g.Findings) == 1 {
 			f := g.Findings[0]
-			for _, kv := range [][2]string{{"Object", f.Object}, {"Location", f.Location}, {"Evidence", f.Evidence}, {"Expected", f.Expected}} {
+			for _, kv := range [][2]string{{"Object", f.Object}, {"Objects", objectsText(f, perRule == 0)}, {"Location", f.Location}, {"Evidence", f.Evidence}, {"Expected", f.Expected}} {
 				if kv[1] != "" {
 					fmt.Fprintf(&b, "- **%s:** %s\n", kv[0], mdCode(kv[1]))
 				}
 			}
-			mdFix(&b, "Fix", f, "")
+			mdFix(&b, "Fix", clipped(f, perRule == 0), "")
 			continue
 		}
 		if g.SameExpected != "" {
 			fmt.Fprintf(&b, "- **Expected:** %s\n", mdCode(g.SameExpected))
 		}
 		if g.SameFix != "" {
-			mdFix(&b, "Fix, for every object", g.Findings[0], "")
+			mdFix(&b, "Fix, for every object", clipped(g.Findings[0], perRule == 0), "")
 		}
 		for i, f := range g.Findings {
 			if perRule > 0 && i == perRule {
@@ -110,9 +110,12 @@ func WriteMarkdownWith(w io.Writer, r *Report, o MarkdownOptions) error {
 			if f.Evidence != "" && !strings.Contains(f.Object, f.Evidence) {
 				line += ": " + mdCell(f.Evidence)
 			}
+			if o := objectsText(f, perRule == 0); o != "" {
+				line += " — objects " + mdCell(o)
+			}
 			b.WriteString(line + "\n")
 			if g.SameFix == "" {
-				mdFix(&b, "Fix", f, "  ")
+				mdFix(&b, "Fix", clipped(f, perRule == 0), "  ")
 			}
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -34,6 +35,11 @@ func goldenSnapshot() *snapshot.Snapshot {
 	f := hba.Parse("/etc/postgresql/15/main/pg_hba.conf", []byte("local all postgres peer\nhost all all 0.0.0.0/0 md5\nhostssl replication all 10.0.0.0/8 scram-sha-256\n"), hba.Options{})
 	s.HBA = &snapshot.HBA{Source: "file", Path: f.Path, Rules: f.Rules}
 	s.Roles = []snapshot.Role{{OID: 10, Name: "postgres", Superuser: true, CanLogin: true}, {OID: 16384, Name: "app", CanLogin: true}}
+	// Enough service roles without a connection limit that NET-05 reports
+	// them as one finding listing its objects, so every writer shows that case.
+	for i := 1; i <= 12; i++ {
+		s.Roles = append(s.Roles, snapshot.Role{OID: uint32(16400 + i), Name: fmt.Sprintf("svc%02d", i), CanLogin: true, ConnLimit: -1})
+	}
 	s.AddGap(snapshot.GapPasswords, "pg_authid is readable only by superusers")
 	s.AddGap(snapshot.GapFiles, "the server's data directory is not on this host")
 	return s

@@ -180,6 +180,11 @@ func WriteSARIF(w io.Writer, r *Report, o SARIFOptions) error {
 		if f.Fix != "" {
 			res.Properties["fix"] = f.Fix
 		}
+		if len(f.Objects) > 0 {
+			// Every object of a finding that stands for many (see docs/json-report.md).
+			res.Properties["objects"] = f.Objects
+			res.Properties["count"] = f.Count
+		}
 		res.Locations = []sarifLocation{sarifLocationFor(f, root)}
 		if f.Status == rules.Waived && f.Waiver != nil {
 			res.Suppressions = []sarifSuppression{{Kind: "external", Status: "accepted", Justification: f.Waiver.Reason + " (until " + f.Waiver.Expires + ")"}}

@@ -152,6 +152,7 @@ func WriteText(w io.Writer, r *Report, o TextOptions) error {
 		fmt.Fprintf(&b, "\n%s\n", p.c(ansiBold, fmt.Sprintf("── waived (%d) %s", len(waivedList), strings.Repeat("─", 51))))
 		for _, f := range waivedList {
 			fmt.Fprintf(&b, "%s %s  %s [%s]\n", fmt.Sprintf("%-8s", strings.ToUpper(f.Severity.String())), f.Rule, f.Title, f.Object)
+			field(&b, p, "objects", objectsText(f, perRule == 0))
 			field(&b, p, "accepted", fmt.Sprintf("%s (until %s%s)", f.Waiver.Reason, f.Waiver.Expires, ownerSuffix(f.Waiver.Owner)))
 		}
 	}
@@ -287,10 +288,11 @@ func writeGroup(b *strings.Builder, p painter, g *RuleGroup, perRule int) {
 	}
 	fmt.Fprintf(b, "%s %s  %s%s\n", p.c(sevColor(g.Severity), fmt.Sprintf("%-8s", strings.ToUpper(g.Severity.String()))), p.c(ansiBold, g.Rule), g.Title, count)
 	one := len(g.Findings) == 1
+	all := perRule == 0
 	var own []string
 	if !one {
 		field(b, p, "expected", g.SameExpected)
-		field(b, p, "fix", withApply(g.SameFix, g.Findings[0].FixApply))
+		field(b, p, "fix", clipFix(withApply(g.SameFix, g.Findings[0].FixApply), all))
 		if g.SameFix == "" {
 			if shared, o, ok := splitSharedSQL(g.Findings); ok {
 				// The statements every object needs, once; each object
@@ -307,12 +309,13 @@ func writeGroup(b *strings.Builder, p painter, g *RuleGroup, perRule int) {
 		}
 		if one {
 			field(b, p, "object", f.Object)
+			field(b, p, "objects", objectsText(f, all))
 			field(b, p, "at", f.Location)
 			if !strings.Contains(f.Object, f.Evidence) {
 				field(b, p, "evidence", f.Evidence)
 			}
 			field(b, p, "expected", f.Expected)
-			field(b, p, "fix", withApply(f.Fix, f.FixApply))
+			field(b, p, "fix", clipFix(withApply(f.Fix, f.FixApply), all))
 		} else {
 			head := f.Object
 			if f.Location != "" {
@@ -322,6 +325,7 @@ func writeGroup(b *strings.Builder, p painter, g *RuleGroup, perRule int) {
 				head += "  (" + f.Severity.String() + ")"
 			}
 			fmt.Fprintf(b, "  • %s\n", head)
+			subfield(b, p, "objects", objectsText(f, all))
 			if f.Evidence != "" && !strings.Contains(f.Object, f.Evidence) {
 				subfield(b, p, "evidence", f.Evidence)
 			}
@@ -330,9 +334,9 @@ func writeGroup(b *strings.Builder, p painter, g *RuleGroup, perRule int) {
 			}
 			switch {
 			case own != nil:
-				subfield(b, p, "fix", own[i])
+				subfield(b, p, "fix", clipFix(own[i], all))
 			case g.SameFix == "":
-				subfield(b, p, "fix", withApply(f.Fix, f.FixApply))
+				subfield(b, p, "fix", clipFix(withApply(f.Fix, f.FixApply), all))
 			}
 		}
 		if w := f.Waiver; w != nil && w.Expired {

@@ -475,6 +475,7 @@ func init() {
 			if !ok {
 				return
 			}
+			var ps problems
 			for _, r := range roles {
 				// Superusers and predefined roles need no limit (reserved slots
 				// cover superusers); NOLOGIN roles cannot connect at all.
@@ -482,11 +483,14 @@ func init() {
 					continue
 				}
 				st := connLimitStmt(r)
-				c.Fail(Problem{Object: "role " + r.Name, Evidence: fmt.Sprintf("login role %q has no connection limit", r.Name),
+				ps.add("", Problem{Object: "role " + r.Name, Evidence: fmt.Sprintf("login role %q has no connection limit", r.Name),
 					Expected: "CONNECTION LIMIT sized to the application's pool", Fix: st.do + ";", FixKind: FixSQL,
 					Changes: []remedy.Change{{SQL: &remedy.SQL{Statements: []string{st.do}, Undo: []string{st.undo}},
 						Breaks: fmt.Sprintf("role %s: sessions beyond %d at once are refused (size the limit to its pool)", quote.Ident(r.Name), connLimit)}}})
 			}
+			c.failRepeated(&ps, func(_ string, members []Problem) (string, string, string) {
+				return "login roles", fmt.Sprintf("%s login roles have no connection limit: %s", count(len(members)), someNames(stripRole(memberNames(members)))), ""
+			})
 		}})
 }
 

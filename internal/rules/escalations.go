@@ -21,6 +21,16 @@ func init() {
 				return
 			}
 			m := privileges.Build(c.S)
+			// The roles a chain can start from: every one of them reaching a
+			// function is PUBLIC's doing, one weakness, reported once.
+			eligible := 0
+			for _, r := range m.Roles {
+				if !r.Super && r.Login && !r.Predefined {
+					eligible++
+				}
+			}
+			var ps problems
+			chains := map[string][]privileges.Chain{}
 			for _, ch := range m.Escalations(c.S) {
 				if ch.Kind == "membership" {
 					continue
@@ -32,7 +42,38 @@ func init() {
 				p := Problem{Object: fmt.Sprintf("role %s via %s", ch.Role, ch.Object),
 					Evidence: fmt.Sprintf("login role %q can gain %s:\n%s", ch.Role, ch.Gains, strings.Join(steps, "\n")),
 					Expected: "no path from a login role to superuser or OS access", Fix: chainFix(ch), FixKind: FixSQL, Database: ch.Database}
-				c.Fail(c.chainProblem(p, ch))
+				// One finding per weakness: the same object, gain and weak link.
+				key := ch.Kind + "\x00" + ch.Object + "\x00" + ch.Gains + "\x00" + ch.Steps[len(ch.Steps)-1].What
+				ps.add(key, c.chainProblem(p, ch))
+				chains[key] = append(chains[key], ch)
+			}
+			for _, k := range ps.keys {
+				members, chs := ps.by[k], chains[k]
+				if len(members) == 1 {
+					c.Fail(members[0])
+					continue
+				}
+				ch := chs[0]
+				who := "login roles"
+				if len(members) == eligible {
+					who = "every login role"
+				}
+				names := make([]string, len(chs))
+				for i, x := range chs {
+					names[i] = x.Role
+				}
+				var steps []string
+				for i, s := range ch.Steps {
+					steps = append(steps, fmt.Sprintf("%d. %s: %s", i+1, s.What, s.Evidence))
+				}
+				ev := fmt.Sprintf("%s (%s: %s) can gain %s (the steps of role %q):\n%s", who, count(len(members)), someNames(names), ch.Gains, ch.Role, strings.Join(steps, "\n"))
+				manual := ""
+				if ch.Kind == "security-definer" {
+					if fn, err := quote.Function(ch.Schema, ch.Name, ch.Args); err == nil {
+						manual = fmt.Sprintf("revoke EXECUTE on %s from the roles through which these login roles reach it, and rewrite its dynamic SQL (format() with %%I/%%L)", fn)
+					}
+				}
+				c.Fail(merged(who+" via "+ch.Object, ev, manual, members))
 			}
 			if c.S.Gap(snapshot.GapDatabases) != "" {
 				c.NotChecked("databases", c.S.Gap(snapshot.GapDatabases))
@@ -70,7 +111,7 @@ func (c *Check) chainProblem(p Problem, ch privileges.Chain) Problem {
 		if d == nil || err != nil {
 			break
 		}
-		f, ok := findFunction(d, ch.Schema, ch.Name, ch.Args)
+		f, ok := c.function(d, ch.Schema, ch.Name, ch.Args)
 		if !ok {
 			break
 		}

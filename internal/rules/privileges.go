@@ -150,6 +150,7 @@ func init() {
 				return
 			}
 			now := Now()
+			var ps problems
 			for _, r := range roles {
 				if !r.CanLogin || r.Superuser || r.Password == snapshot.PasswordNone || r.Password == "" {
 					continue
@@ -162,16 +163,24 @@ func init() {
 					}
 					// The expiry date is the rotation policy's choice, and a date
 					// set without a new password locks the role out when it comes.
-					c.Fail(manualProblem(Problem{Object: "role " + r.Name, Evidence: ev, Expected: "VALID UNTIL per the rotation policy",
+					ps.add("no expiry", manualProblem(Problem{Object: "role " + r.Name, Evidence: ev, Expected: "VALID UNTIL per the rotation policy",
 						Fix: fmt.Sprintf("ALTER ROLE %s VALID UNTIL '%s';", quote.Ident(r.Name), now.AddDate(0, 6, 0).Format("2006-01-02")), FixKind: FixSQL},
 						fmt.Sprintf("choose an expiry from your rotation policy and set it with the next password change: ALTER ROLE %s VALID UNTIL 'YYYY-MM-DD'", quote.Ident(r.Name))))
 				case r.ValidUntil.Before(now):
-					c.Fail(sqlProblem(Problem{Object: "role " + r.Name, Evidence: fmt.Sprintf("role %q expired on %s but keeps LOGIN", r.Name, r.ValidUntil.Format("2006-01-02")),
+					ps.add("expired", sqlProblem(Problem{Object: "role " + r.Name, Evidence: fmt.Sprintf("role %q expired on %s but keeps LOGIN", r.Name, r.ValidUntil.Format("2006-01-02")),
 						Expected: "NOLOGIN once expired", Severity: Medium, SevSet: true},
 						sqlChange("", false, fmt.Sprintf("role %s can no longer log in, even with certificate or peer authentication (its password expired on %s)", quote.Ident(r.Name), r.ValidUntil.Format("2006-01-02")),
 							roleAttrStmt(r.Name, "LOGIN"))))
 				}
 			}
+			c.failRepeated(&ps, func(k string, members []Problem) (string, string, string) {
+				names := someNames(stripRole(memberNames(members)))
+				if k == "expired" {
+					return "expired login roles", fmt.Sprintf("%s roles whose password expired keep LOGIN: %s", count(len(members)), names), ""
+				}
+				return "password roles without an expiry", fmt.Sprintf("%s password roles have no VALID UNTIL (or 'infinity'): %s", count(len(members)), names),
+					"choose an expiry from your rotation policy and set it with each role's next password change: ALTER ROLE <role> VALID UNTIL 'YYYY-MM-DD'"
+			})
 		},
 	})
 
@@ -453,8 +462,9 @@ func init() {
 					// a sequence privilege: ON ALL TABLES would not even parse).
 					var stmts []sqlStmt
 					var names []string
-					for _, r := range d.Relations {
-						if r.Schema != g.Schema || r.ACLDefault {
+					for _, ri := range c.relationsIn(d, g.Schema) {
+						r := &d.Relations[ri]
+						if r.ACLDefault {
 							continue
 						}
 						on := "ON TABLE "
@@ -477,7 +487,7 @@ func init() {
 					// in severity, and a fix of one must not be judged by the other.
 					p := Problem{Database: d.Name, Object: fmt.Sprintf("schema %s.%s (%s)", d.Name, g.Schema, g.Privilege), Severity: sev, SevSet: true,
 						Evidence: fmt.Sprintf("PUBLIC has %s on %d relation(s) in %s.%s (e.g. %s)", g.Privilege, g.Count, d.Name, g.Schema, g.Example),
-						Expected: "grants to named roles only", FixKind: FixSQL}
+						Expected: "grants to named roles only", FixKind: FixSQL, Objects: names}
 					if len(stmts) == 0 {
 						c.Fail(manualProblem(p, fmt.Sprintf("REVOKE %s ON <each relation> FROM PUBLIC in schema %s of database %s (the relations were not listed in the snapshot)", g.Privilege, quote.Ident(g.Schema), quote.Ident(d.Name))))
 						continue
@@ -530,7 +540,9 @@ func init() {
 					}
 					p := Problem{Database: d.Name, Object: fmt.Sprintf("role %s", g.Grantee), Evidence: fmt.Sprintf("%s holds %s WITH GRANT OPTION on %d relation(s) in %s.%s (e.g. %s)", g.Grantee, g.Privilege, g.Count, d.Name, g.Schema, g.Example),
 						Expected: "no grant option for non-administrators", FixKind: FixSQL}
-					stmts, passedOn := grantOptionStmts(d, g)
+					stmts, passedOn, names := c.grantOptionStmts(d, g)
+					// Every relation the option is held on, in the finding.
+					p.Objects = names
 					if len(passedOn) > 0 {
 						// Revoking the option would need CASCADE, which takes the
 						// grants it made with it: who keeps them is a decision.
@@ -617,6 +629,7 @@ func init() {
 			if !ok {
 				return
 			}
+			var ps problems
 			for _, d := range dbs {
 				for _, sc := range d.Schemas {
 					if strings.HasPrefix(sc.Name, "pg_") || sc.Name == "information_schema" {
@@ -630,13 +643,17 @@ func init() {
 						if r != nil && !r.CanLogin {
 							continue // a NOLOGIN owner group is the intended pattern
 						}
-						c.Fail(sqlProblem(Problem{Object: fmt.Sprintf("schema %s.%s", d.Name, sc.Name), Evidence: fmt.Sprintf("login role %s can create objects in %s.%s", it.Grantee, d.Name, sc.Name),
+						ps.add(d.Name+"\x00"+it.Grantee, sqlProblem(Problem{Object: fmt.Sprintf("schema %s.%s", d.Name, sc.Name), Evidence: fmt.Sprintf("login role %s can create objects in %s.%s", it.Grantee, d.Name, sc.Name),
 							Expected: "CREATE only for the schema's owner role"},
 							sqlChange(d.Name, false, fmt.Sprintf("%s can no longer create objects in schema %s (migrations run as it fail)", quote.Ident(it.Grantee), quote.Ident(sc.Name)),
 								revokeStmt(it, []string{"CREATE"}, "ON SCHEMA "+quote.Ident(sc.Name)).as(it.Grantor, sc.Owner))))
 					}
 				}
 			}
+			c.failRepeated(&ps, func(k string, members []Problem) (string, string, string) {
+				db, role, _ := strings.Cut(k, "\x00")
+				return fmt.Sprintf("schemas of %s where login role %s can create", db, role), fmt.Sprintf("login role %s can create objects in %s schemas of %s: %s", role, count(len(members)), db, someNames(memberNames(members))), ""
+			})
 		},
 	})
 
@@ -690,6 +707,7 @@ func init() {
 			if !ok {
 				return
 			}
+			var ps problems
 			for _, d := range dbs {
 				for _, t := range d.RLSTables {
 					obj := fmt.Sprintf("table %s.%s.%s", d.Name, t.Schema, t.Name)
@@ -704,11 +722,11 @@ func init() {
 							"ALTER TABLE %s ENABLE ROW LEVEL SECURITY;\n"+
 							"(adjust the type; with missing_ok = true a session that has not run SET app.tenant_id sees no rows instead of failing, so deploy the application change that sets it first)",
 							quote.Ident(d.Name), qn, quote.Ident(t.TenantColumns[0]), quote.Ident(t.TenantColumns[0]), qn)
-						c.Fail(manualProblem(Problem{Database: d.Name, Object: obj, Evidence: fmt.Sprintf("%s has tenant column(s) %s but row-level security is off", qn, strings.Join(t.TenantColumns, ", ")),
+						ps.add("tenant\x00"+d.Name+"\x00"+t.Schema, manualProblem(Problem{Database: d.Name, Object: obj, Evidence: fmt.Sprintf("%s has tenant column(s) %s but row-level security is off", qn, strings.Join(t.TenantColumns, ", ")),
 							Expected: "ENABLE ROW LEVEL SECURITY with a policy on the tenant column (waive for single-tenant tables)", FixKind: FixSQL,
 							Fix: fmt.Sprintf("ALTER TABLE %s ENABLE ROW LEVEL SECURITY;\nCREATE POLICY tenant_isolation ON %s USING (%s = current_setting('app.tenant_id', true)::%s);    -- in database %s; adjust the type; rows are hidden until the application sets app.tenant_id", qn, qn, quote.Ident(t.TenantColumns[0]), "bigint", quote.Ident(d.Name))}, tmpl))
 					case t.Enabled && len(t.Policies) == 0:
-						c.Fail(manualProblem(Problem{Database: d.Name, Object: obj, Evidence: fmt.Sprintf("%s has row-level security enabled and no policy: other roles see no rows, the owner sees all", qn),
+						ps.add("nopolicy\x00"+d.Name+"\x00"+t.Schema, manualProblem(Problem{Database: d.Name, Object: obj, Evidence: fmt.Sprintf("%s has row-level security enabled and no policy: other roles see no rows, the owner sees all", qn),
 							Expected: "policies that say who sees what", Fix: fmt.Sprintf("CREATE POLICY ... ON %s ...;    -- in database %s", qn, quote.Ident(d.Name)), FixKind: FixSQL, Severity: Low, SevSet: true},
 							fmt.Sprintf("write the policies that say who sees which rows of %s (CREATE POLICY ... ON %s ...) in database %s", qn, qn, quote.Ident(d.Name))))
 					}
@@ -727,7 +745,7 @@ func init() {
 					}
 					if t.Enabled && !t.Forced {
 						if r, ok := c.S.Role(t.Owner); ok && r.CanLogin && !r.Superuser {
-							c.Fail(sqlProblem(Problem{Object: obj, Evidence: fmt.Sprintf("%s is owned by login role %q and RLS is not forced: that role bypasses the policies", qn, t.Owner),
+							ps.add("force\x00"+d.Name+"\x00"+t.Owner, sqlProblem(Problem{Object: obj, Evidence: fmt.Sprintf("%s is owned by login role %q and RLS is not forced: that role bypasses the policies", qn, t.Owner),
 								Expected: "FORCE ROW LEVEL SECURITY, or a NOLOGIN owner"},
 								sqlChange(d.Name, false, fmt.Sprintf("the owner %s becomes subject to the policies of %s: its queries see and change only the rows they allow", quote.Ident(t.Owner), qn),
 									sqlStmt{do: fmt.Sprintf("ALTER TABLE %s FORCE ROW LEVEL SECURITY", qn), undo: fmt.Sprintf("ALTER TABLE %s NO FORCE ROW LEVEL SECURITY", qn)})))
@@ -735,6 +753,22 @@ func init() {
 					}
 				}
 			}
+			c.failRepeated(&ps, func(k string, members []Problem) (string, string, string) {
+				parts := strings.Split(k, "\x00")
+				n := count(len(members))
+				switch parts[0] {
+				case "tenant":
+					return fmt.Sprintf("schema %s.%s (tenant tables without RLS)", parts[1], parts[2]),
+						fmt.Sprintf("%s tables in %s.%s have a tenant column but row-level security off: %s", n, parts[1], parts[2], someNames(memberNames(members))),
+						fmt.Sprintf("write the tenant policy of each table with the application, in database %s, for example: CREATE POLICY tenant_isolation ON <table> USING (tenant_id = current_setting('app.tenant_id', true)::bigint) WITH CHECK (...); ALTER TABLE <table> ENABLE ROW LEVEL SECURITY (deploy the application change that sets app.tenant_id first: with missing_ok a session that has not set it sees no rows)", quote.Ident(parts[1]))
+				case "nopolicy":
+					return fmt.Sprintf("schema %s.%s (RLS without policies)", parts[1], parts[2]),
+						fmt.Sprintf("%s tables in %s.%s have row-level security enabled and no policy (other roles see no rows, the owner sees all): %s", n, parts[1], parts[2], someNames(memberNames(members))),
+						fmt.Sprintf("write the policies that say who sees which rows of each table (CREATE POLICY ... ON <table> ...) in database %s", quote.Ident(parts[1]))
+				}
+				return fmt.Sprintf("tables of role %s in %s (RLS not forced)", parts[2], parts[1]),
+					fmt.Sprintf("%s row-secured tables in database %q are owned by login role %q and RLS is not forced, so that role bypasses their policies: %s", n, parts[1], parts[2], someNames(memberNames(members))), ""
+			})
 			for _, r := range c.S.Roles {
 				if r.BypassRLS && !r.Superuser && !r.Predefined() {
 					c.Fail(sqlProblem(Problem{Object: "role " + r.Name, Evidence: fmt.Sprintf("role %q has BYPASSRLS: every policy is ignored for it", r.Name),
@@ -755,6 +789,7 @@ func init() {
 			if !ok {
 				return
 			}
+			var ps problems
 			for _, d := range dbs {
 				for _, v := range d.ViewsOverRLS {
 					sev := Medium
@@ -765,14 +800,20 @@ func init() {
 						Evidence: fmt.Sprintf("view %s.%s (owner %s) reads row-secured table %s with its owner's rights", v.Schema, v.Name, v.Owner, v.Table),
 						Expected: "security_invoker = true", FixKind: FixSQL, Database: d.Name}
 					if c.S.MajorVersion() > 0 && c.S.MajorVersion() < 15 {
-						c.Fail(manualProblem(p, "give the view an owner without BYPASSRLS that is subject to the table's policies"))
+						ps.add(d.Name+"\x00"+v.Schema, manualProblem(p, "give the view an owner without BYPASSRLS that is subject to the table's policies"))
 						continue
 					}
 					qv := quote.Qualified(v.Schema, v.Name)
-					c.Fail(sqlProblem(p, sqlChange(d.Name, false, fmt.Sprintf("readers of %s need their own privileges on %s and see only the rows its policies allow them", qv, textsafe.String(v.Table)),
+					ps.add(d.Name+"\x00"+v.Schema, sqlProblem(p, sqlChange(d.Name, false, fmt.Sprintf("readers of %s need their own privileges on %s and see only the rows its policies allow them", qv, textsafe.String(v.Table)),
 						sqlStmt{do: fmt.Sprintf("ALTER VIEW %s SET (security_invoker = true)", qv), undo: fmt.Sprintf("ALTER VIEW %s RESET (security_invoker)", qv)})))
 				}
 			}
+			c.failRepeated(&ps, func(k string, members []Problem) (string, string, string) {
+				db, schema, _ := strings.Cut(k, "\x00")
+				return fmt.Sprintf("views of schema %s.%s over row-secured tables", db, schema),
+					fmt.Sprintf("%s views in %s.%s read row-secured tables with their owner's rights: %s", count(len(members)), db, schema, someNames(memberNames(members))),
+					"give the views an owner without BYPASSRLS that is subject to the tables' policies"
+			})
 		},
 	})
 

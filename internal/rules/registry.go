@@ -114,6 +114,13 @@ type Finding struct {
 	Title    string   `json:"title"`
 	Area     string   `json:"area"`
 	Object   string   `json:"object"`
+	// Objects lists every object a finding stands for when one weakness
+	// repeats over many of them (PUBLIC opens a function to every login
+	// role; one grant pattern covers thousands of tables): one finding,
+	// not one per object. Count is how many there are (at least
+	// len(Objects)); both are empty for a finding about one object.
+	Objects  []string `json:"objects,omitempty"`
+	Count    int      `json:"count,omitempty"`
 	Location string   `json:"location,omitempty"`
 	Evidence string   `json:"evidence,omitempty"`
 	Expected string   `json:"expected,omitempty"`
@@ -160,12 +167,17 @@ type Check struct {
 	Profile  string
 	rule     *Rule
 	findings []Finding
+	funcs    map[*snapshot.Database]map[[3]string]snapshot.Function // see function
+	rels     map[*snapshot.Database]map[string][]int                // see relationsIn
 }
 
 // Problem describes a failing object.
 type Problem struct {
 	Object, Location, Evidence, Expected string
-	Fix, FixKind, FixApply               string
+	// Objects and Count: see Finding.Objects.
+	Objects                []string
+	Count                  int
+	Fix, FixKind, FixApply string
 	// Database: see Finding.Database.
 	Database string
 	// Changes: see Finding.Changes.
@@ -184,6 +196,10 @@ func (c *Check) base(status Status, object string) Finding {
 func (c *Check) Fail(p Problem) {
 	f := c.base(Fail, p.Object)
 	f.Location, f.Evidence, f.Expected = p.Location, p.Evidence, p.Expected
+	f.Objects, f.Count = p.Objects, p.Count
+	if f.Count < len(f.Objects) {
+		f.Count = len(f.Objects)
+	}
 	f.Fix, f.FixKind, f.FixApply, f.Database = p.Fix, p.FixKind, p.FixApply, p.Database
 	f.Changes = p.Changes
 	if p.SevSet {

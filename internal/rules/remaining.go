@@ -272,6 +272,7 @@ func init() {
 			if !ok {
 				return
 			}
+			var ps problems
 			for _, d := range dbs {
 				for _, f := range d.Functions {
 					if f.ConcatInExec && f.Extension == "" {
@@ -279,7 +280,7 @@ func init() {
 						if f.SecDef {
 							sev = High
 						}
-						c.Fail(Problem{Object: fmt.Sprintf("function %s.%s", d.Name, f.Signature()), Severity: sev, SevSet: true,
+						ps.add(d.Name+"\x00"+f.Schema+"\x00"+sev.String(), Problem{Object: fmt.Sprintf("function %s.%s", d.Name, f.Signature()), Severity: sev, SevSet: true,
 							Evidence: fmt.Sprintf("%s runs EXECUTE on a concatenated string (security definer: %v)", f.Signature(), f.SecDef),
 							Expected: "EXECUTE format('... %I ... %L', ...) or EXECUTE ... USING", Fix: funcFix(f, func(fn string) string {
 								return "-- rewrite the dynamic SQL of " + fn + " with format()/USING, in database " + quote.Ident(d.Name)
@@ -290,6 +291,12 @@ func init() {
 					}
 				}
 			}
+			c.failRepeated(&ps, func(k string, members []Problem) (string, string, string) {
+				parts := strings.Split(k, "\x00")
+				return fmt.Sprintf("functions of schema %s.%s (%s)", parts[0], parts[1], parts[2]),
+					fmt.Sprintf("%s functions in %s.%s run EXECUTE on a concatenated string: %s", count(len(members)), parts[0], parts[1], someNames(memberNames(members))),
+					"rewrite the dynamic SQL of each of these functions with format('%I', ...)/format('%L', ...) or EXECUTE ... USING: a program change only its author can make"
+			})
 		},
 	})
 

@@ -30,14 +30,17 @@ func (c *Check) roles() ([]snapshot.Role, bool) {
 
 // reachable returns the roles a role can become or inherit from, with the
 // path to each (SET ROLE works through any membership that has SET).
-func reachable(s *snapshot.Snapshot, role string) map[string][]string {
+// byMember indexes the snapshot's memberships by member (memberIndex):
+// a scan of every membership per step made the rules over all roles
+// quadratic.
+func reachable(byMember map[string][]snapshot.Membership, role string) map[string][]string {
 	paths := map[string][]string{role: {role}}
 	queue := []string{role}
 	for len(queue) > 0 {
 		cur := queue[0]
 		queue = queue[1:]
-		for _, m := range s.Memberships {
-			if m.Member != cur || !(m.Set || m.Inherit) {
+		for _, m := range byMember[cur] {
+			if !(m.Set || m.Inherit) {
 				continue
 			}
 			if _, seen := paths[m.Role]; seen {
@@ -50,6 +53,15 @@ func reachable(s *snapshot.Snapshot, role string) map[string][]string {
 	return paths
 }
 
+// memberIndex groups the memberships by member, in snapshot order.
+func memberIndex(s *snapshot.Snapshot) map[string][]snapshot.Membership {
+	idx := map[string][]snapshot.Membership{}
+	for _, m := range s.Memberships {
+		idx[m.Member] = append(idx[m.Member], m)
+	}
+	return idx
+}
+
 func init() {
 	register(&Rule{
 		ID: "PRIV-01", Title: "Only designated administrators hold SUPERUSER, CREATEROLE, BYPASSRLS or REPLICATION", Area: AreaRoles, Severity: High,
@@ -60,6 +72,7 @@ func init() {
 			if !ok {
 				return
 			}
+			var ps problems
 			for _, r := range roles {
 				if r.Predefined() || r.OID == bootstrapOID {
 					continue
@@ -104,8 +117,13 @@ func init() {
 					stmts = append(stmts, connLimitStmt(r))
 					breaks += fmt.Sprintf("; sessions beyond %d at once are refused", connLimit)
 				}
-				c.Fail(sqlProblem(p, sqlChange("", true, breaks, stmts...)))
+				// Thousands of roles with the same attributes are one finding:
+				// a provisioning pattern, not thousands of decisions.
+				ps.add(login+" "+strings.Join(attrs, ", "), sqlProblem(p, sqlChange("", true, breaks, stmts...)))
 			}
+			c.failRepeated(&ps, func(k string, members []Problem) (string, string, string) {
+				return "roles with " + k, fmt.Sprintf("%s %s roles have %s: %s", count(len(members)), strings.Fields(k)[0], strings.SplitN(k, " ", 2)[1], someNames(stripRole(memberNames(members)))), ""
+			})
 		},
 	})
 
@@ -126,11 +144,13 @@ func init() {
 			for _, r := range roles {
 				byName[r.Name] = r
 			}
+			byMember := memberIndex(c.S)
+			var ps problems
 			for _, r := range roles {
 				if !r.CanLogin || r.Superuser {
 					continue
 				}
-				paths := reachable(c.S, r.Name)
+				paths := reachable(byMember, r.Name)
 				var targets []string
 				for t := range paths {
 					if t != r.Name && byName[t].Superuser {
@@ -140,13 +160,20 @@ func init() {
 				sort.Strings(targets)
 				for _, t := range targets {
 					path := paths[t]
-					c.Fail(sqlProblem(Problem{Object: "role " + r.Name,
+					// Login roles that share the route after themselves (all
+					// members of one group) are one finding once they are many.
+					ps.add(strings.Join(path[1:], "\x00"), sqlProblem(Problem{Object: "role " + r.Name,
 						Evidence: fmt.Sprintf("login role %q is a member of superuser %q: %s", r.Name, t, strings.Join(path, " → ")),
 						Expected: "no membership path from a login role to a superuser role"},
 						sqlChange("", true, fmt.Sprintf("role %s is no longer a member of %s: what it did through that role fails", quote.Ident(r.Name), quote.Ident(path[1])),
 							revokeMembershipStmt(c.S, path[1], r.Name))))
 				}
 			}
+			c.failRepeated(&ps, func(k string, members []Problem) (string, string, string) {
+				route := strings.Split(k, "\x00")
+				return "login roles via " + strings.Join(route, " → "), fmt.Sprintf("%s login roles (%s) are members of superuser %q: each → %s",
+					count(len(members)), someNames(stripRole(memberNames(members))), route[len(route)-1], strings.Join(route, " → ")), ""
+			})
 		},
 	})
 
@@ -163,14 +190,16 @@ func init() {
 				c.NotChecked("memberships", g)
 				return
 			}
+			byMember := memberIndex(c.S)
+			var ps problems
 			for _, r := range roles {
 				if r.Superuser || r.Predefined() {
 					continue
 				}
-				paths := reachable(c.S, r.Name)
+				paths := reachable(byMember, r.Name)
 				for _, p := range powerfulPredefined {
 					if path, ok := paths[p]; ok {
-						c.Fail(sqlProblem(Problem{Object: "role " + r.Name,
+						ps.add(strings.Join(path[1:], "\x00"), sqlProblem(Problem{Object: "role " + r.Name,
 							Evidence: fmt.Sprintf("role %q reaches %s: %s", r.Name, p, strings.Join(path, " → ")),
 							Expected: "only administrators reach " + p},
 							sqlChange("", true, fmt.Sprintf("role %s is no longer a member of %s: what it did through that role fails", quote.Ident(r.Name), quote.Ident(path[1])),
@@ -178,6 +207,11 @@ func init() {
 					}
 				}
 			}
+			c.failRepeated(&ps, func(k string, members []Problem) (string, string, string) {
+				route := strings.Split(k, "\x00")
+				return "roles via " + strings.Join(route, " → "), fmt.Sprintf("%s roles (%s) reach %s: each → %s",
+					count(len(members)), someNames(stripRole(memberNames(members))), route[len(route)-1], strings.Join(route, " → ")), ""
+			})
 		},
 	})
 
@@ -211,6 +245,7 @@ func init() {
 				c.NotChecked("pg_authid", g)
 				return
 			}
+			var ps problems
 			for _, r := range roles {
 				switch r.Password {
 				case snapshot.PasswordMD5, snapshot.PasswordPlaintext:
@@ -218,12 +253,16 @@ func init() {
 					if r.Password == snapshot.PasswordPlaintext {
 						sev = Critical
 					}
-					c.Fail(manualProblem(Problem{Object: "role " + r.Name, Evidence: fmt.Sprintf("role %q has a %s password verifier in pg_authid", r.Name, r.Password),
+					ps.add(string(r.Password), manualProblem(Problem{Object: "role " + r.Name, Evidence: fmt.Sprintf("role %q has a %s password verifier in pg_authid", r.Name, r.Password),
 						Expected: "a SCRAM-SHA-256 verifier (or no password for peer/cert-only roles)",
 						Fix:      passwordFix(r.Name, "with password_encryption = scram-sha-256; the new password is hashed client-side"),
 						FixKind:  FixShell, Severity: sev, SevSet: true}, passwordManual(r.Name)))
 				}
 			}
+			c.failRepeated(&ps, func(kind string, members []Problem) (string, string, string) {
+				return "roles with " + kind + " passwords", fmt.Sprintf("%s roles have a %s password verifier in pg_authid: %s", count(len(members)), kind, someNames(stripRole(memberNames(members)))),
+					"set a new password for each of these roles with psql's \\password (hashed client-side with scram-sha-256), then update the clients that use them"
+			})
 		},
 	})
 

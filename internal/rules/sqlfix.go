@@ -246,6 +246,46 @@ func findFunction(d *snapshot.Database, schema, name, args string) (snapshot.Fun
 	return snapshot.Function{}, false
 }
 
+// function is findFunction with an index per database, for rules that
+// look up a function per role (the chains of every login role).
+func (c *Check) function(d *snapshot.Database, schema, name, args string) (snapshot.Function, bool) {
+	if c.funcs == nil {
+		c.funcs = map[*snapshot.Database]map[[3]string]snapshot.Function{}
+	}
+	idx, ok := c.funcs[d]
+	if !ok {
+		idx = map[[3]string]snapshot.Function{}
+		for _, fns := range [][]snapshot.Function{d.Routines, d.Functions} {
+			// Functions last, so they win over routines as findFunction's
+			// order does.
+			for _, f := range fns {
+				idx[[3]string{f.Schema, f.Name, f.Args}] = f
+			}
+		}
+		c.funcs[d] = idx
+	}
+	f, ok := idx[[3]string{schema, name, args}]
+	return f, ok
+}
+
+// relationsIn returns the indexes in d.Relations of the relations of one
+// schema: PRIV-08 and PRIV-10 look at one schema per grant summary, and a
+// scan of every relation for each made them quadratic.
+func (c *Check) relationsIn(d *snapshot.Database, schema string) []int {
+	if c.rels == nil {
+		c.rels = map[*snapshot.Database]map[string][]int{}
+	}
+	idx, ok := c.rels[d]
+	if !ok {
+		idx = map[string][]int{}
+		for i := range d.Relations {
+			idx[d.Relations[i].Schema] = append(idx[d.Relations[i].Schema], i)
+		}
+		c.rels[d] = idx
+	}
+	return idx[schema]
+}
+
 // database looks a database up by name.
 func (c *Check) database(name string) *snapshot.Database {
 	for i := range c.S.Databases {
@@ -277,11 +317,9 @@ func listSome(names []string) string {
 // grantOptionStmts revokes a grant option summarised by g from each
 // relation that has it; passedOn names the relations where the grantee
 // has already granted the privilege on (RESTRICT would refuse there).
-func grantOptionStmts(d *snapshot.Database, g snapshot.GrantSummary) (stmts []sqlStmt, passedOn []string) {
-	for _, r := range d.Relations {
-		if r.Schema != g.Schema {
-			continue
-		}
+func (c *Check) grantOptionStmts(d *snapshot.Database, g snapshot.GrantSummary) (stmts []sqlStmt, passedOn, names []string) {
+	for _, ri := range c.relationsIn(d, g.Schema) {
+		r := &d.Relations[ri]
 		it, ok := itemOf(r.ACL, false, g.Grantee)
 		if !ok {
 			continue
@@ -296,6 +334,7 @@ func grantOptionStmts(d *snapshot.Database, g snapshot.GrantSummary) (stmts []sq
 			continue
 		}
 		qn := quote.Qualified(r.Schema, r.Name)
+		names = append(names, qn)
 		on := "ON TABLE "
 		if r.Kind == "S" {
 			on = "ON SEQUENCE "
@@ -315,7 +354,7 @@ func grantOptionStmts(d *snapshot.Database, g snapshot.GrantSummary) (stmts []sq
 		stmts = append(stmts, sqlStmt{do: fmt.Sprintf("REVOKE GRANT OPTION FOR %s %s%s FROM %s", g.Privilege, on, qn, granteeSQL(g.Grantee)),
 			undo: fmt.Sprintf("GRANT %s %s%s TO %s WITH GRANT OPTION", g.Privilege, on, qn, granteeSQL(g.Grantee))})
 	}
-	return stmts, passedOn
+	return stmts, passedOn, names
 }
 
 // untrustLanguageChange marks a language untrusted again (superuser: it

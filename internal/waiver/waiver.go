@@ -98,41 +98,80 @@ func Load(path string) (*File, error) {
 	return f, nil
 }
 
-func (e *Entry) matches(f *rules.Finding) bool {
-	if e.Rule != f.Rule {
-		return false
-	}
-	if e.Object == "" || e.Object == f.Object {
+func (e *Entry) matches(object string) bool {
+	if e.Object == "" || e.Object == object {
 		return true
 	}
-	ok, _ := filepath.Match(e.Object, f.Object)
+	ok, _ := filepath.Match(e.Object, object)
 	return ok
 }
 
+// accept attaches the waiver to f and waives it unless it has expired.
+func (e *Entry) accept(f *rules.Finding, now time.Time) {
+	f.Waiver = &rules.Waiver{Reason: e.Reason, Expires: e.Expires, Owner: e.Owner}
+	if now.After(e.expires) {
+		f.Waiver.Expired = true
+	} else {
+		f.Status = rules.Waived
+	}
+}
+
 // Apply marks matching failures as waived (or, past expiry, keeps them
-// failing with the expired waiver attached). It returns warnings for
-// entries that matched nothing, so stale waivers get cleaned up.
-func (w *File) Apply(fs []rules.Finding, now time.Time) []string {
+// failing with the expired waiver attached), and returns the findings with
+// warnings for entries that matched nothing, so stale waivers get cleaned
+// up.
+//
+// A waiver matches a finding by rule and object. A finding that stands
+// for many objects (Finding.Objects: every login role via one function,
+// one pattern over many roles or tables) also matches by its members, so
+// a waiver written for one object keeps working when the rule reports it
+// inside such a finding: a waiver that matches every member waives the
+// finding; one that matches some splits them off into a finding of their
+// own (its object is the waiver's object, its objects the members it
+// accepts), and the rest keep failing.
+func (w *File) Apply(fs []rules.Finding, now time.Time) ([]rules.Finding, []string) {
 	used := make([]bool, len(w.Entries))
-	for i := range fs {
-		f := &fs[i]
+	out := make([]rules.Finding, 0, len(fs))
+	for _, f := range fs {
 		if f.Status != rules.Fail {
+			out = append(out, f)
 			continue
 		}
 		for j := range w.Entries {
 			e := &w.Entries[j]
-			if !e.matches(f) {
+			if e.Rule != f.Rule {
+				continue
+			}
+			if e.matches(f.Object) {
+				used[j] = true
+				e.accept(&f, now)
+				break
+			}
+			var in, rest []string
+			for _, o := range f.Objects {
+				if e.matches(o) {
+					in = append(in, o)
+				} else {
+					rest = append(rest, o)
+				}
+			}
+			if len(in) == 0 {
 				continue
 			}
 			used[j] = true
-			f.Waiver = &rules.Waiver{Reason: e.Reason, Expires: e.Expires, Owner: e.Owner}
-			if now.After(e.expires) {
-				f.Waiver.Expired = true
-			} else {
-				f.Status = rules.Waived
+			if len(rest) == 0 {
+				e.accept(&f, now)
+				break
 			}
-			break
+			part := f
+			part.Object, part.Objects, part.Count = e.Object, in, len(in)
+			part.Evidence = fmt.Sprintf("%d of the objects of %q: %s", len(in), f.Object, strings.Join(in, ", "))
+			e.accept(&part, now)
+			out = append(out, part)
+			f.Objects, f.Count = rest, f.Count-len(in)
+			f.Evidence += fmt.Sprintf("\n(%d of these objects are accepted by a waiver of %q and reported apart)", len(in), e.Object)
 		}
+		out = append(out, f)
 	}
 	var warns []string
 	for j, e := range w.Entries {
@@ -140,5 +179,5 @@ func (w *File) Apply(fs []rules.Finding, now time.Time) []string {
 			warns = append(warns, fmt.Sprintf("%s:%d: waiver for %s %q matched no failing finding", w.Path, e.line, e.Rule, e.Object))
 		}
 	}
-	return warns
+	return out, warns
 }

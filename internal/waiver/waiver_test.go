@@ -42,7 +42,7 @@ func TestApply(t *testing.T) {
 		{Rule: "PRIV-01", Status: rules.Fail, Object: "role ops_anna"},
 		{Rule: "PRIV-01", Status: rules.Pass, Object: "role ops_ben"},
 	}
-	warns := w.Apply(fs, time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC))
+	fs, warns := w.Apply(fs, time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC))
 	if fs[0].Status != rules.Waived || fs[0].Waiver.Owner != "dba" {
 		t.Errorf("exact object: %+v", fs[0])
 	}
@@ -60,9 +60,54 @@ func TestApply(t *testing.T) {
 func TestExpiryIsInclusive(t *testing.T) {
 	w, _ := Load(write(t, "waivers:\n  - rule: X\n    reason: r\n    expires: 2026-11-22\n"))
 	fs := []rules.Finding{{Rule: "X", Status: rules.Fail}}
-	w.Apply(fs, time.Date(2026, 11, 22, 23, 0, 0, 0, time.UTC))
+	fs, _ = w.Apply(fs, time.Date(2026, 11, 22, 23, 0, 0, 0, time.UTC))
 	if fs[0].Status != rules.Waived {
 		t.Error("a waiver is valid through its expiry day")
+	}
+}
+
+// A waiver written for one object still works when the rule reports the
+// object inside a finding that stands for many; one that names the
+// finding's own object, or matches every member, waives all of it.
+func TestApplyAggregated(t *testing.T) {
+	w, err := Load(write(t, `waivers:
+  - rule: NET-05
+    object: "role batch"
+    reason: the batch runner is limited by its pool
+    expires: 2027-01-31
+  - rule: PRIV-02.chains
+    object: "every login role via function d.public.f(q text)"
+    reason: replaced next sprint
+    expires: 2027-01-31
+  - rule: AUTH-19
+    object: "role svc_*"
+    reason: certificates only
+    expires: 2027-01-31
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs := []rules.Finding{
+		{Rule: "NET-05", Status: rules.Fail, Object: "login roles", Objects: []string{"role a", "role batch", "role c"}, Count: 3, Evidence: "3 login roles"},
+		{Rule: "PRIV-02.chains", Status: rules.Fail, Object: "every login role via function d.public.f(q text)", Objects: []string{"role a", "role c"}, Count: 2},
+		{Rule: "AUTH-19", Status: rules.Fail, Object: "password roles without an expiry", Objects: []string{"role svc_1", "role svc_2"}, Count: 2},
+	}
+	fs, warns := w.Apply(fs, time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC))
+	if len(warns) != 0 {
+		t.Errorf("warnings: %v", warns)
+	}
+	if len(fs) != 4 {
+		t.Fatalf("want the NET-05 finding split in two, got %d findings: %+v", len(fs), fs)
+	}
+	part, rest := fs[0], fs[1]
+	if part.Status != rules.Waived || part.Object != "role batch" || len(part.Objects) != 1 || part.Count != 1 {
+		t.Errorf("waived member: %+v", part)
+	}
+	if rest.Status != rules.Fail || rest.Count != 2 || strings.Join(rest.Objects, ",") != "role a,role c" || !strings.Contains(rest.Evidence, "waiver") {
+		t.Errorf("the rest keeps failing: %+v", rest)
+	}
+	if fs[2].Status != rules.Waived || fs[3].Status != rules.Waived {
+		t.Errorf("a waiver of the finding's object, or of every member, waives it: %+v %+v", fs[2], fs[3])
 	}
 }
 
