@@ -72,6 +72,9 @@ type List struct {
 	// perRole lists are built from the role name; words are fixed.
 	perRole func(role string) []string
 	words   []string
+	// builtin lists are short: against cheap verifiers they are tried in
+	// full whatever the budget, so md5 verdicts never depend on load.
+	builtin bool
 }
 
 func (l *List) candidates(role string) []string {
@@ -86,15 +89,15 @@ func (l *List) Len() int { return len(l.words) }
 
 // The built-in lists, in the order the searches try them.
 var (
-	ListName = &List{ID: "name/" + DictVersion, Verdict: RoleName, perRole: func(r string) []string {
+	ListName = &List{ID: "name/" + DictVersion, Verdict: RoleName, builtin: true, perRole: func(r string) []string {
 		if r == "" {
 			return nil
 		}
 		return []string{r}
 	}}
-	ListTop      = &List{ID: "top/" + DictVersion, Verdict: Common, words: common[:topN]}
-	ListVariants = &List{ID: "variants/" + DictVersion, Verdict: RoleName, perRole: variants}
-	ListCommon   = &List{ID: "common/" + DictVersion, Verdict: Common, words: common[topN:]}
+	ListTop      = &List{ID: "top/" + DictVersion, Verdict: Common, builtin: true, words: common[:topN]}
+	ListVariants = &List{ID: "variants/" + DictVersion, Verdict: RoleName, builtin: true, perRole: variants}
+	ListCommon   = &List{ID: "common/" + DictVersion, Verdict: Common, builtin: true, words: common[topN:]}
 )
 
 // Verifier is a parsed stored password.

@@ -134,6 +134,13 @@ func TestBudgetStopsTheSearch(t *testing.T) {
 			t.Errorf("%s: verdict %q from a search that was stopped", r.Role, r.Verdict)
 		}
 	}
+	// md5 verifiers are tried against the built-in lists whatever the
+	// budget: their verdicts must not depend on how busy the machine is.
+	cheap := []Target{NewTarget("m", md5Verifier("m", "qazwsx"), 0), NewTarget("p", "qwerty", 0)}
+	res, st = Default(time.Nanosecond).Run(context.Background(), append(targets[:5:5], cheap...))
+	if res[5].Verdict != Common || res[6].Verdict != Common || !res[5].Complete || st.Incomplete != 5 {
+		t.Errorf("md5 under a spent budget: %+v %+v, %+v", res[5], res[6], st)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	if _, st := Deep(0).Run(ctx, targets); !st.Interrupted || st.Guesses != 0 {

@@ -20,7 +20,9 @@ type Search struct {
 	// Cheap lists are tried as well against md5 and plaintext passwords,
 	// where a guess costs one MD5 rather than thousands of HMACs.
 	Cheap []*List
-	// Budget bounds the wall time of the search; 0 is no bound.
+	// Budget bounds the wall time of the search; 0 is no bound. The
+	// built-in lists are tried in full against md5 and plaintext
+	// passwords whatever the budget (about 90 MD5s a role).
 	Budget time.Duration
 	// Workers is how many guesses run at once (0: every core).
 	Workers int
@@ -161,11 +163,17 @@ func (s Search) Run(ctx context.Context, targets []Target) ([]Result, Stats) {
 	var next atomic.Int64
 	var done, guesses atomic.Int64
 	var stopped atomic.Bool
-	stop := func() bool {
+	stop := func(bounded bool) bool {
+		if ctx.Err() != nil {
+			return true
+		}
+		if !bounded {
+			return false
+		}
 		if stopped.Load() {
 			return true
 		}
-		if ctx.Err() != nil || (!deadline.IsZero() && time.Now().After(deadline)) {
+		if !deadline.IsZero() && time.Now().After(deadline) {
 			stopped.Store(true)
 			return true
 		}
@@ -213,11 +221,15 @@ func (s Search) Run(ctx context.Context, targets []Target) ([]Result, Stats) {
 			var buf []byte
 			for {
 				k := int(next.Add(1) - 1)
-				if k >= len(items) || stop() {
+				if k >= len(items) || ctx.Err() != nil {
 					return
 				}
 				it := items[k]
 				t := &targets[it.t]
+				bounded := !t.cheap() || !lists[it.l].builtin
+				if bounded && stop(true) {
+					continue // the budget is spent; cheap items may follow
+				}
 				cands := lists[it.l].candidates(t.Role)
 				if found[it.t].Load() {
 					// An earlier list matched; this one cannot change the
@@ -229,7 +241,7 @@ func (s Search) Run(ctx context.Context, targets []Target) ([]Result, Stats) {
 				for j, c := range cands {
 					// A clock read per guess is nothing beside a SCRAM
 					// guess; md5 guesses check it now and then.
-					if (t.cost() > 1 || j%256 == 0) && stop() {
+					if (t.cost() > 1 || j%256 == 0) && stop(bounded) {
 						complete = false
 						break
 					}
