@@ -39,7 +39,7 @@ func (s *sourceFlags) register(cmd *cobra.Command) {
 	fs.BoolVar(&s.noFiles, "no-files", false, "do not read the server's files even when they are on this host")
 	fs.IntVar(&s.parallel, "parallel", 4, "databases read at once")
 	fs.DurationVar(&s.stmtTO, "statement-timeout", 30*time.Second, "limit for each query on the server")
-	fs.DurationVar(&s.pwBudget, "password-check-budget", 2*time.Second, "wall time for the offline weak-password search beside the catalog reads: role names and the most common passwords (0 turns it off; 'pgaegis passwords' searches deeper)")
+	fs.DurationVar(&s.pwBudget, "password-check-budget", 2*time.Second, "wall time for the offline weak-password search (role names, most common passwords) beside the catalog reads; 0 turns it off, 'pgaegis passwords' goes deeper")
 	fs.BoolVar(&s.noCache, "no-password-cache", false, "do not use the cache of weak-password verdicts (also "+noCacheEnv+"=1)")
 	fs.BoolVar(&s.noProbe, "no-probe", false, "do not probe the server's port for TLS (plaintext, protocol versions)")
 }

@@ -56,7 +56,7 @@ the budget ran out before every role was searched.`,
 	conn.register(cmd)
 	fs := cmd.Flags()
 	budget := fs.Duration("budget", 10*time.Minute, "stop searching after this long (0: no limit); what was searched is cached")
-	wordlists := fs.StringArray("wordlist", nil, "also try this file's passwords, one per line (repeatable)")
+	wordlists := fs.StringArray("wordlist", nil, "also try the passwords in `FILE`, one per line (repeatable)")
 	format := fs.String("format", "text", "text or json")
 	out := fs.StringP("output", "o", "", "write the result to this file instead of stdout")
 	all := fs.Bool("all", false, "list every role searched, not only the weak ones")
