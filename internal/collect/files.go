@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/pgaegis/pgaegis/internal/conninfo"
 	"github.com/pgaegis/pgaegis/internal/guc"
@@ -163,7 +164,9 @@ func startHostChecks(s *snapshot.Snapshot, o *Options) {
 	j := &hostJob{opts: hostcheck.Options{DataDir: dataDir, Major: s.MajorVersion(), Commands: true}, done: make(chan struct{})}
 	go func() {
 		defer close(j.done)
+		start := time.Now()
 		j.host = hostcheck.Collect(j.opts)
+		o.trace("host checks: %s", time.Since(start).Round(time.Millisecond))
 	}()
 	o.host = j
 }
@@ -172,7 +175,9 @@ func startHostChecks(s *snapshot.Snapshot, o *Options) {
 // looked at the same place, else run now.
 func (o *Options) hostChecks(ho hostcheck.Options) *snapshot.Host {
 	if j := o.host; j != nil && j.opts.DataDir == ho.DataDir && j.opts.Major == ho.Major && j.opts.Root == ho.Root {
+		start := time.Now()
 		<-j.done
+		o.trace("host checks: waited %s for them after the live collection", time.Since(start).Round(time.Millisecond))
 		j.host.LogDiskUsedPct = hostcheck.LogDiskUsedPct(ho.LogDir)
 		return j.host
 	}
