@@ -42,12 +42,21 @@ func (o Options) path(p string) string { return filepath.Join(o.Root, p) }
 // Collect gathers the host facts.
 func Collect(o Options) *snapshot.Host {
 	h := &snapshot.Host{}
+	// The package query (apt-cache loads the whole package cache: about
+	// a second of CPU) runs beside the file and process checks.
+	pkg := &snapshot.Host{}
+	pkgDone := make(chan struct{})
+	go func() {
+		defer close(pkgDone)
+		packages(o, pkg)
+	}()
 	scanProcs(o, h)
 	owner(o, h)
 	secretsInFiles(o, h)
 	sudoers(o, h)
 	services(o, h)
-	packages(o, h)
+	<-pkgDone
+	h.Package, h.PackageVersion, h.PackageCandidate = pkg.Package, pkg.PackageVersion, pkg.PackageCandidate
 	if b, err := os.ReadFile(o.path("/proc/sys/crypto/fips_enabled")); err == nil {
 		h.FIPS = strings.TrimSpace(string(b))
 	}
