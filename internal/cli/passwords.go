@@ -158,7 +158,7 @@ the budget ran out before every role was searched.`,
 func progressLine(p pwcheck.Progress, elapsed time.Duration) string {
 	msg := fmt.Sprintf("searching: %d guesses, %d weak", p.Guesses, p.Weak)
 	if p.Work > 0 {
-		msg += fmt.Sprintf(", %.0f%%", 100*float64(p.Done)/float64(p.Work))
+		msg += fmt.Sprintf(", %.1f%%", 100*float64(p.Done)/float64(p.Work))
 		if p.Done > 0 && elapsed > time.Second {
 			left := time.Duration(float64(elapsed) * float64(p.Work-p.Done) / float64(p.Done))
 			msg += ", about " + left.Round(time.Second).String() + " left"
