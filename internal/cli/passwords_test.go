@@ -7,9 +7,11 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pgaegis/pgaegis/internal/localpg"
 	"github.com/pgaegis/pgaegis/internal/pgtest"
+	"github.com/pgaegis/pgaegis/internal/pwcheck"
 	"github.com/pgaegis/pgaegis/internal/report"
 	"github.com/pgaegis/pgaegis/internal/rules"
 )
@@ -169,6 +171,9 @@ func TestPasswordsCommand(t *testing.T) {
 		t.Errorf("text output (exit %d):\n%s%s", code, out, errs)
 	}
 	noPasswordIn(t, "the text output", out+errs)
+	if errs != "" {
+		t.Errorf("stderr is not a terminal, yet the command wrote to it: %q", errs)
+	}
 
 	// The audit takes the deep search's verdicts from the cache: sc_dict
 	// is beyond the default search, and found with no time to search.
@@ -249,5 +254,12 @@ func TestAuditUsesThePasswordCache(t *testing.T) {
 			t.Errorf("gap %q", g)
 		}
 		noPasswordIn(t, "the report", mustJSON(t, rep))
+	}
+}
+
+func TestPasswordsProgressLine(t *testing.T) {
+	got := progressLine(pwcheck.Progress{Work: 4000, Done: 1000, Guesses: 12, Weak: 1}, 10*time.Second)
+	if got != "searching: 12 guesses, 1 weak, 25.0%, about 30s left" {
+		t.Errorf("progress line %q", got)
 	}
 }
