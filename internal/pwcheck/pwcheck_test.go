@@ -327,3 +327,31 @@ func BenchmarkMD5Dictionary(b *testing.B) {
 		s.Run(context.Background(), t)
 	}
 }
+
+// BenchmarkCachedAudit20k is the audit's search at 20,000 SCRAM roles
+// once every verifier is in the cache: open, answer, save.
+func BenchmarkCachedAudit20k(b *testing.B) {
+	dir := b.TempDir()
+	var targets []Target
+	for i := 0; i < 20000; i++ {
+		targets = append(targets, NewTarget(fmt.Sprintf("role%05d", i), scramVerifier(fmt.Sprintf("strong-%d-pw", i), 2), 2))
+	}
+	c, err := OpenCache(dir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	s := Default(0)
+	s.Cache = c
+	s.Run(context.Background(), targets)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		c, err := OpenCache(dir)
+		if err != nil {
+			b.Fatal(err)
+		}
+		s.Cache = c
+		if _, st := s.Run(context.Background(), targets); st.Cached != len(targets) {
+			b.Fatalf("%+v", st)
+		}
+	}
+}

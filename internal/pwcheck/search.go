@@ -102,13 +102,17 @@ func (s Search) Run(ctx context.Context, targets []Target) ([]Result, Stats) {
 	cached := make([]*Entry, n)
 	found := make([]atomic.Bool, n)
 	var weakCount atomic.Int64
+	var keys []string
+	if s.Cache != nil {
+		keys = s.Cache.ids(targets)
+	}
 	for i := range targets {
 		tried[i] = make([]bool, len(lists))
 		matched[i] = make([]bool, len(lists))
 		if s.Cache == nil || targets[i].cheap() {
 			continue
 		}
-		e, ok := s.Cache.get(&targets[i])
+		e, ok := s.Cache.get(keys[i])
 		if !ok {
 			continue
 		}
@@ -272,7 +276,7 @@ func (s Search) Run(ctx context.Context, targets []Target) ([]Result, Stats) {
 			r.Verdict, r.List, r.Complete, r.Cached = e.Verdict, e.List, true, true
 			st.Cached++
 			if s.Cache != nil {
-				s.Cache.touch(t)
+				s.Cache.touch(keys[i])
 			}
 		} else {
 			r.Complete = true
@@ -291,7 +295,7 @@ func (s Search) Run(ctx context.Context, targets []Target) ([]Result, Stats) {
 				r.Complete = true
 			}
 			if s.Cache != nil && !t.cheap() && (r.Verdict != "" || len(ids) > 0) {
-				s.Cache.put(t, Entry{Verdict: r.Verdict, List: r.List, Tried: ids, By: s.Name})
+				s.Cache.put(keys[i], Entry{Verdict: r.Verdict, List: r.List, Tried: ids, By: s.Name})
 			}
 		}
 		if r.Verdict != "" {
