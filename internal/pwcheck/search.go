@@ -100,6 +100,9 @@ func (s Search) Run(ctx context.Context, targets []Target) ([]Result, Stats) {
 	tried := make([][]bool, n)
 	matched := make([][]bool, n)
 	cached := make([]*Entry, n)
+	// preTried counts the lists the cache said were tried: an entry is
+	// written again only when this run added to it.
+	preTried := make([]int, n)
 	found := make([]atomic.Bool, n)
 	var weakCount atomic.Int64
 	var keys []string
@@ -129,6 +132,9 @@ func (s Search) Run(ctx context.Context, targets []Target) ([]Result, Stats) {
 		all := true
 		for l, li := range lists {
 			tried[i][l] = done[li.ID]
+			if tried[i][l] {
+				preTried[i]++
+			}
 			all = all && (tried[i][l] || !applies(&targets[i], l))
 		}
 		if all {
@@ -294,7 +300,7 @@ func (s Search) Run(ctx context.Context, targets []Target) ([]Result, Stats) {
 			if r.Verdict != "" {
 				r.Complete = true
 			}
-			if s.Cache != nil && !t.cheap() && (r.Verdict != "" || len(ids) > 0) {
+			if s.Cache != nil && !t.cheap() && (r.Verdict != "" || len(ids) > preTried[i]) {
 				s.Cache.put(keys[i], Entry{Verdict: r.Verdict, List: r.List, Tried: ids, By: s.Name})
 			}
 		}
