@@ -133,6 +133,8 @@ func startPasswordCheck(ctx context.Context, se *session, s *snapshot.Snapshot, 
 			}
 			search.Cache = c
 		}
+		// The budget counts from here: reading a large cache is part of it.
+		search.Budget = max(time.Nanosecond, o.PasswordBudget-time.Since(start))
 		p.results, p.stats = search.Run(sctx, targets)
 		if p.stats.CacheError != "" {
 			p.warning = "the password cache could not be written: " + p.stats.CacheError
