@@ -28,6 +28,7 @@ type sourceFlags struct {
 	parallel int
 	stmtTO   time.Duration
 	pwBudget time.Duration
+	noCache  bool
 	noProbe  bool
 }
 
@@ -38,7 +39,8 @@ func (s *sourceFlags) register(cmd *cobra.Command) {
 	fs.BoolVar(&s.noFiles, "no-files", false, "do not read the server's files even when they are on this host")
 	fs.IntVar(&s.parallel, "parallel", 4, "databases read at once")
 	fs.DurationVar(&s.stmtTO, "statement-timeout", 30*time.Second, "limit for each query on the server")
-	fs.DurationVar(&s.pwBudget, "password-check-budget", 20*time.Second, "CPU time for the offline weak-password search (0 turns it off)")
+	fs.DurationVar(&s.pwBudget, "password-check-budget", 2*time.Second, "wall time for the offline weak-password search (role names, most common passwords) beside the catalog reads; 0 turns it off, 'pgaegis passwords' goes deeper")
+	fs.BoolVar(&s.noCache, "no-password-cache", false, "do not use the cache of weak-password verdicts (also "+noCacheEnv+"=1)")
 	fs.BoolVar(&s.noProbe, "no-probe", false, "do not probe the server's port for TLS (plaintext, protocol versions)")
 }
 
@@ -71,6 +73,7 @@ func gatherWith(ctx context.Context, env *Env, s *sourceFlags, cfg *pgx.ConnConf
 	o := collect.Options{
 		DataDir: s.files.dataDir, ConfigFile: s.files.configFile, HBAFile: s.files.hbaFile, IdentFile: s.files.identFile,
 		NoFiles: s.noFiles, Parallel: s.parallel, StatementTimeout: s.stmtTO, PasswordBudget: s.pwBudget, NoProbe: s.noProbe, Progress: progress(env),
+		PasswordCache: passwordCacheDir(s.noCache),
 	}
 	defer clearProgress(env)
 	if cfg != nil {

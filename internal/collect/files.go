@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/pgaegis/pgaegis/internal/conninfo"
 	"github.com/pgaegis/pgaegis/internal/guc"
@@ -132,9 +133,55 @@ func collectFiles(s *snapshot.Snapshot, o *Options) error {
 		for _, f := range s.FilesOfKind(snapshot.KindLogDir) {
 			logDir = f.Path
 		}
-		s.Host = hostcheck.Collect(hostcheck.Options{DataDir: dataDir, Major: s.MajorVersion(), LogDir: logDir, Commands: true})
+		s.Host = o.hostChecks(hostcheck.Options{DataDir: dataDir, Major: s.MajorVersion(), LogDir: logDir, Commands: true})
 	}
 	return nil
+}
+
+// hostJob is a host check running beside the live collection.
+type hostJob struct {
+	opts hostcheck.Options
+	done chan struct{}
+	host *snapshot.Host
+}
+
+// startHostChecks starts the host checks (process environments, package
+// queries: ~1 s) while the server's catalogs are read, when the settings
+// already say which data directory collectFiles will look at: --pgdata,
+// or the server's own on this host. Anything else is checked in
+// collectFiles as before.
+func startHostChecks(s *snapshot.Snapshot, o *Options) {
+	if o.NoFiles || o.ConfigFile != "" || o.HBAFile != "" || o.IdentFile != "" {
+		return
+	}
+	dataDir := o.DataDir
+	if dataDir == "" {
+		dataDir = settingValue(s, "data_directory")
+		if dataDir == "" || sameServer(dataDir, s) != "" {
+			return
+		}
+	}
+	j := &hostJob{opts: hostcheck.Options{DataDir: dataDir, Major: s.MajorVersion(), Commands: true}, done: make(chan struct{})}
+	go func() {
+		defer close(j.done)
+		start := time.Now()
+		j.host = hostcheck.Collect(j.opts)
+		o.trace("host checks: %s", time.Since(start).Round(time.Millisecond))
+	}()
+	o.host = j
+}
+
+// hostChecks is the host check for ho: the one started early when it
+// looked at the same place, else run now.
+func (o *Options) hostChecks(ho hostcheck.Options) *snapshot.Host {
+	if j := o.host; j != nil && j.opts.DataDir == ho.DataDir && j.opts.Major == ho.Major && j.opts.Root == ho.Root {
+		start := time.Now()
+		<-j.done
+		o.trace("host checks: waited %s for them after the live collection", time.Since(start).Round(time.Millisecond))
+		j.host.LogDiskUsedPct = hostcheck.LogDiskUsedPct(ho.LogDir)
+		return j.host
+	}
+	return hostcheck.Collect(ho)
 }
 
 // smallFileMax caps PG_VERSION and postmaster.pid (a few lines each).

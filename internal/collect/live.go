@@ -38,12 +38,19 @@ type Options struct {
 	Parallel int
 	// StatementTimeout bounds each query on the server.
 	StatementTimeout time.Duration
-	// PasswordBudget bounds the offline weak-password search (0: off).
+	// PasswordBudget bounds the wall time of the offline weak-password
+	// search, which runs beside the catalog reads (0: off).
 	PasswordBudget time.Duration
+	// PasswordCache is the directory of the weak-password verdict cache
+	// ("": none).
+	PasswordCache string
 	// NoProbe skips the TLS probe of the server's port.
 	NoProbe bool
 	// Progress, when set, is told what is being read.
 	Progress func(format string, args ...any)
+
+	// host is the host check started beside the live collection.
+	host *hostJob
 }
 
 // trace reports step timings when PGAEGIS_TRACE is set (for benchmarks).
@@ -455,6 +462,11 @@ func collectLive(ctx context.Context, s *snapshot.Snapshot, o *Options) error {
 	if err := readSettings(ctx, tx, s, privileged); err != nil {
 		return err
 	}
+	startHostChecks(s, o)
+	// The weak-password search runs on its own goroutine once the
+	// verifiers are read; an early return cancels it.
+	var pw *passwordCheck
+	defer func() { pw.stop() }()
 	// Each step either fills the snapshot or records a gap or an error;
 	// a stalled server ends the collection with the step's name.
 	steps := []struct {
@@ -462,13 +474,7 @@ func collectLive(ctx context.Context, s *snapshot.Snapshot, o *Options) error {
 		fn   func()
 	}{
 		{"reading pg_roles", func() { readRoles(ctx, se, s) }},
-		{"the weak-password check", func() {
-			if s.Gap(snapshot.GapPasswords) == "" {
-				checkPasswords(ctx, se, s, o.PasswordBudget)
-			} else {
-				s.AddGap(snapshot.GapWeakPasswords, s.Gap(snapshot.GapPasswords))
-			}
-		}},
+		{"reading the password verifiers", func() { pw = startPasswordCheck(ctx, se, s, o) }},
 		{"reading pg_hba_file_rules", func() { readHBA(ctx, se, s) }},
 		{"reading pg_ident_file_mappings", func() { readIdent(ctx, se, s) }},
 		{"reading pg_file_settings", func() { readFileSettingErrors(ctx, se, s) }},
@@ -498,6 +504,7 @@ func collectLive(ctx context.Context, s *snapshot.Snapshot, o *Options) error {
 		o.progress("probing TLS on %s:%d", o.Conn.Host, o.Conn.Port)
 		s.Probe = probeTLS(ctx, o.Conn.Host, o.Conn.Port)
 	}
+	pw.finish(s)
 	return nil
 }
 

@@ -42,25 +42,44 @@ func (o Options) path(p string) string { return filepath.Join(o.Root, p) }
 // Collect gathers the host facts.
 func Collect(o Options) *snapshot.Host {
 	h := &snapshot.Host{}
+	// The package query (apt-cache loads the whole package cache: about
+	// a second of CPU) runs beside the file and process checks.
+	pkg := &snapshot.Host{}
+	pkgDone := make(chan struct{})
+	go func() {
+		defer close(pkgDone)
+		packages(o, pkg)
+	}()
 	scanProcs(o, h)
 	owner(o, h)
 	secretsInFiles(o, h)
 	sudoers(o, h)
 	services(o, h)
-	packages(o, h)
+	<-pkgDone
+	h.Package, h.PackageVersion, h.PackageCandidate = pkg.Package, pkg.PackageVersion, pkg.PackageCandidate
 	if b, err := os.ReadFile(o.path("/proc/sys/crypto/fips_enabled")); err == nil {
 		h.FIPS = strings.TrimSpace(string(b))
 	}
 	h.Encrypted = encrypted(o)
-	if o.LogDir != "" {
-		var st syscall.Statfs_t
-		if syscall.Statfs(o.LogDir, &st) == nil && st.Blocks > 0 {
-			h.LogDiskUsedPct = int(100 - st.Bavail*100/st.Blocks)
-		}
-	}
+	h.LogDiskUsedPct = LogDiskUsedPct(o.LogDir)
 	h.Fail2ban = fail2ban(o)
 	h.PgBackRest = pgbackrest(o)
 	return h
+}
+
+// LogDiskUsedPct is how full the file system of the log directory is (0
+// when unknown). It is apart from Collect because the log directory is
+// known only once the server's files were read, while the rest of the
+// host checks can run beside the live collection.
+func LogDiskUsedPct(logDir string) int {
+	if logDir == "" {
+		return 0
+	}
+	var st syscall.Statfs_t
+	if syscall.Statfs(logDir, &st) == nil && st.Blocks > 0 {
+		return int(100 - st.Bavail*100/st.Blocks)
+	}
+	return 0
 }
 
 // scanProcs reads /proc/*/environ for PGPASSWORD and /proc/*/cmdline for
