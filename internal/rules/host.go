@@ -128,7 +128,7 @@ func init() {
 	})
 
 	register(&Rule{
-		ID: "INST-08", Title: "No running process has PGPASSWORD in its environment", Area: AreaInstall, Severity: Medium,
+		ID: "INST-08", Title: "No running process has PGPASSWORD in its environment", Area: AreaInstall, Severity: Medium, Volatile: true,
 		Rationale:  "Process environments are readable through /proc by the same user and by root, and leak into core dumps and crash reports.",
 		References: cis("1.7"), Access: "root (reads /proc/<pid>/environ of every process)",
 		Check: func(c *Check) {
