@@ -52,6 +52,8 @@ func main() {
 	extra := flag.String("args", "", "more arguments for pgaegis audit (split on spaces), e.g. '--password-check-budget 0s'")
 	profiles := flag.String("profile-dir", "", "write CPU and allocation profiles of each shape and format's last audit here")
 	rebuild := flag.Bool("rebuild", false, "build the cluster again even when a finished one is kept")
+	prebuilt := flag.String("pgaegis", "", "time this pgaegis binary instead of building one from the source (before/after comparisons)")
+	keep := flag.Duration("keep", 0, "after the runs, keep the server up this long (to profile or EXPLAIN by hand)")
 	flag.Parse()
 	var names []string
 	switch *shape {
@@ -62,14 +64,19 @@ func main() {
 	default:
 		fail(fmt.Errorf("-shape %q: want 14k, 140k or both", *shape))
 	}
-	bin, err := buildPgaegis(*dir)
-	if err != nil {
-		fail(err)
+	bin := *prebuilt
+	if bin == "" {
+		var err error
+		if bin, err = buildPgaegis(*dir); err != nil {
+			fail(err)
+		}
+		defer os.RemoveAll(filepath.Dir(bin))
 	}
-	defer os.RemoveAll(filepath.Dir(bin))
 	for _, n := range names {
-		if err := bench(n, shapes[n], *dir, bin, *runs, strings.Split(*formats, ","), strings.Fields(*extra), *profiles, *rebuild); err != nil {
-			os.RemoveAll(filepath.Dir(bin))
+		if err := bench(n, shapes[n], *dir, bin, *runs, strings.Split(*formats, ","), strings.Fields(*extra), *profiles, *rebuild, *keep); err != nil {
+			if *prebuilt == "" {
+				os.RemoveAll(filepath.Dir(bin))
+			}
 			fail(err)
 		}
 	}
@@ -118,7 +125,7 @@ func buildPgaegis(dir string) (string, error) {
 // doneFile marks a finished build; it records the shape it was built with.
 const doneFile = "bench-shape.json"
 
-func bench(name string, sh bigcat.Shape, dir, bin string, runs int, formats, extra []string, profiles string, rebuild bool) error {
+func bench(name string, sh bigcat.Shape, dir, bin string, runs int, formats, extra []string, profiles string, rebuild bool, keep time.Duration) error {
 	ctx := context.Background()
 	cdir := filepath.Join(dir, name)
 	want, _ := json.Marshal(sh)
@@ -173,6 +180,9 @@ func bench(name string, sh bigcat.Shape, dir, bin string, runs int, formats, ext
 	conn := bigcat.Conn{PSQL: bigcat.PSQL(srv), Host: srv.SocketDir, Port: srv.Port, User: "postgres", SysProcAttr: asServer}
 	fmt.Printf("  reference: psql \\copy of %s\n", bigcat.Catalogs)
 	for _, format := range formats {
+		if runs == 0 {
+			break
+		}
 		args := append([]string{"audit", "-h", srv.SocketDir, "-p", strconv.Itoa(srv.Port), "-U", "postgres", "-d", "postgres",
 			"--format", format, "-o", "/dev/null"}, extra...)
 		var best struct{ pull, audit, cpu time.Duration }
@@ -203,6 +213,10 @@ func bench(name string, sh bigcat.Shape, dir, bin string, runs int, formats, ext
 		fmt.Printf("shape %s, --format %s%s: audit %s (user+sys %s), pull %s, ratio audit/pull %.2f, peak RSS %d MB (best of %d)\n",
 			name, format, extraNote(extra), best.audit.Round(time.Millisecond), best.cpu.Round(time.Millisecond),
 			best.pull.Round(time.Millisecond), best.audit.Seconds()/best.pull.Seconds(), rss>>10, runs)
+	}
+	if keep > 0 {
+		fmt.Printf("  server kept for %s: setpriv --reuid=%s --regid=%s --init-groups %s audit -h %s -p %d -U postgres\n", keep, osUser, osUser, bin, srv.SocketDir, srv.Port)
+		time.Sleep(keep)
 	}
 	return nil
 }

@@ -44,6 +44,8 @@ type Options struct {
 	NoProbe bool
 	// Progress, when set, is told what is being read.
 	Progress func(format string, args ...any)
+
+	started time.Time // for the trace
 }
 
 // trace reports step timings when PGAEGIS_TRACE is set (for benchmarks).
@@ -79,19 +81,24 @@ func Collect(ctx context.Context, o Options) (*snapshot.Snapshot, error) {
 		o.StatementTimeout = 30 * time.Second
 	}
 	s := newSnapshot()
+	start := time.Now()
+	o.started = start
 	if o.Conn != nil {
 		s.Target.Description = conninfo.Describe(o.Conn)
 		s.Target.Live = true
 		if err := collectLive(ctx, s, &o); err != nil {
 			return nil, err
 		}
+		o.trace("live collection in %s", time.Since(start).Round(time.Millisecond))
 	} else {
 		s.Target.Description = "files"
 	}
 	if !o.NoFiles {
+		start := time.Now()
 		if err := collectFiles(s, &o); err != nil {
 			return nil, err
 		}
+		o.trace("files and host in %s", time.Since(start).Round(time.Millisecond))
 	}
 	redact(s)
 	return s, nil
@@ -491,9 +498,12 @@ func collectLive(ctx context.Context, s *snapshot.Snapshot, o *Options) error {
 	if err := readClusterCatalogs(ctx, se, s); err != nil {
 		return err
 	}
+	o.trace("cluster-wide reads in %s", time.Since(o.started).Round(time.Millisecond))
+	start := time.Now()
 	if err := collectDatabases(ctx, s, dbs, o); err != nil {
 		return err
 	}
+	o.trace("databases in %s", time.Since(start).Round(time.Millisecond))
 	if !o.NoProbe && !strings.HasPrefix(o.Conn.Host, "/") {
 		o.progress("probing TLS on %s:%d", o.Conn.Host, o.Conn.Port)
 		s.Probe = probeTLS(ctx, o.Conn.Host, o.Conn.Port)
@@ -932,7 +942,7 @@ func readDatabases(ctx context.Context, tx pgx.Tx, s *snapshot.Snapshot) ([]dbRo
 			return nil, fmt.Errorf("reading pg_database: %v", errString(err))
 		}
 		var aclErrs []string
-		d.ACL, d.ACLDefault = parseACL(&aclErrs, "database "+d.Name, aclText)
+		d.ACL, d.ACLDefault = parseACL(nil, &aclErrs, func() string { return "database " + d.Name }, aclText)
 		for _, e := range aclErrs {
 			s.AddError(snapshot.GapDatabases+"."+d.Name, e)
 		}
@@ -954,13 +964,14 @@ func readDatabases(ctx context.Context, tx pgx.Tx, s *snapshot.Snapshot) ([]dbRo
 // parseACL parses an ACL column; a NULL ACL means the built-in default.
 // An unreadable ACL is added to errs (per goroutine, merged by the
 // caller): it is a collection error, never an empty ACL that passes.
-func parseACL(errs *[]string, what string, text []string) ([]acl.Item, bool) {
+// what names the object, and is only built for an error.
+func parseACL(in *acl.Interner, errs *[]string, what func() string, text []string) ([]acl.Item, bool) {
 	if text == nil {
 		return nil, true
 	}
-	items, err := acl.ParseList(text)
+	items, err := in.ParseList(text)
 	if err != nil {
-		*errs = append(*errs, fmt.Sprintf("%s: unreadable ACL: %v", what, err))
+		*errs = append(*errs, fmt.Sprintf("%s: unreadable ACL: %v", what(), err))
 	}
 	return items, false
 }
@@ -1065,6 +1076,10 @@ func readDatabase(ctx context.Context, warns, errs *[]string, name string, o *Op
 		return d, err
 	}
 	defer se.close(ctx)
+	// One interner per database (this goroutine's): its ACLs share role
+	// names and privilege lists instead of holding a copy each.
+	ctx = withDBState(ctx)
+	in := internerFrom(ctx)
 	fail := func(what string, err error) (snapshot.Database, error) {
 		if st := se.stalled(); st != nil {
 			return d, fmt.Errorf("database %q: reading %s: %w", name, what, st)
@@ -1083,7 +1098,7 @@ func readDatabase(ctx context.Context, warns, errs *[]string, name string, o *Op
 			if err := rows.Scan(&sc.Name, &sc.Owner, &a); err != nil {
 				return err
 			}
-			sc.ACL, sc.ACLDefault = parseACL(errs, fmt.Sprintf("database %q: schema %s", name, sc.Name), a)
+			sc.ACL, sc.ACLDefault = parseACL(in, errs, func() string { return fmt.Sprintf("database %q: schema %s", name, sc.Name) }, a)
 			d.Schemas = append(d.Schemas, sc)
 		}
 		return rows.Err()
@@ -1121,7 +1136,7 @@ func readDatabase(ctx context.Context, warns, errs *[]string, name string, o *Op
 			if err := rows.Scan(&l.Name, &l.Trusted, &l.PL, &l.Owner, &a); err != nil {
 				return err
 			}
-			l.ACL, l.ACLDefault = parseACL(errs, fmt.Sprintf("database %q: language %s", name, l.Name), a)
+			l.ACL, l.ACLDefault = parseACL(in, errs, func() string { return fmt.Sprintf("database %q: language %s", name, l.Name) }, a)
 			d.Languages = append(d.Languages, l)
 		}
 		return rows.Err()

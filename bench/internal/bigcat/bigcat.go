@@ -135,6 +135,15 @@ func Generate(ctx context.Context, srv *localpg.Server, sh Shape, progress func(
 	return srv.Exec(ctx, "CHECKPOINT")
 }
 
+// SecDefFunction is the k-th PUBLIC-executable SECURITY DEFINER function
+// (EXECUTE for PUBLIC is the default), owned by the bootstrap superuser
+// and running dynamic SQL, as many a real cluster carries: an escalation
+// path for every login role.
+func SecDefFunction(k int) string {
+	return fmt.Sprintf(`CREATE OR REPLACE FUNCTION public.secdef%d(t text) RETURNS bigint LANGUAGE plpgsql SECURITY DEFINER
+	AS $f$ DECLARE n bigint; BEGIN EXECUTE 'SELECT count(*) FROM ' || t INTO n; RETURN n; END $f$`, k)
+}
+
 func rolesSQL(sh Shape) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, `DO $$ BEGIN
@@ -249,11 +258,9 @@ func databaseSQL(sh Shape, d int) []string {
 		fmt.Fprintf(&b, "\tALTER DEFAULT PRIVILEGES FOR ROLE %s IN SCHEMA s%d GRANT SELECT ON TABLES TO r%d;\n",
 			schemaOwner(sh, d, s), s, (k*4001+d*17+9)%sh.Roles)
 	}
-	// A few PUBLIC-executable SECURITY DEFINER functions (the default
-	// EXECUTE for PUBLIC), as many a real cluster carries.
 	for k := 0; k < sh.SecDefFunctions; k++ {
 		if k%sh.DBs == d {
-			fmt.Fprintf(&b, "\tCREATE FUNCTION public.secdef%d() RETURNS bigint LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog AS 'SELECT count(*) FROM pg_class';\n", k)
+			b.WriteString("\t" + SecDefFunction(k) + ";\n")
 		}
 	}
 	// Schema privileges: USAGE for PUBLIC on a few, CREATE on one.
