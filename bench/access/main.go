@@ -52,11 +52,12 @@ func main() {
 	for d := 0; d < *dbs; d++ {
 		names = append(names, bigcat.Database(d))
 	}
-	raw, err := bigcat.Pull(bigcat.Conn{PSQL: bigcat.PSQL(srv), Host: "127.0.0.1", Port: srv.Port, User: srv.AdminUser,
+	pull, err := bigcat.Pull(bigcat.Conn{PSQL: bigcat.PSQL(srv), Host: "127.0.0.1", Port: srv.Port, User: srv.AdminUser,
 		Env: []string{"PGPASSWORD=" + srv.Password}}, names) // environment, never argv
 	if err != nil {
 		fail(err)
 	}
+	raw := pull.Wall
 	fmt.Printf("reference: psql \\copy of the same raw catalogs (%s): %s\n", bigcat.Catalogs, raw.Round(time.Millisecond))
 
 	runtime.GC()

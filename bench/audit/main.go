@@ -15,6 +15,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -22,6 +23,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/signal"
 	"os/user"
 	"path/filepath"
 	"strconv"
@@ -152,6 +154,16 @@ func bench(name string, sh bigcat.Shape, dir, bin string, runs int, formats, ext
 		return err
 	}
 	defer srv.Stop()
+	// Interrupted (or -keep cut short): stop the kept cluster cleanly.
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sig)
+	go func() {
+		if _, ok := <-sig; ok {
+			srv.Stop()
+			os.Exit(1)
+		}
+	}()
 	fmt.Printf("shape %s: %d databases, %d tables, %d roles, ~%d ACL entries on tables; cluster in %s (port %d)\n",
 		name, sh.DBs, sh.Tables, sh.Roles, sh.ACLEntries(), cdir, srv.Port)
 	if fresh {
@@ -185,13 +197,17 @@ func bench(name string, sh bigcat.Shape, dir, bin string, runs int, formats, ext
 		}
 		args := append([]string{"audit", "-h", srv.SocketDir, "-p", strconv.Itoa(srv.Port), "-U", "postgres", "-d", "postgres",
 			"--format", format, "-o", "/dev/null"}, extra...)
-		var best struct{ pull, audit, cpu time.Duration }
+		type side struct{ wall, cpu, server time.Duration }
+		var bp, ba side // the best (least wall time) of each
 		var rss int64
+		pm := srv.PostmasterPID()
 		for i := 0; i < runs; i++ {
+			s0 := serverCPU(pm)
 			pull, err := bigcat.Pull(conn, dbs)
 			if err != nil {
 				return err
 			}
+			s1 := serverCPU(pm)
 			var env []string
 			if profiles != "" && i == runs-1 {
 				env = profileEnv(profiles, name, format, srv)
@@ -200,25 +216,67 @@ func bench(name string, sh bigcat.Shape, dir, bin string, runs int, formats, ext
 			if err != nil {
 				return err
 			}
-			if i == 0 || pull < best.pull {
-				best.pull = pull
+			s2 := serverCPU(pm)
+			p := side{pull.Wall, pull.CPU, s1 - s0}
+			a := side{r.wall, r.cpu, s2 - s1}
+			if i == 0 || p.wall < bp.wall {
+				bp = p
 			}
-			if i == 0 || r.wall < best.audit {
-				best.audit, best.cpu = r.wall, r.cpu
+			if i == 0 || a.wall < ba.wall {
+				ba = a
 			}
 			rss = max(rss, r.maxRSS)
-			fmt.Printf("  run %d: pull %s, audit %s (user+sys %s, exit %d, peak RSS %d MB)\n", i+1, pull.Round(time.Millisecond),
-				r.wall.Round(time.Millisecond), r.cpu.Round(time.Millisecond), r.exit, r.maxRSS>>10)
+			fmt.Printf("  run %d: pull %s (psql CPU %s, server CPU %s), audit %s (CPU %s, server CPU %s, exit %d, peak RSS %d MB)\n", i+1,
+				ms(p.wall), ms(p.cpu), ms(p.server), ms(a.wall), ms(a.cpu), ms(a.server), r.exit, r.maxRSS>>10)
 		}
-		fmt.Printf("shape %s, --format %s%s: audit %s (user+sys %s), pull %s, ratio audit/pull %.2f, peak RSS %d MB (best of %d)\n",
-			name, format, extraNote(extra), best.audit.Round(time.Millisecond), best.cpu.Round(time.Millisecond),
-			best.pull.Round(time.Millisecond), best.audit.Seconds()/best.pull.Seconds(), rss>>10, runs)
+		fmt.Printf("shape %s, --format %s%s: audit %s, pull %s, ratio audit/pull %.2f, peak RSS %d MB (best of %d); "+
+			"CPU client+server: audit %s, pull %s, ratio %.2f\n",
+			name, format, extraNote(extra), ms(ba.wall), ms(bp.wall), ba.wall.Seconds()/bp.wall.Seconds(), rss>>10, runs,
+			ms(ba.cpu+ba.server), ms(bp.cpu+bp.server), (ba.cpu+ba.server).Seconds()/(bp.cpu+bp.server).Seconds())
 	}
 	if keep > 0 {
 		fmt.Printf("  server kept for %s: setpriv --reuid=%s --regid=%s --init-groups %s audit -h %s -p %d -U postgres\n", keep, osUser, osUser, bin, srv.SocketDir, srv.Port)
 		time.Sleep(keep)
 	}
 	return nil
+}
+
+func ms(d time.Duration) string { return d.Round(time.Millisecond).String() }
+
+// serverCPU is the CPU time of the server's finished backends: the
+// postmaster's reaped children (cutime + cstime in /proc). Read before
+// and after a client's sessions, it is what they cost the server,
+// whatever else the machine runs. 0 without /proc.
+func serverCPU(postmaster int) time.Duration {
+	read := func() (time.Duration, bool) {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", postmaster))
+		if err != nil {
+			return 0, false
+		}
+		i := bytes.LastIndexByte(b, ')')
+		if i < 0 {
+			return 0, false
+		}
+		f := strings.Fields(string(b[i+1:]))
+		if len(f) < 15 {
+			return 0, false
+		}
+		cu, _ := strconv.ParseInt(f[13], 10, 64)              // field 16: cutime
+		cs, _ := strconv.ParseInt(f[14], 10, 64)              // field 17: cstime
+		return time.Duration(cu+cs) * time.Second / 100, true // USER_HZ
+	}
+	// Backends exit, and are reaped, shortly after their client: wait
+	// until the figure holds still.
+	last, ok := read()
+	for i := 0; ok && i < 50; i++ {
+		time.Sleep(100 * time.Millisecond)
+		cur, _ := read()
+		if cur == last && i >= 2 {
+			break
+		}
+		last = cur
+	}
+	return last
 }
 
 func extraNote(extra []string) string {

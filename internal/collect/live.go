@@ -44,8 +44,6 @@ type Options struct {
 	NoProbe bool
 	// Progress, when set, is told what is being read.
 	Progress func(format string, args ...any)
-
-	started time.Time // for the trace
 }
 
 // trace reports step timings when PGAEGIS_TRACE is set (for benchmarks).
@@ -82,7 +80,6 @@ func Collect(ctx context.Context, o Options) (*snapshot.Snapshot, error) {
 	}
 	s := newSnapshot()
 	start := time.Now()
-	o.started = start
 	if o.Conn != nil {
 		s.Target.Description = conninfo.Describe(o.Conn)
 		s.Target.Live = true
@@ -498,12 +495,9 @@ func collectLive(ctx context.Context, s *snapshot.Snapshot, o *Options) error {
 	if err := readClusterCatalogs(ctx, se, s); err != nil {
 		return err
 	}
-	o.trace("cluster-wide reads in %s", time.Since(o.started).Round(time.Millisecond))
-	start := time.Now()
 	if err := collectDatabases(ctx, s, dbs, o); err != nil {
 		return err
 	}
-	o.trace("databases in %s", time.Since(start).Round(time.Millisecond))
 	if !o.NoProbe && !strings.HasPrefix(o.Conn.Host, "/") {
 		o.progress("probing TLS on %s:%d", o.Conn.Host, o.Conn.Port)
 		s.Probe = probeTLS(ctx, o.Conn.Host, o.Conn.Port)
@@ -555,42 +549,52 @@ func readRoles(ctx context.Context, se *session, s *snapshot.Snapshot) {
 	}
 	s.Roles = roles
 
+	// Roles by OID: the reads below name roles by OID and are mapped
+	// here, instead of joining pg_roles on the server for every row.
+	byOID := make(map[uint32]int, len(s.Roles))
+	for i, r := range s.Roles {
+		byOID[r.OID] = i
+	}
+
 	// Password verifiers are classified on the server: only the kind
 	// leaves it, never the verifier.
-	kinds := map[string]string{}
 	err = se.optional(ctx, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, `SELECT rolname, CASE WHEN rolpassword IS NULL OR rolpassword = '' THEN 'none'
+		rows, err := tx.Query(ctx, `SELECT oid, CASE WHEN rolpassword IS NULL OR rolpassword = '' THEN 'none'
 			WHEN rolpassword LIKE 'SCRAM-SHA-256$%' THEN 'scram-sha-256'
 			WHEN rolpassword ~ '^md5[0-9a-f]{32}$' THEN 'md5' ELSE 'plaintext' END FROM pg_authid`)
 		if err != nil {
 			return err
 		}
 		defer rows.Close()
+		kinds := map[string]string{} // one string per kind, not per role
 		for rows.Next() {
-			var n, k string
-			if err := rows.Scan(&n, &k); err != nil {
+			var oid uint32
+			var k string
+			if err := rows.Scan(&oid, &k); err != nil {
 				return err
 			}
-			kinds[n] = k
+			if i, ok := byOID[oid]; ok {
+				if kinds[k] == "" {
+					kinds[k] = k
+				}
+				s.Roles[i].Password = kinds[k]
+			}
 		}
 		return rows.Err()
 	})
 	if err != nil {
-		readError(s, snapshot.GapPasswords, err, "pg_authid is readable only by superusers: password storage could not be checked")
-	} else {
 		for i := range s.Roles {
-			s.Roles[i].Password = kinds[s.Roles[i].Name]
+			s.Roles[i].Password = "" // unknown, not "none"
 		}
+		readError(s, snapshot.GapPasswords, err, "pg_authid is readable only by superusers: password storage could not be checked")
 	}
 
-	v16 := s.MajorVersion() >= 16
-	q := `SELECT r.rolname, m.rolname, coalesce(g.rolname, ''), am.admin_option, m.rolinherit, true
-		FROM pg_auth_members am JOIN pg_roles r ON r.oid = am.roleid JOIN pg_roles m ON m.oid = am.member
-		LEFT JOIN pg_roles g ON g.oid = am.grantor`
-	if v16 {
-		q = `SELECT r.rolname, m.rolname, coalesce(g.rolname, ''), am.admin_option, am.inherit_option, am.set_option
-		FROM pg_auth_members am JOIN pg_roles r ON r.oid = am.roleid JOIN pg_roles m ON m.oid = am.member
-		LEFT JOIN pg_roles g ON g.oid = am.grantor`
+	// Members and granted roles that are not in pg_roles (a row left
+	// behind) are skipped, as the inner joins did; a grantor that is
+	// not there is "" as with the outer join.
+	q := `SELECT roleid, member, grantor, admin_option, true, true FROM pg_auth_members`
+	if s.MajorVersion() >= 16 {
+		q = `SELECT roleid, member, grantor, admin_option, inherit_option, set_option FROM pg_auth_members`
 	}
 	var ms []snapshot.Membership
 	err = se.optional(ctx, func(tx pgx.Tx) error {
@@ -601,8 +605,21 @@ func readRoles(ctx context.Context, se *session, s *snapshot.Snapshot) {
 		defer rows.Close()
 		for rows.Next() {
 			var m snapshot.Membership
-			if err := rows.Scan(&m.Role, &m.Member, &m.Grantor, &m.Admin, &m.Inherit, &m.Set); err != nil {
+			var role, member, grantor uint32
+			if err := rows.Scan(&role, &member, &grantor, &m.Admin, &m.Inherit, &m.Set); err != nil {
 				return err
+			}
+			ri, ok1 := byOID[role]
+			mi, ok2 := byOID[member]
+			if !ok1 || !ok2 {
+				continue
+			}
+			m.Role, m.Member = s.Roles[ri].Name, s.Roles[mi].Name
+			if gi, ok := byOID[grantor]; ok {
+				m.Grantor = s.Roles[gi].Name
+			}
+			if s.MajorVersion() < 16 {
+				m.Inherit = s.Roles[mi].Inherit // before 16: the member's rolinherit
 			}
 			ms = append(ms, m)
 		}
@@ -1006,6 +1023,8 @@ func readRoleSettings(ctx context.Context, se *session, s *snapshot.Snapshot) {
 // read that breaks inside one is a collection error; a stalled server
 // ends the collection.
 func collectDatabases(ctx context.Context, s *snapshot.Snapshot, dbs []dbRow, o *Options) error {
+	start := time.Now()
+	defer func() { o.trace("databases in %s", time.Since(start).Round(time.Millisecond)) }()
 	ctx = withRoleNames(ctx, s.Roles)
 	type result struct {
 		i     int

@@ -329,10 +329,14 @@ var databaseQueries = []string{
 const Catalogs = "pg_class, pg_namespace, pg_proc, pg_attribute, pg_policy, pg_depend, pg_rewrite, pg_default_acl, ... per database; " +
 	"pg_roles, pg_authid, pg_auth_members, pg_database, pg_settings, pg_hba_file_rules, ... once"
 
+// Timing is how long a pull took, and the CPU time psql used.
+type Timing struct{ Wall, CPU time.Duration }
+
 // Pull times psql pulling the raw catalogs with COPY to /dev/null: the
 // cluster-wide ones from "postgres", then each database's, one psql per
 // database, one after the other.
-func Pull(c Conn, dbs []string) (time.Duration, error) {
+func Pull(c Conn, dbs []string) (Timing, error) {
+	var t Timing
 	start := time.Now()
 	for i, db := range append([]string{"postgres"}, dbs...) {
 		qs := databaseQueries
@@ -349,10 +353,12 @@ func Pull(c Conn, dbs []string) (time.Duration, error) {
 			c.SysProcAttr(cmd)
 		}
 		if out, err := cmd.CombinedOutput(); err != nil {
-			return 0, fmt.Errorf("psql %s: %v: %s", db, err, out)
+			return t, fmt.Errorf("psql %s: %v: %s", db, err, out)
 		}
+		t.CPU += cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
 	}
-	return time.Since(start), nil
+	t.Wall = time.Since(start)
+	return t, nil
 }
 
 // PSQL is the psql beside the server's binaries.
