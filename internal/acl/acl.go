@@ -103,9 +103,14 @@ type Interner struct {
 	grants map[string][]Grant
 }
 
-// NewInterner returns an empty interner.
-func NewInterner() *Interner {
-	return &Interner{names: map[string]string{}, grants: map[string][]Grant{}}
+// NewInterner returns an interner that knows names already (the roles
+// of the server: their strings are then the ones shared).
+func NewInterner(names ...string) *Interner {
+	in := &Interner{names: make(map[string]string, len(names)), grants: map[string][]Grant{}}
+	for _, n := range names {
+		in.names[n] = n
+	}
+	return in
 }
 
 // Name returns the shared copy of s (s itself without an interner).

@@ -40,9 +40,15 @@ type dbState struct {
 	tenantsRead bool
 }
 
-// withDBState gives a database's reads their shared state.
+// withDBState gives a database's reads their shared state; the interner
+// starts with the role names (withRoleNames), which ACLs then share.
 func withDBState(ctx context.Context) context.Context {
-	return context.WithValue(ctx, dbStateKey{}, &dbState{in: acl.NewInterner()})
+	m, _ := ctx.Value(roleNamesKey{}).(map[uint32]string)
+	names := make([]string, 0, len(m))
+	for _, n := range m {
+		names = append(names, n)
+	}
+	return context.WithValue(ctx, dbStateKey{}, &dbState{in: acl.NewInterner(names...)})
 }
 
 func dbStateFrom(ctx context.Context) *dbState {
@@ -472,6 +478,10 @@ func readClusterCatalogs(ctx context.Context, se *session, s *snapshot.Snapshot)
 	return nil
 }
 
+// relationChunk is how many relations readRelations keeps per chunk (a
+// variable for tests).
+var relationChunk = 4096
+
 // readRelations pulls every relation of user schemas with its ACL, RLS
 // flags and column-level ACLs: two queries however many tables there are.
 func readRelations(ctx context.Context, tx pgx.Tx, d *snapshot.Database, warns, errs *[]string) error {
@@ -486,7 +496,10 @@ func readRelations(ctx context.Context, tx pgx.Tx, d *snapshot.Database, warns, 
 		return err
 	}
 	in := internerFrom(ctx)
-	var rels []snapshot.Relation
+	// In chunks: a growing slice of 100k relations would copy them over
+	// and over (a good part of the read's CPU time).
+	chunk := relationChunk
+	var chunks [][]snapshot.Relation
 	var oids []uint32
 	for rows.Next() {
 		var oid, owner uint32
@@ -507,7 +520,10 @@ func readRelations(ctx context.Context, tx pgx.Tx, d *snapshot.Database, warns, 
 			}
 			r.ACL = items
 		}
-		rels = append(rels, r)
+		if len(chunks) == 0 || len(chunks[len(chunks)-1]) == chunk {
+			chunks = append(chunks, make([]snapshot.Relation, 0, chunk))
+		}
+		chunks[len(chunks)-1] = append(chunks[len(chunks)-1], r)
 		oids = append(oids, oid)
 	}
 	rows.Close()
@@ -516,16 +532,16 @@ func readRelations(ctx context.Context, tx pgx.Tx, d *snapshot.Database, warns, 
 	}
 	// In OID order, sorted here: ORDER BY made the server sort 100k wide
 	// rows, on disk past work_mem, for more than the rest of the query.
-	perm := make([]int32, len(rels))
+	perm := make([]int32, len(oids))
 	for i := range perm {
 		perm[i] = int32(i)
 	}
 	slices.SortFunc(perm, func(a, b int32) int { return cmp.Compare(oids[a], oids[b]) })
-	idx := make(map[uint32]int, len(rels))
-	d.Relations = slices.Grow(d.Relations, len(rels))
+	idx := make(map[uint32]int, len(oids))
+	d.Relations = slices.Grow(d.Relations, len(oids))
 	for _, p := range perm {
 		idx[oids[p]] = len(d.Relations)
-		d.Relations = append(d.Relations, rels[p])
+		d.Relations = append(d.Relations, chunks[int(p)/chunk][int(p)%chunk])
 	}
 	// One pass over pg_attribute for the relations above (idx): column
 	// ACLs, and the tenant-looking columns readRLS needs (a second scan of

@@ -43,6 +43,9 @@ func TestRelationsColumnsAndTenantsAgreeWithServer(t *testing.T) {
 	if err := srv.ExecIn(ctx, "cat_oracle", stmts...); err != nil {
 		t.Fatal(err)
 	}
+	// Chunks of two: the relations cross chunk boundaries.
+	defer func(n int) { relationChunk = n }(relationChunk)
+	relationChunk = 2
 	snap, err := Collect(ctx, quick(srv.ConnConfig("postgres")))
 	if err != nil {
 		t.Fatal(err)
