@@ -72,17 +72,19 @@ func main() {
 		if bin, err = buildPgaegis(*dir); err != nil {
 			fail(err)
 		}
-		defer os.RemoveAll(filepath.Dir(bin))
+		atExit = func() { os.RemoveAll(filepath.Dir(bin)) }
+		defer atExit()
 	}
 	for _, n := range names {
 		if err := bench(n, shapes[n], *dir, bin, *runs, strings.Split(*formats, ","), strings.Fields(*extra), *profiles, *rebuild, *keep); err != nil {
-			if *prebuilt == "" {
-				os.RemoveAll(filepath.Dir(bin))
-			}
+			atExit()
 			fail(err)
 		}
 	}
 }
+
+// atExit removes what this run built (its pgaegis binary).
+var atExit = func() {}
 
 func fail(err error) {
 	fmt.Fprintln(os.Stderr, "bench:", err)
@@ -161,6 +163,7 @@ func bench(name string, sh bigcat.Shape, dir, bin string, runs int, formats, ext
 	go func() {
 		if _, ok := <-sig; ok {
 			srv.Stop()
+			atExit()
 			os.Exit(1)
 		}
 	}()
