@@ -92,10 +92,61 @@ func QuoteName(s string) string {
 	return `"` + strings.ReplaceAll(s, `"`, `""`) + `"`
 }
 
+// Interner shares what the ACLs of a large catalog repeat: role names
+// (a few thousand roles name 800k aclitems) and privilege lists (a few
+// dozen distinct ones). Items parsed through it share their strings and
+// Grants slices, so those must be treated as read-only (every slice is
+// full to capacity: an append copies). The zero value is not usable; a
+// nil *Interner shares nothing. Not safe for concurrent use.
+type Interner struct {
+	names  map[string]string
+	grants map[string][]Grant
+}
+
+// NewInterner returns an interner that knows names already (the roles
+// of the server: their strings are then the ones shared).
+func NewInterner(names ...string) *Interner {
+	in := &Interner{names: make(map[string]string, len(names)), grants: map[string][]Grant{}}
+	for _, n := range names {
+		in.names[n] = n
+	}
+	return in
+}
+
+// Name returns the shared copy of s (s itself without an interner).
+func (in *Interner) Name(s string) string {
+	if in == nil {
+		return s
+	}
+	if v, ok := in.names[s]; ok {
+		return v
+	}
+	v := strings.Clone(s) // s may be part of a much larger string
+	in.names[v] = v
+	return v
+}
+
+// NameBytes is Name for bytes that are only borrowed (a driver's buffer).
+func (in *Interner) NameBytes(b []byte) string {
+	if in == nil {
+		return string(b)
+	}
+	if v, ok := in.names[string(b)]; ok { // no copy for the lookup
+		return v
+	}
+	v := string(b)
+	in.names[v] = v
+	return v
+}
+
 // ParseItem parses one aclitem in its text form.
-func ParseItem(s string) (Item, error) {
+func ParseItem(s string) (Item, error) { return (*Interner)(nil).ParseItem(s) }
+
+// ParseItem parses one aclitem in its text form, sharing names and
+// privilege lists.
+func (in *Interner) ParseItem(s string) (Item, error) {
 	var it Item
-	grantee, rest, err := readName(s, 0)
+	grantee, rest, err := in.readName(s, 0)
 	if err != nil {
 		return it, fmt.Errorf("aclitem %q: %v", s, err)
 	}
@@ -107,23 +158,35 @@ func ParseItem(s string) (Item, error) {
 		it.Grantee = Public
 	}
 	i := rest + 1
-	for i < len(s) && s[i] != '/' {
-		n, ok := privNames[s[i]]
-		if !ok {
-			return it, fmt.Errorf("aclitem %q: invalid mode character %q", s, s[i])
-		}
-		g := Grant{Privilege: n}
-		if i+1 < len(s) && s[i+1] == '*' {
-			g.GrantOption = true
+	end := strings.IndexByte(s[i:], '/')
+	if end < 0 {
+		end = len(s)
+	} else {
+		end += i
+	}
+	mode := s[i:end]
+	if g, ok := in.sharedGrants(mode); ok {
+		it.Grants, i = g, end
+	} else {
+		for i < len(s) && s[i] != '/' {
+			n, ok := privNames[s[i]]
+			if !ok {
+				return it, fmt.Errorf("aclitem %q: invalid mode character %q", s, s[i])
+			}
+			g := Grant{Privilege: n}
+			if i+1 < len(s) && s[i+1] == '*' {
+				g.GrantOption = true
+				i++
+			}
+			it.Grants = append(it.Grants, g)
 			i++
 		}
-		it.Grants = append(it.Grants, g)
-		i++
+		in.keepGrants(mode, it.Grants)
 	}
 	if i >= len(s) {
 		return it, fmt.Errorf("aclitem %q: missing \"/\" and grantor", s)
 	}
-	grantor, end, err := readName(s, i+1)
+	grantor, end, err := in.readName(s, i+1)
 	if err != nil {
 		return it, fmt.Errorf("aclitem %q: %v", s, err)
 	}
@@ -137,9 +200,33 @@ func ParseItem(s string) (Item, error) {
 	return it, nil
 }
 
+func (in *Interner) sharedGrants(mode string) ([]Grant, bool) {
+	if in == nil {
+		return nil, false
+	}
+	g, ok := in.grants[mode]
+	return g, ok
+}
+
+// keepGrants remembers the privileges of a mode string that parsed.
+func (in *Interner) keepGrants(mode string, g []Grant) {
+	if in != nil {
+		in.grants[strings.Clone(mode)] = g[:len(g):len(g)]
+	}
+}
+
 // readName reads a possibly double-quoted name starting at i and returns it
 // and the index just past it.
-func readName(s string, i int) (string, int, error) {
+func (in *Interner) readName(s string, i int) (string, int, error) {
+	// Most names are plain: a slice of s, no copy.
+	for j := i; ; j++ {
+		if j == len(s) || s[j] == '=' || s[j] == '/' || s[j] == ' ' {
+			return in.Name(s[i:j]), j, nil
+		}
+		if s[j] == '"' {
+			break
+		}
+	}
 	var sb strings.Builder
 	inQuote := false
 	for i < len(s) {
@@ -163,14 +250,18 @@ func readName(s string, i int) (string, int, error) {
 	if inQuote {
 		return "", i, fmt.Errorf("unterminated quoted name")
 	}
-	return sb.String(), i, nil
+	return in.Name(sb.String()), i, nil
 }
 
 // ParseList parses a list of aclitems as read from a text[] column.
-func ParseList(items []string) ([]Item, error) {
+func ParseList(items []string) ([]Item, error) { return (*Interner)(nil).ParseList(items) }
+
+// ParseList parses a list of aclitems as read from a text[] column,
+// sharing names and privilege lists.
+func (in *Interner) ParseList(items []string) ([]Item, error) {
 	out := make([]Item, 0, len(items))
 	for _, s := range items {
-		it, err := ParseItem(s)
+		it, err := in.ParseItem(s)
 		if err != nil {
 			return nil, err
 		}
@@ -220,7 +311,11 @@ func Holds(items []Item, grantee, priv string) bool {
 
 // ParseArrayText parses an aclitem[] in its text form ({a=r/b,"c d=r/b"}),
 // which is cheaper to pull than a text[] for 100k rows.
-func ParseArrayText(s string) ([]Item, error) {
+func ParseArrayText(s string) ([]Item, error) { return (*Interner)(nil).ParseArrayText(s) }
+
+// ParseArrayText parses an aclitem[] in its text form, sharing names and
+// privilege lists.
+func (in *Interner) ParseArrayText(s string) ([]Item, error) {
 	if s == "" {
 		return nil, nil
 	}
@@ -228,7 +323,11 @@ func ParseArrayText(s string) ([]Item, error) {
 		return nil, fmt.Errorf("aclitem array %q: missing braces", s)
 	}
 	body := s[1 : len(s)-1]
-	var out []Item
+	if body == "" {
+		return nil, nil
+	}
+	// Sized once: a comma inside a quoted name only over-counts.
+	out := make([]Item, 0, strings.Count(body, ",")+1)
 	for i := 0; i < len(body); {
 		var elem string
 		if body[i] == '"' {
@@ -251,7 +350,7 @@ func ParseArrayText(s string) ([]Item, error) {
 			}
 			elem, i = body[i:i+j], i+j
 		}
-		it, err := ParseItem(elem)
+		it, err := in.ParseItem(elem)
 		if err != nil {
 			return nil, err
 		}

@@ -10,6 +10,10 @@ func FuzzParseItem(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, s string) {
 		it, err := ParseItem(s)
+		shared, err2 := NewInterner().ParseItem(s)
+		if (err == nil) != (err2 == nil) || (err != nil && err.Error() != err2.Error()) || it.String() != shared.String() {
+			t.Fatalf("%q: plain %v (%v), interned %v (%v)", s, it, err, shared, err2)
+		}
 		if err != nil {
 			return
 		}

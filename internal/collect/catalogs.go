@@ -1,8 +1,10 @@
 package collect
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"time"
 
@@ -24,6 +26,40 @@ func withRoleNames(ctx context.Context, roles []snapshot.Role) context.Context {
 	}
 	return context.WithValue(ctx, roleNamesKey{}, m)
 }
+
+type dbStateKey struct{}
+
+// dbState is what the reads of one database share (one goroutine's: an
+// acl.Interner is not safe for concurrent use).
+type dbState struct {
+	in *acl.Interner
+	// tenants: the tenant-looking columns of each relation (by index in
+	// Relations), found by readRelations' pass over pg_attribute for
+	// readRLS; tenantsRead says that pass ran.
+	tenants     map[int][]string
+	tenantsRead bool
+}
+
+// withDBState gives a database's reads their shared state; the interner
+// starts with the role names (withRoleNames), which ACLs then share.
+func withDBState(ctx context.Context) context.Context {
+	m, _ := ctx.Value(roleNamesKey{}).(map[uint32]string)
+	names := make([]string, 0, len(m))
+	for _, n := range m {
+		names = append(names, n)
+	}
+	return context.WithValue(ctx, dbStateKey{}, &dbState{in: acl.NewInterner(names...)})
+}
+
+func dbStateFrom(ctx context.Context) *dbState {
+	if st, ok := ctx.Value(dbStateKey{}).(*dbState); ok {
+		return st
+	}
+	return &dbState{} // nothing shared: a nil interner copies nothing
+}
+
+// internerFrom is the interner of ctx, or nil (nothing shared).
+func internerFrom(ctx context.Context) *acl.Interner { return dbStateFrom(ctx).in }
 
 func roleNamesFrom(ctx context.Context) func(uint32) string {
 	m, _ := ctx.Value(roleNamesKey{}).(map[uint32]string)
@@ -103,7 +139,7 @@ func readFunctions(ctx context.Context, tx pgx.Tx, d *snapshot.Database, warns, 
 		if err := rows.Scan(&f.Schema, &f.Name, &f.Args, &f.Owner, &f.Language, &f.SecDef, &f.Config, &a, &f.Extension, &f.DynamicSQL, &f.ConcatInExec); err != nil {
 			return err
 		}
-		f.ACL, f.ACLDefault = parseACL(errs, "function "+f.Signature(), a)
+		f.ACL, f.ACLDefault = parseACL(internerFrom(ctx), errs, func() string { return "function " + f.Signature() }, a)
 		d.Functions = append(d.Functions, f)
 	}
 	return rows.Err()
@@ -122,7 +158,7 @@ func readDefaultACLs(ctx context.Context, tx pgx.Tx, d *snapshot.Database, warns
 		if err := rows.Scan(&x.Role, &x.Schema, &x.ObjType, &a); err != nil {
 			return err
 		}
-		x.ACL, _ = parseACL(errs, "default privileges of "+x.Role, a)
+		x.ACL, _ = parseACL(internerFrom(ctx), errs, func() string { return "default privileges of " + x.Role }, a)
 		d.DefaultACLs = append(d.DefaultACLs, x)
 	}
 	return rows.Err()
@@ -142,7 +178,7 @@ func readForeignServers(ctx context.Context, tx pgx.Tx, d *snapshot.Database, wa
 			rows.Close()
 			return err
 		}
-		fs.ACL, _ = parseACL(errs, "foreign server "+fs.Name, a)
+		fs.ACL, _ = parseACL(internerFrom(ctx), errs, func() string { return "foreign server " + fs.Name }, a)
 		idx[fs.Name] = len(d.ForeignServers)
 		d.ForeignServers = append(d.ForeignServers, fs)
 	}
@@ -173,40 +209,47 @@ func readForeignServers(ctx context.Context, tx pgx.Tx, d *snapshot.Database, wa
 }
 
 func readRLS(ctx context.Context, tx pgx.Tx, d *snapshot.Database, _, _ *[]string) error {
-	// Tables with RLS come from Relations; this finds tenant-looking
-	// columns in one pass over pg_attribute (no per-table subquery).
-	rows, err := tx.Query(ctx, `SELECT n.nspname, c.relname, array_agg(a.attname::text ORDER BY a.attnum)
+	// Tables with RLS come from Relations, and their tenant-looking
+	// columns from readRelations' pass over pg_attribute; without it
+	// (that read failed), one pass here.
+	st := dbStateFrom(ctx)
+	tenant := map[string][]string{}
+	if !st.tenantsRead {
+		rows, err := tx.Query(ctx, `SELECT n.nspname, c.relname, array_agg(a.attname::text ORDER BY a.attnum)
 		FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
 		WHERE a.attname = ANY($1) AND a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r', 'p') AND `+userSchemas+`
 		GROUP BY 1, 2`, tenantColumns)
-	if err != nil {
-		return err
-	}
-	tenant := map[string][]string{}
-	for rows.Next() {
-		var schema, table string
-		var cols []string
-		if err := rows.Scan(&schema, &table, &cols); err != nil {
-			rows.Close()
+		if err != nil {
 			return err
 		}
-		tenant[schema+"."+table] = cols
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return err
+		for rows.Next() {
+			var schema, table string
+			var cols []string
+			if err := rows.Scan(&schema, &table, &cols); err != nil {
+				rows.Close()
+				return err
+			}
+			tenant[schema+"."+table] = cols
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
 	}
 	idx := map[string]int{}
-	for _, r := range d.Relations {
+	for i, r := range d.Relations {
 		key := r.Schema + "." + r.Name
 		cols := tenant[key]
+		if st.tenantsRead {
+			cols = st.tenants[i]
+		}
 		if (r.Kind != "r" && r.Kind != "p") || (!r.RLS && len(cols) == 0) {
 			continue
 		}
 		idx[key] = len(d.RLSTables)
 		d.RLSTables = append(d.RLSTables, snapshot.RLSTable{Schema: r.Schema, Name: r.Name, Owner: r.Owner, Enabled: r.RLS, Forced: r.ForceRLS, TenantColumns: cols})
 	}
-	rows, err = tx.Query(ctx, `SELECT n.nspname, c.relname, p.polname, p.polcmd::text, p.polpermissive,
+	rows, err := tx.Query(ctx, `SELECT n.nspname, c.relname, p.polname, p.polcmd::text, p.polpermissive,
 		ARRAY(SELECT CASE WHEN r = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(r) END FROM unnest(p.polroles) r),
 		coalesce(pg_get_expr(p.polqual, p.polrelid), ''), coalesce(pg_get_expr(p.polwithcheck, p.polrelid), '')
 		FROM pg_policy p JOIN pg_class c ON c.oid = p.polrelid JOIN pg_namespace n ON n.oid = c.relnamespace ORDER BY 1, 2, 3`)
@@ -339,7 +382,7 @@ func readClusterCatalogs(ctx context.Context, se *session, s *snapshot.Snapshot)
 				if err := rows.Scan(&p.Name, &a); err != nil {
 					return err
 				}
-				p.ACL, _ = parseACL(&aclErrs, "parameter "+p.Name, a)
+				p.ACL, _ = parseACL(nil, &aclErrs, func() string { return "parameter " + p.Name }, a)
 				s.ParamACLs = append(s.ParamACLs, p)
 			}
 			return rows.Err()
@@ -357,7 +400,7 @@ func readClusterCatalogs(ctx context.Context, se *session, s *snapshot.Snapshot)
 				if err := rows.Scan(&c.Name, &c.Owner, &a); err != nil {
 					return err
 				}
-				c.ACL, _ = parseACL(&aclErrs, "catalog "+c.Name, a)
+				c.ACL, _ = parseACL(nil, &aclErrs, func() string { return "catalog " + c.Name }, a)
 				s.CatalogACLs = append(s.CatalogACLs, c)
 			}
 			return rows.Err()
@@ -435,6 +478,10 @@ func readClusterCatalogs(ctx context.Context, se *session, s *snapshot.Snapshot)
 	return nil
 }
 
+// relationChunk is how many relations readRelations keeps per chunk (a
+// variable for tests).
+var relationChunk = 4096
+
 // readRelations pulls every relation of user schemas with its ACL, RLS
 // flags and column-level ACLs: two queries however many tables there are.
 func readRelations(ctx context.Context, tx pgx.Tx, d *snapshot.Database, warns, errs *[]string) error {
@@ -444,60 +491,111 @@ func readRelations(ctx context.Context, tx pgx.Tx, d *snapshot.Database, warns, 
 	rows, err := tx.Query(ctx, `SELECT c.oid, n.nspname, c.relname, c.relkind::text, c.relowner, coalesce(c.relacl::text, ''),
 		c.relacl IS NULL, c.relrowsecurity, c.relforcerowsecurity
 		FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-		WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f') AND `+userSchemas+` ORDER BY c.oid`)
+		WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f') AND `+userSchemas)
 	if err != nil {
 		return err
 	}
-	idx := map[uint32]int{}
+	in := internerFrom(ctx)
+	// In chunks: a growing slice of 100k relations would copy them over
+	// and over (a good part of the read's CPU time).
+	chunk := relationChunk
+	var chunks [][]snapshot.Relation
+	var oids []uint32
 	for rows.Next() {
 		var oid, owner uint32
 		var r snapshot.Relation
 		var a string
-		if err := rows.Scan(&oid, &r.Schema, &r.Name, &r.Kind, &owner, &a, &r.ACLDefault, &r.RLS, &r.ForceRLS); err != nil {
+		// Schema and kind repeat on every row: read in place, kept once.
+		var schema, kind pgtype.DriverBytes
+		if err := rows.Scan(&oid, &schema, &r.Name, &kind, &owner, &a, &r.ACLDefault, &r.RLS, &r.ForceRLS); err != nil {
 			rows.Close()
 			return err
 		}
+		r.Schema, r.Kind = in.NameBytes(schema), in.NameBytes(kind)
 		r.Owner = names(owner)
 		if !r.ACLDefault {
-			items, err := acl.ParseArrayText(a)
+			items, err := in.ParseArrayText(a)
 			if err != nil {
 				*errs = append(*errs, fmt.Sprintf("database %q: relation %s.%s: unreadable ACL: %v", d.Name, r.Schema, r.Name, err))
 			}
 			r.ACL = items
 		}
-		idx[oid] = len(d.Relations)
-		d.Relations = append(d.Relations, r)
+		if len(chunks) == 0 || len(chunks[len(chunks)-1]) == chunk {
+			chunks = append(chunks, make([]snapshot.Relation, 0, chunk))
+		}
+		chunks[len(chunks)-1] = append(chunks[len(chunks)-1], r)
+		oids = append(oids, oid)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
 		return err
 	}
-	rows, err = tx.Query(ctx, `SELECT a.attrelid, a.attname, a.attacl::text FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
-		JOIN pg_namespace n ON n.oid = c.relnamespace
-		WHERE a.attacl IS NOT NULL AND a.attnum > 0 AND NOT a.attisdropped AND `+userSchemas)
+	// In OID order, sorted here: ORDER BY made the server sort 100k wide
+	// rows, on disk past work_mem, for more than the rest of the query.
+	perm := make([]int32, len(oids))
+	for i := range perm {
+		perm[i] = int32(i)
+	}
+	slices.SortFunc(perm, func(a, b int32) int { return cmp.Compare(oids[a], oids[b]) })
+	idx := make(map[uint32]int, len(oids))
+	d.Relations = slices.Grow(d.Relations, len(oids))
+	for _, p := range perm {
+		idx[oids[p]] = len(d.Relations)
+		d.Relations = append(d.Relations, chunks[int(p)/chunk][int(p)%chunk])
+	}
+	// One pass over pg_attribute for the relations above (idx): column
+	// ACLs, and the tenant-looking columns readRLS needs (a second scan of
+	// pg_attribute costs as much as this one). No join on the server: the
+	// catalogs' own columns are dropped here.
+	rows, err = tx.Query(ctx, `SELECT attrelid, attname, attnum, attacl IS NULL, coalesce(attacl::text, '') FROM pg_attribute
+		WHERE attnum > 0 AND NOT attisdropped AND (attacl IS NOT NULL OR attname = ANY($1))`, tenantColumns)
 	if err != nil {
 		return err
 	}
 	defer rows.Close()
+	type tenantCol struct {
+		num  int16
+		name string
+	}
+	tenants := map[int][]tenantCol{}
 	for rows.Next() {
 		var oid uint32
-		var col snapshot.ColumnACL
-		var a string
-		if err := rows.Scan(&oid, &col.Name, &a); err != nil {
+		var num int16
+		var name, a string
+		var noACL bool
+		if err := rows.Scan(&oid, &name, &num, &noACL, &a); err != nil {
 			return err
 		}
-		items, err := acl.ParseArrayText(a)
+		i, ok := idx[oid]
+		if !ok {
+			continue
+		}
+		if slices.Contains(tenantColumns, name) && (d.Relations[i].Kind == "r" || d.Relations[i].Kind == "p") {
+			tenants[i] = append(tenants[i], tenantCol{num, name})
+		}
+		if noACL {
+			continue
+		}
+		col := snapshot.ColumnACL{Name: name}
+		items, err := in.ParseArrayText(a)
 		if err != nil {
 			*errs = append(*errs, fmt.Sprintf("database %q: column %s: unreadable ACL: %v", d.Name, col.Name, err))
 		}
 		col.ACL = items
-		if i, ok := idx[oid]; ok {
-			d.Relations[i].Columns = append(d.Relations[i].Columns, col)
-		}
+		d.Relations[i].Columns = append(d.Relations[i].Columns, col)
 	}
 	if err := rows.Err(); err != nil {
 		return err
 	}
+	st := dbStateFrom(ctx)
+	st.tenants = make(map[int][]string, len(tenants))
+	for i, cols := range tenants {
+		slices.SortFunc(cols, func(a, b tenantCol) int { return cmp.Compare(a.num, b.num) })
+		for _, c := range cols {
+			st.tenants[i] = append(st.tenants[i], c.name)
+		}
+	}
+	st.tenantsRead = true
 	summarizeRelations(d)
 	return nil
 }
@@ -519,7 +617,7 @@ func readRoutines(ctx context.Context, tx pgx.Tx, d *snapshot.Database, warns, e
 		if err := rows.Scan(&f.Schema, &f.Name, &f.Args, &f.Owner, &f.SecDef, &a); err != nil {
 			return err
 		}
-		f.ACL, f.ACLDefault = parseACL(errs, "function "+f.Signature(), a)
+		f.ACL, f.ACLDefault = parseACL(internerFrom(ctx), errs, func() string { return "function " + f.Signature() }, a)
 		d.Routines = append(d.Routines, f)
 	}
 	return rows.Err()
@@ -537,7 +635,7 @@ func readLargeObjects(ctx context.Context, tx pgx.Tx, d *snapshot.Database, warn
 		if err := rows.Scan(&lo.OID, &lo.Owner, &a); err != nil {
 			return err
 		}
-		lo.ACL, lo.ACLDefault = parseACL(errs, fmt.Sprintf("large object %d", lo.OID), a)
+		lo.ACL, lo.ACLDefault = parseACL(internerFrom(ctx), errs, func() string { return fmt.Sprintf("large object %d", lo.OID) }, a)
 		d.LargeObjects = append(d.LargeObjects, lo)
 	}
 	if len(d.LargeObjects) > 100000 {

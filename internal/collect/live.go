@@ -86,19 +86,23 @@ func Collect(ctx context.Context, o Options) (*snapshot.Snapshot, error) {
 		o.StatementTimeout = 30 * time.Second
 	}
 	s := newSnapshot()
+	start := time.Now()
 	if o.Conn != nil {
 		s.Target.Description = conninfo.Describe(o.Conn)
 		s.Target.Live = true
 		if err := collectLive(ctx, s, &o); err != nil {
 			return nil, err
 		}
+		o.trace("live collection in %s", time.Since(start).Round(time.Millisecond))
 	} else {
 		s.Target.Description = "files"
 	}
 	if !o.NoFiles {
+		start := time.Now()
 		if err := collectFiles(s, &o); err != nil {
 			return nil, err
 		}
+		o.trace("files and host in %s", time.Since(start).Round(time.Millisecond))
 	}
 	redact(s)
 	return s, nil
@@ -552,42 +556,52 @@ func readRoles(ctx context.Context, se *session, s *snapshot.Snapshot) {
 	}
 	s.Roles = roles
 
+	// Roles by OID: the reads below name roles by OID and are mapped
+	// here, instead of joining pg_roles on the server for every row.
+	byOID := make(map[uint32]int, len(s.Roles))
+	for i, r := range s.Roles {
+		byOID[r.OID] = i
+	}
+
 	// Password verifiers are classified on the server: only the kind
 	// leaves it, never the verifier.
-	kinds := map[string]string{}
 	err = se.optional(ctx, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, `SELECT rolname, CASE WHEN rolpassword IS NULL OR rolpassword = '' THEN 'none'
+		rows, err := tx.Query(ctx, `SELECT oid, CASE WHEN rolpassword IS NULL OR rolpassword = '' THEN 'none'
 			WHEN rolpassword LIKE 'SCRAM-SHA-256$%' THEN 'scram-sha-256'
 			WHEN rolpassword ~ '^md5[0-9a-f]{32}$' THEN 'md5' ELSE 'plaintext' END FROM pg_authid`)
 		if err != nil {
 			return err
 		}
 		defer rows.Close()
+		kinds := map[string]string{} // one string per kind, not per role
 		for rows.Next() {
-			var n, k string
-			if err := rows.Scan(&n, &k); err != nil {
+			var oid uint32
+			var k string
+			if err := rows.Scan(&oid, &k); err != nil {
 				return err
 			}
-			kinds[n] = k
+			if i, ok := byOID[oid]; ok {
+				if kinds[k] == "" {
+					kinds[k] = k
+				}
+				s.Roles[i].Password = kinds[k]
+			}
 		}
 		return rows.Err()
 	})
 	if err != nil {
-		readError(s, snapshot.GapPasswords, err, "pg_authid is readable only by superusers: password storage could not be checked")
-	} else {
 		for i := range s.Roles {
-			s.Roles[i].Password = kinds[s.Roles[i].Name]
+			s.Roles[i].Password = "" // unknown, not "none"
 		}
+		readError(s, snapshot.GapPasswords, err, "pg_authid is readable only by superusers: password storage could not be checked")
 	}
 
-	v16 := s.MajorVersion() >= 16
-	q := `SELECT r.rolname, m.rolname, coalesce(g.rolname, ''), am.admin_option, m.rolinherit, true
-		FROM pg_auth_members am JOIN pg_roles r ON r.oid = am.roleid JOIN pg_roles m ON m.oid = am.member
-		LEFT JOIN pg_roles g ON g.oid = am.grantor`
-	if v16 {
-		q = `SELECT r.rolname, m.rolname, coalesce(g.rolname, ''), am.admin_option, am.inherit_option, am.set_option
-		FROM pg_auth_members am JOIN pg_roles r ON r.oid = am.roleid JOIN pg_roles m ON m.oid = am.member
-		LEFT JOIN pg_roles g ON g.oid = am.grantor`
+	// Members and granted roles that are not in pg_roles (a row left
+	// behind) are skipped, as the inner joins did; a grantor that is
+	// not there is "" as with the outer join.
+	q := `SELECT roleid, member, grantor, admin_option, true, true FROM pg_auth_members`
+	if s.MajorVersion() >= 16 {
+		q = `SELECT roleid, member, grantor, admin_option, inherit_option, set_option FROM pg_auth_members`
 	}
 	var ms []snapshot.Membership
 	err = se.optional(ctx, func(tx pgx.Tx) error {
@@ -598,8 +612,21 @@ func readRoles(ctx context.Context, se *session, s *snapshot.Snapshot) {
 		defer rows.Close()
 		for rows.Next() {
 			var m snapshot.Membership
-			if err := rows.Scan(&m.Role, &m.Member, &m.Grantor, &m.Admin, &m.Inherit, &m.Set); err != nil {
+			var role, member, grantor uint32
+			if err := rows.Scan(&role, &member, &grantor, &m.Admin, &m.Inherit, &m.Set); err != nil {
 				return err
+			}
+			ri, ok1 := byOID[role]
+			mi, ok2 := byOID[member]
+			if !ok1 || !ok2 {
+				continue
+			}
+			m.Role, m.Member = s.Roles[ri].Name, s.Roles[mi].Name
+			if gi, ok := byOID[grantor]; ok {
+				m.Grantor = s.Roles[gi].Name
+			}
+			if s.MajorVersion() < 16 {
+				m.Inherit = s.Roles[mi].Inherit // before 16: the member's rolinherit
 			}
 			ms = append(ms, m)
 		}
@@ -939,7 +966,7 @@ func readDatabases(ctx context.Context, tx pgx.Tx, s *snapshot.Snapshot) ([]dbRo
 			return nil, fmt.Errorf("reading pg_database: %v", errString(err))
 		}
 		var aclErrs []string
-		d.ACL, d.ACLDefault = parseACL(&aclErrs, "database "+d.Name, aclText)
+		d.ACL, d.ACLDefault = parseACL(nil, &aclErrs, func() string { return "database " + d.Name }, aclText)
 		for _, e := range aclErrs {
 			s.AddError(snapshot.GapDatabases+"."+d.Name, e)
 		}
@@ -961,13 +988,14 @@ func readDatabases(ctx context.Context, tx pgx.Tx, s *snapshot.Snapshot) ([]dbRo
 // parseACL parses an ACL column; a NULL ACL means the built-in default.
 // An unreadable ACL is added to errs (per goroutine, merged by the
 // caller): it is a collection error, never an empty ACL that passes.
-func parseACL(errs *[]string, what string, text []string) ([]acl.Item, bool) {
+// what names the object, and is only built for an error.
+func parseACL(in *acl.Interner, errs *[]string, what func() string, text []string) ([]acl.Item, bool) {
 	if text == nil {
 		return nil, true
 	}
-	items, err := acl.ParseList(text)
+	items, err := in.ParseList(text)
 	if err != nil {
-		*errs = append(*errs, fmt.Sprintf("%s: unreadable ACL: %v", what, err))
+		*errs = append(*errs, fmt.Sprintf("%s: unreadable ACL: %v", what(), err))
 	}
 	return items, false
 }
@@ -1002,6 +1030,8 @@ func readRoleSettings(ctx context.Context, se *session, s *snapshot.Snapshot) {
 // read that breaks inside one is a collection error; a stalled server
 // ends the collection.
 func collectDatabases(ctx context.Context, s *snapshot.Snapshot, dbs []dbRow, o *Options) error {
+	start := time.Now()
+	defer func() { o.trace("databases in %s", time.Since(start).Round(time.Millisecond)) }()
 	ctx = withRoleNames(ctx, s.Roles)
 	type result struct {
 		i     int
@@ -1072,6 +1102,10 @@ func readDatabase(ctx context.Context, warns, errs *[]string, name string, o *Op
 		return d, err
 	}
 	defer se.close(ctx)
+	// One interner per database (this goroutine's): its ACLs share role
+	// names and privilege lists instead of holding a copy each.
+	ctx = withDBState(ctx)
+	in := internerFrom(ctx)
 	fail := func(what string, err error) (snapshot.Database, error) {
 		if st := se.stalled(); st != nil {
 			return d, fmt.Errorf("database %q: reading %s: %w", name, what, st)
@@ -1090,7 +1124,7 @@ func readDatabase(ctx context.Context, warns, errs *[]string, name string, o *Op
 			if err := rows.Scan(&sc.Name, &sc.Owner, &a); err != nil {
 				return err
 			}
-			sc.ACL, sc.ACLDefault = parseACL(errs, fmt.Sprintf("database %q: schema %s", name, sc.Name), a)
+			sc.ACL, sc.ACLDefault = parseACL(in, errs, func() string { return fmt.Sprintf("database %q: schema %s", name, sc.Name) }, a)
 			d.Schemas = append(d.Schemas, sc)
 		}
 		return rows.Err()
@@ -1128,7 +1162,7 @@ func readDatabase(ctx context.Context, warns, errs *[]string, name string, o *Op
 			if err := rows.Scan(&l.Name, &l.Trusted, &l.PL, &l.Owner, &a); err != nil {
 				return err
 			}
-			l.ACL, l.ACLDefault = parseACL(errs, fmt.Sprintf("database %q: language %s", name, l.Name), a)
+			l.ACL, l.ACLDefault = parseACL(in, errs, func() string { return fmt.Sprintf("database %q: language %s", name, l.Name) }, a)
 			d.Languages = append(d.Languages, l)
 		}
 		return rows.Err()

@@ -43,6 +43,11 @@ type Options struct {
 	// Init runs after initdb and the Conf/HBA edits, before the first start
 	// (to place certificates, for example).
 	Init func(*Server) error
+	// Dir, when set, is a persistent cluster directory (for benchmarks
+	// whose catalog takes long to build): initdb runs only when it holds
+	// no cluster yet, a later Start reuses it (Conf, HBA and Init apply
+	// only to a new cluster), and Stop leaves it in place.
+	Dir string
 }
 
 // Server is a running throwaway cluster.
@@ -60,8 +65,12 @@ type Server struct {
 	cmd       *exec.Cmd
 	done      chan error
 	listen    string
+	keep      bool // Stop leaves Dir (Options.Dir)
 	stopOnce  sync.Once
 }
+
+// secretFile holds the admin password of a persistent cluster (Options.Dir).
+const secretFile = "admin-secret"
 
 // FindBinDir locates the server binaries: PGAEGIS_PGBIN, then
 // /usr/lib/postgresql/<version>/bin (the preferred version first, else the
@@ -132,30 +141,47 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 	if s.AdminUser == "" {
 		s.AdminUser = "postgres"
 	}
-	dir, err := os.MkdirTemp("", "pgaegis-pg-")
-	if err != nil {
-		return nil, err
-	}
-	s.Dir = dir
-	// The owner marker lets a later run reap this directory if we die
-	// without Stop (SIGKILL): see ReapOrphans.
-	if err := writeOwner(dir); err != nil {
-		os.RemoveAll(dir)
-		return nil, err
-	}
-	s.DataDir = filepath.Join(dir, "data")
-	s.SocketDir = dir
-	s.LogFile = filepath.Join(dir, "server.log")
-	ok := false
-	defer func() {
-		if !ok {
-			os.RemoveAll(dir)
-		}
-	}()
 	if os.Geteuid() == 0 {
 		if err := s.dropPrivileges(); err != nil {
 			return nil, err
 		}
+	}
+	if o.Dir != "" {
+		if err := s.reuse(o.Dir); err != nil {
+			return nil, err
+		}
+		if s.Password != "" {
+			return s.startServer(ctx, o)
+		}
+	} else {
+		dir, err := os.MkdirTemp("", "pgaegis-pg-")
+		if err != nil {
+			return nil, err
+		}
+		s.Dir = dir
+		// The owner marker lets a later run reap this directory if we die
+		// without Stop (SIGKILL): see ReapOrphans.
+		if err := writeOwner(dir); err != nil {
+			os.RemoveAll(dir)
+			return nil, err
+		}
+		s.DataDir = filepath.Join(dir, "data")
+		s.SocketDir = dir
+		s.LogFile = filepath.Join(dir, "server.log")
+	}
+	dir := s.Dir
+	ok := false
+	defer func() {
+		if ok {
+			return
+		}
+		if s.keep {
+			os.RemoveAll(s.DataDir) // a persistent directory may hold more than ours
+		} else {
+			os.RemoveAll(dir)
+		}
+	}()
+	if s.uid >= 0 {
 		if err := os.Chown(dir, s.uid, s.gid); err != nil {
 			return nil, err
 		}
@@ -194,6 +220,57 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 			return nil, err
 		}
 	}
+	if s.keep {
+		// Written last: a directory with the secret holds a whole cluster.
+		if err := os.WriteFile(filepath.Join(dir, secretFile), []byte(s.Password+"\n"), 0o600); err != nil {
+			return nil, err
+		}
+	}
+	srv, err := s.startServer(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	ok = true
+	return srv, nil
+}
+
+// reuse points s at a persistent cluster directory, creating the
+// directory when missing; s.Password is set when it already holds a
+// cluster.
+func (s *Server) reuse(dir string) error {
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return err
+	}
+	// The parents stay traversable: the server's OS user must reach its
+	// data directory.
+	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+		return err
+	}
+	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
+		return err
+	}
+	s.Dir, s.keep = dir, true
+	s.DataDir = filepath.Join(dir, "data")
+	s.SocketDir = dir
+	s.LogFile = filepath.Join(dir, "server.log")
+	b, err := os.ReadFile(filepath.Join(dir, secretFile))
+	switch {
+	case err == nil:
+		s.Password = strings.TrimSpace(string(b))
+	case errors.Is(err, os.ErrNotExist):
+		// No secret: nothing usable here (a build that never finished).
+		if err := os.RemoveAll(s.DataDir); err != nil {
+			return err
+		}
+	default:
+		return err
+	}
+	return nil
+}
+
+// startServer starts the postmaster of an initialised cluster.
+func (s *Server) startServer(ctx context.Context, o Options) (*Server, error) {
 	wait := o.StartupWait
 	if wait == 0 {
 		wait = 60 * time.Second
@@ -215,7 +292,6 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 	if startErr != nil {
 		return nil, startErr
 	}
-	ok = true
 	return s, nil
 }
 
@@ -349,7 +425,9 @@ func (s *Server) shutdown() {
 func (s *Server) Stop() {
 	s.stopOnce.Do(func() {
 		s.shutdown()
-		os.RemoveAll(s.Dir)
+		if !s.keep {
+			os.RemoveAll(s.Dir)
+		}
 	})
 }
 

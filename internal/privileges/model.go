@@ -9,6 +9,8 @@ package privileges
 
 import (
 	"fmt"
+	"math/bits"
+	"slices"
 	"strings"
 
 	"github.com/pgaegis/pgaegis/internal/acl"
@@ -158,15 +160,17 @@ type Model struct {
 	// edges[m] lists the memberships of role m (m is a member of Role).
 	edges [][]edge
 	// privsOf[m]: roles whose privileges m has (has_privs_of_role, m included).
-	privsOf []bitset
+	privsOf []roleSet
 	// memberOf[m]: roles m is a member of by any path (is_member_of_role).
-	memberOf []bitset
+	memberOf []roleSet
 	// setTo[m]: roles m can SET ROLE to (16+: SET option on every step).
-	setTo []bitset
+	setTo []roleSet
 	// parents remember one path for explanations.
 	privParent []map[int32]int32
-	heldBy     []bitset
+	heldBy     []roleSet
 	supers     bitset
+	// seen is closure's scratch set, left empty between calls.
+	seen bitset
 }
 
 type edge struct {
@@ -192,9 +196,10 @@ func Build(s *snapshot.Snapshot) *Model {
 		m.edges[from] = append(m.edges[from], edge{to: to, inherit: ms.Inherit, set: ms.Set, admin: ms.Admin})
 	}
 	n := len(m.Roles)
-	m.privsOf = make([]bitset, n)
-	m.memberOf = make([]bitset, n)
-	m.setTo = make([]bitset, n)
+	m.privsOf = make([]roleSet, n)
+	m.memberOf = make([]roleSet, n)
+	m.setTo = make([]roleSet, n)
+	m.seen = newBitset(n)
 	m.privParent = make([]map[int32]int32, n)
 	for i := 0; i < n; i++ {
 		m.privsOf[i], m.privParent[i] = m.closure(i, func(from int, e edge) bool {
@@ -210,46 +215,49 @@ func Build(s *snapshot.Snapshot) *Model {
 	return m
 }
 
-func (m *Model) memberSet(i int) bitset {
-	if m.memberOf[i] == nil {
+func (m *Model) memberSet(i int) roleSet {
+	if m.memberOf[i].empty() {
 		m.memberOf[i], _ = m.closure(i, func(int, edge) bool { return true })
 	}
 	return m.memberOf[i]
 }
 
-func (m *Model) setSet(i int) bitset {
+func (m *Model) setSet(i int) roleSet {
 	if m.Version < 16 {
 		return m.memberSet(i) // before 16 every membership allows SET ROLE
 	}
-	if m.setTo[i] == nil {
+	if m.setTo[i].empty() {
 		m.setTo[i], _ = m.closure(i, func(_ int, e edge) bool { return e.set })
 	}
 	return m.setTo[i]
 }
 
 // closure walks memberships from start, following edges that follow
-// allows; it returns the reached set and a parent array for paths.
-func (m *Model) closure(start int, follow func(from int, e edge) bool) (bitset, map[int32]int32) {
-	set := newBitset(len(m.Roles))
+// allows; it returns the reached set (never empty: start is in it) and a
+// parent array for paths.
+func (m *Model) closure(start int, follow func(from int, e edge) bool) (roleSet, map[int32]int32) {
+	seen := m.seen
 	var parent map[int32]int32 // sparse: closures are small, role counts are not
-	set.add(start)
-	queue := []int{start}
-	for len(queue) > 0 {
-		cur := queue[0]
-		queue = queue[1:]
+	seen.add(start)
+	reached := []int32{int32(start)} // the BFS queue, kept whole
+	for head := 0; head < len(reached); head++ {
+		cur := int(reached[head])
 		for _, e := range m.edges[cur] {
-			if set.has(e.to) || !follow(cur, e) {
+			if seen.has(e.to) || !follow(cur, e) {
 				continue
 			}
-			set.add(e.to)
+			seen.add(e.to)
 			if parent == nil {
 				parent = map[int32]int32{}
 			}
 			parent[int32(e.to)] = int32(cur)
-			queue = append(queue, e.to)
+			reached = append(reached, int32(e.to))
 		}
 	}
-	return set, parent
+	for _, r := range reached {
+		seen.remove(int(r))
+	}
+	return newRoleSet(reached, len(m.Roles)), parent
 }
 
 // RoleIndex finds a role.
@@ -298,7 +306,69 @@ type bitset []uint64
 
 func newBitset(n int) bitset    { return make(bitset, (n+63)/64) }
 func (b bitset) add(i int)      { b[i/64] |= 1 << (i % 64) }
+func (b bitset) remove(i int)   { b[i/64] &^= 1 << (i % 64) }
 func (b bitset) has(i int) bool { return i >= 0 && i/64 < len(b) && b[i/64]&(1<<(i%64)) != 0 }
+
+// roleSet is a set of role indices for a closure: a sorted list while it
+// is small, as most are (a few roles up a chain), and a bitset once the
+// list would be the larger. A bitset per role is n² bits: 50 MB for
+// 20,000 roles, where the lists take a few.
+type roleSet struct {
+	list []int32 // sorted; nil when bits is set
+	bits bitset
+}
+
+// newRoleSet takes the members (in any order; the slice is reused).
+func newRoleSet(members []int32, n int) roleSet {
+	if len(members)*32 > n {
+		b := newBitset(n)
+		for _, r := range members {
+			b.add(int(r))
+		}
+		return roleSet{bits: b}
+	}
+	slices.Sort(members)
+	return roleSet{list: slices.Clip(members)}
+}
+
+// empty is true for the zero roleSet: a closure not computed yet.
+func (s roleSet) empty() bool { return s.list == nil && s.bits == nil }
+
+func (s roleSet) has(i int) bool {
+	if s.bits != nil {
+		return s.bits.has(i)
+	}
+	_, ok := slices.BinarySearch(s.list, int32(i))
+	return ok
+}
+
+// each calls fn with every member, in increasing order.
+func (s roleSet) each(fn func(int)) {
+	if s.bits == nil {
+		for _, r := range s.list {
+			fn(int(r))
+		}
+		return
+	}
+	for w, word := range s.bits {
+		for ; word != 0; word &= word - 1 {
+			fn(w*64 + bits.TrailingZeros64(word))
+		}
+	}
+}
+
+// addTo adds the members to a full bitset.
+func (s roleSet) addTo(b bitset) {
+	if s.bits != nil {
+		for w := range b {
+			b[w] |= s.bits[w]
+		}
+		return
+	}
+	for _, r := range s.list {
+		b.add(int(r))
+	}
+}
 func (b bitset) count() (n int) {
 	for _, w := range b {
 		for ; w != 0; w &= w - 1 {
@@ -366,7 +436,7 @@ func (m *Model) Compile(k Kind, owner string, items []acl.Item, isDefault bool) 
 
 // holders returns, for each role g, the roles that have g's privileges
 // (the transpose of privsOf), built on first use.
-func (m *Model) holders() []bitset {
+func (m *Model) holders() []roleSet {
 	if m.heldBy != nil {
 		return m.heldBy
 	}
@@ -377,28 +447,15 @@ func (m *Model) holders() []bitset {
 			m.supers.add(i)
 		}
 	}
-	m.heldBy = make([]bitset, n)
-	for g := range m.heldBy {
-		m.heldBy[g] = newBitset(n)
-	}
+	lists := make([][]int32, n)
 	for r := 0; r < n; r++ {
-		for w, word := range m.privsOf[r] {
-			for ; word != 0; word &= word - 1 {
-				g := w*64 + trailingZeros(word)
-				m.heldBy[g].add(r)
-			}
-		}
+		m.privsOf[r].each(func(g int) { lists[g] = append(lists[g], int32(r)) })
+	}
+	m.heldBy = make([]roleSet, n)
+	for g, l := range lists {
+		m.heldBy[g] = newRoleSet(l, n) // r ascends: already sorted
 	}
 	return m.heldBy
-}
-
-func trailingZeros(x uint64) int {
-	n := 0
-	for x&1 == 0 {
-		x >>= 1
-		n++
-	}
-	return n
 }
 
 // Holders counts the roles that hold priv on an object (superusers,
@@ -417,9 +474,7 @@ func (m *Model) Holders(o Object, priv Bits) int {
 		if e.Grantee == -1 {
 			return n
 		}
-		for w := range set {
-			set[w] |= hb[e.Grantee][w]
-		}
+		hb[e.Grantee].addTo(set)
 	}
 	return set.count()
 }
