@@ -121,6 +121,9 @@ func TestDetectPrefix(t *testing.T) {
 	for spec, line := range map[string]string{
 		"%m [%p] %q%u@%d %r ": "2026-11-22 08:00:00.123 UTC [42] app@shop 10.0.0.1(5432) LOG:  statement: SELECT 1",
 		"%m [%p] ":            "2026-11-22 08:00:00.123 UTC [42] LOG:  checkpoint starting: time",
+		// "from" is not the client: %r %a would take it for one.
+		"%m [%p] %q%u@%d from %h ":                        "2026-11-22 08:00:00.123 UTC [42] app@shop from 10.0.0.1 LOG:  statement: SELECT 1",
+		"%m [%p] %q%u@%d %r %a ":                          "2026-11-22 08:00:00.123 UTC [42] app@shop 10.0.0.1(5432) psql LOG:  statement: SELECT 1",
 		"%t [%p]: [%l-1] user=%u,db=%d,app=%a,client=%h ": "2026-11-22 08:00:00 UTC [42]: [3-1] user=app,db=shop,app=psql,client=10.0.0.1 LOG:  statement: SELECT 1",
 	} {
 		if got := DetectPrefix([]byte(line + "\n" + line + "\n")); got.spec != spec {

@@ -9,6 +9,7 @@ package logscan
 import (
 	"bytes"
 	"fmt"
+	"net"
 	"sort"
 	"strconv"
 	"strings"
@@ -313,7 +314,7 @@ func mergeSpans(sp []conninfo.Span) []conninfo.Span {
 // commonPrefixes are log_line_prefix values seen in the wild, tried in
 // order when none is given.
 var commonPrefixes = []string{
-	"%m [%p] %q%u@%d %r ", "%m [%p] %q%u@%d ", "%m [%p] ", "%t [%p] ", "%t [%p]: [%l-1] user=%u,db=%d,app=%a,client=%h ",
+	"%m [%p] %q%u@%d %r ", "%m [%p] %q%u@%d from %h ", "%m [%p] %q%u@%d from %r ", "%m [%p] %q%u@%d ", "%m [%p] ", "%t [%p] ", "%t [%p]: [%l-1] user=%u,db=%d,app=%a,client=%h ",
 	"%t [%p]: [%l-1] ", "%m [%p] %q[user=%u,db=%d,app=%a] ", "%m [%p] %u@%d %r %a ", "%m [%p] %q%u@%d %r %a ",
 }
 
@@ -352,6 +353,12 @@ func DetectPrefix(head []byte) *Prefix {
 			if rest, ok := p.parse(l, &r); ok {
 				if _, _, ok := splitSeverity(rest); ok {
 					n++
+					// A literal word of the prefix ("from") read as the
+					// client's address fits as well as the real one:
+					// a plausible address decides.
+					if plausibleHost(r.Host) {
+						n++
+					}
 				}
 			}
 		}
@@ -361,4 +368,13 @@ func DetectPrefix(head []byte) *Prefix {
 	}
 	p, _ := CompilePrefix(best)
 	return p
+}
+
+// plausibleHost: what %h or %r can print: an address, [local], a
+// host name with a dot; not a bare word.
+func plausibleHost(h string) bool {
+	if h == "" {
+		return false
+	}
+	return h == "[local]" || net.ParseIP(h) != nil || strings.ContainsAny(h, ".:")
 }
