@@ -416,11 +416,15 @@ func packages(o Options, h *snapshot.Host) {
 	deb := "postgresql-" + strconv.Itoa(o.Major)
 	if v := strings.TrimSpace(run("dpkg-query", "-W", "-f=${Version}", deb)); v != "" {
 		h.Package, h.PackageVersion = deb, v
-		for _, line := range strings.Split(run("apt-cache", "policy", deb), "\n") {
-			if f := strings.Fields(line); len(f) == 2 && f[0] == "Candidate:" {
-				h.PackageCandidate = f[1]
+		h.PackageCandidate = cachedCandidate(o, deb, func() string {
+			c := ""
+			for _, line := range strings.Split(run("apt-cache", "policy", deb), "\n") {
+				if f := strings.Fields(line); len(f) == 2 && f[0] == "Candidate:" {
+					c = f[1]
+				}
 			}
-		}
+			return c
+		})
 		return
 	}
 	rpm := "postgresql" + strconv.Itoa(o.Major) + "-server"
