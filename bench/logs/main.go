@@ -56,6 +56,19 @@ func main() {
 	seedMB := flag.Int("seed-mb", 0, "heavy shape: run the server for only this many MB and extend the logs to -mb by repeating them with advanced timestamps and pids (0: the server writes it all)")
 	regen := flag.Bool("regen", false, "regenerate the logs even when cached")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of pgaegis's scans to this file (use with -format and -shape)")
+	flag.Usage = func() {
+		fmt.Fprint(flag.CommandLine.Output(), `Usage: go run ./bench/logs [flags]
+
+Measures pgaegis logs scan against pgBadger and a plain line scan on the
+same logs, in stderr, csvlog and jsonlog: a log a real PostgreSQL 15 with
+pgaudit writes under pgbench (heavy) and a synthetic quiet one (light).
+Generated logs are cached in -dir; a 256 MB heavy log takes a few minutes
+to write. See docs/logs.md ("Speed").
+
+Flags:
+`)
+		flag.PrintDefaults()
+	}
 	flag.Parse()
 	var shapes []string
 	switch *shape {
