@@ -61,7 +61,7 @@ func main() {
 
 Times the default pgaegis audit of a large cluster (as 'sudo -u postgres
 pgaegis audit' on the host) against psql pulling the same catalogs with
-\\copy, best of -runs, and prints the ratio and the audit's peak RSS.
+\copy, best of -runs, and prints the ratio and the audit's peak RSS.
 The first run of a shape builds its cluster and keeps it in -dir: about a
 minute and 0.5 GB for 14k, ten minutes and 4 GB for 140k. See docs/bench.md.
 
