@@ -287,8 +287,8 @@ func TestWordList(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !reflect.DeepEqual(l.words, []string{"alpha", "beta", "gamma"}) {
-		t.Errorf("words %q", l.words)
+	if l.Len() != 4 { // alpha twice: repeats are tried again
+		t.Errorf("words %d", l.Len())
 	}
 	r := run1(t, Deep(0, l), "x", scramVerifier("beta", 16))
 	if r.Verdict != WordList+" words.txt" || r.List != l.ID {
@@ -383,4 +383,41 @@ func BenchmarkPartialCacheAudit20k(b *testing.B) {
 			b.Fatalf("%+v", st)
 		}
 	}
+}
+
+// The search holds one batch of a word list at a time, however long the
+// list, and a list counts as tried only when every word was tried.
+func TestWordListStreamed(t *testing.T) {
+	defer func(n int) { batchWords = n; testHookBatch = nil }(batchWords)
+	batchWords = 10
+	var max int64
+	testHookBatch = func(held int64) { max = maxI(max, held) }
+	var sb strings.Builder
+	for i := 0; i < 1000; i++ {
+		fmt.Fprintf(&sb, "word-%d\n", i)
+	}
+	path := filepath.Join(t.TempDir(), "big.txt")
+	os.WriteFile(path, []byte(sb.String()+"word-last\n"), 0o600)
+	l, err := LoadWordList(path)
+	if err != nil || l.Len() != 1001 {
+		t.Fatalf("%v, %d words", err, l.Len())
+	}
+	r := run1(t, Deep(0, l), "x", md5Verifier("x", "word-last"))
+	if r.List != l.ID || max == 0 || max > int64(batchWords) {
+		t.Errorf("match %+v; %d words held at most (batch %d)", r, max, batchWords)
+	}
+	// A list that changed since it was checked is not counted as tried.
+	os.WriteFile(path, []byte("other\n"), 0o600)
+	s := Deep(0, l)
+	res, st := s.Run(context.Background(), []Target{NewTarget("x", md5Verifier("x", "nope"), 0)})
+	if res[0].Complete || len(st.ListErrors) != 1 || !strings.Contains(st.ListErrors[0], "changed") || st.BudgetSpent {
+		t.Errorf("changed list: %+v %+v", res[0], st)
+	}
+}
+
+func maxI(a, b int64) int64 {
+	if a > b {
+		return a
+	}
+	return b
 }
