@@ -55,7 +55,7 @@ func newWordList(name string, open func() (io.ReadCloser, error)) (*List, error)
 	defer r.Close()
 	n := 0
 	for {
-		_, err := r.next()
+		_, err := r.nextBytes()
 		if err == io.EOF {
 			break
 		}
@@ -110,32 +110,39 @@ func (r *wordReader) tooLong() error {
 
 // next returns the next word to try, io.EOF at the end.
 func (r *wordReader) next() (string, error) {
+	b, err := r.nextBytes()
+	return string(b), err
+}
+
+// nextBytes is next without the copy: the word is valid until the next
+// call (the checking pass keeps nothing).
+func (r *wordReader) nextBytes() ([]byte, error) {
 	for {
 		b, err := r.br.ReadSlice('\n')
 		if len(b) == 0 && err == io.EOF {
-			return "", io.EOF
+			return nil, io.EOF
 		}
 		r.line++
 		if errors.Is(err, bufio.ErrBufferFull) {
-			return "", r.tooLong()
+			return nil, r.tooLong()
 		}
 		if err != nil && err != io.EOF {
-			return "", fmt.Errorf("%s:%d: %v", r.name, r.line, cleanErr(err))
+			return nil, fmt.Errorf("%s:%d: %v", r.name, r.line, cleanErr(err))
 		}
 		b = bytes.TrimSuffix(b, []byte{'\n'})
 		b = bytes.TrimSuffix(b, []byte{'\r'})
 		if len(b) > maxWordLen {
-			return "", r.tooLong()
+			return nil, r.tooLong()
 		}
 		if i := bytes.IndexByte(b, 0); i >= 0 {
-			return "", fmt.Errorf("%s:%d: a NUL byte (column %d): PostgreSQL passwords cannot hold one; is this a word list?", r.name, r.line, utf8.RuneCount(b[:i])+1)
+			return nil, fmt.Errorf("%s:%d: a NUL byte (column %d): PostgreSQL passwords cannot hold one; is this a word list?", r.name, r.line, utf8.RuneCount(b[:i])+1)
 		}
 		if len(b) == 0 || builtinWords[string(b)] {
 			continue
 		}
 		r.h.Write(b)
 		r.h.Write([]byte{'\n'})
-		return string(b), nil
+		return b, nil
 	}
 }
 
