@@ -368,6 +368,7 @@ func (s Search) Run(ctx context.Context, targets []Target) ([]Result, Stats) {
 			var units []unit
 			for _, i := range todo {
 				if found[i].Load() {
+					done.Add(int64(len(batch)) * targets[i].cost()) // as if tried: progress ends at 100%
 					continue
 				}
 				for k := 0; k < len(batch); k += chunkWords {
