@@ -71,7 +71,11 @@ the budget ran out before every role was searched.`,
 		if *budget < 0 || *workers < 0 {
 			return ExitError, usagef("--budget and --workers cannot be negative")
 		}
-		// The word lists are read first: a bad file is said before connecting.
+		// The budget counts from here: checking a large word list is part
+		// of the search.
+		start := time.Now()
+		// The word lists are checked first (one streaming pass, nothing
+		// kept): a bad file is said before connecting.
 		var lists []*pwcheck.List
 		var wl []wordListInfo
 		for _, p := range *wordlists {
@@ -88,11 +92,12 @@ the budget ran out before every role was searched.`,
 		}
 		search := pwcheck.Deep(*budget, lists...)
 		search.Workers = *workers
+		search.Start = start
 		cacheDir := passwordCacheDir(*noCache)
 		if cacheDir != "" {
 			c, err := pwcheck.OpenCache(cacheDir)
 			if err != nil {
-				fmt.Fprintf(env.Stderr, "pgaegis passwords: warning: %s\n", esc(err.Error()))
+				fmt.Fprintf(env.Stderr, "pgaegis passwords: warning: the verdict cache is not used (searching without it): %s\n", esc(err.Error()))
 				cacheDir = ""
 			} else {
 				search.Cache = c
@@ -124,6 +129,9 @@ the budget ran out before every role was searched.`,
 		if st.CacheError != "" {
 			fmt.Fprintf(env.Stderr, "pgaegis passwords: warning: %s\n", esc(st.CacheError))
 		}
+		for _, e := range st.ListErrors {
+			fmt.Fprintf(env.Stderr, "pgaegis passwords: warning: %s\n", esc(e))
+		}
 		o, err := openOutput(env, *out)
 		if err != nil {
 			return ExitError, err
@@ -145,6 +153,8 @@ the budget ran out before every role was searched.`,
 			return ExitFindings, nil
 		case st.Interrupted:
 			return ExitError, fmt.Errorf("interrupted: %d of %d roles were not searched in full (what was searched is cached)", st.Incomplete, st.Roles)
+		case len(st.ListErrors) > 0 && !st.BudgetSpent && st.Incomplete > 0:
+			return ExitError, fmt.Errorf("incomplete: %d of %d roles were not searched in full: a word list could not be read to its end", st.Incomplete, st.Roles)
 		case st.BudgetSpent:
 			return ExitError, fmt.Errorf("incomplete: the budget (%s) ran out before %d of %d roles were searched in full; run again (what was searched is cached) or raise --budget", *budget, st.Incomplete, st.Roles)
 		}

@@ -263,3 +263,31 @@ func TestPasswordsProgressLine(t *testing.T) {
 		t.Errorf("progress line %q", got)
 	}
 }
+
+// A cache whose parent directory is a link (or open to others) is not
+// used: the search runs without it and says so.
+func TestPasswordsUnsafeCacheParent(t *testing.T) {
+	_, sock := startPasswordServer(t)
+	cache := t.TempDir()
+	t.Setenv("XDG_CACHE_HOME", cache)
+	elsewhere := filepath.Join(t.TempDir(), "elsewhere")
+	must(t, os.Mkdir(elsewhere, 0o700))
+	must(t, os.Symlink(elsewhere, filepath.Join(cache, "pgaegis")))
+	words := filepath.Join(t.TempDir(), "words.txt")
+	must(t, os.WriteFile(words, []byte("alpha\npurple-elephant-42\n"), 0o600))
+
+	code, out, errs := runCLI(t, append([]string{"passwords", "--format", "json", "--wordlist", words}, sock...)...)
+	if code != ExitFindings || !strings.Contains(errs, "the verdict cache is not used") || !strings.Contains(errs, "symbolic link") {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	var r passwordsResult
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatal(err)
+	}
+	if r.Summary.Weak != 7 || r.Summary.Incomplete != 0 || r.Cache != "" {
+		t.Errorf("without the cache: %+v, cache %q", r.Summary, r.Cache)
+	}
+	if ents, _ := os.ReadDir(elsewhere); len(ents) != 0 {
+		t.Errorf("the cache was written through the link: %v", ents)
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -79,10 +80,13 @@ func DefaultCacheDir() (string, error) {
 
 // OpenCache opens (creating when needed) the cache in dir. It refuses a
 // directory or file that another user owns, that others may read, or
-// that is a symbolic link.
+// that is a symbolic link. When dir is under the user cache directory
+// (~/.cache, $XDG_CACHE_HOME) every directory from there down is checked
+// too: one another user could write to, or a link, would let them swap
+// the cache for theirs.
 func OpenCache(dir string) (*Cache, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("password cache %s: %v", dir, cleanErr(err))
+	if err := makeCacheDirs(dir); err != nil {
+		return nil, err
 	}
 	if err := checkPrivate(dir, true); err != nil {
 		return nil, err
@@ -119,6 +123,80 @@ func cleanErr(err error) string {
 		return pe.Err.Error()
 	}
 	return err.Error()
+}
+
+// makeCacheDirs creates dir one component at a time, checking each from
+// the user cache directory down (MkdirAll would follow links).
+func makeCacheDirs(dir string) error {
+	dir = filepath.Clean(dir)
+	root, err := os.UserCacheDir()
+	var below []string
+	if err == nil {
+		root = filepath.Clean(root)
+		if rel, err := filepath.Rel(root, dir); err == nil && rel != "." && filepath.IsLocal(rel) {
+			below = strings.Split(rel, string(filepath.Separator))
+		}
+	}
+	if below == nil {
+		// Not under the user cache directory: only dir itself is checked
+		// (by the caller), as the user chose it.
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return fmt.Errorf("password cache %s: %v", dir, cleanErr(err))
+		}
+		return nil
+	}
+	// The root itself may be a link (a home on another disk, say); it
+	// must still be the user's or root's and closed to writers.
+	if err := os.MkdirAll(root, 0o700); err != nil {
+		return fmt.Errorf("password cache %s: %v", root, cleanErr(err))
+	}
+	st, err := os.Stat(root)
+	if err != nil {
+		return fmt.Errorf("password cache %s: %v", root, cleanErr(err))
+	}
+	if err := checkParent(root, st); err != nil {
+		return err
+	}
+	p := root
+	for k, c := range below {
+		p = filepath.Join(p, c)
+		if err := os.Mkdir(p, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
+			return fmt.Errorf("password cache %s: %v", p, cleanErr(err))
+		}
+		st, err := os.Lstat(p)
+		if err != nil {
+			return fmt.Errorf("password cache %s: %v", p, cleanErr(err))
+		}
+		if st.Mode()&os.ModeSymlink != 0 {
+			return fmt.Errorf("password cache %s: a symbolic link, not used", p)
+		}
+		if k < len(below)-1 {
+			if err := checkParent(p, st); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// checkParent: a directory above the cache is a directory owned by this
+// user or root, that no one else may write to unless it is root's and
+// sticky (like /tmp: others cannot rename what is ours).
+func checkParent(path string, st os.FileInfo) error {
+	if !st.IsDir() {
+		return fmt.Errorf("password cache %s: not a directory", path)
+	}
+	uid := -1
+	if sys, ok := st.Sys().(*syscall.Stat_t); ok {
+		uid = int(sys.Uid)
+	}
+	if uid != os.Geteuid() && uid != 0 {
+		return fmt.Errorf("password cache %s: owned by uid %d, not by this user or root: not used", path, uid)
+	}
+	if st.Mode().Perm()&0o022 != 0 && !(uid == 0 && st.Mode()&os.ModeSticky != 0) {
+		return fmt.Errorf("password cache %s: mode %04o, others may write to it: not used", path, st.Mode().Perm())
+	}
+	return nil
 }
 
 // checkPrivate: dir (or file) is ours, not a link, closed to others; a

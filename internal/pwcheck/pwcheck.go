@@ -13,6 +13,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"io"
 	"strconv"
 	"strings"
 	"unicode"
@@ -72,6 +73,11 @@ type List struct {
 	// perRole lists are built from the role name; words are fixed.
 	perRole func(role string) []string
 	words   []string
+	// Word lists are streamed from open (see LoadWordList); n is how
+	// many words the checking pass counted.
+	name string
+	open func() (io.ReadCloser, error)
+	n    int
 	// builtin lists are short: against cheap verifiers they are tried in
 	// full whatever the budget, so md5 verdicts never depend on load.
 	builtin bool
@@ -85,7 +91,12 @@ func (l *List) candidates(role string) []string {
 }
 
 // Len is the number of words of a fixed list (per-role lists: 0).
-func (l *List) Len() int { return len(l.words) }
+func (l *List) Len() int {
+	if l.open != nil {
+		return l.n
+	}
+	return len(l.words)
+}
 
 // The built-in lists, in the order the searches try them.
 var (

@@ -287,8 +287,8 @@ func TestWordList(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !reflect.DeepEqual(l.words, []string{"alpha", "beta", "gamma"}) {
-		t.Errorf("words %q", l.words)
+	if l.Len() != 4 { // alpha twice: repeats are tried again
+		t.Errorf("words %d", l.Len())
 	}
 	r := run1(t, Deep(0, l), "x", scramVerifier("beta", 16))
 	if r.Verdict != WordList+" words.txt" || r.List != l.ID {
@@ -382,5 +382,115 @@ func BenchmarkPartialCacheAudit20k(b *testing.B) {
 		if _, st := s.Run(context.Background(), targets); st.Guesses != 0 || st.Incomplete != len(targets) {
 			b.Fatalf("%+v", st)
 		}
+	}
+}
+
+// The search holds one batch of a word list at a time, however long the
+// list, and a list counts as tried only when every word was tried.
+func TestWordListStreamed(t *testing.T) {
+	defer func(n int) { batchWords = n; testHookBatch = nil }(batchWords)
+	batchWords = 10
+	var max int64
+	testHookBatch = func(held int64) { max = maxI(max, held) }
+	var sb strings.Builder
+	for i := 0; i < 1000; i++ {
+		fmt.Fprintf(&sb, "word-%d\n", i)
+	}
+	path := filepath.Join(t.TempDir(), "big.txt")
+	os.WriteFile(path, []byte(sb.String()+"word-last\n"), 0o600)
+	l, err := LoadWordList(path)
+	if err != nil || l.Len() != 1001 {
+		t.Fatalf("%v, %d words", err, l.Len())
+	}
+	r := run1(t, Deep(0, l), "x", md5Verifier("x", "word-last"))
+	if r.List != l.ID || max == 0 || max > int64(batchWords) {
+		t.Errorf("match %+v; %d words held at most (batch %d)", r, max, batchWords)
+	}
+	// A list that changed since it was checked is not counted as tried.
+	os.WriteFile(path, []byte("other\n"), 0o600)
+	s := Deep(0, l)
+	res, st := s.Run(context.Background(), []Target{NewTarget("x", md5Verifier("x", "nope"), 0)})
+	if res[0].Complete || len(st.ListErrors) != 1 || !strings.Contains(st.ListErrors[0], "changed") || st.BudgetSpent {
+		t.Errorf("changed list: %+v %+v", res[0], st)
+	}
+}
+
+func maxI(a, b int64) int64 {
+	if a > b {
+		return a
+	}
+	return b
+}
+
+// Every directory from the user cache directory down is checked: a link
+// or a directory others may write to above the cache would let them
+// swap it for theirs.
+func TestCacheRefusesUnsafeParents(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		make func(t *testing.T, parent string) bool
+		want string
+	}{
+		{"link", func(t *testing.T, p string) bool {
+			real := filepath.Join(filepath.Dir(p), "elsewhere")
+			os.Mkdir(real, 0o700)
+			return os.Symlink(real, p) == nil
+		}, "symbolic link"},
+		{"world-writable", func(t *testing.T, p string) bool {
+			os.Mkdir(p, 0o700)
+			return os.Chmod(p, 0o777) == nil
+		}, "others may write"},
+		{"another user's", func(t *testing.T, p string) bool {
+			os.Mkdir(p, 0o700)
+			os.Chmod(p, 0o777)
+			return os.Chown(p, 65534, 65534) == nil // needs root
+		}, "owned by uid 65534"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			root := t.TempDir()
+			t.Setenv("XDG_CACHE_HOME", root)
+			if !c.make(t, filepath.Join(root, "pgaegis")) {
+				t.Skip("cannot set the directory up as this user")
+			}
+			dir, err := DefaultCacheDir()
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = OpenCache(dir)
+			if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), filepath.Join(root, "pgaegis")) {
+				t.Errorf("OpenCache: %v, want %q", err, c.want)
+			}
+			if _, err := os.Lstat(filepath.Join(root, "elsewhere", "passwords")); err == nil {
+				t.Errorf("the cache was made through the link")
+			}
+		})
+	}
+	// A sound chain is made and used.
+	root := t.TempDir()
+	t.Setenv("XDG_CACHE_HOME", root)
+	dir, _ := DefaultCacheDir()
+	if _, err := OpenCache(dir); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := os.Stat(filepath.Join(root, "pgaegis")); err != nil || st.Mode().Perm() != 0o700 {
+		t.Errorf("pgaegis directory: %v %v", st, err)
+	}
+}
+
+// The budget counts from Start, and a word list stops between batches.
+func TestWordListBudgetFromStart(t *testing.T) {
+	var sb strings.Builder
+	for i := 0; i < 100; i++ {
+		fmt.Fprintf(&sb, "w%d\n", i)
+	}
+	l, err := ParseWordList("w.txt", []byte(sb.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := Deep(time.Second, l)
+	s.Start = time.Now().Add(-time.Hour)
+	res, st := s.Run(context.Background(), []Target{NewTarget("x", scramVerifier("nope-strong", 16), 0)})
+	if res[0].Complete || !st.BudgetSpent || st.Guesses != 0 {
+		t.Errorf("a budget spent before the search: %+v %+v", res[0], st)
 	}
 }

@@ -2,6 +2,8 @@ package pwcheck
 
 import (
 	"context"
+	"fmt"
+	"io"
 	"runtime"
 	"sort"
 	"sync"
@@ -29,6 +31,9 @@ type Search struct {
 	// Cache, when set, answers for verifiers already searched and keeps
 	// this search's verdicts.
 	Cache *Cache
+	// Start, when set, is when the budget began (before the word lists
+	// were checked, say); default: when Run is called.
+	Start time.Time
 	// Progress, when set, is called every ProgressEvery (default 250ms)
 	// and once at the end.
 	Progress      func(Progress)
@@ -71,6 +76,9 @@ type Stats struct {
 	// BudgetSpent: the budget ran out with work left; Interrupted: the
 	// context was cancelled with work left.
 	BudgetSpent, Interrupted bool
+	// ListErrors say why a word list could not be tried in full (it
+	// could not be read, or it changed since it was checked).
+	ListErrors []string
 	// CacheError says why the cache could not be written ("" when fine).
 	CacheError string
 }
@@ -85,8 +93,56 @@ type Progress struct {
 	Final      bool
 }
 
-type item struct {
-	t, l int // target, list (index into the search's lists)
+// A unit is candidates to try against one target (index into targets).
+type unit struct {
+	t     int
+	cands []string
+}
+
+// chunkWords is how many words of a batch make one unit of work.
+const chunkWords = 256
+
+// wordsHeld counts the words of word lists in memory, for the test that
+// a search never holds more than a batch.
+var wordsHeld atomic.Int64
+
+// testHookBatch, when set, is called after each batch is read with the
+// words then held.
+var testHookBatch func(held int64)
+
+// streamList reads a word list batch by batch, calling try with each. It
+// stops between batches when the budget is spent (stop reports it and
+// marks the roles short of the list). A list that cannot be read to its
+// end, or whose words are no longer those that were checked (the file
+// changed), is an error: no role counts it as tried.
+func (s Search) streamList(li *List, stop func(bool) bool, try func([]string)) (bool, error) {
+	r, err := openWords(li.name, li.open)
+	if err != nil {
+		return false, err
+	}
+	defer r.Close()
+	for {
+		if stop(true) {
+			return false, nil
+		}
+		batch, err := r.batch()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return false, err
+		}
+		held := wordsHeld.Add(int64(len(batch)))
+		if testHookBatch != nil {
+			testHookBatch(held)
+		}
+		try(batch)
+		wordsHeld.Add(-int64(len(batch)))
+	}
+	if r.id() != li.ID {
+		return false, fmt.Errorf("%s: the word list changed during the search: not counted as tried", li.name)
+	}
+	return true, nil
 }
 
 // Run searches targets; results are in the order of targets, and do not
@@ -153,24 +209,30 @@ func (s Search) Run(ctx context.Context, targets []Target) ([]Result, Stats) {
 		}
 		return ta.Role < tb.Role
 	})
-	var items []item
 	var work int64
-	for l := range lists {
+	for l, li := range lists {
 		for _, i := range order {
 			t := &targets[i]
 			if cached[i] != nil || tried[i][l] || !applies(t, l) {
 				continue
 			}
-			items = append(items, item{i, l})
-			work += int64(len(lists[l].candidates(t.Role))) * t.cost()
+			if li.open != nil {
+				work += int64(li.n) * t.cost()
+			} else {
+				work += int64(len(li.candidates(t.Role))) * t.cost()
+			}
 		}
 	}
 
+	// The budget counts from Start when set: reading the word lists up
+	// front is part of the run.
+	if !s.Start.IsZero() {
+		start = s.Start
+	}
 	var deadline time.Time
 	if s.Budget > 0 {
 		deadline = start.Add(s.Budget)
 	}
-	var next atomic.Int64
 	var done, guesses atomic.Int64
 	var stopped atomic.Bool
 	stop := func(bounded bool) bool {
@@ -192,9 +254,6 @@ func (s Search) Run(ctx context.Context, targets []Target) ([]Result, Stats) {
 	workers := s.Workers
 	if workers <= 0 {
 		workers = runtime.GOMAXPROCS(0)
-	}
-	if workers > len(items) {
-		workers = len(items)
 	}
 	progress := func(final bool) {
 		if s.Progress != nil {
@@ -223,57 +282,117 @@ func (s Search) Run(ctx context.Context, targets []Target) ([]Result, Stats) {
 			}
 		}()
 	}
-	var wg sync.WaitGroup
-	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var buf []byte
-			for {
-				k := int(next.Add(1) - 1)
-				if k >= len(items) || ctx.Err() != nil {
-					return
+	// short[i]: a unit of the current list stopped before trying all its
+	// words against target i.
+	short := make([]atomic.Bool, n)
+	// runUnits tries the units of one list over the workers. The lists
+	// run one after the other, so the first list that matches is the
+	// verdict whatever the number of workers.
+	runUnits := func(l int, units []unit) {
+		var next atomic.Int64
+		var wg sync.WaitGroup
+		for w := 0; w < min(workers, len(units)); w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				var buf []byte
+				for {
+					k := int(next.Add(1) - 1)
+					if k >= len(units) || ctx.Err() != nil {
+						if k < len(units) {
+							short[units[k].t].Store(true)
+						}
+						return
+					}
+					u := units[k]
+					t := &targets[u.t]
+					bounded := !t.cheap() || !lists[l].builtin
+					if bounded && stop(true) {
+						short[u.t].Store(true)
+						continue // the budget is spent; cheap units may follow
+					}
+					if found[u.t].Load() {
+						// An earlier list (or unit) matched; the verdict
+						// is the first list that matches.
+						done.Add(int64(len(u.cands)) * t.cost())
+						continue
+					}
+					for j, c := range u.cands {
+						// A clock read per guess is nothing beside a SCRAM
+						// guess; md5 guesses check it now and then.
+						if (t.cost() > 1 || j%256 == 0) && stop(bounded) {
+							short[u.t].Store(true)
+							break
+						}
+						guesses.Add(1)
+						done.Add(t.cost())
+						if t.match(c, &buf) {
+							if !found[u.t].Swap(true) {
+								matched[u.t][l] = true
+								weakCount.Add(1)
+							}
+							break
+						}
+					}
 				}
-				it := items[k]
-				t := &targets[it.t]
-				bounded := !t.cheap() || !lists[it.l].builtin
-				if bounded && stop(true) {
-					continue // the budget is spent; cheap items may follow
-				}
-				cands := lists[it.l].candidates(t.Role)
-				if found[it.t].Load() {
-					// An earlier list matched; this one cannot change the
-					// verdict, which is the first list that matches.
-					done.Add(int64(len(cands)) * t.cost())
+			}()
+		}
+		wg.Wait()
+	}
+	var listErrs []string
+	for l, li := range lists {
+		var todo []int
+		for _, i := range order {
+			if cached[i] == nil && !tried[i][l] && applies(&targets[i], l) {
+				todo = append(todo, i)
+				short[i].Store(false)
+			}
+		}
+		if len(todo) == 0 {
+			continue
+		}
+		if li.open == nil {
+			units := make([]unit, 0, len(todo))
+			for _, i := range todo {
+				units = append(units, unit{i, li.candidates(targets[i].Role)})
+			}
+			runUnits(l, units)
+			for _, i := range todo {
+				tried[i][l] = !short[i].Load()
+			}
+			continue
+		}
+		complete, err := s.streamList(li, stop, func(batch []string) {
+			// Each role's share of a batch is cut in chunks so that the
+			// workers stay busy even when few roles are left.
+			var units []unit
+			for _, i := range todo {
+				if found[i].Load() {
+					done.Add(int64(len(batch)) * targets[i].cost()) // as if tried: progress ends at 100%
 					continue
 				}
-				complete := true
-				for j, c := range cands {
-					// A clock read per guess is nothing beside a SCRAM
-					// guess; md5 guesses check it now and then.
-					if (t.cost() > 1 || j%256 == 0) && stop(bounded) {
-						complete = false
-						break
-					}
-					guesses.Add(1)
-					done.Add(t.cost())
-					if t.match(c, &buf) {
-						matched[it.t][it.l] = true
-						if !found[it.t].Swap(true) {
-							weakCount.Add(1)
-						}
-						break
-					}
+				for k := 0; k < len(batch); k += chunkWords {
+					units = append(units, unit{i, batch[k:min(k+chunkWords, len(batch))]})
 				}
-				tried[it.t][it.l] = complete
 			}
-		}()
+			runUnits(l, units)
+		})
+		if err != nil {
+			listErrs = append(listErrs, err.Error())
+		}
+		if !complete {
+			for _, i := range todo {
+				short[i].Store(true)
+			}
+		}
+		for _, i := range todo {
+			tried[i][l] = !short[i].Load()
+		}
 	}
-	wg.Wait()
 	close(tick)
 	tickWG.Wait()
 
-	st := Stats{Roles: n, Guesses: guesses.Load()}
+	st := Stats{Roles: n, Guesses: guesses.Load(), ListErrors: listErrs}
 	results := make([]Result, n)
 	for i := range targets {
 		t := &targets[i]
@@ -315,7 +434,7 @@ func (s Search) Run(ctx context.Context, targets []Target) ([]Result, Stats) {
 	if st.Incomplete > 0 {
 		if ctx.Err() != nil {
 			st.Interrupted = true
-		} else {
+		} else if stopped.Load() || len(listErrs) == 0 {
 			st.BudgetSpent = true
 		}
 	}
