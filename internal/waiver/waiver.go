@@ -128,7 +128,9 @@ func (e *Entry) accept(f *rules.Finding, now time.Time) {
 // inside such a finding: a waiver that matches every member waives the
 // finding; one that matches some splits them off into a finding of their
 // own (its object is the waiver's object, its objects the members it
-// accepts), and the rest keep failing.
+// accepts), and the rest keep failing. Each part is described, counted
+// and fixed by its own members (rules.Finding.Split), so plan after
+// Apply: the rest's changes then leave the waived members alone.
 func (w *File) Apply(fs []rules.Finding, now time.Time) ([]rules.Finding, []string) {
 	used := make([]bool, len(w.Entries))
 	out := make([]rules.Finding, 0, len(fs))
