@@ -187,14 +187,17 @@ socket) are used.`,
 		if err != nil {
 			return ExitError, err
 		}
-		// Every report shows as a finding's fix the step of the one
-		// planner, so the report and 'pgaegis fix' agree.
-		fix.Build(snap, findings, fix.Options{Target: snap.Target.Description}).Annotate(findings)
+		// Waivers first: they split aggregated findings, and the plan must
+		// see the parts (a waived part's changes stay out of it, the rest's
+		// no longer touch the waived members).
 		if wf != nil {
 			var warns []string
 			findings, warns = wf.Apply(findings, time.Now())
 			snap.Warnings = append(snap.Warnings, warns...)
 		}
+		// Every report shows as a finding's fix the step of the one
+		// planner, so the report and 'pgaegis fix' agree.
+		fix.Build(snap, findings, fix.Options{Target: snap.Target.Description}).Annotate(findings)
 		rep := report.Build(snap, findings, sev)
 		if prev != nil {
 			report.ApplyBaseline(rep, prev, *baseline, sev)

@@ -75,7 +75,8 @@ func memberNames(ps []Problem) []string {
 func merged(object, evidence, manual string, ps []Problem) Problem {
 	first := ps[0]
 	out := Problem{Object: object, Evidence: evidence, Expected: first.Expected, Objects: memberNames(ps), Count: len(ps),
-		FixKind: first.FixKind, FixApply: first.FixApply, Database: first.Database, Severity: first.Severity, SevSet: first.SevSet}
+		FixKind: first.FixKind, FixApply: first.FixApply, Database: first.Database, Severity: first.Severity, SevSet: first.SevSet,
+		members: ps}
 	for _, p := range ps[1:] {
 		if p.Database != out.Database {
 			out.Database = ""
@@ -185,8 +186,73 @@ func (c *Check) failRepeated(ps *problems, describe func(key string, members []P
 			continue
 		}
 		obj, ev, man := describe(k, members)
-		c.Fail(merged(obj, ev, man, members))
+		p := merged(obj, ev, man, members)
+		p.describe = func(ms []Problem) (string, string, string) { return describe(k, ms) }
+		c.Fail(p)
 	}
+}
+
+// group is what an aggregated finding needs to be split: its members,
+// how its rule describes a set of them, and the rule's own severity (a
+// member may have raised the finding's).
+type group struct {
+	members  []Problem
+	describe func(members []Problem) (object, evidence, manual string)
+	severity Severity
+}
+
+// Split divides an aggregated finding between the members whose object
+// in accepts (part) and the others (rest), each described, counted and
+// fixed by its own members only: the rest's changes no longer touch the
+// members split off, and the part's are only theirs. The rest keeps the
+// finding's object, so baselines still recognise it. ok is false when
+// the finding keeps no members (not made by an aggregating rule) or in
+// takes none or all of them; the caller then decides on the whole.
+func (f Finding) Split(in func(object string) bool) (part, rest Finding, ok bool) {
+	g := f.group
+	if g == nil {
+		return f, f, false
+	}
+	var ins, outs []Problem
+	for _, m := range g.members {
+		if in(m.Object) {
+			ins = append(ins, m)
+		} else {
+			outs = append(outs, m)
+		}
+	}
+	if len(ins) == 0 || len(outs) == 0 {
+		return f, f, false
+	}
+	part, rest = f.regroup(ins), f.regroup(outs)
+	rest.Object = f.Object
+	return part, rest, true
+}
+
+// regroup is f standing for ms only.
+func (f Finding) regroup(ms []Problem) Finding {
+	p := ms[0]
+	if len(ms) > 1 {
+		obj, ev, man := f.group.describe(ms)
+		p = merged(obj, ev, man, ms)
+		p.describe = f.group.describe
+	}
+	out := f
+	out.Object, out.Location, out.Evidence, out.Expected = p.Object, p.Location, p.Evidence, p.Expected
+	out.Objects, out.Count = memberNames(ms), len(ms)
+	out.Fix, out.FixKind, out.FixApply, out.Database = p.Fix, p.FixKind, p.FixApply, p.Database
+	out.Changes = p.Changes
+	out.Severity = f.group.severity
+	if p.SevSet {
+		out.Severity = p.Severity
+	}
+	out.group = nil
+	if len(ms) > 1 {
+		out.group = &group{members: ms, describe: f.group.describe, severity: f.group.severity}
+	}
+	// The plan sets these again for what is still failing.
+	out.Step, out.StepTitle = "", ""
+	return out
 }
 
 // someNames renders "n: a, b, c, …" for an evidence line.

@@ -100,3 +100,37 @@ func TestCount(t *testing.T) {
 		}
 	}
 }
+
+// Split describes each part by its own members, for rules that aggregate
+// through failRepeated (NET-05) and on their own (PRIV-02.chains).
+func TestSplitRedescribesParts(t *testing.T) {
+	fs := Run(scaleFixture(40))
+	for _, tc := range []struct {
+		rule, member, restEvidence, partEvidence string
+	}{
+		{"NET-05", "role u007", "39 login roles have no connection limit", `login role "u007" has no connection limit`},
+		{"PRIV-02.chains", "role u007 via function d.public.run(q text)", "login roles (40: app, u000", `login role "u007" can gain`},
+	} {
+		got := failing(fs, tc.rule)
+		if len(got) != 1 {
+			t.Fatalf("%s: %d findings", tc.rule, len(got))
+		}
+		f := got[0]
+		part, rest, ok := f.Split(func(o string) bool { return o == tc.member })
+		if !ok {
+			t.Fatalf("%s: not split", tc.rule)
+		}
+		if rest.Object != f.Object || rest.Count != f.Count-1 || len(rest.Objects) != f.Count-1 || !strings.HasPrefix(rest.Evidence, tc.restEvidence) {
+			t.Errorf("%s rest: object %q, count %d, evidence %q", tc.rule, rest.Object, rest.Count, rest.Evidence)
+		}
+		if part.Count != 1 || !strings.HasPrefix(part.Evidence, tc.partEvidence) {
+			t.Errorf("%s part: count %d, evidence %q", tc.rule, part.Count, part.Evidence)
+		}
+		if _, _, ok := f.Split(func(string) bool { return true }); ok {
+			t.Errorf("%s: a split taking every member", tc.rule)
+		}
+	}
+	if _, _, ok := (Finding{Rule: "X", Objects: []string{"a", "b"}}).Split(func(o string) bool { return o == "a" }); ok {
+		t.Error("a finding without members cannot be split")
+	}
+}

@@ -53,27 +53,41 @@ func init() {
 					c.Fail(members[0])
 					continue
 				}
-				ch := chs[0]
-				who := "login roles"
-				if len(members) == eligible {
-					who = "every login role"
-				}
-				names := make([]string, len(chs))
-				for i, x := range chs {
-					names[i] = x.Role
-				}
-				var steps []string
-				for i, s := range ch.Steps {
-					steps = append(steps, fmt.Sprintf("%d. %s: %s", i+1, s.What, s.Evidence))
-				}
-				ev := fmt.Sprintf("%s (%s: %s) can gain %s (the steps of role %q):\n%s", who, count(len(members)), someNames(names), ch.Gains, ch.Role, strings.Join(steps, "\n"))
-				manual := ""
-				if ch.Kind == "security-definer" {
-					if fn, err := quote.Function(ch.Schema, ch.Name, ch.Args); err == nil {
-						manual = fmt.Sprintf("revoke EXECUTE on %s from the roles through which these login roles reach it, and rewrite its dynamic SQL (format() with %%I/%%L)", fn)
+				// By member, so that a waiver splitting the finding can
+				// describe each part (Finding.Split).
+				chainOf := map[string]privileges.Chain{}
+				for i, m := range members {
+					if _, dup := chainOf[m.Object]; !dup {
+						chainOf[m.Object] = chs[i]
 					}
 				}
-				c.Fail(merged(who+" via "+ch.Object, ev, manual, members))
+				describe := func(ms []Problem) (string, string, string) {
+					ch := chainOf[ms[0].Object]
+					who := "login roles"
+					if len(ms) == eligible {
+						who = "every login role"
+					}
+					names := make([]string, len(ms))
+					for i, m := range ms {
+						names[i] = chainOf[m.Object].Role
+					}
+					var steps []string
+					for i, s := range ch.Steps {
+						steps = append(steps, fmt.Sprintf("%d. %s: %s", i+1, s.What, s.Evidence))
+					}
+					ev := fmt.Sprintf("%s (%s: %s) can gain %s (the steps of role %q):\n%s", who, count(len(ms)), someNames(names), ch.Gains, ch.Role, strings.Join(steps, "\n"))
+					manual := ""
+					if ch.Kind == "security-definer" {
+						if fn, err := quote.Function(ch.Schema, ch.Name, ch.Args); err == nil {
+							manual = fmt.Sprintf("revoke EXECUTE on %s from the roles through which these login roles reach it, and rewrite its dynamic SQL (format() with %%I/%%L)", fn)
+						}
+					}
+					return who + " via " + ch.Object, ev, manual
+				}
+				obj, ev, manual := describe(members)
+				p := merged(obj, ev, manual, members)
+				p.describe = describe
+				c.Fail(p)
 			}
 			if c.S.Gap(snapshot.GapDatabases) != "" {
 				c.NotChecked("databases", c.S.Gap(snapshot.GapDatabases))

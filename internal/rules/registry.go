@@ -144,6 +144,9 @@ type Finding struct {
 	// step's summary. Findings that share a step are one change.
 	Step      string `json:"step,omitempty"`
 	StepTitle string `json:"-"`
+	// group keeps an aggregated finding's members, so that a waiver
+	// accepting some of them can split it (Split).
+	group *group
 }
 
 // Waiver records an accepted finding.
@@ -185,6 +188,9 @@ type Problem struct {
 	// Severity overrides the rule's severity when set (SevSet true).
 	Severity Severity
 	SevSet   bool
+	// members and describe: see group (set for aggregated problems).
+	members  []Problem
+	describe func(members []Problem) (object, evidence, manual string)
 }
 
 func (c *Check) base(status Status, object string) Finding {
@@ -204,6 +210,9 @@ func (c *Check) Fail(p Problem) {
 	f.Changes = p.Changes
 	if p.SevSet {
 		f.Severity = p.Severity
+	}
+	if p.members != nil && p.describe != nil {
+		f.group = &group{members: p.members, describe: p.describe, severity: c.rule.Severity}
 	}
 	c.findings = append(c.findings, f)
 }

@@ -128,7 +128,9 @@ func (e *Entry) accept(f *rules.Finding, now time.Time) {
 // inside such a finding: a waiver that matches every member waives the
 // finding; one that matches some splits them off into a finding of their
 // own (its object is the waiver's object, its objects the members it
-// accepts), and the rest keep failing.
+// accepts), and the rest keep failing. Each part is described, counted
+// and fixed by its own members (rules.Finding.Split), so plan after
+// Apply: the rest's changes then leave the waived members alone.
 func (w *File) Apply(fs []rules.Finding, now time.Time) ([]rules.Finding, []string) {
 	used := make([]bool, len(w.Entries))
 	out := make([]rules.Finding, 0, len(fs))
@@ -137,6 +139,9 @@ func (w *File) Apply(fs []rules.Finding, now time.Time) ([]rules.Finding, []stri
 			out = append(out, f)
 			continue
 		}
+		// Notes on the parts split off, added once the rest is final
+		// (a split describes the rest afresh).
+		var notes []string
 		for j := range w.Entries {
 			e := &w.Entries[j]
 			if e.Rule != f.Rule {
@@ -163,13 +168,26 @@ func (w *File) Apply(fs []rules.Finding, now time.Time) ([]rules.Finding, []stri
 				e.accept(&f, now)
 				break
 			}
-			part := f
-			part.Object, part.Objects, part.Count = e.Object, in, len(in)
-			part.Evidence = fmt.Sprintf("%d of the objects of %q: %s", len(in), f.Object, strings.Join(in, ", "))
+			part, left, ok := f.Split(e.matches)
+			if !ok {
+				// Not made by an aggregating rule: split the objects only.
+				part, left = f, f
+				part.Objects, part.Count = in, len(in)
+				part.Evidence = fmt.Sprintf("%d of the objects of %q: %s", len(in), f.Object, strings.Join(in, ", "))
+				left.Objects, left.Count = rest, f.Count-len(in)
+			}
+			part.Object = e.Object
 			e.accept(&part, now)
 			out = append(out, part)
-			f.Objects, f.Count = rest, f.Count-len(in)
-			f.Evidence += fmt.Sprintf("\n(%d of these objects are accepted by a waiver of %q and reported apart)", len(in), e.Object)
+			f = left
+			if part.Status == rules.Waived {
+				notes = append(notes, fmt.Sprintf("(%d of these objects are accepted by a waiver of %q and reported apart)", len(in), e.Object))
+			} else {
+				notes = append(notes, fmt.Sprintf("(%d of these objects had a waiver of %q that expired on %s: they are reported apart)", len(in), e.Object, e.Expires))
+			}
+		}
+		if len(notes) > 0 {
+			f.Evidence += "\n" + strings.Join(notes, "\n")
 		}
 		out = append(out, f)
 	}
