@@ -2,10 +2,10 @@ package report
 
 import (
 	"fmt"
-	"strconv"
 	"strings"
 
 	"github.com/pgaegis/pgaegis/internal/rules"
+	"github.com/pgaegis/pgaegis/internal/textsafe"
 )
 
 // A finding that stands for many objects (rules.Finding.Objects) lists
@@ -55,12 +55,12 @@ func objectsHint(f rules.Finding, all bool, hint string) string {
 	}
 	more := ""
 	if !all && len(objs) > shownObjects {
-		more = fmt.Sprintf(" … and %s more%s", thousands(n-shownObjects), hint)
+		more = fmt.Sprintf(" … and %s more%s", textsafe.Thousands(n-shownObjects), hint)
 		objs = objs[:shownObjects]
 	} else if n > len(objs) {
-		more = fmt.Sprintf(" … and %s more", thousands(n-len(objs)))
+		more = fmt.Sprintf(" … and %s more", textsafe.Thousands(n-len(objs)))
 	}
-	return thousands(n) + ": " + strings.Join(objs, ", ") + more
+	return textsafe.Thousands(n) + ": " + strings.Join(objs, ", ") + more
 }
 
 // clipFix keeps the first lines of a long fix, saying how many it left
@@ -79,24 +79,8 @@ func clipFix(fix string, all bool) string {
 	if len(lines) <= shownFixLines+2 {
 		return fix
 	}
-	out := append(lines[:shownFixLines:shownFixLines], fmt.Sprintf("-- … and %s more lines (--all shows every one; `pgaegis fix` runs them all)", thousands(len(lines)-shownFixLines)))
+	out := append(lines[:shownFixLines:shownFixLines], fmt.Sprintf("-- … and %s more lines (--all shows every one; `pgaegis fix` runs them all)", textsafe.Thousands(len(lines)-shownFixLines)))
 	return strings.Join(append(out, tail...), "\n")
-}
-
-// thousands formats n as "15,950".
-func thousands(n int) string {
-	s := strconv.Itoa(n)
-	if n < 10000 {
-		return s
-	}
-	var b strings.Builder
-	for i, c := range s {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			b.WriteByte(',')
-		}
-		b.WriteRune(c)
-	}
-	return b.String()
 }
 
 // clipped is f with its fix clipped for a human report.

@@ -40,23 +40,6 @@ func (ps *problems) add(key string, p Problem) {
 	ps.by[key] = append(ps.by[key], p)
 }
 
-// count formats n with thousands separators ("15,950"), as a reader
-// counts objects.
-func count(n int) string {
-	s := strconv.Itoa(n)
-	if n < 10000 {
-		return s
-	}
-	var b strings.Builder
-	for i, c := range s {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			b.WriteByte(',')
-		}
-		b.WriteRune(c)
-	}
-	return b.String()
-}
-
 // memberNames lists the members' objects.
 func memberNames(ps []Problem) []string {
 	out := make([]string, len(ps))

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/pgaegis/pgaegis/internal/snapshot"
+	"github.com/pgaegis/pgaegis/internal/textsafe"
 )
 
 // scaleFixture: n login roles besides the fixture's, and a superuser's
@@ -95,8 +96,8 @@ func TestRepeatedPatternThreshold(t *testing.T) {
 
 func TestCount(t *testing.T) {
 	for n, want := range map[int]string{7: "7", 9999: "9999", 15950: "15,950", 1234567: "1,234,567"} {
-		if got := count(n); got != want {
-			t.Errorf("count(%d) = %q, want %q", n, got, want)
+		if got := textsafe.Thousands(n); got != want {
+			t.Errorf("textsafe.Thousands(%d) = %q, want %q", n, got, want)
 		}
 	}
 }

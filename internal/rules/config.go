@@ -489,7 +489,7 @@ func init() {
 						Breaks: fmt.Sprintf("role %s: sessions beyond %d at once are refused (size the limit to its pool)", quote.Ident(r.Name), connLimit)}}})
 			}
 			c.failRepeated(&ps, func(_ string, members []Problem) (string, string, string) {
-				return "login roles", fmt.Sprintf("%s login roles have no connection limit: %s", count(len(members)), someNames(stripRole(memberNames(members)))), ""
+				return "login roles", fmt.Sprintf("%s login roles have no connection limit: %s", textsafe.Thousands(len(members)), someNames(stripRole(memberNames(members)))), ""
 			})
 		}})
 }

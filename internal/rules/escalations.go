@@ -8,6 +8,7 @@ import (
 	"github.com/pgaegis/pgaegis/internal/privileges"
 	"github.com/pgaegis/pgaegis/internal/quote"
 	"github.com/pgaegis/pgaegis/internal/snapshot"
+	"github.com/pgaegis/pgaegis/internal/textsafe"
 )
 
 func init() {
@@ -75,7 +76,7 @@ func init() {
 					for i, s := range ch.Steps {
 						steps = append(steps, fmt.Sprintf("%d. %s: %s", i+1, s.What, s.Evidence))
 					}
-					ev := fmt.Sprintf("%s (%s: %s) can gain %s (the steps of role %q):\n%s", who, count(len(ms)), someNames(names), ch.Gains, ch.Role, strings.Join(steps, "\n"))
+					ev := fmt.Sprintf("%s (%s: %s) can gain %s (the steps of role %q):\n%s", who, textsafe.Thousands(len(ms)), someNames(names), ch.Gains, ch.Role, strings.Join(steps, "\n"))
 					manual := ""
 					if ch.Kind == "security-definer" {
 						if fn, err := quote.Function(ch.Schema, ch.Name, ch.Args); err == nil {

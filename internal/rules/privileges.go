@@ -176,9 +176,9 @@ func init() {
 			c.failRepeated(&ps, func(k string, members []Problem) (string, string, string) {
 				names := someNames(stripRole(memberNames(members)))
 				if k == "expired" {
-					return "expired login roles", fmt.Sprintf("%s roles whose password expired keep LOGIN: %s", count(len(members)), names), ""
+					return "expired login roles", fmt.Sprintf("%s roles whose password expired keep LOGIN: %s", textsafe.Thousands(len(members)), names), ""
 				}
-				return "password roles without an expiry", fmt.Sprintf("%s password roles have no VALID UNTIL (or 'infinity'): %s", count(len(members)), names),
+				return "password roles without an expiry", fmt.Sprintf("%s password roles have no VALID UNTIL (or 'infinity'): %s", textsafe.Thousands(len(members)), names),
 					"choose an expiry from your rotation policy and set it with each role's next password change: ALTER ROLE <role> VALID UNTIL 'YYYY-MM-DD'"
 			})
 		},
@@ -652,7 +652,7 @@ func init() {
 			}
 			c.failRepeated(&ps, func(k string, members []Problem) (string, string, string) {
 				db, role, _ := strings.Cut(k, "\x00")
-				return fmt.Sprintf("schemas of %s where login role %s can create", db, role), fmt.Sprintf("login role %s can create objects in %s schemas of %s: %s", role, count(len(members)), db, someNames(memberNames(members))), ""
+				return fmt.Sprintf("schemas of %s where login role %s can create", db, role), fmt.Sprintf("login role %s can create objects in %s schemas of %s: %s", role, textsafe.Thousands(len(members)), db, someNames(memberNames(members))), ""
 			})
 		},
 	})
@@ -755,7 +755,7 @@ func init() {
 			}
 			c.failRepeated(&ps, func(k string, members []Problem) (string, string, string) {
 				parts := strings.Split(k, "\x00")
-				n := count(len(members))
+				n := textsafe.Thousands(len(members))
 				switch parts[0] {
 				case "tenant":
 					return fmt.Sprintf("schema %s.%s (tenant tables without RLS)", parts[1], parts[2]),
@@ -811,7 +811,7 @@ func init() {
 			c.failRepeated(&ps, func(k string, members []Problem) (string, string, string) {
 				db, schema, _ := strings.Cut(k, "\x00")
 				return fmt.Sprintf("views of schema %s.%s over row-secured tables", db, schema),
-					fmt.Sprintf("%s views in %s.%s read row-secured tables with their owner's rights: %s", count(len(members)), db, schema, someNames(memberNames(members))),
+					fmt.Sprintf("%s views in %s.%s read row-secured tables with their owner's rights: %s", textsafe.Thousands(len(members)), db, schema, someNames(memberNames(members))),
 					"give the views an owner without BYPASSRLS that is subject to the tables' policies"
 			})
 		},

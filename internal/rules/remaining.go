@@ -10,6 +10,7 @@ import (
 	"github.com/pgaegis/pgaegis/internal/quote"
 	"github.com/pgaegis/pgaegis/internal/remedy"
 	"github.com/pgaegis/pgaegis/internal/snapshot"
+	"github.com/pgaegis/pgaegis/internal/textsafe"
 )
 
 // manual registers a control that needs a person (or a policy pgaegis
@@ -294,7 +295,7 @@ func init() {
 			c.failRepeated(&ps, func(k string, members []Problem) (string, string, string) {
 				parts := strings.Split(k, "\x00")
 				return fmt.Sprintf("functions of schema %s.%s (%s)", parts[0], parts[1], parts[2]),
-					fmt.Sprintf("%s functions in %s.%s run EXECUTE on a concatenated string: %s", count(len(members)), parts[0], parts[1], someNames(memberNames(members))),
+					fmt.Sprintf("%s functions in %s.%s run EXECUTE on a concatenated string: %s", textsafe.Thousands(len(members)), parts[0], parts[1], someNames(memberNames(members))),
 					"rewrite the dynamic SQL of each of these functions with format('%I', ...)/format('%L', ...) or EXECUTE ... USING: a program change only its author can make"
 			})
 		},

@@ -8,6 +8,7 @@ import (
 	"github.com/pgaegis/pgaegis/internal/acl"
 	"github.com/pgaegis/pgaegis/internal/quote"
 	"github.com/pgaegis/pgaegis/internal/snapshot"
+	"github.com/pgaegis/pgaegis/internal/textsafe"
 )
 
 // bootstrapOID is the role initdb creates; it is always a superuser.
@@ -122,7 +123,7 @@ func init() {
 				ps.add(login+" "+strings.Join(attrs, ", "), sqlProblem(p, sqlChange("", true, breaks, stmts...)))
 			}
 			c.failRepeated(&ps, func(k string, members []Problem) (string, string, string) {
-				return "roles with " + k, fmt.Sprintf("%s %s roles have %s: %s", count(len(members)), strings.Fields(k)[0], strings.SplitN(k, " ", 2)[1], someNames(stripRole(memberNames(members)))), ""
+				return "roles with " + k, fmt.Sprintf("%s %s roles have %s: %s", textsafe.Thousands(len(members)), strings.Fields(k)[0], strings.SplitN(k, " ", 2)[1], someNames(stripRole(memberNames(members)))), ""
 			})
 		},
 	})
@@ -172,7 +173,7 @@ func init() {
 			c.failRepeated(&ps, func(k string, members []Problem) (string, string, string) {
 				route := strings.Split(k, "\x00")
 				return "login roles via " + strings.Join(route, " → "), fmt.Sprintf("%s login roles (%s) are members of superuser %q: each → %s",
-					count(len(members)), someNames(stripRole(memberNames(members))), route[len(route)-1], strings.Join(route, " → ")), ""
+					textsafe.Thousands(len(members)), someNames(stripRole(memberNames(members))), route[len(route)-1], strings.Join(route, " → ")), ""
 			})
 		},
 	})
@@ -210,7 +211,7 @@ func init() {
 			c.failRepeated(&ps, func(k string, members []Problem) (string, string, string) {
 				route := strings.Split(k, "\x00")
 				return "roles via " + strings.Join(route, " → "), fmt.Sprintf("%s roles (%s) reach %s: each → %s",
-					count(len(members)), someNames(stripRole(memberNames(members))), route[len(route)-1], strings.Join(route, " → ")), ""
+					textsafe.Thousands(len(members)), someNames(stripRole(memberNames(members))), route[len(route)-1], strings.Join(route, " → ")), ""
 			})
 		},
 	})
@@ -260,7 +261,7 @@ func init() {
 				}
 			}
 			c.failRepeated(&ps, func(kind string, members []Problem) (string, string, string) {
-				return "roles with " + kind + " passwords", fmt.Sprintf("%s roles have a %s password verifier in pg_authid: %s", count(len(members)), kind, someNames(stripRole(memberNames(members)))),
+				return "roles with " + kind + " passwords", fmt.Sprintf("%s roles have a %s password verifier in pg_authid: %s", textsafe.Thousands(len(members)), kind, someNames(stripRole(memberNames(members)))),
 					"set a new password for each of these roles with psql's \\password (hashed client-side with scram-sha-256), then update the clients that use them"
 			})
 		},

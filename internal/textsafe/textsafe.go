@@ -190,3 +190,20 @@ func Shorten(s string, n int) string {
 	}
 	return s[:cut] + "…"
 }
+
+// Thousands formats a count as a reader reads it: 15,950 (below 10,000
+// without a separator).
+func Thousands(n int) string {
+	s := strconv.Itoa(n)
+	if n < 10000 {
+		return s
+	}
+	var b strings.Builder
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
+}
