@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"sort"
 	"syscall"
+
+	"github.com/pgaegis/pgaegis/internal/usercache"
 )
 
 // The candidate version apt would install changes only when the package
@@ -53,6 +55,8 @@ func aptStateKey(o Options, pkg string) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
+const cacheWhat = "host-package cache"
+
 type pkgCacheEntry struct {
 	Key       string `json:"key"`
 	Candidate string `json:"candidate"`
@@ -70,7 +74,14 @@ func pkgCachePath() string {
 	return filepath.Join(dir, "pgaegis", "host-packages.json")
 }
 
-// ownedPrivate: not a symlink, owned by us, writable by nobody else.
+// privateDir makes dir (each directory from the user cache down checked
+// as the password cache's are) and tells whether it is safe to use.
+func privateDir(dir string) bool {
+	return usercache.MakeDir(cacheWhat, dir) == nil && usercache.CheckPrivate(cacheWhat, dir, true) == nil
+}
+
+// ownedPrivate: the file is not a symlink, is ours and writable by nobody
+// else (a planted version would hide a missing patch).
 func ownedPrivate(p string) bool {
 	fi, err := os.Lstat(p)
 	if err != nil || fi.Mode()&os.ModeSymlink != 0 || fi.Mode().Perm()&0o022 != 0 {
@@ -82,7 +93,7 @@ func ownedPrivate(p string) bool {
 
 func readPkgCache(path string) map[string]pkgCacheEntry {
 	m := map[string]pkgCacheEntry{}
-	if path == "" || !ownedPrivate(filepath.Dir(path)) || !ownedPrivate(path) {
+	if path == "" || !privateDir(filepath.Dir(path)) || !ownedPrivate(path) {
 		return m
 	}
 	if b, err := os.ReadFile(path); err == nil {
@@ -96,7 +107,7 @@ func writePkgCache(path string, m map[string]pkgCacheEntry) {
 		return
 	}
 	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil || !ownedPrivate(dir) {
+	if !privateDir(dir) {
 		return
 	}
 	b, err := json.Marshal(m)

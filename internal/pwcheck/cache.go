@@ -12,10 +12,11 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/pgaegis/pgaegis/internal/usercache"
 )
 
 // Cache keeps the verdicts of earlier searches so that an unchanged
@@ -85,10 +86,10 @@ func DefaultCacheDir() (string, error) {
 // too: one another user could write to, or a link, would let them swap
 // the cache for theirs.
 func OpenCache(dir string) (*Cache, error) {
-	if err := makeCacheDirs(dir); err != nil {
+	if err := usercache.MakeDir("password cache", dir); err != nil {
 		return nil, err
 	}
-	if err := checkPrivate(dir, true); err != nil {
+	if err := usercache.CheckPrivate("password cache", dir, true); err != nil {
 		return nil, err
 	}
 	c := &Cache{dir: dir, entries: map[string]Entry{}, changed: map[string]Entry{}, today: time.Now().UTC().Format("2006-01-02")}
@@ -125,115 +126,13 @@ func cleanErr(err error) string {
 	return err.Error()
 }
 
-// makeCacheDirs creates dir one component at a time, checking each from
-// the user cache directory down (MkdirAll would follow links).
-func makeCacheDirs(dir string) error {
-	dir = filepath.Clean(dir)
-	root, err := os.UserCacheDir()
-	var below []string
-	if err == nil {
-		root = filepath.Clean(root)
-		if rel, err := filepath.Rel(root, dir); err == nil && rel != "." && filepath.IsLocal(rel) {
-			below = strings.Split(rel, string(filepath.Separator))
-		}
-	}
-	if below == nil {
-		// Not under the user cache directory: only dir itself is checked
-		// (by the caller), as the user chose it.
-		if err := os.MkdirAll(dir, 0o700); err != nil {
-			return fmt.Errorf("password cache %s: %v", dir, cleanErr(err))
-		}
-		return nil
-	}
-	// The root itself may be a link (a home on another disk, say); it
-	// must still be the user's or root's and closed to writers.
-	if err := os.MkdirAll(root, 0o700); err != nil {
-		return fmt.Errorf("password cache %s: %v", root, cleanErr(err))
-	}
-	st, err := os.Stat(root)
-	if err != nil {
-		return fmt.Errorf("password cache %s: %v", root, cleanErr(err))
-	}
-	if err := checkParent(root, st); err != nil {
-		return err
-	}
-	p := root
-	for k, c := range below {
-		p = filepath.Join(p, c)
-		if err := os.Mkdir(p, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
-			return fmt.Errorf("password cache %s: %v", p, cleanErr(err))
-		}
-		st, err := os.Lstat(p)
-		if err != nil {
-			return fmt.Errorf("password cache %s: %v", p, cleanErr(err))
-		}
-		if st.Mode()&os.ModeSymlink != 0 {
-			return fmt.Errorf("password cache %s: a symbolic link, not used", p)
-		}
-		if k < len(below)-1 {
-			if err := checkParent(p, st); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
-// checkParent: a directory above the cache is a directory owned by this
-// user or root, that no one else may write to unless it is root's and
-// sticky (like /tmp: others cannot rename what is ours).
-func checkParent(path string, st os.FileInfo) error {
-	if !st.IsDir() {
-		return fmt.Errorf("password cache %s: not a directory", path)
-	}
-	uid := -1
-	if sys, ok := st.Sys().(*syscall.Stat_t); ok {
-		uid = int(sys.Uid)
-	}
-	if uid != os.Geteuid() && uid != 0 {
-		return fmt.Errorf("password cache %s: owned by uid %d, not by this user or root: not used", path, uid)
-	}
-	if st.Mode().Perm()&0o022 != 0 && !(uid == 0 && st.Mode()&os.ModeSticky != 0) {
-		return fmt.Errorf("password cache %s: mode %04o, others may write to it: not used", path, st.Mode().Perm())
-	}
-	return nil
-}
-
-// checkPrivate: dir (or file) is ours, not a link, closed to others; a
-// directory of ours that is too open is closed.
-func checkPrivate(path string, dir bool) error {
-	st, err := os.Lstat(path)
-	if err != nil {
-		return fmt.Errorf("password cache %s: %v", path, cleanErr(err))
-	}
-	if st.Mode()&os.ModeSymlink != 0 {
-		return fmt.Errorf("password cache %s: a symbolic link, not used", path)
-	}
-	if dir != st.IsDir() || (!dir && !st.Mode().IsRegular()) {
-		return fmt.Errorf("password cache %s: not a %s", path, map[bool]string{true: "directory", false: "regular file"}[dir])
-	}
-	if sys, ok := st.Sys().(*syscall.Stat_t); ok && int(sys.Uid) != os.Geteuid() {
-		return fmt.Errorf("password cache %s: owned by uid %d, not by this user: not used", path, sys.Uid)
-	}
-	if st.Mode().Perm()&0o077 != 0 {
-		want := os.FileMode(0o600)
-		if dir {
-			want = 0o700
-		}
-		if err := os.Chmod(path, want); err != nil {
-			return fmt.Errorf("password cache %s: mode %04o, and it could not be closed: %v", path, st.Mode().Perm(), cleanErr(err))
-		}
-	}
-	return nil
-}
-
 // openPrivate opens an existing file of the cache without following links.
 func openPrivate(path string) (*os.File, error) {
 	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
 	if err != nil {
 		return nil, err
 	}
-	if err := checkPrivate(path, false); err != nil {
+	if err := usercache.CheckPrivate("password cache", path, false); err != nil {
 		f.Close()
 		return nil, err
 	}
