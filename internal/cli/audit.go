@@ -112,6 +112,7 @@ socket) are used.`,
 	failOn := fs.String("fail-on", "high", "exit 1 when a failing finding is at or above this severity (critical, high, medium, low, info)")
 	snapPath := fs.String("snapshot", "", "audit a snapshot written by 'pgaegis collect' instead of collecting")
 	sandbox := fs.Bool("sandbox", false, "start a throwaway local PostgreSQL from the installed binaries, audit it, stop it")
+	pgVersion := fs.String("pg-version", "", "with --sandbox: the PostgreSQL major to start (13-18; default the newest installed)")
 	out := fs.StringP("output", "o", "", "write the report to this file instead of stdout")
 	verbose := fs.BoolP("verbose", "v", false, "list passing checks too, and every object of every rule")
 	all := fs.Bool("all", false, "list every object of a rule that fails on many (not only the first few)")
@@ -154,6 +155,9 @@ socket) are used.`,
 				return ExitError, err
 			}
 		}
+		if *pgVersion != "" && !*sandbox {
+			return ExitError, usagef("--pg-version chooses the --sandbox server's major: give --sandbox too")
+		}
 		if *snapPath != "" && (*sandbox || !src.conn.f.Empty() || src.files.given()) {
 			return ExitError, usagef("--snapshot cannot be combined with connection, file or --sandbox options")
 		}
@@ -168,7 +172,7 @@ socket) are used.`,
 			}
 			var srv *localpg.Server
 			var stopSandbox func()
-			srv, stopSandbox, err = startSandbox(ctx, env)
+			srv, stopSandbox, err = startSandbox(ctx, env, *pgVersion)
 			if err != nil {
 				return ExitError, err
 			}

@@ -18,7 +18,17 @@ import (
 // before pgaegis exits, so a terminated audit leaves nothing in the temp
 // directory. The returned stop must be called (it is also safe to call
 // after a signal did the work).
-func startSandbox(ctx context.Context, env *Env) (*localpg.Server, func(), error) {
+func startSandbox(ctx context.Context, env *Env, version string) (*localpg.Server, func(), error) {
+	// Found before anything is started: a missing major is a usage
+	// problem with a clear answer, not a half-made sandbox.
+	bin, err := localpg.FindBinDir(version)
+	if err != nil {
+		return nil, nil, fmt.Errorf("sandbox: %w", err)
+	}
+	pgv, err := localpg.BinVersion(bin)
+	if err != nil {
+		return nil, nil, fmt.Errorf("sandbox: %w", err)
+	}
 	// Signals are caught from here on: one arriving while we reap or
 	// start is handled as soon as the server exists (or failed to).
 	sigs := make(chan os.Signal, 1)
@@ -55,8 +65,8 @@ func startSandbox(ctx context.Context, env *Env) (*localpg.Server, func(), error
 		case <-done:
 		}
 	}()
-	fmt.Fprintln(env.Stderr, "starting a throwaway PostgreSQL server (initdb into a temporary directory)…")
-	srv, err := localpg.Start(ctx, localpg.Options{})
+	fmt.Fprintf(env.Stderr, "starting a throwaway PostgreSQL %s server (initdb into a temporary directory)…\n", pgv)
+	srv, err := localpg.Start(ctx, localpg.Options{BinDir: bin})
 	started <- srv // nil on failure: Start removed its own directory
 	stop := func() {
 		close(done)

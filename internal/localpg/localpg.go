@@ -15,7 +15,6 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -59,6 +58,8 @@ type Server struct {
 	AdminUser string
 	Password  string // admin password; never printed
 	BinDir    string
+	Version   string // the binaries' version ("17.10")
+	Major     int    // its major (17)
 	LogFile   string
 	cred      *syscall.Credential
 	uid, gid  int
@@ -71,39 +72,6 @@ type Server struct {
 
 // secretFile holds the admin password of a persistent cluster (Options.Dir).
 const secretFile = "admin-secret"
-
-// FindBinDir locates the server binaries: PGAEGIS_PGBIN, then
-// /usr/lib/postgresql/<version>/bin (the preferred version first, else the
-// newest installed), then pg_config --bindir.
-func FindBinDir(version string) (string, error) {
-	if d := os.Getenv("PGAEGIS_PGBIN"); d != "" {
-		return d, nil
-	}
-	if version != "" {
-		d := filepath.Join("/usr/lib/postgresql", version, "bin")
-		if isExec(filepath.Join(d, "initdb")) {
-			return d, nil
-		}
-	}
-	entries, _ := os.ReadDir("/usr/lib/postgresql")
-	var versions []int
-	for _, e := range entries {
-		if n, err := strconv.Atoi(e.Name()); err == nil && isExec(filepath.Join("/usr/lib/postgresql", e.Name(), "bin", "initdb")) {
-			versions = append(versions, n)
-		}
-	}
-	if len(versions) > 0 {
-		sort.Ints(versions)
-		return filepath.Join("/usr/lib/postgresql", strconv.Itoa(versions[len(versions)-1]), "bin"), nil
-	}
-	if out, err := exec.Command("pg_config", "--bindir").Output(); err == nil {
-		d := strings.TrimSpace(string(out))
-		if isExec(filepath.Join(d, "initdb")) {
-			return d, nil
-		}
-	}
-	return "", errors.New("no PostgreSQL server binaries found (looked in $PGAEGIS_PGBIN, /usr/lib/postgresql/*/bin, pg_config --bindir); install the postgresql package")
-}
 
 func isExec(p string) bool {
 	st, err := os.Stat(p)
@@ -130,6 +98,11 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 		}
 	}
 	s := &Server{BinDir: bin, AdminUser: o.AdminUser, uid: -1, gid: -1, listen: o.Listen}
+	var err error
+	if s.Version, err = BinVersion(bin); err != nil {
+		return nil, err
+	}
+	s.Major, _ = strconv.Atoi(strings.SplitN(s.Version, ".", 2)[0])
 	if s.listen == "" {
 		s.listen = "127.0.0.1"
 	}

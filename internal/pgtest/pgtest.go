@@ -6,6 +6,8 @@ package pgtest
 import (
 	"context"
 	"os"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -13,8 +15,16 @@ import (
 	"github.com/pgaegis/pgaegis/internal/localpg"
 )
 
-// Version is the PostgreSQL major the tests run against.
-const Version = "15"
+// Version is the PostgreSQL major the full suite runs against:
+// $PGAEGIS_PG_VERSION, else 15 (Debian's, the reference, with pgaudit
+// and the untrusted languages). The oracle suites run on every major
+// (EachMajor).
+var Version = func() string {
+	if v := os.Getenv("PGAEGIS_PG_VERSION"); v != "" {
+		return v
+	}
+	return "15"
+}()
 
 // Start starts a server for one test (or a group of tests sharing it) and
 // stops it when tb ends.
@@ -88,4 +98,65 @@ func Ctx(tb testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	tb.Cleanup(cancel)
 	return ctx
+}
+
+// Majors are the PostgreSQL majors the version-matrix tests run on:
+// $PGAEGIS_PG_MAJORS ("13,17"), else every supported major installed
+// here (Debian's packages, or the npm registry's unpacked by
+// .ci/pg-majors). Under CI=true every supported major must be installed:
+// a matrix that silently shrinks proves nothing.
+func Majors(tb testing.TB) []int {
+	tb.Helper()
+	installed := map[int]bool{}
+	for _, in := range localpg.Installed() {
+		installed[in.Major] = true
+	}
+	var want []int
+	if env := os.Getenv("PGAEGIS_PG_MAJORS"); env != "" {
+		for _, f := range strings.Split(env, ",") {
+			m, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil {
+				tb.Fatalf("PGAEGIS_PG_MAJORS=%q: %q is not a major version", env, f)
+			}
+			want = append(want, m)
+		}
+	} else {
+		want = localpg.Supported
+	}
+	var have, missing []int
+	for _, m := range want {
+		if installed[m] {
+			have = append(have, m)
+		} else {
+			missing = append(missing, m)
+		}
+	}
+	if len(missing) > 0 {
+		if os.Getenv("CI") == "true" {
+			tb.Fatalf("PostgreSQL %v not installed; under CI=true every major is required (bash .ci/pg-majors)", missing)
+		}
+		tb.Logf("PostgreSQL %v not installed, not tested (bash .ci/pg-majors fetches them)", missing)
+	}
+	if len(have) == 0 {
+		Unavailable(tb, localpg.ErrNoServer)
+	}
+	return have
+}
+
+// EachMajor runs fn as one parallel subtest per major ("pg17").
+func EachMajor(t *testing.T, fn func(t *testing.T, major int)) {
+	t.Helper()
+	for _, m := range Majors(t) {
+		t.Run("pg"+strconv.Itoa(m), func(t *testing.T) {
+			t.Parallel()
+			fn(t, m)
+		})
+	}
+}
+
+// StartMajor starts a server of the given major for one test.
+func StartMajor(tb testing.TB, major int, o localpg.Options) *localpg.Server {
+	tb.Helper()
+	o.Version = strconv.Itoa(major)
+	return Start(tb, o)
 }
