@@ -22,6 +22,8 @@ import (
 // server restarts with them, the findings are gone and the second plan is
 // empty.
 func TestFileModesOnServer(t *testing.T) {
+	// Each proof has its own server: they run side by side.
+	t.Parallel()
 	srv := pgtest.Start(t, localpg.Options{})
 	for _, tc := range []struct {
 		rule, path string

@@ -199,6 +199,8 @@ func TestHBARewrite(t *testing.T) {
 // second plan for the rule is empty. Role names that need quoting in
 // pg_hba.conf go through the same round trip.
 func TestHBAFixesOnServer(t *testing.T) {
+	// Each proof has its own server: they run side by side.
+	t.Parallel()
 	srv := pgtest.Start(t, localpg.Options{Conf: []string{"ssl = on"}, Init: pgtest.SelfSignedTLS, Listen: "127.0.0.1,::1"})
 	ctx := context.Background()
 	// The admin's own path (TLS over loopback) comes first and is never
@@ -393,6 +395,8 @@ func TestHBAManual(t *testing.T) {
 // proves every closed finding gone, nothing newly failing and the second
 // plan empty.
 func TestHBAWholeFileOnServer(t *testing.T) {
+	// Each proof has its own server: they run side by side.
+	t.Parallel()
 	weak := "hostssl all all 127.0.0.1/32 scram-sha-256\n" +
 		"hostssl all all ::1/128 scram-sha-256\n" +
 		"# the weak part\n" +

@@ -352,6 +352,8 @@ type settingsCase struct {
 // findings are gone, nothing that passed fails, and a second plan is
 // empty. One server, reset between cases (ALTER SYSTEM RESET ALL).
 func TestSettingsFixesProven(t *testing.T) {
+	// Each proof has its own server: they run side by side.
+	t.Parallel()
 	srv := pgtest.Start(t, localpg.Options{})
 	sel := func(name string) func(t *testing.T, p *plan.Plan) {
 		return func(t *testing.T, p *plan.Plan) {
@@ -492,6 +494,8 @@ func TestSettingsFixesProven(t *testing.T) {
 // close exactly their finding and the undo statements restore exactly
 // what was there (pg_db_role_setting, rolconnlimit).
 func TestSettingsSQLChangesHostileNames(t *testing.T) {
+	// Each proof has its own server: they run side by side.
+	t.Parallel()
 	srv := pgtest.Start(t, localpg.Options{})
 	ctx := pgtest.Ctx(t)
 	roles := []string{"current_user", `r"; DROP TABLE canary; --`, "nl\nDROP TABLE canary; --", `back\slash'q`}

@@ -184,6 +184,8 @@ func sqlWeaknesses(t *testing.T, srv *localpg.Server) {
 // that passed now fails, a second plan has nothing left for the rule, and
 // the undo restores the catalogs exactly (and with them the findings).
 func TestSQLFixesOnServer(t *testing.T) {
+	// Each proof has its own server: they run side by side.
+	t.Parallel()
 	srv := pgtest.Start(t, localpg.Options{AdminUser: sqlRunner})
 	sqlWeaknesses(t, srv)
 	dbs := []string{"postgres", "fixdb", "fixdb2"}
@@ -371,6 +373,8 @@ func ruleKeys(fs map[string]rules.Finding, rule string) []string {
 // touches only the objects the findings name (canaries intact, no other
 // catalog row changed), and its undo restores every row.
 func TestSQLPlanHostileNames(t *testing.T) {
+	// Each proof has its own server: they run side by side.
+	t.Parallel()
 	srv := pgtest.Start(t, localpg.Options{AdminUser: sqlRunner})
 	ctx := context.Background()
 	db, schema := "z\nDROP TABLE canary; --", `a"; DROP TABLE x; --`
