@@ -131,6 +131,13 @@ func FindBinDir(version string) (string, error) {
 			return in.BinDir, nil
 		}
 	}
+	supported := false
+	for _, m := range Supported {
+		supported = supported || m == want
+	}
+	if !supported {
+		return "", fmt.Errorf("PostgreSQL %d server binaries not found, and pgaegis supports %d to %d only", want, Supported[0], Supported[len(Supported)-1])
+	}
 	return "", fmt.Errorf("PostgreSQL %d server binaries not found: %s", want, howToInstall(version))
 }
 
