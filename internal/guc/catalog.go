@@ -63,6 +63,7 @@ type Param struct {
 	// the major (they depend on the build, or are computed at startup) and
 	// are left empty.
 	BuildDependent bool
+	major          int // the major this is for
 }
 
 var catalog struct {
@@ -99,7 +100,7 @@ func Lookup(name string, major int) (Param, bool) {
 	for _, e := range es {
 		if major >= e.From && major <= e.To {
 			return Param{Name: e.Name, Since: since, Until: until, VarType: e.VarType, Unit: e.Unit, Context: e.Context,
-				BootVal: e.BootVal, Min: e.Min, Max: e.Max, EnumVals: e.EnumVals, BuildDependent: e.BuildDependent}, true
+				BootVal: e.BootVal, Min: e.Min, Max: e.Max, EnumVals: e.EnumVals, BuildDependent: e.BuildDependent, major: major}, true
 		}
 	}
 	return Param{}, false
@@ -142,4 +143,33 @@ func Names(major int) []string {
 func ContextIn(name string, major int) (string, bool) {
 	p, ok := Lookup(name, major)
 	return p.Context, ok
+}
+
+// oldNames are the spellings the server still takes for renamed
+// parameters (its map_old_guc_names), with the major they were renamed
+// in; pg_settings does not list them.
+var oldNames = []struct {
+	old, name string
+	since     int
+}{
+	{"sort_mem", "work_mem", 0},
+	{"vacuum_mem", "maintenance_work_mem", 0},
+	{"ssl_ecdh_curve", "ssl_groups", 18},
+}
+
+// Resolve is Lookup that also takes the old names a major still accepts
+// in a configuration file or SET (ssl_ecdh_curve for ssl_groups on 18).
+func Resolve(name string, major int) (Param, bool) {
+	if p, ok := Lookup(name, major); ok {
+		return p, true
+	}
+	if major == 0 {
+		major = Newest
+	}
+	for _, o := range oldNames {
+		if strings.EqualFold(name, o.old) && major >= o.since {
+			return Lookup(o.name, major)
+		}
+	}
+	return Param{}, false
 }

@@ -162,6 +162,23 @@ func strtod(s string) (float64, int, error) {
 			return v, i + len(w), nil
 		}
 	}
+	if i+2 < len(s) && s[i] == '0' && (s[i+1] == 'x' || s[i+1] == 'X') && isHexDigit(s[i+2]) {
+		// C's strtod reads hex too (0x1 is a real 1); fractions of hex
+		// numbers are not modelled.
+		j := i + 2
+		for j < len(s) && isHexDigit(s[j]) {
+			j++
+		}
+		n, err := strconv.ParseUint(s[i+2:j], 16, 64)
+		if err != nil {
+			return 0, 0, err
+		}
+		v := float64(n)
+		if s[0] == '-' {
+			v = -v
+		}
+		return v, j, nil
+	}
 	d := 0
 	for i < len(s) && s[i] >= '0' && s[i] <= '9' {
 		i, d = i+1, d+1
@@ -221,6 +238,9 @@ func Check(p Param, value string) error {
 			return fmt.Errorf("%q is outside the valid range for parameter %q (%s .. %s)", value, p.Name, p.Min, p.Max)
 		}
 	case "enum":
+		if len(p.EnumVals) == 0 {
+			return nil // labels that depend on the build are not modelled
+		}
 		if _, ok := enumLabel(p, value); !ok {
 			return fmt.Errorf("invalid value for parameter %q: %q", p.Name, value)
 		}
@@ -228,11 +248,70 @@ func Check(p Param, value string) error {
 	return nil
 }
 
+// CheckValue is Check for a value read from a configuration file on a
+// major: booleans are not trimmed there, and the list settings with a
+// vocabulary (log_connections on 18) are held to it.
+func CheckValue(p Param, value string, major int) error {
+	if p.VarType == "bool" {
+		if value != strings.TrimLeft(value, " \t\n\r\f\v") || value != strings.TrimRight(value, " \t\n\r\f\v") {
+			return fmt.Errorf("parameter %q requires a Boolean value", p.Name)
+		}
+	}
+	if strings.EqualFold(p.Name, "log_connections") && p.VarType == "string" {
+		return checkLogConnections(value)
+	}
+	return Check(p, value)
+}
+
+// LogConnectionsAspects are the words of 18's log_connections list.
+var LogConnectionsAspects = []string{"receipt", "authentication", "authorization", "setup_durations", "all"}
+
+// checkLogConnections follows 18's check hook: a Boolean (the old form),
+// or a list of aspects ("all" among them).
+func checkLogConnections(v string) error {
+	items, ok := SplitQuotedList(v)
+	if !ok {
+		return fmt.Errorf("invalid list syntax in parameter \"log_connections\"")
+	}
+	if len(items) == 1 {
+		if _, ok := ParseBool(items[0]); ok {
+			return nil
+		}
+	}
+	for _, it := range items {
+		known := false
+		for _, a := range LogConnectionsAspects {
+			if strings.EqualFold(it, a) {
+				known = true
+			}
+		}
+		if !known {
+			return fmt.Errorf("invalid option for parameter \"log_connections\": %q", it)
+		}
+	}
+	return nil
+}
+
+// hiddenLabels are enum values a major takes that pg_settings.enumvals
+// does not list, with the label they stand for (through 13,
+// password_encryption = on still meant md5).
+var hiddenLabels = map[string]struct {
+	until  int
+	labels map[string]string
+}{
+	"password_encryption": {13, map[string]string{"on": "md5", "true": "md5", "yes": "md5", "1": "md5"}},
+}
+
 // enumLabel matches an enum value case-insensitively, as the server does,
 // to the label SHOW prints.
 func enumLabel(p Param, value string) (string, bool) {
 	for _, l := range p.EnumVals {
 		if strings.EqualFold(l, value) {
+			return l, true
+		}
+	}
+	if h, ok := hiddenLabels[strings.ToLower(p.Name)]; ok && p.Since <= h.until && p.major <= h.until {
+		if l, ok := h.labels[strings.ToLower(value)]; ok {
 			return l, true
 		}
 	}
