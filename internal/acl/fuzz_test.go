@@ -26,3 +26,26 @@ func FuzzParseItem(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseInput: the literal reader never panics, and what it takes
+// prints to a form it takes again. Not always unchanged: it reads a
+// doubled quote outside quotes as a quote, as the server's getid is
+// written to (not yet checked on a server), so a role named " prints as
+// """" and reads back as "" (seed 0093b221b6ddeb69).
+func FuzzParseInput(f *testing.F) {
+	for _, s := range []string{"=Tc/postgres", ` "we""ird" =r*w/"x y" `, "alice=arwdDxtm/bob", "=r", `a=r/"open`, "ünï=r/x"} {
+		f.Add(s, 17)
+	}
+	f.Fuzz(func(t *testing.T, s string, major int) {
+		it, err := ParseInput(s, major)
+		if err != nil {
+			return
+		}
+		if it.Grantor == "" {
+			it.Grantor = "postgres"
+		}
+		if _, err := ParseInput(it.String(), major); err != nil {
+			t.Fatalf("%q -> %q, which does not parse: %v", s, it.String(), err)
+		}
+	})
+}

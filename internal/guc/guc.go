@@ -77,6 +77,12 @@ func Default(name string, major int) (string, bool) {
 			return "", true
 		}
 		return "%m [%p] ", true
+	case "log_connections":
+		// A list of aspects from 18 (receipt, authentication, ...), empty by default.
+		if major >= 18 || major == 0 {
+			return "", true
+		}
+		return "off", true
 	case "allow_alter_system":
 		if major > 0 && major < 17 {
 			return "", false
@@ -99,7 +105,6 @@ var defaults = map[string]string{
 	"ssl_key_file":                   "server.key",
 	"ssl_ca_file":                    "",
 	"ssl_crl_file":                   "",
-	"log_connections":                "off",
 	"log_disconnections":             "off",
 	"log_statement":                  "none",
 	"log_destination":                "stderr",
@@ -120,14 +125,15 @@ var defaults = map[string]string{
 
 // Known lists the settings with a known default.
 func Known() []string {
-	out := []string{"password_encryption", "ssl_min_protocol_version", "log_line_prefix", "allow_alter_system"}
+	out := []string{"password_encryption", "ssl_min_protocol_version", "log_line_prefix", "allow_alter_system", "log_connections"}
 	for k := range defaults {
 		out = append(out, k)
 	}
 	return out
 }
 
-// postmasterOnly lists settings that need a server restart to change.
+// postmasterOnly lists settings that need a server restart to change, for
+// names the catalogue does not have (removed before 13).
 var postmasterOnly = map[string]bool{
 	"listen_addresses": true, "port": true, "unix_socket_directories": true, "unix_socket_permissions": true,
 	"unix_socket_group": true, "logging_collector": true, "shared_preload_libraries": true, "max_connections": true,
@@ -136,15 +142,19 @@ var postmasterOnly = map[string]bool{
 }
 
 // Context returns how a change takes effect: "restart" or "reload". A
-// live server's pg_settings.context wins over this table.
+// live server's pg_settings.context wins; without one, the newest major's
+// (ContextIn gives a given major's).
 func Context(name, serverContext string) string {
+	if serverContext == "" {
+		if p, ok := Lookup(name, 0); ok {
+			serverContext = p.Context
+		} else if postmasterOnly[strings.ToLower(name)] {
+			return "restart"
+		}
+	}
 	switch serverContext {
 	case "postmaster", "internal":
 		return "restart"
-	case "":
-		if postmasterOnly[strings.ToLower(name)] {
-			return "restart"
-		}
 	}
 	return "reload"
 }

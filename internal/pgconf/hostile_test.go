@@ -86,3 +86,22 @@ func itoa(n int) string {
 	}
 	return itoa(n/10) + string(rune('0'+n%10))
 }
+
+// Up to 14 the server keeps a ".." inside an include path; only trailing
+// "." and ".." components, doubled and trailing slashes are cleaned.
+func TestCanonicalizeOld(t *testing.T) {
+	for in, want := range map[string]string{
+		"/d/sub/../inc1.conf": "/d/sub/../inc1.conf",
+		"/d//x.conf":          "/d/x.conf",
+		"/d/conf.d/":          "/d/conf.d",
+		"/d/conf.d/.":         "/d/conf.d",
+		"/d/a/b/..":           "/d/a",
+		"/d/a/b/../..":        "/d",
+		"/d/./x":              "/d/./x",
+		"/":                   "/",
+	} {
+		if got := canonicalizeOld(in); got != want {
+			t.Errorf("canonicalizeOld(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -20,6 +20,9 @@ type Entry struct {
 	Line  int    `json:"line"`
 	// Overridden is true when a later line sets the same parameter.
 	Overridden bool `json:"overridden,omitempty"`
+	// Seq is the position among entries and errors, in the order the
+	// server lists them (pg_file_settings.seqno).
+	Seq int `json:"seq,omitempty"`
 }
 
 // Location renders file:line.
@@ -30,6 +33,10 @@ type ParseError struct {
 	File string `json:"file"`
 	Line int    `json:"line"`
 	Msg  string `json:"message"`
+	// Server is what pg_file_settings.error says for it ("syntax error",
+	// "could not open file \"/etc/x.conf\""): no file content.
+	Server string `json:"server,omitempty"`
+	Seq    int    `json:"seq,omitempty"`
 }
 
 func (e ParseError) Error() string { return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Msg) }
@@ -71,6 +78,10 @@ type Options struct {
 	StopAtFirstError bool
 	// FS reads files and directories; the real file system when nil.
 	FS FileSystem
+	// Major is the server's major version, when known: up to 14 the
+	// server keeps ".." inside include paths (sub/../x.conf), and
+	// pg_file_settings names the files so.
+	Major int
 }
 
 // FileSystem is what the parser needs from the file system.
@@ -106,6 +117,7 @@ type parser struct {
 	o     Options
 	fs    FileSystem
 	cfg   *Config
+	seq   int
 	read  int64 // bytes read so far, against maxTotalBytes
 	files int   // files read so far, against maxFiles
 	// exhausted is set once a bound is hit: everything after is
@@ -164,20 +176,68 @@ func (p *parser) markOverridden() {
 	}
 }
 
-func (p *parser) errorf(file string, line int, format string, args ...any) {
-	p.cfg.Errors = append(p.cfg.Errors, ParseError{file, line, fmt.Sprintf(format, args...)})
+func (p *parser) errorf(file string, line int, server, format string, args ...any) {
+	p.seq++
+	p.cfg.Errors = append(p.cfg.Errors, ParseError{File: file, Line: line, Msg: fmt.Sprintf(format, args...), Server: server, Seq: p.seq})
 }
+
+// blank is the server's test for an empty include name: all blanks
+// (strspn " \t\r\n"), which it refuses rather than read a directory.
+func blank(s string) bool { return strings.Trim(s, " \t\r\n") == "" }
 
 // absolute resolves an include path relative to the including file, or to
 // the data directory for the top-level files.
 func (p *parser) absolute(path, calling string) string {
+	clean := filepath.Clean
+	if p.o.Major > 0 && p.o.Major <= 14 {
+		clean = canonicalizeOld
+	}
 	if filepath.IsAbs(path) {
-		return filepath.Clean(path)
+		return clean(path)
 	}
-	if calling != "" {
-		return filepath.Join(filepath.Dir(calling), path)
+	for strings.HasPrefix(path, "./") {
+		path = path[2:]
 	}
-	return filepath.Join(p.o.DataDir, path)
+	dir := p.o.DataDir
+	if i := strings.LastIndexByte(calling, '/'); i >= 0 {
+		dir = calling[:i] // no clean-up: up to 14 a ".." in it stays
+	}
+	return clean(dir + "/" + path)
+}
+
+// canonicalizeOld is the path clean-up of the servers up to 14: doubled
+// slashes and a trailing slash go, and trailing "." and ".." components
+// are resolved, but a ".." inside the path stays.
+func canonicalizeOld(path string) string {
+	for strings.Contains(path, "//") {
+		path = strings.ReplaceAll(path, "//", "/")
+	}
+	if len(path) > 1 {
+		path = strings.TrimSuffix(path, "/")
+	}
+	trim := func() {
+		if i := strings.LastIndexByte(path, '/'); i > 0 {
+			path = path[:i]
+		} else if i == 0 {
+			path = "/"
+		}
+	}
+	pending := 0
+	for path != "/" {
+		switch {
+		case strings.HasSuffix(path, "/."):
+			trim()
+		case strings.HasSuffix(path, "/.."):
+			trim()
+			pending++
+		case pending > 0:
+			trim()
+			pending--
+		default:
+			return path
+		}
+	}
+	return path
 }
 
 func (p *parser) parseFile(path string, strict bool, calling string, callingLine, depth int) bool {
@@ -190,15 +250,20 @@ func (p *parser) parseFile(path string, strict bool, calling string, callingLine
 	}
 	if depth > maxDepth {
 		if quoting(depth - 1) {
-			p.errorf(errFile, errLine, "could not open configuration file %q: maximum nesting depth exceeded", path)
+			p.errorf(errFile, errLine, "nesting depth exceeded", "could not open configuration file %q: maximum nesting depth exceeded", path)
 		} else {
-			p.errorf(errFile, errLine, "could not open an included configuration file: maximum nesting depth exceeded")
+			p.errorf(errFile, errLine, "nesting depth exceeded", "could not open an included configuration file: maximum nesting depth exceeded")
 		}
 		return false
 	}
 	abs := p.absolute(path, calling)
 	if calling != "" && abs == calling {
-		p.errorf(errFile, errLine, "configuration file recursion in %q", calling)
+		p.errorf(errFile, errLine, "configuration file recursion", "configuration file recursion in %q", calling)
+		return false
+	}
+	if st, err := p.fs.Stat(abs); err == nil && st.IsDir() {
+		// The server opens a directory as a file and fails reading it.
+		p.errorf(abs, 1, "input in flex scanner failed", "could not read %q: is a directory", abs)
 		return false
 	}
 	data, err := p.fs.ReadFile(abs)
@@ -209,18 +274,18 @@ func (p *parser) parseFile(path string, strict bool, calling string, callingLine
 		var le *safefile.LineError
 		switch {
 		case errors.As(err, &le):
-			p.errorf(abs, le.Line, "line is longer than the limit for a configuration line (%d bytes)", le.Max)
+			p.errorf(abs, le.Line, "line too long", "line is longer than the limit for a configuration line (%d bytes)", le.Max)
 		case quoting(depth - 1):
-			p.errorf(errFile, errLine, "could not open configuration file %q: %s", abs, errText(err))
+			p.errorf(errFile, errLine, fmt.Sprintf("could not open file \"%s\"", abs), "could not open configuration file %q: %s", abs, errText(err))
 		default:
-			p.errorf(errFile, errLine, "could not open an included configuration file: %s", errText(err))
+			p.errorf(errFile, errLine, fmt.Sprintf("could not open file \"%s\"", abs), "could not open an included configuration file: %s", errText(err))
 		}
 		return false
 	}
 	p.read += int64(len(data))
 	p.files++
 	if p.read > maxTotalBytes || p.files > maxFiles {
-		p.errorf(errFile, errLine, "the configuration files and their includes are more than %d files or %d MiB in total: not read further", maxFiles, maxTotalBytes>>20)
+		p.errorf(errFile, errLine, "too much configuration", "the configuration files and their includes are more than %d files or %d MiB in total: not read further", maxFiles, maxTotalBytes>>20)
 		p.exhausted = true
 		return false
 	}
@@ -288,21 +353,22 @@ func (p *parser) parseContent(file string, data []byte, depth int) bool {
 				ok = false
 			}
 		case depth >= 0 && lname == "include_if_exists":
-			if value == "" {
-				p.errorf(file, lx.line-1, "empty configuration file name: \"\"")
+			if blank(value) {
+				p.errorf(file, lx.line-1, "empty configuration file name", "empty configuration file name: %q", value)
 				ok = false
 			} else if !p.parseFile(value, false, file, lx.line-1, depth+1) {
 				ok = false
 			}
 		case depth >= 0 && lname == "include":
-			if value == "" {
-				p.errorf(file, lx.line-1, "empty configuration file name: \"\"")
+			if blank(value) {
+				p.errorf(file, lx.line-1, "empty configuration file name", "empty configuration file name: %q", value)
 				ok = false
 			} else if !p.parseFile(value, true, file, lx.line-1, depth+1) {
 				ok = false
 			}
 		default:
-			p.cfg.Entries = append(p.cfg.Entries, Entry{Name: name, Value: value, File: file, Line: lx.line - 1})
+			p.seq++
+			p.cfg.Entries = append(p.cfg.Entries, Entry{Name: name, Value: value, File: file, Line: lx.line - 1, Seq: p.seq})
 		}
 		if tok == tEOF {
 			break
@@ -312,11 +378,11 @@ func (p *parser) parseContent(file string, data []byte, depth int) bool {
 	parseError:
 		switch {
 		case tok == tEOL || tok == tEOF:
-			p.errorf(file, lx.line-1, "syntax error, near end of line")
+			p.errorf(file, lx.line-1, "syntax error", "syntax error, near end of line")
 		case quoting(depth):
-			p.errorf(file, lx.line, "syntax error, near token %q", text)
+			p.errorf(file, lx.line, "syntax error", "syntax error, near token %q", text)
 		default:
-			p.errorf(file, lx.line, "syntax error")
+			p.errorf(file, lx.line, "syntax error", "syntax error")
 		}
 		ok = false
 		errorCount++
@@ -334,17 +400,17 @@ func (p *parser) parseContent(file string, data []byte, depth int) bool {
 }
 
 func (p *parser) parseDir(dir, calling string, callingLine, depth int) bool {
-	if dir == "" {
-		p.errorf(calling, callingLine, "empty configuration directory name: %q", dir)
+	if blank(dir) {
+		p.errorf(calling, callingLine, "empty configuration directory name", "empty configuration directory name: %q", dir)
 		return false
 	}
 	abs := p.absolute(dir, calling)
 	entries, err := p.fs.ReadDir(abs)
 	if err != nil {
 		if quoting(depth - 1) {
-			p.errorf(calling, callingLine, "could not open configuration directory %q: %s", abs, errText(err))
+			p.errorf(calling, callingLine, fmt.Sprintf("could not open directory \"%s\"", abs), "could not open configuration directory %q: %s", abs, errText(err))
 		} else {
-			p.errorf(calling, callingLine, "could not open an included configuration directory: %s", errText(err))
+			p.errorf(calling, callingLine, fmt.Sprintf("could not open directory \"%s\"", abs), "could not open an included configuration directory: %s", errText(err))
 		}
 		return false
 	}
@@ -354,13 +420,13 @@ func (p *parser) parseDir(dir, calling string, callingLine, depth int) bool {
 		if strings.HasPrefix(n, ".") || len(n) < 6 || !strings.HasSuffix(n, ".conf") {
 			continue
 		}
-		full := filepath.Join(abs, n)
+		full := abs + "/" + n
 		st, err := p.fs.Stat(full)
 		if err != nil {
 			if quoting(depth - 1) {
-				p.errorf(calling, callingLine, "could not stat file %q: %s", full, errText(err))
+				p.errorf(calling, callingLine, fmt.Sprintf("could not stat file \"%s\"", full), "could not stat file %q: %s", full, errText(err))
 			} else {
-				p.errorf(calling, callingLine, "could not stat a file of an included configuration directory: %s", errText(err))
+				p.errorf(calling, callingLine, fmt.Sprintf("could not stat file \"%s\"", full), "could not stat a file of an included configuration directory: %s", errText(err))
 			}
 			return false
 		}
