@@ -222,7 +222,9 @@ func cleanErr(err error) string {
 }
 
 func readConfig(s *snapshot.Snapshot, configFile, dataDir string) {
-	cfg, err := pgconf.Load(configFile, pgconf.Options{DataDir: dataDir})
+	// The major decides how include paths are cleaned (up to 14 an
+	// inner ".." stays in the name the server reports).
+	cfg, err := pgconf.Load(configFile, pgconf.Options{DataDir: dataDir, Major: s.MajorVersion()})
 	if err != nil {
 		s.AddGap(snapshot.GapConfigFiles, fmt.Sprintf("%s: %s", configFile, cleanErr(err)))
 		return
