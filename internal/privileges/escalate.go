@@ -108,8 +108,9 @@ func (m *Model) Escalations(s *snapshot.Snapshot) []Chain {
 		if !d.Collected {
 			continue
 		}
-		out = append(out, m.secdefChains(s, &d)...)
-		out = append(out, m.languageChains(&d)...)
+		// Inside the database: its owner has pg_database_owner's grants.
+		out = append(out, m.InDatabase(d.Name).secdefChains(s, &d)...)
+		out = append(out, m.InDatabase(d.Name).languageChains(&d)...)
 	}
 	out = append(out, m.parameterChains(s)...)
 	return out
