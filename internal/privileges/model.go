@@ -150,7 +150,10 @@ type Role struct {
 	Inherit    bool
 	Login      bool
 	CreateRole bool
-	Predefined bool
+	// Replication: before 16 only a superuser may alter such a role,
+	// CREATEROLE or not.
+	Replication bool
+	Predefined  bool
 }
 
 // Model is the role graph with its closures, for one server.
@@ -195,7 +198,8 @@ func Build(s *snapshot.Snapshot) *Model {
 			m.bootstrap = len(m.Roles)
 		}
 		m.index[r.Name] = len(m.Roles)
-		m.Roles = append(m.Roles, Role{Name: r.Name, Super: r.Superuser, Inherit: r.Inherit, Login: r.CanLogin, CreateRole: r.CreateRole, Predefined: r.Predefined()})
+		m.Roles = append(m.Roles, Role{Name: r.Name, Super: r.Superuser, Inherit: r.Inherit, Login: r.CanLogin, CreateRole: r.CreateRole,
+			Replication: r.Replication, Predefined: r.Predefined()})
 	}
 	for _, d := range s.Databases {
 		if o, ok := m.index[d.Owner]; ok {
