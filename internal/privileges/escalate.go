@@ -30,6 +30,12 @@ type Chain struct {
 	Args     string `json:"args,omitempty"` // function identity arguments, as the server renders them
 }
 
+// 17's pg_maintain (and MAINTAIN on a relation) is no chain: its
+// commands run the owner's index expressions and materialized view
+// queries as the owner, but under a security-restricted operation with
+// search_path = pg_catalog, pg_temp, so nothing the holder wrote is
+// found; escalate_oracle_test.go checks this on 17 and 18.
+
 // osRoles are predefined roles that reach the host.
 var osRoles = map[string]string{
 	"pg_execute_server_program": "OS command execution (COPY ... PROGRAM)",

@@ -131,6 +131,8 @@ func escalateOnServer(t *testing.T, srv *localpg.Server, major int) {
 	// crGains counts what the CREATEROLE attackers gain of the OS roles,
 	// and crRefused what they are refused: before 16 never refused.
 	crGains, crRefused := 0, 0
+	bySelfGrant := map[string]bool{} // attacker, role: gained only by granting itself the role
+	gained := map[string]bool{}      // attacker, role: gained at all
 	report := func(what string, predicted, did bool, why string) {
 		cases++
 		if did {
@@ -176,7 +178,12 @@ func escalateOnServer(t *testing.T, srv *localpg.Server, major int) {
 			if major >= 16 {
 				self += " WITH INHERIT TRUE, SET TRUE"
 			}
-			did := try(tg.action) || try("SET ROLE "+tg.name, tg.action) || try(self, "SET ROLE "+tg.name, tg.action)
+			direct := try(tg.action) || try("SET ROLE "+tg.name, tg.action)
+			did := direct || try(self, "SET ROLE "+tg.name, tg.action)
+			if !direct && did {
+				bySelfGrant[a+"\x00"+tg.name] = true
+			}
+			gained[a+"\x00"+tg.name] = did
 			grant, why := m.CanGrantSelf(ai, ti)
 			inherit := m.HasPrivsOfRole(ai, ti) && !m.Roles[ti].Super // rolsuper is never inherited
 			predicted := inherit || m.CanSetRole(ai, ti) || grant
@@ -212,11 +219,32 @@ func escalateOnServer(t *testing.T, srv *localpg.Server, major int) {
 		}
 		c.Close(ctx)
 	}
-	// The chains Escalations reports must be among what the server allowed.
+	// The chains Escalations reports through a self-grant are what the
+	// server let the role do, and every OS role gained that way is reported.
 	chains := 0
+	reported := map[string]bool{}
 	for _, ch := range m.Escalations(snap) {
-		if ch.Kind == "createrole" || ch.Kind == "admin" {
-			chains++
+		key := ch.Role + "\x00" + ch.Name
+		switch ch.Kind {
+		case "createrole":
+			key = ch.Role + "\x00pg_execute_server_program"
+		case "admin":
+		default:
+			continue
+		}
+		chains++
+		reported[key] = true
+		if !gained[key] {
+			t.Errorf("pg%d: chain %s %s: the server did not let %s gain it (%v)", major, ch.Kind, ch.Object, ch.Role, ch.Steps)
+		}
+		if ev := ch.Steps[len(ch.Steps)-1].Evidence; !strings.Contains(ev, fmt.Sprintf("PostgreSQL %d", major)) {
+			t.Errorf("pg%d: chain evidence does not name the version rule: %s", major, ev)
+		}
+	}
+	for key := range bySelfGrant {
+		a, role, _ := strings.Cut(key, "\x00")
+		if _, os := osRoles[role]; os && !reported[key] && (role == "pg_execute_server_program" || major >= 16) {
+			t.Errorf("pg%d: %s gained %s by granting it to itself, and no chain says so", major, a, role)
 		}
 	}
 	t.Logf("ORACLE escalation pg%d: cases=%d disagreements=%d seconds=%.1f", major, cases, disagree, time.Since(start).Seconds())
