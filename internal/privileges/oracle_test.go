@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"math/rand"
 	"os"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -21,7 +23,50 @@ import (
 func TestMain(m *testing.M) {
 	code := m.Run()
 	pgtest.StopShared()
+	for _, e := range servers {
+		if e.srv != nil {
+			e.srv.Stop()
+		}
+	}
 	os.Exit(code)
+}
+
+// servers holds one server per major for the package's oracle tests
+// (each test uses its own role and object names), stopped by TestMain:
+// starting six servers once, not once per test, keeps the package fast.
+var (
+	serversMu sync.Mutex
+	servers   = map[int]*majorEntry{}
+)
+
+type majorEntry struct {
+	once sync.Once
+	srv  *localpg.Server
+	err  error
+}
+
+func majorServer(t *testing.T, major int) *localpg.Server {
+	t.Helper()
+	serversMu.Lock()
+	e, ok := servers[major]
+	if !ok {
+		e = &majorEntry{}
+		servers[major] = e
+	}
+	serversMu.Unlock()
+	v := strconv.Itoa(major)
+	if _, err := localpg.FindBinDir(v); err != nil {
+		pgtest.Unavailable(t, err)
+	}
+	e.once.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		e.srv, e.err = localpg.Start(ctx, localpg.Options{Version: v})
+	})
+	if e.err != nil {
+		t.Fatalf("starting PostgreSQL %d: %v", major, e.err)
+	}
+	return e.srv
 }
 
 func q(s string) string { return pgx.Identifier{s}.Sanitize() }
@@ -33,7 +78,7 @@ func q(s string) string { return pgx.Identifier{s}.Sanitize() }
 // generated role (pg_database_owner applies there).
 func TestAgreesWithHasPrivilege(t *testing.T) {
 	pgtest.EachMajor(t, func(t *testing.T, major int) {
-		srv := pgtest.StartMajor(t, major, localpg.Options{})
+		srv := majorServer(t, major)
 		for _, seed := range []int64{515, 2026} {
 			t.Run(fmt.Sprint(seed), func(t *testing.T) { agreeWithServer(t, srv, major, seed) })
 		}
