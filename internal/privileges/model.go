@@ -2,7 +2,8 @@
 // acl.c does: role membership with inheritance (NOINHERIT before 16, the
 // per-grant INHERIT and SET options from 16), PUBLIC, owners' implicit
 // grant options, superusers, column privileges, built-in default ACLs and
-// the pg_read_all_data / pg_write_all_data predefined roles. Everything is
+// the pg_read_all_data / pg_write_all_data / pg_maintain predefined roles,
+// and pg_database_owner inside each database (InDatabase). Everything is
 // computed in memory from a snapshot: closures once per role, then bit
 // tests per object.
 package privileges
