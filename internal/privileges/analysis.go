@@ -109,7 +109,7 @@ func (m *Model) RoleAccess(role int, objs []Object, bypassRLS bool) []Holding {
 			if p == Maintain && m.Version < 17 {
 				continue
 			}
-			r := m.Check(role, o.Kind, o.acl, p, false)
+			r := m.InDatabase(o.Database).Check(role, o.Kind, o.acl, p, false)
 			if r.Allowed {
 				g := Grant{Privilege: p.String(), Via: r.Via, Grantee: r.Grantee, Path: r.Path}
 				if o.RLS && (p == Select || p == Update || p == Delete || p == Insert) {
@@ -123,7 +123,7 @@ func (m *Model) RoleAccess(role int, objs []Object, bypassRLS bool) []Holding {
 			}
 			if o.Kind == Table && p&(Select|Insert|Update|References) != 0 {
 				for _, c := range o.columns {
-					if cr := m.Check(role, ColumnKind, c.acl, p, false); cr.Allowed {
+					if cr := m.InDatabase(o.Database).Check(role, ColumnKind, c.acl, p, false); cr.Allowed {
 						gs = append(gs, Grant{Privilege: p.String(), Via: ViaColumn, Grantee: cr.Grantee, Path: cr.Path, Column: c.name})
 					}
 				}
@@ -209,6 +209,7 @@ func Summarize(hs []Holding) []Summary {
 // Who lists every role holding privileges on one object, and how.
 func (m *Model) Who(o Object, only Bits, bypass map[string]bool) []RoleHolding {
 	var out []RoleHolding
+	m = m.InDatabase(o.Database) // pg_database_owner's grants reach the database's owner
 	for i, r := range m.Roles {
 		if r.Predefined {
 			continue

@@ -127,9 +127,16 @@ func (m *Model) CheckColumn(role int, table ACL, column ACL, hasColumnACL bool, 
 	return r
 }
 
-// HasRole is pg_has_role: MEMBER, USAGE or SET.
+// HasRole is pg_has_role: MEMBER, USAGE or SET, or MEMBER/USAGE WITH
+// ADMIN (GRANT) OPTION, which is ADMIN OPTION on the role.
 func (m *Model) HasRole(role, target int, mode string) (bool, error) {
-	switch strings.ToUpper(mode) {
+	mode = strings.ToUpper(strings.TrimSpace(mode))
+	for _, suffix := range []string{" WITH ADMIN OPTION", " WITH GRANT OPTION"} {
+		if b, ok := strings.CutSuffix(mode, suffix); ok && (b == "MEMBER" || b == "USAGE") {
+			return m.IsAdminOfRole(role, target), nil
+		}
+	}
+	switch mode {
 	case "MEMBER":
 		return m.IsMemberOfRole(role, target), nil
 	case "USAGE":

@@ -19,7 +19,7 @@ type Step struct {
 type Chain struct {
 	Role   string `json:"role"`
 	Gains  string `json:"gains"` // "superuser", "OS command execution", "server file access", "server configuration"
-	Kind   string `json:"kind"`  // membership, createrole, security-definer, language, parameter
+	Kind   string `json:"kind"`  // membership, createrole, admin, security-definer, language, parameter
 	Steps  []Step `json:"steps"`
 	Object string `json:"object,omitempty"`
 	// The object again, structured, for fixes: Object is for people, and
@@ -29,6 +29,12 @@ type Chain struct {
 	Name     string `json:"name,omitempty"` // role, function, language or parameter name
 	Args     string `json:"args,omitempty"` // function identity arguments, as the server renders them
 }
+
+// 17's pg_maintain (and MAINTAIN on a relation) is no chain: its
+// commands run the owner's index expressions and materialized view
+// queries as the owner, but under a security-restricted operation with
+// search_path = pg_catalog, pg_temp, so nothing the holder wrote is
+// found; escalate_oracle_test.go checks this on 17 and 18.
 
 // osRoles are predefined roles that reach the host.
 var osRoles = map[string]string{
@@ -53,10 +59,6 @@ var RuntimeTrustCheck = map[string]bool{"plperlu": true}
 // Escalations finds the chains for every non-superuser login role.
 func (m *Model) Escalations(s *snapshot.Snapshot) []Chain {
 	var out []Chain
-	attrs := map[string]snapshot.Role{}
-	for _, r := range s.Roles {
-		attrs[r.Name] = r
-	}
 	// Targets: superuser roles and the OS roles (few, whatever the size).
 	var targets []int
 	for ti := range m.Roles {
@@ -98,21 +100,133 @@ func (m *Model) Escalations(s *snapshot.Snapshot) []Chain {
 				Steps: []Step{{What: "membership", Evidence: strings.Join(path, " → ")}, {What: how, Evidence: fmt.Sprintf("%s is %s", t.Name, gainWord(t.Super, gain))}}})
 		}
 		// 2. CREATEROLE before 16 can grant itself any non-superuser role.
-		if a := attrs[r.Name]; a.CreateRole && m.Version > 0 && m.Version < 16 {
+		if r.CreateRole && m.Version > 0 && m.Version < 16 {
 			out = append(out, Chain{Role: r.Name, Gains: osRoles["pg_execute_server_program"], Kind: "createrole", Object: "role " + r.Name, Name: r.Name,
 				Steps: []Step{{What: "CREATEROLE", Evidence: fmt.Sprintf("%s has CREATEROLE on PostgreSQL %d", r.Name, m.Version)},
-					{What: "GRANT pg_execute_server_program TO " + quote.Ident(r.Name), Evidence: "before 16 CREATEROLE may grant any non-superuser role, the predefined OS roles included"}}})
+					{What: "GRANT pg_execute_server_program TO " + quote.Ident(r.Name), Evidence: fmt.Sprintf("PostgreSQL %d (before 16): CREATEROLE may grant any non-superuser role, the predefined OS roles included, to anyone, itself too, and change the password of any role that is neither a superuser nor a replication role, and then log in as it; from 16 it needs ADMIN OPTION on the role", m.Version)}}})
+		}
+		// 3. From 16, ADMIN OPTION on a role without SET or INHERIT is no
+		// membership a path above follows, yet it lets the holder grant
+		// that role to itself.
+		if m.Version >= 16 {
+			for _, ti := range targets {
+				t := &m.Roles[ti]
+				if t.Super || ti == ri || m.CanSetRole(ri, ti) || m.HasPrivsOfRole(ri, ti) {
+					continue
+				}
+				if ok, why := m.CanGrantSelf(ri, ti); ok {
+					out = append(out, Chain{Role: r.Name, Gains: osRoles[t.Name], Kind: "admin", Object: "role " + t.Name, Name: t.Name,
+						Steps: []Step{{What: "ADMIN OPTION on " + t.Name, Evidence: why},
+							{What: "GRANT " + quote.Ident(t.Name) + " TO " + quote.Ident(r.Name) + " WITH SET TRUE", Evidence: fmt.Sprintf("PostgreSQL %d: ADMIN OPTION lets a role grant the role to anyone, itself included, with SET and INHERIT", m.Version)}}})
+				}
+			}
 		}
 	}
 	for _, d := range s.Databases {
 		if !d.Collected {
 			continue
 		}
-		out = append(out, m.secdefChains(s, &d)...)
-		out = append(out, m.languageChains(&d)...)
+		// Inside the database: its owner has pg_database_owner's grants.
+		out = append(out, m.InDatabase(d.Name).secdefChains(s, &d)...)
+		out = append(out, m.InDatabase(d.Name).languageChains(&d)...)
 	}
 	out = append(out, m.parameterChains(s)...)
 	return out
+}
+
+// CanGrantSelf reports whether role x may run GRANT y TO x, as
+// AddRoleMems decides on the model's major, and why: no one but a
+// superuser grants a superuser role, and pg_database_owner (14+) takes
+// no explicit members. Before 16, CREATEROLE grants any other role, and
+// so does ADMIN OPTION held through any membership path; from 16
+// CREATEROLE alone grants nothing, and the ADMIN OPTION must be held by x
+// or a role whose privileges x inherits (select_best_admin), not merely
+// by a role x is a member of.
+func (m *Model) CanGrantSelf(x, y int) (bool, string) {
+	xr, yr := &m.Roles[x], &m.Roles[y]
+	switch {
+	case xr.Super:
+		return true, xr.Name + " is a superuser"
+	case yr.Super:
+		return false, yr.Name + " is a superuser: only superusers grant it"
+	case yr.Name == "pg_database_owner" && m.Version >= 14:
+		return false, "pg_database_owner takes no explicit members"
+	case x == y || m.memberSet(y).has(x):
+		return false, fmt.Sprintf("%s is a member of %s: the grant would be circular", yr.Name, xr.Name)
+	}
+	if m.Version < 16 {
+		if xr.CreateRole {
+			return true, fmt.Sprintf("%s has CREATEROLE, and before 16 CREATEROLE grants any non-superuser role (PostgreSQL %d)", xr.Name, m.Version)
+		}
+		if m.IsAdminOfRole(x, y) {
+			return true, fmt.Sprintf("%s holds ADMIN OPTION on %s (PostgreSQL %d)", xr.Name, yr.Name, m.Version)
+		}
+		return false, fmt.Sprintf("%s has neither CREATEROLE nor ADMIN OPTION on %s", xr.Name, yr.Name)
+	}
+	var via = -1
+	m.privsOf[x].each(func(r int) {
+		for _, e := range m.edges[r] {
+			if e.to == y && e.admin && via < 0 {
+				via = r
+			}
+		}
+	})
+	if via < 0 {
+		return false, fmt.Sprintf("%s holds no ADMIN OPTION on %s, itself or through a role whose privileges it inherits; from 16 CREATEROLE alone does not let it grant a role (PostgreSQL %d)", xr.Name, yr.Name, m.Version)
+	}
+	if via == x {
+		return true, fmt.Sprintf("%s was granted %s WITH ADMIN OPTION (PostgreSQL %d)", xr.Name, yr.Name, m.Version)
+	}
+	return true, fmt.Sprintf("%s inherits the privileges of %s, which was granted %s WITH ADMIN OPTION (PostgreSQL %d)", xr.Name, m.Roles[via].Name, yr.Name, m.Version)
+}
+
+// CanAlterPassword reports whether role x may change role y's password
+// (AlterRole's checks): its own always; a superuser's never; before 16
+// CREATEROLE changes any other role's, except a replication role's
+// (a BYPASSRLS role's it may: only the attribute itself needs a
+// superuser); from 16 CREATEROLE needs ADMIN OPTION on the role as well.
+func (m *Model) CanAlterPassword(x, y int) (bool, string) {
+	xr, yr := &m.Roles[x], &m.Roles[y]
+	switch {
+	case xr.Super:
+		return true, xr.Name + " is a superuser"
+	case x == y:
+		return true, "a role may change its own password"
+	case yr.Super:
+		return false, yr.Name + " is a superuser"
+	case !xr.CreateRole:
+		return false, xr.Name + " has no CREATEROLE"
+	}
+	if m.Version < 16 {
+		if yr.Replication {
+			return false, fmt.Sprintf("before 16 only superusers alter replication roles (PostgreSQL %d)", m.Version)
+		}
+		return true, fmt.Sprintf("before 16 CREATEROLE alters any role that is neither a superuser nor a replication role (PostgreSQL %d)", m.Version)
+	}
+	if m.IsAdminOfRole(x, y) {
+		return true, fmt.Sprintf("%s has CREATEROLE and ADMIN OPTION on %s (PostgreSQL %d)", xr.Name, yr.Name, m.Version)
+	}
+	return false, fmt.Sprintf("from 16 CREATEROLE alters only roles it holds ADMIN OPTION on (PostgreSQL %d)", m.Version)
+}
+
+// CreatedRoleGrants says what a non-superuser CREATEROLE role holds on a
+// role it has just created: before 16 nothing (CREATEROLE alone lets it
+// grant the role to itself later); from 16 ADMIN OPTION always (granted
+// by the bootstrap superuser), and a second grant with SET and/or INHERIT
+// only when its createrole_self_grant setting lists them.
+func CreatedRoleGrants(version int, selfGrant string) (admin, set, inherit bool) {
+	if version < 16 {
+		return false, false, false
+	}
+	for _, w := range strings.Split(selfGrant, ",") {
+		switch strings.ToLower(strings.TrimSpace(w)) {
+		case "set":
+			set = true
+		case "inherit":
+			inherit = true
+		}
+	}
+	return true, set, inherit
 }
 
 func gainWord(super bool, gain string) string {

@@ -2,7 +2,8 @@
 // acl.c does: role membership with inheritance (NOINHERIT before 16, the
 // per-grant INHERIT and SET options from 16), PUBLIC, owners' implicit
 // grant options, superusers, column privileges, built-in default ACLs and
-// the pg_read_all_data / pg_write_all_data predefined roles. Everything is
+// the pg_read_all_data / pg_write_all_data / pg_maintain predefined roles,
+// and pg_database_owner inside each database (InDatabase). Everything is
 // computed in memory from a snapshot: closures once per role, then bit
 // tests per object.
 package privileges
@@ -149,7 +150,11 @@ type Role struct {
 	Super      bool
 	Inherit    bool
 	Login      bool
-	Predefined bool
+	CreateRole bool
+	// Replication: before 16 only a superuser may alter such a role,
+	// CREATEROLE or not.
+	Replication bool
+	Predefined  bool
 }
 
 // Model is the role graph with its closures, for one server.
@@ -171,6 +176,13 @@ type Model struct {
 	supers     bitset
 	// seen is closure's scratch set, left empty between calls.
 	seen bitset
+	// bootstrap is the bootstrap superuser (OID 10, -2 when unknown): the
+	// owner acl.c gives parameters, whose ACLs have no owner column.
+	bootstrap int
+	// dbOwner maps each database to its owner's index, for
+	// pg_database_owner (14+); perDB caches InDatabase's models by owner.
+	dbOwner map[string]int
+	perDB   map[int]*Model
 }
 
 type edge struct {
@@ -181,10 +193,19 @@ type edge struct {
 
 // Build makes the model from a snapshot's roles and memberships.
 func Build(s *snapshot.Snapshot) *Model {
-	m := &Model{Version: s.MajorVersion(), index: map[string]int{}}
+	m := &Model{Version: s.MajorVersion(), index: map[string]int{}, bootstrap: -2, dbOwner: map[string]int{}, perDB: map[int]*Model{}}
 	for _, r := range s.Roles {
+		if r.OID == 10 {
+			m.bootstrap = len(m.Roles)
+		}
 		m.index[r.Name] = len(m.Roles)
-		m.Roles = append(m.Roles, Role{Name: r.Name, Super: r.Superuser, Inherit: r.Inherit, Login: r.CanLogin, Predefined: r.Predefined()})
+		m.Roles = append(m.Roles, Role{Name: r.Name, Super: r.Superuser, Inherit: r.Inherit, Login: r.CanLogin, CreateRole: r.CreateRole,
+			Replication: r.Replication, Predefined: r.Predefined()})
+	}
+	for _, d := range s.Databases {
+		if o, ok := m.index[d.Owner]; ok {
+			m.dbOwner[d.Name] = o
+		}
 	}
 	m.edges = make([][]edge, len(m.Roles))
 	for _, ms := range s.Memberships {
@@ -195,6 +216,12 @@ func Build(s *snapshot.Snapshot) *Model {
 		}
 		m.edges[from] = append(m.edges[from], edge{to: to, inherit: ms.Inherit, set: ms.Set, admin: ms.Admin})
 	}
+	m.closures()
+	return m
+}
+
+// closures computes privsOf (memberOf and setTo come on first use).
+func (m *Model) closures() {
 	n := len(m.Roles)
 	m.privsOf = make([]roleSet, n)
 	m.memberOf = make([]roleSet, n)
@@ -211,8 +238,35 @@ func Build(s *snapshot.Snapshot) *Model {
 			return m.Roles[from].Inherit
 		})
 	}
-	// memberOf and setTo are computed per role on first use.
-	return m
+}
+
+// InDatabase is the model as seen from inside one database: from 14 its
+// owner is implicitly a member of pg_database_owner there
+// (roles_is_member_of adds the edge for every kind of walk; before 16 a
+// NOINHERIT owner passes no privileges on, as for any membership), so
+// privileges granted to pg_database_owner, such as CREATE on 15's public
+// schema, reach the owner and whoever has the owner's privileges. An
+// unknown database, or a major without the role, gives m itself.
+func (m *Model) InDatabase(name string) *Model {
+	if m.Version < 14 || m.perDB == nil {
+		return m
+	}
+	owner, ok := m.dbOwner[name]
+	pdo, ok2 := m.index["pg_database_owner"]
+	if !ok || !ok2 {
+		return m
+	}
+	if d, ok := m.perDB[owner]; ok {
+		return d
+	}
+	d := &Model{Version: m.Version, Roles: m.Roles, index: m.index, bootstrap: m.bootstrap, dbOwner: m.dbOwner}
+	d.edges = make([][]edge, len(m.edges))
+	copy(d.edges, m.edges)
+	d.edges[owner] = append(slices.Clip(m.edges[owner]), edge{to: pdo, inherit: true, set: true})
+	d.seen = newBitset(len(m.Roles))
+	d.closures()
+	m.perDB[owner] = d
+	return d
 }
 
 func (m *Model) memberSet(i int) roleSet {
@@ -274,6 +328,30 @@ func (m *Model) HasPrivsOfRole(member, role int) bool {
 // IsMemberOfRole is is_member_of_role (any path; superusers are members of all).
 func (m *Model) IsMemberOfRole(member, role int) bool {
 	return m.Roles[member].Super || m.memberSet(member).has(role)
+}
+
+// IsAdminOfRole is is_admin_of_role: a role holds ADMIN OPTION on role
+// when a role it is a member of, by any path, was granted role WITH
+// ADMIN OPTION (superusers administer every role; since 15 no role
+// administers itself, and 13-14's self-administration applies only to
+// the session user outside SECURITY DEFINER code, which a whole-graph
+// model cannot know, so it is left out here too).
+func (m *Model) IsAdminOfRole(member, role int) bool {
+	if m.Roles[member].Super {
+		return true
+	}
+	if member == role {
+		return false
+	}
+	found := false
+	m.memberSet(member).each(func(r int) {
+		for _, e := range m.edges[r] {
+			if e.to == role && e.admin {
+				found = true
+			}
+		}
+	})
+	return found
 }
 
 // CanSetRole is member_can_set_role (16+: SET option along the path).
@@ -398,6 +476,9 @@ func (m *Model) Compile(k Kind, owner string, items []acl.Item, isDefault bool) 
 	if !ok {
 		o = -2
 	}
+	if k == Parameter && owner == "" {
+		o = m.bootstrap // pg_parameter_acl has no owner: acl.c uses the bootstrap superuser
+	}
 	a := ACL{Owner: o}
 	if isDefault {
 		op, pub := defaultACL(k)
@@ -463,6 +544,7 @@ func (m *Model) holders() []roleSet {
 // data roles left out): the aggregated matrix, one bitset union per ACL
 // entry instead of one check per role.
 func (m *Model) Holders(o Object, priv Bits) int {
+	m = m.InDatabase(o.Database)
 	n := len(m.Roles)
 	hb := m.holders()
 	set := make(bitset, len(m.supers))

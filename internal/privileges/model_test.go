@@ -7,8 +7,8 @@ import (
 	"github.com/pgaegis/pgaegis/internal/snapshot"
 )
 
-// PostgreSQL 16 moved INHERIT and SET to each grant; no 16 server is
-// installed here to act as the oracle, so these follow acl.c of 16.
+// PostgreSQL 16 moved INHERIT and SET to each grant: a small fixed case
+// here; TestAgreesWithHasPrivilege checks generated graphs on 16-18.
 func TestVersion16GrantOptions(t *testing.T) {
 	s := &snapshot.Snapshot{Server: &snapshot.Server{VersionNum: 160002},
 		Roles: []snapshot.Role{{Name: "alice", Inherit: true, CanLogin: true}, {Name: "readers"}, {Name: "admins"}, {Name: "owner"}},

@@ -14,7 +14,7 @@ import (
 func init() {
 	register(&Rule{
 		ID: "PRIV-02.chains", Title: "No login role can escalate through functions, languages, parameters or CREATEROLE", Area: AreaRoles, Severity: Critical,
-		Rationale:  "Attribute checks miss chains: a superuser-owned SECURITY DEFINER function with dynamic SQL that a login role may call, an untrusted language marked trusted, ALTER SYSTEM on archive_command, CREATEROLE before 16. Each is superuser or OS access in a few steps. (Membership chains: PRIV-02 and PRIV-17.)",
+		Rationale:  "Attribute checks miss chains: a superuser-owned SECURITY DEFINER function with dynamic SQL that a login role may call, an untrusted language marked trusted, ALTER SYSTEM on archive_command, CREATEROLE before 16 (it grants itself any non-superuser role, pg_execute_server_program included; from 16 only roles it holds ADMIN OPTION on), and from 16 ADMIN OPTION on an OS role in a grant without SET or INHERIT (the holder grants the role to itself). Each is superuser or OS access in a few steps. (Membership chains: PRIV-02 and PRIV-17.)",
 		References: refs(cis("4.8"), stig("V-233614")),
 		Check: func(c *Check) {
 			if c.S.Server == nil || c.S.Roles == nil {
@@ -111,6 +111,8 @@ func chainFix(ch privileges.Chain) string {
 		return fmt.Sprintf("REVOKE ALTER SYSTEM ON PARAMETER %s FROM %s;", paramSQL(ch.Name), quote.Ident(ch.Role))
 	case "createrole":
 		return fmt.Sprintf("ALTER ROLE %s NOCREATEROLE;", quote.Ident(ch.Role))
+	case "admin":
+		return fmt.Sprintf("REVOKE ADMIN OPTION FOR %s FROM %s GRANTED BY <its grantor>; -- or from the role %s inherits it through (pg_auth_members shows the grant)", quote.Ident(ch.Name), quote.Ident(ch.Role), quote.Ident(ch.Role))
 	}
 	return "remove the step that grants the access"
 }

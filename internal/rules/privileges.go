@@ -561,11 +561,28 @@ func init() {
 					if r, ok := c.S.Role(m.Member); ok && r.CreateRole && c.S.MajorVersion() >= 16 {
 						continue // 16+: CREATEROLE grants itself ADMIN on the roles it creates
 					}
-					c.Fail(sqlProblem(Problem{Object: "role " + m.Member, Evidence: fmt.Sprintf("%s is a member of %s WITH ADMIN OPTION", m.Member, m.Role),
-						Expected: "ADMIN OPTION only for administrators"},
+					p := Problem{Object: "role " + m.Member, Evidence: fmt.Sprintf("%s is a member of %s WITH ADMIN OPTION", m.Member, m.Role),
+						Expected: "ADMIN OPTION only for administrators"}
+					// From 16 a membership may have several grantors, and a
+					// REVOKE undoes only the grant of the grantor it names (the
+					// current role's by default, which does nothing here), and
+					// refuses, short of CASCADE, while grants made with this
+					// ADMIN OPTION depend on it.
+					by := ""
+					if v := c.S.MajorVersion(); v >= 16 {
+						p.Evidence += fmt.Sprintf(" (granted by %s; PostgreSQL %d records each grantor's grant)", m.Grantor, v)
+						if m.Grantor != "" {
+							by = " GRANTED BY " + quote.Ident(m.Grantor)
+						}
+						if dep := grantsBy(c.S, m.Role, m.Member); len(dep) > 0 {
+							c.Fail(manualProblem(p, fmt.Sprintf("%s has granted %s on to %s with this ADMIN OPTION: decide who keeps those grants, then REVOKE ADMIN OPTION FOR %s FROM %s%s CASCADE", quote.Ident(m.Member), quote.Ident(m.Role), listSome(dep), quote.Ident(m.Role), quote.Ident(m.Member), by)))
+							continue
+						}
+					}
+					c.Fail(sqlProblem(p,
 						sqlChange("", false, fmt.Sprintf("%s can no longer grant %s to other roles", quote.Ident(m.Member), quote.Ident(m.Role)),
-							sqlStmt{do: fmt.Sprintf("REVOKE ADMIN OPTION FOR %s FROM %s", quote.Ident(m.Role), quote.Ident(m.Member)),
-								undo: fmt.Sprintf("GRANT %s TO %s WITH ADMIN OPTION", quote.Ident(m.Role), quote.Ident(m.Member))})))
+							sqlStmt{do: fmt.Sprintf("REVOKE ADMIN OPTION FOR %s FROM %s%s", quote.Ident(m.Role), quote.Ident(m.Member), by),
+								undo: fmt.Sprintf("GRANT %s TO %s WITH ADMIN OPTION%s", quote.Ident(m.Role), quote.Ident(m.Member), by)})))
 				}
 			}
 		},
@@ -1165,6 +1182,18 @@ func passwordFix(role, why string) string {
 
 // paramSQL renders a parameter name for GRANT/REVOKE ... ON PARAMETER: a
 // dotted custom name is a list of identifiers.
+// grantsBy lists the members of role whose grant was made by grantor
+// (16+: a grant depends on its grantor's ADMIN OPTION).
+func grantsBy(s *snapshot.Snapshot, role, grantor string) []string {
+	var out []string
+	for _, m := range s.Memberships {
+		if m.Role == role && m.Grantor == grantor && m.Member != grantor {
+			out = append(out, m.Member)
+		}
+	}
+	return out
+}
+
 func paramSQL(name string) string { return quote.Qualified(strings.Split(name, ".")...) }
 
 // funcFix renders a fix about a function through sql(signature), or, when
