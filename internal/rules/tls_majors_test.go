@@ -56,9 +56,19 @@ func TestTLSRulesEveryMajor(t *testing.T) {
 			cases[2].conf = append(cases[2].conf, "ssl_tls13_ciphers = 'TLS_AES_256_GCM_SHA384:TLS_AES_128_GCM_SHA256'")
 			cases[2].want = append(cases[2].want, expect{"TLS-03", "setting ssl_tls13_ciphers", false, ""})
 		}
+		// One server per major, restarted into each configuration.
+		s := pgtest.StartMajor(t, major, localpg.Options{Conf: []string{"ssl = on", "include_if_exists = 'tlsrules.conf'"}, Init: pgtest.SelfSignedTLS})
 		for _, tc := range cases {
 			t.Run(tc.name, func(t *testing.T) {
-				s := pgtest.StartMajor(t, major, localpg.Options{Conf: append([]string{"ssl = on"}, tc.conf...), HBA: tc.hba, Init: pgtest.SelfSignedTLS})
+				if err := s.WriteDataFile("tlsrules.conf", strings.Join(tc.conf, "\n")+"\n"); err != nil {
+					t.Fatal(err)
+				}
+				if err := s.WriteDataFile("pg_hba.conf", tc.hba); err != nil {
+					t.Fatal(err)
+				}
+				if err := s.Restart(pgtest.Ctx(t)); err != nil {
+					t.Fatal(err)
+				}
 				snap, err := collect.Collect(pgtest.Ctx(t), collect.Options{Conn: s.ConnConfig("postgres"), NoFiles: true})
 				if err != nil {
 					t.Fatal(err)
