@@ -376,7 +376,6 @@ func TestProbeOracleEveryMajor(t *testing.T) {
 		began := time.Now()
 		s := pgtest.StartMajor(t, major, localpg.Options{Conf: []string{"ssl = on", "include_if_exists = 'tlsoracle.conf'"}, Init: pgtest.SelfSignedTLS})
 		libssl := openSSL(t, s)
-		ctx := pgtest.Ctx(t)
 		r := rand.New(rand.NewPCG(uint64(major), 14))
 		configs := 32
 		cases, disagreements := 0, 0
@@ -384,11 +383,15 @@ func TestProbeOracleEveryMajor(t *testing.T) {
 		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(s.Port))
 		for n := 1; n <= configs; n++ {
 			c := genConfig(r, major)
+			// A deadline per configuration: the whole run takes minutes
+			// on a busy machine.
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			apply(ctx, t, s, c, major, n)
 			// Cipher enumeration on every other configuration keeps the
 			// run short; versions, direct TLS and plaintext on all.
 			skip := n%2 == 0
 			got := Probe(ctx, Options{Addr: addr, Timeout: 2 * time.Minute, SkipCiphers: skip})
+			cancel()
 			w := c.expect(major, libssl)
 			var diffs []string
 			for v, ok := range got.Protocols {
