@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/pgaegis/pgaegis/internal/hba"
@@ -148,20 +149,31 @@ func init() {
 			if p.PlaintextAccepted {
 				bad = append(bad, "an unencrypted session reached authentication ("+p.PlaintextAnswer+")")
 			}
+			if p.TLSOffered && acceptedVersions(p.Protocols) == "no TLS version accepted" && len(p.Errors) == 0 {
+				// A yes to SSLRequest and then no handshake at any version:
+				// what the server really accepts is not known.
+				bad = append(bad, "TLS is offered but no handshake succeeded (no version, suite or group in common with the probe)")
+			}
 			for _, v := range []string{"TLSv1.0", "TLSv1.1"} {
 				if p.Protocols[v] {
 					bad = append(bad, v+" accepted")
 				}
+				// Direct TLS (17+) is a second way in: a proxy in front
+				// of the server may answer it with other versions.
+				if p.DirectProtocols[v] && !p.Protocols[v] {
+					bad = append(bad, v+" accepted over direct TLS")
+				}
 			}
+			direct := directTLSNote(p, c.S.MajorVersion())
 			if len(bad) > 0 {
 				// What the probe saw is closed by other rules' steps (TLS-01
 				// ssl, TLS-02 protocol, AUTH-05 hostssl lines): this finding
 				// only says to look again after them.
-				c.Fail(Problem{Object: obj, Evidence: "probe of " + p.Address + ": " + strings.Join(bad, "; "), Expected: "TLS only, 1.2 or newer", Fix: fix, FixKind: FixConfig, FixApply: "reload",
+				c.Fail(Problem{Object: obj, Evidence: "probe of " + p.Address + ": " + strings.Join(bad, "; ") + direct, Expected: "TLS only, 1.2 or newer", Fix: fix, FixKind: FixConfig, FixApply: "reload",
 					Changes: manualChange(fix + ": the TLS-01, TLS-02 and AUTH-05 steps of the plan do this; probe again after them (pgaegis tls probe " + p.Address + ")")})
 				return
 			}
-			c.Pass(obj, "TLS offered, plaintext refused, no TLS below 1.2")
+			c.Pass(obj, "TLS offered, plaintext refused, no TLS below 1.2"+direct)
 		},
 	})
 
@@ -423,4 +435,35 @@ func overrideTarget(rs snapshot.DBRoleSetting, name string) (string, string) {
 		return fmt.Sprintf("role %q", rs.Role), fmt.Sprintf("ALTER ROLE %s RESET %s;", quote.Ident(rs.Role), paramSQL(name))
 	}
 	return fmt.Sprintf("database %q", rs.Database), fmt.Sprintf("ALTER DATABASE %s RESET %s;", quote.Ident(rs.Database), paramSQL(name))
+}
+
+// directTLSNote says what the probe saw of direct TLS (sslnegotiation=
+// direct, PostgreSQL 17+): from 17 a server with ssl = on always accepts
+// it, with the same TLS settings, so it is evidence, not a finding; a
+// mismatch with the server's major says something else answers the port.
+func directTLSNote(p *snapshot.TLSProbe, major int) string {
+	switch {
+	case p.DirectTLS && major > 0 && major < 17:
+		return "; direct TLS answered although PostgreSQL " + strconv.Itoa(major) + " has none (something in front of the server answers the port)"
+	case p.DirectTLS:
+		return "; direct TLS (sslnegotiation=direct) offered, " + acceptedVersions(p.DirectProtocols)
+	case major >= 17 && p.TLSOffered && acceptedVersions(p.Protocols) != "no TLS version accepted":
+		return "; direct TLS not offered although PostgreSQL " + strconv.Itoa(major) + " accepts it with ssl = on (something in front of the server answers the port)"
+	case major >= 17:
+		return "; direct TLS not offered"
+	}
+	return ""
+}
+
+func acceptedVersions(m map[string]bool) string {
+	var vs []string
+	for _, v := range []string{"TLSv1.0", "TLSv1.1", "TLSv1.2", "TLSv1.3"} {
+		if m[v] {
+			vs = append(vs, v)
+		}
+	}
+	if len(vs) == 0 {
+		return "no TLS version accepted"
+	}
+	return strings.Join(vs, ", ")
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 
 	"github.com/pgaegis/pgaegis/internal/guc"
@@ -58,9 +59,48 @@ func init() {
 				p := c.setProblem(v, "HIGH:!aNULL:!eNULL:!MD5:!3DES:!RC4:!CAMELLIA:!SHA1", "no weak cipher classes enabled")
 				p.Evidence += fmt.Sprintf("; enables %s", strings.Join(weak, ", "))
 				c.Fail(p)
-				return
+			} else {
+				c.Pass("setting ssl_ciphers", settingEvidence(v))
 			}
-			c.Pass("setting ssl_ciphers", settingEvidence(v))
+			major := c.S.MajorVersion()
+			// 18 lets ssl_tls13_ciphers choose the TLS 1.3 suites (before,
+			// OpenSSL's default, which leaves out CCM_8); its truncated
+			// 8-byte tag is "not recommended" in the IANA registry.
+			if v, ok := c.S.Setting("ssl_tls13_ciphers"); ok && (major == 0 || major >= 18) {
+				if weak := weakTLS13Suites(v.Value); len(weak) > 0 {
+					p := c.setProblem(v, "TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256", "only full-length-tag TLS 1.3 suites (AES-GCM, ChaCha20-Poly1305)")
+					p.Evidence += "; enables " + strings.Join(weak, ", ")
+					c.Fail(p)
+				} else {
+					c.Pass("setting ssl_tls13_ciphers", settingEvidence(v))
+				}
+			}
+			// The key exchange groups: ssl_groups on 18 (a list),
+			// ssl_ecdh_curve before (one curve; an alias of ssl_groups on 18).
+			groups := map[string]string{"ssl_ecdh_curve": "prime256v1"}
+			switch {
+			case major >= 18:
+				groups = map[string]string{"ssl_groups": "X25519:prime256v1"}
+			case major == 0: // a configuration file alone: either may be set
+				groups["ssl_groups"] = "X25519:prime256v1"
+			}
+			for _, name := range []string{"ssl_ecdh_curve", "ssl_groups"} {
+				want, ok := groups[name]
+				if !ok {
+					continue
+				}
+				v, ok := c.S.Setting(name)
+				if !ok {
+					continue
+				}
+				if weak := weakGroups(v.Value); len(weak) > 0 {
+					p := c.setProblem(v, want, "key exchange groups of at least 128-bit strength (X25519, prime256v1 or larger)")
+					p.Evidence += "; allows " + strings.Join(weak, ", ")
+					c.Fail(p)
+				} else {
+					c.Pass("setting "+name, settingEvidence(v))
+				}
+			}
 		},
 	})
 
@@ -133,6 +173,33 @@ func weakCipherTokens(spec string) []string {
 				out = append(out, t)
 				break
 			}
+		}
+	}
+	return out
+}
+
+// weakTLS13Suites lists the TLS 1.3 suites of an ssl_tls13_ciphers value
+// (colon-separated names) that are weaker than the defaults.
+func weakTLS13Suites(spec string) []string {
+	var out []string
+	for _, t := range strings.Split(spec, ":") {
+		if strings.EqualFold(strings.TrimSpace(t), "TLS_AES_128_CCM_8_SHA256") {
+			out = append(out, strings.TrimSpace(t))
+		}
+	}
+	return out
+}
+
+// weakGroup: OpenSSL's curves below 256 bits (under 128-bit strength).
+var weakGroup = regexp.MustCompile(`(?i)^(secp(112|128|160|192|224)|prime(192|239)|sect(113|131|163|193|233|239)|brainpoolP(160|192|224)|c2[pt]nb|c2tnb|wap-wsg|Oakley-EC2N)`)
+
+// weakGroups lists the groups of an ssl_groups or ssl_ecdh_curve value
+// that are weaker than 128 bits.
+func weakGroups(spec string) []string {
+	var out []string
+	for _, t := range strings.Split(spec, ":") {
+		if t = strings.TrimSpace(t); weakGroup.MatchString(t) {
+			out = append(out, t)
 		}
 	}
 	return out

@@ -796,9 +796,13 @@ type TLSProbe struct {
 	PlaintextAccepted bool            `json:"plaintext_accepted"`
 	PlaintextAnswer   string          `json:"plaintext_answer"`
 	Protocols         map[string]bool `json:"protocols"`
-	CertDaysLeft      *int            `json:"certificate_days_left,omitempty"`
-	CertSelfSigned    bool            `json:"certificate_self_signed,omitempty"`
-	Errors            []string        `json:"errors,omitempty"`
+	// DirectTLS: a direct TLS handshake (ALPN "postgresql", PostgreSQL
+	// 17+) succeeded; DirectProtocols are the versions it accepts.
+	DirectTLS       bool            `json:"direct_tls,omitempty"`
+	DirectProtocols map[string]bool `json:"direct_protocols,omitempty"`
+	CertDaysLeft    *int            `json:"certificate_days_left,omitempty"`
+	CertSelfSigned  bool            `json:"certificate_self_signed,omitempty"`
+	Errors          []string        `json:"errors,omitempty"`
 }
 
 // Libraries lists the shared libraries ($libdir/NAME.so) a server can

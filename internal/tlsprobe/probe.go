@@ -39,9 +39,18 @@ type Options struct {
 
 // Result is what the probe found.
 type Result struct {
-	Addr                string              `json:"address"`
-	TLSOffered          bool                `json:"tls_offered"`
-	DirectTLS           bool                `json:"direct_tls"`
+	Addr       string `json:"address"`
+	TLSOffered bool   `json:"tls_offered"`
+	DirectTLS  bool   `json:"direct_tls"`
+	// DirectProtocols are the TLS versions a direct TLS handshake (ALPN
+	// "postgresql", PostgreSQL 17+) accepts; nil when direct TLS is not
+	// offered. A server shares one TLS context between both paths, but a
+	// proxy in front of it need not.
+	DirectProtocols map[string]bool `json:"direct_protocols,omitempty"`
+	// Groups is the key exchange group the server chose per accepted TLS
+	// version ("X25519", "CurveP384"): what ssl_ecdh_curve (ssl_groups on
+	// 18) allows of what the client offers.
+	Groups              map[string]string   `json:"groups,omitempty"`
 	PlaintextAccepted   bool                `json:"plaintext_accepted"`
 	PlaintextAnswer     string              `json:"plaintext_answer"`
 	Protocols           map[string]bool     `json:"protocols"`
@@ -126,13 +135,17 @@ func Probe(ctx context.Context, o Options) *Result {
 	r.TLSOffered = offered
 	if offered {
 		for i, v := range versions {
-			st, err := handshake(ctx, o, &tls.Config{MinVersion: v.v, MaxVersion: v.v}, false)
+			st, err := handshake(ctx, o, &tls.Config{MinVersion: v.v, MaxVersion: v.v, CipherSuites: allSuites()}, false)
 			if stall(err, "TLS handshake ("+v.name+") not finished") {
 				undecided(i)
 				return r
 			}
 			if err == nil {
 				r.Protocols[v.name] = true
+				if r.Groups == nil {
+					r.Groups = map[string]string{}
+				}
+				r.Groups[v.name] = groupName(st.CurveID)
 				if r.Certificate == nil {
 					r.describeCert(st, o)
 				}
@@ -157,14 +170,46 @@ func Probe(ctx context.Context, o Options) *Result {
 		return r
 	}
 	r.PlaintextAnswer = answer
-	st, err := handshake(ctx, o, &tls.Config{MinVersion: tls.VersionTLS12, NextProtos: []string{"postgresql"}}, true)
+	// Direct TLS: the whole version range, so a server that only speaks
+	// TLS 1.0 or 1.1 is not taken for one without direct TLS.
+	st, err := handshake(ctx, o, &tls.Config{MinVersion: tls.VersionTLS10, MaxVersion: tls.VersionTLS13, CipherSuites: allSuites(), NextProtos: []string{"postgresql"}}, true)
 	if stall(err, "direct TLS handshake not finished") {
 		return r
 	}
-	if err == nil {
-		r.DirectTLS = st.NegotiatedProtocol == "postgresql"
+	if err != nil || st.NegotiatedProtocol != "postgresql" {
+		return r
+	}
+	r.DirectTLS = true
+	r.DirectProtocols = map[string]bool{}
+	for _, v := range versions {
+		st, err := handshake(ctx, o, &tls.Config{MinVersion: v.v, MaxVersion: v.v, CipherSuites: allSuites(), NextProtos: []string{"postgresql"}}, true)
+		if stall(err, "direct TLS handshake ("+v.name+") not finished") {
+			return r
+		}
+		r.DirectProtocols[v.name] = err == nil && st.NegotiatedProtocol == "postgresql"
 	}
 	return r
+}
+
+// allSuites is every TLS 1.0-1.2 suite Go can speak, the insecure ones
+// included: a version is accepted when any suite works at it, and Go's
+// default list leaves out suites a server may be configured with alone
+// (ECDHE-ECDSA-AES128-SHA256), which would hide the version.
+func allSuites() []uint16 {
+	var ids []uint16
+	for _, cs := range append(tls.CipherSuites(), tls.InsecureCipherSuites()...) {
+		ids = append(ids, cs.ID)
+	}
+	return ids
+}
+
+// groupName names a key exchange group as Go does, or by number for one
+// Go has no name for.
+func groupName(id tls.CurveID) string {
+	if id == 0 {
+		return ""
+	}
+	return id.String()
 }
 
 // isStall tells a step that ran out of time from one the server answered
@@ -422,7 +467,7 @@ func ciphers(ctx context.Context, o Options, accepted map[string]bool) (map[stri
 // ssl_ca_file); whether one is required is pg_hba.conf's decision.
 func clientCertRequested(ctx context.Context, o Options) (bool, error) {
 	asked := false
-	cfg := &tls.Config{MinVersion: tls.VersionTLS12, GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+	cfg := &tls.Config{MinVersion: tls.VersionTLS10, CipherSuites: allSuites(), GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
 		asked = true
 		return &tls.Certificate{}, nil
 	}}
