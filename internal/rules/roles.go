@@ -328,3 +328,122 @@ func aclText(items []acl.Item) string {
 	}
 	return "{" + strings.Join(parts, ",") + "}"
 }
+
+// eventRunsAs says whose rights an event trigger's function has: the
+// function runs as the session's role (unless SECURITY DEFINER), so a
+// login trigger runs as every role that logs in and a DDL trigger as every
+// role that runs DDL, superusers included.
+func eventRunsAs(event string) string {
+	if event == "login" {
+		return "every role that logs in, superusers included (PostgreSQL 17+)"
+	}
+	return "every role that runs the DDL it fires on, superusers included"
+}
+
+// superuserFor picks the superuser that takes over an event trigger or its
+// function: the trigger's owner when it still is one, else the bootstrap
+// superuser (which cannot lose SUPERUSER).
+func superuserFor(s *snapshot.Snapshot, t snapshot.EventTrigger) string {
+	if t.OwnerSuper {
+		return t.Owner
+	}
+	for _, r := range s.Roles {
+		if r.OID == bootstrapOID {
+			return r.Name
+		}
+	}
+	return ""
+}
+
+func init() {
+	register(&Rule{
+		ID: "PRIV-02.event-triggers", Title: "Event triggers run only code that superusers alone can change", Area: AreaRoles, Severity: Critical,
+		Rationale: "An event trigger's function runs with the rights of whoever fires it: a login trigger (PostgreSQL 17+) as every role that logs in, a ddl_command_start/ddl_command_end/sql_drop/table_rewrite trigger as every role that runs DDL, superusers included. " +
+			"Only a superuser can create an event trigger, but the function it runs may belong to (or later be handed to) a role that is not one, and a trigger's owner may be demoted: " +
+			"whoever can act as the function's owner replaces its body with CREATE OR REPLACE FUNCTION and runs that code as the next superuser to log in or run DDL; a demoted owner can still disable or drop the trigger. " +
+			"Before 16 every CREATEROLE role can grant itself any role that is not a superuser, so it counts among those who can act as such an owner.",
+		References: []Reference{{"PostgreSQL docs", "CREATE EVENT TRIGGER; event-trigger-database-login (17)"}},
+		Access:     "any login (pg_event_trigger, pg_proc, pg_roles and pg_has_role are readable by every role)",
+		Check: func(c *Check) {
+			if c.S.Server == nil {
+				c.NotChecked("event triggers", "event triggers are only known from a live server or a snapshot of one")
+				return
+			}
+			for _, d := range c.S.Databases {
+				if !d.Collected {
+					if d.AllowConn {
+						c.NotChecked("database "+d.Name, d.Gap)
+					}
+					continue
+				}
+				for _, t := range d.EventTriggers {
+					checkEventTrigger(c, d.Name, t)
+				}
+			}
+		},
+	})
+}
+
+func checkEventTrigger(c *Check, db string, t snapshot.EventTrigger) {
+	obj := fmt.Sprintf("event trigger %s.%s", db, t.Name)
+	state := map[string]string{"O": "enabled", "D": "disabled", "R": "enabled on replicas only", "A": "always enabled"}[t.Enabled]
+	desc := fmt.Sprintf("event trigger %q in database %q (ON %s, %s) runs %s owned by %q", t.Name, db, t.Event, state, t.Function, t.FunctionOwner)
+	if t.SecDef {
+		desc += " (SECURITY DEFINER)"
+	} else {
+		desc += " as " + eventRunsAs(t.Event)
+	}
+	if t.SearchPath == "" {
+		desc += "; it pins no search_path"
+	}
+	super := superuserFor(c.S, t)
+	failed := false
+	if len(t.OwnerActors) > 0 {
+		failed = true
+		sev, how := Critical, fmt.Sprintf("roles that are not superusers and can replace its body: %s", someNames(t.Replacers))
+		if len(t.Replacers) == 0 {
+			// Without CREATE on the function's schema the body stays, but
+			// the owner's ALTER FUNCTION still changes its search_path
+			// (names in the body then resolve to objects of the owner's
+			// choosing) and its ownership; CREATE on a schema is one grant away.
+			sev, how = High, fmt.Sprintf("roles that are not superusers and can act as its owner (ALTER FUNCTION: search_path, owner; its body too once they get CREATE on its schema): %s", someNames(t.OwnerActors))
+		}
+		if t.Enabled == "D" || t.SecDef {
+			// A disabled trigger runs nothing until a superuser enables it;
+			// a SECURITY DEFINER function runs as its owner, who is not a
+			// superuser here: the code is still foreign, the rights are not.
+			sev = High
+		}
+		p := Problem{Object: obj, Database: db, Severity: sev, SevSet: true, Evidence: desc + "; " + how,
+			Expected: "the trigger's function owned by a superuser, with no role that is not a superuser able to act as its owner"}
+		if !t.FunctionOwnerSuper && super != "" {
+			p = sqlProblem(p, sqlChange(db, true, fmt.Sprintf("role %s can no longer change %s: review the function's body, its old owner may already have replaced it", quote.Ident(t.FunctionOwner), t.Function),
+				sqlStmt{do: fmt.Sprintf("ALTER FUNCTION %s OWNER TO %s", t.Function, quote.Ident(super)),
+					undo: fmt.Sprintf("ALTER FUNCTION %s OWNER TO %s", t.Function, quote.Ident(t.FunctionOwner))}))
+		} else {
+			// The owner is a superuser and the others reach it through
+			// membership: that is PRIV-02's escalation, revoked there.
+			p = manualProblem(p, fmt.Sprintf("revoke from %s the membership (or ADMIN) that lets them act as %s (see PRIV-02), then review the body of %s", strings.Join(t.OwnerActors, ", "), t.FunctionOwner, t.Function))
+		}
+		c.Fail(p)
+	}
+	if !t.OwnerSuper {
+		failed = true
+		p := Problem{Object: obj + " owner", Database: db, Severity: High, SevSet: true,
+			Evidence: fmt.Sprintf("%s; the trigger's owner %q is no longer a superuser and can still disable, rename or drop it", desc, t.Owner),
+			Expected: "event triggers owned by superusers"}
+		if super != "" {
+			// The server refuses a non-superuser as an event trigger's new
+			// owner: the old ownership cannot be restored, the undo says so.
+			p = sqlProblem(p, sqlChange(db, true, fmt.Sprintf("role %s can no longer disable or drop the trigger", quote.Ident(t.Owner)),
+				sqlStmt{do: fmt.Sprintf("ALTER EVENT TRIGGER %s OWNER TO %s", quote.Ident(t.Name), quote.Ident(super)),
+					undo: "SELECT " + quote.Literal(fmt.Sprintf("event trigger %s cannot be given back to %s, which is not a superuser", t.Name, t.Owner))}))
+		} else {
+			p = manualProblem(p, fmt.Sprintf("ALTER EVENT TRIGGER %s OWNER TO a superuser", quote.Ident(t.Name)))
+		}
+		c.Fail(p)
+	}
+	if !failed {
+		c.Pass(obj, desc+"; only superusers can change it")
+	}
+}

@@ -1,0 +1,276 @@
+package rules
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pgaegis/pgaegis/internal/collect"
+	"github.com/pgaegis/pgaegis/internal/localpg"
+	"github.com/pgaegis/pgaegis/internal/pgtest"
+	"github.com/pgaegis/pgaegis/internal/quote"
+	"github.com/pgaegis/pgaegis/internal/snapshot"
+)
+
+// collectLive audits srv as its admin, with its files.
+func collectLive(t *testing.T, srv *localpg.Server) *snapshot.Snapshot {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	s, err := collect.Collect(ctx, collect.Options{Conn: srv.ConnConfig("postgres"), DataDir: srv.DataDir})
+	if err != nil {
+		t.Fatalf("collect: %v", err)
+	}
+	return s
+}
+
+const etPassword = "et-Secret-7" // test roles' password: loopback throwaway servers only
+
+// connectAs opens a connection as role (password etPassword).
+func connectAs(t *testing.T, srv *localpg.Server, role, db string) *pgx.Conn {
+	t.Helper()
+	cfg := srv.ConnConfig(db)
+	cfg.User, cfg.Password = role, etPassword
+	c, err := pgx.ConnectConfig(pgtest.Ctx(t), cfg)
+	if err != nil {
+		t.Fatalf("connect as %s: %v", role, err)
+	}
+	return c
+}
+
+// tryReplace asks the server whether role can replace fn's body (alter
+// false) or alter it (alter true: ALTER FUNCTION ... SET, which needs only
+// the owner's rights), owned by owner, by any route: directly (it has the owner's privileges), by SET
+// ROLE to the owner, or by granting itself the owner first. Everything
+// is rolled back.
+func tryReplace(t *testing.T, srv *localpg.Server, role, owner, fn string, alter bool) bool {
+	t.Helper()
+	ctx := pgtest.Ctx(t)
+	c := connectAs(t, srv, role, "postgres")
+	defer c.Close(ctx)
+	replace := "CREATE OR REPLACE FUNCTION " + fn + " RETURNS event_trigger LANGUAGE plpgsql AS $$BEGIN NULL; END$$"
+	if alter {
+		replace = "ALTER FUNCTION " + fn + " SET work_mem = '1MB'"
+	}
+	for _, route := range [][]string{
+		{replace},
+		{"SET ROLE " + quote.Ident(owner), replace},
+		{"GRANT " + quote.Ident(owner) + " TO " + quote.Ident(role), "SET ROLE " + quote.Ident(owner), replace},
+	} {
+		tx, err := c.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ok := true
+		for _, q := range route {
+			if _, err := tx.Exec(ctx, q); err != nil {
+				ok = false
+				break
+			}
+		}
+		_ = tx.Rollback(ctx)
+		if ok {
+			return true
+		}
+	}
+	return false
+}
+
+// TestEventTriggerReplacers compares the collector's "who can replace an
+// event trigger's function" with the server's answer (real replacement
+// attempts) on a role graph covering each major's rules: plain, inherited,
+// NOINHERIT, 16's per-grant INHERIT/SET/ADMIN options, ADMIN-only,
+// chains, CREATEROLE (which before 16 could grant itself any role that is
+// not a superuser) and a superuser-owned function. Then it runs the
+// escalation itself: the function's owner replaces the body, a superuser
+// fires the trigger (logs in on 17+, runs DDL everywhere) and the owner
+// becomes a superuser; the rule fails on that server and passes once the
+// function belongs to a superuser.
+func TestEventTriggerReplacers(t *testing.T) {
+	pgtest.EachMajor(t, func(t *testing.T, major int) {
+		start := time.Now()
+		srv := pgtest.StartMajor(t, major, localpg.Options{})
+		ctx := pgtest.Ctx(t)
+		pw := quote.Literal(etPassword)
+		stmts := []string{
+			"CREATE ROLE fnowner LOGIN PASSWORD " + pw,
+			"CREATE ROLE m_plain LOGIN PASSWORD " + pw, "GRANT fnowner TO m_plain",
+			"CREATE ROLE m_noinh NOINHERIT LOGIN PASSWORD " + pw, "GRANT fnowner TO m_noinh",
+			"CREATE ROLE m_admin LOGIN PASSWORD " + pw,
+			"CREATE ROLE m_chain LOGIN PASSWORD " + pw, "GRANT m_plain TO m_chain",
+			"CREATE ROLE cr LOGIN CREATEROLE PASSWORD " + pw,
+			"CREATE ROLE plain LOGIN PASSWORD " + pw,
+			"CREATE ROLE suowner SUPERUSER LOGIN PASSWORD " + pw,
+			"CREATE ROLE su_member LOGIN PASSWORD " + pw, "GRANT suowner TO su_member",
+			"CREATE ROLE dba SUPERUSER LOGIN PASSWORD " + pw,
+		}
+		if major >= 16 {
+			stmts = append(stmts,
+				"GRANT fnowner TO m_admin WITH ADMIN TRUE, INHERIT FALSE, SET FALSE",
+				"CREATE ROLE m_setonly LOGIN PASSWORD "+pw, "GRANT fnowner TO m_setonly WITH INHERIT FALSE, SET TRUE",
+				"CREATE ROLE m_none LOGIN PASSWORD "+pw, "GRANT fnowner TO m_none WITH INHERIT FALSE, SET FALSE",
+				"CREATE ROLE m_inhonly LOGIN PASSWORD "+pw, "GRANT fnowner TO m_inhonly WITH INHERIT TRUE, SET FALSE")
+		} else {
+			stmts = append(stmts, "GRANT fnowner TO m_admin WITH ADMIN OPTION")
+		}
+		event := "ddl_command_start"
+		if major >= 17 {
+			event = "login"
+		}
+		stmts = append(stmts,
+			"CREATE FUNCTION public.et_fn() RETURNS event_trigger LANGUAGE plpgsql AS $$BEGIN NULL; END$$",
+			"ALTER FUNCTION public.et_fn() OWNER TO fnowner",
+			// The owner needs CREATE on the schema to replace the body
+			// (public has none for PUBLIC from 15); m_plain has its own.
+			"GRANT CREATE ON SCHEMA public TO fnowner", "CREATE SCHEMA plainsch AUTHORIZATION plain",
+			"CREATE EVENT TRIGGER et_weak ON "+event+" EXECUTE FUNCTION public.et_fn()",
+			"CREATE FUNCTION public.et_su() RETURNS event_trigger LANGUAGE plpgsql AS $$BEGIN NULL; END$$",
+			"ALTER FUNCTION public.et_su() OWNER TO suowner",
+			"CREATE EVENT TRIGGER et_su ON ddl_command_end EXECUTE FUNCTION public.et_su()",
+			// dba owns its trigger and function, then is demoted.
+			"SET ROLE dba",
+			"CREATE FUNCTION public.et_dba() RETURNS event_trigger LANGUAGE plpgsql AS $$BEGIN NULL; END$$",
+			"CREATE EVENT TRIGGER et_dba ON sql_drop EXECUTE FUNCTION public.et_dba()",
+			"RESET ROLE", "ALTER ROLE dba NOSUPERUSER")
+		if err := srv.Exec(ctx, stmts...); err != nil {
+			t.Fatal(err)
+		}
+		s := collectLive(t, srv)
+		var pg *snapshot.Database
+		for i := range s.Databases {
+			if s.Databases[i].Name == "postgres" {
+				pg = &s.Databases[i]
+			}
+		}
+		if pg == nil || len(pg.EventTriggers) != 3 {
+			t.Fatalf("want 3 event triggers in postgres, got %+v", pg)
+		}
+		// The oracle: every role that is not a superuser, against each
+		// trigger's function.
+		var roles []string
+		for _, r := range s.Roles {
+			if !r.Superuser && r.CanLogin {
+				roles = append(roles, r.Name)
+			}
+		}
+		cases, dis := 0, 0
+		for _, et := range pg.EventTriggers {
+			for _, r := range roles {
+				for _, alter := range []bool{false, true} {
+					cases++
+					got := slices.Contains(et.Replacers, r)
+					if alter {
+						got = slices.Contains(et.OwnerActors, r)
+					}
+					want := tryReplace(t, srv, r, et.FunctionOwner, et.Function, alter)
+					if got != want {
+						dis++
+						t.Errorf("pg%d %s: role %s can change %s (alter %v): server %v, collector %v", major, et.Name, r, et.Function, alter, want, got)
+					}
+				}
+			}
+		}
+		t.Logf("ORACLE event-trigger-replacers pg%d: cases=%d disagreements=%d seconds=%.1f", major, cases, dis, time.Since(start).Seconds())
+		// Version branches the oracle must have seen: CREATEROLE counts
+		// before 16 only, 16's SET-less memberships do not count.
+		weak := pg.EventTriggers[slices.IndexFunc(pg.EventTriggers, func(e snapshot.EventTrigger) bool { return e.Name == "et_weak" })]
+		if got := slices.Contains(weak.OwnerActors, "cr"); got != (major < 16) {
+			t.Errorf("pg%d: CREATEROLE role counted as replacer = %v", major, got)
+		}
+
+		fs := Run(s)
+		byObj := map[string]Finding{}
+		for _, f := range fs {
+			if f.Rule == "PRIV-02.event-triggers" {
+				byObj[f.Object] = f
+			}
+		}
+		for obj, want := range map[string]Status{
+			"event trigger postgres.et_weak": Fail, "event trigger postgres.et_su": Fail,
+			"event trigger postgres.et_dba": Fail, "event trigger postgres.et_dba owner": Fail,
+		} {
+			if f, ok := byObj[obj]; !ok || f.Status != want {
+				t.Errorf("pg%d %s: want %s, got %+v", major, obj, want, f)
+			}
+		}
+		if f := byObj["event trigger postgres.et_weak"]; f.Severity != Critical || !strings.Contains(f.Evidence, event) {
+			t.Errorf("pg%d et_weak: %s %s", major, f.Severity, f.Evidence)
+		}
+
+		// The escalation: fnowner replaces the body; a superuser fires it.
+		c := connectAs(t, srv, "fnowner", "postgres")
+		_, err := c.Exec(ctx, `CREATE OR REPLACE FUNCTION public.et_fn() RETURNS event_trigger LANGUAGE plpgsql AS $$
+			BEGIN IF (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user) THEN
+				EXECUTE 'ALTER ROLE fnowner SUPERUSER'; END IF; END$$`)
+		c.Close(ctx)
+		if err != nil {
+			t.Fatalf("pg%d: the owner could not replace the function: %v", major, err)
+		}
+		isSuper := func() bool {
+			a, err := srv.Connect(ctx, "postgres") // on 17+ this login fires et_weak
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer a.Close(ctx)
+			var b bool
+			if err := a.QueryRow(ctx, "SELECT rolsuper FROM pg_roles WHERE rolname = 'fnowner'").Scan(&b); err != nil {
+				t.Fatal(err)
+			}
+			return b
+		}
+		if major >= 17 {
+			if !isSuper() {
+				t.Fatalf("pg%d: a superuser's login did not run the replaced login trigger", major)
+			}
+		} else {
+			if isSuper() {
+				t.Fatalf("pg%d: fnowner is a superuser before any DDL", major)
+			}
+			if err := srv.Exec(ctx, "CREATE TABLE et_bait()"); err != nil {
+				t.Fatal(err)
+			}
+			if !isSuper() {
+				t.Fatalf("pg%d: a superuser's DDL did not run the replaced ddl_command_start trigger", major)
+			}
+		}
+	})
+}
+
+// TestEventTriggerClean: a trigger whose function and owner are
+// superusers', with no one else acting as them, passes on every major.
+func TestEventTriggerClean(t *testing.T) {
+	pgtest.EachMajor(t, func(t *testing.T, major int) {
+		srv := pgtest.StartMajor(t, major, localpg.Options{})
+		ctx := pgtest.Ctx(t)
+		event := "ddl_command_start"
+		if major >= 17 {
+			event = "login"
+		}
+		if err := srv.Exec(ctx, "CREATE ROLE fnowner LOGIN PASSWORD "+quote.Literal(etPassword),
+			"CREATE FUNCTION public.et_fn() RETURNS event_trigger LANGUAGE plpgsql SET search_path = pg_catalog AS $$BEGIN NULL; END$$",
+			"CREATE EVENT TRIGGER et_ok ON "+event+" EXECUTE FUNCTION public.et_fn()"); err != nil {
+			t.Fatal(err)
+		}
+		s := collectLive(t, srv)
+		n := 0
+		for _, f := range Run(s) {
+			if f.Rule != "PRIV-02.event-triggers" {
+				continue
+			}
+			n++
+			if f.Status != Pass || f.Object != "event trigger postgres.et_ok" {
+				t.Errorf("pg%d: %s %s %s", major, f.Status, f.Object, f.Evidence)
+			}
+		}
+		if n != 1 {
+			t.Errorf("pg%d: %d findings, want the trigger's pass", major, n)
+		}
+		if tryReplace(t, srv, "fnowner", srv.AdminUser, "public.et_fn()", false) || tryReplace(t, srv, "fnowner", srv.AdminUser, "public.et_fn()", true) {
+			t.Errorf("pg%d: a role that is not a superuser replaced a superuser's function", major)
+		}
+	})
+}
