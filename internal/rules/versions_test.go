@@ -2,6 +2,8 @@ package rules
 
 import (
 	"context"
+	"math/rand/v2"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -10,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/pgaegis/pgaegis/internal/collect"
+	"github.com/pgaegis/pgaegis/internal/guc"
 	"github.com/pgaegis/pgaegis/internal/localpg"
 	"github.com/pgaegis/pgaegis/internal/pgtest"
 	"github.com/pgaegis/pgaegis/internal/quote"
@@ -272,5 +275,87 @@ func TestEventTriggerClean(t *testing.T) {
 		if tryReplace(t, srv, "fnowner", srv.AdminUser, "public.et_fn()", false) || tryReplace(t, srv, "fnowner", srv.AdminUser, "public.et_fn()", true) {
 			t.Errorf("pg%d: a role that is not a superuser replaced a superuser's function", major)
 		}
+	})
+}
+
+// TestLogConnectionsOracle sets log_connections to generated values on a
+// real server of each major and compares what LOG-19 reads from the value
+// (logConnAspects) with what the server does: refuses it (ALTER SYSTEM),
+// or logs which of "connection received/authenticated/authorized" for a
+// new connection. 18 reads a list; older majors a boolean.
+func TestLogConnectionsOracle(t *testing.T) {
+	pgtest.EachMajor(t, func(t *testing.T, major int) {
+		start := time.Now()
+		srv := pgtest.StartMajor(t, major, localpg.Options{})
+		ctx := pgtest.Ctx(t)
+		values := []string{"on", "off", "true", "false", "yes", "no", "1", "0", "tr", "of", "y", "", "receipt", "Receipt,AUTHENTICATION",
+			" receipt , authorization ", "all", "setup_durations", "receipt,authentication,authorization", "receipt,all", "bogus", "receipt,,authorization", "on,receipt", "ON", " True", "No"}
+		rng := rand.New(rand.NewPCG(uint64(major), 14))
+		words := []string{"receipt", "authentication", "authorization", "setup_durations", "all"}
+		for len(values) < 40 {
+			var parts []string
+			for _, w := range words {
+				if rng.IntN(2) == 0 {
+					if rng.IntN(3) == 0 {
+						w = strings.ToUpper(w[:1]) + w[1:]
+					}
+					parts = append(parts, w)
+				}
+			}
+			rng.Shuffle(len(parts), func(i, j int) { parts[i], parts[j] = parts[j], parts[i] })
+			values = append(values, strings.Join(parts, ","))
+		}
+		aspects := map[string]string{"receipt": "connection received:", "authentication": "connection authenticated:", "authorization": "connection authorized:"}
+		cases, dis := 0, 0
+		for _, v := range values {
+			got, valid := logConnAspects(major, v)
+			err := srv.Exec(ctx, "ALTER SYSTEM SET log_connections = "+quote.Literal(v), "SELECT pg_reload_conf()")
+			cases++
+			if (err == nil) != valid {
+				dis++
+				t.Errorf("pg%d log_connections = %q: server accepts %v, LOG-19 reads valid %v (%v)", major, v, err == nil, valid, err)
+				continue
+			}
+			if err != nil {
+				continue
+			}
+			// The reload is asynchronous: wait until a new session sees it.
+			want := "off"
+			if major >= 18 {
+				want = v
+			} else if b, _ := guc.ParseBool(v); b {
+				want = "on"
+			}
+			for i := 0; ; i++ {
+				c, err := srv.Connect(ctx, "postgres")
+				if err != nil {
+					t.Fatal(err)
+				}
+				var shown string
+				_ = c.QueryRow(ctx, "SHOW log_connections").Scan(&shown)
+				c.Close(ctx)
+				if shown == want || i > 100 {
+					break
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			before, _ := os.ReadFile(srv.LogFile)
+			c, err := srv.Connect(ctx, "postgres")
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, _ = c.Exec(ctx, "SELECT 1")
+			c.Close(ctx)
+			after, _ := os.ReadFile(srv.LogFile)
+			logged := string(after[len(before):])
+			for a, line := range aspects {
+				cases++
+				if strings.Contains(logged, line) != got[a] {
+					dis++
+					t.Errorf("pg%d log_connections = %q: server logs %s %v, LOG-19 reads %v", major, v, a, strings.Contains(logged, line), got[a])
+				}
+			}
+		}
+		t.Logf("ORACLE log-connections pg%d: cases=%d disagreements=%d seconds=%.1f", major, cases, dis, time.Since(start).Seconds())
 	})
 }
