@@ -66,7 +66,9 @@ func memberIndex(s *snapshot.Snapshot) map[string][]snapshot.Membership {
 func init() {
 	register(&Rule{
 		ID: "PRIV-01", Title: "Only designated administrators hold SUPERUSER, CREATEROLE, BYPASSRLS or REPLICATION", Area: AreaRoles, Severity: High,
-		Rationale:  "Each extra superuser is a full-control account; CREATEROLE, BYPASSRLS and REPLICATION are nearly as powerful in their own ways.",
+		Rationale: "Each extra superuser is a full-control account; CREATEROLE, BYPASSRLS and REPLICATION are nearly as powerful in their own ways. " +
+			"CREATEROLE differs by major: before 16 it may grant itself every role that is not a superuser (pg_execute_server_program among them), so it is rated high there; from 16 it administers only the roles it created or was given ADMIN on, " +
+			"and createrole_self_grant (16+) decides whether it also gets SET and INHERIT on each role it creates ('set, inherit' gives it their privileges as its own): the evidence says which applies.",
 		References: refs(cis("4.3"), stig("V-233520", "V-233534", "V-233588", "V-233593", "V-233597", "V-233607"), devsec("postgres-08")),
 		Check: func(c *Check) {
 			roles, ok := c.roles()
@@ -86,6 +88,12 @@ func init() {
 				}
 				if r.CreateRole && !r.Superuser {
 					attrs = append(attrs, "CREATEROLE")
+					if m := c.S.MajorVersion(); m > 0 && m < 16 {
+						// Before 16 CREATEROLE may grant itself any role that
+						// is not a superuser, pg_execute_server_program and
+						// pg_write_server_files included: a superuser in waiting.
+						sev = High
+					}
 				}
 				if r.BypassRLS && !r.Superuser {
 					attrs = append(attrs, "BYPASSRLS")
@@ -106,7 +114,7 @@ func init() {
 				if r.CanLogin {
 					login = "LOGIN"
 				}
-				p := Problem{Object: "role " + r.Name, Evidence: fmt.Sprintf("role %q (%s) has %s", r.Name, login, strings.Join(attrs, ", ")),
+				p := Problem{Object: "role " + r.Name, Evidence: fmt.Sprintf("role %q (%s) has %s%s", r.Name, login, strings.Join(attrs, ", "), createRoleNote(c.S, r)),
 					Expected: "only the designated administrator roles hold these attributes (waive this finding for them)",
 					Severity: sev, SevSet: true}
 				breaks := fmt.Sprintf("role %s loses %s: whatever it does with them (and its sessions that rely on them) fails", quote.Ident(r.Name), strings.Join(attrs, ", "))
@@ -218,18 +226,29 @@ func init() {
 
 	register(&Rule{
 		ID: "AUTH-11", Title: "New passwords are stored as SCRAM verifiers (password_encryption = scram-sha-256)", Area: AreaAuth, Severity: High,
-		Rationale:  "md5 verifiers are unsalted by anything but the role name and, once stolen, log in directly (pass-the-hash).",
+		Rationale: "md5 verifiers are unsalted by anything but the role name and, once stolen, log in directly (pass-the-hash). " +
+			"PostgreSQL 18 deprecates md5 passwords and warns when CREATE/ALTER ROLE stores one (md5_password_warnings, on by default). " +
+			"md5_password_warnings = off only silences that warning to the session storing the password: it weakens nothing by itself, so it is reported as evidence here, not failed; the md5 verifiers themselves fail AUTH-11.verifiers on every major.",
 		References: refs(stig("V-233596"), devsec("postgres-07")),
 		Check: func(c *Check) {
 			v, ok := c.setting("password_encryption")
 			if !ok {
 				return
 			}
+			quiet := ""
+			if w, ok := c.S.Setting("md5_password_warnings"); ok && c.S.MajorVersion() >= 18 && !isOn(w.Value) {
+				quiet = "; md5_password_warnings = off: the server does not warn whoever stores an md5 password"
+			}
 			if v.Value == "scram-sha-256" {
-				c.Pass("setting password_encryption", settingEvidence(v))
+				c.Pass("setting password_encryption", settingEvidence(v)+quiet)
 				return
 			}
-			c.Fail(c.setProblem(v, "scram-sha-256", "password_encryption = scram-sha-256"))
+			p := c.setProblem(v, "scram-sha-256", "password_encryption = scram-sha-256")
+			if c.S.MajorVersion() >= 18 {
+				p.Evidence += " (md5 passwords are deprecated in PostgreSQL 18)"
+			}
+			p.Evidence += quiet
+			c.Fail(p)
 		},
 	})
 
@@ -254,14 +273,22 @@ func init() {
 					if r.Password == snapshot.PasswordPlaintext {
 						sev = Critical
 					}
-					ps.add(string(r.Password), manualProblem(Problem{Object: "role " + r.Name, Evidence: fmt.Sprintf("role %q has a %s password verifier in pg_authid", r.Name, r.Password),
+					ev := fmt.Sprintf("role %q has a %s password verifier in pg_authid", r.Name, r.Password)
+					if r.Password == snapshot.PasswordMD5 && c.S.MajorVersion() >= 18 {
+						ev += " (md5 passwords are deprecated in PostgreSQL 18 and will stop working in a later major)"
+					}
+					ps.add(string(r.Password), manualProblem(Problem{Object: "role " + r.Name, Evidence: ev,
 						Expected: "a SCRAM-SHA-256 verifier (or no password for peer/cert-only roles)",
 						Fix:      passwordFix(r.Name, "with password_encryption = scram-sha-256; the new password is hashed client-side"),
 						FixKind:  FixShell, Severity: sev, SevSet: true}, passwordManual(r.Name)))
 				}
 			}
 			c.failRepeated(&ps, func(kind string, members []Problem) (string, string, string) {
-				return "roles with " + kind + " passwords", fmt.Sprintf("%s roles have a %s password verifier in pg_authid: %s", textsafe.Thousands(len(members)), kind, someNames(stripRole(memberNames(members)))),
+				ev := fmt.Sprintf("%s roles have a %s password verifier in pg_authid: %s", textsafe.Thousands(len(members)), kind, someNames(stripRole(memberNames(members))))
+				if kind == snapshot.PasswordMD5 && c.S.MajorVersion() >= 18 {
+					ev += " (md5 passwords are deprecated in PostgreSQL 18)"
+				}
+				return "roles with " + kind + " passwords", ev,
 					"set a new password for each of these roles with psql's \\password (hashed client-side with scram-sha-256), then update the clients that use them"
 			})
 		},
@@ -446,4 +473,26 @@ func checkEventTrigger(c *Check, db string, t snapshot.EventTrigger) {
 	if !failed {
 		c.Pass(obj, desc+"; only superusers can change it")
 	}
+}
+
+// createRoleNote says what CREATEROLE means for r on the audited major.
+func createRoleNote(s *snapshot.Snapshot, r snapshot.Role) string {
+	if !r.CreateRole || r.Superuser {
+		return ""
+	}
+	m := s.MajorVersion()
+	switch {
+	case m == 0:
+		return ""
+	case m < 16:
+		return fmt.Sprintf(" (on PostgreSQL %d CREATEROLE can grant itself any role that is not a superuser, pg_execute_server_program and pg_write_server_files included)", m)
+	}
+	note := " (from 16 CREATEROLE administers only the roles it created or holds ADMIN on"
+	if v, ok := s.Setting("createrole_self_grant"); ok && strings.TrimSpace(v.Value) != "" {
+		note += fmt.Sprintf("; createrole_self_grant = %q: it is granted %s on each role it creates", v.Value, v.Value)
+		if strings.Contains(strings.ToLower(v.Value), "inherit") {
+			note += ", so it uses their privileges as its own"
+		}
+	}
+	return note + ")"
 }

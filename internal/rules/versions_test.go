@@ -2,6 +2,7 @@ package rules
 
 import (
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"slices"
@@ -357,5 +358,75 @@ func TestLogConnectionsOracle(t *testing.T) {
 			}
 		}
 		t.Logf("ORACLE log-connections pg%d: cases=%d disagreements=%d seconds=%.1f", major, cases, dis, time.Since(start).Seconds())
+	})
+}
+
+// TestVersionBranchesOnEveryMajor audits a real server of every major
+// (collect, then Run) and checks that each rule that branches on the
+// version says what that major does: end of life (13 ended 2025-11-13, 14
+// 2026-11-12), 18's checksums default, allow_alter_system (17+),
+// log_connections (a list from 18), md5's deprecation (18), CREATEROLE
+// before and after 16 and createrole_self_grant (16+).
+func TestVersionBranchesOnEveryMajor(t *testing.T) {
+	old := Now
+	Now = func() time.Time { return time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC) }
+	t.Cleanup(func() { Now = old })
+	pgtest.EachMajor(t, func(t *testing.T, major int) {
+		var conf []string
+		if major >= 18 {
+			conf = append(conf, "md5_password_warnings = off")
+		}
+		if major >= 16 {
+			conf = append(conf, "createrole_self_grant = 'set, inherit'")
+		}
+		srv := pgtest.StartMajor(t, major, localpg.Options{Conf: conf})
+		ctx := pgtest.Ctx(t)
+		if err := srv.Exec(ctx, "SET password_encryption = 'md5'", "CREATE ROLE md5role LOGIN PASSWORD 'not-this-one-9'",
+			"RESET password_encryption", "CREATE ROLE crole CREATEROLE"); err != nil {
+			t.Fatal(err)
+		}
+		fs := Run(collectLive(t, srv))
+		find := func(rule, object string) Finding {
+			for _, f := range fs {
+				if f.Rule == rule && (object == "" || f.Object == object) {
+					return f
+				}
+			}
+			t.Fatalf("pg%d: no %s finding for %q", major, rule, object)
+			return Finding{}
+		}
+		text := func(f Finding) string { return f.Evidence + " | " + f.Expected + " | " + f.Reason }
+		type branch struct {
+			rule, object string
+			status       Status
+			contains     string // in evidence, expected or reason ("" for none)
+			absent       string // must not be there
+		}
+		bs := []branch{
+			{"INST-06", fmt.Sprintf("PostgreSQL %d", major), map[bool]Status{true: Fail, false: Pass}[major <= 14],
+				map[bool]string{true: "reached end of life", false: "supported until"}[major <= 14], ""},
+			{"INST-04", "setting data_checksums", map[bool]Status{true: Pass, false: Fail}[major >= 18], "", "initdb enables checksums by default"},
+			{"LOG-19", "setting log_connections", Fail, map[bool]string{true: "receipt, authentication and authorization", false: "log_connections = on"}[major >= 18], ""},
+			{"AUTH-11.verifiers", "role md5role", Fail, map[bool]string{true: "deprecated in PostgreSQL 18", false: "md5 password verifier"}[major >= 18],
+				map[bool]string{true: "", false: "deprecated"}[major >= 18]},
+			{"AUTH-11", "setting password_encryption", Pass, map[bool]string{true: "md5_password_warnings = off", false: ""}[major >= 18],
+				map[bool]string{true: "", false: "md5_password_warnings"}[major >= 18]},
+			{"PRIV-01", "role crole", Fail, map[bool]string{true: "createrole_self_grant = \"set, inherit\"", false: "can grant itself any role"}[major >= 16], ""},
+		}
+		if major >= 17 {
+			bs = append(bs, branch{"EXT-09", "setting allow_alter_system", Fail, "not against a superuser", ""})
+		} else {
+			bs = append(bs, branch{"EXT-09", "setting allow_alter_system", NotChecked, "has no allow_alter_system parameter", ""})
+		}
+		for _, b := range bs {
+			f := find(b.rule, b.object)
+			if f.Status != b.status || (b.contains != "" && !strings.Contains(text(f), b.contains)) || (b.absent != "" && strings.Contains(text(f), b.absent)) {
+				t.Errorf("pg%d %s %s: %s: %s (want %s with %q, without %q)", major, b.rule, b.object, f.Status, text(f), b.status, b.contains, b.absent)
+			}
+		}
+		// CREATEROLE is a superuser in waiting before 16 only.
+		if f := find("PRIV-01", "role crole"); (f.Severity == High) != (major < 16) {
+			t.Errorf("pg%d PRIV-01 CREATEROLE severity %s", major, f.Severity)
+		}
 	})
 }
