@@ -101,7 +101,7 @@ func readDatabaseCatalogs(ctx context.Context, se *session, d *snapshot.Database
 	}{
 		{"relations", readRelations}, {"functions", readFunctions}, {"default privileges", readDefaultACLs},
 		{"foreign servers", readForeignServers}, {"row-level security", readRLS}, {"views over RLS tables", readViewsOverRLS},
-		{"routines", readRoutines}, {"large objects", readLargeObjects},
+		{"routines", readRoutines}, {"large objects", readLargeObjects}, {"event triggers", readEventTriggers},
 	} {
 		start := time.Now()
 		err := se.optional(ctx, func(tx pgx.Tx) error { return step.fn(ctx, tx, d, warns, errs) })

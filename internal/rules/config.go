@@ -415,22 +415,25 @@ func init() {
 		}})
 
 	register(&Rule{ID: "EXT-09", Title: "ALTER SYSTEM is disabled where configuration is managed elsewhere", Area: AreaHardening, Severity: Low,
-		Rationale:  "When configuration comes from a management tool, ALTER SYSTEM lets a superuser change settings behind its back (allow_alter_system, PostgreSQL 17+).",
+		Rationale: "When configuration comes from a management tool, ALTER SYSTEM lets a superuser change settings behind its back, and the tool's next run may silently undo or keep them (allow_alter_system, PostgreSQL 17+). " +
+			"allow_alter_system = off is not a security boundary and pgaegis never counts it as protection: a superuser still writes any file the server's OS user can (COPY ... TO, pg_file_write, lo_export), changes settings per role and database (ALTER ROLE/DATABASE ... SET) and reloads the server; it only keeps honest administrators from drifting away from the managed files. " +
+			"PostgreSQL 13 to 16 have no such parameter: ALTER SYSTEM cannot be turned off there.",
 		References: []Reference{{"PostgreSQL 17", "allow_alter_system"}},
 		Check: func(c *Check) {
 			if m := c.S.MajorVersion(); m > 0 && m < 17 {
-				c.NotChecked("setting allow_alter_system", fmt.Sprintf("not applicable to PostgreSQL %d (allow_alter_system arrived in 17)", m))
+				c.NotChecked("setting allow_alter_system", fmt.Sprintf("PostgreSQL %d has no allow_alter_system parameter (it arrived in 17): ALTER SYSTEM cannot be turned off on this server", m))
 				return
 			}
 			v, ok := c.setting("allow_alter_system")
 			if !ok {
 				return
 			}
+			const noBoundary = "; this is no security boundary: a superuser can still write files and change settings by other means"
 			if !isOn(v.Value) {
-				c.Pass("setting allow_alter_system", settingEvidence(v))
+				c.Pass("setting allow_alter_system", settingEvidence(v)+noBoundary)
 				return
 			}
-			p := c.setProblem(v, "off", "off when a configuration management tool owns postgresql.conf (waive otherwise)")
+			p := c.setProblem(v, "off", "off when a configuration management tool owns postgresql.conf (waive otherwise); it guards against drift, not against a superuser")
 			p.FixKind, p.Fix = FixConfig, "allow_alter_system = off    # in postgresql.conf (ALTER SYSTEM cannot set it)"
 			c.Fail(p)
 		}})

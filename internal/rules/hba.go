@@ -276,6 +276,9 @@ func init() {
 				r := &rules[i]
 				if r.Method == "password" || r.Method == "md5" {
 					p := replaceLine(r, tcpType(r), "scram-sha-256")
+					if r.Method == "md5" && c.S.MajorVersion() >= 18 {
+						p.Evidence += " (md5 authentication is deprecated in PostgreSQL 18 and will be removed in a later major)"
+					}
 					p.Expected = "scram-sha-256 (roles need SCRAM verifiers first: set password_encryption = scram-sha-256 and reset their passwords)"
 					if r.Method == "password" && r.IsHost() && r.Type != hba.HostSSL {
 						p.Severity, p.SevSet = Critical, true // clear-text password on a possibly unencrypted connection
@@ -331,7 +334,9 @@ func init() {
 
 	register(&Rule{
 		ID: "AUTH-05", Title: "TCP rules require TLS (hostssl); host and hostnossl only reject", Area: AreaAuth, Severity: High,
-		Rationale:  "A host or hostnossl rule accepts unencrypted connections: credentials and data can be read or altered on the way.",
+		Rationale: "A host or hostnossl rule accepts unencrypted connections: credentials and data can be read or altered on the way. " +
+			"oauth (PostgreSQL 18) sends a bearer token that logs in as whoever holds it: on a line that admits connections without TLS it is critical (the token can be replayed), and it is strong only on hostssl. " +
+			"An oauth line also needs a validator (oauth_validator_libraries, or validator= on the line): without one the server reports the line as an error (AUTH-18: a real 18.4 with no validator library configured calls it an invalid authentication method); servers before 18 do not know the method and refuse the whole file (AUTH-18).",
 		References: refs(cis("5.4"), devsec("postgres-15")),
 		Check: func(c *Check) {
 			rules, ok := c.hbaRules()
@@ -344,7 +349,14 @@ func init() {
 					p := replaceLine(r, hba.HostSSL, r.Method)
 					p.Evidence += " (accepts connections without TLS)"
 					p.Expected = "hostssl (or hostgssenc); host/hostnossl lines only with reject"
-					if loopbackOnly(r) {
+					switch {
+					case r.Method == "oauth" && loopbackOnly(r):
+						p.Severity, p.SevSet = Medium, true
+						p.Evidence += "; loopback only, but the OAuth bearer token crosses it in clear"
+					case r.Method == "oauth":
+						p.Severity, p.SevSet = Critical, true
+						p.Evidence += "; the OAuth bearer token crosses the network in clear and can be replayed"
+					case loopbackOnly(r):
 						p.Severity, p.SevSet = Low, true
 						p.Evidence += "; loopback only"
 					}

@@ -29,8 +29,11 @@ func (c *Check) host(object string) (*snapshot.Host, bool) {
 // latestMinor is the newest minor release of each major this pgaegis
 // knows; update it with every PostgreSQL release. 15.20 is confirmed by
 // the Debian archive on the table's date; the other branches are released
-// together with it. 13 and 14 are end of life (INST-06) at their last release.
-var latestMinor = map[int]int{13: 23, 14: 24, 15: 20, 16: 16, 17: 12, 18: 6}
+// together with it (the npm registry's 13.23, 14.23, 15.18, 16.14, 17.10,
+// 18.4 are one release, two before 15.20). 13 ended with 13.23 on
+// 2025-11-13; 14's last release is 14.25, out with 15.20 on its end of
+// life, 2026-11-12 (INST-06 fails both majors whatever their minor).
+var latestMinor = map[int]int{13: 23, 14: 25, 15: 20, 16: 16, 17: 12, 18: 6}
 
 const releaseTableDate = "2026-11-22"
 
@@ -86,7 +89,8 @@ func init() {
 
 	register(&Rule{
 		ID: "INST-04", Title: "Data checksums are enabled", Area: AreaInstall, Severity: Medium,
-		Rationale:  "Checksums detect silent corruption (and tampering) of data files; without them damage spreads into backups unnoticed.",
+		Rationale: "Checksums detect silent corruption (and tampering) of data files; without them damage spreads into backups unnoticed. " +
+			"initdb enables them by default from PostgreSQL 18 (before 18 only with --data-checksums); an 18 cluster without them was made with --no-data-checksums or upgraded with pg_upgrade from an older cluster without them (pg_upgrade needs both clusters to agree).",
 		References: refs(cis("1.4"), []Reference{{"pgdsat", "1.4.3"}}),
 		Check: func(c *Check) {
 			v, ok := c.S.Setting("data_checksums")
@@ -104,7 +108,12 @@ func init() {
 			}
 			// pg_checksums needs the server stopped for as long as it
 			// rewrites every data file: a maintenance window, not a fix step.
-			c.Fail(Problem{Object: "setting data_checksums", Evidence: "data_checksums = off", Expected: "on (initdb --data-checksums, or pg_checksums --enable)",
+			ev, expected := "data_checksums = off", "on (initdb --data-checksums, or pg_checksums --enable)"
+			if m := c.S.MajorVersion(); m >= 18 {
+				ev += fmt.Sprintf(" (PostgreSQL %d's initdb enables checksums by default: this cluster was made with --no-data-checksums, or upgraded from one without them)", m)
+				expected = "on (the default of initdb from 18; pg_checksums --enable for this cluster)"
+			}
+			c.Fail(Problem{Object: "setting data_checksums", Evidence: ev, Expected: expected,
 				Fix: fix, FixKind: FixShell, FixApply: "restart", Changes: manualChange("in a maintenance window, stop the server and run " + fix)})
 		},
 	})

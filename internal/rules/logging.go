@@ -42,9 +42,49 @@ func levelAtMost(id, title string, name, want string, rationale string, r []Refe
 }
 
 func init() {
-	boolSetting("LOG-19", "Connection attempts are logged (log_connections = on)", AreaLogging, Medium, "log_connections", true,
-		"Without connection logging, brute-force attempts and logins from unexpected addresses leave no trace.",
-		refs(cis("3.1.20"), stig("V-233553", "V-233554", "V-233558", "V-233569", "V-233604", "V-233622"), devsec("postgres-16")))
+	register(&Rule{
+		ID: "LOG-19", Title: "Connection attempts are logged (log_connections = on)", Area: AreaLogging, Severity: Medium,
+		Rationale: "Without connection logging, brute-force attempts and logins from unexpected addresses leave no trace. " +
+			"From PostgreSQL 18 log_connections is a list of aspects (receipt, authentication, authorization, setup_durations, or all); " +
+			"'on' still means receipt, authentication and authorization, and the control needs those three: a list that lacks one (receipt alone) fails.",
+		References: refs(cis("3.1.20"), stig("V-233553", "V-233554", "V-233558", "V-233569", "V-233604", "V-233622"), devsec("postgres-16")),
+		Check: func(c *Check) {
+			v, ok := c.setting("log_connections")
+			if !ok {
+				return
+			}
+			major := c.S.MajorVersion()
+			got, valid := logConnAspects(major, v.Value)
+			var missing []string
+			for _, a := range logConnRequiredFor(major) {
+				if !got[a] {
+					missing = append(missing, a)
+				}
+			}
+			if valid && len(missing) == 0 {
+				c.Pass("setting log_connections", settingEvidence(v))
+				return
+			}
+			// 'on' is what every major accepts and, on 18, the three
+			// aspects required; a list that also asks for setup_durations
+			// keeps it through 'all'.
+			want, expected := "on", "log_connections = on"
+			if major >= 18 || (major == 0 && !isBoolValue(v.Value)) {
+				expected = "log_connections covering receipt, authentication and authorization ('on' or 'all')"
+				if got["setup_durations"] {
+					want = "all"
+				}
+			}
+			p := c.setProblem(v, want, expected)
+			switch {
+			case !valid:
+				p.Evidence += ": not a value this server accepts"
+			case len(missing) < len(logConnRequiredFor(major)):
+				p.Evidence += ": does not log " + strings.Join(missing, ", ")
+			}
+			c.Fail(p)
+		},
+	})
 	boolSetting("LOG-20", "Session ends are logged (log_disconnections = on)", AreaLogging, Medium, "log_disconnections", true,
 		"Session end and duration are needed to reconstruct what a session did and for how long.",
 		refs(cis("3.1.21"), stig("V-233554", "V-233569", "V-233604", "V-233622"), devsec("postgres-16")))
@@ -254,4 +294,75 @@ func overrideSet(rs snapshot.DBRoleSetting, name, val string) string {
 		return "ALTER ROLE " + quote.Ident(rs.Role) + set
 	}
 	return "ALTER DATABASE " + quote.Ident(rs.Database) + set
+}
+
+// logConnRequired are the aspects of a connection the control wants
+// logged: that it arrived, who it authenticated as, and what it was
+// authorized for (log_connections = on, on every major).
+var logConnRequired = []string{"receipt", "authentication", "authorization"}
+
+// logConnRequiredFor is logConnRequired on the majors that log it: 13
+// has no "connection authenticated" line (it came with 14), so there
+// "on" covers all it can log.
+func logConnRequiredFor(major int) []string {
+	if major == 13 {
+		return []string{"receipt", "authorization"}
+	}
+	return logConnRequired
+}
+
+// logConnAspects reads log_connections as the server of that major does:
+// a boolean before 18 (on = all three aspects); from 18 a boolean (on =
+// receipt, authentication and authorization) or a comma-separated,
+// case-insensitive list of receipt, authentication, authorization,
+// setup_durations and all. A files-only audit of unknown major (0) reads a
+// boolean as a boolean and anything else as 18's list. valid is false for
+// a value the server refuses.
+func logConnAspects(major int, value string) (aspects map[string]bool, valid bool) {
+	aspects = map[string]bool{}
+	b, ok := guc.ParseBool(value)
+	if major == 0 || major >= 18 {
+		// 18 takes only the whole boolean words, not the prefixes ("tr",
+		// "of") that boolean parameters accept (checked on a real 18).
+		switch strings.ToLower(strings.TrimSpace(value)) {
+		case "on", "off", "true", "false", "yes", "no", "1", "0":
+		default:
+			ok = false
+		}
+	}
+	if major > 0 && major < 18 && value != strings.TrimSpace(value) {
+		ok = false // the boolean parser before 18 takes no surrounding blanks
+	}
+	if ok {
+		if b {
+			for _, a := range logConnRequiredFor(major) {
+				aspects[a] = true
+			}
+		}
+		return aspects, true
+	}
+	if major > 0 && major < 18 {
+		return aspects, false
+	}
+	if strings.TrimSpace(value) == "" {
+		return aspects, true // 18's default: nothing logged
+	}
+	for _, item := range strings.Split(value, ",") {
+		switch a := strings.ToLower(strings.TrimSpace(item)); a {
+		case "receipt", "authentication", "authorization", "setup_durations":
+			aspects[a] = true
+		case "all":
+			for _, x := range append([]string{"setup_durations"}, logConnRequired...) {
+				aspects[x] = true
+			}
+		default:
+			return map[string]bool{}, false
+		}
+	}
+	return aspects, true
+}
+
+func isBoolValue(v string) bool {
+	_, ok := guc.ParseBool(v)
+	return ok
 }

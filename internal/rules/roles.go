@@ -66,7 +66,9 @@ func memberIndex(s *snapshot.Snapshot) map[string][]snapshot.Membership {
 func init() {
 	register(&Rule{
 		ID: "PRIV-01", Title: "Only designated administrators hold SUPERUSER, CREATEROLE, BYPASSRLS or REPLICATION", Area: AreaRoles, Severity: High,
-		Rationale:  "Each extra superuser is a full-control account; CREATEROLE, BYPASSRLS and REPLICATION are nearly as powerful in their own ways.",
+		Rationale: "Each extra superuser is a full-control account; CREATEROLE, BYPASSRLS and REPLICATION are nearly as powerful in their own ways. " +
+			"CREATEROLE differs by major: before 16 it may grant itself every role that is not a superuser (pg_execute_server_program among them), so it is rated high there; from 16 it administers only the roles it created or was given ADMIN on, " +
+			"and createrole_self_grant (16+) decides whether it also gets SET and INHERIT on each role it creates ('set, inherit' gives it their privileges as its own): the evidence says which applies.",
 		References: refs(cis("4.3"), stig("V-233520", "V-233534", "V-233588", "V-233593", "V-233597", "V-233607"), devsec("postgres-08")),
 		Check: func(c *Check) {
 			roles, ok := c.roles()
@@ -86,6 +88,12 @@ func init() {
 				}
 				if r.CreateRole && !r.Superuser {
 					attrs = append(attrs, "CREATEROLE")
+					if m := c.S.MajorVersion(); m > 0 && m < 16 {
+						// Before 16 CREATEROLE may grant itself any role that
+						// is not a superuser, pg_execute_server_program and
+						// pg_write_server_files included: a superuser in waiting.
+						sev = High
+					}
 				}
 				if r.BypassRLS && !r.Superuser {
 					attrs = append(attrs, "BYPASSRLS")
@@ -106,7 +114,7 @@ func init() {
 				if r.CanLogin {
 					login = "LOGIN"
 				}
-				p := Problem{Object: "role " + r.Name, Evidence: fmt.Sprintf("role %q (%s) has %s", r.Name, login, strings.Join(attrs, ", ")),
+				p := Problem{Object: "role " + r.Name, Evidence: fmt.Sprintf("role %q (%s) has %s%s", r.Name, login, strings.Join(attrs, ", "), createRoleNote(c.S, r)),
 					Expected: "only the designated administrator roles hold these attributes (waive this finding for them)",
 					Severity: sev, SevSet: true}
 				breaks := fmt.Sprintf("role %s loses %s: whatever it does with them (and its sessions that rely on them) fails", quote.Ident(r.Name), strings.Join(attrs, ", "))
@@ -218,18 +226,29 @@ func init() {
 
 	register(&Rule{
 		ID: "AUTH-11", Title: "New passwords are stored as SCRAM verifiers (password_encryption = scram-sha-256)", Area: AreaAuth, Severity: High,
-		Rationale:  "md5 verifiers are unsalted by anything but the role name and, once stolen, log in directly (pass-the-hash).",
+		Rationale: "md5 verifiers are unsalted by anything but the role name and, once stolen, log in directly (pass-the-hash). " +
+			"PostgreSQL 18 deprecates md5 passwords and warns when CREATE/ALTER ROLE stores one (md5_password_warnings, on by default). " +
+			"md5_password_warnings = off only silences that warning to the session storing the password: it weakens nothing by itself, so it is reported as evidence here, not failed; the md5 verifiers themselves fail AUTH-11.verifiers on every major.",
 		References: refs(stig("V-233596"), devsec("postgres-07")),
 		Check: func(c *Check) {
 			v, ok := c.setting("password_encryption")
 			if !ok {
 				return
 			}
+			quiet := ""
+			if w, ok := c.S.Setting("md5_password_warnings"); ok && c.S.MajorVersion() >= 18 && !isOn(w.Value) {
+				quiet = "; md5_password_warnings = off: the server does not warn whoever stores an md5 password"
+			}
 			if v.Value == "scram-sha-256" {
-				c.Pass("setting password_encryption", settingEvidence(v))
+				c.Pass("setting password_encryption", settingEvidence(v)+quiet)
 				return
 			}
-			c.Fail(c.setProblem(v, "scram-sha-256", "password_encryption = scram-sha-256"))
+			p := c.setProblem(v, "scram-sha-256", "password_encryption = scram-sha-256")
+			if c.S.MajorVersion() >= 18 {
+				p.Evidence += " (md5 passwords are deprecated in PostgreSQL 18)"
+			}
+			p.Evidence += quiet
+			c.Fail(p)
 		},
 	})
 
@@ -254,14 +273,22 @@ func init() {
 					if r.Password == snapshot.PasswordPlaintext {
 						sev = Critical
 					}
-					ps.add(string(r.Password), manualProblem(Problem{Object: "role " + r.Name, Evidence: fmt.Sprintf("role %q has a %s password verifier in pg_authid", r.Name, r.Password),
+					ev := fmt.Sprintf("role %q has a %s password verifier in pg_authid", r.Name, r.Password)
+					if r.Password == snapshot.PasswordMD5 && c.S.MajorVersion() >= 18 {
+						ev += " (md5 passwords are deprecated in PostgreSQL 18 and will stop working in a later major)"
+					}
+					ps.add(string(r.Password), manualProblem(Problem{Object: "role " + r.Name, Evidence: ev,
 						Expected: "a SCRAM-SHA-256 verifier (or no password for peer/cert-only roles)",
 						Fix:      passwordFix(r.Name, "with password_encryption = scram-sha-256; the new password is hashed client-side"),
 						FixKind:  FixShell, Severity: sev, SevSet: true}, passwordManual(r.Name)))
 				}
 			}
 			c.failRepeated(&ps, func(kind string, members []Problem) (string, string, string) {
-				return "roles with " + kind + " passwords", fmt.Sprintf("%s roles have a %s password verifier in pg_authid: %s", textsafe.Thousands(len(members)), kind, someNames(stripRole(memberNames(members)))),
+				ev := fmt.Sprintf("%s roles have a %s password verifier in pg_authid: %s", textsafe.Thousands(len(members)), kind, someNames(stripRole(memberNames(members))))
+				if kind == snapshot.PasswordMD5 && c.S.MajorVersion() >= 18 {
+					ev += " (md5 passwords are deprecated in PostgreSQL 18)"
+				}
+				return "roles with " + kind + " passwords", ev,
 					"set a new password for each of these roles with psql's \\password (hashed client-side with scram-sha-256), then update the clients that use them"
 			})
 		},
@@ -327,4 +354,145 @@ func aclText(items []acl.Item) string {
 		parts = append(parts, it.String())
 	}
 	return "{" + strings.Join(parts, ",") + "}"
+}
+
+// eventRunsAs says whose rights an event trigger's function has: the
+// function runs as the session's role (unless SECURITY DEFINER), so a
+// login trigger runs as every role that logs in and a DDL trigger as every
+// role that runs DDL, superusers included.
+func eventRunsAs(event string) string {
+	if event == "login" {
+		return "every role that logs in, superusers included (PostgreSQL 17+)"
+	}
+	return "every role that runs the DDL it fires on, superusers included"
+}
+
+// superuserFor picks the superuser that takes over an event trigger or its
+// function: the trigger's owner when it still is one, else the bootstrap
+// superuser (which cannot lose SUPERUSER).
+func superuserFor(s *snapshot.Snapshot, t snapshot.EventTrigger) string {
+	if t.OwnerSuper {
+		return t.Owner
+	}
+	for _, r := range s.Roles {
+		if r.OID == bootstrapOID {
+			return r.Name
+		}
+	}
+	return ""
+}
+
+func init() {
+	register(&Rule{
+		ID: "PRIV-02.event-triggers", Title: "Event triggers run only code that superusers alone can change", Area: AreaRoles, Severity: Critical,
+		Rationale: "An event trigger's function runs with the rights of whoever fires it: a login trigger (PostgreSQL 17+) as every role that logs in, a ddl_command_start/ddl_command_end/sql_drop/table_rewrite trigger as every role that runs DDL, superusers included. " +
+			"Only a superuser can create an event trigger, but the function it runs may belong to (or later be handed to) a role that is not one, and a trigger's owner may be demoted: " +
+			"whoever can act as the function's owner replaces its body with CREATE OR REPLACE FUNCTION and runs that code as the next superuser to log in or run DDL; a demoted owner can still disable or drop the trigger. " +
+			"Before 16 every CREATEROLE role can grant itself any role that is not a superuser, so it counts among those who can act as such an owner.",
+		References: []Reference{{"PostgreSQL docs", "CREATE EVENT TRIGGER; event-trigger-database-login (17)"}},
+		Access:     "any login (pg_event_trigger, pg_proc, pg_roles and pg_has_role are readable by every role)",
+		Check: func(c *Check) {
+			if c.S.Server == nil {
+				c.NotChecked("event triggers", "event triggers are only known from a live server or a snapshot of one")
+				return
+			}
+			for _, d := range c.S.Databases {
+				if !d.Collected {
+					if d.AllowConn {
+						c.NotChecked("database "+d.Name, d.Gap)
+					}
+					continue
+				}
+				for _, t := range d.EventTriggers {
+					checkEventTrigger(c, d.Name, t)
+				}
+			}
+		},
+	})
+}
+
+func checkEventTrigger(c *Check, db string, t snapshot.EventTrigger) {
+	obj := fmt.Sprintf("event trigger %s.%s", db, t.Name)
+	state := map[string]string{"O": "enabled", "D": "disabled", "R": "enabled on replicas only", "A": "always enabled"}[t.Enabled]
+	desc := fmt.Sprintf("event trigger %q in database %q (ON %s, %s) runs %s owned by %q", t.Name, db, t.Event, state, t.Function, t.FunctionOwner)
+	if t.SecDef {
+		desc += " (SECURITY DEFINER)"
+	} else {
+		desc += " as " + eventRunsAs(t.Event)
+	}
+	if t.SearchPath == "" {
+		desc += "; it pins no search_path"
+	}
+	super := superuserFor(c.S, t)
+	failed := false
+	if len(t.OwnerActors) > 0 {
+		failed = true
+		sev, how := Critical, fmt.Sprintf("roles that are not superusers and can replace its body: %s", someNames(t.Replacers))
+		if len(t.Replacers) == 0 {
+			// Without CREATE on the function's schema the body stays, but
+			// the owner's ALTER FUNCTION still changes its search_path
+			// (names in the body then resolve to objects of the owner's
+			// choosing) and its ownership; CREATE on a schema is one grant away.
+			sev, how = High, fmt.Sprintf("roles that are not superusers and can act as its owner (ALTER FUNCTION: search_path, owner; its body too once they get CREATE on its schema): %s", someNames(t.OwnerActors))
+		}
+		if t.Enabled == "D" || t.SecDef {
+			// A disabled trigger runs nothing until a superuser enables it;
+			// a SECURITY DEFINER function runs as its owner, who is not a
+			// superuser here: the code is still foreign, the rights are not.
+			sev = High
+		}
+		p := Problem{Object: obj, Database: db, Severity: sev, SevSet: true, Evidence: desc + "; " + how,
+			Expected: "the trigger's function owned by a superuser, with no role that is not a superuser able to act as its owner"}
+		if !t.FunctionOwnerSuper && super != "" {
+			p = sqlProblem(p, sqlChange(db, true, fmt.Sprintf("role %s can no longer change %s: review the function's body, its old owner may already have replaced it", quote.Ident(t.FunctionOwner), t.Function),
+				sqlStmt{do: fmt.Sprintf("ALTER FUNCTION %s OWNER TO %s", t.Function, quote.Ident(super)),
+					undo: fmt.Sprintf("ALTER FUNCTION %s OWNER TO %s", t.Function, quote.Ident(t.FunctionOwner))}))
+		} else {
+			// The owner is a superuser and the others reach it through
+			// membership: that is PRIV-02's escalation, revoked there.
+			p = manualProblem(p, fmt.Sprintf("revoke from %s the membership (or ADMIN) that lets them act as %s (see PRIV-02), then review the body of %s", strings.Join(t.OwnerActors, ", "), t.FunctionOwner, t.Function))
+		}
+		c.Fail(p)
+	}
+	if !t.OwnerSuper {
+		failed = true
+		p := Problem{Object: obj + " owner", Database: db, Severity: High, SevSet: true,
+			Evidence: fmt.Sprintf("%s; the trigger's owner %q is no longer a superuser and can still disable, rename or drop it", desc, t.Owner),
+			Expected: "event triggers owned by superusers"}
+		if super != "" {
+			// The server refuses a non-superuser as an event trigger's new
+			// owner: the old ownership cannot be restored, the undo says so.
+			p = sqlProblem(p, sqlChange(db, true, fmt.Sprintf("role %s can no longer disable or drop the trigger", quote.Ident(t.Owner)),
+				sqlStmt{do: fmt.Sprintf("ALTER EVENT TRIGGER %s OWNER TO %s", quote.Ident(t.Name), quote.Ident(super)),
+					undo: "SELECT " + quote.Literal(fmt.Sprintf("event trigger %s cannot be given back to %s, which is not a superuser", t.Name, t.Owner))}))
+		} else {
+			p = manualProblem(p, fmt.Sprintf("ALTER EVENT TRIGGER %s OWNER TO a superuser", quote.Ident(t.Name)))
+		}
+		c.Fail(p)
+	}
+	if !failed {
+		c.Pass(obj, desc+"; only superusers can change it")
+	}
+}
+
+// createRoleNote says what CREATEROLE means for r on the audited major.
+func createRoleNote(s *snapshot.Snapshot, r snapshot.Role) string {
+	if !r.CreateRole || r.Superuser {
+		return ""
+	}
+	m := s.MajorVersion()
+	switch {
+	case m == 0:
+		return ""
+	case m < 16:
+		return fmt.Sprintf(" (on PostgreSQL %d CREATEROLE can grant itself any role that is not a superuser, pg_execute_server_program and pg_write_server_files included)", m)
+	}
+	note := " (from 16 CREATEROLE administers only the roles it created or holds ADMIN on"
+	if v, ok := s.Setting("createrole_self_grant"); ok && strings.TrimSpace(v.Value) != "" {
+		note += fmt.Sprintf("; createrole_self_grant = %q: it is granted %s on each role it creates", v.Value, v.Value)
+		if strings.Contains(strings.ToLower(v.Value), "inherit") {
+			note += ", so it uses their privileges as its own"
+		}
+	}
+	return note + ")"
 }

@@ -354,6 +354,42 @@ type Database struct {
 	// Routines are all functions of user schemas and the built-ins with a
 	// non-default ACL (Functions keeps the security-relevant subset).
 	Routines []Function `json:"routines,omitempty"`
+	// EventTriggers are pg_event_trigger's rows with what decides who
+	// can change the code they run as every superuser (login from 17,
+	// ddl_command_start/end, sql_drop, table_rewrite).
+	EventTriggers []EventTrigger `json:"event_triggers,omitempty"`
+}
+
+// EventTrigger is one event trigger and its function.
+type EventTrigger struct {
+	Name  string `json:"name"`
+	Event string `json:"event"` // login, ddl_command_start, ...
+	// Enabled is evtenabled: "O" (origin, the default), "D" disabled,
+	// "R" replica, "A" always.
+	Enabled    string   `json:"enabled"`
+	Tags       []string `json:"tags,omitempty"` // WHEN TAG IN (...)
+	Owner      string   `json:"owner"`
+	OwnerSuper bool     `json:"owner_superuser"`
+	// Function is the function as regprocedure renders it with
+	// search_path = pg_catalog: schema-qualified and quoted, usable in
+	// ALTER FUNCTION.
+	Function           string `json:"function"`
+	FunctionOwner      string `json:"function_owner"`
+	FunctionOwnerSuper bool   `json:"function_owner_superuser"`
+	Language           string `json:"language"`
+	SecDef             bool   `json:"security_definer,omitempty"`
+	// SearchPath is the function's pinned search_path ("" when it has
+	// none and resolves names with the caller's).
+	SearchPath string `json:"search_path,omitempty"`
+	// OwnerActors are the roles that are not superusers and can act as
+	// the function's owner (the owner itself, members that inherit or may
+	// SET ROLE to it, holders of ADMIN on it, and before 16 CREATEROLE
+	// roles when the owner is not a superuser): each can ALTER the
+	// function (its search_path, its owner). Replacers are those of them
+	// that can also CREATE OR REPLACE its body (which needs CREATE on the
+	// function's schema too).
+	OwnerActors []string `json:"owner_actors,omitempty"`
+	Replacers   []string `json:"replacers,omitempty"`
 }
 
 // Schema is a namespace with its owner and ACL.
