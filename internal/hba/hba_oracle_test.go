@@ -5,6 +5,7 @@ import (
 	"math/rand"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -171,7 +172,13 @@ func TestHBAParserAgreesWithServer(t *testing.T) {
 			}
 			stmts := []string{`ALTER SYSTEM SET ssl = ` + sslVal}
 			if major >= 18 {
-				stmts = append(stmts, `ALTER SYSTEM SET oauth_validator_libraries = '`+strings.Join(s.validators, ",")+`'`)
+				// A list setting: each name its own literal ('v1,v2' would
+				// be one library named "v1,v2"); empty is the default.
+				if len(s.validators) == 0 {
+					stmts = append(stmts, `ALTER SYSTEM RESET oauth_validator_libraries`)
+				} else {
+					stmts = append(stmts, `ALTER SYSTEM SET oauth_validator_libraries = '`+strings.Join(s.validators, `', '`)+`'`)
+				}
 			}
 			stmts = append(stmts, `SELECT pg_reload_conf()`)
 			for _, q := range stmts {
@@ -191,7 +198,7 @@ func TestHBAParserAgreesWithServer(t *testing.T) {
 			for i := 0; ; i++ {
 				var got string
 				must(conn.QueryRow(ctx, q).Scan(&got))
-				if strings.ReplaceAll(got, `"`, "") == want {
+				if strings.ReplaceAll(strings.ReplaceAll(got, `"`, ""), " ", "") == want {
 					return
 				}
 				if i > 400 {
@@ -225,10 +232,21 @@ func TestHBAParserAgreesWithServer(t *testing.T) {
 			parseOrdered(hbaPath, []byte(content), Options{SSL: s.ssl, Version: major, OAuthValidators: s.validators, Unsupported: unsupported}, func(r *Rule, e *ParseError) {
 				if e != nil {
 					got = append(got, hbaRow{relLoc(srv.DataDir, e.File, e.Line, major), errDesc(e.Msg)})
-					if isSilent(e.Msg) {
-						rule++ // the server numbers the line it failed silently
+					// A line the server fails without a message of its own
+					// gets a rule number (it looks like a rule to the
+					// view), unless an earlier warning filled the message.
+					if k := len(got) - 1; isSilent(e.Msg) && k < len(want) && want[k].desc == "ERROR " {
+						rule++
 					}
 					return
+				}
+				if r.Method == "oauth" && s.validators != nil {
+					// 18's validator check clears the line's message, and
+					// with it the view's "cannot match" warning (the line
+					// still cannot match; we keep saying so).
+					cp := *r
+					cp.Warning = ""
+					r = &cp
 				}
 				d := describeRule(r)
 				if major >= 16 {
@@ -244,7 +262,7 @@ func TestHBAParserAgreesWithServer(t *testing.T) {
 				got = append(got, hbaRow{relLoc(srv.DataDir, r.File, r.Line, major), d})
 			})
 			cases += len(want)
-			if os.Getenv("HBA_DUMP") != "" && b == 0 {
+			if os.Getenv("HBA_DUMP") == strconv.Itoa(b) {
 				for k := range min(len(want), len(got)) {
 					t.Logf("DUMP %d %s %s | %s", k, want[k].loc, want[k].desc, got[k].desc)
 				}
@@ -309,7 +327,7 @@ func errDesc(msg string) string { return "ERROR " + msg }
 // silentErrors are our messages for checks where the server sets no
 // message of its own (the row's error is empty, or still holds an
 // earlier "cannot match" warning of the same line).
-var silentErrors = []string{"invalid RADIUS port number"}
+var silentErrors = []string{"invalid RADIUS port number", "invalid value for clientcert"}
 
 // errMatches compares error rows whose text differs on purpose: we never
 // echo the content of included files nor the tail of a credential, and

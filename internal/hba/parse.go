@@ -456,7 +456,7 @@ func (s *optionState) set(name, val string) string {
 		switch val {
 		case "verify-full":
 		case "verify-ca":
-			if r.Method == "cert" {
+			if r.Method == "cert" && (s.o.Version == 0 || s.o.Version >= 14) {
 				if s.o.Version == 0 || s.o.Version >= 16 {
 					return `clientcert can only be set to "verify-full" when using "cert" authentication`
 				}
@@ -564,9 +564,8 @@ func (s *optionState) finish() string {
 				return e
 			}
 		}
-		if _, ok := v("ldapserver"); !ok {
-			return `authentication method "ldap" requires argument "ldapserver" to be set`
-		}
+		// No ldapserver is no error: OpenLDAP builds (every Linux one)
+		// find the server from DNS SRV records.
 		_, pre := v("ldapprefix")
 		_, suf := v("ldapsuffix")
 		if pre || suf {
@@ -589,11 +588,6 @@ func (s *optionState) finish() string {
 				return `authentication method "oauth" requires argument "` + n + `" to be set`
 			}
 		}
-		if _, m := v("map"); m {
-			if _, d := v("delegate_ident_mapping"); d {
-				return "map cannot be used in combination with delegate_ident_mapping"
-			}
-		}
 		if libs := s.o.OAuthValidators; libs != nil {
 			val, set := v("validator")
 			switch {
@@ -603,6 +597,13 @@ func (s *optionState) finish() string {
 				return "validator " + q(val) + " is not permitted by oauth_validator_libraries"
 			case !set && len(libs) > 1:
 				return `authentication method "oauth" requires argument "validator" to be set when oauth_validator_libraries contains multiple options`
+			case !set:
+				s.store("validator", libs[0]) // the only library is the validator
+			}
+		}
+		if _, m := v("map"); m {
+			if d, _ := v("delegate_ident_mapping"); d == "1" {
+				return "map cannot be used in combination with delegate_ident_mapping"
 			}
 		}
 	case "radius":
@@ -645,13 +646,16 @@ func (s *optionState) finish() string {
 	if x, ok := v("map"); ok {
 		add("map", x)
 	}
-	for _, n := range []string{"issuer", "scope", "validator", "delegate_ident_mapping"} {
+	if s.clientcert != "" {
+		add("clientcert", s.clientcert)
+	}
+	for _, n := range []string{"issuer", "scope", "validator"} {
 		if x, ok := v(n); ok {
 			add(n, x)
 		}
 	}
-	if s.clientcert != "" {
-		add("clientcert", s.clientcert)
+	if x, ok := v("delegate_ident_mapping"); ok && x == "1" {
+		add("delegate_ident_mapping", "true") // any other value is false
 	}
 	if x, ok := v("pamservice"); ok {
 		add("pamservice", x)
@@ -915,9 +919,10 @@ func MaskLine(line string) string {
 
 // q marks a piece of a file's content quoted in an error message, so the
 // message can be rendered without it for a file whose content must not be
-// echoed (an included file can be any file on the host). %q-style quoting
-// escapes NUL, so the markers cannot be forged by the content.
-func q(v string) string { return "\x00" + strconv.Quote(v) + "\x00" }
+// echoed (an included file can be any file on the host). The content is
+// quoted as the server quotes it ("%s"); NUL is dropped from it, so the
+// markers cannot be forged by the content.
+func q(v string) string { return "\x00\"" + strings.ReplaceAll(v, "\x00", "") + "\"\x00" }
 
 // qBare marks content the server's message shows without quotes.
 func qBare(v string) string { return "\x00" + strings.ReplaceAll(v, "\x00", "") + "\x00" }
