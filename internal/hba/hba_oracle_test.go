@@ -42,6 +42,8 @@ func includeFixtures(dataDir string) map[string]string {
 		"conf.d/x.conf~":      "host tilde all 0.0.0.0/0 trust\n",
 		"emptydir/.keep":      "",
 		"with space/in.conf":  "host spaced all 10.0.0.0/8 md5\n",
+		"inc/ident.conf":      "imap /^inc_(.*)$ \\1\nbadline\ninclude leaf-ident.conf\n",
+		"inc/leaf-ident.conf": "imap2 root postgres\n",
 	}
 	// A chain deeper than the server's nesting limit.
 	for i := 1; i <= 12; i++ {
