@@ -45,7 +45,7 @@ var (
 
 // Regular expressions (16+) whose meaning ARE and RE2 share.
 var (
-	oUserRegex = []string{`/^u[12]$`, `/^U.Q$`, `/^(u3|grp)$`, `/x`, `/u`, `/^u\d$`}
+	oUserRegex = []string{`/^u[12]$`, `"/^u[12]$"`, `"/^(u1|u2),x$"`, `/^U.Q$`, `/^(u3|grp)$`, `/x`, `/u`, `/^u\d$`}
 	oDBRegex   = []string{`/^d\d$`, `/^post`, `/^(grp|u1)$`, `/^d2$`, `/Q$`}
 )
 

@@ -88,7 +88,7 @@ var includeLines = []string{
 
 // Regular expressions for database and role fields: 16+ compiles an
 // unquoted leading slash; before 16 it is a plain name.
-var regexTokens = []string{`/^app_.*$`, `"/^app_.*$"`, `/^(alice|bob)$`, `/(`, `/[[:alpha:]]+`, `/\d+`, `/a{2,1}`, `/[z-a]`,
+var regexTokens = []string{`/^app_.*$`, `"/^app_.*$"`, `"/("`, `"/a,b"`, `/^(alice|bob)$`, `/(`, `/[[:alpha:]]+`, `/\d+`, `/a{2,1}`, `/[z-a]`,
 	`/^$`, `/`, `/.*`, `/a|b`, `/x{3}`, `/(?i)abc`, `/[^/]+`,
 	`/x{300}`, `/x{a}`, `/a{,3}`, `/^x{2}$`, `/[{]`, `/\{`, `/(?=a)b`, `/\Z`}
 

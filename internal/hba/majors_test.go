@@ -3,7 +3,7 @@ package hba
 import (
 	"context"
 	"os"
-	"strings"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -42,7 +42,7 @@ func serverFor(t *testing.T, major int) *localpg.Server {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 		defer cancel()
 		ms.srv, ms.err = localpg.Start(ctx, localpg.Options{
-			Version: itoa(major), Listen: "127.0.0.1,::1", Init: pgtest.SelfSignedTLS,
+			Version: strconv.Itoa(major), Listen: "127.0.0.1,::1", Init: pgtest.SelfSignedTLS,
 			Conf: []string{"ssl = on", "log_connections = off"},
 		})
 	})
@@ -62,14 +62,6 @@ func stopMajorServers() {
 	}
 }
 
-func itoa(n int) string {
-	const digits = "0123456789"
-	if n < 10 {
-		return digits[n : n+1]
-	}
-	return itoa(n/10) + digits[n%10:n%10+1]
-}
-
 // restoreFile puts a server file back as it was when the test ends.
 func restoreFile(t *testing.T, srv *localpg.Server, path string) {
 	orig, err := os.ReadFile(path)
@@ -87,5 +79,3 @@ func restoreFile(t *testing.T, srv *localpg.Server, path string) {
 func summary(t *testing.T, oracle string, major, cases, disagree int, start time.Time) {
 	t.Logf("ORACLE %s pg%d: cases=%d disagreements=%d seconds=%.1f", oracle, major, cases, disagree, time.Since(start).Seconds())
 }
-
-var _ = strings.TrimSpace

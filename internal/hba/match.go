@@ -238,11 +238,11 @@ func member(env Env, role, group string) (tri, string) {
 	return triOf(env.IsMember(role, group)), ""
 }
 
-// regexTok reports whether t is a regular expression (16+, unquoted,
-// leading slash) and compiles it; re is nil when the pattern uses ARE
+// regexTok reports whether t is a regular expression (16+, leading
+// slash, quoted or not) and compiles it; re is nil when the pattern uses ARE
 // features RE2 lacks, and the match is then undecided.
 func regexTok(t Token, env Env) (re *regexp.Regexp, isRegex bool) {
-	if t.Quoted || !strings.HasPrefix(t.Value, "/") || (env.Version != 0 && env.Version < 16) {
+	if !strings.HasPrefix(t.Value, "/") || (env.Version != 0 && env.Version < 16) {
 		return nil, false
 	}
 	re, _ = compileRegex(t.Value[1:])

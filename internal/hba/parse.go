@@ -229,10 +229,11 @@ func parseLine(file string, tl tokenLine, o Options) (*Rule, string) {
 		return nil, "end-of-line before role specification"
 	}
 	if o.Version == 0 || o.Version >= 16 {
-		// From 16 on, unquoted names starting with a slash are regular
-		// expressions, compiled when the file is loaded.
+		// From 16 on, names starting with a slash are regular expressions,
+		// compiled when the file is loaded; quoting does not change that
+		// (the real servers compile "/(" and reject the line).
 		for _, t := range append(append([]Token(nil), r.Databases...), r.Users...) {
-			if !t.Quoted && strings.HasPrefix(t.Value, "/") {
+			if strings.HasPrefix(t.Value, "/") {
 				if _, err := compileRegex(t.Value[1:]); err != nil {
 					return nil, "invalid regular expression " + q(t.Value[1:]) + ": " + q(err.Error())
 				}
