@@ -1,7 +1,6 @@
 package hba
 
 import (
-	"regexp"
 	"strings"
 
 	"github.com/pgaegis/pgaegis/internal/safefile"
@@ -73,7 +72,7 @@ func parseIdentLine(file string, tl tokenLine) (IdentMap, string) {
 		m.Regex = true
 		// PostgreSQL's regex dialect (ARE) is close to RE2 for the
 		// patterns used in ident maps; a pattern RE2 rejects is reported.
-		if _, err := regexp.Compile(m.SystemUser[1:]); err != nil {
+		if _, err := compileRegex(m.SystemUser[1:]); err != nil {
 			return m, "invalid regular expression " + q(m.SystemUser[1:]) + ": " + q(err.Error())
 		}
 	}

@@ -238,15 +238,19 @@ func member(env Env, role, group string) (tri, string) {
 	return triOf(env.IsMember(role, group)), ""
 }
 
-func regexTok(t Token, env Env) (*regexp.Regexp, bool) {
-	if t.Quoted || !strings.HasPrefix(t.Value, "/") || (env.Version != 0 && env.Version < 16) {
+// regexTok reports whether t is a regular expression (16+, leading
+// slash, quoted or not) and compiles it; re is nil when the pattern uses ARE
+// features RE2 lacks, and the match is then undecided.
+func regexTok(t Token, env Env) (re *regexp.Regexp, isRegex bool) {
+	if !strings.HasPrefix(t.Value, "/") || (env.Version != 0 && env.Version < 16) {
 		return nil, false
 	}
-	re, err := regexp.Compile(t.Value[1:])
-	if err != nil {
-		return nil, false
-	}
+	re, _ = compileRegex(t.Value[1:])
 	return re, true
+}
+
+func undecidedRegex(t Token) string {
+	return fmt.Sprintf("regular expression %q uses features only the server's engine has: not decided here", t.Value)
 }
 
 // matchDB is check_db.
@@ -278,7 +282,9 @@ func matchDB(r *Rule, c Conn, env Env) (tri, string) {
 			continue
 		default:
 			if re, ok := regexTok(t, env); ok {
-				if re.MatchString(c.Database) {
+				if re == nil {
+					best, why = maybe, undecidedRegex(t)
+				} else if re.MatchString(c.Database) {
 					return yes, ""
 				}
 				continue
@@ -309,7 +315,9 @@ func matchUser(r *Rule, c Conn, env Env) (tri, string) {
 			return yes, ""
 		}
 		if re, ok := regexTok(t, env); ok {
-			if re.MatchString(c.User) {
+			if re == nil {
+				best, why = maybe, undecidedRegex(t)
+			} else if re.MatchString(c.User) {
 				return yes, ""
 			}
 			continue

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
-	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -118,6 +118,24 @@ type Options struct {
 	// directives and regular expressions exist from 16 on. 0 means the
 	// newest behaviour.
 	Version int
+	// OAuthValidators is oauth_validator_libraries (18+), which oauth
+	// lines are checked against when the file is loaded. nil means not
+	// known: those checks are skipped rather than guessed.
+	OAuthValidators []string
+	// Unsupported are the methods the server was built without ("gss",
+	// "ldap", "pam": pg_config's CONFIGURE has no --with-gssapi,
+	// --with-ldap, --with-pam); their lines are errors, and hostgssenc
+	// lines cannot match without GSSAPI. nil: a build with all of them.
+	Unsupported []string
+}
+
+func (o Options) unsupported(method string) bool {
+	for _, m := range o.Unsupported {
+		if m == method {
+			return true
+		}
+	}
+	return false
 }
 
 // ParseFile reads and parses a pg_hba.conf.
@@ -137,21 +155,32 @@ func ParseFile(path string, o Options) (*File, error) {
 // resolve relative @file includes.
 func Parse(name string, data []byte, o Options) *File {
 	f := &File{Path: name}
-	lines := newTokenizer(o).tokenizeFile(name, data, 0)
-	f.Rules = make([]Rule, 0, len(lines))
-	for _, tl := range lines {
+	parseOrdered(name, data, o, func(r *Rule, e *ParseError) {
+		if e != nil {
+			f.Errors = append(f.Errors, *e)
+		} else {
+			f.Rules = append(f.Rules, *r)
+		}
+	})
+	return f
+}
+
+// parseOrdered parses and hands each line, rule or error, to emit in the
+// order the server lists them (include files expanded where they are
+// named), which Rules and Errors apart do not keep.
+func parseOrdered(name string, data []byte, o Options, emit func(*Rule, *ParseError)) {
+	for _, tl := range newTokenizer(o).tokenizeFile(name, data, 0) {
 		if tl.err != "" {
-			f.Errors = append(f.Errors, ParseError{tl.file, tl.line, renderErr(tl.err, tl.quotable())})
+			emit(nil, &ParseError{tl.file, tl.line, renderErr(tl.err, tl.quotable())})
 			continue
 		}
 		r, err := parseLine(tl.file, tl, o)
 		if err != "" {
-			f.Errors = append(f.Errors, ParseError{tl.file, tl.line, renderErr(err, tl.quotable())})
+			emit(nil, &ParseError{tl.file, tl.line, renderErr(err, tl.quotable())})
 			continue
 		}
-		f.Rules = append(f.Rules, *r)
+		emit(r, nil)
 	}
-	return f
 }
 
 var connTypes = map[string]bool{Local: true, Host: true, HostSSL: true, HostNoSSL: true, HostGSSEnc: true, HostNoGSSEnc: true}
@@ -189,6 +218,9 @@ func parseLine(file string, tl tokenLine, o Options) (*Rule, string) {
 	if r.Type == HostSSL && !o.SSL {
 		r.Warning = "hostssl record cannot match because SSL is disabled"
 	}
+	if r.Type == HostGSSEnc && o.unsupported("gss") {
+		r.Warning = "hostgssenc record cannot match because GSSAPI is not supported by this build"
+	}
 	var ok bool
 	if r.Databases, ok = next(); !ok {
 		return nil, "end-of-line before database specification"
@@ -197,11 +229,12 @@ func parseLine(file string, tl tokenLine, o Options) (*Rule, string) {
 		return nil, "end-of-line before role specification"
 	}
 	if o.Version == 0 || o.Version >= 16 {
-		// From 16 on, unquoted names starting with a slash are regular
-		// expressions, compiled when the file is loaded.
+		// From 16 on, names starting with a slash are regular expressions,
+		// compiled when the file is loaded; quoting does not change that
+		// (the real servers compile "/(" and reject the line).
 		for _, t := range append(append([]Token(nil), r.Databases...), r.Users...) {
-			if !t.Quoted && strings.HasPrefix(t.Value, "/") {
-				if _, err := regexp.Compile(t.Value[1:]); err != nil {
+			if strings.HasPrefix(t.Value, "/") {
+				if _, err := compileRegex(t.Value[1:]); err != nil {
 					return nil, "invalid regular expression " + q(t.Value[1:]) + ": " + q(err.Error())
 				}
 			}
@@ -255,7 +288,8 @@ func parseLine(file string, tl tokenLine, o Options) (*Rule, string) {
 			}
 			mask, ok := ParseNumericHost(mf[0].Value)
 			if !ok {
-				return nil, "invalid IP mask " + q(mf[0].Value)
+				// getaddrinfo's answer, as the server appends it.
+				return nil, "invalid IP mask " + q(mf[0].Value) + ": Name or service not known"
 			}
 			if mask.Is4() != addr.Is4() {
 				return nil, "IP address and mask do not match"
@@ -273,7 +307,8 @@ func parseLine(file string, tl tokenLine, o Options) (*Rule, string) {
 	}
 	m := f[0].Value
 	switch {
-	case unsupportedMethods[m]:
+	case m == "oauth" && (o.Version == 0 || o.Version >= 18):
+	case unsupportedMethods[m] || (methods[m] && o.unsupported(m)):
 		return nil, "invalid authentication method " + q(m) + ": not supported by this build"
 	case !methods[m]:
 		return nil, "invalid authentication method " + q(m)
@@ -292,7 +327,7 @@ func parseLine(file string, tl tokenLine, o Options) (*Rule, string) {
 	case r.Type != HostSSL && m == "cert":
 		return nil, "cert authentication is only supported on hostssl connections"
 	}
-	opts := &optionState{rule: r}
+	opts := &optionState{rule: r, o: o}
 	if m == "gss" {
 		opts.includeRealm = true
 	}
@@ -306,7 +341,7 @@ func parseLine(file string, tl tokenLine, o Options) (*Rule, string) {
 					// or comma in it: say so without quoting it.
 					return nil, "authentication option not in name=value format (after a credential option: a value with spaces or commas must be in double quotes)"
 				}
-				return nil, "authentication option not in name=value format: " + q(t.Value)
+				return nil, "authentication option not in name=value format: " + qBare(t.Value)
 			}
 			afterSecret = secretOptions[name]
 			if err := opts.set(name, val); err != "" {
@@ -376,6 +411,7 @@ func MaskBits(m netip.Addr) int {
 // optionState collects options and applies the server's per-method checks.
 type optionState struct {
 	rule         *Rule
+	o            Options
 	includeRealm bool
 	realmSet     bool
 	vals         map[string]string
@@ -406,7 +442,11 @@ func (s *optionState) set(name, val string) string {
 	r := s.rule
 	switch name {
 	case "map":
-		if e := s.only(name, "ident, peer, gssapi, sspi, and cert", "ident", "peer", "gss", "sspi", "cert"); e != "" {
+		if s.o.Version == 0 || s.o.Version >= 18 {
+			if e := s.only(name, "ident, peer, gssapi, sspi, cert, and oauth", "ident", "peer", "gss", "sspi", "cert", "oauth"); e != "" {
+				return e
+			}
+		} else if e := s.only(name, "ident, peer, gssapi, sspi, and cert", "ident", "peer", "gss", "sspi", "cert"); e != "" {
 			return e
 		}
 		s.store(name, val)
@@ -417,7 +457,10 @@ func (s *optionState) set(name, val string) string {
 		switch val {
 		case "verify-full":
 		case "verify-ca":
-			if r.Method == "cert" {
+			if r.Method == "cert" && (s.o.Version == 0 || s.o.Version >= 14) {
+				if s.o.Version == 0 || s.o.Version >= 16 {
+					return `clientcert can only be set to "verify-full" when using "cert" authentication`
+				}
 				return `clientcert only accepts "verify-full" when using "cert" authentication`
 			}
 		default:
@@ -425,6 +468,9 @@ func (s *optionState) set(name, val string) string {
 		}
 		s.clientcert = val
 	case "clientname":
+		if s.o.Version != 0 && s.o.Version < 14 {
+			return "unrecognized authentication option name: " + q(name)
+		}
 		if r.Type != HostSSL {
 			return `clientname can only be configured for "hostssl" rows`
 		}
@@ -463,6 +509,14 @@ func (s *optionState) set(name, val string) string {
 		} else {
 			s.store(name, val)
 		}
+	case "issuer", "scope", "validator", "delegate_ident_mapping":
+		if s.o.Version != 0 && s.o.Version < 18 {
+			return "unrecognized authentication option name: " + q(name)
+		}
+		if e := s.only(name, "oauth", "oauth"); e != "" {
+			return e
+		}
+		s.store(name, val)
 	case "compat_realm", "upn_username":
 		return s.only(name, "sspi", "sspi")
 	case "radiusservers", "radiussecrets", "radiusidentifiers", "radiusports":
@@ -511,9 +565,8 @@ func (s *optionState) finish() string {
 				return e
 			}
 		}
-		if _, ok := v("ldapserver"); !ok {
-			return `authentication method "ldap" requires argument "ldapserver" to be set`
-		}
+		// No ldapserver is no error: OpenLDAP builds (every Linux one)
+		// find the server from DNS SRV records.
 		_, pre := v("ldapprefix")
 		_, suf := v("ldapsuffix")
 		if pre || suf {
@@ -529,6 +582,30 @@ func (s *optionState) finish() string {
 		_, sf := v("ldapsearchfilter")
 		if sa && sf {
 			return "cannot use ldapsearchattribute together with ldapsearchfilter"
+		}
+	case "oauth":
+		for _, n := range []string{"scope", "issuer"} {
+			if _, ok := v(n); !ok {
+				return `authentication method "oauth" requires argument "` + n + `" to be set`
+			}
+		}
+		if libs := s.o.OAuthValidators; libs != nil {
+			val, set := v("validator")
+			switch {
+			case len(libs) == 0:
+				return "oauth_validator_libraries must be set for authentication method oauth"
+			case set && !slices.Contains(libs, val):
+				return "validator " + q(val) + " is not permitted by oauth_validator_libraries"
+			case !set && len(libs) > 1:
+				return `authentication method "oauth" requires argument "validator" to be set when oauth_validator_libraries contains multiple options`
+			case !set:
+				s.store("validator", libs[0]) // the only library is the validator
+			}
+		}
+		if _, m := v("map"); m {
+			if d, _ := v("delegate_ident_mapping"); d == "1" {
+				return "map cannot be used in combination with delegate_ident_mapping"
+			}
 		}
 	case "radius":
 		servers, ok := v("radiusservers")
@@ -572,6 +649,14 @@ func (s *optionState) finish() string {
 	}
 	if s.clientcert != "" {
 		add("clientcert", s.clientcert)
+	}
+	for _, n := range []string{"issuer", "scope", "validator"} {
+		if x, ok := v(n); ok {
+			add(n, x)
+		}
+	}
+	if x, ok := v("delegate_ident_mapping"); ok && x == "1" {
+		add("delegate_ident_mapping", "true") // any other value is false
 	}
 	if x, ok := v("pamservice"); ok {
 		add("pamservice", x)
@@ -835,9 +920,13 @@ func MaskLine(line string) string {
 
 // q marks a piece of a file's content quoted in an error message, so the
 // message can be rendered without it for a file whose content must not be
-// echoed (an included file can be any file on the host). %q-style quoting
-// escapes NUL, so the markers cannot be forged by the content.
-func q(v string) string { return "\x00" + strconv.Quote(v) + "\x00" }
+// echoed (an included file can be any file on the host). The content is
+// quoted as the server quotes it ("%s"); NUL is dropped from it, so the
+// markers cannot be forged by the content.
+func q(v string) string { return "\x00\"" + strings.ReplaceAll(v, "\x00", "") + "\"\x00" }
+
+// qBare marks content the server's message shows without quotes.
+func qBare(v string) string { return "\x00" + strings.ReplaceAll(v, "\x00", "") + "\x00" }
 
 // renderErr turns a message built with q into text: with the quoted
 // content when quote is set, else without it.

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 
 	"github.com/pgaegis/pgaegis/internal/safefile"
 )
@@ -81,13 +82,20 @@ type tokenizer struct {
 	readDir func(string) ([]os.DirEntry, error)
 	// includes: PostgreSQL 16+ include / include_if_exists / include_dir lines.
 	includes bool
-	used     *budget
+	// v16: 16's wording of messages.
+	v16 bool
+	// customRead: files come from Options.ReadFile, not this host's disk.
+	customRead bool
+	// continuation: a trailing backslash joins lines (14+).
+	continuation bool
+	used         *budget
 }
 
 func newTokenizer(o Options) *tokenizer {
-	t := &tokenizer{read: readFile, readDir: os.ReadDir, includes: o.Version == 0 || o.Version >= 16, used: &budget{}}
+	t := &tokenizer{read: readFile, readDir: os.ReadDir, includes: o.Version == 0 || o.Version >= 16, v16: o.Version == 0 || o.Version >= 16,
+		continuation: o.Version == 0 || o.Version >= 14, used: &budget{}}
 	if o.ReadFile != nil {
-		t.read = o.ReadFile
+		t.read, t.customRead = o.ReadFile, true
 	}
 	if o.ReadDir != nil {
 		t.readDir = o.ReadDir
@@ -115,7 +123,7 @@ func (tz *tokenizer) tokenizeFile(name string, data []byte, depth int) []tokenLi
 				phys, text = text, ""
 			}
 			phys = strings.TrimRight(phys, "\r\n")
-			if strings.HasSuffix(phys, `\`) {
+			if tz.continuation && strings.HasSuffix(phys, `\`) {
 				buf.WriteString(phys[:len(phys)-1])
 				if len(text) == 0 {
 					break
@@ -171,7 +179,8 @@ func (tz *tokenizer) include(name string, tl tokenLine, depth int) ([]tokenLine,
 		dir := resolvePath(name, target)
 		entries, err := tz.readDir(dir)
 		if err != nil {
-			return nil, true, "could not open directory " + q(dir) + ": " + cleanErr(err)
+			// The server names no reason.
+			return nil, true, "could not open directory " + q(dir)
 		}
 		var names []string
 		for _, e := range entries {
@@ -203,6 +212,11 @@ func (tz *tokenizer) includeFile(outer, inc string, depth int, ifExists bool) ([
 	}
 	data, err := tz.readCounted(full)
 	if err != nil {
+		if st, e := os.Stat(full); e == nil && st.IsDir() && !tz.customRead {
+			// The server opens a directory like a file and reads no
+			// line from it: no rules, no error.
+			return nil, ""
+		}
 		if ifExists && errors.Is(err, fs.ErrNotExist) {
 			return nil, "" // skipped, as the server does
 		}
@@ -316,6 +330,9 @@ func (tz *tokenizer) includeTokens(outer, inc string, depth int) ([]Token, strin
 	}
 	data, err := tz.readCounted(full)
 	if err != nil {
+		if tz.v16 {
+			return nil, "could not open file " + q(full) + ": " + cleanErr(err)
+		}
 		return nil, "could not open secondary authentication file " + q("@"+inc) + " as " + q(full) + ": " + cleanErr(err)
 	}
 	var toks []Token
@@ -343,6 +360,11 @@ func resolvePath(outer, inc string) string {
 
 func cleanErr(err error) string {
 	if pe, ok := err.(*os.PathError); ok {
+		if errno, ok := pe.Err.(syscall.Errno); ok {
+			// strerror's wording, as the server prints it.
+			m := errno.Error()
+			return strings.ToUpper(m[:1]) + m[1:]
+		}
 		return pe.Err.Error()
 	}
 	return err.Error()
