@@ -259,7 +259,16 @@ func readHBAFile(s *snapshot.Snapshot, path string) {
 	if v, ok := s.Setting("ssl"); ok {
 		ssl, _ = guc.ParseBool(v.Value)
 	}
-	f, err := hba.ParseFile(path, hba.Options{SSL: ssl, Version: s.MajorVersion()})
+	o := hba.Options{SSL: ssl, Version: s.MajorVersion()}
+	// 18's oauth lines are checked against the validators the server
+	// loads; unknown (nil) when the setting was not read.
+	if v, ok := s.Setting("oauth_validator_libraries"); ok {
+		o.OAuthValidators = []string{}
+		if libs, ok := guc.SplitQuotedList(v.Value); ok {
+			o.OAuthValidators = libs
+		}
+	}
+	f, err := hba.ParseFile(path, o)
 	if err != nil {
 		if s.HBA == nil {
 			s.AddGap(snapshot.GapHBA, fmt.Sprintf("%s: %s", path, cleanErr(err)))
