@@ -119,6 +119,7 @@ socket) are used.`,
 	color := fs.String("color", "auto", "colour in the text report: auto, always, never")
 	completeValues(cmd, "format", auditFormats...)
 	completeValues(cmd, "profile", profileNames()...)
+	completeValues(cmd, "pg-version", "13", "14", "15", "16", "17", "18")
 	completeValues(cmd, "fail-on", severityNames...)
 	completeValues(cmd, "color", "auto", "always", "never")
 	cmd.MarkFlagFilename("waivers", "yaml", "yml")
