@@ -249,6 +249,20 @@ func regexTok(t Token, env Env) (re *regexp.Regexp, isRegex bool) {
 	return re, true
 }
 
+// RegexMatch tells whether t is a regular expression on that major (16+:
+// a leading slash, quoted or not) and, when it is, whether it matches
+// name; decided is false when the pattern needs the server's engine.
+func RegexMatch(t Token, major int, name string) (isRegex, matches, decided bool) {
+	re, isRegex := regexTok(t, Env{Version: major})
+	if !isRegex {
+		return false, false, true
+	}
+	if re == nil {
+		return true, false, false
+	}
+	return true, re.MatchString(name), true
+}
+
 func undecidedRegex(t Token) string {
 	return fmt.Sprintf("regular expression %q uses features only the server's engine has: not decided here", t.Value)
 }

@@ -179,8 +179,14 @@ func userCouldBe(s *snapshot.Snapshot, r *hba.Rule, role string) string {
 			case "maybe":
 				res = "maybe"
 			}
-		case !t.Quoted && strings.HasPrefix(t.Value, "/") && s.MajorVersion() >= 16:
-			res = "maybe" // regular expression: evaluated by issue-4's simulator
+		case strings.HasPrefix(t.Value, "/") && s.MajorVersion() >= 16:
+			// A regular expression (quoted or not, as the server reads it).
+			switch _, m, decided := hba.RegexMatch(t, s.MajorVersion(), role); {
+			case !decided:
+				res = "maybe"
+			case m:
+				return "yes"
+			}
 		case t.Value == role:
 			return "yes"
 		}
