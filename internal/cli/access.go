@@ -150,6 +150,9 @@ every role that can use an object. The subcommands answer one question
 			if only, err = privileges.ParsePrivilege(*priv); err != nil {
 				return ExitError, usageError{err.Error()}
 			}
+			if err := model.CheckExists(only); err != nil {
+				return ExitError, usageError{err.Error()}
+			}
 		}
 		bypass := map[string]bool{}
 		for _, r := range snap.Roles {
@@ -243,6 +246,9 @@ func accessCheckCmd(env *Env) *cobra.Command {
 		grantOpt := strings.HasSuffix(p, " WITH GRANT OPTION")
 		bits, err := privileges.ParsePrivilege(strings.TrimSuffix(p, " WITH GRANT OPTION"))
 		if err != nil {
+			return ExitError, usageError{err.Error()}
+		}
+		if err := model.CheckExists(bits); err != nil {
 			return ExitError, usageError{err.Error()}
 		}
 		var r privileges.Reason

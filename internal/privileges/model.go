@@ -57,6 +57,27 @@ func ParsePrivilege(name string) (Bits, error) {
 	return 0, fmt.Errorf("unknown privilege %q", name)
 }
 
+// Introduced says from which major a privilege exists: SET and ALTER
+// SYSTEM on parameters from 15, MAINTAIN from 17 (the server refuses the
+// name before that, so "no" would be the wrong answer).
+func Introduced(b Bits) int {
+	switch {
+	case b&Maintain != 0:
+		return 17
+	case b&(Set|AlterSystem) != 0:
+		return 15
+	}
+	return 0
+}
+
+// CheckExists is an error naming the major when b does not exist on m's.
+func (m *Model) CheckExists(b Bits) error {
+	if v := Introduced(b); m.Version > 0 && m.Version < v {
+		return fmt.Errorf("privilege %s exists from PostgreSQL %d; this server is %d", b, v, m.Version)
+	}
+	return nil
+}
+
 var bitByName = func() map[string]Bits {
 	m := map[string]Bits{}
 	for i, n := range bitNames {
