@@ -172,8 +172,8 @@ func Guard(cfg *pgx.ConnConfig) error {
 	next := cfg.AfterNetConnect
 	cfg.AfterNetConnect = func(ctx context.Context, pc *pgconn.Config, conn net.Conn) (net.Conn, error) {
 		// On an error pgx closes the conn it gets back: return the one it gave.
-		if err := refused(pc); err != nil {
-			return conn, fmt.Errorf("not trying another address or TLS mode after: %w", err)
+		if refused(pc) != nil {
+			return conn, errors.New("not tried: the login was refused above, and like libpq pgaegis then tries no other address and no plaintext retry")
 		}
 		if next != nil {
 			c, err := next(ctx, pc, conn)
