@@ -233,7 +233,7 @@ func openSession(ctx context.Context, base *pgx.ConnConfig, database string, o *
 // certificate (verify-ca, verify-full, or require with a root
 // certificate, which libpq and pgx treat as verify-ca).
 func transportOf(conn *pgx.Conn, cfg *pgx.ConnConfig) string {
-	nc := conn.PgConn().Conn()
+	nc := conninfo.NetConn(conn.PgConn().Conn()) // under the require_auth guard
 	if nc.RemoteAddr() != nil && nc.RemoteAddr().Network() == "unix" {
 		return "unix"
 	}

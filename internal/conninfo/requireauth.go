@@ -221,6 +221,15 @@ type authGuard struct {
 	err      error
 }
 
+// NetConn is the connection under the guard (a *tls.Conn for TLS), for
+// callers that look at how a pgx connection reached the server.
+func NetConn(c net.Conn) net.Conn {
+	if g, ok := c.(*authGuard); ok {
+		return g.Conn
+	}
+	return c
+}
+
 // maxAuthBody bounds an authentication request we buffer; real ones are
 // a few hundred bytes.
 const maxAuthBody = 1 << 16
