@@ -96,9 +96,9 @@ type recorder struct {
 	target   string
 	mu       sync.Mutex
 	cond     *sync.Cond
-	accepted int
+	accepted int // connections since the last take
+	active   int // connections still open
 	sent     bytes.Buffer
-	wg       sync.WaitGroup
 }
 
 func newRecorder(t *testing.T, target string) *recorder {
@@ -114,9 +114,9 @@ func newRecorder(t *testing.T, target string) *recorder {
 			if err != nil {
 				return
 			}
-			r.wg.Add(1)
 			r.mu.Lock()
 			r.accepted++
+			r.active++
 			r.cond.Broadcast()
 			r.mu.Unlock()
 			go r.serve(c)
@@ -127,7 +127,12 @@ func newRecorder(t *testing.T, target string) *recorder {
 }
 
 func (r *recorder) serve(c net.Conn) {
-	defer r.wg.Done()
+	defer func() {
+		r.mu.Lock()
+		r.active--
+		r.cond.Broadcast()
+		r.mu.Unlock()
+	}()
 	defer c.Close()
 	s, err := net.Dial("tcp", r.target)
 	if err != nil {
@@ -163,14 +168,11 @@ func (r *recorder) port() int { return r.ln.Addr().(*net.TCPAddr).Port }
 // have come and gone and returns what their clients sent.
 func (r *recorder) take(n int) []byte {
 	r.mu.Lock()
-	for r.accepted < n {
+	defer r.mu.Unlock()
+	for r.accepted < n || r.active > 0 {
 		r.cond.Wait()
 	}
 	r.accepted = 0
-	r.mu.Unlock()
-	r.wg.Wait()
-	r.mu.Lock()
-	defer r.mu.Unlock()
 	b := append([]byte(nil), r.sent.Bytes()...)
 	r.sent.Reset()
 	return b
