@@ -112,6 +112,10 @@ func Collect(ctx context.Context, o Options) (*snapshot.Snapshot, error) {
 // a search_path that a hostile schema cannot shadow.
 func sessionConfig(base *pgx.ConnConfig, database string, o *Options) *pgx.ConnConfig {
 	cfg := base.Copy()
+	// Configurations built elsewhere than conninfo.Config (the sandbox,
+	// tests) get the same require_auth guard; guarding twice is harmless.
+	// An invalid require_auth fails the login in pgx's own check.
+	_ = conninfo.Guard(cfg)
 	if database != "" {
 		// Structured: the name is never pasted into a connection string,
 		// so "x host=evil" stays a database name.
@@ -229,7 +233,7 @@ func openSession(ctx context.Context, base *pgx.ConnConfig, database string, o *
 // certificate (verify-ca, verify-full, or require with a root
 // certificate, which libpq and pgx treat as verify-ca).
 func transportOf(conn *pgx.Conn, cfg *pgx.ConnConfig) string {
-	nc := conn.PgConn().Conn()
+	nc := conninfo.NetConn(conn.PgConn().Conn()) // under the require_auth guard
 	if nc.RemoteAddr() != nil && nc.RemoteAddr().Network() == "unix" {
 		return "unix"
 	}

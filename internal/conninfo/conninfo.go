@@ -47,6 +47,12 @@ func Config(f Flags) (*pgx.ConnConfig, error) {
 	if err != nil {
 		return nil, fmt.Errorf("connection options: %s", Redact(parseErrorText(err), PasswordOf(f.DSN)))
 	}
+	// require_auth (and, without it, no cleartext password over TCP
+	// without TLS) is enforced by pgaegis before pgx answers the server:
+	// see Guard and docs/require-auth.md.
+	if err := Guard(cfg); err != nil {
+		return nil, fmt.Errorf("connection options: %v", err)
+	}
 	if f.ConnectTimeout > 0 {
 		cfg.ConnectTimeout = f.ConnectTimeout
 	} else if cfg.ConnectTimeout == 0 {
