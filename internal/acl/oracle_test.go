@@ -205,11 +205,7 @@ func TestACLParserAgreesWithServer(t *testing.T) {
 		start := time.Now()
 		srv := pgtest.StartMajor(t, major, localpg.Options{})
 		ctx := pgtest.Ctx(t)
-		conn, err := srv.Connect(ctx, "postgres")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close(ctx)
+		conn := pgtest.Conn(t, srv, "postgres")
 		los := setup(ctx, t, srv, conn, major)
 		ks := kinds(major, los)
 		if major >= 15 {

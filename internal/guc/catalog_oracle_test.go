@@ -59,11 +59,7 @@ func TestUpdateCatalog(t *testing.T) {
 		pgtest.EachMajor(t, func(t *testing.T, major int) {
 			srv := pgtest.StartMajor(t, major, localpg.Options{})
 			ctx := pgtest.Ctx(t)
-			conn, err := srv.Connect(ctx, "postgres")
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer conn.Close(ctx)
+			conn := pgtest.Conn(t, srv, "postgres")
 			s, err := readSettings(ctx, conn)
 			if err != nil {
 				t.Fatal(err)
@@ -191,11 +187,7 @@ func TestCatalogAgreesWithPgSettings(t *testing.T) {
 		start := time.Now()
 		srv := pgtest.StartMajor(t, major, localpg.Options{})
 		ctx := pgtest.Ctx(t)
-		conn, err := srv.Connect(ctx, "postgres")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close(ctx)
+		conn := pgtest.Conn(t, srv, "postgres")
 		server, err := readSettings(ctx, conn)
 		if err != nil {
 			t.Fatal(err)

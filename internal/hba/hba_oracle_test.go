@@ -138,11 +138,7 @@ func TestHBAParserAgreesWithServer(t *testing.T) {
 		start := time.Now()
 		srv := serverFor(t, major)
 		ctx := pgtest.Ctx(t)
-		conn, err := srv.Connect(ctx, "postgres")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close(ctx)
+		conn := pgtest.Conn(t, srv, "postgres")
 		hbaPath := filepath.Join(srv.DataDir, "pg_hba.conf")
 		restoreFile(t, srv, hbaPath)
 		writeFixtures(t, srv, includeFixtures(srv.DataDir))

@@ -90,12 +90,7 @@ func TestIncludeAndRegexAgreeWithServer16(t *testing.T) {
 			t.Skipf("PostgreSQL %d has no include directives or regular expressions", major)
 		}
 		srv := serverFor(t, major)
-		ctx := pgtest.Ctx(t)
-		conn, err := srv.Connect(ctx, "postgres")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close(ctx)
+		conn := pgtest.Conn(t, srv, "postgres")
 		hbaPath := filepath.Join(srv.DataDir, "pg_hba.conf")
 		restoreFile(t, srv, hbaPath)
 		writeFixtures(t, srv, map[string]string{

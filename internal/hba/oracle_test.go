@@ -191,11 +191,7 @@ func identOracle(t *testing.T, major int) {
 	start := time.Now()
 	srv := serverFor(t, major)
 	ctx := pgtest.Ctx(t)
-	conn, err := srv.Connect(ctx, "postgres")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
+	conn := pgtest.Conn(t, srv, "postgres")
 	path := filepath.Join(srv.DataDir, "pg_ident.conf")
 	restoreFile(t, srv, path)
 	writeFixtures(t, srv, includeFixtures(srv.DataDir))

@@ -131,11 +131,7 @@ func TestConfParserAgreesWithServer(t *testing.T) {
 		start := time.Now()
 		srv := pgtest.StartMajor(t, major, localpg.Options{})
 		ctx := pgtest.Ctx(t)
-		conn, err := srv.Connect(ctx, "postgres")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close(ctx)
+		conn := pgtest.Conn(t, srv, "postgres")
 		server := Server{Major: major, Current: map[string]string{}, FromFile: map[string]bool{}, Placeholders: map[string]bool{}}
 		rows, err := conn.Query(ctx, `SELECT name, setting, source FROM pg_settings WHERE context = 'postmaster'`)
 		if err != nil {

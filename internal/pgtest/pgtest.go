@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/pgaegis/pgaegis/internal/localpg"
 )
 
@@ -159,4 +161,16 @@ func StartMajor(tb testing.TB, major int, o localpg.Options) *localpg.Server {
 	tb.Helper()
 	o.Version = strconv.Itoa(major)
 	return Start(tb, o)
+}
+
+// Conn opens an admin connection to database on srv, closed when tb ends.
+func Conn(tb testing.TB, srv *localpg.Server, database string) *pgx.Conn {
+	tb.Helper()
+	ctx := Ctx(tb)
+	c, err := srv.Connect(ctx, database)
+	if err != nil {
+		tb.Fatalf("connecting to %s: %v", database, err)
+	}
+	tb.Cleanup(func() { c.Close(context.Background()) })
+	return c
 }

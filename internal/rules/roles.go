@@ -392,17 +392,11 @@ func init() {
 		References: []Reference{{"PostgreSQL docs", "CREATE EVENT TRIGGER; event-trigger-database-login (17)"}},
 		Access:     "any login (pg_event_trigger, pg_proc, pg_roles and pg_has_role are readable by every role)",
 		Check: func(c *Check) {
-			if c.S.Server == nil {
-				c.NotChecked("event triggers", "event triggers are only known from a live server or a snapshot of one")
+			dbs, ok := c.databases()
+			if !ok {
 				return
 			}
-			for _, d := range c.S.Databases {
-				if !d.Collected {
-					if d.AllowConn {
-						c.NotChecked("database "+d.Name, d.Gap)
-					}
-					continue
-				}
+			for _, d := range dbs {
 				for _, t := range d.EventTriggers {
 					checkEventTrigger(c, d.Name, t)
 				}
