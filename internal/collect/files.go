@@ -265,7 +265,7 @@ func readHBAFile(s *snapshot.Snapshot, path string) {
 	if v, ok := s.Setting("oauth_validator_libraries"); ok {
 		o.OAuthValidators = []string{}
 		if libs, ok := guc.SplitQuotedList(v.Value); ok {
-			o.OAuthValidators = libs
+			o.OAuthValidators = append(o.OAuthValidators, libs...)
 		}
 	}
 	f, err := hba.ParseFile(path, o)
