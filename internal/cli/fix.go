@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/pgaegis/pgaegis/internal/apply"
+	"github.com/pgaegis/pgaegis/internal/collect"
 	"github.com/pgaegis/pgaegis/internal/fix"
 	"github.com/pgaegis/pgaegis/internal/plan"
 	"github.com/pgaegis/pgaegis/internal/rules"
@@ -195,7 +196,9 @@ steps (without --apply); 2 an error, a refusal or a rollback.`,
 			}
 		}
 		ao := af.options()
-		ao.Conn, ao.Keep, ao.Before = cfg, keeps, failing(findings)
+		// The superuser applying the plan must not run a login trigger's
+		// code either (17+): every connection of the apply goes without.
+		ao.Conn, ao.Keep, ao.Before = collect.WithoutEventTriggers(ctx, cfg), keeps, failing(findings)
 		ao.ReAudit = func(ctx context.Context) ([]plan.FindingRef, error) {
 			_, f, err := audit(ctx)
 			if err != nil {
@@ -441,7 +444,7 @@ Exit codes: 0 rolled back; 2 an error or a refusal (nothing restored).`,
 			return ExitError, err
 		}
 		o := af.options()
-		o.Conn = cfg
+		o.Conn = collect.WithoutEventTriggers(ctx, cfg)
 		if isTerminal(env.Stderr) {
 			o.Progress = env.Stderr
 		}

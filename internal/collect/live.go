@@ -218,6 +218,11 @@ func openSession(ctx context.Context, base *pgx.ConnConfig, database string, o *
 			msg = fmt.Sprintf("the server did not complete the login in time (connect timeout %s)", cfg.ConnectTimeout)
 		}
 		var pe *pgconn.PgError
+		if errors.As(err, &pe) && (pe.Code == "42704" || pe.Code == "42501") && strings.Contains(pe.Message, "event_triggers") {
+			// Our event_triggers=off was refused: before 17, or not a
+			// superuser (openFirstSession then logs in without it).
+			return nil, fmt.Errorf("connecting to %s: %s (%w)", conninfo.Describe(cfg), msg, errEventTriggersRefused)
+		}
 		if errors.As(err, &pe) && pe.Where != "" {
 			// The server ran code during the login (a login event
 			// trigger) and it failed: not a refusal of our credentials.
@@ -450,29 +455,7 @@ func readError(s *snapshot.Snapshot, key string, err error, permissionReason str
 
 func collectLive(ctx context.Context, s *snapshot.Snapshot, o *Options) error {
 	o.progress("connecting to %s", conninfo.Describe(o.Conn))
-	se, err := openSession(ctx, o.Conn, "", o)
-	if errors.Is(err, errLoginCode) {
-		// A login event trigger (17+) failed in our read-only session,
-		// and the server refused the login. A superuser may turn event
-		// triggers off for its own session: audit that way, and say so
-		// (the trigger's code did run once, as us).
-		first := err
-		cfg := o.Conn.Copy()
-		rp := map[string]string{}
-		for k, v := range cfg.RuntimeParams {
-			rp[k] = v
-		}
-		rp["event_triggers"] = "off"
-		cfg.RuntimeParams = rp
-		if se, err = openSession(ctx, cfg, "", o); err == nil {
-			o.Conn = cfg
-			s.Warnings = append(s.Warnings, fmt.Sprintf("the login failed in a login event trigger (%s); pgaegis reconnected with event_triggers=off. "+
-				"The trigger's code ran once as %s before that: see PRIV-02.event-triggers, and give options='-c event_triggers=off' to never run it", strings.SplitN(first.Error(), "\n", 2)[0], o.Conn.User))
-		} else {
-			return fmt.Errorf("%v\nhint: code run at login (a login event trigger, PostgreSQL 17+) failed in pgaegis's read-only session; "+
-				"only a superuser can log in with event_triggers=off, which pgaegis tried: %v", first, err)
-		}
-	}
+	se, err := openFirstSession(ctx, o)
 	if err != nil {
 		return err
 	}
