@@ -544,7 +544,7 @@ func isOn(v string) bool {
 // pg_ident.conf, roles and memberships, password verifiers (classified on
 // the server: no verifier leaves it).
 func (e *engine) newGuard(ctx context.Context, sslOn bool) (*guard, error) {
-	g := &guard{op: e.info.op, opServerAddr: e.info.serverAddr}
+	g := &guard{op: e.info.op, opServerAddr: e.info.serverAddr, hbaFile: e.info.hbaFile}
 	c := e.o.Conn
 	g.opNoPassword = c.Password == ""
 	g.opNeedsTLS = c.TLSConfig != nil
@@ -639,8 +639,14 @@ func (e *engine) newGuard(ctx context.Context, sslOn bool) (*guard, error) {
 // hbaFromServer rebuilds the rules in force from pg_hba_file_rules when
 // the file itself cannot be read.
 func (e *engine) hbaFromServer(ctx context.Context, o hba.Options) ([]hba.Rule, error) {
+	// The server's order: 15+ numbers the rules across included files;
+	// line numbers alone would interleave the files.
+	order := "line_number"
+	if e.info.version >= 150000 {
+		order = "rule_number"
+	}
 	rows, err := e.conn.Query(ctx, `SELECT line_number, type, database, user_name, address, netmask, auth_method, options
-		FROM pg_hba_file_rules WHERE error IS NULL ORDER BY line_number`)
+		FROM pg_hba_file_rules WHERE error IS NULL ORDER BY `+order)
 	if err != nil {
 		return nil, fmt.Errorf("reading pg_hba_file_rules: %w", err)
 	}

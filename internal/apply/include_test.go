@@ -2,13 +2,17 @@ package apply
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/pgaegis/pgaegis/internal/fix"
 	"github.com/pgaegis/pgaegis/internal/fixtest"
+	"github.com/pgaegis/pgaegis/internal/hba"
 	"github.com/pgaegis/pgaegis/internal/localpg"
 	"github.com/pgaegis/pgaegis/internal/pgtest"
 	"github.com/pgaegis/pgaegis/internal/plan"
@@ -19,7 +23,9 @@ import (
 // main file's own lines: the lockout guard must read it.
 const (
 	includeMainHBA = "include_dir hba.d\nlocal all all scram-sha-256\nhost all all 127.0.0.1/32 scram-sha-256\n"
-	includeWeak    = "# clients of the extra network\nhost all all 10.0.0.0/8 md5\n"
+	// The weak line is line 4: after the main file's lines by number,
+	// before them in the server's order.
+	includeWeak = "# clients of the extra network\n# (md5 until they move to SCRAM)\n#\nhost all all 10.0.0.0/8 md5\n"
 )
 
 // startIncluded starts a 16+ server whose weak line is in hba.d/10-extra.conf.
@@ -115,7 +121,7 @@ func TestApplyIncludedHBAFile(t *testing.T) {
 		mainPath := filepath.Join(s.DataDir, "pg_hba.conf")
 		main0, extra0 := stateOf(t, mainPath), stateOf(t, extra)
 		methods0 := hbaMethods(t, s)
-		if !strings.Contains(methods0, extra+":2 md5") {
+		if !strings.Contains(methods0, extra+":4 md5") {
 			t.Fatalf("the server does not read the weak included line:\n%s", methods0)
 		}
 
@@ -152,7 +158,7 @@ func TestApplyIncludedHBAFile(t *testing.T) {
 			t.Errorf("%s after apply: %+v", extra, got)
 		}
 		sameState(t, "pg_hba.conf (not in the plan)", stateOf(t, mainPath), main0)
-		if m := hbaMethods(t, s); !strings.Contains(m, extra+":2 scram-sha-256") {
+		if m := hbaMethods(t, s); !strings.Contains(m, extra+":4 scram-sha-256") {
 			t.Errorf("the server reads after the apply:\n%s", m)
 		}
 		_, after := fixtest.Audit(t, s)
@@ -200,7 +206,7 @@ func TestApplyIncludedHBARefusals(t *testing.T) {
 			{"outside the data directory", outside, scram, "no include of it names that file"},
 			{"in hba.d, not a .conf", filepath.Join(dir, "20-off.txt"), scram, "no include of it names that file"},
 			{"climbing out of hba.d", dir + "/../pg_ident.conf", scram, "no include of it names that file"},
-			{"included line locks the operator out", extra, "host all all 127.0.0.1/32 reject\nlocal all all reject\n", "lockout guard"},
+			{"included line locks the operator out", extra, "host all all 127.0.0.1/32 reject\nlocal all all reject\n", "10-extra.conf:1 \"host all all 127.0.0.1/32 reject\" rejects it"},
 		}
 		for _, c := range cases {
 			t.Run(c.name, func(t *testing.T) {
@@ -212,7 +218,7 @@ func TestApplyIncludedHBARefusals(t *testing.T) {
 				methods0 := hbaMethods(t, s)
 				p := &plan.Plan{Target: "test", Steps: []plan.Step{{ID: "1", Kind: plan.KindHBA, Apply: plan.ApplyReload,
 					HBA: &plan.HBARewrite{Path: c.path, Content: c.content,
-						Lines: []plan.LineChange{{Line: 2, Old: "host all all 10.0.0.0/8 md5", New: "host all all 10.0.0.0/8 scram-sha-256", Rules: []string{"AUTH-02"}}}}}}}
+						Lines: []plan.LineChange{{Line: 4, Old: "host all all 10.0.0.0/8 md5", New: "host all all 10.0.0.0/8 scram-sha-256", Rules: []string{"AUTH-02"}}}}}}}
 				_, err := Apply(ctx, p, opts(t, s))
 				if err == nil || !strings.Contains(err.Error(), c.want) {
 					t.Fatalf("got %v, want a refusal with %q", err, c.want)
@@ -225,5 +231,35 @@ func TestApplyIncludedHBARefusals(t *testing.T) {
 				}
 			})
 		}
+		// Off the host the guard takes the rules from pg_hba_file_rules:
+		// in the server's order across files, as our parse of them.
+		t.Run("rules from the server in order", func(t *testing.T) {
+			c, err := pgx.ConnectConfig(ctx, s.ConnConfig("postgres"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close(context.Background())
+			mainPath := filepath.Join(s.DataDir, "pg_hba.conf")
+			e := &engine{conn: c, info: serverInfo{version: major * 10000, hbaFile: mainPath}}
+			ho := hba.Options{Version: major}
+			got, err := e.hbaFromServer(ctx, ho)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := hba.ParseFile(mainPath, ho)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sig := func(rs []hba.Rule) string {
+				var b strings.Builder
+				for _, r := range rs {
+					fmt.Fprintf(&b, "%s %s %s\n", r.Type, r.Method, r.Addr) // lines are renumbered
+				}
+				return b.String()
+			}
+			if len(want.Rules) != 3 || sig(got) != sig(want.Rules) {
+				t.Errorf("from the server:\n%s\nparsed:\n%s", sig(got), sig(want.Rules))
+			}
+		})
 	})
 }
