@@ -214,12 +214,17 @@ func Rollback(ctx context.Context, id string, o Options) (*Result, error) {
 	if filepath.Clean(e.info.dataDir) != filepath.Clean(m.DataDirectory) {
 		return res, fmt.Errorf("plan %s changed the server at %s; this connection reaches %s", id, m.DataDirectory, e.info.dataDir)
 	}
-	// A plan only ever writes the server's pg_hba.conf and
-	// postgresql.auto.conf: a journal naming another file is not ours.
-	allowed := map[string]bool{filepath.Clean(e.info.hbaFile): true, filepath.Join(filepath.Clean(e.info.dataDir), "postgresql.auto.conf"): true}
+	// A plan only ever writes the server's hba files (hba_file and, 16+,
+	// the files it includes) and postgresql.auto.conf: a journal naming
+	// another file is not ours.
+	allowed, err := e.hbaFiles(ctx)
+	if err != nil {
+		return res, err
+	}
+	allowed[filepath.Join(filepath.Clean(e.info.dataDir), "postgresql.auto.conf")] = true
 	for _, f := range m.Files {
 		if !allowed[filepath.Clean(f.Path)] {
-			return res, fmt.Errorf("plan %s: the journal names %s, which is neither this server's pg_hba.conf nor its postgresql.auto.conf: refusing to restore it", id, f.Path)
+			return res, fmt.Errorf("plan %s: the journal names %s, which is neither one of this server's hba files (pg_hba.conf and its includes) nor its postgresql.auto.conf: refusing to restore it", id, f.Path)
 		}
 	}
 	unlock, err := lockDataDir(e.info)

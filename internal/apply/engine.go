@@ -281,6 +281,7 @@ func (e *engine) prepare(ctx context.Context) error {
 		}
 		return nil
 	}
+	var hbaSet map[string]bool // the server's hba files, read once
 	for _, s := range e.p.Steps {
 		switch s.Kind {
 		case plan.KindCommand:
@@ -324,15 +325,22 @@ func (e *engine) prepare(ctx context.Context) error {
 			if s.HBA == nil {
 				return refuse("step %s: no pg_hba.conf content", s.ID)
 			}
-			if s.HBA.Path != "" && filepath.Clean(s.HBA.Path) != filepath.Clean(e.info.hbaFile) {
-				return refuse("step %s rewrites %s, but the server reads %s (SHOW hba_file)", s.ID, s.HBA.Path, e.info.hbaFile)
+			path := e.hbaPath(&s)
+			if hbaSet == nil {
+				var err error
+				if hbaSet, err = e.hbaFiles(ctx); err != nil {
+					return err
+				}
 			}
-			f, err := e.j.SaveFile(e.m, e.info.hbaFile)
+			if !hbaSet[path] {
+				return refuse("step %s rewrites %s, but the server reads %s (SHOW hba_file) and no include of it names that file", s.ID, s.HBA.Path, e.info.hbaFile)
+			}
+			f, err := e.j.SaveFile(e.m, path)
 			if err != nil {
 				return refuse("step %s: %v", s.ID, err)
 			}
 			if !f.Exists {
-				return refuse("step %s: %s does not exist", s.ID, e.info.hbaFile)
+				return refuse("step %s: %s does not exist", s.ID, path)
 			}
 			cur, _ := e.j.FileBytes(f)
 			lines := strings.Split(string(cur), "\n")
@@ -340,7 +348,7 @@ func (e *engine) prepare(ctx context.Context) error {
 				// Old is shown to people, so its credentials are masked:
 				// compare the file's line masked the same way.
 				if lc.Line > 0 && lc.Old != "" && (lc.Line > len(lines) || hba.MaskLine(strings.TrimRight(lines[lc.Line-1], "\r")) != hba.MaskLine(lc.Old)) {
-					return refuse("step %s: %s:%d is no longer %q: the file changed since the plan was made; plan again", s.ID, e.info.hbaFile, lc.Line, lc.Old)
+					return refuse("step %s: %s:%d is no longer %q: the file changed since the plan was made; plan again", s.ID, path, lc.Line, lc.Old)
 				}
 			}
 		default:
@@ -451,12 +459,13 @@ func (e *engine) paths(ctx context.Context) ([]Path, error) {
 
 // guard simulates every kept path under the candidate configuration.
 func (e *engine) guard(ctx context.Context) error {
-	var hbaStep, sslStep, listenStep, portStep *plan.Step
+	var sslStep, listenStep, portStep *plan.Step
+	var hbaSteps []*plan.Step // one per file: hba_file and included files
 	sslAfter, listenAfter, portAfter := e.info.ssl, e.info.listen, e.info.port
 	for i := range e.p.Steps {
 		s := &e.p.Steps[i]
 		if s.Kind == plan.KindHBA {
-			hbaStep = s
+			hbaSteps = append(hbaSteps, s)
 		}
 		for _, sc := range s.Settings {
 			switch strings.ToLower(sc.Name) {
@@ -469,7 +478,7 @@ func (e *engine) guard(ctx context.Context) error {
 			}
 		}
 	}
-	if hbaStep == nil && sslStep == nil && listenStep == nil && portStep == nil {
+	if len(hbaSteps) == 0 && sslStep == nil && listenStep == nil && portStep == nil {
 		return nil
 	}
 	if portStep != nil && strings.TrimSpace(portAfter) != e.info.port {
@@ -499,11 +508,16 @@ func (e *engine) guard(ctx context.Context) error {
 		return err
 	}
 	rules, stepID := g.cur, ""
-	if hbaStep != nil {
-		stepID = hbaStep.ID
-		f := hba.Parse(e.info.hbaFile, []byte(hbaStep.HBA.Content), hba.Options{SSL: sslOn, Version: e.info.version / 10000})
+	if len(hbaSteps) > 0 {
+		// The whole configuration after the change: hba_file with every
+		// include, the rewritten files in their new content.
+		stepID = stepIDs(hbaSteps)
+		f, err := e.candidateHBA(hbaSteps, hba.Options{SSL: sslOn, Version: e.info.version / 10000})
+		if err != nil {
+			return refuse("step %s: reading %s: %v", stepID, e.info.hbaFile, err)
+		}
 		if len(f.Errors) > 0 {
-			return refuse("step %s: the new pg_hba.conf is invalid: %v", hbaStep.ID, f.Errors[0])
+			return refuse("step %s: the new pg_hba.conf is invalid: %v", stepID, f.Errors[0])
 		}
 		rules = f.Rules
 	} else if sslStep != nil {
@@ -530,7 +544,7 @@ func isOn(v string) bool {
 // pg_ident.conf, roles and memberships, password verifiers (classified on
 // the server: no verifier leaves it).
 func (e *engine) newGuard(ctx context.Context, sslOn bool) (*guard, error) {
-	g := &guard{op: e.info.op, opServerAddr: e.info.serverAddr}
+	g := &guard{op: e.info.op, opServerAddr: e.info.serverAddr, hbaFile: e.info.hbaFile}
 	c := e.o.Conn
 	g.opNoPassword = c.Password == ""
 	g.opNeedsTLS = c.TLSConfig != nil
@@ -625,8 +639,14 @@ func (e *engine) newGuard(ctx context.Context, sslOn bool) (*guard, error) {
 // hbaFromServer rebuilds the rules in force from pg_hba_file_rules when
 // the file itself cannot be read.
 func (e *engine) hbaFromServer(ctx context.Context, o hba.Options) ([]hba.Rule, error) {
+	// The server's order: 15+ numbers the rules across included files;
+	// line numbers alone would interleave the files.
+	order := "line_number"
+	if e.info.version >= 150000 {
+		order = "rule_number"
+	}
 	rows, err := e.conn.Query(ctx, `SELECT line_number, type, database, user_name, address, netmask, auth_method, options
-		FROM pg_hba_file_rules WHERE error IS NULL ORDER BY line_number`)
+		FROM pg_hba_file_rules WHERE error IS NULL ORDER BY `+order)
 	if err != nil {
 		return nil, fmt.Errorf("reading pg_hba_file_rules: %w", err)
 	}
@@ -729,20 +749,25 @@ func (e *engine) validate(ctx context.Context) error {
 		s := &e.p.Steps[i]
 		switch s.Kind {
 		case plan.KindHBA:
-			f := e.m.File(e.info.hbaFile)
+			f := e.m.File(e.hbaPath(s))
 			e.changed = true
 			if err := writeSaved(f, []byte(s.HBA.Content)); err != nil {
 				return refuse("step %s: writing %s: %v", s.ID, f.Path, err)
 			}
-			rows, err := e.conn.Query(ctx, `SELECT line_number, error FROM pg_hba_file_rules WHERE error IS NOT NULL ORDER BY line_number`)
+			// 16+ names the file of each line (includes); before, hba_file.
+			fileCol := "''"
+			if e.info.version >= 160000 {
+				fileCol = "coalesce(file_name, '')"
+			}
+			rows, err := e.conn.Query(ctx, `SELECT `+fileCol+`, line_number, error FROM pg_hba_file_rules WHERE error IS NOT NULL ORDER BY line_number`)
 			if err != nil {
 				return refuse("step %s: reading pg_hba_file_rules: %v", s.ID, err)
 			}
 			var probs []string
 			for rows.Next() {
 				var n *int32
-				var msg string
-				if err := rows.Scan(&n, &msg); err != nil {
+				var file, msg string
+				if err := rows.Scan(&file, &n, &msg); err != nil {
 					rows.Close()
 					return err
 				}
@@ -757,7 +782,10 @@ func (e *engine) validate(ctx context.Context) error {
 				if n != nil {
 					line = int(*n)
 				}
-				probs = append(probs, fmt.Sprintf("%s:%d: %s", f.Path, line, msg))
+				if file == "" {
+					file = e.info.hbaFile
+				}
+				probs = append(probs, fmt.Sprintf("%s:%d: %s", file, line, msg))
 			}
 			rows.Close()
 			if len(probs) > 0 {

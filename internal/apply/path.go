@@ -3,6 +3,7 @@ package apply
 import (
 	"fmt"
 	"net/netip"
+	"path/filepath"
 	"regexp"
 	"strings"
 
@@ -102,6 +103,9 @@ type guard struct {
 	// prefer or stronger), so once ssl is on it arrives over TLS.
 	opTriesTLS   bool
 	opServerAddr string
+	// hbaFile is the server's hba_file: lines of other (included) files
+	// are named with their file.
+	hbaFile string
 }
 
 // check returns why p would be locked out under the candidate rules, or "".
@@ -131,6 +135,9 @@ func (g *guard) check(p Path, rules []hba.Rule, stepID string, sslAfter bool) st
 	}
 	r := res.Rule
 	at := fmt.Sprintf("%s: line %d %q", where, r.Line, r.Text)
+	if g.hbaFile != "" && filepath.Clean(r.File) != filepath.Clean(g.hbaFile) {
+		at = fmt.Sprintf("%s: %s %q", where, r.Location(), r.Text) // a line of an included file
+	}
 	if r.Method == "reject" {
 		return fmt.Sprintf("path %s: %s rejects it", p, at)
 	}
