@@ -660,10 +660,16 @@ func methodBreaks(s *snapshot.Snapshot, oldText, newText, path string, line int)
 }
 
 // lineMatchesRole: the line's user field can match role (keywords all
-// and +group through the memberships the snapshot holds).
+// and +group through the memberships the snapshot holds; from 16 a
+// leading slash, quoted or not, is a regular expression, and one our
+// engine cannot decide counts as matching: the note is a warning).
 func lineMatchesRole(s *snapshot.Snapshot, r *hba.Rule, role string) bool {
 	for _, t := range r.Users {
 		switch {
+		case strings.HasPrefix(t.Value, "/") && s.MajorVersion() >= 16:
+			if _, m, decided := hba.RegexMatch(t, s.MajorVersion(), role); m || !decided {
+				return true
+			}
 		case t.IsKeyword("all"):
 			return true
 		case !t.Quoted && strings.HasPrefix(t.Value, "+"):

@@ -28,6 +28,10 @@ type Chain struct {
 	Schema   string `json:"schema,omitempty"`
 	Name     string `json:"name,omitempty"` // role, function, language or parameter name
 	Args     string `json:"args,omitempty"` // function identity arguments, as the server renders them
+	// Target is the superuser or OS role an "admin" chain (or a
+	// "createrole" one through another role) ends at; Name is the role
+	// granted, whose ADMIN OPTION the fix revokes.
+	Target string `json:"target,omitempty"`
 }
 
 // 17's pg_maintain (and MAINTAIN on a relation) is no chain: its
@@ -107,19 +111,14 @@ func (m *Model) Escalations(s *snapshot.Snapshot) []Chain {
 		}
 		// 3. From 16, ADMIN OPTION on a role without SET or INHERIT is no
 		// membership a path above follows, yet it lets the holder grant
-		// that role to itself.
-		if m.Version >= 16 {
-			for _, ti := range targets {
-				t := &m.Roles[ti]
-				if t.Super || ti == ri || m.CanSetRole(ri, ti) || m.HasPrivsOfRole(ri, ti) {
-					continue
-				}
-				if ok, why := m.CanGrantSelf(ri, ti); ok {
-					out = append(out, Chain{Role: r.Name, Gains: osRoles[t.Name], Kind: "admin", Object: "role " + t.Name, Name: t.Name,
-						Steps: []Step{{What: "ADMIN OPTION on " + t.Name, Evidence: why},
-							{What: "GRANT " + quote.Ident(t.Name) + " TO " + quote.Ident(r.Name) + " WITH SET TRUE", Evidence: fmt.Sprintf("PostgreSQL %d: ADMIN OPTION lets a role grant the role to anyone, itself included, with SET and INHERIT", m.Version)}}})
-				}
-			}
+		// that role to itself WITH SET, INHERIT, with or without
+		// CREATEROLE. The role granted may be the OS role itself or any
+		// role whose own memberships reach an OS role or a superuser.
+		// Before 16 a member may always SET ROLE, so ADMIN OPTION adds
+		// nothing there, but CREATEROLE may grant itself a non-superuser
+		// role that is a member of a superuser (the OS roles are chain 2).
+		if m.Version >= 16 || (r.CreateRole && m.Version > 0) {
+			out = append(out, m.adminChains(ri)...)
 		}
 	}
 	for _, d := range s.Databases {
@@ -131,6 +130,61 @@ func (m *Model) Escalations(s *snapshot.Snapshot) []Chain {
 		out = append(out, m.InDatabase(d.Name).languageChains(&d)...)
 	}
 	out = append(out, m.parameterChains(s)...)
+	return out
+}
+
+// adminChains: what role ri reaches by granting itself, WITH SET TRUE,
+// INHERIT TRUE, a role it holds ADMIN OPTION on (16+). A self-granted
+// role y gives ri y's privileges and every SET ROLE y may do, so the
+// target t is reached when y is t, y may SET ROLE t, or (for an OS role,
+// whose privileges are what counts) y inherits t. One chain per target,
+// through the first such y; targets ri already reaches are the
+// membership chains' business.
+func (m *Model) adminChains(ri int) []Chain {
+	r := &m.Roles[ri]
+	var out []Chain
+	for ti := range m.Roles {
+		t := &m.Roles[ti]
+		gain, os := osRoles[t.Name]
+		if t.Super {
+			gain = "superuser"
+		} else if !os || m.Version < 16 {
+			continue
+		}
+		if ti == ri || m.CanSetRole(ri, ti) || (!t.Super && m.HasPrivsOfRole(ri, ti)) {
+			continue
+		}
+		for yi := range m.Roles {
+			y := &m.Roles[yi]
+			if yi == ri || y.Super {
+				continue
+			}
+			if yi != ti && !m.CanSetRole(yi, ti) && (t.Super || !m.HasPrivsOfRole(yi, ti)) {
+				continue
+			}
+			ok, why := m.CanGrantSelf(ri, yi)
+			if !ok {
+				continue
+			}
+			steps := []Step{{What: "ADMIN OPTION on " + y.Name, Evidence: why},
+				{What: "GRANT " + quote.Ident(y.Name) + " TO " + quote.Ident(r.Name) + " WITH SET TRUE, INHERIT TRUE", Evidence: fmt.Sprintf("PostgreSQL %d: ADMIN OPTION lets a role grant the role to anyone, itself included, with SET and INHERIT, CREATEROLE or not", m.Version)}}
+			kind := "admin"
+			if m.Version < 16 {
+				kind = "createrole"
+				steps[0].What = "CREATEROLE"
+				steps[1] = Step{What: "GRANT " + quote.Ident(y.Name) + " TO " + quote.Ident(r.Name), Evidence: fmt.Sprintf("PostgreSQL %d (before 16): CREATEROLE may grant any non-superuser role, to itself too", m.Version)}
+			}
+			if yi != ti {
+				how := "inherits " + t.Name
+				if m.CanSetRole(yi, ti) {
+					how = "SET ROLE " + t.Name
+				}
+				steps = append(steps[:1], Step{What: how + " through " + y.Name, Evidence: strings.Join(m.membershipPath(yi, ti), " → ") + ": " + t.Name + " is " + gainWord(t.Super, gain)}, steps[1])
+			}
+			out = append(out, Chain{Role: r.Name, Gains: gain, Kind: kind, Object: "role " + y.Name, Name: y.Name, Target: t.Name, Steps: steps})
+			break
+		}
+	}
 	return out
 }
 

@@ -113,6 +113,30 @@ func escalateOnServer(t *testing.T, srv *localpg.Server, major int) {
 		}
 	}
 	run("GRANT boss TO %s", attackers[1])
+	// Hubs: roles that are no OS role or superuser themselves but reach
+	// one. From 16 ADMIN OPTION alone on a hub (no SET, no INHERIT) lets
+	// the holder grant the hub to itself, CREATEROLE or not (a03 has it,
+	// a04 and a05 do not).
+	hubOpts, adminOnly := "", " WITH ADMIN OPTION"
+	if major >= 16 {
+		hubOpts, adminOnly = " WITH INHERIT TRUE, SET FALSE", " WITH ADMIN TRUE, INHERIT FALSE, SET FALSE"
+	}
+	run("CREATE ROLE ops NOLOGIN")
+	run("GRANT pg_execute_server_program TO ops%s", hubOpts)
+	run("CREATE ROLE files NOLOGIN")
+	run("GRANT pg_read_server_files TO files%s", hubOpts)
+	run("GRANT files TO ops%s", hubOpts) // two steps away
+	run("CREATE ROLE bossy NOLOGIN")
+	run("GRANT boss TO bossy") // SET (and INHERIT) by default: bossy may SET ROLE boss
+	run("GRANT ops TO %s%s", attackers[3], adminOnly)
+	run("GRANT ops TO %s%s", attackers[4], adminOnly)
+	run("GRANT bossy TO %s%s", attackers[5], adminOnly)
+	hubs := []string{"ops", "files", "bossy"}
+	for _, a := range attackers[6:] {
+		if rng.Intn(3) == 0 {
+			run("GRANT %s TO %s%s", hubs[rng.Intn(len(hubs))], a, withOpts())
+		}
+	}
 
 	snap, err := collect.Collect(ctx, collect.Options{Conn: srv.ConnConfig("postgres"), NoFiles: true})
 	if err != nil {
@@ -133,6 +157,7 @@ func escalateOnServer(t *testing.T, srv *localpg.Server, major int) {
 	crGains, crRefused := 0, 0
 	bySelfGrant := map[string]bool{} // attacker, role: gained only by granting itself the role
 	gained := map[string]bool{}      // attacker, role: gained at all
+	viaGrant := map[string]bool{}    // attacker, target: gained after granting itself some other role
 	report := func(what string, predicted, did bool, why string) {
 		cases++
 		if did {
@@ -172,6 +197,22 @@ func escalateOnServer(t *testing.T, srv *localpg.Server, major int) {
 			return true
 		}
 		ai := idx(a)
+		// viaGrant: after granting itself role y (16+: WITH SET, INHERIT)
+		// the role uses the privileges of, or SETs ROLE to, which targets.
+		for _, y := range append(append([]string{}, hubs...), attackers...) {
+			if y == a {
+				continue
+			}
+			self := "GRANT " + y + " TO " + a
+			if major >= 16 {
+				self += " WITH INHERIT TRUE, SET TRUE"
+			}
+			for _, tg := range targets {
+				if _, os := osRoles[tg.name]; (os || tg.name == "boss") && !viaGrant[a+"\x00"+tg.name] {
+					viaGrant[a+"\x00"+tg.name] = try(self, tg.action) || try(self, "SET ROLE "+tg.name, tg.action)
+				}
+			}
+		}
 		for _, tg := range targets {
 			ti := idx(tg.name)
 			self := "GRANT " + tg.name + " TO " + a
@@ -235,13 +276,17 @@ func escalateOnServer(t *testing.T, srv *localpg.Server, major int) {
 		switch ch.Kind {
 		case "createrole":
 			key = ch.Role + "\x00pg_execute_server_program"
+			if ch.Target != "" {
+				key = ch.Role + "\x00" + ch.Target
+			}
 		case "admin":
+			key = ch.Role + "\x00" + ch.Target // Name is the role granted, maybe a hub
 		default:
 			continue
 		}
 		chains++
 		reported[key] = true
-		if !gained[key] {
+		if !gained[key] && !viaGrant[key] {
 			t.Errorf("pg%d: chain %s %s: the server did not let %s gain it (%v)", major, ch.Kind, ch.Object, ch.Role, ch.Steps)
 		}
 		if ev := ch.Steps[len(ch.Steps)-1].Evidence; !strings.Contains(ev, fmt.Sprintf("PostgreSQL %d", major)) {
@@ -254,6 +299,48 @@ func escalateOnServer(t *testing.T, srv *localpg.Server, major int) {
 			t.Errorf("pg%d: %s gained %s by granting it to itself, and no chain says so", major, a, role)
 		}
 	}
+	// Every superuser or OS role an attacker can reach, in any of the
+	// ways tried, is a chain, and no chain names one it cannot reach.
+	chainTo := map[string]bool{}
+	for _, ch := range m.Escalations(snap) {
+		switch ch.Kind {
+		case "membership":
+			chainTo[ch.Role+"\x00"+ch.Name] = true
+		case "admin":
+			chainTo[ch.Role+"\x00"+ch.Target] = true
+		case "createrole": // before 16: any non-superuser role, every OS role
+			if ch.Target != "" {
+				chainTo[ch.Role+"\x00"+ch.Target] = true // a superuser, through a role that may SET ROLE to it
+				continue
+			}
+			for os := range osRoles {
+				chainTo[ch.Role+"\x00"+os] = true
+			}
+		}
+	}
+	reach, reachN := 0, 0
+	for _, a := range attackers {
+		for _, tg := range targets {
+			if _, os := osRoles[tg.name]; !os && tg.name != "boss" {
+				continue
+			}
+			key := a + "\x00" + tg.name
+			did := gained[key] || viaGrant[key]
+			reach++
+			if did {
+				reachN++
+			}
+			if chainTo[key] != did {
+				disagree++
+				t.Errorf("pg%d: %s reaches %s: chains say %v, the server let it: %v (directly or by a self-grant: %v, through another role: %v)", major, a, tg.name, chainTo[key], did, gained[key], viaGrant[key])
+			}
+		}
+	}
+	cases += reach
+	if !viaGrant[attackers[3]+"\x00pg_execute_server_program"] || !viaGrant[attackers[4]+"\x00pg_execute_server_program"] || !viaGrant[attackers[5]+"\x00boss"] {
+		t.Errorf("pg%d: the hub grants did not give what they were built to give", major)
+	}
+	t.Logf("pg%d: %d of %d attacker/target pairs reachable", major, reachN, reach)
 	t.Logf("ORACLE escalation pg%d: cases=%d disagreements=%d seconds=%.1f", major, cases, disagree, time.Since(start).Seconds())
 	if allowedN < cases/10 || allowedN > cases*9/10 {
 		t.Errorf("pg%d: too one-sided to test much: %d of %d allowed", major, allowedN, cases)

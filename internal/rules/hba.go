@@ -170,6 +170,15 @@ func userCouldBe(s *snapshot.Snapshot, r *hba.Rule, role string) string {
 	res := "no"
 	for _, t := range r.Users {
 		switch {
+		case strings.HasPrefix(t.Value, "/") && s.MajorVersion() >= 16:
+			// A regular expression (quoted or not, as the server reads
+			// it), never compared as a name, even to a role named so.
+			switch _, m, decided := hba.RegexMatch(t, s.MajorVersion(), role); {
+			case !decided:
+				res = "maybe"
+			case m:
+				return "yes"
+			}
 		case t.IsKeyword("all"), t.Value == role && !strings.HasPrefix(t.Value, "+"):
 			return "yes"
 		case !t.Quoted && strings.HasPrefix(t.Value, "+"):
@@ -178,14 +187,6 @@ func userCouldBe(s *snapshot.Snapshot, r *hba.Rule, role string) string {
 				return "yes"
 			case "maybe":
 				res = "maybe"
-			}
-		case strings.HasPrefix(t.Value, "/") && s.MajorVersion() >= 16:
-			// A regular expression (quoted or not, as the server reads it).
-			switch _, m, decided := hba.RegexMatch(t, s.MajorVersion(), role); {
-			case !decided:
-				res = "maybe"
-			case m:
-				return "yes"
 			}
 		case t.Value == role:
 			return "yes"

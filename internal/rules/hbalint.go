@@ -64,7 +64,8 @@ func init() {
 				dbs[d.Name] = true
 			}
 			roleExists := func(n string) bool { _, ok := c.S.Role(n); return ok }
-			for _, msg := range hbapolicy.UnknownNames(rules, roleExists, func(n string) bool { return dbs[n] }) {
+			named, regexMsgs := hbaNamesByMajor(c.S, rules)
+			for _, msg := range append(hbapolicy.UnknownNames(named, roleExists, func(n string) bool { return dbs[n] }), regexMsgs...) {
 				loc, _, _ := strings.Cut(msg, ": ")
 				c.Fail(Problem{Object: "pg_hba.conf " + loc, Location: loc, Evidence: msg, Expected: "names that exist",
 					Fix: "remove the name from " + loc + ", then reload", FixKind: FixConfig, FixApply: "reload",
@@ -138,4 +139,53 @@ func catchAllReject(r *hba.Rule) bool {
 	}
 	p, ok := r.Prefix()
 	return r.AddrKind == hba.AddrCIDR && ok && p.Bits() == 0
+}
+
+// hbaNamesByMajor readies rules for UnknownNames, which knows no major:
+// from 16 a leading slash makes a regular expression, quoted or not, so
+// such tokens leave the name lists and are checked here instead (one that
+// matches no role or database is reported; one our engine cannot decide
+// is not); before 16 the same token is a plain name, quoted or not, and
+// is checked as one.
+func hbaNamesByMajor(s *snapshot.Snapshot, rules []hba.Rule) ([]hba.Rule, []string) {
+	major := s.MajorVersion()
+	var msgs []string
+	out := make([]hba.Rule, len(rules))
+	for i := range rules {
+		r := rules[i]
+		keep := func(toks []hba.Token, what string, names []string) []hba.Token {
+			var kept []hba.Token
+			for _, t := range toks {
+				if !strings.HasPrefix(t.Value, "/") {
+					kept = append(kept, t)
+					continue
+				}
+				if major < 16 {
+					t.Quoted = true // a literal name there
+					kept = append(kept, t)
+					continue
+				}
+				hit, decided := false, true
+				for _, n := range names {
+					_, m, d := hba.RegexMatch(t, major, n)
+					hit, decided = hit || m, decided && d
+				}
+				if decided && !hit {
+					msgs = append(msgs, fmt.Sprintf("%s: regular expression %q matches no %s", r.Location(), t.Value, what))
+				}
+			}
+			return kept
+		}
+		var roles, dbs []string
+		for _, ro := range s.Roles {
+			roles = append(roles, ro.Name)
+		}
+		for _, d := range s.Databases {
+			dbs = append(dbs, d.Name)
+		}
+		r.Users = keep(r.Users, "role", roles)
+		r.Databases = keep(r.Databases, "database", dbs)
+		out[i] = r
+	}
+	return out, msgs
 }
