@@ -78,6 +78,49 @@ func isExec(p string) bool {
 	return err == nil && !st.IsDir() && st.Mode()&0o111 != 0
 }
 
+// freePortFor finds a port free on every address of listen (FreePort
+// asks about 127.0.0.1 only; ::1 may hold the same number elsewhere).
+func freePortFor(listen string) (int, error) {
+	var last error
+	for try := 0; try < 20; try++ {
+		port, err := FreePort()
+		if err != nil {
+			return 0, err
+		}
+		free := true
+		for _, a := range strings.Split(listen, ",") {
+			if a == "localhost" || a == "127.0.0.1" {
+				continue
+			}
+			l, err := net.Listen("tcp", net.JoinHostPort(a, strconv.Itoa(port)))
+			if err != nil {
+				free, last = false, err
+				break
+			}
+			l.Close()
+		}
+		if free {
+			return port, nil
+		}
+	}
+	return 0, fmt.Errorf("no port free on %s: %v", listen, last)
+}
+
+// bindFailure is the server log's "could not bind" line written since
+// offset, or "".
+func bindFailure(logFile string, offset int64) string {
+	b, err := os.ReadFile(logFile)
+	if err != nil || int64(len(b)) < offset {
+		return ""
+	}
+	for _, l := range strings.Split(string(b[offset:]), "\n") {
+		if strings.Contains(l, "could not bind") {
+			return strings.TrimSpace(l)
+		}
+	}
+	return ""
+}
+
 // FreePort asks the kernel for a free loopback TCP port.
 func FreePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -250,11 +293,23 @@ func (s *Server) startServer(ctx context.Context, o Options) (*Server, error) {
 	}
 	var startErr error
 	for attempt := 0; attempt < 3; attempt++ {
-		if s.Port, startErr = FreePort(); startErr != nil {
+		if s.Port, startErr = freePortFor(s.listen); startErr != nil {
 			continue
 		}
+		var logStart int64
+		if st, err := os.Stat(s.LogFile); err == nil {
+			logStart = st.Size()
+		}
 		if startErr = s.start(ctx, wait); startErr == nil {
-			break
+			// The server starts when one of several addresses binds:
+			// an address lost to another process's race for the port
+			// would leave, say, ::1 unserved. That is a lost race too.
+			if msg := bindFailure(s.LogFile, logStart); msg == "" {
+				break
+			} else {
+				s.shutdown()
+				startErr = fmt.Errorf("postgres started without all its addresses: %s", msg)
+			}
 		}
 		// Only a lost race for the port is worth another try; a server
 		// that refuses its configuration refuses it every time.
