@@ -343,7 +343,7 @@ func init() {
 		ID: "AUTH-05", Title: "TCP rules require TLS (hostssl); host and hostnossl only reject", Area: AreaAuth, Severity: High,
 		Rationale: "A host or hostnossl rule accepts unencrypted connections: credentials and data can be read or altered on the way. " +
 			"oauth (PostgreSQL 18) sends a bearer token that logs in as whoever holds it: on a line that admits connections without TLS it is critical (the token can be replayed), and it is strong only on hostssl. " +
-			"An oauth line also needs a validator (oauth_validator_libraries, or validator= on the line): without one the server reports the line as an error (AUTH-18: a real 18.4 with no validator library configured calls it an invalid authentication method); servers before 18 do not know the method and refuse the whole file (AUTH-18).",
+			"An oauth line also needs a validator (oauth_validator_libraries, or validator= on the line): without one the server reports the line as an error (AUTH-18: \"oauth_validator_libraries must be set for authentication method oauth\", and the server then refuses to load the whole file); servers before 18 do not know the method and refuse the whole file (AUTH-18).",
 		References: refs(cis("5.4"), devsec("postgres-15")),
 		Check: func(c *Check) {
 			rules, ok := c.hbaRules()
