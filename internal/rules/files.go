@@ -49,7 +49,6 @@ func (c *Check) checkMode(f *snapshot.File, groupRead bool, want uint32) {
 	}
 	obj := what + " " + f.Path
 	ev := fmt.Sprintf("%s %s mode %s, owner %s", what, f.Path, f.ModeString(), ownerName(f))
-	fix := fmt.Sprintf("chmod %04o %s", want, quote.Shell(f.Path))
 	// The new mode only takes bits away: group read stays where it is
 	// tolerated, and nothing the file lacks is added.
 	allowed := want
@@ -57,13 +56,20 @@ func (c *Check) checkMode(f *snapshot.File, groupRead bool, want uint32) {
 		allowed |= 0o040
 	}
 	ch := []remedy.Change{{File: &remedy.FileMode{Path: f.Path, Mode: os.FileMode(perm & allowed), From: os.FileMode(perm)}}}
+	fix := fmt.Sprintf("chmod %04o %s", perm&allowed, quote.Shell(f.Path))
+	expected := fmt.Sprintf("%04o", want)
+	if groupRead {
+		// The fix keeps a group read bit the file has: say so, or the
+		// finding's "expected" and its chmod disagree.
+		expected = fmt.Sprintf("%04o, or %04o (group read is tolerated)", want, allowed)
+	}
 	switch {
 	case perm&0o022 != 0:
 		c.Fail(Problem{Object: obj, Location: f.Path, Evidence: ev + ": writable by group or others",
-			Expected: fmt.Sprintf("%04o", want), Fix: fix, FixKind: FixShell, Severity: High, SevSet: true, Changes: ch})
+			Expected: expected, Fix: fix, FixKind: FixShell, Severity: High, SevSet: true, Changes: ch})
 	case perm&0o007 != 0:
 		c.Fail(Problem{Object: obj, Location: f.Path, Evidence: ev + ": accessible by others",
-			Expected: fmt.Sprintf("%04o", want), Fix: fix, FixKind: FixShell, Severity: Medium, SevSet: true, Changes: ch})
+			Expected: expected, Fix: fix, FixKind: FixShell, Severity: Medium, SevSet: true, Changes: ch})
 	case !groupRead && perm&0o070 != 0:
 		c.Fail(Problem{Object: obj, Location: f.Path, Evidence: ev + ": group has access",
 			Expected: fmt.Sprintf("%04o", want), Fix: fix, FixKind: FixShell, Severity: Medium, SevSet: true, Changes: ch})
