@@ -45,7 +45,12 @@ func Config(f Flags) (*pgx.ConnConfig, error) {
 	}
 	cfg, err := pgx.ParseConfig(s)
 	if err != nil {
-		return nil, fmt.Errorf("connection options: %s", Redact(parseErrorText(err), PasswordOf(f.DSN)))
+		msg := Redact(parseErrorText(err), PasswordOf(f.DSN))
+		if v := os.Getenv("PGREQUIREAUTH"); v != "" && strings.Contains(msg, "require_auth") && !strings.Contains(s, "require_auth") {
+			// The value came from the environment, not the string shown.
+			msg += fmt.Sprintf(" (require_auth %q comes from PGREQUIREAUTH)", v)
+		}
+		return nil, fmt.Errorf("connection options: %s", msg)
 	}
 	// require_auth (and, without it, no cleartext password over TCP
 	// without TLS) is enforced by pgaegis before pgx answers the server:

@@ -104,3 +104,17 @@ func TestParseRequireAuth(t *testing.T) {
 		}
 	}
 }
+
+// A bad PGREQUIREAUTH is named as such: the string in the error does not
+// hold the value.
+func TestBadPGREQUIREAUTHNamesTheVariable(t *testing.T) {
+	t.Setenv("PGREQUIREAUTH", "MD5")
+	_, err := Config(Flags{DSN: "host=127.0.0.1 port=1 user=x"})
+	if err == nil || !strings.Contains(err.Error(), "PGREQUIREAUTH") {
+		t.Errorf("error %v does not name PGREQUIREAUTH", err)
+	}
+	_, err = Config(Flags{DSN: "host=127.0.0.1 port=1 user=x require_auth=MD5"})
+	if err == nil || strings.Contains(err.Error(), "PGREQUIREAUTH") {
+		t.Errorf("error %v names PGREQUIREAUTH for a value given in the string", err)
+	}
+}
