@@ -812,6 +812,12 @@ func tlsProbeCmd(env *Env) *cobra.Command {
 			}
 		}
 		r := tlsprobe.Probe(ctx, o)
+		// Nothing answered at all (a closed port, a dead host): a table of
+		// "refused" rows would read as the server's verdict.
+		unreached := r.Stalled == "" && len(r.Errors) > 0 && !r.TLSOffered && !r.PlaintextAccepted
+		if unreached && *format != "json" {
+			return ExitError, fmt.Errorf("%s", strings.Join(r.Errors, "; "))
+		}
 		if *format == "json" {
 			if err := writeJSON(env, r); err != nil {
 				return ExitError, err
