@@ -52,6 +52,9 @@ func Config(f Flags) (*pgx.ConnConfig, error) {
 		}
 		return nil, fmt.Errorf("connection options: %s", msg)
 	}
+	if err := checkSSLNegotiation(cfg); err != nil {
+		return nil, fmt.Errorf("connection options: %v", err)
+	}
 	// require_auth (and, without it, no cleartext password over TCP
 	// without TLS) is enforced by pgaegis before pgx answers the server:
 	// see Guard and docs/require-auth.md.
@@ -164,4 +167,26 @@ func ChildEnv(extra ...string) []string {
 		}
 	}
 	return append(env, extra...)
+}
+
+// checkSSLNegotiation holds sslnegotiation to libpq 17's rules, which pgx
+// does not check: postgres or direct, and direct only with an sslmode
+// that never falls back to plaintext (libpq refuses "weak sslmode"; pgx
+// drops prefer's plaintext retry under direct, so prefer passes here).
+func checkSSLNegotiation(cfg *pgx.ConnConfig) error {
+	switch cfg.SSLNegotiation {
+	case "", "postgres":
+		return nil
+	case "direct":
+	default:
+		return fmt.Errorf("invalid sslnegotiation value: %q (postgres or direct)", cfg.SSLNegotiation)
+	}
+	weak := cfg.TLSConfig == nil
+	for _, fb := range cfg.Fallbacks {
+		weak = weak || fb.TLSConfig == nil
+	}
+	if weak {
+		return errors.New("a weak sslmode (disable, allow) may not be used with sslnegotiation=direct: use sslmode=require, verify-ca or verify-full")
+	}
+	return nil
 }

@@ -271,3 +271,24 @@ func TestChildEnvDropsLibpqVariables(t *testing.T) {
 		t.Errorf("extra variables not appended")
 	}
 }
+
+// sslnegotiation as libpq 17+ takes it (pgx alone accepts any value and
+// direct with a plaintext fallback).
+func TestSSLNegotiationAsLibpq(t *testing.T) {
+	for _, tc := range []struct {
+		dsn string
+		ok  bool
+	}{
+		{"host=127.0.0.1 sslnegotiation=postgres", true},
+		{"host=127.0.0.1 sslmode=require sslnegotiation=direct", true},
+		{"host=127.0.0.1 sslmode=verify-full sslnegotiation=direct", true},
+		{"host=127.0.0.1 sslnegotiation=bogus", false},
+		{"host=127.0.0.1 sslmode=disable sslnegotiation=direct", false},
+		{"host=127.0.0.1 sslmode=allow sslnegotiation=direct", false},
+	} {
+		_, err := Config(Flags{DSN: tc.dsn})
+		if (err == nil) != tc.ok {
+			t.Errorf("%s: error %v, want ok=%v", tc.dsn, err, tc.ok)
+		}
+	}
+}
