@@ -156,9 +156,19 @@ func hbaExplainCmd(env *Env) *cobra.Command {
 		if *user == "" || (*db == "" && !*repl) {
 			return ExitError, usagef("--user and --database are required")
 		}
-		rs, _, menv, err := src.load(ctx, env)
+		rs, snap, menv, err := src.load(ctx, env)
 		if err != nil {
 			return ExitError, err
+		}
+		// A server with ssl off takes no TLS connection: unless told,
+		// explain the plaintext one it would really get.
+		if !cmd.Flags().Changed("ssl") && !*noSSL && snap != nil {
+			if v, ok := snap.Setting("ssl"); ok {
+				if on, _ := guc.ParseBool(v.Value); !on {
+					*noSSL = true
+					fmt.Fprintln(env.Stderr, "note: the server has ssl = off: explaining a connection without TLS (--ssl to ask about TLS anyway)")
+				}
+			}
 		}
 		if *addr == "" && !*local {
 			rows := hbapolicy.Reach(rs, *user, *db, *repl, menv)

@@ -30,7 +30,7 @@ func TestHBACommands(t *testing.T) {
 	args := connArgs(t, srv, srv.AdminUser, srv.Password)
 
 	t.Run("explain live", func(t *testing.T) {
-		code, out, errs := runCLI(t, append([]string{"hba", "explain", "--user", "alice", "--database", "postgres", "--address", "127.0.0.9", "--format", "json"}, args...)...)
+		code, out, errs := runCLI(t, append([]string{"hba", "explain", "--user", "alice", "--database", "postgres", "--address", "127.0.0.9", "--ssl", "--format", "json"}, args...)...)
 		if code != 0 {
 			t.Fatalf("exit %d: %s", code, errs)
 		}
@@ -44,6 +44,13 @@ func TestHBACommands(t *testing.T) {
 		must(t, json.Unmarshal([]byte(out), &e))
 		if !e.Matched || e.Line != 2 || e.Method != "scram-sha-256" || !strings.HasSuffix(e.File, "pg_hba.conf") || e.Options == nil {
 			t.Errorf("alice over TLS from 127.0.0.9: %+v", e)
+		}
+		// This server has ssl off: without --ssl, explain asks about the
+		// plaintext connection it would really take (line 4, not 2).
+		code, out, errs = runCLI(t, append([]string{"hba", "explain", "--user", "alice", "--database", "postgres", "--address", "127.0.0.9", "--format", "json"}, args...)...)
+		must(t, json.Unmarshal([]byte(out), &e))
+		if !e.Matched || e.Line != 4 || !strings.Contains(errs, "ssl = off") {
+			t.Errorf("alice from 127.0.0.9 on a server without TLS: %+v (stderr %q)", e, errs)
 		}
 		code, out, _ = runCLI(t, append([]string{"hba", "explain", "--user", "app", "--database", "postgres", "--address", "127.0.0.9", "--no-ssl", "--format", "json"}, args...)...)
 		must(t, json.Unmarshal([]byte(out), &e))
