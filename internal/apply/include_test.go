@@ -60,24 +60,11 @@ func failingOf(fs []rules.Finding, only string) []plan.FindingRef {
 	return out
 }
 
-// reAudit is the CLI's verification: findings that failed before, and
-// the regressions.
+// reAudit is the CLI's verification (fix.Verifiable after a fresh audit).
 func reAudit(t *testing.T, s *localpg.Server, before []rules.Finding) func(context.Context) ([]plan.FindingRef, error) {
 	return func(context.Context) ([]plan.FindingRef, error) {
 		_, after := fixtest.Audit(t, s)
-		was := map[string]bool{}
-		for _, f := range before {
-			if f.Status == rules.Fail {
-				was[f.Key()] = true
-			}
-		}
-		var keep []rules.Finding
-		for _, f := range after {
-			if f.Status == rules.Fail && was[f.Key()] {
-				keep = append(keep, f)
-			}
-		}
-		return failingOf(append(keep, fix.Regressions(before, after)...), ""), nil
+		return failingOf(fix.Verifiable(before, after), ""), nil
 	}
 }
 

@@ -204,7 +204,7 @@ steps (without --apply); 2 an error, a refusal or a rollback.`,
 			if err != nil {
 				return nil, err
 			}
-			return verifiable(findings, f), nil
+			return failing(fix.Verifiable(findings, f)), nil
 		}
 		if isTerminal(env.Stderr) {
 			ao.Progress = env.Stderr
@@ -266,27 +266,6 @@ func failing(findings []rules.Finding) []plan.FindingRef {
 		}
 	}
 	return out
-}
-
-// verifiable are the failing findings after a change that the engine
-// judges: those that failed before (a step that claimed one must have
-// closed it) and the regressions (fix.Regressions). A finding that only
-// became visible (newly applicable, or a rewritten line's new name) is for
-// the next plan, not a reason to roll back.
-func verifiable(before, after []rules.Finding) []plan.FindingRef {
-	was := map[string]bool{}
-	for _, f := range before {
-		if f.Status == rules.Fail {
-			was[f.Key()] = true
-		}
-	}
-	var keep []rules.Finding
-	for _, f := range after {
-		if f.Status == rules.Fail && was[f.Key()] {
-			keep = append(keep, f)
-		}
-	}
-	return failing(append(keep, fix.Regressions(before, after)...))
 }
 
 // confirm asks on stderr and reads one answer from stdin.

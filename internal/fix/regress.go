@@ -31,3 +31,24 @@ func Regressions(before, after []rules.Finding) []rules.Finding {
 	}
 	return out
 }
+
+// Verifiable are the failing findings after a change that an apply
+// judges: those that failed before (a step that claimed one must have
+// closed it) and the Regressions. A finding that only became visible
+// (newly applicable, or a rewritten line's new name) is for the next
+// plan, not a reason to roll back.
+func Verifiable(before, after []rules.Finding) []rules.Finding {
+	was := map[string]bool{}
+	for _, f := range before {
+		if f.Status == rules.Fail {
+			was[f.Key()] = true
+		}
+	}
+	var keep []rules.Finding
+	for _, f := range after {
+		if f.Status == rules.Fail && was[f.Key()] {
+			keep = append(keep, f)
+		}
+	}
+	return append(keep, Regressions(before, after)...)
+}
