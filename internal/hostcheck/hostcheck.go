@@ -50,9 +50,17 @@ func Collect(o Options) *snapshot.Host {
 		defer close(pkgDone)
 		packages(o, pkg)
 	}()
-	scanProcs(o, h)
+	accts := readPasswd(o)
+	procs := scanProcs(o, h, accts)
 	owner(o, h)
-	secretsInFiles(o, h)
+	h.Clusters = findClusters(o, procs)
+	for _, c := range h.Clusters {
+		if c.Running {
+			h.Postmasters++
+		}
+	}
+	secretsInFiles(o, h, accts)
+	connFiles(o, h, procs, accts)
 	sudoers(o, h)
 	services(o, h)
 	<-pkgDone
@@ -83,14 +91,16 @@ func LogDiskUsedPct(logDir string) int {
 }
 
 // scanProcs reads /proc/*/environ for PGPASSWORD and /proc/*/cmdline for
-// passwords on command lines. environ is NUL-separated and only readable
-// for our own processes unless we are root.
-func scanProcs(o Options, h *snapshot.Host) {
+// passwords on command lines, and keeps what the cluster and file checks
+// need of each process. environ is NUL-separated and only readable for
+// our own processes unless we are root.
+func scanProcs(o Options, h *snapshot.Host, accts []account) []procInfo {
 	ents, err := os.ReadDir(o.path("/proc"))
 	if err != nil {
-		return
+		return nil
 	}
 	self := os.Getpid()
+	var procs []procInfo
 	for _, e := range ents {
 		pid, err := strconv.Atoi(e.Name())
 		if err != nil || pid == self {
@@ -98,61 +108,38 @@ func scanProcs(o Options, h *snapshot.Host) {
 		}
 		dir := o.path(filepath.Join("/proc", e.Name()))
 		comm, _ := os.ReadFile(filepath.Join(dir, "comm"))
-		p := snapshot.Proc{PID: pid, Command: strings.TrimSpace(string(comm))}
+		p := procInfo{Proc: snapshot.Proc{PID: pid, Command: strings.TrimSpace(string(comm))}, ppid: ppidOf(dir)}
 		if st, err := os.Stat(dir); err == nil {
 			if sys, ok := st.Sys().(*syscall.Stat_t); ok {
-				if u, err := user.LookupId(strconv.Itoa(int(sys.Uid))); err == nil {
-					p.User = u.Username
-				}
+				p.User = userName(accts, int(sys.Uid))
 			}
 		}
+		// The link's target is a path on the host (Root is not in it).
+		p.cwd, _ = os.Readlink(filepath.Join(dir, "cwd"))
 		if env, err := os.ReadFile(filepath.Join(dir, "environ")); err == nil {
 			h.ProcsScanned++
 			for _, kv := range bytes.Split(env, []byte{0}) {
 				if bytes.HasPrefix(kv, []byte("PGPASSWORD=")) && len(kv) > len("PGPASSWORD=") {
-					h.ProcsWithPGPASSWORD = append(h.ProcsWithPGPASSWORD, p)
+					h.ProcsWithPGPASSWORD = append(h.ProcsWithPGPASSWORD, p.Proc)
 					break
 				}
 			}
+			p.env = parseEnv(env)
 		}
 		if cmd, err := os.ReadFile(filepath.Join(dir, "cmdline")); err == nil {
-			line := string(bytes.ReplaceAll(cmd, []byte{0}, []byte(" ")))
-			if passwordArg.MatchString(line) {
-				h.ProcsWithPasswordArgs = append(h.ProcsWithPasswordArgs, p)
-			}
-			if isPostmaster(p.Command, line, dir) {
-				h.Postmasters++
+			p.args = strings.Split(strings.TrimRight(string(cmd), "\x00"), "\x00")
+			if passwordArg.MatchString(strings.Join(p.args, " ")) {
+				h.ProcsWithPasswordArgs = append(h.ProcsWithPasswordArgs, p.Proc)
 			}
 		}
+		procs = append(procs, p)
 	}
+	return procs
 }
 
 // passwordArg matches a password in a command line: password=..., a URI
 // with user:password@, or PGPASSWORD=... (env prefix in a shell wrapper).
 var passwordArg = regexp.MustCompile(`(?i)(\bpassword\s*=\s*[^\s'"]+|postgres(ql)?://[^:/@\s]+:[^@\s]+@|\bPGPASSWORD=\S+)`)
-
-// isPostmaster: a postgres process whose parent is not a postgres process.
-func isPostmaster(comm, cmdline, dir string) bool {
-	if comm != "postgres" && comm != "postmaster" {
-		return false
-	}
-	stat, err := os.ReadFile(filepath.Join(dir, "stat"))
-	if err != nil {
-		return false
-	}
-	// pid (comm) state ppid ...
-	i := bytes.LastIndexByte(stat, ')')
-	if i < 0 {
-		return false
-	}
-	f := strings.Fields(string(stat[i+1:]))
-	if len(f) < 2 {
-		return false
-	}
-	pcomm, _ := os.ReadFile(filepath.Join(filepath.Dir(dir), f[1], "comm"))
-	pc := strings.TrimSpace(string(pcomm))
-	return pc != "postgres" && pc != "postmaster"
-}
 
 // owner finds the OS account owning the data directory and its login
 // properties.
@@ -216,7 +203,6 @@ func owner(o Options, h *snapshot.Host) {
 
 var (
 	pgpasswordExport = regexp.MustCompile(`^\s*(export\s+|setenv\s+)?PGPASSWORD[=\s]`)
-	servicePassword  = regexp.MustCompile(`^\s*password\s*=`)
 	historyPassword  = regexp.MustCompile(`(?i)(PGPASSWORD=\S|\bpassword\s*=\s*\S|postgres(ql)?://[^:/@\s]+:[^@\s]+@|\bPASSWORD\s+'[^']+')`)
 )
 
@@ -229,18 +215,23 @@ const hostFileMax = 16 << 20
 // that would hang a root audit, and capped.
 func readHostFile(path string) ([]byte, error) { return safefile.ReadFile(path, hostFileMax) }
 
-// homes lists the home directories to look in: root, /home/*, the owner's.
-func homes(o Options, h *snapshot.Host) []string {
+// homes lists the home directories to look in: root's, the owner's,
+// every account's in /etc/passwd (daemon accounts too: libpq looks in
+// the home of whoever runs it), and /home/*.
+func homes(o Options, h *snapshot.Host, accts []account) []string {
 	seen := map[string]bool{}
 	var out []string
 	add := func(d string) {
-		if d != "" && !seen[d] {
-			seen[d] = true
-			out = append(out, d)
+		if d != "" && filepath.IsAbs(d) && !seen[filepath.Clean(d)] {
+			seen[filepath.Clean(d)] = true
+			out = append(out, filepath.Clean(d))
 		}
 	}
 	add("/root")
 	add(h.OwnerHome)
+	for _, a := range accts {
+		add(a.home)
+	}
 	if ents, err := os.ReadDir(o.path("/home")); err == nil {
 		for _, e := range ents {
 			if e.IsDir() {
@@ -251,9 +242,9 @@ func homes(o Options, h *snapshot.Host) []string {
 	return out
 }
 
-// secretsInFiles finds PGPASSWORD in shell profiles, passwords in service
-// files and shell history, and .pgpass files and psql history with modes.
-func secretsInFiles(o Options, h *snapshot.Host) {
+// secretsInFiles finds PGPASSWORD in shell profiles, passwords in shell
+// history, and psql history files (service and password files: connFiles).
+func secretsInFiles(o Options, h *snapshot.Host, accts []account) {
 	grep := func(path string, re *regexp.Regexp, what string) {
 		f, err := safefile.Open(o.path(path))
 		if err != nil {
@@ -274,18 +265,12 @@ func secretsInFiles(o Options, h *snapshot.Host) {
 			profiles = append(profiles, filepath.Join("/etc/profile.d", e.Name()))
 		}
 	}
-	for _, home := range homes(o, h) {
+	for _, home := range homes(o, h, accts) {
 		for _, n := range []string{".bashrc", ".bash_profile", ".profile", ".zshrc", ".zshenv", ".zprofile", ".cshrc", ".tcshrc", ".bash_login"} {
 			profiles = append(profiles, filepath.Join(home, n))
 		}
-		grep(filepath.Join(home, ".pg_service.conf"), servicePassword, "password in a connection service file")
 		for _, hist := range []string{".bash_history", ".zsh_history", ".psql_history"} {
 			grep(filepath.Join(home, hist), historyPassword, "password in shell or psql history")
-		}
-		for _, n := range []string{".pgpass"} {
-			if f, ok := statFile(o, filepath.Join(home, n)); ok {
-				h.PgpassFiles = append(h.PgpassFiles, f)
-			}
 		}
 		if f, ok := statFile(o, filepath.Join(home, ".psql_history")); ok {
 			h.PsqlHistory = append(h.PsqlHistory, f)
@@ -293,12 +278,6 @@ func secretsInFiles(o Options, h *snapshot.Host) {
 	}
 	for _, p := range profiles {
 		grep(p, pgpasswordExport, "PGPASSWORD set in a shell profile")
-	}
-	for _, p := range []string{"/etc/postgresql-common/pg_service.conf", "/etc/pg_service.conf", "/etc/sysconfig/pgsql/pg_service.conf"} {
-		grep(p, servicePassword, "password in a connection service file")
-	}
-	if env := os.Getenv("PGSERVICEFILE"); env != "" {
-		grep(env, servicePassword, "password in a connection service file")
 	}
 }
 

@@ -749,6 +749,61 @@ type Host struct {
 	Fail2ban string `json:"fail2ban,omitempty"`
 	// Backup tool configuration found.
 	PgBackRest *PgBackRest `json:"pgbackrest,omitempty"`
+	// Clusters are the running postmasters, one per data directory
+	// (Postmasters is their number), plus the audited data directory when
+	// its server is not running (Running false).
+	Clusters []Cluster `json:"clusters,omitempty"`
+	// ConnFiles are the password and service files libpq would read on
+	// this host: named by a process's PGPASSFILE, PGSERVICEFILE or
+	// PGSYSCONFDIR, in a home directory, the system service file, or in a
+	// cluster's own directories. Whether they hold passwords, never the
+	// passwords.
+	ConnFiles []ConnFile `json:"conn_files,omitempty"`
+}
+
+// Cluster is one PostgreSQL server on the host.
+type Cluster struct {
+	DataDir    string   `json:"data_dir"`
+	PID        int      `json:"pid,omitempty"`
+	User       string   `json:"user,omitempty"`
+	Port       int      `json:"port,omitempty"`
+	ConfigDir  string   `json:"config_dir,omitempty"`
+	SocketDirs []string `json:"socket_dirs,omitempty"`
+	Running    bool     `json:"running"`
+}
+
+// ConnFile is a libpq password file ("pgpass") or service file
+// ("service") and how libpq gets to it.
+type ConnFile struct {
+	Path string `json:"path"`
+	Kind string `json:"kind"` // "pgpass" or "service"
+	// Sources say why libpq would read it ("PGPASSFILE", "home of user
+	// alice", "system service file", "data directory of cluster ...").
+	Sources []string `json:"sources"`
+	// Procs are the processes whose environment names the file.
+	Procs []ConnProc `json:"procs,omitempty"`
+	// Clusters are the data directories of the clusters it belongs to.
+	Clusters []string `json:"clusters,omitempty"`
+	File     File     `json:"file"`
+	// Mode is the mode libpq sees (of the target when File is a symlink).
+	Mode uint32 `json:"mode"`
+	// Passwords counts entries with a password (pgpass: a non-empty
+	// password field; service: a password= line); -1 when unreadable.
+	Passwords int `json:"passwords"`
+	// PasswordLines are the line numbers of a service file's password=
+	// lines (to delete them), never their text.
+	PasswordLines []int `json:"password_lines,omitempty"`
+	// Ignored: libpq will not use it (a pgpass with group or world
+	// access, or not a regular file).
+	Ignored bool   `json:"ignored,omitempty"`
+	Why     string `json:"why_ignored,omitempty"`
+}
+
+// ConnProc is a process whose environment points libpq at a file.
+type ConnProc struct {
+	Proc
+	Var     string `json:"var"`               // PGPASSFILE, PGSERVICEFILE, PGSYSCONFDIR, HOME
+	Cluster string `json:"cluster,omitempty"` // data directory of the cluster it works for
 }
 
 // Proc is a process (never its secret).
