@@ -415,10 +415,12 @@ func connFiles(o Options, h *snapshot.Host, procs []procInfo, accts []account) {
 		for _, s := range c.SocketDirs {
 			dirs = append(dirs, struct{ dir, what string }{s, "socket directory"})
 		}
+		looked := map[string]bool{}
 		for _, d := range dirs {
-			if d.dir == "" || d.dir == "/" {
+			if d.dir == "" || d.dir == "/" || looked[filepath.Clean(d.dir)] {
 				continue
 			}
+			looked[filepath.Clean(d.dir)] = true
 			for _, n := range []string{".pgpass", "pgpass"} {
 				add(filepath.Join(d.dir, n), "pgpass", d.what+" of a cluster", c.DataDir, nil)
 			}

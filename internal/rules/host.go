@@ -191,24 +191,20 @@ func init() {
 
 	register(&Rule{
 		ID: "FS-04", Title: "No passwords in service files; .pgpass files are 0600", Area: AreaFiles, Severity: Medium,
-		Rationale:  "libpq ignores a .pgpass that others can read; a password in pg_service.conf is readable by everyone who can read the file.",
+		Rationale: "libpq skips a password file with any group or world permission, so such a file is exposed and does not even work; a password in pg_service.conf is readable by everyone who can read the file. " +
+			"Files are looked for wherever libpq finds them: PGPASSFILE, PGSERVICEFILE and PGSYSCONFDIR of every running process, ~/.pgpass and ~/.pg_service.conf of every account, the system service file, passfile= in service files, and the clusters' own directories (a file in the data directory is also copied into every base backup).",
 		References: cis("2.4"), Access: "root",
 		Check: func(c *Check) {
 			h, ok := c.host("service files")
 			if !ok {
 				return
 			}
-			for _, l := range secretLines(h, "service file") {
-				loc := fmt.Sprintf("%s:%d", l.File, l.Line)
-				c.Fail(Problem{Object: "file " + l.File, Location: loc, Evidence: loc + ": password= in a connection service file (value not shown)",
-					Expected: "no password= lines; use ~/.pgpass", Fix: fmt.Sprintf("sed -i '%dd' %s    # and add the entry to ~/.pgpass (0600)", l.Line, quote.Shell(l.File)), FixKind: FixShell})
+			if h.ConnFiles == nil {
+				legacyConnFiles(c, h) // a snapshot from before conn_files
+				return
 			}
-			for _, f := range h.PgpassFiles {
-				if !f.Symlink && f.Mode&0o077 != 0 {
-					c.Fail(Problem{Object: "file " + f.Path, Location: f.Path, Evidence: fmt.Sprintf("%s mode %s", f.Path, f.ModeString()),
-						Expected: "0600", Fix: "chmod 0600 " + quote.Shell(f.Path), FixKind: FixShell,
-						Changes: []remedy.Change{{File: &remedy.FileMode{Path: f.Path, Mode: os.FileMode(f.Mode & 0o600), From: os.FileMode(f.Mode & 0o777)}}}})
-				}
+			for _, f := range h.ConnFiles {
+				connFileFinding(c, h, f)
 			}
 		},
 	})
@@ -345,7 +341,17 @@ func init() {
 				return
 			}
 			if h.Postmasters > 1 {
-				c.Fail(Problem{Object: "host", Evidence: fmt.Sprintf("%d PostgreSQL servers are running", h.Postmasters), Expected: "one", Fix: "# move the other clusters to their own hosts", FixKind: FixShell, Changes: manualChange("move the other clusters to their own hosts")})
+				var names []string
+				for _, cl := range h.Clusters {
+					if cl.Running && cl.DataDir != "" {
+						names = append(names, clusterName(h, cl.DataDir))
+					}
+				}
+				ev := fmt.Sprintf("%d PostgreSQL servers are running", h.Postmasters)
+				if len(names) > 0 {
+					ev += ": " + strings.Join(names, ", ")
+				}
+				c.Fail(Problem{Object: "host", Evidence: ev, Expected: "one", Fix: "# move the other clusters to their own hosts", FixKind: FixShell, Changes: manualChange("move the other clusters to their own hosts")})
 			} else {
 				c.Pass("host", fmt.Sprintf("%d server running", h.Postmasters))
 			}
@@ -437,4 +443,138 @@ func init() {
 				Fix: "# apt-get install fail2ban and enable a [postgresql] jail on the server log (log_connections = on)", FixKind: FixShell, Changes: manualChange("apt-get install fail2ban and enable a [postgresql] jail on the server log (log_connections = on)")})
 		},
 	})
+}
+
+// legacyConnFiles judges a snapshot taken before conn_files: password=
+// lines found in service files and the .pgpass modes.
+func legacyConnFiles(c *Check, h *snapshot.Host) {
+	for _, l := range secretLines(h, "service file") {
+		loc := fmt.Sprintf("%s:%d", l.File, l.Line)
+		c.Fail(Problem{Object: "file " + l.File, Location: loc, Evidence: loc + ": password= in a connection service file (value not shown)",
+			Expected: "no password= lines; use ~/.pgpass", Fix: fmt.Sprintf("sed -i '%dd' %s    # and add the entry to ~/.pgpass (0600)", l.Line, quote.Shell(l.File)), FixKind: FixShell})
+	}
+	for _, f := range h.PgpassFiles {
+		if !f.Symlink && f.Mode&0o077 != 0 {
+			c.Fail(Problem{Object: "file " + f.Path, Location: f.Path, Evidence: fmt.Sprintf("%s mode %s", f.Path, f.ModeString()),
+				Expected: "0600", Fix: "chmod 0600 " + quote.Shell(f.Path), FixKind: FixShell, Changes: chmod600(f.Path, f.Mode)})
+		}
+	}
+}
+
+func chmod600(path string, mode uint32) []remedy.Change {
+	return []remedy.Change{{File: &remedy.FileMode{Path: path, Mode: os.FileMode(mode & 0o600), From: os.FileMode(mode & 0o777)}}}
+}
+
+// connFileFinding judges one password or service file. The evidence says
+// how libpq reaches it (which process, whose home, which cluster) and how
+// many passwords it holds, never what they are.
+func connFileFinding(c *Check, h *snapshot.Host, f snapshot.ConnFile) {
+	obj := "file " + f.Path
+	mode := fmt.Sprintf("%04o", f.Mode)
+	readable := f.Mode&0o044 != 0
+	held := "holds no password"
+	switch {
+	case f.Passwords < 0:
+		held = "could not be read (whether it holds passwords is unknown)"
+	case f.Passwords == 1:
+		held = "holds 1 password (not shown)"
+	case f.Passwords > 1:
+		held = fmt.Sprintf("holds %d passwords (not shown)", f.Passwords)
+	}
+	where := connFileWhere(h, f)
+	inData := false
+	for _, cl := range h.Clusters {
+		if cl.DataDir != "" && strings.HasPrefix(f.Path, cl.DataDir+"/") && !strings.Contains(strings.TrimPrefix(f.Path, cl.DataDir+"/"), "/") {
+			inData = true
+		}
+	}
+	if f.Kind == "pgpass" {
+		if f.File.Symlink && f.Mode == 0 {
+			return // a dangling link: nothing for libpq to read
+		}
+		if f.Ignored && f.Mode&0o077 != 0 {
+			exposure := "group/world access"
+			if readable {
+				exposure = "readable by group or others"
+			}
+			c.Fail(Problem{Object: obj, Location: f.Path,
+				Evidence: fmt.Sprintf("password file %s mode %s: %s (exposed) and ignored by libpq, which skips a password file with group or world access; it %s; %s", f.Path, mode, exposure, held, where),
+				Expected: "0600 (u=rw) or less", Fix: "chmod 0600 " + quote.Shell(f.Path), FixKind: FixShell, Changes: chmod600(f.Path, f.Mode)})
+			return
+		}
+		if inData && f.Passwords != 0 {
+			c.Fail(Problem{Object: obj, Location: f.Path,
+				Evidence: fmt.Sprintf("password file %s (mode %s) sits in a data directory and %s: it is copied into every base backup and replica; %s", f.Path, mode, held, where),
+				Expected: "password files outside the data directory (the owner's ~/.pgpass, or a passfile beside it)", Fix: fmt.Sprintf("# move %s out of the data directory (merge it into the owner's ~/.pgpass, 0600) and point passfile= at its new place", quote.Shell(f.Path)), FixKind: FixShell,
+				Changes: manualChange("move " + f.Path + " out of the data directory and point passfile= (primary_conninfo) at its new place")})
+			return
+		}
+		note := ""
+		if f.Ignored {
+			note = " (libpq ignores it: " + f.Why + ")"
+		}
+		c.Pass(obj, fmt.Sprintf("password file mode %s%s; %s; %s", mode, note, held, where))
+		return
+	}
+	if f.Passwords > 0 {
+		lines := make([]string, len(f.PasswordLines))
+		del := make([]string, len(f.PasswordLines))
+		for i, n := range f.PasswordLines {
+			lines[i], del[i] = strconv.Itoa(n), strconv.Itoa(n)+"d"
+		}
+		exposure := "readable by the owner only"
+		if readable {
+			exposure = "readable by group or others"
+		}
+		loc := f.Path
+		if len(lines) > 0 {
+			loc += ":" + lines[0]
+		}
+		c.Fail(Problem{Object: obj, Location: loc,
+			Evidence: fmt.Sprintf("service file %s (mode %s, %s) has password= on line(s) %s (value not shown); %s", f.Path, mode, exposure, strings.Join(lines, ", "), where),
+			Expected: "no password= lines; passwords in a 0600 password file", Fix: fmt.Sprintf("sed -i '%s' %s    # and add the entries to ~/.pgpass (0600)", strings.Join(del, ";"), quote.Shell(f.Path)), FixKind: FixShell})
+		return
+	}
+	if f.Passwords < 0 {
+		c.NotChecked(obj, fmt.Sprintf("service file %s could not be read (run as root); %s", f.Path, where))
+		return
+	}
+	c.Pass(obj, fmt.Sprintf("service file mode %s; no password= lines; %s", mode, where))
+}
+
+// connFileWhere says how libpq reaches a file: its sources, the processes
+// that name it, and, when several clusters run here, which ones it
+// belongs to.
+func connFileWhere(h *snapshot.Host, f snapshot.ConnFile) string {
+	parts := []string{"found as " + strings.Join(f.Sources, ", ")}
+	if len(f.Procs) > 0 {
+		const show = 5
+		var ps []string
+		for i, p := range f.Procs {
+			if i == show {
+				ps = append(ps, fmt.Sprintf("and %d more", len(f.Procs)-show))
+				break
+			}
+			ps = append(ps, fmt.Sprintf("pid %d (%s, user %s) as %s", p.PID, p.Command, p.User, p.Var))
+		}
+		parts = append(parts, "named in the environment of "+strings.Join(ps, ", "))
+	}
+	if h.Postmasters > 1 && len(f.Clusters) > 0 {
+		var cs []string
+		for _, d := range f.Clusters {
+			cs = append(cs, clusterName(h, d))
+		}
+		parts = append(parts, "belongs to "+strings.Join(cs, " and "))
+	}
+	return strings.Join(parts, "; ")
+}
+
+// clusterName names a cluster by its data directory and port.
+func clusterName(h *snapshot.Host, dataDir string) string {
+	for _, c := range h.Clusters {
+		if c.DataDir == dataDir && c.Port != 0 {
+			return fmt.Sprintf("cluster %s (port %d)", dataDir, c.Port)
+		}
+	}
+	return "cluster " + dataDir
 }
