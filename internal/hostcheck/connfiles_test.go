@@ -216,21 +216,6 @@ func TestConnFilesEverywhere(t *testing.T) {
 	}
 }
 
-func TestConnFilesLog(t *testing.T) {
-	r := fakeRoot{t, t.TempDir()}
-	r.host()
-	for _, l := range locations {
-		r.write(l.path, content(l.kind, secretFor(l), true), 0o640)
-	}
-	h := Collect(Options{Root: r.root, DataDir: mainData})
-	for _, f := range rules.Run(&snapshot.Snapshot{FormatVersion: snapshot.FormatVersion, Host: h}) {
-		if f.Rule == "FS-04" || f.Rule == "INST-11" {
-			t.Logf("%s %s %s: %s%s", f.Rule, f.Status, f.Object, f.Evidence, f.Reason)
-		}
-	}
-	t.Logf("%+v", h.Clusters)
-}
-
 // A service file's passfile= is one more password file libpq reads; it
 // belongs to whatever the service file belongs to.
 func TestPassfileInServiceFile(t *testing.T) {
