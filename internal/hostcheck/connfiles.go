@@ -311,7 +311,9 @@ func connFiles(o Options, h *snapshot.Host, procs []procInfo, accts []account) {
 	files := map[key]*connFile{}
 	var order []key
 	add := func(path, kind, source string, cluster string, proc *snapshot.ConnProc) {
-		if path == "" {
+		// A relative name whose base (the process's directory) is not
+		// known would be looked up from our own directory: skip it.
+		if !filepath.IsAbs(path) {
 			return
 		}
 		path = filepath.Clean(path)

@@ -234,3 +234,21 @@ func TestPassfileInServiceFile(t *testing.T) {
 	}
 	t.Errorf("the passfile= named in %s/pg_service.conf was not looked at: %+v", pg2Data, h.ConnFiles)
 }
+
+// The system service file is also wherever the installed pg_config says
+// its build looks (Debian: /etc/postgresql-common).
+func TestPgConfigSysconfdir(t *testing.T) {
+	dirs := pgConfigSysconfdirs(Options{Commands: true})
+	if len(dirs) == 0 {
+		t.Skip("no pg_config on this host")
+	}
+	r := fakeRoot{t, t.TempDir()}
+	r.write(filepath.Join(dirs[0], "pg_service.conf"), "[x]\npassword=pgconfigsecret\n", 0o644)
+	h := Collect(Options{Root: r.root, Commands: true})
+	for _, f := range h.ConnFiles {
+		if f.Path == filepath.Join(dirs[0], "pg_service.conf") && f.Passwords == 1 && f.Sources[0] == "system service file" {
+			return
+		}
+	}
+	t.Errorf("%s/pg_service.conf (pg_config --sysconfdir) not found: %+v", dirs[0], h.ConnFiles)
+}
