@@ -252,3 +252,51 @@ func TestPgConfigSysconfdir(t *testing.T) {
 	}
 	t.Errorf("%s/pg_service.conf (pg_config --sysconfdir) not found: %+v", dirs[0], h.ConnFiles)
 }
+
+// Which processes are servers: one per data directory, never a backend,
+// a one-shot postgres run or a process that merely sits in a data
+// directory, however many of those there are at the moment.
+func TestPostmasterCount(t *testing.T) {
+	type proc struct {
+		pid, ppid int
+		comm      string
+		args      []string
+		cwd       string
+	}
+	pm := func(pid int, dd string) proc { return proc{pid, 1, "postgres", []string{"postgres", "-D", dd}, dd} }
+	cases := []struct {
+		name     string
+		pidFiles map[string]int // data directory -> pid in postmaster.pid
+		procs    []proc
+		want     int
+	}{
+		{"one server and its backends", map[string]int{"/d1": 10},
+			[]proc{pm(10, "/d1"), {11, 10, "postgres", []string{"postgres: checkpointer "}, "/d1"}, {12, 10, "postgres", []string{"postgres: app db idle"}, "/d1"}}, 1},
+		{"pg_ctl's postgres -C and a --single run", map[string]int{"/d1": 10},
+			[]proc{pm(10, "/d1"), {20, 1, "postgres", []string{"postgres", "-C", "data_directory", "-D", "/d1"}, "/"}, {21, 1, "postgres", []string{"postgres", "--single", "-D", "/d2"}, "/d2"}, {22, 1, "postgres", []string{"postgres", "--describe-config"}, "/"}}, 1},
+		{"an orphaned backend in a data directory", map[string]int{"/d1": 10},
+			[]proc{pm(10, "/d1"), {30, 1, "postgres", []string{"postgres: idle"}, "/d1"}}, 1},
+		{"a postgres that has not written its pid file yet", map[string]int{},
+			[]proc{pm(40, "/d3")}, 0},
+		{"two clusters, the old postmaster name", map[string]int{"/d1": 10, "/d2": 50},
+			[]proc{pm(10, "/d1"), {50, 1, "postmaster", []string{"postmaster", "-D", "/d2"}, "/d2"}}, 2},
+		{"unreadable working directories: one per -D", map[string]int{},
+			[]proc{{60, 1, "postgres", []string{"postgres", "-D", "/x"}, ""}, {61, 1, "postgres", []string{"postgres", "-D/x/"}, ""}, {62, 1, "postgres", []string{"postgres", "--pgdata=/y"}, ""}}, 2},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r := fakeRoot{t, t.TempDir()}
+			for dd, pid := range tc.pidFiles {
+				r.write(dd+"/postmaster.pid", fmt.Sprintf("%d\n%s\n1700000000\n5432\n/tmp\n", pid, dd), 0o600)
+			}
+			for _, p := range tc.procs {
+				r.proc(p.pid, p.ppid, p.comm, p.args, nil, p.cwd)
+			}
+			for run := 0; run < 2; run++ {
+				if h := Collect(Options{Root: r.root}); h.Postmasters != tc.want {
+					t.Errorf("run %d: Postmasters = %d, want %d: %+v", run+1, h.Postmasters, tc.want, h.Clusters)
+				}
+			}
+		})
+	}
+}
