@@ -353,7 +353,7 @@ func init() {
 				}
 				c.Fail(Problem{Object: "host", Evidence: ev, Expected: "one", Fix: "# move the other clusters to their own hosts", FixKind: FixShell, Changes: manualChange("move the other clusters to their own hosts")})
 			} else {
-				c.Pass("host", fmt.Sprintf("%d server running", h.Postmasters))
+				c.Pass("host", map[bool]string{true: "1 server running", false: "no server running"}[h.Postmasters == 1])
 			}
 		},
 	})
