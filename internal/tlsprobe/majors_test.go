@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"net/netip"
 	"os"
 	"regexp"
 	"slices"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/pgaegis/pgaegis/internal/hba"
 	"github.com/pgaegis/pgaegis/internal/localpg"
 	"github.com/pgaegis/pgaegis/internal/pgtest"
 )
@@ -259,7 +261,8 @@ func (c *tlsConfig) expect(major int, libssl string) want {
 	w.direct = major >= 17 && anyV
 	w.clientCert = c.caFile && anyV
 	// Plaintext: the first pg_hba.conf line that an unencrypted TCP
-	// connection from 127.0.0.1 as pgaegis_probe to pgaegis_probe matches.
+	// connection from 127.0.0.1 as pgaegis_probe to pgaegis_probe (a
+	// role with a SCRAM secret and its database) matches.
 	w.plainAnswer = "rejected: no pg_hba.conf entry"
 lines:
 	for _, l := range c.hba {
@@ -276,12 +279,9 @@ lines:
 		case "scram-sha-256":
 			w.plainAccepted, w.plainAnswer = true, "asked for SCRAM authentication"
 		case "md5":
-			// A role that does not exist gets the mock exchange of the
-			// method password_encryption would store.
+			// The probe's role has a SCRAM secret, and md5 lines then
+			// ask for SCRAM, whatever password_encryption says.
 			w.plainAccepted, w.plainAnswer = true, "asked for SCRAM authentication"
-			if c.passwordEncryption == "md5" {
-				w.plainAnswer = "asked for an md5 password"
-			}
 		}
 		break lines
 	}
@@ -371,6 +371,51 @@ func apply(ctx context.Context, t *testing.T, s *localpg.Server, c *tlsConfig, m
 	}
 }
 
+// hbaShapes are the pg_hba.conf shapes the log check must see: trust, a
+// password challenge of each kind, reject, no matching line, hostssl only.
+var hbaShapes = [][]hbaLine{
+	{{"host", "all", "all", "127.0.0.1/32", "trust"}},
+	{{"host", "all", "all", "127.0.0.1/32", "scram-sha-256"}},
+	{{"hostnossl", "all", "all", "all", "md5"}},
+	{{"host", "all", "all", "samehost", "password"}},
+	{{"host", "all", "all", "127.0.0.1/32", "reject"}},
+	{{"host", "all", "postgres", "127.0.0.1/32", "trust"}},
+	{{"hostssl", "all", "all", "127.0.0.1/32", "scram-sha-256"}},
+}
+
+// probeLogin creates the role and database the probe logs in as (as the
+// audit's own login would be) and returns where the log stands.
+func probeLogin(t *testing.T, s *localpg.Server) int64 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := s.Exec(ctx, "SET password_encryption = 'scram-sha-256'", "CREATE ROLE pgaegis_probe LOGIN PASSWORD 'probe-test-only'",
+		"CREATE DATABASE pgaegis_probe OWNER pgaegis_probe"); err != nil {
+		t.Fatal(err)
+	}
+	st, err := os.Stat(s.LogFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st.Size()
+}
+
+// failureLines are the FATAL and ERROR lines the server logged after from.
+func failureLines(t *testing.T, s *localpg.Server, from int64) []string {
+	t.Helper()
+	b, err := os.ReadFile(s.LogFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var bad []string
+	for _, l := range strings.Split(string(b[from:]), "\n") {
+		if strings.Contains(l, "FATAL:") || strings.Contains(l, "ERROR:") || strings.Contains(l, "PANIC:") {
+			bad = append(bad, l)
+		}
+	}
+	return bad
+}
+
 func TestProbeOracleEveryMajor(t *testing.T) {
 	pgtest.EachMajor(t, func(t *testing.T, major int) {
 		began := time.Now()
@@ -381,8 +426,14 @@ func TestProbeOracleEveryMajor(t *testing.T) {
 		cases, disagreements := 0, 0
 		seen := map[string]int{} // outcomes, to show the generator reaches each
 		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(s.Port))
+		logFrom := probeLogin(t, s)
 		for n := 1; n <= configs; n++ {
 			c := genConfig(r, major)
+			if n <= len(hbaShapes) {
+				// Every pg_hba.conf shape at least once, whatever the
+				// generator draws: the log check below covers each.
+				c.hba, c.ssl = hbaShapes[n-1], true // hostssl needs ssl = on
+			}
 			// A deadline per configuration: the whole run takes minutes
 			// on a busy machine.
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -390,7 +441,9 @@ func TestProbeOracleEveryMajor(t *testing.T) {
 			// Cipher enumeration on every other configuration keeps the
 			// run short; versions, direct TLS and plaintext on all.
 			skip := n%2 == 0
-			got := Probe(ctx, Options{Addr: addr, Timeout: 2 * time.Minute, SkipCiphers: skip})
+			rules := hba.Parse("pg_hba.conf", []byte(c.hbaFile()), hba.Options{SSL: c.ssl, Version: major})
+			got := Probe(ctx, Options{Addr: addr, Timeout: 2 * time.Minute, SkipCiphers: skip, User: "pgaegis_probe", Database: "pgaegis_probe",
+				HBA: rules.Rules, HBAEnv: hba.Env{Version: major, HostAddrs: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/8")}}})
 			cancel()
 			w := c.expect(major, libssl)
 			var diffs []string
@@ -461,6 +514,13 @@ func TestProbeOracleEveryMajor(t *testing.T) {
 		if major >= 17 && seen["direct=true"] == 0 || seen["direct=false"] == 0 {
 			t.Errorf("direct TLS outcomes: %v", seen)
 		}
+		// The probe must leave no failure in the server's log: logs scan
+		// reads FATAL lines before a login as a guessed password.
+		if bad := failureLines(t, s, logFrom); len(bad) > 0 {
+			disagreements += len(bad)
+			t.Errorf("the probe left failures in the server log:\n%s", strings.Join(bad, "\n"))
+		}
+		cases++
 		t.Logf("outcomes: %v", seen)
 		t.Logf("ORACLE tls-probe pg%d: cases=%d disagreements=%d seconds=%.0f", major, cases, disagreements, time.Since(began).Seconds())
 	})

@@ -3,6 +3,15 @@
 // also accepts unencrypted sessions, which TLS versions and cipher suites
 // it accepts, and its certificate. It never sends credentials: the
 // plaintext check stops at the authentication request.
+//
+// It must leave no authentication failure in the server's log (a FATAL
+// before an administrator's login reads as a guessed password): the
+// TLS checks send no startup message at all, and the plaintext check
+// sends one only as the audit's own login, and only when pg_hba.conf
+// (read through the audit's connection) says the server will answer it
+// with trust or a password challenge, which a client may hang up on
+// without a log line. Everything else is decided from pg_hba.conf, or
+// reported as not checked.
 package tlsprobe
 
 import (
@@ -17,10 +26,13 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/pgaegis/pgaegis/internal/hba"
 )
 
 // Options for a probe.
@@ -35,6 +47,17 @@ type Options struct {
 	Timeout time.Duration
 	// SkipCiphers does not enumerate cipher suites (faster).
 	SkipCiphers bool
+	// User and Database name the unencrypted startup message: a role and
+	// database that exist (the audit's own login), so that a trust line
+	// opens a session instead of logging "role does not exist". Empty:
+	// the plaintext check is not run.
+	User, Database string
+	// HBA is pg_hba.conf as the server loaded it, and HBAEnv what matching
+	// it needs (role membership, the server's addresses, the major). nil:
+	// not known, and the plaintext check is not run, since a line that
+	// rejects the probe would log a FATAL.
+	HBA    []hba.Rule
+	HBAEnv hba.Env
 }
 
 // Result is what the probe found.
@@ -50,8 +73,12 @@ type Result struct {
 	// Groups is the key exchange group the server chose per accepted TLS
 	// version ("X25519", "CurveP384"): what ssl_ecdh_curve (ssl_groups on
 	// 18) allows of what the client offers.
-	Groups              map[string]string   `json:"groups,omitempty"`
-	PlaintextAccepted   bool                `json:"plaintext_accepted"`
+	Groups            map[string]string `json:"groups,omitempty"`
+	PlaintextAccepted bool              `json:"plaintext_accepted"`
+	// PlaintextChecked is false when neither the wire nor pg_hba.conf
+	// could say (no login or no pg_hba.conf to decide from):
+	// PlaintextAnswer then starts with "not checked".
+	PlaintextChecked    bool                `json:"plaintext_checked"`
 	PlaintextAnswer     string              `json:"plaintext_answer"`
 	Protocols           map[string]bool     `json:"protocols"`
 	Ciphers             map[string][]string `json:"ciphers,omitempty"`
@@ -170,6 +197,7 @@ func Probe(ctx context.Context, o Options) *Result {
 		return r
 	}
 	r.PlaintextAnswer = answer
+	r.PlaintextChecked = !strings.HasPrefix(answer, notChecked)
 	// Direct TLS: the whole version range, so a server that only speaks
 	// TLS 1.0 or 1.1 is not taken for one without direct TLS.
 	st, err := handshake(ctx, o, &tls.Config{MinVersion: tls.VersionTLS10, MaxVersion: tls.VersionTLS13, CipherSuites: allSuites(), NextProtos: []string{"postgresql"}}, true)
@@ -272,11 +300,27 @@ func offersTLS(ctx context.Context, o Options) (bool, error) {
 	return false, fmt.Errorf("unexpected answer %q to SSLRequest (not PostgreSQL?)", b[0])
 }
 
-// plaintext sends a startup message without TLS and reads the first
-// answer: an authentication request means the session would proceed
-// unencrypted. No password is ever sent. The error is set only when the
-// step ran out of time; every answer (or none) is described in the string.
+// notChecked starts the plaintext answer when nothing was learned.
+const notChecked = "not checked"
+
+// plaintext decides whether an unencrypted session gets past pg_hba.conf.
+// The line it matches is found first (the probe's own source address, the
+// caller's login): reject and no line are answered from the file, since
+// the server logs a FATAL for them whatever the client does. Only trust
+// and password challenges (password, md5, scram-sha-256) are confirmed on
+// the wire: a client that hangs up at the challenge ends with STATUS_EOF,
+// which the server does not log, and a trust session for a real role and
+// database is closed with Terminate. Other methods (ident, ldap, pam, gss,
+// ...) log their own failures, so they are answered from the file too.
+// No password is ever sent. The error is set only when the step ran out
+// of time; every answer (or none) is described in the string.
 func plaintext(ctx context.Context, o Options) (bool, string, error) {
+	if o.User == "" || o.Database == "" || strings.ContainsRune(o.User+o.Database, 0) {
+		return false, notChecked + ": no login to probe as (a startup message for a made-up role is logged as a failed login)", nil
+	}
+	if o.HBA == nil {
+		return false, notChecked + ": pg_hba.conf not known (a rejected startup message is logged as a failed login)", nil
+	}
 	c, err := dial(ctx, o)
 	if err != nil {
 		if isStall(ctx, err) {
@@ -285,7 +329,31 @@ func plaintext(ctx context.Context, o Options) (bool, string, error) {
 		return false, err.Error(), nil
 	}
 	defer c.Close()
-	params := "user\x00pgaegis_probe\x00database\x00pgaegis_probe\x00application_name\x00pgaegis-probe\x00\x00"
+	var src netip.Addr
+	if ta, ok := c.LocalAddr().(*net.TCPAddr); ok {
+		src = ta.AddrPort().Addr().Unmap()
+	}
+	m := hba.Match(o.HBA, hba.Conn{User: o.User, Database: o.Database, Addr: src}, o.HBAEnv)
+	if len(m.Depends) > 0 {
+		return false, notChecked + ": the pg_hba.conf line depends on " + strings.Join(m.Depends, "; "), nil
+	}
+	if !m.Matched {
+		return false, "rejected: no pg_hba.conf entry for " + src.String() + " without TLS (from pg_hba.conf, not sent)", nil
+	}
+	where := fmt.Sprintf("%s line %d", m.Rule.File, m.Rule.Line)
+	switch m.Rule.Method {
+	case "reject":
+		return false, "rejected: pg_hba.conf rejects connection (" + where + ", not sent)", nil
+	case "trust", "password", "md5", "scram-sha-256":
+	default:
+		return true, fmt.Sprintf("reaches %s authentication (%s; not sent: a failed %s check is logged)", m.Rule.Method, where, m.Rule.Method), nil
+	}
+	return startup(ctx, c, o)
+}
+
+// startup sends the unencrypted startup message and reads the first answer.
+func startup(ctx context.Context, c net.Conn, o Options) (bool, string, error) {
+	params := "user\x00" + o.User + "\x00database\x00" + o.Database + "\x00application_name\x00pgaegis-probe\x00\x00"
 	msg := make([]byte, 8+len(params))
 	binary.BigEndian.PutUint32(msg[0:], uint32(len(msg)))
 	binary.BigEndian.PutUint32(msg[4:], 196608) // protocol 3.0
@@ -319,18 +387,46 @@ func plaintext(ctx context.Context, o Options) (bool, string, error) {
 	}
 	switch head[0] {
 	case 'R':
-		// Authentication request (or OK for trust): the unencrypted
-		// session got past pg_hba.conf. Terminate without answering.
-		c.Write([]byte{'X', 0, 0, 0, 4})
 		code := uint32(0)
 		if len(body) >= 4 {
 			code = binary.BigEndian.Uint32(body)
 		}
+		if code == 0 {
+			// Trust: the session is being set up. Wait for ReadyForQuery so
+			// that Terminate ends it as a client logging off.
+			if err := untilReady(c); err != nil && isStall(ctx, err) {
+				return false, "", err
+			}
+			c.Write([]byte{'X', 0, 0, 0, 4})
+		}
+		// A challenge is left unanswered and the connection closed: the
+		// server sees end of file (STATUS_EOF), which it does not log. A
+		// Terminate here would be logged ("expected password response").
 		return true, authName(code), nil
 	case 'E':
 		return false, "rejected: " + errorMessage(body), nil
 	}
 	return false, fmt.Sprintf("unexpected message %q", head[0]), nil
+}
+
+// untilReady reads messages up to ReadyForQuery ('Z') or an error ('E').
+func untilReady(c net.Conn) error {
+	head := make([]byte, 5)
+	for {
+		if _, err := io.ReadFull(c, head); err != nil {
+			return err
+		}
+		n := int(binary.BigEndian.Uint32(head[1:])) - 4
+		if n < 0 || n > 1<<20 {
+			return errors.New("malformed message")
+		}
+		if _, err := io.CopyN(io.Discard, c, int64(n)); err != nil {
+			return err
+		}
+		if head[0] == 'Z' || head[0] == 'E' {
+			return nil
+		}
+	}
 }
 
 func authName(code uint32) string {
