@@ -5,11 +5,63 @@ import (
 	"context"
 	"io"
 	"net"
+	"net/netip"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/pgaegis/pgaegis/internal/hba"
 )
+
+func rules(t *testing.T, lines string) []hba.Rule {
+	t.Helper()
+	f := hba.Parse("pg_hba.conf", []byte(lines+"\n"), hba.Options{SSL: true})
+	if len(f.Errors) > 0 {
+		t.Fatal(f.Errors)
+	}
+	return f.Rules
+}
+
+// The plaintext check sends a startup message only where pg_hba.conf says
+// the server answers it with trust or a password challenge; every other
+// answer comes from the file (or is "not checked"), since the server logs
+// a FATAL for it whatever the client does. The fake server rejects every
+// startup message with its own words, so an answer from the file shows
+// that nothing was sent.
+func TestPlaintextSendsOnlyWhatLeavesNoLogLine(t *testing.T) {
+	addr := fakeServer(t, errorsPlain)
+	cases := []struct {
+		name, user, hba string
+		env             hba.Env
+		answer          string
+		accepted        bool
+		checked         bool
+	}{
+		{name: "no login", hba: "host all all all trust", answer: "not checked: no login"},
+		{name: "no pg_hba.conf", user: "alice", answer: "not checked: pg_hba.conf not known"},
+		{name: "reject line", user: "alice", hba: "host all all 127.0.0.1/32 reject", answer: "rejected: pg_hba.conf rejects connection (pg_hba.conf line 1, not sent)", checked: true},
+		{name: "no matching line", user: "alice", hba: "host all bob all trust", answer: "rejected: no pg_hba.conf entry for 127.0.0.1 without TLS (from pg_hba.conf, not sent)", checked: true},
+		{name: "hostssl only", user: "alice", hba: "hostssl all all all scram-sha-256", answer: "rejected: no pg_hba.conf entry for 127.0.0.1", checked: true},
+		{name: "ident", user: "alice", hba: "host all all all ident", answer: "reaches ident authentication (pg_hba.conf line 1; not sent", accepted: true, checked: true},
+		{name: "samehost unknown", user: "alice", hba: "host all all samehost reject", answer: "not checked: the pg_hba.conf line depends on"},
+		{name: "samehost known", user: "alice", hba: "host all all samehost reject", env: hba.Env{HostAddrs: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/8")}},
+			answer: "rejected: pg_hba.conf rejects connection", checked: true},
+		{name: "password line: sent", user: "alice", hba: "host all all all md5", answer: "rejected: no pg_hba.conf entry", checked: true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			o := Options{Addr: addr, Timeout: 5 * time.Second, SkipCiphers: true, User: c.user, Database: "app", HBAEnv: c.env}
+			if c.hba != "" {
+				o.HBA = rules(t, c.hba)
+			}
+			r := Probe(context.Background(), o)
+			if !strings.HasPrefix(r.PlaintextAnswer, c.answer) || r.PlaintextAccepted != c.accepted || r.PlaintextChecked != c.checked {
+				t.Errorf("plaintext = %v %v %q, want %v %v %q", r.PlaintextAccepted, r.PlaintextChecked, r.PlaintextAnswer, c.accepted, c.checked, c.answer)
+			}
+		})
+	}
+}
 
 // Listener behaviours of servers that are not (or no longer) PostgreSQL.
 const (
@@ -109,7 +161,7 @@ func TestProbeTellsStallsFromRefusals(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.kind, func(t *testing.T) {
 			addr := fakeServer(t, c.kind)
-			r := Probe(context.Background(), Options{Addr: addr, Timeout: time.Second})
+			r := Probe(context.Background(), Options{Addr: addr, Timeout: time.Second, User: "alice", Database: "app", HBA: rules(t, "host all all all scram-sha-256")})
 			if c.stalled != "" && !strings.Contains(strings.Join(r.Errors, "; "), c.stalled) {
 				t.Errorf("the stall is not among the errors: %q", r.Errors)
 			}
