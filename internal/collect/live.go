@@ -525,7 +525,7 @@ func collectLive(ctx context.Context, s *snapshot.Snapshot, o *Options) error {
 	}
 	if !o.NoProbe && !strings.HasPrefix(o.Conn.Host, "/") {
 		o.progress("probing TLS on %s:%d", o.Conn.Host, o.Conn.Port)
-		s.Probe = probeTLS(ctx, o.Conn.Host, o.Conn.Port)
+		s.Probe = probeTLS(ctx, o.Conn, s)
 	}
 	pw.finish(s)
 	return nil

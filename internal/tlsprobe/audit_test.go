@@ -1,0 +1,108 @@
+package tlsprobe_test
+
+import (
+	"context"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pgaegis/pgaegis/internal/collect"
+	"github.com/pgaegis/pgaegis/internal/localpg"
+	"github.com/pgaegis/pgaegis/internal/pgtest"
+)
+
+// The audit's own probe call: a live collection over TCP probes the port
+// with the audit's login and pg_hba.conf, and the server's log shows no
+// failure from it, for each pg_hba.conf shape. One server, the file
+// rewritten and reloaded between shapes.
+func TestAuditProbeLeavesNoFailureInTheLog(t *testing.T) {
+	s := pgtest.Start(t, localpg.Options{Conf: []string{"ssl = on"}, Init: pgtest.SelfSignedTLS})
+	local := "local all all scram-sha-256\n"
+	shapes := []struct {
+		name, hba, answer string
+		accepted          bool
+	}{
+		{"scram", "host all all 127.0.0.1/32 scram-sha-256", "asked for SCRAM authentication", true},
+		{"trust", "host all all 127.0.0.1/32 trust", "accepted without authentication (trust)", true},
+		{"hostssl only", "hostssl all all 127.0.0.1/32 scram-sha-256", "rejected: no pg_hba.conf entry", false},
+		{"reject without TLS", "hostnossl all all all reject\nhostssl all all all scram-sha-256", "rejected: pg_hba.conf rejects connection", false},
+	}
+	for _, sh := range shapes {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		reload(ctx, t, s, local+sh.hba+"\n")
+		st, err := os.Stat(s.LogFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// TLS only: pgx's sslmode=prefer would retry without TLS, and that
+		// retry's own rejection is not the probe's.
+		cfg := s.ConnConfig("postgres")
+		cfg.Fallbacks = nil
+		snap, err := collect.Collect(ctx, collect.Options{Conn: cfg, NoFiles: true})
+		cancel()
+		if err != nil {
+			t.Fatalf("%s: %v", sh.name, err)
+		}
+		p := snap.Probe
+		if p == nil || !strings.HasPrefix(p.PlaintextAnswer, sh.answer) || p.PlaintextAccepted != sh.accepted {
+			t.Errorf("%s: probe = %+v, want plaintext %v %q", sh.name, p, sh.accepted, sh.answer)
+		}
+		b, err := os.ReadFile(s.LogFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range strings.Split(string(b[st.Size():]), "\n") {
+			// The collector's own first try with event_triggers = off fails
+			// before 17 (a connection option the server does not know):
+			// not a login failure, and not the probe's.
+			if strings.Contains(l, `unrecognized configuration parameter "event_triggers"`) {
+				continue
+			}
+			if strings.Contains(l, "FATAL:") || strings.Contains(l, "ERROR:") {
+				t.Errorf("%s: the audit left a failure in the server log: %s", sh.name, l)
+			}
+		}
+	}
+}
+
+// reload writes pg_hba.conf and waits until new backends run with it
+// (pg_conf_load_time moves on).
+func reload(ctx context.Context, t *testing.T, s *localpg.Server, hbaFile string) {
+	t.Helper()
+	conn, err := s.Connect(ctx, "postgres")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var before time.Time
+	err = conn.QueryRow(ctx, "SELECT pg_conf_load_time()").Scan(&before)
+	conn.Close(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.WriteDataFile("pg_hba.conf", hbaFile); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; ; i++ {
+		conn, err := s.Connect(ctx, "postgres")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var now time.Time
+		err = conn.QueryRow(ctx, "SELECT pg_conf_load_time()").Scan(&now)
+		conn.Close(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if now.After(before) {
+			return
+		}
+		if i > 600 {
+			t.Fatal("reload not seen")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
