@@ -15,6 +15,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/pgaegis/pgaegis/internal/hba"
 	"github.com/pgaegis/pgaegis/internal/pgconf"
 	"github.com/pgaegis/pgaegis/internal/quote"
 	"github.com/pgaegis/pgaegis/internal/safefile"
@@ -791,6 +792,9 @@ func tlsProbeCmd(env *Env) *cobra.Command {
 	timeout := fs.Duration("timeout", 20*time.Second, "deadline for the whole probe (every connection, read and handshake)")
 	format := fs.String("format", "text", "text or json")
 	fast := fs.Bool("no-ciphers", false, "do not enumerate cipher suites")
+	user := fs.String("user", "", "role that exists, for the unencrypted-session check (with --hba-file; no password is sent)")
+	database := fs.String("database", "", "database that exists, for the unencrypted-session check (default: --user)")
+	hbaFile := fs.String("hba-file", "", "the server's pg_hba.conf: the unencrypted-session check is decided from it, and sent only where the server will not log a failure")
 	completeValues(cmd, "format", "text", "json")
 	cmd.RunE = runE(env, func(ctx context.Context, env *Env, targets []string) (int, error) {
 		if len(targets) != 1 {
@@ -800,7 +804,21 @@ func tlsProbeCmd(env *Env) *cobra.Command {
 		if _, _, err := net.SplitHostPort(addr); err != nil {
 			addr = net.JoinHostPort(strings.Trim(addr, "[]"), "5432")
 		}
-		o := tlsprobe.Options{Addr: addr, ServerName: *serverName, Timeout: *timeout, SkipCiphers: *fast}
+		o := tlsprobe.Options{Addr: addr, ServerName: *serverName, Timeout: *timeout, SkipCiphers: *fast, User: *user, Database: *database}
+		if o.Database == "" {
+			o.Database = o.User
+		}
+		if *hbaFile != "" {
+			f, err := hba.ParseFile(*hbaFile, hba.Options{})
+			if err != nil {
+				return ExitError, err
+			}
+			if len(f.Errors) > 0 {
+				// The server keeps its old rules when the file has errors.
+				return ExitError, fmt.Errorf("%s: %v", *hbaFile, f.Errors[0])
+			}
+			o.HBA = f.Rules
+		}
 		if *caFile != "" {
 			pem, err := safefile.ReadFile(*caFile, safefile.ConfigMax)
 			if err != nil {
@@ -861,8 +879,12 @@ func writeProbeText(env *Env, r *tlsprobe.Result) {
 	}
 	fmt.Fprintf(env.Stdout, "  TLS offered (SSLRequest): %s\n", yn[r.TLSOffered])
 	if r.Stalled == "" {
+		plain := yn[r.PlaintextAccepted]
+		if !r.PlaintextChecked {
+			plain = "not checked"
+		}
 		fmt.Fprintf(env.Stdout, "  direct TLS (PostgreSQL 17+): %s\n  unencrypted sessions accepted: %s (%s)\n",
-			yn[r.DirectTLS], yn[r.PlaintextAccepted], esc(r.PlaintextAnswer))
+			yn[r.DirectTLS], plain, esc(r.PlaintextAnswer))
 	}
 	for _, v := range []string{"TLSv1.0", "TLSv1.1", "TLSv1.2", "TLSv1.3"} {
 		state := map[bool]string{true: "accepted", false: "refused"}[r.Protocols[v]]

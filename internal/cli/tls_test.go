@@ -201,7 +201,15 @@ func TestTLSEndToEnd(t *testing.T) {
 	t.Run("probe: ssl off, plaintext accepted", func(t *testing.T) {
 		must(t, srv.WriteDataFile("pg_hba.conf", "host all all 127.0.0.1/32 scram-sha-256\n"))
 		reconfigure(t, "ssl = off", "ssl_max_protocol_version = ''", "ssl_ciphers = 'HIGH:!aNULL'")
-		r := probe(t)
+		// The unencrypted check needs a real login and pg_hba.conf, so that
+		// the server logs no failure for it.
+		code, out, errs := runCLI(t, "tls", "probe", fmt.Sprintf("127.0.0.1:%d", srv.Port), "--format", "json", "--timeout", "5s",
+			"--user", srv.AdminUser, "--hba-file", filepath.Join(srv.DataDir, "pg_hba.conf"))
+		if code == ExitError {
+			t.Fatalf("probe: %s", errs)
+		}
+		var r probeJSON
+		must(t, json.Unmarshal([]byte(out), &r))
 		if r.TLSOffered || !r.PlaintextAccepted {
 			t.Errorf("ssl off: %+v", r)
 		}
