@@ -70,39 +70,33 @@ func TestAuditProbeLeavesNoFailureInTheLog(t *testing.T) {
 // (pg_conf_load_time moves on).
 func reload(ctx context.Context, t *testing.T, s *localpg.Server, hbaFile string) {
 	t.Helper()
-	conn, err := s.Connect(ctx, "postgres")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var before time.Time
-	err = conn.QueryRow(ctx, "SELECT pg_conf_load_time()").Scan(&before)
-	conn.Close(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	before := loadTime(ctx, t, s)
 	if err := s.WriteDataFile("pg_hba.conf", hbaFile); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Reload(); err != nil {
 		t.Fatal(err)
 	}
-	for i := 0; ; i++ {
-		conn, err := s.Connect(ctx, "postgres")
-		if err != nil {
-			t.Fatal(err)
-		}
-		var now time.Time
-		err = conn.QueryRow(ctx, "SELECT pg_conf_load_time()").Scan(&now)
-		conn.Close(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if now.After(before) {
-			return
-		}
+	for i := 0; !loadTime(ctx, t, s).After(before); i++ {
 		if i > 600 {
 			t.Fatal("reload not seen")
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// loadTime is when the server last read its configuration, as a new
+// backend sees it.
+func loadTime(ctx context.Context, t *testing.T, s *localpg.Server) time.Time {
+	t.Helper()
+	conn, err := s.Connect(ctx, "postgres")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var at time.Time
+	if err := conn.QueryRow(ctx, "SELECT pg_conf_load_time()").Scan(&at); err != nil {
+		t.Fatal(err)
+	}
+	return at
 }

@@ -340,7 +340,11 @@ func plaintext(ctx context.Context, o Options) (bool, string, error) {
 	if !m.Matched {
 		return false, "rejected: no pg_hba.conf entry for " + src.String() + " without TLS (from pg_hba.conf, not sent)", nil
 	}
-	where := fmt.Sprintf("%s line %d", m.Rule.File, m.Rule.Line)
+	file := m.Rule.File
+	if file == "" {
+		file = "pg_hba.conf" // the server's view names no file
+	}
+	where := fmt.Sprintf("%s line %d", file, m.Rule.Line)
 	switch m.Rule.Method {
 	case "reject":
 		return false, "rejected: pg_hba.conf rejects connection (" + where + ", not sent)", nil
