@@ -2,22 +2,31 @@ package tlsprobe_test
 
 import (
 	"context"
+	"net"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/pgaegis/pgaegis/internal/collect"
+	"github.com/pgaegis/pgaegis/internal/hba"
 	"github.com/pgaegis/pgaegis/internal/localpg"
 	"github.com/pgaegis/pgaegis/internal/pgtest"
+	"github.com/pgaegis/pgaegis/internal/tlsprobe"
 )
 
 // The audit's own probe call: a live collection over TCP probes the port
 // with the audit's login and pg_hba.conf, and the server's log shows no
 // failure from it, for each pg_hba.conf shape. One server, the file
-// rewritten and reloaded between shapes.
+// rewritten and reloaded between shapes, per major.
 func TestAuditProbeLeavesNoFailureInTheLog(t *testing.T) {
-	s := pgtest.Start(t, localpg.Options{Conf: []string{"ssl = on"}, Init: pgtest.SelfSignedTLS})
+	pgtest.EachMajor(t, func(t *testing.T, major int) {
+		auditProbeOn(t, pgtest.StartMajor(t, major, localpg.Options{Conf: []string{"ssl = on"}, Init: pgtest.SelfSignedTLS}))
+	})
+}
+
+func auditProbeOn(t *testing.T, s *localpg.Server) {
 	local := "local all all scram-sha-256\n"
 	shapes := []struct {
 		name, hba, answer string
@@ -48,20 +57,49 @@ func TestAuditProbeLeavesNoFailureInTheLog(t *testing.T) {
 		if p == nil || !strings.HasPrefix(p.PlaintextAnswer, sh.answer) || p.PlaintextAccepted != sh.accepted {
 			t.Errorf("%s: probe = %+v, want plaintext %v %q", sh.name, p, sh.accepted, sh.answer)
 		}
-		b, err := os.ReadFile(s.LogFile)
+		noFailures(t, s, st.Size(), sh.name)
+	}
+	// A login role without a password (one that gets in by trust, peer or
+	// a certificate elsewhere) gets a mock challenge: hanging up on it
+	// must stay unlogged too.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := s.Exec(ctx, "CREATE ROLE probe_nopw LOGIN"); err != nil {
+		t.Fatal(err)
+	}
+	for _, method := range []string{"scram-sha-256", "md5", "password"} {
+		line := "host all all 127.0.0.1/32 " + method
+		reload(ctx, t, s, local+line+"\n")
+		st, err := os.Stat(s.LogFile)
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, l := range strings.Split(string(b[st.Size():]), "\n") {
-			// The collector's own first try with event_triggers = off fails
-			// before 17 (a connection option the server does not know):
-			// not a login failure, and not the probe's.
-			if strings.Contains(l, `unrecognized configuration parameter "event_triggers"`) {
-				continue
-			}
-			if strings.Contains(l, "FATAL:") || strings.Contains(l, "ERROR:") {
-				t.Errorf("%s: the audit left a failure in the server log: %s", sh.name, l)
-			}
+		f := hba.Parse("pg_hba.conf", []byte(line+"\n"), hba.Options{SSL: true})
+		r := tlsprobe.Probe(ctx, tlsprobe.Options{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(s.Port)), SkipCiphers: true, Timeout: time.Minute,
+			User: "probe_nopw", Database: "postgres", HBA: f.Rules})
+		if !r.PlaintextAccepted || !strings.HasPrefix(r.PlaintextAnswer, "asked for") {
+			t.Errorf("%s, no password: %v %q", method, r.PlaintextAccepted, r.PlaintextAnswer)
+		}
+		noFailures(t, s, st.Size(), method+" without a password")
+	}
+}
+
+// noFailures fails on FATAL and ERROR lines logged after from.
+func noFailures(t *testing.T, s *localpg.Server, from int64, what string) {
+	t.Helper()
+	b, err := os.ReadFile(s.LogFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(b[from:]), "\n") {
+		// The collector's own first try with event_triggers = off fails
+		// before 17 (a connection option the server does not know): not a
+		// login failure, and not the probe's.
+		if strings.Contains(l, `unrecognized configuration parameter "event_triggers"`) {
+			continue
+		}
+		if strings.Contains(l, "FATAL:") || strings.Contains(l, "ERROR:") {
+			t.Errorf("%s: a failure in the server log: %s", what, l)
 		}
 	}
 }
