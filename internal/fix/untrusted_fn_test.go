@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pgaegis/pgaegis/internal/fix"
 	"github.com/pgaegis/pgaegis/internal/fixtest"
@@ -11,6 +12,7 @@ import (
 	"github.com/pgaegis/pgaegis/internal/pgtest"
 	"github.com/pgaegis/pgaegis/internal/privileges"
 	"github.com/pgaegis/pgaegis/internal/rules"
+	"github.com/pgaegis/pgaegis/internal/snapshot"
 )
 
 // Functions in untrusted languages (C, plpython3u, plperlu) that PUBLIC
@@ -98,6 +100,7 @@ func TestUntrustedFunctionChainsOnServer(t *testing.T) {
 	for k, roles := range chains {
 		t.Errorf("unexpected chain %s for %v", k, roles)
 	}
+	untrustedOracle(t, srv, snap)
 
 	// The findings, their severity and printed fix.
 	want := map[string]rules.Severity{
@@ -177,6 +180,66 @@ func TestUntrustedFunctionChainsOnServer(t *testing.T) {
 			t.Errorf("after the fix, %s may execute %s: %v, want %v", tc.role, tc.fn, ok, tc.want)
 		}
 	}
+}
+
+// untrustedOracle asks the server who may execute each untrusted user
+// function once the grants to single login roles (and the owner's) are
+// gone, in a transaction rolled back: exactly those roles must have an
+// untrusted-function chain.
+func untrustedOracle(t *testing.T, srv *localpg.Server, snap *snapshot.Snapshot) {
+	t.Helper()
+	ctx := context.Background()
+	start := time.Now()
+	got := map[string]bool{}
+	for _, ch := range privileges.Build(snap).Escalations(snap) {
+		if ch.Kind == "untrusted-function" {
+			got[ch.Database+"\x00"+ch.Role+"\x00"+ch.Schema+"\x00"+ch.Name+"("+ch.Args+")"] = true
+		}
+	}
+	cases, bad := 0, 0
+	for _, db := range []string{"ufdb", "ufclean"} {
+		c, err := srv.Connect(ctx, db)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tx, err := c.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		const fns = `FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace JOIN pg_language l ON l.oid = p.prolang`
+		const untrusted = ` NOT l.lanpltrusted AND l.lanname <> 'internal' AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+			AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e')`
+		if _, err := tx.Exec(ctx, `DO $$DECLARE r record; BEGIN
+			FOR r IN SELECT p.oid::regprocedure AS fn, a.grantee::regrole AS who `+fns+`
+				CROSS JOIN aclexplode(p.proacl) a JOIN pg_roles g ON g.oid = a.grantee
+				WHERE g.rolcanlogin AND a.grantee <> p.proowner AND`+untrusted+` LOOP
+				EXECUTE format('REVOKE EXECUTE ON FUNCTION %s FROM %s', r.fn, r.who);
+			END LOOP; END$$`); err != nil {
+			t.Fatal(err)
+		}
+		rows, err := tx.Query(ctx, `SELECT r.rolname, n.nspname, p.proname || '(' || pg_get_function_identity_arguments(p.oid) || ')',
+			has_function_privilege(r.oid, p.oid, 'EXECUTE') `+fns+`
+			CROSS JOIN pg_roles r WHERE r.rolcanlogin AND NOT r.rolsuper AND r.rolname NOT LIKE 'pg\_%' AND`+untrusted)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for rows.Next() {
+			var role, schema, fn string
+			var may bool
+			if err := rows.Scan(&role, &schema, &fn, &may); err != nil {
+				t.Fatal(err)
+			}
+			cases++
+			if k := db + "\x00" + role + "\x00" + schema + "\x00" + fn; got[k] != may {
+				bad++
+				t.Errorf("%s: %s may execute %s.%s through PUBLIC or a group: server %v, chain %v", db, role, schema, fn, may, got[k])
+			}
+		}
+		rows.Close()
+		tx.Rollback(ctx)
+		c.Close(ctx)
+	}
+	t.Logf("ORACLE untrusted-function pg%d: cases=%d disagreements=%d seconds=%.1f", snap.MajorVersion(), cases, bad, time.Since(start).Seconds())
 }
 
 func sameWords(a, b string) bool {
