@@ -431,6 +431,17 @@ func (m *Model) broadACL(fa ACL) ACL {
 	return out
 }
 
+// setRoleGrantee names a grantee of EXECUTE in the ACL that role ri may
+// SET ROLE to, or "".
+func (m *Model) setRoleGrantee(ri int, fa ACL) string {
+	for _, e := range fa.Entries {
+		if e.Grantee >= 0 && e.Privs&Execute != 0 && m.CanSetRole(ri, e.Grantee) {
+			return fmt.Sprintf("may SET ROLE %s, which is granted EXECUTE", m.Roles[e.Grantee].Name)
+		}
+	}
+	return ""
+}
+
 // untrustedChains: a function in an untrusted language (C, plpython3u,
 // plperlu, ...) runs its body as the server's OS user, whoever calls it;
 // one PUBLIC or a group may EXECUTE hands that to every such caller.
@@ -456,10 +467,15 @@ func (m *Model) untrustedChains(d *snapshot.Database) []Chain {
 				continue
 			}
 			ex := m.Check(ri, Function, broad, Execute, false)
+			why := ex.Text
 			if !ex.Allowed {
-				continue
+				// Without inheritance, SET ROLE to the group does it too.
+				why = m.setRoleGrantee(ri, broad)
+				if why == "" {
+					continue
+				}
 			}
-			st := append([]Step{{What: "EXECUTE " + f.Signature(), Evidence: fmt.Sprintf("%s (database %s)", ex.Text, d.Name)}}, tail...)
+			st := append([]Step{{What: "EXECUTE " + f.Signature(), Evidence: fmt.Sprintf("%s (database %s)", why, d.Name)}}, tail...)
 			out = append(out, Chain{Role: r.Name, Gains: "OS command execution (function in " + lang + ")", Kind: "untrusted-function",
 				Object: fmt.Sprintf("function %s.%s", d.Name, f.Signature()), Database: d.Name, Schema: f.Schema, Name: f.Name, Args: f.Args, Steps: st})
 		}
