@@ -111,7 +111,11 @@ func chainFix(ch privileges.Chain) string {
 		if err != nil {
 			return "-- " + err.Error() + ": fix it by hand"
 		}
-		return fmt.Sprintf("REVOKE EXECUTE ON FUNCTION %s FROM PUBLIC, %s;  ALTER FUNCTION %s SET search_path = pg_catalog, pg_temp;  -- in database %s; and rewrite its dynamic SQL", fn, quote.Ident(ch.Role), fn, quote.Ident(ch.Database))
+		also := "rewrite its dynamic SQL"
+		if ch.Severity == "medium" {
+			also = "review what it lets a caller do as a superuser"
+		}
+		return fmt.Sprintf("REVOKE EXECUTE ON FUNCTION %s FROM PUBLIC, %s;  ALTER FUNCTION %s SET search_path = pg_catalog, pg_temp;  -- in database %s; and %s", fn, quote.Ident(ch.Role), fn, quote.Ident(ch.Database), also)
 	case "untrusted-function":
 		fn, err := quote.Function(ch.Schema, ch.Name, ch.Args)
 		if err != nil {
@@ -130,18 +134,24 @@ func chainFix(ch privileges.Chain) string {
 	return "remove the step that grants the access"
 }
 
+// chainFunction is the function a chain runs through, and its quoted name.
+func (c *Check) chainFunction(ch privileges.Chain) (snapshot.Function, string, bool) {
+	d := c.database(ch.Database)
+	fn, err := quote.Function(ch.Schema, ch.Name, ch.Args)
+	if d == nil || err != nil {
+		return snapshot.Function{}, "", false
+	}
+	f, ok := c.function(d, ch.Schema, ch.Name, ch.Args)
+	return f, fn, ok
+}
+
 // chainProblem attaches the change that cuts a chain: the same statements
 // the rule of the chain's link would run (PRIV-06, EXT-02, PRIV-17.
 // parameters), so the planner runs them once for both findings.
 func (c *Check) chainProblem(p Problem, ch privileges.Chain) Problem {
 	switch ch.Kind {
 	case "security-definer":
-		d := c.database(ch.Database)
-		fn, err := quote.Function(ch.Schema, ch.Name, ch.Args)
-		if d == nil || err != nil {
-			break
-		}
-		f, ok := c.function(d, ch.Schema, ch.Name, ch.Args)
+		f, fn, ok := c.chainFunction(ch)
 		if !ok {
 			break
 		}
@@ -162,16 +172,15 @@ func (c *Check) chainProblem(p Problem, ch privileges.Chain) Problem {
 		}
 		if len(stmts) == 0 {
 			// Reached through a group's grant: which group keeps it is a decision.
-			return manualProblem(p, fmt.Sprintf("revoke EXECUTE on %s from the role through which %s reaches it, and rewrite its dynamic SQL (format() with %%I/%%L)", fn, quote.Ident(ch.Role)))
+			also := "rewrite its dynamic SQL (format() with %I/%L)"
+			if ch.Severity == "medium" {
+				also = "review what it lets a caller do as a superuser"
+			}
+			return manualProblem(p, fmt.Sprintf("revoke EXECUTE on %s from the role through which %s reaches it, and %s", fn, quote.Ident(ch.Role), also))
 		}
 		return sqlProblem(p, sqlChange(ch.Database, false, fmt.Sprintf("roles that relied on the PUBLIC grant lose it: only the owner and roles granted EXECUTE may call %s", fn), stmts...))
 	case "untrusted-function":
-		d := c.database(ch.Database)
-		fn, err := quote.Function(ch.Schema, ch.Name, ch.Args)
-		if d == nil || err != nil {
-			break
-		}
-		f, ok := c.function(d, ch.Schema, ch.Name, ch.Args)
+		f, fn, ok := c.chainFunction(ch)
 		if !ok {
 			break
 		}
