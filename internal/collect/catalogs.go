@@ -120,15 +120,25 @@ func readDatabaseCatalogs(ctx context.Context, se *session, d *snapshot.Database
 	}
 }
 
+// untrustedLang: the function's language runs its body as the server's
+// OS user. A handler of a known untrusted language marked trusted
+// (plpython3u, pltclu: they ignore the flag) still does; plperlu reads
+// the flag and runs restricted, so it is not listed. Functions of
+// extensions (pgcrypto's C functions) are vetted with the extension and
+// are only collected when SECURITY DEFINER, as before.
+const untrustedLang = `((NOT l.lanpltrusted AND l.lanname <> 'internal') OR l.lanname IN ('plpythonu', 'plpython2u', 'plpython3u', 'pltclu', 'plsh', 'plr', 'pljavau', 'plv8u'))`
+
 func readFunctions(ctx context.Context, tx pgx.Tx, d *snapshot.Database, warns, errs *[]string) error {
 	rows, err := tx.Query(ctx, `SELECT n.nspname, p.proname, pg_get_function_identity_arguments(p.oid), pg_get_userbyid(p.proowner),
 		l.lanname, p.prosecdef, coalesce(p.proconfig, '{}'), p.proacl::text[], coalesce(e.extname, ''),
 		l.lanname <> 'c' AND l.lanname <> 'internal' AND p.prosrc ~* '\mexecute\M',
-		l.lanname <> 'c' AND l.lanname <> 'internal' AND p.prosrc ~* 'execute\s[^;]*\|\|'
+		l.lanname <> 'c' AND l.lanname <> 'internal' AND p.prosrc ~* 'execute\s[^;]*\|\|',
+		`+untrustedLang+`
 		FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace JOIN pg_language l ON l.oid = p.prolang
 		LEFT JOIN pg_depend dep ON dep.classid = 'pg_proc'::regclass AND dep.objid = p.oid AND dep.deptype = 'e'
 		LEFT JOIN pg_extension e ON e.oid = dep.refobjid
-		WHERE p.prosecdef OR (p.proacl IS NOT NULL AND p.proname = ANY($1))`, DangerousFunctions)
+		WHERE p.prosecdef OR (p.proacl IS NOT NULL AND p.proname = ANY($1))
+			OR (`+untrustedLang+` AND e.oid IS NULL AND `+userSchemas+`)`, DangerousFunctions)
 	if err != nil {
 		return err
 	}
@@ -136,7 +146,7 @@ func readFunctions(ctx context.Context, tx pgx.Tx, d *snapshot.Database, warns, 
 	for rows.Next() {
 		var f snapshot.Function
 		var a []string
-		if err := rows.Scan(&f.Schema, &f.Name, &f.Args, &f.Owner, &f.Language, &f.SecDef, &f.Config, &a, &f.Extension, &f.DynamicSQL, &f.ConcatInExec); err != nil {
+		if err := rows.Scan(&f.Schema, &f.Name, &f.Args, &f.Owner, &f.Language, &f.SecDef, &f.Config, &a, &f.Extension, &f.DynamicSQL, &f.ConcatInExec, &f.Untrusted); err != nil {
 			return err
 		}
 		f.ACL, f.ACLDefault = parseACL(internerFrom(ctx), errs, func() string { return "function " + f.Signature() }, a)

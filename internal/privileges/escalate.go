@@ -17,11 +17,15 @@ type Step struct {
 // Chain is a way for a non-superuser login role to gain superuser power or
 // reach the server's operating system.
 type Chain struct {
-	Role   string `json:"role"`
-	Gains  string `json:"gains"` // "superuser", "OS command execution", "server file access", "server configuration"
-	Kind   string `json:"kind"`  // membership, createrole, admin, security-definer, language, parameter
-	Steps  []Step `json:"steps"`
-	Object string `json:"object,omitempty"`
+	Role  string `json:"role"`
+	Gains string `json:"gains"` // "superuser", "OS command execution", "server file access", "server configuration"
+	Kind  string `json:"kind"`  // membership, createrole, admin, security-definer, language, parameter, untrusted-function
+	// Severity is "medium" for a chain that is a review rather than a
+	// proven path (a plain superuser SECURITY DEFINER function anyone may
+	// call); empty means critical.
+	Severity string `json:"severity,omitempty"`
+	Steps    []Step `json:"steps"`
+	Object   string `json:"object,omitempty"`
 	// The object again, structured, for fixes: Object is for people, and
 	// re-parsing it would split a schema named "a.b" in the wrong place.
 	Database string `json:"database,omitempty"`
@@ -128,6 +132,7 @@ func (m *Model) Escalations(s *snapshot.Snapshot) []Chain {
 		// Inside the database: its owner has pg_database_owner's grants.
 		out = append(out, m.InDatabase(d.Name).secdefChains(s, &d)...)
 		out = append(out, m.InDatabase(d.Name).languageChains(&d)...)
+		out = append(out, m.InDatabase(d.Name).untrustedChains(&d)...)
 	}
 	out = append(out, m.parameterChains(s)...)
 	return out
@@ -344,6 +349,7 @@ func (m *Model) secdefChains(s *snapshot.Snapshot, d *snapshot.Database) []Chain
 			}
 		}
 		fa := m.Compile(Function, f.Owner, f.ACL, f.ACLDefault)
+		wide := m.everyLoginRoleMay(fa)
 		for ri, r := range m.Roles {
 			if r.Super || !r.Login || r.Predefined {
 				continue
@@ -353,22 +359,125 @@ func (m *Model) secdefChains(s *snapshot.Snapshot, d *snapshot.Database) []Chain
 				continue
 			}
 			var weak Step
+			sev := ""
+			gains := "superuser"
+			schema := ""
+			if !f.DynamicSQL && !pinned {
+				schema = m.writableSearchPathSchema(ri, r.Name, d)
+			}
 			switch {
 			case f.DynamicSQL:
 				weak = Step{What: "dynamic SQL", Evidence: "the body runs EXECUTE, with the owner's (superuser) rights"}
-			case !pinned:
-				schema := m.writableSearchPathSchema(ri, r.Name, d)
-				if schema == "" {
-					continue
-				}
+			case schema != "":
 				weak = Step{What: "search_path not pinned", Evidence: fmt.Sprintf("%s can create objects in schema %q, which is on the default search_path: a function or operator planted there runs as the owner", r.Name, schema)}
+			case f.Untrusted:
+				// The untrusted-function chain reports it, as critical.
+				continue
+			case wide != "":
+				// No proven path, but whatever the body does it does as a
+				// superuser for everyone: a review.
+				weak = Step{What: "callable by every login role", Evidence: wide + ": review what the body lets a caller do with superuser rights, and grant EXECUTE only to the roles that need it"}
+				sev, gains = "medium", "superuser rights inside the function (review)"
 			default:
 				continue
 			}
-			out = append(out, Chain{Role: r.Name, Gains: "superuser", Kind: "security-definer", Object: fmt.Sprintf("function %s.%s", d.Name, f.Signature()),
+			out = append(out, Chain{Role: r.Name, Gains: gains, Kind: "security-definer", Severity: sev, Object: fmt.Sprintf("function %s.%s", d.Name, f.Signature()),
 				Database: d.Name, Schema: f.Schema, Name: f.Name, Args: f.Args,
 				Steps: []Step{{What: "EXECUTE " + f.Signature(), Evidence: fmt.Sprintf("%s (database %s)", ex.Text, d.Name)},
 					{What: "SECURITY DEFINER", Evidence: fmt.Sprintf("runs as its owner %s, a superuser", f.Owner)}, weak}})
+		}
+	}
+	return out
+}
+
+// everyLoginRoleMay says why every non-superuser login role may EXECUTE
+// under the ACL (PUBLIC holds it, or each one reaches it), or "".
+func (m *Model) everyLoginRoleMay(fa ACL) string {
+	for _, e := range fa.Entries {
+		if e.Grantee == -1 && e.Privs&Execute != 0 {
+			return "EXECUTE is granted to PUBLIC"
+		}
+	}
+	n := 0
+	for ri, r := range m.Roles {
+		if r.Super || !r.Login || r.Predefined {
+			continue
+		}
+		if !m.Check(ri, Function, fa, Execute, false).Allowed {
+			return ""
+		}
+		n++
+	}
+	if n < 2 {
+		// One login role is no "everyone": a grant made for it.
+		return ""
+	}
+	return fmt.Sprintf("all %d non-superuser login roles may EXECUTE it", n)
+}
+
+// broadACL keeps the entries of an ACL that reach many roles: PUBLIC's
+// and those of roles without LOGIN (groups). A grant to one login role,
+// or the owner's own, is a decision made for that role.
+func (m *Model) broadACL(fa ACL) ACL {
+	out := ACL{Owner: fa.Owner}
+	for _, e := range fa.Entries {
+		if e.Grantee == fa.Owner {
+			continue
+		}
+		if e.Grantee == -1 || (e.Grantee >= 0 && !m.Roles[e.Grantee].Login) {
+			out.Entries = append(out.Entries, e)
+		}
+	}
+	return out
+}
+
+// setRoleGrantee names a grantee of EXECUTE in the ACL that role ri may
+// SET ROLE to, or "".
+func (m *Model) setRoleGrantee(ri int, fa ACL) string {
+	for _, e := range fa.Entries {
+		if e.Grantee >= 0 && e.Privs&Execute != 0 && m.CanSetRole(ri, e.Grantee) {
+			return fmt.Sprintf("may SET ROLE %s, which is granted EXECUTE", m.Roles[e.Grantee].Name)
+		}
+	}
+	return ""
+}
+
+// untrustedChains: a function in an untrusted language (C, plpython3u,
+// plperlu, ...) runs its body as the server's OS user, whoever calls it;
+// one PUBLIC or a group may EXECUTE hands that to every such caller.
+// Extension members (pgcrypto's C functions) were vetted with the
+// extension and are left alone.
+func (m *Model) untrustedChains(d *snapshot.Database) []Chain {
+	var out []Chain
+	for _, f := range d.Functions {
+		if !f.Untrusted || f.Extension != "" || f.Schema == "pg_catalog" || f.Schema == "information_schema" {
+			continue
+		}
+		broad := m.broadACL(m.Compile(Function, f.Owner, f.ACL, f.ACLDefault))
+		if len(broad.Entries) == 0 {
+			continue
+		}
+		lang := f.Language
+		tail := []Step{{What: "untrusted language " + lang, Evidence: fmt.Sprintf("the body of %s runs as the server's OS user, with its file system and programs", f.Signature())}}
+		if oi, ok := m.RoleIndex(f.Owner); ok && f.SecDef && m.Roles[oi].Super {
+			tail = append(tail, Step{What: "SECURITY DEFINER", Evidence: fmt.Sprintf("runs as its owner %s, a superuser", f.Owner)})
+		}
+		for ri, r := range m.Roles {
+			if r.Super || !r.Login || r.Predefined {
+				continue
+			}
+			ex := m.Check(ri, Function, broad, Execute, false)
+			why := ex.Text
+			if !ex.Allowed {
+				// Without inheritance, SET ROLE to the group does it too.
+				why = m.setRoleGrantee(ri, broad)
+				if why == "" {
+					continue
+				}
+			}
+			st := append([]Step{{What: "EXECUTE " + f.Signature(), Evidence: fmt.Sprintf("%s (database %s)", why, d.Name)}}, tail...)
+			out = append(out, Chain{Role: r.Name, Gains: "OS command execution (function in " + lang + ")", Kind: "untrusted-function",
+				Object: fmt.Sprintf("function %s.%s", d.Name, f.Signature()), Database: d.Name, Schema: f.Schema, Name: f.Name, Args: f.Args, Steps: st})
 		}
 	}
 	return out

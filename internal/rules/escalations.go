@@ -14,7 +14,7 @@ import (
 func init() {
 	register(&Rule{
 		ID: "PRIV-02.chains", Title: "No login role can escalate through functions, languages, parameters or CREATEROLE", Area: AreaRoles, Severity: Critical,
-		Rationale:  "Attribute checks miss chains: a superuser-owned SECURITY DEFINER function with dynamic SQL that a login role may call, an untrusted language marked trusted, ALTER SYSTEM on archive_command, CREATEROLE before 16 (it grants itself any non-superuser role, pg_execute_server_program included; from 16 only roles it holds ADMIN OPTION on), and from 16 ADMIN OPTION on an OS role in a grant without SET or INHERIT (the holder grants the role to itself). Each is superuser or OS access in a few steps. (Membership chains: PRIV-02 and PRIV-17.)",
+		Rationale:  "Attribute checks miss chains: a superuser-owned SECURITY DEFINER function with dynamic SQL that a login role may call, an untrusted language marked trusted, a function in an untrusted language (C, plpython3u, plperlu; not an extension's) that PUBLIC or a group role may execute (its body runs as the server's OS user), ALTER SYSTEM on archive_command, CREATEROLE before 16 (it grants itself any non-superuser role, pg_execute_server_program included; from 16 only roles it holds ADMIN OPTION on), and from 16 ADMIN OPTION on an OS role in a grant without SET or INHERIT (the holder grants the role to itself). Each is superuser or OS access in a few steps. A superuser-owned SECURITY DEFINER function every login role may call, with neither dynamic SQL nor a writable search_path, is no proven chain but runs whatever it does as a superuser for everyone: it is reported as a medium review. (Membership chains: PRIV-02 and PRIV-17.)",
 		References: refs(cis("4.8"), stig("V-233614")),
 		Check: func(c *Check) {
 			if c.S.Server == nil || c.S.Roles == nil {
@@ -43,6 +43,10 @@ func init() {
 				p := Problem{Object: fmt.Sprintf("role %s via %s", ch.Role, ch.Object),
 					Evidence: fmt.Sprintf("login role %q can gain %s:\n%s", ch.Role, ch.Gains, strings.Join(steps, "\n")),
 					Expected: "no path from a login role to superuser or OS access", Fix: chainFix(ch), FixKind: FixSQL, Database: ch.Database}
+				if ch.Severity == "medium" {
+					p.Severity, p.SevSet = Medium, true
+					p.Expected = "superuser SECURITY DEFINER functions callable only by the roles that need them"
+				}
 				// One finding per weakness: the same object, gain and weak link.
 				key := ch.Kind + "\x00" + ch.Object + "\x00" + ch.Gains + "\x00" + ch.Steps[len(ch.Steps)-1].What
 				ps.add(key, c.chainProblem(p, ch))
@@ -78,9 +82,12 @@ func init() {
 					}
 					ev := fmt.Sprintf("%s (%s: %s) can gain %s (the steps of role %q):\n%s", who, textsafe.Thousands(len(ms)), someNames(names), ch.Gains, ch.Role, strings.Join(steps, "\n"))
 					manual := ""
-					if ch.Kind == "security-definer" {
-						if fn, err := quote.Function(ch.Schema, ch.Name, ch.Args); err == nil {
+					if fn, err := quote.Function(ch.Schema, ch.Name, ch.Args); err == nil {
+						switch ch.Kind {
+						case "security-definer":
 							manual = fmt.Sprintf("revoke EXECUTE on %s from the roles through which these login roles reach it, and rewrite its dynamic SQL (format() with %%I/%%L)", fn)
+						case "untrusted-function":
+							manual = fmt.Sprintf("revoke EXECUTE on %s from PUBLIC and from the group roles through which these login roles reach it", fn)
 						}
 					}
 					return who + " via " + ch.Object, ev, manual
@@ -104,7 +111,17 @@ func chainFix(ch privileges.Chain) string {
 		if err != nil {
 			return "-- " + err.Error() + ": fix it by hand"
 		}
-		return fmt.Sprintf("REVOKE EXECUTE ON FUNCTION %s FROM PUBLIC, %s;  ALTER FUNCTION %s SET search_path = pg_catalog, pg_temp;  -- in database %s; and rewrite its dynamic SQL", fn, quote.Ident(ch.Role), fn, quote.Ident(ch.Database))
+		also := "rewrite its dynamic SQL"
+		if ch.Severity == "medium" {
+			also = "review what it lets a caller do as a superuser"
+		}
+		return fmt.Sprintf("REVOKE EXECUTE ON FUNCTION %s FROM PUBLIC, %s;  ALTER FUNCTION %s SET search_path = pg_catalog, pg_temp;  -- in database %s; and %s", fn, quote.Ident(ch.Role), fn, quote.Ident(ch.Database), also)
+	case "untrusted-function":
+		fn, err := quote.Function(ch.Schema, ch.Name, ch.Args)
+		if err != nil {
+			return "-- " + err.Error() + ": fix it by hand"
+		}
+		return fmt.Sprintf("REVOKE EXECUTE ON FUNCTION %s FROM PUBLIC;  -- in database %s; and from each group role granted EXECUTE on it", fn, quote.Ident(ch.Database))
 	case "language":
 		return untrustLanguageFix(ch.Name, ch.Database)
 	case "parameter":
@@ -117,18 +134,24 @@ func chainFix(ch privileges.Chain) string {
 	return "remove the step that grants the access"
 }
 
+// chainFunction is the function a chain runs through, and its quoted name.
+func (c *Check) chainFunction(ch privileges.Chain) (snapshot.Function, string, bool) {
+	d := c.database(ch.Database)
+	fn, err := quote.Function(ch.Schema, ch.Name, ch.Args)
+	if d == nil || err != nil {
+		return snapshot.Function{}, "", false
+	}
+	f, ok := c.function(d, ch.Schema, ch.Name, ch.Args)
+	return f, fn, ok
+}
+
 // chainProblem attaches the change that cuts a chain: the same statements
 // the rule of the chain's link would run (PRIV-06, EXT-02, PRIV-17.
 // parameters), so the planner runs them once for both findings.
 func (c *Check) chainProblem(p Problem, ch privileges.Chain) Problem {
 	switch ch.Kind {
 	case "security-definer":
-		d := c.database(ch.Database)
-		fn, err := quote.Function(ch.Schema, ch.Name, ch.Args)
-		if d == nil || err != nil {
-			break
-		}
-		f, ok := c.function(d, ch.Schema, ch.Name, ch.Args)
+		f, fn, ok := c.chainFunction(ch)
 		if !ok {
 			break
 		}
@@ -149,9 +172,40 @@ func (c *Check) chainProblem(p Problem, ch privileges.Chain) Problem {
 		}
 		if len(stmts) == 0 {
 			// Reached through a group's grant: which group keeps it is a decision.
-			return manualProblem(p, fmt.Sprintf("revoke EXECUTE on %s from the role through which %s reaches it, and rewrite its dynamic SQL (format() with %%I/%%L)", fn, quote.Ident(ch.Role)))
+			also := "rewrite its dynamic SQL (format() with %I/%L)"
+			if ch.Severity == "medium" {
+				also = "review what it lets a caller do as a superuser"
+			}
+			return manualProblem(p, fmt.Sprintf("revoke EXECUTE on %s from the role through which %s reaches it, and %s", fn, quote.Ident(ch.Role), also))
 		}
 		return sqlProblem(p, sqlChange(ch.Database, false, fmt.Sprintf("roles that relied on the PUBLIC grant lose it: only the owner and roles granted EXECUTE may call %s", fn), stmts...))
+	case "untrusted-function":
+		f, fn, ok := c.chainFunction(ch)
+		if !ok {
+			break
+		}
+		// Every broad grant goes (PUBLIC's and each group's, as the chain
+		// reads them), so that the second audit finds no other way in;
+		// grants to single login roles stay.
+		var stmts []sqlStmt
+		if st, ok := revokeExecuteStmt(f, fn, acl.Public); ok {
+			stmts = append(stmts, st)
+		}
+		for _, it := range f.ACL {
+			if it.Grantee == acl.Public || it.Grantee == f.Owner || !it.Has("EXECUTE") {
+				continue
+			}
+			if r, _ := c.S.Role(it.Grantee); r != nil && r.CanLogin {
+				continue
+			}
+			if st, ok := revokeExecuteStmt(f, fn, it.Grantee); ok {
+				stmts = append(stmts, st)
+			}
+		}
+		if len(stmts) == 0 {
+			break
+		}
+		return sqlProblem(p, sqlChange(ch.Database, false, fmt.Sprintf("only the owner and login roles granted EXECUTE directly may call %s", fn), stmts...))
 	case "language":
 		// The same change as EXT-02's, so both findings share one text
 		// and the planner runs it once.

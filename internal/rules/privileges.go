@@ -382,7 +382,8 @@ func init() {
 			defaultGrantees := map[string]bool{"pg_monitor": true, "pg_signal_backend": true, "pg_checkpoint": true, "pg_read_server_files": true, "pg_write_server_files": true, "pg_execute_server_program": true, "pg_read_all_stats": true}
 			for _, d := range dbs {
 				for _, f := range d.Functions {
-					if f.SecDef && f.Schema != "pg_catalog" {
+					// Untrusted user functions are PRIV-02.chains' (any grant, not only these names).
+					if (f.SecDef || f.Untrusted) && f.Schema != "pg_catalog" {
 						continue
 					}
 					for _, it := range f.ACL {

@@ -593,6 +593,10 @@ type Function struct {
 	Extension    string     `json:"extension,omitempty"`   // member of this extension
 	DynamicSQL   bool       `json:"dynamic_sql,omitempty"` // body runs EXECUTE
 	ConcatInExec bool       `json:"concat_in_execute,omitempty"`
+	// Untrusted: its language gives the body the server's OS user (C,
+	// plpython3u, plperlu, ...; not internal, whose functions are the
+	// server's own). Omitted when false, so older snapshots read the same.
+	Untrusted bool `json:"untrusted_language,omitempty"`
 }
 
 // Signature renders schema.name(args).
