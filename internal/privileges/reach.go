@@ -36,7 +36,15 @@ func (m *Model) Reach(s *snapshot.Snapshot, role string) []Route {
 		if c.Role != role {
 			continue
 		}
-		out = append(out, Route{How: routeHow(c), Gains: c.Gains, Kind: c.Kind, Everything: m.givesSuperuser(ri, c), Chain: c})
+		every := m.givesSuperuser(ri, c)
+		if c.Gains == "superuser" && !every {
+			// Inheriting a superuser role without SET: what it gives
+			// (the privileges granted to that role, its objects) is
+			// already in has_*_privilege's answer, and the superuser
+			// attribute itself is never inherited, so no route.
+			continue
+		}
+		out = append(out, Route{How: routeHow(c), Gains: c.Gains, Kind: c.Kind, Everything: every, Chain: c})
 	}
 	return out
 }
