@@ -141,7 +141,7 @@ every role that can use an object. The subcommands answer one question
 			// escalating comes first, since it overrides all of it.
 			for _, rt := range model.Reach(snap, r.Name) {
 				if rt.Everything {
-					fmt.Fprintf(env.Stdout, "escalation: every privilege everywhere through %s\n", esc(rt.How))
+					fmt.Fprintf(env.Stdout, "escalation: every privilege everywhere through %s (superuser)\n", esc(rt.How))
 				} else {
 					fmt.Fprintf(env.Stdout, "escalation: %s through %s\n", esc(rt.Gains), esc(rt.How))
 				}
@@ -316,7 +316,7 @@ reachable through escalation, "escalation" lists the routes.`,
 		case r.Allowed:
 			answer = "yes"
 		case reached:
-			answer = "no directly; yes through " + esc(via.How)
+			answer = "no directly; yes through " + esc(via.How) + " (superuser)"
 		}
 		env = textEnv(env)
 		fmt.Fprintf(env.Stdout, "%s: %s %s %s on %s %s: %s\n", answer, esc(*role), map[bool]string{true: "has", false: "does not have"}[r.Allowed], esc(p), esc(string(o.Kind)), esc(o.QualifiedName()), esc(r.Text))

@@ -9,7 +9,7 @@ import (
 // Route is one way a role gets beyond what has_*_privilege says it holds:
 // an escalation chain whose first link is the role itself.
 type Route struct {
-	// How, in one line: "SET ROLE app_admin (superuser)".
+	// How, in one line: "SET ROLE app_admin"; Gains says what for.
 	How   string `json:"how"`
 	Gains string `json:"gains"`
 	Kind  string `json:"kind"`
@@ -77,7 +77,7 @@ func routeHow(c Chain) string {
 	if len(whats) == 0 {
 		whats = []string{c.Kind}
 	}
-	return strings.Join(whats, ", ") + " (" + c.Gains + ")"
+	return strings.Join(whats, ", ")
 }
 
 // EverythingRoute returns the first route that makes the role a
