@@ -81,7 +81,10 @@ func accessCmd(env *Env) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "access (--role R | --object schema.table [--privilege P]) [connection options | --snapshot S]",
 		Short: "who can do what: --role, --object, check, matrix, policy check",
-		Long: `Who can do what. With --role: everything a role can do; with --object:
+		Long: `Who can do what. With --role: everything a role can do, as has_*_privilege
+answers, preceded by "escalation:" lines for what it reaches beyond that
+(SET ROLE into a superuser, SECURITY DEFINER functions, untrusted
+languages, CREATEROLE before 16, ALTER SYSTEM); with --object:
 every role that can use an object. The subcommands answer one question
 (check), list every role (matrix) or compare the server with a policy file
 (policy check).`,
@@ -134,6 +137,15 @@ every role that can use an object. The subcommands answer one question
 			r := model.Roles[ri]
 			env = textEnv(env) // names are chosen by whoever created the objects
 			fmt.Fprintf(env.Stdout, "what %s can do%s\n", esc(r.Name), roleNote(snap, r.Name))
+			// has_*_privilege's answer is below; what the role reaches by
+			// escalating comes first, since it overrides all of it.
+			for _, rt := range model.Reach(snap, r.Name) {
+				if rt.Everything {
+					fmt.Fprintf(env.Stdout, "escalation: every privilege everywhere through %s (superuser)\n", esc(rt.How))
+				} else {
+					fmt.Fprintf(env.Stdout, "escalation: %s through %s\n", esc(rt.Gains), esc(rt.How))
+				}
+			}
 			tw := tabwriter.NewWriter(env.Stdout, 0, 2, 2, ' ', 0)
 			fmt.Fprintln(tw, "DATABASE\tKIND\tSCHEMA\tCOUNT\tPRIVILEGES\tHOW\tEXAMPLE")
 			for _, s := range privileges.Summarize(hs) {
@@ -208,10 +220,34 @@ func roleNote(s *snapshot.Snapshot, name string) string {
 	return " (" + strings.Join(n, "; ") + ")"
 }
 
+// ExitReach is access check's answer when the role lacks the privilege
+// but can make itself a superuser: scripts testing "exit 0" still read
+// it as no, and those that care tell it from a plain no (1).
+const ExitReach = 3
+
+// checkAnswer is access check's JSON: the direct answer (has_*_privilege's)
+// and the escalation routes when that answer is no.
+type checkAnswer struct {
+	privileges.Reason
+	// Reachable: allowed directly, or through a route to superuser.
+	Reachable  bool               `json:"reachable"`
+	Escalation []privileges.Route `json:"escalation,omitempty"`
+}
+
 func accessCheckCmd(env *Env) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "check --role R --object O --privilege P [--column C] [--kind K] [connection options | --snapshot S]",
 		Short: "does a role have a privilege on an object, and why",
+		Long: `Does a role have a privilege on an object, as has_*_privilege answers, and
+can it get it anyway by escalating (SET ROLE into a superuser, a
+superuser's SECURITY DEFINER function running dynamic SQL, ...)?
+
+Exit codes: 0 the role has the privilege directly; 1 it does not, and no
+route to superuser was found (other routes, such as OS command execution,
+are listed but do not count); 3 it does not directly, but it can make
+itself a superuser (the text says "no directly; yes through ..."); 2 an
+error. JSON: "allowed" is the direct answer, "reachable" is allowed or
+reachable through escalation, "escalation" lists the routes.`,
 		Example: `  pgaegis access check --role app --object shop.orders --privilege DELETE --snapshot snap.json
   pgaegis access check --role app --object shop.orders --privilege SELECT --column card -h db.example.com`,
 		Args: noArgs,
@@ -230,7 +266,7 @@ func accessCheckCmd(env *Env) *cobra.Command {
 		if *role == "" || *object == "" || *priv == "" {
 			return ExitError, usagef("--role, --object and --privilege are required")
 		}
-		_, model, objs, err := src.load(ctx, env)
+		snap, model, objs, err := src.load(ctx, env)
 		if err != nil {
 			return ExitError, err
 		}
@@ -258,16 +294,38 @@ func accessCheckCmd(env *Env) *cobra.Command {
 		} else {
 			r = model.Check(ri, o.Kind, o.ACL(), bits, grantOpt)
 		}
+		// Escalation matters only when the direct answer is no: a yes is
+		// already the whole truth.
+		var routes []privileges.Route
+		if !r.Allowed {
+			routes = model.Reach(snap, *role)
+		}
+		via, reached := privileges.EverythingRoute(routes)
+		code := ExitOK
+		switch {
+		case reached:
+			code = ExitReach
+		case !r.Allowed:
+			code = ExitFindings
+		}
 		if *format == "json" {
-			return ExitOK, writeJSON(env, r)
+			return code, writeJSON(env, checkAnswer{Reason: r, Reachable: r.Allowed || reached, Escalation: routes})
 		}
 		answer := "no"
-		if r.Allowed {
+		switch {
+		case r.Allowed:
 			answer = "yes"
+		case reached:
+			answer = "no directly; yes through " + esc(via.How) + " (superuser)"
 		}
 		env = textEnv(env)
 		fmt.Fprintf(env.Stdout, "%s: %s %s %s on %s %s: %s\n", answer, esc(*role), map[bool]string{true: "has", false: "does not have"}[r.Allowed], esc(p), esc(string(o.Kind)), esc(o.QualifiedName()), esc(r.Text))
-		return ExitOK, nil
+		for _, rt := range routes {
+			if !rt.Everything {
+				fmt.Fprintf(env.Stdout, "  also: %s can gain %s through %s (not counted as this privilege)\n", esc(*role), esc(rt.Gains), esc(rt.How))
+			}
+		}
+		return code, nil
 	})
 	return cmd
 }
