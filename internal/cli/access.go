@@ -410,7 +410,11 @@ func escalationsCmd(env *Env) *cobra.Command {
 				fmt.Fprintln(env.Stdout, "no escalation path found for any non-superuser login role")
 			}
 			for _, c := range chains {
-				fmt.Fprintf(env.Stdout, "CRITICAL %s can gain %s (%s)\n", esc(c.Role), esc(c.Gains), esc(string(c.Kind)))
+				sev := "CRITICAL"
+				if c.Severity != "" {
+					sev = strings.ToUpper(c.Severity)
+				}
+				fmt.Fprintf(env.Stdout, "%s %s can gain %s (%s)\n", sev, esc(c.Role), esc(c.Gains), esc(string(c.Kind)))
 				for i, s := range c.Steps {
 					fmt.Fprintf(env.Stdout, "  %d. %s: %s\n", i+1, esc(s.What), esc(s.Evidence))
 				}

@@ -92,6 +92,12 @@ func (m *Model) Escalations(s *snapshot.Snapshot) []Chain {
 			}
 			gain := ""
 			if t.Super {
+				if !viaSet {
+					// The superuser attribute is never inherited: a 16+
+					// grant WITH SET FALSE gives the role's grants and
+					// objects, which has_*_privilege already counts.
+					continue
+				}
 				gain = "superuser"
 			} else if g, ok := osRoles[t.Name]; ok {
 				gain = g
