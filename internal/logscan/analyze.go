@@ -316,17 +316,17 @@ type Analysis struct {
 	T Thresholds
 	// OnEvent, when set, is called each time an event is raised or
 	// repeated (logs watch streams these).
-	OnEvent  func(Event)
-	pidHost  map[int]string
-	pidApp   map[int]string // application_name from "connection authorized" lines
+	OnEvent func(Event)
+	pidHost map[int]string
+	pidApp  map[int]string // application_name from "connection authorized" lines
 	// pending: a password failure held until the next signal, which may
 	// be the stderr DETAIL saying the role does not exist.
 	pending *signal
 	// lastStmt: per process, the last statement signal, so one statement
 	// logged by log_statement, pgaudit and an error's STATEMENT counts once.
 	lastStmt map[int]stmtSeen
-	seq      uint64            // failures recorded so far
-	afterAt  map[string]uint64 // source\x00role: seq when success-after-failures last fired
+	seq      uint64                 // failures recorded so far
+	afterAt  map[string]uint64      // source\x00role: seq when success-after-failures last fired
 	fails    map[string][]failure   // by source
 	conns    map[string][]time.Time // connections received, by source
 	Seen     map[string]bool        // sources that logged in (for a baseline)
