@@ -165,7 +165,9 @@ func statementSignal(r *Record, text string, src byte, auditID string) (signal, 
 	}
 	s.text = clip(red)
 	s.src, s.auditID = src, auditID
-	s.hash = maphash.String(stmtSeed, text)
+	// Blanks collapsed: a multi-line statement ends in a newline on
+	// stderr's statement line and not inside pgaudit's quoted field.
+	s.hash = maphash.String(stmtSeed, strings.Join(strings.Fields(text), " "))
 	s.own = ownStatement(text)
 	return s, true
 }
@@ -318,7 +320,7 @@ type Analysis struct {
 	// repeated (logs watch streams these).
 	OnEvent func(Event)
 	pidHost map[int]string
-	pidApp  map[int]string // application_name from "connection authorized" lines
+	pidSess map[int]session // who a process's session is, from "connection authorized"
 	// pending: a password failure held until the next signal, which may
 	// be the stderr DETAIL saying the role does not exist.
 	pending *signal
@@ -343,6 +345,8 @@ type failure struct {
 	seq  uint64
 }
 
+type session struct{ user, db, app string }
+
 type stmtSeen struct {
 	hash      uint64
 	plain, er bool   // seen from log_statement, from an error's STATEMENT
@@ -357,7 +361,7 @@ func NewAnalysis(t Thresholds) *Analysis {
 }
 
 func newAnalysis() *Analysis {
-	return &Analysis{T: DefaultThresholds(), pidHost: map[int]string{}, pidApp: map[int]string{}, lastStmt: map[int]stmtSeen{}, afterAt: map[string]uint64{},
+	return &Analysis{T: DefaultThresholds(), pidHost: map[int]string{}, pidSess: map[int]session{}, lastStmt: map[int]stmtSeen{}, afterAt: map[string]uint64{},
 		fails: map[string][]failure{}, events: map[string]*Event{},
 		conns: map[string][]time.Time{}, Seen: map[string]bool{},
 		bySource: map[string]int{}, byRole: map[string]int{}, timeline: map[string]int{}}
@@ -393,8 +397,16 @@ func (a *Analysis) add(s *signal) {
 	if r.Host == "" && r.PID != 0 {
 		r.Host = a.pidHost[r.PID]
 	}
-	if r.App == "" && r.PID != 0 {
-		r.App = a.pidApp[r.PID]
+	if r.PID != 0 && (r.User == "" || r.App == "") {
+		// A prefix without %u/%d/%a ("%m [%p] "): the session's line says.
+		if ss, ok := a.pidSess[r.PID]; ok {
+			if r.User == "" {
+				r.User, r.Database = ss.user, ss.db
+			}
+			if r.App == "" {
+				r.App = ss.app
+			}
+		}
 	}
 	if s.kind == sigDetail {
 		if p := a.pending; p != nil && p.rec.PID == r.PID && p.rec.User == s.text {
@@ -429,10 +441,10 @@ func (a *Analysis) process(s *signal) {
 		// prefix without %h/%r ("%m [%p] ") this is where a session's
 		// statements get their source.
 		a.pidHost[r.PID] = r.Host
-		delete(a.pidApp, r.PID)
+		delete(a.pidSess, r.PID)
 		if len(a.pidHost) > 100000 { // bounded: stale PIDs are dropped
 			a.pidHost = map[int]string{r.PID: r.Host}
-			a.pidApp = map[int]string{}
+			a.pidSess = map[int]session{}
 		}
 		if a.T.Flood > 0 && !r.Time.IsZero() {
 			ts := append(a.conns[r.Host], r.Time)
@@ -480,8 +492,11 @@ func (a *Analysis) process(s *signal) {
 		a.recordFailure(s)
 	case sigAuthorized:
 		host := r.Host
-		if r.App != "" && r.PID != 0 {
-			a.pidApp[r.PID] = r.App
+		if r.PID != 0 {
+			if len(a.pidSess) > 100000 {
+				a.pidSess = map[int]session{}
+			}
+			a.pidSess[r.PID] = session{user: r.User, db: r.Database, app: r.App}
 		}
 		// Once per round of failures for a source and role: the failures
 		// before the last time this fired do not count again.
@@ -754,7 +769,17 @@ var stmtSeed = maphash.MakeSeed()
 // exact text when the log does not say the application (no %a, no
 // log_connections). TestOwnAuditNotAlarming runs a real audit and fails
 // when one is missing here.
-var ownStatements = map[string]bool{}
+var ownStatements = map[string]bool{
+	// live.go: password storage
+	`SELECT oid, CASE WHEN rolpassword IS NULL OR rolpassword = '' THEN 'none' WHEN rolpassword LIKE 'SCRAM-SHA-256$%' THEN 'scram-sha-256' WHEN rolpassword ~ '^md5[0-9a-f]{32}$' THEN 'md5' ELSE 'plaintext' END FROM pg_authid`: true,
+	// live.go: pg_hba.conf through the server
+	`SELECT pg_read_binary_file($1, 0, $2)`: true,
+	// libraries.go
+	`SELECT f FROM pg_ls_dir($1) AS f WHERE f LIKE '%.so'`:                                        true,
+	`SELECT (pg_stat_file($1, true)).size IS NOT NULL, (pg_stat_file($2, true)).size IS NOT NULL`: true,
+	// catalogs.go: the ACLs of the sensitive catalogs
+	`SELECT c.relname, pg_get_userbyid(c.relowner), c.relacl::text[] FROM pg_class c WHERE c.relnamespace = 'pg_catalog'::regnamespace AND c.relname IN ('pg_authid', 'pg_shadow', 'pg_user_mapping', 'pg_statistic', 'pg_largeobject', 'pg_subscription')`: true,
+}
 
 // ownStatement reports whether text is one of ownStatements.
 func ownStatement(text string) bool {
