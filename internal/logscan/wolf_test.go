@@ -215,3 +215,45 @@ func TestFalseAlarms(t *testing.T) {
 		t.Errorf("pgaegis's own statement not in ownStatements: %q", strings.Join(strings.Fields(m), " "))
 	}
 }
+
+// TestEmptyPrefix: a server with log_line_prefix = '' writes lines that
+// start with the severity; the empty prefix, given or detected, reads them.
+func TestEmptyPrefix(t *testing.T) {
+	t.Parallel()
+	conf := []string{"logging_collector = on", "log_directory = 'log'", "log_filename = 'pg.log'", "log_line_prefix = ''",
+		"log_connections = on", "log_statement = 'ddl'"}
+	srv := pgtest.Start(t, localpg.Options{Conf: conf, HBA: "local all all trust\nhost all all 127.0.0.0/8 trust\n"})
+	ctx := pgtest.Ctx(t)
+	for _, u := range []string{"nobody1", "nobody2"} {
+		loginFrom(ctx, srv, "127.0.0.2", u, "")
+	}
+	if err := srv.Exec(ctx, `ALTER SYSTEM SET work_mem = '5MB'`, `CREATE TABLE logwolf_end ()`); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(srv.DataDir, "log", "pg.log")
+	waitForLog(t, "logwolf_end", path)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := DetectPrefix(b[:min(len(b), 4096)]); p.spec != "" {
+		t.Errorf("detected %q, want the empty prefix", p.spec)
+	}
+	empty, _ := CompilePrefix("")
+	for _, p := range []*Prefix{empty, nil} {
+		an, st, err := Scan([]string{path}, Options{Prefix: p})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ev := eventsByKey(an.Events())
+		if e, ok := ev[evKey{"unknown-role", "", "nobody1"}]; !ok || e.Count != 2 {
+			t.Errorf("prefix %v: no unknown-role x2 in %s", p != nil, eventList(ev))
+		}
+		if _, ok := ev[evKey{"alter-system", "", ""}]; !ok {
+			t.Errorf("prefix %v: no alter-system in %s", p != nil, eventList(ev))
+		}
+		if len(st.Errors) > 0 {
+			t.Errorf("prefix %v: unparsed: %v", p != nil, st.Errors)
+		}
+	}
+}
