@@ -109,7 +109,7 @@ func TestLogsScanTakesPrefixFromServer(t *testing.T) {
 	}
 }
 
-// TestLogsScanEmptyPrefixHonoured: --prefix '' is a prefix (lines start
+// TestLogsScanEmptyPrefixHonoured: an empty --prefix is a prefix (lines start
 // with the severity), not "detect one": lines that carry another prefix
 // are read all the same but reported as not matching it.
 func TestLogsScanEmptyPrefixHonoured(t *testing.T) {
