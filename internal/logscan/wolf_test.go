@@ -255,3 +255,38 @@ func TestEmptyPrefix(t *testing.T) {
 		}
 	}
 }
+
+// TestOwnAuditAsNonSuperuser17: on 17+ a non-superuser may not set
+// event_triggers, so the audit's first login is refused with "permission
+// denied to set parameter": pgaegis's own, and no event. Its read of
+// pg_authid fails too, and the error's STATEMENT line is no secret.
+func TestOwnAuditAsNonSuperuser17(t *testing.T) {
+	t.Parallel()
+	conf := []string{"logging_collector = on", "log_directory = 'log'", "log_filename = 'pg.log'", "log_connections = on"}
+	srv := pgtest.StartMajor(t, 17, localpg.Options{Conf: conf, HBA: "local all all trust\nhost all all 127.0.0.0/8 scram-sha-256\n"})
+	ctx := pgtest.Ctx(t)
+	if err := srv.Exec(ctx, `CREATE ROLE auditor LOGIN PASSWORD 'auditor-pw-1'`); err != nil {
+		t.Fatal(err)
+	}
+	cfg := srv.ConnConfig("postgres")
+	cfg.User, cfg.Password = "auditor", "auditor-pw-1"
+	if _, err := collect.Collect(ctx, collect.Options{Conn: cfg, NoFiles: true, NoProbe: true}); err != nil {
+		t.Fatal(err)
+	}
+	loginFrom(ctx, srv, "127.0.0.9", "logwolf_end", "x")
+	path := filepath.Join(srv.DataDir, "log", "pg.log")
+	waitForLog(t, "logwolf_end", path)
+	if b, _ := os.ReadFile(path); !bytes.Contains(b, []byte(`permission denied to set parameter "event_triggers"`)) {
+		t.Fatal("the audit's refused first login is not in the log: the case is not tested")
+	}
+	an, _, err := Scan([]string{path}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range an.Events() {
+		// Its reads stay visible, lowered (see ownReadKinds).
+		if e.Source != "127.0.0.9" && !(ownReadKinds[e.Kind] && e.Severity == "low") {
+			t.Errorf("pgaegis's own audit raised %+v", e)
+		}
+	}
+}
