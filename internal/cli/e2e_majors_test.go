@@ -623,7 +623,7 @@ func hardened(t *testing.T, major int, pgaudit bool) {
 		"log_statement = 'ddl'", "log_line_prefix = '%m [%p] %q%u@%d %r %a '", "logging_collector = on",
 		"unix_socket_permissions = 0770"}
 	if pgaudit {
-		conf = append(conf, "shared_preload_libraries = 'pgaudit'", "pgaudit.log = 'ddl,role,write'")
+		conf = append(conf, "shared_preload_libraries = 'pgaudit'", "pgaudit.log = 'ddl,role,read,write'")
 	}
 	srv := pgtest.StartMajor(t, major, localpg.Options{Conf: conf, HBA: hardenedHBA, Init: pgtest.SelfSignedTLS})
 	ctx := pgtest.Ctx(t)

@@ -54,7 +54,7 @@ func logsWatchCmd(env *Env) *cobra.Command {
   pgaegis logs watch /var/lib/postgresql/17/main/log --webhook http://127.0.0.1:9000/events`,
 	}
 	fs := cmd.Flags()
-	prefix := fs.String("prefix", "%m [%p] ", "log_line_prefix of stderr logs (with a connection: the server's)")
+	prefix := fs.String("prefix", "", "log_line_prefix of stderr logs ('' for none; default: the server's with a connection, else detected)")
 	logFormat := fs.String("log-format", "", "stderr, csvlog or jsonlog (default: detected)")
 	var conn connFlags
 	conn.register(cmd)
@@ -80,9 +80,14 @@ func logsWatchCmd(env *Env) *cobra.Command {
 				th.Superusers[s] = true
 			}
 		}
-		p, err := logscan.CompilePrefix(*prefix)
-		if err != nil {
-			return ExitError, usageError{err.Error()}
+		// Neither the flag nor a server: detected from the file, as scan
+		// does ('' is a prefix like any other when given).
+		var p *logscan.Prefix
+		if prefixGiven || conn.given() {
+			var err error
+			if p, err = logscan.CompilePrefix(*prefix); err != nil {
+				return ExitError, usageError{err.Error()}
+			}
 		}
 		an := logscan.NewAnalysis(th)
 		client := &http.Client{Timeout: 5 * time.Second}
@@ -126,7 +131,7 @@ func logsScanCmd(env *Env) *cobra.Command {
 	fs := cmd.Flags()
 	format := fs.String("format", "text", "text, json, sarif, html, markdown or junit")
 	logFormat := fs.String("log-format", "", "stderr, csvlog or jsonlog (default: detected)")
-	prefix := fs.String("prefix", "", "log_line_prefix of stderr logs (default: the server's with a connection, else detected)")
+	prefix := fs.String("prefix", "", "log_line_prefix of stderr logs ('' for none; default: the server's with a connection, else detected)")
 	since := fs.String("since", "", "ignore entries before this time (RFC 3339 or 'YYYY-MM-DD HH:MM')")
 	until := fs.String("until", "", "ignore entries after this time")
 	window := fs.Duration("window", 5*time.Minute, "window for bursts")
@@ -159,20 +164,24 @@ func logsScanCmd(env *Env) *cobra.Command {
 			return ExitError, usageError{err.Error()}
 		}
 		superusersGiven := fs.Changed("superusers")
+		// An empty log_line_prefix is a real setting (lines start with the
+		// severity): given as --prefix '' or by the server, it is used, not
+		// replaced by a guess. Only no word on it at all means detect.
+		prefixKnown := fs.Changed("prefix")
 		if conn.given() {
 			srv, err := serverLogSettings(ctx, env, &conn)
 			if err != nil {
 				return ExitError, err
 			}
-			if *prefix == "" {
-				*prefix = srv.Prefix
+			if !prefixKnown {
+				*prefix, prefixKnown = srv.Prefix, true
 			}
 			if !superusersGiven {
 				*supers = strings.Join(srv.Superusers, ",")
 			}
 		}
 		var p *logscan.Prefix
-		if *prefix != "" {
+		if prefixKnown {
 			if p, err = logscan.CompilePrefix(*prefix); err != nil {
 				return ExitError, usageError{err.Error()}
 			}

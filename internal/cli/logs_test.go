@@ -108,3 +108,33 @@ func TestLogsScanTakesPrefixFromServer(t *testing.T) {
 		t.Errorf("boss's superuser session over TCP not reported: %v", got)
 	}
 }
+
+// TestLogsScanEmptyPrefixHonoured: an empty --prefix is a prefix (lines start
+// with the severity), not "detect one": lines that carry another prefix
+// are read all the same but reported as not matching it.
+func TestLogsScanEmptyPrefixHonoured(t *testing.T) {
+	path := writeFile(t, "postgresql.log", "FATAL:  role \"ghost\" does not exist\n"+
+		"2026-11-22 08:00:00.000 UTC [100] FATAL:  role \"ghost2\" does not exist\n")
+	for _, c := range []struct {
+		args    []string
+		changed bool
+	}{{[]string{"--prefix", ""}, true}, {nil, false}} {
+		args := append([]string{"logs", "scan", path, "--format", "json", "--fail-on", "critical"}, c.args...)
+		code, out, errs := runCLI(t, args...)
+		if code != ExitOK {
+			t.Fatalf("%v: exit %d: %s", c.args, code, errs)
+		}
+		var doc struct {
+			Stats struct {
+				Errors []string `json:"errors"`
+			} `json:"stats"`
+		}
+		if err := json.Unmarshal([]byte(out), &doc); err != nil {
+			t.Fatal(err)
+		}
+		got := strings.Contains(strings.Join(doc.Stats.Errors, "\n"), `instead of ""`)
+		if got != c.changed {
+			t.Errorf("%v: errors %q", c.args, doc.Stats.Errors)
+		}
+	}
+}

@@ -2,14 +2,11 @@ package logscan
 
 import (
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pgaegis/pgaegis/internal/localpg"
 	"github.com/pgaegis/pgaegis/internal/pgtest"
@@ -42,20 +39,7 @@ func TestScriptedAttack(t *testing.T) {
 		}
 	}
 	must(srv.Exec(ctx, `CREATE ROLE app LOGIN PASSWORD 'app-right-1'`))
-	login := func(src, user, pw string) error {
-		cfg, err := pgconn.ParseConfig(fmt.Sprintf("host=127.0.0.1 port=%d dbname=postgres sslmode=disable connect_timeout=10", srv.Port))
-		if err != nil {
-			return err
-		}
-		cfg.User, cfg.Password = user, pw
-		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}}
-		cfg.DialFunc = d.DialContext
-		c, err := pgconn.ConnectConfig(ctx, cfg)
-		if err != nil {
-			return err
-		}
-		return c.Close(ctx)
-	}
+	login := func(src, user, pw string) error { return loginFrom(ctx, srv, src, user, pw) }
 	for i := 0; i < 12; i++ {
 		login("127.0.0.2", "app", fmt.Sprintf("guess-%d", i)) // brute force
 	}

@@ -95,8 +95,23 @@ func csvInteresting(rec []byte, v *verdicts) bool {
 	if !ok {
 		return true // broken record: let the full parse report it
 	}
-	return interestingMessage(sev, msg, v)
+	if interestingMessage(sev, msg, v) {
+		return true
+	}
+	// An error's statement (what stderr writes on a STATEMENT line of its
+	// own): only records above LOG carry one, and those are few.
+	if string(sev) == "LOG" {
+		return false
+	}
+	q, _, _, qst := csvSkip(rec, csvQueryColumn)
+	return qst == csvFound && mayHoldSecret(q)
 }
+
+// Columns of a csvlog record read besides the severity.
+const (
+	csvQueryColumn = 19
+	csvAppColumn   = 22
+)
 
 const (
 	csvFound = iota

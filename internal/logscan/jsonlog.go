@@ -22,6 +22,7 @@ type jsonRecord struct {
 	Message    string `json:"message"`
 	Detail     string `json:"detail"`
 	Statement  string `json:"statement"`
+	App        string `json:"application_name"`
 }
 
 func decodeJSONRecord(l []byte, j *jsonRecord) error {
@@ -129,6 +130,8 @@ func (j *jsonRecord) stringField(key []byte) *string {
 		return &j.Detail
 	case "statement":
 		return &j.Statement
+	case "application_name":
+		return &j.App
 	}
 	return nil
 }

@@ -32,6 +32,10 @@ type Record struct {
 	Severity string // LOG, FATAL, ERROR, ...
 	Message  string
 	Detail   string
+	App      string // application_name (%a, csvlog, jsonlog, or the session's "connection authorized" line)
+	// Query is the statement of an error record (csvlog's query column,
+	// jsonlog's statement): what stderr writes on its own STATEMENT line.
+	Query string
 }
 
 // Format of a log.
@@ -164,6 +168,8 @@ func (p *Prefix) parse(line []byte, r *Record) ([]byte, bool) {
 			r.PID, _ = strconv.Atoi(string(val))
 		case 'u':
 			r.User = string(val)
+		case 'a':
+			r.App = string(val)
 		case 'd':
 			r.Database = string(val)
 		case 'h':
@@ -316,6 +322,9 @@ func mergeSpans(sp []conninfo.Span) []conninfo.Span {
 var commonPrefixes = []string{
 	"%m [%p] %q%u@%d %r ", "%m [%p] %q%u@%d from %h ", "%m [%p] %q%u@%d from %r ", "%m [%p] %q%u@%d ", "%m [%p] ", "%t [%p] ", "%t [%p]: [%l-1] user=%u,db=%d,app=%a,client=%h ",
 	"%t [%p]: [%l-1] ", "%m [%p] %q[user=%u,db=%d,app=%a] ", "%m [%p] %u@%d %r %a ", "%m [%p] %q%u@%d %r %a ",
+	// No prefix at all (log_line_prefix = ''): lines start with the
+	// severity. Last, and never the pick on a tie.
+	"",
 }
 
 var (

@@ -47,6 +47,13 @@ type signal struct {
 	badLine string // parse problem
 	rule    int    // statement: index in statementRules, or -1
 	secret  bool   // statement: carries a password
+	// statement: which log wrote it (log_statement, pgaudit, an error's
+	// STATEMENT), pgaudit's statement id, and a hash of the text, so one
+	// statement logged by several is counted once.
+	src     byte
+	auditID string
+	hash    uint64
+	own     bool // statement: one pgaegis's own audit runs (by its text)
 }
 
 type sigKind uint8
@@ -58,6 +65,17 @@ const (
 	sigNoise
 	sigStatement
 	sigBad
+	// sigDetail: `DETAIL:  Role "x" does not exist.` on its own stderr
+	// line, after the failure it explains.
+	sigDetail
+)
+
+// Where a statement signal came from.
+const (
+	srcLogStatement   = 'S' // log_statement / log_min_duration_statement
+	srcAudit          = 'A' // pgaudit
+	srcErrorStatement = 'E' // the STATEMENT of an error (log_min_error_statement)
+	srcError          = 'M' // an error message itself
 )
 
 // Stats describe what was read.
@@ -437,6 +455,7 @@ func scanFile(path string, o *Options, st *Stats, an *Analysis) error {
 			next++
 		}
 	}
+	an.flush()
 	err = <-readErr
 	var ce *CorruptError
 	if errors.As(err, &ce) {
@@ -726,6 +745,10 @@ func interestingMessage(before, msg []byte, v *verdicts) bool {
 		return bytes.Contains(msg, []byte("syntax error")) && mayHoldSecret(msg)
 	case bytes.HasSuffix(before, []byte("STATEMENT")):
 		return mayHoldSecret(msg)
+	case bytes.HasSuffix(before, []byte("DETAIL")):
+		// Under password auth an unknown role fails as a wrong password;
+		// only this DETAIL line (stderr) says the role does not exist.
+		return bytes.HasPrefix(msg, []byte(`Role "`))
 	}
 	return false
 }
@@ -764,9 +787,27 @@ func parseJSON(data []byte, v *verdicts) []signal {
 			sigs = append(sigs, signal{kind: sigBad, line: cur, badLine: "not a JSON log record: " + err.Error()})
 			continue
 		}
-		r := Record{Time: parseTime(j.Timestamp), PID: j.PID, User: j.User, Database: j.Dbname, Host: j.RemoteHost, Severity: j.Severity, Message: j.Message, Detail: j.Detail}
-		if s, ok := classify(&r); ok {
-			s.line = cur
+		r := Record{Time: parseTime(j.Timestamp), PID: j.PID, User: j.User, Database: j.Dbname, Host: j.RemoteHost, Severity: j.Severity, Message: j.Message, Detail: j.Detail,
+			App: j.App, Query: j.Statement}
+		sigs = appendClassified(sigs, &r, cur)
+	}
+	return sigs
+}
+
+// appendClassified adds the signals of a csvlog or jsonlog record: the
+// record's own, and its statement (the query column) where stderr would
+// write a STATEMENT line that the fast path lets through, so the three
+// formats count the same statements.
+func appendClassified(sigs []signal, r *Record, line int) []signal {
+	q := r.Query
+	if s, ok := classify(r); ok {
+		s.line = line
+		sigs = append(sigs, s)
+	}
+	if q != "" && r.Severity != "LOG" && mayHoldSecret([]byte(q)) {
+		st := Record{Time: r.Time, PID: r.PID, User: r.User, Database: r.Database, Host: r.Host, App: r.App, Severity: "STATEMENT", Message: q}
+		if s, ok := classify(&st); ok {
+			s.line = line
 			sigs = append(sigs, s)
 		}
 	}
@@ -820,10 +861,13 @@ func parseCSV(data []byte, v *verdicts) []signal {
 		if len(f) > 14 {
 			r.Detail = f[14]
 		}
-		if s, ok := classify(&r); ok {
-			s.line = cur
-			sigs = append(sigs, s)
+		if len(f) > csvQueryColumn {
+			r.Query = f[csvQueryColumn]
 		}
+		if len(f) > csvAppColumn {
+			r.App = f[csvAppColumn]
+		}
+		sigs = appendClassified(sigs, &r, cur)
 	}
 	return sigs
 }
@@ -867,9 +911,21 @@ func jsonInteresting(l []byte, v *verdicts) bool {
 	}
 	// Only the message: the fields after it (application_name, ...)
 	// would cost the statement checks a second look for nothing.
-	msg, _, ok := jsonString(rest[m+len(`"message":`):])
+	msg, after, ok := jsonString(rest[m+len(`"message":`):])
 	if !ok {
 		return true // broken record: let the decoder report it
 	}
-	return interestingMessage(sev, msg, v)
+	if interestingMessage(sev, msg, v) {
+		return true
+	}
+	// An error's statement (stderr's STATEMENT line) follows the message.
+	if string(sev) == "LOG" {
+		return false
+	}
+	k := bytes.Index(after, []byte(`"statement":"`))
+	if k < 0 {
+		return false
+	}
+	q, _, ok := jsonString(after[k+len(`"statement":`):])
+	return !ok || mayHoldSecret(q) || bytes.Contains(q, []byte(`\u`))
 }

@@ -131,6 +131,7 @@ func Watch(ctx context.Context, path string, o Options, an *Analysis, poll time.
 								an.add(&s)
 							}
 						}
+						an.flush()
 						line += countLines(buf[:cut])
 						carry = append([]byte(nil), buf[cut:]...)
 					} else {

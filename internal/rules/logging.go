@@ -181,8 +181,11 @@ func init() {
 	})
 
 	register(&Rule{
-		ID: "LOG-26", Title: "pgAudit is loaded and logs DDL and role changes", Area: AreaLogging, Severity: High,
-		Rationale:  "Statement logging misses what a statement did to which object; pgAudit records session and object audit events in a form auditors accept (CIS 3.2, STIG).",
+		ID: "LOG-26", Title: "pgAudit is loaded and logs DDL, role changes, reads and writes", Area: AreaLogging, Severity: High,
+		Rationale: "Statement logging misses what a statement did to which object; pgAudit records session and object audit events in a form auditors accept (CIS 3.2, STIG). " +
+			"ddl and role alone miss attacks that are no DDL: COPY ... TO PROGRAM is logged only by the read class, COPY ... FROM PROGRAM only by write, " +
+			"and pg_read_file, pg_read_binary_file and pg_ls_dir only by read (the function class skips built-in functions; checked on a real server with pgaudit 1.7), " +
+			"so the STIG's ddl, role, read and write are required. read logs every SELECT: size and rotate the logs for it.",
 		References: refs(cis("3.2"), stig("V-233551", "V-233556", "V-233557", "V-233559", "V-233562", "V-233563", "V-233565", "V-233566", "V-233567", "V-233568", "V-233570", "V-233571", "V-233573", "V-233574", "V-233580", "V-233589", "V-233598", "V-233600", "V-233620", "V-233621", "V-233622")),
 		Check: func(c *Check) {
 			v, ok := c.setting("shared_preload_libraries")
@@ -199,7 +202,7 @@ func init() {
 				p := c.preloadProblem(v, []string{"pgaudit"}, "shared_preload_libraries includes pgaudit (requires the pgaudit package and a restart)")
 				// Loaded with its default pgaudit.log = none, pgaudit logs
 				// nothing: the same restart brings the classes in.
-				p.Changes = append(p.Changes, libraryChange("pgaudit", "pgaudit.log", "ddl,role"))
+				p.Changes = append(p.Changes, libraryChange("pgaudit", "pgaudit.log", strings.Join(pgauditClasses, ",")))
 				c.Fail(p)
 				return
 			}
@@ -213,7 +216,7 @@ func init() {
 				classes[strings.TrimPrefix(cl, "-")] = !strings.HasPrefix(cl, "-")
 			}
 			var missing []string
-			for _, need := range []string{"ddl", "role"} {
+			for _, need := range pgauditClasses {
 				if !classes[need] && !classes["all"] {
 					missing = append(missing, need)
 				}
@@ -227,7 +230,7 @@ func init() {
 						keep = append(keep, cl)
 					}
 				}
-				p := c.setProblem(lv, strings.Join(append(keep, missing...), ","), "pgaudit.log includes at least ddl and role (STIG: also read, write)")
+				p := c.setProblem(lv, strings.Join(append(keep, missing...), ","), "pgaudit.log includes at least "+strings.Join(pgauditClasses, ", "))
 				p.Evidence += "; missing " + strings.Join(missing, ", ")
 				c.Fail(p)
 				return
@@ -273,6 +276,11 @@ func init() {
 		},
 	})
 }
+
+// pgauditClasses are the pgaudit.log classes LOG-26 requires: what makes
+// every attack logs scan detects visible in the log
+// (internal/logscan TestRecommendedLoggingSeesAttacks proves it).
+var pgauditClasses = []string{"ddl", "role", "read", "write"}
 
 // overrideSet is the statement that puts a per-role or per-database
 // setting back (the undo of overrideTarget's RESET).
