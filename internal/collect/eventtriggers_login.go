@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // errEventTriggersRefused marks a login refused because of our own
@@ -35,18 +37,38 @@ func withEventTriggersOff(cfg *pgx.ConnConfig) *pgx.ConnConfig {
 	return off
 }
 
+// offRefused remembers, for this process, the servers and roles that
+// refused event_triggers=off: each refusal is a FATAL line in the
+// server's log (and one more login), so asking once is enough. An audit,
+// access or fix run opens several first sessions to the same server.
+var offRefused sync.Map
+
+// isOffRefusal: the login failed on our event_triggers=off itself
+// (unknown parameter before 17, permission denied for a non-superuser).
+func isOffRefusal(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && (pe.Code == "42704" || pe.Code == "42501") && strings.Contains(pe.Message, "event_triggers")
+}
+
+func offKey(cfg *pgx.ConnConfig) string {
+	return fmt.Sprintf("%s\x00%d\x00%s", cfg.Host, cfg.Port, cfg.User)
+}
+
 // openFirstSession logs in with event triggers off where the server
 // allows it (17+, a superuser), else as asked; every later session of
 // the collection uses the configuration that worked (o.Conn).
 func openFirstSession(ctx context.Context, o *Options) (*session, error) {
 	if off := withEventTriggersOff(o.Conn); off != nil {
-		se, err := openSession(ctx, off, "", o)
-		if err == nil {
-			o.Conn = off
-			return se, nil
-		}
-		if !errors.Is(err, errEventTriggersRefused) {
-			return nil, loginCodeHint(err)
+		if _, refused := offRefused.Load(offKey(o.Conn)); !refused {
+			se, err := openSession(ctx, off, "", o)
+			if err == nil {
+				o.Conn = off
+				return se, nil
+			}
+			if !errors.Is(err, errEventTriggersRefused) {
+				return nil, loginCodeHint(err)
+			}
+			offRefused.Store(offKey(o.Conn), true)
 		}
 	}
 	se, err := openSession(ctx, o.Conn, "", o)
@@ -72,8 +94,14 @@ func WithoutEventTriggers(ctx context.Context, cfg *pgx.ConnConfig) *pgx.ConnCon
 	if off == nil {
 		return cfg
 	}
+	if _, refused := offRefused.Load(offKey(cfg)); refused {
+		return cfg
+	}
 	c, err := pgx.ConnectConfig(ctx, off)
 	if err != nil {
+		if isOffRefusal(err) {
+			offRefused.Store(offKey(cfg), true)
+		}
 		return cfg
 	}
 	c.Close(ctx)

@@ -218,7 +218,7 @@ func openSession(ctx context.Context, base *pgx.ConnConfig, database string, o *
 			msg = fmt.Sprintf("the server did not complete the login in time (connect timeout %s)", cfg.ConnectTimeout)
 		}
 		var pe *pgconn.PgError
-		if errors.As(err, &pe) && (pe.Code == "42704" || pe.Code == "42501") && strings.Contains(pe.Message, "event_triggers") {
+		if isOffRefusal(err) {
 			// Our event_triggers=off was refused: before 17, or not a
 			// superuser (openFirstSession then logs in without it).
 			return nil, fmt.Errorf("connecting to %s: %s (%w)", conninfo.Describe(cfg), msg, errEventTriggersRefused)

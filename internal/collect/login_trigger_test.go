@@ -65,3 +65,24 @@ func TestLoginTriggerThatWritesDoesNotStopTheAudit(t *testing.T) {
 		})
 	}
 }
+
+// Asking for event_triggers=off where the server refuses it (before 17)
+// costs a FATAL line in the server's log; a process asks a server once,
+// however many collections it runs.
+func TestEventTriggersOffAskedOncePerServer(t *testing.T) {
+	srv := pgtest.StartMajor(t, 15, localpg.Options{})
+	ctx := pgtest.Ctx(t)
+	for i := 0; i < 3; i++ {
+		if _, err := Collect(ctx, Options{Conn: srv.ConnConfig("postgres"), NoFiles: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	WithoutEventTriggers(ctx, srv.ConnConfig("postgres"))
+	log, err := os.ReadFile(srv.LogFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(string(log), `unrecognized configuration parameter "event_triggers"`); n != 1 {
+		t.Errorf("the server logged %d refusals of event_triggers=off, want 1:\n%s", n, log)
+	}
+}
