@@ -360,7 +360,15 @@ func init() {
 						// Pinning and revoking leave the dynamic SQL with its
 						// owner's rights: that part stays a review.
 						p = sqlProblem(p, sqlChange(d.Name, false, breaks, stmts...))
-						p.Changes = append(p.Changes, remedy.Change{Manual: fmt.Sprintf("review the dynamic SQL of %s for injection (format() with %%I/%%L) and reduce its owner's rights (the plan pins its search_path and revokes EXECUTE from PUBLIC)", fn)})
+						// Say what the plan really does, no more.
+						var does []string
+						if !pinned {
+							does = append(does, "pins its search_path")
+						}
+						if breaks != "" {
+							does = append(does, "revokes EXECUTE from PUBLIC")
+						}
+						p.Changes = append(p.Changes, remedy.Change{Manual: fmt.Sprintf("review the dynamic SQL of %s for injection (format() with %%I/%%L) and reduce its owner's rights (the plan %s; roles granted EXECUTE keep it)", fn, strings.Join(does, " and "))})
 						c.Fail(p)
 					default:
 						c.Fail(sqlProblem(p, sqlChange(d.Name, false, breaks, stmts...)))
