@@ -12,6 +12,7 @@ import (
 
 	"github.com/pgaegis/pgaegis/internal/collect"
 	"github.com/pgaegis/pgaegis/internal/privileges"
+	"github.com/pgaegis/pgaegis/internal/rules"
 	"github.com/pgaegis/pgaegis/internal/snapshot"
 )
 
@@ -401,7 +402,15 @@ func escalationsCmd(env *Env) *cobra.Command {
 		}
 		chains := model.Escalations(snap)
 		if *format == "json" {
-			if err := writeJSON(env, chains); err != nil {
+			type withFix struct {
+				privileges.Chain
+				Fix string `json:"fix"`
+			}
+			out := make([]withFix, len(chains))
+			for i, c := range chains {
+				out[i] = withFix{c, rules.ChainFix(c)}
+			}
+			if err := writeJSON(env, out); err != nil {
 				return ExitError, err
 			}
 		} else {
@@ -418,6 +427,7 @@ func escalationsCmd(env *Env) *cobra.Command {
 				for i, s := range c.Steps {
 					fmt.Fprintf(env.Stdout, "  %d. %s: %s\n", i+1, esc(s.What), esc(s.Evidence))
 				}
+				fmt.Fprintf(env.Stdout, "  fix: %s\n", esc(rules.ChainFix(c)))
 			}
 		}
 		if len(chains) > 0 {

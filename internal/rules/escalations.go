@@ -104,6 +104,10 @@ func init() {
 	})
 }
 
+// ChainFix is the fix an audit prints for an escalation chain, for
+// `pgaegis escalations`, which lists the chains without auditing.
+func ChainFix(ch privileges.Chain) string { return chainFix(ch) }
+
 func chainFix(ch privileges.Chain) string {
 	switch ch.Kind {
 	case "security-definer":
