@@ -268,7 +268,7 @@ func Find(objs []Object, name, database string, kind Kind) (Object, error) {
 		if kind != "" && o.Kind != kind {
 			continue
 		}
-		if o.QualifiedName() == name || (o.Kind == Function && strings.HasPrefix(o.QualifiedName(), name+"(")) ||
+		if o.QualifiedName() == name || (o.Kind == Function && (strings.HasPrefix(o.QualifiedName(), name+"(") || sameSignature(o.QualifiedName(), name))) ||
 			(o.Schema == "" && o.Name == name) {
 			hits = append(hits, o)
 		}
@@ -284,6 +284,72 @@ func Find(objs []Object, name, database string, kind Kind) (Object, error) {
 		where = append(where, fmt.Sprintf("%s %s in %s", h.Kind, h.QualifiedName(), h.Database))
 	}
 	return Object{}, fmt.Errorf("%q is ambiguous: %s (use --database or --kind)", name, strings.Join(where, "; "))
+}
+
+// sameSignature: a function given as has_function_privilege takes it
+// ("s.f(text, int)") is the one whose identity arguments name the same
+// types ("s.f(q text, n integer)"): argument names, spacing, modes,
+// pg_catalog qualification and the common type aliases do not count.
+func sameSignature(have, given string) bool {
+	hn, hargs, ok1 := splitSignature(have)
+	gn, gargs, ok2 := splitSignature(given)
+	if !ok1 || !ok2 || hn != gn || len(hargs) != len(gargs) {
+		return false
+	}
+	for i := range hargs {
+		h, g := normalArg(hargs[i]), normalType(normalArg(gargs[i]))
+		if h != g && !(strings.Contains(h, " ") && normalType(h[strings.IndexByte(h, ' ')+1:]) == g) && normalType(h) != g {
+			return false
+		}
+	}
+	return true
+}
+
+func splitSignature(s string) (string, []string, bool) {
+	i := strings.IndexByte(s, '(')
+	if i < 0 || !strings.HasSuffix(s, ")") {
+		return "", nil, false
+	}
+	inner := strings.TrimSpace(s[i+1 : len(s)-1])
+	if inner == "" {
+		return s[:i], nil, true
+	}
+	return s[:i], strings.Split(inner, ","), true
+}
+
+// normalArg collapses spaces and drops an argument mode.
+func normalArg(a string) string {
+	f := strings.Fields(a)
+	if len(f) > 1 {
+		switch strings.ToLower(f[0]) {
+		case "in", "inout", "variadic":
+			f = f[1:]
+		}
+	}
+	return strings.Join(f, " ")
+}
+
+// typeAliases maps the names SQL accepts to format_type's.
+var typeAliases = map[string]string{
+	"int": "integer", "int4": "integer", "int8": "bigint", "int2": "smallint", "float4": "real",
+	"float8": "double precision", "float": "double precision", "bool": "boolean", "varchar": "character varying",
+	"char": "character", "decimal": "numeric", "timestamptz": "timestamp with time zone",
+	"timestamp": "timestamp without time zone", "timetz": "time with time zone", "time": "time without time zone",
+}
+
+func normalType(t string) string {
+	t = strings.TrimPrefix(strings.TrimPrefix(t, "pg_catalog."), "public.")
+	base, arr := t, ""
+	for strings.HasSuffix(base, "[]") {
+		base, arr = base[:len(base)-2], arr+"[]"
+	}
+	if !strings.Contains(base, `"`) {
+		base = strings.ToLower(base)
+	}
+	if a, ok := typeAliases[base]; ok {
+		base = a
+	}
+	return base + arr
 }
 
 // Column returns the compiled ACL of a column, if it has one.
