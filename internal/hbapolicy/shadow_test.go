@@ -48,13 +48,25 @@ func TestShadowedAgreesWithPairwise(t *testing.T) {
 	for k := 0; k < 300; k++ {
 		f := hba.Parse("pg_hba.conf", []byte(randomHBA(rng, 1+rng.Intn(60))), hba.Options{SSL: true})
 		got, want := Shadowed(f.Rules), shadowedPairwise(f.Rules)
-		if len(got) != len(want) {
-			t.Fatalf("file %d: %d shadowed lines, pairwise %d", k, len(got), len(want))
-		}
-		for i := range got {
-			if got[i].Rule.Line != want[i].Rule.Line || got[i].By.Line != want[i].By.Line {
-				t.Fatalf("file %d: line %d shadowed by %d, pairwise by %d", k, got[i].Rule.Line, got[i].By.Line, want[i].By.Line)
+		// Every single-line coverer pairwise finds, Shadowed reports the
+		// same; the others come from the union check (mostly several
+		// lines; one for tokens covers() does not compare, such as
+		// identical non-contiguous masks) and TestShadowedOracle checks them.
+		k2 := 0
+		for _, g := range got {
+			if k2 < len(want) && g.Rule == want[k2].Rule {
+				if g.By != want[k2].By || len(g.Covers) != 1 {
+					t.Fatalf("file %d: line %d shadowed by %d, pairwise by %d", k, g.Rule.Line, g.By.Line, want[k2].By.Line)
+				}
+				k2++
+				continue
 			}
+			if len(g.Covers) == 0 || g.By != g.Covers[0] {
+				t.Fatalf("file %d: line %d: By %v is not the first of %v", k, g.Rule.Line, g.By, g.Covers)
+			}
+		}
+		if k2 != len(want) {
+			t.Fatalf("file %d: pairwise finds %d single-line shadows, Shadowed %d", k, len(want), k2)
 		}
 	}
 }
