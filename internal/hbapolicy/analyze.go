@@ -17,7 +17,8 @@ type Shadow struct {
 	By *hba.Rule
 	// Covers are the earlier lines whose union covers Rule, in file
 	// order: one line, or several when no single line does. No line can
-	// be dropped from it (minimal by inclusion, not necessarily smallest).
+	// be dropped from it (minimal by inclusion, not necessarily smallest;
+	// past 64 lines, only greedy per cell).
 	Covers []*hba.Rule
 }
 
@@ -37,6 +38,7 @@ type Shadow struct {
 func Shadowed(rules []hba.Rule) []Shadow {
 	var out []Shadow
 	x := newShadowIndex()
+	x.rules = rules
 	for j := range rules {
 		r := &rules[j]
 		if i, ok := firstCover(rules, x.candidates(r), r); ok {

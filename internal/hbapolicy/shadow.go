@@ -19,6 +19,12 @@ type shadowIndex struct {
 	allUsers, allDBs, replDBs []int
 	byUser, byDB              map[string][]int
 	addr                      map[string]*addrIndex // by connection type
+	// For the union check: every line's networks (see indexAddresses).
+	byPrefix     map[netip.Prefix][]int
+	lens4, lens6 map[int]bool
+	sorted       []prefixEntry
+	next         int
+	rules        []hba.Rule
 }
 
 type addrIndex struct {
@@ -41,6 +47,7 @@ func appendOnce(l []int, i int) []int {
 }
 
 func (x *shadowIndex) add(i int, r *hba.Rule) {
+	x.next = i + 1
 	if hasKeyword(r.Users, "all") {
 		x.allUsers = append(x.allUsers, i)
 	} else {
@@ -383,7 +390,8 @@ func (x *shadowIndex) unionCover(rules []hba.Rule, r *hba.Rule) []*hba.Rule {
 		}
 	}
 	sort.Slice(set, func(i, j int) bool { return pos[set[i]] < pos[set[j]] })
-	for i := len(set) - 1; i >= 0 && len(set) > 1; i-- {
+	// Quadratic in the set's size: past 64 lines, the greedy set is kept.
+	for i := len(set) - 1; i >= 0 && len(set) > 1 && len(set) <= 64; i-- {
 		rest := append(append([]*hba.Rule(nil), set[:i]...), set[i+1:]...)
 		if coverCells(r, rest) != nil {
 			set = rest
@@ -424,6 +432,9 @@ func (x *shadowIndex) overlapping(r *hba.Rule) []int {
 	if n(dbs) < n(users) {
 		pick = dbs
 	}
+	if a, ok := x.addrOverlapping(r, n(pick)); ok {
+		pick = [][]int{a}
+	}
 	var idx []int
 	for _, l := range pick {
 		idx = append(idx, l...)
@@ -436,6 +447,91 @@ func (x *shadowIndex) overlapping(r *hba.Rule) []int {
 		}
 	}
 	return out
+}
+
+// addrOverlapping lists earlier lines whose addresses overlap r's (CIDR
+// ranges nest or are disjoint: those containing r's, and those inside it),
+// giving up (ok false) once that would be more than limit lines.
+func (x *shadowIndex) addrOverlapping(r *hba.Rule, limit int) ([]int, bool) {
+	ps, ok := keyPrefixes(r)
+	if !ok {
+		return nil, false
+	}
+	if x.sorted == nil {
+		x.indexAddresses() // only files that need the union check pay for it
+	}
+	var out []int
+	for _, p := range ps {
+		lens := x.lens4
+		if p.Addr().Is6() {
+			lens = x.lens6
+		}
+		for n := range lens {
+			if n <= p.Bits() {
+				l := x.byPrefix[netip.PrefixFrom(p.Addr(), n).Masked()]
+				out = append(out, l[:sort.SearchInts(l, x.next)]...)
+			}
+		}
+		sp := prefixSpan(p)
+		k := sort.Search(len(x.sorted), func(i int) bool { return !x.sorted[i].lo.Less(sp.lo) })
+		for scanned := 0; k < len(x.sorted) && x.sorted[k].lo.Compare(sp.hi) <= 0; k++ {
+			if scanned++; scanned > limit {
+				return nil, false
+			}
+			if e := x.sorted[k]; e.i < x.next && e.bits > p.Bits() {
+				out = append(out, e.i)
+			}
+		}
+		if len(out) > limit {
+			return nil, false
+		}
+	}
+	return out, true
+}
+
+// keyPrefixes are a line's addresses as prefixes of one space: an IPv4
+// network also as its IPv4-mapped IPv6 network, "all" as both /0.
+func keyPrefixes(r *hba.Rule) ([]netip.Prefix, bool) {
+	switch r.AddrKind {
+	case hba.AddrAll:
+		return []netip.Prefix{netip.PrefixFrom(netip.IPv4Unspecified(), 0), netip.PrefixFrom(netip.IPv6Unspecified(), 0)}, true
+	case hba.AddrCIDR:
+		p, ok := r.Prefix()
+		if !ok {
+			return nil, false
+		}
+		if p.Addr().Is4() {
+			return []netip.Prefix{p, netip.PrefixFrom(netip.AddrFrom16(p.Addr().As16()), p.Bits()+96)}, true
+		}
+		return []netip.Prefix{p}, true
+	}
+	return nil, false
+}
+
+type prefixEntry struct {
+	lo      netip.Addr
+	bits, i int
+}
+
+// indexAddresses prepares addrOverlapping for the whole file; x.next is
+// the line being checked (only lines before it count).
+func (x *shadowIndex) indexAddresses() {
+	rules := x.rules
+	x.byPrefix, x.lens4, x.lens6 = map[netip.Prefix][]int{}, map[int]bool{}, map[int]bool{}
+	x.sorted = []prefixEntry{}
+	for i := range rules {
+		ps, _ := keyPrefixes(&rules[i])
+		for _, p := range ps {
+			x.byPrefix[p] = append(x.byPrefix[p], i)
+			if p.Addr().Is4() {
+				x.lens4[p.Bits()] = true
+			} else {
+				x.lens6[p.Bits()] = true
+			}
+			x.sorted = append(x.sorted, prefixEntry{p.Addr(), p.Bits(), i})
+		}
+	}
+	sort.Slice(x.sorted, func(a, b int) bool { return x.sorted[a].lo.Less(x.sorted[b].lo) })
 }
 
 // classToken is a token of that class (keyOther: a name no line has).

@@ -126,3 +126,27 @@ func TestReachAgreesWithMatchingEveryLine(t *testing.T) {
 		}
 	}
 }
+
+// A large file where every later line needs the union check (each /31 is
+// two earlier /32 lines): the address index keeps it near linear.
+func TestShadowedUnionLargeFile(t *testing.T) {
+	var b strings.Builder
+	const n = 5000
+	for i := 0; i < n; i++ {
+		fmt.Fprintf(&b, "host all all 10.%d.%d.%d/32 trust\n", (i>>15)&255, (i>>7)&255, (i&127)*2)
+		fmt.Fprintf(&b, "host all all 10.%d.%d.%d/32 trust\n", (i>>15)&255, (i>>7)&255, (i&127)*2+1)
+	}
+	for i := 0; i < n; i++ {
+		fmt.Fprintf(&b, "host all all 10.%d.%d.%d/31 trust\n", (i>>15)&255, (i>>7)&255, (i&127)*2)
+	}
+	rules := hba.Parse("pg_hba.conf", []byte(b.String()), hba.Options{}).Rules
+	got := Shadowed(rules)
+	if len(got) != n {
+		t.Fatalf("%d shadowed lines, want %d", len(got), n)
+	}
+	for _, s := range got {
+		if len(s.Covers) != 2 || s.Covers[1].Line != s.Covers[0].Line+1 {
+			t.Fatalf("line %d covered by %v", s.Rule.Line, lines(s.Covers))
+		}
+	}
+}
