@@ -82,6 +82,15 @@ func TestHBACommands(t *testing.T) {
 		}
 	})
 
+	t.Run("lint names every line that together shadows one", func(t *testing.T) {
+		f := writeFile(t, "union.conf", "host all all 0.0.0.0/0 scram-sha-256\nhost all all ::/0 scram-sha-256\nhost app alice samenet trust\n")
+		code, out, _ := runCLI(t, "hba", "lint", "--file", f)
+		want := f + ":1 (host all all 0.0.0.0/0 scram-sha-256) and " + f + ":2 (host all all ::/0 scram-sha-256) take every connection it would"
+		if code != ExitFindings || !strings.Contains(out, want) {
+			t.Errorf("exit %d, want %q in:\n%s", code, want, out[:min(len(out), 3000)])
+		}
+	})
+
 	t.Run("diff exit code follows widening", func(t *testing.T) {
 		old := writeFile(t, "old.conf", "hostssl app app 10.1.0.0/16 scram-sha-256\nhost all all 0.0.0.0/0 reject\n")
 		wide := writeFile(t, "new.conf", "hostssl app app 10.0.0.0/8 scram-sha-256\nhost all all 0.0.0.0/0 reject\n")

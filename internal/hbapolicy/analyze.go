@@ -9,45 +9,78 @@ import (
 	"github.com/pgaegis/pgaegis/internal/hba"
 )
 
-// Shadow is a line that can never match, and the earlier line that takes
-// every connection it would have taken.
+// Shadow is a line that can never match, and the earlier lines that
+// together take every connection it would have taken.
 type Shadow struct {
-	Rule, By *hba.Rule
+	Rule *hba.Rule
+	// By is the earliest of Covers (moving Rule above it makes Rule live).
+	By *hba.Rule
+	// Covers are the earlier lines whose union covers Rule, in file
+	// order: one line, or several when no single line does. No line can
+	// be dropped from it (minimal by inclusion, not necessarily smallest;
+	// past 64 lines, only greedy per cell).
+	Covers []*hba.Rule
 }
 
-// Shadowed finds lines covered by a single earlier line. It is sound (a
-// reported line really never matches) and conservative (a line covered
-// only by several earlier lines together is not reported).
+// Shadowed finds lines no connection can reach: covered by one earlier
+// line, or by several together. It is sound (a reported line really never
+// matches, whatever the roles and the host's interfaces) and conservative
+// where the file alone cannot tell: +group membership, regular
+// expressions, samerole, host names and samehost/samenet are proven
+// covered only by "all" or by the identical token (for samehost/samenet
+// and host names, also by covering every IPv4 and IPv6 address).
 //
 // Lines are looked up in indexes of the earlier ones (see shadowIndex), so
 // the cost grows with the number of lines that could cover each line, not
-// with the square of the file's length.
+// with the square of the file's length; the exact union check (see
+// unionCover) runs only for lines no single line covers and whose first
+// connection some earlier line takes.
 func Shadowed(rules []hba.Rule) []Shadow {
 	var out []Shadow
 	x := newShadowIndex()
+	x.rules = rules
 	for j := range rules {
-		if i, ok := firstCover(rules, x.candidates(&rules[j]), &rules[j]); ok {
-			out = append(out, Shadow{Rule: &rules[j], By: &rules[i]})
+		r := &rules[j]
+		if i, ok := firstCover(rules, x.candidates(r), r); ok {
+			out = append(out, Shadow{Rule: r, By: &rules[i], Covers: []*hba.Rule{&rules[i]}})
+		} else if cov := x.unionCover(rules, r); len(cov) > 0 {
+			out = append(out, Shadow{Rule: r, By: cov[0], Covers: cov})
 		}
-		x.add(j, &rules[j])
+		x.add(j, r)
 	}
 	return out
 }
 
+// Connection kinds: every connection is exactly one of these.
+const (
+	kindLocal = 1 << iota
+	kindSSL   // TCP with TLS
+	kindGSS   // TCP with GSSAPI encryption
+	kindPlain // TCP, neither
+)
+
+func kinds(typ string) int {
+	switch typ {
+	case hba.Local:
+		return kindLocal
+	case hba.Host:
+		return kindSSL | kindGSS | kindPlain
+	case hba.HostSSL:
+		return kindSSL
+	case hba.HostNoSSL:
+		return kindGSS | kindPlain // TLS and GSS encryption exclude each other
+	case hba.HostGSSEnc:
+		return kindGSS
+	case hba.HostNoGSSEnc:
+		return kindSSL | kindPlain
+	}
+	return 0
+}
+
 // typeCovers: every connection of type b is also of type a.
 func typeCovers(a, b string) bool {
-	if a == b {
-		return true
-	}
-	switch a {
-	case hba.Host:
-		return b != hba.Local
-	case hba.HostNoGSSEnc:
-		return b == hba.HostSSL // TLS and GSS encryption exclude each other
-	case hba.HostNoSSL:
-		return b == hba.HostGSSEnc
-	}
-	return false
+	ka, kb := kinds(a), kinds(b)
+	return kb != 0 && ka&kb == kb
 }
 
 func covers(a, b *hba.Rule) bool {
@@ -93,46 +126,109 @@ func hasKeyword(ts []hba.Token, kw string) bool {
 	return false
 }
 
-func containsToken(ts []hba.Token, x hba.Token) bool {
+// Token keys: two tokens with the same key match the same names. A key
+// says nothing about how keys relate (a regular expression may match a
+// literal, a role may be in a group): only "all" covers other keys.
+const keyAll, keyRepl, keyOther = "all", "replication", "\x00other"
+
+// userKey: "all", a group, a regular expression (16+; a literal name
+// before, which the same key serves: identical text means the same
+// match either way), or a literal name.
+func userKey(t hba.Token) string {
+	switch {
+	case t.IsKeyword("all"):
+		return keyAll
+	case !t.Quoted && strings.HasPrefix(t.Value, "+"):
+		return "group:" + t.Value[1:]
+	case strings.HasPrefix(t.Value, "/"):
+		return "regex:" + t.Value
+	}
+	return "name:" + t.Value
+}
+
+func dbKey(t hba.Token) string {
+	if !t.Quoted {
+		switch t.Value {
+		case "all", "replication", "sameuser", "samerole", "samegroup":
+			return t.Value
+		}
+	}
+	if strings.HasPrefix(t.Value, "/") {
+		return "regex:" + t.Value
+	}
+	return "name:" + t.Value
+}
+
+// userClasses are stand-ins for every role a line can match: a line
+// naming "all" matches "a role no line names", and whatever covers that
+// role covers every role (only "all" lines match it).
+func userClasses(ts []hba.Token) []string {
+	var out []string
 	for _, t := range ts {
-		if t.Value == x.Value && (t.Quoted == x.Quoted || !isSpecial(t) && !isSpecial(x)) {
+		k := userKey(t)
+		if k == keyAll {
+			return []string{keyOther}
+		}
+		out = append(out, k)
+	}
+	return out
+}
+
+// dbClasses likewise; physical replication is its own class ("all" does
+// not match it).
+func dbClasses(ts []hba.Token) []string {
+	var out []string
+	all, repl := false, false
+	for _, t := range ts {
+		switch k := dbKey(t); k {
+		case keyAll:
+			all = true
+		case keyRepl:
+			repl = true
+		default:
+			out = append(out, k)
+		}
+	}
+	if all {
+		out = []string{keyOther}
+	}
+	if repl {
+		out = append(out, keyRepl)
+	}
+	return out
+}
+
+func userCoversClass(ts []hba.Token, class string) bool {
+	for _, t := range ts {
+		if k := userKey(t); k == keyAll || k == class {
 			return true
 		}
 	}
 	return false
 }
 
-// isSpecial: tokens whose meaning depends on being unquoted.
-func isSpecial(t hba.Token) bool {
-	switch t.Value {
-	case "all", "sameuser", "samerole", "samegroup", "replication":
-		return true
+func dbCoversClass(ts []hba.Token, class string) bool {
+	for _, t := range ts {
+		k := dbKey(t)
+		if k == class || (k == keyAll && class != keyRepl) {
+			return true
+		}
 	}
-	return strings.HasPrefix(t.Value, "+") || strings.HasPrefix(t.Value, "/") || strings.HasPrefix(t.Value, "@")
+	return false
 }
 
 func dbsCover(a, b []hba.Token) bool {
-	for _, t := range b {
-		if t.IsKeyword("replication") {
-			if !hasKeyword(a, "replication") {
-				return false
-			}
-			continue
+	for _, c := range dbClasses(b) {
+		if !dbCoversClass(a, c) {
+			return false
 		}
-		if hasKeyword(a, "all") || containsToken(a, t) {
-			continue
-		}
-		return false
 	}
 	return true
 }
 
 func usersCover(a, b []hba.Token) bool {
-	if hasKeyword(a, "all") {
-		return true
-	}
-	for _, t := range b {
-		if !containsToken(a, t) {
+	for _, c := range userClasses(b) {
+		if !userCoversClass(a, c) {
 			return false
 		}
 	}
@@ -317,4 +413,13 @@ func Guard(newRules []hba.Rule, current hba.Conn, env hba.Env) error {
 		return fmt.Errorf("lockout guard: %s:%d rejects your connection (%s): you would be locked out", e.File, e.Line, e.Conn)
 	}
 	return nil
+}
+
+// isSpecial: tokens whose meaning depends on being unquoted.
+func isSpecial(t hba.Token) bool {
+	switch t.Value {
+	case "all", "sameuser", "samerole", "samegroup", "replication":
+		return true
+	}
+	return strings.HasPrefix(t.Value, "+") || strings.HasPrefix(t.Value, "/") || strings.HasPrefix(t.Value, "@")
 }

@@ -39,11 +39,42 @@ func TestShadowed(t *testing.T) {
 		{"host all \"all\" 10.0.0.0/8 md5\nhost all alice 10.0.0.0/8 md5\n", ""}, // quoted all is a role
 		{"host all all 10.0.0.0/8 md5\nhost all all ::ffff:10.1.0.0/112 md5\n", "2<-1"},
 		{"hostnogssenc all all all md5\nhostssl all all all trust\n", "2<-1"},
+		// Several lines together.
+		{"host all all 0.0.0.0/0 md5\nhost all all ::/0 md5\nhost all all all reject\n", "3<-1+2"},
+		{"host all all 0.0.0.0/0 md5\nhost all all ::/0 md5\nhost app alice samenet reject\n", "3<-1+2"},
+		{"host all all 0.0.0.0/0 md5\nhost all all ::/0 md5\nhost app alice db.example.com reject\n", "3<-1+2"},
+		{"hostssl all all 10.0.0.0/8 md5\nhostnossl all all 10.0.0.0/8 md5\nhost app alice 10.1.0.0/16 reject\n", "3<-1+2"},
+		{"hostgssenc all all all md5\nhostnogssenc all all all md5\nhost all all all reject\n", "3<-1+2"},
+		{"host all all 0.0.0.0/1 md5\nhost all all 128.0.0.0/1 md5\nhost all all 10.0.0.0/8 md5\nhost all all 0.0.0.0/0 reject\n", "3<-1,4<-1+2"},
+		{"host all u1 10.0.0.0/8 md5\nhost all u2 10.0.0.0/8 md5\nhost all u1,u2 10.0.0.0/8 reject\n", "3<-1+2"},
+		{"host d1 all 10.0.0.0/8 md5\nhost d2 all 10.0.0.0/8 md5\nhost replication all 10.0.0.0/8 md5\nhost d1,d2,replication u 10.0.0.0/8 reject\n", "4<-1+2+3"},
+		{"hostssl all all samenet md5\nhostnossl all all samenet md5\nhost all all samehost reject\n", "3<-1+2"},
+		// A redundant earlier line is not named.
+		{"host all all 0.0.0.0/1 md5\nhost all all 0.0.0.0/0 md5\nhost all all ::/0 md5\nhost all all all reject\n", "4<-2+3"},
+		// Not quite covered.
+		{"host all all 0.0.0.0/1 md5\nhost all all 128.0.0.0/2 md5\nhost all all 0.0.0.0/0 reject\n", ""},
+		{"hostssl all all all md5\nhost all all all reject\n", ""},
+		{"host all u1 10.0.0.0/8 md5\nhost all u2 10.0.0.0/8 md5\nhost all u1,u2,u3 10.0.0.0/8 reject\n", ""},
+		{"host all all 0.0.0.0/0 md5\nhost all all all reject\n", ""},                                     // IPv6 clients
+		{"host all all ::ffff:0.0.0.0/96 md5\nhost all all 10.0.0.0/8 reject\n", ""},                      // native IPv4 clients
+		{"host all all 0.0.0.0/0 md5\nhost all all 2001:db8::/32 md5\nhost all all samenet reject\n", ""}, // interfaces unknown
+		{"host all u1 all md5\nhost all all all reject\n", ""},
+		{"host all +g all md5\nhost all u1 all md5\nhost all +g,u1 all reject\n", "3<-1+2"},
+		{"host all +g all md5\nhost all \"+g\" all reject\n", ""}, // quoted: a role named +g
+		{"host all /^u all md5\nhost all u1 all reject\n", ""},    // a regex covers only itself
+		{"host all /^u all md5\nhost all \"/^u\" all reject\n", "2<-1"},
+		{"host /^d all all md5\nhost d1 all all md5\nhost /^d,d1 all all reject\n", "3<-1+2"},
+		{"host sameuser all all md5\nhost u1 u1 all reject\n", ""}, // conservative: not proven
+		{"local all u1 peer\nlocal all u2 peer\nlocal all u1,u2 trust\n", "3<-1+2"},
 	}
 	for _, c := range cases {
 		var got []string
 		for _, s := range Shadowed(parse(t, c.text)) {
-			got = append(got, fmt.Sprintf("%d<-%d", s.Rule.Line, s.By.Line))
+			var by []string
+			for _, c := range s.Covers {
+				by = append(by, fmt.Sprint(c.Line))
+			}
+			got = append(got, fmt.Sprintf("%d<-%s", s.Rule.Line, strings.Join(by, "+")))
 		}
 		if strings.Join(got, ",") != c.want {
 			t.Errorf("%q: %v, want %q", c.text, got, c.want)

@@ -29,7 +29,7 @@ func init() {
 					continue
 				}
 				p := Problem{Object: hbaObject(sh.Rule), Location: sh.Rule.Location(),
-					Evidence: fmt.Sprintf("%s can never match: %s (%s) takes every connection it would", hbaEvidence(sh.Rule), sh.By.Location(), hbaEvidence(sh.By)),
+					Evidence: fmt.Sprintf("%s can never match: %s take%s every connection it would", hbaEvidence(sh.Rule), coveringLines(sh.Covers), map[bool]string{true: "s", false: ""}[len(sh.Covers) < 2]),
 					Expected: "each line reachable", Fix: fmt.Sprintf("move %s above %s, or delete it", sh.Rule.Location(), sh.By.Location()), FixKind: FixConfig, FixApply: "reload"}
 				if sh.Rule.Method == "reject" {
 					// A dead reject may be a tightening its author meant
@@ -188,4 +188,17 @@ func hbaNamesByMajor(s *snapshot.Snapshot, rules []hba.Rule) ([]hba.Rule, []stri
 		out[i] = r
 	}
 	return out, msgs
+}
+
+// coveringLines names each line that together shadows another: "f:1 (text)
+// and f:2 (text)".
+func coveringLines(rs []*hba.Rule) string {
+	var parts []string
+	for _, r := range rs {
+		parts = append(parts, fmt.Sprintf("%s (%s)", r.Location(), hbaEvidence(r)))
+	}
+	if len(parts) < 2 {
+		return strings.Join(parts, "")
+	}
+	return strings.Join(parts[:len(parts)-1], ", ") + " and " + parts[len(parts)-1]
 }
