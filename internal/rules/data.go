@@ -124,7 +124,11 @@ func accessOf(m *privileges.Model, d *snapshot.Database, sc snapshot.Schema, r *
 		for _, t := range d.RLSTables {
 			if t.Schema == r.Schema && t.Name == r.Name {
 				if len(t.Policies) > 0 {
-					a.rls = fmt.Sprintf("row-level security is enabled with %d policies: readers other than the owner%s see only the rows the policies allow", len(t.Policies), map[bool]string{true: " (forced: the owner too)", false: ""}[t.Forced])
+					n := fmt.Sprintf("%d policies", len(t.Policies))
+					if len(t.Policies) == 1 {
+						n = "1 policy"
+					}
+					a.rls = fmt.Sprintf("row-level security is enabled with %s: readers other than the owner%s see only the rows the policies allow", n, map[bool]string{true: " (forced: the owner too)", false: ""}[t.Forced])
 				} else {
 					a.rls = "row-level security is enabled with no policy: readers other than the owner see no rows"
 				}
@@ -242,6 +246,10 @@ func checkCredentialValues(c *Check) {
 				continue
 			}
 			counts := sampleCounts(s)
+			if s.Rows == 0 {
+				c.Pass(obj, "no non-null value to sample")
+				continue
+			}
 			if s.Plain == 0 {
 				c.Pass(obj, counts)
 				continue
@@ -300,6 +308,7 @@ func checkSensitiveProtection(c *Check) {
 		type tbl struct {
 			cols      []string
 			protected bool
+			plain     bool // sampled, and some value is plain text
 		}
 		tables := map[string]*tbl{}
 		var order []string
@@ -319,6 +328,7 @@ func checkSensitiveProtection(c *Check) {
 			if col.Sample == nil || col.Sample.Plain > 0 || col.Sample.Hashed+col.Sample.Encrypted == 0 {
 				t.protected = false
 			}
+			t.plain = t.plain || (col.Sample != nil && col.Sample.Plain > 0)
 		}
 		for _, k := range order {
 			t := tables[k]
@@ -327,13 +337,18 @@ func checkSensitiveProtection(c *Check) {
 			switch {
 			case rls[k]:
 				c.Pass(obj, "row-level security is enabled")
-			case pgcrypto:
+			case pgcrypto && !t.plain:
+				// Installed is not used: a sample with plain text overrules it.
 				c.Pass(obj, "pgcrypto is installed in the database")
 			case t.protected:
 				c.Pass(obj, "the sampled values of its credential columns are all hashes or ciphertext")
 			default:
+				ev := fmt.Sprintf("credential column(s) %s; no pgcrypto in database %s, no row-level security on the table", strings.Join(t.cols, ", "), d.Name)
+				if pgcrypto {
+					ev = fmt.Sprintf("credential column(s) %s; pgcrypto is installed in database %s but sampled values are plain text; no row-level security on the table", strings.Join(t.cols, ", "), d.Name)
+				}
 				c.Fail(Problem{Object: obj, Database: d.Name,
-					Evidence: fmt.Sprintf("credential column(s) %s; no pgcrypto in database %s, no row-level security on the table", strings.Join(t.cols, ", "), d.Name),
+					Evidence: ev,
 					Expected: "credential columns encrypted or hashed (pgcrypto, keys outside the database) and reading narrowed (RLS, column grants)",
 					Fix:      pgcryptoAdvice})
 			}
