@@ -68,7 +68,7 @@ func readSensitive(ctx context.Context, se *session, d *snapshot.Database, warns
 
 // readSensitiveColumns filters pg_attribute with the name pattern on the
 // server (a handful of rows out of millions of columns), then decides each
-// in Go. Partitions are left out (their parent is where readers look), and
+// in Go; type names are matched once, in pg_type, not per column. Partitions are left out (their parent is where readers look), and
 // so are tables that belong to an extension.
 func readSensitiveColumns(ctx context.Context, tx pgx.Tx, d *snapshot.Database) error {
 	rows, err := tx.Query(ctx, `SELECT n.nspname, c.relname, a.attname, format_type(a.atttypid, a.atttypmod), t.typname,
@@ -76,7 +76,7 @@ func readSensitiveColumns(ctx context.Context, tx pgx.Tx, d *snapshot.Database) 
 		FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
 		JOIN pg_type t ON t.oid = a.atttypid
 		WHERE a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r', 'p', 'm', 'f') AND NOT c.relispartition
-		AND (a.attname ~* $1 OR t.typname ~* $1) AND `+userSchemas+`
+		AND (a.attname ~* $1 OR a.atttypid IN (SELECT oid FROM pg_type WHERE typname ~* $1)) AND `+userSchemas+`
 		AND NOT EXISTS (SELECT 1 FROM pg_depend e WHERE e.classid = 'pg_class'::regclass AND e.objid = c.oid AND e.deptype = 'e')
 		AND NOT EXISTS (SELECT 1 FROM pg_depend e WHERE e.classid = 'pg_namespace'::regclass AND e.objid = n.oid AND e.deptype = 'e')
 		ORDER BY 1, 2, a.attnum`, sensitive.SQLPattern())
