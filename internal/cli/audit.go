@@ -30,6 +30,8 @@ type sourceFlags struct {
 	pwBudget time.Duration
 	noCache  bool
 	noProbe  bool
+	// sampleData: see collect.Options.SampleData (audit only).
+	sampleData bool
 }
 
 func (s *sourceFlags) register(cmd *cobra.Command) {
@@ -73,7 +75,7 @@ func gatherWith(ctx context.Context, env *Env, s *sourceFlags, cfg *pgx.ConnConf
 	o := collect.Options{
 		DataDir: s.files.dataDir, ConfigFile: s.files.configFile, HBAFile: s.files.hbaFile, IdentFile: s.files.identFile,
 		NoFiles: s.noFiles, Parallel: s.parallel, StatementTimeout: s.stmtTO, PasswordBudget: s.pwBudget, NoProbe: s.noProbe, Progress: progress(env),
-		PasswordCache: passwordCacheDir(s.noCache),
+		PasswordCache: passwordCacheDir(s.noCache), SampleData: s.sampleData,
 	}
 	defer clearProgress(env)
 	if cfg != nil {
@@ -104,6 +106,7 @@ socket) are used.`,
 	var src sourceFlags
 	src.register(cmd)
 	fs := cmd.Flags()
+	fs.BoolVar(&src.sampleData, "sample-data", false, "read at most 200 values of each credential-looking column (read-only) to tell hashes and ciphertext from plain text; values stay in memory, only counts are reported")
 	format := fs.String("format", "text", "report format: text, json, sarif, html, pdf (needs Chromium), markdown or junit")
 	profile := fs.String("profile", "all", "benchmark to audit against: "+rules.ProfileNames())
 	waivers := fs.String("waivers", "", "YAML file of accepted findings (rule, object, reason, expires)")

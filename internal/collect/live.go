@@ -46,6 +46,9 @@ type Options struct {
 	PasswordCache string
 	// NoProbe skips the TLS probe of the server's port.
 	NoProbe bool
+	// SampleData reads a bounded sample of credential columns' values to
+	// classify them in memory (hash, ciphertext, plain text); off by default.
+	SampleData bool
 	// Progress, when set, is told what is being read.
 	Progress func(format string, args ...any)
 
@@ -90,6 +93,7 @@ func Collect(ctx context.Context, o Options) (*snapshot.Snapshot, error) {
 	if o.Conn != nil {
 		s.Target.Description = conninfo.Describe(o.Conn)
 		s.Target.Live = true
+		s.SampleData = o.SampleData
 		if err := collectLive(ctx, s, &o); err != nil {
 			return nil, err
 		}
@@ -1191,6 +1195,9 @@ func readDatabase(ctx context.Context, warns, errs *[]string, name string, o *Op
 	}
 	d.Name = name
 	readDatabaseCatalogs(ctx, se, &d, warns, errs)
+	if se.stalled() == nil {
+		readSensitive(ctx, se, &d, warns, errs)
+	}
 	if st := se.stalled(); st != nil {
 		return d, fmt.Errorf("database %q: %w", name, st)
 	}

@@ -68,6 +68,9 @@ type Snapshot struct {
 	Errors   map[string]string `json:"collection_errors,omitempty"`
 	Warnings []string          `json:"warnings,omitempty"`
 	index    map[string]*Role
+	// SampleData is true when the audit sampled credential columns'
+	// values (--sample-data); only verdict counts are kept.
+	SampleData bool `json:"sample_data,omitempty"`
 }
 
 // Target describes what was audited; connection details are redacted.
@@ -358,6 +361,36 @@ type Database struct {
 	// can change the code they run as every superuser (login from 17,
 	// ddl_command_start/end, sql_drop, table_rewrite).
 	EventTriggers []EventTrigger `json:"event_triggers,omitempty"`
+	// SensitiveColumns are the columns of user tables (not extensions')
+	// whose name or type looks like a credential or personal data.
+	// SensitiveRead is false when that read failed or was not made.
+	SensitiveColumns []SensitiveColumn `json:"sensitive_columns,omitempty"`
+	SensitiveRead    bool              `json:"sensitive_read,omitempty"`
+}
+
+// SensitiveColumn is a column that looks like a credential or personal
+// data. Sample holds verdict counts only: no sampled value is ever stored.
+type SensitiveColumn struct {
+	Schema string `json:"schema"`
+	Table  string `json:"table"`
+	Column string `json:"column"`
+	Type   string `json:"type"`
+	Kind   string `json:"kind"`  // credential or personal
+	Label  string `json:"label"` // password, email, ...
+	// Sample is nil when values were not sampled; SampleError says why a
+	// sample was attempted and failed (no SELECT, timeout).
+	Sample      *ValueSample `json:"sample,omitempty"`
+	SampleError string       `json:"sample_error,omitempty"`
+}
+
+// ValueSample counts how sampled values of a column were classified.
+type ValueSample struct {
+	Rows      int            `json:"rows"`
+	Empty     int            `json:"empty,omitempty"`
+	Hashed    int            `json:"hashed,omitempty"`
+	Encrypted int            `json:"encrypted,omitempty"`
+	Plain     int            `json:"plain,omitempty"`
+	Formats   map[string]int `json:"formats,omitempty"`
 }
 
 // EventTrigger is one event trigger and its function.
