@@ -148,6 +148,9 @@ client certificates), as a copy beside the key that the server can read.`,
 				return ExitError, err
 			}
 			o.pgdata, o.out = d, d
+			if ow, err := tlsca.OwnerOf(d); err == nil {
+				o.caTrust = []tlsca.Trust{{Owner: ow, Role: "the data directory's owner"}}
+			}
 			o.caDir = *c.caDir
 			if o.caDir == "" {
 				o.caDir, o.caDefault = tlsca.DefaultCADir(d), true
@@ -238,7 +241,8 @@ client certificates), as a copy beside the key that the server can read.`,
 // serverIssue is one `tls issue server`, its flags resolved.
 type serverIssue struct {
 	out, pgdata, caDir string
-	caDefault          bool // caDir was not given: create the CA there if absent
+	caDefault          bool          // caDir was not given: create the CA there if absent
+	caTrust            []tlsca.Trust // besides this user and root, who may own the CA (the data directory's owner)
 	owner              *tlsca.Owner
 	dns                []string
 	ips                []net.IP
@@ -263,12 +267,12 @@ func (o *serverIssue) run(env *Env, configOut string) (int, error) {
 		var err error
 		if o.caDefault {
 			var created bool
-			ca, created, err = tlsca.LoadOrInit(o.caDir, "pgaegis server CA")
+			ca, created, err = tlsca.LoadOrInit(o.caDir, "pgaegis server CA", o.caTrust...)
 			if err == nil && created {
 				fmt.Fprintf(env.Stdout, "created CA %s (ca.crt, ca.key 0600): clients verify the server with sslrootcert=%s\n", esc(o.caDir), esc(absPath(filepath.Join(o.caDir, tlsca.CACert))))
 			}
 		} else {
-			ca, err = tlsca.LoadCA(o.caDir)
+			ca, err = tlsca.LoadCA(o.caDir, o.caTrust...)
 		}
 		return err
 	}
