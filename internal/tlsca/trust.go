@@ -42,9 +42,14 @@ func (t trustSet) expected() string {
 		who = append(who, "root")
 	}
 	for _, x := range t {
-		who = append(who, x.Owner.String()+", "+x.Role)
+		if x.UID != 0 && x.UID != os.Geteuid() {
+			who = append(who, strings.TrimSuffix(x.Owner.String(), ")")+", "+x.Role+")")
+		}
 	}
-	return strings.Join(who, ", or ")
+	if len(who) == 1 {
+		return who[0]
+	}
+	return strings.Join(who[:len(who)-1], ", ") + " or " + who[len(who)-1]
 }
 
 func uidOf(st os.FileInfo) int {
