@@ -883,14 +883,23 @@ func writeProbeText(env *Env, r *tlsprobe.Result) {
 	}
 	fmt.Fprintf(env.Stdout, "  TLS offered (SSLRequest): %s\n", yn[r.TLSOffered])
 	if r.Stalled == "" {
-		plain := yn[r.PlaintextAccepted]
+		// The answer of an unchecked session starts with "not checked"
+		// itself: said once.
+		plain := yn[r.PlaintextAccepted] + " (" + esc(r.PlaintextAnswer) + ")"
 		if !r.PlaintextChecked {
-			plain = "not checked"
+			plain = esc(r.PlaintextAnswer)
 		}
-		fmt.Fprintf(env.Stdout, "  direct TLS (PostgreSQL 17+): %s\n  unencrypted sessions accepted: %s (%s)\n",
-			yn[r.DirectTLS], plain, esc(r.PlaintextAnswer))
+		fmt.Fprintf(env.Stdout, "  direct TLS (PostgreSQL 17+): %s\n  unencrypted sessions accepted: %s\n",
+			yn[r.DirectTLS], plain)
+	}
+	if !r.TLSOffered && len(r.NotTested) == 0 {
+		// ssl = off: no version was refused, none was tried.
+		fmt.Fprintf(env.Stdout, "  TLS versions: TLS not offered\n")
 	}
 	for _, v := range []string{"TLSv1.0", "TLSv1.1", "TLSv1.2", "TLSv1.3"} {
+		if !r.TLSOffered && len(r.NotTested) == 0 {
+			break
+		}
 		state := map[bool]string{true: "accepted", false: "refused"}[r.Protocols[v]]
 		if notTested[v] {
 			state = "not tested (no answer)"

@@ -5,6 +5,8 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"os/exec"
 	"os/user"
@@ -737,5 +739,29 @@ func TestTLSIssueServerPlantedCA(t *testing.T) {
 	must(t, os.RemoveAll(caDir))
 	if code, out, errs := runCLI(t, "tls", "issue", "server", "--pgdata", data); code != 0 || !strings.Contains(out, "created CA") {
 		t.Errorf("own CA: exit %d %q %q", code, out, errs)
+	}
+}
+
+// TestTLSProbeTextSSLOff: a server with ssl = off (it answers 'N') is
+// shown as "TLS not offered" once, not as four refused versions, and an
+// unchecked plaintext answer says "not checked" once.
+func TestTLSProbeTextSSLOff(t *testing.T) {
+	addr := fakePG(t, func(c net.Conn) {
+		first := make([]byte, 8)
+		if _, err := io.ReadFull(c, first); err == nil && first[4] == 0x04 {
+			c.Write([]byte{'N'})
+		}
+	})
+	code, out, errs := runCLI(t, "tls", "probe", addr, "--timeout", "5s")
+	if code != ExitFindings {
+		t.Errorf("exit %d, want %d: %s", code, ExitFindings, errs)
+	}
+	for _, c := range []struct {
+		text string
+		n    int
+	}{{"TLS not offered", 1}, {"not checked", 1}, {"TLSv1.", 0}, {"refused", 0}} {
+		if got := strings.Count(out, c.text); got != c.n {
+			t.Errorf("%q %d times, want %d:\n%s", c.text, got, c.n, out)
+		}
 	}
 }
