@@ -105,10 +105,12 @@ func tlsIssueServerCmd(env *Env) *cobra.Command {
 With --pgdata DIR the pair is written into the data directory, owned by the
 directory's owner (the cluster's OS user, also when run as root) or --owner,
 so that ssl = on can use it; the CA is --ca or, when not given, DIR/../pgaegis-ca,
-created on first use. A CA directory, ca.crt or ca.key owned by anyone but this
-user, root or the data directory's owner, a directory others may write to or a
-key others may read is refused: its owner may hold the key. The names default to this host's name and localhost, the
+created on first use. The names default to this host's name and localhost, the
 addresses to the loopback ones and those in listen_addresses.
+
+A CA directory, ca.crt or ca.key owned by anyone but this user, root or the
+data directory's owner, a CA directory others may write to or a key others may
+read is refused, and nothing is issued: whoever owns it may hold the key.
 
 A valid certificate already in place (its key, not expiring within
 --renew-within days, covering the names asked for) is kept: the command then
