@@ -108,6 +108,10 @@ so that ssl = on can use it; the CA is --ca or, when not given, DIR/../pgaegis-c
 created on first use. The names default to this host's name and localhost, the
 addresses to the loopback ones and those in listen_addresses.
 
+A CA directory, ca.crt or ca.key owned by anyone but this user, root or the
+data directory's owner, a CA directory others may write to or a key others may
+read is refused, and nothing is issued: whoever owns it may hold the key.
+
 A valid certificate already in place (its key, not expiring within
 --renew-within days, covering the names asked for) is kept: the command then
 changes nothing and exits 0. One this CA signed is replaced when it no longer
@@ -148,6 +152,9 @@ client certificates), as a copy beside the key that the server can read.`,
 				return ExitError, err
 			}
 			o.pgdata, o.out = d, d
+			if ow, err := tlsca.OwnerOf(d); err == nil {
+				o.caTrust = []tlsca.Trust{{Owner: ow, Role: "the data directory's owner"}}
+			}
 			o.caDir = *c.caDir
 			if o.caDir == "" {
 				o.caDir, o.caDefault = tlsca.DefaultCADir(d), true
@@ -238,7 +245,8 @@ client certificates), as a copy beside the key that the server can read.`,
 // serverIssue is one `tls issue server`, its flags resolved.
 type serverIssue struct {
 	out, pgdata, caDir string
-	caDefault          bool // caDir was not given: create the CA there if absent
+	caDefault          bool          // caDir was not given: create the CA there if absent
+	caTrust            []tlsca.Trust // besides this user and root, who may own the CA (the data directory's owner)
 	owner              *tlsca.Owner
 	dns                []string
 	ips                []net.IP
@@ -263,12 +271,12 @@ func (o *serverIssue) run(env *Env, configOut string) (int, error) {
 		var err error
 		if o.caDefault {
 			var created bool
-			ca, created, err = tlsca.LoadOrInit(o.caDir, "pgaegis server CA")
+			ca, created, err = tlsca.LoadOrInit(o.caDir, "pgaegis server CA", o.caTrust...)
 			if err == nil && created {
 				fmt.Fprintf(env.Stdout, "created CA %s (ca.crt, ca.key 0600): clients verify the server with sslrootcert=%s\n", esc(o.caDir), esc(absPath(filepath.Join(o.caDir, tlsca.CACert))))
 			}
 		} else {
-			ca, err = tlsca.LoadCA(o.caDir)
+			ca, err = tlsca.LoadCA(o.caDir, o.caTrust...)
 		}
 		return err
 	}
@@ -879,14 +887,23 @@ func writeProbeText(env *Env, r *tlsprobe.Result) {
 	}
 	fmt.Fprintf(env.Stdout, "  TLS offered (SSLRequest): %s\n", yn[r.TLSOffered])
 	if r.Stalled == "" {
-		plain := yn[r.PlaintextAccepted]
+		// The answer of an unchecked session starts with "not checked"
+		// itself: said once.
+		plain := yn[r.PlaintextAccepted] + " (" + esc(r.PlaintextAnswer) + ")"
 		if !r.PlaintextChecked {
-			plain = "not checked"
+			plain = esc(r.PlaintextAnswer)
 		}
-		fmt.Fprintf(env.Stdout, "  direct TLS (PostgreSQL 17+): %s\n  unencrypted sessions accepted: %s (%s)\n",
-			yn[r.DirectTLS], plain, esc(r.PlaintextAnswer))
+		fmt.Fprintf(env.Stdout, "  direct TLS (PostgreSQL 17+): %s\n  unencrypted sessions accepted: %s\n",
+			yn[r.DirectTLS], plain)
+	}
+	if !r.TLSOffered && len(r.NotTested) == 0 {
+		// ssl = off: no version was refused, none was tried.
+		fmt.Fprintf(env.Stdout, "  TLS versions: TLS not offered\n")
 	}
 	for _, v := range []string{"TLSv1.0", "TLSv1.1", "TLSv1.2", "TLSv1.3"} {
+		if !r.TLSOffered && len(r.NotTested) == 0 {
+			break
+		}
 		state := map[bool]string{true: "accepted", false: "refused"}[r.Protocols[v]]
 		if notTested[v] {
 			state = "not tested (no answer)"

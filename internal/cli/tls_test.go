@@ -5,9 +5,13 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -697,5 +701,67 @@ func TestTLSIssueOutDirOwner(t *testing.T) {
 	after, _ := os.ReadFile(filepath.Join(theirs, "server.key"))
 	if sys := st.Sys().(*syscall.Stat_t); sys.Uid != 4242 || sys.Gid != 4343 || st.Mode() != 0o600 || string(after) == string(before) {
 		t.Errorf("renewed key: %d:%d %v (replaced: %v)", sys.Uid, sys.Gid, st.Mode(), string(after) != string(before))
+	}
+}
+
+// TestTLSIssueServerPlantedCA is the trial's attack: another user's
+// init-ca in the default CA directory beside the data directory, then
+// root's issue server --pgdata --force. Root must refuse that CA, naming
+// it and its owner, and issue nothing; its own CA there is used.
+func TestTLSIssueServerPlantedCA(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to plant a CA owned by another user")
+	}
+	pg, err := user.Lookup("postgres")
+	if err != nil {
+		t.Skip("no postgres OS user")
+	}
+	uid, _ := strconv.Atoi(pg.Uid)
+	gid, _ := strconv.Atoi(pg.Gid)
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data") // root's: postgres is not its owner here
+	must(t, os.MkdirAll(data, 0o700))
+	must(t, os.WriteFile(filepath.Join(data, "PG_VERSION"), []byte("15\n"), 0o600))
+	caDir := tlsca.DefaultCADir(data)
+	if code, _, errs := runCLI(t, "tls", "init-ca", "--name", "evil CA", "--out", caDir); code != 0 {
+		t.Fatal(errs)
+	}
+	for _, f := range []string{"", tlsca.CACert, tlsca.CAKey, tlsca.CRLFile} {
+		must(t, os.Chown(filepath.Join(caDir, f), uid, gid))
+	}
+	code, out, errs := runCLI(t, "tls", "issue", "server", "--pgdata", data, "--force")
+	if code != ExitError || !strings.Contains(errs, "CA directory "+caDir+" is owned by postgres") || !strings.Contains(errs, "expected this user") {
+		t.Errorf("planted CA: exit %d %q %q", code, out, errs)
+	}
+	if _, err := os.Lstat(filepath.Join(data, tlsca.ServerCertName)); err == nil {
+		t.Error("a certificate was issued from the planted CA")
+	}
+	must(t, os.RemoveAll(caDir))
+	if code, out, errs := runCLI(t, "tls", "issue", "server", "--pgdata", data); code != 0 || !strings.Contains(out, "created CA") {
+		t.Errorf("own CA: exit %d %q %q", code, out, errs)
+	}
+}
+
+// TestTLSProbeTextSSLOff: a server with ssl = off (it answers 'N') is
+// shown as "TLS not offered" once, not as four refused versions, and an
+// unchecked plaintext answer says "not checked" once.
+func TestTLSProbeTextSSLOff(t *testing.T) {
+	addr := fakePG(t, func(c net.Conn) {
+		first := make([]byte, 8)
+		if _, err := io.ReadFull(c, first); err == nil && first[4] == 0x04 {
+			c.Write([]byte{'N'})
+		}
+	})
+	code, out, errs := runCLI(t, "tls", "probe", addr, "--timeout", "5s")
+	if code != ExitFindings {
+		t.Errorf("exit %d, want %d: %s", code, ExitFindings, errs)
+	}
+	for _, c := range []struct {
+		text string
+		n    int
+	}{{"TLS not offered", 1}, {"not checked", 1}, {"TLSv1.", 0}, {"refused", 0}} {
+		if got := strings.Count(out, c.text); got != c.n {
+			t.Errorf("%q %d times, want %d:\n%s", c.text, got, c.n, out)
+		}
 	}
 }

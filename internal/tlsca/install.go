@@ -260,15 +260,15 @@ func (ca *CA) Signed(cert *x509.Certificate) bool {
 
 // LoadOrInit loads the CA in dir, or creates one named name (with its
 // CRL) when dir holds neither ca.crt nor ca.key. A directory holding only
-// one of them is an error, never overwritten.
-func LoadOrInit(dir, name string) (ca *CA, created bool, err error) {
+// one of them is an error, never overwritten. trusted: as for LoadCA.
+func LoadOrInit(dir, name string, trusted ...Trust) (ca *CA, created bool, err error) {
 	_, cErr := os.Lstat(filepath.Join(dir, CACert))
 	_, kErr := os.Lstat(filepath.Join(dir, CAKey))
 	if !errors.Is(cErr, fs.ErrNotExist) || !errors.Is(kErr, fs.ErrNotExist) {
-		ca, err = LoadCA(dir)
+		ca, err = LoadCA(dir, trusted...)
 		return ca, false, err
 	}
-	ca, err = InitCA(dir, name, ECDSA, 10*365*24*time.Hour)
+	ca, err = InitCA(dir, name, ECDSA, 10*365*24*time.Hour, trusted...)
 	if err != nil {
 		return nil, false, err
 	}

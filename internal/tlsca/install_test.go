@@ -4,7 +4,9 @@ import (
 	"errors"
 	"net"
 	"os"
+	"os/user"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -203,5 +205,93 @@ func TestIssueKeepsPairWhole(t *testing.T) {
 	}
 	if m, _ := filepath.Glob(filepath.Join(out, ".pgaegis-*")); len(m) != 0 {
 		t.Errorf("temporary files left: %v", m)
+	}
+}
+
+// A CA directory or file another user could have planted (the trial: an
+// unprivileged user's init-ca in /tmp/pgaegis-ca, then root's issue
+// server --pgdata /tmp/trialpg signed with the planted key) is refused,
+// naming the path and its owner; the data directory's owner may be trusted.
+func TestCATrust(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to give files to another user")
+	}
+	pg, err := user.Lookup("postgres")
+	if err != nil {
+		t.Skip("no postgres OS user")
+	}
+	uid, _ := strconv.Atoi(pg.Uid)
+	gid, _ := strconv.Atoi(pg.Gid)
+	pgTrust := Trust{Owner: Owner{UID: uid, GID: gid, Name: "postgres"}, Role: "the data directory's owner"}
+	root := t.TempDir()
+	n := 0
+	fresh := func() string {
+		n++
+		dir := filepath.Join(root, "ca"+strconv.Itoa(n))
+		if _, err := InitCA(dir, "ca", ECDSA, 24*time.Hour); err != nil {
+			t.Fatal(err)
+		}
+		return dir
+	}
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	cases := []struct {
+		name    string
+		setup   func(dir string) string // returns the path given to LoadCA
+		trusted []Trust
+		err     string // "" = loads
+	}{
+		{"ours", func(d string) string { return d }, nil, ""},
+		{"directory of another user", func(d string) string { must(os.Chown(d, uid, gid)); return d }, nil, "is owned by postgres (uid " + pg.Uid + "): expected this user"},
+		{"directory of the trusted data directory owner", func(d string) string {
+			for _, f := range []string{"", CACert, CAKey} {
+				must(os.Chown(filepath.Join(d, f), uid, gid))
+			}
+			return d
+		}, []Trust{pgTrust}, ""},
+		{"key of another user", func(d string) string { must(os.Chown(filepath.Join(d, CAKey), uid, gid)); return d }, nil, CAKey + " is owned by postgres"},
+		{"certificate of another user", func(d string) string { must(os.Chown(filepath.Join(d, CACert), uid, gid)); return d }, nil, CACert + " is owned by postgres"},
+		{"key readable by the group", func(d string) string { must(os.Chmod(filepath.Join(d, CAKey), 0o640)); return d }, nil, "has mode 0640: others may read it"},
+		{"directory writable by all", func(d string) string { must(os.Chmod(d, 0o777)); return d }, nil, "has mode 0777: others may write to it"},
+		{"link planted by another user", func(d string) string {
+			l := d + ".link"
+			must(os.Symlink(d, l))
+			must(os.Lchown(l, uid, gid))
+			return l
+		}, nil, "(a symbolic link) " + root},
+		{"our link", func(d string) string { l := d + ".ours"; must(os.Symlink(d, l)); return l }, nil, ""},
+		{"key linked by another user", func(d string) string {
+			k := filepath.Join(d, CAKey)
+			must(os.Rename(k, k+".real"))
+			must(os.Symlink(k+".real", k))
+			must(os.Lchown(k, uid, gid))
+			return d
+		}, nil, "CA file (a symbolic link) " + filepath.Join(root, "")},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			dir := c.setup(fresh())
+			_, err := LoadCA(dir, c.trusted...)
+			switch {
+			case c.err == "" && err != nil:
+				t.Errorf("refused: %v", err)
+			case c.err != "" && (err == nil || !strings.Contains(err.Error(), c.err) || !strings.Contains(err.Error(), root)):
+				t.Errorf("error %v, want one naming the path and %q", err, c.err)
+			}
+		})
+	}
+	// An empty directory planted by another user: no CA is created in it.
+	planted := filepath.Join(root, "planted")
+	must(os.Mkdir(planted, 0o700))
+	must(os.Chown(planted, uid, gid))
+	if _, _, err := LoadOrInit(planted, "x"); err == nil || !strings.Contains(err.Error(), "owned by postgres") {
+		t.Errorf("LoadOrInit in a planted directory: %v", err)
+	}
+	if _, err := os.Lstat(filepath.Join(planted, CAKey)); err == nil {
+		t.Error("a CA key was written into the planted directory")
 	}
 }

@@ -70,12 +70,23 @@ type CA struct {
 	Key  crypto.Signer
 }
 
-// InitCA creates a CA in dir (refusing to overwrite one).
-func InitCA(dir, name, keyType string, validity time.Duration) (*CA, error) {
+// InitCA creates a CA in dir (refusing to overwrite one). An existing
+// dir must be the caller's, root's or a trusted user's (see LoadCA).
+func InitCA(dir, name, keyType string, validity time.Duration, trusted ...Trust) (*CA, error) {
+	t := trustSet(trusted)
+	if _, err := os.Lstat(dir); err == nil {
+		// Checked before MkdirAll, which would follow a planted link.
+		if err := t.checkDir(dir); err != nil {
+			return nil, err
+		}
+	}
 	if _, err := os.Stat(filepath.Join(dir, CAKey)); err == nil {
 		return nil, fmt.Errorf("%s: a CA key already exists; refusing to overwrite it", filepath.Join(dir, CAKey))
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	if err := t.checkDir(dir); err != nil {
 		return nil, err
 	}
 	// Both files are checked before either is written: a refused
@@ -112,13 +123,27 @@ func InitCA(dir, name, keyType string, validity time.Duration) (*CA, error) {
 }
 
 // LoadCA reads a CA directory, checking that the key matches the
-// certificate and that the CA is valid today.
-func LoadCA(dir string) (*CA, error) {
-	cert, err := ReadCert(filepath.Join(dir, CACert))
+// certificate and that the CA is valid today. The directory, ca.crt and
+// ca.key (and any link to them) must belong to the caller, root or a
+// trusted user, the directory and certificate closed to other writers and
+// the key to other readers: whoever else owns them could hold the key.
+func LoadCA(dir string, trusted ...Trust) (*CA, error) {
+	t := trustSet(trusted)
+	if err := t.checkDir(dir); err != nil {
+		return nil, err
+	}
+	data, err := t.readCAFile(filepath.Join(dir, CACert), false)
 	if err != nil {
 		return nil, err
 	}
-	key, err := ReadKey(filepath.Join(dir, CAKey))
+	cert, err := parseCert(filepath.Join(dir, CACert), data)
+	if err != nil {
+		return nil, err
+	}
+	if data, err = t.readCAFile(filepath.Join(dir, CAKey), true); err != nil {
+		return nil, err
+	}
+	key, err := parseKey(filepath.Join(dir, CAKey), data)
 	if err != nil {
 		return nil, err
 	}
@@ -354,6 +379,10 @@ func ReadCert(path string) (*x509.Certificate, error) {
 	if err != nil {
 		return nil, err
 	}
+	return parseCert(path, data)
+}
+
+func parseCert(path string, data []byte) (*x509.Certificate, error) {
 	for {
 		var b *pem.Block
 		b, data = pem.Decode(data)
@@ -376,6 +405,10 @@ func ReadKey(path string) (crypto.Signer, error) {
 	if err != nil {
 		return nil, err
 	}
+	return parseKey(path, data)
+}
+
+func parseKey(path string, data []byte) (crypto.Signer, error) {
 	b, _ := pem.Decode(data)
 	if b == nil {
 		return nil, fmt.Errorf("%s: no PEM private key", path)
@@ -384,6 +417,7 @@ func ReadKey(path string) (crypto.Signer, error) {
 		return nil, fmt.Errorf("%s: the key is passphrase-protected; pgaegis signs only with unencrypted CA keys", path)
 	}
 	var k any
+	var err error
 	switch b.Type {
 	case "EC PRIVATE KEY":
 		k, err = x509.ParseECPrivateKey(b.Bytes)

@@ -138,3 +138,50 @@ func loadTime(ctx context.Context, t *testing.T, s *localpg.Server) time.Time {
 	}
 	return at
 }
+
+// A direct TLS handshake to a server before 17 is read as a startup
+// packet and logged ("invalid length of startup packet"): with the major
+// known the probe does not try it; without, the server shows the line.
+func TestProbeSkipsDirectTLSBefore17(t *testing.T) {
+	s := pgtest.Start(t, localpg.Options{})
+	if pgtest.Version >= "17" {
+		t.Skipf("the reference major %s has direct TLS", pgtest.Version)
+	}
+	major, _ := strconv.Atoi(pgtest.Version)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	st, err := os.Stat(s.LogFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := tlsprobe.Options{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(s.Port)), SkipCiphers: true, Timeout: 30 * time.Second}
+	count := func() int {
+		b, err := os.ReadFile(s.LogFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.Count(string(b[st.Size():]), "invalid length of startup packet")
+	}
+	known := o
+	known.HBAEnv.Version = major
+	if r := tlsprobe.Probe(ctx, known); r.DirectTLS || len(r.Errors) > 0 {
+		t.Fatalf("major known: %+v", r)
+	}
+	// Then the unknown major: its one line is the only one logged.
+	if r := tlsprobe.Probe(ctx, o); r.DirectTLS || len(r.Errors) > 0 {
+		t.Fatalf("major unknown: %+v", r)
+	}
+	for i := 0; count() == 0; i++ {
+		if i > 600 {
+			t.Fatal("the direct TLS attempt left no line in the log")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// A connection after both: the server has logged what came before.
+	if err := s.Exec(ctx, "SELECT 1"); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(); n != 1 {
+		t.Errorf("%d lines logged, want 1 (the probe that knew the major tried direct TLS)", n)
+	}
+}

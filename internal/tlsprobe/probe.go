@@ -56,6 +56,8 @@ type Options struct {
 	// it needs (role membership, the server's addresses, the major). nil:
 	// not known, and the plaintext check is not run, since a line that
 	// rejects the probe would log a FATAL.
+	// HBAEnv.Version, when set, is also the server's major: before 17 no
+	// direct TLS handshake is tried (the server would log it).
 	HBA    []hba.Rule
 	HBAEnv hba.Env
 }
@@ -198,6 +200,12 @@ func Probe(ctx context.Context, o Options) *Result {
 	}
 	r.PlaintextAnswer = answer
 	r.PlaintextChecked = !strings.HasPrefix(answer, notChecked)
+	// A server before 17 reads a ClientHello as a startup packet and logs
+	// "invalid length of startup packet" (LOG, not FATAL): when the major
+	// is known (HBAEnv.Version, the audit's probe) it is not asked.
+	if v := o.HBAEnv.Version; v > 0 && v < 17 {
+		return r
+	}
 	// Direct TLS: the whole version range, so a server that only speaks
 	// TLS 1.0 or 1.1 is not taken for one without direct TLS.
 	st, err := handshake(ctx, o, &tls.Config{MinVersion: tls.VersionTLS10, MaxVersion: tls.VersionTLS13, CipherSuites: allSuites(), NextProtos: []string{"postgresql"}}, true)
