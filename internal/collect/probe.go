@@ -31,6 +31,11 @@ func probeTLS(ctx context.Context, cfg *pgx.ConnConfig, s *snapshot.Snapshot) *s
 	if h := s.HBA; h != nil && s.Gap(snapshot.GapHBA) == "" && len(h.Errors) == 0 && len(h.Ambiguous) == 0 {
 		o.HBA, o.HBAEnv = h.Rules, hbapolicy.EnvFromSnapshot(s)
 	}
+	// The major alone lets the probe skip the direct-TLS attempt a server
+	// before 17 logs as an invalid startup packet.
+	if o.HBAEnv.Version == 0 {
+		o.HBAEnv.Version = s.MajorVersion()
+	}
 	r := tlsprobe.Probe(ctx, o)
 	p := &snapshot.TLSProbe{Address: r.Addr, TLSOffered: r.TLSOffered, PlaintextAccepted: r.PlaintextAccepted,
 		PlaintextAnswer: r.PlaintextAnswer, Protocols: r.Protocols, DirectTLS: r.DirectTLS, DirectProtocols: r.DirectProtocols, Errors: r.Errors}
