@@ -145,25 +145,6 @@ func equalWords(a, b []string) bool {
 	return true
 }
 
-// SQLPattern is a case-insensitive POSIX regular expression (for ~*) that
-// every name ClassifyName accepts matches: the server filters pg_attribute
-// with it, and ClassifyName decides on the few rows left.
-func SQLPattern() string {
-	seen := map[string]bool{}
-	var alts []string
-	for _, t := range terms {
-		// The words with anything but letters and digits between them
-		// (camelCase included: ~* ignores case); words are literal
-		// letters (and ñ, é, ...), never regex syntax.
-		w := strings.Join(t.words, "[^[:alnum:]]*")
-		if !seen[w] {
-			seen[w] = true
-			alts = append(alts, w)
-		}
-	}
-	return "(" + strings.Join(alts, "|") + ")"
-}
-
 // Value verdicts.
 const (
 	Empty     = "empty"
