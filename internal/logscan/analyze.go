@@ -509,9 +509,15 @@ func (a *Analysis) process(s *signal) {
 		// Once per round of failures for a source and role: the failures
 		// before the last time this fired do not count again.
 		key := host + "\x00" + r.User
-		if n, last := a.recentFailures(host, r.Time, a.afterAt[key]); n >= a.T.AfterFails {
+		if n, last := a.recentFailures(host, r.User, r.Time, a.afterAt[key]); n >= a.T.AfterFails {
+			from := "from the same source"
+			if host == "" {
+				// No %r/%h in the prefix and no connection line: the
+				// failures are only known to be for this role.
+				from = "for this role (source not in the log)"
+			}
 			e := a.event("success\x00"+key, "success-after-failures", "critical",
-				fmt.Sprintf("login succeeded after %d or more failures from the same source (likely compromise)", a.T.AfterFails), s)
+				fmt.Sprintf("login succeeded after %d or more failures %s (likely compromise)", a.T.AfterFails, from), s)
 			e.Source, e.Role = host, r.User
 			if len(a.afterAt) > 100000 {
 				a.afterAt = map[string]uint64{}
@@ -600,14 +606,25 @@ func startAtFirstFailure(e *Event, fs []failure) {
 }
 
 // recentFailures counts the failures of a source within the window and
-// after seq since, and returns the last one's seq.
-func (a *Analysis) recentFailures(host string, t time.Time, since uint64) (int, uint64) {
-	n, last := 0, since
+// after seq since that lead up to a login as user: failures for that
+// role (a guessed password), or for any role once the source sprayed
+// several (the one that worked is the compromise). Someone else's typos
+// from the same address are not a compromise of this login. It returns
+// the last counted failure's seq.
+func (a *Analysis) recentFailures(host, user string, t time.Time, since uint64) (int, uint64) {
+	n, last, all, allLast := 0, since, 0, since
+	roles := map[string]bool{}
 	for _, f := range a.fails[host] {
 		if f.seq > since && (t.IsZero() || t.Sub(f.t) <= a.T.Window) {
-			n++
-			last = f.seq
+			all, allLast = all+1, f.seq
+			roles[f.user] = true
+			if f.user == user {
+				n, last = n+1, f.seq
+			}
 		}
+	}
+	if len(roles) >= a.T.Spray {
+		return all, allLast
 	}
 	return n, last
 }
