@@ -22,7 +22,13 @@ func init() {
 			if !ok {
 				return
 			}
-			for _, sh := range hbapolicy.Shadowed(rules) {
+			shadows := hbapolicy.Shadowed(rules)
+			deadBy := map[*hba.Rule][]*hba.Rule{}
+			for _, sh := range shadows {
+				deadBy[sh.Rule] = sh.Covers
+			}
+			for _, sh := range shadows {
+				above := firstLiveCoverer(sh.By, deadBy)
 				// The final reject AUTH-07 asks for is a safety net: dead
 				// while a catch-all precedes it, and meant to be.
 				if catchAllReject(sh.Rule) {
@@ -30,12 +36,12 @@ func init() {
 				}
 				p := Problem{Object: hbaObject(sh.Rule), Location: sh.Rule.Location(),
 					Evidence: fmt.Sprintf("%s can never match: %s take%s every connection it would", hbaEvidence(sh.Rule), coveringLines(sh.Covers), map[bool]string{true: "s", false: ""}[len(sh.Covers) < 2]),
-					Expected: "each line reachable", Fix: fmt.Sprintf("move %s above %s, or delete it", sh.Rule.Location(), sh.By.Location()), FixKind: FixConfig, FixApply: "reload"}
+					Expected: "each line reachable", Fix: fmt.Sprintf("move %s above %s, or delete it", sh.Rule.Location(), above.Location()), FixKind: FixConfig, FixApply: "reload"}
 				if sh.Rule.Method == "reject" {
 					// A dead reject may be a tightening its author meant
 					// to apply: moving it up changes access, deleting it
 					// widens access the day the earlier line changes.
-					p.Changes = manualChange(fmt.Sprintf("decide whether the reject at %s was meant to apply: move it above %s, or delete it; then reload", textsafe.String(sh.Rule.Location()), textsafe.String(sh.By.Location())))
+					p.Changes = manualChange(fmt.Sprintf("decide whether the reject at %s was meant to apply: move it above %s, or delete it; then reload", textsafe.String(sh.Rule.Location()), textsafe.String(above.Location())))
 				} else {
 					// A dead line that accepts: removing it changes nothing
 					// today and can never widen access.
@@ -130,6 +136,27 @@ func init() {
 
 // catchAllReject is a "host all all 0.0.0.0/0 reject" line (or ::/0, or
 // all): the final reject of AUTH-07.
+// firstLiveCoverer: moving a dead line above a coverer that is itself
+// dead leaves it dead; it must go above the earliest line of those that
+// really take its connections.
+func firstLiveCoverer(by *hba.Rule, deadBy map[*hba.Rule][]*hba.Rule) *hba.Rule {
+	for seen := map[*hba.Rule]bool{}; !seen[by]; {
+		seen[by] = true
+		covers := deadBy[by]
+		if len(covers) == 0 {
+			return by
+		}
+		earliest := covers[0]
+		for _, c := range covers[1:] {
+			if c.Line < earliest.Line && c.File == earliest.File {
+				earliest = c
+			}
+		}
+		by = earliest
+	}
+	return by
+}
+
 func catchAllReject(r *hba.Rule) bool {
 	if r.Type != hba.Host || r.Method != "reject" || !allTokens(r.Databases) || !allTokens(r.Users) {
 		return false

@@ -187,3 +187,20 @@ func TestPrimaryConninfoPassword(t *testing.T) {
 		}
 	}
 }
+
+// A dead line's fix moves it above a line that really takes its
+// connections, not above one that is itself dead.
+func TestShadowFixSkipsDeadCoverers(t *testing.T) {
+	const hba = "hostssl all all 0.0.0.0/0 scram-sha-256\nhostnossl all all 0.0.0.0/0 reject\nhost all all 10.0.0.0/8 scram-sha-256\nhost all all ::ffff:10.0.0.0/104 scram-sha-256\n"
+	fixes := map[string]string{}
+	for _, f := range Run(fixture(hba, nil)) {
+		if f.Rule == "AUTH-18.shadowed" && f.Status == Fail {
+			fixes[f.Location] = f.Fix
+		}
+	}
+	for line, want := range map[string]string{"/etc/pg/pg_hba.conf:3": ":3 above /etc/pg/pg_hba.conf:1,", "/etc/pg/pg_hba.conf:4": ":4 above /etc/pg/pg_hba.conf:1,"} {
+		if !strings.Contains(fixes[line], want) {
+			t.Errorf("%s: fix %q, want it to contain %q (all fixes: %v)", line, fixes[line], want, fixes)
+		}
+	}
+}
