@@ -101,8 +101,9 @@ func matchOracle(t *testing.T, major int) {
 	start := time.Now()
 	srv := serverFor(t, major)
 	ctx := pgtest.Ctx(t)
+	// Cleanups run last first: the file goes back, then the reload.
+	t.Cleanup(func() { reloadUntilAdminConnects(t, srv) })
 	restoreFile(t, srv, filepath.Join(srv.DataDir, "pg_hba.conf"))
-	t.Cleanup(func() { srv.Reload() })
 	if err := srv.Exec(ctx,
 		`CREATE ROLE grp NOLOGIN`, `CREATE ROLE mid NOLOGIN IN ROLE grp`,
 		`CREATE ROLE u1 LOGIN PASSWORD 'right-1'`, `CREATE ROLE u2 LOGIN PASSWORD 'right-2' IN ROLE grp`,

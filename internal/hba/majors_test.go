@@ -62,6 +62,33 @@ func stopMajorServers() {
 	}
 }
 
+// reloadUntilAdminConnects reloads the restored pg_hba.conf and waits
+// until the admin's login works again: SIGHUP is asynchronous, and the
+// next test's first connection could otherwise still meet this test's
+// last rules.
+func reloadUntilAdminConnects(t *testing.T, srv *localpg.Server) {
+	if err := srv.Reload(); err != nil {
+		t.Errorf("reloading: %v", err)
+		return
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		c, err := srv.Connect(ctx, "postgres")
+		if err == nil {
+			c.Close(ctx)
+			cancel()
+			return
+		}
+		cancel()
+		if time.Now().After(deadline) {
+			t.Errorf("the admin cannot log in after restoring pg_hba.conf: %v", err)
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 // restoreFile puts a server file back as it was when the test ends.
 func restoreFile(t *testing.T, srv *localpg.Server, path string) {
 	orig, err := os.ReadFile(path)
