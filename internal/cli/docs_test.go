@@ -244,6 +244,7 @@ func TestDocExamples(t *testing.T) {
 	srv := pgtest.Start(t, localpg.Options{})
 	ctx := pgtest.Ctx(t)
 	if err := srv.Exec(ctx, "CREATE ROLE app LOGIN", "CREATE ROLE jane LOGIN", "CREATE ROLE app_rw", "CREATE ROLE app_ro",
+		"CREATE ROLE boss SUPERUSER NOLOGIN", "CREATE ROLE dev LOGIN IN ROLE boss",
 		"CREATE SCHEMA shop", "CREATE TABLE shop.orders (id int)", "CREATE TABLE shop.secrets (id int, pin text)",
 		"CREATE SCHEMA app", "CREATE TABLE app.orders (id int)", "GRANT USAGE ON SCHEMA shop TO app", "GRANT SELECT ON shop.orders TO app",
 		"CREATE DATABASE shop"); err != nil {
@@ -283,7 +284,9 @@ func TestDocExamples(t *testing.T) {
 	}
 	for _, e := range run {
 		code, _, errs := runCLI(t, e.args...)
-		if code > ExitFindings {
+		// access check answers "not directly, but through escalation"
+		// with its own code, as the example shows.
+		if code > ExitFindings && !(code == ExitReach && len(e.args) > 1 && e.args[0] == "access" && e.args[1] == "check") {
 			t.Errorf("%s: pgaegis %s: exit %d:\n%s", e.where, strings.Join(e.args, " "), code, errs)
 		}
 	}
