@@ -36,32 +36,12 @@ func (m *Model) Reach(s *snapshot.Snapshot, role string) []Route {
 		if c.Role != role {
 			continue
 		}
-		every := m.givesSuperuser(ri, c)
-		if c.Gains == "superuser" && !every {
-			// Inheriting a superuser role without SET: what it gives
-			// (the privileges granted to that role, its objects) is
-			// already in has_*_privilege's answer, and the superuser
-			// attribute itself is never inherited, so no route.
-			continue
-		}
+		// Escalations reports no inherit-only membership in a superuser
+		// (the attribute is never inherited), so a superuser gain is one.
+		every := c.Gains == "superuser"
 		out = append(out, Route{How: routeHow(c), Gains: c.Gains, Kind: c.Kind, Everything: every, Chain: c})
 	}
 	return out
-}
-
-// givesSuperuser: a chain gaining "superuser" makes the role one, except
-// a membership the role only inherits. The superuser attribute is not
-// inherited (16+ grants WITH SET FALSE leave exactly that), so only SET
-// ROLE makes the superuser checks pass.
-func (m *Model) givesSuperuser(ri int, c Chain) bool {
-	if c.Gains != "superuser" {
-		return false
-	}
-	if c.Kind == "membership" {
-		ti, ok := m.RoleIndex(c.Name)
-		return ok && m.CanSetRole(ri, ti)
-	}
-	return true
 }
 
 // routeHow joins the chain's steps, leaving out the one that only

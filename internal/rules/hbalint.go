@@ -146,13 +146,7 @@ func firstLiveCoverer(by *hba.Rule, deadBy map[*hba.Rule][]*hba.Rule) *hba.Rule 
 		if len(covers) == 0 {
 			return by
 		}
-		earliest := covers[0]
-		for _, c := range covers[1:] {
-			if c.Line < earliest.Line && c.File == earliest.File {
-				earliest = c
-			}
-		}
-		by = earliest
+		by = covers[0] // in file order
 	}
 	return by
 }
