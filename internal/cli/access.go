@@ -98,7 +98,8 @@ every role that can use an object. The subcommands answer one question
 	}
 	policy := &cobra.Command{Use: "policy", Short: "compare the server's privileges with a policy file",
 		Example: "  pgaegis access policy check policy.yaml --snapshot snap.json"}
-	policy.AddCommand(accessPolicyCheckCmd(env))
+	policy.AddCommand(accessPolicyCheckCmd(env), policyExportCmd(env), policyPlanCmd(env), policyApplyCmd(env),
+		policyRollbackCmd(env), policyTestCmd(env))
 	policy.RunE = groupCmd(env, "policy", "", "").RunE
 	cmd.AddCommand(accessCheckCmd(env), accessMatrixCmd(env), policy)
 	var src modelSource

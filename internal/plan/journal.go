@@ -255,6 +255,34 @@ func (j *Journal) readJSON(name string, v any) error {
 	return nil
 }
 
+// WriteExtra keeps one more file in the journal (0600), such as the
+// state a policy apply started from; name is a plain file name.
+func (j *Journal) WriteExtra(name string, data []byte) error {
+	if name != filepath.Base(name) || name == journalPlan || name == journalManifest || name == journalState || name == journalFiles {
+		return fmt.Errorf("journal: %q is not a name for an extra file", name)
+	}
+	if err := safefile.WriteFile(filepath.Join(j.Dir, name), data, 0o600); err != nil {
+		return fmt.Errorf("journal: %w", err)
+	}
+	return nil
+}
+
+// ReadExtra reads a file WriteExtra kept.
+func (j *Journal) ReadExtra(name string) ([]byte, error) {
+	if name != filepath.Base(name) {
+		return nil, fmt.Errorf("journal: %q is not a name for an extra file", name)
+	}
+	p := filepath.Join(j.Dir, name)
+	if err := trustedFile(p); err != nil {
+		return nil, err
+	}
+	b, err := safefile.ReadFile(p, maxSavedFile)
+	if err != nil {
+		return nil, fmt.Errorf("journal: %w", err)
+	}
+	return b, nil
+}
+
 // Plan reads plan.json.
 func (j *Journal) Plan() (*Plan, error) {
 	var p Plan

@@ -77,6 +77,9 @@ type Step struct {
 	SQL       []string `json:"sql,omitempty"`
 	Undo      []string `json:"undo,omitempty"` // run in reverse order to roll back
 	Superuser bool     `json:"superuser,omitempty"`
+	// Autocommit: the statements cannot run inside a transaction
+	// (CREATE DATABASE); each runs on its own, in order.
+	Autocommit bool `json:"autocommit,omitempty"`
 	// KindFileMode.
 	Modes []ModeChange `json:"modes,omitempty"`
 	// KindCommand: argv of a pgaegis command (argv[0] is "pgaegis").

@@ -1,0 +1,197 @@
+// Package policy is roles and privileges as code: the policy file (the
+// desired state of roles, memberships, ownership, grants, default
+// privileges and row-level security), and the diff that turns a desired
+// state and the live one into a plan (internal/plan steps, one SQL
+// transaction per database). The live state is read by policy/inspect in
+// the same shape, so an export is a File too; policy/execute applies a
+// plan, policy/rlstest proves RLS by behaviour, policy/template builds the
+// guides' layouts.
+package policy
+
+// FormatVersion of the policy file.
+const FormatVersion = 1
+
+// Modes: how much of the server the file decides.
+const (
+	// Authoritative: what the file's scope holds is exactly the file:
+	// privileges and memberships it does not name are revoked, roles it
+	// does not name are dropped (after the removal preflight).
+	Authoritative = "authoritative"
+	// Adopt: exact for the roles the file names; roles it does not name
+	// are left as they are (neither dropped nor revoked from), so an
+	// estate moves to policy-as-code one role at a time.
+	Adopt = "adopt"
+	// Additive: only grants and creates; never revokes or drops.
+	Additive = "additive"
+)
+
+// File is a policy file. The scope is what it names: databases not listed
+// are not touched, schemas not listed inside a listed database are not
+// touched; system schemas (pg_catalog, information_schema, pg_toast) and
+// predefined roles (pg_*) are never managed.
+//
+//	version: 1
+//	mode: authoritative
+//	roles:
+//	  app_owner: {}
+//	  app: {login: true, connection_limit: 20, member_of: [app_rw]}
+//	databases:
+//	  appdb:
+//	    owner: app_owner
+//	    grants: {app: [CONNECT]}
+//	    schemas:
+//	      public:
+//	        owner: app_owner
+//	        grants: {app: [USAGE]}
+//	        tables:
+//	          "*": {grants: {app: [SELECT, INSERT, UPDATE, DELETE]}}
+//	        default_privileges:
+//	          app_owner: {tables: {app: [SELECT, INSERT, UPDATE, DELETE]}}
+type File struct {
+	Version int    `yaml:"version"`
+	Mode    string `yaml:"mode,omitempty"`
+	// IgnoreRoles are name patterns (path.Match syntax) of roles the
+	// file never manages, whatever the mode (a cloud provider's roles).
+	IgnoreRoles []string             `yaml:"ignore_roles,omitempty"`
+	Roles       map[string]*Role     `yaml:"roles,omitempty"`
+	Databases   map[string]*Database `yaml:"databases,omitempty"`
+}
+
+// Role is one role's attributes, memberships and settings. In
+// authoritative and adopt modes an attribute left out means the CREATE
+// ROLE default (NOLOGIN, INHERIT, no limit, ...); in additive mode it
+// means "leave as it is".
+type Role struct {
+	Login       *bool `yaml:"login,omitempty"`
+	Superuser   *bool `yaml:"superuser,omitempty"`
+	CreateDB    *bool `yaml:"createdb,omitempty"`
+	CreateRole  *bool `yaml:"createrole,omitempty"`
+	Inherit     *bool `yaml:"inherit,omitempty"`
+	Replication *bool `yaml:"replication,omitempty"`
+	BypassRLS   *bool `yaml:"bypassrls,omitempty"`
+	// ConnectionLimit: -1 for none.
+	ConnectionLimit *int `yaml:"connection_limit,omitempty"`
+	// ValidUntil: "infinity" or a timestamp the server accepts.
+	ValidUntil string `yaml:"valid_until,omitempty"`
+	// Password is never clear text: "" leaves it as it is, "none" removes
+	// it, or a SCRAM-SHA-256 verifier computed on the client
+	// ("SCRAM-SHA-256$4096:...").
+	Password string       `yaml:"password,omitempty"`
+	MemberOf []Membership `yaml:"member_of,omitempty"`
+	// Settings are ALTER ROLE ... SET (pgaudit.log, search_path, ...);
+	// DatabaseSettings the same IN DATABASE.
+	Settings         map[string]string            `yaml:"settings,omitempty"`
+	DatabaseSettings map[string]map[string]string `yaml:"database_settings,omitempty"`
+}
+
+// Membership is a grant of Role to the member whose entry holds it. In
+// YAML either a role name or a mapping. Nil options mean the server's
+// defaults (INHERIT from the member's attribute, SET TRUE, no ADMIN).
+type Membership struct {
+	Role    string `yaml:"role"`
+	Admin   *bool  `yaml:"admin,omitempty"`
+	Inherit *bool  `yaml:"inherit,omitempty"` // PostgreSQL 16+
+	Set     *bool  `yaml:"set,omitempty"`     // PostgreSQL 16+
+	// Grantor is the role recorded as granting it (16+: GRANTED BY).
+	Grantor string `yaml:"grantor,omitempty"`
+}
+
+// Grants maps a grantee (a role, or PUBLIC) to its privileges on one
+// object: SQL names ("SELECT", "USAGE", "ALL"), each optionally followed
+// by " WITH GRANT OPTION". An empty list says the grantee holds nothing,
+// which matters for PUBLIC (whose defaults a file may want revoked). The
+// owner's own privileges are implicit and not listed.
+type Grants map[string][]string
+
+// Database is one database's owner, grants, schemas and global default
+// privileges.
+type Database struct {
+	Owner   string             `yaml:"owner,omitempty"`
+	Grants  Grants             `yaml:"grants,omitempty"` // CONNECT, CREATE, TEMPORARY
+	Schemas map[string]*Schema `yaml:"schemas,omitempty"`
+	// DefaultPrivileges without IN SCHEMA: what objects the keyed role
+	// creates anywhere in the database start with. An entry replaces the
+	// built-in default for that object kind (functions' EXECUTE for
+	// PUBLIC included), so {functions: {}} revokes it.
+	DefaultPrivileges map[string]*DefaultPrivileges `yaml:"default_privileges,omitempty"`
+}
+
+// Schema is one schema and the objects in it. Object maps are keyed by
+// name ("*" is every object of the kind the file does not name itself;
+// a named entry replaces "*" for that object). Functions are keyed by
+// name and identity arguments: "audit(integer, text)".
+type Schema struct {
+	Owner     string             `yaml:"owner,omitempty"`
+	Grants    Grants             `yaml:"grants,omitempty"` // USAGE, CREATE
+	Tables    map[string]*Object `yaml:"tables,omitempty"` // tables, views, materialized views, foreign tables
+	Sequences map[string]*Object `yaml:"sequences,omitempty"`
+	Functions map[string]*Object `yaml:"functions,omitempty"` // functions, procedures, aggregates
+	// DefaultPrivileges IN SCHEMA, keyed by the creating role (FOR ROLE):
+	// added to the database-wide defaults, never subtracted from them.
+	DefaultPrivileges map[string]*DefaultPrivileges `yaml:"default_privileges,omitempty"`
+	// RLS by table name.
+	RLS map[string]*RLS `yaml:"rls,omitempty"`
+}
+
+// Object is a table, sequence or function. Nil fields are not managed.
+type Object struct {
+	Owner  string `yaml:"owner,omitempty"`
+	Grants Grants `yaml:"grants,omitempty"`
+	// Columns: column privileges (tables only), by column name.
+	Columns map[string]Grants `yaml:"columns,omitempty"`
+}
+
+// DefaultPrivileges are ALTER DEFAULT PRIVILEGES for one creating role,
+// by object kind.
+type DefaultPrivileges struct {
+	Tables    Grants `yaml:"tables,omitempty"`
+	Sequences Grants `yaml:"sequences,omitempty"`
+	Functions Grants `yaml:"functions,omitempty"`
+	Types     Grants `yaml:"types,omitempty"`
+	Schemas   Grants `yaml:"schemas,omitempty"` // database-wide entries only
+}
+
+// RLS is a table's row-level security: the switches, the policies and
+// the behaviour the file expects from them.
+type RLS struct {
+	Enabled  bool                  `yaml:"enabled"`
+	Force    bool                  `yaml:"force,omitempty"`
+	Policies map[string]*RowPolicy `yaml:"policies,omitempty"`
+	// Tests are run by `policy test`, never by plan or apply.
+	Tests []RLSTest `yaml:"tests,omitempty"`
+}
+
+// RowPolicy is one CREATE POLICY.
+type RowPolicy struct {
+	Command     string   `yaml:"command,omitempty"`     // ALL (default), SELECT, INSERT, UPDATE, DELETE
+	Restrictive bool     `yaml:"restrictive,omitempty"` // AS RESTRICTIVE; permissive otherwise
+	Roles       []string `yaml:"roles,omitempty"`       // default PUBLIC
+	Using       string   `yaml:"using,omitempty"`
+	Check       string   `yaml:"check,omitempty"` // WITH CHECK
+}
+
+// RLSTest is one behaviour a table's policies must have: as role As,
+// with the session settings Set (SET LOCAL), the rows visible are exactly
+// those matching Sees (a boolean SQL expression over the table's columns,
+// evaluated without RLS), and each write succeeds or fails as stated.
+// Everything runs in a transaction that is rolled back.
+type RLSTest struct {
+	Name string            `yaml:"name,omitempty"`
+	As   string            `yaml:"as"`
+	Set  map[string]string `yaml:"set,omitempty"`
+	Sees string            `yaml:"sees,omitempty"`
+	// Writes the role tries, each expected to be allowed or denied.
+	Insert []WriteTest `yaml:"insert,omitempty"`
+	Update []WriteTest `yaml:"update,omitempty"`
+	Delete []WriteTest `yaml:"delete,omitempty"`
+}
+
+// WriteTest is one write attempt. Insert uses Values; Update uses Values
+// (the SET list) and Where; Delete uses Where. Expect is "allowed" or
+// "denied"; for UPDATE and DELETE "denied" also holds when the rows
+// matched by Where are invisible to the role (nothing changes).
+type WriteTest struct {
+	Values map[string]string `yaml:"values,omitempty"` // column: SQL expression
+	Where  string            `yaml:"where,omitempty"`
+	Expect string            `yaml:"expect"`
+}
