@@ -80,6 +80,9 @@ type Step struct {
 	// Autocommit: the statements cannot run inside a transaction
 	// (CREATE DATABASE); each runs on its own, in order.
 	Autocommit bool `json:"autocommit,omitempty"`
+	// Cluster: the statements change shared catalogs (roles,
+	// memberships): every database sees them, whichever they run in.
+	Cluster bool `json:"cluster,omitempty"`
 	// KindFileMode.
 	Modes []ModeChange `json:"modes,omitempty"`
 	// KindCommand: argv of a pgaegis command (argv[0] is "pgaegis").

@@ -8,6 +8,8 @@
 // guides' layouts.
 package policy
 
+import "gopkg.in/yaml.v3"
+
 // FormatVersion of the policy file.
 const FormatVersion = 1
 
@@ -53,9 +55,52 @@ type File struct {
 	// IgnoreRoles are name patterns (path.Match syntax) of roles the
 	// file never manages, whatever the mode (a cloud provider's roles).
 	IgnoreRoles []string             `yaml:"ignore_roles,omitempty"`
-	Roles       map[string]*Role     `yaml:"roles,omitempty"`
+	Roles       Roles                `yaml:"roles,omitempty"`
 	Databases   map[string]*Database `yaml:"databases,omitempty"`
 }
+
+// A key left out of a policy file is not managed; a key given, even
+// empty ({} or []), is exact (authoritative, adopt) or the minimum
+// (additive). Role attributes are the exception: they always have a
+// value, see Role. The named map and slice types below keep that
+// difference through YAML: nil is left out, empty is written as {} or [].
+
+// Roles by name.
+type Roles map[string]*Role
+
+// IsZero keeps an empty (managed) map in the YAML.
+func (r Roles) IsZero() bool { return r == nil }
+
+// Objects by name, "*" for the rest of the kind.
+type Objects map[string]*Object
+
+// IsZero keeps an empty (managed) map in the YAML.
+func (o Objects) IsZero() bool { return o == nil }
+
+// Memberships of one role.
+type Memberships []Membership
+
+// IsZero keeps an empty (managed) list in the YAML.
+func (m Memberships) IsZero() bool { return m == nil }
+
+// Settings are name = value.
+type Settings map[string]string
+
+// IsZero keeps an empty (managed) map in the YAML.
+func (s Settings) IsZero() bool { return s == nil }
+
+// RowPolicies by policy name.
+type RowPolicies map[string]*RowPolicy
+
+// IsZero keeps an empty (managed) map in the YAML.
+func (p RowPolicies) IsZero() bool { return p == nil }
+
+// DefaultPrivilegesByRole keys ALTER DEFAULT PRIVILEGES by the creating
+// role (FOR ROLE).
+type DefaultPrivilegesByRole map[string]*DefaultPrivileges
+
+// IsZero keeps an empty (managed) map in the YAML.
+func (d DefaultPrivilegesByRole) IsZero() bool { return d == nil }
 
 // Role is one role's attributes, memberships and settings. In
 // authoritative and adopt modes an attribute left out means the CREATE
@@ -76,12 +121,12 @@ type Role struct {
 	// Password is never clear text: "" leaves it as it is, "none" removes
 	// it, or a SCRAM-SHA-256 verifier computed on the client
 	// ("SCRAM-SHA-256$4096:...").
-	Password string       `yaml:"password,omitempty"`
-	MemberOf []Membership `yaml:"member_of,omitempty"`
+	Password string      `yaml:"password,omitempty"`
+	MemberOf Memberships `yaml:"member_of,omitempty"`
 	// Settings are ALTER ROLE ... SET (pgaudit.log, search_path, ...);
 	// DatabaseSettings the same IN DATABASE.
-	Settings         map[string]string            `yaml:"settings,omitempty"`
-	DatabaseSettings map[string]map[string]string `yaml:"database_settings,omitempty"`
+	Settings         Settings            `yaml:"settings,omitempty"`
+	DatabaseSettings map[string]Settings `yaml:"database_settings,omitempty"`
 }
 
 // Membership is a grant of Role to the member whose entry holds it. In
@@ -103,6 +148,9 @@ type Membership struct {
 // owner's own privileges are implicit and not listed.
 type Grants map[string][]string
 
+// IsZero keeps an empty (managed: nothing granted) map in the YAML.
+func (g Grants) IsZero() bool { return g == nil }
+
 // Database is one database's owner, grants, schemas and global default
 // privileges.
 type Database struct {
@@ -113,7 +161,7 @@ type Database struct {
 	// creates anywhere in the database start with. An entry replaces the
 	// built-in default for that object kind (functions' EXECUTE for
 	// PUBLIC included), so {functions: {}} revokes it.
-	DefaultPrivileges map[string]*DefaultPrivileges `yaml:"default_privileges,omitempty"`
+	DefaultPrivileges DefaultPrivilegesByRole `yaml:"default_privileges,omitempty"`
 }
 
 // Schema is one schema and the objects in it. Object maps are keyed by
@@ -121,14 +169,14 @@ type Database struct {
 // a named entry replaces "*" for that object). Functions are keyed by
 // name and identity arguments: "audit(integer, text)".
 type Schema struct {
-	Owner     string             `yaml:"owner,omitempty"`
-	Grants    Grants             `yaml:"grants,omitempty"` // USAGE, CREATE
-	Tables    map[string]*Object `yaml:"tables,omitempty"` // tables, views, materialized views, foreign tables
-	Sequences map[string]*Object `yaml:"sequences,omitempty"`
-	Functions map[string]*Object `yaml:"functions,omitempty"` // functions, procedures, aggregates
+	Owner     string  `yaml:"owner,omitempty"`
+	Grants    Grants  `yaml:"grants,omitempty"` // USAGE, CREATE
+	Tables    Objects `yaml:"tables,omitempty"` // tables, views, materialized views, foreign tables
+	Sequences Objects `yaml:"sequences,omitempty"`
+	Functions Objects `yaml:"functions,omitempty"` // functions, procedures, aggregates
 	// DefaultPrivileges IN SCHEMA, keyed by the creating role (FOR ROLE):
 	// added to the database-wide defaults, never subtracted from them.
-	DefaultPrivileges map[string]*DefaultPrivileges `yaml:"default_privileges,omitempty"`
+	DefaultPrivileges DefaultPrivilegesByRole `yaml:"default_privileges,omitempty"`
 	// RLS by table name.
 	RLS map[string]*RLS `yaml:"rls,omitempty"`
 }
@@ -154,9 +202,9 @@ type DefaultPrivileges struct {
 // RLS is a table's row-level security: the switches, the policies and
 // the behaviour the file expects from them.
 type RLS struct {
-	Enabled  bool                  `yaml:"enabled"`
-	Force    bool                  `yaml:"force,omitempty"`
-	Policies map[string]*RowPolicy `yaml:"policies,omitempty"`
+	Enabled  bool        `yaml:"enabled"`
+	Force    bool        `yaml:"force,omitempty"`
+	Policies RowPolicies `yaml:"policies,omitempty"`
 	// Tests are run by `policy test`, never by plan or apply.
 	Tests []RLSTest `yaml:"tests,omitempty"`
 }
@@ -194,4 +242,27 @@ type WriteTest struct {
 	Values map[string]string `yaml:"values,omitempty"` // column: SQL expression
 	Where  string            `yaml:"where,omitempty"`
 	Expect string            `yaml:"expect"`
+}
+
+// UnmarshalYAML reads a membership as a role name or a mapping.
+func (m *Membership) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind == yaml.ScalarNode {
+		return n.Decode(&m.Role)
+	}
+	type plain Membership // without this method
+	var p plain
+	if err := n.Decode(&p); err != nil {
+		return err
+	}
+	*m = Membership(p)
+	return nil
+}
+
+// MarshalYAML writes a membership with no options as its role name.
+func (m Membership) MarshalYAML() (any, error) {
+	if m.Admin == nil && m.Inherit == nil && m.Set == nil && m.Grantor == "" {
+		return m.Role, nil
+	}
+	type plain Membership
+	return plain(m), nil
 }
