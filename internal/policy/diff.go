@@ -124,7 +124,7 @@ type dbWork struct {
 	grants  batches
 	after   []string // default privileges granted, RLS added
 	revokes batches
-	last    []string // default privileges revoked, policies dropped, RLS lowered
+	last    []string       // default privileges revoked, policies dropped, RLS lowered
 	totals  map[string]int // live objects per kind and schema, for ON ALL ... IN SCHEMA
 }
 
