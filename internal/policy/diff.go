@@ -83,6 +83,7 @@ func Diff(desired *File, live *Live, o Options) (*plan.Plan, []Note, error) {
 	if mode != Authoritative && mode != Adopt && mode != Additive {
 		return nil, nil, fmt.Errorf("policy: unknown mode %q (want authoritative, adopt or additive)", oneLineText(mode))
 	}
+	desired = expandAllDatabases(desired, live)
 	d := &differ{f: desired, live: live, l: live.File, mode: mode, o: o, major: live.Major, dbs: map[string]*dbWork{}}
 	d.named = namedGrantees(desired)
 	if o.ReassignOwnedTo != "" && !d.exists(o.ReassignOwnedTo) {
@@ -1102,4 +1103,36 @@ func planID() string {
 	b := make([]byte, 2)
 	_, _ = rand.Read(b)
 	return time.Now().UTC().Format("20060102-150405") + "-" + hex.EncodeToString(b)
+}
+
+// expandAllDatabases applies a legacy file's database-less entry
+// (AllDatabases) to every database read that holds its schemas.
+func expandAllDatabases(f *File, live *Live) *File {
+	all := f.Databases[AllDatabases]
+	if all == nil {
+		return f
+	}
+	c := *f
+	c.Databases = map[string]*Database{}
+	for n, db := range f.Databases {
+		if n != AllDatabases {
+			c.Databases[n] = db
+		}
+	}
+	for _, n := range sortedKeys(live.File.Databases) {
+		ld := live.File.Databases[n]
+		if _, named := c.Databases[n]; named || ld == nil {
+			continue
+		}
+		db := &Database{Schemas: map[string]*Schema{}}
+		for sn, s := range all.Schemas {
+			if ld.Schemas[sn] != nil {
+				db.Schemas[sn] = s
+			}
+		}
+		if len(db.Schemas) > 0 {
+			c.Databases[n] = db
+		}
+	}
+	return &c
 }
