@@ -150,6 +150,7 @@ func TestExportIsFaithful(t *testing.T) {
 	start := time.Now()
 	rng := rand.New(rand.NewSource(16))
 	cases, bad, folded := 0, 0, 0
+	perMajor := map[int][2]int{}
 	for i := 0; i < 150; i++ {
 		live := genLive(rng)
 		want := normalize(live.File)
@@ -167,17 +168,25 @@ func TestExportIsFaithful(t *testing.T) {
 		}
 		got := normalize(Expand(&back, live))
 		cases++
+		pm := perMajor[live.Major]
+		pm[0]++
 		if !reflect.DeepEqual(got, want) {
 			bad++
+			pm[1]++
 			if bad < 3 {
 				t.Errorf("case %d: export does not expand to the live state:\n%s\nexport:\n%s", i, lineDiff(yamlText(t, got), yamlText(t, want)), text)
 			}
 		}
+		perMajor[live.Major] = pm
 		if i%50 == 0 && len(text) < len(yamlText(t, want)) {
 			folded++
 		}
 	}
-	t.Logf("ORACLE inspect-export generated: cases=%d disagreements=%d seconds=%.1f (%d of %d sampled exports shorter than the live file)", cases, bad, time.Since(start).Seconds(), folded, (cases+49)/50)
+	secs := time.Since(start).Seconds()
+	for m := 13; m <= 18; m++ {
+		t.Logf("ORACLE inspect-export pg%d: cases=%d disagreements=%d seconds=%.1f (generated estates)", m, perMajor[m][0], perMajor[m][1], secs)
+	}
+	t.Logf("%d cases, %d of %d sampled exports shorter than the live file", cases, folded, (cases+49)/50)
 }
 
 // lineDiff shows the lines of got and want that differ, with a little
