@@ -109,6 +109,7 @@ type differ struct {
 	major int
 	named map[string]bool
 
+	roleCreates                      []string
 	clusterAdd, clusterRemove, drops []string
 	creates                          []string
 	reassign                         map[string][]string
@@ -1064,12 +1065,12 @@ func (d *differ) plan() *plan.Plan {
 		p.Steps = append(p.Steps, s)
 	}
 	cdb := d.clusterDB()
-	if len(d.clusterAdd) > 0 {
-		sum := fmt.Sprintf("cluster: create roles, add memberships, raise attributes (%d statement(s))", len(d.clusterAdd))
+	if adds := append(d.roleCreates, d.clusterAdd...); len(adds) > 0 {
+		sum := fmt.Sprintf("cluster: create roles, add memberships, raise attributes (%d statement(s))", len(adds))
 		if d.verifier {
 			sum += "; sets a password verifier"
 		}
-		add(plan.Step{Summary: sum, Database: cdb, SQL: d.clusterAdd, Cluster: true})
+		add(plan.Step{Summary: sum, Database: cdb, SQL: adds, Cluster: true})
 	}
 	if len(d.creates) > 0 {
 		add(plan.Step{Summary: fmt.Sprintf("create %d database(s)", len(d.creates)), Database: cdb, SQL: d.creates, Autocommit: true})

@@ -101,7 +101,7 @@ func (d *differ) role(name string, want, have *Role) error {
 		if len(opts) > 0 {
 			stmt += " WITH " + strings.Join(opts, " ")
 		}
-		d.clusterAdd = append(d.clusterAdd, stmt)
+		d.roleCreates = append(d.roleCreates, stmt) // before any membership names it
 		if strings.HasPrefix(want.Password, verifierPrefix) {
 			d.setVerifier(q, want.Password)
 		}
