@@ -1,4 +1,4 @@
-package policy
+package policy_test
 
 import (
 	"fmt"
@@ -9,7 +9,11 @@ import (
 	"github.com/pgaegis/pgaegis/internal/localpg"
 	"github.com/pgaegis/pgaegis/internal/pgtest"
 	"github.com/pgaegis/pgaegis/internal/plan"
+	. "github.com/pgaegis/pgaegis/internal/policy"
+	"github.com/pgaegis/pgaegis/internal/policy/inspect"
 )
+
+func bp(b bool) *bool { return &b }
 
 func TestMain(m *testing.M) {
 	code := m.Run()
@@ -211,6 +215,7 @@ databases:
 	add("(SELECT relrowsecurity FROM pg_class WHERE oid = 'public.a'::regclass)", true)
 	add("EXISTS (SELECT FROM pg_policies WHERE tablename = 'a' AND policyname = 'tenant' AND roles = '{app}')", true)
 	oracle(t, srv, "policy-apply", "appdb", checks)
+	again(t, srv, f, Options{})
 
 	// Default privileges: what app_owner creates next.
 	c := pgtest.Conn(t, srv, "appdb")
@@ -234,5 +239,32 @@ databases:
 		if err := tx.QueryRow(ctx, "SELECT "+ch.query).Scan(&got); err != nil || got != ch.want {
 			t.Errorf("default privileges: %s = %v (%v), want %v", ch.query, got, err, ch.want)
 		}
+	}
+}
+
+// again reads the server and diffs the file once more: after an apply
+// the plan must be empty.
+func again(t *testing.T, srv *localpg.Server, f *File, o Options) {
+	t.Helper()
+	live, err := inspect.Read(pgtest.Ctx(t), srv.ConnConfig("postgres"), inspect.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for db := range f.Databases {
+		if live.File.Databases[db] != nil {
+			if err := Normalize(pgtest.Ctx(t), pgtest.Conn(t, srv, db), db, f, live); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	p, notes, err := Diff(f, live, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range p.Steps {
+		t.Errorf("second plan not empty: step %s %s in %s: %q", s.ID, s.Summary, s.Database, s.SQL)
+	}
+	for _, n := range notes {
+		t.Logf("second plan note: %s %s: %s", n.Level, n.Object, n.Text)
 	}
 }
