@@ -18,19 +18,33 @@ const normalizeName = "pgaegis normalize"
 // file's version under a throwaway name in a transaction that is rolled
 // back, reads pg_get_expr's rendering, and where that equals the live
 // expression puts the live text into desired (which it changes in
-// place), so the plan does not alter the policy again and again. conn
-// must be connected to db as a role that owns the tables (CREATE POLICY
-// takes the table's lock: lock_timeout is short, and a table that
-// cannot be locked keeps its text, which only costs an ALTER POLICY).
-func Normalize(ctx context.Context, conn *pgx.Conn, db string, desired *File, live *Live) error {
+// place), so the plan does not alter the policy again and again.
+// connect opens a connection to a database, only where a policy needs
+// the question, as a role that owns the tables (CREATE POLICY takes the
+// table's lock: lock_timeout is short, and a table that cannot be locked
+// keeps its text, which only costs an ALTER POLICY).
+func Normalize(ctx context.Context, connect func(ctx context.Context, db string) (*pgx.Conn, error), desired *File, live *Live) error {
+	for _, db := range sortedKeys(desired.Databases) {
+		if err := normalizeIn(ctx, connect, db, desired, live); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func normalizeIn(ctx context.Context, connect func(ctx context.Context, db string) (*pgx.Conn, error), db string, desired *File, live *Live) error {
 	wd, ld := desired.Databases[db], live.File.Databases[db]
 	if wd == nil || ld == nil {
 		return nil
 	}
+	var conn *pgx.Conn
 	var tx pgx.Tx
 	defer func() {
 		if tx != nil {
 			_ = tx.Rollback(ctx)
+		}
+		if conn != nil {
+			conn.Close(ctx)
 		}
 	}()
 	for _, sn := range sortedKeys(wd.Schemas) {
@@ -50,6 +64,9 @@ func Normalize(ctx context.Context, conn *pgx.Conn, db string, desired *File, li
 				}
 				if tx == nil {
 					var err error
+					if conn, err = connect(ctx, db); err != nil {
+						return fmt.Errorf("normalize policies in %s: %w", db, err)
+					}
 					if tx, err = conn.Begin(ctx); err != nil {
 						return fmt.Errorf("normalize policies in %s: %w", db, err)
 					}

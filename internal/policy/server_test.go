@@ -250,12 +250,8 @@ func again(t *testing.T, srv *localpg.Server, f *File, o Options) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for db := range f.Databases {
-		if live.File.Databases[db] != nil {
-			if err := Normalize(pgtest.Ctx(t), pgtest.Conn(t, srv, db), db, f, live); err != nil {
-				t.Fatal(err)
-			}
-		}
+	if err := Normalize(pgtest.Ctx(t), srv.Connect, f, live); err != nil {
+		t.Fatal(err)
 	}
 	p, notes, err := Diff(f, live, o)
 	if err != nil {
