@@ -1,0 +1,171 @@
+package execute
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pgaegis/pgaegis/internal/localpg"
+	"github.com/pgaegis/pgaegis/internal/pgtest"
+	"github.com/pgaegis/pgaegis/internal/plan"
+	"github.com/pgaegis/pgaegis/internal/policy"
+)
+
+// verifier makes the server compute a SCRAM verifier (so no plan ever
+// carries a clear text) and returns it.
+func verifier(t *testing.T, srv *localpg.Server) string {
+	t.Helper()
+	exec(t, srv, "postgres", "SET password_encryption = 'scram-sha-256'", "CREATE ROLE pgaegis_tmp_pw PASSWORD 'only-in-a-test'")
+	c := pgtest.Conn(t, srv, "postgres")
+	var v string
+	if err := c.QueryRow(pgtest.Ctx(t), `SELECT rolpassword FROM pg_authid WHERE rolname = 'pgaegis_tmp_pw'`).Scan(&v); err != nil {
+		t.Fatal(err)
+	}
+	exec(t, srv, "postgres", "DROP ROLE pgaegis_tmp_pw")
+	return v
+}
+
+// Every step runs in its database, in plan order, statements pipelined
+// in several round trips; the journal holds the plan, the before file and
+// the verifier of the role the plan drops (and not of a new role), all
+// 0600.
+func TestApplyRunsStepsAndJournals(t *testing.T) {
+	t.Parallel()
+	srv := pgtest.Start(t, localpg.Options{})
+	exec(t, srv, "postgres", "CREATE DATABASE db1", "CREATE DATABASE db2", "CREATE ROLE gone LOGIN PASSWORD 'gone-secret'")
+	for _, db := range []string{"db1", "db2"} {
+		exec(t, srv, db, "CREATE TABLE t1 (id int)", "CREATE TABLE t2 (id int)")
+	}
+	v := verifier(t, srv)
+	many := []string{"GRANT CONNECT ON DATABASE db1 TO app", "GRANT USAGE ON SCHEMA public TO app", "GRANT SELECT ON t1 TO app"}
+	for range 1100 {
+		many = append(many, "GRANT SELECT ON TABLE t2 TO app")
+	}
+	p := newPlan(
+		sqlStep("1", "postgres", true, "CREATE ROLE app LOGIN", "ALTER ROLE app PASSWORD '"+v+"'"),
+		sqlStep("2", "db1", false, many...),
+		sqlStep("3", "db2", false, "GRANT SELECT, INSERT ON t1 TO app"),
+		sqlStep("4", "postgres", true, "DROP ROLE gone"),
+	)
+	before := &policy.File{Version: 1, Roles: policy.Roles{"gone": {}}}
+	root := t.TempDir()
+	res, err := Apply(pgtest.Ctx(t), srv.ConnConfig("postgres"), p, before, Options{JournalRoot: root, BatchSize: 400})
+	if err != nil {
+		t.Fatalf("apply: %v", err)
+	}
+	if !slices.Equal(res.Applied, []string{"1", "2", "3", "4"}) || res.Statements != 2+len(many)+2 || res.Failed || res.RolledBack {
+		t.Fatalf("result %+v", res)
+	}
+	c1, c2 := pgtest.Conn(t, srv, "db1"), pgtest.Conn(t, srv, "db2")
+	if !yes(t, c1, `SELECT has_table_privilege('app', 't1', 'SELECT') AND has_table_privilege('app', 't2', 'SELECT') AND NOT has_table_privilege('app', 't1', 'INSERT')`) ||
+		!yes(t, c2, `SELECT has_table_privilege('app', 't1', 'INSERT') AND NOT has_table_privilege('app', 't2', 'SELECT')`) ||
+		yes(t, c1, `SELECT EXISTS (SELECT FROM pg_roles WHERE rolname = 'gone')`) {
+		t.Fatal("the server does not hold what the plan says")
+	}
+	j, err := plan.OpenJournal(root, res.PlanID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, _ := j.State()
+	if st.State != plan.StateApplied || len(st.Applied) != 4 {
+		t.Fatalf("journal state %+v", st)
+	}
+	for _, name := range []string{"plan.json", beforeFile, verifiersFile} {
+		fi, err := os.Stat(filepath.Join(j.Dir, name))
+		if err != nil || fi.Mode().Perm() != 0o600 {
+			t.Fatalf("%s: %v %v", name, fi, err)
+		}
+	}
+	saved, err := readVerifiers(j)
+	if err != nil || len(saved) != 1 || saved[0].Role != "gone" || saved[0].Verifier == nil || !strings.HasPrefix(*saved[0].Verifier, "SCRAM-SHA-256$") {
+		t.Fatalf("verifiers %v %v", saved, err)
+	}
+	// Applied once: the same plan id cannot run again.
+	if _, err := Apply(pgtest.Ctx(t), srv.ConnConfig("postgres"), p, before, Options{JournalRoot: root}); err == nil || !strings.Contains(err.Error(), "already exists") {
+		t.Fatalf("second apply of the same plan: %v", err)
+	}
+}
+
+// A statement that fails names itself (first line, secrets masked), its
+// database and its step; nothing of the failing transaction lands.
+func TestApplyErrorNamesStatement(t *testing.T) {
+	t.Parallel()
+	srv := pgtest.Start(t, localpg.Options{})
+	exec(t, srv, "postgres", "CREATE DATABASE db1")
+	exec(t, srv, "db1", "CREATE TABLE t1 (id int)", "CREATE ROLE r")
+	stmts := []string{}
+	for range 700 {
+		stmts = append(stmts, "GRANT SELECT ON t1 TO r")
+	}
+	stmts = append(stmts, "GRANT SELECT ON missing_table\nTO r", "ALTER ROLE r PASSWORD 'SCRAM-SHA-256$never-shown'")
+	p := newPlan(sqlStep("1", "db1", false, stmts...))
+	before := &policy.File{Version: 1}
+	root := t.TempDir()
+	res, err := Apply(pgtest.Ctx(t), srv.ConnConfig("postgres"), p, before, Options{JournalRoot: root, BatchSize: 300})
+	if err == nil {
+		t.Fatal("apply succeeded")
+	}
+	for _, want := range []string{"step 1", `database db1`, "GRANT SELECT ON missing_table …", "42P01"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not say %q", err, want)
+		}
+	}
+	if res.Changed || res.RolledBack || !res.Failed || res.Statements != 0 {
+		t.Fatalf("result %+v", res)
+	}
+	c := pgtest.Conn(t, srv, "db1")
+	if yes(t, c, `SELECT has_table_privilege('r', 't1', 'SELECT')`) {
+		t.Fatal("a statement of the failed transaction landed")
+	}
+	j, _ := plan.OpenJournal(root, res.PlanID)
+	st, _ := j.State()
+	if st.State != plan.StateFailed || !strings.Contains(st.Problem, "missing_table") {
+		t.Fatalf("journal state %+v", st)
+	}
+	// A secret in the failing statement is never shown.
+	p2 := newPlan(sqlStep("1", "db1", false, "ALTER ROLE nobody_here PASSWORD 'SCRAM-SHA-256$4096:c2VjcmV0'"))
+	_, err = Apply(pgtest.Ctx(t), srv.ConnConfig("postgres"), p2, before, Options{JournalRoot: root})
+	if err == nil || strings.Contains(err.Error(), "c2VjcmV0") || !strings.Contains(err.Error(), "'*****'") {
+		t.Fatalf("error %v", err)
+	}
+}
+
+// A lock wait longer than the lock timeout fails the step and names the
+// session holding the lock (pid, role, application), never its query.
+func TestLockTimeoutNamesBlockers(t *testing.T) {
+	t.Parallel()
+	srv := pgtest.Start(t, localpg.Options{})
+	exec(t, srv, "postgres", "CREATE TABLE t (id int)", "CREATE ROLE holder LOGIN", "GRANT SELECT ON t TO holder")
+	ctx := pgtest.Ctx(t)
+	cfg := srv.ConnConfig("postgres")
+	cfg.RuntimeParams["application_name"] = "nightly report"
+	h, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close(context.Background())
+	for _, q := range []string{"BEGIN", "SET ROLE holder", "SELECT /* secret-query-text */ count(*) FROM t"} {
+		if _, err := h.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := newPlan(sqlStep("1", "postgres", false, "GRANT SELECT ON t TO PUBLIC", "ALTER TABLE t ENABLE ROW LEVEL SECURITY"))
+	_, err = Apply(ctx, srv.ConnConfig("postgres"), p, &policy.File{Version: 1}, Options{JournalRoot: t.TempDir(), LockTimeout: 600 * time.Millisecond})
+	if err == nil {
+		t.Fatal("apply did not time out")
+	}
+	for _, want := range []string{"55P03", "blocked by pid", "role postgres", "'nightly report'", "ALTER TABLE t ENABLE ROW LEVEL SECURITY"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not say %q", err, want)
+		}
+	}
+	if strings.Contains(err.Error(), "secret-query-text") {
+		t.Errorf("error shows the blocker's query: %v", err)
+	}
+}
