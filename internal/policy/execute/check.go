@@ -57,6 +57,7 @@ func check(ctx context.Context, cfg *pgx.ConnConfig, p *plan.Plan, o *Options, r
 		return g
 	}
 	databases := map[string]bool{}
+	uncheckable := map[string]bool{}
 	for _, s := range p.Steps[first:] {
 		db := dbName(cfg, s.Database)
 		if s.Autocommit {
@@ -129,6 +130,7 @@ func check(ctx context.Context, cfg *pgx.ConnConfig, p *plan.Plan, o *Options, r
 				}
 				err := ss.execBatches(ctx, []string{s.sql})
 				if err != nil && sqlState(err) == codeDependentsExist {
+					uncheckable[s.step] = true
 					res.NotChecked = append(res.NotChecked, fmt.Sprintf("step %s: %s: not checkable: the role still has dependents the other databases' rolled-back steps would remove (%s)", s.step, firstLine(s.sql), serverMessage(errors.Unwrap(err))))
 					if err := ss.execBatches(ctx, []string{"ROLLBACK TO SAVEPOINT pgaegis_check"}); err != nil {
 						return err
@@ -148,7 +150,7 @@ func check(ctx context.Context, cfg *pgx.ConnConfig, p *plan.Plan, o *Options, r
 		switch {
 		case err == nil:
 			for _, id := range g.steps {
-				if !slices.Contains(res.Checked, id) {
+				if !slices.Contains(res.Checked, id) && !uncheckable[id] {
 					res.Checked = append(res.Checked, id)
 				}
 			}

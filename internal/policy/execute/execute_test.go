@@ -169,3 +169,87 @@ func TestLockTimeoutNamesBlockers(t *testing.T) {
 		t.Errorf("error shows the blocker's query: %v", err)
 	}
 }
+
+// --check runs every statement and rolls everything back: the catalogs
+// are byte-identical afterwards, nothing is journalled, CREATE DATABASE
+// is only checked for a free name, a DROP ROLE whose dependents other
+// databases' rolled-back steps remove is "not checkable", and a failing
+// statement is reported with its step while the other steps are still
+// checked.
+func TestCheckLeavesCatalogsIdentical(t *testing.T) {
+	t.Parallel()
+	srv := pgtest.Start(t, localpg.Options{})
+	exec(t, srv, "postgres", "CREATE DATABASE db1", "CREATE DATABASE db2", "CREATE ROLE old LOGIN PASSWORD 'old-secret'", "CREATE ROLE keep LOGIN",
+		"GRANT CONNECT ON DATABASE db1 TO old")
+	for _, db := range []string{"db1", "db2"} {
+		exec(t, srv, db, "CREATE TABLE t (id int)", "CREATE TABLE owned_by_old (id int)", "ALTER TABLE owned_by_old OWNER TO old",
+			"GRANT SELECT, UPDATE ON t TO old", "CREATE FUNCTION f() RETURNS int LANGUAGE sql AS 'SELECT 1'")
+	}
+	v := verifier(t, srv)
+	dbStep := func(id, db string, extra ...string) plan.Step {
+		return sqlStep(id, db, false, append([]string{
+			"GRANT CONNECT ON DATABASE " + db + " TO grp", "GRANT USAGE ON SCHEMA public TO grp", "GRANT SELECT, INSERT ON t TO grp",
+			"GRANT SELECT (id) ON t TO keep", "REVOKE ALL ON t FROM old",
+			"ALTER DEFAULT PRIVILEGES FOR ROLE grp IN SCHEMA public GRANT SELECT ON TABLES TO keep",
+			"ALTER DEFAULT PRIVILEGES FOR ROLE grp REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC",
+			"ALTER TABLE t ENABLE ROW LEVEL SECURITY", "ALTER TABLE t FORCE ROW LEVEL SECURITY",
+			"CREATE POLICY p ON t TO grp USING (id > 0)", "ALTER TABLE t OWNER TO grp",
+			"REVOKE EXECUTE ON FUNCTION f() FROM PUBLIC", "ALTER SCHEMA public OWNER TO grp",
+			"ALTER ROLE newapp IN DATABASE " + db + " SET work_mem = '8MB'",
+		}, extra...)...)
+	}
+	full := newPlan(
+		sqlStep("1", "postgres", true, "CREATE ROLE grp", "CREATE ROLE newapp LOGIN CONNECTION LIMIT 5", "GRANT grp TO newapp",
+			"ALTER ROLE newapp SET search_path = public", "ALTER ROLE keep PASSWORD '"+v+"'", "ALTER ROLE keep CREATEDB"),
+		plan.Step{ID: "2", Kind: plan.KindSQL, Database: "postgres", Autocommit: true, SQL: []string{"CREATE DATABASE db3 OWNER grp"}},
+		dbStep("3", "db1"),
+		dbStep("4", "db2"),
+		sqlStep("5", "db3", false, "GRANT CONNECT ON DATABASE db3 TO newapp"),
+		sqlStep("6", "db1", true, "REASSIGN OWNED BY old TO grp", "DROP OWNED BY old"),
+		sqlStep("7", "db2", true, "REASSIGN OWNED BY old TO grp", "DROP OWNED BY old"),
+		sqlStep("8", "postgres", true, "DROP ROLE old"),
+	)
+	broken := newPlan(full.Steps[0], dbStep("3", "db1", "GRANT SELECT ON nope TO grp"), dbStep("4", "db2"))
+	oneDB := newPlan(sqlStep("1", "db1", true, "CREATE ROLE grp", "GRANT SELECT ON t TO grp", "DROP ROLE old"))
+
+	for _, tc := range []struct {
+		name       string
+		p          *plan.Plan
+		checked    []string
+		notChecked []string
+		errors     []string
+	}{
+		{"full", full, []string{"1", "3", "4", "6", "7"}, []string{"step 2: CREATE DATABASE db3 not checked", "step 5: database db3 does not exist yet", "step 8: DROP ROLE old: not checkable"}, nil},
+		{"broken", broken, []string{"1", "4"}, nil, []string{"step 3: in database db1: GRANT SELECT ON nope TO grp: relation \"nope\" does not exist (SQLSTATE 42P01)"}},
+		{"one database", oneDB, nil, nil, []string{"step 1: in database db1: DROP ROLE old: role \"old\" cannot be dropped because some objects depend on it (SQLSTATE 2BP01)"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := catalogs(t, srv, "db1", "db2")
+			root := t.TempDir()
+			res, err := Apply(pgtest.Ctx(t), srv.ConnConfig("postgres"), tc.p, nil, Options{Check: true, JournalRoot: root})
+			if err != nil {
+				t.Fatalf("check: %v", err)
+			}
+			sameCatalogs(t, tc.name, before, catalogs(t, srv, "db1", "db2"))
+			if ents, _ := os.ReadDir(root); len(ents) != 0 {
+				t.Errorf("check mode journalled %d entries", len(ents))
+			}
+			if !slices.Equal(res.Checked, tc.checked) {
+				t.Errorf("checked %v, want %v", res.Checked, tc.checked)
+			}
+			if len(res.NotChecked) != len(tc.notChecked) || len(res.CheckErrors) != len(tc.errors) || res.Failed != (len(tc.errors) > 0) {
+				t.Fatalf("not checked %q, errors %q", res.NotChecked, res.CheckErrors)
+			}
+			for i, w := range tc.notChecked {
+				if !strings.HasPrefix(res.NotChecked[i], w) {
+					t.Errorf("not checked %q, want %q...", res.NotChecked[i], w)
+				}
+			}
+			for i, w := range tc.errors {
+				if !strings.HasPrefix(res.CheckErrors[i], w) {
+					t.Errorf("error %q, want %q...", res.CheckErrors[i], w)
+				}
+			}
+		})
+	}
+}
