@@ -253,3 +253,121 @@ func TestCheckLeavesCatalogsIdentical(t *testing.T) {
 		})
 	}
 }
+
+// The application keeps working while its privileges move: a loop of
+// queries as the app role in another connection sees no permission
+// error while a plan moves the app from direct grants to a group role's
+// membership, grants a table it did not have, and revokes from another
+// role.
+func TestApplyMidTrafficNoPermissionError(t *testing.T) {
+	t.Parallel()
+	srv := pgtest.Start(t, localpg.Options{})
+	exec(t, srv, "postgres", "CREATE DATABASE appdb", "CREATE ROLE app LOGIN PASSWORD 'app-test-secret'", "CREATE ROLE other LOGIN")
+	exec(t, srv, "appdb",
+		"CREATE TABLE t1 (id int PRIMARY KEY, n int)", "CREATE TABLE t2 (id serial, v text)", "CREATE TABLE t3 (id int)",
+		"INSERT INTO t1 VALUES (1, 0)",
+		"GRANT USAGE ON SCHEMA public TO app",
+		"GRANT SELECT, INSERT, UPDATE ON t1, t2 TO app", "GRANT USAGE ON SEQUENCE t2_id_seq TO app",
+		"GRANT SELECT ON t1, t2 TO other")
+	ctx := pgtest.Ctx(t)
+	p := midTrafficPlan(t, srv)
+
+	acfg := srv.ConnConfig("appdb")
+	acfg.User, acfg.Password = "app", "app-test-secret"
+	app, err := pgx.ConnectConfig(ctx, acfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer app.Close(context.Background())
+	const minQueries = 3000
+	warm, applied := make(chan struct{}), make(chan struct{})
+	type outcome struct {
+		n      int
+		errors []string
+	}
+	loop := make(chan outcome)
+	go func() {
+		var o outcome
+		qs := []string{"SELECT count(*) FROM t1", "INSERT INTO t2 (v) VALUES ('x')", "UPDATE t1 SET n = n + 1 WHERE id = 1", "SELECT max(id) FROM t2"}
+		for done := false; !done || o.n < minQueries; o.n++ {
+			if _, err := app.Exec(ctx, qs[o.n%len(qs)]); err != nil {
+				o.errors = append(o.errors, err.Error())
+				if len(o.errors) > 5 || ctx.Err() != nil {
+					break
+				}
+			}
+			if o.n == 300 {
+				close(warm)
+			}
+			select {
+			case <-applied:
+				done = true
+			default:
+			}
+		}
+		loop <- o
+	}()
+	<-warm
+	res, err := Apply(ctx, srv.ConnConfig("postgres"), p, &policy.File{Version: 1}, Options{JournalRoot: t.TempDir()})
+	close(applied)
+	o := <-loop
+	if err != nil {
+		t.Fatalf("apply: %v", err)
+	}
+	t.Logf("%d application queries around an apply of %d statements", o.n, res.Statements)
+	if len(o.errors) > 0 {
+		t.Fatalf("the application saw errors mid-apply: %q", o.errors)
+	}
+	c := pgtest.Conn(t, srv, "appdb")
+	if !yes(t, c, `SELECT has_table_privilege('app', 't3', 'SELECT') AND NOT has_table_privilege('other', 't2', 'SELECT')
+		AND NOT EXISTS (SELECT FROM pg_class WHERE relname IN ('t1','t2') AND relacl::text LIKE '%app=%')`) {
+		t.Fatal("the server does not hold the plan's end state")
+	}
+	if _, err := app.Exec(ctx, "SELECT count(*) FROM t3"); err != nil {
+		t.Fatalf("app after the apply: %v", err)
+	}
+}
+
+// A non-superuser with CREATEROLE that owns the database's objects (all a
+// managed service gives) applies and checks a plan: pg_authid is not
+// readable, which the result says instead of failing.
+func TestApplyAsCreateRoleNonSuperuser(t *testing.T) {
+	t.Parallel()
+	srv := pgtest.Start(t, localpg.Options{})
+	exec(t, srv, "postgres", "CREATE ROLE admin LOGIN CREATEROLE PASSWORD 'admin-test-secret'", "CREATE DATABASE appdb OWNER admin")
+	acfg := srv.ConnConfig("appdb")
+	acfg.User, acfg.Password = "admin", "admin-test-secret"
+	ctx := pgtest.Ctx(t)
+	ac, err := pgx.ConnectConfig(ctx, acfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{"CREATE ROLE leaving", "CREATE SCHEMA app", "CREATE TABLE app.t (id int)", "GRANT SELECT ON app.t TO leaving"} {
+		if _, err := ac.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ac.Close(ctx)
+	p := newPlan(
+		sqlStep("1", "appdb", true, "CREATE ROLE reader", "CREATE ROLE web LOGIN", "GRANT reader TO web"),
+		sqlStep("2", "appdb", false, "GRANT USAGE ON SCHEMA app TO reader", "GRANT SELECT ON app.t TO reader", "REVOKE SELECT ON app.t FROM leaving"),
+		sqlStep("3", "appdb", true, "DROP ROLE leaving"),
+	)
+	before := catalogs(t, srv, "appdb")
+	chk, err := Apply(ctx, acfg, p, nil, Options{Check: true})
+	if err != nil || len(chk.CheckErrors) > 0 || !slices.Equal(chk.Checked, []string{"1", "2", "3"}) {
+		t.Fatalf("check as admin: %+v %v", chk, err)
+	}
+	sameCatalogs(t, "check as admin", before, catalogs(t, srv, "appdb"))
+	res, err := Apply(ctx, acfg, p, &policy.File{Version: 1, Roles: policy.Roles{"admin": {}, "leaving": {}}}, Options{JournalRoot: t.TempDir()})
+	if err != nil {
+		t.Fatalf("apply as admin: %v", err)
+	}
+	if len(res.Notes) != 1 || !strings.Contains(res.Notes[0], "pg_authid is not readable") {
+		t.Fatalf("notes %q", res.Notes)
+	}
+	c := pgtest.Conn(t, srv, "appdb")
+	if !yes(t, c, `SELECT has_table_privilege('web', 'app.t', 'SELECT') AND NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'leaving')`) {
+		t.Fatal("the server does not hold the plan's end state")
+	}
+}
