@@ -20,8 +20,10 @@ import (
 // The policy engine's parts this command composes: load the file, read
 // the live state of its databases, export that state as a file.
 var (
-	policyLoad   = func(path string) (*policy.File, error) { return nil, errors.New("policy files cannot be loaded yet") }
-	policyRead   = func(ctx context.Context, cfg *pgx.ConnConfig, databases []string) (*policy.Live, error) { return nil, errors.New("the live read is not built yet") }
+	policyLoad = func(path string) (*policy.File, error) { return nil, errors.New("policy files cannot be loaded yet") }
+	policyRead = func(ctx context.Context, cfg *pgx.ConnConfig, databases []string) (*policy.Live, error) {
+		return nil, errors.New("the live read is not built yet")
+	}
 	policyExport = func(live *policy.Live) *policy.File { return nil }
 )
 
