@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -14,18 +13,13 @@ import (
 	"github.com/pgaegis/pgaegis/internal/plan"
 	"github.com/pgaegis/pgaegis/internal/policy"
 	"github.com/pgaegis/pgaegis/internal/policy/execute"
-	"github.com/pgaegis/pgaegis/internal/sqllex"
+	"github.com/pgaegis/pgaegis/internal/policy/inspect"
 )
 
-// The policy engine's parts this command composes: load the file, read
-// the live state of its databases, export that state as a file.
-var (
-	policyLoad = func(path string) (*policy.File, error) { return nil, errors.New("policy files cannot be loaded yet") }
-	policyRead = func(ctx context.Context, cfg *pgx.ConnConfig, databases []string) (*policy.Live, error) {
-		return nil, errors.New("the live read is not built yet")
-	}
-	policyExport = func(live *policy.Live) *policy.File { return nil }
-)
+// policyRead reads the live state of the databases a file names.
+func policyRead(ctx context.Context, cfg *pgx.ConnConfig, databases []string) (*policy.Live, error) {
+	return inspect.Read(ctx, cfg, inspect.Options{Databases: databases})
+}
 
 func policyApplyCmd(env *Env) *cobra.Command {
 	cmd := &cobra.Command{
@@ -88,7 +82,7 @@ Exit codes: 0 applied and verified, nothing to do, or the check passed;
 		if !*doCheck && !*yes && !stdinTerminal(env) {
 			return ExitError, usagef("apply changes the server: standard input is not a terminal to ask on, so give --yes (after reviewing the plan with --check)")
 		}
-		desired, err := policyLoad(args[0])
+		desired, err := policy.Load(args[0])
 		if err != nil {
 			return ExitError, err
 		}
@@ -111,7 +105,7 @@ Exit codes: 0 applied and verified, nothing to do, or the check passed;
 			p.Target = policyTarget(cfg)
 		}
 		tenv := textEnv(env)
-		if err := plan.WriteText(tenv.Stdout, maskedPlan(p)); err != nil {
+		if err := plan.WriteText(tenv.Stdout, policy.MaskVerifiers(p)); err != nil {
 			return ExitError, err
 		}
 		writeNotes(tenv, notes)
@@ -226,46 +220,32 @@ func policyTarget(cfg *pgx.ConnConfig) string {
 }
 
 // beforeFile is the live state of the desired file's scope as a policy
-// file: every role (so a rollback drops those the apply creates), the
-// databases and, inside them, the schemas the file names.
+// file, every object named (no compaction to reinterpret): every role
+// (so a rollback drops those the apply creates), the databases and,
+// inside them, the schemas the file names.
 func beforeFile(desired *policy.File, live *policy.Live) *policy.File {
-	f := policyExport(live)
-	if f == nil {
-		return nil
-	}
+	f := *live.File
 	f.Mode, f.IgnoreRoles = policy.Authoritative, desired.IgnoreRoles
-	for name, db := range f.Databases {
+	f.Databases = map[string]*policy.Database{}
+	for name, db := range live.File.Databases {
 		want, ok := desired.Databases[name]
-		if !ok {
-			delete(f.Databases, name)
+		if !ok || db == nil {
 			continue
 		}
+		d := *db
 		if want == nil || want.Schemas == nil {
-			db.Schemas = nil
-			continue
-		}
-		for s := range db.Schemas {
-			if _, ok := want.Schemas[s]; !ok {
-				delete(db.Schemas, s)
+			d.Schemas = nil
+		} else {
+			d.Schemas = map[string]*policy.Schema{}
+			for s, sc := range db.Schemas {
+				if _, ok := want.Schemas[s]; ok {
+					d.Schemas[s] = sc
+				}
 			}
 		}
+		f.Databases[name] = &d
 	}
-	return f
-}
-
-// maskedPlan is p with every secret literal in its SQL masked (a
-// password verifier is no clear text, but it is not for a terminal).
-func maskedPlan(p *plan.Plan) *plan.Plan {
-	q := *p
-	q.Steps = make([]plan.Step, len(p.Steps))
-	for i, s := range p.Steps {
-		s.SQL = append([]string(nil), s.SQL...)
-		for k, stmt := range s.SQL {
-			s.SQL[k], _ = sqllex.Redact(stmt)
-		}
-		q.Steps[i] = s
-	}
-	return &q
+	return &f
 }
 
 func writeNotes(env *Env, notes []policy.Note) {

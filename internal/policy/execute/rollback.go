@@ -17,12 +17,13 @@ import (
 
 	"github.com/pgaegis/pgaegis/internal/plan"
 	"github.com/pgaegis/pgaegis/internal/policy"
+	"github.com/pgaegis/pgaegis/internal/policy/inspect"
 	"github.com/pgaegis/pgaegis/internal/quote"
 )
 
-// readLive reads the live state of the databases named (inspect.Read).
-var readLive = func(ctx context.Context, cfg *pgx.ConnConfig, databases []string) (*policy.Live, error) {
-	return nil, errors.New("policy rollback: the live read is not wired yet")
+// readLive reads the live state of the databases named.
+func readLive(ctx context.Context, cfg *pgx.ConnConfig, databases []string) (*policy.Live, error) {
+	return inspect.Read(ctx, cfg, inspect.Options{Databases: databases})
 }
 
 // Rollback puts back the state plan id started from: it diffs the
@@ -175,11 +176,15 @@ func scopeDatabases(f *policy.File) []string {
 	return out
 }
 
-// lost names what a restore cannot bring back: what DROP OWNED removed.
+// lost names what a restore cannot bring back: what DROP OWNED removed,
+// and databases the plan created (a restore never drops a database).
 func lost(p *plan.Plan) []string {
 	var out []string
 	for _, s := range p.Steps {
 		for _, q := range s.SQL {
+			if name, ok := createdDatabase(q); ok && s.Autocommit {
+				out = append(out, fmt.Sprintf("database %s was created by the plan and is left in place (drop it by hand if it is not wanted)", quote.Ident(name)))
+			}
 			if ownedStatement(q) == "drop" {
 				out = append(out, fmt.Sprintf("database %s: %s removed the objects those roles owned and their privileges there; they cannot be restored from the journal (use a backup)", quote.Ident(s.Database), firstLine(q)))
 			}
