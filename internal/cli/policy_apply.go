@@ -137,7 +137,7 @@ Exit codes: 0 applied and verified, nothing to do, or the check passed;
 				return ExitError, nil
 			}
 		}
-		before := beforeFile(desired, live)
+		before := execute.Before(desired, live)
 		o.Verify = func(ctx context.Context) error {
 			live, err := policyRead(ctx, cfg, dbs)
 			if err != nil {
@@ -206,10 +206,14 @@ Exit codes: 0 rolled back and verified; 2 an error or a refusal.`,
 	return cmd
 }
 
-// fileDatabases are the databases a policy file names.
+// fileDatabases are the databases a policy file names; none (every
+// database) for a legacy file's database-less entry.
 func fileDatabases(f *policy.File) []string {
 	var out []string
 	for d := range f.Databases {
+		if d == policy.AllDatabases {
+			return nil
+		}
 		out = append(out, d)
 	}
 	return out
@@ -217,35 +221,6 @@ func fileDatabases(f *policy.File) []string {
 
 func policyTarget(cfg *pgx.ConnConfig) string {
 	return fmt.Sprintf("%s@%s:%d/%s", cfg.User, cfg.Host, cfg.Port, cfg.Database)
-}
-
-// beforeFile is the live state of the desired file's scope as a policy
-// file, every object named (no compaction to reinterpret): every role
-// (so a rollback drops those the apply creates), the databases and,
-// inside them, the schemas the file names.
-func beforeFile(desired *policy.File, live *policy.Live) *policy.File {
-	f := *live.File
-	f.Mode, f.IgnoreRoles = policy.Authoritative, desired.IgnoreRoles
-	f.Databases = map[string]*policy.Database{}
-	for name, db := range live.File.Databases {
-		want, ok := desired.Databases[name]
-		if !ok || db == nil {
-			continue
-		}
-		d := *db
-		if want == nil || want.Schemas == nil {
-			d.Schemas = nil
-		} else {
-			d.Schemas = map[string]*policy.Schema{}
-			for s, sc := range db.Schemas {
-				if _, ok := want.Schemas[s]; ok {
-					d.Schemas[s] = sc
-				}
-			}
-		}
-		f.Databases[name] = &d
-	}
-	return &f
 }
 
 func writeNotes(env *Env, notes []policy.Note) {

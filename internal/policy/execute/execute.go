@@ -335,3 +335,36 @@ func saveVerifiers(ctx context.Context, cfg *pgx.ConnConfig, j *plan.Journal, p 
 	}
 	return nil, j.WriteExtra(verifiersFile, append(b, '\n'))
 }
+
+// Before is the live state of the desired file's scope as a policy file,
+// for Apply's journal: every role (so a rollback drops those the apply
+// creates), the databases the file names and, inside them, the schemas
+// it names, every object named (live.File is not compacted, so nothing
+// is reinterpreted on the way back).
+func Before(desired *policy.File, live *policy.Live) *policy.File {
+	f := *live.File
+	f.Mode, f.IgnoreRoles = policy.Authoritative, desired.IgnoreRoles
+	f.Databases = map[string]*policy.Database{}
+	for name, db := range live.File.Databases {
+		want, ok := desired.Databases[name]
+		if !ok {
+			want, ok = desired.Databases[policy.AllDatabases] // a legacy file's every database
+		}
+		if !ok || db == nil {
+			continue
+		}
+		d := *db
+		if want == nil || want.Schemas == nil {
+			d.Schemas = nil
+		} else {
+			d.Schemas = map[string]*policy.Schema{}
+			for s, sc := range db.Schemas {
+				if _, ok := want.Schemas[s]; ok {
+					d.Schemas[s] = sc
+				}
+			}
+		}
+		f.Databases[name] = &d
+	}
+	return &f
+}
