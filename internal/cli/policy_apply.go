@@ -282,8 +282,8 @@ func policyOutcome(env *Env, verb string, r *execute.Result, err error) (int, er
 	if len(r.Applied) > 0 {
 		what = fmt.Sprintf("step %s, %s", strings.Join(r.Applied, ", "), what)
 	}
-	if r.RestorePlanID != "" {
-		what += ", restore journal " + r.RestorePlanID
+	if len(r.RestorePlans) > 0 {
+		what += ", restore journal " + strings.Join(r.RestorePlans, ", ")
 	}
 	fmt.Fprintf(env.Stdout, "plan %s %s and verified (%s) in %s; journal %s\n", esc(r.PlanID), verb, esc(what), r.Took.Round(time.Millisecond), esc(r.JournalDir))
 	return ExitOK, nil

@@ -101,13 +101,13 @@ type Result struct {
 	NotChecked  []string `json:"not_checked,omitempty"`
 	CheckErrors []string `json:"check_errors,omitempty"`
 	// Failed: the plan did not hold; Changed: something had committed
-	// when it failed; RolledBack: that was restored (RestorePlanID is the
-	// restoring plan's journal, when it had steps).
-	Failed        bool   `json:"failed,omitempty"`
-	Changed       bool   `json:"changed,omitempty"`
-	RolledBack    bool   `json:"rolled_back,omitempty"`
-	RestorePlanID string `json:"restore_plan_id,omitempty"`
-	Problem       string `json:"problem,omitempty"`
+	// when it failed; RolledBack: that was restored (RestorePlans are the
+	// restoring plans' journals, when anything differed).
+	Failed       bool     `json:"failed,omitempty"`
+	Changed      bool     `json:"changed,omitempty"`
+	RolledBack   bool     `json:"rolled_back,omitempty"`
+	RestorePlans []string `json:"restore_plans,omitempty"`
+	Problem      string   `json:"problem,omitempty"`
 	// Lost says what a restore cannot bring back; Notes anything else
 	// worth knowing (verifiers that could not be saved).
 	Lost  []string      `json:"lost,omitempty"`
@@ -206,7 +206,7 @@ func Apply(ctx context.Context, cfg *pgx.ConnConfig, p *plan.Plan, before *polic
 	o.logf("restoring the state before the plan: %s", runErr)
 	rr, rerr := restore(ctx, cfg, j, &o)
 	res.Lost = append(res.Lost, rr.Lost...)
-	res.RestorePlanID = rr.PlanID
+	res.RestorePlans = rr.RestorePlans
 	problem := runErr.Error()
 	if rerr != nil {
 		problem += "; the restore failed too: " + rerr.Error() + " (see the journal " + j.Dir + ")"

@@ -29,7 +29,8 @@ func readLive(ctx context.Context, cfg *pgx.ConnConfig, databases []string) (*po
 // Rollback puts back the state plan id started from: it diffs the
 // journalled before file (authoritative: roles the apply created are
 // dropped, what it revoked is granted again) against the server, applies
-// that plan (journalled as <id>-restore), restores the password verifiers
+// that plan (journalled as <id>-restore, and <id>-restore-2 when a second pass
+// drops roles the first freed), restores the password verifiers
 // of roles it recreates or whose password the plan changed, and marks
 // the plan rolled back. Result.Lost says what cannot come back.
 func Rollback(ctx context.Context, cfg *pgx.ConnConfig, root, id string, o Options) (*Result, error) {
@@ -62,7 +63,7 @@ func Rollback(ctx context.Context, cfg *pgx.ConnConfig, root, id string, o Optio
 		return res, fmt.Errorf("plan %s has no %s: it is not a policy plan (see pgaegis fix rollback)", id, beforeFile)
 	}
 	rr, err := restore(ctx, cfg, j, &o)
-	res.RestorePlanID, res.Applied, res.Statements, res.Lost, res.Notes = rr.PlanID, rr.Applied, rr.Statements, rr.Lost, rr.Notes
+	res.RestorePlans, res.Statements, res.Lost, res.Notes = rr.RestorePlans, rr.Statements, rr.Lost, rr.Notes
 	if err != nil {
 		res.Failed, res.Problem = true, err.Error()
 		return res, err
@@ -72,8 +73,8 @@ func Rollback(ctx context.Context, cfg *pgx.ConnConfig, root, id string, o Optio
 	return res, j.WriteState(st)
 }
 
-// restore brings the scope of journal j back to its before file. The
-// result's PlanID is the restoring plan's (empty when nothing differed).
+// restore brings the scope of journal j back to its before file; the
+// result's RestorePlans are the journals of the restoring plans.
 func restore(ctx context.Context, cfg *pgx.ConnConfig, j *plan.Journal, o *Options) (*Result, error) {
 	res := &Result{}
 	data, err := j.ReadExtra(beforeFile)
@@ -97,65 +98,75 @@ func restore(ctx context.Context, cfg *pgx.ConnConfig, j *plan.Journal, o *Optio
 		res.Lost = append(res.Lost, "passwords: the verifiers were not journalled (pg_authid was not readable), so roles the plan dropped or re-passworded keep no password or the new one")
 	}
 	dopt := policy.Options{Mode: policy.Authoritative, ConnectDatabase: cfg.Database, DropOwned: o.DropOwned}
-	live, err := readLive(ctx, cfg, scopeDatabases(&before))
-	if err != nil {
-		return res, err
-	}
-	rp, notes, err := policy.Diff(&before, live, dopt)
-	if err != nil {
-		return res, fmt.Errorf("planning the restore: %w", err)
-	}
-	for _, n := range notes {
-		if n.Level == "held" {
-			res.Lost = append(res.Lost, fmt.Sprintf("%s: %s", n.Object, n.Text))
-		}
-	}
-	if !rp.Empty() {
-		rp.ID = j.ID + "-restore"
-		rp.Target = orig.Target
-		rj, err := plan.CreateJournal(o.root(), rp)
+	// A role the apply created is held by the removal preflight while it
+	// still holds what the first pass revokes: a second pass, reading the
+	// server again, drops it. Each pass is proven by the next read; the
+	// last read must plan nothing.
+	for pass := 1; ; pass++ {
+		live, err := readLive(ctx, cfg, scopeDatabases(&before))
 		if err != nil {
 			return res, err
 		}
-		res.PlanID = rj.ID
-		if err := rj.WriteExtra(beforeFile, data); err != nil {
-			return res, err
-		}
-		rst, err := rj.State()
+		rp, notes, err := policy.Diff(&before, live, dopt)
 		if err != nil {
+			return res, fmt.Errorf("planning the restore: %w", err)
+		}
+		if rp.Empty() {
+			for _, n := range notes {
+				if n.Level == policy.NoteHeld {
+					res.Lost = append(res.Lost, fmt.Sprintf("%s: %s", n.Object, n.Text))
+				}
+			}
+			res.Verified = true
+			return res, nil
+		}
+		if pass > maxRestorePasses {
+			return res, fmt.Errorf("the restore left %d step(s) to do: %s", len(rp.Steps), stepSummaries(rp))
+		}
+		rp.ID, rp.Target = j.ID+"-restore", orig.Target
+		if pass > 1 {
+			rp.ID = fmt.Sprintf("%s-restore-%d", j.ID, pass)
+		}
+		if err := runRestorePass(ctx, cfg, rp, data, o, res); err != nil {
 			return res, err
 		}
-		err = run(ctx, cfg, rp, o, res, func(i int) error {
-			rst.Applied = append(rst.Applied, rp.Steps[i].ID)
-			return rj.WriteState(rst)
-		})
-		if err != nil {
-			rst.State, rst.Problem = plan.StateFailed, err.Error()
-			rj.WriteState(rst)
-			return res, err
-		}
-		rst.State = plan.StateApplied
-		if err := rj.WriteState(rst); err != nil {
+		if err := restoreVerifiers(ctx, cfg, o, verifiers); err != nil {
 			return res, err
 		}
 	}
-	if err := restoreVerifiers(ctx, cfg, o, verifiers); err != nil {
-		return res, err
-	}
-	// Prove it: the server now holds the before file.
-	live, err = readLive(ctx, cfg, scopeDatabases(&before))
+}
+
+// maxRestorePasses bounds the restore's passes: the first restores, the
+// second drops roles the first freed of what they held.
+const maxRestorePasses = 2
+
+// runRestorePass applies one restoring plan, journalled like any apply.
+func runRestorePass(ctx context.Context, cfg *pgx.ConnConfig, rp *plan.Plan, before []byte, o *Options, res *Result) error {
+	rj, err := plan.CreateJournal(o.root(), rp)
 	if err != nil {
-		return res, fmt.Errorf("verifying the restore: %w", err)
+		return err
 	}
-	left, _, err := policy.Diff(&before, live, dopt)
+	res.RestorePlans = append(res.RestorePlans, rj.ID)
+	if err := rj.WriteExtra(beforeFile, before); err != nil {
+		return err
+	}
+	rst, err := rj.State()
 	if err != nil {
-		return res, fmt.Errorf("verifying the restore: %w", err)
+		return err
 	}
-	if !left.Empty() {
-		return res, fmt.Errorf("the restore left %d step(s) to do: %s", len(left.Steps), stepSummaries(left))
+	err = run(ctx, cfg, rp, o, res, func(i int) error {
+		rst.Applied = append(rst.Applied, rp.Steps[i].ID)
+		return rj.WriteState(rst)
+	})
+	if err != nil {
+		rst.State, rst.Problem = plan.StateFailed, err.Error()
+		if werr := rj.WriteState(rst); werr != nil {
+			return fmt.Errorf("%w; %v", err, werr)
+		}
+		return err
 	}
-	res.Verified = true
-	return res, nil
+	rst.State = plan.StateApplied
+	return rj.WriteState(rst)
 }
 
 func stepSummaries(p *plan.Plan) string {

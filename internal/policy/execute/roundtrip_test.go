@@ -55,7 +55,7 @@ databases:
           t1:
             enabled: true
             policies:
-              tenant: {roles: [app_rw], using: "tenant = 2"}
+              tenant: {roles: [app_rw], using: "(tenant = 2)"}
   %[2]s:
     schemas:
       app:
@@ -117,7 +117,7 @@ func TestApplyRollbackRoundTrip(t *testing.T) {
 	estate(t, srv)
 	ctx := pgtest.Ctx(t)
 	cfg := srv.ConnConfig("postgres")
-	before := catalogs(t, srv, "db1", "db2")
+	before := catalogSets(t, srv, "db1", "db2")
 	root := t.TempDir()
 	res, err := applyFile(t, ctx, cfg, fmt.Sprintf(changed, "db1", "db2"), root, nil)
 	if err != nil {
@@ -131,17 +131,17 @@ func TestApplyRollbackRoundTrip(t *testing.T) {
 		AND NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'old')`) {
 		t.Fatal("the server does not hold the file")
 	}
-	if before == catalogs(t, srv, "db1", "db2") {
+	if before == catalogSets(t, srv, "db1", "db2") {
 		t.Fatal("the apply changed nothing")
 	}
 	rb, err := Rollback(ctx, cfg, root, res.PlanID, Options{})
 	if err != nil {
 		t.Fatalf("rollback: %v (%+v)", err, rb)
 	}
-	if !rb.RolledBack || !rb.Verified || rb.RestorePlanID == "" {
+	if !rb.RolledBack || !rb.Verified || len(rb.RestorePlans) == 0 {
 		t.Fatalf("rollback result %+v", rb)
 	}
-	sameCatalogs(t, "after rollback", before, catalogs(t, srv, "db1", "db2"))
+	sameCatalogs(t, "after rollback", before, catalogSets(t, srv, "db1", "db2"))
 	j, _ := plan.OpenJournal(root, res.PlanID)
 	if st, _ := j.State(); st.State != plan.StateRolledBack {
 		t.Fatalf("journal state %s", st.State)
@@ -160,7 +160,7 @@ func TestApplyFailingHalfwayChangesNothing(t *testing.T) {
 	estate(t, srv)
 	ctx := pgtest.Ctx(t)
 	cfg := srv.ConnConfig("postgres")
-	before := catalogs(t, srv, "db1", "db2")
+	before := catalogSets(t, srv, "db1", "db2")
 	root := t.TempDir()
 	res, err := applyFile(t, ctx, cfg, fmt.Sprintf(changed, "db1", "db2"), root, func(p *plan.Plan) {
 		n := 0
@@ -181,7 +181,7 @@ func TestApplyFailingHalfwayChangesNothing(t *testing.T) {
 	if !res.Failed || !res.Changed || !res.RolledBack || !strings.Contains(err.Error(), "no_such_table") {
 		t.Fatalf("result %+v: %v", res, err)
 	}
-	sameCatalogs(t, "after a failed apply", before, catalogs(t, srv, "db1", "db2"))
+	sameCatalogs(t, "after a failed apply", before, catalogSets(t, srv, "db1", "db2"))
 	j, _ := plan.OpenJournal(root, res.PlanID)
 	if st, _ := j.State(); st.State != plan.StateFailed {
 		t.Fatalf("journal state %s", st.State)
