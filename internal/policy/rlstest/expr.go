@@ -85,7 +85,7 @@ func wrap(e string) string { return "(" + e + "\n)" }
 
 // SettingCall is a current_setting call found in an expression.
 type SettingCall struct {
-	Start, End int    // the call, name through closing parenthesis
+	Start, End int    // the call, (qualified) name through closing parenthesis
 	Setting    string // the first argument's text
 	// MissingOK: "absent", "false" or "true"; "expr" when the second
 	// argument is not a constant.
@@ -128,6 +128,9 @@ func SettingCalls(s string) []SettingCall {
 			continue
 		}
 		c := SettingCall{Start: t.Start, argStart: toks[i+1].End, MissingOK: "absent"}
+		if i >= 2 && text(toks[i-1]) == "." && (toks[i-2].Kind == sqllex.Ident || toks[i-2].Kind == sqllex.QuotedIdent) {
+			c.Start = toks[i-2].Start // pg_catalog.current_setting
+		}
 		depth, arg, argFrom := 0, 0, -1
 		j := i + 1
 		for ; j < len(toks); j++ {
@@ -242,8 +245,8 @@ func SafeRewrite(expr string) (string, bool) {
 			continue // nested in a call already rewritten
 		}
 		b.WriteString(expr[at:c.Start])
-		b.WriteString("nullif(current_setting(")
-		b.WriteString(expr[c.argStart:c.argEnd])
+		b.WriteString("nullif(")
+		b.WriteString(expr[c.Start:c.argEnd])
 		b.WriteString(", true), '')")
 		at = c.End
 	}

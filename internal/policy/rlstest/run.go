@@ -84,8 +84,8 @@ func testName(t policy.RLSTest, i int) string {
 	return "#" + strconv.Itoa(i+1)
 }
 
-// Run runs every test of f on the server cfg points at (one connection
-// per database the tests name, as cfg's role). Each test is one
+// Run runs every test of f on the server cfg points at, as cfg's role,
+// one new session per test. Each test is one
 // transaction that is rolled back; the report holds a result per test
 // and err is only for what stops the whole run (a database it cannot
 // connect to, an expression refused before anything runs).
@@ -97,32 +97,27 @@ func Run(ctx context.Context, cfg *pgx.ConnConfig, f *policy.File, o Options) (*
 		return nil, err
 	}
 	rep := &Report{Tests: []Result{}}
-	byDB := map[string][]func(*pgx.Conn){}
-	var order []string
+	var err error
 	forTables(f, func(db, schema, table string, _ *policy.Schema, r *policy.RLS) {
 		for i, t := range r.Tests {
-			i, t := i, t
-			if _, ok := byDB[db]; !ok {
-				order = append(order, db)
+			if err != nil {
+				return
 			}
-			byDB[db] = append(byDB[db], func(c *pgx.Conn) {
-				rep.Tests = append(rep.Tests, runOne(ctx, c, db, schema, table, i, t, o))
-			})
+			// A session of its own per test: a placeholder another test
+			// set with SET LOCAL stays defined (as '') for the rest of a
+			// session, and "a session that never set it" must mean that.
+			dc := cfg.Copy()
+			dc.Database = db
+			var c *pgx.Conn
+			if c, err = pgx.ConnectConfig(ctx, dc); err != nil {
+				err = fmt.Errorf("connecting to database %s: %w", quote.Ident(db), err)
+				return
+			}
+			rep.Tests = append(rep.Tests, runOne(ctx, c, db, schema, table, i, t, o))
+			c.Close(ctx)
 		}
 	})
-	for _, db := range order {
-		dc := cfg.Copy()
-		dc.Database = db
-		c, err := pgx.ConnectConfig(ctx, dc)
-		if err != nil {
-			return rep, fmt.Errorf("connecting to database %s: %w", quote.Ident(db), err)
-		}
-		for _, fn := range byDB[db] {
-			fn(c)
-		}
-		c.Close(ctx)
-	}
-	return rep, nil
+	return rep, err
 }
 
 // Validate refuses test expressions that are not one balanced SQL
