@@ -230,7 +230,7 @@ const WhyMissingOK = "without missing_ok a session that never set it (pg_dump, m
 	"write nullif(current_setting('<name>', true), '')"
 
 // SafeRewrite returns expr with every unsafe call rewritten as
-// nullif(current_setting(<name>, true), ''): a session without the
+// nullif(current_setting(<name>, true), <empty string>): a session without the
 // setting gets NULL (no rows) instead of an error, and so does one whose
 // SET LOCAL has ended. ok is false when there was nothing to rewrite.
 func SafeRewrite(expr string) (string, bool) {
