@@ -59,7 +59,11 @@ type Result struct {
 	Hidden     int      `json:"hidden"`
 	HiddenKeys []string `json:"hidden_keys,omitempty"`
 	Writes     []Write  `json:"writes,omitempty"`
-	Errors     []string `json:"errors,omitempty"`
+	// WronglyAllowed counts writes that passed but should be denied,
+	// WronglyDenied writes denied that should pass (errors aside).
+	WronglyAllowed int      `json:"wrongly_allowed"`
+	WronglyDenied  int      `json:"wrongly_denied"`
+	Errors         []string `json:"errors,omitempty"`
 	// Hints say why rows may leak, from the catalog (RLS off or not
 	// forced for an owner, BYPASSRLS, a superuser).
 	Hints []string `json:"hints,omitempty"`
@@ -175,6 +179,13 @@ func runOne(ctx context.Context, c *pgx.Conn, db, schema, table string, i int, t
 	r.Passed = len(r.Errors) == 0 && r.Leaks == 0 && r.Hidden == 0
 	for _, w := range r.Writes {
 		r.Passed = r.Passed && w.OK
+		switch {
+		case w.OK:
+		case w.Got == "allowed":
+			r.WronglyAllowed++
+		case w.Got == "denied":
+			r.WronglyDenied++
+		}
 	}
 	return r
 }

@@ -168,6 +168,9 @@ func TestRunPlantedMistakes(t *testing.T) {
 		for _, r := range rs {
 			d := describe(r)
 			t.Logf("%s: passed=%v %s hints=%v", k.schema, r.Passed, d, r.Hints)
+			if strings.Contains(k.want, "INSERT#") && r.WronglyAllowed+r.WronglyDenied == 0 && r.Test == rs[0].Test {
+				t.Errorf("%s: the wrong write is not counted", k.schema)
+			}
 			if k.want == "" && !r.Passed || k.want != "" && r.Test == rs[0].Test && (r.Passed || !strings.Contains(d, k.want)) {
 				t.Errorf("%s: %s, want %q", k.schema, d, k.want)
 			}
@@ -254,6 +257,7 @@ func TestRunHostileNames(t *testing.T) {
 	tests := []policy.RLSTest{
 		{Name: `it's "1"`, As: role, Set: map[string]string{"app.te_nant": "1"}, Sees: `"te""nant" = 1`,
 			Insert: []policy.WriteTest{{Values: map[string]string{`te"nant`: "1", "v": "99"}, Expect: "allowed"}}},
+		{Name: "leak by ctid", As: role, Set: map[string]string{"app.te_nant": "2"}, Sees: "false"},
 		{Name: "bad setting", As: role, Set: map[string]string{`app.x'y; --`: "1"}, Sees: `"te""nant" = 1`},
 	}
 	f := &policy.File{Databases: map[string]*policy.Database{"postgres": {Schemas: map[string]*policy.Schema{
@@ -264,7 +268,10 @@ func TestRunHostileNames(t *testing.T) {
 	}
 	// 15+ refuse such a placeholder name; older majors take it. Either
 	// way it is a value for set_config, never SQL.
-	if r := rep.Tests[1]; !r.Passed && len(r.Errors) == 0 {
+	if r := rep.Tests[1]; r.Passed || r.Leaks != 10 || len(r.LeakKeys) != 5 || !strings.HasPrefix(r.LeakKeys[0], "ctid=(0,") {
+		t.Errorf("leak by ctid: %s", describe(r))
+	}
+	if r := rep.Tests[2]; !r.Passed && len(r.Errors) == 0 {
 		t.Errorf("bad setting: %s", describe(r))
 	}
 	var n int
