@@ -62,7 +62,7 @@ type Options struct {
 
 // Tenant is the per-tenant RLS template: on each table, ENABLE and FORCE
 // RLS and one policy for the app, Column = current_setting(Setting, true)
-// cast to the column's type.
+// cast to the column's type (no tenant set: no rows).
 type Tenant struct {
 	// Tables are "table" (in the first schema) or "schema.table".
 	Tables  []string
@@ -282,7 +282,10 @@ func tenantRLS(o Options, db *policy.Database) ([]policy.Note, error) {
 			value = sampleValue(typ)
 		}
 		col := quote.Ident(t.Column)
-		expr := fmt.Sprintf("%s = current_setting(%s, true)::%s", col, quote.Literal(setting), typ)
+		// NULLIF: once a transaction has SET LOCAL the setting, the
+		// session keeps it as '' afterwards, and ''::integer is an error,
+		// not "no tenant".
+		expr := fmt.Sprintf("%s = NULLIF(current_setting(%s, true), '')::%s", col, quote.Literal(setting), typ)
 		rls := &policy.RLS{
 			Enabled: true,
 			Force:   true,

@@ -170,7 +170,7 @@ func TestInitTenant(t *testing.T) {
 		t.Fatalf("rls: %+v", rls)
 	}
 	p := rls.Policies[PolicyName]
-	want := `"Tenant ""Id""" = current_setting('app.tenant_id', true)::integer`
+	want := `"Tenant ""Id""" = NULLIF(current_setting('app.tenant_id', true), '')::integer`
 	if p.Using != want || p.Check != want || !slices.Equal(p.Roles, []string{`ap"p`}) || p.Command != "ALL" {
 		t.Errorf("policy: %+v", p)
 	}
