@@ -11,6 +11,7 @@ package template
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -141,6 +142,7 @@ func Init(o Options, live *policy.Live) (*policy.File, []policy.Note, error) {
 	}
 
 	db := &policy.Database{Owner: o.Owner, Grants: dbGrants, Schemas: map[string]*policy.Schema{}}
+	others := map[string]bool{} // creators the template does not otherwise name
 	f.Databases = map[string]*policy.Database{o.Database: db}
 	liveDB := live.File.Databases[o.Database]
 	for _, name := range o.Schemas {
@@ -170,6 +172,9 @@ func Init(o Options, live *policy.Live) (*policy.File, []policy.Note, error) {
 		s.DefaultPrivileges = policy.DefaultPrivilegesByRole{}
 		for _, c := range creators(o, ls) {
 			s.DefaultPrivileges[c] = def()
+			if _, ours := f.Roles[c]; !ours {
+				others[c] = true
+			}
 		}
 		for _, c := range []string{o.App, o.ReadOnly} {
 			if n := owned(ls, c); n > 0 {
@@ -179,6 +184,7 @@ func Init(o Options, live *policy.Live) (*policy.File, []policy.Note, error) {
 		}
 		db.Schemas[name] = s
 	}
+	notes = append(notes, keepCreators(o, live, db, others)...)
 	if liveDB == nil {
 		notes = append(notes, policy.Note{Level: "info", Object: "database " + o.Database,
 			Text: "does not exist: the plan creates it owned by " + o.Owner})
@@ -234,6 +240,74 @@ func creators(o Options, ls *policy.Schema) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// keepCreators keeps the login roles that create objects here able to
+// connect once PUBLIC's CONNECT is gone. Naming a role in a Grants map
+// makes all of its grants in the file's scope exact (adopt mode), so its
+// live database and schema grants are carried over with CONNECT added;
+// a role that also holds grants on objects it does not own is left out
+// and named in a warning instead.
+func keepCreators(o Options, live *policy.Live, db *policy.Database, others map[string]bool) []policy.Note {
+	liveDB := live.File.Databases[o.Database]
+	if liveDB == nil {
+		return nil
+	}
+	var notes []policy.Note
+	for _, c := range slices.Sorted(maps.Keys(others)) {
+		if lr := live.File.Roles[c]; lr == nil || lr.Login == nil || !*lr.Login {
+			continue // its members connect as themselves
+		}
+		if objectGrantee(liveDB, o.Schemas, c) {
+			notes = append(notes, policy.Note{Level: "warning", Object: "role " + c,
+				Text: fmt.Sprintf("creates objects in %s but is not part of the layout: with PUBLIC's CONNECT revoked it needs its own (GRANT CONNECT ON DATABASE, or name it with --migration)", o.Database)})
+			continue
+		}
+		db.Grants[c] = union(liveDB.Grants[c], "CONNECT")
+		for name, s := range db.Schemas {
+			if ls := liveDB.Schemas[name]; ls != nil && len(ls.Grants[c]) > 0 {
+				s.Grants[c] = slices.Clone(ls.Grants[c])
+			}
+		}
+	}
+	return notes
+}
+
+// objectGrantee: role holds a grant on a table, sequence or function of
+// the schemas (the file's "*" entries would revoke it).
+func objectGrantee(db *policy.Database, schemas []string, role string) bool {
+	for _, name := range schemas {
+		ls := db.Schemas[name]
+		if ls == nil {
+			continue
+		}
+		for _, objs := range []policy.Objects{ls.Tables, ls.Sequences, ls.Functions} {
+			for _, ob := range objs {
+				if ob == nil {
+					continue
+				}
+				if len(ob.Grants[role]) > 0 {
+					return true
+				}
+				for _, cg := range ob.Columns {
+					if len(cg[role]) > 0 {
+						return true
+					}
+				}
+			}
+		}
+	}
+	return false
+}
+
+func union(privs []string, add string) []string {
+	out := slices.Clone(privs)
+	for _, p := range privs {
+		if strings.EqualFold(strings.TrimSuffix(p, " WITH GRANT OPTION"), add) || strings.EqualFold(p, "ALL") {
+			return out
+		}
+	}
+	return append(out, add)
 }
 
 // owned counts the objects role owns in the live schema.

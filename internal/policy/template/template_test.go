@@ -22,12 +22,14 @@ func legacy() *policy.Live {
 	l := fresh(15)
 	l.Databases = append(l.Databases, "appdb")
 	l.File.Roles["app"] = &policy.Role{Login: ptr(true), Settings: policy.Settings{"search_path": "app, public"}}
+	l.File.Roles["deployer"] = &policy.Role{Login: ptr(true)}
+	l.File.Roles["legacy"] = &policy.Role{Login: ptr(true)}
 	l.HasPassword = map[string]bool{"app": true}
 	l.File.Databases["appdb"] = &policy.Database{Owner: "postgres", Schemas: map[string]*policy.Schema{
 		"public": {
 			Owner:     "pg_database_owner",
 			Grants:    policy.Grants{"PUBLIC": {"USAGE"}, "deployer": {"USAGE", "CREATE"}},
-			Tables:    policy.Objects{"orders": {Owner: "legacy"}, "items": {Owner: "app"}},
+			Tables:    policy.Objects{"orders": {Owner: "legacy"}, "items": {Owner: "app", Grants: policy.Grants{"legacy": {"SELECT"}}}},
 			Sequences: policy.Objects{"orders_id_seq": {Owner: "legacy"}},
 		},
 	}}
@@ -119,6 +121,17 @@ func TestInitCreatorsFromLive(t *testing.T) {
 	}
 	if f.Databases["appdb"].Grants["migrator"] == nil {
 		t.Error("migration role cannot connect")
+	}
+	// The deployer keeps its schema grants and gets CONNECT; legacy
+	// holds a grant on a table, so it is only warned about.
+	if g := f.Databases["appdb"].Grants["deployer"]; !slices.Equal(g, []string{"CONNECT"}) {
+		t.Errorf("deployer's database grants: %v", g)
+	}
+	if g := s.Grants["deployer"]; !slices.Equal(g, []string{"USAGE", "CREATE"}) {
+		t.Errorf("deployer's schema grants: %v", g)
+	}
+	if _, named := f.Databases["appdb"].Grants["legacy"]; named || !hasNote(notes, "role legacy", "needs its own") {
+		t.Errorf("legacy: %v %+v", f.Databases["appdb"].Grants, notes)
 	}
 }
 
