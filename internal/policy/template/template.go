@@ -75,6 +75,10 @@ type Tenant struct {
 	// ColumnType returns the column's type as format_type spells it, or
 	// an error when the table or column does not exist.
 	ColumnType func(schema, table, column string) (string, error)
+	// Deparse, when set, returns an expression over the table's columns
+	// as the server prints it back (pg_get_expr), so the file holds what
+	// a later read sees and a second run plans nothing.
+	Deparse func(schema, table, expr string) (string, error)
 }
 
 // Init builds the layout as a policy file for live (the server as read).
@@ -360,6 +364,11 @@ func tenantRLS(o Options, db *policy.Database) ([]policy.Note, error) {
 		// session keeps it as '' afterwards, and ''::integer is an error,
 		// not "no tenant".
 		expr := fmt.Sprintf("%s = NULLIF(current_setting(%s, true), '')::%s", col, quote.Literal(setting), typ)
+		if t.Deparse != nil {
+			if expr, err = t.Deparse(schema, table, expr); err != nil {
+				return nil, fmt.Errorf("template: tenant table %s: %w", quote.Qualified(schema, table), err)
+			}
+		}
 		rls := &policy.RLS{
 			Enabled: true,
 			Force:   true,

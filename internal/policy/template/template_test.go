@@ -191,6 +191,12 @@ func TestInitTenant(t *testing.T) {
 		t.Errorf("tests: %+v", rls.Tests)
 	}
 
+	o.Tenant.Deparse = func(schema, table, expr string) (string, error) { return "(" + expr + ")", nil }
+	f, _, err = Init(o, fresh(15))
+	if err != nil || f.Databases["d"].Schemas["public"].RLS["orders"].Policies[PolicyName].Using != "("+want+")" {
+		t.Errorf("deparsed expression not used: %v", err)
+	}
+
 	o.Tenant.Tables = []string{"missing"}
 	if _, _, err := Init(o, fresh(15)); err == nil || !strings.Contains(err.Error(), "no such table") {
 		t.Errorf("missing table: %v", err)
