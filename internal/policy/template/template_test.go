@@ -88,9 +88,9 @@ func TestInitLayout(t *testing.T) {
 	if !strings.Contains(string(out), "PUBLIC: []") || !strings.Contains(string(out), "member_of: []") {
 		t.Errorf("empty (managed) keys lost in YAML:\n%s", out)
 	}
-	var back policy.File
-	if err := yaml.Unmarshal(out, &back); err != nil || !reflect.DeepEqual(&back, f) {
-		t.Errorf("YAML round trip differs (%v):\n%s", err, out)
+	back, err := policy.Parse("roles.yaml", out)
+	if err != nil || !reflect.DeepEqual(back, f) {
+		t.Errorf("the file does not load back as itself (%v):\n%s", err, out)
 	}
 }
 
@@ -192,7 +192,13 @@ func TestInitTenant(t *testing.T) {
 	}
 
 	o.Tenant.Deparse = func(schema, table, expr string) (string, error) { return "(" + expr + ")", nil }
+	o.AppVerifier = "SCRAM-SHA-256$4096:c2FsdHNhbHRzYWx0c2FsdA==$WG5d8oPm3OtcPnkdi4Uo7BkeZkBFzpcXkuLmtbsT4qY=:wfPLwcE6nTWhTAmQ7tl2KeoiWGPlZqQxSrmfPwDl2dU="
 	f, _, err = Init(o, fresh(15))
+	if out, err := yaml.Marshal(f); err != nil {
+		t.Fatal(err)
+	} else if _, err := policy.Parse("tenant.yaml", out); err != nil {
+		t.Errorf("the tenant file does not load: %v\n%s", err, out)
+	}
 	if err != nil || f.Databases["d"].Schemas["public"].RLS["orders"].Policies[PolicyName].Using != "("+want+")" {
 		t.Errorf("deparsed expression not used: %v", err)
 	}
