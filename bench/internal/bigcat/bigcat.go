@@ -336,12 +336,18 @@ type Timing struct{ Wall, CPU time.Duration }
 // cluster-wide ones from "postgres", then each database's, one psql per
 // database, one after the other.
 func Pull(c Conn, dbs []string) (Timing, error) {
+	return PullQueries(c, dbs, clusterQueries, databaseQueries)
+}
+
+// PullQueries is Pull of other catalogs: cluster once (from "postgres",
+// before its perDB ones), perDB in every database.
+func PullQueries(c Conn, dbs []string, cluster, perDB []string) (Timing, error) {
 	var t Timing
 	start := time.Now()
 	for i, db := range append([]string{"postgres"}, dbs...) {
-		qs := databaseQueries
+		qs := perDB
 		if i == 0 {
-			qs = append(append([]string{}, clusterQueries...), databaseQueries...)
+			qs = append(append([]string{}, cluster...), perDB...)
 		}
 		args := []string{"-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", c.Host, "-p", strconv.Itoa(c.Port), "-U", c.User, "-d", db}
 		for _, q := range qs {
