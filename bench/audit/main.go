@@ -108,7 +108,7 @@ func bench(name, dir, bin string, runs int, formats, extra []string, profiles st
 			if profiles != "" && i == runs-1 {
 				env = c.ProfileEnv(profiles, fmt.Sprintf("audit-%s-%s", name, format))
 			}
-			r, err := c.Run(bin, args, env, 0, 1)
+			r, err := c.Run(context.Background(), bin, args, env, 0, 1)
 			if err != nil {
 				return err
 			}

@@ -251,9 +251,9 @@ type Result struct {
 // Run runs bin as the server's OS user with the user's environment,
 // without another client's settings and with a HOME the server's OS user
 // owns, plus env. An exit outside ok is an error (it would time the
-// wrong thing).
-func (c *Cluster) Run(bin string, args, env []string, ok ...int) (Result, error) {
-	cmd := exec.Command(bin, args...)
+// wrong thing), and so is running past ctx's deadline.
+func (c *Cluster) Run(ctx context.Context, bin string, args, env []string, ok ...int) (Result, error) {
+	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Env = append(append(os.Environ(), "HOME="+c.Dir, "PGPASSWORD=", "PGSERVICE=", "PGPASSFILE="+filepath.Join(c.Dir, "none")), env...)
 	c.AsServer(cmd)
 	var stdout bytes.Buffer
@@ -265,6 +265,9 @@ func (c *Cluster) Run(bin string, args, env []string, ok ...int) (Result, error)
 	var r Result
 	if cmd.ProcessState == nil {
 		return r, err
+	}
+	if ctx.Err() != nil {
+		return r, fmt.Errorf("%s %s: killed after %s (%v)", filepath.Base(bin), strings.Join(args, " "), wall.Round(time.Second), ctx.Err())
 	}
 	r.Wall, r.Exit, r.Stdout, r.Stderr = wall, cmd.ProcessState.ExitCode(), stdout.Bytes(), stderr.String()
 	r.CPU = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
