@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -367,5 +368,26 @@ func PullQueries(c Conn, dbs []string, cluster, perDB []string) (Timing, error) 
 	return t, nil
 }
 
-// PSQL is the psql beside the server's binaries.
-func PSQL(srv *localpg.Server) string { return filepath.Join(srv.BinDir, "psql") }
+// PSQL is the psql beside the server's binaries or, where those come
+// without client programs (the npm registry's), the newest packaged one
+// or psql on PATH: COPY of a SELECT works across majors.
+func PSQL(srv *localpg.Server) string {
+	p := filepath.Join(srv.BinDir, "psql")
+	if _, err := os.Stat(p); err == nil {
+		return p
+	}
+	if ps, _ := filepath.Glob("/usr/lib/postgresql/*/bin/psql"); len(ps) > 0 {
+		sort.Slice(ps, func(i, j int) bool { return majorOf(ps[i]) < majorOf(ps[j]) })
+		return ps[len(ps)-1]
+	}
+	if p, err := exec.LookPath("psql"); err == nil {
+		return p
+	}
+	return p
+}
+
+// majorOf is the major in a /usr/lib/postgresql/<major>/bin path.
+func majorOf(p string) int {
+	n, _ := strconv.Atoi(filepath.Base(filepath.Dir(filepath.Dir(p))))
+	return n
+}
