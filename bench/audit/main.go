@@ -19,7 +19,6 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -50,18 +49,12 @@ Flags:
 		flag.PrintDefaults()
 	}
 	flag.Parse()
-	names, err := bigcat.ShapeNames(*shape)
+	names, bin, cleanup, err := bigcat.Prepare(*shape, *prebuilt, *dir)
 	if err != nil {
 		fail(err)
 	}
-	bin := *prebuilt
-	if bin == "" {
-		if bin, err = bigcat.BuildPgaegis(*dir); err != nil {
-			fail(err)
-		}
-		atExit = func() { os.RemoveAll(filepath.Dir(bin)) }
-		defer atExit()
-	}
+	atExit = cleanup
+	defer atExit()
 	for _, n := range names {
 		if err := bench(n, *dir, bin, *runs, strings.Split(*formats, ","), strings.Fields(*extra), *profiles, *rebuild, *keep); err != nil {
 			atExit()

@@ -54,18 +54,12 @@ Flags:
 		flag.PrintDefaults()
 	}
 	flag.Parse()
-	names, err := bigcat.ShapeNames(*shape)
+	names, bin, cleanup, err := bigcat.Prepare(*shape, *prebuilt, *dir)
 	if err != nil {
 		fail(err)
 	}
-	bin := *prebuilt
-	if bin == "" {
-		if bin, err = bigcat.BuildPgaegis(*dir); err != nil {
-			fail(err)
-		}
-		atExit = func() { os.RemoveAll(filepath.Dir(bin)) }
-		defer atExit()
-	}
+	atExit = cleanup
+	defer atExit()
 	o := options{bin: bin, runs: *runs, profiles: *profiles, timeout: *timeout, keepFiles: *keep}
 	for _, n := range names {
 		if err := bench(n, *dir, *rebuild, o); err != nil {

@@ -55,6 +55,29 @@ func DefaultDir(bench string) string {
 	return filepath.Join(os.TempDir(), "pgaegis-"+bench)
 }
 
+// Prepare reads a benchmark's -shape and -pgaegis flags: the shapes to
+// run and the binary to time, built in dir unless prebuilt is given;
+// cleanup removes what was built.
+func Prepare(shape, prebuilt, dir string) (names []string, bin string, cleanup func(), err error) {
+	if names, err = ShapeNames(shape); err != nil {
+		return nil, "", nil, err
+	}
+	bin, cleanup, err = Pgaegis(prebuilt, dir)
+	return names, bin, cleanup, err
+}
+
+// Pgaegis is the binary to time: prebuilt when given, else one built
+// from the source (see BuildPgaegis); cleanup removes what was built.
+func Pgaegis(prebuilt, dir string) (bin string, cleanup func(), err error) {
+	if prebuilt != "" {
+		return prebuilt, func() {}, nil
+	}
+	if bin, err = BuildPgaegis(dir); err != nil {
+		return "", nil, err
+	}
+	return bin, func() { os.RemoveAll(filepath.Dir(bin)) }, nil
+}
+
 // BuildPgaegis builds the command as a user installs it, where the
 // server's OS user can run it; a directory of its own per run, so that
 // runs side by side each time their own build. Remove filepath.Dir of
