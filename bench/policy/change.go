@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"regexp"
@@ -51,11 +52,14 @@ func change(in, out string) (changeSummary, error) {
 	if err != nil {
 		return s, fmt.Errorf("%s: %v", in, err)
 	}
-	data, err = yaml.Marshal(&f)
-	if err != nil {
+	// Indented as the export is, so that a diff of the two shows the change.
+	var b bytes.Buffer
+	e := yaml.NewEncoder(&b)
+	e.SetIndent(2)
+	if err := e.Encode(&f); err != nil {
 		return s, err
 	}
-	return s, os.WriteFile(out, data, 0o644)
+	return s, os.WriteFile(out, b.Bytes(), 0o644)
 }
 
 var benchRole = regexp.MustCompile(`^r([0-9]+)$`)
@@ -88,7 +92,7 @@ func changeFile(f *policy.File) (changeSummary, error) {
 			break
 		}
 	}
-	for _, r := range rs {
+	for _, r := range sortedKeys(f.Roles) {
 		if r != s.reader && (s.removed == "" || count[r] > count[s.removed]) {
 			s.removed = r
 		}

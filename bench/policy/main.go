@@ -151,6 +151,9 @@ func bench(name, dir string, rebuild bool, o options) error {
 	b := &runner{c: c, o: o, shape: name, work: work}
 	exported := filepath.Join(work, "export.yaml")
 	changed := filepath.Join(work, "changed.yaml")
+	// The applies' journals (the state before, as a file each) stay with
+	// the work files, not in the server user's state directory.
+	journal := filepath.Join(work, "journal")
 	rows := []*row{{name: "reference: catalog pull (psql \\copy)"}, {name: "export"}, {name: "plan of the export"},
 		{name: "plan of the changed file"}, {name: "apply --check (changed)"}, {name: "apply (changed)"},
 		{name: "apply (back to the export)"}, {name: "plan after apply (verification)"}}
@@ -205,13 +208,13 @@ func bench(name, dir string, rebuild bool, o options) error {
 		if n, err := b.plan(nil, false, changed); err != nil || n.steps == 0 {
 			return fmt.Errorf("apply --check changed the server (the plan of the changed file afterwards: %v, %v)", n, err)
 		}
-		if _, err := b.time(apply, last, "apply", []string{"access", "policy", "apply", changed, "-d", "postgres", "--yes"}, 0); err != nil {
+		if _, err := b.time(apply, last, "apply", []string{"access", "policy", "apply", changed, "-d", "postgres", "--yes", "--journal-dir", journal}, 0); err != nil {
 			return b.spoiled(err)
 		}
 		if n, err := b.plan(verify, last, changed); err != nil || n.steps != 0 {
 			return b.spoiled(fmt.Errorf("the plan of the changed file after applying it is not empty: %v %v", n, err))
 		}
-		if _, err := b.time(back, last, "apply-back", []string{"access", "policy", "apply", exported, "-d", "postgres", "--yes"}, 0); err != nil {
+		if _, err := b.time(back, last, "apply-back", []string{"access", "policy", "apply", exported, "-d", "postgres", "--yes", "--journal-dir", journal}, 0); err != nil {
 			return b.spoiled(err)
 		}
 		if n, err := b.plan(verify, false, exported); err != nil || n.steps != 0 {
