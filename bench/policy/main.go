@@ -167,8 +167,9 @@ func bench(name, dir string, rebuild bool, o options) error {
 		if err != nil {
 			return err
 		}
-		pull.t.add(p.Wall, p.CPU, c.ServerCPU()-s0, 0)
-		fmt.Printf("  run %d: pull %s\n", i+1, ms(p.Wall))
+		server := c.ServerCPU() - s0
+		pull.t.add(p.Wall, p.CPU, server, 0)
+		fmt.Printf("  run %d: pull %s (psql CPU %s, server CPU %s)\n", i+1, ms(p.Wall), ms(p.CPU), ms(server))
 
 		if _, err := b.time(exp, last, "export", []string{"access", "policy", "export", "-d", "postgres", "-o", exported}, 0); err != nil {
 			return err
@@ -268,8 +269,9 @@ func (b *runner) time(r *row, last bool, label string, args []string, ok ...int)
 		return res, err
 	}
 	if r != nil {
-		r.t.add(res.Wall, res.CPU, b.c.ServerCPU()-s0, res.MaxRSS)
-		fmt.Printf("    %s: %s (CPU %s, peak RSS %d MB)\n", label, ms(res.Wall), ms(res.CPU), res.MaxRSS>>10)
+		server := b.c.ServerCPU() - s0
+		r.t.add(res.Wall, res.CPU, server, res.MaxRSS)
+		fmt.Printf("    %s: %s (CPU %s, server CPU %s, peak RSS %d MB)\n", label, ms(res.Wall), ms(res.CPU), ms(server), res.MaxRSS>>10)
 	}
 	return res, nil
 }
