@@ -27,6 +27,7 @@ import (
 
 	"github.com/pgaegis/pgaegis/bench/internal/bigcat"
 	"github.com/pgaegis/pgaegis/internal/plan"
+	"github.com/pgaegis/pgaegis/internal/policy"
 )
 
 func main() {
@@ -278,12 +279,12 @@ func (b *runner) time(r *row, last bool, label string, args []string, ok ...int)
 
 // planned is what a plan holds.
 type planned struct {
-	steps, statements int
-	first             string
+	steps, statements, notes int
+	first                    string
 }
 
 func (p planned) String() string {
-	return fmt.Sprintf("%d steps, %d statements", p.steps, p.statements)
+	return fmt.Sprintf("%d steps, %d statements, %d notes", p.steps, p.statements, p.notes)
 }
 
 // plan times `policy plan FILE --format json` and counts its steps and
@@ -294,12 +295,15 @@ func (b *runner) plan(r *row, last bool, file string) (planned, error) {
 	if err != nil {
 		return planned{}, err
 	}
-	var p plan.Plan
-	if err := json.Unmarshal(res.Stdout, &p); err != nil {
+	var out struct {
+		Plan  plan.Plan     `json:"plan"`
+		Notes []policy.Note `json:"notes"`
+	}
+	if err := json.Unmarshal(res.Stdout, &out); err != nil {
 		return planned{}, fmt.Errorf("plan %s: reading its JSON: %v", file, err)
 	}
-	n := planned{steps: len(p.Steps)}
-	for _, s := range p.Steps {
+	n := planned{steps: len(out.Plan.Steps), notes: len(out.Notes)}
+	for _, s := range out.Plan.Steps {
 		n.statements += len(s.SQL)
 		if n.first == "" && len(s.SQL) > 0 {
 			n.first = firstLine(s.SQL[0], 200)
