@@ -108,3 +108,27 @@ func TestLint(t *testing.T) {
 		}
 	}
 }
+
+// Any text: no panic, and a rewrite leaves no unsafe call (a call nested
+// in another's argument aside).
+func FuzzExpr(f *testing.F) {
+	for _, s := range []string{"current_setting('a')", "current_setting(current_setting('a'))", "x = current_setting('a', false)::int",
+		"pg_catalog.current_setting ( 'a' , 'off' )", "'current_setting('", "/* current_setting( */", "current_setting(", "((", "$$;$$",
+		"current_setting('a' -- c\n)"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		_ = checkExpr(s)
+		_ = LintExpr(s)
+		out, ok := SafeRewrite(s)
+		calls := Unsafe(s)
+		for i := 1; i < len(calls); i++ {
+			if calls[i].Start < calls[i-1].End {
+				return // nested
+			}
+		}
+		if ok && len(Unsafe(out)) > 0 {
+			t.Errorf("%q rewritten as %q still has unsafe calls", s, out)
+		}
+	})
+}
