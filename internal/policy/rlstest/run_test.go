@@ -390,3 +390,28 @@ func independent(t *testing.T, c *pgx.Conn, sees string, tenant int) (leaks, hid
 	}
 	return leaks, all - seen
 }
+
+// Rows are named by a composite primary key's columns.
+func TestRunCompositeKey(t *testing.T) {
+	srv := pgtest.Shared(t)
+	c := pgtest.Conn(t, srv, "postgres")
+	baseRoles(t, c)
+	for _, s := range []string{
+		"CREATE SCHEMA composite",
+		"CREATE TABLE composite.t (tenant_id int, id int, PRIMARY KEY (tenant_id, id))",
+		"INSERT INTO composite.t SELECT g % 2, g FROM generate_series(1, 6) g",
+		"GRANT USAGE ON SCHEMA composite TO app",
+		"GRANT SELECT ON composite.t TO app",
+		"ALTER TABLE composite.t ENABLE ROW LEVEL SECURITY",
+		"CREATE POLICY everything ON composite.t USING (true)",
+	} {
+		if _, err := c.Exec(context.Background(), s); err != nil {
+			t.Fatalf("%s: %v", s, err)
+		}
+	}
+	rep := run(t, srv, nil, fileFor("postgres", "composite", []policy.RLSTest{{As: "app", Sees: "tenant_id = 1"}}))
+	r := rep.Tests[0]
+	if r.Leaks != 3 || strings.Join(r.LeakKeys, " ") != "(tenant_id, id)=(0,2) (tenant_id, id)=(0,4) (tenant_id, id)=(0,6)" {
+		t.Errorf("composite: %s", describe(r))
+	}
+}
