@@ -108,7 +108,7 @@ Exit codes: 0 applied and verified, nothing to do, or the check passed;
 		if err := plan.WriteText(tenv.Stdout, policy.MaskVerifiers(p)); err != nil {
 			return ExitError, err
 		}
-		writeNotes(tenv, notes)
+		writeNotes(tenv.Stdout, notes)
 		o := execute.Options{JournalRoot: *journalDir, LockTimeout: *lockTimeout, Check: *doCheck}
 		if isTerminal(env.Stderr) {
 			o.Progress = env.Stderr
@@ -221,16 +221,6 @@ func fileDatabases(f *policy.File) []string {
 
 func policyTarget(cfg *pgx.ConnConfig) string {
 	return fmt.Sprintf("%s@%s:%d/%s", cfg.User, cfg.Host, cfg.Port, cfg.Database)
-}
-
-func writeNotes(env *Env, notes []policy.Note) {
-	if len(notes) == 0 {
-		return
-	}
-	fmt.Fprintln(env.Stdout, "\nnotes:")
-	for _, n := range notes {
-		fmt.Fprintf(env.Stdout, "  %s %s: %s\n", esc(n.Level), esc(n.Object), esc(n.Text))
-	}
 }
 
 // checkOutcome prints what --check found: 0 when every checkable step
