@@ -98,8 +98,9 @@ func TestRolesInitGuideLayout(t *testing.T) {
 	setPassword(t, srv, "stranger", strangerPW)
 
 	conn := connArgs(t, srv, srv.AdminUser, srv.Password)
-	args := append([]string{"roles", "init", "--database", "appdb", "--app", "app", "--readonly", "report", "--owner", "app_owner", "--migration", "migrator",
-		"--app-password-file", passwordFile(t, appPW), "--readonly-password-file", passwordFile(t, roPW)}, conn...)
+	layout := []string{"roles", "init", "--database", "appdb", "--app", "app", "--readonly", "report", "--owner", "app_owner", "--migration", "migrator",
+		"--monitoring", "monitor", "--app-audit", "write,ddl"}
+	args := append(append(layout, "--app-password-file", passwordFile(t, appPW), "--readonly-password-file", passwordFile(t, roPW)), conn...)
 	code, out, errOut := runCLI(t, append(args, "--format", "sql")...)
 	if code != ExitFindings {
 		t.Fatalf("plan: exit %d\n%s\n%s", code, out, errOut)
@@ -190,6 +191,9 @@ func TestRolesInitGuideLayout(t *testing.T) {
 		{`(SELECT rolconnlimit FROM pg_roles WHERE rolname = 'app') = ` + strconv.Itoa(template.DefaultAppConnLimit), true},
 		{`(SELECT rolcanlogin FROM pg_roles WHERE rolname = 'app_owner')`, false},
 		{`(SELECT datdba::regrole::text FROM pg_database WHERE datname = 'appdb') = 'app_owner'`, true},
+		{`pg_has_role('monitor', 'pg_monitor', 'USAGE') AND has_database_privilege('monitor', 'appdb', 'CONNECT')`, true},
+		{`pg_has_role('app', 'app_owner', 'USAGE') OR pg_has_role('report', 'app_owner', 'MEMBER')`, false},
+		{`EXISTS (SELECT FROM pg_db_role_setting WHERE setrole = 'app'::regrole AND setdatabase = 0 AND 'pgaudit.log=write,ddl' = ANY (setconfig))`, true},
 		{`(SELECT nspowner::regrole::text FROM pg_namespace WHERE nspname = 'public') = 'app_owner'`, true},
 	} {
 		var got bool
@@ -199,7 +203,7 @@ func TestRolesInitGuideLayout(t *testing.T) {
 	}
 
 	// A second run plans nothing.
-	code, out, errOut = runCLI(t, append([]string{"roles", "init", "--database", "appdb", "--app", "app", "--readonly", "report", "--owner", "app_owner", "--migration", "migrator"}, conn...)...)
+	code, out, errOut = runCLI(t, append(layout, conn...)...)
 	if code != ExitOK {
 		t.Errorf("second run: exit %d, want 0 (nothing to do)\n%s\n%s", code, out, errOut)
 	}
@@ -336,5 +340,56 @@ func TestRolesInitMigrationMajors(t *testing.T) {
 				t.Errorf("second run plans %d step(s)", len(again.plan.Steps))
 			}
 		})
+	}
+}
+
+// TestRolesPasswordFiles: what a password file may hold, and that the
+// clear text never shows in an error.
+func TestRolesPasswordFiles(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		must(t, os.WriteFile(p, []byte(content), 0o600))
+		return p
+	}
+	for _, tc := range []struct {
+		name, path, stdin, want string
+		ok                      bool
+	}{
+		{"line", write("a", "s3cret-A\n"), "", "s3cret-A", true},
+		{"crlf", write("b", "s3cret-B\r\nsecond line\n"), "", "s3cret-B", true},
+		{"no newline", write("c", "s3cret-C"), "", "s3cret-C", true},
+		{"stdin", "-", "s3cret-D\n", "s3cret-D", true},
+		{"empty", write("e", "\nsecond"), "", "empty", false},
+		{"nul", write("f", "s3cret\x00F\n"), "", "NUL", false},
+		{"missing", filepath.Join(dir, "nope"), "", "no such file", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			env := &Env{Stdin: strings.NewReader(tc.stdin), Stdout: &strings.Builder{}, Stderr: &strings.Builder{}}
+			v, err := verifierFrom(env, "--app-password-file", tc.path)
+			if !tc.ok {
+				if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "s3cret") {
+					t.Fatalf("error %v, want one naming %q without the password", err, tc.want)
+				}
+				return
+			}
+			if err != nil || !scram.IsVerifier(v) {
+				t.Fatalf("%q, %v", v, err)
+			}
+			// The verifier is of exactly the first line.
+			if !scram.Matches(v, []byte(tc.want)) || scram.Matches(v, []byte(tc.want+"\n")) {
+				t.Fatal("the verifier is not the first line's")
+			}
+		})
+	}
+	code, _, errOut := runCLI(t, "roles", "init", "--database", "d", "--app", "a", "--readonly", "r", "--app-password-file", "-", "--readonly-password-file", "-")
+	if code != ExitError || !strings.Contains(errOut, "standard input") {
+		t.Errorf("both from stdin: exit %d %s", code, errOut)
+	}
+	loose := write("loose", "s3cret-G\n")
+	must(t, os.Chmod(loose, 0o644))
+	env := &Env{Stdin: strings.NewReader(""), Stdout: &strings.Builder{}, Stderr: &strings.Builder{}}
+	if _, err := verifierFrom(env, "--app-password-file", loose); err != nil || !strings.Contains(env.Stderr.(*strings.Builder).String(), "readable by others") {
+		t.Errorf("a world-readable file is not warned about: %v %q", err, env.Stderr)
 	}
 }
