@@ -226,8 +226,9 @@ func planRoles(ctx context.Context, cfg *pgx.ConnConfig, o template.Options) (*r
 		return nil, fmt.Errorf("database %s could not be read (%s): the plan would be built blind", textsafe.String(o.Database), textsafe.String(why))
 	}
 	if o.Tenant != nil {
-		o.Tenant.ColumnType = columnTypes(ctx, cfg, o.Database)
-		o.Tenant.Deparse = deparser(ctx, cfg, o.Database)
+		l := &tenantLookups{ctx: ctx, cfg: cfg, database: o.Database}
+		defer l.close()
+		o.Tenant.ColumnType, o.Tenant.Deparse = l.columnType, l.deparse
 	}
 	file, notes, err := template.Init(o, live)
 	if err != nil {
@@ -322,68 +323,85 @@ func verifierFrom(env *Env, flag, path string) (string, error) {
 	return v, nil
 }
 
-// columnTypes looks a column's type up in the database, as format_type
-// spells it (schema-qualified when not on the search path).
-func columnTypes(ctx context.Context, cfg *pgx.ConnConfig, database string) func(schema, table, column string) (string, error) {
-	return func(schema, table, column string) (string, error) {
-		dc := cfg.Copy()
-		dc.Database = database
-		conn, err := pgx.ConnectConfig(ctx, dc)
+// tenantLookups answer the tenant template's questions in the target
+// database over one connection, opened on first use.
+type tenantLookups struct {
+	ctx      context.Context
+	cfg      *pgx.ConnConfig
+	database string
+	conn     *pgx.Conn
+}
+
+func (l *tenantLookups) open() (*pgx.Conn, error) {
+	if l.conn == nil {
+		dc := l.cfg.Copy()
+		dc.Database = l.database
+		conn, err := pgx.ConnectConfig(l.ctx, dc)
 		if err != nil {
-			return "", fmt.Errorf("connecting to %s to read the column's type: %w", database, err)
+			return nil, fmt.Errorf("connecting to %s: %w", textsafe.String(l.database), err)
 		}
-		defer conn.Close(context.Background())
-		var typ *string
-		var found bool
-		err = conn.QueryRow(ctx, `SELECT true, (SELECT pg_catalog.format_type(a.atttypid, a.atttypmod) FROM pg_catalog.pg_attribute a
-			WHERE a.attrelid = c.oid AND a.attname = $3 AND a.attnum > 0 AND NOT a.attisdropped)
-			FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-			WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')`, schema, table, column).Scan(&found, &typ)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return "", errors.New("no such table in " + database)
-		}
-		if err != nil {
-			return "", err
-		}
-		if typ == nil {
-			return "", fmt.Errorf("no column %s", textsafe.String(column))
-		}
-		return *typ, nil
+		l.conn = conn
+	}
+	return l.conn, nil
+}
+
+func (l *tenantLookups) close() {
+	if l.conn != nil {
+		l.conn.Close(context.Background())
 	}
 }
 
-// deparser has the server print an expression back the way pg_get_expr
+// columnType is the column's type as format_type spells it
+// (schema-qualified when not on the search path).
+func (l *tenantLookups) columnType(schema, table, column string) (string, error) {
+	conn, err := l.open()
+	if err != nil {
+		return "", err
+	}
+	var typ *string
+	var found bool
+	err = conn.QueryRow(l.ctx, `SELECT true, (SELECT pg_catalog.format_type(a.atttypid, a.atttypmod) FROM pg_catalog.pg_attribute a
+		WHERE a.attrelid = c.oid AND a.attname = $3 AND a.attnum > 0 AND NOT a.attisdropped)
+		FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+		WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')`, schema, table, column).Scan(&found, &typ)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return "", errors.New("no such table in " + textsafe.String(l.database))
+	case err != nil:
+		return "", err
+	case typ == nil:
+		return "", fmt.Errorf("no column %s", textsafe.String(column))
+	}
+	return *typ, nil
+}
+
+// deparse has the server print an expression back the way pg_get_expr
 // shows a policy's (casts and parentheses added), on a temporary copy of
 // the table's columns in a rolled-back transaction: the real table is
 // neither locked nor changed.
-func deparser(ctx context.Context, cfg *pgx.ConnConfig, database string) func(schema, table, expr string) (string, error) {
-	return func(schema, table, expr string) (string, error) {
-		dc := cfg.Copy()
-		dc.Database = database
-		conn, err := pgx.ConnectConfig(ctx, dc)
-		if err != nil {
-			return "", fmt.Errorf("connecting to %s: %w", database, err)
-		}
-		defer conn.Close(context.Background())
-		tx, err := conn.Begin(ctx)
-		if err != nil {
-			return "", err
-		}
-		defer tx.Rollback(context.Background())
-		var out string
-		for _, q := range []string{
-			`SET LOCAL lock_timeout = '5s'`,
-			`CREATE TEMPORARY TABLE pgaegis_deparse (LIKE ` + quote.Qualified(schema, table) + `) ON COMMIT DROP`,
-			`CREATE POLICY pgaegis_deparse ON pg_temp.pgaegis_deparse USING (` + expr + `)`,
-		} {
-			if _, err := tx.Exec(ctx, q); err != nil {
-				return "", fmt.Errorf("the server rejects the policy expression: %w", err)
-			}
-		}
-		err = tx.QueryRow(ctx, `SELECT pg_catalog.pg_get_expr(polqual, polrelid) FROM pg_catalog.pg_policy
-			WHERE polrelid = 'pg_temp.pgaegis_deparse'::regclass`).Scan(&out)
-		return out, err
+func (l *tenantLookups) deparse(schema, table, expr string) (string, error) {
+	conn, err := l.open()
+	if err != nil {
+		return "", err
 	}
+	tx, err := conn.Begin(l.ctx)
+	if err != nil {
+		return "", err
+	}
+	defer tx.Rollback(context.Background())
+	for _, q := range []string{
+		`SET LOCAL lock_timeout = '5s'`,
+		`CREATE TEMPORARY TABLE pgaegis_deparse (LIKE ` + quote.Qualified(schema, table) + `) ON COMMIT DROP`,
+		`CREATE POLICY pgaegis_deparse ON pg_temp.pgaegis_deparse USING (` + expr + `)`,
+	} {
+		if _, err := tx.Exec(l.ctx, q); err != nil {
+			return "", fmt.Errorf("the server rejects the policy expression: %w", err)
+		}
+	}
+	var out string
+	err = tx.QueryRow(l.ctx, `SELECT pg_catalog.pg_get_expr(polqual, polrelid) FROM pg_catalog.pg_policy
+		WHERE polrelid = 'pg_temp.pgaegis_deparse'::regclass`).Scan(&out)
+	return out, err
 }
 
 func writePolicyYAML(w io.Writer, f *policy.File) error {
