@@ -225,8 +225,13 @@ func TestRolesInitTenant(t *testing.T) {
 	if code != ExitFindings || !strings.Contains(out, "tenant_isolation:") || !strings.Contains(out, "::bigint") || !strings.Contains(out, "sees:") {
 		t.Fatalf("yaml: exit %d\n%s\n%s", code, out, errOut)
 	}
-	if code, out, errOut = runCLI(t, append(args, "--apply", "--yes")...); code != ExitOK {
+	file := filepath.Join(t.TempDir(), "tenants.yaml")
+	if code, out, errOut = runCLI(t, append(args, "--apply", "--yes", "--format", "yaml", "-o", file)...); code != ExitOK {
 		t.Fatalf("apply: exit %d\n%s\n%s", code, out, errOut)
+	}
+	// The RLS test the file carries passes on the server.
+	if code, out, errOut = runCLI(t, append([]string{"access", "policy", "test", file}, conn...)...); code != ExitOK {
+		t.Errorf("access policy test on the file: exit %d\n%s\n%s", code, out, errOut)
 	}
 	app := mustAs(t, srv, "tapp", pw, "tenants")
 	for _, c := range []struct {
