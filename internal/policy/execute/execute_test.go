@@ -254,23 +254,41 @@ func TestCheckLeavesCatalogsIdentical(t *testing.T) {
 	}
 }
 
+// moved is the changed file of the mid-traffic test: the app's
+// privileges move from direct grants to a group role's membership, the
+// group also gets t3, and other loses t2.
+const moved = `version: 1
+mode: adopt
+roles:
+  app: {login: true, member_of: [app_rw]}
+  app_rw: {}
+  other: {login: true}
+databases:
+  appdb:
+    schemas:
+      app:
+        grants: {app_rw: [USAGE], app: [], other: [USAGE]}
+        tables:
+          "*": {grants: {app_rw: [SELECT, INSERT, UPDATE], app: [], other: [SELECT]}}
+          t2: {grants: {app_rw: [SELECT, INSERT, UPDATE], app: [], other: []}}
+        sequences:
+          "*": {grants: {app_rw: [USAGE], app: []}}
+`
+
 // The application keeps working while its privileges move: a loop of
 // queries as the app role in another connection sees no permission
-// error while a plan moves the app from direct grants to a group role's
-// membership, grants a table it did not have, and revokes from another
-// role.
+// error while the changed file is applied.
 func TestApplyMidTrafficNoPermissionError(t *testing.T) {
 	t.Parallel()
 	srv := pgtest.Start(t, localpg.Options{})
 	exec(t, srv, "postgres", "CREATE DATABASE appdb", "CREATE ROLE app LOGIN PASSWORD 'app-test-secret'", "CREATE ROLE other LOGIN")
-	exec(t, srv, "appdb",
-		"CREATE TABLE t1 (id int PRIMARY KEY, n int)", "CREATE TABLE t2 (id serial, v text)", "CREATE TABLE t3 (id int)",
-		"INSERT INTO t1 VALUES (1, 0)",
-		"GRANT USAGE ON SCHEMA public TO app",
-		"GRANT SELECT, INSERT, UPDATE ON t1, t2 TO app", "GRANT USAGE ON SEQUENCE t2_id_seq TO app",
-		"GRANT SELECT ON t1, t2 TO other")
+	exec(t, srv, "appdb", "CREATE SCHEMA app",
+		"CREATE TABLE app.t1 (id int PRIMARY KEY, n int)", "CREATE TABLE app.t2 (id serial, v text)", "CREATE TABLE app.t3 (id int)",
+		"INSERT INTO app.t1 VALUES (1, 0)",
+		"GRANT USAGE ON SCHEMA app TO app, other",
+		"GRANT SELECT, INSERT, UPDATE ON app.t1, app.t2 TO app", "GRANT USAGE ON SEQUENCE app.t2_id_seq TO app",
+		"GRANT SELECT ON app.t1, app.t2 TO other")
 	ctx := pgtest.Ctx(t)
-	p := midTrafficPlan(t, srv)
 
 	acfg := srv.ConnConfig("appdb")
 	acfg.User, acfg.Password = "app", "app-test-secret"
@@ -288,7 +306,7 @@ func TestApplyMidTrafficNoPermissionError(t *testing.T) {
 	loop := make(chan outcome)
 	go func() {
 		var o outcome
-		qs := []string{"SELECT count(*) FROM t1", "INSERT INTO t2 (v) VALUES ('x')", "UPDATE t1 SET n = n + 1 WHERE id = 1", "SELECT max(id) FROM t2"}
+		qs := []string{"SELECT count(*) FROM app.t1", "INSERT INTO app.t2 (v) VALUES ('x')", "UPDATE app.t1 SET n = n + 1 WHERE id = 1", "SELECT max(id) FROM app.t2"}
 		for done := false; !done || o.n < minQueries; o.n++ {
 			if _, err := app.Exec(ctx, qs[o.n%len(qs)]); err != nil {
 				o.errors = append(o.errors, err.Error())
@@ -308,7 +326,7 @@ func TestApplyMidTrafficNoPermissionError(t *testing.T) {
 		loop <- o
 	}()
 	<-warm
-	res, err := Apply(ctx, srv.ConnConfig("postgres"), p, &policy.File{Version: 1}, Options{JournalRoot: t.TempDir()})
+	res, err := applyFile(t, ctx, srv.ConnConfig("postgres"), moved, t.TempDir(), nil)
 	close(applied)
 	o := <-loop
 	if err != nil {
@@ -319,11 +337,11 @@ func TestApplyMidTrafficNoPermissionError(t *testing.T) {
 		t.Fatalf("the application saw errors mid-apply: %q", o.errors)
 	}
 	c := pgtest.Conn(t, srv, "appdb")
-	if !yes(t, c, `SELECT has_table_privilege('app', 't3', 'SELECT') AND NOT has_table_privilege('other', 't2', 'SELECT')
+	if !yes(t, c, `SELECT has_table_privilege('app', 'app.t3', 'SELECT') AND NOT has_table_privilege('other', 'app.t2', 'SELECT')
 		AND NOT EXISTS (SELECT FROM pg_class WHERE relname IN ('t1','t2') AND relacl::text LIKE '%app=%')`) {
-		t.Fatal("the server does not hold the plan's end state")
+		t.Fatal("the server does not hold the file")
 	}
-	if _, err := app.Exec(ctx, "SELECT count(*) FROM t3"); err != nil {
+	if _, err := app.Exec(ctx, "SELECT count(*) FROM app.t3"); err != nil {
 		t.Fatalf("app after the apply: %v", err)
 	}
 }

@@ -73,7 +73,10 @@ func applyFile(t *testing.T, ctx context.Context, cfg *pgx.ConnConfig, file, roo
 	if err != nil {
 		t.Fatal(err)
 	}
-	dbs := []string{"db1", "db2"}
+	var dbs []string
+	for d := range desired.Databases {
+		dbs = append(dbs, d)
+	}
 	live, err := inspect.Read(ctx, cfg, inspect.Options{Databases: dbs})
 	if err != nil {
 		t.Fatal(err)
