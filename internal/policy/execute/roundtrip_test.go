@@ -137,6 +137,10 @@ func TestApplyRollbackRoundTrip(t *testing.T) {
 	if before == catalogSets(t, srv, "db1", "db2") {
 		t.Fatal("the apply changed nothing")
 	}
+	// Someone else's role, made after the apply, is not the rollback's to
+	// drop, nor are its grants its to revoke.
+	exec(t, srv, "postgres", "CREATE ROLE bystander")
+	exec(t, srv, "db1", "GRANT SELECT ON app.t2 TO bystander")
 	rb, err := Rollback(ctx, cfg, root, res.PlanID, Options{})
 	if err != nil {
 		t.Fatalf("rollback: %v (%+v)", err, rb)
@@ -144,6 +148,10 @@ func TestApplyRollbackRoundTrip(t *testing.T) {
 	if !rb.RolledBack || !rb.Verified || len(rb.RestorePlans) == 0 {
 		t.Fatalf("rollback result %+v", rb)
 	}
+	if !yes(t, c, `SELECT has_table_privilege('bystander', 'app.t2', 'SELECT')`) {
+		t.Fatal("the rollback touched a role made after the apply")
+	}
+	exec(t, srv, "db1", "REVOKE ALL ON app.t2 FROM bystander", "DROP ROLE bystander")
 	sameCatalogs(t, "after rollback", before, catalogSets(t, srv, "db1", "db2"))
 	j, _ := plan.OpenJournal(root, res.PlanID)
 	if st, _ := j.State(); st.State != plan.StateRolledBack {

@@ -1,6 +1,7 @@
 package execute
 
 import (
+	"path"
 	"slices"
 	"strings"
 	"testing"
@@ -70,6 +71,31 @@ func TestFirstLineMasksSecrets(t *testing.T) {
 		}
 		if !utf8.ValidString(got) {
 			t.Errorf("firstLine(%q) = %q is not valid UTF-8", tc.in, got)
+		}
+	}
+}
+
+func TestCreatedRoleAndMatchLiteral(t *testing.T) {
+	for _, tc := range []struct {
+		sql, role string
+		ok        bool
+	}{
+		{"CREATE ROLE app_rw", "app_rw", true},
+		{`CREATE ROLE "We*ird?[x]" WITH LOGIN`, "We*ird?[x]", true},
+		{`CREATE ROLE U&"\0061"`, "", false},
+		{"CREATE TABLE x (id int)", "", false},
+	} {
+		r, ok := createdRole(tc.sql)
+		if r != tc.role || ok != tc.ok {
+			t.Errorf("createdRole(%q) = %q, %v", tc.sql, r, ok)
+		}
+		if tc.ok {
+			if m, err := path.Match(matchLiteral(r), r); !m || err != nil {
+				t.Errorf("matchLiteral(%q) = %q does not match it: %v", r, matchLiteral(r), err)
+			}
+			if m, _ := path.Match(matchLiteral(r), r+"x"); m {
+				t.Errorf("matchLiteral(%q) matches more", r)
+			}
 		}
 	}
 }
