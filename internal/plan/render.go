@@ -453,6 +453,12 @@ func WriteSQL(w io.Writer, p *Plan) error {
 				b.WriteString("\\connect -reuse-previous=on :pgaegis_home\n")
 				moved = false
 			}
+			if s.Autocommit { // CREATE DATABASE cannot run in a transaction
+				for _, q := range s.SQL {
+					b.WriteString(statement(q) + "\n")
+				}
+				break
+			}
 			b.WriteString("BEGIN;\n")
 			for _, q := range s.SQL {
 				b.WriteString(statement(q) + "\n")

@@ -49,6 +49,17 @@ const (
 // no statement grows past what a log line or an error can show.
 const maxNames = 1000
 
+// Difference is one grantee's privileges on one object that differ
+// from the file: what the plan grants (Missing) or revokes (Extra). The
+// names are as the server has them (objects quoted as in the SQL).
+type Difference struct {
+	Database string `json:"database"`
+	Object   string `json:"object"`
+	Role     string `json:"role"`
+	Missing  string `json:"missing,omitempty"`
+	Extra    string `json:"extra,omitempty"`
+}
+
 // Diff plans the changes that make live match desired.
 //
 // The modes, exactly:
@@ -70,8 +81,15 @@ const maxNames = 1000
 // mid-apply); cluster removals (memberships revoked, attributes lowered,
 // REASSIGN/DROP OWNED per database where asked, DROP ROLE).
 func Diff(desired *File, live *Live, o Options) (*plan.Plan, []Note, error) {
+	p, notes, _, err := DiffDetail(desired, live, o)
+	return p, notes, err
+}
+
+// DiffDetail is Diff with the grant differences listed one by one (for
+// `access policy check`), sorted by database, object and role.
+func DiffDetail(desired *File, live *Live, o Options) (*plan.Plan, []Note, []Difference, error) {
 	if desired == nil || live == nil || live.File == nil {
-		return nil, nil, errors.New("policy: diff needs a desired file and the live state")
+		return nil, nil, nil, errors.New("policy: diff needs a desired file and the live state")
 	}
 	mode := o.Mode
 	if mode == "" {
@@ -81,23 +99,33 @@ func Diff(desired *File, live *Live, o Options) (*plan.Plan, []Note, error) {
 		mode = Authoritative
 	}
 	if mode != Authoritative && mode != Adopt && mode != Additive {
-		return nil, nil, fmt.Errorf("policy: unknown mode %q (want authoritative, adopt or additive)", oneLineText(mode))
+		return nil, nil, nil, fmt.Errorf("policy: unknown mode %q (want authoritative, adopt or additive)", oneLineText(mode))
 	}
 	desired = expandAllDatabases(desired, live)
 	d := &differ{f: desired, live: live, l: live.File, mode: mode, o: o, major: live.Major, dbs: map[string]*dbWork{}}
 	d.named = namedGrantees(desired)
 	if o.ReassignOwnedTo != "" && !d.exists(o.ReassignOwnedTo) {
-		return nil, nil, fmt.Errorf("policy: --reassign-owned-to %q: no such role in the file or on the server", oneLineText(o.ReassignOwnedTo))
+		return nil, nil, nil, fmt.Errorf("policy: --reassign-owned-to %q: no such role in the file or on the server", oneLineText(o.ReassignOwnedTo))
 	}
 	if err := d.roles(); err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	for _, name := range sortedKeys(desired.Databases) {
 		if err := d.database(name); err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 	}
-	return d.plan(), d.notes, nil
+	sort.SliceStable(d.diffs, func(i, j int) bool {
+		a, b := d.diffs[i], d.diffs[j]
+		if a.Database != b.Database {
+			return a.Database < b.Database
+		}
+		if a.Object != b.Object {
+			return a.Object < b.Object
+		}
+		return a.Role < b.Role
+	})
+	return d.plan(), d.notes, d.diffs, nil
 }
 
 type differ struct {
@@ -109,17 +137,21 @@ type differ struct {
 	major int
 	named map[string]bool
 
+	roleCreates                      []string
 	clusterAdd, clusterRemove, drops []string
 	creates                          []string
 	reassign                         map[string][]string
 	dbs                              map[string]*dbWork
 	dbOrder                          []string
 	verifier                         bool
+	diffs                            []Difference
 	notes                            []Note
 }
 
 // dbWork is one database's statements by phase.
 type dbWork struct {
+	name    string
+	diffs   *[]Difference
 	stepDB  string // where they run (the connect database for an unreadable one)
 	owners  []string
 	grants  batches
@@ -368,6 +400,20 @@ func (b *batches) add(k batchKey, obj string) {
 // record files an object's changes into the database's batches.
 func (w *dbWork) record(kind, schema, obj string, changes map[change][]string) {
 	for ch, gs := range changes {
+		for _, g := range gs {
+			df := Difference{Database: w.name, Object: strings.ToLower(kind) + " " + obj, Role: g}
+			switch {
+			case !ch.revoke && ch.grantOption:
+				df.Missing = ch.privs + withGrantOption
+			case !ch.revoke:
+				df.Missing = ch.privs
+			case ch.optionFor:
+				df.Extra = "GRANT OPTION FOR " + ch.privs
+			default:
+				df.Extra = ch.privs
+			}
+			*w.diffs = append(*w.diffs, df)
+		}
 		k := batchKey{change: ch, kind: kind, grantees: whoList(gs), schema: schema}
 		if ch.revoke {
 			w.revokes.add(k, obj)
@@ -421,7 +467,7 @@ func keyOrder(k batchKey) string {
 func (d *differ) work(db string) *dbWork {
 	w := d.dbs[db]
 	if w == nil {
-		w = &dbWork{stepDB: db}
+		w = &dbWork{stepDB: db, name: db, diffs: &d.diffs}
 		d.dbs[db] = w
 		d.dbOrder = append(d.dbOrder, db)
 	}
@@ -1064,12 +1110,12 @@ func (d *differ) plan() *plan.Plan {
 		p.Steps = append(p.Steps, s)
 	}
 	cdb := d.clusterDB()
-	if len(d.clusterAdd) > 0 {
-		sum := fmt.Sprintf("cluster: create roles, add memberships, raise attributes (%d statement(s))", len(d.clusterAdd))
+	if adds := append(d.roleCreates, d.clusterAdd...); len(adds) > 0 {
+		sum := fmt.Sprintf("cluster: create roles, add memberships, raise attributes (%d statement(s))", len(adds))
 		if d.verifier {
 			sum += "; sets a password verifier"
 		}
-		add(plan.Step{Summary: sum, Database: cdb, SQL: d.clusterAdd, Cluster: true})
+		add(plan.Step{Summary: sum, Database: cdb, SQL: adds, Cluster: true})
 	}
 	if len(d.creates) > 0 {
 		add(plan.Step{Summary: fmt.Sprintf("create %d database(s)", len(d.creates)), Database: cdb, SQL: d.creates, Autocommit: true})

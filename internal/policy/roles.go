@@ -101,7 +101,7 @@ func (d *differ) role(name string, want, have *Role) error {
 		if len(opts) > 0 {
 			stmt += " WITH " + strings.Join(opts, " ")
 		}
-		d.clusterAdd = append(d.clusterAdd, stmt)
+		d.roleCreates = append(d.roleCreates, stmt) // before any membership names it
 		if strings.HasPrefix(want.Password, verifierPrefix) {
 			d.setVerifier(q, want.Password)
 		}
@@ -161,18 +161,19 @@ func (d *differ) role(name string, want, have *Role) error {
 	if len(lower) > 0 {
 		d.clusterRemove = append(d.clusterRemove, "ALTER ROLE "+q+" WITH "+strings.Join(lower, " "))
 	}
+	unknown := d.live.HasPassword == nil || d.live.Unreadable["passwords"] != ""
 	switch pw := want.Password; {
 	case pw == "none":
-		if d.live.HasPassword == nil {
+		if unknown {
 			d.note(NoteWarning, "role "+name, "whether it has a password could not be read: PASSWORD NULL is planned")
 		}
-		if (d.live.HasPassword == nil || d.live.HasPassword[name]) && !additive {
+		if (unknown || d.live.HasPassword[name]) && !additive {
 			d.clusterRemove = append(d.clusterRemove, "ALTER ROLE "+q+" PASSWORD NULL")
 		}
 	case strings.HasPrefix(pw, verifierPrefix):
 		// The live state never holds the verifier, so one that is set is
 		// not compared: rotate changes it.
-		if d.live.HasPassword == nil || !d.live.HasPassword[name] {
+		if unknown || !d.live.HasPassword[name] {
 			d.setVerifier(q, pw)
 		} else {
 			d.note(NoteInfo, "role "+name, "has a password; the file's verifier is not compared with it (use rotate to change it)")
