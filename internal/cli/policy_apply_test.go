@@ -34,7 +34,9 @@ func TestPolicyApplyCommand(t *testing.T) {
 	if err := srv.Exec(ctx, `CREATE ROLE pa_app LOGIN`, `CREATE DATABASE pa_db`); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { srv.Exec(ctx, `DROP DATABASE IF EXISTS pa_db`, `DROP ROLE IF EXISTS pa_app`, `DROP ROLE IF EXISTS pa_rw`) })
+	t.Cleanup(func() {
+		srv.Exec(ctx, `DROP DATABASE IF EXISTS pa_db`, `DROP ROLE IF EXISTS pa_app`, `DROP ROLE IF EXISTS pa_rw`)
+	})
 	if err := srv.ExecIn(ctx, "pa_db", `CREATE SCHEMA s`, `CREATE TABLE s.t (id int)`, `GRANT USAGE ON SCHEMA s TO pa_app`, `GRANT SELECT ON s.t TO pa_app`); err != nil {
 		t.Fatal(err)
 	}
