@@ -32,6 +32,14 @@ func estate(t *testing.T, srv *localpg.Server) {
 	}
 }
 
+// startEstate starts a server with the estate, and returns it with its
+// catalogs (as privilege sets) and a journal root.
+func startEstate(t *testing.T) (*localpg.Server, string, string) {
+	srv := pgtest.Start(t, localpg.Options{})
+	estate(t, srv)
+	return srv, catalogSets(t, srv, "db1", "db2"), t.TempDir()
+}
+
 // changed is the file the tests apply: app's privileges move to a group
 // role, report loses t1 in db2, old is dropped, RLS changes.
 const changed = `version: 1
@@ -116,12 +124,8 @@ func applyFile(t *testing.T, ctx context.Context, cfg *pgx.ConnConfig, file, roo
 // what they were before, the dropped role's password included.
 func TestApplyRollbackRoundTrip(t *testing.T) {
 	t.Parallel()
-	srv := pgtest.Start(t, localpg.Options{})
-	estate(t, srv)
-	ctx := pgtest.Ctx(t)
-	cfg := srv.ConnConfig("postgres")
-	before := catalogSets(t, srv, "db1", "db2")
-	root := t.TempDir()
+	srv, before, root := startEstate(t)
+	ctx, cfg := pgtest.Ctx(t), srv.ConnConfig("postgres")
 	res, err := applyFile(t, ctx, cfg, fmt.Sprintf(changed, "db1", "db2"), root, nil)
 	if err != nil {
 		t.Fatalf("apply: %v", err)
@@ -167,12 +171,8 @@ func TestApplyRollbackRoundTrip(t *testing.T) {
 // journalled state is restored.
 func TestApplyFailingHalfwayChangesNothing(t *testing.T) {
 	t.Parallel()
-	srv := pgtest.Start(t, localpg.Options{})
-	estate(t, srv)
-	ctx := pgtest.Ctx(t)
-	cfg := srv.ConnConfig("postgres")
-	before := catalogSets(t, srv, "db1", "db2")
-	root := t.TempDir()
+	srv, before, root := startEstate(t)
+	ctx, cfg := pgtest.Ctx(t), srv.ConnConfig("postgres")
 	res, err := applyFile(t, ctx, cfg, fmt.Sprintf(changed, "db1", "db2"), root, func(p *plan.Plan) {
 		n := 0
 		for i := range p.Steps {
