@@ -89,6 +89,17 @@ func TestPolicyApplyCommand(t *testing.T) {
 	if code, _, errs := runCLI(t, rollback...); code != ExitError || !strings.Contains(errs, "already rolled back") {
 		t.Fatalf("second rollback: exit %d: %s", code, errs)
 	}
+	// A role that may not create roles: the check runs the plan and
+	// reports what the server refused, exit 1.
+	if err := srv.Exec(ctx, `CREATE ROLE pa_lim LOGIN PASSWORD 'pa-lim-test-secret'`); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Exec(ctx, `DROP ROLE IF EXISTS pa_lim`) })
+	limited := append([]string{"access", "policy", "apply", file, "--check"}, connArgs(t, srv, "pa_lim", "pa-lim-test-secret")...)
+	if code, out, errs := runCLIInput(t, "", limited...); code != ExitFindings || !strings.Contains(out, "ERROR: step 1: in database") || !strings.Contains(out, "42501") {
+		t.Fatalf("check as a role without CREATEROLE: exit %d\n%s\n%s", code, out, errs)
+	}
+	conn = connArgs(t, srv, srv.AdminUser, srv.Password)
 	for _, bad := range [][]string{{"--check", "--yes"}, {"--lock-timeout", "0s", "--check"}, {"--mode", "sloppy", "--check"}} {
 		if code, _, errs := runCLIInput(t, "", append(apply, bad...)...); code != ExitError || !strings.Contains(errs, "see '") {
 			t.Errorf("%v: exit %d: %s", bad, code, errs)

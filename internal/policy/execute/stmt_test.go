@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/pgaegis/pgaegis/internal/plan"
 )
 
 func TestRoleStatement(t *testing.T) {
@@ -97,5 +99,22 @@ func TestCreatedRoleAndMatchLiteral(t *testing.T) {
 				t.Errorf("matchLiteral(%q) matches more", r)
 			}
 		}
+	}
+}
+
+// What a restore cannot bring back is said: what DROP OWNED removed, and
+// databases the plan created.
+func TestLost(t *testing.T) {
+	p := newPlan(
+		plan.Step{ID: "1", Kind: plan.KindSQL, Database: "postgres", Autocommit: true, SQL: []string{`CREATE DATABASE "new db" OWNER x`}},
+		sqlStep("2", "db1", true, "REASSIGN OWNED BY old TO x", "DROP OWNED BY old"),
+		sqlStep("3", "postgres", true, "DROP ROLE old"),
+	)
+	l := lost(p)
+	if len(l) != 2 || !strings.Contains(l[0], `database "new db" was created by the plan`) || !strings.Contains(l[1], "database db1: DROP OWNED BY old removed") {
+		t.Fatalf("lost %q", l)
+	}
+	if !passwordsTouched(p) || passwordsTouched(newPlan(sqlStep("1", "db1", false, "GRANT SELECT ON t TO x"))) {
+		t.Fatal("passwordsTouched")
 	}
 }
