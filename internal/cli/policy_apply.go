@@ -221,7 +221,7 @@ func policyOutcome(env *Env, verb string, r *execute.Result, err error) (int, er
 	}
 	what := fmt.Sprintf("%d statement(s)", r.Statements)
 	if len(r.Applied) > 0 {
-		what = fmt.Sprintf("step %s, %s", strings.Join(r.Applied, ", "), what)
+		what = fmt.Sprintf("step %s; %s", strings.Join(r.Applied, ", "), what)
 	}
 	if len(r.RestorePlans) > 0 {
 		what += ", restore journal " + strings.Join(r.RestorePlans, ", ")
