@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/spf13/cobra"
 
+	"github.com/pgaegis/pgaegis/internal/conninfo"
 	"github.com/pgaegis/pgaegis/internal/plan"
 	"github.com/pgaegis/pgaegis/internal/policy"
 	"github.com/pgaegis/pgaegis/internal/policy/inspect"
@@ -149,9 +150,8 @@ func existingDatabases(ctx context.Context, cfg *pgx.ConnConfig) (map[string]boo
 }
 
 // targetOf describes the server without secrets.
-func targetOf(cfg *pgx.ConnConfig) string {
-	return fmt.Sprintf("%s@%s:%d/%s", cfg.User, cfg.Host, cfg.Port, cfg.Database)
-}
+// targetOf names the server as the audit report does (no secrets).
+func targetOf(cfg *pgx.ConnConfig) string { return conninfo.Describe(cfg) }
 
 func policyPlanCmd(env *Env) *cobra.Command {
 	cmd := &cobra.Command{
