@@ -11,7 +11,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/pgaegis/pgaegis/internal/collect"
+	"github.com/pgaegis/pgaegis/internal/policy"
 	"github.com/pgaegis/pgaegis/internal/privileges"
+	"github.com/pgaegis/pgaegis/internal/quote"
 	"github.com/pgaegis/pgaegis/internal/rules"
 	"github.com/pgaegis/pgaegis/internal/snapshot"
 )
@@ -81,7 +83,7 @@ func (m *modelSource) load(ctx context.Context, env *Env) (*snapshot.Snapshot, *
 func accessCmd(env *Env) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "access (--role R | --object schema.table [--privilege P]) [connection options | --snapshot S]",
-		Short: "who can do what: --role, --object, check, matrix, policy check",
+		Short: "who can do what: --role, --object, check, matrix; roles and privileges as code (policy)",
 		Long: `Who can do what. With --role: everything a role can do, as has_*_privilege
 answers, preceded by "escalation:" lines for what it reaches beyond that
 (SET ROLE into a superuser, SECURITY DEFINER functions, untrusted
@@ -96,8 +98,12 @@ every role that can use an object. The subcommands answer one question
   pgaegis access policy check policy.yaml --snapshot snap.json`,
 		Args: noArgs,
 	}
-	policy := &cobra.Command{Use: "policy", Short: "compare the server's privileges with a policy file",
-		Example: "  pgaegis access policy check policy.yaml --snapshot snap.json"}
+	policy := &cobra.Command{Use: "policy", Short: "roles and privileges as code: export, plan, apply, test, rollback, check",
+		Example: `  pgaegis access policy export -h db.example.com -U postgres -o policy.yaml
+  pgaegis access policy plan policy.yaml -h db.example.com -U postgres
+  pgaegis access policy apply policy.yaml -h db.example.com -U postgres --check
+  pgaegis access policy test policy.yaml -h db.example.com -U postgres
+  pgaegis access policy check policy.yaml --snapshot snap.json`}
 	policy.AddCommand(accessPolicyCheckCmd(env), policyExportCmd(env), policyPlanCmd(env), policyApplyCmd(env),
 		policyRollbackCmd(env), policyTestCmd(env))
 	policy.RunE = groupCmd(env, "policy", "", "").RunE
@@ -443,11 +449,17 @@ func accessPolicyCheckCmd(env *Env) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "check FILE.yaml [connection options | --snapshot S]",
 		Short: "compare the server with a policy file and print the SQL that closes the differences",
-		Example: `  pgaegis access policy check policy.yaml --snapshot snap.json
-  pgaegis access policy check policy.yaml -h db.example.com -U auditor --format json`,
+		Long: `Compare the server with a policy file (the format of docs/policy.md, or
+the older database/schemas/grants/exclusive one) through the same diff as
+policy plan: one line per grantee and object that differs, then the plan's
+SQL. With --snapshot the older format is checked against a snapshot's grants.
+Exit 1 while the server differs.`,
+		Example: `  pgaegis access policy check policy.yaml -h db.example.com -U auditor --format json
+  pgaegis access policy check old-policy.yaml --snapshot snap.json`,
 	}
-	var src modelSource
-	src.register(cmd)
+	var f policyDiffFlags
+	f.register(cmd)
+	snapPath := cmd.Flags().String("snapshot", "", "check an older-format policy against a snapshot written by pgaegis collect")
 	format := cmd.Flags().String("format", "text", "text or json")
 	completeValues(cmd, "format", "text", "json")
 	cmd.MarkFlagFilename("snapshot", "json")
@@ -455,22 +467,51 @@ func accessPolicyCheckCmd(env *Env) *cobra.Command {
 		if len(files) != 1 {
 			return ExitError, usagef("give one policy file")
 		}
-		p, err := privileges.LoadPolicy(files[0])
-		if err != nil {
-			return ExitError, err
+		if *format != "text" && *format != "json" {
+			return ExitError, usagef("--format %q: want text or json", *format)
 		}
-		snap, _, _, err := src.load(ctx, env)
-		if err != nil {
-			return ExitError, err
+		var diffs []policy.Difference
+		var sql []string
+		var notes []policy.Note
+		if *snapPath != "" {
+			p, err := privileges.LoadPolicy(files[0])
+			if err != nil {
+				return ExitError, err
+			}
+			snap, err := snapshot.Read(*snapPath)
+			if err != nil {
+				return ExitError, err
+			}
+			pd, psql := privileges.CheckPolicy(p, snap)
+			for _, d := range pd {
+				diffs = append(diffs, policy.Difference(d))
+			}
+			sql = psql
+		} else {
+			p, n, d, err := f.detail(ctx, env, files[0])
+			if err != nil {
+				return ExitError, err
+			}
+			diffs, notes = d, n
+			for _, st := range policy.MaskVerifiers(p).Steps {
+				for _, q := range st.SQL {
+					sql = append(sql, q+";    -- database "+quote.Ident(st.Database))
+				}
+			}
 		}
-		diffs, sql := privileges.CheckPolicy(p, snap)
 		if *format == "json" {
-			if err := writeJSON(env, map[string]any{"differences": diffs, "sql": sql}); err != nil {
+			if diffs == nil {
+				diffs = []policy.Difference{}
+			}
+			if sql == nil {
+				sql = []string{}
+			}
+			if err := writeJSON(env, map[string]any{"differences": diffs, "sql": sql, "notes": nonNilNotes(notes)}); err != nil {
 				return ExitError, err
 			}
 		} else {
 			env = textEnv(env) // the SQL lines are code: the writer escapes them, keeping backslashes
-			if len(diffs) == 0 {
+			if len(sql) == 0 {
 				fmt.Fprintln(env.Stdout, "the server matches the policy")
 			}
 			for _, d := range diffs {
@@ -489,8 +530,9 @@ func accessPolicyCheckCmd(env *Env) *cobra.Command {
 					fmt.Fprintln(env.Stdout, s)
 				}
 			}
+			writeNotes(env.Stdout, notes)
 		}
-		if len(diffs) > 0 {
+		if len(sql) > 0 {
 			return ExitFindings, nil
 		}
 		return ExitOK, nil

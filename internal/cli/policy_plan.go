@@ -1,12 +1,209 @@
 package cli
 
 import (
-	"errors"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/spf13/cobra"
+
+	"github.com/pgaegis/pgaegis/internal/plan"
+	"github.com/pgaegis/pgaegis/internal/policy"
+	"github.com/pgaegis/pgaegis/internal/policy/inspect"
 )
 
-// policyPlanCmd is a placeholder until its helper lands (issue 16).
+// policyDiffFlags are the flags plan and check share.
+type policyDiffFlags struct {
+	conn      connFlags
+	mode      string
+	reassign  string
+	dropOwned bool
+	stmtTO    time.Duration
+}
+
+func (f *policyDiffFlags) register(cmd *cobra.Command) {
+	f.conn.register(cmd)
+	fs := cmd.Flags()
+	fs.StringVar(&f.mode, "mode", "", "authoritative, adopt or additive (default: the file's mode, else authoritative)")
+	fs.StringVar(&f.reassign, "reassign-owned-to", "", "let a role being removed go: REASSIGN OWNED BY it TO this role first")
+	fs.BoolVar(&f.dropOwned, "drop-owned", false, "let a role being removed go: DROP OWNED BY it (its privileges, and what it still owns) first")
+	fs.DurationVar(&f.stmtTO, "statement-timeout", 60*time.Second, "limit for each catalog query")
+	completeValues(cmd, "mode", policy.Authoritative, policy.Adopt, policy.Additive)
+}
+
+// policyDiff loads the file, reads the server (only the databases the
+// file names that exist), lets the server normalise policy expressions
+// and diffs.
+func (f *policyDiffFlags) run(ctx context.Context, env *Env, file string) (*plan.Plan, []policy.Note, error) {
+	p, notes, _, err := f.detail(ctx, env, file)
+	return p, notes, err
+}
+
+func (f *policyDiffFlags) detail(ctx context.Context, env *Env, file string) (*plan.Plan, []policy.Note, []policy.Difference, error) {
+	desired, err := policy.Load(file)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	cfg, err := f.conn.config(env)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	names, err := existingDatabases(ctx, cfg)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	var dbs []string
+	for n := range desired.Databases {
+		if names[n] {
+			dbs = append(dbs, n)
+		}
+	}
+	if desired.Databases[policy.AllDatabases] != nil {
+		dbs = nil // a legacy file without a database: read them all
+	}
+	if len(dbs) == 0 && desired.Databases[policy.AllDatabases] == nil {
+		dbs = []string{cfg.Database} // roles only, or only new databases: the cluster part is what matters
+	}
+	live, err := inspect.Read(ctx, cfg, inspect.Options{Databases: dbs, StatementTimeout: f.stmtTO})
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	connect := func(ctx context.Context, db string) (*pgx.Conn, error) {
+		c := cfg.Copy()
+		c.Database = db
+		return pgx.ConnectConfig(ctx, c)
+	}
+	if err := policy.Normalize(ctx, connect, desired, live); err != nil {
+		return nil, nil, nil, err
+	}
+	p, notes, diffs, err := policy.DiffDetail(desired, live, policy.Options{Mode: f.mode, ConnectDatabase: cfg.Database, ReassignOwnedTo: f.reassign, DropOwned: f.dropOwned})
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("%s: %w", file, err)
+	}
+	p.Target = targetOf(cfg)
+	return p, notes, diffs, nil
+}
+
+// existingDatabases lists the server's databases (one small query), so
+// the live read is limited to those the file names.
+func existingDatabases(ctx context.Context, cfg *pgx.ConnConfig) (map[string]bool, error) {
+	c, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close(ctx)
+	rows, err := c.Query(ctx, "SELECT datname FROM pg_database")
+	if err != nil {
+		return nil, err
+	}
+	names := map[string]bool{}
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			return nil, err
+		}
+		names[n] = true
+	}
+	return names, rows.Err()
+}
+
+// targetOf describes the server without secrets.
+func targetOf(cfg *pgx.ConnConfig) string {
+	return fmt.Sprintf("%s@%s:%d/%s", cfg.User, cfg.Host, cfg.Port, cfg.Database)
+}
+
 func policyPlanCmd(env *Env) *cobra.Command {
-	return &cobra.Command{Use: "plan", Hidden: true, RunE: func(*cobra.Command, []string) error { return errors.New("not built yet") }}
+	cmd := &cobra.Command{
+		Use:   "plan FILE.yaml [connection options]",
+		Short: "show the changes that make the server match a policy file",
+		Long: `Read the server (the databases the file names), compare it with the
+policy file and print the plan: cluster additions, CREATE DATABASE, one
+transaction per database (grants before revokes), cluster removals.
+Exit 1 when there is something to change.`,
+		Example: `  pgaegis access policy plan policy.yaml -h db.example.com -U admin
+  pgaegis access policy plan policy.yaml --mode adopt --format sql > change.sql`,
+	}
+	var f policyDiffFlags
+	f.register(cmd)
+	format := cmd.Flags().String("format", "text", "text, sql or json")
+	completeValues(cmd, "format", "text", "sql", "json")
+	cmd.MarkFlagFilename("", "yaml", "yml")
+	cmd.RunE = runE(env, func(ctx context.Context, env *Env, files []string) (int, error) {
+		if len(files) != 1 {
+			return ExitError, usagef("give one policy file")
+		}
+		switch *format {
+		case "text", "sql", "json":
+		default:
+			return ExitError, usagef("--format %q: want text, sql or json", *format)
+		}
+		p, notes, err := f.run(ctx, env, files[0])
+		if err != nil {
+			return ExitError, err
+		}
+		if err := writePolicyPlan(env, *format, p, notes); err != nil {
+			return ExitError, err
+		}
+		if p.Empty() {
+			return ExitOK, nil
+		}
+		return ExitFindings, nil
+	})
+	return cmd
+}
+
+func writePolicyPlan(env *Env, format string, p *plan.Plan, notes []policy.Note) error {
+	switch format {
+	case "json":
+		return writeJSON(env, struct {
+			Plan  jsonPlan      `json:"plan"`
+			Notes []policy.Note `json:"notes"`
+		}{jsonPlan{p}, nonNilNotes(notes)})
+	case "sql":
+		if err := plan.WriteSQL(env.Stdout, p); err != nil {
+			return err
+		}
+		for _, n := range notes {
+			fmt.Fprintf(env.Stdout, "-- %s %s: %s\n", esc(n.Level), esc(n.Object), esc(n.Text))
+		}
+		return nil
+	}
+	env = textEnv(env)
+	if err := plan.WriteText(env.Stdout, policy.MaskVerifiers(p)); err != nil {
+		return err
+	}
+	writeNotes(env.Stdout, notes)
+	return nil
+}
+
+func writeNotes(w io.Writer, notes []policy.Note) {
+	if len(notes) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "\nnotes:")
+	for _, n := range notes {
+		fmt.Fprintf(w, "  %s %s: %s\n", esc(n.Level), esc(n.Object), esc(n.Text))
+	}
+}
+
+func nonNilNotes(n []policy.Note) []policy.Note {
+	if n == nil {
+		return []policy.Note{}
+	}
+	return n
+}
+
+// jsonPlan writes a plan in its stable form (plan.WriteJSON) inside
+// another document.
+type jsonPlan struct{ p *plan.Plan }
+
+func (j jsonPlan) MarshalJSON() ([]byte, error) {
+	var b bytes.Buffer
+	if err := plan.WriteJSON(&b, j.p); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
 }

@@ -1,0 +1,297 @@
+package policy
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/pgaegis/pgaegis/internal/plan"
+)
+
+func bp(b bool) *bool { return &b }
+func ip(i int) *int   { return &i }
+
+// baseLive is a small server: owner, app, an extra role, one database
+// with one schema holding two tables, a sequence and a function.
+func baseLive() *Live {
+	return &Live{
+		Major: 16, CurrentUser: "postgres", Superuser: true, Bootstrap: "postgres",
+		HasPassword: map[string]bool{},
+		Databases:   []string{"postgres", "appdb"},
+		File: &File{Version: 1, Roles: Roles{
+			"postgres":  {Superuser: bp(true), Login: bp(true), CreateDB: bp(true), CreateRole: bp(true), Replication: bp(true), BypassRLS: bp(true)},
+			"app_owner": {},
+			"app":       {Login: bp(true)},
+			"stray":     {},
+		}, Databases: map[string]*Database{
+			"appdb": {Owner: "app_owner", Grants: Grants{Public: {"CONNECT", "TEMPORARY"}}, Schemas: map[string]*Schema{
+				"public": {Owner: "app_owner", Grants: Grants{Public: {"USAGE"}},
+					Tables: Objects{
+						"a": {Owner: "app_owner", Grants: Grants{}},
+						"b": {Owner: "app_owner", Grants: Grants{"stray": {"SELECT"}}},
+					},
+					Sequences: Objects{"a_id_seq": {Owner: "app_owner", Grants: Grants{}}},
+					Functions: Objects{"f(integer)": {Owner: "app_owner", Grants: Grants{Public: {"EXECUTE"}}}},
+				},
+			}},
+		}},
+	}
+}
+
+func run(t *testing.T, f *File, l *Live, o Options) (*plan.Plan, []Note, string) {
+	t.Helper()
+	p, notes, err := Diff(f, l, o)
+	if err != nil {
+		t.Fatalf("Diff: %v", err)
+	}
+	var b strings.Builder
+	for _, s := range p.Steps {
+		b.WriteString("-- step " + s.Summary + " @" + s.Database + "\n")
+		for _, q := range s.SQL {
+			b.WriteString(q + "\n")
+		}
+	}
+	return p, notes, b.String()
+}
+
+func TestDiffRules(t *testing.T) {
+	cases := []struct {
+		name    string
+		file    func() *File
+		live    func(*Live)
+		opts    Options
+		want    []string // statements that must appear, in this order
+		notWant []string
+		notes   []string
+	}{
+		{
+			name: "batched grants and ON ALL TABLES",
+			file: func() *File {
+				return &File{Version: 1, Mode: Adopt, Databases: map[string]*Database{"appdb": {Schemas: map[string]*Schema{"public": {
+					Tables: Objects{"*": {Grants: Grants{"app": {"SELECT", "INSERT"}}}},
+				}}}}}
+			},
+			want:    []string{`GRANT SELECT, INSERT ON ALL TABLES IN SCHEMA public TO app`},
+			notWant: []string{"stray"},
+		},
+		{
+			name: "authoritative revokes unnamed grantees, grants before revokes",
+			file: func() *File {
+				return &File{Version: 1, Databases: map[string]*Database{"appdb": {Schemas: map[string]*Schema{"public": {
+					Tables: Objects{"*": {Grants: Grants{"app": {"SELECT"}}}, "b": {Grants: Grants{"app": {"SELECT"}, "stray": {}}}},
+				}}}}}
+			},
+			want: []string{`GRANT SELECT ON ALL TABLES IN SCHEMA public TO app`, `REVOKE SELECT ON TABLE public.b FROM stray`},
+		},
+		{
+			name: "adopt leaves unnamed grantees",
+			file: func() *File {
+				return &File{Version: 1, Mode: Adopt, Databases: map[string]*Database{"appdb": {Schemas: map[string]*Schema{"public": {
+					Tables: Objects{"*": {Grants: Grants{"app": {"SELECT"}}}},
+				}}}}}
+			},
+			notWant: []string{"REVOKE"},
+		},
+		{
+			name: "adopt PUBLIC: [] revokes PUBLIC",
+			file: func() *File {
+				return &File{Version: 1, Mode: Adopt, Databases: map[string]*Database{"appdb": {Grants: Grants{Public: {}, "app": {"CONNECT"}}}}}
+			},
+			want: []string{`GRANT CONNECT ON DATABASE appdb TO app`, `REVOKE TEMPORARY, CONNECT ON DATABASE appdb FROM PUBLIC`},
+		},
+		{
+			name: "additive never revokes",
+			file: func() *File {
+				return &File{Version: 1, Mode: Additive, Databases: map[string]*Database{"appdb": {Grants: Grants{Public: {}}, Schemas: map[string]*Schema{"public": {
+					Functions: Objects{"*": {Grants: Grants{}}},
+				}}}}}
+			},
+			notWant: []string{"REVOKE"},
+		},
+		{
+			name: "function revoke and grant option",
+			file: func() *File {
+				return &File{Version: 1, Databases: map[string]*Database{"appdb": {Schemas: map[string]*Schema{"public": {
+					Functions: Objects{"f(integer)": {Grants: Grants{"app": {"EXECUTE WITH GRANT OPTION"}}}},
+				}}}}}
+			},
+			want: []string{`GRANT EXECUTE ON ROUTINE public.f(integer) TO app WITH GRANT OPTION`, `REVOKE EXECUTE ON ROUTINE public.f(integer) FROM PUBLIC`},
+		},
+		{
+			name: "ownership",
+			file: func() *File {
+				return &File{Version: 1, Databases: map[string]*Database{"appdb": {Owner: "app", Schemas: map[string]*Schema{"public": {
+					Owner: "app", Sequences: Objects{"*": {Owner: "app"}},
+				}}}}}
+			},
+			want: []string{`ALTER DATABASE appdb OWNER TO app`, `ALTER SCHEMA public OWNER TO app`, `ALTER SEQUENCE public.a_id_seq OWNER TO app`},
+		},
+		{
+			name: "create role with options, membership with 16 options, settings",
+			file: func() *File {
+				return &File{Version: 1, Mode: Adopt, Roles: Roles{
+					"new": {Login: bp(true), ConnectionLimit: ip(5), Password: "none",
+						MemberOf: Memberships{{Role: "app", Inherit: bp(false), Admin: bp(true)}}, Settings: Settings{"pgaudit.log": "write, ddl", "search_path": "a, b"}},
+				}}
+			},
+			want: []string{`CREATE ROLE new WITH LOGIN CONNECTION LIMIT 5`, `GRANT app TO new WITH ADMIN TRUE, INHERIT FALSE`,
+				`ALTER ROLE new SET pgaudit.log = 'write, ddl'`, `ALTER ROLE new SET search_path = 'a', 'b'`},
+			notWant: []string{"PASSWORD"},
+		},
+		{
+			name: "membership option change without revoke",
+			live: func(l *Live) { l.File.Roles["app"].MemberOf = Memberships{{Role: "app_owner"}} },
+			file: func() *File {
+				return &File{Version: 1, Mode: Adopt, Roles: Roles{"app": {Login: bp(true), MemberOf: Memberships{{Role: "app_owner", Set: bp(false), Admin: bp(true)}}}}}
+			},
+			want:    []string{`GRANT app_owner TO app WITH ADMIN TRUE`, `REVOKE SET OPTION FOR app_owner FROM app`},
+			notWant: []string{"REVOKE app_owner FROM app"},
+		},
+		{
+			name: "pre-16 membership only ADMIN",
+			live: func(l *Live) { l.Major = 15 },
+			file: func() *File {
+				return &File{Version: 1, Mode: Adopt, Roles: Roles{"app": {Login: bp(true), MemberOf: Memberships{{Role: "app_owner", Set: bp(false), Admin: bp(true)}}}}}
+			},
+			want:  []string{`GRANT app_owner TO app WITH ADMIN OPTION`},
+			notes: []string{"need PostgreSQL 16"},
+		},
+		{
+			name: "attributes raised and lowered, verifier masked",
+			file: func() *File {
+				return &File{Version: 1, Mode: Adopt, Roles: Roles{"app": {CreateDB: bp(true), Password: "SCRAM-SHA-256$4096:abc$def:ghi"}}}
+			},
+			want: []string{`ALTER ROLE app WITH CREATEDB`, `ALTER ROLE app PASSWORD 'SCRAM-SHA-256$4096:abc$def:ghi'`, `ALTER ROLE app WITH NOLOGIN`},
+		},
+		{
+			name: "authoritative drops unnamed role, held when it owns",
+			live: func(l *Live) {
+				l.Dependents = map[string]map[string]Dependents{"stray": {"appdb": {Privileges: 1}}}
+				l.Sessions = map[string]int{"stray": 2}
+			},
+			file: func() *File {
+				return &File{Version: 1, Roles: Roles{"postgres": {Superuser: bp(true), Login: bp(true), CreateDB: bp(true), CreateRole: bp(true), Replication: bp(true), BypassRLS: bp(true)}, "app_owner": {}, "app": {Login: bp(true)}}}
+			},
+			notWant: []string{"DROP ROLE"},
+			notes:   []string{"still owns or holds", "live session"},
+		},
+		{
+			name: "drop with reassign and drop owned",
+			live: func(l *Live) {
+				l.Dependents = map[string]map[string]Dependents{"stray": {"appdb": {Owned: 1, Privileges: 1}}}
+			},
+			opts: Options{ReassignOwnedTo: "app_owner", DropOwned: true},
+			file: func() *File {
+				return &File{Version: 1, Roles: Roles{"postgres": {Superuser: bp(true), Login: bp(true), CreateDB: bp(true), CreateRole: bp(true), Replication: bp(true), BypassRLS: bp(true)}, "app_owner": {}, "app": {Login: bp(true)}}}
+			},
+			want: []string{"REASSIGN OWNED BY stray TO app_owner", "DROP OWNED BY stray", "DROP ROLE stray"},
+		},
+		{
+			name: "guards: executing role never demoted or dropped",
+			live: func(l *Live) { l.CurrentUser = "app"; l.File.Roles["app"].CreateRole = bp(true) },
+			file: func() *File {
+				return &File{Version: 1, Roles: Roles{"app_owner": {}}}
+			},
+			notWant: []string{"DROP ROLE app\n", "NOCREATEROLE", "DROP ROLE postgres"},
+			notes:   []string{"pgaegis runs as this role"},
+		},
+		{
+			name: "database created with owner",
+			file: func() *File {
+				return &File{Version: 1, Databases: map[string]*Database{"newdb": {Owner: "app_owner", Grants: Grants{Public: {}, "app": {"CONNECT"}}}}}
+			},
+			want: []string{`CREATE DATABASE newdb OWNER app_owner`, `GRANT CONNECT ON DATABASE newdb TO app`, `REVOKE TEMPORARY, CONNECT ON DATABASE newdb FROM PUBLIC`},
+		},
+		{
+			name: "default privileges: database-wide functions replace the built-in",
+			file: func() *File {
+				return &File{Version: 1, Databases: map[string]*Database{"appdb": {DefaultPrivileges: DefaultPrivilegesByRole{
+					"app_owner": {Functions: Grants{}, Tables: Grants{"app": {"SELECT"}}},
+				}, Schemas: map[string]*Schema{"public": {DefaultPrivileges: DefaultPrivilegesByRole{"app_owner": {Sequences: Grants{"app": {"USAGE"}}}}}}}}}
+			},
+			want: []string{`ALTER DEFAULT PRIVILEGES FOR ROLE app_owner GRANT SELECT ON TABLES TO app`,
+				`ALTER DEFAULT PRIVILEGES FOR ROLE app_owner IN SCHEMA public GRANT USAGE ON SEQUENCES TO app`,
+				`ALTER DEFAULT PRIVILEGES FOR ROLE app_owner REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC`},
+			notWant: []string{"TYPES"},
+		},
+		{
+			name: "missing objects are notes",
+			file: func() *File {
+				return &File{Version: 1, Databases: map[string]*Database{"appdb": {Schemas: map[string]*Schema{"nope": {}, "public": {Tables: Objects{"zzz": {Grants: Grants{}}}}}}}}
+			},
+			notes: []string{"schema appdb.nope", "table appdb.public.zzz"},
+		},
+		{
+			name: "unreadable database: no revokes",
+			live: func(l *Live) { l.Unreadable = map[string]string{"appdb": "permission denied"} },
+			file: func() *File {
+				return &File{Version: 1, Databases: map[string]*Database{"appdb": {Grants: Grants{Public: {}, "app": {"CONNECT"}}}}}
+			},
+			want:    []string{`GRANT CONNECT ON DATABASE appdb TO app`},
+			notWant: []string{"REVOKE"},
+			notes:   []string{"could not be read"},
+		},
+		{
+			name: "RLS and the missing_ok lint",
+			file: func() *File {
+				return &File{Version: 1, Databases: map[string]*Database{"appdb": {Schemas: map[string]*Schema{"public": {RLS: map[string]*RLS{
+					"a": {Enabled: true, Force: true, Policies: RowPolicies{"tenant": {Roles: []string{"app"}, Using: "tenant_id = current_setting('app.tenant')::int"}}},
+				}}}}}}
+			},
+			want: []string{`ALTER TABLE public.a ENABLE ROW LEVEL SECURITY`, `ALTER TABLE public.a FORCE ROW LEVEL SECURITY`,
+				`CREATE POLICY tenant ON public.a FOR ALL TO app USING (tenant_id = current_setting('app.tenant')::int)`},
+			notes: []string{"missing_ok"},
+		},
+		{
+			name: "hostile names are quoted",
+			live: func(l *Live) {
+				l.File.Databases["appdb"].Schemas["public"].Tables["we\"ird.na\nme"] = &Object{Owner: "app_owner", Grants: Grants{}}
+				l.File.Roles["ro\"le"] = &Role{}
+			},
+			file: func() *File {
+				return &File{Version: 1, Mode: Adopt, Databases: map[string]*Database{"appdb": {Schemas: map[string]*Schema{"public": {
+					Tables: Objects{"we\"ird.na\nme": {Grants: Grants{"ro\"le": {"SELECT"}}}},
+				}}}}}
+			},
+			want: []string{`GRANT SELECT ON TABLE public.U&"we""ird.na\000Ame" TO "ro""le"`},
+		},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			l := baseLive()
+			if c.live != nil {
+				c.live(l)
+			}
+			p, notes, sql := run(t, c.file(), l, c.opts)
+			pos := 0
+			for _, w := range c.want {
+				i := strings.Index(sql[pos:], w)
+				if i < 0 {
+					t.Errorf("missing (or out of order) %q in\n%s", w, sql)
+					continue
+				}
+				pos += i + len(w)
+			}
+			for _, w := range c.notWant {
+				if strings.Contains(sql, w) {
+					t.Errorf("unexpected %q in\n%s", w, sql)
+				}
+			}
+			var nt strings.Builder
+			for _, n := range notes {
+				nt.WriteString(n.Level + " " + n.Object + ": " + n.Text + "\n")
+			}
+			for _, w := range c.notes {
+				if !strings.Contains(nt.String(), w) {
+					t.Errorf("no note %q in\n%s", w, nt.String())
+				}
+			}
+			for _, s := range MaskVerifiers(p).Steps {
+				for _, q := range s.SQL {
+					if strings.Contains(q, "SCRAM-SHA-256$") {
+						t.Errorf("verifier not masked: %s", q)
+					}
+				}
+			}
+		})
+	}
+}

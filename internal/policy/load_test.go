@@ -1,0 +1,111 @@
+package policy
+
+import (
+	"strings"
+	"testing"
+)
+
+const goodFile = `version: 1
+mode: adopt
+roles:
+  app_owner: {}
+  app:
+    login: true
+    connection_limit: 20
+    password: none
+    member_of: [app_rw, {role: app_ro, inherit: false}]
+    settings: {pgaudit.log: "write, ddl"}
+databases:
+  appdb:
+    owner: app_owner
+    grants: {PUBLIC: [], app: [CONNECT, temp]}
+    default_privileges:
+      app_owner: {functions: {}, tables: {app: [ALL]}}
+    schemas:
+      public:
+        grants: {app: [USAGE]}
+        tables:
+          "*": {grants: {app: [SELECT, INSERT WITH GRANT OPTION, maintain]}}
+          t: {columns: {c: {app: [SELECT]}}}
+        functions:
+          "f(integer, text)": {grants: {app: [EXECUTE]}}
+        rls:
+          t:
+            enabled: true
+            policies:
+              p: {roles: [app], using: "tenant = current_setting('app.t', true)::int"}
+`
+
+func TestParse(t *testing.T) {
+	f, err := Parse("good.yaml", []byte(goodFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.Mode != Adopt || len(f.Roles["app"].MemberOf) != 2 || *f.Roles["app"].MemberOf[1].Inherit {
+		t.Fatalf("parsed wrong: %+v", f)
+	}
+	secret := "hunter2-very-secret"
+	cases := []struct{ name, in, want string }{
+		{"unknown key", "version: 1\nrolez: {}\n", "p.yaml:2: field rolez not found"},
+		{"unknown role key", "version: 1\nroles:\n  a: {logn: true}\n", "p.yaml:3: field logn not found"},
+		{"unknown membership key", "version: 1\nroles:\n  a:\n    member_of: [{role: b, admn: true}]\n", "p.yaml:4: role a: member_of entry 1: unknown key \"admn\""},
+		{"version", "mode: adopt\nroles: {}\n", "p.yaml:1: version must be 1"},
+		{"mode", "version: 1\nmode: yolo\n", "p.yaml:2: mode \"yolo\""},
+		{"clear password", "version: 1\nroles:\n  a:\n    password: " + secret + "\n", "p.yaml:4: role a: password must be none or a SCRAM-SHA-256 verifier"},
+		{"bad verifier", "version: 1\nroles:\n  a:\n    password: SCRAM-SHA-256$" + secret + "\n", "p.yaml:4: role a: password starts like"},
+		{"db privilege", "version: 1\ndatabases:\n  d:\n    grants: {a: [SELECT]}\n", "p.yaml:4: a: \"SELECT\" is not a database privilege"},
+		{"schema privilege", "version: 1\ndatabases:\n  d:\n    schemas:\n      s:\n        grants:\n          a: [USAGE, EXECUTE]\n", "p.yaml:7: a: \"EXECUTE\" is not a schema privilege"},
+		{"column privilege", "version: 1\ndatabases:\n  d:\n    schemas:\n      s:\n        tables:\n          t: {columns: {c: {a: [DELETE]}}}\n", "p.yaml:7: a: \"DELETE\" is not a column privilege"},
+		{"sequence privilege", "version: 1\ndatabases:\n  d:\n    schemas:\n      s:\n        sequences:\n          '*': {grants: {a: [INSERT]}}\n", "is not a sequence privilege"},
+		{"function key", "version: 1\ndatabases:\n  d:\n    schemas:\n      s:\n        functions:\n          f: {}\n", "p.yaml:7: function key \"f\""},
+		{"expression", "version: 1\ndatabases:\n  d:\n    schemas:\n      s:\n        rls:\n          t:\n            enabled: true\n            policies:\n              p: {using: \"true OR 1 = 1; DROP TABLE x\"}\n", "p.yaml:10: policy p: using: a semicolon"},
+		{"system schema", "version: 1\ndatabases:\n  d:\n    schemas:\n      pg_catalog: {}\n", "p.yaml:5: schema pg_catalog is a system schema"},
+		{"predefined role", "version: 1\nroles:\n  pg_monitor: {}\n", "p.yaml:3: role pg_monitor: predefined"},
+		{"not a mapping", "- a\n- b\n", "p.yaml:1: a policy file is a mapping"},
+		{"empty", "", "p.yaml: empty policy file"},
+		{"schemas default privileges in schema", "version: 1\ndatabases:\n  d:\n    schemas:\n      s:\n        default_privileges:\n          r: {schemas: {a: [USAGE]}}\n", "only database-wide"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := Parse("p.yaml", []byte(c.in))
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("got %v, want %q", err, c.want)
+			}
+			if strings.Contains(err.Error(), secret) {
+				t.Fatalf("the password leaked into the error: %v", err)
+			}
+		})
+	}
+}
+
+func TestParseLegacy(t *testing.T) {
+	in := "database: shop\nschemas: [app]\ngrants:\n  app_rw: {tables: [SELECT, INSERT], sequences: [USAGE]}\nexclusive: true\n"
+	f, err := Parse("old.yaml", []byte(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := f.Databases["shop"].Schemas["app"]
+	if f.Mode != Authoritative || len(s.Tables["*"].Grants["app_rw"]) != 2 || s.Sequences["*"].Grants[Public] == nil {
+		t.Fatalf("converted wrong: %+v %+v", f, s)
+	}
+	f, err = Parse("old.yaml", []byte("schemas: [app]\ngrants: {r: {tables: [SELECT]}}\n"))
+	if err != nil || f.Mode != Adopt || f.Databases[AllDatabases] == nil {
+		t.Fatalf("non-exclusive legacy: %v %+v", err, f)
+	}
+	if _, err := Parse("old.yaml", []byte("schemas: [app]\nexclusiv: true\n")); err == nil || !strings.Contains(err.Error(), "old.yaml") {
+		t.Fatalf("legacy unknown key: %v", err)
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	f.Add([]byte(goodFile))
+	f.Add([]byte("schemas: [a]\ngrants: {r: {tables: [SELECT]}}\n"))
+	f.Add([]byte("version: 1\nroles:\n  a:\n    member_of: [b, {role: c}]\n"))
+	f.Add([]byte("version: 1\ndatabases: {d: {schemas: {s: {functions: {\"f(\\\"a(\\\" int)\": {}}}}}}\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		_, err := Parse("fuzz.yaml", data)
+		if err != nil && !strings.HasPrefix(err.Error(), "fuzz.yaml") {
+			t.Fatalf("error does not name the file: %v", err)
+		}
+	})
+}

@@ -1,0 +1,461 @@
+package policy
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/pgaegis/pgaegis/internal/plan"
+	"github.com/pgaegis/pgaegis/internal/quote"
+)
+
+// attribute is one boolean role attribute: its SQL words and its CREATE
+// ROLE default.
+type attribute struct {
+	on, off string
+	def     bool
+	get     func(*Role) *bool
+	guarded bool // never lowered for the executing or bootstrap role
+}
+
+var attributes = []attribute{
+	{"SUPERUSER", "NOSUPERUSER", false, func(r *Role) *bool { return r.Superuser }, true},
+	{"CREATEDB", "NOCREATEDB", false, func(r *Role) *bool { return r.CreateDB }, false},
+	{"CREATEROLE", "NOCREATEROLE", false, func(r *Role) *bool { return r.CreateRole }, true},
+	{"INHERIT", "NOINHERIT", true, func(r *Role) *bool { return r.Inherit }, false},
+	{"LOGIN", "NOLOGIN", false, func(r *Role) *bool { return r.Login }, true},
+	{"REPLICATION", "NOREPLICATION", false, func(r *Role) *bool { return r.Replication }, false},
+	{"BYPASSRLS", "NOBYPASSRLS", false, func(r *Role) *bool { return r.BypassRLS }, false},
+}
+
+func boolOr(b *bool, def bool) bool {
+	if b == nil {
+		return def
+	}
+	return *b
+}
+
+// verifierPrefix starts every SCRAM-SHA-256 verifier.
+const verifierPrefix = "SCRAM-SHA-256$"
+
+// roles plans the cluster part: roles created, altered and dropped,
+// memberships and settings.
+func (d *differ) roles() error {
+	for _, name := range sortedKeys(d.f.Roles) {
+		if d.ignored(name) {
+			return fmt.Errorf("role %q: predefined roles and ignore_roles are never managed; remove it from roles:", oneLineText(name))
+		}
+		if name == "" || strings.EqualFold(name, Public) {
+			return fmt.Errorf("role %q: not a role name", oneLineText(name))
+		}
+		want := d.f.Roles[name]
+		if want == nil {
+			want = &Role{}
+		}
+		have := d.l.Roles[name]
+		if err := d.role(name, want, have); err != nil {
+			return err
+		}
+	}
+	// Every membership names a role the file or the server knows.
+	for _, name := range sortedKeys(d.f.Roles) {
+		if r := d.f.Roles[name]; r != nil {
+			for _, m := range r.MemberOf {
+				if !d.exists(m.Role) || m.Role == Public {
+					return fmt.Errorf("role %s: member_of %q: no such role in the file or on the server", oneLineText(name), oneLineText(m.Role))
+				}
+				if m.Grantor != "" && !d.exists(m.Grantor) {
+					return fmt.Errorf("role %s: member_of %s: grantor %q: no such role in the file or on the server", oneLineText(name), oneLineText(m.Role), oneLineText(m.Grantor))
+				}
+			}
+		}
+	}
+	if d.f.Roles != nil && d.mode == Authoritative {
+		for _, name := range sortedKeys(d.l.Roles) {
+			if _, ok := d.f.Roles[name]; ok || d.ignored(name) {
+				continue
+			}
+			d.remove(name)
+		}
+	}
+	return nil
+}
+
+func (d *differ) role(name string, want, have *Role) error {
+	q := quote.Ident(name)
+	additive := d.mode == Additive
+	if have == nil {
+		var opts []string
+		for _, a := range attributes {
+			if v := boolOr(a.get(want), a.def); v != a.def {
+				opts = append(opts, map[bool]string{true: a.on, false: a.off}[v])
+			}
+		}
+		if want.ConnectionLimit != nil && *want.ConnectionLimit != -1 {
+			opts = append(opts, fmt.Sprintf("CONNECTION LIMIT %d", *want.ConnectionLimit))
+		}
+		if want.ValidUntil != "" {
+			opts = append(opts, "VALID UNTIL "+quote.Literal(want.ValidUntil))
+		}
+		stmt := "CREATE ROLE " + q
+		if len(opts) > 0 {
+			stmt += " WITH " + strings.Join(opts, " ")
+		}
+		d.roleCreates = append(d.roleCreates, stmt) // before any membership names it
+		if strings.HasPrefix(want.Password, verifierPrefix) {
+			d.setVerifier(q, want.Password)
+		}
+		have = &Role{}
+		if err := d.memberships(name, want, have, true); err != nil {
+			return err
+		}
+		d.settings(name, want, have)
+		return nil
+	}
+	var raise, lower []string
+	for _, a := range attributes {
+		w := a.get(want)
+		if w == nil && additive {
+			continue
+		}
+		wv, hv := boolOr(w, a.def), boolOr(a.get(have), a.def)
+		switch {
+		case wv == hv:
+		case wv:
+			raise = append(raise, a.on)
+		case additive:
+		case a.guarded && d.protected(name):
+			d.note(NoteHeld, "role "+name, "%s is kept: pgaegis runs as this role or it is the bootstrap superuser", a.on)
+		default:
+			lower = append(lower, a.off)
+		}
+	}
+	if want.ConnectionLimit != nil || !additive {
+		wl, hl := -1, -1
+		if want.ConnectionLimit != nil {
+			wl = *want.ConnectionLimit
+		}
+		if have.ConnectionLimit != nil {
+			hl = *have.ConnectionLimit
+		}
+		if wl != hl {
+			s := fmt.Sprintf("CONNECTION LIMIT %d", wl)
+			if wl == -1 || hl != -1 && wl > hl {
+				raise = append(raise, s)
+			} else if !additive {
+				lower = append(lower, s)
+			}
+		}
+	}
+	if noExpiry(want.ValidUntil) != noExpiry(have.ValidUntil) || !noExpiry(want.ValidUntil) && want.ValidUntil != have.ValidUntil {
+		switch {
+		case want.ValidUntil != "":
+			raise = append(raise, "VALID UNTIL "+quote.Literal(want.ValidUntil))
+		case !additive:
+			raise = append(raise, "VALID UNTIL 'infinity'")
+		}
+	}
+	if len(raise) > 0 {
+		d.clusterAdd = append(d.clusterAdd, "ALTER ROLE "+q+" WITH "+strings.Join(raise, " "))
+	}
+	if len(lower) > 0 {
+		d.clusterRemove = append(d.clusterRemove, "ALTER ROLE "+q+" WITH "+strings.Join(lower, " "))
+	}
+	unknown := d.live.HasPassword == nil || d.live.Unreadable["passwords"] != ""
+	switch pw := want.Password; {
+	case pw == "none":
+		if unknown {
+			d.note(NoteWarning, "role "+name, "whether it has a password could not be read: PASSWORD NULL is planned")
+		}
+		if (unknown || d.live.HasPassword[name]) && !additive {
+			d.clusterRemove = append(d.clusterRemove, "ALTER ROLE "+q+" PASSWORD NULL")
+		}
+	case strings.HasPrefix(pw, verifierPrefix):
+		// The live state never holds the verifier, so one that is set is
+		// not compared: rotate changes it.
+		if unknown || !d.live.HasPassword[name] {
+			d.setVerifier(q, pw)
+		} else {
+			d.note(NoteInfo, "role "+name, "has a password; the file's verifier is not compared with it (use rotate to change it)")
+		}
+	}
+	if err := d.memberships(name, want, have, false); err != nil {
+		return err
+	}
+	d.settings(name, want, have)
+	return nil
+}
+
+func noExpiry(v string) bool { return v == "" || strings.EqualFold(v, "infinity") }
+
+// setVerifier plans ALTER ROLE ... PASSWORD '<verifier>' as a statement
+// of its own, so text output can mask it (MaskVerifiers).
+func (d *differ) setVerifier(q, verifier string) {
+	d.clusterAdd = append(d.clusterAdd, "ALTER ROLE "+q+" PASSWORD "+quote.Literal(verifier))
+	d.verifier = true
+}
+
+// MaskVerifiers returns a copy of p whose password verifiers read
+// '********', for text output and logs; the SQL and JSON forms keep them
+// (a verifier is not a clear text, and apply needs it).
+func MaskVerifiers(p *plan.Plan) *plan.Plan {
+	if p == nil {
+		return nil
+	}
+	c := *p
+	c.Steps = make([]plan.Step, len(p.Steps))
+	for i, s := range p.Steps {
+		s.SQL = append([]string(nil), s.SQL...)
+		for j, q := range s.SQL {
+			if k := strings.Index(q, " PASSWORD '"+verifierPrefix); k >= 0 && strings.HasPrefix(q, "ALTER ROLE ") {
+				s.SQL[j] = q[:k] + " PASSWORD '********'"
+			}
+		}
+		c.Steps[i] = s
+	}
+	return &c
+}
+
+// memberships diffs the roles name is a member of (member_of given is
+// exact for name, the minimum in additive mode).
+func (d *differ) memberships(name string, want, have *Role, created bool) error {
+	if want.MemberOf == nil {
+		return nil
+	}
+	q := quote.Ident(name)
+	v16 := d.major == 0 || d.major >= 16
+	haveBy := map[string]Membership{}
+	for _, m := range have.MemberOf {
+		if _, ok := haveBy[m.Role]; !ok {
+			haveBy[m.Role] = m
+		}
+	}
+	wantBy := map[string]bool{}
+	for _, m := range want.MemberOf {
+		if wantBy[m.Role] {
+			return fmt.Errorf("role %s: member_of lists %q twice", oneLineText(name), oneLineText(m.Role))
+		}
+		wantBy[m.Role] = true
+		if m.Role == name {
+			return fmt.Errorf("role %s: cannot be a member of itself", oneLineText(name))
+		}
+		if !v16 && (m.Inherit != nil || m.Set != nil || m.Grantor != "") {
+			d.note(NoteWarning, "role "+name, "membership in %s: INHERIT, SET and GRANTED BY need PostgreSQL 16; only ADMIN is planned", m.Role)
+		}
+		h, ok := haveBy[m.Role]
+		if !ok {
+			var opts []string
+			if boolOr(m.Admin, false) {
+				opts = append(opts, "ADMIN")
+			}
+			if v16 {
+				if m.Inherit != nil {
+					opts = append(opts, "INHERIT "+strings.ToUpper(fmt.Sprint(*m.Inherit)))
+				}
+				if m.Set != nil {
+					opts = append(opts, "SET "+strings.ToUpper(fmt.Sprint(*m.Set)))
+				}
+				if len(opts) > 0 && opts[0] == "ADMIN" {
+					opts[0] = "ADMIN TRUE"
+				}
+			}
+			stmt := "GRANT " + quote.Ident(m.Role) + " TO " + q
+			if len(opts) > 0 {
+				if v16 {
+					stmt += " WITH " + strings.Join(opts, ", ")
+				} else {
+					stmt += " WITH ADMIN OPTION"
+				}
+			}
+			if v16 && m.Grantor != "" {
+				stmt += " GRANTED BY " + quote.Ident(m.Grantor)
+			}
+			d.clusterAdd = append(d.clusterAdd, stmt)
+			continue
+		}
+		// An existing membership changes option by option, never revoked
+		// and granted again (which would cut access mid-apply).
+		type opt struct {
+			word       string
+			want, have *bool
+			def        bool
+			only16     bool
+		}
+		for _, o := range []opt{{"ADMIN", m.Admin, h.Admin, false, false}, {"INHERIT", m.Inherit, h.Inherit, true, true}, {"SET", m.Set, h.Set, true, true}} {
+			if o.only16 && !v16 || o.want == nil && o.word != "ADMIN" {
+				continue // INHERIT and SET left out are not managed
+			}
+			if o.word == "INHERIT" && o.have == nil {
+				// The live read leaves it out when it is what a plain
+				// GRANT gives: the member's own INHERIT attribute.
+				inh := boolOr(have.Inherit, true)
+				o.have = &inh
+			}
+			wv, hv := boolOr(o.want, o.def), boolOr(o.have, o.def)
+			if wv == hv {
+				continue
+			}
+			by := ""
+			if v16 && h.Grantor != "" {
+				by = " GRANTED BY " + quote.Ident(h.Grantor)
+			}
+			if wv {
+				w := " WITH " + o.word + " OPTION"
+				if v16 {
+					w = " WITH " + o.word + " TRUE"
+				}
+				d.clusterAdd = append(d.clusterAdd, "GRANT "+quote.Ident(m.Role)+" TO "+q+w+by)
+			} else if d.mode != Additive {
+				if d.protected(name) {
+					d.note(NoteHeld, "role "+name, "%s option of its membership in %s is kept: pgaegis relies on it", o.word, m.Role)
+					continue
+				}
+				d.clusterRemove = append(d.clusterRemove, "REVOKE "+o.word+" OPTION FOR "+quote.Ident(m.Role)+" FROM "+q+by)
+			}
+		}
+	}
+	if d.mode == Additive || created {
+		return nil
+	}
+	for _, m := range have.MemberOf {
+		if wantBy[m.Role] {
+			continue
+		}
+		if d.protected(name) {
+			d.note(NoteHeld, "role "+name, "membership in %s is kept: pgaegis runs as this role or it is the bootstrap superuser", m.Role)
+			continue
+		}
+		stmt := "REVOKE " + quote.Ident(m.Role) + " FROM " + q
+		if v16 && m.Grantor != "" {
+			stmt += " GRANTED BY " + quote.Ident(m.Grantor)
+		}
+		d.clusterRemove = append(d.clusterRemove, stmt)
+	}
+	return nil
+}
+
+// settings diffs ALTER ROLE ... [IN DATABASE ...] SET / RESET.
+func (d *differ) settings(name string, want, have *Role) {
+	q := quote.Ident(name)
+	d.settingsIn(q, "", want.Settings, have.Settings)
+	for _, db := range sortedKeys(want.DatabaseSettings) {
+		var h Settings
+		if have.DatabaseSettings != nil {
+			h = have.DatabaseSettings[db]
+		}
+		d.settingsIn(q, " IN DATABASE "+quote.Ident(db), want.DatabaseSettings[db], h)
+	}
+}
+
+func (d *differ) settingsIn(q, in string, want, have Settings) {
+	if want == nil {
+		return
+	}
+	for _, k := range sortedKeys(want) {
+		if h, ok := have[k]; ok && sameSetting(k, want[k], h) {
+			continue
+		}
+		d.clusterAdd = append(d.clusterAdd, "ALTER ROLE "+q+in+" SET "+settingName(k)+" = "+settingValue(k, want[k]))
+	}
+	if d.mode == Additive {
+		return
+	}
+	for _, k := range sortedKeys(have) {
+		if _, ok := want[k]; !ok {
+			d.clusterRemove = append(d.clusterRemove, "ALTER ROLE "+q+in+" RESET "+settingName(k))
+		}
+	}
+}
+
+// settingName quotes each dotted part (pgaudit.log).
+func settingName(k string) string {
+	return quote.Qualified(strings.Split(k, ".")...)
+}
+
+// settingValue writes a list setting (search_path) one literal per
+// element, as the server reads it back; others as one literal.
+func settingValue(k, v string) string {
+	elems := plan.SplitList(k, v)
+	if !plan.ListSetting(k) || len(elems) == 0 {
+		return quote.Literal(v)
+	}
+	q := make([]string, len(elems))
+	for i, e := range elems {
+		q[i] = quote.Literal(e)
+	}
+	return strings.Join(q, ", ")
+}
+
+func sameSetting(k, a, b string) bool {
+	if a == b {
+		return true
+	}
+	if plan.ListSetting(k) {
+		return strings.Join(plan.SplitList(k, a), "\x00") == strings.Join(plan.SplitList(k, b), "\x00")
+	}
+	return false
+}
+
+// remove plans dropping a role the authoritative file does not name,
+// after the preflight: what it owns or holds in every database, live
+// sessions, the executing role.
+func (d *differ) remove(name string) {
+	obj := "role " + name
+	if d.protected(name) {
+		d.note(NoteHeld, obj, "not in the file but kept: pgaegis runs as this role or it is the bootstrap superuser")
+		return
+	}
+	deps := d.live.Dependents[name]
+	var where []string
+	dbs := map[string]bool{}
+	for _, db := range sortedKeys(deps) {
+		c := deps[db]
+		if c.Owned+c.Privileges+c.Policies == 0 {
+			continue
+		}
+		label := db
+		if db == "" {
+			label = "(shared objects)"
+		}
+		where = append(where, fmt.Sprintf("%s: %d owned, %d privileges, %d policies", label, c.Owned, c.Privileges, c.Policies))
+		dbs[db] = true
+	}
+	if n := d.live.Sessions[name]; n > 0 {
+		d.note(NoteWarning, obj, "has %d live session(s); they keep running until they end", n)
+	}
+	if len(where) > 0 {
+		if d.o.ReassignOwnedTo == "" && !d.o.DropOwned {
+			d.note(NoteHeld, obj, "not in the file but still owns or holds: %s; give --reassign-owned-to ROLE and/or --drop-owned", strings.Join(where, "; "))
+			return
+		}
+		held := 0
+		for _, c := range deps {
+			held += c.Privileges + c.Policies
+		}
+		if !d.o.DropOwned && held > 0 {
+			// REASSIGN OWNED moves ownership only: DROP ROLE would fail on
+			// the privileges left.
+			d.note(NoteHeld, obj, "not in the file but still holds privileges (%s); add --drop-owned to revoke them", strings.Join(where, "; "))
+			return
+		}
+		if dbs[""] && len(dbs) == 1 {
+			dbs[d.clusterDB()] = true
+		}
+		delete(dbs, "")
+		if d.reassign == nil {
+			d.reassign = map[string][]string{}
+		}
+		q := quote.Ident(name)
+		list := sortedKeys(dbs)
+		sort.Strings(list)
+		for _, db := range list {
+			if d.o.ReassignOwnedTo != "" {
+				d.reassign[db] = append(d.reassign[db], "REASSIGN OWNED BY "+q+" TO "+quote.Ident(d.o.ReassignOwnedTo))
+			}
+			if d.o.DropOwned {
+				d.reassign[db] = append(d.reassign[db], "DROP OWNED BY "+q)
+			}
+		}
+	}
+	d.drops = append(d.drops, "DROP ROLE "+quote.Ident(name))
+}
