@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/spf13/cobra"
 
+	"github.com/pgaegis/pgaegis/internal/conninfo"
 	"github.com/pgaegis/pgaegis/internal/plan"
 	"github.com/pgaegis/pgaegis/internal/policy"
 	"github.com/pgaegis/pgaegis/internal/policy/inspect"
@@ -43,18 +44,50 @@ func (f *policyDiffFlags) run(ctx context.Context, env *Env, file string) (*plan
 }
 
 func (f *policyDiffFlags) detail(ctx context.Context, env *Env, file string) (*plan.Plan, []policy.Note, []policy.Difference, error) {
-	desired, err := policy.Load(file)
+	r, err := f.load(ctx, env, file)
 	if err != nil {
 		return nil, nil, nil, err
+	}
+	return r.plan, r.notes, r.diffs, nil
+}
+
+// policyRun is one load, read and diff, kept whole for apply, which
+// needs the file, the live state and the connection again.
+type policyRun struct {
+	file    string
+	desired *policy.File
+	cfg     *pgx.ConnConfig
+	dbs     []string
+	live    *policy.Live
+	plan    *plan.Plan
+	notes   []policy.Note
+	diffs   []policy.Difference
+}
+
+func (f *policyDiffFlags) load(ctx context.Context, env *Env, file string) (*policyRun, error) {
+	desired, err := policy.Load(file)
+	if err != nil {
+		return nil, err
 	}
 	cfg, err := f.conn.config(env)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, err
 	}
 	names, err := existingDatabases(ctx, cfg)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, err
 	}
+	r := &policyRun{file: file, desired: desired, cfg: cfg, dbs: fileScope(desired, names, cfg.Database)}
+	if err := f.diff(ctx, r); err != nil {
+		return nil, err
+	}
+	r.plan.Target = targetOf(cfg)
+	return r, nil
+}
+
+// fileScope is the databases to read for a file: those it names that
+// exist (names), every one for a legacy file, else the connection's.
+func fileScope(desired *policy.File, names map[string]bool, connectDB string) []string {
 	var dbs []string
 	for n := range desired.Databases {
 		if names[n] {
@@ -62,29 +95,35 @@ func (f *policyDiffFlags) detail(ctx context.Context, env *Env, file string) (*p
 		}
 	}
 	if desired.Databases[policy.AllDatabases] != nil {
-		dbs = nil // a legacy file without a database: read them all
+		return nil // a legacy file without a database: read them all
 	}
-	if len(dbs) == 0 && desired.Databases[policy.AllDatabases] == nil {
-		dbs = []string{cfg.Database} // roles only, or only new databases: the cluster part is what matters
+	if len(dbs) == 0 {
+		dbs = []string{connectDB} // roles only, or only new databases: the cluster part is what matters
 	}
-	live, err := inspect.Read(ctx, cfg, inspect.Options{Databases: dbs, StatementTimeout: f.stmtTO})
+	return dbs
+}
+
+// diff reads the server, lets it normalise policy expressions and diffs
+// r's file against it (again, for apply's verification).
+func (f *policyDiffFlags) diff(ctx context.Context, r *policyRun) error {
+	live, err := inspect.Read(ctx, r.cfg, inspect.Options{Databases: r.dbs, StatementTimeout: f.stmtTO})
 	if err != nil {
-		return nil, nil, nil, err
+		return err
 	}
 	connect := func(ctx context.Context, db string) (*pgx.Conn, error) {
-		c := cfg.Copy()
+		c := r.cfg.Copy()
 		c.Database = db
 		return pgx.ConnectConfig(ctx, c)
 	}
-	if err := policy.Normalize(ctx, connect, desired, live); err != nil {
-		return nil, nil, nil, err
+	if err := policy.Normalize(ctx, connect, r.desired, live); err != nil {
+		return err
 	}
-	p, notes, diffs, err := policy.DiffDetail(desired, live, policy.Options{Mode: f.mode, ConnectDatabase: cfg.Database, ReassignOwnedTo: f.reassign, DropOwned: f.dropOwned})
+	p, notes, diffs, err := policy.DiffDetail(r.desired, live, policy.Options{Mode: f.mode, ConnectDatabase: r.cfg.Database, ReassignOwnedTo: f.reassign, DropOwned: f.dropOwned})
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("%s: %w", file, err)
+		return fmt.Errorf("%s: %w", r.file, err)
 	}
-	p.Target = targetOf(cfg)
-	return p, notes, diffs, nil
+	r.live, r.plan, r.notes, r.diffs = live, p, notes, diffs
+	return nil
 }
 
 // existingDatabases lists the server's databases (one small query), so
@@ -111,9 +150,8 @@ func existingDatabases(ctx context.Context, cfg *pgx.ConnConfig) (map[string]boo
 }
 
 // targetOf describes the server without secrets.
-func targetOf(cfg *pgx.ConnConfig) string {
-	return fmt.Sprintf("%s@%s:%d/%s", cfg.User, cfg.Host, cfg.Port, cfg.Database)
-}
+// targetOf names the server as the audit report does (no secrets).
+func targetOf(cfg *pgx.ConnConfig) string { return conninfo.Describe(cfg) }
 
 func policyPlanCmd(env *Env) *cobra.Command {
 	cmd := &cobra.Command{

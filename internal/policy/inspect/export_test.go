@@ -155,7 +155,7 @@ func TestExportIsFaithful(t *testing.T) {
 		live := genLive(rng)
 		want := normalize(live.File)
 		ex := Export(live, ExportOptions{})
-		text, err := yaml.Marshal(ex)
+		text, err := Marshal(ex, []string{"generated"})
 		if err != nil {
 			t.Fatal(err)
 		}
