@@ -320,7 +320,11 @@ func (p planned) String() string {
 // plan times `policy plan FILE --format json` and counts its steps and
 // statements; exit 0 (nothing to do) and 1 (steps) both succeed.
 func (b *runner) plan(r *row, last bool, file string) (planned, error) {
-	res, err := b.time(r, last, "plan-"+strings.TrimSuffix(filepath.Base(file), ".yaml"),
+	label := "plan-" + strings.TrimSuffix(filepath.Base(file), ".yaml")
+	if r != nil && strings.HasPrefix(r.name, "plan after") {
+		label += "-after-apply" // its own profile, not the first plan's
+	}
+	res, err := b.time(r, last, label,
 		[]string{"access", "policy", "plan", file, "-d", "postgres", "--format", "json"}, 0, 1)
 	if err != nil {
 		return planned{}, err
