@@ -104,8 +104,11 @@ func serverForm(ctx context.Context, tx pgx.Tx, schema, table string, p *RowPoli
 		return "", "", false
 	}
 	var u, c *string
-	err := tx.QueryRow(ctx, `SELECT pg_get_expr(polqual, polrelid), pg_get_expr(polwithcheck, polrelid)
-		FROM pg_policy WHERE polrelid = $1::regclass AND polname = $2`, tbl, normalizeName).Scan(&u, &c)
+	// By names, not $1::regclass: a regclass literal cannot hold the
+	// U&"" form Ident gives a name with a newline.
+	err := tx.QueryRow(ctx, `SELECT pg_get_expr(p.polqual, p.polrelid), pg_get_expr(p.polwithcheck, p.polrelid)
+		FROM pg_policy p JOIN pg_class c ON c.oid = p.polrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE n.nspname = $1 AND c.relname = $2 AND p.polname = $3`, schema, table, normalizeName).Scan(&u, &c)
 	if err != nil {
 		return "", "", false
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/pgaegis/pgaegis/internal/plan"
 	. "github.com/pgaegis/pgaegis/internal/policy"
 	"github.com/pgaegis/pgaegis/internal/policy/inspect"
+	"github.com/pgaegis/pgaegis/internal/quote"
 )
 
 func bp(b bool) *bool { return &b }
@@ -351,4 +352,56 @@ databases:
 		}
 		oracle(t, srv, "policy-membership-change", "postgres", checks)
 	})
+}
+
+// TestDiffHostileNames: names with quotes, dots, newlines and non-ASCII
+// letters go through the plan to the server and back (the live read),
+// and a second plan is empty.
+func TestDiffHostileNames(t *testing.T) {
+	srv := pgtest.Shared(t)
+	ctx := pgtest.Ctx(t)
+	role, schema, table, col, fn := "h\"o.le\nü", "s\"c.h ü", "t\"a\nb.c", "c\"ol.ü", "f\"n.x"
+	if err := srv.Exec(ctx, `CREATE DATABASE hostile`, "CREATE ROLE "+quote.Ident(role)); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.ExecIn(ctx, "hostile", "CREATE SCHEMA "+quote.Ident(schema),
+		"CREATE TABLE "+quote.Qualified(schema, table)+" ("+quote.Ident(col)+" int)",
+		"CREATE FUNCTION "+quote.Qualified(schema, fn)+"(integer) RETURNS int LANGUAGE sql AS 'SELECT 1'"); err != nil {
+		t.Fatal(err)
+	}
+	f := &File{Version: 1, Mode: Adopt, Roles: Roles{role: {MemberOf: Memberships{}}}, Databases: map[string]*Database{"hostile": {
+		Grants: Grants{role: {"CONNECT"}},
+		Schemas: map[string]*Schema{schema: {
+			Grants:    Grants{role: {"USAGE"}},
+			Tables:    Objects{table: {Grants: Grants{role: {"SELECT"}}, Columns: map[string]Grants{col: {role: {"UPDATE"}}}}},
+			Functions: Objects{"*": {Grants: Grants{Public: {}, role: {"EXECUTE"}}}},
+			RLS: map[string]*RLS{table: {Enabled: true, Policies: RowPolicies{"p\"o.l\nü": {Roles: []string{role},
+				Using: quote.Ident(col) + " > 0"}}}},
+		}},
+	}}}
+	live, err := inspect.Read(ctx, srv.ConnConfig("postgres"), inspect.Options{Databases: []string{"hostile"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, _, err := Diff(f, live, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	execute(t, srv, p)
+	r := quote.Literal(role)
+	// A regclass literal cannot hold the U&"" form Ident gives a name with
+	// a newline: the oracle finds the table by its names.
+	tbl := "(SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = " +
+		quote.Literal(schema) + " AND c.relname = " + quote.Literal(table) + ")"
+	oracle(t, srv, "policy-hostile", "hostile", []check{
+		{"has_database_privilege(" + r + ", 'hostile', 'CONNECT')", true},
+		{"has_schema_privilege(" + r + ", " + quote.Literal(schema) + ", 'USAGE')", true},
+		{"has_table_privilege(" + r + ", " + tbl + ", 'SELECT')", true},
+		{"has_table_privilege(" + r + ", " + tbl + ", 'INSERT')", false},
+		{"has_column_privilege(" + r + ", " + tbl + ", " + quote.Literal(col) + ", 'UPDATE')", true},
+		{"has_function_privilege(" + r + ", " + quote.Literal(quote.Qualified(schema, fn)+"(integer)") + ", 'EXECUTE')", true},
+		{"has_function_privilege('pg_monitor', " + quote.Literal(quote.Qualified(schema, fn)+"(integer)") + ", 'EXECUTE')", false},
+		{"(SELECT relrowsecurity FROM pg_class WHERE oid = " + tbl + ")", true},
+	})
+	again(t, srv, f, Options{})
 }
