@@ -50,7 +50,7 @@ databases:
 	code, out, _ = runCLI(t, append([]string{"access", "policy", "check", file, "--format", "json"}, args...)...)
 	var chk struct {
 		Differences []struct{ Database, Object, Role, Missing, Extra string } `json:"differences"`
-		SQL         []string                                                `json:"sql"`
+		SQL         []string                                                  `json:"sql"`
 	}
 	must(t, json.Unmarshal([]byte(out), &chk))
 	if code != ExitFindings || len(chk.SQL) == 0 || strings.Contains(out, verifier) || len(chk.Differences) == 0 {
