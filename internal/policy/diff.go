@@ -335,7 +335,12 @@ func (d *differ) grantChanges(kind, col string, want, have Grants, owner string,
 		if err != nil {
 			return nil, fmt.Errorf("grantee %s: %w", oneLineText(g), err)
 		}
-		hs, err := toSet(kind, have[g], 0)
+		hl, held := have[g]
+		if g == owner && !held && kind != kindColumn {
+			// The live read leaves out an owner holding its full default.
+			hl = []string{"ALL"}
+		}
+		hs, err := toSet(kind, hl, d.major)
 		if err != nil {
 			return nil, fmt.Errorf("live grants of %s: %w", oneLineText(g), err)
 		}
