@@ -51,7 +51,7 @@ func (f *policyDiffFlags) detail(ctx context.Context, env *Env, file string) (*p
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	names, err := existingDatabases(ctx, cfg)
+	names, home, err := existingDatabases(ctx, cfg)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -65,7 +65,7 @@ func (f *policyDiffFlags) detail(ctx context.Context, env *Env, file string) (*p
 		dbs = nil // a legacy file without a database: read them all
 	}
 	if len(dbs) == 0 && desired.Databases[policy.AllDatabases] == nil {
-		dbs = []string{cfg.Database} // roles only, or only new databases: the cluster part is what matters
+		dbs = []string{home} // roles only, or only new databases: the cluster part is what matters
 	}
 	live, err := inspect.Read(ctx, cfg, inspect.Options{Databases: dbs, StatementTimeout: f.stmtTO})
 	if err != nil {
@@ -79,7 +79,7 @@ func (f *policyDiffFlags) detail(ctx context.Context, env *Env, file string) (*p
 	if err := policy.Normalize(ctx, connect, desired, live); err != nil {
 		return nil, nil, nil, err
 	}
-	p, notes, diffs, err := policy.DiffDetail(desired, live, policy.Options{Mode: f.mode, ConnectDatabase: cfg.Database, ReassignOwnedTo: f.reassign, DropOwned: f.dropOwned})
+	p, notes, diffs, err := policy.DiffDetail(desired, live, policy.Options{Mode: f.mode, ConnectDatabase: home, ReassignOwnedTo: f.reassign, DropOwned: f.dropOwned})
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("%s: %w", file, err)
 	}
@@ -88,26 +88,31 @@ func (f *policyDiffFlags) detail(ctx context.Context, env *Env, file string) (*p
 }
 
 // existingDatabases lists the server's databases (one small query), so
-// the live read is limited to those the file names.
-func existingDatabases(ctx context.Context, cfg *pgx.ConnConfig) (map[string]bool, error) {
+// the live read is limited to those the file names, and the database
+// connected to (where cluster-wide statements run).
+func existingDatabases(ctx context.Context, cfg *pgx.ConnConfig) (map[string]bool, string, error) {
 	c, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	defer c.Close(ctx)
+	var home string
+	if err := c.QueryRow(ctx, "SELECT current_database()").Scan(&home); err != nil {
+		return nil, "", err
+	}
 	rows, err := c.Query(ctx, "SELECT datname FROM pg_database")
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	names := map[string]bool{}
 	for rows.Next() {
 		var n string
 		if err := rows.Scan(&n); err != nil {
-			return nil, err
+			return nil, "", err
 		}
 		names[n] = true
 	}
-	return names, rows.Err()
+	return names, home, rows.Err()
 }
 
 // targetOf describes the server without secrets.

@@ -145,6 +145,7 @@ type differ struct {
 	dbOrder                          []string
 	verifier                         bool
 	diffs                            []Difference
+	noted                            map[Note]bool
 	notes                            []Note
 }
 
@@ -162,7 +163,15 @@ type dbWork struct {
 }
 
 func (d *differ) note(level, object, format string, args ...any) {
-	d.notes = append(d.notes, Note{Level: level, Object: object, Text: fmt.Sprintf(format, args...)})
+	n := Note{Level: level, Object: object, Text: fmt.Sprintf(format, args...)}
+	if d.noted[n] {
+		return
+	}
+	if d.noted == nil {
+		d.noted = map[Note]bool{}
+	}
+	d.noted[n] = true
+	d.notes = append(d.notes, n)
 }
 
 // namedGrantees is adopt mode's scope: every role in roles: and every
@@ -322,6 +331,9 @@ func (d *differ) grantChanges(kind, col string, want, have Grants, owner string,
 	}
 	for _, g := range sortedKeys(grantees) {
 		if d.ignored(g) {
+			if _, listed := want[g]; listed {
+				d.note(NoteWarning, "role "+g, "is a predefined role or matches ignore_roles: its grants are never managed, the file's entries for it are left out")
+			}
 			continue
 		}
 		wl, listed := want[g]
