@@ -83,7 +83,7 @@ func (m *modelSource) load(ctx context.Context, env *Env) (*snapshot.Snapshot, *
 func accessCmd(env *Env) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "access (--role R | --object schema.table [--privilege P]) [connection options | --snapshot S]",
-		Short: "who can do what: --role, --object, check, matrix, policy check",
+		Short: "who can do what: --role, --object, check, matrix; roles and privileges as code (policy)",
 		Long: `Who can do what. With --role: everything a role can do, as has_*_privilege
 answers, preceded by "escalation:" lines for what it reaches beyond that
 (SET ROLE into a superuser, SECURITY DEFINER functions, untrusted
@@ -98,8 +98,12 @@ every role that can use an object. The subcommands answer one question
   pgaegis access policy check policy.yaml --snapshot snap.json`,
 		Args: noArgs,
 	}
-	policy := &cobra.Command{Use: "policy", Short: "compare the server's privileges with a policy file",
-		Example: "  pgaegis access policy check policy.yaml --snapshot snap.json"}
+	policy := &cobra.Command{Use: "policy", Short: "roles and privileges as code: export, plan, apply, test, rollback, check",
+		Example: `  pgaegis access policy export -h db.example.com -U postgres -o policy.yaml
+  pgaegis access policy plan policy.yaml -h db.example.com -U postgres
+  pgaegis access policy apply policy.yaml -h db.example.com -U postgres --check
+  pgaegis access policy test policy.yaml -h db.example.com -U postgres
+  pgaegis access policy check policy.yaml --snapshot snap.json`}
 	policy.AddCommand(accessPolicyCheckCmd(env), policyExportCmd(env), policyPlanCmd(env), policyApplyCmd(env),
 		policyRollbackCmd(env), policyTestCmd(env))
 	policy.RunE = groupCmd(env, "policy", "", "").RunE

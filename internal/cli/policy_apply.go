@@ -1,16 +1,280 @@
 package cli
 
 import (
-	"errors"
+	"context"
+	"fmt"
+	"strings"
+	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/spf13/cobra"
+
+	"github.com/pgaegis/pgaegis/internal/collect"
+	"github.com/pgaegis/pgaegis/internal/plan"
+	"github.com/pgaegis/pgaegis/internal/policy"
+	"github.com/pgaegis/pgaegis/internal/policy/execute"
+	"github.com/pgaegis/pgaegis/internal/policy/inspect"
 )
 
-// policyApplyCmd is a placeholder until its helper lands (issue 16).
+// policyRead reads the live state of the databases a file names.
+func policyRead(ctx context.Context, cfg *pgx.ConnConfig, databases []string) (*policy.Live, error) {
+	return inspect.Read(ctx, cfg, inspect.Options{Databases: databases})
+}
+
 func policyApplyCmd(env *Env) *cobra.Command {
-	return &cobra.Command{Use: "apply", Hidden: true, RunE: func(*cobra.Command, []string) error { return errors.New("not built yet") }}
+	cmd := &cobra.Command{
+		Use:   "apply FILE [connection options] [--mode M] [--check] [--yes]",
+		Short: "apply a policy file: one transaction per database, journalled, verified, restored on failure",
+		Long: `Apply a policy file to the server: read the live state of the databases the
+file names, diff, print the plan and its notes, then (after a confirmation
+on a terminal, or with --yes) run it: the plan, the state it starts from
+(as a policy file) and the password verifiers of roles it drops or
+re-passwords are journalled first (0600); the cluster-wide additions
+(roles, memberships) commit first, then each database's grants, ownership,
+default privileges and RLS in ONE transaction (grants before revokes, so a
+privilege a role keeps is never missing mid-apply), then the removals.
+Statements are pipelined; each waits at most --lock-timeout for a lock,
+and a lock timeout names the sessions that held it. Afterwards the server
+is read again and diffed: nothing may be left. A failure after anything
+committed restores the journalled state.
+
+--check executes the whole plan and rolls every transaction back, so
+errors show before anything lands (CREATE DATABASE cannot be rolled back:
+only its name is checked). 'pgaegis access policy rollback ID' undoes an
+applied plan.
+
+Exit codes: 0 applied and verified, nothing to do, or the check passed;
+1 the check found errors; 2 an error, a refusal or a failure (restored).`,
+		Example: `  pgaegis access policy apply policy.yaml -h db.example.com -U admin --check
+  pgaegis access policy apply policy.yaml -h db.example.com -U admin --yes --lock-timeout 2s
+  pgaegis access policy rollback 20261202-143000-1a2b -h db.example.com -U admin`,
+		Args: func(c *cobra.Command, args []string) error {
+			if len(args) != 1 {
+				return usagef("give one policy file")
+			}
+			return nil
+		},
+	}
+	var conn connFlags
+	conn.register(cmd)
+	fs := cmd.Flags()
+	mode := fs.String("mode", "", "override the file's mode: authoritative, adopt or additive")
+	doCheck := fs.Bool("check", false, "execute the plan and roll it back: show errors before anything lands")
+	yes := fs.BoolP("yes", "y", false, "apply without asking (needed when standard input is not a terminal)")
+	reassign := fs.String("reassign-owned-to", "", "let a role that still owns objects be dropped: REASSIGN OWNED BY it TO this role first")
+	dropOwned := fs.Bool("drop-owned", false, "let a role that still holds privileges or owns objects be dropped: DROP OWNED BY it (objects it owns are dropped)")
+	lockTimeout := fs.Duration("lock-timeout", 5*time.Second, "how long each statement may wait for a lock")
+	journalDir := fs.String("journal-dir", "", "journal directory (default: $XDG_STATE_HOME/pgaegis/plans, as fix --apply)")
+	completeValues(cmd, "mode", policy.Authoritative, policy.Adopt, policy.Additive)
+	cmd.MarkFlagDirname("journal-dir")
+	cmd.RunE = runE(env, func(ctx context.Context, env *Env, args []string) (int, error) {
+		switch *mode {
+		case "", policy.Authoritative, policy.Adopt, policy.Additive:
+		default:
+			return ExitError, usagef("unknown --mode %q (authoritative, adopt or additive)", *mode)
+		}
+		if *lockTimeout <= 0 {
+			return ExitError, usagef("--lock-timeout must be positive")
+		}
+		if *yes && *doCheck {
+			return ExitError, usagef("--yes means nothing with --check (a check changes nothing)")
+		}
+		if !*doCheck && !*yes && !stdinTerminal(env) {
+			return ExitError, usagef("apply changes the server: standard input is not a terminal to ask on, so give --yes (after reviewing the plan with --check)")
+		}
+		desired, err := policy.Load(args[0])
+		if err != nil {
+			return ExitError, err
+		}
+		cfg, err := conn.config(env)
+		if err != nil {
+			return ExitError, err
+		}
+		cfg = collect.WithoutEventTriggers(ctx, cfg)
+		dbs := fileDatabases(desired)
+		live, err := policyRead(ctx, cfg, dbs)
+		if err != nil {
+			return ExitError, err
+		}
+		dopt := policy.Options{Mode: *mode, ConnectDatabase: cfg.Database, ReassignOwnedTo: *reassign, DropOwned: *dropOwned}
+		p, notes, err := policy.Diff(desired, live, dopt)
+		if err != nil {
+			return ExitError, err
+		}
+		if p.Target == "" {
+			p.Target = policyTarget(cfg)
+		}
+		tenv := textEnv(env)
+		if err := plan.WriteText(tenv.Stdout, policy.MaskVerifiers(p)); err != nil {
+			return ExitError, err
+		}
+		writeNotes(tenv.Stdout, notes)
+		o := execute.Options{JournalRoot: *journalDir, LockTimeout: *lockTimeout, Check: *doCheck}
+		if isTerminal(env.Stderr) {
+			o.Progress = env.Stderr
+		}
+		if *doCheck {
+			if p.Empty() {
+				return ExitOK, nil
+			}
+			r, err := execute.Apply(ctx, cfg, p, nil, o)
+			if err != nil {
+				return ExitError, err
+			}
+			return checkOutcome(tenv, r), nil
+		}
+		if p.Empty() {
+			fmt.Fprintln(env.Stderr, "pgaegis access policy apply: nothing to apply")
+			return ExitOK, nil
+		}
+		if !*yes {
+			ok, err := confirm(env, fmt.Sprintf("apply plan %s (%d step(s)) to %s? [y/N] ", p.ID, len(p.Steps), p.Target))
+			if err != nil {
+				return ExitError, err
+			}
+			if !ok {
+				fmt.Fprintln(env.Stderr, "pgaegis access policy apply: not applied")
+				return ExitError, nil
+			}
+		}
+		before := execute.Before(desired, live)
+		o.Verify = func(ctx context.Context) error {
+			live, err := policyRead(ctx, cfg, dbs)
+			if err != nil {
+				return err
+			}
+			left, _, err := policy.Diff(desired, live, dopt)
+			if err != nil {
+				return err
+			}
+			if !left.Empty() {
+				var s []string
+				for _, st := range left.Steps {
+					s = append(s, st.Summary)
+				}
+				return fmt.Errorf("the server does not match the file yet: %d step(s) left (%s)", len(left.Steps), strings.Join(s, "; "))
+			}
+			return nil
+		}
+		r, err := execute.Apply(ctx, cfg, p, before, o)
+		return policyOutcome(env, "applied", r, err)
+	})
+	return cmd
 }
 
 func policyRollbackCmd(env *Env) *cobra.Command {
-	return &cobra.Command{Use: "rollback", Hidden: true, RunE: func(*cobra.Command, []string) error { return errors.New("not built yet") }}
+	cmd := &cobra.Command{
+		Use:   "rollback PLAN-ID [connection options]",
+		Short: "put back the state a policy apply started from, from its journal",
+		Long: `Put back the state policy plan PLAN-ID started from: the journalled policy
+file of the databases it touched is diffed against the server
+(authoritatively: roles the apply created are dropped, what it revoked is
+granted again, ownership and default privileges as they were), that plan
+is applied (journalled as PLAN-ID-restore), the password verifiers of
+roles it recreates are restored, and the server is read again to prove
+it. What cannot come back is said plainly: objects DROP OWNED removed,
+passwords that were not journalled.
+
+Exit codes: 0 rolled back and verified; 2 an error or a refusal.`,
+		Example: `  pgaegis access policy rollback 20261202-143000-1a2b -h db.example.com -U admin`,
+		Args: func(c *cobra.Command, args []string) error {
+			if len(args) != 1 {
+				return usagef("policy rollback needs one plan id (see pgaegis fix history)")
+			}
+			return nil
+		},
+	}
+	var conn connFlags
+	conn.register(cmd)
+	fs := cmd.Flags()
+	journalDir := fs.String("journal-dir", "", "journal directory (default: $XDG_STATE_HOME/pgaegis/plans, as fix --apply)")
+	dropOwned := fs.Bool("drop-owned", false, "let roles the apply created be dropped even when they now hold privileges or own objects (DROP OWNED)")
+	lockTimeout := fs.Duration("lock-timeout", 5*time.Second, "how long each statement may wait for a lock")
+	cmd.MarkFlagDirname("journal-dir")
+	cmd.RunE = runE(env, func(ctx context.Context, env *Env, args []string) (int, error) {
+		cfg, err := conn.config(env)
+		if err != nil {
+			return ExitError, err
+		}
+		o := execute.Options{LockTimeout: *lockTimeout, DropOwned: *dropOwned}
+		if isTerminal(env.Stderr) {
+			o.Progress = env.Stderr
+		}
+		r, err := execute.Rollback(ctx, collect.WithoutEventTriggers(ctx, cfg), *journalDir, args[0], o)
+		return policyOutcome(env, "rolled back", r, err)
+	})
+	return cmd
+}
+
+// fileDatabases are the databases a policy file names; none (every
+// database) for a legacy file's database-less entry.
+func fileDatabases(f *policy.File) []string {
+	var out []string
+	for d := range f.Databases {
+		if d == policy.AllDatabases {
+			return nil
+		}
+		out = append(out, d)
+	}
+	return out
+}
+
+func policyTarget(cfg *pgx.ConnConfig) string {
+	return fmt.Sprintf("%s@%s:%d/%s", cfg.User, cfg.Host, cfg.Port, cfg.Database)
+}
+
+// checkOutcome prints what --check found: 0 when every checkable step
+// ran, 1 when the server refused a statement.
+func checkOutcome(env *Env, r *execute.Result) int {
+	fmt.Fprintf(env.Stdout, "\ncheck (everything rolled back): %d step(s) ran cleanly", len(r.Checked))
+	if len(r.Checked) > 0 {
+		fmt.Fprintf(env.Stdout, " (step %s)", strings.Join(r.Checked, ", "))
+	}
+	fmt.Fprintln(env.Stdout)
+	for _, s := range r.NotChecked {
+		fmt.Fprintf(env.Stdout, "  not checked: %s\n", esc(s))
+	}
+	for _, s := range r.CheckErrors {
+		fmt.Fprintf(env.Stdout, "  ERROR: %s\n", esc(s))
+	}
+	if len(r.CheckErrors) > 0 {
+		return ExitFindings
+	}
+	return ExitOK
+}
+
+// policyOutcome reports an apply or a rollback: what ran, what was
+// restored, what cannot come back.
+func policyOutcome(env *Env, verb string, r *execute.Result, err error) (int, error) {
+	if r == nil {
+		return ExitError, err
+	}
+	for _, n := range r.Notes {
+		fmt.Fprintf(env.Stderr, "pgaegis access policy: note: %s\n", esc(n))
+	}
+	for _, l := range r.Lost {
+		fmt.Fprintf(env.Stderr, "pgaegis access policy: cannot come back: %s\n", esc(l))
+	}
+	switch {
+	case r.Failed && r.RolledBack:
+		fmt.Fprintf(env.Stderr, "pgaegis access policy: plan %s failed and was restored: %s (journal %s)\n", esc(r.PlanID), esc(r.Problem), esc(r.JournalDir))
+		return ExitError, nil
+	case r.Failed && r.Changed:
+		fmt.Fprintf(env.Stderr, "pgaegis access policy: plan %s FAILED and was not fully restored: %s; see the journal %s\n", esc(r.PlanID), esc(r.Problem), esc(r.JournalDir))
+		return ExitError, nil
+	case r.Failed:
+		fmt.Fprintf(env.Stderr, "pgaegis access policy: plan %s failed, nothing changed: %s\n", esc(r.PlanID), esc(r.Problem))
+		return ExitError, nil
+	case err != nil:
+		return ExitError, err
+	}
+	what := fmt.Sprintf("%d statement(s)", r.Statements)
+	if len(r.Applied) > 0 {
+		what = fmt.Sprintf("step %s, %s", strings.Join(r.Applied, ", "), what)
+	}
+	if len(r.RestorePlans) > 0 {
+		what += ", restore journal " + strings.Join(r.RestorePlans, ", ")
+	}
+	fmt.Fprintf(env.Stdout, "plan %s %s and verified (%s) in %s; journal %s\n", esc(r.PlanID), verb, esc(what), r.Took.Round(time.Millisecond), esc(r.JournalDir))
+	return ExitOK, nil
 }

@@ -34,6 +34,9 @@ type Plan struct {
 	FormatVersion int       `json:"format_version"`
 	ID            string    `json:"id"` // stable for the journal: YYYYMMDD-HHMMSS-xxxx
 	Created       time.Time `json:"created"`
+	// Source is what made the plan: "" for fix (findings), "policy" for
+	// a policy file (access policy plan/apply, roles init).
+	Source string `json:"source,omitempty"`
 	// Target describes the server (no secrets), as in the audit report.
 	Target string `json:"target"`
 	Steps  []Step `json:"steps"`

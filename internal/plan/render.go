@@ -221,8 +221,12 @@ func applyWord(a string) string {
 func WriteText(w io.Writer, p *Plan) error {
 	one := textsafe.String // one-line fields: a newline in a name is shown, not obeyed
 	var b strings.Builder
-	fmt.Fprintf(&b, "plan %s\ntarget: %s\n", one(p.ID), one(p.Target))
-	fmt.Fprintf(&b, "%d step(s) closing %d finding(s); %d manual; %d held back\n", len(p.Steps), closed(p), len(p.Manual), len(p.Held))
+	fmt.Fprintf(&b, "%splan %s\ntarget: %s\n", sourceWord(p), one(p.ID), one(p.Target))
+	if p.Source == "" {
+		fmt.Fprintf(&b, "%d step(s) closing %d finding(s); %d manual; %d held back\n", len(p.Steps), closed(p), len(p.Manual), len(p.Held))
+	} else {
+		fmt.Fprintf(&b, "%d step(s), %d statement(s)\n", len(p.Steps), statements(p))
+	}
 	if p.Filtered > 0 {
 		fmt.Fprintf(&b, "%d failing finding(s) left out by --only, --exclude or --min-severity\n", p.Filtered)
 	}
@@ -235,8 +239,10 @@ func WriteText(w io.Writer, p *Plan) error {
 		}
 		fmt.Fprintf(&b, "needs a restart (step %s)\n", one(strings.Join(ids, ", ")))
 	}
-	if p.Empty() {
+	if p.Empty() && p.Source == "" {
 		b.WriteString("\nnothing to change automatically\n")
+	} else if p.Empty() {
+		b.WriteString("\nnothing to change: the server matches\n")
 	}
 	for _, s := range p.Steps {
 		fmt.Fprintf(&b, "\nstep %s: %s\n", one(s.ID), one(s.Summary))
@@ -348,10 +354,35 @@ func WriteJSON(w io.Writer, p *Plan) error {
 // a line break must not end the comment and become code.
 func comment(s string) string { return textsafe.String(s) }
 
+// sourceWord names what made the plan in its headers ("policy ").
+func sourceWord(p *Plan) string {
+	if p.Source == "" {
+		return ""
+	}
+	return comment(p.Source) + " "
+}
+
+// statements counts the SQL statements of a plan.
+func statements(p *Plan) int {
+	n := 0
+	for _, s := range p.Steps {
+		n += len(s.SQL)
+	}
+	return n
+}
+
 func header(b *strings.Builder, lead string, p *Plan) {
-	fmt.Fprintf(b, "%s pgaegis fix plan %s\n", lead, comment(p.ID))
+	what := "fix"
+	if p.Source != "" {
+		what = comment(p.Source)
+	}
+	fmt.Fprintf(b, "%s pgaegis %s plan %s\n", lead, what, comment(p.ID))
 	fmt.Fprintf(b, "%s target: %s\n", lead, comment(p.Target))
-	fmt.Fprintf(b, "%s %d step(s) closing %d finding(s)", lead, len(p.Steps), closed(p))
+	if p.Source != "" {
+		fmt.Fprintf(b, "%s %d step(s), %d statement(s)", lead, len(p.Steps), statements(p))
+	} else {
+		fmt.Fprintf(b, "%s %d step(s) closing %d finding(s)", lead, len(p.Steps), closed(p))
+	}
 	if p.NeedsRestart() {
 		b.WriteString("; needs a restart")
 	}

@@ -1119,7 +1119,7 @@ func (d *differ) clusterDB() string {
 }
 
 func (d *differ) plan() *plan.Plan {
-	p := &plan.Plan{FormatVersion: plan.FormatVersion, ID: planID(), Created: time.Now().UTC(), Steps: []plan.Step{}}
+	p := &plan.Plan{FormatVersion: plan.FormatVersion, ID: planID(), Created: time.Now().UTC(), Source: "policy", Steps: []plan.Step{}}
 	add := func(s plan.Step) {
 		s.ID = fmt.Sprint(len(p.Steps) + 1)
 		s.Kind = plan.KindSQL

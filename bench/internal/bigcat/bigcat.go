@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -336,12 +337,18 @@ type Timing struct{ Wall, CPU time.Duration }
 // cluster-wide ones from "postgres", then each database's, one psql per
 // database, one after the other.
 func Pull(c Conn, dbs []string) (Timing, error) {
+	return PullQueries(c, dbs, clusterQueries, databaseQueries)
+}
+
+// PullQueries is Pull of other catalogs: cluster once (from "postgres",
+// before its perDB ones), perDB in every database.
+func PullQueries(c Conn, dbs []string, cluster, perDB []string) (Timing, error) {
 	var t Timing
 	start := time.Now()
 	for i, db := range append([]string{"postgres"}, dbs...) {
-		qs := databaseQueries
+		qs := perDB
 		if i == 0 {
-			qs = append(append([]string{}, clusterQueries...), databaseQueries...)
+			qs = append(append([]string{}, cluster...), perDB...)
 		}
 		args := []string{"-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", c.Host, "-p", strconv.Itoa(c.Port), "-U", c.User, "-d", db}
 		for _, q := range qs {
@@ -361,5 +368,26 @@ func Pull(c Conn, dbs []string) (Timing, error) {
 	return t, nil
 }
 
-// PSQL is the psql beside the server's binaries.
-func PSQL(srv *localpg.Server) string { return filepath.Join(srv.BinDir, "psql") }
+// PSQL is the psql beside the server's binaries or, where those come
+// without client programs (the npm registry's), the newest packaged one
+// or psql on PATH: COPY of a SELECT works across majors.
+func PSQL(srv *localpg.Server) string {
+	p := filepath.Join(srv.BinDir, "psql")
+	if _, err := os.Stat(p); err == nil {
+		return p
+	}
+	if ps, _ := filepath.Glob("/usr/lib/postgresql/*/bin/psql"); len(ps) > 0 {
+		sort.Slice(ps, func(i, j int) bool { return majorOf(ps[i]) < majorOf(ps[j]) })
+		return ps[len(ps)-1]
+	}
+	if p, err := exec.LookPath("psql"); err == nil {
+		return p
+	}
+	return p
+}
+
+// majorOf is the major in a /usr/lib/postgresql/<major>/bin path.
+func majorOf(p string) int {
+	n, _ := strconv.Atoi(filepath.Base(filepath.Dir(filepath.Dir(p))))
+	return n
+}

@@ -550,7 +550,6 @@ func readObjects(ctx context.Context, tx pgx.Tx, cl *cluster, db *policy.Databas
 		dp := by[rn]
 		if dp == nil {
 			dp = &policy.DefaultPrivileges{}
-			by[rn] = dp
 		}
 		var kind byte
 		var field *policy.Grants
@@ -568,6 +567,7 @@ func readObjects(ctx context.Context, tx pgx.Tx, cl *cluster, db *policy.Databas
 		default:
 			return nil // a kind this model has no place for (large objects, 18+)
 		}
+		by[rn] = dp
 		items, err := in.ParseArrayText(string(a))
 		if err != nil {
 			return fmt.Errorf("default privileges of %q: %v", rn, err)

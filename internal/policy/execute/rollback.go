@@ -1,0 +1,287 @@
+package execute
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"gopkg.in/yaml.v3"
+
+	"github.com/pgaegis/pgaegis/internal/plan"
+	"github.com/pgaegis/pgaegis/internal/policy"
+	"github.com/pgaegis/pgaegis/internal/policy/inspect"
+	"github.com/pgaegis/pgaegis/internal/quote"
+)
+
+// readLive reads the live state of the databases named.
+func readLive(ctx context.Context, cfg *pgx.ConnConfig, databases []string) (*policy.Live, error) {
+	return inspect.Read(ctx, cfg, inspect.Options{Databases: databases})
+}
+
+// Rollback puts back the state plan id started from: it diffs the
+// journalled before file (authoritative: roles the apply created are
+// dropped, what it revoked is granted again) against the server, applies
+// that plan (journalled as <id>-restore, and <id>-restore-2 when a second pass
+// drops roles the first freed), restores the password verifiers
+// of roles it recreates or whose password the plan changed, and marks
+// the plan rolled back. Result.Lost says what cannot come back.
+func Rollback(ctx context.Context, cfg *pgx.ConnConfig, root, id string, o Options) (*Result, error) {
+	start := time.Now()
+	if root != "" {
+		o.JournalRoot = root
+	}
+	res := &Result{PlanID: id}
+	defer func() { res.Took = time.Since(start) }()
+	if cfg == nil {
+		return res, errors.New("policy rollback: no connection settings")
+	}
+	j, err := plan.OpenJournal(o.root(), id)
+	if err != nil {
+		return res, err
+	}
+	res.JournalDir = j.Dir
+	st, err := j.State()
+	if err != nil {
+		return res, err
+	}
+	switch st.State {
+	case plan.StateApplied:
+	case plan.StateRolledBack:
+		return res, fmt.Errorf("plan %s was already rolled back (%s)", id, st.RolledBack.Format(time.RFC3339))
+	default:
+		return res, fmt.Errorf("plan %s is %s: nothing of it is in force to roll back", id, st.State)
+	}
+	if _, err := j.ReadExtra(beforeFile); err != nil {
+		return res, fmt.Errorf("plan %s has no %s: it is not a policy plan (see pgaegis fix rollback)", id, beforeFile)
+	}
+	rr, err := restore(ctx, cfg, j, &o)
+	res.RestorePlans, res.Statements, res.Lost, res.Notes = rr.RestorePlans, rr.Statements, rr.Lost, rr.Notes
+	if err != nil {
+		res.Failed, res.Problem = true, err.Error()
+		return res, err
+	}
+	res.RolledBack, res.Verified = true, rr.Verified
+	st.State, st.RolledBack = plan.StateRolledBack, time.Now().UTC()
+	return res, j.WriteState(st)
+}
+
+// restore brings the scope of journal j back to its before file; the
+// result's RestorePlans are the journals of the restoring plans.
+func restore(ctx context.Context, cfg *pgx.ConnConfig, j *plan.Journal, o *Options) (*Result, error) {
+	res := &Result{}
+	data, err := j.ReadExtra(beforeFile)
+	if err != nil {
+		return res, err
+	}
+	var before policy.File
+	if err := yaml.Unmarshal(data, &before); err != nil {
+		return res, fmt.Errorf("journal %s: %w", beforeFile, err)
+	}
+	orig, err := j.Plan()
+	if err != nil {
+		return res, err
+	}
+	res.Lost = lost(orig)
+	verifiers, err := readVerifiers(j)
+	if err != nil {
+		return res, err
+	}
+	if verifiers == nil && passwordsTouched(orig) {
+		res.Lost = append(res.Lost, "passwords: the verifiers were not journalled (pg_authid was not readable), so roles the plan dropped or re-passworded keep no password or the new one")
+	}
+	dopt := policy.Options{Mode: policy.Authoritative, ConnectDatabase: cfg.Database, DropOwned: o.DropOwned}
+	// A role the apply created is held by the removal preflight while it
+	// still holds what the first pass revokes: a second pass, reading the
+	// server again, drops it. Each pass is proven by the next read; the
+	// last read must plan nothing.
+	for pass := 1; ; pass++ {
+		live, err := readLive(ctx, cfg, scopeDatabases(&before))
+		if err != nil {
+			return res, err
+		}
+		rp, notes, err := policy.Diff(&before, live, dopt)
+		if err != nil {
+			return res, fmt.Errorf("planning the restore: %w", err)
+		}
+		if rp.Empty() {
+			for _, n := range notes {
+				if n.Level == policy.NoteHeld {
+					res.Lost = append(res.Lost, fmt.Sprintf("%s: %s", n.Object, n.Text))
+				}
+			}
+			res.Verified = true
+			return res, nil
+		}
+		if pass > maxRestorePasses {
+			return res, fmt.Errorf("the restore left %d step(s) to do: %s", len(rp.Steps), stepSummaries(rp))
+		}
+		rp.ID, rp.Target = j.ID+"-restore", orig.Target
+		if pass > 1 {
+			rp.ID = fmt.Sprintf("%s-restore-%d", j.ID, pass)
+		}
+		if err := runRestorePass(ctx, cfg, rp, data, o, res); err != nil {
+			return res, err
+		}
+		if err := restoreVerifiers(ctx, cfg, o, verifiers); err != nil {
+			return res, err
+		}
+	}
+}
+
+// maxRestorePasses bounds the restore's passes: the first restores, the
+// second drops roles the first freed of what they held.
+const maxRestorePasses = 2
+
+// runRestorePass applies one restoring plan, journalled like any apply.
+func runRestorePass(ctx context.Context, cfg *pgx.ConnConfig, rp *plan.Plan, before []byte, o *Options, res *Result) error {
+	rj, err := plan.CreateJournal(o.root(), rp)
+	if err != nil {
+		return err
+	}
+	res.RestorePlans = append(res.RestorePlans, rj.ID)
+	if err := rj.WriteExtra(beforeFile, before); err != nil {
+		return err
+	}
+	rst, err := rj.State()
+	if err != nil {
+		return err
+	}
+	err = run(ctx, cfg, rp, o, res, func(i int) error {
+		rst.Applied = append(rst.Applied, rp.Steps[i].ID)
+		return rj.WriteState(rst)
+	})
+	if err != nil {
+		rst.State, rst.Problem = plan.StateFailed, err.Error()
+		if werr := rj.WriteState(rst); werr != nil {
+			return fmt.Errorf("%w; %v", err, werr)
+		}
+		return err
+	}
+	rst.State = plan.StateApplied
+	return rj.WriteState(rst)
+}
+
+func stepSummaries(p *plan.Plan) string {
+	var s []string
+	for _, st := range p.Steps {
+		s = append(s, st.Summary)
+	}
+	return strings.Join(s, "; ")
+}
+
+// scopeDatabases are the databases a before file names.
+func scopeDatabases(f *policy.File) []string {
+	var out []string
+	for d := range f.Databases {
+		out = append(out, d)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// lost names what a restore cannot bring back: what DROP OWNED removed,
+// and databases the plan created (a restore never drops a database).
+func lost(p *plan.Plan) []string {
+	var out []string
+	for _, s := range p.Steps {
+		for _, q := range s.SQL {
+			if name, ok := createdDatabase(q); ok && s.Autocommit {
+				out = append(out, fmt.Sprintf("database %s was created by the plan and is left in place (drop it by hand if it is not wanted)", quote.Ident(name)))
+			}
+			if ownedStatement(q) == "drop" {
+				out = append(out, fmt.Sprintf("database %s: %s removed the objects those roles owned and their privileges there; they cannot be restored from the journal (use a backup)", quote.Ident(s.Database), firstLine(q)))
+			}
+		}
+	}
+	return out
+}
+
+func passwordsTouched(p *plan.Plan) bool {
+	for _, s := range p.Steps {
+		for _, q := range s.SQL {
+			if d, pw, ok := roleStatement(q); len(d)+len(pw) > 0 || !ok {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func readVerifiers(j *plan.Journal) ([]savedVerifier, error) {
+	if _, err := os.Lstat(filepath.Join(j.Dir, verifiersFile)); errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	b, err := j.ReadExtra(verifiersFile)
+	if err != nil {
+		return nil, err
+	}
+	var v []savedVerifier
+	if err := json.Unmarshal(b, &v); err != nil {
+		return nil, fmt.Errorf("journal %s: %v", verifiersFile, err)
+	}
+	if v == nil {
+		v = []savedVerifier{}
+	}
+	return v, nil
+}
+
+// restoreVerifiers sets each saved role's password back where it differs
+// now: the verifier itself, never a clear text, in statements that are
+// never printed or put in an error.
+func restoreVerifiers(ctx context.Context, cfg *pgx.ConnConfig, o *Options, saved []savedVerifier) error {
+	if len(saved) == 0 {
+		return nil
+	}
+	ss, err := connect(ctx, cfg, "", o)
+	if err != nil {
+		return err
+	}
+	defer ss.close()
+	names := make([]string, len(saved))
+	for i, v := range saved {
+		names[i] = v.Role
+	}
+	cur := map[string]*string{}
+	rows, err := ss.conn.Query(ctx, `SELECT rolname::text, rolpassword FROM pg_authid WHERE rolname = ANY ($1)`, names)
+	if err != nil {
+		return fmt.Errorf("reading password verifiers: %s", serverMessage(err))
+	}
+	for rows.Next() {
+		var r string
+		var v *string
+		if err := rows.Scan(&r, &v); err != nil {
+			rows.Close()
+			return err
+		}
+		cur[r] = v
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	var stmts []string
+	for _, v := range saved {
+		now, exists := cur[v.Role]
+		if !exists || (now == nil) == (v.Verifier == nil) && (now == nil || *now == *v.Verifier) {
+			continue
+		}
+		pw := "NULL"
+		if v.Verifier != nil {
+			pw = quote.Literal(*v.Verifier)
+		}
+		stmts = append(stmts, fmt.Sprintf("ALTER ROLE %s PASSWORD %s", quote.Ident(v.Role), pw))
+	}
+	if len(stmts) == 0 {
+		return nil
+	}
+	o.logf("restoring the password verifiers of %d role(s)", len(stmts))
+	return ss.inTx(ctx, true, func(pgx.Tx) error { return ss.execBatches(ctx, stmts) })
+}
