@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/spf13/cobra"
 
+	"github.com/pgaegis/pgaegis/internal/collect"
 	"github.com/pgaegis/pgaegis/internal/plan"
 	"github.com/pgaegis/pgaegis/internal/policy"
 	"github.com/pgaegis/pgaegis/internal/policy/inspect"
@@ -71,8 +72,11 @@ func (f *policyDiffFlags) detail(ctx context.Context, env *Env, file string) (*p
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	// Normalize runs CREATE POLICY (rolled back): log in so that no login
+	// event trigger runs as the role asking (17+, a superuser).
+	safe := collect.WithoutEventTriggers(ctx, cfg)
 	connect := func(ctx context.Context, db string) (*pgx.Conn, error) {
-		c := cfg.Copy()
+		c := safe.Copy()
 		c.Database = db
 		return pgx.ConnectConfig(ctx, c)
 	}
@@ -83,7 +87,7 @@ func (f *policyDiffFlags) detail(ctx context.Context, env *Env, file string) (*p
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("%s: %w", file, err)
 	}
-	p.Target = targetOf(cfg)
+	p.Target = policyTarget(cfg)
 	return p, notes, diffs, nil
 }
 
@@ -113,11 +117,6 @@ func existingDatabases(ctx context.Context, cfg *pgx.ConnConfig) (map[string]boo
 		names[n] = true
 	}
 	return names, home, rows.Err()
-}
-
-// targetOf describes the server without secrets.
-func targetOf(cfg *pgx.ConnConfig) string {
-	return fmt.Sprintf("%s@%s:%d/%s", cfg.User, cfg.Host, cfg.Port, cfg.Database)
 }
 
 func policyPlanCmd(env *Env) *cobra.Command {

@@ -73,6 +73,18 @@ func normalizeIn(ctx context.Context, connect func(ctx context.Context, db strin
 					if _, err := tx.Exec(ctx, "SET LOCAL lock_timeout = '2s'"); err != nil {
 						return fmt.Errorf("normalize policies in %s: %w", db, err)
 					}
+					// CREATE POLICY fires event triggers: a superuser asking
+					// must not run their code. In replica mode ordinary
+					// event triggers do not fire (only a superuser may set
+					// it; anyone else runs them with their own rights).
+					if _, err := tx.Exec(ctx, "SAVEPOINT pgaegis_replica"); err != nil {
+						return fmt.Errorf("normalize policies in %s: %w", db, err)
+					}
+					if _, err := tx.Exec(ctx, "SET LOCAL session_replication_role = replica"); err != nil {
+						if _, err := tx.Exec(ctx, "ROLLBACK TO SAVEPOINT pgaegis_replica"); err != nil {
+							return fmt.Errorf("normalize policies in %s: %w", db, err)
+						}
+					}
 				}
 				using, check, ok := serverForm(ctx, tx, sn, tn, wp)
 				if !ok {

@@ -216,7 +216,12 @@ databases:
 	add("(SELECT relrowsecurity FROM pg_class WHERE oid = 'public.a'::regclass)", true)
 	add("EXISTS (SELECT FROM pg_policies WHERE tablename = 'a' AND policyname = 'tenant' AND roles = '{app}')", true)
 	oracle(t, srv, "policy-apply", "appdb", checks)
+	// Normalize's rolled-back CREATE POLICY must not run event triggers:
+	// this one would make it fail, and the second plan would not be empty.
+	must("appdb", `CREATE SCHEMA traps`, `CREATE FUNCTION traps.trap() RETURNS event_trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'event trigger ran'; END $$`,
+		`CREATE EVENT TRIGGER trap ON ddl_command_start WHEN TAG IN ('CREATE POLICY') EXECUTE FUNCTION traps.trap()`)
 	again(t, srv, f, Options{})
+	must("appdb", `DROP EVENT TRIGGER trap`)
 
 	// Default privileges: what app_owner creates next.
 	c := pgtest.Conn(t, srv, "appdb")
