@@ -309,15 +309,7 @@ databases:
 			return f
 		}
 		apply := func(f *File) *plan.Plan {
-			live, err := inspect.Read(ctx, srv.ConnConfig("postgres"), inspect.Options{Databases: []string{"postgres"}})
-			if err != nil {
-				t.Fatal(err)
-			}
-			p, _, err := Diff(f, live, Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			execute(t, srv, p)
+			p := readDiffApply(t, srv, "postgres", f)
 			again(t, srv, f, Options{})
 			return p
 		}
@@ -384,15 +376,7 @@ func TestDiffHostileNames(t *testing.T) {
 				Using: quote.Ident(col) + " > 0"}}}},
 		}},
 	}}}
-	live, err := inspect.Read(ctx, srv.ConnConfig("postgres"), inspect.Options{Databases: []string{"hostile"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, _, err := Diff(f, live, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	execute(t, srv, p)
+	readDiffApply(t, srv, "hostile", f)
 	r := quote.Literal(role)
 	// A regclass literal cannot hold the U&"" form Ident gives a name with
 	// a newline: the oracle finds the table by its names.
@@ -409,4 +393,19 @@ func TestDiffHostileNames(t *testing.T) {
 		{"(SELECT relrowsecurity FROM pg_class WHERE oid = " + tbl + ")", true},
 	})
 	again(t, srv, f, Options{})
+}
+
+// readDiffApply reads database db's live state, diffs f and applies the plan.
+func readDiffApply(t *testing.T, srv *localpg.Server, db string, f *File) *plan.Plan {
+	t.Helper()
+	live, err := inspect.Read(pgtest.Ctx(t), srv.ConnConfig("postgres"), inspect.Options{Databases: []string{db}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, _, err := Diff(f, live, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	execute(t, srv, p)
+	return p
 }
