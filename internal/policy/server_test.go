@@ -3,6 +3,7 @@ package policy_test
 import (
 	"fmt"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -408,4 +409,52 @@ func readDiffApply(t *testing.T, srv *localpg.Server, db string, f *File) *plan.
 	}
 	execute(t, srv, p)
 	return p
+}
+
+// TestDiffRemoveOnServer: a role the authoritative file drops is held
+// while it owns or holds anything (the live read's pg_shdepend counts);
+// with --reassign-owned-to and --drop-owned it goes, its objects kept
+// under the new owner.
+func TestDiffRemoveOnServer(t *testing.T) {
+	srv := pgtest.Shared(t)
+	ctx := pgtest.Ctx(t)
+	if err := srv.Exec(ctx, `CREATE ROLE gone`, `CREATE DATABASE rm`); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.ExecIn(ctx, "rm", `CREATE TABLE kept (x int)`, `GRANT SELECT ON kept TO gone`,
+		`CREATE TABLE owned (x int)`, `ALTER TABLE owned OWNER TO gone`); err != nil {
+		t.Fatal(err)
+	}
+	live, err := inspect.Read(ctx, srv.ConnConfig("postgres"), inspect.Options{Databases: []string{"rm"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The file: every role there is but gone, as it is.
+	f := &File{Version: 1, Roles: Roles{}}
+	for n, r := range live.File.Roles {
+		if n != "gone" && !strings.HasPrefix(n, "pg_") {
+			f.Roles[n] = r
+		}
+	}
+	p, notes, err := Diff(f, live, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	held := false
+	for _, n := range notes {
+		held = held || n.Level == NoteHeld && n.Object == "role gone" && strings.Contains(n.Text, "rm: 1 owned, 1 privileges")
+	}
+	if !p.Empty() || !held {
+		t.Fatalf("want nothing planned and gone held: %+v %+v", p.Steps, notes)
+	}
+	p, _, err = Diff(f, live, Options{ReassignOwnedTo: srv.AdminUser, DropOwned: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	execute(t, srv, p)
+	oracle(t, srv, "policy-remove", "rm", []check{
+		{"NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'gone')", true},
+		{"(SELECT pg_get_userbyid(relowner) = current_user FROM pg_class WHERE oid = 'public.owned'::regclass)", true},
+		{"(SELECT relacl IS NULL OR NOT relacl::text LIKE '%gone%' FROM pg_class WHERE oid = 'public.kept'::regclass)", true},
+	})
 }
