@@ -139,7 +139,7 @@ type differ struct {
 
 	roleCreates                      []string
 	clusterAdd, clusterRemove, drops []string
-	creates                          []string
+	creates, afterCreate             []string
 	reassign                         map[string][]string
 	dbs                              map[string]*dbWork
 	dbOrder                          []string
@@ -1136,6 +1136,9 @@ func (d *differ) plan() *plan.Plan {
 	}
 	if len(d.creates) > 0 {
 		add(plan.Step{Summary: fmt.Sprintf("create %d database(s)", len(d.creates)), Database: cdb, SQL: d.creates, Autocommit: true})
+	}
+	if len(d.afterCreate) > 0 {
+		add(plan.Step{Summary: fmt.Sprintf("cluster: role settings in the new database(s) (%d statement(s))", len(d.afterCreate)), Database: cdb, SQL: d.afterCreate, Cluster: true})
 	}
 	for _, db := range d.dbOrder {
 		w := d.dbs[db]

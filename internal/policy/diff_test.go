@@ -355,6 +355,14 @@ func TestDiffRules(t *testing.T) {
 			notWant: []string{"stray"},
 		},
 		{
+			name: "settings in a database the plan creates wait for it",
+			file: func() *File {
+				return &File{Version: 1, Mode: Adopt, Roles: Roles{"app": {Login: bp(true), DatabaseSettings: map[string]Settings{"newdb": {"work_mem": "8MB"}}}},
+					Databases: map[string]*Database{"newdb": {}}}
+			},
+			want: []string{"CREATE DATABASE newdb", `ALTER ROLE app IN DATABASE newdb SET work_mem = '8MB'`},
+		},
+		{
 			name: "owner listed: its own privileges managed",
 			file: func() *File {
 				return &File{Version: 1, Databases: map[string]*Database{"appdb": {Schemas: map[string]*Schema{"public": {
