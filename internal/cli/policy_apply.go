@@ -6,20 +6,12 @@ import (
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/spf13/cobra"
 
 	"github.com/pgaegis/pgaegis/internal/collect"
-	"github.com/pgaegis/pgaegis/internal/plan"
 	"github.com/pgaegis/pgaegis/internal/policy"
 	"github.com/pgaegis/pgaegis/internal/policy/execute"
-	"github.com/pgaegis/pgaegis/internal/policy/inspect"
 )
-
-// policyRead reads the live state of the databases a file names.
-func policyRead(ctx context.Context, cfg *pgx.ConnConfig, databases []string) (*policy.Live, error) {
-	return inspect.Read(ctx, cfg, inspect.Options{Databases: databases})
-}
 
 func policyApplyCmd(env *Env) *cobra.Command {
 	cmd := &cobra.Command{
@@ -55,23 +47,20 @@ Exit codes: 0 applied and verified, nothing to do, or the check passed;
 			return nil
 		},
 	}
-	var conn connFlags
-	conn.register(cmd)
+	var f policyDiffFlags
+	f.register(cmd)
 	fs := cmd.Flags()
-	mode := fs.String("mode", "", "override the file's mode: authoritative, adopt or additive")
 	doCheck := fs.Bool("check", false, "execute the plan and roll it back: show errors before anything lands")
 	yes := fs.BoolP("yes", "y", false, "apply without asking (needed when standard input is not a terminal)")
-	reassign := fs.String("reassign-owned-to", "", "let a role that still owns objects be dropped: REASSIGN OWNED BY it TO this role first")
-	dropOwned := fs.Bool("drop-owned", false, "let a role that still holds privileges or owns objects be dropped: DROP OWNED BY it (objects it owns are dropped)")
 	lockTimeout := fs.Duration("lock-timeout", 5*time.Second, "how long each statement may wait for a lock")
 	journalDir := fs.String("journal-dir", "", "journal directory (default: $XDG_STATE_HOME/pgaegis/plans, as fix --apply)")
-	completeValues(cmd, "mode", policy.Authoritative, policy.Adopt, policy.Additive)
 	cmd.MarkFlagDirname("journal-dir")
+	cmd.MarkFlagFilename("", "yaml", "yml")
 	cmd.RunE = runE(env, func(ctx context.Context, env *Env, args []string) (int, error) {
-		switch *mode {
+		switch f.mode {
 		case "", policy.Authoritative, policy.Adopt, policy.Additive:
 		default:
-			return ExitError, usagef("unknown --mode %q (authoritative, adopt or additive)", *mode)
+			return ExitError, usagef("unknown --mode %q (authoritative, adopt or additive)", f.mode)
 		}
 		if *lockTimeout <= 0 {
 			return ExitError, usagef("--lock-timeout must be positive")
@@ -82,50 +71,28 @@ Exit codes: 0 applied and verified, nothing to do, or the check passed;
 		if !*doCheck && !*yes && !stdinTerminal(env) {
 			return ExitError, usagef("apply changes the server: standard input is not a terminal to ask on, so give --yes (after reviewing the plan with --check)")
 		}
-		desired, err := policy.Load(args[0])
+		r, err := f.load(ctx, env, args[0])
 		if err != nil {
 			return ExitError, err
 		}
-		cfg, err := conn.config(env)
-		if err != nil {
+		p := r.plan
+		if err := writePolicyPlan(env, "text", p, r.notes); err != nil {
 			return ExitError, err
 		}
-		cfg = collect.WithoutEventTriggers(ctx, cfg)
-		dbs := fileDatabases(desired)
-		live, err := policyRead(ctx, cfg, dbs)
-		if err != nil {
-			return ExitError, err
-		}
-		dopt := policy.Options{Mode: *mode, ConnectDatabase: cfg.Database, ReassignOwnedTo: *reassign, DropOwned: *dropOwned}
-		p, notes, err := policy.Diff(desired, live, dopt)
-		if err != nil {
-			return ExitError, err
-		}
-		if p.Target == "" {
-			p.Target = policyTarget(cfg)
-		}
-		tenv := textEnv(env)
-		if err := plan.WriteText(tenv.Stdout, policy.MaskVerifiers(p)); err != nil {
-			return ExitError, err
-		}
-		writeNotes(tenv.Stdout, notes)
 		o := execute.Options{JournalRoot: *journalDir, LockTimeout: *lockTimeout, Check: *doCheck}
 		if isTerminal(env.Stderr) {
 			o.Progress = env.Stderr
 		}
-		if *doCheck {
-			if p.Empty() {
-				return ExitOK, nil
-			}
-			r, err := execute.Apply(ctx, cfg, p, nil, o)
-			if err != nil {
-				return ExitError, err
-			}
-			return checkOutcome(tenv, r), nil
-		}
 		if p.Empty() {
 			fmt.Fprintln(env.Stderr, "pgaegis access policy apply: nothing to apply")
 			return ExitOK, nil
+		}
+		if *doCheck {
+			res, err := execute.Apply(ctx, r.cfg, p, nil, o)
+			if err != nil {
+				return ExitError, err
+			}
+			return checkOutcome(textEnv(env), res), nil
 		}
 		if !*yes {
 			ok, err := confirm(env, fmt.Sprintf("apply plan %s (%d step(s)) to %s? [y/N] ", p.ID, len(p.Steps), p.Target))
@@ -137,27 +104,28 @@ Exit codes: 0 applied and verified, nothing to do, or the check passed;
 				return ExitError, nil
 			}
 		}
-		before := execute.Before(desired, live)
+		before := execute.Before(r.desired, r.live)
 		o.Verify = func(ctx context.Context) error {
-			live, err := policyRead(ctx, cfg, dbs)
+			// Read what the file names again, databases it created included.
+			names, err := existingDatabases(ctx, r.cfg)
 			if err != nil {
 				return err
 			}
-			left, _, err := policy.Diff(desired, live, dopt)
-			if err != nil {
+			r.dbs = fileScope(r.desired, names, r.cfg.Database)
+			if err := f.diff(ctx, r); err != nil {
 				return err
 			}
-			if !left.Empty() {
+			if !r.plan.Empty() {
 				var s []string
-				for _, st := range left.Steps {
+				for _, st := range r.plan.Steps {
 					s = append(s, st.Summary)
 				}
-				return fmt.Errorf("the server does not match the file yet: %d step(s) left (%s)", len(left.Steps), strings.Join(s, "; "))
+				return fmt.Errorf("the server does not match the file yet: %d step(s) left (%s)", len(r.plan.Steps), strings.Join(s, "; "))
 			}
 			return nil
 		}
-		r, err := execute.Apply(ctx, cfg, p, before, o)
-		return policyOutcome(env, "applied", r, err)
+		res, err := execute.Apply(ctx, r.cfg, p, before, o)
+		return policyOutcome(env, "applied", res, err)
 	})
 	return cmd
 }
@@ -204,23 +172,6 @@ Exit codes: 0 rolled back and verified; 2 an error or a refusal.`,
 		return policyOutcome(env, "rolled back", r, err)
 	})
 	return cmd
-}
-
-// fileDatabases are the databases a policy file names; none (every
-// database) for a legacy file's database-less entry.
-func fileDatabases(f *policy.File) []string {
-	var out []string
-	for d := range f.Databases {
-		if d == policy.AllDatabases {
-			return nil
-		}
-		out = append(out, d)
-	}
-	return out
-}
-
-func policyTarget(cfg *pgx.ConnConfig) string {
-	return fmt.Sprintf("%s@%s:%d/%s", cfg.User, cfg.Host, cfg.Port, cfg.Database)
 }
 
 // checkOutcome prints what --check found: 0 when every checkable step
@@ -270,7 +221,7 @@ func policyOutcome(env *Env, verb string, r *execute.Result, err error) (int, er
 	}
 	what := fmt.Sprintf("%d statement(s)", r.Statements)
 	if len(r.Applied) > 0 {
-		what = fmt.Sprintf("step %s, %s", strings.Join(r.Applied, ", "), what)
+		what = fmt.Sprintf("step %s; %s", strings.Join(r.Applied, ", "), what)
 	}
 	if len(r.RestorePlans) > 0 {
 		what += ", restore journal " + strings.Join(r.RestorePlans, ", ")

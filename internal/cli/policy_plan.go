@@ -44,18 +44,51 @@ func (f *policyDiffFlags) run(ctx context.Context, env *Env, file string) (*plan
 }
 
 func (f *policyDiffFlags) detail(ctx context.Context, env *Env, file string) (*plan.Plan, []policy.Note, []policy.Difference, error) {
-	desired, err := policy.Load(file)
+	r, err := f.load(ctx, env, file)
 	if err != nil {
 		return nil, nil, nil, err
+	}
+	return r.plan, r.notes, r.diffs, nil
+}
+
+// policyRun is one load, read and diff, kept whole for apply, which
+// needs the file, the live state and the connection again.
+type policyRun struct {
+	file    string
+	desired *policy.File
+	cfg     *pgx.ConnConfig
+	home    string // the database connected to: cluster-wide statements run there
+	dbs     []string
+	live    *policy.Live
+	plan    *plan.Plan
+	notes   []policy.Note
+	diffs   []policy.Difference
+}
+
+func (f *policyDiffFlags) load(ctx context.Context, env *Env, file string) (*policyRun, error) {
+	desired, err := policy.Load(file)
+	if err != nil {
+		return nil, err
 	}
 	cfg, err := f.conn.config(env)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, err
 	}
-	names, home, err := existingDatabases(ctx, cfg)
+	names, home, err := serverDatabases(ctx, cfg)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, err
 	}
+	r := &policyRun{file: file, desired: desired, cfg: cfg, home: home, dbs: fileScope(desired, names, home)}
+	if err := f.diff(ctx, r); err != nil {
+		return nil, err
+	}
+	r.plan.Target = policyTarget(cfg)
+	return r, nil
+}
+
+// fileScope is the databases to read for a file: those it names that
+// exist (names), every one for a legacy file, else the connection's.
+func fileScope(desired *policy.File, names map[string]bool, connectDB string) []string {
 	var dbs []string
 	for n := range desired.Databases {
 		if names[n] {
@@ -63,38 +96,50 @@ func (f *policyDiffFlags) detail(ctx context.Context, env *Env, file string) (*p
 		}
 	}
 	if desired.Databases[policy.AllDatabases] != nil {
-		dbs = nil // a legacy file without a database: read them all
+		return nil // a legacy file without a database: read them all
 	}
-	if len(dbs) == 0 && desired.Databases[policy.AllDatabases] == nil {
-		dbs = []string{home} // roles only, or only new databases: the cluster part is what matters
+	if len(dbs) == 0 {
+		dbs = []string{connectDB} // roles only, or only new databases: the cluster part is what matters
 	}
-	live, err := inspect.Read(ctx, cfg, inspect.Options{Databases: dbs, StatementTimeout: f.stmtTO})
+	return dbs
+}
+
+// diff reads the server, lets it normalise policy expressions and diffs
+// r's file against it (again, for apply's verification).
+func (f *policyDiffFlags) diff(ctx context.Context, r *policyRun) error {
+	live, err := inspect.Read(ctx, r.cfg, inspect.Options{Databases: r.dbs, StatementTimeout: f.stmtTO})
 	if err != nil {
-		return nil, nil, nil, err
+		return err
 	}
 	// Normalize runs CREATE POLICY (rolled back): log in so that no login
 	// event trigger runs as the role asking (17+, a superuser).
-	safe := collect.WithoutEventTriggers(ctx, cfg)
+	safe := collect.WithoutEventTriggers(ctx, r.cfg)
 	connect := func(ctx context.Context, db string) (*pgx.Conn, error) {
 		c := safe.Copy()
 		c.Database = db
 		return pgx.ConnectConfig(ctx, c)
 	}
-	if err := policy.Normalize(ctx, connect, desired, live); err != nil {
-		return nil, nil, nil, err
+	if err := policy.Normalize(ctx, connect, r.desired, live); err != nil {
+		return err
 	}
-	p, notes, diffs, err := policy.DiffDetail(desired, live, policy.Options{Mode: f.mode, ConnectDatabase: home, ReassignOwnedTo: f.reassign, DropOwned: f.dropOwned})
+	p, notes, diffs, err := policy.DiffDetail(r.desired, live, policy.Options{Mode: f.mode, ConnectDatabase: r.home, ReassignOwnedTo: f.reassign, DropOwned: f.dropOwned})
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("%s: %w", file, err)
+		return fmt.Errorf("%s: %w", r.file, err)
 	}
-	p.Target = policyTarget(cfg)
-	return p, notes, diffs, nil
+	r.live, r.plan, r.notes, r.diffs = live, p, notes, diffs
+	return nil
 }
 
 // existingDatabases lists the server's databases (one small query), so
-// the live read is limited to those the file names, and the database
-// connected to (where cluster-wide statements run).
-func existingDatabases(ctx context.Context, cfg *pgx.ConnConfig) (map[string]bool, string, error) {
+// the live read is limited to those the file names.
+func existingDatabases(ctx context.Context, cfg *pgx.ConnConfig) (map[string]bool, error) {
+	names, _, err := serverDatabases(ctx, cfg)
+	return names, err
+}
+
+// serverDatabases is existingDatabases and the database connected to
+// (where cluster-wide statements run: cfg may name none).
+func serverDatabases(ctx context.Context, cfg *pgx.ConnConfig) (map[string]bool, string, error) {
 	c, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return nil, "", err
@@ -117,6 +162,11 @@ func existingDatabases(ctx context.Context, cfg *pgx.ConnConfig) (map[string]boo
 		names[n] = true
 	}
 	return names, home, rows.Err()
+}
+
+// policyTarget describes the server without secrets.
+func policyTarget(cfg *pgx.ConnConfig) string {
+	return fmt.Sprintf("%s@%s:%d/%s", cfg.User, cfg.Host, cfg.Port, cfg.Database)
 }
 
 func policyPlanCmd(env *Env) *cobra.Command {

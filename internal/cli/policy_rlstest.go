@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"maps"
@@ -9,11 +8,9 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
-	"gopkg.in/yaml.v3"
 
 	"github.com/pgaegis/pgaegis/internal/policy"
 	"github.com/pgaegis/pgaegis/internal/policy/rlstest"
-	"github.com/pgaegis/pgaegis/internal/safefile"
 )
 
 func policyTestCmd(env *Env) *cobra.Command {
@@ -49,7 +46,7 @@ Exit status: 0 every test passed, 1 a test failed, 2 an error.`,
 		if *format != "text" && *format != "json" {
 			return ExitError, usagef("unknown --format %q (text or json)", *format)
 		}
-		f, err := loadRLSTestFile(files[0])
+		f, err := policy.Load(files[0])
 		if err != nil {
 			return ExitError, err
 		}
@@ -79,25 +76,6 @@ Exit status: 0 every test passed, 1 a test failed, 2 an error.`,
 		return ExitOK, nil
 	})
 	return cmd
-}
-
-// loadRLSTestFile reads a policy file strictly (unknown keys are errors:
-// a misspelt "sees" must not make a test pass by checking nothing).
-func loadRLSTestFile(path string) (*policy.File, error) {
-	b, err := safefile.ReadFile(path, safefile.ConfigMax)
-	if err != nil {
-		return nil, err
-	}
-	dec := yaml.NewDecoder(bytes.NewReader(b))
-	dec.KnownFields(true)
-	var f policy.File
-	if err := dec.Decode(&f); err != nil {
-		return nil, fmt.Errorf("%s: %v", esc(path), err)
-	}
-	if f.Version != policy.FormatVersion {
-		return nil, fmt.Errorf("%s: version %d, this pgaegis reads version %d", esc(path), f.Version, policy.FormatVersion)
-	}
-	return &f, nil
 }
 
 func writeRLSTestText(env *Env, rep *rlstest.Report, notes []policy.Note) {

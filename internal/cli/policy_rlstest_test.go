@@ -17,6 +17,12 @@ import (
 func TestPolicyTestCommand(t *testing.T) {
 	srv := pgtest.Shared(t)
 	ctx := context.Background()
+	// The shared server's other tests audit it: leave nothing behind.
+	t.Cleanup(func() {
+		if err := srv.Exec(ctx, "DROP SCHEMA IF EXISTS rlscli CASCADE", "DROP ROLE IF EXISTS rls_app"); err != nil {
+			t.Error(err)
+		}
+	})
 	if err := srv.Exec(ctx,
 		"CREATE ROLE rls_app",
 		"CREATE SCHEMA rlscli",

@@ -8,7 +8,11 @@
 // guides' layouts.
 package policy
 
-import "gopkg.in/yaml.v3"
+import (
+	"sort"
+
+	"gopkg.in/yaml.v3"
+)
 
 // FormatVersion of the policy file.
 const FormatVersion = 1
@@ -265,4 +269,27 @@ func (m Membership) MarshalYAML() (any, error) {
 	}
 	type plain Membership
 	return plain(m), nil
+}
+
+// MarshalYAML writes each grantee's privileges on one line
+// ("app: [SELECT, INSERT]"): an export of many objects stays readable.
+func (g Grants) MarshalYAML() (any, error) {
+	n := &yaml.Node{Kind: yaml.MappingNode}
+	keys := make([]string, 0, len(g))
+	for k := range g {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		seq := &yaml.Node{Kind: yaml.SequenceNode, Style: yaml.FlowStyle}
+		for _, p := range g[k] {
+			seq.Content = append(seq.Content, &yaml.Node{Kind: yaml.ScalarNode, Value: p})
+		}
+		key := &yaml.Node{}
+		if err := key.Encode(k); err != nil { // quotes a name YAML would misread
+			return nil, err
+		}
+		n.Content = append(n.Content, key, seq)
+	}
+	return n, nil
 }

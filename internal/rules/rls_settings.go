@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/pgaegis/pgaegis/internal/policy/rlstest"
+	"github.com/pgaegis/pgaegis/internal/policy/rlstest/missingok"
 	"github.com/pgaegis/pgaegis/internal/quote"
 	"github.com/pgaegis/pgaegis/internal/textsafe"
 )
@@ -26,13 +26,13 @@ func init() {
 				for _, t := range d.RLSTables {
 					qt := quote.Qualified(t.Schema, t.Name)
 					for _, p := range t.Policies {
-						using, u := rlstest.SafeRewrite(p.Using)
-						check, w := rlstest.SafeRewrite(p.WithCheck)
+						using, u := missingok.Rewrite(p.Using)
+						check, w := missingok.Rewrite(p.WithCheck)
 						if !u && !w {
 							continue
 						}
 						var calls []string
-						for _, x := range append(rlstest.Unsafe(p.Using), rlstest.Unsafe(p.WithCheck)...) {
+						for _, x := range append(missingok.Unsafe(p.Using), missingok.Unsafe(p.WithCheck)...) {
 							calls = append(calls, "current_setting("+x.Setting+")")
 						}
 						do, undo := alterPolicy(p.Name, qt, using, check, u, w), alterPolicy(p.Name, qt, p.Using, p.WithCheck, u, w)

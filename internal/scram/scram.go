@@ -12,6 +12,7 @@ import (
 	"crypto/pbkdf2"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -69,6 +70,21 @@ func verifier(password, salt []byte, iterations int) (string, error) {
 	serverKey := mac(salted, "Server Key")
 	b64 := base64.StdEncoding.EncodeToString
 	return "SCRAM-SHA-256$" + strconv.Itoa(iterations) + ":" + b64(salt) + "$" + b64(storedKey[:]) + ":" + b64(serverKey), nil
+}
+
+// Matches reports whether password is the one stored was computed
+// from (after SASLprep), as a SCRAM login would find.
+func Matches(stored string, password []byte) bool {
+	if !IsVerifier(stored) {
+		return false
+	}
+	rest := strings.TrimPrefix(stored, "SCRAM-SHA-256$")
+	head, _, _ := strings.Cut(rest, "$")
+	iter, salt64, _ := strings.Cut(head, ":")
+	n, _ := strconv.Atoi(iter)
+	salt, _ := base64.StdEncoding.DecodeString(salt64)
+	again, err := verifier(password, salt, n)
+	return err == nil && subtle.ConstantTimeCompare([]byte(again), []byte(stored)) == 1
 }
 
 func mac(key []byte, msg string) []byte {

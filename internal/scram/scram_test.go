@@ -114,3 +114,21 @@ func TestTablesSorted(t *testing.T) {
 		}
 	}
 }
+
+func TestMatches(t *testing.T) {
+	v, err := Verifier([]byte("\u2168\u00ADx"), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		pw   string
+		want bool
+	}{{"\u2168\u00ADx", true}, {"IXx", true}, {"IXX", false}, {"", false}} {
+		if got := Matches(v, []byte(tc.pw)); got != tc.want {
+			t.Errorf("Matches(%+q) = %v", tc.pw, got)
+		}
+	}
+	if Matches("md5abc", []byte("x")) {
+		t.Error("a non-verifier matches")
+	}
+}

@@ -204,7 +204,9 @@ func Apply(ctx context.Context, cfg *pgx.ConnConfig, p *plan.Plan, before *polic
 		return fail(runErr.Error())
 	}
 	o.logf("restoring the state before the plan: %s", runErr)
-	rr, rerr := restore(ctx, cfg, j, &o)
+	// An interrupt that stopped the apply must not stop the restore too;
+	// statement_timeout still bounds each of its statements.
+	rr, rerr := restore(context.WithoutCancel(ctx), cfg, j, &o)
 	res.Lost = append(res.Lost, rr.Lost...)
 	res.RestorePlans = rr.RestorePlans
 	problem := runErr.Error()

@@ -2,10 +2,12 @@ package execute
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -17,17 +19,20 @@ import (
 	"github.com/pgaegis/pgaegis/internal/policy"
 )
 
+var tmpRoles atomic.Int64
+
 // verifier makes the server compute a SCRAM verifier (so no plan ever
 // carries a clear text) and returns it.
 func verifier(t *testing.T, srv *localpg.Server) string {
 	t.Helper()
-	exec(t, srv, "postgres", "SET password_encryption = 'scram-sha-256'", "CREATE ROLE pgaegis_tmp_pw PASSWORD 'only-in-a-test'")
+	name := fmt.Sprintf("pgaegis_tmp_pw_%d", tmpRoles.Add(1))
+	exec(t, srv, "postgres", "SET password_encryption = 'scram-sha-256'", "CREATE ROLE "+name+" PASSWORD 'only-in-a-test'")
 	c := pgtest.Conn(t, srv, "postgres")
 	var v string
-	if err := c.QueryRow(pgtest.Ctx(t), `SELECT rolpassword FROM pg_authid WHERE rolname = 'pgaegis_tmp_pw'`).Scan(&v); err != nil {
+	if err := c.QueryRow(pgtest.Ctx(t), `SELECT rolpassword FROM pg_authid WHERE rolname = $1`, name).Scan(&v); err != nil {
 		t.Fatal(err)
 	}
-	exec(t, srv, "postgres", "DROP ROLE pgaegis_tmp_pw")
+	exec(t, srv, "postgres", "DROP ROLE "+name)
 	return v
 }
 
@@ -37,23 +42,23 @@ func verifier(t *testing.T, srv *localpg.Server) string {
 // 0600.
 func TestApplyRunsStepsAndJournals(t *testing.T) {
 	t.Parallel()
-	srv := pgtest.Start(t, localpg.Options{})
-	exec(t, srv, "postgres", "CREATE DATABASE db1", "CREATE DATABASE db2", "CREATE ROLE gone LOGIN PASSWORD 'gone-secret'")
-	for _, db := range []string{"db1", "db2"} {
+	srv := pgtest.Shared(t) // its own databases and roles, rs_*
+	exec(t, srv, "postgres", "CREATE DATABASE rs_db1", "CREATE DATABASE rs_db2", "CREATE ROLE rs_gone LOGIN PASSWORD 'rs_gone-secret'")
+	for _, db := range []string{"rs_db1", "rs_db2"} {
 		exec(t, srv, db, "CREATE TABLE t1 (id int)", "CREATE TABLE t2 (id int)")
 	}
 	v := verifier(t, srv)
-	many := []string{"GRANT CONNECT ON DATABASE db1 TO app", "GRANT USAGE ON SCHEMA public TO app", "GRANT SELECT ON t1 TO app"}
+	many := []string{"GRANT CONNECT ON DATABASE rs_db1 TO rs_app", "GRANT USAGE ON SCHEMA public TO rs_app", "GRANT SELECT ON t1 TO rs_app"}
 	for range 1100 {
-		many = append(many, "GRANT SELECT ON TABLE t2 TO app")
+		many = append(many, "GRANT SELECT ON TABLE t2 TO rs_app")
 	}
 	p := newPlan(
-		sqlStep("1", "postgres", true, "CREATE ROLE app LOGIN", "ALTER ROLE app PASSWORD '"+v+"'"),
-		sqlStep("2", "db1", false, many...),
-		sqlStep("3", "db2", false, "GRANT SELECT, INSERT ON t1 TO app"),
-		sqlStep("4", "postgres", true, "DROP ROLE gone"),
+		sqlStep("1", "postgres", true, "CREATE ROLE rs_app LOGIN", "ALTER ROLE rs_app PASSWORD '"+v+"'"),
+		sqlStep("2", "rs_db1", false, many...),
+		sqlStep("3", "rs_db2", false, "GRANT SELECT, INSERT ON t1 TO rs_app"),
+		sqlStep("4", "postgres", true, "DROP ROLE rs_gone"),
 	)
-	before := &policy.File{Version: 1, Roles: policy.Roles{"gone": {}}}
+	before := &policy.File{Version: 1, Roles: policy.Roles{"rs_gone": {}}}
 	root := t.TempDir()
 	res, err := Apply(pgtest.Ctx(t), srv.ConnConfig("postgres"), p, before, Options{JournalRoot: root, BatchSize: 400})
 	if err != nil {
@@ -62,10 +67,10 @@ func TestApplyRunsStepsAndJournals(t *testing.T) {
 	if !slices.Equal(res.Applied, []string{"1", "2", "3", "4"}) || res.Statements != 2+len(many)+2 || res.Failed || res.RolledBack {
 		t.Fatalf("result %+v", res)
 	}
-	c1, c2 := pgtest.Conn(t, srv, "db1"), pgtest.Conn(t, srv, "db2")
-	if !yes(t, c1, `SELECT has_table_privilege('app', 't1', 'SELECT') AND has_table_privilege('app', 't2', 'SELECT') AND NOT has_table_privilege('app', 't1', 'INSERT')`) ||
-		!yes(t, c2, `SELECT has_table_privilege('app', 't1', 'INSERT') AND NOT has_table_privilege('app', 't2', 'SELECT')`) ||
-		yes(t, c1, `SELECT EXISTS (SELECT FROM pg_roles WHERE rolname = 'gone')`) {
+	c1, c2 := pgtest.Conn(t, srv, "rs_db1"), pgtest.Conn(t, srv, "rs_db2")
+	if !yes(t, c1, `SELECT has_table_privilege('rs_app', 't1', 'SELECT') AND has_table_privilege('rs_app', 't2', 'SELECT') AND NOT has_table_privilege('rs_app', 't1', 'INSERT')`) ||
+		!yes(t, c2, `SELECT has_table_privilege('rs_app', 't1', 'INSERT') AND NOT has_table_privilege('rs_app', 't2', 'SELECT')`) ||
+		yes(t, c1, `SELECT EXISTS (SELECT FROM pg_roles WHERE rolname = 'rs_gone')`) {
 		t.Fatal("the server does not hold what the plan says")
 	}
 	j, err := plan.OpenJournal(root, res.PlanID)
@@ -83,7 +88,7 @@ func TestApplyRunsStepsAndJournals(t *testing.T) {
 		}
 	}
 	saved, err := readVerifiers(j)
-	if err != nil || len(saved) != 1 || saved[0].Role != "gone" || saved[0].Verifier == nil || !strings.HasPrefix(*saved[0].Verifier, "SCRAM-SHA-256$") {
+	if err != nil || len(saved) != 1 || saved[0].Role != "rs_gone" || saved[0].Verifier == nil || !strings.HasPrefix(*saved[0].Verifier, "SCRAM-SHA-256$") {
 		t.Fatalf("verifiers %v %v", saved, err)
 	}
 	// Applied once: the same plan id cannot run again.
@@ -96,22 +101,22 @@ func TestApplyRunsStepsAndJournals(t *testing.T) {
 // database and its step; nothing of the failing transaction lands.
 func TestApplyErrorNamesStatement(t *testing.T) {
 	t.Parallel()
-	srv := pgtest.Start(t, localpg.Options{})
-	exec(t, srv, "postgres", "CREATE DATABASE db1")
-	exec(t, srv, "db1", "CREATE TABLE t1 (id int)", "CREATE ROLE r")
+	srv := pgtest.Shared(t) // its own database and role, en_*
+	exec(t, srv, "postgres", "CREATE DATABASE en_db")
+	exec(t, srv, "en_db", "CREATE TABLE t1 (id int)", "CREATE ROLE en_r")
 	stmts := []string{}
 	for range 700 {
-		stmts = append(stmts, "GRANT SELECT ON t1 TO r")
+		stmts = append(stmts, "GRANT SELECT ON t1 TO en_r")
 	}
-	stmts = append(stmts, "GRANT SELECT ON missing_table\nTO r", "ALTER ROLE r PASSWORD 'SCRAM-SHA-256$never-shown'")
-	p := newPlan(sqlStep("1", "db1", false, stmts...))
+	stmts = append(stmts, "GRANT SELECT ON missing_table\nTO r", "ALTER ROLE en_r PASSWORD 'SCRAM-SHA-256$never-shown'")
+	p := newPlan(sqlStep("1", "en_db", false, stmts...))
 	before := &policy.File{Version: 1}
 	root := t.TempDir()
 	res, err := Apply(pgtest.Ctx(t), srv.ConnConfig("postgres"), p, before, Options{JournalRoot: root, BatchSize: 300})
 	if err == nil {
 		t.Fatal("apply succeeded")
 	}
-	for _, want := range []string{"step 1", `database db1`, "GRANT SELECT ON missing_table …", "42P01"} {
+	for _, want := range []string{"step 1", `database en_db`, "GRANT SELECT ON missing_table …", "42P01"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not say %q", err, want)
 		}
@@ -119,8 +124,8 @@ func TestApplyErrorNamesStatement(t *testing.T) {
 	if res.Changed || res.RolledBack || !res.Failed || res.Statements != 0 {
 		t.Fatalf("result %+v", res)
 	}
-	c := pgtest.Conn(t, srv, "db1")
-	if yes(t, c, `SELECT has_table_privilege('r', 't1', 'SELECT')`) {
+	c := pgtest.Conn(t, srv, "en_db")
+	if yes(t, c, `SELECT has_table_privilege('en_r', 't1', 'SELECT')`) {
 		t.Fatal("a statement of the failed transaction landed")
 	}
 	j, _ := plan.OpenJournal(root, res.PlanID)
@@ -129,7 +134,7 @@ func TestApplyErrorNamesStatement(t *testing.T) {
 		t.Fatalf("journal state %+v", st)
 	}
 	// A secret in the failing statement is never shown.
-	p2 := newPlan(sqlStep("1", "db1", false, "ALTER ROLE nobody_here PASSWORD 'SCRAM-SHA-256$4096:c2VjcmV0'"))
+	p2 := newPlan(sqlStep("1", "en_db", false, "ALTER ROLE nobody_here PASSWORD 'SCRAM-SHA-256$4096:c2VjcmV0'"))
 	_, err = Apply(pgtest.Ctx(t), srv.ConnConfig("postgres"), p2, before, Options{JournalRoot: root})
 	if err == nil || strings.Contains(err.Error(), "c2VjcmV0") || !strings.Contains(err.Error(), "'*****'") {
 		t.Fatalf("error %v", err)
@@ -140,23 +145,24 @@ func TestApplyErrorNamesStatement(t *testing.T) {
 // session holding the lock (pid, role, application), never its query.
 func TestLockTimeoutNamesBlockers(t *testing.T) {
 	t.Parallel()
-	srv := pgtest.Start(t, localpg.Options{})
-	exec(t, srv, "postgres", "CREATE TABLE t (id int)", "CREATE ROLE holder LOGIN", "GRANT SELECT ON t TO holder")
+	srv := pgtest.Shared(t) // its own database and role, lt_*
+	exec(t, srv, "postgres", "CREATE DATABASE lt_db", "CREATE ROLE lt_holder LOGIN")
+	exec(t, srv, "lt_db", "CREATE TABLE t (id int)", "GRANT SELECT ON t TO lt_holder")
 	ctx := pgtest.Ctx(t)
-	cfg := srv.ConnConfig("postgres")
+	cfg := srv.ConnConfig("lt_db")
 	cfg.RuntimeParams["application_name"] = "nightly report"
 	h, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer h.Close(context.Background())
-	for _, q := range []string{"BEGIN", "SET ROLE holder", "SELECT /* secret-query-text */ count(*) FROM t"} {
+	for _, q := range []string{"BEGIN", "SET ROLE lt_holder", "SELECT /* secret-query-text */ count(*) FROM t"} {
 		if _, err := h.Exec(ctx, q); err != nil {
 			t.Fatal(err)
 		}
 	}
-	p := newPlan(sqlStep("1", "postgres", false, "GRANT SELECT ON t TO PUBLIC", "ALTER TABLE t ENABLE ROW LEVEL SECURITY"))
-	_, err = Apply(ctx, srv.ConnConfig("postgres"), p, &policy.File{Version: 1}, Options{JournalRoot: t.TempDir(), LockTimeout: 600 * time.Millisecond})
+	p := newPlan(sqlStep("1", "lt_db", false, "GRANT SELECT ON t TO PUBLIC", "ALTER TABLE t ENABLE ROW LEVEL SECURITY"))
+	_, err = Apply(ctx, srv.ConnConfig("lt_db"), p, &policy.File{Version: 1}, Options{JournalRoot: t.TempDir(), LockTimeout: 600 * time.Millisecond})
 	if err == nil {
 		t.Fatal("apply did not time out")
 	}
@@ -254,26 +260,44 @@ func TestCheckLeavesCatalogsIdentical(t *testing.T) {
 	}
 }
 
+// moved is the changed file of the mid-traffic test: the app's
+// privileges move from direct grants to a group role's membership, the
+// group also gets t3, and other loses t2.
+const moved = `version: 1
+mode: adopt
+roles:
+  mt_app: {login: true, member_of: [mt_rw]}
+  mt_rw: {}
+  mt_other: {login: true}
+databases:
+  mt_db:
+    schemas:
+      app:
+        grants: {mt_rw: [USAGE], mt_app: [], mt_other: [USAGE]}
+        tables:
+          "*": {grants: {mt_rw: [SELECT, INSERT, UPDATE], mt_app: [], mt_other: [SELECT]}}
+          t2: {grants: {mt_rw: [SELECT, INSERT, UPDATE], mt_app: [], mt_other: []}}
+        sequences:
+          "*": {grants: {mt_rw: [USAGE], mt_app: []}}
+`
+
 // The application keeps working while its privileges move: a loop of
 // queries as the app role in another connection sees no permission
-// error while a plan moves the app from direct grants to a group role's
-// membership, grants a table it did not have, and revokes from another
-// role.
+// error while the changed file is applied.
 func TestApplyMidTrafficNoPermissionError(t *testing.T) {
 	t.Parallel()
-	srv := pgtest.Start(t, localpg.Options{})
-	exec(t, srv, "postgres", "CREATE DATABASE appdb", "CREATE ROLE app LOGIN PASSWORD 'app-test-secret'", "CREATE ROLE other LOGIN")
-	exec(t, srv, "appdb",
-		"CREATE TABLE t1 (id int PRIMARY KEY, n int)", "CREATE TABLE t2 (id serial, v text)", "CREATE TABLE t3 (id int)",
-		"INSERT INTO t1 VALUES (1, 0)",
-		"GRANT USAGE ON SCHEMA public TO app",
-		"GRANT SELECT, INSERT, UPDATE ON t1, t2 TO app", "GRANT USAGE ON SEQUENCE t2_id_seq TO app",
-		"GRANT SELECT ON t1, t2 TO other")
+	srv := pgtest.Start(t, localpg.Options{}) // its own: the live read must not meet other tests' roles coming and going
+	exec(t, srv, "postgres", "CREATE DATABASE mt_db", "CREATE ROLE mt_app LOGIN PASSWORD 'app-test-secret'", "CREATE ROLE mt_other LOGIN")
+	exec(t, srv, "mt_db", "CREATE SCHEMA app",
+		"CREATE TABLE app.t1 (id int PRIMARY KEY, n int)", "CREATE TABLE app.t2 (id serial, v text)", "CREATE TABLE app.t3 (id int)",
+		"INSERT INTO app.t1 VALUES (1, 0)",
+		"GRANT USAGE ON SCHEMA app TO mt_app, mt_other",
+		"GRANT SELECT, INSERT, UPDATE ON app.t1, app.t2 TO mt_app", "GRANT USAGE ON SEQUENCE app.t2_id_seq TO mt_app",
+		"GRANT SELECT ON app.t1, app.t2 TO mt_other")
 	ctx := pgtest.Ctx(t)
-	p := midTrafficPlan(t, srv)
 
-	acfg := srv.ConnConfig("appdb")
-	acfg.User, acfg.Password = "app", "app-test-secret"
+	acfg := srv.ConnConfig("mt_db")
+	acfg.User, acfg.Password = "mt_app", "app-test-secret"
 	app, err := pgx.ConnectConfig(ctx, acfg)
 	if err != nil {
 		t.Fatal(err)
@@ -288,7 +312,7 @@ func TestApplyMidTrafficNoPermissionError(t *testing.T) {
 	loop := make(chan outcome)
 	go func() {
 		var o outcome
-		qs := []string{"SELECT count(*) FROM t1", "INSERT INTO t2 (v) VALUES ('x')", "UPDATE t1 SET n = n + 1 WHERE id = 1", "SELECT max(id) FROM t2"}
+		qs := []string{"SELECT count(*) FROM app.t1", "INSERT INTO app.t2 (v) VALUES ('x')", "UPDATE app.t1 SET n = n + 1 WHERE id = 1", "SELECT max(id) FROM app.t2"}
 		for done := false; !done || o.n < minQueries; o.n++ {
 			if _, err := app.Exec(ctx, qs[o.n%len(qs)]); err != nil {
 				o.errors = append(o.errors, err.Error())
@@ -308,7 +332,7 @@ func TestApplyMidTrafficNoPermissionError(t *testing.T) {
 		loop <- o
 	}()
 	<-warm
-	res, err := Apply(ctx, srv.ConnConfig("postgres"), p, &policy.File{Version: 1}, Options{JournalRoot: t.TempDir()})
+	res, err := applyFile(t, ctx, srv.ConnConfig("postgres"), moved, t.TempDir(), nil)
 	close(applied)
 	o := <-loop
 	if err != nil {
@@ -318,12 +342,12 @@ func TestApplyMidTrafficNoPermissionError(t *testing.T) {
 	if len(o.errors) > 0 {
 		t.Fatalf("the application saw errors mid-apply: %q", o.errors)
 	}
-	c := pgtest.Conn(t, srv, "appdb")
-	if !yes(t, c, `SELECT has_table_privilege('app', 't3', 'SELECT') AND NOT has_table_privilege('other', 't2', 'SELECT')
-		AND NOT EXISTS (SELECT FROM pg_class WHERE relname IN ('t1','t2') AND relacl::text LIKE '%app=%')`) {
-		t.Fatal("the server does not hold the plan's end state")
+	c := pgtest.Conn(t, srv, "mt_db")
+	if !yes(t, c, `SELECT has_table_privilege('mt_app', 'app.t3', 'SELECT') AND NOT has_table_privilege('mt_other', 'app.t2', 'SELECT')
+		AND NOT EXISTS (SELECT FROM pg_class WHERE relname IN ('t1','t2') AND relacl::text LIKE '%mt_app=%')`) {
+		t.Fatal("the server does not hold the file")
 	}
-	if _, err := app.Exec(ctx, "SELECT count(*) FROM t3"); err != nil {
+	if _, err := app.Exec(ctx, "SELECT count(*) FROM app.t3"); err != nil {
 		t.Fatalf("app after the apply: %v", err)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -102,11 +103,29 @@ func restore(ctx context.Context, cfg *pgx.ConnConfig, j *plan.Journal, o *Optio
 	// still holds what the first pass revokes: a second pass, reading the
 	// server again, drops it. Each pass is proven by the next read; the
 	// last read must plan nothing.
+	created := map[string]bool{}
+	for _, s := range orig.Steps {
+		for _, q := range s.SQL {
+			if r, ok := createdRole(q); ok {
+				created[r] = true
+			}
+		}
+	}
+	ignore := before.IgnoreRoles
 	for pass := 1; ; pass++ {
 		live, err := readLive(ctx, cfg, scopeDatabases(&before))
 		if err != nil {
 			return res, err
 		}
+		// Roles made since the apply by anyone else are not the plan's to
+		// drop, nor are their grants its to revoke.
+		before.IgnoreRoles = slices.Clone(ignore)
+		for r := range live.File.Roles {
+			if _, had := before.Roles[r]; !had && !created[r] {
+				before.IgnoreRoles = append(before.IgnoreRoles, matchLiteral(r))
+			}
+		}
+		slices.Sort(before.IgnoreRoles[len(ignore):])
 		rp, notes, err := policy.Diff(&before, live, dopt)
 		if err != nil {
 			return res, fmt.Errorf("planning the restore: %w", err)

@@ -32,6 +32,14 @@ func estate(t *testing.T, srv *localpg.Server) {
 	}
 }
 
+// startEstate starts a server with the estate, and returns it with its
+// catalogs (as privilege sets) and a journal root.
+func startEstate(t *testing.T) (*localpg.Server, string, string) {
+	srv := pgtest.Start(t, localpg.Options{})
+	estate(t, srv)
+	return srv, catalogSets(t, srv, "db1", "db2"), t.TempDir()
+}
+
 // changed is the file the tests apply: app's privileges move to a group
 // role, report loses t1 in db2, old is dropped, RLS changes.
 const changed = `version: 1
@@ -73,7 +81,10 @@ func applyFile(t *testing.T, ctx context.Context, cfg *pgx.ConnConfig, file, roo
 	if err != nil {
 		t.Fatal(err)
 	}
-	dbs := []string{"db1", "db2"}
+	var dbs []string
+	for d := range desired.Databases {
+		dbs = append(dbs, d)
+	}
 	live, err := inspect.Read(ctx, cfg, inspect.Options{Databases: dbs})
 	if err != nil {
 		t.Fatal(err)
@@ -113,12 +124,8 @@ func applyFile(t *testing.T, ctx context.Context, cfg *pgx.ConnConfig, file, roo
 // what they were before, the dropped role's password included.
 func TestApplyRollbackRoundTrip(t *testing.T) {
 	t.Parallel()
-	srv := pgtest.Start(t, localpg.Options{})
-	estate(t, srv)
-	ctx := pgtest.Ctx(t)
-	cfg := srv.ConnConfig("postgres")
-	before := catalogSets(t, srv, "db1", "db2")
-	root := t.TempDir()
+	srv, before, root := startEstate(t)
+	ctx, cfg := pgtest.Ctx(t), srv.ConnConfig("postgres")
 	res, err := applyFile(t, ctx, cfg, fmt.Sprintf(changed, "db1", "db2"), root, nil)
 	if err != nil {
 		t.Fatalf("apply: %v", err)
@@ -134,6 +141,10 @@ func TestApplyRollbackRoundTrip(t *testing.T) {
 	if before == catalogSets(t, srv, "db1", "db2") {
 		t.Fatal("the apply changed nothing")
 	}
+	// Someone else's role, made after the apply, is not the rollback's to
+	// drop, nor are its grants its to revoke.
+	exec(t, srv, "postgres", "CREATE ROLE bystander")
+	exec(t, srv, "db1", "GRANT SELECT ON app.t2 TO bystander")
 	rb, err := Rollback(ctx, cfg, root, res.PlanID, Options{})
 	if err != nil {
 		t.Fatalf("rollback: %v (%+v)", err, rb)
@@ -141,6 +152,10 @@ func TestApplyRollbackRoundTrip(t *testing.T) {
 	if !rb.RolledBack || !rb.Verified || len(rb.RestorePlans) == 0 {
 		t.Fatalf("rollback result %+v", rb)
 	}
+	if !yes(t, c, `SELECT has_table_privilege('bystander', 'app.t2', 'SELECT')`) {
+		t.Fatal("the rollback touched a role made after the apply")
+	}
+	exec(t, srv, "db1", "REVOKE ALL ON app.t2 FROM bystander", "DROP ROLE bystander")
 	sameCatalogs(t, "after rollback", before, catalogSets(t, srv, "db1", "db2"))
 	j, _ := plan.OpenJournal(root, res.PlanID)
 	if st, _ := j.State(); st.State != plan.StateRolledBack {
@@ -156,12 +171,8 @@ func TestApplyRollbackRoundTrip(t *testing.T) {
 // journalled state is restored.
 func TestApplyFailingHalfwayChangesNothing(t *testing.T) {
 	t.Parallel()
-	srv := pgtest.Start(t, localpg.Options{})
-	estate(t, srv)
-	ctx := pgtest.Ctx(t)
-	cfg := srv.ConnConfig("postgres")
-	before := catalogSets(t, srv, "db1", "db2")
-	root := t.TempDir()
+	srv, before, root := startEstate(t)
+	ctx, cfg := pgtest.Ctx(t), srv.ConnConfig("postgres")
 	res, err := applyFile(t, ctx, cfg, fmt.Sprintf(changed, "db1", "db2"), root, func(p *plan.Plan) {
 		n := 0
 		for i := range p.Steps {

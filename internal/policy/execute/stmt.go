@@ -109,6 +109,28 @@ func hasWord(ws []word, kw string) bool {
 	return false
 }
 
+// createdRole is the role a CREATE ROLE / USER / GROUP statement
+// creates; ok is false when it is not one or the name is not decodable.
+func createdRole(s string) (string, bool) {
+	ws := words(s)
+	if len(ws) >= 3 && ws[0].is("create") && (ws[1].is("role") || ws[1].is("user") || ws[1].is("group")) && ws[2].name() && !ws[2].undecodable {
+		return ws[2].text, true
+	}
+	return "", false
+}
+
+// matchLiteral escapes a name for path.Match (ignore_roles patterns).
+func matchLiteral(name string) string {
+	var b strings.Builder
+	for _, r := range name {
+		if strings.ContainsRune(`*?[]\`, r) {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
 // isDropRole reports whether s is DROP ROLE / USER / GROUP.
 func isDropRole(s string) bool {
 	ws := words(s)

@@ -1,10 +1,13 @@
 package execute
 
 import (
+	"path"
 	"slices"
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/pgaegis/pgaegis/internal/plan"
 )
 
 func TestRoleStatement(t *testing.T) {
@@ -71,5 +74,47 @@ func TestFirstLineMasksSecrets(t *testing.T) {
 		if !utf8.ValidString(got) {
 			t.Errorf("firstLine(%q) = %q is not valid UTF-8", tc.in, got)
 		}
+	}
+}
+
+func TestCreatedRoleAndMatchLiteral(t *testing.T) {
+	for _, tc := range []struct {
+		sql, role string
+		ok        bool
+	}{
+		{"CREATE ROLE app_rw", "app_rw", true},
+		{`CREATE ROLE "We*ird?[x]" WITH LOGIN`, "We*ird?[x]", true},
+		{`CREATE ROLE U&"\0061"`, "", false},
+		{"CREATE TABLE x (id int)", "", false},
+	} {
+		r, ok := createdRole(tc.sql)
+		if r != tc.role || ok != tc.ok {
+			t.Errorf("createdRole(%q) = %q, %v", tc.sql, r, ok)
+		}
+		if tc.ok {
+			if m, err := path.Match(matchLiteral(r), r); !m || err != nil {
+				t.Errorf("matchLiteral(%q) = %q does not match it: %v", r, matchLiteral(r), err)
+			}
+			if m, _ := path.Match(matchLiteral(r), r+"x"); m {
+				t.Errorf("matchLiteral(%q) matches more", r)
+			}
+		}
+	}
+}
+
+// What a restore cannot bring back is said: what DROP OWNED removed, and
+// databases the plan created.
+func TestLost(t *testing.T) {
+	p := newPlan(
+		plan.Step{ID: "1", Kind: plan.KindSQL, Database: "postgres", Autocommit: true, SQL: []string{`CREATE DATABASE "new db" OWNER x`}},
+		sqlStep("2", "db1", true, "REASSIGN OWNED BY old TO x", "DROP OWNED BY old"),
+		sqlStep("3", "postgres", true, "DROP ROLE old"),
+	)
+	l := lost(p)
+	if len(l) != 2 || !strings.Contains(l[0], `database "new db" was created by the plan`) || !strings.Contains(l[1], "database db1: DROP OWNED BY old removed") {
+		t.Fatalf("lost %q", l)
+	}
+	if !passwordsTouched(p) || passwordsTouched(newPlan(sqlStep("1", "db1", false, "GRANT SELECT ON t TO x"))) {
+		t.Fatal("passwordsTouched")
 	}
 }

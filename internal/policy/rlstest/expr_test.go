@@ -39,38 +39,6 @@ func TestCheckExpr(t *testing.T) {
 	}
 }
 
-func TestSettingCalls(t *testing.T) {
-	for _, c := range []struct {
-		in      string
-		unsafe  int
-		rewrite string // "" when nothing to rewrite
-	}{
-		{"tenant_id = current_setting('app.tenant_id')::int", 1, "tenant_id = nullif(current_setting('app.tenant_id', true), '')::int"},
-		{"tenant_id = current_setting('app.tenant_id', false)::int", 1, "tenant_id = nullif(current_setting('app.tenant_id', true), '')::int"},
-		{"tenant_id = CURRENT_SETTING ( 'app.t' )::int", 1, "tenant_id = nullif(CURRENT_SETTING ( 'app.t' , true), '')::int"},
-		{"tenant_id = pg_catalog.current_setting('app.t')::int", 1, "tenant_id = nullif(pg_catalog.current_setting('app.t', true), '')::int"},
-		{`(tenant_id = (current_setting('app.tenant_id'::text, true))::integer)`, 0, ""},
-		{"tenant_id = current_setting('app.t', 'on')::int", 0, ""},
-		{"tenant_id = current_setting('app.t', 'off'::boolean)::int", 1, "tenant_id = nullif(current_setting('app.t', true), '')::int"},
-		{"tenant_id = current_setting('app.t', flag)::int", 0, ""},
-		{"body <> 'current_setting(''app.t'')'", 0, ""},
-		{"body <> $$current_setting('x')$$ /* current_setting('y') */", 0, ""},
-		{"-- current_setting('x')\ntrue", 0, ""},
-		{"current_setting(concat('app.', 't')) = 'x'", 1, "nullif(current_setting(concat('app.', 't'), true), '') = 'x'"},
-		{"current_setting('a') = current_setting('b', true)", 1, "nullif(current_setting('a', true), '') = current_setting('b', true)"},
-		{"current_setting('unterminated'", 0, ""},
-	} {
-		u := Unsafe(c.in)
-		if len(u) != c.unsafe {
-			t.Errorf("%q: %d unsafe calls, want %d (%+v)", c.in, len(u), c.unsafe, SettingCalls(c.in))
-		}
-		got, ok := SafeRewrite(c.in)
-		if ok != (c.rewrite != "") || ok && got != c.rewrite {
-			t.Errorf("%q: rewrite %q (%v), want %q", c.in, got, ok, c.rewrite)
-		}
-	}
-}
-
 func TestLint(t *testing.T) {
 	f := &policy.File{Databases: map[string]*policy.Database{"appdb": {Schemas: map[string]*policy.Schema{"public": {
 		Tables: policy.Objects{"*": {Owner: "app_owner"}, "owned": {Owner: "app"}},
@@ -107,4 +75,15 @@ func TestLint(t *testing.T) {
 			t.Errorf("note %d: %s\nwant prefix %s", i, got[i], w)
 		}
 	}
+}
+
+// Any text: the checks never panic.
+func FuzzCheckExpr(f *testing.F) {
+	for _, s := range []string{"current_setting('a')", "((", "$$;$$", "/* /* */", "'a''", `"x`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		_ = checkExpr(s)
+		_ = LintExpr(s)
+	})
 }

@@ -6,18 +6,19 @@ import (
 	"strings"
 
 	"github.com/pgaegis/pgaegis/internal/policy"
+	"github.com/pgaegis/pgaegis/internal/policy/rlstest/missingok"
 )
 
 // LintExpr returns what is wrong with one policy expression (USING or
 // WITH CHECK): each current_setting call without missing_ok.
 func LintExpr(expr string) []string {
 	var out []string
-	for _, c := range Unsafe(expr) {
+	for _, c := range missingok.Unsafe(expr) {
 		how := "without missing_ok"
 		if c.MissingOK == "false" {
 			how = "with missing_ok false"
 		}
-		out = append(out, fmt.Sprintf("current_setting(%s) is called %s: %s", c.Setting, how, WhyMissingOK))
+		out = append(out, fmt.Sprintf("current_setting(%s) is called %s: %s", c.Setting, how, missingok.Why))
 	}
 	return out
 }
@@ -105,7 +106,7 @@ func covers(p *policy.RowPolicy, role string) bool {
 
 // literallyTrue: the expression is the constant true, in any parentheses.
 func literallyTrue(e string) bool {
-	toks := significant(e)
+	toks := missingok.Significant(e)
 	for len(toks) >= 3 && e[toks[0].Start:toks[0].End] == "(" && e[toks[len(toks)-1].Start:toks[len(toks)-1].End] == ")" {
 		toks = toks[1 : len(toks)-1]
 	}

@@ -197,6 +197,11 @@ func runTx(ctx context.Context, c *pgx.Conn, schema, table string, t policy.RLST
 		return err
 	}
 	defer tx.Rollback(ctx)
+	// A write waiting on a row the application holds must not hang the
+	// run (or hold up the application behind it): it errors instead.
+	if _, err := tx.Exec(ctx, "SET LOCAL lock_timeout = '10s'"); err != nil {
+		return err
+	}
 	qt := quote.Qualified(schema, table)
 	key, err := keyOf(ctx, tx, schema, table)
 	if err != nil {

@@ -41,7 +41,13 @@ func tenantTable(t *testing.T, c *pgx.Conn, schema, owner string, extra ...strin
 		fmt.Sprintf("GRANT SELECT, INSERT, UPDATE, DELETE ON %s TO app", qt),
 		fmt.Sprintf("ALTER TABLE %s ENABLE ROW LEVEL SECURITY", qt),
 	}
-	for _, s := range append(stmts, extra...) {
+	execAll(t, c, append(stmts, extra...)...)
+}
+
+// execAll runs statements as the admin, failing on the first error.
+func execAll(t *testing.T, c *pgx.Conn, stmts ...string) {
+	t.Helper()
+	for _, s := range stmts {
 		if _, err := c.Exec(context.Background(), s); err != nil {
 			t.Fatalf("%s: %v", s, err)
 		}
@@ -240,20 +246,16 @@ func TestRunHostileNames(t *testing.T) {
 	c := pgtest.Conn(t, srv, "postgres")
 	schema, table, role := `s"c.h'em;a`, `t.a"b`, `r"o.le'x`
 	qt := quote.Qualified(schema, table)
-	for _, s := range []string{
-		"CREATE ROLE " + quote.Ident(role),
-		"CREATE SCHEMA " + quote.Ident(schema),
+	execAll(t, c,
+		"CREATE ROLE "+quote.Ident(role),
+		"CREATE SCHEMA "+quote.Ident(schema),
 		fmt.Sprintf(`CREATE TABLE %s ("te""nant" int, v int)`, qt),
 		fmt.Sprintf(`INSERT INTO %s SELECT g %% 3, g FROM generate_series(1, 30) g`, qt),
 		fmt.Sprintf("GRANT USAGE ON SCHEMA %s TO %s", quote.Ident(schema), quote.Ident(role)),
 		fmt.Sprintf("GRANT SELECT, INSERT ON %s TO %s", qt, quote.Ident(role)),
 		fmt.Sprintf("ALTER TABLE %s ENABLE ROW LEVEL SECURITY", qt),
 		fmt.Sprintf(`CREATE POLICY "p""o.l" ON %s TO %s USING ("te""nant" = current_setting('app.te_nant', true)::int)`, qt, quote.Ident(role)),
-	} {
-		if _, err := c.Exec(context.Background(), s); err != nil {
-			t.Fatalf("%s: %v", s, err)
-		}
-	}
+	)
 	tests := []policy.RLSTest{
 		{Name: `it's "1"`, As: role, Set: map[string]string{"app.te_nant": "1"}, Sees: `"te""nant" = 1`,
 			Insert: []policy.WriteTest{{Values: map[string]string{`te"nant`: "1", "v": "99"}, Expect: "allowed"}}},
@@ -310,7 +312,7 @@ func TestRunOracle(t *testing.T) {
 	ctx := context.Background()
 	c := pgtest.Conn(t, srv, "postgres")
 	baseRoles(t, c)
-	for _, s := range []string{
+	execAll(t, c,
 		"CREATE SCHEMA oracle",
 		"CREATE TABLE oracle.t (id int PRIMARY KEY, tenant_id int, grp int, v int)",
 		"INSERT INTO oracle.t SELECT g, g % 7, g % 3, (g * 37) % 101 FROM generate_series(1, 210) g",
@@ -320,11 +322,7 @@ func TestRunOracle(t *testing.T) {
 		"GRANT SELECT ON oracle.t TO app",
 		"ALTER TABLE oracle.t ENABLE ROW LEVEL SECURITY",
 		"CREATE POLICY p ON oracle.t TO app USING (false)",
-	} {
-		if _, err := c.Exec(ctx, s); err != nil {
-			t.Fatalf("%s: %v", s, err)
-		}
-	}
+	)
 	rng := rand.New(rand.NewSource(16))
 	setting := "nullif(current_setting('app.tenant_id', true), '')::int"
 	preds := []func() string{
@@ -389,4 +387,25 @@ func independent(t *testing.T, c *pgx.Conn, sees string, tenant int) (leaks, hid
 		t.Fatal(err)
 	}
 	return leaks, all - seen
+}
+
+// Rows are named by a composite primary key's columns.
+func TestRunCompositeKey(t *testing.T) {
+	srv := pgtest.Shared(t)
+	c := pgtest.Conn(t, srv, "postgres")
+	baseRoles(t, c)
+	execAll(t, c,
+		"CREATE SCHEMA composite",
+		"CREATE TABLE composite.t (tenant_id int, id int, PRIMARY KEY (tenant_id, id))",
+		"INSERT INTO composite.t SELECT g % 2, g FROM generate_series(1, 6) g",
+		"GRANT USAGE ON SCHEMA composite TO app",
+		"GRANT SELECT ON composite.t TO app",
+		"ALTER TABLE composite.t ENABLE ROW LEVEL SECURITY",
+		"CREATE POLICY everything ON composite.t USING (true)",
+	)
+	rep := run(t, srv, nil, fileFor("postgres", "composite", []policy.RLSTest{{As: "app", Sees: "tenant_id = 1"}}))
+	r := rep.Tests[0]
+	if r.Leaks != 3 || strings.Join(r.LeakKeys, " ") != "(tenant_id, id)=(0,2) (tenant_id, id)=(0,4) (tenant_id, id)=(0,6)" {
+		t.Errorf("composite: %s", describe(r))
+	}
 }

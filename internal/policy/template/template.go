@@ -189,10 +189,6 @@ func Init(o Options, live *policy.Live) (*policy.File, []policy.Note, error) {
 		db.Schemas[name] = s
 	}
 	notes = append(notes, keepCreators(o, live, db, others)...)
-	if liveDB == nil {
-		notes = append(notes, policy.Note{Level: "info", Object: "database " + o.Database,
-			Text: "does not exist: the plan creates it owned by " + o.Owner})
-	}
 	if o.Tenant != nil {
 		tn, err := tenantRLS(o, db)
 		if err != nil {

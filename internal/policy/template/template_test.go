@@ -78,7 +78,7 @@ func TestInitLayout(t *testing.T) {
 	if d := s.DefaultPrivileges["appdb_owner"]; !reflect.DeepEqual(d.Tables, s.Tables["*"].Grants) || !reflect.DeepEqual(d.Sequences, s.Sequences["*"].Grants) {
 		t.Errorf("defaults differ from the grants: %+v", d)
 	}
-	if !hasNote(notes, "database appdb", "creates it") || !hasNote(notes, "role app", `\password app`) || !hasNote(notes, "role report", "--readonly-password-file") {
+	if !hasNote(notes, "role app", `\password app`) || !hasNote(notes, "role report", "--readonly-password-file") {
 		t.Errorf("notes: %+v", notes)
 	}
 	out, err := yaml.Marshal(f)
