@@ -572,6 +572,7 @@ func (d *differ) database(name string) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", obj, err)
 	}
+	d.keepConnect(name, owner, want.Grants, ch)
 	w.record("DATABASE", "", quote.Ident(name), ch)
 	if err := d.defaults(w, name, "", want.DefaultPrivileges, have.DefaultPrivileges, noRevoke); err != nil {
 		return err
@@ -1201,4 +1202,53 @@ func expandAllDatabases(f *File, live *Live) *File {
 		}
 	}
 	return &c
+}
+
+// keepConnect holds back a revocation of CONNECT from PUBLIC or from the
+// executing role when that role is not a superuser, does not own the
+// database and the file does not grant it CONNECT itself: the apply
+// connects to each database after the revocations of the ones before,
+// and must not lock itself out halfway.
+func (d *differ) keepConnect(db, owner string, want Grants, ch map[change][]string) {
+	me := d.live.CurrentUser
+	if d.live.Superuser || me == "" || owner == me {
+		return
+	}
+	if s, err := toSet(kindDatabase, want[me], d.major); err == nil {
+		if _, ok := s["CONNECT"]; ok {
+			return
+		}
+	}
+	for c, gs := range ch {
+		if !c.revoke || !strings.Contains(", "+c.privs+", ", ", CONNECT, ") {
+			continue
+		}
+		var keep, held []string
+		for _, g := range gs {
+			if g == Public || g == me {
+				held = append(held, g)
+			} else {
+				keep = append(keep, g)
+			}
+		}
+		if len(held) == 0 {
+			continue
+		}
+		d.note(NoteHeld, "database "+db, "CONNECT is not revoked from %s: %s is not a superuser and would lose the connection it applies with; grant it CONNECT in the file", strings.Join(held, ", "), me)
+		delete(ch, c)
+		if len(keep) > 0 {
+			ch[c] = keep
+		}
+		var rest []string
+		for _, p := range strings.Split(c.privs, ", ") {
+			if p != "CONNECT" {
+				rest = append(rest, p)
+			}
+		}
+		if len(rest) > 0 {
+			r := c
+			r.privs = strings.Join(rest, ", ")
+			ch[r] = append(ch[r], held...)
+		}
+	}
 }

@@ -363,6 +363,16 @@ func TestDiffRules(t *testing.T) {
 			want: []string{"CREATE DATABASE newdb", `ALTER ROLE app IN DATABASE newdb SET work_mem = '8MB'`},
 		},
 		{
+			name: "a non-superuser never revokes the CONNECT it applies with",
+			live: func(l *Live) { l.CurrentUser, l.Superuser = "app", false },
+			file: func() *File {
+				return &File{Version: 1, Mode: Adopt, Databases: map[string]*Database{"appdb": {Grants: Grants{Public: {}}}}}
+			},
+			want:    []string{`REVOKE TEMPORARY ON DATABASE appdb FROM PUBLIC`},
+			notWant: []string{"CONNECT ON"},
+			notes:   []string{"CONNECT is not revoked from PUBLIC"},
+		},
+		{
 			name: "owner listed: its own privileges managed",
 			file: func() *File {
 				return &File{Version: 1, Databases: map[string]*Database{"appdb": {Schemas: map[string]*Schema{"public": {
