@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/pgaegis/pgaegis/internal/plan"
+	"github.com/pgaegis/pgaegis/internal/policy/rlstest/missingok"
 	"github.com/pgaegis/pgaegis/internal/quote"
 )
 
@@ -917,8 +918,8 @@ func (d *differ) rls(w *dbWork, db, schema string, want, have *Schema, noRevoke 
 				}
 			}
 			for _, e := range []string{wp.Using, wp.Check} {
-				if missingOK(e) {
-					d.note(NoteWarning, "policy "+where+"."+pn, "calls current_setting() without missing_ok (true): a session that never set it gets an error instead of no rows")
+				for _, c := range missingok.Unsafe(e) {
+					d.note(NoteWarning, "policy "+where+"."+pn, "current_setting(%s) without missing_ok: %s", c.Setting, missingok.Why)
 				}
 			}
 			hp := hr.Policies[pn]
@@ -1050,59 +1051,6 @@ func balanced(s string) bool {
 		}
 	}
 	return depth == 0 && q == 0
-}
-
-// missingOK reports a current_setting() call with one argument: without
-// missing_ok (true) a session that never set the name gets an error.
-func missingOK(e string) bool {
-	low := strings.ToLower(e)
-	for i := 0; ; {
-		j := strings.Index(low[i:], "current_setting")
-		if j < 0 {
-			return false
-		}
-		k := i + j + len("current_setting")
-		i = k
-		if j > 0 && isIdentByte(low[i-len("current_setting")-1]) {
-			continue
-		}
-		for k < len(low) && (low[k] == ' ' || low[k] == '\t' || low[k] == '\n') {
-			k++
-		}
-		if k >= len(low) || low[k] != '(' {
-			continue
-		}
-		depth, commas := 0, 0
-		var q byte
-	scan:
-		for ; k < len(low); k++ {
-			c := low[k]
-			switch {
-			case q != 0:
-				if c == q {
-					q = 0
-				}
-			case c == '\'' || c == '"':
-				q = c
-			case c == '(':
-				depth++
-			case c == ')':
-				depth--
-				if depth == 0 {
-					break scan
-				}
-			case c == ',' && depth == 1:
-				commas++
-			}
-		}
-		if commas == 0 {
-			return true
-		}
-	}
-}
-
-func isIdentByte(c byte) bool {
-	return c == '_' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '.' || c == '"'
 }
 
 // ---- the plan ----
