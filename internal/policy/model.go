@@ -285,11 +285,9 @@ func (g Grants) MarshalYAML() (any, error) {
 		for _, p := range g[k] {
 			seq.Content = append(seq.Content, &yaml.Node{Kind: yaml.ScalarNode, Value: p})
 		}
-		key := &yaml.Node{}
-		if err := key.Encode(k); err != nil { // quotes a name YAML would misread
-			return nil, err
-		}
-		n.Content = append(n.Content, key, seq)
+		// A !!str tag makes the encoder quote a name YAML would misread
+		// ("on", "1", "*"), without an encoder per key.
+		n.Content = append(n.Content, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: k}, seq)
 	}
 	return n, nil
 }
