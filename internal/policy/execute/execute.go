@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"gopkg.in/yaml.v3"
 
 	"github.com/pgaegis/pgaegis/internal/apply"
 	"github.com/pgaegis/pgaegis/internal/plan"
@@ -27,7 +26,11 @@ import (
 
 // Journal extra files.
 const (
-	beforeFile    = "before.yaml"    // the scope's state before the plan, as a policy file
+	// beforeFile is the scope's state before the plan, a policy File as
+	// JSON: machine state, and encoding/json keeps nil (not managed) and
+	// empty apart as the YAML does, at a fraction of yaml.v3's cost on
+	// 140k tables.
+	beforeFile    = "before.json"
 	verifiersFile = "verifiers.json" // password verifiers of roles the plan drops or re-passwords
 )
 
@@ -143,7 +146,7 @@ func Apply(ctx context.Context, cfg *pgx.ConnConfig, p *plan.Plan, before *polic
 	if before == nil {
 		return res, errors.New("policy apply: no before state to journal (a failure could not be restored)")
 	}
-	beforeYAML, err := yaml.Marshal(before)
+	beforeJSON, err := json.Marshal(before)
 	if err != nil {
 		return res, fmt.Errorf("policy apply: before state: %w", err)
 	}
@@ -164,7 +167,7 @@ func Apply(ctx context.Context, cfg *pgx.ConnConfig, p *plan.Plan, before *polic
 		}
 		return res, errors.New(res.Problem)
 	}
-	if err := j.WriteExtra(beforeFile, beforeYAML); err != nil {
+	if err := j.WriteExtra(beforeFile, beforeJSON); err != nil {
 		return fail(err.Error())
 	}
 	notes, err := saveVerifiers(ctx, cfg, j, p, before, &o)

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"gopkg.in/yaml.v3"
 
 	"github.com/pgaegis/pgaegis/internal/plan"
 	"github.com/pgaegis/pgaegis/internal/policy"
@@ -83,7 +82,7 @@ func restore(ctx context.Context, cfg *pgx.ConnConfig, j *plan.Journal, o *Optio
 		return res, err
 	}
 	var before policy.File
-	if err := yaml.Unmarshal(data, &before); err != nil {
+	if err := json.Unmarshal(data, &before); err != nil {
 		return res, fmt.Errorf("journal %s: %w", beforeFile, err)
 	}
 	orig, err := j.Plan()
