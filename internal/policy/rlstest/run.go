@@ -96,10 +96,10 @@ type Write struct {
 	// refused the row, or an UPDATE/DELETE changed no row), privileges
 	// (refused by privileges before any policy was asked, so the write
 	// says nothing about the policies) or error.
-	Got string `json:"got"`
-	Rows    int64  `json:"rows"`
-	Detail  string `json:"detail,omitempty"` // the server's message when denied or failed
-	OK      bool   `json:"ok"`
+	Got    string `json:"got"`
+	Rows   int64  `json:"rows"`
+	Detail string `json:"detail,omitempty"` // the server's message when denied or failed
+	OK     bool   `json:"ok"`
 }
 
 // Name is "#N" or the test's name.
