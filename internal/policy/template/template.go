@@ -203,7 +203,7 @@ func Init(o Options, live *policy.Live) (*policy.File, []policy.Note, error) {
 	notes = append(notes, membershipNotes(o, f, live)...)
 	notes = append(notes, connectLosers(o, f, live)...)
 	if o.Tenant != nil {
-		tn, err := tenantRLS(o, db, liveDB)
+		tn, err := tenantRLS(o, db, live)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -381,7 +381,8 @@ func owned(ls *policy.Schema, role string) int {
 	return n
 }
 
-func tenantRLS(o Options, db *policy.Database, liveDB *policy.Database) ([]policy.Note, error) {
+func tenantRLS(o Options, db *policy.Database, live *policy.Live) ([]policy.Note, error) {
+	liveDB := live.File.Databases[o.Database]
 	t := o.Tenant
 	if len(t.Tables) == 0 || t.Column == "" {
 		return nil, errors.New("template: the tenant template needs --tenant-table and --tenant-column")
@@ -436,8 +437,12 @@ func tenantRLS(o Options, db *policy.Database, liveDB *policy.Database) ([]polic
 		// The policies map is exact (adopt mode): the table's other live
 		// policies are carried over unchanged, so init only adds.
 		var kept []string
+		tableOwner := ""
 		if liveDB != nil {
 			if ls := liveDB.Schemas[schema]; ls != nil {
+				if lt := ls.Tables[table]; lt != nil {
+					tableOwner = lt.Owner
+				}
 				if lr := ls.RLS[table]; lr != nil {
 					for name, lp := range lr.Policies {
 						if _, ours := rls.Policies[name]; !ours && lp != nil {
@@ -461,9 +466,24 @@ func tenantRLS(o Options, db *policy.Database, liveDB *policy.Database) ([]polic
 		}
 		s.RLS[table] = rls
 		notes = append(notes, policy.Note{Level: "info", Object: "table " + quote.Qualified(schema, table),
-			Text: fmt.Sprintf("FORCE ROW LEVEL SECURITY with policies for %s (read and write) and %s (SELECT) only: both see just the rows of the tenant in %s, none when it is unset; the owner %s (and a migration role after SET ROLE) matches no policy, so it sees and changes no rows at all (data fixes: as %s with the setting, or as a role with BYPASSRLS); DDL is not affected", o.App, o.ReadOnly, setting, o.Owner, o.App)})
+			Text: fmt.Sprintf("FORCE ROW LEVEL SECURITY with policies for %s (read and write) and %s (SELECT) only: both see just the rows of the tenant in %s, none when it is unset; %s", o.App, o.ReadOnly, setting, ownerRows(o, live, tableOwner))})
 	}
 	return notes, nil
+}
+
+// ownerRows says what the table's owner and the layout's other roles see
+// under FORCE with no policy for them: nothing, unless RLS never applies
+// to the role (superuser, BYPASSRLS).
+func ownerRows(o Options, live *policy.Live, tableOwner string) string {
+	others := o.Owner + " (and a migration role after SET ROLE)"
+	if tableOwner == "" || tableOwner == o.Owner {
+		return "the table's owner " + others + " matches no policy, so it sees and changes no rows at all (data fixes: as " + o.App + " with the setting, or as a role with BYPASSRLS); DDL is not affected"
+	}
+	own := "its owner " + tableOwner + " matches no policy, so it sees and changes no rows at all (data fixes: as " + o.App + " with the setting, or as a role with BYPASSRLS)"
+	if r := live.File.Roles[tableOwner]; r != nil && (r.Superuser != nil && *r.Superuser || r.BypassRLS != nil && *r.BypassRLS) {
+		own = "its owner " + tableOwner + " is a superuser or has BYPASSRLS, so row-level security never applies to it: it sees every row"
+	}
+	return own + "; " + others + " matches no policy either and sees no rows"
 }
 
 // splitTable takes "schema.table" when the prefix is one of the
