@@ -724,7 +724,7 @@ func (s connectState) can(role string) bool {
 
 func hasConnect(privs []string) bool {
 	for _, p := range privs {
-		p = strings.ToUpper(strings.TrimSuffix(strings.ToUpper(p), " WITH GRANT OPTION"))
+		p = strings.TrimSuffix(strings.ToUpper(p), " WITH GRANT OPTION")
 		if p == "CONNECT" || p == "ALL" || p == "ALL PRIVILEGES" {
 			return true
 		}
