@@ -476,7 +476,7 @@ Exit 1 while the server differs.`,
 		if *snapPath != "" {
 			p, err := privileges.LoadPolicy(files[0])
 			if err != nil {
-				return ExitError, err
+				return ExitError, fmt.Errorf("with --snapshot only the older policy format (database/schemas/grants/exclusive) is checked: %w", err)
 			}
 			snap, err := snapshot.Read(*snapPath)
 			if err != nil {

@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/spf13/cobra"
 
+	"github.com/pgaegis/pgaegis/internal/collect"
 	"github.com/pgaegis/pgaegis/internal/conninfo"
 	"github.com/pgaegis/pgaegis/internal/plan"
 	"github.com/pgaegis/pgaegis/internal/policy"
@@ -57,6 +58,7 @@ type policyRun struct {
 	file    string
 	desired *policy.File
 	cfg     *pgx.ConnConfig
+	home    string // the database connected to: cluster-wide statements run there
 	dbs     []string
 	live    *policy.Live
 	plan    *plan.Plan
@@ -73,15 +75,15 @@ func (f *policyDiffFlags) load(ctx context.Context, env *Env, file string) (*pol
 	if err != nil {
 		return nil, err
 	}
-	names, err := existingDatabases(ctx, cfg)
+	names, home, err := serverDatabases(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
-	r := &policyRun{file: file, desired: desired, cfg: cfg, dbs: fileScope(desired, names, cfg.Database)}
+	r := &policyRun{file: file, desired: desired, cfg: cfg, home: home, dbs: fileScope(desired, names, home)}
 	if err := f.diff(ctx, r); err != nil {
 		return nil, err
 	}
-	r.plan.Target = targetOf(cfg)
+	r.plan.Target = policyTarget(cfg)
 	return r, nil
 }
 
@@ -110,15 +112,18 @@ func (f *policyDiffFlags) diff(ctx context.Context, r *policyRun) error {
 	if err != nil {
 		return err
 	}
+	// Normalize runs CREATE POLICY (rolled back): log in so that no login
+	// event trigger runs as the role asking (17+, a superuser).
+	safe := collect.WithoutEventTriggers(ctx, r.cfg)
 	connect := func(ctx context.Context, db string) (*pgx.Conn, error) {
-		c := r.cfg.Copy()
+		c := safe.Copy()
 		c.Database = db
 		return pgx.ConnectConfig(ctx, c)
 	}
 	if err := policy.Normalize(ctx, connect, r.desired, live); err != nil {
 		return err
 	}
-	p, notes, diffs, err := policy.DiffDetail(r.desired, live, policy.Options{Mode: f.mode, ConnectDatabase: r.cfg.Database, ReassignOwnedTo: f.reassign, DropOwned: f.dropOwned})
+	p, notes, diffs, err := policy.DiffDetail(r.desired, live, policy.Options{Mode: f.mode, ConnectDatabase: r.home, ReassignOwnedTo: f.reassign, DropOwned: f.dropOwned})
 	if err != nil {
 		return fmt.Errorf("%s: %w", r.file, err)
 	}
@@ -129,29 +134,39 @@ func (f *policyDiffFlags) diff(ctx context.Context, r *policyRun) error {
 // existingDatabases lists the server's databases (one small query), so
 // the live read is limited to those the file names.
 func existingDatabases(ctx context.Context, cfg *pgx.ConnConfig) (map[string]bool, error) {
+	names, _, err := serverDatabases(ctx, cfg)
+	return names, err
+}
+
+// serverDatabases is existingDatabases and the database connected to
+// (where cluster-wide statements run: cfg may name none).
+func serverDatabases(ctx context.Context, cfg *pgx.ConnConfig) (map[string]bool, string, error) {
 	c, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	defer c.Close(ctx)
+	var home string
+	if err := c.QueryRow(ctx, "SELECT current_database()").Scan(&home); err != nil {
+		return nil, "", err
+	}
 	rows, err := c.Query(ctx, "SELECT datname FROM pg_database")
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	names := map[string]bool{}
 	for rows.Next() {
 		var n string
 		if err := rows.Scan(&n); err != nil {
-			return nil, err
+			return nil, "", err
 		}
 		names[n] = true
 	}
-	return names, rows.Err()
+	return names, home, rows.Err()
 }
 
-// targetOf describes the server without secrets.
-// targetOf names the server as the audit report does (no secrets).
-func targetOf(cfg *pgx.ConnConfig) string { return conninfo.Describe(cfg) }
+// policyTarget names the server as the audit report does (no secrets).
+func policyTarget(cfg *pgx.ConnConfig) string { return conninfo.Describe(cfg) }
 
 func policyPlanCmd(env *Env) *cobra.Command {
 	cmd := &cobra.Command{

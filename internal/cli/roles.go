@@ -265,7 +265,7 @@ func planRoles(ctx context.Context, cfg *pgx.ConnConfig, o template.Options) (*r
 	if err != nil {
 		return nil, err
 	}
-	p.Target = targetOf(cfg)
+	p.Target = policyTarget(cfg)
 	rp.plan, rp.notes = p, append(rp.notes, dnotes...)
 	return rp, nil
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/pgaegis/pgaegis/internal/plan"
+	"github.com/pgaegis/pgaegis/internal/policy/rlstest/missingok"
 	"github.com/pgaegis/pgaegis/internal/quote"
 )
 
@@ -139,12 +140,13 @@ type differ struct {
 
 	roleCreates                      []string
 	clusterAdd, clusterRemove, drops []string
-	creates                          []string
+	creates, afterCreate             []string
 	reassign                         map[string][]string
 	dbs                              map[string]*dbWork
 	dbOrder                          []string
 	verifier                         bool
 	diffs                            []Difference
+	noted                            map[Note]bool
 	notes                            []Note
 }
 
@@ -162,7 +164,15 @@ type dbWork struct {
 }
 
 func (d *differ) note(level, object, format string, args ...any) {
-	d.notes = append(d.notes, Note{Level: level, Object: object, Text: fmt.Sprintf(format, args...)})
+	n := Note{Level: level, Object: object, Text: fmt.Sprintf(format, args...)}
+	if d.noted[n] {
+		return
+	}
+	if d.noted == nil {
+		d.noted = map[Note]bool{}
+	}
+	d.noted[n] = true
+	d.notes = append(d.notes, n)
 }
 
 // namedGrantees is adopt mode's scope: every role in roles: and every
@@ -322,6 +332,9 @@ func (d *differ) grantChanges(kind, col string, want, have Grants, owner string,
 	}
 	for _, g := range sortedKeys(grantees) {
 		if d.ignored(g) {
+			if _, listed := want[g]; listed {
+				d.note(NoteWarning, "role "+g, "is a predefined role or matches ignore_roles: its grants are never managed, the file's entries for it are left out")
+			}
 			continue
 		}
 		wl, listed := want[g]
@@ -335,7 +348,12 @@ func (d *differ) grantChanges(kind, col string, want, have Grants, owner string,
 		if err != nil {
 			return nil, fmt.Errorf("grantee %s: %w", oneLineText(g), err)
 		}
-		hs, err := toSet(kind, have[g], 0)
+		hl, held := have[g]
+		if g == owner && !held && kind != kindColumn {
+			// The live read leaves out an owner holding its full default.
+			hl = []string{"ALL"}
+		}
+		hs, err := toSet(kind, hl, d.major)
 		if err != nil {
 			return nil, fmt.Errorf("live grants of %s: %w", oneLineText(g), err)
 		}
@@ -555,6 +573,7 @@ func (d *differ) database(name string) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", obj, err)
 	}
+	d.keepConnect(name, owner, want.Grants, ch)
 	w.record("DATABASE", "", quote.Ident(name), ch)
 	if err := d.defaults(w, name, "", want.DefaultPrivileges, have.DefaultPrivileges, noRevoke); err != nil {
 		return err
@@ -899,8 +918,8 @@ func (d *differ) rls(w *dbWork, db, schema string, want, have *Schema, noRevoke 
 				}
 			}
 			for _, e := range []string{wp.Using, wp.Check} {
-				if missingOK(e) {
-					d.note(NoteWarning, "policy "+where+"."+pn, "calls current_setting() without missing_ok (true): a session that never set it gets an error instead of no rows")
+				for _, c := range missingok.Unsafe(e) {
+					d.note(NoteWarning, "policy "+where+"."+pn, "current_setting(%s) without missing_ok: %s", c.Setting, missingok.Why)
 				}
 			}
 			hp := hr.Policies[pn]
@@ -1034,59 +1053,6 @@ func balanced(s string) bool {
 	return depth == 0 && q == 0
 }
 
-// missingOK reports a current_setting() call with one argument: without
-// missing_ok (true) a session that never set the name gets an error.
-func missingOK(e string) bool {
-	low := strings.ToLower(e)
-	for i := 0; ; {
-		j := strings.Index(low[i:], "current_setting")
-		if j < 0 {
-			return false
-		}
-		k := i + j + len("current_setting")
-		i = k
-		if j > 0 && isIdentByte(low[i-len("current_setting")-1]) {
-			continue
-		}
-		for k < len(low) && (low[k] == ' ' || low[k] == '\t' || low[k] == '\n') {
-			k++
-		}
-		if k >= len(low) || low[k] != '(' {
-			continue
-		}
-		depth, commas := 0, 0
-		var q byte
-	scan:
-		for ; k < len(low); k++ {
-			c := low[k]
-			switch {
-			case q != 0:
-				if c == q {
-					q = 0
-				}
-			case c == '\'' || c == '"':
-				q = c
-			case c == '(':
-				depth++
-			case c == ')':
-				depth--
-				if depth == 0 {
-					break scan
-				}
-			case c == ',' && depth == 1:
-				commas++
-			}
-		}
-		if commas == 0 {
-			return true
-		}
-	}
-}
-
-func isIdentByte(c byte) bool {
-	return c == '_' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '.' || c == '"'
-}
-
 // ---- the plan ----
 
 func (d *differ) clusterDB() string {
@@ -1119,6 +1085,9 @@ func (d *differ) plan() *plan.Plan {
 	}
 	if len(d.creates) > 0 {
 		add(plan.Step{Summary: fmt.Sprintf("create %d database(s)", len(d.creates)), Database: cdb, SQL: d.creates, Autocommit: true})
+	}
+	if len(d.afterCreate) > 0 {
+		add(plan.Step{Summary: fmt.Sprintf("cluster: role settings in the new database(s) (%d statement(s))", len(d.afterCreate)), Database: cdb, SQL: d.afterCreate, Cluster: true})
 	}
 	for _, db := range d.dbOrder {
 		w := d.dbs[db]
@@ -1181,4 +1150,53 @@ func expandAllDatabases(f *File, live *Live) *File {
 		}
 	}
 	return &c
+}
+
+// keepConnect holds back a revocation of CONNECT from PUBLIC or from the
+// executing role when that role is not a superuser, does not own the
+// database and the file does not grant it CONNECT itself: the apply
+// connects to each database after the revocations of the ones before,
+// and must not lock itself out halfway.
+func (d *differ) keepConnect(db, owner string, want Grants, ch map[change][]string) {
+	me := d.live.CurrentUser
+	if d.live.Superuser || me == "" || owner == me {
+		return
+	}
+	if s, err := toSet(kindDatabase, want[me], d.major); err == nil {
+		if _, ok := s["CONNECT"]; ok {
+			return
+		}
+	}
+	for c, gs := range ch {
+		if !c.revoke || !strings.Contains(", "+c.privs+", ", ", CONNECT, ") {
+			continue
+		}
+		var keep, held []string
+		for _, g := range gs {
+			if g == Public || g == me {
+				held = append(held, g)
+			} else {
+				keep = append(keep, g)
+			}
+		}
+		if len(held) == 0 {
+			continue
+		}
+		d.note(NoteHeld, "database "+db, "CONNECT is not revoked from %s: %s is not a superuser and would lose the connection it applies with; grant it CONNECT in the file", strings.Join(held, ", "), me)
+		delete(ch, c)
+		if len(keep) > 0 {
+			ch[c] = keep
+		}
+		var rest []string
+		for _, p := range strings.Split(c.privs, ", ") {
+			if p != "CONNECT" {
+				rest = append(rest, p)
+			}
+		}
+		if len(rest) > 0 {
+			r := c
+			r.privs = strings.Join(rest, ", ")
+			ch[r] = append(ch[r], held...)
+		}
+	}
 }

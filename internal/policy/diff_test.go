@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -254,6 +255,132 @@ func TestDiffRules(t *testing.T) {
 			},
 			want: []string{`GRANT SELECT ON TABLE public.U&"we""ird.na\000Ame" TO "ro""le"`},
 		},
+		{
+			name: "settings reset and IN DATABASE",
+			live: func(l *Live) {
+				l.File.Roles["app"].Settings = Settings{"work_mem": "4MB", "search_path": "a, b"}
+			},
+			file: func() *File {
+				return &File{Version: 1, Mode: Adopt, Roles: Roles{"app": {Login: bp(true), Settings: Settings{"search_path": "a,b"},
+					DatabaseSettings: map[string]Settings{"appdb": {"statement_timeout": "5s"}}}}}
+			},
+			want:    []string{`ALTER ROLE app IN DATABASE appdb SET statement_timeout = '5s'`, `ALTER ROLE app RESET work_mem`},
+			notWant: []string{"SET search_path"},
+		},
+		{
+			name: "column grants and grant option revoked alone",
+			live: func(l *Live) {
+				l.File.Databases["appdb"].Schemas["public"].Tables["a"].Grants = Grants{"app": {"SELECT WITH GRANT OPTION"}}
+				l.File.Databases["appdb"].Schemas["public"].Tables["a"].Columns = map[string]Grants{"x": {"app": {"UPDATE"}}}
+			},
+			file: func() *File {
+				return &File{Version: 1, Databases: map[string]*Database{"appdb": {Schemas: map[string]*Schema{"public": {
+					Tables: Objects{"a": {Grants: Grants{"app": {"SELECT"}}, Columns: map[string]Grants{"tenant": {"app": {"SELECT", "UPDATE"}}}}},
+				}}}}}
+			},
+			want: []string{`GRANT SELECT (tenant), UPDATE (tenant) ON TABLE public.a TO app`, `REVOKE UPDATE (x) ON TABLE public.a FROM app`, `REVOKE GRANT OPTION FOR SELECT ON TABLE public.a FROM app`},
+		},
+		{
+			name: "MAINTAIN before 17 is an error, ALL leaves it out",
+			live: func(l *Live) { l.Major = 16 },
+			file: func() *File {
+				return &File{Version: 1, Databases: map[string]*Database{"appdb": {Schemas: map[string]*Schema{"public": {
+					Tables: Objects{"*": {Grants: Grants{"app": {"ALL"}}}},
+				}}}}}
+			},
+			want:    []string{`GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER ON ALL TABLES IN SCHEMA public TO app`},
+			notWant: []string{"MAINTAIN"},
+		},
+		{
+			name: "MAINTAIN on 17",
+			live: func(l *Live) { l.Major = 17 },
+			file: func() *File {
+				return &File{Version: 1, Mode: Adopt, Databases: map[string]*Database{"appdb": {Schemas: map[string]*Schema{"public": {
+					Tables: Objects{"*": {Grants: Grants{"app": {"MAINTAIN"}}}},
+				}}}}}
+			},
+			want: []string{`GRANT MAINTAIN ON ALL TABLES IN SCHEMA public TO app`},
+		},
+		{
+			name: "creator the map does not name goes back to the built-in default",
+			live: func(l *Live) {
+				l.File.Databases["appdb"].DefaultPrivileges = DefaultPrivilegesByRole{"app": {Functions: Grants{}, Tables: Grants{"stray": {"SELECT"}}}}
+			},
+			file: func() *File {
+				return &File{Version: 1, Databases: map[string]*Database{"appdb": {DefaultPrivileges: DefaultPrivilegesByRole{}}}}
+			},
+			want: []string{`ALTER DEFAULT PRIVILEGES FOR ROLE app GRANT EXECUTE ON FUNCTIONS TO PUBLIC`, `ALTER DEFAULT PRIVILEGES FOR ROLE app REVOKE SELECT ON TABLES FROM stray`},
+		},
+		{
+			name: "policy altered in place, or dropped and created when its command changes",
+			live: func(l *Live) {
+				l.File.Databases["appdb"].Schemas["public"].RLS = map[string]*RLS{"a": {Enabled: true, Policies: RowPolicies{
+					"p1": {Roles: []string{"app"}, Using: "(id > 0)"}, "p2": {Command: "SELECT", Using: "true"}, "p3": {Using: "true"}}}}
+			},
+			file: func() *File {
+				return &File{Version: 1, Databases: map[string]*Database{"appdb": {Schemas: map[string]*Schema{"public": {RLS: map[string]*RLS{
+					"a": {Enabled: true, Policies: RowPolicies{"p1": {Roles: []string{"app", "stray"}, Using: "id > 0"}, "p2": {Command: "DELETE", Using: "true"}}},
+				}}}}}}
+			},
+			want:    []string{`ALTER POLICY p1 ON public.a TO app, stray`, `DROP POLICY p2 ON public.a`, `CREATE POLICY p2 ON public.a FOR DELETE TO PUBLIC USING (true)`, `DROP POLICY p3 ON public.a`},
+			notWant: []string{"USING (id > 0)"},
+		},
+		{
+			name: "additive only raises",
+			live: func(l *Live) { l.File.Roles["app"].ConnectionLimit = ip(5); l.File.Roles["app"].CreateDB = bp(true) },
+			file: func() *File {
+				return &File{Version: 1, Mode: Additive, Roles: Roles{"app": {ConnectionLimit: ip(2), Replication: bp(true), MemberOf: Memberships{}}}}
+			},
+			want:    []string{`ALTER ROLE app WITH REPLICATION`},
+			notWant: []string{"NOCREATEDB", "CONNECTION LIMIT", "NOLOGIN"},
+		},
+		{
+			name: "ignore_roles are never revoked from or dropped",
+			file: func() *File {
+				return &File{Version: 1, IgnoreRoles: []string{"str*"}, Roles: Roles{"postgres": {Superuser: bp(true), Login: bp(true), CreateDB: bp(true), CreateRole: bp(true), Replication: bp(true), BypassRLS: bp(true)}, "app_owner": {}, "app": {Login: bp(true)}},
+					Databases: map[string]*Database{"appdb": {Schemas: map[string]*Schema{"public": {Tables: Objects{"*": {Grants: Grants{}}}}}}}}
+			},
+			notWant: []string{"stray"},
+		},
+		{
+			name: "legacy file without a database applies to every database read",
+			file: func() *File {
+				f, err := Parse("old.yaml", []byte("schemas: [public]\ngrants: {app: {tables: [SELECT]}}\n"))
+				if err != nil {
+					panic(err)
+				}
+				return f
+			},
+			want:    []string{`GRANT SELECT ON ALL TABLES IN SCHEMA public TO app`},
+			notWant: []string{"stray"},
+		},
+		{
+			name: "settings in a database the plan creates wait for it",
+			file: func() *File {
+				return &File{Version: 1, Mode: Adopt, Roles: Roles{"app": {Login: bp(true), DatabaseSettings: map[string]Settings{"newdb": {"work_mem": "8MB"}}}},
+					Databases: map[string]*Database{"newdb": {}}}
+			},
+			want: []string{"CREATE DATABASE newdb", `ALTER ROLE app IN DATABASE newdb SET work_mem = '8MB'`},
+		},
+		{
+			name: "a non-superuser never revokes the CONNECT it applies with",
+			live: func(l *Live) { l.CurrentUser, l.Superuser = "app", false },
+			file: func() *File {
+				return &File{Version: 1, Mode: Adopt, Databases: map[string]*Database{"appdb": {Grants: Grants{Public: {}}}}}
+			},
+			want:    []string{`REVOKE TEMPORARY ON DATABASE appdb FROM PUBLIC`},
+			notWant: []string{"CONNECT ON"},
+			notes:   []string{"CONNECT is not revoked from PUBLIC"},
+		},
+		{
+			name: "owner listed: its own privileges managed",
+			file: func() *File {
+				return &File{Version: 1, Databases: map[string]*Database{"appdb": {Schemas: map[string]*Schema{"public": {
+					Sequences: Objects{"*": {Grants: Grants{"app_owner": {"SELECT"}}}},
+				}}}}}
+			},
+			want: []string{`REVOKE USAGE, UPDATE ON SEQUENCE public.a_id_seq FROM app_owner`},
+		},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -293,5 +420,52 @@ func TestDiffRules(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestDiffErrors(t *testing.T) {
+	cases := []struct {
+		name string
+		file *File
+		o    Options
+		want string
+	}{
+		{"membership in an unknown role", &File{Version: 1, Roles: Roles{"app": {MemberOf: Memberships{{Role: "ghost"}}}}}, Options{}, `member_of "ghost": no such role`},
+		{"grant to an unknown role", &File{Version: 1, Databases: map[string]*Database{"appdb": {Grants: Grants{"ghost": {"CONNECT"}}}}}, Options{}, `grantee "ghost" is neither`},
+		{"MAINTAIN before 17", &File{Version: 1, Databases: map[string]*Database{"appdb": {Schemas: map[string]*Schema{"public": {Tables: Objects{"a": {Grants: Grants{"app": {"MAINTAIN"}}}}}}}}}, Options{}, "MAINTAIN needs PostgreSQL 17"},
+		{"bad mode", &File{Version: 1}, Options{Mode: "yolo"}, `unknown mode "yolo"`},
+		{"predefined role managed", &File{Version: 1, Roles: Roles{"pg_monitor": {}}}, Options{}, "predefined roles"},
+		{"unknown reassign target", &File{Version: 1}, Options{ReassignOwnedTo: "ghost"}, "--reassign-owned-to"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, _, err := Diff(c.file, baseLive(), c.o)
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("got %v, want %q", err, c.want)
+			}
+		})
+	}
+}
+
+// TestDiffBatching: 2,500 tables, some with a different grant, take a
+// handful of statements (names in chunks of a thousand), not thousands.
+func TestDiffBatching(t *testing.T) {
+	l := baseLive()
+	tables := Objects{}
+	for i := 0; i < 2500; i++ {
+		tables[fmt.Sprintf("t%04d", i)] = &Object{Owner: "app_owner", Grants: Grants{}}
+	}
+	l.File.Databases["appdb"].Schemas["public"].Tables = tables
+	want := Objects{"*": {Grants: Grants{"app": {"SELECT"}}}}
+	for i := 0; i < 2500; i += 2 {
+		want[fmt.Sprintf("t%04d", i)] = &Object{Grants: Grants{"app": {"SELECT"}, "stray": {"SELECT"}}}
+	}
+	f := &File{Version: 1, Mode: Adopt, Databases: map[string]*Database{"appdb": {Schemas: map[string]*Schema{"public": {Tables: want}}}}}
+	_, _, sql := run(t, f, l, Options{})
+	if n := strings.Count(sql, "\nGRANT "); n != 4 {
+		t.Fatalf("%d GRANT statements, want 4 (2 x 1250 names in chunks of 1000):\n%.2000s", n, sql)
+	}
+	if !strings.Contains(sql, "GRANT SELECT ON TABLE public.t0000, public.t0002") || !strings.Contains(sql, "TO app, stray") {
+		t.Fatalf("not batched by grantee set:\n%.2000s", sql)
 	}
 }

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"os"
 	"strings"
 	"testing"
 )
@@ -108,4 +109,24 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("error does not name the file: %v", err)
 		}
 	})
+}
+
+// TestDocsExample: the file docs/policy.md shows is one Parse accepts.
+func TestDocsExample(t *testing.T) {
+	b, err := os.ReadFile("../../docs/policy.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	parts := strings.SplitN(string(b), "```yaml\n", 2)
+	if len(parts) < 2 {
+		t.Fatal("docs/policy.md has no yaml block")
+	}
+	block := parts[1][:strings.Index(parts[1], "```")]
+	f, err := Parse("docs/policy.md", []byte(block))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.Roles["app"].MemberOf[1].Grantor != "app_owner" || f.Databases["appdb"].Schemas["app"].RLS["orders"] == nil {
+		t.Fatalf("parsed wrong: %+v", f)
+	}
 }

@@ -73,6 +73,18 @@ func normalizeIn(ctx context.Context, connect func(ctx context.Context, db strin
 					if _, err := tx.Exec(ctx, "SET LOCAL lock_timeout = '2s'"); err != nil {
 						return fmt.Errorf("normalize policies in %s: %w", db, err)
 					}
+					// CREATE POLICY fires event triggers: a superuser asking
+					// must not run their code. In replica mode ordinary
+					// event triggers do not fire (only a superuser may set
+					// it; anyone else runs them with their own rights).
+					if _, err := tx.Exec(ctx, "SAVEPOINT pgaegis_replica"); err != nil {
+						return fmt.Errorf("normalize policies in %s: %w", db, err)
+					}
+					if _, err := tx.Exec(ctx, "SET LOCAL session_replication_role = replica"); err != nil {
+						if _, err := tx.Exec(ctx, "ROLLBACK TO SAVEPOINT pgaegis_replica"); err != nil {
+							return fmt.Errorf("normalize policies in %s: %w", db, err)
+						}
+					}
 				}
 				using, check, ok := serverForm(ctx, tx, sn, tn, wp)
 				if !ok {
@@ -104,8 +116,11 @@ func serverForm(ctx context.Context, tx pgx.Tx, schema, table string, p *RowPoli
 		return "", "", false
 	}
 	var u, c *string
-	err := tx.QueryRow(ctx, `SELECT pg_get_expr(polqual, polrelid), pg_get_expr(polwithcheck, polrelid)
-		FROM pg_policy WHERE polrelid = $1::regclass AND polname = $2`, tbl, normalizeName).Scan(&u, &c)
+	// By names, not $1::regclass: a regclass literal cannot hold the
+	// U&"" form Ident gives a name with a newline.
+	err := tx.QueryRow(ctx, `SELECT pg_get_expr(p.polqual, p.polrelid), pg_get_expr(p.polwithcheck, p.polrelid)
+		FROM pg_policy p JOIN pg_class c ON c.oid = p.polrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE n.nspname = $1 AND c.relname = $2 AND p.polname = $3`, schema, table, normalizeName).Scan(&u, &c)
 	if err != nil {
 		return "", "", false
 	}

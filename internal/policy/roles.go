@@ -337,17 +337,22 @@ func (d *differ) memberships(name string, want, have *Role, created bool) error 
 // settings diffs ALTER ROLE ... [IN DATABASE ...] SET / RESET.
 func (d *differ) settings(name string, want, have *Role) {
 	q := quote.Ident(name)
-	d.settingsIn(q, "", want.Settings, have.Settings)
+	d.settingsIn(&d.clusterAdd, q, "", want.Settings, have.Settings)
 	for _, db := range sortedKeys(want.DatabaseSettings) {
 		var h Settings
 		if have.DatabaseSettings != nil {
 			h = have.DatabaseSettings[db]
 		}
-		d.settingsIn(q, " IN DATABASE "+quote.Ident(db), want.DatabaseSettings[db], h)
+		into := &d.clusterAdd
+		if !d.onServer(db) {
+			// A database the plan creates: its settings wait for it.
+			into = &d.afterCreate
+		}
+		d.settingsIn(into, q, " IN DATABASE "+quote.Ident(db), want.DatabaseSettings[db], h)
 	}
 }
 
-func (d *differ) settingsIn(q, in string, want, have Settings) {
+func (d *differ) settingsIn(into *[]string, q, in string, want, have Settings) {
 	if want == nil {
 		return
 	}
@@ -355,7 +360,7 @@ func (d *differ) settingsIn(q, in string, want, have Settings) {
 		if h, ok := have[k]; ok && sameSetting(k, want[k], h) {
 			continue
 		}
-		d.clusterAdd = append(d.clusterAdd, "ALTER ROLE "+q+in+" SET "+settingName(k)+" = "+settingValue(k, want[k]))
+		*into = append(*into, "ALTER ROLE "+q+in+" SET "+settingName(k)+" = "+settingValue(k, want[k]))
 	}
 	if d.mode == Additive {
 		return

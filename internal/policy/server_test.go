@@ -3,6 +3,7 @@ package policy_test
 import (
 	"fmt"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 	"github.com/pgaegis/pgaegis/internal/plan"
 	. "github.com/pgaegis/pgaegis/internal/policy"
 	"github.com/pgaegis/pgaegis/internal/policy/inspect"
+	"github.com/pgaegis/pgaegis/internal/quote"
 )
 
 func bp(b bool) *bool { return &b }
@@ -215,7 +217,12 @@ databases:
 	add("(SELECT relrowsecurity FROM pg_class WHERE oid = 'public.a'::regclass)", true)
 	add("EXISTS (SELECT FROM pg_policies WHERE tablename = 'a' AND policyname = 'tenant' AND roles = '{app}')", true)
 	oracle(t, srv, "policy-apply", "appdb", checks)
+	// Normalize's rolled-back CREATE POLICY must not run event triggers:
+	// this one would make it fail, and the second plan would not be empty.
+	must("appdb", `CREATE SCHEMA traps`, `CREATE FUNCTION traps.trap() RETURNS event_trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'event trigger ran'; END $$`,
+		`CREATE EVENT TRIGGER trap ON ddl_command_start WHEN TAG IN ('CREATE POLICY') EXECUTE FUNCTION traps.trap()`)
 	again(t, srv, f, Options{})
+	must("appdb", `DROP EVENT TRIGGER trap`)
 
 	// Default privileges: what app_owner creates next.
 	c := pgtest.Conn(t, srv, "appdb")
@@ -303,15 +310,7 @@ databases:
 			return f
 		}
 		apply := func(f *File) *plan.Plan {
-			live, err := inspect.Read(ctx, srv.ConnConfig("postgres"), inspect.Options{Databases: []string{"postgres"}})
-			if err != nil {
-				t.Fatal(err)
-			}
-			p, _, err := Diff(f, live, Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			execute(t, srv, p)
+			p := readDiffApply(t, srv, "postgres", f)
 			again(t, srv, f, Options{})
 			return p
 		}
@@ -350,5 +349,112 @@ databases:
 			checks = append(checks, check{fmt.Sprintf(member, "NOT inherit_option AND set_option", "m1"), true})
 		}
 		oracle(t, srv, "policy-membership-change", "postgres", checks)
+	})
+}
+
+// TestDiffHostileNames: names with quotes, dots, newlines and non-ASCII
+// letters go through the plan to the server and back (the live read),
+// and a second plan is empty.
+func TestDiffHostileNames(t *testing.T) {
+	srv := pgtest.Shared(t)
+	ctx := pgtest.Ctx(t)
+	role, schema, table, col, fn := "h\"o.le\nü", "s\"c.h ü", "t\"a\nb.c", "c\"ol.ü", "f\"n.x"
+	if err := srv.Exec(ctx, `CREATE DATABASE hostile`, "CREATE ROLE "+quote.Ident(role)); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.ExecIn(ctx, "hostile", "CREATE SCHEMA "+quote.Ident(schema),
+		"CREATE TABLE "+quote.Qualified(schema, table)+" ("+quote.Ident(col)+" int)",
+		"CREATE FUNCTION "+quote.Qualified(schema, fn)+"(integer) RETURNS int LANGUAGE sql AS 'SELECT 1'"); err != nil {
+		t.Fatal(err)
+	}
+	f := &File{Version: 1, Mode: Adopt, Roles: Roles{role: {MemberOf: Memberships{}}}, Databases: map[string]*Database{"hostile": {
+		Grants: Grants{role: {"CONNECT"}},
+		Schemas: map[string]*Schema{schema: {
+			Grants:    Grants{role: {"USAGE"}},
+			Tables:    Objects{table: {Grants: Grants{role: {"SELECT"}}, Columns: map[string]Grants{col: {role: {"UPDATE"}}}}},
+			Functions: Objects{"*": {Grants: Grants{Public: {}, role: {"EXECUTE"}}}},
+			RLS: map[string]*RLS{table: {Enabled: true, Policies: RowPolicies{"p\"o.l\nü": {Roles: []string{role},
+				Using: quote.Ident(col) + " > 0"}}}},
+		}},
+	}}}
+	readDiffApply(t, srv, "hostile", f)
+	r := quote.Literal(role)
+	// A regclass literal cannot hold the U&"" form Ident gives a name with
+	// a newline: the oracle finds the table by its names.
+	tbl := "(SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = " +
+		quote.Literal(schema) + " AND c.relname = " + quote.Literal(table) + ")"
+	oracle(t, srv, "policy-hostile", "hostile", []check{
+		{"has_database_privilege(" + r + ", 'hostile', 'CONNECT')", true},
+		{"has_schema_privilege(" + r + ", " + quote.Literal(schema) + ", 'USAGE')", true},
+		{"has_table_privilege(" + r + ", " + tbl + ", 'SELECT')", true},
+		{"has_table_privilege(" + r + ", " + tbl + ", 'INSERT')", false},
+		{"has_column_privilege(" + r + ", " + tbl + ", " + quote.Literal(col) + ", 'UPDATE')", true},
+		{"has_function_privilege(" + r + ", " + quote.Literal(quote.Qualified(schema, fn)+"(integer)") + ", 'EXECUTE')", true},
+		{"has_function_privilege('pg_monitor', " + quote.Literal(quote.Qualified(schema, fn)+"(integer)") + ", 'EXECUTE')", false},
+		{"(SELECT relrowsecurity FROM pg_class WHERE oid = " + tbl + ")", true},
+	})
+	again(t, srv, f, Options{})
+}
+
+// readDiffApply reads database db's live state, diffs f and applies the plan.
+func readDiffApply(t *testing.T, srv *localpg.Server, db string, f *File) *plan.Plan {
+	t.Helper()
+	live, err := inspect.Read(pgtest.Ctx(t), srv.ConnConfig("postgres"), inspect.Options{Databases: []string{db}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, _, err := Diff(f, live, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	execute(t, srv, p)
+	return p
+}
+
+// TestDiffRemoveOnServer: a role the authoritative file drops is held
+// while it owns or holds anything (the live read's pg_shdepend counts);
+// with --reassign-owned-to and --drop-owned it goes, its objects kept
+// under the new owner.
+func TestDiffRemoveOnServer(t *testing.T) {
+	srv := pgtest.Shared(t)
+	ctx := pgtest.Ctx(t)
+	if err := srv.Exec(ctx, `CREATE ROLE gone`, `CREATE DATABASE rm`); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.ExecIn(ctx, "rm", `CREATE TABLE kept (x int)`, `GRANT SELECT ON kept TO gone`,
+		`CREATE TABLE owned (x int)`, `ALTER TABLE owned OWNER TO gone`); err != nil {
+		t.Fatal(err)
+	}
+	live, err := inspect.Read(ctx, srv.ConnConfig("postgres"), inspect.Options{Databases: []string{"rm"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The file: every role there is but gone, as it is.
+	f := &File{Version: 1, Roles: Roles{}}
+	for n, r := range live.File.Roles {
+		if n != "gone" && !strings.HasPrefix(n, "pg_") {
+			f.Roles[n] = r
+		}
+	}
+	p, notes, err := Diff(f, live, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	held := false
+	for _, n := range notes {
+		held = held || n.Level == NoteHeld && n.Object == "role gone" && strings.Contains(n.Text, "rm: 1 owned, 1 privileges")
+	}
+	if !p.Empty() || !held {
+		t.Fatalf("want nothing planned and gone held: %+v %+v", p.Steps, notes)
+	}
+	p, _, err = Diff(f, live, Options{ReassignOwnedTo: srv.AdminUser, DropOwned: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	execute(t, srv, p)
+	oracle(t, srv, "policy-remove", "rm", []check{
+		{"NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'gone')", true},
+		{"(SELECT pg_get_userbyid(relowner) = current_user FROM pg_class WHERE oid = 'public.owned'::regclass)", true},
+		{"(SELECT relacl IS NULL OR NOT relacl::text LIKE '%gone%' FROM pg_class WHERE oid = 'public.kept'::regclass)", true},
 	})
 }
