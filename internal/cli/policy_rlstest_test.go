@@ -83,6 +83,14 @@ databases:
 		!strings.Contains(out, "PASS postgres.rlscli.t test tenant 2") || !strings.Contains(out, "1 of 2 tests passed, 1 could not run") {
 		t.Errorf("a test that cannot run: exit %d\n%s%s", code, out, errs)
 	}
+	noTable := filepath.Join(dir, "notable.yaml")
+	if err := os.WriteFile(noTable, []byte("version: 1\ndatabases:\n  postgres:\n    schemas:\n      rlscli:\n        rls:\n          nope:\n            enabled: true\n            tests: [{name: gone, as: rls_app, sees: \"true\"}]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs = runCLI(t, append([]string{"access", "policy", "test", noTable}, conn...)...)
+	if code != ExitError || !strings.Contains(out, "ERROR postgres.rlscli.nope test gone") || !strings.Contains(out, "error: table rlscli.nope does not exist") || strings.Contains(out, "rows expected") {
+		t.Errorf("a missing table: exit %d\n%s%s", code, out, errs)
+	}
 	code, out, errs = runCLI(t, append([]string{"access", "policy", "test", pass}, conn...)...)
 	if code != ExitOK || !strings.Contains(out, "PASS postgres.rlscli.t test tenant 2: as rls_app with app.tenant_id=2 (10 rows expected, 10 visible)") ||
 		!strings.Contains(out, `warning: table postgres.rlscli.t: policy "tenant" USING: current_setting('app.tenant_id') is called without missing_ok`) {
