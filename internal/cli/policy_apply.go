@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -9,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/pgaegis/pgaegis/internal/collect"
+	"github.com/pgaegis/pgaegis/internal/plan"
 	"github.com/pgaegis/pgaegis/internal/policy"
 	"github.com/pgaegis/pgaegis/internal/policy/execute"
 )
@@ -132,7 +134,7 @@ Exit codes: 0 applied and verified, nothing to do, or the check passed;
 
 func policyRollbackCmd(env *Env) *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "rollback PLAN-ID [connection options]",
+		Use:   "rollback PLAN-ID [connection options] [--yes]",
 		Short: "put back the state a policy apply started from, from its journal",
 		Long: `Put back the state policy plan PLAN-ID started from: the journalled policy
 file of the databases it touched is diffed against the server
@@ -143,8 +145,14 @@ roles it recreates are restored, and the server is read again to prove
 it. What cannot come back is said plainly: objects DROP OWNED removed,
 passwords that were not journalled.
 
-Exit codes: 0 rolled back and verified; 2 an error or a refusal.`,
-		Example: `  pgaegis access policy rollback 20261202-143000-1a2b -h db.example.com -U admin`,
+The restoring plan is printed first and runs after a confirmation on a
+terminal, or with --yes (needed when standard input is not a terminal),
+as apply does.
+
+Exit codes: 0 rolled back and verified; 2 an error, a refusal, or not
+confirmed.`,
+		Example: `  pgaegis access policy rollback 20261202-143000-1a2b -h db.example.com -U admin
+  pgaegis access policy rollback 20261202-143000-1a2b -h db.example.com -U admin --yes`,
 		Args: func(c *cobra.Command, args []string) error {
 			if len(args) != 1 {
 				return usagef("policy rollback needs one plan id (see pgaegis fix history)")
@@ -158,8 +166,15 @@ Exit codes: 0 rolled back and verified; 2 an error or a refusal.`,
 	journalDir := fs.String("journal-dir", "", "journal directory (default: $XDG_STATE_HOME/pgaegis/plans, as fix --apply)")
 	dropOwned := fs.Bool("drop-owned", false, "let roles the apply created be dropped even when they now hold privileges or own objects (DROP OWNED)")
 	lockTimeout := fs.Duration("lock-timeout", 5*time.Second, "how long each statement may wait for a lock")
+	yes := fs.BoolP("yes", "y", false, "roll back without asking (needed when standard input is not a terminal)")
 	cmd.MarkFlagDirname("journal-dir")
 	cmd.RunE = runE(env, func(ctx context.Context, env *Env, args []string) (int, error) {
+		if *lockTimeout <= 0 {
+			return ExitError, usagef("--lock-timeout must be positive")
+		}
+		if !*yes && !stdinTerminal(env) {
+			return ExitError, usagef("rollback changes the server: standard input is not a terminal to ask on, so give --yes")
+		}
 		cfg, err := conn.config(env)
 		if err != nil {
 			return ExitError, err
@@ -168,7 +183,37 @@ Exit codes: 0 rolled back and verified; 2 an error or a refusal.`,
 		if isTerminal(env.Stderr) {
 			o.Progress = env.Stderr
 		}
+		// What the restore will run is shown before it runs, as apply's
+		// plan is.
+		o.Confirm = func(p *plan.Plan, notes []policy.Note) (bool, error) {
+			fmt.Fprintf(env.Stdout, "restoring the state plan %s started from:\n", esc(args[0]))
+			// A held role is one the apply created: the restore's second
+			// pass drops it once this plan has revoked what it holds, so
+			// the diff's advice (flags of apply) is not what applies here.
+			var shown, held []policy.Note
+			for _, n := range notes {
+				if n.Level == policy.NoteHeld {
+					held = append(held, n)
+				} else {
+					shown = append(shown, n)
+				}
+			}
+			if err := writePolicyPlan(env, "text", p, shown); err != nil { // verifiers masked
+				return false, err
+			}
+			for _, n := range held {
+				fmt.Fprintf(env.Stdout, "then: %s is dropped by a second pass once this plan has revoked what it holds (what it owns by then is kept unless --drop-owned, and said)\n", esc(n.Object))
+			}
+			if *yes {
+				return true, nil
+			}
+			return confirm(env, fmt.Sprintf("run restore plan %s (%d step(s)) on %s? [y/N] ", p.ID, len(p.Steps), p.Target))
+		}
 		r, err := execute.Rollback(ctx, collect.WithoutEventTriggers(ctx, cfg), *journalDir, args[0], o)
+		if errors.Is(err, execute.ErrNotConfirmed) {
+			fmt.Fprintln(env.Stderr, "pgaegis access policy rollback: not rolled back")
+			return ExitError, nil
+		}
 		return policyOutcome(env, "rolled back", r, err)
 	})
 	return cmd

@@ -80,7 +80,16 @@ func TestPolicyApplyCommand(t *testing.T) {
 		t.Fatalf("second apply: exit %d: %s", code, errs)
 	}
 	rollback := append([]string{"access", "policy", "rollback", m[1], "--journal-dir", journal}, conn...)
-	if code, out, errs := runCLI(t, rollback...); code != ExitOK || !strings.Contains(out, "rolled back and verified") {
+	if code, _, errs := runCLIInput(t, "", rollback...); code != ExitError || !strings.Contains(errs, "give --yes") {
+		t.Fatalf("rollback without --yes or a terminal: exit %d: %s", code, errs)
+	}
+	if !holds(rwExists) {
+		t.Fatal("a refused rollback changed the server")
+	}
+	rollback = append(rollback, "--yes")
+	if code, out, errs := runCLIInput(t, "", rollback...); code != ExitOK || !strings.Contains(out, "rolled back and verified") ||
+		!strings.Contains(out, "restoring the state plan "+m[1]+" started from:") || !strings.Contains(out, "REVOKE pa_rw FROM pa_app;") ||
+		!strings.Contains(out, "then: role pa_rw is dropped by a second pass") || strings.Index(out, "then: role pa_rw") > strings.Index(out, "rolled back and verified") {
 		t.Fatalf("rollback: exit %d\n%s\n%s", code, out, errs)
 	}
 	if holds(rwExists) || !holds(`SELECT has_table_privilege('pa_app', 's.t', 'SELECT') AND NOT has_table_privilege('pa_app', 's.t', 'INSERT')`) {

@@ -22,8 +22,13 @@ transaction that is always rolled back, the expected rows (sees) are read
 without row-level security as the connecting role, then SET ROLE to the
 test's role, its settings are set with SET LOCAL, and the rows it sees are
 compared with the expected ones; each insert, update and delete runs in a
-savepoint and must be allowed or denied as the file says. Rows are named
-by primary key (ctid without one), never shown whole.
+savepoint and must be allowed or denied as the file says. Only row-level
+security counts as denied: a policy refusing the row ("violates
+row-level security policy"), or an UPDATE or DELETE changing no row. A
+write refused by privileges ("permission denied for sequence ...") says
+nothing about the policies: the test fails as inconclusive, whatever it
+expected. Rows are named by primary key (ctid without one), never shown
+whole.
 
 The connecting role must be able to read the tables without RLS (a
 superuser, a role with BYPASSRLS, or the owner of a table whose RLS is not
@@ -31,7 +36,10 @@ forced) and to SET ROLE to each test's role. The file's policies are also
 linted: current_setting without missing_ok, a permissive USING (true)
 beside narrower policies, an owner that bypasses RLS.
 
-Exit status: 0 every test passed, 1 a test failed, 2 an error.`,
+Exit status: 0 every test passed, 1 a test failed, 2 an error, or a test
+that could not run (a role or table that does not exist, a read the
+server refused): such a test is reported with its error, not counted as
+failed.`,
 		Example: `  pgaegis access policy test policy.yaml -h db.example.com -U postgres
   pgaegis access policy test policy.yaml -d appdb --format json`,
 	}
@@ -64,11 +72,14 @@ Exit status: 0 every test passed, 1 a test failed, 2 an error.`,
 			return ExitError, err
 		}
 		if *format == "json" {
-			if err := writeJSON(env, map[string]any{"tests": rep.Tests, "notes": notes, "failed": rep.Failed()}); err != nil {
+			if err := writeJSON(env, map[string]any{"tests": rep.Tests, "notes": notes, "failed": rep.Failed() - rep.Errored(), "errored": rep.Errored()}); err != nil {
 				return ExitError, err
 			}
 		} else {
 			writeRLSTestText(textEnv(env), rep, notes)
+		}
+		if rep.Errored() > 0 {
+			return ExitError, nil
 		}
 		if rep.Failed() > 0 {
 			return ExitFindings, nil
@@ -89,7 +100,10 @@ func writeRLSTestText(env *Env, rep *rlstest.Report, notes []policy.Note) {
 	}
 	for _, r := range rep.Tests {
 		verdict := "PASS"
-		if !r.Passed {
+		switch {
+		case len(r.Errors) > 0:
+			verdict = "ERROR"
+		case !r.Passed:
 			verdict = "FAIL"
 		}
 		var set []string
@@ -100,7 +114,11 @@ func writeRLSTestText(env *Env, rep *rlstest.Report, notes []policy.Note) {
 		if len(set) > 0 {
 			with = " with " + strings.Join(set, ", ")
 		}
-		fmt.Fprintf(w, "%s %s.%s.%s test %s: as %s%s (%d rows expected, %d visible)\n", verdict, esc(r.Database), esc(r.Schema), esc(r.Table), esc(r.Test), esc(r.As), with, r.Expected, r.Visible)
+		counts := ""
+		if r.Compared {
+			counts = fmt.Sprintf(" (%d rows expected, %d visible)", r.Expected, r.Visible)
+		}
+		fmt.Fprintf(w, "%s %s.%s.%s test %s: as %s%s%s\n", verdict, esc(r.Database), esc(r.Schema), esc(r.Table), esc(r.Test), esc(r.As), with, counts)
 		if r.Leaks > 0 {
 			fmt.Fprintf(w, "  leak: %d visible rows do not match sees: %s\n", r.Leaks, strings.Join(escAll(r.LeakKeys), ", "))
 		}
@@ -118,6 +136,8 @@ func writeRLSTestText(env *Env, rep *rlstest.Report, notes []policy.Note) {
 			switch {
 			case x.Got == "error":
 				what = "failed with an error"
+			case x.Got == "privileges":
+				what = "is inconclusive (expected " + x.Expect + ")"
 			case x.Expect == "denied":
 				what = "passed but should be denied"
 			case x.Expect == "allowed":
@@ -133,5 +153,9 @@ func writeRLSTestText(env *Env, rep *rlstest.Report, notes []policy.Note) {
 			fmt.Fprintf(w, "  error: %s\n", esc(e))
 		}
 	}
-	fmt.Fprintf(w, "%d of %d tests passed\n", len(rep.Tests)-rep.Failed(), len(rep.Tests))
+	fmt.Fprintf(w, "%d of %d tests passed", len(rep.Tests)-rep.Failed(), len(rep.Tests))
+	if n := rep.Errored(); n > 0 {
+		fmt.Fprintf(w, ", %d could not run", n)
+	}
+	fmt.Fprintln(w)
 }

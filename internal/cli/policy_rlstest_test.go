@@ -63,8 +63,35 @@ databases:
 `)
 	evil := write("evil.yaml", `              - {as: rls_app, sees: "true); DROP TABLE rlscli.t; --"}
 `)
+	// rls_app has no UPDATE: the server refuses by privileges, which
+	// proves nothing about the policy.
+	privs := write("privs.yaml", `              - {name: no update, as: rls_app, set: {app.tenant_id: "2"}, sees: "tenant_id = 2",
+                 update: [{values: {tenant_id: "3"}, where: "id = 2", expect: denied}, {values: {tenant_id: "2"}, where: "id = 2", expect: allowed}]}
+`)
+	cannot := write("cannot.yaml", `              - {name: ghost, as: rls_no_such_role, sees: "true"}
+              - {name: tenant 2, as: rls_app, set: {app.tenant_id: "2"}, sees: "tenant_id = 2"}
+`)
 	conn := connArgs(t, srv, srv.AdminUser, srv.Password)
-	code, out, errs := runCLI(t, append([]string{"access", "policy", "test", pass}, conn...)...)
+	code, out, errs := runCLI(t, append([]string{"access", "policy", "test", privs}, conn...)...)
+	if code != ExitFindings || !strings.Contains(out, "UPDATE #1 is inconclusive (expected denied): denied by privileges, not by row-level security: the test proves nothing about the policy (ERROR: permission denied for table t") ||
+		!strings.Contains(out, "UPDATE #2 is inconclusive (expected allowed): denied by privileges") {
+		t.Errorf("privileges: exit %d\n%s%s", code, out, errs)
+	}
+	code, out, errs = runCLI(t, append([]string{"access", "policy", "test", cannot}, conn...)...)
+	if code != ExitError || !strings.Contains(out, "ERROR postgres.rlscli.t test ghost: as rls_no_such_role\n") ||
+		!strings.Contains(out, `error: SET ROLE rls_no_such_role: ERROR: role "rls_no_such_role" does not exist`) ||
+		!strings.Contains(out, "PASS postgres.rlscli.t test tenant 2") || !strings.Contains(out, "1 of 2 tests passed, 1 could not run") {
+		t.Errorf("a test that cannot run: exit %d\n%s%s", code, out, errs)
+	}
+	noTable := filepath.Join(dir, "notable.yaml")
+	if err := os.WriteFile(noTable, []byte("version: 1\ndatabases:\n  postgres:\n    schemas:\n      rlscli:\n        rls:\n          nope:\n            enabled: true\n            tests: [{name: gone, as: rls_app, sees: \"true\"}]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs = runCLI(t, append([]string{"access", "policy", "test", noTable}, conn...)...)
+	if code != ExitError || !strings.Contains(out, "ERROR postgres.rlscli.nope test gone") || !strings.Contains(out, "error: table rlscli.nope does not exist") || strings.Contains(out, "rows expected") {
+		t.Errorf("a missing table: exit %d\n%s%s", code, out, errs)
+	}
+	code, out, errs = runCLI(t, append([]string{"access", "policy", "test", pass}, conn...)...)
 	if code != ExitOK || !strings.Contains(out, "PASS postgres.rlscli.t test tenant 2: as rls_app with app.tenant_id=2 (10 rows expected, 10 visible)") ||
 		!strings.Contains(out, `warning: table postgres.rlscli.t: policy "tenant" USING: current_setting('app.tenant_id') is called without missing_ok`) {
 		t.Errorf("pass: exit %d\n%s%s", code, out, errs)

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -47,9 +48,16 @@ FOR ROLE every role that creates objects there, so future tables and
 sequences get the same grants. Roles the file does not name are left
 alone. A database that does not exist is created.
 
-Passwords are never put in SQL: --app-password-file and
---readonly-password-file (- for standard input) are read, turned into a
-SCRAM-SHA-256 verifier on the client and dropped.
+Passwords are never put in SQL: --app-password-file,
+--readonly-password-file, --migration-password-file and
+--monitoring-password-file (- for standard input, for one of them) are
+read, turned into a SCRAM-SHA-256 verifier on the client and dropped.
+To change a password later, use psql's \password ROLE (it also computes
+the verifier on the client).
+
+With --tenant-table the app gets a policy for every command and the
+read-only role one for SELECT, both keyed on --tenant-setting; RLS is
+forced, so the owner sees no rows. The table's other policies are kept.
 
 --format yaml prints the policy file itself, to keep and re-apply with
 'pgaegis access policy apply FILE'. --apply runs the plan (one
@@ -86,6 +94,8 @@ steps (without --apply); 2 an error.`,
 	fs.StringVar(&o.ReadOnlyAudit, "readonly-audit", "", "the read-only role's pgaudit.log (read)")
 	appPW := fs.String("app-password-file", "", "file holding the app's password on one line (- for stdin); only its SCRAM verifier is sent")
 	roPW := fs.String("readonly-password-file", "", "file holding the read-only role's password (- for stdin)")
+	migPW := fs.String("migration-password-file", "", "file holding the migration role's password (- for stdin)")
+	monPW := fs.String("monitoring-password-file", "", "file holding the monitoring role's password (- for stdin)")
 	fs.StringArrayVar(&t.Tables, "tenant-table", nil, "a table for per-tenant row-level security (repeatable; schema.table or a table in the first schema)")
 	fs.StringVar(&t.Column, "tenant-column", "", "the tenant column of the --tenant-table tables")
 	fs.StringVar(&t.Setting, "tenant-setting", "app.tenant_id", "the session setting holding the current tenant")
@@ -109,8 +119,25 @@ steps (without --apply); 2 an error.`,
 		if o.Database == "" || o.App == "" || o.ReadOnly == "" {
 			return ExitError, usagef("--database, --app and --readonly are required")
 		}
-		if *appPW == "-" && *roPW == "-" {
-			return ExitError, usagef("--app-password-file and --readonly-password-file cannot both read standard input")
+		pwFiles := []struct {
+			flag, path string
+			into       *string
+			role       string
+		}{
+			{"--app-password-file", *appPW, &o.AppVerifier, o.App}, {"--readonly-password-file", *roPW, &o.ReadOnlyVerifier, o.ReadOnly},
+			{"--migration-password-file", *migPW, &o.MigrationVerifier, o.Migration}, {"--monitoring-password-file", *monPW, &o.MonitoringVerifier, o.Monitoring},
+		}
+		var stdinFlags []string
+		for _, p := range pwFiles {
+			if p.path != "" && p.role == "" {
+				return ExitError, usagef("%s needs %s", p.flag, strings.TrimSuffix(p.flag, "-password-file"))
+			}
+			if p.path == "-" {
+				stdinFlags = append(stdinFlags, p.flag)
+			}
+		}
+		if len(stdinFlags) > 1 {
+			return ExitError, usagef("%s cannot all read standard input: give files", strings.Join(stdinFlags, " and "))
 		}
 		if (len(t.Tables) > 0) != (t.Column != "") {
 			return ExitError, usagef("--tenant-table and --tenant-column go together")
@@ -122,11 +149,10 @@ steps (without --apply); 2 an error.`,
 			return ExitError, usagef("--apply changes the server: standard input is not a terminal to ask on, so give --yes (after reviewing the plan without --apply)")
 		}
 		var err error
-		if o.AppVerifier, err = verifierFrom(env, "--app-password-file", *appPW); err != nil {
-			return ExitError, err
-		}
-		if o.ReadOnlyVerifier, err = verifierFrom(env, "--readonly-password-file", *roPW); err != nil {
-			return ExitError, err
+		for _, p := range pwFiles {
+			if *p.into, err = verifierFrom(env, p.flag, p.path); err != nil {
+				return ExitError, err
+			}
 		}
 		cfg, err := c.config(env)
 		if err != nil {

@@ -209,21 +209,47 @@ func TestRolesInitGuideLayout(t *testing.T) {
 	}
 }
 
-// TestRolesInitTenant: the tenant template keeps tenants apart.
+// TestRolesInitTenant: the tenant template keeps tenants apart, for the
+// app and the read-only role; init on a database in use only adds: the
+// table's other policies and the app's memberships stay, and the login
+// roles PUBLIC's CONNECT was all they had are named.
 func TestRolesInitTenant(t *testing.T) {
 	srv := pgtest.Start(t, localpg.Options{})
 	ctx := pgtest.Ctx(t)
-	const pw = "tenant-app-pw"
-	must(t, srv.Exec(ctx, `CREATE DATABASE tenants`))
+	const pw, roPW, migPW = "tenant-app-pw", "tenant-ro-pw", "tenant-mig-pw"
+	must(t, srv.Exec(ctx, `CREATE DATABASE tenants`, `CREATE ROLE devs`, `CREATE ROLE tapp LOGIN`, `GRANT devs TO tapp`,
+		`CREATE ROLE auditor`, `CREATE ROLE tenants_owner`, `CREATE ROLE lurker LOGIN`, `CREATE ROLE keeper LOGIN`, `GRANT CONNECT ON DATABASE tenants TO keeper`))
 	must(t, srv.ExecIn(ctx, "tenants",
 		`CREATE TABLE public.docs (id serial PRIMARY KEY, "Tenant Id" bigint NOT NULL, body text)`,
-		`INSERT INTO public.docs ("Tenant Id", body) VALUES (1, 'a'), (1, 'b'), (2, 'c'), (3, 'd')`))
+		`INSERT INTO public.docs ("Tenant Id", body) VALUES (1, 'a'), (1, 'b'), (2, 'c'), (3, 'd')`,
+		`ALTER TABLE public.docs ENABLE ROW LEVEL SECURITY`,
+		`CREATE POLICY audit_all ON public.docs FOR SELECT TO auditor USING (true)`,
+		`ALTER TABLE public.docs OWNER TO tenants_owner`))
 	conn := connArgs(t, srv, srv.AdminUser, srv.Password)
-	args := append([]string{"roles", "init", "--database", "tenants", "--app", "tapp", "--readonly", "treport",
-		"--tenant-table", "docs", "--tenant-column", "Tenant Id", "--app-password-file", passwordFile(t, pw)}, conn...)
+	args := append([]string{"roles", "init", "--database", "tenants", "--app", "tapp", "--readonly", "treport", "--migration", "tmig", "--monitoring", "tmon",
+		"--tenant-table", "docs", "--tenant-column", "Tenant Id", "--app-password-file", passwordFile(t, pw),
+		"--readonly-password-file", passwordFile(t, roPW), "--migration-password-file", passwordFile(t, migPW)}, conn...)
 	code, out, errOut := runCLI(t, append(args, "--format", "yaml")...)
-	if code != ExitFindings || !strings.Contains(out, "tenant_isolation:") || !strings.Contains(out, "::bigint") || !strings.Contains(out, "sees:") {
+	if code != ExitFindings || !strings.Contains(out, "tenant_isolation:") || !strings.Contains(out, "tenant_isolation_read:") || !strings.Contains(out, "audit_all:") ||
+		!strings.Contains(out, "::bigint") || !strings.Contains(out, "as: treport") {
 		t.Fatalf("yaml: exit %d\n%s\n%s", code, out, errOut)
+	}
+	code, out, errOut = runCLI(t, append(args, "--format", "sql")...)
+	for _, want := range []string{
+		"warning: database tenants: the plan locks out 1 LOGIN role(s) that connect now: with PUBLIC's CONNECT revoked and the database owned by tenants_owner they have no CONNECT of their own or through a role they inherit from: lurker;",
+		"role tapp: stays a member of devs",
+		"table public.docs: keeps its existing policies audit_all unchanged",
+		"no password set: give --monitoring-password-file",
+		"the table's owner tenants_owner (and a migration role after SET ROLE) matches no policy, so it sees and changes no rows at all",
+	} {
+		if !strings.Contains(errOut, want) {
+			t.Errorf("plan notes lack %q:\n%s", want, errOut)
+		}
+	}
+	for _, bad := range []string{"REVOKE devs", "DROP POLICY audit_all", "no password set: give --migration-password-file", "rotate"} {
+		if strings.Contains(out+errOut, bad) {
+			t.Errorf("plan has %q:\n%s\n%s", bad, out, errOut)
+		}
 	}
 	file := filepath.Join(t.TempDir(), "tenants.yaml")
 	if code, out, errOut = runCLI(t, append(args, "--apply", "--yes", "--format", "yaml", "-o", file)...); code != ExitOK {
@@ -234,24 +260,46 @@ func TestRolesInitTenant(t *testing.T) {
 		t.Errorf("access policy test on the file: exit %d\n%s\n%s", code, out, errOut)
 	}
 	app := mustAs(t, srv, "tapp", pw, "tenants")
-	for _, c := range []struct {
-		tenant string
-		rows   int
-	}{{"", 0}, {"1", 2}, {"2", 1}, {"4", 0}, {"", 0}} {
-		tx, err := app.Begin(ctx)
-		must(t, err)
-		if c.tenant != "" {
-			_, err = tx.Exec(ctx, `SELECT set_config('app.tenant_id', $1, true)`, c.tenant)
+	ro := mustAs(t, srv, "treport", roPW, "tenants")
+	for who, rc := range map[string]*pgx.Conn{"tapp": app, "treport": ro} {
+		for _, c := range []struct {
+			tenant string
+			rows   int
+		}{{"", 0}, {"1", 2}, {"2", 1}, {"4", 0}, {"", 0}} {
+			tx, err := rc.Begin(ctx)
 			must(t, err)
+			if c.tenant != "" {
+				_, err = tx.Exec(ctx, `SELECT set_config('app.tenant_id', $1, true)`, c.tenant)
+				must(t, err)
+			}
+			var n, others int
+			must(t, tx.QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE "Tenant Id"::text IS DISTINCT FROM $1) FROM public.docs`, c.tenant).Scan(&n, &others))
+			if n != c.rows || others != 0 {
+				t.Errorf("%s: tenant %q sees %d rows (%d of others), want %d", who, c.tenant, n, others, c.rows)
+			}
+			tx.Rollback(ctx)
 		}
-		var n, others int
-		must(t, tx.QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE "Tenant Id"::text IS DISTINCT FROM $1) FROM public.docs`, c.tenant).Scan(&n, &others))
-		if n != c.rows || others != 0 {
-			t.Errorf("tenant %q sees %d rows (%d of others), want %d", c.tenant, n, others, c.rows)
-		}
-		tx.Rollback(ctx)
 	}
-	tx, err := app.Begin(ctx)
+	denied(t, ro, "treport", `UPDATE public.docs SET body = 'x'`)
+	mustAs(t, srv, "tmig", migPW, "tenants")
+	// What the notes say, the server says: the owner sees no row, lurker
+	// lost CONNECT, keeper kept its own, tapp is still in devs, the
+	// auditor's policy is there.
+	admin := pgtest.Conn(t, srv, "tenants")
+	var ownerRows int
+	var lurker, keeper, devs, audit bool
+	tx, err := admin.Begin(ctx)
+	must(t, err)
+	_, err = tx.Exec(ctx, `SET LOCAL ROLE tenants_owner`)
+	must(t, err)
+	must(t, tx.QueryRow(ctx, `SELECT count(*) FROM public.docs`).Scan(&ownerRows))
+	must(t, tx.Rollback(ctx))
+	must(t, admin.QueryRow(ctx, `SELECT has_database_privilege('lurker', 'tenants', 'CONNECT'), has_database_privilege('keeper', 'tenants', 'CONNECT'),
+		pg_has_role('tapp', 'devs', 'MEMBER'), EXISTS (SELECT FROM pg_policy WHERE polname = 'audit_all')`).Scan(&lurker, &keeper, &devs, &audit))
+	if ownerRows != 0 || lurker || !keeper || !devs || !audit {
+		t.Errorf("owner rows %d, lurker connects %v, keeper connects %v, tapp in devs %v, audit_all kept %v", ownerRows, lurker, keeper, devs, audit)
+	}
+	tx, err = app.Begin(ctx)
 	must(t, err)
 	_, err = tx.Exec(ctx, `SELECT set_config('app.tenant_id', '1', true)`)
 	must(t, err)
@@ -261,7 +309,7 @@ func TestRolesInitTenant(t *testing.T) {
 		t.Errorf("tenant 1 writes a row of tenant 2: %v", err)
 	}
 	tx.Rollback(ctx)
-	if code, out, errOut = runCLI(t, append([]string{"roles", "init", "--database", "tenants", "--app", "tapp", "--readonly", "treport",
+	if code, out, errOut = runCLI(t, append([]string{"roles", "init", "--database", "tenants", "--app", "tapp", "--readonly", "treport", "--migration", "tmig", "--monitoring", "tmon",
 		"--tenant-table", "docs", "--tenant-column", "Tenant Id"}, conn...)...); code != ExitOK {
 		t.Errorf("second run: exit %d\n%s\n%s", code, out, errOut)
 	}

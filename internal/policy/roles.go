@@ -172,11 +172,11 @@ func (d *differ) role(name string, want, have *Role) error {
 		}
 	case strings.HasPrefix(pw, verifierPrefix):
 		// The live state never holds the verifier, so one that is set is
-		// not compared: rotate changes it.
+		// not compared: psql's \password changes it.
 		if unknown || !d.live.HasPassword[name] {
 			d.setVerifier(q, pw)
 		} else {
-			d.note(NoteInfo, "role "+name, "has a password; the file's verifier is not compared with it (use rotate to change it)")
+			d.note(NoteInfo, "role "+name, "has a password; the file's verifier is not compared with it (to change it, run psql's \\password %s, which computes the verifier on the client)", name)
 		}
 	}
 	if err := d.memberships(name, want, have, false); err != nil {

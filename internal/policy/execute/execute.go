@@ -55,7 +55,14 @@ type Options struct {
 	DropOwned bool
 	// Progress receives one line per action; nil for none.
 	Progress io.Writer
+	// Confirm, for a rollback, is shown the first restoring plan and its
+	// notes before anything runs; false stops the rollback with
+	// ErrNotConfirmed, nothing changed.
+	Confirm func(p *plan.Plan, notes []policy.Note) (bool, error)
 }
+
+// ErrNotConfirmed: Confirm said no.
+var ErrNotConfirmed = errors.New("not confirmed")
 
 func (o *Options) lockTimeout() time.Duration {
 	if o.LockTimeout > 0 {

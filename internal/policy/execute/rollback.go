@@ -64,6 +64,9 @@ func Rollback(ctx context.Context, cfg *pgx.ConnConfig, root, id string, o Optio
 	}
 	rr, err := restore(ctx, cfg, j, &o)
 	res.RestorePlans, res.Statements, res.Lost, res.Notes = rr.RestorePlans, rr.Statements, rr.Lost, rr.Notes
+	if errors.Is(err, ErrNotConfirmed) {
+		return res, err
+	}
 	if err != nil {
 		res.Failed, res.Problem = true, err.Error()
 		return res, err
@@ -144,6 +147,14 @@ func restore(ctx context.Context, cfg *pgx.ConnConfig, j *plan.Journal, o *Optio
 		rp.ID, rp.Target = j.ID+"-restore", orig.Target
 		if pass > 1 {
 			rp.ID = fmt.Sprintf("%s-restore-%d", j.ID, pass)
+		} else if o.Confirm != nil {
+			ok, err := o.Confirm(rp, notes)
+			if err != nil {
+				return res, err
+			}
+			if !ok {
+				return res, ErrNotConfirmed
+			}
 		}
 		if err := runRestorePass(ctx, cfg, rp, data, o, res); err != nil {
 			return res, err

@@ -27,7 +27,20 @@ type Report struct {
 	Tests []Result `json:"tests"`
 }
 
-// Failed counts the tests that did not pass.
+// Errored counts the tests that could not run (Errors): a role or table
+// that does not exist, a read the server refused, an invoking role that
+// cannot do what a test needs. Such a test proves nothing either way.
+func (r *Report) Errored() int {
+	n := 0
+	for _, t := range r.Tests {
+		if len(t.Errors) > 0 {
+			n++
+		}
+	}
+	return n
+}
+
+// Failed counts the tests that did not pass (errored ones included).
 func (r *Report) Failed() int {
 	n := 0
 	for _, t := range r.Tests {
@@ -52,6 +65,9 @@ type Result struct {
 	// ones the role sees.
 	Expected int `json:"expected_rows"`
 	Visible  int `json:"visible_rows"`
+	// Compared: the role's rows were read and compared with sees (the
+	// counts mean something).
+	Compared bool `json:"compared"`
 	// Leaks are visible rows that do not match sees; Hidden are rows
 	// matching sees that the role does not see.
 	Leaks      int      `json:"leaks"`
@@ -60,9 +76,11 @@ type Result struct {
 	HiddenKeys []string `json:"hidden_keys,omitempty"`
 	Writes     []Write  `json:"writes,omitempty"`
 	// WronglyAllowed counts writes that passed but should be denied,
-	// WronglyDenied writes denied that should pass (errors aside).
+	// WronglyDenied writes denied by row-level security that should pass,
+	// Inconclusive writes denied by privileges (errors aside).
 	WronglyAllowed int      `json:"wrongly_allowed"`
 	WronglyDenied  int      `json:"wrongly_denied"`
+	Inconclusive   int      `json:"inconclusive"`
 	Errors         []string `json:"errors,omitempty"`
 	// Hints say why rows may leak, from the catalog (RLS off or not
 	// forced for an owner, BYPASSRLS, a superuser).
@@ -74,10 +92,14 @@ type Write struct {
 	Command string `json:"command"` // INSERT, UPDATE, DELETE
 	Index   int    `json:"index"`   // 1-based within its command
 	Expect  string `json:"expect"`
-	Got     string `json:"got"` // allowed, denied, error
-	Rows    int64  `json:"rows"`
-	Detail  string `json:"detail,omitempty"` // the server's message when denied or failed
-	OK      bool   `json:"ok"`
+	// Got is allowed, denied (by row-level security: a policy's check
+	// refused the row, or an UPDATE/DELETE changed no row), privileges
+	// (refused by privileges before any policy was asked, so the write
+	// says nothing about the policies) or error.
+	Got    string `json:"got"`
+	Rows   int64  `json:"rows"`
+	Detail string `json:"detail,omitempty"` // the server's message when denied or failed
+	OK     bool   `json:"ok"`
 }
 
 // Name is "#N" or the test's name.
@@ -185,6 +207,8 @@ func runOne(ctx context.Context, c *pgx.Conn, db, schema, table string, i int, t
 			r.WronglyAllowed++
 		case w.Got == "denied":
 			r.WronglyDenied++
+		case w.Got == "privileges":
+			r.Inconclusive++
 		}
 	}
 	return r
@@ -287,6 +311,7 @@ func visible(ctx context.Context, tx pgx.Tx, qt string, key rowKey, sees string,
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("reading %s as %s: %w", qt, quote.Ident(r.As), err)
 	}
+	r.Compared = true
 	var hidden []string
 	for k := range expected {
 		if !seen[k] {
@@ -340,8 +365,10 @@ func tryWrite(ctx context.Context, tx pgx.Tx, qt, cmd string, j int, w policy.Wr
 		if cmd != "INSERT" && wr.Rows == 0 {
 			wr.Got, wr.Detail = "denied", "no row changed (the rows matched are invisible to the role, or none match)"
 		}
-	case isDenied(err):
+	case isRLSDenied(err):
 		wr.Got, wr.Detail = "denied", err.Error()
+	case isDenied(err):
+		wr.Got, wr.Detail = "privileges", PrivilegesDenial+" ("+err.Error()+")"
 	default:
 		wr.Got, wr.Detail = "error", err.Error()
 	}
@@ -352,11 +379,21 @@ func tryWrite(ctx context.Context, tx pgx.Tx, qt, cmd string, j int, w policy.Wr
 	return wr, nil
 }
 
+// PrivilegesDenial is what a write refused by privileges means.
+const PrivilegesDenial = "denied by privileges, not by row-level security: the test proves nothing about the policy"
+
 // isDenied: insufficient privilege (42501), which covers both "new row
 // violates row-level security policy" and "permission denied".
 func isDenied(err error) bool {
 	var pe *pgconn.PgError
 	return errors.As(err, &pe) && pe.Code == "42501"
+}
+
+// isRLSDenied: a policy refused the row. "permission denied for
+// table/sequence/column" has the same code but no policy was asked.
+func isRLSDenied(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "42501" && strings.Contains(pe.Message, "violates row-level security policy")
 }
 
 // isBypassError: row_security = off refused because RLS applies.

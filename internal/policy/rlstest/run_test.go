@@ -409,3 +409,70 @@ func TestRunCompositeKey(t *testing.T) {
 		t.Errorf("composite: %s", describe(r))
 	}
 }
+
+// A write refused by privileges proves nothing about the policies: it is
+// neither "denied" nor "allowed" but inconclusive, and says so. A read
+// the server refuses, a role or table that does not exist are errors
+// (the test could not run), with no row counts.
+func TestRunPrivilegesNotRLS(t *testing.T) {
+	srv := pgtest.Shared(t)
+	c := pgtest.Conn(t, srv, "postgres")
+	baseRoles(t, c)
+	execAll(t, c,
+		"CREATE ROLE colonly",
+		"CREATE SCHEMA privs",
+		"CREATE TABLE privs.t (id serial PRIMARY KEY, tenant_id int NOT NULL, body text)",
+		"INSERT INTO privs.t (tenant_id, body) SELECT 1 + g % 3, 'r' FROM generate_series(1, 30) g",
+		"ALTER TABLE privs.t OWNER TO app_owner",
+		"GRANT USAGE ON SCHEMA privs TO app, colonly",
+		// INSERT on the table, no USAGE on its sequence: the default
+		// for id is refused before any policy is asked.
+		"GRANT SELECT, INSERT ON privs.t TO app",
+		"GRANT SELECT (tenant_id) ON privs.t TO colonly",
+		"ALTER TABLE privs.t ENABLE ROW LEVEL SECURITY",
+		"CREATE POLICY tenant ON privs.t USING ("+tenantPolicy+") WITH CHECK ("+tenantPolicy+")",
+	)
+	set := map[string]string{"app.tenant_id": "2"}
+	f := fileFor("postgres", "privs", []policy.RLSTest{
+		{Name: "seq", As: "app", Set: set, Sees: "tenant_id = 2", Insert: []policy.WriteTest{
+			{Values: map[string]string{"tenant_id": "3", "body": "'x'"}, Expect: "denied"},
+			{Values: map[string]string{"tenant_id": "2", "body": "'x'"}, Expect: "allowed"},
+			{Values: map[string]string{"id": "500", "tenant_id": "3"}, Expect: "denied"}, // a real RLS denial
+		}},
+		{Name: "columns", As: "colonly", Set: set, Sees: "tenant_id = 2"},
+		{Name: "nobody", As: "no_such_role", Sees: "true"},
+	})
+	f.Databases["postgres"].Schemas["privs"].RLS["missing"] = &policy.RLS{Enabled: true, Tests: []policy.RLSTest{{Name: "gone", As: "app", Sees: "true"}}}
+	rep := run(t, srv, nil, f)
+	byName := map[string]Result{}
+	for _, r := range rep.Tests {
+		byName[r.Test] = r
+		t.Logf("%s: passed=%v compared=%v %s", r.Test, r.Passed, r.Compared, describe(r))
+	}
+	r := byName["seq"]
+	if r.Passed || r.Inconclusive != 2 || r.WronglyAllowed+r.WronglyDenied != 0 || len(r.Writes) != 3 || !r.Compared || len(r.Errors) != 0 {
+		t.Errorf("seq: %s inconclusive=%d", describe(r), r.Inconclusive)
+	} else {
+		for i, w := range r.Writes[:2] {
+			if w.Got != "privileges" || w.OK || !strings.Contains(w.Detail, PrivilegesDenial) || !strings.Contains(w.Detail, "permission denied for sequence t_id_seq") {
+				t.Errorf("write %d: %+v", i+1, w)
+			}
+		}
+		if w := r.Writes[2]; w.Got != "denied" || !w.OK || !strings.Contains(w.Detail, "violates row-level security policy") {
+			t.Errorf("the RLS denial: %+v", w)
+		}
+	}
+	for _, k := range []struct{ name, want string }{
+		{"columns", "permission denied for table t"},
+		{"nobody", `role "no_such_role" does not exist`},
+		{"gone", "table privs.missing does not exist"},
+	} {
+		r := byName[k.name]
+		if r.Passed || r.Compared || !strings.Contains(strings.Join(r.Errors, " "), k.want) {
+			t.Errorf("%s: %s, want an error %q and no comparison", k.name, describe(r), k.want)
+		}
+	}
+	if rep.Errored() != 3 || rep.Failed() != 4 {
+		t.Errorf("errored %d, failed %d", rep.Errored(), rep.Failed())
+	}
+}

@@ -28,8 +28,12 @@ const (
 	DefaultMonitoringConnLimit = 3
 )
 
-// PolicyName is the tenant template's row policy.
-const PolicyName = "tenant_isolation"
+// PolicyName is the tenant template's row policy for the app;
+// ReadPolicyName the read-only role's (SELECT only).
+const (
+	PolicyName     = "tenant_isolation"
+	ReadPolicyName = "tenant_isolation_read"
+)
 
 // Options name the roles and what the template grants them. Zero
 // connection limits mean the defaults above (-1 is no limit).
@@ -53,17 +57,19 @@ type Options struct {
 	// AppAudit and ReadOnlyAudit are pgaudit.log values for the role
 	// ("write,ddl"); empty leaves the setting alone.
 	AppAudit, ReadOnlyAudit string
-	// AppVerifier and ReadOnlyVerifier are SCRAM verifiers (never clear
-	// text); empty leaves the password as it is.
-	AppVerifier, ReadOnlyVerifier string
+	// AppVerifier, ReadOnlyVerifier, MigrationVerifier and
+	// MonitoringVerifier are SCRAM verifiers (never clear text); empty
+	// leaves the password as it is.
+	AppVerifier, ReadOnlyVerifier, MigrationVerifier, MonitoringVerifier string
 
 	// Tenant, when set, adds row-level security keyed on a setting.
 	Tenant *Tenant
 }
 
 // Tenant is the per-tenant RLS template: on each table, ENABLE and FORCE
-// RLS and one policy for the app, Column = current_setting(Setting, true)
-// cast to the column's type (no tenant set: no rows).
+// RLS, one policy for the app (ALL) and one for the read-only role
+// (SELECT), Column = current_setting(Setting, true) cast to the column's
+// type (no tenant set: no rows). The table's other live policies are kept.
 type Tenant struct {
 	// Tables are "table" (in the first schema) or "schema.table".
 	Tables  []string
@@ -95,11 +101,14 @@ func Init(o Options, live *policy.Live) (*policy.File, []policy.Note, error) {
 
 	f := &policy.File{Version: policy.FormatVersion, Mode: policy.Adopt, Roles: policy.Roles{}}
 	f.Roles[o.Owner] = &policy.Role{Login: ptr(false)}
+	// The app's and read-only role's memberships are not the template's:
+	// MemberOf stays nil (not managed), so adopt mode revokes none of them.
 	f.Roles[o.App] = loginRole(o.AppConnLimit, o.AppVerifier)
 	f.Roles[o.ReadOnly] = loginRole(o.ReadOnlyConnLimit, o.ReadOnlyVerifier)
+	liveRoles := live.File.Roles
 	dbGrants := policy.Grants{"PUBLIC": {}, o.App: {"CONNECT"}, o.ReadOnly: {"CONNECT"}}
 	if o.Migration != "" {
-		r := loginRole(o.MigrationConnLimit, "")
+		r := loginRole(o.MigrationConnLimit, o.MigrationVerifier)
 		m := policy.Membership{Role: o.Owner}
 		if live.Major >= 16 {
 			m.Inherit, m.Set = ptr(false), ptr(true)
@@ -108,17 +117,16 @@ func Init(o Options, live *policy.Live) (*policy.File, []policy.Note, error) {
 			// NOINHERIT gives the same "only after SET ROLE".
 			r.Inherit = ptr(false)
 		}
-		r.MemberOf = policy.Memberships{m}
+		r.MemberOf = keepMemberships(liveRoles[o.Migration], m)
 		f.Roles[o.Migration] = r
 		dbGrants[o.Migration] = []string{"CONNECT"}
 	}
 	if o.Monitoring != "" {
-		r := loginRole(o.MonitoringConnLimit, "")
-		r.MemberOf = policy.Memberships{{Role: "pg_monitor"}}
+		r := loginRole(o.MonitoringConnLimit, o.MonitoringVerifier)
+		r.MemberOf = keepMemberships(liveRoles[o.Monitoring], policy.Membership{Role: "pg_monitor"})
 		f.Roles[o.Monitoring] = r
 		dbGrants[o.Monitoring] = []string{"CONNECT"}
 	}
-	liveRoles := live.File.Roles
 	for _, a := range []struct{ role, audit string }{{o.App, o.AppAudit}, {o.ReadOnly, o.ReadOnlyAudit}} {
 		if a.audit == "" {
 			continue
@@ -133,8 +141,11 @@ func Init(o Options, live *policy.Live) (*policy.File, []policy.Note, error) {
 		s["pgaudit.log"] = a.audit
 		f.Roles[a.role].Settings = s
 	}
-	for _, p := range []struct{ role, verifier, flag string }{{o.App, o.AppVerifier, "--app-password-file"}, {o.ReadOnly, o.ReadOnlyVerifier, "--readonly-password-file"}} {
-		if p.verifier != "" || live.HasPassword[p.role] {
+	for _, p := range []struct{ role, verifier, flag string }{
+		{o.App, o.AppVerifier, "--app-password-file"}, {o.ReadOnly, o.ReadOnlyVerifier, "--readonly-password-file"},
+		{o.Migration, o.MigrationVerifier, "--migration-password-file"}, {o.Monitoring, o.MonitoringVerifier, "--monitoring-password-file"},
+	} {
+		if p.role == "" || p.verifier != "" || live.HasPassword[p.role] {
 			continue
 		}
 		notes = append(notes, policy.Note{Level: "info", Object: "role " + p.role,
@@ -189,8 +200,10 @@ func Init(o Options, live *policy.Live) (*policy.File, []policy.Note, error) {
 		db.Schemas[name] = s
 	}
 	notes = append(notes, keepCreators(o, live, db, others)...)
+	notes = append(notes, membershipNotes(o, f, live)...)
+	notes = append(notes, connectLosers(o, f, live)...)
 	if o.Tenant != nil {
-		tn, err := tenantRLS(o, db)
+		tn, err := tenantRLS(o, db, live)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -200,7 +213,49 @@ func Init(o Options, live *policy.Live) (*policy.File, []policy.Note, error) {
 }
 
 func loginRole(limit int, verifier string) *policy.Role {
-	return &policy.Role{Login: ptr(true), ConnectionLimit: ptr(limit), Password: verifier, MemberOf: policy.Memberships{}}
+	return &policy.Role{Login: ptr(true), ConnectionLimit: ptr(limit), Password: verifier}
+}
+
+// keepMemberships is the template's membership m plus the role's live
+// ones: a member_of list is exact in adopt mode, and the template means
+// to add m, not to revoke what the role already belongs to.
+func keepMemberships(lr *policy.Role, m policy.Membership) policy.Memberships {
+	out := policy.Memberships{m}
+	if lr == nil {
+		return out
+	}
+	for _, l := range lr.MemberOf {
+		if l.Role != m.Role {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// membershipNotes names the memberships the layout's roles keep: their
+// privileges add to what the layout grants.
+func membershipNotes(o Options, f *policy.File, live *policy.Live) []policy.Note {
+	var notes []policy.Note
+	for _, name := range []string{o.App, o.ReadOnly, o.Migration, o.Monitoring} {
+		lr := live.File.Roles[name]
+		if name == "" || lr == nil || len(lr.MemberOf) == 0 {
+			continue
+		}
+		var kept []string
+		for _, m := range lr.MemberOf {
+			if name == o.Migration && m.Role == o.Owner || name == o.Monitoring && m.Role == "pg_monitor" {
+				continue
+			}
+			kept = append(kept, m.Role)
+		}
+		if len(kept) == 0 {
+			continue
+		}
+		slices.Sort(kept)
+		notes = append(notes, policy.Note{Level: "info", Object: "role " + name,
+			Text: fmt.Sprintf("stays a member of %s (the layout revokes no membership): what those roles may do, %s may do too; revoke them yourself if that is not meant", strings.Join(kept, ", "), name)})
+	}
+	return notes
 }
 
 // creators are the roles whose future objects need default privileges:
@@ -326,7 +381,8 @@ func owned(ls *policy.Schema, role string) int {
 	return n
 }
 
-func tenantRLS(o Options, db *policy.Database) ([]policy.Note, error) {
+func tenantRLS(o Options, db *policy.Database, live *policy.Live) ([]policy.Note, error) {
+	liveDB := live.File.Databases[o.Database]
 	t := o.Tenant
 	if len(t.Tables) == 0 || t.Column == "" {
 		return nil, errors.New("template: the tenant template needs --tenant-table and --tenant-column")
@@ -365,18 +421,44 @@ func tenantRLS(o Options, db *policy.Database) ([]policy.Note, error) {
 				return nil, fmt.Errorf("template: tenant table %s: %w", quote.Qualified(schema, table), err)
 			}
 		}
+		sees := fmt.Sprintf("%s = %s::%s", col, quote.Literal(value), typ)
 		rls := &policy.RLS{
 			Enabled: true,
 			Force:   true,
-			Policies: policy.RowPolicies{PolicyName: {
-				Command: "ALL", Roles: []string{o.App}, Using: expr, Check: expr,
-			}},
-			Tests: []policy.RLSTest{{
-				Name: "tenant " + value + " sees only its rows",
-				As:   o.App,
-				Set:  map[string]string{setting: value},
-				Sees: fmt.Sprintf("%s = %s::%s", col, quote.Literal(value), typ),
-			}},
+			Policies: policy.RowPolicies{
+				PolicyName:     {Command: "ALL", Roles: []string{o.App}, Using: expr, Check: expr},
+				ReadPolicyName: {Command: "SELECT", Roles: []string{o.ReadOnly}, Using: expr},
+			},
+			Tests: []policy.RLSTest{
+				{Name: "tenant " + value + " sees only its rows", As: o.App, Set: map[string]string{setting: value}, Sees: sees},
+				{Name: "read-only: tenant " + value + " sees only its rows", As: o.ReadOnly, Set: map[string]string{setting: value}, Sees: sees},
+			},
+		}
+		// The policies map is exact (adopt mode): the table's other live
+		// policies are carried over unchanged, so init only adds.
+		var kept []string
+		tableOwner := ""
+		if liveDB != nil {
+			if ls := liveDB.Schemas[schema]; ls != nil {
+				if lt := ls.Tables[table]; lt != nil {
+					tableOwner = lt.Owner
+				}
+				if lr := ls.RLS[table]; lr != nil {
+					for name, lp := range lr.Policies {
+						if _, ours := rls.Policies[name]; !ours && lp != nil {
+							cp := *lp
+							cp.Roles = slices.Clone(lp.Roles)
+							rls.Policies[name] = &cp
+							kept = append(kept, name)
+						}
+					}
+				}
+			}
+		}
+		if len(kept) > 0 {
+			slices.Sort(kept)
+			notes = append(notes, policy.Note{Level: "info", Object: "table " + quote.Qualified(schema, table),
+				Text: fmt.Sprintf("keeps its existing policies %s unchanged; permissive policies are OR-ed, so one broader than %s still shows other tenants' rows to the roles it names (access policy test proves what each role sees)", strings.Join(kept, ", "), PolicyName)})
 		}
 		s := db.Schemas[schema]
 		if s.RLS == nil {
@@ -384,9 +466,24 @@ func tenantRLS(o Options, db *policy.Database) ([]policy.Note, error) {
 		}
 		s.RLS[table] = rls
 		notes = append(notes, policy.Note{Level: "info", Object: "table " + quote.Qualified(schema, table),
-			Text: fmt.Sprintf("FORCE ROW LEVEL SECURITY: the owner (and a migration role after SET ROLE) sees only the rows of the tenant in %s too; unset, it sees none", setting)})
+			Text: fmt.Sprintf("FORCE ROW LEVEL SECURITY with policies for %s (read and write) and %s (SELECT) only: both see just the rows of the tenant in %s, none when it is unset; %s", o.App, o.ReadOnly, setting, ownerRows(o, live, tableOwner))})
 	}
 	return notes, nil
+}
+
+// ownerRows says what the table's owner and the layout's other roles see
+// under FORCE with no policy for them: nothing, unless RLS never applies
+// to the role (superuser, BYPASSRLS).
+func ownerRows(o Options, live *policy.Live, tableOwner string) string {
+	others := o.Owner + " (and a migration role after SET ROLE)"
+	if tableOwner == "" || tableOwner == o.Owner {
+		return "the table's owner " + others + " matches no policy, so it sees and changes no rows at all (data fixes: as " + o.App + " with the setting, or as a role with BYPASSRLS); DDL is not affected"
+	}
+	own := "its owner " + tableOwner + " matches no policy, so it sees and changes no rows at all (data fixes: as " + o.App + " with the setting, or as a role with BYPASSRLS)"
+	if r := live.File.Roles[tableOwner]; r != nil && (r.Superuser != nil && *r.Superuser || r.BypassRLS != nil && *r.BypassRLS) {
+		own = "its owner " + tableOwner + " is a superuser or has BYPASSRLS, so row-level security never applies to it: it sees every row"
+	}
+	return own + "; " + others + " matches no policy either and sees no rows"
 }
 
 // splitTable takes "schema.table" when the prefix is one of the
@@ -528,3 +625,109 @@ func validName(flag, name string) error {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// connectLosers warns about the LOGIN roles that can connect to the
+// database now and cannot once the plan has revoked PUBLIC's CONNECT: no
+// CONNECT of their own or from a role whose privileges they inherit, not
+// a superuser, not (a member of) the database owner.
+func connectLosers(o Options, f *policy.File, live *policy.Live) []policy.Note {
+	liveDB := live.File.Databases[o.Database]
+	if liveDB == nil {
+		return nil // created by the plan: nobody connects to it yet
+	}
+	db := f.Databases[o.Database]
+	before := connectState{major: live.Major, roles: live.File.Roles, grants: liveDB.Grants, owner: liveDB.Owner}
+	after := connectState{major: live.Major, roles: policy.Roles{}, grants: policy.Grants{}, owner: db.Owner}
+	maps.Copy(after.roles, live.File.Roles)
+	maps.Copy(after.grants, liveDB.Grants)
+	for k, v := range db.Grants {
+		after.grants[k] = v
+	}
+	for name, r := range f.Roles {
+		// Adopt mode: attributes the file leaves out are the defaults;
+		// memberships it leaves out (nil) stay as they are.
+		nr := *r
+		if lr := live.File.Roles[name]; lr != nil && nr.MemberOf == nil {
+			nr.MemberOf = lr.MemberOf
+		}
+		after.roles[name] = &nr
+	}
+	var lose []string
+	for _, name := range slices.Sorted(maps.Keys(live.File.Roles)) {
+		r := live.File.Roles[name]
+		if r.Login == nil || !*r.Login || strings.HasPrefix(name, "pg_") {
+			continue
+		}
+		if before.can(name) && !after.can(name) {
+			lose = append(lose, name)
+		}
+	}
+	if len(lose) == 0 {
+		return nil
+	}
+	shown := lose
+	more := ""
+	if len(shown) > 20 {
+		shown, more = shown[:20], fmt.Sprintf(" and %d more", len(lose)-20)
+	}
+	return []policy.Note{{Level: "warning", Object: "database " + o.Database,
+		Text: fmt.Sprintf("the plan locks out %d LOGIN role(s) that connect now: with PUBLIC's CONNECT revoked and the database owned by %s they have no CONNECT of their own or through a role they inherit from: %s%s; GRANT CONNECT ON DATABASE %s TO each that still needs it (after the plan: init leaves roles it does not name alone)",
+			len(lose), db.Owner, strings.Join(shown, ", "), more, quote.Ident(o.Database))}}
+}
+
+// connectState is who holds CONNECT on one database, before or after.
+type connectState struct {
+	major  int
+	roles  policy.Roles
+	grants policy.Grants
+	owner  string
+}
+
+// can: role may connect (superuser, PUBLIC, or a role it inherits
+// privileges from, itself included, owns the database or holds CONNECT).
+func (s connectState) can(role string) bool {
+	if r := s.roles[role]; r != nil && r.Superuser != nil && *r.Superuser {
+		return true
+	}
+	if hasConnect(s.grants["PUBLIC"]) {
+		return true
+	}
+	seen := map[string]bool{}
+	queue := []string{role}
+	for len(queue) > 0 {
+		n := queue[0]
+		queue = queue[1:]
+		if seen[n] {
+			continue
+		}
+		seen[n] = true
+		if n == s.owner || hasConnect(s.grants[n]) {
+			return true
+		}
+		r := s.roles[n]
+		if r == nil {
+			continue
+		}
+		roleInherits := r.Inherit == nil || *r.Inherit
+		for _, m := range r.MemberOf {
+			inherit := roleInherits
+			if s.major >= 16 && m.Inherit != nil {
+				inherit = *m.Inherit
+			}
+			if inherit {
+				queue = append(queue, m.Role)
+			}
+		}
+	}
+	return false
+}
+
+func hasConnect(privs []string) bool {
+	for _, p := range privs {
+		p = strings.TrimSuffix(strings.ToUpper(p), " WITH GRANT OPTION")
+		if p == "CONNECT" || p == "ALL" || p == "ALL PRIVILEGES" {
+			return true
+		}
+	}
+	return false
+}

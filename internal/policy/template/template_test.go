@@ -52,8 +52,8 @@ func TestInitLayout(t *testing.T) {
 	if !*app.Login || *app.ConnectionLimit != DefaultAppConnLimit || !*ro.Login || *ro.ConnectionLimit != DefaultReadOnlyConnLimit {
 		t.Errorf("login roles: %+v %+v", app, ro)
 	}
-	if app.MemberOf == nil || len(app.MemberOf) != 0 || app.Password != "" {
-		t.Errorf("app memberships managed and empty, no password: %+v", app)
+	if app.MemberOf != nil || app.Password != "" {
+		t.Errorf("app memberships not managed, no password: %+v", app)
 	}
 	db := f.Databases["appdb"]
 	if db.Owner != "appdb_owner" || !reflect.DeepEqual(db.Grants, policy.Grants{"PUBLIC": {}, "app": {"CONNECT"}, "report": {"CONNECT"}}) {
@@ -85,7 +85,7 @@ func TestInitLayout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(string(out), "PUBLIC: []") || !strings.Contains(string(out), "member_of: []") {
+	if !strings.Contains(string(out), "PUBLIC: []") || strings.Contains(string(out), "member_of") {
 		t.Errorf("empty (managed) keys lost in YAML:\n%s", out)
 	}
 	back, err := policy.Parse("roles.yaml", out)
@@ -187,7 +187,11 @@ func TestInitTenant(t *testing.T) {
 	if p.Using != want || p.Check != want || !slices.Equal(p.Roles, []string{`ap"p`}) || p.Command != "ALL" {
 		t.Errorf("policy: %+v", p)
 	}
-	if len(rls.Tests) != 1 || rls.Tests[0].As != `ap"p` || rls.Tests[0].Set["app.tenant_id"] != "1" || rls.Tests[0].Sees != `"Tenant ""Id""" = '1'::integer` {
+	if rp := rls.Policies[ReadPolicyName]; rp == nil || rp.Using != want || rp.Check != "" || !slices.Equal(rp.Roles, []string{"r"}) || rp.Command != "SELECT" {
+		t.Errorf("read-only policy: %+v", rp)
+	}
+	if len(rls.Tests) != 2 || rls.Tests[0].As != `ap"p` || rls.Tests[0].Set["app.tenant_id"] != "1" || rls.Tests[0].Sees != `"Tenant ""Id""" = '1'::integer` ||
+		rls.Tests[1].As != "r" || rls.Tests[1].Sees != rls.Tests[0].Sees {
 		t.Errorf("tests: %+v", rls.Tests)
 	}
 
@@ -272,4 +276,77 @@ func hasNote(notes []policy.Note, object, text string) bool {
 		}
 	}
 	return false
+}
+
+// What init finds it keeps: a tenant table's other policies, the
+// memberships of the roles it names; and it names every LOGIN role that
+// loses CONNECT with PUBLIC's.
+func TestInitKeepsLive(t *testing.T) {
+	l := fresh(16)
+	l.Databases = append(l.Databases, "appdb")
+	other := &policy.RowPolicy{Command: "SELECT", Roles: []string{"auditor"}, Using: "true"}
+	l.File.Roles["clerk"] = &policy.Role{Login: ptr(true), MemberOf: policy.Memberships{{Role: "devs"}}}
+	l.File.Roles["devs"] = &policy.Role{}
+	l.File.Roles["mig"] = &policy.Role{Login: ptr(true), MemberOf: policy.Memberships{{Role: "devs"}}}
+	for _, r := range []string{"alice", "bob", "carol", "dave", "eve", "root", "nologin"} {
+		l.File.Roles[r] = &policy.Role{Login: ptr(r != "nologin")}
+	}
+	l.File.Roles["root"].Superuser = ptr(true)
+	l.File.Roles["connectors"] = &policy.Role{}
+	l.File.Roles["bob"].MemberOf = policy.Memberships{{Role: "connectors"}}
+	l.File.Roles["eve"].MemberOf = policy.Memberships{{Role: "connectors", Inherit: ptr(false)}}
+	l.File.Roles["dave"].MemberOf = policy.Memberships{{Role: "dbowner"}}
+	l.File.Roles["dbowner"] = &policy.Role{}
+	l.File.Databases["appdb"] = &policy.Database{Owner: "dbowner",
+		Grants: policy.Grants{"PUBLIC": {"CONNECT", "TEMPORARY"}, "carol": {"CONNECT"}, "connectors": {"CONNECT"}},
+		Schemas: map[string]*policy.Schema{"public": {Owner: "pg_database_owner", Tables: policy.Objects{"orders": {Owner: "root"}},
+			RLS: map[string]*policy.RLS{"orders": {Enabled: true, Policies: policy.RowPolicies{"audit_all": other}}}}}}
+	o := Options{Database: "appdb", App: "clerk", ReadOnly: "report", Migration: "mig",
+		Tenant: &Tenant{Tables: []string{"orders"}, Column: "tenant_id", ColumnType: func(string, string, string) (string, error) { return "integer", nil }}}
+	f, notes, err := Init(o, l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rls := f.Databases["appdb"].Schemas["public"].RLS["orders"]
+	if !reflect.DeepEqual(rls.Policies["audit_all"], other) || len(rls.Policies) != 3 || !hasNote(notes, "table public.orders", "keeps its existing policies audit_all") {
+		t.Errorf("live policy not kept: %+v %+v", rls.Policies, notes)
+	}
+	if f.Roles["clerk"].MemberOf != nil || !hasNote(notes, "role clerk", "stays a member of devs") {
+		t.Errorf("clerk's membership managed: %+v %+v", f.Roles["clerk"].MemberOf, notes)
+	}
+	if got := f.Roles["mig"].MemberOf; len(got) != 2 || got[0].Role != "appdb_owner" || got[1].Role != "devs" || !hasNote(notes, "role mig", "stays a member of devs") {
+		t.Errorf("migration memberships: %+v", got)
+	}
+	// alice has only PUBLIC's; eve's membership does not inherit; dave
+	// inherits the database owner, which the plan replaces. bob and carol
+	// keep a CONNECT, root is a superuser, the layout's roles get one.
+	if !hasNote(notes, "database appdb", "locks out 3 LOGIN role(s) that connect now: with PUBLIC's CONNECT revoked and the database owned by appdb_owner they have no CONNECT of their own or through a role they inherit from: alice, dave, eve;") {
+		t.Errorf("connect losers: %+v", notes)
+	}
+	if !hasNote(notes, "table public.orders", "its owner root is a superuser or has BYPASSRLS, so row-level security never applies to it") ||
+		!hasNote(notes, "table public.orders", "appdb_owner (and a migration role after SET ROLE) matches no policy either and sees no rows") {
+		t.Errorf("owner note: %+v", notes)
+	}
+	for _, n := range notes {
+		if strings.Contains(n.Text, "rotate") {
+			t.Errorf("a note points to a rotate command: %+v", n)
+		}
+	}
+	// PUBLIC's already revoked: only dave, who loses the owner.
+	l.File.Databases["appdb"].Grants["PUBLIC"] = nil
+	_, notes, _ = Init(o, l)
+	if !hasNote(notes, "database appdb", "locks out 1 LOGIN role(s)") || !hasNote(notes, "database appdb", "inherit from: dave;") {
+		t.Errorf("losers without PUBLIC's CONNECT: %+v", notes)
+	}
+}
+
+func TestInitPasswordNotes(t *testing.T) {
+	o := Options{Database: "d", App: "a", ReadOnly: "r", Migration: "m", Monitoring: "mon", MonitoringVerifier: "SCRAM-SHA-256$4096:x"}
+	f, notes, err := Init(o, fresh(15))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !hasNote(notes, "role m", "--migration-password-file") || hasNote(notes, "role mon", "no password") || f.Roles["mon"].Password != o.MonitoringVerifier {
+		t.Errorf("notes: %+v", notes)
+	}
 }
