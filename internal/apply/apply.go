@@ -151,21 +151,12 @@ func Rollback(ctx context.Context, id string, o Options) (*Result, error) {
 	if root == "" {
 		root = DefaultJournalRoot()
 	}
-	j, err := plan.OpenJournal(root, id)
+	j, st, err := plan.OpenApplied(root, id)
+	if j != nil {
+		res.JournalDir = j.Dir
+	}
 	if err != nil {
 		return res, err
-	}
-	res.JournalDir = j.Dir
-	st, err := j.State()
-	if err != nil {
-		return res, err
-	}
-	switch st.State {
-	case plan.StateApplied:
-	case plan.StateRolledBack:
-		return res, fmt.Errorf("plan %s was already rolled back (%s)", id, st.RolledBack.Format(time.RFC3339))
-	default:
-		return res, fmt.Errorf("plan %s is %s: nothing of it is in force to roll back", id, st.State)
 	}
 	m, err := j.Manifest()
 	if err != nil {

@@ -367,3 +367,24 @@ func Hash(data []byte) string {
 	h := sha256.Sum256(data)
 	return hex.EncodeToString(h[:])
 }
+
+// OpenApplied opens plan id's journal for a rollback: only a plan whose
+// state is applied has anything in force to put back.
+func OpenApplied(root, id string) (*Journal, *JournalState, error) {
+	j, err := OpenJournal(root, id)
+	if err != nil {
+		return nil, nil, err
+	}
+	st, err := j.State()
+	if err != nil {
+		return j, nil, err
+	}
+	switch st.State {
+	case StateApplied:
+		return j, st, nil
+	case StateRolledBack:
+		return j, st, fmt.Errorf("plan %s was already rolled back (%s)", id, st.RolledBack.Format(time.RFC3339))
+	default:
+		return j, st, fmt.Errorf("plan %s is %s: nothing of it is in force to roll back", id, st.State)
+	}
+}

@@ -43,21 +43,12 @@ func Rollback(ctx context.Context, cfg *pgx.ConnConfig, root, id string, o Optio
 	if cfg == nil {
 		return res, errors.New("policy rollback: no connection settings")
 	}
-	j, err := plan.OpenJournal(o.root(), id)
+	j, st, err := plan.OpenApplied(o.root(), id)
+	if j != nil {
+		res.JournalDir = j.Dir
+	}
 	if err != nil {
 		return res, err
-	}
-	res.JournalDir = j.Dir
-	st, err := j.State()
-	if err != nil {
-		return res, err
-	}
-	switch st.State {
-	case plan.StateApplied:
-	case plan.StateRolledBack:
-		return res, fmt.Errorf("plan %s was already rolled back (%s)", id, st.RolledBack.Format(time.RFC3339))
-	default:
-		return res, fmt.Errorf("plan %s is %s: nothing of it is in force to roll back", id, st.State)
 	}
 	if _, err := j.ReadExtra(beforeFile); err != nil {
 		return res, fmt.Errorf("plan %s has no %s: it is not a policy plan (see pgaegis fix rollback)", id, beforeFile)
