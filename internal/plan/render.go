@@ -153,23 +153,13 @@ func SplitList(name, value string) []string {
 				if k := strings.IndexAny(elem, " \t\n\r\f\v"); k >= 0 {
 					elem = elem[:k]
 				}
-				elem = asciiLower(elem)
+				elem = quote.LowerASCII(elem)
 			}
 			s = s[j:]
 		}
 		out = append(out, elem)
 		s = strings.TrimPrefix(s, ",")
 	}
-}
-
-func asciiLower(s string) string {
-	b := []byte(s)
-	for i, c := range b {
-		if c >= 'A' && c <= 'Z' {
-			b[i] = c + 'a' - 'A'
-		}
-	}
-	return string(b)
 }
 
 // AlterSystem is the statement that sets c: the name as an identifier

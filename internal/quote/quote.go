@@ -345,3 +345,15 @@ func ServiceValue(v string) (string, error) {
 	}
 	return v, nil
 }
+
+// LowerASCII folds an unquoted identifier or keyword the way the server's
+// downcase_identifier does in a UTF-8 database: ASCII letters only.
+func LowerASCII(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if c >= 'A' && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
+}

@@ -3,6 +3,7 @@ package execute
 import (
 	"strings"
 
+	"github.com/pgaegis/pgaegis/internal/quote"
 	"github.com/pgaegis/pgaegis/internal/sqllex"
 )
 
@@ -30,7 +31,7 @@ func words(s string) []word {
 		switch t.Kind {
 		case sqllex.Space, sqllex.Comment:
 		case sqllex.Ident:
-			out = append(out, word{text: asciiLower(s[t.Start:t.End]), kind: t.Kind})
+			out = append(out, word{text: quote.LowerASCII(s[t.Start:t.End]), kind: t.Kind})
 		case sqllex.QuotedIdent:
 			w := word{kind: t.Kind, quoted: true}
 			if t.Prefix != 0 {
@@ -44,18 +45,6 @@ func words(s string) []word {
 		}
 	}
 	return out
-}
-
-// asciiLower folds like the server's downcase_identifier for UTF-8
-// databases: ASCII letters only.
-func asciiLower(s string) string {
-	b := []byte(s)
-	for i, c := range b {
-		if c >= 'A' && c <= 'Z' {
-			b[i] = c + 'a' - 'A'
-		}
-	}
-	return string(b)
 }
 
 func (w word) is(kw string) bool { return w.kind == sqllex.Ident && w.text == kw }
