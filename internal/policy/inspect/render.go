@@ -37,19 +37,25 @@ func Marshal(f *policy.File, header []string) ([]byte, error) {
 	return w.b, nil
 }
 
+// commentSafe escapes what would end a comment line or what YAML does
+// not allow in one: line breaks, control characters, invalid UTF-8.
 func commentSafe(s string) string {
 	var sb strings.Builder
-	for _, r := range s {
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
 		switch {
+		case r == utf8.RuneError && n == 1:
+			fmt.Fprintf(&sb, `\x%02x`, s[i])
 		case r == '\n':
 			sb.WriteString(`\n`)
 		case r == '\r':
 			sb.WriteString(`\r`)
-		case r < 0x20 || r == 0x7f || r == 0x85 || r == 0x2028 || r == 0x2029:
+		case !printable(r):
 			fmt.Fprintf(&sb, `\u%04x`, r) // U+2028 is not \x28
 		default:
 			sb.WriteRune(r)
 		}
+		i += n
 	}
 	return sb.String()
 }
