@@ -556,8 +556,8 @@ var specialWords = map[string]bool{"y": true, "n": true, "yes": true, "no": true
 
 // plainOK says s can be written unquoted and reads back as the same
 // string in any YAML 1.1 or 1.2 reader: a conservative allow-list, not
-// YAML's own rules. ASCII letters, digits and _ ( ) / . - $ + and inner
-// spaces; a letter, digit, _ or ( first; not a word YAML reads as a
+// YAML's own rules. ASCII letters, digits and _ ( ) / . - $ + < > = and
+// inner spaces; a letter, digit, _ or ( first; not a word YAML reads as a
 // boolean or null, nor anything that could be a number, date or time;
 // "," only outside flow collections.
 func plainOK(s string, flow bool) bool {
@@ -577,8 +577,8 @@ func plainOK(s string, flow bool) bool {
 				numeric = false
 			}
 		case c >= '0' && c <= '9', c == '.', c == '-', c == '+', c == '_':
-		case c == '(' || c == ')' || c == '/' || c == '$':
-			numeric = false
+		case c == '(' || c == ')' || c == '/' || c == '$' || c == '<' || c == '>' || c == '=':
+			numeric = false // never first (checked above): not indicators inside
 		case c == ' ':
 			// inner spaces: the first character is not one, the last is
 			// checked above, and no '#' or ':' can follow.

@@ -612,7 +612,7 @@ func TestMarshalRoundTrips(t *testing.T) {
 			}
 		}
 		name := map[bool]string{true: "tame", false: "hostile"}[tame]
-		t.Logf("ORACLE inspect-marshal-%s pg-: cases=%d disagreements=%d seconds=%.1f (generated files, no server; yaml.v3's writer wrong in %d)",
+		t.Logf("ORACLE inspect-marshal-%s pgany: cases=%d disagreements=%d seconds=%.1f (generated files, no server; yaml.v3's writer wrong in %d)",
 			name, cases, bad, time.Since(start).Seconds(), oldWrong)
 	}
 }
@@ -672,6 +672,7 @@ func TestPlainOK(t *testing.T) {
 		{"yes", false, false}, {"Off", false, false}, {"NULL", false, false}, {"1", false, false}, {"1e5", false, false},
 		{"0x1F", false, false}, {"2001-12-14", false, false}, {"a b ", false, false}, {" a", false, false}, {"a: b", false, false},
 		{"a#b", false, false}, {"*", false, false}, {"-x", false, false}, {".inf", false, false}, {"é", false, false}, {"", false, false},
+		{"(id > 0)", true, true}, {"<<", false, false}, {"=", false, false}, {">x", false, false}, {"a=b", false, true},
 		{"a.b", false, true}, {"pg_read_all_settings", false, true}, {"1st", false, true},
 	} {
 		if got := plainOK(tc.s, tc.flow); got != tc.plain {
