@@ -597,40 +597,45 @@ func plainOK(s string, flow bool) bool {
 	return true
 }
 
-// yamlSorted is a map's keys in the order yaml.v3 writes them (yamlLess),
+// yamlSorted is a map's keys in the order yaml.v3 writes them (runesLess),
 // so the files keep the order earlier releases wrote. The keys are sorted
-// bytewise first so that the result does not depend on map order.
+// bytewise first so that the result does not depend on map order; each
+// is decoded into runes once, not at every comparison.
 func yamlSorted[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
+	type key struct {
+		s string
+		r []rune
 	}
-	slices.Sort(keys)
-	slices.SortStableFunc(keys, func(a, b string) int {
-		if yamlLess(a, b) {
+	ks := make([]key, 0, len(m))
+	for k := range m {
+		ks = append(ks, key{k, []rune(k)})
+	}
+	slices.SortFunc(ks, func(a, b key) int { return strings.Compare(a.s, b.s) })
+	slices.SortStableFunc(ks, func(a, b key) int {
+		if runesLess(a.r, b.r) {
 			return -1
 		}
-		if yamlLess(b, a) {
+		if runesLess(b.r, a.r) {
 			return 1
 		}
 		return 0
 	})
-	return keys
+	out := make([]string, len(ks))
+	for i, k := range ks {
+		out[i] = k.s
+	}
+	return out
 }
 
-// yamlLess is yaml.v3's order of string map keys, a "natural" order
+// runesLess is yaml.v3's order of string map keys, a "natural" order
 // (t2 before t10): at the first rune where a and b differ, two letters
 // compare as runes; a letter and a non-letter put the letter first when
 // the runes before were digits, last otherwise; two non-letters compare
 // as the numbers their digit runs spell (a run continued from equal
 // digits before it when one of them is '0' and those digits are not all
 // zeros), then by the runs' lengths, then as runes. A prefix sorts
-// first.
-func yamlLess(a, b string) bool {
-	if a == b {
-		return false
-	}
-	ar, br := []rune(a), []rune(b) // Go's rune decoding: invalid bytes are U+FFFD, as in yaml.v3
+// first. Invalid UTF-8 compares as U+FFFD, as in yaml.v3.
+func runesLess(ar, br []rune) bool {
 	afterDigit := false
 	for i := 0; i < len(ar) && i < len(br); i++ {
 		x, y := ar[i], br[i]
