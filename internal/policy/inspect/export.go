@@ -23,10 +23,15 @@ type ExportOptions struct {
 // options are the defaults. It is faithful: Expand(Export(live), live)
 // is live.File, object by object. Mode authoritative, no ignore_roles.
 //
-// Where a role has no memberships, member_of: [] is written (the file
-// then manages them: an authoritative apply revokes a membership added
-// later); settings, database_settings, column privileges and rls are
-// written only where there are some.
+// The file manages the whole scope it read: where a role has no
+// memberships, member_of: [] is written (an authoritative apply revokes
+// a membership added later); a schema without tables, sequences or
+// functions gets "*": {grants: {}} for the kind, and default_privileges
+// is always written ({} when there are none). Settings,
+// database_settings, column privileges and rls are written only where
+// there are some: the model has no way to write an empty one (yaml
+// leaves an empty map of those types out), and Diff reads an rls map as
+// the tables it names, so an empty one would not turn RLS off anywhere.
 func Export(live *policy.Live, o ExportOptions) *policy.File {
 	f := &policy.File{Version: policy.FormatVersion, Mode: policy.Authoritative, Roles: policy.Roles{}, Databases: map[string]*policy.Database{}}
 	in := func(list []string, s string) bool { return len(list) == 0 || slices.Contains(list, s) }
@@ -131,10 +136,14 @@ func (k *keyer) key(g policy.Grants) string {
 	return s
 }
 
-// compact folds one kind's objects into "*" and exceptions.
+// compact folds one kind's objects into "*" and exceptions. A kind
+// with no objects is still managed, as "*" with no grants: an empty map
+// would name no object, so Diff would leave alone a table created later
+// with SELECT for PUBLIC; "*" covers it and an authoritative plan
+// revokes. Its owner stays unmanaged (nothing says who should own it).
 func (k *keyer) compact(objs policy.Objects) policy.Objects {
 	if len(objs) == 0 {
-		return nil
+		return policy.Objects{"*": {Grants: policy.Grants{}}}
 	}
 	out := policy.Objects{}
 	if _, ok := objs["*"]; ok {
