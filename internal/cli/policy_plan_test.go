@@ -2,6 +2,7 @@ package cli
 
 import (
 	"encoding/json"
+	"os"
 	"strings"
 	"testing"
 
@@ -63,5 +64,40 @@ databases:
 	bad := writeFile(t, "b.yaml", "version: 1\nroles:\n  x: {password: hunter2hunter2}\n")
 	if code, out, errs := runCLI(t, append([]string{"access", "policy", "plan", bad}, args...)...); code != ExitError || strings.Contains(out+errs, "hunter2") || !strings.Contains(errs, "b.yaml:3") {
 		t.Fatalf("bad file: exit %d\n%s%s", code, out, errs)
+	}
+}
+
+// An export limited by --role names one role in roles:; planned back it
+// must change nothing (adopt mode), whatever other roles the server has,
+// with --database and --schema limits too.
+func TestPolicyExportRoleRoundTrip(t *testing.T) {
+	srv := pgtest.Shared(t)
+	ctx := pgtest.Ctx(t)
+	must(t, srv.Exec(ctx, `CREATE ROLE "we""ird name" LOGIN`, `CREATE ROLE rt_other`, `CREATE DATABASE rt_db`))
+	t.Cleanup(func() {
+		srv.Exec(ctx, `DROP DATABASE IF EXISTS rt_db`, `DROP ROLE IF EXISTS "we""ird name"`, `DROP ROLE IF EXISTS rt_other`)
+	})
+	db := pgtest.Conn(t, srv, "rt_db")
+	if _, err := db.Exec(ctx, `CREATE SCHEMA s; CREATE TABLE s.t (a int); CREATE TABLE public.u (a int);
+		GRANT SELECT ON s.t TO "we""ird name"; GRANT INSERT, SELECT ON public.u TO rt_other; GRANT USAGE ON SCHEMA s TO "we""ird name"`); err != nil {
+		t.Fatal(err)
+	}
+	args := connArgs(t, srv, srv.AdminUser, srv.Password)
+	for _, limit := range [][]string{
+		{"--database", "rt_db"},
+		{"--database", "rt_db", "--schema", "s"},
+		{"--database", "rt_db", "--schema", "public"},
+	} {
+		file := writeFile(t, "rt.yaml", "")
+		exp := append(append([]string{"access", "policy", "export", "--role", `we"ird name`, "-o", file}, limit...), args...)
+		if code, out, errs := runCLI(t, exp...); code != ExitOK {
+			t.Fatalf("export %v: exit %d %s%s", limit, code, out, errs)
+		}
+		if data, _ := os.ReadFile(file); !strings.Contains(string(data), "# mode: adopt (") || !strings.Contains(string(data), "\nmode: adopt\n") {
+			t.Fatalf("export %v is not in adopt mode:\n%s", limit, data)
+		}
+		if code, out, errs := runCLI(t, append([]string{"access", "policy", "plan", file}, args...)...); code != ExitOK || strings.Contains(out, "DROP ROLE") {
+			t.Errorf("plan of export %v: exit %d (%s)\n%s", limit, code, errs, out)
+		}
 	}
 }
