@@ -1106,7 +1106,7 @@ func (d *differ) plan() *plan.Plan {
 		add(plan.Step{Summary: fmt.Sprintf("cluster: revoke memberships, lower attributes, reset settings (%d statement(s))", len(d.clusterRemove)), Database: cdb, SQL: d.clusterRemove, Cluster: true})
 	}
 	for _, db := range sortedKeys(d.reassign) {
-		add(plan.Step{Summary: "database " + db + ": reassign or drop what roles being removed own", Database: db, SQL: d.reassign[db]})
+		add(plan.Step{Summary: "database " + db + ": revoke (DROP OWNED), reassign or drop what roles being removed hold or own", Database: db, SQL: d.reassign[db]})
 	}
 	if len(d.drops) > 0 {
 		add(plan.Step{Summary: fmt.Sprintf("cluster: drop %d role(s)", len(d.drops)), Database: cdb, SQL: d.drops, Cluster: true})

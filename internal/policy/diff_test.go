@@ -164,16 +164,28 @@ func TestDiffRules(t *testing.T) {
 			want: []string{`ALTER ROLE app WITH CREATEDB`, `ALTER ROLE app PASSWORD 'SCRAM-SHA-256$4096:abc$def:ghi'`, `ALTER ROLE app WITH NOLOGIN`},
 		},
 		{
-			name: "authoritative drops unnamed role, held when it owns",
+			name: "authoritative drops unnamed role holding privileges: guarded DROP OWNED",
 			live: func(l *Live) {
-				l.Dependents = map[string]map[string]Dependents{"stray": {"appdb": {Privileges: 1}}}
+				l.Dependents = map[string]map[string]Dependents{"stray": {"appdb": {Privileges: 1}, "": {Privileges: 1}}}
 				l.Sessions = map[string]int{"stray": 2}
 			},
 			file: func() *File {
 				return &File{Version: 1, Roles: Roles{"postgres": {Superuser: bp(true), Login: bp(true), CreateDB: bp(true), CreateRole: bp(true), Replication: bp(true), BypassRLS: bp(true)}, "app_owner": {}, "app": {Login: bp(true)}}}
 			},
-			notWant: []string{"DROP ROLE"},
-			notes:   []string{"still owns or holds", "live session"},
+			want:    []string{"-- step database appdb: revoke (DROP OWNED)", "RAISE EXCEPTION", "''stray''", "DROP OWNED BY stray\n", "DROP ROLE stray"},
+			notWant: []string{"REASSIGN"},
+			notes:   []string{"live session"},
+		},
+		{
+			name: "authoritative holds an unnamed role that owns, naming only what it owns",
+			live: func(l *Live) {
+				l.Dependents = map[string]map[string]Dependents{"stray": {"appdb": {Owned: 2, Privileges: 1}}}
+			},
+			file: func() *File {
+				return &File{Version: 1, Roles: Roles{"postgres": {Superuser: bp(true), Login: bp(true), CreateDB: bp(true), CreateRole: bp(true), Replication: bp(true), BypassRLS: bp(true)}, "app_owner": {}, "app": {Login: bp(true)}}}
+			},
+			notWant: []string{"DROP ROLE", "DROP OWNED"},
+			notes:   []string{"appdb: owns 2 object(s); give --reassign-owned-to"},
 		},
 		{
 			name: "drop with reassign and drop owned",
