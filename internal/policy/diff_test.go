@@ -151,10 +151,9 @@ func TestDiffRules(t *testing.T) {
 			name: "pre-16 membership only ADMIN",
 			live: func(l *Live) { l.Major = 15 },
 			file: func() *File {
-				return &File{Version: 1, Mode: Adopt, Roles: Roles{"app": {Login: bp(true), MemberOf: Memberships{{Role: "app_owner", Set: bp(false), Admin: bp(true)}}}}}
+				return &File{Version: 1, Mode: Adopt, Roles: Roles{"app": {Login: bp(true), MemberOf: Memberships{{Role: "app_owner", Set: bp(true), Inherit: bp(true), Admin: bp(true)}}}}}
 			},
-			want:  []string{`GRANT app_owner TO app WITH ADMIN OPTION`},
-			notes: []string{"need PostgreSQL 16"},
+			want: []string{`GRANT app_owner TO app WITH ADMIN OPTION`},
 		},
 		{
 			name: "attributes raised and lowered, verifier masked",
@@ -453,6 +452,42 @@ func TestDiffErrors(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			_, _, err := Diff(c.file, baseLive(), c.o)
 			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("got %v, want %q", err, c.want)
+			}
+		})
+	}
+}
+
+// TestDiffBefore16: a membership option a server before 16 cannot give
+// is an error naming the role, the membership and what 15 can do; never
+// a plain (wider) GRANT, never "matches" for one that exists.
+func TestDiffBefore16(t *testing.T) {
+	cases := []struct {
+		name     string
+		existing bool
+		role     *Role
+		want     string
+	}{
+		{"inherit false, new", false, &Role{MemberOf: Memberships{{Role: "app_owner", Inherit: bp(false)}}}, `role app: member_of app_owner: inherit: false needs PostgreSQL 16 (the server is 15); there a membership inherits as its member's attribute says: give role app inherit: false (NOINHERIT`},
+		{"inherit false, existing", true, &Role{MemberOf: Memberships{{Role: "app_owner", Inherit: bp(false)}}}, "inherit: false needs PostgreSQL 16"},
+		{"inherit true on a NOINHERIT member", true, &Role{Inherit: bp(false), MemberOf: Memberships{{Role: "app_owner", Inherit: bp(true)}}}, "inherit: true needs PostgreSQL 16"},
+		{"set false, new", false, &Role{MemberOf: Memberships{{Role: "app_owner", Set: bp(false)}}}, "role app: member_of app_owner: set: false needs PostgreSQL 16"},
+		{"set false, existing", true, &Role{MemberOf: Memberships{{Role: "app_owner", Set: bp(false)}}}, "set: false needs PostgreSQL 16"},
+		{"NOINHERIT member, inherit false: fine", false, &Role{Inherit: bp(false), MemberOf: Memberships{{Role: "app_owner", Inherit: bp(false), Set: bp(true)}}}, ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			l := baseLive()
+			l.Major = 15
+			if c.existing {
+				l.File.Roles["app"].MemberOf = Memberships{{Role: "app_owner"}}
+			}
+			c.role.Login = bp(true)
+			_, _, err := Diff(&File{Version: 1, Mode: Adopt, Roles: Roles{"app": c.role}}, l, Options{})
+			switch {
+			case c.want == "" && err != nil:
+				t.Fatal(err)
+			case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)):
 				t.Fatalf("got %v, want %q", err, c.want)
 			}
 		})

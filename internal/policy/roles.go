@@ -238,8 +238,10 @@ func (d *differ) memberships(name string, want, have *Role, created bool) error 
 		if m.Role == name {
 			return fmt.Errorf("role %s: cannot be a member of itself", oneLineText(name))
 		}
-		if !v16 && (m.Inherit != nil || m.Set != nil || m.Grantor != "") {
-			d.note(NoteWarning, "role "+name, "membership in %s: INHERIT, SET and GRANTED BY need PostgreSQL 16; only ADMIN is planned", m.Role)
+		if !v16 {
+			if err := d.before16(name, m, want, have); err != nil {
+				return err
+			}
 		}
 		h, ok := haveBy[m.Role]
 		if !ok {
@@ -329,6 +331,30 @@ func (d *differ) memberships(name string, want, have *Role, created bool) error 
 			stmt += " GRANTED BY " + quote.Ident(m.Grantor)
 		}
 		d.clusterRemove = append(d.clusterRemove, stmt)
+	}
+	return nil
+}
+
+// before16 refuses a membership option a server before 16 cannot give:
+// a plain GRANT there inherits as the member's INHERIT attribute says
+// and always allows SET ROLE, so planning it would grant more (or less)
+// than the file asks, and a later plan would call it a match.
+func (d *differ) before16(name string, m Membership, want, have *Role) error {
+	attr := want.Inherit
+	if attr == nil && d.mode == Additive {
+		attr = have.Inherit
+	}
+	inherits := boolOr(attr, true)
+	switch {
+	case m.Inherit != nil && *m.Inherit != inherits:
+		word := map[bool]string{true: "INHERIT", false: "NOINHERIT"}[*m.Inherit]
+		return fmt.Errorf("role %s: member_of %s: inherit: %v needs PostgreSQL 16 (the server is %d); there a membership inherits as its member's attribute says: give role %s inherit: %v (%s, for all its memberships) and leave inherit out of the membership",
+			oneLineText(name), oneLineText(m.Role), *m.Inherit, d.major, oneLineText(name), *m.Inherit, word)
+	case m.Set != nil && !*m.Set:
+		return fmt.Errorf("role %s: member_of %s: set: false needs PostgreSQL 16 (the server is %d); before 16 every member may SET ROLE to a role it is granted: leave set out or drop the membership",
+			oneLineText(name), oneLineText(m.Role), d.major)
+	case m.Grantor != "":
+		d.note(NoteWarning, "role "+name, "membership in %s: GRANTED BY is planned from PostgreSQL 16 only; the grantor is not compared", m.Role)
 	}
 	return nil
 }
