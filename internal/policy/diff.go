@@ -540,29 +540,14 @@ func (d *differ) database(name string) error {
 		}
 		have = &Database{Owner: owner, Grants: Grants{Public: {"CONNECT", "TEMPORARY"}}, Schemas: map[string]*Schema{"public": public}}
 	case have == nil || d.live.Unreadable[name] != "":
+		// Its owner and ACL were not read: a plan for it would re-plan
+		// what is already true and fail where the connection was refused.
 		why := d.live.Unreadable[name]
 		if why == "" {
 			why = "it was not read"
 		}
-		d.note(NoteWarning, obj, "could not be read (%s): nothing is revoked there and its schemas are not planned", oneLineText(why))
-		noRevoke = true
-		if have == nil {
-			have = &Database{}
-			// Its database-level grants can still be given from elsewhere.
-			w.stepDB = d.clusterDB()
-			if want.Owner == "" && want.Grants == nil {
-				return nil
-			}
-			if want.Owner != "" {
-				w.owners = append(w.owners, "ALTER DATABASE "+quote.Ident(name)+" OWNER TO "+quote.Ident(want.Owner))
-			}
-			ch, err := d.grantChanges(kindDatabase, "", want.Grants, nil, want.Owner, true)
-			if err != nil {
-				return fmt.Errorf("%s: %w", obj, err)
-			}
-			w.record("DATABASE", "", quote.Ident(name), ch)
-			return nil
-		}
+		d.note(NoteWarning, obj, "could not be read (%s): nothing is planned for it (owner, database grants, schemas); plan as a role that can connect to it", oneLineText(why))
+		return nil
 	}
 	owner := have.Owner
 	if want.Owner != "" && want.Owner != have.Owner {

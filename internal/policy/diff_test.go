@@ -233,14 +233,13 @@ func TestDiffRules(t *testing.T) {
 			notes: []string{"schema appdb.nope", "table appdb.public.zzz"},
 		},
 		{
-			name: "unreadable database: no revokes",
-			live: func(l *Live) { l.Unreadable = map[string]string{"appdb": "permission denied"} },
+			name: "unreadable database: nothing planned for it",
+			live: func(l *Live) { l.Unreadable = map[string]string{"appdb": "permission denied"}; delete(l.File.Databases, "appdb") },
 			file: func() *File {
-				return &File{Version: 1, Databases: map[string]*Database{"appdb": {Grants: Grants{Public: {}, "app": {"CONNECT"}}}}}
+				return &File{Version: 1, Databases: map[string]*Database{"appdb": {Owner: "app_owner", Grants: Grants{Public: {}, "app": {"CONNECT"}}}}}
 			},
-			want:    []string{`GRANT CONNECT ON DATABASE appdb TO app`},
-			notWant: []string{"REVOKE"},
-			notes:   []string{"could not be read"},
+			notWant: []string{"REVOKE", "GRANT", "ALTER DATABASE"},
+			notes:   []string{"could not be read (permission denied): nothing is planned for it"},
 		},
 		{
 			name: "RLS and the missing_ok lint",

@@ -468,6 +468,12 @@ func (d *differ) remove(name string) {
 		d.note(NoteHeld, obj, "not in the file but kept: %s; give --reassign-owned-to ROLE and/or --drop-owned", strings.Join(owns, "; "))
 		return
 	}
+	for _, db := range sortedKeys(dbs) {
+		if db != "" && d.live.Unreadable[db] != "" {
+			d.note(NoteHeld, obj, "not in the file but kept: it has dependents in database %s, which could not be read (so DROP OWNED cannot run there)", db)
+			return
+		}
+	}
 	if dbs[""] {
 		// Privileges on shared objects (databases, tablespaces) go with a
 		// DROP OWNED run in any database.

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/pgaegis/pgaegis/internal/localpg"
 	"github.com/pgaegis/pgaegis/internal/pgtest"
 	"github.com/pgaegis/pgaegis/internal/plan"
@@ -562,4 +564,60 @@ func TestDiffRemoveWithGrants(t *testing.T) {
 		{"EXISTS (SELECT FROM pg_roles WHERE rolname = 'rg_late')", true},
 		{"to_regclass('public.late') IS NOT NULL", true},
 	})
+}
+
+// TestDiffUnreadableAsCreateRole: a CREATEROLE non-superuser that cannot
+// CONNECT to a database the file names plans nothing for it (not the
+// owner it already has, not a GRANT it cannot run), says so, and what it
+// does plan runs.
+func TestDiffUnreadableAsCreateRole(t *testing.T) {
+	srv := pgtest.Shared(t)
+	ctx := pgtest.Ctx(t)
+	if err := srv.Exec(ctx, `CREATE ROLE ur_admin LOGIN CREATEROLE PASSWORD 'ur-Admin-pw-9'`, `CREATE ROLE ur_owner`, `CREATE ROLE ur_app`,
+		`CREATE DATABASE ur_closed OWNER ur_owner`, `REVOKE CONNECT ON DATABASE ur_closed FROM PUBLIC`); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		srv.Exec(ctx, `DROP DATABASE IF EXISTS ur_closed`, `DROP ROLE IF EXISTS ur_new`, `DROP ROLE IF EXISTS ur_app`, `DROP ROLE IF EXISTS ur_owner`, `DROP ROLE IF EXISTS ur_admin`)
+	})
+	cfg := srv.ConnConfig("postgres")
+	cfg.User, cfg.Password = "ur_admin", "ur-Admin-pw-9"
+	live, err := inspect.Read(ctx, cfg, inspect.Options{Databases: []string{"postgres", "ur_closed"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if live.Superuser || live.Unreadable["ur_closed"] == "" {
+		t.Fatalf("want ur_closed unreadable for a non-superuser: %+v", live.Unreadable)
+	}
+	f := &File{Version: 1, Mode: Adopt, Roles: Roles{"ur_new": {}}, Databases: map[string]*Database{
+		"ur_closed": {Owner: "ur_owner", Grants: Grants{"ur_app": {"CONNECT"}}},
+	}}
+	p, notes, err := Diff(f, live, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sql []string
+	for _, s := range p.Steps {
+		sql = append(sql, s.SQL...)
+	}
+	if len(sql) != 1 || sql[0] != "CREATE ROLE ur_new" {
+		t.Fatalf("want only CREATE ROLE ur_new, got %q", sql)
+	}
+	noted := false
+	for _, n := range notes {
+		noted = noted || n.Object == "database ur_closed" && strings.Contains(n.Text, "nothing is planned for it")
+	}
+	if !noted {
+		t.Fatalf("no note for ur_closed: %+v", notes)
+	}
+	c, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(ctx)
+	for _, q := range sql {
+		if _, err := c.Exec(ctx, q); err != nil {
+			t.Fatalf("%s as ur_admin: %v", q, err)
+		}
+	}
 }
