@@ -234,7 +234,10 @@ func TestDiffRules(t *testing.T) {
 		},
 		{
 			name: "unreadable database: nothing planned for it",
-			live: func(l *Live) { l.Unreadable = map[string]string{"appdb": "permission denied"}; delete(l.File.Databases, "appdb") },
+			live: func(l *Live) {
+				l.Unreadable = map[string]string{"appdb": "permission denied"}
+				delete(l.File.Databases, "appdb")
+			},
 			file: func() *File {
 				return &File{Version: 1, Databases: map[string]*Database{"appdb": {Owner: "app_owner", Grants: Grants{Public: {}, "app": {"CONNECT"}}}}}
 			},
