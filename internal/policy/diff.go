@@ -88,7 +88,18 @@ func Diff(desired *File, live *Live, o Options) (*plan.Plan, []Note, error) {
 
 // DiffDetail is Diff with the grant differences listed one by one (for
 // `access policy check`), sorted by database, object and role.
+//
+// An error about a role the file names but neither it nor the server
+// has is a *LineError when desired came from Parse.
 func DiffDetail(desired *File, live *Live, o Options) (*plan.Plan, []Note, []Difference, error) {
+	p, notes, diffs, err := diffDetail(desired, live, o)
+	if err != nil {
+		return nil, nil, nil, placeErr(desired, err)
+	}
+	return p, notes, diffs, nil
+}
+
+func diffDetail(desired *File, live *Live, o Options) (*plan.Plan, []Note, []Difference, error) {
 	if desired == nil || live == nil || live.File == nil {
 		return nil, nil, nil, errors.New("policy: diff needs a desired file and the live state")
 	}
@@ -342,7 +353,7 @@ func (d *differ) grantChanges(kind, col string, want, have Grants, owner string,
 			continue
 		}
 		if listed && !d.exists(g) {
-			return nil, fmt.Errorf("grantee %q is neither in roles: nor on the server", oneLineText(g))
+			return nil, &unknownRole{role: g, text: fmt.Sprintf("grantee %q is neither in roles: nor on the server", oneLineText(g))}
 		}
 		ws, err := toSet(kind, wl, d.major)
 		if err != nil {
@@ -503,7 +514,7 @@ func (d *differ) onServer(db string) bool {
 
 func (d *differ) checkRole(role, what string) error {
 	if role != "" && (role == Public || !d.exists(role)) {
-		return fmt.Errorf("%s: role %q is neither in roles: nor on the server", what, oneLineText(role))
+		return &unknownRole{role: role, text: fmt.Sprintf("%s: role %q is neither in roles: nor on the server", what, oneLineText(role))}
 	}
 	return nil
 }

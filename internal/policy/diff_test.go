@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -516,5 +517,30 @@ func TestDiffBatching(t *testing.T) {
 	}
 	if !strings.Contains(sql, "GRANT SELECT ON TABLE public.t0000, public.t0002") || !strings.Contains(sql, "TO app, stray") {
 		t.Fatalf("not batched by grantee set:\n%.2000s", sql)
+	}
+}
+
+// TestDiffErrorLines: a role the file names that neither it nor the
+// server has is reported at the line the file first uses it.
+func TestDiffErrorLines(t *testing.T) {
+	cases := []struct{ name, in, want string }{
+		{"table grantee", "version: 1\nmode: adopt\ndatabases:\n  appdb:\n    schemas:\n      public:\n        tables:\n          a:\n            grants: {ghost: [SELECT]}\n", `line 9: table appdb.public.a: grantee "ghost" is neither`},
+		{"database grantee", "version: 1\nmode: adopt\ndatabases:\n  appdb:\n    grants:\n      app: [CONNECT]\n      ghost: [CONNECT]\n", `line 7: database appdb: grantee "ghost"`},
+		{"owner", "version: 1\nmode: adopt\ndatabases:\n  appdb:\n    owner: ghost\n", `line 5: database appdb owner: role "ghost"`},
+		{"membership", "version: 1\nmode: adopt\nroles:\n  app:\n    login: true\n    member_of:\n      - app_owner\n      - ghost\n", `line 8: role app: member_of "ghost"`},
+		{"default privileges grantee", "version: 1\nmode: adopt\ndatabases:\n  appdb:\n    default_privileges:\n      app_owner:\n        tables: {ghost: [SELECT]}\n", `line 7: default privileges of app_owner on tables in appdb: grantee "ghost"`},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			f, err := Parse("p.yaml", []byte(c.in))
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, _, err = Diff(f, baseLive(), Options{})
+			var le *LineError
+			if err == nil || !errors.As(err, &le) || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("got %v, want %q", err, c.want)
+			}
+		})
 	}
 }

@@ -1,9 +1,13 @@
 package policy
 
 import (
+	"errors"
 	"fmt"
 	"reflect"
+	"runtime"
 	"strings"
+	"sync"
+	"weak"
 
 	"gopkg.in/yaml.v3"
 )
@@ -12,7 +16,10 @@ import (
 // does (whose message names Go types): the error names the key, where
 // it is (role "app", table "d.s.t") and the nearest valid key or all of
 // them.
-func checkKeys(file string, n *yaml.Node, t reflect.Type, where string) error {
+//
+// It also records the first line each role name is used on (a grantee,
+// an owner, a membership), so a diff error about a role names the line.
+func checkKeys(file string, n *yaml.Node, t reflect.Type, where string, uses map[string]int) error {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
@@ -20,12 +27,27 @@ func checkKeys(file string, n *yaml.Node, t reflect.Type, where string) error {
 		return nil
 	}
 	if n.Kind == yaml.AliasNode {
-		return checkKeys(file, n.Alias, t, where)
+		return checkKeys(file, n.Alias, t, where, uses)
+	}
+	use := func(n *yaml.Node) {
+		if n.Kind == yaml.ScalarNode && n.Value != "" && uses[n.Value] == 0 {
+			uses[n.Value] = n.Line
+		}
+	}
+	switch {
+	case t == reflect.TypeFor[Grants]() && n.Kind == yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			use(n.Content[i])
+		}
+		return nil
+	case t == reflect.TypeFor[Membership]() && n.Kind == yaml.ScalarNode:
+		use(n)
+		return nil
 	}
 	switch t.Kind() {
 	case reflect.Struct:
 		if n.Kind != yaml.MappingNode {
-			return nil // a scalar membership, or a type error the decoder reports
+			return nil // a type error the decoder reports
 		}
 		fields := map[string]reflect.StructField{}
 		var names []string
@@ -48,7 +70,15 @@ func checkKeys(file string, n *yaml.Node, t reflect.Type, where string) error {
 				}
 				return fmt.Errorf("%s:%d: unknown key %q in %s; %s", file, n.Content[i].Line, oneLineText(k), where, hint)
 			}
-			if err := checkKeys(file, n.Content[i+1], f.Type, childLabel(f.Type, k, where, "")); err != nil {
+			if v := n.Content[i+1]; roleField[k] {
+				use(v)
+				if v.Kind == yaml.SequenceNode {
+					for _, e := range v.Content {
+						use(e)
+					}
+				}
+			}
+			if err := checkKeys(file, n.Content[i+1], f.Type, childLabel(f.Type, k, where, ""), uses); err != nil {
 				return err
 			}
 		}
@@ -57,7 +87,7 @@ func checkKeys(file string, n *yaml.Node, t reflect.Type, where string) error {
 			return nil
 		}
 		for i := 0; i+1 < len(n.Content); i += 2 {
-			if err := checkKeys(file, n.Content[i+1], t.Elem(), childLabel(t.Elem(), n.Content[i].Value, where, "map")); err != nil {
+			if err := checkKeys(file, n.Content[i+1], t.Elem(), childLabel(t.Elem(), n.Content[i].Value, where, "map"), uses); err != nil {
 				return err
 			}
 		}
@@ -66,13 +96,16 @@ func checkKeys(file string, n *yaml.Node, t reflect.Type, where string) error {
 			return nil
 		}
 		for i, c := range n.Content {
-			if err := checkKeys(file, c, t.Elem(), fmt.Sprintf("entry %d of %s", i+1, where)); err != nil {
+			if err := checkKeys(file, c, t.Elem(), fmt.Sprintf("entry %d of %s", i+1, where), uses); err != nil {
 				return err
 			}
 		}
 	}
 	return nil
 }
+
+// roleField: struct keys whose value names a role (or a list of them).
+var roleField = map[string]bool{"owner": true, "role": true, "grantor": true, "roles": true, "as": true}
 
 // kindLabels name what a mapping of the model is, for errors.
 var kindLabels = map[reflect.Type]string{
@@ -203,4 +236,51 @@ func badIndent(data []byte, start int) (line, col int) {
 		prev = lines[i]
 	}
 	return 0, 0
+}
+
+// uses keeps, for each File that Parse returned, the first line each
+// role name is used on. Keyed weakly, so a File that is dropped takes
+// its entry with it; a File built in code has none.
+var uses sync.Map // weak.Pointer[File] -> map[string]int
+
+func rememberUses(f *File, u map[string]int) {
+	k := weak.Make(f)
+	uses.Store(k, u)
+	runtime.AddCleanup(f, func(k weak.Pointer[File]) { uses.Delete(k) }, k)
+}
+
+func useLine(f *File, role string) int {
+	v, ok := uses.Load(weak.Make(f))
+	if !ok {
+		return 0
+	}
+	return v.(map[string]int)[role]
+}
+
+// LineError is a diff error placed at a line of the policy file.
+type LineError struct {
+	Line int
+	Err  error
+}
+
+func (e *LineError) Error() string { return fmt.Sprintf("line %d: %v", e.Line, e.Err) }
+func (e *LineError) Unwrap() error { return e.Err }
+
+// unknownRole is a role the file names that neither it nor the server has.
+type unknownRole struct {
+	role string
+	text string
+}
+
+func (e *unknownRole) Error() string { return e.text }
+
+// placeErr puts an error about a role at the line the file first uses it.
+func placeErr(f *File, err error) error {
+	var u *unknownRole
+	if errors.As(err, &u) {
+		if line := useLine(f, u.role); line > 0 {
+			return &LineError{Line: line, Err: err}
+		}
+	}
+	return err
 }

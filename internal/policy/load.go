@@ -50,7 +50,8 @@ func Parse(name string, data []byte) (f *File, err error) {
 	if isLegacy(doc) {
 		return parseLegacy(name, data)
 	}
-	if err := checkKeys(name, doc, reflect.TypeFor[File](), "the top level"); err != nil {
+	uses := map[string]int{}
+	if err := checkKeys(name, doc, reflect.TypeFor[File](), "the top level", uses); err != nil {
 		return nil, err
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
@@ -64,6 +65,7 @@ func Parse(name string, data []byte) (f *File, err error) {
 	if err := v.file(f, doc); err != nil {
 		return nil, err
 	}
+	rememberUses(f, uses)
 	return f, nil
 }
 

@@ -61,10 +61,10 @@ func (d *differ) roles() error {
 		if r := d.f.Roles[name]; r != nil {
 			for _, m := range r.MemberOf {
 				if !d.exists(m.Role) || m.Role == Public {
-					return fmt.Errorf("role %s: member_of %q: no such role in the file or on the server", oneLineText(name), oneLineText(m.Role))
+					return &unknownRole{role: m.Role, text: fmt.Sprintf("role %s: member_of %q: no such role in the file or on the server", oneLineText(name), oneLineText(m.Role))}
 				}
 				if m.Grantor != "" && !d.exists(m.Grantor) {
-					return fmt.Errorf("role %s: member_of %s: grantor %q: no such role in the file or on the server", oneLineText(name), oneLineText(m.Role), oneLineText(m.Grantor))
+					return &unknownRole{role: m.Grantor, text: fmt.Sprintf("role %s: member_of %s: grantor %q: no such role in the file or on the server", oneLineText(name), oneLineText(m.Role), oneLineText(m.Grantor))}
 				}
 			}
 		}
