@@ -1073,7 +1073,7 @@ func (d *differ) plan() *plan.Plan {
 	}
 	cdb := d.clusterDB()
 	if adds := append(d.roleCreates, d.clusterAdd...); len(adds) > 0 {
-		sum := fmt.Sprintf("cluster: create roles, add memberships, raise attributes (%d statement(s))", len(adds))
+		sum := fmt.Sprintf("%s: create roles, add memberships, raise attributes (%d statement(s))", clusterWhere(cdb), len(adds))
 		if d.verifier {
 			sum += "; sets a password verifier"
 		}
@@ -1083,7 +1083,7 @@ func (d *differ) plan() *plan.Plan {
 		add(plan.Step{Summary: fmt.Sprintf("create %d database(s)", len(d.creates)), Database: cdb, SQL: d.creates, Autocommit: true})
 	}
 	if len(d.afterCreate) > 0 {
-		add(plan.Step{Summary: fmt.Sprintf("cluster: role settings in the new database(s) (%d statement(s))", len(d.afterCreate)), Database: cdb, SQL: d.afterCreate, Cluster: true})
+		add(plan.Step{Summary: fmt.Sprintf("%s: role settings in the new database(s) (%d statement(s))", clusterWhere(cdb), len(d.afterCreate)), Database: cdb, SQL: d.afterCreate, Cluster: true})
 	}
 	for _, db := range d.dbOrder {
 		w := d.dbs[db]
@@ -1099,15 +1099,21 @@ func (d *differ) plan() *plan.Plan {
 		add(plan.Step{Summary: fmt.Sprintf("database %s: ownership, grants, default privileges, RLS (%d statement(s))", db, len(sql)), Database: w.stepDB, SQL: sql})
 	}
 	if len(d.clusterRemove) > 0 {
-		add(plan.Step{Summary: fmt.Sprintf("cluster: revoke memberships, lower attributes, reset settings (%d statement(s))", len(d.clusterRemove)), Database: cdb, SQL: d.clusterRemove, Cluster: true})
+		add(plan.Step{Summary: fmt.Sprintf("%s: revoke memberships, lower attributes, reset settings (%d statement(s))", clusterWhere(cdb), len(d.clusterRemove)), Database: cdb, SQL: d.clusterRemove, Cluster: true})
 	}
 	for _, db := range sortedKeys(d.reassign) {
 		add(plan.Step{Summary: "database " + db + ": revoke (DROP OWNED), reassign or drop what roles being removed hold or own", Database: db, SQL: d.reassign[db]})
 	}
 	if len(d.drops) > 0 {
-		add(plan.Step{Summary: fmt.Sprintf("cluster: drop %d role(s)", len(d.drops)), Database: cdb, SQL: d.drops, Cluster: true})
+		add(plan.Step{Summary: fmt.Sprintf("%s: drop %d role(s)", clusterWhere(cdb), len(d.drops)), Database: cdb, SQL: d.drops, Cluster: true})
 	}
 	return p
+}
+
+// clusterWhere heads a cluster step's summary: its statements change the
+// shared catalogs (roles, memberships), whichever database they run from.
+func clusterWhere(db string) string {
+	return "roles (shared catalogs, run from database " + quote.Ident(db) + ")"
 }
 
 func planID() string {

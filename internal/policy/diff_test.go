@@ -72,7 +72,7 @@ func TestDiffRules(t *testing.T) {
 					Tables: Objects{"*": {Grants: Grants{"app": {"SELECT", "INSERT"}}}},
 				}}}}}
 			},
-			want:    []string{`GRANT SELECT, INSERT ON ALL TABLES IN SCHEMA public TO app`},
+			want:    []string{`GRANT INSERT, SELECT ON ALL TABLES IN SCHEMA public TO app`},
 			notWant: []string{"stray"},
 		},
 		{
@@ -302,7 +302,7 @@ func TestDiffRules(t *testing.T) {
 					Tables: Objects{"*": {Grants: Grants{"app": {"ALL"}}}},
 				}}}}}
 			},
-			want:    []string{`GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER ON ALL TABLES IN SCHEMA public TO app`},
+			want:    []string{`GRANT INSERT, SELECT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER ON ALL TABLES IN SCHEMA public TO app`},
 			notWant: []string{"MAINTAIN"},
 		},
 		{
@@ -393,7 +393,7 @@ func TestDiffRules(t *testing.T) {
 					Sequences: Objects{"*": {Grants: Grants{"app_owner": {"SELECT"}}}},
 				}}}}}
 			},
-			want: []string{`REVOKE USAGE, UPDATE ON SEQUENCE public.a_id_seq FROM app_owner`},
+			want: []string{`REVOKE UPDATE, USAGE ON SEQUENCE public.a_id_seq FROM app_owner`},
 		},
 	}
 	for _, c := range cases {
