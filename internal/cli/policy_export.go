@@ -86,7 +86,7 @@ named in the header and on stderr.`,
 	fs := cmd.Flags()
 	fs.StringArrayVar(&databases, "database", nil, "only this database (repeat for more; default every database that allows connections)")
 	fs.StringArrayVar(&schemas, "schema", nil, "only this schema (repeat for more)")
-	fs.StringArrayVar(&roles, "role", nil, "only this role in the roles section (repeat for more)")
+	fs.StringArrayVar(&roles, "role", nil, "only this role in the roles section (repeat for more; the file is then in adopt mode, so other roles are left alone)")
 	fs.StringVarP(&out, "output", "o", "", "write to this file (atomically) instead of stdout")
 	fs.DurationVar(&stmtTO, "statement-timeout", 60*time.Second, "limit for each query on the server")
 	return cmd
