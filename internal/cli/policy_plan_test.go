@@ -61,6 +61,10 @@ databases:
 	if code, out, errs := runCLI(t, append([]string{"access", "policy", "plan", empty}, args...)...); code != ExitOK {
 		t.Fatalf("empty plan: exit %d (%s)\n%s", code, errs, out)
 	}
+	ghost := writeFile(t, "g.yaml", "version: 1\nmode: adopt\ndatabases:\n  postgres:\n    grants:\n      pp_ghost_role: [CONNECT]\n")
+	if code, out, errs := runCLI(t, append([]string{"access", "policy", "plan", ghost}, args...)...); code != ExitError || !strings.Contains(errs, `g.yaml:6: database postgres: grantee "pp_ghost_role"`) {
+		t.Fatalf("grant to an unknown role: exit %d\n%s%s", code, out, errs)
+	}
 	bad := writeFile(t, "b.yaml", "version: 1\nroles:\n  x: {password: hunter2hunter2}\n")
 	if code, out, errs := runCLI(t, append([]string{"access", "policy", "plan", bad}, args...)...); code != ExitError || strings.Contains(out+errs, "hunter2") || !strings.Contains(errs, "b.yaml:3") {
 		t.Fatalf("bad file: exit %d\n%s%s", code, out, errs)
