@@ -62,6 +62,20 @@ func checkKeys(file string, n *yaml.Node, t reflect.Type, where string, uses map
 		}
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k := n.Content[i].Value
+			if k == "<<" && n.Content[i].Tag == "!!merge" {
+				// A merge key: its mapping (or list of them) holds this type's keys.
+				v := n.Content[i+1]
+				list := []*yaml.Node{v}
+				if v.Kind == yaml.SequenceNode {
+					list = v.Content
+				}
+				for _, m := range list {
+					if err := checkKeys(file, m, t, where, uses); err != nil {
+						return err
+					}
+				}
+				continue
+			}
 			f, ok := fields[k]
 			if !ok {
 				hint := "valid keys: " + strings.Join(names, ", ")

@@ -58,6 +58,8 @@ func TestParse(t *testing.T) {
 		{"dedent to no key", "version: 1\nroles:\n  app:\n    login: true\n    member_of: [x]\n   createdb: true\n", "p.yaml:6: bad indentation (column 4"},
 		{"indent under a value", "version: 1\nroles:\n  app:\n    login: true\n    member_of: [x]\n      createdb: true\n", "p.yaml:6: bad indentation (column 7"},
 		{"bad indent deep", "version: 1\ndatabases:\n  d:\n    schemas:\n      public:\n        grants: {a: [USAGE]}\n       owner: x\n", "p.yaml:7: bad indentation"},
+		{"unknown key through a merge", "version: 1\nbase: &b {logn: true}\n", `p.yaml:2: unknown key "base" in the top level`},
+		{"unknown key in a merged mapping", "version: 1\nroles:\n  a: &b {login: true}\n  c:\n    <<: *b\n    creatdb: true\n", `p.yaml:6: unknown key "creatdb" in role "c"; did you mean "createdb"?`},
 		{"md5 password", "version: 1\nroles:\n  a:\n    password: md5" + strings.Repeat("0a", 16) + "\n", "p.yaml:4: role a: password is an md5 hash (PostgreSQL 18 deprecates md5; give a SCRAM-SHA-256 verifier or none)"},
 		{"version", "mode: adopt\nroles: {}\n", "p.yaml:1: version must be 1"},
 		{"mode", "version: 1\nmode: yolo\n", "p.yaml:2: mode \"yolo\""},
@@ -137,5 +139,14 @@ func TestDocsExample(t *testing.T) {
 	}
 	if f.Roles["app"].MemberOf[1].Grantor != "app_owner" || f.Databases["appdb"].Schemas["app"].RLS["orders"] == nil {
 		t.Fatalf("parsed wrong: %+v", f)
+	}
+}
+
+// A merge key is YAML, not an unknown key: its mapping's keys are
+// checked as the type's own.
+func TestParseMerge(t *testing.T) {
+	f, err := Parse("p.yaml", []byte("version: 1\nroles:\n  a: &b {login: true}\n  c:\n    <<: *b\n    createdb: true\n"))
+	if err != nil || f.Roles["c"].Login == nil || !*f.Roles["c"].Login || !*f.Roles["c"].CreateDB {
+		t.Fatalf("%v %+v", err, f)
 	}
 }
