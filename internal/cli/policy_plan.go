@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"time"
@@ -125,6 +126,10 @@ func (f *policyDiffFlags) diff(ctx context.Context, r *policyRun) error {
 	}
 	p, notes, diffs, err := policy.DiffDetail(r.desired, live, policy.Options{Mode: f.mode, ConnectDatabase: r.home, ReassignOwnedTo: f.reassign, DropOwned: f.dropOwned})
 	if err != nil {
+		var le *policy.LineError
+		if errors.As(err, &le) {
+			return fmt.Errorf("%s:%d: %w", r.file, le.Line, le.Err)
+		}
 		return fmt.Errorf("%s: %w", r.file, err)
 	}
 	r.live, r.plan, r.notes, r.diffs = live, p, notes, diffs

@@ -88,7 +88,18 @@ func Diff(desired *File, live *Live, o Options) (*plan.Plan, []Note, error) {
 
 // DiffDetail is Diff with the grant differences listed one by one (for
 // `access policy check`), sorted by database, object and role.
+//
+// An error about a role the file names but neither it nor the server
+// has is a *LineError when desired came from Parse.
 func DiffDetail(desired *File, live *Live, o Options) (*plan.Plan, []Note, []Difference, error) {
+	p, notes, diffs, err := diffDetail(desired, live, o)
+	if err != nil {
+		return nil, nil, nil, placeErr(desired, err)
+	}
+	return p, notes, diffs, nil
+}
+
+func diffDetail(desired *File, live *Live, o Options) (*plan.Plan, []Note, []Difference, error) {
 	if desired == nil || live == nil || live.File == nil {
 		return nil, nil, nil, errors.New("policy: diff needs a desired file and the live state")
 	}
@@ -342,7 +353,7 @@ func (d *differ) grantChanges(kind, col string, want, have Grants, owner string,
 			continue
 		}
 		if listed && !d.exists(g) {
-			return nil, fmt.Errorf("grantee %q is neither in roles: nor on the server", oneLineText(g))
+			return nil, &unknownRole{role: g, text: fmt.Sprintf("grantee %q is neither in roles: nor on the server", oneLineText(g))}
 		}
 		ws, err := toSet(kind, wl, d.major)
 		if err != nil {
@@ -503,7 +514,7 @@ func (d *differ) onServer(db string) bool {
 
 func (d *differ) checkRole(role, what string) error {
 	if role != "" && (role == Public || !d.exists(role)) {
-		return fmt.Errorf("%s: role %q is neither in roles: nor on the server", what, oneLineText(role))
+		return &unknownRole{role: role, text: fmt.Sprintf("%s: role %q is neither in roles: nor on the server", what, oneLineText(role))}
 	}
 	return nil
 }
@@ -540,29 +551,14 @@ func (d *differ) database(name string) error {
 		}
 		have = &Database{Owner: owner, Grants: Grants{Public: {"CONNECT", "TEMPORARY"}}, Schemas: map[string]*Schema{"public": public}}
 	case have == nil || d.live.Unreadable[name] != "":
+		// Its owner and ACL were not read: a plan for it would re-plan
+		// what is already true and fail where the connection was refused.
 		why := d.live.Unreadable[name]
 		if why == "" {
 			why = "it was not read"
 		}
-		d.note(NoteWarning, obj, "could not be read (%s): nothing is revoked there and its schemas are not planned", oneLineText(why))
-		noRevoke = true
-		if have == nil {
-			have = &Database{}
-			// Its database-level grants can still be given from elsewhere.
-			w.stepDB = d.clusterDB()
-			if want.Owner == "" && want.Grants == nil {
-				return nil
-			}
-			if want.Owner != "" {
-				w.owners = append(w.owners, "ALTER DATABASE "+quote.Ident(name)+" OWNER TO "+quote.Ident(want.Owner))
-			}
-			ch, err := d.grantChanges(kindDatabase, "", want.Grants, nil, want.Owner, true)
-			if err != nil {
-				return fmt.Errorf("%s: %w", obj, err)
-			}
-			w.record("DATABASE", "", quote.Ident(name), ch)
-			return nil
-		}
+		d.note(NoteWarning, obj, "could not be read (%s): nothing is planned for it (owner, database grants, schemas); plan as a role that can connect to it", oneLineText(why))
+		return nil
 	}
 	owner := have.Owner
 	if want.Owner != "" && want.Owner != have.Owner {
@@ -1077,7 +1073,7 @@ func (d *differ) plan() *plan.Plan {
 	}
 	cdb := d.clusterDB()
 	if adds := append(d.roleCreates, d.clusterAdd...); len(adds) > 0 {
-		sum := fmt.Sprintf("cluster: create roles, add memberships, raise attributes (%d statement(s))", len(adds))
+		sum := fmt.Sprintf("%s: create roles, add memberships, raise attributes (%d statement(s))", clusterWhere(cdb), len(adds))
 		if d.verifier {
 			sum += "; sets a password verifier"
 		}
@@ -1087,7 +1083,7 @@ func (d *differ) plan() *plan.Plan {
 		add(plan.Step{Summary: fmt.Sprintf("create %d database(s)", len(d.creates)), Database: cdb, SQL: d.creates, Autocommit: true})
 	}
 	if len(d.afterCreate) > 0 {
-		add(plan.Step{Summary: fmt.Sprintf("cluster: role settings in the new database(s) (%d statement(s))", len(d.afterCreate)), Database: cdb, SQL: d.afterCreate, Cluster: true})
+		add(plan.Step{Summary: fmt.Sprintf("%s: role settings in the new database(s) (%d statement(s))", clusterWhere(cdb), len(d.afterCreate)), Database: cdb, SQL: d.afterCreate, Cluster: true})
 	}
 	for _, db := range d.dbOrder {
 		w := d.dbs[db]
@@ -1103,15 +1099,21 @@ func (d *differ) plan() *plan.Plan {
 		add(plan.Step{Summary: fmt.Sprintf("database %s: ownership, grants, default privileges, RLS (%d statement(s))", db, len(sql)), Database: w.stepDB, SQL: sql})
 	}
 	if len(d.clusterRemove) > 0 {
-		add(plan.Step{Summary: fmt.Sprintf("cluster: revoke memberships, lower attributes, reset settings (%d statement(s))", len(d.clusterRemove)), Database: cdb, SQL: d.clusterRemove, Cluster: true})
+		add(plan.Step{Summary: fmt.Sprintf("%s: revoke memberships, lower attributes, reset settings (%d statement(s))", clusterWhere(cdb), len(d.clusterRemove)), Database: cdb, SQL: d.clusterRemove, Cluster: true})
 	}
 	for _, db := range sortedKeys(d.reassign) {
-		add(plan.Step{Summary: "database " + db + ": reassign or drop what roles being removed own", Database: db, SQL: d.reassign[db]})
+		add(plan.Step{Summary: "database " + db + ": revoke (DROP OWNED), reassign or drop what roles being removed hold or own", Database: db, SQL: d.reassign[db]})
 	}
 	if len(d.drops) > 0 {
-		add(plan.Step{Summary: fmt.Sprintf("cluster: drop %d role(s)", len(d.drops)), Database: cdb, SQL: d.drops, Cluster: true})
+		add(plan.Step{Summary: fmt.Sprintf("%s: drop %d role(s)", clusterWhere(cdb), len(d.drops)), Database: cdb, SQL: d.drops, Cluster: true})
 	}
 	return p
+}
+
+// clusterWhere heads a cluster step's summary: its statements change the
+// shared catalogs (roles, memberships), whichever database they run from.
+func clusterWhere(db string) string {
+	return "roles (shared catalogs, run from database " + quote.Ident(db) + ")"
 }
 
 func planID() string {

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -71,7 +72,7 @@ func TestDiffRules(t *testing.T) {
 					Tables: Objects{"*": {Grants: Grants{"app": {"SELECT", "INSERT"}}}},
 				}}}}}
 			},
-			want:    []string{`GRANT SELECT, INSERT ON ALL TABLES IN SCHEMA public TO app`},
+			want:    []string{`GRANT INSERT, SELECT ON ALL TABLES IN SCHEMA public TO app`},
 			notWant: []string{"stray"},
 		},
 		{
@@ -151,10 +152,9 @@ func TestDiffRules(t *testing.T) {
 			name: "pre-16 membership only ADMIN",
 			live: func(l *Live) { l.Major = 15 },
 			file: func() *File {
-				return &File{Version: 1, Mode: Adopt, Roles: Roles{"app": {Login: bp(true), MemberOf: Memberships{{Role: "app_owner", Set: bp(false), Admin: bp(true)}}}}}
+				return &File{Version: 1, Mode: Adopt, Roles: Roles{"app": {Login: bp(true), MemberOf: Memberships{{Role: "app_owner", Set: bp(true), Inherit: bp(true), Admin: bp(true)}}}}}
 			},
-			want:  []string{`GRANT app_owner TO app WITH ADMIN OPTION`},
-			notes: []string{"need PostgreSQL 16"},
+			want: []string{`GRANT app_owner TO app WITH ADMIN OPTION`},
 		},
 		{
 			name: "attributes raised and lowered, verifier masked",
@@ -164,16 +164,28 @@ func TestDiffRules(t *testing.T) {
 			want: []string{`ALTER ROLE app WITH CREATEDB`, `ALTER ROLE app PASSWORD 'SCRAM-SHA-256$4096:abc$def:ghi'`, `ALTER ROLE app WITH NOLOGIN`},
 		},
 		{
-			name: "authoritative drops unnamed role, held when it owns",
+			name: "authoritative drops unnamed role holding privileges: guarded DROP OWNED",
 			live: func(l *Live) {
-				l.Dependents = map[string]map[string]Dependents{"stray": {"appdb": {Privileges: 1}}}
+				l.Dependents = map[string]map[string]Dependents{"stray": {"appdb": {Privileges: 1}, "": {Privileges: 1}}}
 				l.Sessions = map[string]int{"stray": 2}
 			},
 			file: func() *File {
 				return &File{Version: 1, Roles: Roles{"postgres": {Superuser: bp(true), Login: bp(true), CreateDB: bp(true), CreateRole: bp(true), Replication: bp(true), BypassRLS: bp(true)}, "app_owner": {}, "app": {Login: bp(true)}}}
 			},
-			notWant: []string{"DROP ROLE"},
-			notes:   []string{"still owns or holds", "live session"},
+			want:    []string{"-- step database appdb: revoke (DROP OWNED)", "RAISE EXCEPTION", "''stray''", "DROP OWNED BY stray\n", "DROP ROLE stray"},
+			notWant: []string{"REASSIGN"},
+			notes:   []string{"live session"},
+		},
+		{
+			name: "authoritative holds an unnamed role that owns, naming only what it owns",
+			live: func(l *Live) {
+				l.Dependents = map[string]map[string]Dependents{"stray": {"appdb": {Owned: 2, Privileges: 1}}}
+			},
+			file: func() *File {
+				return &File{Version: 1, Roles: Roles{"postgres": {Superuser: bp(true), Login: bp(true), CreateDB: bp(true), CreateRole: bp(true), Replication: bp(true), BypassRLS: bp(true)}, "app_owner": {}, "app": {Login: bp(true)}}}
+			},
+			notWant: []string{"DROP ROLE", "DROP OWNED"},
+			notes:   []string{"appdb: owns 2 object(s); give --reassign-owned-to"},
 		},
 		{
 			name: "drop with reassign and drop owned",
@@ -222,14 +234,16 @@ func TestDiffRules(t *testing.T) {
 			notes: []string{"schema appdb.nope", "table appdb.public.zzz"},
 		},
 		{
-			name: "unreadable database: no revokes",
-			live: func(l *Live) { l.Unreadable = map[string]string{"appdb": "permission denied"} },
-			file: func() *File {
-				return &File{Version: 1, Databases: map[string]*Database{"appdb": {Grants: Grants{Public: {}, "app": {"CONNECT"}}}}}
+			name: "unreadable database: nothing planned for it",
+			live: func(l *Live) {
+				l.Unreadable = map[string]string{"appdb": "permission denied"}
+				delete(l.File.Databases, "appdb")
 			},
-			want:    []string{`GRANT CONNECT ON DATABASE appdb TO app`},
-			notWant: []string{"REVOKE"},
-			notes:   []string{"could not be read"},
+			file: func() *File {
+				return &File{Version: 1, Databases: map[string]*Database{"appdb": {Owner: "app_owner", Grants: Grants{Public: {}, "app": {"CONNECT"}}}}}
+			},
+			notWant: []string{"REVOKE", "GRANT", "ALTER DATABASE"},
+			notes:   []string{"could not be read (permission denied): nothing is planned for it"},
 		},
 		{
 			name: "RLS and the missing_ok lint",
@@ -288,7 +302,7 @@ func TestDiffRules(t *testing.T) {
 					Tables: Objects{"*": {Grants: Grants{"app": {"ALL"}}}},
 				}}}}}
 			},
-			want:    []string{`GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER ON ALL TABLES IN SCHEMA public TO app`},
+			want:    []string{`GRANT INSERT, SELECT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER ON ALL TABLES IN SCHEMA public TO app`},
 			notWant: []string{"MAINTAIN"},
 		},
 		{
@@ -379,7 +393,7 @@ func TestDiffRules(t *testing.T) {
 					Sequences: Objects{"*": {Grants: Grants{"app_owner": {"SELECT"}}}},
 				}}}}}
 			},
-			want: []string{`REVOKE USAGE, UPDATE ON SEQUENCE public.a_id_seq FROM app_owner`},
+			want: []string{`REVOKE UPDATE, USAGE ON SEQUENCE public.a_id_seq FROM app_owner`},
 		},
 	}
 	for _, c := range cases {
@@ -447,6 +461,42 @@ func TestDiffErrors(t *testing.T) {
 	}
 }
 
+// TestDiffBefore16: a membership option a server before 16 cannot give
+// is an error naming the role, the membership and what 15 can do; never
+// a plain (wider) GRANT, never "matches" for one that exists.
+func TestDiffBefore16(t *testing.T) {
+	cases := []struct {
+		name     string
+		existing bool
+		role     *Role
+		want     string
+	}{
+		{"inherit false, new", false, &Role{MemberOf: Memberships{{Role: "app_owner", Inherit: bp(false)}}}, `role app: member_of app_owner: inherit: false needs PostgreSQL 16 (the server is 15); there a membership inherits as its member's attribute says: give role app inherit: false (NOINHERIT`},
+		{"inherit false, existing", true, &Role{MemberOf: Memberships{{Role: "app_owner", Inherit: bp(false)}}}, "inherit: false needs PostgreSQL 16"},
+		{"inherit true on a NOINHERIT member", true, &Role{Inherit: bp(false), MemberOf: Memberships{{Role: "app_owner", Inherit: bp(true)}}}, "inherit: true needs PostgreSQL 16"},
+		{"set false, new", false, &Role{MemberOf: Memberships{{Role: "app_owner", Set: bp(false)}}}, "role app: member_of app_owner: set: false needs PostgreSQL 16"},
+		{"set false, existing", true, &Role{MemberOf: Memberships{{Role: "app_owner", Set: bp(false)}}}, "set: false needs PostgreSQL 16"},
+		{"NOINHERIT member, inherit false: fine", false, &Role{Inherit: bp(false), MemberOf: Memberships{{Role: "app_owner", Inherit: bp(false), Set: bp(true)}}}, ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			l := baseLive()
+			l.Major = 15
+			if c.existing {
+				l.File.Roles["app"].MemberOf = Memberships{{Role: "app_owner"}}
+			}
+			c.role.Login = bp(true)
+			_, _, err := Diff(&File{Version: 1, Mode: Adopt, Roles: Roles{"app": c.role}}, l, Options{})
+			switch {
+			case c.want == "" && err != nil:
+				t.Fatal(err)
+			case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)):
+				t.Fatalf("got %v, want %q", err, c.want)
+			}
+		})
+	}
+}
+
 // TestDiffBatching: 2,500 tables, some with a different grant, take a
 // handful of statements (names in chunks of a thousand), not thousands.
 func TestDiffBatching(t *testing.T) {
@@ -467,5 +517,30 @@ func TestDiffBatching(t *testing.T) {
 	}
 	if !strings.Contains(sql, "GRANT SELECT ON TABLE public.t0000, public.t0002") || !strings.Contains(sql, "TO app, stray") {
 		t.Fatalf("not batched by grantee set:\n%.2000s", sql)
+	}
+}
+
+// TestDiffErrorLines: a role the file names that neither it nor the
+// server has is reported at the line the file first uses it.
+func TestDiffErrorLines(t *testing.T) {
+	cases := []struct{ name, in, want string }{
+		{"table grantee", "version: 1\nmode: adopt\ndatabases:\n  appdb:\n    schemas:\n      public:\n        tables:\n          a:\n            grants: {ghost: [SELECT]}\n", `line 9: table appdb.public.a: grantee "ghost" is neither`},
+		{"database grantee", "version: 1\nmode: adopt\ndatabases:\n  appdb:\n    grants:\n      app: [CONNECT]\n      ghost: [CONNECT]\n", `line 7: database appdb: grantee "ghost"`},
+		{"owner", "version: 1\nmode: adopt\ndatabases:\n  appdb:\n    owner: ghost\n", `line 5: database appdb owner: role "ghost"`},
+		{"membership", "version: 1\nmode: adopt\nroles:\n  app:\n    login: true\n    member_of:\n      - app_owner\n      - ghost\n", `line 8: role app: member_of "ghost"`},
+		{"default privileges grantee", "version: 1\nmode: adopt\ndatabases:\n  appdb:\n    default_privileges:\n      app_owner:\n        tables: {ghost: [SELECT]}\n", `line 7: default privileges of app_owner on tables in appdb: grantee "ghost"`},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			f, err := Parse("p.yaml", []byte(c.in))
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, _, err = Diff(f, baseLive(), Options{})
+			var le *LineError
+			if err == nil || !errors.As(err, &le) || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("got %v, want %q", err, c.want)
+			}
+		})
 	}
 }

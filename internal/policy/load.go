@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"path"
+	"reflect"
 	"strconv"
 	"strings"
 
@@ -37,7 +38,7 @@ func Parse(name string, data []byte) (f *File, err error) {
 	}()
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
-		return nil, yamlErr(name, err)
+		return nil, yamlSyntaxErr(name, data, err)
 	}
 	if root.Kind == 0 || len(root.Content) == 0 {
 		return nil, fmt.Errorf("%s: empty policy file", name)
@@ -48,6 +49,10 @@ func Parse(name string, data []byte) (f *File, err error) {
 	}
 	if isLegacy(doc) {
 		return parseLegacy(name, data)
+	}
+	uses := map[string]int{}
+	if err := checkKeys(name, doc, reflect.TypeFor[File](), "the top level", uses); err != nil {
+		return nil, err
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
@@ -60,6 +65,7 @@ func Parse(name string, data []byte) (f *File, err error) {
 	if err := v.file(f, doc); err != nil {
 		return nil, err
 	}
+	rememberUses(f, uses)
 	return f, nil
 }
 
@@ -76,6 +82,23 @@ func yamlErr(name string, err error) error {
 		}
 	}
 	return fmt.Errorf("%s: %s", name, s)
+}
+
+// yamlSyntaxErr places a syntax error at the line it is about: yaml.v3
+// names, one line early, the mapping that encloses a bad indentation.
+func yamlSyntaxErr(name string, data []byte, err error) error {
+	s := strings.TrimPrefix(err.Error(), "yaml: ")
+	if rest, ok := strings.CutPrefix(s, "line "); ok {
+		if n, msg, ok := strings.Cut(rest, ": "); ok && strings.HasPrefix(msg, "did not find expected") {
+			if at, _ := strconv.Atoi(n); at >= 0 {
+				if line, col := badIndent(data, at+1); line > 0 {
+					return fmt.Errorf("%s:%d: bad indentation (column %d matches no enclosing key; the block starts at line %d)", name, line, col, at+1)
+				}
+				return fmt.Errorf("%s:%d: %s (in the block that starts here; check the indentation below it)", name, at+1, oneLineText(msg))
+			}
+		}
+	}
+	return yamlErr(name, err)
 }
 
 func isLegacy(doc *yaml.Node) bool {
@@ -166,8 +189,6 @@ func (v *validator) file(f *File, doc *yaml.Node) error {
 	return nil
 }
 
-var membershipKeys = map[string]bool{"role": true, "admin": true, "inherit": true, "set": true, "grantor": true}
-
 func (v *validator) role(name string, r *Role, doc *yaml.Node) error {
 	at := []string{"roles", name}
 	if name == "" || strings.EqualFold(name, Public) {
@@ -192,20 +213,6 @@ func (v *validator) role(name string, r *Role, doc *yaml.Node) error {
 		}
 		if m.Role == name {
 			return v.errf(mat, "role %s: cannot be a member of itself", oneLineText(name))
-		}
-	}
-	// Membership mappings decode through their own method, which the
-	// decoder's unknown-key check does not reach.
-	if n := findNode(doc, "roles", name, "member_of"); n != nil && n.Kind == yaml.SequenceNode {
-		for i, e := range n.Content {
-			if e.Kind != yaml.MappingNode {
-				continue
-			}
-			for j := 0; j+1 < len(e.Content); j += 2 {
-				if k := e.Content[j].Value; !membershipKeys[k] {
-					return fmt.Errorf("%s:%d: role %s: member_of entry %d: unknown key %q (want role, admin, inherit, set, grantor)", v.name, e.Content[j].Line, oneLineText(name), i+1, oneLineText(k))
-				}
-			}
 		}
 	}
 	check := func(s Settings, at []string) error {
@@ -255,12 +262,28 @@ func settingNameOK(k string) bool {
 	return true
 }
 
+// isMD5: "md5" and 32 hex digits, the form pg_authid stores.
+func isMD5(pw string) bool {
+	if len(pw) != 35 || !strings.HasPrefix(pw, "md5") {
+		return false
+	}
+	for _, c := range pw[3:] {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F') {
+			return false
+		}
+	}
+	return true
+}
+
 // CheckPassword accepts what a policy file may hold as a password: "",
 // "none" or a SCRAM-SHA-256 verifier. Anything else is taken for a clear
 // text, refused, and never shown.
 func CheckPassword(pw string) error {
 	if pw == "" || pw == "none" {
 		return nil
+	}
+	if isMD5(pw) {
+		return errors.New("password is an md5 hash (PostgreSQL 18 deprecates md5; give a SCRAM-SHA-256 verifier or none); its value is not shown")
 	}
 	if !strings.HasPrefix(pw, verifierPrefix) {
 		return errors.New("password must be none or a SCRAM-SHA-256 verifier (SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>); a clear-text password is refused, and its value is not shown")

@@ -47,9 +47,20 @@ func TestParse(t *testing.T) {
 	}
 	secret := "hunter2-very-secret"
 	cases := []struct{ name, in, want string }{
-		{"unknown key", "version: 1\nrolez: {}\n", "p.yaml:2: field rolez not found"},
-		{"unknown role key", "version: 1\nroles:\n  a: {logn: true}\n", "p.yaml:3: field logn not found"},
-		{"unknown membership key", "version: 1\nroles:\n  a:\n    member_of: [{role: b, admn: true}]\n", "p.yaml:4: role a: member_of entry 1: unknown key \"admn\""},
+		{"unknown key", "version: 1\nrolez: {}\n", `p.yaml:2: unknown key "rolez" in the top level; did you mean "roles"?`},
+		{"unknown role key", "version: 1\nroles:\n  a: {logn: true}\n", `p.yaml:3: unknown key "logn" in role "a"; did you mean "login"?`},
+		{"unknown role key, typo", "version: 1\nroles:\n  app:\n    login: true\n    connection_limt: 3\n", `p.yaml:5: unknown key "connection_limt" in role "app"; did you mean "connection_limit"? (valid keys: login, superuser,`},
+		{"unknown key, nothing near", "version: 1\nroles:\n  a: {zzzzzzzz: 1}\n", `p.yaml:3: unknown key "zzzzzzzz" in role "a"; valid keys: login,`},
+		{"unknown membership key", "version: 1\nroles:\n  a:\n    member_of: [{role: b, admn: true}]\n", `p.yaml:4: unknown key "admn" in entry 1 of member_of of role "a"; did you mean "admin"?`},
+		{"unknown table key", "version: 1\ndatabases:\n  d:\n    schemas:\n      s:\n        tables:\n          t: {grant: {}}\n", `p.yaml:7: unknown key "grant" in table "d.s.t"; did you mean "grants"?`},
+		{"unknown schema key", "version: 1\ndatabases:\n  d:\n    schemas:\n      s: {owners: x}\n", `p.yaml:5: unknown key "owners" in schema "d.s"; did you mean "owner"?`},
+		{"unknown policy key", "version: 1\ndatabases:\n  d:\n    schemas:\n      s:\n        rls:\n          t:\n            policies:\n              p: {usin: x}\n", `p.yaml:9: unknown key "usin" in policy "d.s.t.p"`},
+		{"dedent to no key", "version: 1\nroles:\n  app:\n    login: true\n    member_of: [x]\n   createdb: true\n", "p.yaml:6: bad indentation (column 4"},
+		{"indent under a value", "version: 1\nroles:\n  app:\n    login: true\n    member_of: [x]\n      createdb: true\n", "p.yaml:6: bad indentation (column 7"},
+		{"bad indent deep", "version: 1\ndatabases:\n  d:\n    schemas:\n      public:\n        grants: {a: [USAGE]}\n       owner: x\n", "p.yaml:7: bad indentation"},
+		{"unknown key through a merge", "version: 1\nbase: &b {logn: true}\n", `p.yaml:2: unknown key "base" in the top level`},
+		{"unknown key in a merged mapping", "version: 1\nroles:\n  a: &b {login: true}\n  c:\n    <<: *b\n    creatdb: true\n", `p.yaml:6: unknown key "creatdb" in role "c"; did you mean "createdb"?`},
+		{"md5 password", "version: 1\nroles:\n  a:\n    password: md5" + strings.Repeat("0a", 16) + "\n", "p.yaml:4: role a: password is an md5 hash (PostgreSQL 18 deprecates md5; give a SCRAM-SHA-256 verifier or none)"},
 		{"version", "mode: adopt\nroles: {}\n", "p.yaml:1: version must be 1"},
 		{"mode", "version: 1\nmode: yolo\n", "p.yaml:2: mode \"yolo\""},
 		{"clear password", "version: 1\nroles:\n  a:\n    password: " + secret + "\n", "p.yaml:4: role a: password must be none or a SCRAM-SHA-256 verifier"},
@@ -128,5 +139,14 @@ func TestDocsExample(t *testing.T) {
 	}
 	if f.Roles["app"].MemberOf[1].Grantor != "app_owner" || f.Databases["appdb"].Schemas["app"].RLS["orders"] == nil {
 		t.Fatalf("parsed wrong: %+v", f)
+	}
+}
+
+// A merge key is YAML, not an unknown key: its mapping's keys are
+// checked as the type's own.
+func TestParseMerge(t *testing.T) {
+	f, err := Parse("p.yaml", []byte("version: 1\nroles:\n  a: &b {login: true}\n  c:\n    <<: *b\n    createdb: true\n"))
+	if err != nil || f.Roles["c"].Login == nil || !*f.Roles["c"].Login || !*f.Roles["c"].CreateDB {
+		t.Fatalf("%v %+v", err, f)
 	}
 }

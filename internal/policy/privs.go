@@ -17,15 +17,17 @@ const (
 	kindType     = "type"
 )
 
-// privileges per kind, in the order the server's ACLs list them (so a
-// rendered list is stable). MAINTAIN is PostgreSQL 17+, checked against
-// Live.Major at diff time.
+// privileges per kind, in the order the server's aclitems print them
+// (acl.h's "arwdDxtXUCTcsAm", INSERT before SELECT), which is also the
+// export's order: plan SQL, notes and differences list privileges the
+// way the exported file and relacl do. MAINTAIN is PostgreSQL 17+,
+// checked against Live.Major at diff time.
 var kindPrivileges = map[string][]string{
 	kindDatabase: {"CREATE", "TEMPORARY", "CONNECT"},
 	kindSchema:   {"USAGE", "CREATE"},
-	kindTable:    {"SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER", "MAINTAIN"},
-	kindColumn:   {"SELECT", "INSERT", "UPDATE", "REFERENCES"},
-	kindSequence: {"USAGE", "SELECT", "UPDATE"},
+	kindTable:    {"INSERT", "SELECT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER", "MAINTAIN"},
+	kindColumn:   {"INSERT", "SELECT", "UPDATE", "REFERENCES"},
+	kindSequence: {"SELECT", "UPDATE", "USAGE"},
 	kindFunction: {"EXECUTE"},
 	kindType:     {"USAGE"},
 }

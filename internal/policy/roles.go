@@ -2,7 +2,6 @@ package policy
 
 import (
 	"fmt"
-	"sort"
 	"strings"
 
 	"github.com/pgaegis/pgaegis/internal/plan"
@@ -62,10 +61,10 @@ func (d *differ) roles() error {
 		if r := d.f.Roles[name]; r != nil {
 			for _, m := range r.MemberOf {
 				if !d.exists(m.Role) || m.Role == Public {
-					return fmt.Errorf("role %s: member_of %q: no such role in the file or on the server", oneLineText(name), oneLineText(m.Role))
+					return &unknownRole{role: m.Role, text: fmt.Sprintf("role %s: member_of %q: no such role in the file or on the server", oneLineText(name), oneLineText(m.Role))}
 				}
 				if m.Grantor != "" && !d.exists(m.Grantor) {
-					return fmt.Errorf("role %s: member_of %s: grantor %q: no such role in the file or on the server", oneLineText(name), oneLineText(m.Role), oneLineText(m.Grantor))
+					return &unknownRole{role: m.Grantor, text: fmt.Sprintf("role %s: member_of %s: grantor %q: no such role in the file or on the server", oneLineText(name), oneLineText(m.Role), oneLineText(m.Grantor))}
 				}
 			}
 		}
@@ -239,8 +238,10 @@ func (d *differ) memberships(name string, want, have *Role, created bool) error 
 		if m.Role == name {
 			return fmt.Errorf("role %s: cannot be a member of itself", oneLineText(name))
 		}
-		if !v16 && (m.Inherit != nil || m.Set != nil || m.Grantor != "") {
-			d.note(NoteWarning, "role "+name, "membership in %s: INHERIT, SET and GRANTED BY need PostgreSQL 16; only ADMIN is planned", m.Role)
+		if !v16 {
+			if err := d.before16(name, m, want, have); err != nil {
+				return err
+			}
 		}
 		h, ok := haveBy[m.Role]
 		if !ok {
@@ -334,6 +335,30 @@ func (d *differ) memberships(name string, want, have *Role, created bool) error 
 	return nil
 }
 
+// before16 refuses a membership option a server before 16 cannot give:
+// a plain GRANT there inherits as the member's INHERIT attribute says
+// and always allows SET ROLE, so planning it would grant more (or less)
+// than the file asks, and a later plan would call it a match.
+func (d *differ) before16(name string, m Membership, want, have *Role) error {
+	attr := want.Inherit
+	if attr == nil && d.mode == Additive {
+		attr = have.Inherit
+	}
+	inherits := boolOr(attr, true)
+	switch {
+	case m.Inherit != nil && *m.Inherit != inherits:
+		word := map[bool]string{true: "INHERIT", false: "NOINHERIT"}[*m.Inherit]
+		return fmt.Errorf("role %s: member_of %s: inherit: %v needs PostgreSQL 16 (the server is %d); there a membership inherits as its member's attribute says: give role %s inherit: %v (%s, for all its memberships) and leave inherit out of the membership",
+			oneLineText(name), oneLineText(m.Role), *m.Inherit, d.major, oneLineText(name), *m.Inherit, word)
+	case m.Set != nil && !*m.Set:
+		return fmt.Errorf("role %s: member_of %s: set: false needs PostgreSQL 16 (the server is %d); before 16 every member may SET ROLE to a role it is granted: leave set out or drop the membership",
+			oneLineText(name), oneLineText(m.Role), d.major)
+	case m.Grantor != "":
+		d.note(NoteWarning, "role "+name, "membership in %s: GRANTED BY is planned from PostgreSQL 16 only; the grantor is not compared", m.Role)
+	}
+	return nil
+}
+
 // settings diffs ALTER ROLE ... [IN DATABASE ...] SET / RESET.
 func (d *differ) settings(name string, want, have *Role) {
 	q := quote.Ident(name)
@@ -403,64 +428,85 @@ func sameSetting(k, a, b string) bool {
 
 // remove plans dropping a role the authoritative file does not name,
 // after the preflight: what it owns or holds in every database, live
-// sessions, the executing role.
+// sessions, the executing role. A role that owns nothing and is named in
+// no policy goes in one apply: in each database where it still holds
+// privileges, DROP OWNED BY (which, for a role owning nothing, only
+// revokes its privileges and default ACL entries), guarded by a check in
+// the same transaction that it still owns nothing there. Only a role
+// that owns objects, or is named in RLS policies, is held for
+// --reassign-owned-to / --drop-owned; the note names only that, never a
+// privilege the plan revokes anyway.
 func (d *differ) remove(name string) {
 	obj := "role " + name
 	if d.protected(name) {
 		d.note(NoteHeld, obj, "not in the file but kept: pgaegis runs as this role or it is the bootstrap superuser")
 		return
 	}
+	if n := d.live.Sessions[name]; n > 0 {
+		d.note(NoteWarning, obj, "has %d live session(s); they keep running until they end", n)
+	}
 	deps := d.live.Dependents[name]
-	var where []string
-	dbs := map[string]bool{}
+	var owns []string
+	dbs := map[string]bool{} // databases where something holds it
 	for _, db := range sortedKeys(deps) {
 		c := deps[db]
-		if c.Owned+c.Privileges+c.Policies == 0 {
-			continue
-		}
 		label := db
 		if db == "" {
 			label = "(shared objects)"
 		}
-		where = append(where, fmt.Sprintf("%s: %d owned, %d privileges, %d policies", label, c.Owned, c.Privileges, c.Policies))
-		dbs[db] = true
+		if c.Owned > 0 {
+			owns = append(owns, fmt.Sprintf("%s: owns %d object(s)", label, c.Owned))
+		}
+		if c.Policies > 0 {
+			owns = append(owns, fmt.Sprintf("%s: named in %d RLS policy(ies)", label, c.Policies))
+		}
+		if c.Owned+c.Privileges+c.Policies > 0 {
+			dbs[db] = true
+		}
 	}
-	if n := d.live.Sessions[name]; n > 0 {
-		d.note(NoteWarning, obj, "has %d live session(s); they keep running until they end", n)
+	if len(owns) > 0 && d.o.ReassignOwnedTo == "" && !d.o.DropOwned {
+		d.note(NoteHeld, obj, "not in the file but kept: %s; give --reassign-owned-to ROLE and/or --drop-owned", strings.Join(owns, "; "))
+		return
 	}
-	if len(where) > 0 {
-		if d.o.ReassignOwnedTo == "" && !d.o.DropOwned {
-			d.note(NoteHeld, obj, "not in the file but still owns or holds: %s; give --reassign-owned-to ROLE and/or --drop-owned", strings.Join(where, "; "))
+	for _, db := range sortedKeys(dbs) {
+		if db != "" && d.live.Unreadable[db] != "" {
+			d.note(NoteHeld, obj, "not in the file but kept: it has dependents in database %s, which could not be read (so DROP OWNED cannot run there)", db)
 			return
 		}
-		held := 0
-		for _, c := range deps {
-			held += c.Privileges + c.Policies
-		}
-		if !d.o.DropOwned && held > 0 {
-			// REASSIGN OWNED moves ownership only: DROP ROLE would fail on
-			// the privileges left.
-			d.note(NoteHeld, obj, "not in the file but still holds privileges (%s); add --drop-owned to revoke them", strings.Join(where, "; "))
-			return
-		}
-		if dbs[""] && len(dbs) == 1 {
+	}
+	if dbs[""] {
+		// Privileges on shared objects (databases, tablespaces) go with a
+		// DROP OWNED run in any database.
+		delete(dbs, "")
+		if len(dbs) == 0 {
 			dbs[d.clusterDB()] = true
 		}
-		delete(dbs, "")
+	}
+	q := quote.Ident(name)
+	for _, db := range sortedKeys(dbs) {
 		if d.reassign == nil {
 			d.reassign = map[string][]string{}
 		}
-		q := quote.Ident(name)
-		list := sortedKeys(dbs)
-		sort.Strings(list)
-		for _, db := range list {
-			if d.o.ReassignOwnedTo != "" {
-				d.reassign[db] = append(d.reassign[db], "REASSIGN OWNED BY "+q+" TO "+quote.Ident(d.o.ReassignOwnedTo))
-			}
-			if d.o.DropOwned {
-				d.reassign[db] = append(d.reassign[db], "DROP OWNED BY "+q)
-			}
+		if d.o.ReassignOwnedTo != "" {
+			d.reassign[db] = append(d.reassign[db], "REASSIGN OWNED BY "+q+" TO "+quote.Ident(d.o.ReassignOwnedTo))
 		}
+		if !d.o.DropOwned {
+			// Something may have been created since the read: then the
+			// transaction fails rather than dropping it.
+			d.reassign[db] = append(d.reassign[db], ownsNothingGuard(name))
+		}
+		d.reassign[db] = append(d.reassign[db], "DROP OWNED BY "+q)
 	}
-	d.drops = append(d.drops, "DROP ROLE "+quote.Ident(name))
+	d.drops = append(d.drops, "DROP ROLE "+q)
+}
+
+// ownsNothingGuard is a statement that fails when role owns anything in
+// the current database or among shared objects (pg_shdepend deptype 'o').
+func ownsNothingGuard(role string) string {
+	body := "BEGIN IF EXISTS (SELECT 1 FROM pg_catalog.pg_shdepend s JOIN pg_catalog.pg_roles r ON r.oid = s.refobjid" +
+		" WHERE s.refclassid = 'pg_catalog.pg_authid'::pg_catalog.regclass AND s.deptype = 'o' AND r.rolname = " + quote.Literal(role) +
+		" AND s.dbid IN (0, (SELECT oid FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database())))" +
+		" THEN RAISE EXCEPTION 'role % now owns objects in database %: not dropped (plan again)', " + quote.Literal(role) +
+		", pg_catalog.current_database(); END IF; END"
+	return "DO " + quote.Literal(body)
 }

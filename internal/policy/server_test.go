@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/pgaegis/pgaegis/internal/localpg"
 	"github.com/pgaegis/pgaegis/internal/pgtest"
 	"github.com/pgaegis/pgaegis/internal/plan"
@@ -442,7 +444,7 @@ func TestDiffRemoveOnServer(t *testing.T) {
 	}
 	held := false
 	for _, n := range notes {
-		held = held || n.Level == NoteHeld && n.Object == "role gone" && strings.Contains(n.Text, "rm: 1 owned, 1 privileges")
+		held = held || n.Level == NoteHeld && n.Object == "role gone" && strings.Contains(n.Text, "rm: owns 1 object(s)") && !strings.Contains(n.Text, "privilege")
 	}
 	if !p.Empty() || !held {
 		t.Fatalf("want nothing planned and gone held: %+v %+v", p.Steps, notes)
@@ -457,4 +459,165 @@ func TestDiffRemoveOnServer(t *testing.T) {
 		{"(SELECT pg_get_userbyid(relowner) = current_user FROM pg_class WHERE oid = 'public.owned'::regclass)", true},
 		{"(SELECT relacl IS NULL OR NOT relacl::text LIKE '%gone%' FROM pg_class WHERE oid = 'public.kept'::regclass)", true},
 	})
+}
+
+// TestDiffRemoveWithGrants: a role that owns nothing but holds grants in
+// two databases (and CONNECT on one) is removed from an export in one
+// edit: the plan revokes and drops it in one apply, the next plan is
+// empty. A role that comes to own something after the read makes the
+// guarded DROP OWNED fail instead of dropping the object.
+func TestDiffRemoveWithGrants(t *testing.T) {
+	srv := pgtest.Shared(t)
+	ctx := pgtest.Ctx(t)
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(srv.Exec(ctx, `CREATE ROLE rg_gone`, `CREATE ROLE rg_late`, `CREATE DATABASE rg_a`, `CREATE DATABASE rg_b`, `GRANT CONNECT ON DATABASE rg_a TO rg_gone`))
+	t.Cleanup(func() {
+		srv.Exec(ctx, `DROP DATABASE IF EXISTS rg_a`, `DROP DATABASE IF EXISTS rg_b`, `DROP ROLE IF EXISTS rg_gone`, `DROP ROLE IF EXISTS rg_late`)
+	})
+	for _, db := range []string{"rg_a", "rg_b"} {
+		must(srv.ExecIn(ctx, db, `CREATE TABLE t (x int)`, `GRANT SELECT, UPDATE ON t TO rg_gone, rg_late`, `GRANT USAGE ON SCHEMA public TO rg_gone`))
+	}
+	dbs := []string{"rg_a", "rg_b"}
+	read := func() *Live {
+		t.Helper()
+		live, err := inspect.Read(ctx, srv.ConnConfig("postgres"), inspect.Options{Databases: dbs})
+		must(err)
+		return live
+	}
+	// The edit: the export without the roles and every grant to them.
+	edit := func(live *Live, gone ...string) *File {
+		f := inspect.Export(live, inspect.ExportOptions{Databases: dbs})
+		var strip func(g Grants)
+		strip = func(g Grants) {
+			for _, r := range gone {
+				delete(g, r)
+			}
+		}
+		for _, r := range gone {
+			delete(f.Roles, r)
+		}
+		for _, d := range f.Databases {
+			strip(d.Grants)
+			for _, s := range d.Schemas {
+				strip(s.Grants)
+				for _, objs := range []Objects{s.Tables, s.Sequences, s.Functions} {
+					for _, o := range objs {
+						strip(o.Grants)
+					}
+				}
+			}
+		}
+		return f
+	}
+	p, notes, err := Diff(edit(read(), "rg_gone"), read(), Options{})
+	must(err)
+	for _, n := range notes {
+		if n.Level == NoteHeld {
+			t.Errorf("held: %+v", n)
+		}
+	}
+	execute(t, srv, p)
+	oracle(t, srv, "policy-remove-grants", "rg_b", []check{
+		{"NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'rg_gone')", true},
+		{"has_table_privilege('rg_late', 'public.t', 'UPDATE')", true},
+	})
+	live := read()
+	if p2, notes, err := Diff(edit(live), live, Options{}); err != nil || !p2.Empty() {
+		t.Fatalf("second plan not empty: %v %+v %+v", err, p2, notes)
+	}
+	// rg_late holds grants when read, then comes to own a table: the
+	// guard stops the apply.
+	live = read()
+	p, _, err = Diff(edit(live, "rg_late"), live, Options{})
+	must(err)
+	must(srv.ExecIn(ctx, "rg_a", `CREATE TABLE late (x int)`, `ALTER TABLE late OWNER TO rg_late`))
+	var failed error
+	for _, s := range p.Steps {
+		c, err := srv.Connect(ctx, s.Database)
+		must(err)
+		tx, err := c.Begin(ctx)
+		must(err)
+		for _, q := range s.SQL {
+			if _, err := tx.Exec(ctx, q); err != nil {
+				failed = err
+				break
+			}
+		}
+		if failed == nil {
+			must(tx.Commit(ctx))
+		}
+		tx.Rollback(ctx)
+		c.Close(ctx)
+		if failed != nil {
+			break
+		}
+	}
+	if failed == nil || !strings.Contains(failed.Error(), "now owns objects") {
+		t.Fatalf("the guard did not stop the drop: %v", failed)
+	}
+	oracle(t, srv, "policy-remove-guard", "rg_a", []check{
+		{"EXISTS (SELECT FROM pg_roles WHERE rolname = 'rg_late')", true},
+		{"to_regclass('public.late') IS NOT NULL", true},
+	})
+}
+
+// TestDiffUnreadableAsCreateRole: a CREATEROLE non-superuser that cannot
+// CONNECT to a database the file names plans nothing for it (not the
+// owner it already has, not a GRANT it cannot run), says so, and what it
+// does plan runs.
+func TestDiffUnreadableAsCreateRole(t *testing.T) {
+	srv := pgtest.Shared(t)
+	ctx := pgtest.Ctx(t)
+	if err := srv.Exec(ctx, `CREATE ROLE ur_admin LOGIN CREATEROLE PASSWORD 'ur-Admin-pw-9'`, `CREATE ROLE ur_owner`, `CREATE ROLE ur_app`,
+		`CREATE DATABASE ur_closed OWNER ur_owner`, `REVOKE CONNECT ON DATABASE ur_closed FROM PUBLIC`); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		srv.Exec(ctx, `DROP DATABASE IF EXISTS ur_closed`, `DROP ROLE IF EXISTS ur_new`, `DROP ROLE IF EXISTS ur_app`, `DROP ROLE IF EXISTS ur_owner`, `DROP ROLE IF EXISTS ur_admin`)
+	})
+	cfg := srv.ConnConfig("postgres")
+	cfg.User, cfg.Password = "ur_admin", "ur-Admin-pw-9"
+	live, err := inspect.Read(ctx, cfg, inspect.Options{Databases: []string{"postgres", "ur_closed"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if live.Superuser || live.Unreadable["ur_closed"] == "" {
+		t.Fatalf("want ur_closed unreadable for a non-superuser: %+v", live.Unreadable)
+	}
+	f := &File{Version: 1, Mode: Adopt, Roles: Roles{"ur_new": {}}, Databases: map[string]*Database{
+		"ur_closed": {Owner: "ur_owner", Grants: Grants{"ur_app": {"CONNECT"}}},
+	}}
+	p, notes, err := Diff(f, live, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sql []string
+	for _, s := range p.Steps {
+		sql = append(sql, s.SQL...)
+	}
+	if len(sql) != 1 || sql[0] != "CREATE ROLE ur_new" {
+		t.Fatalf("want only CREATE ROLE ur_new, got %q", sql)
+	}
+	noted := false
+	for _, n := range notes {
+		noted = noted || n.Object == "database ur_closed" && strings.Contains(n.Text, "nothing is planned for it")
+	}
+	if !noted {
+		t.Fatalf("no note for ur_closed: %+v", notes)
+	}
+	c, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(ctx)
+	for _, q := range sql {
+		if _, err := c.Exec(ctx, q); err != nil {
+			t.Fatalf("%s as ur_admin: %v", q, err)
+		}
+	}
 }
