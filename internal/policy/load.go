@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"path"
 	"reflect"
 	"strconv"
@@ -54,10 +53,10 @@ func Parse(name string, data []byte) (f *File, err error) {
 	if err := checkKeys(name, doc, reflect.TypeFor[File](), "the top level", uses); err != nil {
 		return nil, err
 	}
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
+	// Decoded from the tree already parsed (not the text again):
+	// checkKeys above refused unknown keys, as KnownFields would.
 	f = &File{}
-	if err := dec.Decode(f); err != nil && !errors.Is(err, io.EOF) {
+	if err := doc.Decode(f); err != nil {
 		return nil, yamlErr(name, err)
 	}
 	v := &validator{name: name, lines: map[string]int{}}

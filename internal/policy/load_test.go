@@ -150,3 +150,22 @@ func TestParseMerge(t *testing.T) {
 		t.Fatalf("%v %+v", err, f)
 	}
 }
+
+// A role or table given twice is refused by the one-pass map decoding
+// as yaml.v3's would; merge keys and aliases still go through yaml.v3.
+func TestParseDuplicateAndMergeKeys(t *testing.T) {
+	dup := "version: 1\nroles:\n  app: {}\n  app: {login: true}\n"
+	if _, err := Parse("dup.yaml", []byte(dup)); err == nil || !strings.Contains(err.Error(), "dup.yaml") || !strings.Contains(err.Error(), "already defined") {
+		t.Fatalf("duplicate role: %v", err)
+	}
+	dupT := "version: 1\ndatabases:\n  d:\n    schemas:\n      s:\n        tables:\n          t: {}\n          t: {}\n"
+	if _, err := Parse("dupt.yaml", []byte(dupT)); err == nil || !strings.Contains(err.Error(), "already defined") {
+		t.Fatalf("duplicate table: %v", err)
+	}
+	alias := "version: 1\nx: &r {login: true}\nroles:\n  a: *r\n  b: *r\n"
+	if f, err := Parse("alias.yaml", []byte(alias)); err == nil {
+		if r := f.Roles["b"]; r == nil || r.Login == nil || !*r.Login {
+			t.Fatalf("alias: %+v", f.Roles)
+		}
+	}
+}
