@@ -648,7 +648,7 @@ func (d *differ) objects(w *dbWork, db, schema, kind, kindSQL, alter string, wan
 		e := want[n]
 		var owner string
 		var grants Grants
-		var cols map[string]Grants
+		var cols ColumnGrants
 		for _, src := range []*Object{e, star} {
 			if src == nil {
 				continue

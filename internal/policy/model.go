@@ -190,9 +190,16 @@ type Schema struct {
 type Object struct {
 	Owner  string `yaml:"owner,omitempty"`
 	Grants Grants `yaml:"grants,omitempty"`
-	// Columns: column privileges (tables only), by column name.
-	Columns map[string]Grants `yaml:"columns,omitempty"`
+	// Columns: column privileges (tables only), by column name. Nil is
+	// not managed; empty ({}) says no column has a privilege of its own.
+	Columns ColumnGrants `yaml:"columns,omitempty"`
 }
+
+// ColumnGrants are a table's column privileges by column name.
+type ColumnGrants map[string]Grants
+
+// IsZero keeps an empty (managed: no column grants) map in the YAML.
+func (c ColumnGrants) IsZero() bool { return c == nil }
 
 // DefaultPrivileges are ALTER DEFAULT PRIVILEGES for one creating role,
 // by object kind.

@@ -179,7 +179,7 @@ func (k *keyer) compact(objs policy.Objects) policy.Objects {
 			}
 		}
 		if len(o.Columns) > 0 {
-			e.Columns = map[string]policy.Grants{}
+			e.Columns = policy.ColumnGrants{}
 			for c, g := range o.Columns {
 				e.Columns[c] = copyGrants(g)
 			}
@@ -220,7 +220,7 @@ func copyGrants(g policy.Grants) policy.Grants {
 func copyObject(o *policy.Object) *policy.Object {
 	c := &policy.Object{Owner: o.Owner, Grants: copyGrants(o.Grants)}
 	if o.Columns != nil {
-		c.Columns = map[string]policy.Grants{}
+		c.Columns = policy.ColumnGrants{}
 		for n, g := range o.Columns {
 			c.Columns[n] = copyGrants(g)
 		}

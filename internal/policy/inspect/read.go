@@ -495,7 +495,7 @@ func readObjects(ctx context.Context, tx pgx.Tx, cl *cluster, db *policy.Databas
 			return nil // an ACL emptied by revokes: same as none
 		}
 		if ri.obj.Columns == nil {
-			ri.obj.Columns = map[string]policy.Grants{}
+			ri.obj.Columns = policy.ColumnGrants{}
 		}
 		ri.obj.Columns[col] = g
 		return nil

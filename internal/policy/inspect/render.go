@@ -360,16 +360,18 @@ func (w *writer) objects(n int, k string, objs policy.Objects) {
 			w.null()
 			continue
 		}
-		if !w.open(o.Owner == "" && o.Grants == nil && len(o.Columns) == 0, "{}") {
+		if !w.open(o.Owner == "" && o.Grants == nil && o.Columns == nil, "{}") {
 			continue
 		}
 		if o.Owner != "" {
 			w.str(n+4, "owner", o.Owner)
 		}
 		w.grantsField(n+4, "grants", o.Grants)
-		if len(o.Columns) > 0 {
+		if o.Columns != nil {
 			w.key(n+4, "columns")
-			w.open(false, "")
+			if !w.open(len(o.Columns) == 0, "{}") {
+				continue
+			}
 			for _, c := range yamlSorted(o.Columns) {
 				w.key(n+6, c)
 				w.grants(n+8, o.Columns[c]) // nil is {} as Grants.MarshalYAML writes it

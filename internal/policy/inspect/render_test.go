@@ -198,7 +198,7 @@ func genObjects(rng *gen, kind string) policy.Objects {
 				o.Owner = genName(rng, true)
 			}
 			if kind == "table" && rng.Intn(3) == 0 {
-				o.Columns = map[string]policy.Grants{}
+				o.Columns = policy.ColumnGrants{}
 				for j := rng.Intn(3); j > 0; j-- {
 					o.Columns[genString(rng)] = maybeGrants(rng, "column")
 				}
@@ -463,10 +463,8 @@ func canonObjects(objs policy.Objects, grants func(policy.Grants) policy.Grants)
 			c := *o
 			o = &c
 			o.Grants = grants(o.Grants)
-			if len(o.Columns) == 0 {
-				o.Columns = nil
-			} else {
-				cols := map[string]policy.Grants{}
+			if o.Columns != nil { // empty is managed: kept, as {}
+				cols := policy.ColumnGrants{}
 				for k, g := range o.Columns {
 					if g = grants(g); g == nil {
 						g = policy.Grants{}
