@@ -692,20 +692,82 @@ func (d *differ) objects(w *dbWork, db, schema, kind, kindSQL, alter string, wan
 			for c := range h.Columns {
 				names[c] = true
 			}
+			var tc tableColumns
 			for _, c := range sortedKeys(names) {
 				wc := cols[c]
 				if wc == nil {
-					wc = Grants{}
+					wc = Grants{} // a column the file leaves out has none
 				}
-				ch, err := d.grantChanges(kindColumn, c, wc, h.Columns[c], effOwner, noRevoke)
+				ch, err := d.grantChanges(kindColumn, "", wc, h.Columns[c], effOwner, noRevoke)
 				if err != nil {
 					return fmt.Errorf("%s column %s: %w", oneLineText(where), oneLineText(c), err)
 				}
-				w.record("TABLE", "\x00"+schema, name, ch) // never ON ALL for columns
+				tc.add(c, ch)
 			}
+			w.record("TABLE", "\x00"+schema, name, tc.changes()) // never ON ALL for columns
 		}
 	}
 	return nil
+}
+
+// tableColumns folds one table's column changes into one statement per
+// change and grantee set: GRANT SELECT (id, customer), UPDATE (customer)
+// rather than one per column.
+type tableColumns struct {
+	byGrantee map[change]map[string]*columnPrivs // change without privs
+}
+
+// columnPrivs are privileges in first-seen order, each with its columns.
+type columnPrivs struct {
+	order []string
+	cols  map[string][]string
+}
+
+func (t *tableColumns) add(col string, ch map[change][]string) {
+	if t.byGrantee == nil {
+		t.byGrantee = map[change]map[string]*columnPrivs{}
+	}
+	for c, gs := range ch {
+		privs := strings.Split(c.privs, ", ")
+		c.privs = ""
+		m := t.byGrantee[c]
+		if m == nil {
+			m = map[string]*columnPrivs{}
+			t.byGrantee[c] = m
+		}
+		for _, g := range gs {
+			cp := m[g]
+			if cp == nil {
+				cp = &columnPrivs{cols: map[string][]string{}}
+				m[g] = cp
+			}
+			for _, p := range privs {
+				if cp.cols[p] == nil {
+					cp.order = append(cp.order, p)
+				}
+				cp.cols[p] = append(cp.cols[p], quote.Ident(col))
+			}
+		}
+	}
+}
+
+// changes are the folded changes: grantees that get the same column
+// list share one statement.
+func (t *tableColumns) changes() map[change][]string {
+	out := map[change][]string{}
+	for c, m := range t.byGrantee {
+		for _, g := range sortedKeys(m) {
+			cp := m[g]
+			parts := make([]string, len(cp.order))
+			for i, p := range cp.order {
+				parts[i] = p + " (" + strings.Join(cp.cols[p], ", ") + ")"
+			}
+			k := c
+			k.privs = strings.Join(parts, ", ")
+			out[k] = append(out[k], g)
+		}
+	}
+	return out
 }
 
 // objectName renders a table or sequence as schema.name, a function key

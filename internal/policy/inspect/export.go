@@ -54,7 +54,7 @@ func Export(live *policy.Live, o ExportOptions) *policy.File {
 				continue
 			}
 			es := &policy.Schema{Owner: s.Owner, Grants: copyGrants(s.Grants), DefaultPrivileges: copyDefaults(s.DefaultPrivileges),
-				Tables: keys.compact(s.Tables), Sequences: keys.compact(s.Sequences), Functions: keys.compact(s.Functions)}
+				Tables: keys.compact(s.Tables, true), Sequences: keys.compact(s.Sequences, false), Functions: keys.compact(s.Functions, false)}
 			if len(s.RLS) > 0 {
 				es.RLS = map[string]*policy.RLS{}
 				for t, x := range s.RLS {
@@ -141,9 +141,13 @@ func (k *keyer) key(g policy.Grants) string {
 // would name no object, so Diff would leave alone a table created later
 // with SELECT for PUBLIC; "*" covers it and an authoritative plan
 // revokes. Its owner stays unmanaged (nothing says who should own it).
-func (k *keyer) compact(objs policy.Objects) policy.Objects {
+func (k *keyer) compact(objs policy.Objects, tables bool) policy.Objects {
 	if len(objs) == 0 {
-		return policy.Objects{"*": {Grants: policy.Grants{}}}
+		o := &policy.Object{Grants: policy.Grants{}}
+		if tables {
+			o.Columns = policy.ColumnGrants{}
+		}
+		return policy.Objects{"*": o}
 	}
 	out := policy.Objects{}
 	if _, ok := objs["*"]; ok {
@@ -166,6 +170,11 @@ func (k *keyer) compact(objs policy.Objects) policy.Objects {
 	star := &policy.Object{Owner: mostCommon(owners)}
 	sk := mostCommon(grants)
 	star.Grants = copyGrants(sample[sk])
+	if tables {
+		// Tables without an entry of their own have no column grants:
+		// said, so one granted later is drift.
+		star.Columns = policy.ColumnGrants{}
+	}
 	out["*"] = star
 	for n, o := range objs {
 		e := &policy.Object{}
@@ -178,7 +187,7 @@ func (k *keyer) compact(objs policy.Objects) policy.Objects {
 				e.Grants = policy.Grants{}
 			}
 		}
-		if len(o.Columns) > 0 {
+		if len(o.Columns) > 0 { // exceptions to "*"'s {}
 			e.Columns = policy.ColumnGrants{}
 			for c, g := range o.Columns {
 				e.Columns[c] = copyGrants(g)

@@ -465,6 +465,11 @@ func readObjects(ctx context.Context, tx pgx.Tx, cl *cluster, db *policy.Databas
 			return fmt.Errorf("relation %q: %v", n, err)
 		}
 		obj := &policy.Object{Owner: on, Grants: g}
+		if kind != 'S' {
+			// Column ACLs are read below for every table: none is a
+			// managed {} (so a restore to this state revokes any added).
+			obj.Columns = policy.ColumnGrants{}
+		}
 		objs[n] = obj
 		rels[oid] = relInfo{s, n, obj}
 		if rls || force {
@@ -493,9 +498,6 @@ func readObjects(ctx context.Context, tx pgx.Tx, cl *cluster, db *policy.Databas
 		}
 		if len(g) == 0 {
 			return nil // an ACL emptied by revokes: same as none
-		}
-		if ri.obj.Columns == nil {
-			ri.obj.Columns = policy.ColumnGrants{}
 		}
 		ri.obj.Columns[col] = g
 		return nil

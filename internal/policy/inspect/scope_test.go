@@ -48,7 +48,7 @@ func TestExportManagesEmptyKinds(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"      empty:\n        owner: exp2_owner\n        grants: {}\n        tables:\n          \"*\":\n            grants: {}\n        sequences:\n"} {
+	for _, want := range []string{"      empty:\n        owner: exp2_owner\n        grants: {}\n        tables:\n          \"*\":\n            grants: {}\n            columns: {}\n        sequences:\n"} {
 		if !strings.Contains(string(data), want) {
 			t.Fatalf("export lacks %q:\n%s", want, data)
 		}
