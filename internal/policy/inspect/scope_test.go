@@ -21,7 +21,11 @@ func TestExportManagesEmptyKinds(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { srv.Exec(ctx, `DROP DATABASE IF EXISTS exp2db`, `DROP ROLE IF EXISTS exp2_owner`) })
-	if err := srv.ExecIn(ctx, "exp2db", `CREATE SCHEMA empty AUTHORIZATION exp2_owner`, `REVOKE ALL ON SCHEMA public FROM PUBLIC`); err != nil {
+	if err := srv.ExecIn(ctx, "exp2db", `CREATE SCHEMA empty AUTHORIZATION exp2_owner`, `REVOKE ALL ON SCHEMA public FROM PUBLIC`,
+		// Columns: one table with a column grant (an exception to "*"),
+		// one without (covered by "*"'s columns: {}).
+		`CREATE TABLE public.invoice (id int, customer text)`, `GRANT SELECT (id) ON public.invoice TO PUBLIC`,
+		`CREATE TABLE public.plain (id int, customer text)`); err != nil {
 		t.Fatal(err)
 	}
 	read := func() *policy.Live {
@@ -61,13 +65,16 @@ func TestExportManagesEmptyKinds(t *testing.T) {
 		`CREATE TABLE empty.later (id int)`, `GRANT SELECT ON empty.later TO PUBLIC`,
 		`CREATE SEQUENCE empty.later_seq`, `GRANT USAGE ON SEQUENCE empty.later_seq TO PUBLIC`,
 		`CREATE FUNCTION empty.later_f() RETURNS int LANGUAGE sql AS 'SELECT 1'`,
-		`CREATE TABLE public.later2 (id int)`, `GRANT INSERT ON public.later2 TO PUBLIC`); err != nil {
+		`CREATE TABLE public.later2 (id int)`, `GRANT INSERT ON public.later2 TO PUBLIC`,
+		`GRANT UPDATE (customer) ON public.invoice TO PUBLIC`, `GRANT SELECT (id, customer), UPDATE (customer) ON public.plain TO PUBLIC`); err != nil {
 		t.Fatal(err)
 	}
 	p := diff(file)
 	sql := sqlOf(p)
 	t.Logf("plan: %q", sql)
-	for _, want := range []string{"empty.later ", "empty.later_seq ", "empty.later_f()", "public.later2 "} {
+	for _, want := range []string{"empty.later ", "empty.later_seq ", "empty.later_f()", "public.later2 ",
+		"REVOKE UPDATE (customer) ON TABLE public.invoice FROM PUBLIC", // one statement per table for its columns
+		"REVOKE SELECT (customer, id), UPDATE (customer) ON TABLE public.plain FROM PUBLIC"} {
 		if !strings.Contains(strings.Join(sql, "\n")+" ", want) {
 			t.Errorf("the plan does not touch %s: %q", want, sql)
 		}
@@ -95,6 +102,10 @@ func TestExportManagesEmptyKinds(t *testing.T) {
 		`has_sequence_privilege('public', 'empty.later_seq', 'USAGE')`,
 		`has_function_privilege('public', 'empty.later_f()', 'EXECUTE')`,
 		`has_table_privilege('public', 'public.later2', 'INSERT')`,
+		`has_column_privilege('public', 'public.invoice', 'customer', 'UPDATE')`,
+		`has_column_privilege('public', 'public.plain', 'id', 'SELECT')`,
+		`has_column_privilege('public', 'public.plain', 'customer', 'UPDATE')`,
+		`NOT has_column_privilege('public', 'public.invoice', 'id', 'SELECT')`, // the exported one is kept
 	} {
 		var held bool
 		if err := conn.QueryRow(ctx, "SELECT "+q).Scan(&held); err != nil {
