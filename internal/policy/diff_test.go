@@ -295,6 +295,44 @@ func TestDiffRules(t *testing.T) {
 			want: []string{`GRANT SELECT (tenant), UPDATE (tenant) ON TABLE public.a TO app`, `REVOKE UPDATE (x) ON TABLE public.a FROM app`, `REVOKE GRANT OPTION FOR SELECT ON TABLE public.a FROM app`},
 		},
 		{
+			name: "columns: {} inherited from * is exact, one statement per table",
+			live: func(l *Live) {
+				l.File.Databases["appdb"].Schemas["public"].Tables["a"].Columns = ColumnGrants{"x": {"app": {"UPDATE"}, "stray": {"SELECT"}}, "y": {"app": {"SELECT", "UPDATE"}}}
+				l.File.Databases["appdb"].Schemas["public"].Tables["b"].Columns = ColumnGrants{"x": {"app": {"SELECT"}}}
+			},
+			file: func() *File {
+				return &File{Version: 1, Databases: map[string]*Database{"appdb": {Schemas: map[string]*Schema{"public": {
+					Tables: Objects{"*": {Columns: ColumnGrants{}}, "b": {Columns: ColumnGrants{"x": {"app": {"SELECT"}}, "z": {"app": {"INSERT"}, "stray": {"INSERT"}}}}},
+				}}}}}
+			},
+			want: []string{`GRANT INSERT (z) ON TABLE public.b TO app, stray`, `REVOKE SELECT (x) ON TABLE public.a FROM stray`, `REVOKE UPDATE (x, y), SELECT (y) ON TABLE public.a FROM app`},
+		},
+		{
+			name: "columns: {} in adopt spares roles the file does not name",
+			live: func(l *Live) {
+				l.File.Databases["appdb"].Schemas["public"].Tables["a"].Columns = ColumnGrants{"x": {"app": {"UPDATE"}, "stray": {"SELECT"}}}
+			},
+			file: func() *File {
+				return &File{Version: 1, Mode: Adopt, Roles: Roles{"app": {Login: bp(true)}}, Databases: map[string]*Database{"appdb": {Schemas: map[string]*Schema{"public": {
+					Tables: Objects{"a": {Columns: ColumnGrants{}}},
+				}}}}}
+			},
+			want:    []string{`REVOKE UPDATE (x) ON TABLE public.a FROM app`},
+			notWant: []string{"stray"},
+		},
+		{
+			name: "columns: {} in additive revokes nothing",
+			live: func(l *Live) {
+				l.File.Databases["appdb"].Schemas["public"].Tables["a"].Columns = ColumnGrants{"x": {"app": {"UPDATE"}}}
+			},
+			file: func() *File {
+				return &File{Version: 1, Mode: Additive, Databases: map[string]*Database{"appdb": {Schemas: map[string]*Schema{"public": {
+					Tables: Objects{"*": {Columns: ColumnGrants{}}},
+				}}}}}
+			},
+			notWant: []string{"REVOKE"},
+		},
+		{
 			name: "MAINTAIN before 17 is an error, ALL leaves it out",
 			live: func(l *Live) { l.Major = 16 },
 			file: func() *File {
