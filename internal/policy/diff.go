@@ -170,8 +170,12 @@ type dbWork struct {
 	grants  batches
 	after   []string // default privileges granted, RLS added
 	revokes batches
-	last    []string       // default privileges revoked, policies dropped, RLS lowered
-	totals  map[string]int // live objects per kind and schema, for ON ALL ... IN SCHEMA
+	// colGrants run after the revokes: a table-level REVOKE takes the
+	// same privilege off every column too (one transaction, so no
+	// session sees the gap).
+	colGrants batches
+	last      []string       // default privileges revoked, policies dropped, RLS lowered
+	totals    map[string]int // live objects per kind and schema, for ON ALL ... IN SCHEMA
 }
 
 func (d *differ) note(level, object, format string, args ...any) {
@@ -446,6 +450,8 @@ func (w *dbWork) record(kind, schema, obj string, changes map[change][]string) {
 		k := batchKey{change: ch, kind: kind, grantees: whoList(gs), schema: schema}
 		if ch.revoke {
 			w.revokes.add(k, obj)
+		} else if strings.HasPrefix(schema, "\x00") { // columns
+			w.colGrants.add(k, obj)
 		} else {
 			w.grants.add(k, obj)
 		}
@@ -1154,6 +1160,7 @@ func (d *differ) plan() *plan.Plan {
 		sql = append(sql, w.grants.render(w.totals)...)
 		sql = append(sql, w.after...)
 		sql = append(sql, w.revokes.render(nil)...)
+		sql = append(sql, w.colGrants.render(nil)...)
 		sql = append(sql, w.last...)
 		if len(sql) == 0 {
 			continue

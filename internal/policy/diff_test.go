@@ -292,7 +292,7 @@ func TestDiffRules(t *testing.T) {
 					Tables: Objects{"a": {Grants: Grants{"app": {"SELECT"}}, Columns: map[string]Grants{"tenant": {"app": {"SELECT", "UPDATE"}}}}},
 				}}}}}
 			},
-			want: []string{`GRANT SELECT (tenant), UPDATE (tenant) ON TABLE public.a TO app`, `REVOKE UPDATE (x) ON TABLE public.a FROM app`, `REVOKE GRANT OPTION FOR SELECT ON TABLE public.a FROM app`},
+			want: []string{`REVOKE UPDATE (x) ON TABLE public.a FROM app`, `REVOKE GRANT OPTION FOR SELECT ON TABLE public.a FROM app`, `GRANT SELECT (tenant), UPDATE (tenant) ON TABLE public.a TO app`}, // column grants after the table's revokes
 		},
 		{
 			name: "columns: {} inherited from * is exact, one statement per table",
@@ -305,7 +305,7 @@ func TestDiffRules(t *testing.T) {
 					Tables: Objects{"*": {Columns: ColumnGrants{}}, "b": {Columns: ColumnGrants{"x": {"app": {"SELECT"}}, "z": {"app": {"INSERT"}, "stray": {"INSERT"}}}}},
 				}}}}}
 			},
-			want: []string{`GRANT INSERT (z) ON TABLE public.b TO app, stray`, `REVOKE SELECT (x) ON TABLE public.a FROM stray`, `REVOKE UPDATE (x, y), SELECT (y) ON TABLE public.a FROM app`},
+			want: []string{`REVOKE SELECT (x) ON TABLE public.a FROM stray`, `REVOKE UPDATE (x, y), SELECT (y) ON TABLE public.a FROM app`, `GRANT INSERT (z) ON TABLE public.b TO app, stray`},
 		},
 		{
 			name: "columns: {} in adopt spares roles the file does not name",

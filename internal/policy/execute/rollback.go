@@ -60,6 +60,14 @@ func Rollback(ctx context.Context, cfg *pgx.ConnConfig, root, id string, o Optio
 	}
 	if err != nil {
 		res.Failed, res.Problem = true, err.Error()
+		// The plan had committed, so its state is not back: said as
+		// "not fully restored", and in the journal (still applied, so a
+		// later rollback may finish the job).
+		res.Changed = true
+		st.Problem = "rollback: " + err.Error()
+		if werr := j.WriteState(st); werr != nil {
+			return res, fmt.Errorf("%w; %v", err, werr)
+		}
 		return res, err
 	}
 	res.RolledBack, res.Verified = true, rr.Verified
@@ -105,6 +113,7 @@ func restore(ctx context.Context, cfg *pgx.ConnConfig, j *plan.Journal, o *Optio
 		}
 	}
 	ignore := before.IgnoreRoles
+	journalN := 1
 	for pass := 1; ; pass++ {
 		live, err := readLive(ctx, cfg, scopeDatabases(&before))
 		if err != nil {
@@ -124,10 +133,17 @@ func restore(ctx context.Context, cfg *pgx.ConnConfig, j *plan.Journal, o *Optio
 			return res, fmt.Errorf("planning the restore: %w", err)
 		}
 		if rp.Empty() {
+			// A held note is a difference the diff would not plan (a
+			// role kept because it owns objects, ...): the server is not
+			// in the before state, so the restore is not verified.
+			var held []string
 			for _, n := range notes {
 				if n.Level == policy.NoteHeld {
-					res.Lost = append(res.Lost, fmt.Sprintf("%s: %s", n.Object, n.Text))
+					held = append(held, fmt.Sprintf("%s: %s", n.Object, n.Text))
 				}
+			}
+			if len(held) > 0 {
+				return res, fmt.Errorf("%w: %s", ErrNotVerified, strings.Join(held, "; "))
 			}
 			res.Verified = true
 			return res, nil
@@ -135,10 +151,20 @@ func restore(ctx context.Context, cfg *pgx.ConnConfig, j *plan.Journal, o *Optio
 		if pass > maxRestorePasses {
 			return res, fmt.Errorf("the restore left %d step(s) to do: %s", len(rp.Steps), stepSummaries(rp))
 		}
-		rp.ID, rp.Target = j.ID+"-restore", orig.Target
-		if pass > 1 {
-			rp.ID = fmt.Sprintf("%s-restore-%d", j.ID, pass)
-		} else if o.Confirm != nil {
+		rp.Target = orig.Target
+		// <id>-restore, then -restore-2, ...: a rollback tried again
+		// (after one that was not verified) journals its passes after
+		// the earlier ones.
+		for ; ; journalN++ {
+			rp.ID = j.ID + "-restore"
+			if journalN > 1 {
+				rp.ID = fmt.Sprintf("%s-restore-%d", j.ID, journalN)
+			}
+			if _, err := os.Lstat(filepath.Join(o.root(), rp.ID)); errors.Is(err, fs.ErrNotExist) {
+				break
+			}
+		}
+		if pass == 1 && o.Confirm != nil {
 			ok, err := o.Confirm(rp, notes)
 			if err != nil {
 				return res, err
@@ -155,6 +181,10 @@ func restore(ctx context.Context, cfg *pgx.ConnConfig, j *plan.Journal, o *Optio
 		}
 	}
 }
+
+// ErrNotVerified: the restore ran but the server still differs from the
+// before state in what the diff holds back (a role it cannot drop).
+var ErrNotVerified = errors.New("the restore is not verified")
 
 // maxRestorePasses bounds the restore's passes: the first restores, the
 // second drops roles the first freed of what they held.
