@@ -760,6 +760,9 @@ func (t *tableColumns) add(col string, ch map[change][]string) {
 // changes are the folded changes: grantees that get the same column
 // list share one statement.
 func (t *tableColumns) changes() map[change][]string {
+	if len(t.byGrantee) == 0 {
+		return nil // the common case at scale: nothing per column
+	}
 	out := map[change][]string{}
 	for c, m := range t.byGrantee {
 		for _, g := range sortedKeys(m) {
