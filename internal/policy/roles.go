@@ -172,9 +172,15 @@ func (d *differ) role(name string, want, have *Role) error {
 	case strings.HasPrefix(pw, verifierPrefix):
 		// The live state never holds the verifier, so one that is set is
 		// not compared: psql's \password changes it.
-		if unknown || !d.live.HasPassword[name] {
+		// A verifier is set only where none is known to be: a role that
+		// has one (or may have one, when pg_authid is unreadable) keeps
+		// it, so a second run never plans it again.
+		switch {
+		case unknown:
+			d.note(NoteWarning, "role "+name, "password not compared: whether the role has one could not be read (%s); the file's verifier is not set on an existing role (set it with psql's \\password %s, or plan as a superuser)", d.passwordsWhy(), name)
+		case !d.live.HasPassword[name]:
 			d.setVerifier(q, pw)
-		} else {
+		default:
 			d.note(NoteInfo, "role "+name, "has a password; the file's verifier is not compared with it (to change it, run psql's \\password %s, which computes the verifier on the client)", name)
 		}
 	}
@@ -183,6 +189,14 @@ func (d *differ) role(name string, want, have *Role) error {
 	}
 	d.settings(name, want, have)
 	return nil
+}
+
+// passwordsWhy says why pg_authid's passwords could not be read.
+func (d *differ) passwordsWhy() string {
+	if why := d.live.Unreadable["passwords"]; why != "" {
+		return why
+	}
+	return "pg_authid is readable only by a superuser"
 }
 
 func noExpiry(v string) bool { return v == "" || strings.EqualFold(v, "infinity") }

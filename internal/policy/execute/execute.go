@@ -59,6 +59,10 @@ type Options struct {
 	// notes before anything runs; false stops the rollback with
 	// ErrNotConfirmed, nothing changed.
 	Confirm func(p *plan.Plan, notes []policy.Note) (bool, error)
+	// Warnings collects what was warned about while running (statement
+	// logging that could not be turned off for a password statement).
+	Warnings []string
+	warned   map[string]bool
 }
 
 // ErrNotConfirmed: Confirm said no.
@@ -131,7 +135,10 @@ type Result struct {
 func Apply(ctx context.Context, cfg *pgx.ConnConfig, p *plan.Plan, before *policy.File, o Options) (*Result, error) {
 	start := time.Now()
 	res := &Result{}
-	defer func() { res.Took = time.Since(start) }()
+	defer func() {
+		res.Took = time.Since(start)
+		res.Notes = append(res.Notes, o.Warnings...)
+	}()
 	if cfg == nil {
 		return res, errors.New("policy apply: no connection settings")
 	}
