@@ -557,7 +557,13 @@ func (d *differ) database(name string) error {
 		if why == "" {
 			why = "it was not read"
 		}
-		d.note(NoteWarning, obj, "could not be read (%s): nothing is planned for it (owner, database grants, schemas); plan as a role that can connect to it", oneLineText(why))
+		advice := "plan as a role that can connect to it"
+		if strings.HasPrefix(why, "a lock timeout") {
+			advice = "plan again once the lock is released"
+		} else {
+			why = oneLineText(why)
+		}
+		d.note(NoteWarning, obj, "could not be read (%s): nothing is planned for it (owner, database grants, schemas); %s", why, advice)
 		return nil
 	}
 	owner := have.Owner
