@@ -198,7 +198,7 @@ confirmed.`,
 			// the diff's advice (flags of apply) is not what applies here.
 			var shown, held []policy.Note
 			for _, n := range notes {
-				if n.Level == policy.NoteHeld {
+				if droppedLater(n) {
 					held = append(held, n)
 				} else {
 					shown = append(shown, n)
@@ -223,6 +223,15 @@ confirmed.`,
 		return policyOutcome(env, "rolled back", r, err)
 	})
 	return cmd
+}
+
+// droppedLater: a held note on a role the restore leaves to its second
+// pass (one the apply created that still holds something). The held
+// notes on the executing or bootstrap role, and on memberships, options
+// and CONNECT, are about what stays: they are shown as they are.
+func droppedLater(n policy.Note) bool {
+	return n.Level == policy.NoteHeld && strings.HasPrefix(n.Object, "role ") &&
+		strings.HasPrefix(n.Text, "not in the file but kept:") && !strings.Contains(n.Text, "pgaegis runs as this role")
 }
 
 // checkOutcome prints what --check found: 0 when every checkable step

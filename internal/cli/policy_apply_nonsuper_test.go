@@ -4,11 +4,13 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/pgaegis/pgaegis/internal/localpg"
 	"github.com/pgaegis/pgaegis/internal/pgtest"
 )
 
@@ -17,7 +19,7 @@ import (
 // is empty (the password is not compared, and a note says so), and an
 // existing role's password is never overwritten.
 func TestPolicyApplyVerifierAsNonSuperuser(t *testing.T) {
-	srv := pgtest.Shared(t)
+	srv := pgtest.StartMajor(t, 17, localpg.Options{}) // 16+: the creator is the new role's ADMIN member
 	ctx := pgtest.Ctx(t)
 	if err := srv.Exec(ctx, `SET password_encryption = 'scram-sha-256'`,
 		`CREATE ROLE pv_admin LOGIN CREATEROLE PASSWORD 'pv-admin-test-secret'`,
@@ -38,8 +40,10 @@ func TestPolicyApplyVerifierAsNonSuperuser(t *testing.T) {
 		t.Fatal(err)
 	}
 	conn := connArgs(t, srv, "pv_admin", "pv-admin-test-secret")
-	code, out, errs := runCLIInput(t, "", append([]string{"access", "policy", "apply", file, "--yes", "--journal-dir", t.TempDir()}, conn...)...)
-	if code != ExitOK || !strings.Contains(out, "applied and verified") {
+	journal := t.TempDir()
+	code, out, errs := runCLIInput(t, "", append([]string{"access", "policy", "apply", file, "--yes", "--journal-dir", journal}, conn...)...)
+	m := regexp.MustCompile(`plan (\S+) applied and verified`).FindStringSubmatch(out)
+	if code != ExitOK || m == nil {
 		t.Fatalf("apply: exit %d\n%s\n%s", code, out, errs)
 	}
 	if !strings.Contains(out, "role pv_old: password not compared") || strings.Contains(out, "ALTER ROLE pv_old PASSWORD") {
@@ -66,6 +70,17 @@ func TestPolicyApplyVerifierAsNonSuperuser(t *testing.T) {
 	}
 	if strings.Contains(out+errs, "SCRAM-SHA-256$") {
 		t.Fatal("a verifier is in the output")
+	}
+	// The rollback drops the role the apply created, and says so; the
+	// role it runs as (on 16+ the new role's automatic ADMIN member) is
+	// never announced as dropped.
+	code, out, errs = runCLIInput(t, "", append([]string{"access", "policy", "rollback", m[1], "--yes", "--journal-dir", journal}, conn...)...)
+	if code != ExitOK || !strings.Contains(out, "rolled back and verified") || strings.Contains(out, "then: role pv_admin") {
+		t.Fatalf("rollback: exit %d\n%s\n%s", code, out, errs)
+	}
+	var gone bool
+	if err := c.QueryRow(ctx, `SELECT NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'pv_new') AND EXISTS (SELECT FROM pg_roles WHERE rolname = 'pv_admin')`).Scan(&gone); err != nil || !gone {
+		t.Fatalf("after the rollback pv_new is still there or pv_admin is gone (%v)", err)
 	}
 }
 
