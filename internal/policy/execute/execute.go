@@ -279,6 +279,28 @@ func run(ctx context.Context, cfg *pgx.ConnConfig, p *plan.Plan, o *Options, res
 	return nil
 }
 
+// databasesThatExist lists the server's databases.
+func databasesThatExist(ctx context.Context, cfg *pgx.ConnConfig, o *Options) (map[string]bool, error) {
+	ss, err := connect(ctx, cfg, "", o)
+	if err != nil {
+		return nil, err
+	}
+	defer ss.close()
+	rows, err := ss.conn.Query(ctx, "SELECT datname FROM pg_catalog.pg_database")
+	if err != nil {
+		return nil, fmt.Errorf("listing databases: %w", err)
+	}
+	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("listing databases: %w", err)
+	}
+	out := make(map[string]bool, len(names))
+	for _, n := range names {
+		out[n] = true
+	}
+	return out, nil
+}
+
 func dbName(cfg *pgx.ConnConfig, db string) string {
 	if db != "" {
 		return db
