@@ -22,7 +22,7 @@ func TestPolicyApplyVerifierAsNonSuperuser(t *testing.T) {
 	srv := pgtest.StartMajor(t, 17, localpg.Options{}) // 16+: the creator is the new role's ADMIN member
 	ctx := pgtest.Ctx(t)
 	if err := srv.Exec(ctx, `SET password_encryption = 'scram-sha-256'`,
-		`CREATE ROLE pv_admin LOGIN CREATEROLE PASSWORD 'pv-admin-test-secret'`,
+		`CREATE ROLE pv_admin LOGIN CREATEROLE CREATEDB PASSWORD 'pv-admin-test-secret'`,
 		`CREATE ROLE pv_tmp PASSWORD 'pv-only-in-a-test'`, `CREATE ROLE pv_old LOGIN PASSWORD 'pv-old-test-secret'`); err != nil {
 		t.Fatal(err)
 	}
@@ -71,6 +71,39 @@ func TestPolicyApplyVerifierAsNonSuperuser(t *testing.T) {
 	if strings.Contains(out+errs, "SCRAM-SHA-256$") {
 		t.Fatal("a verifier is in the output")
 	}
+	// A database owned by a role the plan creates: on 16+ the creator has
+	// ADMIN on it but cannot SET ROLE to it, which CREATE DATABASE ...
+	// OWNER needs. The plan says so, with the GRANT that makes it work;
+	// the server is asked whether that is so.
+	owned := filepath.Join(t.TempDir(), "owned.yaml")
+	if err := os.WriteFile(owned, []byte("version: 1\nmode: additive\nroles:\n  pv_own: {}\ndatabases:\n  pv_newdb: {owner: pv_own}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs = runCLIInput(t, "", append([]string{"access", "policy", "plan", owned}, conn...)...)
+	if code != ExitFindings || !strings.Contains(out, "GRANT pv_own TO pv_admin WITH SET TRUE") {
+		t.Fatalf("plan with a new owner: exit %d\n%s\n%s", code, out, errs)
+	}
+	ac := srv.ConnConfig("postgres")
+	ac.User, ac.Password = "pv_admin", "pv-admin-test-secret"
+	aconn, err := pgx.ConnectConfig(ctx, ac)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer aconn.Close(context.Background())
+	t.Cleanup(func() { srv.Exec(ctx, `DROP DATABASE IF EXISTS pv_newdb`, `DROP ROLE IF EXISTS pv_own`) })
+	if _, err := aconn.Exec(ctx, `CREATE ROLE pv_own`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := aconn.Exec(ctx, `CREATE DATABASE pv_newdb OWNER pv_own`); err == nil {
+		t.Fatal("the server let CREATE DATABASE ... OWNER run without SET on the owner: the note is wrong")
+	}
+	if _, err := aconn.Exec(ctx, `GRANT pv_own TO pv_admin WITH SET TRUE`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := aconn.Exec(ctx, `CREATE DATABASE pv_newdb OWNER pv_own`); err != nil {
+		t.Fatalf("with the GRANT the note gives, CREATE DATABASE still fails: %v", err)
+	}
+
 	// The rollback drops the role the apply created, and says so; the
 	// role it runs as (on 16+ the new role's automatic ADMIN member) is
 	// never announced as dropped.

@@ -503,6 +503,8 @@ func (d *differ) remove(name string) {
 		}
 		if d.o.ReassignOwnedTo != "" {
 			d.reassign[db] = append(d.reassign[db], "REASSIGN OWNED BY "+q+" TO "+quote.Ident(d.o.ReassignOwnedTo))
+			d.needPrivs(name, "REASSIGN OWNED BY "+q)
+			d.needSet(d.o.ReassignOwnedTo, "REASSIGN OWNED ... TO "+quote.Ident(d.o.ReassignOwnedTo))
 		}
 		if !d.o.DropOwned {
 			// Something may have been created since the read: then the
@@ -510,6 +512,7 @@ func (d *differ) remove(name string) {
 			d.reassign[db] = append(d.reassign[db], ownsNothingGuard(name))
 		}
 		d.reassign[db] = append(d.reassign[db], "DROP OWNED BY "+q)
+		d.needPrivs(name, "DROP OWNED BY "+q)
 	}
 	d.drops = append(d.drops, "DROP ROLE "+q)
 }
@@ -523,4 +526,62 @@ func ownsNothingGuard(role string) string {
 		" THEN RAISE EXCEPTION 'role % now owns objects in database %: not dropped (plan again)', " + quote.Literal(role) +
 		", pg_catalog.current_database(); END IF; END"
 	return "DO " + quote.Literal(body)
+}
+
+// needSet notes that what (CREATE DATABASE ... OWNER, ALTER ... OWNER TO,
+// REASSIGN/DROP OWNED) needs the executing role to be able to SET ROLE
+// role: a non-superuser on 16+ is refused otherwise, and a role it
+// created gives it ADMIN but not SET (createrole_self_grant aside).
+func (d *differ) needSet(role, what string) {
+	me := d.live.CurrentUser
+	if d.live.Superuser || me == "" || role == "" || role == me || d.major > 0 && d.major < 16 || d.reaches(me, role, false) {
+		return
+	}
+	d.note(NoteWarning, "role "+role, "%s needs %s to be able to SET ROLE %s (PostgreSQL 16+, not a superuser): the server refuses it otherwise; GRANT %s TO %s WITH SET TRUE first (%s has ADMIN on a role it created), or run as a superuser",
+		what, quote.Ident(me), quote.Ident(role), quote.Ident(role), quote.Ident(me), quote.Ident(me))
+}
+
+// needPrivs is needSet for what needs the privileges of role (DROP
+// OWNED BY, REASSIGN OWNED BY: memberships with INHERIT).
+func (d *differ) needPrivs(role, what string) {
+	me := d.live.CurrentUser
+	if d.live.Superuser || me == "" || role == "" || role == me || d.major > 0 && d.major < 16 || d.reaches(me, role, true) {
+		return
+	}
+	d.note(NoteWarning, "role "+role, "%s needs %s to have the privileges of %s (PostgreSQL 16+, not a superuser): the server refuses it otherwise; GRANT %s TO %s WITH INHERIT TRUE first (%s has ADMIN on a role it created), or run as a superuser",
+		what, quote.Ident(me), quote.Ident(role), quote.Ident(role), quote.Ident(me), quote.Ident(me))
+}
+
+// reaches: from is, through memberships with SET (inherit false) or
+// INHERIT (inherit true), live or the file's (the plan adds those
+// first), able to act as to.
+func (d *differ) reaches(from, to string, inherit bool) bool {
+	seen := map[string]bool{from: true}
+	queue := []string{from}
+	for len(queue) > 0 {
+		r := queue[0]
+		queue = queue[1:]
+		var ms []Membership
+		if lr := d.l.Roles[r]; lr != nil {
+			ms = append(ms, lr.MemberOf...)
+		}
+		if fr := d.f.Roles[r]; fr != nil {
+			ms = append(ms, fr.MemberOf...)
+		}
+		for _, m := range ms {
+			opt := m.Set
+			if inherit {
+				opt = m.Inherit
+			}
+			if opt != nil && !*opt || seen[m.Role] {
+				continue
+			}
+			if m.Role == to {
+				return true
+			}
+			seen[m.Role] = true
+			queue = append(queue, m.Role)
+		}
+	}
+	return false
 }
