@@ -529,27 +529,26 @@ func ownsNothingGuard(role string) string {
 }
 
 // needSet notes that what (CREATE DATABASE ... OWNER, ALTER ... OWNER TO,
-// REASSIGN/DROP OWNED) needs the executing role to be able to SET ROLE
+// REASSIGN OWNED ... TO) needs the executing role to be able to SET ROLE
 // role: a non-superuser on 16+ is refused otherwise, and a role it
 // created gives it ADMIN but not SET (createrole_self_grant aside).
-func (d *differ) needSet(role, what string) {
-	me := d.live.CurrentUser
-	if d.live.Superuser || me == "" || role == "" || role == me || d.major > 0 && d.major < 16 || d.reaches(me, role, false) {
-		return
-	}
-	d.note(NoteWarning, "role "+role, "%s needs %s to be able to SET ROLE %s (PostgreSQL 16+, not a superuser): the server refuses it otherwise; GRANT %s TO %s WITH SET TRUE first (%s has ADMIN on a role it created), or run as a superuser",
-		what, quote.Ident(me), quote.Ident(role), quote.Ident(role), quote.Ident(me), quote.Ident(me))
-}
+func (d *differ) needSet(role, what string) { d.needRole(role, what, false) }
 
 // needPrivs is needSet for what needs the privileges of role (DROP
 // OWNED BY, REASSIGN OWNED BY: memberships with INHERIT).
-func (d *differ) needPrivs(role, what string) {
+func (d *differ) needPrivs(role, what string) { d.needRole(role, what, true) }
+
+func (d *differ) needRole(role, what string, inherit bool) {
 	me := d.live.CurrentUser
-	if d.live.Superuser || me == "" || role == "" || role == me || d.major > 0 && d.major < 16 || d.reaches(me, role, true) {
+	if d.live.Superuser || me == "" || role == "" || role == me || d.major > 0 && d.major < 16 || d.reaches(me, role, inherit) {
 		return
 	}
-	d.note(NoteWarning, "role "+role, "%s needs %s to have the privileges of %s (PostgreSQL 16+, not a superuser): the server refuses it otherwise; GRANT %s TO %s WITH INHERIT TRUE first (%s has ADMIN on a role it created), or run as a superuser",
-		what, quote.Ident(me), quote.Ident(role), quote.Ident(role), quote.Ident(me), quote.Ident(me))
+	need, opt := "to be able to SET ROLE "+quote.Ident(role), "SET"
+	if inherit {
+		need, opt = "to have the privileges of "+quote.Ident(role), "INHERIT"
+	}
+	d.note(NoteWarning, "role "+role, "%s needs %s %s (PostgreSQL 16+, not a superuser): the server refuses it otherwise; GRANT %s TO %s WITH %s TRUE first (%s has ADMIN on a role it created), or run as a superuser",
+		what, quote.Ident(me), need, quote.Ident(role), quote.Ident(me), opt, quote.Ident(me))
 }
 
 // reaches: from is, through memberships with SET (inherit false) or
