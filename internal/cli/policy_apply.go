@@ -4,15 +4,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/spf13/cobra"
 
 	"github.com/pgaegis/pgaegis/internal/collect"
 	"github.com/pgaegis/pgaegis/internal/plan"
 	"github.com/pgaegis/pgaegis/internal/policy"
 	"github.com/pgaegis/pgaegis/internal/policy/execute"
+	"github.com/pgaegis/pgaegis/internal/quote"
 )
 
 func policyApplyCmd(env *Env) *cobra.Command {
@@ -84,6 +87,9 @@ Exit codes: 0 applied and verified, nothing to do, or the check passed;
 		o := execute.Options{JournalRoot: *journalDir, LockTimeout: *lockTimeout, Check: *doCheck}
 		if isTerminal(env.Stderr) {
 			o.Progress = env.Stderr
+		}
+		if err := refuseUnreadable(r.desired, r.live); err != nil {
+			return ExitError, err
 		}
 		if p.Empty() {
 			fmt.Fprintln(env.Stderr, "pgaegis access policy apply: nothing to apply")
@@ -192,7 +198,7 @@ confirmed.`,
 			// the diff's advice (flags of apply) is not what applies here.
 			var shown, held []policy.Note
 			for _, n := range notes {
-				if n.Level == policy.NoteHeld {
+				if droppedLater(n) {
 					held = append(held, n)
 				} else {
 					shown = append(shown, n)
@@ -217,6 +223,15 @@ confirmed.`,
 		return policyOutcome(env, "rolled back", r, err)
 	})
 	return cmd
+}
+
+// droppedLater: a held note on a role the restore leaves to its second
+// pass (one the apply created that still holds something). The held
+// notes on the executing or bootstrap role, and on memberships, options
+// and CONNECT, are about what stays: they are shown as they are.
+func droppedLater(n policy.Note) bool {
+	return n.Level == policy.NoteHeld && strings.HasPrefix(n.Object, "role ") &&
+		strings.HasPrefix(n.Text, "not in the file but kept:") && !strings.Contains(n.Text, "pgaegis runs as this role")
 }
 
 // checkOutcome prints what --check found: 0 when every checkable step
@@ -273,4 +288,77 @@ func policyOutcome(env *Env, verb string, r *execute.Result, err error) (int, er
 	}
 	fmt.Fprintf(env.Stdout, "plan %s %s and verified (%s) in %s; journal %s\n", esc(r.PlanID), verb, esc(what), r.Took.Round(time.Millisecond), esc(r.JournalDir))
 	return ExitOK, nil
+}
+
+// refuseUnreadable stops an apply before anything changes when a
+// database in the file's scope could not be read: its plan would be
+// built blind (re-planning what is true, missing what is not).
+func refuseUnreadable(desired *policy.File, live *policy.Live) error {
+	scope := make([]string, 0, len(desired.Databases))
+	for n := range desired.Databases {
+		scope = append(scope, n)
+	}
+	if desired.Databases[policy.AllDatabases] != nil {
+		scope = live.Databases
+	}
+	slices.Sort(scope)
+	var bad []string
+	for _, n := range scope {
+		if why := live.Unreadable[n]; why != "" && n != policy.AllDatabases {
+			bad = append(bad, fmt.Sprintf("database %s could not be read (%s)", n, why))
+		}
+	}
+	if len(bad) == 0 {
+		return nil
+	}
+	return fmt.Errorf("refusing to apply, nothing changed: %s; its plan would be built blind: apply again once it can be read", strings.Join(bad, "; "))
+}
+
+// explainLockTimeouts says, for each database whose read hit a lock
+// timeout, that it was one and which sessions hold an ACCESS EXCLUSIVE
+// lock there (pid, role, application; never their query text), read
+// from a second connection.
+func explainLockTimeouts(ctx context.Context, cfg *pgx.ConnConfig, live *policy.Live) {
+	for db, why := range live.Unreadable {
+		if !strings.Contains(why, "55P03") || strings.HasPrefix(why, "a lock timeout") {
+			continue
+		}
+		msg := "a lock timeout (SQLSTATE 55P03), no lock holder seen any more"
+		if b := lockHolders(ctx, cfg, db); b != "" {
+			msg = "a lock timeout (SQLSTATE 55P03), ACCESS EXCLUSIVE held by " + b
+		}
+		live.Unreadable[db] = msg
+	}
+}
+
+func lockHolders(ctx context.Context, cfg *pgx.ConnConfig, db string) string {
+	c, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return ""
+	}
+	defer c.Close(context.Background())
+	rows, err := c.Query(ctx, `SELECT DISTINCT a.pid, coalesce(a.usename::text, ''), coalesce(a.application_name, '')
+		FROM pg_catalog.pg_locks l JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid
+		JOIN pg_catalog.pg_database d ON d.oid = l.database
+		WHERE d.datname = $1 AND l.granted AND l.locktype = 'relation' AND l.mode = 'AccessExclusiveLock'
+		  AND a.pid <> pg_catalog.pg_backend_pid()
+		ORDER BY 1 LIMIT 10`, db)
+	if err != nil {
+		return ""
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var pid int32
+		var user, app string
+		if rows.Scan(&pid, &user, &app) != nil {
+			return ""
+		}
+		s := fmt.Sprintf("pid %d role %s", pid, quote.Ident(user))
+		if app != "" {
+			s += " application " + quote.Literal(app)
+		}
+		out = append(out, s)
+	}
+	return strings.Join(out, ", ")
 }

@@ -89,7 +89,7 @@ func TestPolicyApplyCommand(t *testing.T) {
 	rollback = append(rollback, "--yes")
 	if code, out, errs := runCLIInput(t, "", rollback...); code != ExitOK || !strings.Contains(out, "rolled back and verified") ||
 		!strings.Contains(out, "restoring the state plan "+m[1]+" started from:") || !strings.Contains(out, "REVOKE pa_rw FROM pa_app;") ||
-		!strings.Contains(out, "DROP ROLE pa_rw;") || strings.Index(out, "DROP ROLE pa_rw;") > strings.Index(out, "rolled back and verified") {
+		!strings.Contains(out, "DROP ROLE pa_rw;") || strings.Contains(out, "then: role") { // it owns nothing: dropped in the first pass
 		t.Fatalf("rollback: exit %d\n%s\n%s", code, out, errs)
 	}
 	if holds(rwExists) || !holds(`SELECT has_table_privilege('pa_app', 's.t', 'SELECT') AND NOT has_table_privilege('pa_app', 's.t', 'INSERT')`) {

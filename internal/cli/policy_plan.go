@@ -113,6 +113,7 @@ func (f *policyDiffFlags) diff(ctx context.Context, r *policyRun) error {
 	if err != nil {
 		return err
 	}
+	explainLockTimeouts(ctx, r.cfg, live)
 	// Normalize runs CREATE POLICY (rolled back): log in so that no login
 	// event trigger runs as the role asking (17+, a superuser).
 	safe := collect.WithoutEventTriggers(ctx, r.cfg)

@@ -50,7 +50,8 @@ databases:
 		t.Fatalf("json plan: exit %d\n%s", code, out)
 	}
 	code, out, _ = runCLI(t, append([]string{"access", "policy", "plan", file, "--format", "sql"}, args...)...)
-	if code != ExitFindings || strings.Contains(out, "BEGIN;\nCREATE DATABASE") || !strings.Contains(out, "CREATE DATABASE pp_db") {
+	if code != ExitFindings || strings.Contains(out, "BEGIN;\nCREATE DATABASE") || !strings.Contains(out, "CREATE DATABASE pp_db") ||
+		!strings.Contains(out, "(as the role it was planned for, "+srv.AdminUser+")") || strings.Contains(out, "as a superuser") {
 		t.Fatalf("sql plan: exit %d\n%s", code, out)
 	}
 	code, out, _ = runCLI(t, append([]string{"access", "policy", "check", file, "--format", "json"}, args...)...)

@@ -248,6 +248,7 @@ func planRoles(ctx context.Context, cfg *pgx.ConnConfig, o template.Options) (*r
 	if err != nil {
 		return nil, err
 	}
+	explainLockTimeouts(ctx, cfg, live)
 	if why, ok := live.Unreadable[o.Database]; ok && slices.Contains(live.Databases, o.Database) {
 		return nil, fmt.Errorf("database %s could not be read (%s): the plan would be built blind", textsafe.String(o.Database), textsafe.String(why))
 	}

@@ -428,6 +428,16 @@ func psqlArg(s string) string {
 	return b.String()
 }
 
+// plannedFor is " (user)" from a target's user=, or "".
+func plannedFor(target string) string {
+	for _, f := range strings.Fields(target) {
+		if u, ok := strings.CutPrefix(f, "user="); ok && u != "" {
+			return ", " + comment(u)
+		}
+	}
+	return ""
+}
+
 // connStr is a libpq connection string naming only the database, so that
 // a database called "x host=evil" is a name and not options.
 func connStr(db string) string {
@@ -442,7 +452,13 @@ func connStr(db string) string {
 func WriteSQL(w io.Writer, p *Plan) error {
 	var b strings.Builder
 	header(&b, "--", p)
-	b.WriteString("-- run with: psql -X -f THIS_FILE (as a superuser; file steps are comments only)\n")
+	if p.Source == "policy" {
+		// A policy plan is diffed against what its role may see and do:
+		// another role (a superuser too) would find another state.
+		fmt.Fprintf(&b, "-- run with: psql -X -f THIS_FILE (as the role it was planned for%s)\n", plannedFor(p.Target))
+	} else {
+		b.WriteString("-- run with: psql -X -f THIS_FILE (as a superuser; file steps are comments only)\n")
+	}
 	b.WriteString("\\set ON_ERROR_STOP on\n")
 	// Cluster-wide SQL runs in the database the script started in: remember
 	// it as a connection string, so \connect can return to it by name.

@@ -546,6 +546,7 @@ func (d *differ) database(name string) error {
 		stmt := "CREATE DATABASE " + quote.Ident(name)
 		if owner != "" {
 			stmt += " OWNER " + quote.Ident(owner)
+			d.needSet(owner, "CREATE DATABASE "+quote.Ident(name)+" OWNER "+quote.Ident(owner))
 		} else {
 			owner = d.live.CurrentUser
 		}
@@ -563,12 +564,19 @@ func (d *differ) database(name string) error {
 		if why == "" {
 			why = "it was not read"
 		}
-		d.note(NoteWarning, obj, "could not be read (%s): nothing is planned for it (owner, database grants, schemas); plan as a role that can connect to it", oneLineText(why))
+		advice := "plan as a role that can connect to it"
+		if strings.HasPrefix(why, "a lock timeout") {
+			advice = "plan again once the lock is released"
+		} else {
+			why = oneLineText(why)
+		}
+		d.note(NoteWarning, obj, "could not be read (%s): nothing is planned for it (owner, database grants, schemas); %s", why, advice)
 		return nil
 	}
 	owner := have.Owner
 	if want.Owner != "" && want.Owner != have.Owner {
 		w.owners = append(w.owners, "ALTER DATABASE "+quote.Ident(name)+" OWNER TO "+quote.Ident(want.Owner))
+		d.needSet(want.Owner, "ALTER DATABASE "+quote.Ident(name)+" OWNER TO "+quote.Ident(want.Owner))
 		owner = want.Owner
 	}
 	ch, err := d.grantChanges(kindDatabase, "", want.Grants, have.Grants, owner, noRevoke)
@@ -605,6 +613,7 @@ func (d *differ) schema(w *dbWork, db, name string, want, have *Schema, noRevoke
 			return err
 		}
 		w.owners = append(w.owners, "ALTER SCHEMA "+quote.Ident(name)+" OWNER TO "+quote.Ident(want.Owner))
+		d.needSet(want.Owner, "ALTER SCHEMA "+quote.Ident(name)+" OWNER TO "+quote.Ident(want.Owner))
 		owner = want.Owner
 	}
 	ch, err := d.grantChanges(kindSchema, "", want.Grants, have.Grants, owner, noRevoke)
@@ -683,6 +692,7 @@ func (d *differ) objects(w *dbWork, db, schema, kind, kindSQL, alter string, wan
 				return err
 			}
 			w.owners = append(w.owners, "ALTER "+alter+" "+name+" OWNER TO "+quote.Ident(owner))
+			d.needSet(owner, "ALTER ... OWNER TO "+quote.Ident(owner))
 			effOwner = owner
 		}
 		ch, err := d.grantChanges(kind, "", grants, h.Grants, effOwner, noRevoke)

@@ -172,9 +172,15 @@ func (d *differ) role(name string, want, have *Role) error {
 	case strings.HasPrefix(pw, verifierPrefix):
 		// The live state never holds the verifier, so one that is set is
 		// not compared: psql's \password changes it.
-		if unknown || !d.live.HasPassword[name] {
+		// A verifier is set only where none is known to be: a role that
+		// has one (or may have one, when pg_authid is unreadable) keeps
+		// it, so a second run never plans it again.
+		switch {
+		case unknown:
+			d.note(NoteWarning, "role "+name, "password not compared: whether the role has one could not be read (%s); the file's verifier is not set on an existing role (set it with psql's \\password %s, or plan as a superuser)", d.passwordsWhy(), name)
+		case !d.live.HasPassword[name]:
 			d.setVerifier(q, pw)
-		} else {
+		default:
 			d.note(NoteInfo, "role "+name, "has a password; the file's verifier is not compared with it (to change it, run psql's \\password %s, which computes the verifier on the client)", name)
 		}
 	}
@@ -183,6 +189,14 @@ func (d *differ) role(name string, want, have *Role) error {
 	}
 	d.settings(name, want, have)
 	return nil
+}
+
+// passwordsWhy says why pg_authid's passwords could not be read.
+func (d *differ) passwordsWhy() string {
+	if why := d.live.Unreadable["passwords"]; why != "" {
+		return why
+	}
+	return "pg_authid is readable only by a superuser"
 }
 
 func noExpiry(v string) bool { return v == "" || strings.EqualFold(v, "infinity") }
@@ -489,6 +503,8 @@ func (d *differ) remove(name string) {
 		}
 		if d.o.ReassignOwnedTo != "" {
 			d.reassign[db] = append(d.reassign[db], "REASSIGN OWNED BY "+q+" TO "+quote.Ident(d.o.ReassignOwnedTo))
+			d.needPrivs(name, "REASSIGN OWNED BY "+q)
+			d.needSet(d.o.ReassignOwnedTo, "REASSIGN OWNED ... TO "+quote.Ident(d.o.ReassignOwnedTo))
 		}
 		if !d.o.DropOwned {
 			// Something may have been created since the read: then the
@@ -496,6 +512,7 @@ func (d *differ) remove(name string) {
 			d.reassign[db] = append(d.reassign[db], ownsNothingGuard(name))
 		}
 		d.reassign[db] = append(d.reassign[db], "DROP OWNED BY "+q)
+		d.needPrivs(name, "DROP OWNED BY "+q)
 	}
 	d.drops = append(d.drops, "DROP ROLE "+q)
 }
@@ -509,4 +526,61 @@ func ownsNothingGuard(role string) string {
 		" THEN RAISE EXCEPTION 'role % now owns objects in database %: not dropped (plan again)', " + quote.Literal(role) +
 		", pg_catalog.current_database(); END IF; END"
 	return "DO " + quote.Literal(body)
+}
+
+// needSet notes that what (CREATE DATABASE ... OWNER, ALTER ... OWNER TO,
+// REASSIGN OWNED ... TO) needs the executing role to be able to SET ROLE
+// role: a non-superuser on 16+ is refused otherwise, and a role it
+// created gives it ADMIN but not SET (createrole_self_grant aside).
+func (d *differ) needSet(role, what string) { d.needRole(role, what, false) }
+
+// needPrivs is needSet for what needs the privileges of role (DROP
+// OWNED BY, REASSIGN OWNED BY: memberships with INHERIT).
+func (d *differ) needPrivs(role, what string) { d.needRole(role, what, true) }
+
+func (d *differ) needRole(role, what string, inherit bool) {
+	me := d.live.CurrentUser
+	if d.live.Superuser || me == "" || role == "" || role == me || d.major > 0 && d.major < 16 || d.reaches(me, role, inherit) {
+		return
+	}
+	need, opt := "to be able to SET ROLE "+quote.Ident(role), "SET"
+	if inherit {
+		need, opt = "to have the privileges of "+quote.Ident(role), "INHERIT"
+	}
+	d.note(NoteWarning, "role "+role, "%s needs %s %s (PostgreSQL 16+, not a superuser): the server refuses it otherwise; GRANT %s TO %s WITH %s TRUE first (%s has ADMIN on a role it created), or run as a superuser",
+		what, quote.Ident(me), need, quote.Ident(role), quote.Ident(me), opt, quote.Ident(me))
+}
+
+// reaches: from is, through memberships with SET (inherit false) or
+// INHERIT (inherit true), live or the file's (the plan adds those
+// first), able to act as to.
+func (d *differ) reaches(from, to string, inherit bool) bool {
+	seen := map[string]bool{from: true}
+	queue := []string{from}
+	for len(queue) > 0 {
+		r := queue[0]
+		queue = queue[1:]
+		var ms []Membership
+		if lr := d.l.Roles[r]; lr != nil {
+			ms = append(ms, lr.MemberOf...)
+		}
+		if fr := d.f.Roles[r]; fr != nil {
+			ms = append(ms, fr.MemberOf...)
+		}
+		for _, m := range ms {
+			opt := m.Set
+			if inherit {
+				opt = m.Inherit
+			}
+			if opt != nil && !*opt || seen[m.Role] {
+				continue
+			}
+			if m.Role == to {
+				return true
+			}
+			seen[m.Role] = true
+			queue = append(queue, m.Role)
+		}
+	}
+	return false
 }

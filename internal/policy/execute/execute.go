@@ -59,6 +59,10 @@ type Options struct {
 	// notes before anything runs; false stops the rollback with
 	// ErrNotConfirmed, nothing changed.
 	Confirm func(p *plan.Plan, notes []policy.Note) (bool, error)
+	// Warnings collects what was warned about while running (statement
+	// logging that could not be turned off for a password statement).
+	Warnings []string
+	warned   map[string]bool
 }
 
 // ErrNotConfirmed: Confirm said no.
@@ -131,7 +135,10 @@ type Result struct {
 func Apply(ctx context.Context, cfg *pgx.ConnConfig, p *plan.Plan, before *policy.File, o Options) (*Result, error) {
 	start := time.Now()
 	res := &Result{}
-	defer func() { res.Took = time.Since(start) }()
+	defer func() {
+		res.Took = time.Since(start)
+		res.Notes = append(res.Notes, o.Warnings...)
+	}()
 	if cfg == nil {
 		return res, errors.New("policy apply: no connection settings")
 	}
@@ -270,6 +277,28 @@ func run(ctx context.Context, cfg *pgx.ConnConfig, p *plan.Plan, o *Options, res
 		}
 	}
 	return nil
+}
+
+// databasesThatExist lists the server's databases.
+func databasesThatExist(ctx context.Context, cfg *pgx.ConnConfig, o *Options) (map[string]bool, error) {
+	ss, err := connect(ctx, cfg, "", o)
+	if err != nil {
+		return nil, err
+	}
+	defer ss.close()
+	rows, err := ss.conn.Query(ctx, "SELECT datname FROM pg_catalog.pg_database")
+	if err != nil {
+		return nil, fmt.Errorf("listing databases: %w", err)
+	}
+	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("listing databases: %w", err)
+	}
+	out := make(map[string]bool, len(names))
+	for _, n := range names {
+		out[n] = true
+	}
+	return out, nil
 }
 
 func dbName(cfg *pgx.ConnConfig, db string) string {

@@ -91,7 +91,11 @@ func restore(ctx context.Context, cfg *pgx.ConnConfig, j *plan.Journal, o *Optio
 	if err != nil {
 		return res, err
 	}
-	res.Lost = lost(orig)
+	exists, err := databasesThatExist(ctx, cfg, o)
+	if err != nil {
+		return res, err
+	}
+	res.Lost = lost(orig, exists)
 	verifiers, err := readVerifiers(j)
 	if err != nil {
 		return res, err
@@ -238,12 +242,13 @@ func scopeDatabases(f *policy.File) []string {
 }
 
 // lost names what a restore cannot bring back: what DROP OWNED removed,
-// and databases the plan created (a restore never drops a database).
-func lost(p *plan.Plan) []string {
+// and databases the plan created (a restore never drops a database),
+// those that exist (a CREATE DATABASE that failed left none).
+func lost(p *plan.Plan, exists map[string]bool) []string {
 	var out []string
 	for _, s := range p.Steps {
 		for _, q := range s.SQL {
-			if name, ok := createdDatabase(q); ok && s.Autocommit {
+			if name, ok := createdDatabase(q); ok && s.Autocommit && exists[name] {
 				out = append(out, fmt.Sprintf("database %s was created by the plan and is left in place (drop it by hand if it is not wanted)", quote.Ident(name)))
 			}
 			if ownedStatement(q) == "drop" {

@@ -36,6 +36,9 @@ type session struct {
 	cfg  *pgx.ConnConfig
 	db   string
 	o    *Options
+	// quiet: the server's statement logging is off (as far as this role
+	// may turn it off) for the rest of the transaction.
+	quiet bool
 }
 
 // connect opens a session in database db (the connection's own database
@@ -121,6 +124,12 @@ func sqlState(err error) string {
 // pipeline waits longer than half the lock timeout, a watcher notes which
 // sessions block it, so a lock timeout can name them.
 func (s *session) execBatches(ctx context.Context, stmts []string) error {
+	if !s.quiet && holdsPassword(stmts) && s.conn.PgConn().TxStatus() == 'T' {
+		s.quiet = true
+		if err := s.quietLogs(ctx); err != nil {
+			return err
+		}
+	}
 	n := s.o.batchSize()
 	for start := 0; start < len(stmts); start += n {
 		end := min(start+n, len(stmts))
@@ -248,6 +257,7 @@ func (s *session) inTx(ctx context.Context, commit bool, fn func(pgx.Tx) error) 
 	if err != nil {
 		return fmt.Errorf("in database %s: %w", quote.Ident(s.db), err)
 	}
+	s.quiet = false // SET LOCAL ends with the transaction
 	defer tx.Rollback(context.Background())
 	if err := s.execBatches(ctx, s.timeouts(true)); err != nil {
 		return err
