@@ -140,9 +140,14 @@ func restore(ctx context.Context, cfg *pgx.ConnConfig, j *plan.Journal, o *Optio
 			// A held note is a difference the diff would not plan (a
 			// role kept because it owns objects, ...): the server is not
 			// in the before state, so the restore is not verified.
+			// The guard's notes on the role pgaegis runs as (and the
+			// bootstrap superuser) are not: the apply could never have
+			// changed what they keep (on 16+, the creator's automatic
+			// membership in each role it creates, or one granted since).
+			guarded := map[string]bool{"role " + live.CurrentUser: true, "role " + live.Bootstrap: true}
 			var held []string
 			for _, n := range notes {
-				if n.Level == policy.NoteHeld {
+				if n.Level == policy.NoteHeld && !guarded[n.Object] {
 					held = append(held, fmt.Sprintf("%s: %s", n.Object, n.Text))
 				}
 			}
