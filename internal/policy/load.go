@@ -59,8 +59,7 @@ func Parse(name string, data []byte) (f *File, err error) {
 	if err := doc.Decode(f); err != nil {
 		return nil, yamlErr(name, err)
 	}
-	v := &validator{name: name, lines: map[string]int{}}
-	v.walk(doc, "")
+	v := &validator{name: name, doc: doc}
 	if err := v.file(f, doc); err != nil {
 		return nil, err
 	}
@@ -116,7 +115,10 @@ func isLegacy(doc *yaml.Node) bool {
 // validator checks a decoded file and places its errors with the
 // node positions, recorded per key path ("roles\x00app\x00password").
 type validator struct {
-	name  string
+	name string
+	doc  *yaml.Node
+	// lines maps key paths to lines, built from doc on the first error
+	// only: at 140k tables the walk costs more than the checks.
 	lines map[string]int
 }
 
@@ -147,6 +149,10 @@ func (v *validator) walk(n *yaml.Node, p string) {
 
 // errf places an error at the deepest known key of the path.
 func (v *validator) errf(at []string, format string, args ...any) error {
+	if v.lines == nil {
+		v.lines = map[string]int{}
+		v.walk(v.doc, "")
+	}
 	line := 0
 	for i := len(at); i > 0 && line == 0; i-- {
 		line = v.lines["\x00"+strings.Join(at[:i], "\x00")]
