@@ -29,7 +29,8 @@ import (
 
 func rolesCmd(env *Env) *cobra.Command {
 	return groupCmd(env, "roles", "least-privilege role layouts from the guides, as policy files",
-		"  pgaegis roles init --database appdb --app app --readonly report", rolesInitCmd(env))
+		"  pgaegis roles init --database appdb --app app --readonly report\n  pgaegis roles verifier --password-file app.pw",
+		rolesInitCmd(env), rolesVerifierCmd(env))
 }
 
 var rolesFormats = []string{"text", "sql", "json", "yaml"}
@@ -329,7 +330,7 @@ func verifierFrom(env *Env, flag, path string) (string, error) {
 		}
 		defer f.Close()
 		if st, err := f.Stat(); err == nil && st.Mode().Perm()&0o077 != 0 {
-			fmt.Fprintf(env.Stderr, "pgaegis roles init: warning: %s %s is readable by others (mode %04o); 0600 keeps the password to you\n", flag, textsafe.String(path), st.Mode().Perm())
+			fmt.Fprintf(env.Stderr, "pgaegis roles: warning: %s %s is readable by others (mode %04o); 0600 keeps the password to you\n", flag, textsafe.String(path), st.Mode().Perm())
 		}
 		r = f
 	}
