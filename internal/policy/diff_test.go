@@ -208,6 +208,20 @@ func TestDiffRules(t *testing.T) {
 			notes:   []string{"pgaegis runs as this role"},
 		},
 		{
+			name: "16+: a CREATEROLE role's automatic ADMIN-only membership is kept without a hold",
+			live: func(l *Live) {
+				l.CurrentUser, l.Superuser = "app", false
+				l.File.Roles["app"].CreateRole = bp(true)
+				l.File.Roles["app"].MemberOf = Memberships{{Role: "app_owner", Admin: bp(true), Inherit: bp(false), Set: bp(false)}}
+			},
+			file: func() *File {
+				f := &File{Version: 1, Mode: Adopt, Roles: Roles{"app": {Login: bp(true), CreateRole: bp(true), MemberOf: Memberships{}}}}
+				return f
+			},
+			notWant: []string{"REVOKE app_owner FROM app"},
+			notes:   []string{"info role app: membership in app_owner (ADMIN only"},
+		},
+		{
 			name: "database created with owner",
 			file: func() *File {
 				return &File{Version: 1, Databases: map[string]*Database{"newdb": {Owner: "app_owner", Grants: Grants{Public: {}, "app": {"CONNECT"}}}}}

@@ -337,6 +337,12 @@ func (d *differ) memberships(name string, want, have *Role, created bool) error 
 			continue
 		}
 		if d.protected(name) {
+			if v16 && m.Admin != nil && *m.Admin && m.Inherit != nil && !*m.Inherit && m.Set != nil && !*m.Set {
+				// 16+ gives a CREATEROLE role ADMIN (only) on every role
+				// it creates: no privilege, and nothing to hold back.
+				d.note(NoteInfo, "role "+name, "membership in %s (ADMIN only, as 16+ gives a CREATEROLE role on the roles it creates) is kept: pgaegis runs as this role", m.Role)
+				continue
+			}
 			d.note(NoteHeld, "role "+name, "membership in %s is kept: pgaegis runs as this role or it is the bootstrap superuser", m.Role)
 			continue
 		}
