@@ -2,7 +2,8 @@ package rlstest
 
 import (
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/pgaegis/pgaegis/internal/policy"
@@ -148,11 +149,4 @@ func forTables(f *policy.File, fn func(db, schema, table string, s *policy.Schem
 	}
 }
 
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}
+func sortedKeys[M ~map[string]V, V any](m M) []string { return slices.Sorted(maps.Keys(m)) }
