@@ -325,7 +325,7 @@ type change struct {
 
 // grantChanges compares one object's grants. want nil is not managed;
 // owner's implicit privileges are left out unless want lists the owner.
-func (d *differ) grantChanges(kind, col string, want, have Grants, owner string, noRevoke bool) (map[change][]string, error) {
+func (d *differ) grantChanges(kind string, want, have Grants, owner string) (map[change][]string, error) {
 	if want == nil {
 		return nil, nil
 	}
@@ -337,14 +337,7 @@ func (d *differ) grantChanges(kind, col string, want, have Grants, owner string,
 	for g := range have {
 		grantees[g] = true
 	}
-	render := func(ps []string) string {
-		if col != "" {
-			for i := range ps {
-				ps[i] += " (" + quote.Ident(col) + ")"
-			}
-		}
-		return strings.Join(ps, ", ")
-	}
+	render := func(ps []string) string { return strings.Join(ps, ", ") }
 	for _, g := range sortedKeys(grantees) {
 		if d.ignored(g) {
 			if _, listed := want[g]; listed {
@@ -382,7 +375,7 @@ func (d *differ) grantChanges(kind, col string, want, have Grants, owner string,
 				plain = append(plain, p)
 			}
 		}
-		if d.mode != Additive && !noRevoke {
+		if d.mode != Additive {
 			for _, p := range hs.ordered(kind) {
 				wg, ok := ws[p]
 				switch {
@@ -536,7 +529,6 @@ func (d *differ) database(name string) error {
 	}
 	have := d.l.Databases[name]
 	w := d.work(name)
-	noRevoke := false
 	switch {
 	case !d.onServer(name):
 		// Created after the cluster additions; it starts as the server
@@ -579,32 +571,30 @@ func (d *differ) database(name string) error {
 		d.needSet(want.Owner, "ALTER DATABASE "+quote.Ident(name)+" OWNER TO "+quote.Ident(want.Owner))
 		owner = want.Owner
 	}
-	ch, err := d.grantChanges(kindDatabase, "", want.Grants, have.Grants, owner, noRevoke)
+	ch, err := d.grantChanges(kindDatabase, want.Grants, have.Grants, owner)
 	if err != nil {
 		return fmt.Errorf("%s: %w", obj, err)
 	}
 	d.keepConnect(name, owner, want.Grants, ch)
 	w.record("DATABASE", "", quote.Ident(name), ch)
-	if err := d.defaults(w, name, "", want.DefaultPrivileges, have.DefaultPrivileges, noRevoke); err != nil {
+	if err := d.defaults(w, name, "", want.DefaultPrivileges, have.DefaultPrivileges); err != nil {
 		return err
 	}
 	for _, sn := range sortedKeys(want.Schemas) {
-		if err := d.schema(w, name, sn, want.Schemas[sn], have.Schemas[sn], noRevoke); err != nil {
+		if err := d.schema(w, name, sn, want.Schemas[sn], have.Schemas[sn]); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (d *differ) schema(w *dbWork, db, name string, want, have *Schema, noRevoke bool) error {
+func (d *differ) schema(w *dbWork, db, name string, want, have *Schema) error {
 	if want == nil {
 		return nil
 	}
 	obj := db + "." + name
 	if have == nil {
-		if !noRevoke {
-			d.note(NoteWarning, "schema "+obj, "does not exist: nothing is planned for it")
-		}
+		d.note(NoteWarning, "schema "+obj, "does not exist: nothing is planned for it")
 		return nil
 	}
 	owner := have.Owner
@@ -616,7 +606,7 @@ func (d *differ) schema(w *dbWork, db, name string, want, have *Schema, noRevoke
 		d.needSet(want.Owner, "ALTER SCHEMA "+quote.Ident(name)+" OWNER TO "+quote.Ident(want.Owner))
 		owner = want.Owner
 	}
-	ch, err := d.grantChanges(kindSchema, "", want.Grants, have.Grants, owner, noRevoke)
+	ch, err := d.grantChanges(kindSchema, want.Grants, have.Grants, owner)
 	if err != nil {
 		return fmt.Errorf("schema %s: %w", obj, err)
 	}
@@ -629,19 +619,19 @@ func (d *differ) schema(w *dbWork, db, name string, want, have *Schema, noRevoke
 		{kindSequence, "SEQUENCE", "SEQUENCE", want.Sequences, have.Sequences},
 		{kindFunction, "ROUTINE", "ROUTINE", want.Functions, have.Functions},
 	} {
-		if err := d.objects(w, db, name, k.kind, k.sql, k.alter, k.want, k.have, noRevoke); err != nil {
+		if err := d.objects(w, db, name, k.kind, k.sql, k.alter, k.want, k.have); err != nil {
 			return err
 		}
 	}
-	if err := d.defaults(w, db, name, want.DefaultPrivileges, have.DefaultPrivileges, noRevoke); err != nil {
+	if err := d.defaults(w, db, name, want.DefaultPrivileges, have.DefaultPrivileges); err != nil {
 		return err
 	}
-	return d.rls(w, db, name, want, have, noRevoke)
+	return d.rls(w, db, name, want, have)
 }
 
 // objects diffs one kind in one schema: a named entry wins over "*"
 // field by field.
-func (d *differ) objects(w *dbWork, db, schema, kind, kindSQL, alter string, want, have Objects, noRevoke bool) error {
+func (d *differ) objects(w *dbWork, db, schema, kind, kindSQL, alter string, want, have Objects) error {
 	if want == nil {
 		return nil
 	}
@@ -695,7 +685,7 @@ func (d *differ) objects(w *dbWork, db, schema, kind, kindSQL, alter string, wan
 			d.needSet(owner, "ALTER ... OWNER TO "+quote.Ident(owner))
 			effOwner = owner
 		}
-		ch, err := d.grantChanges(kind, "", grants, h.Grants, effOwner, noRevoke)
+		ch, err := d.grantChanges(kind, grants, h.Grants, effOwner)
 		if err != nil {
 			return fmt.Errorf("%s: %w", oneLineText(where), err)
 		}
@@ -714,7 +704,7 @@ func (d *differ) objects(w *dbWork, db, schema, kind, kindSQL, alter string, wan
 				if wc == nil {
 					wc = Grants{} // a column the file leaves out has none
 				}
-				ch, err := d.grantChanges(kindColumn, "", wc, h.Columns[c], effOwner, noRevoke)
+				ch, err := d.grantChanges(kindColumn, wc, h.Columns[c], effOwner)
 				if err != nil {
 					return fmt.Errorf("%s column %s: %w", oneLineText(where), oneLineText(c), err)
 				}
@@ -858,7 +848,7 @@ func builtinDefault(kind string) Grants {
 // replaces the built-in default (so an absent live entry for functions
 // means PUBLIC EXECUTE); an IN SCHEMA entry adds to it. A map given
 // is exact: creators it does not name go back to the built-in default.
-func (d *differ) defaults(w *dbWork, db, schema string, want, have DefaultPrivilegesByRole, noRevoke bool) error {
+func (d *differ) defaults(w *dbWork, db, schema string, want, have DefaultPrivilegesByRole) error {
 	if want == nil {
 		return nil
 	}
@@ -916,7 +906,7 @@ func (d *differ) defaults(w *dbWork, db, schema string, want, have DefaultPrivil
 			if hg == nil {
 				hg = builtin
 			}
-			ch, err := d.grantChanges(k.kind, "", wg, hg, c, noRevoke)
+			ch, err := d.grantChanges(k.kind, wg, hg, c)
 			if err != nil {
 				return fmt.Errorf("default privileges of %s on %s in %s: %w", oneLineText(c), k.field, oneLineText(db), err)
 			}
@@ -952,7 +942,7 @@ func sortedChanges(m map[change][]string) []change {
 
 // ---- row-level security ----
 
-func (d *differ) rls(w *dbWork, db, schema string, want, have *Schema, noRevoke bool) error {
+func (d *differ) rls(w *dbWork, db, schema string, want, have *Schema) error {
 	for _, t := range sortedKeys(want.RLS) {
 		wr := want.RLS[t]
 		if wr == nil {
@@ -968,7 +958,7 @@ func (d *differ) rls(w *dbWork, db, schema string, want, have *Schema, noRevoke 
 		if hr == nil {
 			hr = &RLS{}
 		}
-		lower := d.mode != Additive && !noRevoke
+		lower := d.mode != Additive
 		if wr.Enabled && !hr.Enabled {
 			w.after = append(w.after, "ALTER TABLE "+tbl+" ENABLE ROW LEVEL SECURITY")
 		} else if !wr.Enabled && hr.Enabled && lower {
@@ -1024,7 +1014,7 @@ func (d *differ) rls(w *dbWork, db, schema string, want, have *Schema, noRevoke 
 				}
 			}
 		}
-		if d.mode != Additive && !noRevoke {
+		if d.mode != Additive {
 			for _, pn := range sortedKeys(hr.Policies) {
 				if _, ok := wr.Policies[pn]; !ok {
 					w.last = append(w.last, "DROP POLICY "+quote.Ident(pn)+" ON "+tbl)

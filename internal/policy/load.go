@@ -239,22 +239,6 @@ func (v *validator) role(name string, r *Role, doc *yaml.Node) error {
 	return nil
 }
 
-func findNode(n *yaml.Node, keys ...string) *yaml.Node {
-	for _, k := range keys {
-		if n == nil || n.Kind != yaml.MappingNode {
-			return nil
-		}
-		var next *yaml.Node
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			if n.Content[i].Value == k {
-				next = n.Content[i+1]
-			}
-		}
-		n = next
-	}
-	return n
-}
-
 func settingNameOK(k string) bool {
 	if k == "" || k[0] == '.' || k[len(k)-1] == '.' || strings.Contains(k, "..") {
 		return false
