@@ -160,6 +160,7 @@ the budget ran out before every role was searched.`,
 		}
 		return ExitOK, nil
 	})
+	cmd.AddCommand(passwordsMigrateCmd(env))
 	return cmd
 }
 

@@ -1,0 +1,5 @@
+package secretsink
+
+import "errors"
+
+var errNotBuilt = errors.New("secretsink: not built yet")
