@@ -95,8 +95,10 @@ func settings() []setting {
 		// 13+: a sample of the statements slower than this is logged.
 		{Setting{"log_min_duration_sample", "-1"}, notMinus1, true, logged},
 		// An error logs the statement at this level or below: 'panic' keeps
-		// a failing ALTER ROLE ... PASSWORD out of the log. It also stops
-		// the STATEMENT line under a LOG message (a lock wait).
+		// a failing ALTER ROLE ... PASSWORD out of the log. At 'error' (the
+		// default) every LOG message of the statement gets the STATEMENT
+		// line too (elog.c ranks LOG above ERROR): a lock wait, a debug
+		// tree, auto_explain.
 		{Setting{"log_min_error_statement", "'panic'"}, func(v string) bool { return v != "panic" }, true, logged},
 		// The sampled logging of every statement of a transaction: the
 		// server draws the sample when the transaction starts (xact.c), so
@@ -104,7 +106,9 @@ func settings() []setting {
 		// sets it for the session. Changed anyway for the statements after.
 		{Setting{"log_transaction_sample_rate", "0"}, notZero, true, logged},
 		// The parse, rewritten and plan trees are logged at LOG with the
-		// statement's constants, the verifier among them.
+		// statement's constants: a Const as its bytes in decimal, and on
+		// 16+ (whose node output covers every utility statement) ALTER
+		// ROLE's password as text (TestEachSettingAlone).
 		{Setting{"debug_print_parse", "off"}, isOn, true, logged},
 		{Setting{"debug_print_rewritten", "off"}, isOn, true, logged},
 		{Setting{"debug_print_plan", "off"}, isOn, true, logged},
@@ -117,9 +121,11 @@ func settings() []setting {
 		// parameter).
 		{Setting{"log_parameter_max_length", "0"}, func(v string) bool { return v != "0" }, false, logged},
 		{Setting{"log_parameter_max_length_on_error", "0"}, func(v string) bool { return v != "0" }, true, logged},
-		// pgaudit logs every statement of the classes named (ROLE, DDL,
-		// ALL) whatever log_statement says. Its object audit (pgaudit.role)
-		// covers reads and writes of tables, never ALTER ROLE.
+		// pgaudit logs every statement of the classes named whatever
+		// log_statement says. It writes CREATE/ALTER ROLE's password as
+		// <REDACTED> (seen on 15), but any other statement whole, a secret
+		// passed to a function included. Its object audit (pgaudit.role)
+		// covers reads and writes of tables only.
 		{Setting{"pgaudit.log", "'none'"}, notNone, true, logged},
 		// pg_stat_statements keeps utility statements with their text.
 		// ORACLE (pgquiet_test.go, TestStatStatementsKeepsVerifier): on 15
