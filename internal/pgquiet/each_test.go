@@ -51,6 +51,10 @@ func testEach(t *testing.T, major int) {
 	admin := pgtest.Conn(t, srv, "postgres")
 	run(t, admin, "CREATE EXTENSION pg_stat_statements", "CREATE ROLE q_each LOGIN")
 	sess := pgtest.Conn(t, srv, "postgres") // the session under test
+	// Outside a transaction SET LOCAL would do nothing: Quiet says so.
+	if _, err := Quiet(pgtest.Ctx(t), sess, srv.AdminUser); err == nil || !strings.Contains(err.Error(), "inside a transaction") {
+		t.Fatalf("Quiet outside a transaction: %v", err)
+	}
 
 	type tc struct {
 		name  string

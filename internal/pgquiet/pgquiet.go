@@ -154,6 +154,11 @@ const savepoint = "pgaegis_quiet"
 // statement. user is the role executing (named in the advice). Settings
 // of modules not loaded are skipped. It must run inside a transaction.
 func Quiet(ctx context.Context, q Querier, user string) ([]Warning, error) {
+	// Outside a transaction SET LOCAL does nothing (a WARNING): refuse,
+	// even when there is nothing to change, so a caller learns at once.
+	if st, ok := txStatus(q); ok && st != 'T' {
+		return nil, fmt.Errorf("pgquiet: must run inside a transaction (the connection's status is %q)", st)
+	}
 	cur, err := current(ctx, q)
 	if err != nil {
 		return nil, err
@@ -187,12 +192,27 @@ func Quiet(ctx context.Context, q Querier, user string) ([]Warning, error) {
 	return warns, nil
 }
 
+// txStatus is the connection's transaction status ('I' idle, 'T' in a
+// transaction, 'E' failed) where q tells it: a *pgx.Conn or a pgx.Tx.
+func txStatus(q Querier) (byte, bool) {
+	switch c := q.(type) {
+	case interface{ PgConn() *pgconn.PgConn }:
+		return c.PgConn().TxStatus(), true
+	case interface{ Conn() *pgx.Conn }:
+		return c.Conn().PgConn().TxStatus(), true
+	}
+	return 0, false
+}
+
 // BeforeBegin sets log_transaction_sample_rate to 0 for the session (SET,
 // not SET LOCAL: it must be in effect when the next transaction begins,
 // for the server draws the sample then). It must run outside a
 // transaction. It returns a Warning when the rate is above 0 and could not
 // be changed. Where it is 0 already nothing is sent.
 func BeforeBegin(ctx context.Context, q Querier, user string) ([]Warning, error) {
+	if st, ok := txStatus(q); ok && st != 'I' {
+		return nil, fmt.Errorf("pgquiet: BeforeBegin must run outside a transaction (the connection's status is %q): the sample is drawn when one begins", st)
+	}
 	var v *string
 	if err := q.QueryRow(ctx, "SELECT current_setting('log_transaction_sample_rate', true)").Scan(&v); err != nil {
 		return nil, fmt.Errorf("pgquiet: reading log_transaction_sample_rate: %w", err)
