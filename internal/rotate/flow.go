@@ -27,9 +27,9 @@ var (
 	scanLeaks = leakscan.Scan
 )
 
-// pgxPassword is the password pgx must send for its SCRAM login to
-// match the verifier computed from pw (which SASLprep prepared).
-func pgxPassword(pw []byte) string { return string(pw) }
+// pgxPassword is the password pgx must be given for its SCRAM login to
+// match the verifier computed from pw: pgx does not apply SASLprep.
+func pgxPassword(pw []byte) string { return scram.ForPgx(pw) }
 
 // runner is one rotation's bookkeeping.
 type runner struct {

@@ -30,7 +30,10 @@ const (
 
 // quiet is pgquiet.Quiet; a variable only so the package's tests could
 // run before pgquiet was built.
-var quiet = pgquiet.Quiet
+var (
+	quiet       = pgquiet.Quiet
+	beforeBegin = pgquiet.BeforeBegin
+)
 
 // admin is the connection that reads the catalogs and changes the role.
 type admin struct {
@@ -138,6 +141,14 @@ type stmt struct {
 func (a *admin) quietTx(ctx context.Context, stmts []stmt, warn func(string)) error {
 	qctx, cancel := a.bound(ctx)
 	defer cancel()
+	// log_transaction_sample_rate draws its sample at BEGIN.
+	ws, err := beforeBegin(qctx, a.conn, a.user)
+	if err != nil {
+		return fmt.Errorf("turning transaction sampling off: %s", errText(err))
+	}
+	for _, w := range ws {
+		warn(w.Text)
+	}
 	tx, err := a.conn.Begin(qctx)
 	if err != nil {
 		return fmt.Errorf("starting a transaction: %s", errText(err))
@@ -147,7 +158,7 @@ func (a *admin) quietTx(ctx context.Context, stmts []stmt, warn func(string)) er
 		defer rcancel()
 		tx.Rollback(rctx) // a no-op after the commit
 	}()
-	ws, err := quiet(qctx, tx, a.user)
+	ws, err = quiet(qctx, tx, a.user)
 	if err != nil {
 		return fmt.Errorf("turning statement logging off for the transaction: %s", errText(err))
 	}

@@ -1,20 +1,18 @@
 package rotate
 
-// Small stand-ins for the parts built beside this package (pwgen,
-// pgquiet, leakscan, secretsink), used only while the real one is not
+// Small stand-ins for the parts built beside this package (leakscan,
+// secretsink), used only while the real one is not
 // built yet: each init check below falls through to the real code once
 // it lands.
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
-	"math/big"
 	"os"
 	"os/exec"
 	"strings"
@@ -22,7 +20,6 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/pgaegis/pgaegis/internal/leakscan"
-	"github.com/pgaegis/pgaegis/internal/pgquiet"
 	"github.com/pgaegis/pgaegis/internal/pwgen"
 	"github.com/pgaegis/pgaegis/internal/secretsink"
 )
@@ -30,9 +27,6 @@ import (
 func notBuilt(err error) bool { return err != nil && strings.Contains(err.Error(), "not built yet") }
 
 func init() {
-	if _, err := pwgen.Generate(pwgen.Options{}); notBuilt(err) {
-		generate = standInGenerate
-	}
 	real := generate
 	// Every password a rotation makes is searched for by TestLeak.
 	generate = func(o pwgen.Options) ([]byte, error) {
@@ -42,9 +36,6 @@ func init() {
 		}
 		return pw, err
 	}
-	if probeQuiet() {
-		quiet = standInQuiet
-	}
 	if probeLeak() {
 		takeMark = func(context.Context, *pgx.Conn) (leakscan.Mark, error) { return leakscan.Mark{Why: "stand-in"}, nil }
 		scanLeaks = func(context.Context, *pgx.Conn, leakscan.Mark, []leakscan.Needle) (*leakscan.Result, error) {
@@ -53,51 +44,10 @@ func init() {
 	}
 }
 
-// probeQuiet: the stub returns before touching its querier.
-func probeQuiet() (stub bool) {
-	defer func() { recover() }()
-	_, err := pgquiet.Quiet(context.Background(), nil, "")
-	return notBuilt(err)
-}
-
 func probeLeak() (stub bool) {
 	defer func() { recover() }()
 	_, err := leakscan.TakeMark(context.Background(), nil)
 	return notBuilt(err)
-}
-
-func standInGenerate(o pwgen.Options) ([]byte, error) {
-	const alnum = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
-	n := o.Length
-	if n == 0 {
-		n = 32
-	}
-	out := make([]byte, n)
-	for i := range out {
-		k, err := rand.Int(rand.Reader, big.NewInt(int64(len(alnum))))
-		if err != nil {
-			return nil, err
-		}
-		out[i] = alnum[k.Int64()]
-	}
-	return out, nil
-}
-
-func standInQuiet(ctx context.Context, q pgquiet.Querier, user string) ([]pgquiet.Warning, error) {
-	for _, s := range [][2]string{{"log_statement", "'none'"}, {"log_min_duration_statement", "-1"}, {"log_min_error_statement", "'panic'"},
-		{"pgaudit.log", "'none'"}, {"pg_stat_statements.track_utility", "off"}} {
-		var cur *string
-		if err := q.QueryRow(ctx, "SELECT current_setting($1, true)", s[0]).Scan(&cur); err != nil {
-			return nil, err
-		}
-		if cur == nil {
-			continue
-		}
-		if _, err := q.Exec(ctx, "SET LOCAL "+s[0]+" = "+s[1]); err != nil {
-			return nil, err
-		}
-	}
-	return nil, nil
 }
 
 type standInFile struct{ path, format string }
