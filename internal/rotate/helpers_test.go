@@ -261,15 +261,23 @@ type secretFile struct {
 
 func readSecret(t testing.TB, path string) secretFile {
 	t.Helper()
-	b, err := os.ReadFile(path)
+	s, err := readSecretErr(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var s secretFile
-	if err := json.Unmarshal(b, &s); err != nil {
-		t.Fatalf("%s: %v", path, err)
-	}
 	return s
+}
+
+func readSecretErr(path string) (secretFile, error) {
+	var s secretFile
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return s, err
+	}
+	if err := json.Unmarshal(b, &s); err != nil {
+		return s, fmt.Errorf("%s: %v", path, err)
+	}
+	return s, nil
 }
 
 func fileSink(t *testing.T, path, format string) secretsink.Sink {
