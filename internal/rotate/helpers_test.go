@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -69,7 +70,7 @@ func startLoud(t *testing.T, major string) *localpg.Server {
 	if err != nil {
 		pgtest.Unavailable(t, err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 0x7fffffff)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	srv, err := localpg.Start(ctx, localpg.Options{BinDir: bin, Conf: loudConf(bin), HBA: testHBA})
 	if err != nil {
