@@ -95,6 +95,7 @@ func TestAlternateUnderLoad(t *testing.T) {
 	path := filepath.Join(dir, "app.json")
 	root := filepath.Join(dir, "journal")
 	verify := tcpPlain(t, srv, "alt_db", "ignored", "")
+	var lastPlan string
 	rot := func() *Result {
 		t.Helper()
 		var prog progressLog
@@ -104,6 +105,7 @@ func TestAlternateUnderLoad(t *testing.T) {
 		if err != nil {
 			t.Fatalf("Rotate: %v", err)
 		}
+		lastPlan = res.PlanID
 		return res
 	}
 	first := rot()
@@ -147,6 +149,30 @@ func TestAlternateUnderLoad(t *testing.T) {
 		if err := c.QueryRow(pgtest.Ctx(t), `SELECT shobj_description(oid, 'pg_authid') FROM pg_roles WHERE rolname = $1`, want).Scan(&cur); err != nil || !strings.HasPrefix(cur, "pgaegis rotate: current since") {
 			t.Errorf("rotation %d: comment of %s: %q %v", k, want, cur, err)
 		}
+	}
+	// Rolling the last rotation back makes the previous login role
+	// current again (its secret back in the file) while the application
+	// runs, and puts the older password back on the role it changed.
+	last := users[len(users)-1]
+	rb, err := Rollback(pgtest.Ctx(t), socketAdmin(srv, "postgres"), root, lastPlan)
+	record(nil, rb, err)
+	if err != nil {
+		t.Fatalf("Rollback: %v", err)
+	}
+	n := len(users) - 1
+	if sec := readSecret(t, path); sec.User != users[n-1] || sec.Password != passwords[n-1] {
+		t.Errorf("after the rollback the file holds %s, want %s's secret back", sec.User, users[n-1])
+	}
+	if err := psqlLogin(t, srv, "127.0.0.1", last, passwords[n-2]); err != nil {
+		t.Errorf("after the rollback %s's older password: %v", last, err)
+	}
+	if err := psqlLogin(t, srv, "127.0.0.1", last, passwords[n]); err == nil {
+		t.Errorf("after the rollback %s's rolled-back password still logs in", last)
+	}
+	c0 := pgtest.Conn(t, srv, "postgres")
+	var cur string
+	if err := c0.QueryRow(pgtest.Ctx(t), `SELECT shobj_description(oid, 'pg_authid') FROM pg_roles WHERE rolname = $1`, users[n-1]).Scan(&cur); err != nil || !strings.HasPrefix(cur, "pgaegis rotate: current since") {
+		t.Errorf("after the rollback the comment of %s: %q %v", users[n-1], cur, err)
 	}
 	time.Sleep(200 * time.Millisecond)
 	stop()

@@ -35,6 +35,7 @@ var (
 
 const testHBA = `local all all scram-sha-256
 host all rej_app 127.0.0.1/32 reject
+host all trust_app 127.0.0.1/32 trust
 host all all 127.0.0.1/32 scram-sha-256
 `
 

@@ -178,7 +178,7 @@ func prepare(ctx context.Context, a *admin, o *Options) (*prepared, error) {
 	if o.Verify != nil {
 		p.verify = o.Verify.Copy()
 	} else {
-		p.verify = a.cfg.Copy()
+		p.verify = a.base.Copy() // the caller's settings, not our session's
 	}
 	p.verify.Password = ""
 	r, err := a.readRole(ctx, o.Role)

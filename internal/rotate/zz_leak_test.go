@@ -183,5 +183,24 @@ func TestLeak(t *testing.T) {
 		defer srv.Stop()
 		leakScenario(t, srv)
 		checkNoLeak(t, srv)
+		trustWarning(t, srv)
 	})
+}
+
+// On 16+ a verify path that does not check the password is warned
+// about. ORACLE: the server's system_user (NULL under trust).
+func trustWarning(t *testing.T, srv *localpg.Server) {
+	t.Helper()
+	loginRole(t, srv, "trust_app")
+	dir := t.TempDir()
+	var prog progressLog
+	res, err := Rotate(pgtest.Ctx(t), socketAdmin(srv, "postgres"), Options{Role: "trust_app", Verify: tcpPlain(t, srv, "postgres", "x", ""),
+		JournalRoot: filepath.Join(dir, "j"), NoLeakScan: true, Progress: prog.f, Sinks: []secretsink.Sink{fileSink(t, filepath.Join(dir, "pw"), secretsink.FormatPassword)}})
+	record(&prog, res, err)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(strings.Join(res.Warnings, "\n"), "does not check the password (trust)") || !strings.Contains(res.Verified, "trust") {
+		t.Errorf("no trust warning: verified %q, warnings %q", res.Verified, res.Warnings)
+	}
 }
