@@ -90,6 +90,8 @@ func (a *app) once(ctx context.Context, i int) {
 // with each delivered password, pg_class owners, the roles' comments.
 func TestAlternateUnderLoad(t *testing.T) {
 	srv := shared(t)
+	quietExec(t, srv, "postgres", "DROP DATABASE IF EXISTS alt_db")
+	dropRoles(t, srv, "alt_own_a", "alt_own_b", "alt_own")
 	quietExec(t, srv, "postgres", "CREATE ROLE alt_own NOLOGIN", "CREATE DATABASE alt_db OWNER alt_own")
 	dir := t.TempDir()
 	path := filepath.Join(dir, "app.json")

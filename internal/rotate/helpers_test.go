@@ -175,9 +175,18 @@ func loginRole(t *testing.T, srv *localpg.Server, name string, extra ...string) 
 		t.Fatal(err)
 	}
 	attrs := strings.Join(append([]string{"LOGIN"}, extra...), " ")
+	dropRoles(t, srv, name)
 	quietExec(t, srv, "postgres", "CREATE ROLE "+quote.Ident(name)+" "+attrs+" PASSWORD "+quote.Literal(v))
 	usedSecrets.add(pw)
 	return pw
+}
+
+// dropRoles drops roles a previous run (go test -count) left.
+func dropRoles(t *testing.T, srv *localpg.Server, names ...string) {
+	t.Helper()
+	for _, n := range names {
+		quietExec(t, srv, "postgres", "DROP ROLE IF EXISTS "+quote.Ident(n))
+	}
 }
 
 // usedSecrets are every password the tests set or received, for the

@@ -223,6 +223,7 @@ func TestFailingSinkRestores(t *testing.T) {
 func TestRefusals(t *testing.T) {
 	srv := shared(t)
 	loginRole(t, srv, "ref_app")
+	dropRoles(t, srv, "ref_nologin", "ref_owner_b", "ref_owner")
 	quietExec(t, srv, "postgres", "CREATE ROLE ref_nologin NOLOGIN")
 	loginRole(t, srv, "ref_super", "SUPERUSER")
 	rotPW := loginRole(t, srv, "ref_rotator", "CREATEROLE")
@@ -298,6 +299,7 @@ func allAuthid(t *testing.T, srv *localpg.Server) string {
 func TestPlanChangesNothing(t *testing.T) {
 	srv := shared(t)
 	loginRole(t, srv, "plan_app")
+	dropRoles(t, srv, "plan_owner")
 	quietExec(t, srv, "postgres", "CREATE ROLE plan_owner NOLOGIN")
 	dir := t.TempDir()
 	for _, o := range []Options{

@@ -23,6 +23,7 @@ func leakScenario(t *testing.T, srv *localpg.Server) {
 	t.Helper()
 	loginRole(t, srv, "leak_app")
 	loginRole(t, srv, "leak_fail")
+	dropRoles(t, srv, "leak_own_a", "leak_own_b", "leak_own")
 	quietExec(t, srv, "postgres", "CREATE ROLE leak_own NOLOGIN")
 	dir := t.TempDir()
 	root := filepath.Join(dir, "j")
