@@ -338,3 +338,63 @@ func TestPlanChangesNothing(t *testing.T) {
 		}
 	}
 }
+
+// A CREATEROLE role (allowed to quiet the log with GRANT SET ON
+// PARAMETER) rotates with NoRestore: it cannot read pg_authid, so a
+// failed login leaves the role with a password nobody holds, and says
+// so. ORACLE: psql logins; TestLeak later searches the log this wrote.
+func TestNonSuperuserNoRestore(t *testing.T) {
+	srv := shared(t)
+	if srv.Major < 15 {
+		t.Skip("GRANT SET ON PARAMETER needs 15+")
+	}
+	loginRole(t, srv, "nr_target")
+	loginRole(t, srv, "nr_target2")
+	rotPW := loginRole(t, srv, "nr_rot", "CREATEROLE")
+	if srv.Major >= 16 {
+		quietExec(t, srv, "postgres", "GRANT nr_target, nr_target2 TO nr_rot WITH ADMIN OPTION")
+	}
+	c := pgtest.Conn(t, srv, "postgres")
+	for _, p := range []string{"log_statement", "log_min_duration_statement", "log_min_error_statement", "pgaudit.log", "pg_stat_statements.track_utility", "track_activities"} {
+		var v *string
+		if err := c.QueryRow(pgtest.Ctx(t), "SELECT current_setting($1, true)", p).Scan(&v); err != nil {
+			t.Fatal(err)
+		}
+		if v != nil {
+			quietExec(t, srv, "postgres", "GRANT SET ON PARAMETER "+p+" TO nr_rot")
+		}
+	}
+	admin := socketAdmin(srv, "postgres")
+	admin.User, admin.Password = "nr_rot", rotPW
+	dir := t.TempDir()
+	path := filepath.Join(dir, "pw.json")
+	var prog progressLog
+	res, err := Rotate(pgtest.Ctx(t), admin, Options{Role: "nr_target", NoRestore: true, JournalRoot: filepath.Join(dir, "j"), Progress: prog.f,
+		Sinks: []secretsink.Sink{fileSink(t, path, secretsink.FormatJSON)}})
+	record(&prog, res, err)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range res.Warnings {
+		if strings.Contains(w, "may") {
+			t.Errorf("warning although every setting was granted: %s", w)
+		}
+	}
+	if err := psqlLogin(t, srv, "127.0.0.1", "nr_target", readSecret(t, path).Password); err != nil {
+		t.Error(err)
+	}
+	if _, err := Rollback(pgtest.Ctx(t), socketAdmin(srv, "postgres"), filepath.Join(dir, "j"), res.PlanID); err == nil || !strings.Contains(err.Error(), "cannot be rolled back") {
+		t.Errorf("rollback of a rotation without the previous verifier: %v", err)
+	}
+
+	free, _ := localpg.FreePort()
+	verify := tcpPlain(t, srv, "postgres", "x", "")
+	verify.Port, verify.ConnectTimeout = uint16(free), 5*time.Second
+	prog = progressLog{}
+	res, err = Rotate(pgtest.Ctx(t), admin, Options{Role: "nr_target2", NoRestore: true, Verify: verify, JournalRoot: filepath.Join(dir, "j"), Progress: prog.f,
+		Sinks: []secretsink.Sink{fileSink(t, filepath.Join(dir, "never"), secretsink.FormatJSON)}})
+	record(&prog, res, err)
+	if err == nil || res.Restored || !strings.Contains(err.Error(), "could not be put back") {
+		t.Errorf("failed login without restore: restored %v, %v", res.Restored, err)
+	}
+}
