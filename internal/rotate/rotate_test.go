@@ -398,3 +398,36 @@ func TestNonSuperuserNoRestore(t *testing.T) {
 		t.Errorf("failed login without restore: restored %v, %v", res.Restored, err)
 	}
 }
+
+// A session holding the role's row makes the change wait; the lock
+// timeout names it. ORACLE: the server's lock wait (pg_blocking_pids)
+// and a psql login with the old password afterwards.
+func TestLockTimeoutNamesTheBlocker(t *testing.T) {
+	srv := shared(t)
+	old := loginRole(t, srv, "lock_app")
+	saved := lockTimeout
+	lockTimeout = time.Second
+	defer func() { lockTimeout = saved }()
+	ctx := pgtest.Ctx(t)
+	blocker := pgtest.Conn(t, srv, "postgres")
+	tx, err := blocker.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, "ALTER ROLE lock_app VALID UNTIL 'infinity'"); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	res, err := Rotate(ctx, socketAdmin(srv, "postgres"), Options{Role: "lock_app", JournalRoot: filepath.Join(dir, "j"), NoLeakScan: true,
+		Sinks: []secretsink.Sink{fileSink(t, filepath.Join(dir, "pw"), secretsink.FormatPassword)}})
+	record(nil, res, err)
+	if err == nil || !strings.Contains(err.Error(), "lock timeout") || !strings.Contains(err.Error(), "blocked by pid") || !strings.Contains(err.Error(), "pgaegis-localpg") {
+		t.Fatalf("error %v, want the lock timeout naming the blocker", err)
+	}
+	t.Logf("error: %v", err)
+	tx.Rollback(ctx)
+	if err := psqlLogin(t, srv, "127.0.0.1", "lock_app", old); err != nil {
+		t.Error(err)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -21,12 +22,15 @@ import (
 // answering (or a middlebox that swallows the reply) cannot hang us.
 const (
 	statementTimeout = 30 * time.Second
-	lockTimeout      = 5 * time.Second
 	stallMargin      = 5 * time.Second
 	// restoreTimeout bounds a restore that runs after the caller's
 	// context ended: it must still run, but not forever.
 	restoreTimeout = 2 * time.Minute
 )
+
+// lockTimeout bounds the wait for the role's row (another session
+// changing the same role); a variable so a test can wait less.
+var lockTimeout = 5 * time.Second
 
 // quiet is pgquiet.Quiet; a variable only so the package's tests could
 // run before pgquiet was built.
@@ -165,11 +169,17 @@ func (a *admin) quietTx(ctx context.Context, stmts []stmt, warn func(string)) er
 	for _, w := range ws {
 		warn(w.Text)
 	}
+	w := a.watchBlockers(qctx)
 	for _, s := range stmts {
 		if _, err := tx.Exec(qctx, s.sql); err != nil {
-			return fmt.Errorf("%s: %s", s.shown, errText(err))
+			msg := fmt.Sprintf("%s: %s", s.shown, errText(err))
+			if b := w.stop(); b != "" && sqlState(err) == "55P03" {
+				msg += " (" + b + ")"
+			}
+			return errors.New(msg)
 		}
 	}
+	w.stop()
 	if err := tx.Commit(qctx); err != nil {
 		return fmt.Errorf("commit: %s", errText(err))
 	}
@@ -219,4 +229,72 @@ func scrub(s string, secrets ...string) string {
 		}
 	}
 	return s
+}
+
+// watcher notes, from a second connection, which sessions block ours
+// once a statement has waited half the lock timeout, so a lock timeout
+// can name them (pid, role, application; never their query text).
+type watcher struct {
+	timer *time.Timer
+	done  chan struct{}
+	stopc chan struct{}
+	once  sync.Once
+	mu    sync.Mutex
+	seen  string
+}
+
+func (a *admin) watchBlockers(ctx context.Context) *watcher {
+	w := &watcher{done: make(chan struct{}), stopc: make(chan struct{})}
+	pid := a.conn.PgConn().PID()
+	cfg := a.cfg.Copy()
+	cfg.RuntimeParams["application_name"] = "pgaegis rotate (lock watch)"
+	w.timer = time.AfterFunc(lockTimeout/2, func() {
+		defer close(w.done)
+		c, err := pgx.ConnectConfig(ctx, cfg)
+		if err != nil {
+			return
+		}
+		defer c.Close(context.Background())
+		for {
+			rows, err := c.Query(ctx, `SELECT a.pid, coalesce(a.usename::text, ''), coalesce(a.application_name, '')
+				FROM pg_catalog.pg_stat_activity a WHERE a.pid = ANY (pg_catalog.pg_blocking_pids($1)) ORDER BY a.pid`, int32(pid))
+			if err == nil {
+				var out []string
+				for rows.Next() {
+					var p int32
+					var user, app string
+					if rows.Scan(&p, &user, &app) == nil {
+						out = append(out, fmt.Sprintf("pid %d role %s application %s", p, quote.Ident(user), quote.Literal(app)))
+					}
+				}
+				rows.Close()
+				if len(out) > 0 {
+					w.mu.Lock()
+					w.seen = "blocked by " + strings.Join(out, ", ")
+					w.mu.Unlock()
+				}
+			}
+			select {
+			case <-w.stopc:
+				return
+			case <-ctx.Done():
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	})
+	return w
+}
+
+// stop ends the watch and returns the blockers seen last.
+func (w *watcher) stop() string {
+	w.once.Do(func() {
+		close(w.stopc)
+		if !w.timer.Stop() {
+			<-w.done
+		}
+	})
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.seen
 }
