@@ -95,8 +95,10 @@ func settings() []setting {
 		// 13+: a sample of the statements slower than this is logged.
 		{Setting{"log_min_duration_sample", "-1"}, notMinus1, true, logged},
 		// An error logs the statement at this level or below: 'panic' keeps
-		// a failing ALTER ROLE ... PASSWORD out of the log. It also stops
-		// the STATEMENT line under a LOG message (a lock wait).
+		// a failing ALTER ROLE ... PASSWORD out of the log. At 'error' (the
+		// default) every LOG message of the statement gets the STATEMENT
+		// line too (elog.c ranks LOG above ERROR): a lock wait, a debug
+		// tree, auto_explain.
 		{Setting{"log_min_error_statement", "'panic'"}, func(v string) bool { return v != "panic" }, true, logged},
 		// The sampled logging of every statement of a transaction: the
 		// server draws the sample when the transaction starts (xact.c), so
@@ -104,7 +106,9 @@ func settings() []setting {
 		// sets it for the session. Changed anyway for the statements after.
 		{Setting{"log_transaction_sample_rate", "0"}, notZero, true, logged},
 		// The parse, rewritten and plan trees are logged at LOG with the
-		// statement's constants, the verifier among them.
+		// statement's constants: a Const as its bytes in decimal, and on
+		// 16+ (whose node output covers every utility statement) ALTER
+		// ROLE's password as text (TestEachSettingAlone).
 		{Setting{"debug_print_parse", "off"}, isOn, true, logged},
 		{Setting{"debug_print_rewritten", "off"}, isOn, true, logged},
 		{Setting{"debug_print_plan", "off"}, isOn, true, logged},
@@ -117,9 +121,11 @@ func settings() []setting {
 		// parameter).
 		{Setting{"log_parameter_max_length", "0"}, func(v string) bool { return v != "0" }, false, logged},
 		{Setting{"log_parameter_max_length_on_error", "0"}, func(v string) bool { return v != "0" }, true, logged},
-		// pgaudit logs every statement of the classes named (ROLE, DDL,
-		// ALL) whatever log_statement says. Its object audit (pgaudit.role)
-		// covers reads and writes of tables, never ALTER ROLE.
+		// pgaudit logs every statement of the classes named whatever
+		// log_statement says. It writes CREATE/ALTER ROLE's password as
+		// <REDACTED> (seen on 15), but any other statement whole, a secret
+		// passed to a function included. Its object audit (pgaudit.role)
+		// covers reads and writes of tables only.
 		{Setting{"pgaudit.log", "'none'"}, notNone, true, logged},
 		// pg_stat_statements keeps utility statements with their text.
 		// ORACLE (pgquiet_test.go, TestStatStatementsKeepsVerifier): on 15
@@ -148,6 +154,11 @@ const savepoint = "pgaegis_quiet"
 // statement. user is the role executing (named in the advice). Settings
 // of modules not loaded are skipped. It must run inside a transaction.
 func Quiet(ctx context.Context, q Querier, user string) ([]Warning, error) {
+	// Outside a transaction SET LOCAL does nothing (a WARNING): refuse,
+	// even when there is nothing to change, so a caller learns at once.
+	if st, ok := txStatus(q); ok && st != 'T' {
+		return nil, fmt.Errorf("pgquiet: must run inside a transaction (the connection's status is %q)", st)
+	}
 	cur, err := current(ctx, q)
 	if err != nil {
 		return nil, err
@@ -181,12 +192,27 @@ func Quiet(ctx context.Context, q Querier, user string) ([]Warning, error) {
 	return warns, nil
 }
 
+// txStatus is the connection's transaction status ('I' idle, 'T' in a
+// transaction, 'E' failed) where q tells it: a *pgx.Conn or a pgx.Tx.
+func txStatus(q Querier) (byte, bool) {
+	switch c := q.(type) {
+	case interface{ PgConn() *pgconn.PgConn }:
+		return c.PgConn().TxStatus(), true
+	case interface{ Conn() *pgx.Conn }:
+		return c.Conn().PgConn().TxStatus(), true
+	}
+	return 0, false
+}
+
 // BeforeBegin sets log_transaction_sample_rate to 0 for the session (SET,
 // not SET LOCAL: it must be in effect when the next transaction begins,
 // for the server draws the sample then). It must run outside a
 // transaction. It returns a Warning when the rate is above 0 and could not
 // be changed. Where it is 0 already nothing is sent.
 func BeforeBegin(ctx context.Context, q Querier, user string) ([]Warning, error) {
+	if st, ok := txStatus(q); ok && st != 'I' {
+		return nil, fmt.Errorf("pgquiet: BeforeBegin must run outside a transaction (the connection's status is %q): the sample is drawn when one begins", st)
+	}
 	var v *string
 	if err := q.QueryRow(ctx, "SELECT current_setting('log_transaction_sample_rate', true)").Scan(&v); err != nil {
 		return nil, fmt.Errorf("pgquiet: reading log_transaction_sample_rate: %w", err)

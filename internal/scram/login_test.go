@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pgaegis/pgaegis/internal/localpg"
+	"github.com/pgaegis/pgaegis/internal/pgtest"
 )
 
 // findPsql returns the psql (libpq) beside the server, else on PATH.
@@ -73,4 +74,16 @@ func pgxLogin(ctx context.Context, srv *localpg.Server, role, password string) (
 		return false, ""
 	}
 	return false, "unexpected pgx failure: " + redact(err.Error(), []byte(password))
+}
+
+// loginRole creates role afresh on the shared server (which outlives a
+// test run under -count).
+func loginRole(t *testing.T, admin *pgx.Conn, role string) {
+	t.Helper()
+	ctx := pgtest.Ctx(t)
+	for _, q := range []string{`DROP ROLE IF EXISTS ` + role, `CREATE ROLE ` + role + ` LOGIN`} {
+		if _, err := admin.Exec(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
 }

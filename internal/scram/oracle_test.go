@@ -125,9 +125,7 @@ func TestVerifierOracle(t *testing.T) {
 	psql := findPsql(t, srv)
 	ctx := pgtest.Ctx(t)
 	admin := pgtest.Conn(t, srv, "postgres")
-	if _, err := admin.Exec(ctx, `CREATE ROLE oracle_login LOGIN`); err != nil {
-		t.Fatal(err)
-	}
+	loginRole(t, admin, "oracle_login")
 	login := func(pw []byte) (bool, string) { return psqlLogin(ctx, psql, srv, "oracle_login", pw) }
 
 	r := rand.New(rand.NewPCG(16, uint64(time.Now().UnixNano())))

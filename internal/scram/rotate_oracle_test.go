@@ -74,9 +74,7 @@ func TestRotatePasswordsLogIn(t *testing.T) {
 	ctx := pgtest.Ctx(t)
 	admin := pgtest.Conn(t, srv, "postgres")
 	const role = "oracle_rotate"
-	if _, err := admin.Exec(ctx, `CREATE ROLE `+role+` LOGIN`); err != nil {
-		t.Fatal(err)
-	}
+	loginRole(t, admin, role)
 	cases := append(generated(t), handPicked...)
 	start := time.Now()
 	logins, disagreements := 0, 0

@@ -81,7 +81,7 @@ func TestPasswordStatementsStayOutOfTheLog(t *testing.T) {
 		t.Fatalf("apply as a non-superuser: %v", err)
 	}
 	all := strings.Join(res.Notes, "\n")
-	for _, want := range []string{"log_statement is all", "GRANT SET ON PARAMETER log_statement TO ql_admin", "pgaudit.log", "log_min_error_statement"} {
+	for _, want := range []string{"log_statement is all", "GRANT SET ON PARAMETER log_statement TO ql_admin", "or apply as a superuser", "pgaudit.log", "log_min_error_statement", "track_activities is on"} {
 		if !strings.Contains(all, want) {
 			t.Errorf("the warnings do not say %q:\n%s", want, all)
 		}
