@@ -158,6 +158,11 @@ func Rollback(ctx context.Context, id string, o Options) (*Result, error) {
 	if err != nil {
 		return res, err
 	}
+	if p, err := j.Plan(); err == nil && p.Source == "rotate" {
+		// Its verifiers and destinations are in files this engine does
+		// not read: it would mark the rotation rolled back, undone nothing.
+		return res, fmt.Errorf("plan %s is a password rotation: roll it back with pgaegis rotate rollback %s", id, id)
+	}
 	m, err := j.Manifest()
 	if err != nil {
 		return res, err

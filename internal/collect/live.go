@@ -4,7 +4,6 @@ package collect
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"os"
@@ -234,7 +233,7 @@ func openSession(ctx context.Context, base *pgx.ConnConfig, database string, o *
 		}
 		return nil, fmt.Errorf("connecting to %s: %s", conninfo.Describe(cfg), msg)
 	}
-	se := &session{conn: conn, o: o, transport: transportOf(conn, cfg)}
+	se := &session{conn: conn, o: o, transport: conninfo.Transport(conn, cfg)}
 	tx, err := conn.BeginTx(lctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
 	if err != nil {
 		closeConn(conn)
@@ -245,31 +244,6 @@ func openSession(ctx context.Context, base *pgx.ConnConfig, database string, o *
 	}
 	se.tx = &timedTx{Tx: tx, se: se}
 	return se, nil
-}
-
-// transportOf says how conn reaches the server. TLS counts as verified
-// only when every configuration pgx may have used checks the server's
-// certificate (verify-ca, verify-full, or require with a root
-// certificate, which libpq and pgx treat as verify-ca).
-func transportOf(conn *pgx.Conn, cfg *pgx.ConnConfig) string {
-	nc := conninfo.NetConn(conn.PgConn().Conn()) // under the require_auth guard
-	if nc.RemoteAddr() != nil && nc.RemoteAddr().Network() == "unix" {
-		return "unix"
-	}
-	if _, ok := nc.(*tls.Conn); !ok {
-		return "plain"
-	}
-	verifies := func(t *tls.Config) bool { return t != nil && (!t.InsecureSkipVerify || t.VerifyPeerCertificate != nil) }
-	ok := verifies(cfg.TLSConfig)
-	for _, fb := range cfg.Fallbacks {
-		if !strings.HasPrefix(fb.Host, "/") {
-			ok = ok && verifies(fb.TLSConfig)
-		}
-	}
-	if ok {
-		return "tls-verified"
-	}
-	return "tls-unverified"
 }
 
 func closeConn(conn *pgx.Conn) {

@@ -20,6 +20,8 @@ const (
 	KindSQL      = "sql"      // statements in one transaction in one database
 	KindFileMode = "file"     // chmod of files and directories
 	KindCommand  = "command"  // a pgaegis command that prepares something (tls issue server)
+	KindVerify   = "verify"   // a check that proves the steps before it (rotate's login); Summary says it all
+	KindDeliver  = "deliver"  // a secret handed to a destination (rotate); Summary names it
 )
 
 // Apply modes: what makes a step take effect.

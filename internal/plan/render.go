@@ -272,6 +272,9 @@ func WriteText(w io.Writer, p *Plan) error {
 // diff-like view, old line to new line or removal, with the rules that
 // asked; otherwise StepText.
 func stepBody(s Step) string {
+	if s.Kind == KindVerify || s.Kind == KindDeliver {
+		return "" // the summary line says it all
+	}
 	if s.Kind != KindHBA || s.HBA == nil {
 		return textsafe.Code(StepText(s))
 	}

@@ -16,7 +16,6 @@ package rotate
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -90,7 +89,11 @@ type Result struct {
 // and every destination already written, and says so in the error and
 // in Result.Restored.
 func Rotate(ctx context.Context, admin *pgx.ConnConfig, o Options) (*Result, error) {
-	return nil, errors.New("rotate: not built yet")
+	start := time.Now()
+	res := &Result{Role: o.Role, Stages: map[string]time.Duration{}}
+	err := rotate(ctx, admin, o, res)
+	res.Duration = time.Since(start)
+	return res, err
 }
 
 // Plan says what Rotate would do, read-only (roles created, the login
@@ -98,7 +101,16 @@ func Rotate(ctx context.Context, admin *pgx.ConnConfig, o Options) (*Result, err
 // destinations), as a plan.Plan with Source "rotate" whose SQL shows
 // "PASSWORD '<new SCRAM-SHA-256 verifier>'" in place of any verifier.
 func Plan(ctx context.Context, admin *pgx.ConnConfig, o Options) (*plan.Plan, error) {
-	return nil, errors.New("rotate: not built yet")
+	a, err := connectAdmin(ctx, admin, o.InsecureTransport)
+	if err != nil {
+		return nil, err
+	}
+	defer a.close()
+	p, err := prepare(ctx, a, &o)
+	if err != nil {
+		return nil, err
+	}
+	return p.buildPlan(time.Now()), nil
 }
 
 // RollbackResult is what Rollback put back.
@@ -112,5 +124,5 @@ type RollbackResult struct {
 // Rollback restores the verifiers and destination files journalled by
 // the rotation id (under root), refusing a file changed since.
 func Rollback(ctx context.Context, admin *pgx.ConnConfig, root, id string) (*RollbackResult, error) {
-	return nil, errors.New("rotate: not built yet")
+	return rollback(ctx, admin, journalRoot(root), id)
 }

@@ -7,7 +7,6 @@ package secretsink
 
 import (
 	"context"
-	"io"
 	"time"
 )
 
@@ -49,6 +48,10 @@ type Delivery struct {
 	Written string
 	// Undo restores the file as it was; nil when not possible.
 	Undo func() error
+	// Note says what the user should know about this delivery (a pgpass
+	// line inserted before a wildcard line, a mode that libpq ignored,
+	// fixed); "" when nothing. Never a secret.
+	Note string
 }
 
 // File formats for NewFile.
@@ -57,30 +60,3 @@ const (
 	FormatJSON     = "json"     // {"user":...,"password":...,"valid_until":...}
 	FormatEnv      = "env"      // PGUSER=... and PGPASSWORD=... lines, quoted for sh
 )
-
-// NewFile writes the secret to path atomically (temporary file in the same
-// directory, fsync, rename, fsync of the directory), mode 0600, owned by
-// the running user; it refuses a path whose directory others can write.
-func NewFile(path, format string) (Sink, error) { return nil, errNotBuilt }
-
-// NewPgpass updates (or adds) the line host:port:database:user of the
-// pgpass file at path ("": $PGPASSFILE or ~/.pgpass), escaping ':' and
-// '\' as libpq reads them, keeping every other line byte for byte, mode
-// 0600.
-func NewPgpass(path string) (Sink, error) { return nil, errNotBuilt }
-
-// NewService sets user= and password= in section [name] of the service
-// file at path ("": $PGSERVICEFILE or ~/.pg_service.conf), adding the
-// section (with host, port, dbname) when missing, keeping the rest of the
-// file byte for byte, mode 0600.
-func NewService(path, name string) (Sink, error) { return nil, errNotBuilt }
-
-// NewJSON writes {"role","user","password","valid_until","host","port",
-// "dbname"} to w as one line.
-func NewJSON(w io.Writer) Sink { return nil }
-
-// NewExec runs command with /bin/sh -c, the secret as JSON (as NewJSON)
-// on its standard input and PGAEGIS_ROLE / PGAEGIS_USER (not secret) in
-// its environment; a non-zero exit or a timeout is an error that carries
-// the command's stderr (with the password redacted).
-func NewExec(command string, timeout time.Duration) Sink { return nil }

@@ -1,5 +1,0 @@
-package secretsink
-
-import "errors"
-
-var errNotBuilt = errors.New("secretsink: not built yet")
