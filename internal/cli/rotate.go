@@ -44,7 +44,7 @@ type rotateFlags struct {
 	journalDir        string
 }
 
-const journalDirHelp = "directory of plan journals, private to you (default $XDG_STATE_HOME/pgaegis/plans, else ~/.local/state/pgaegis/plans)"
+const journalDirHelp = "`DIR` of plan journals, private to you (default $XDG_STATE_HOME/pgaegis/plans, else ~/.local/state/pgaegis/plans)"
 
 // rotateCmd is 'pgaegis rotate ROLE' and 'rotate rollback ID' (docs/rotate.md).
 func rotateCmd(env *Env) *cobra.Command {
@@ -100,15 +100,15 @@ failure (it says whether the previous password was restored).`,
 	sinks.register(cmd)
 	var f rotateFlags
 	fs := cmd.Flags()
-	fs.IntVar(&f.length, "length", pwgen.DefaultLength, fmt.Sprintf("password length in characters (%d to %d)", pwgen.MinLength, pwgen.MaxLength))
-	fs.StringVar(&f.alphabet, "alphabet", pwgen.Alnum, "characters to draw from: "+strings.Join(pwgen.Alphabets, ", "))
-	fs.IntVar(&f.iterations, "iterations", 0, "SCRAM-SHA-256 iterations, at least 4096 (default: the server's scram_iterations on 16+, else 4096)")
-	fs.StringVar(&f.validUntil, "valid-until", "", "set VALID UNTIL: a duration from now (90d, 12h, 1d12h), a date (2027-03-01, local midnight), a time (2027-03-01T12:00:00Z) or infinity")
-	fs.StringVar(&f.verify, "verify", "", "the application's connection (libpq key=value or URI, no password; its user is replaced by the login role) to prove the new password on")
-	fs.StringVar(&f.strategy, "strategy", rotate.Single, "single (change ROLE's password) or alternate (two login roles members of ROLE, the idle one changed)")
-	fs.StringSliceVar(&f.loginRoles, "login-roles", nil, "alternate's two login roles (default ROLE_a,ROLE_b)")
+	fs.IntVar(&f.length, "length", pwgen.DefaultLength, fmt.Sprintf("password length `N` in characters (%d to %d)", pwgen.MinLength, pwgen.MaxLength))
+	fs.StringVar(&f.alphabet, "alphabet", pwgen.Alnum, "the `ALPHABET` to draw from: "+strings.Join(pwgen.Alphabets, ", "))
+	fs.IntVar(&f.iterations, "iterations", 0, "SCRAM-SHA-256 iterations `N`, at least 4096 (default: the server's scram_iterations on 16+, else 4096)")
+	fs.StringVar(&f.validUntil, "valid-until", "", "set VALID UNTIL to `WHEN`: a duration from now (90d, 12h, 1d12h), a date (2027-03-01, local midnight), a time (2027-03-01T12:00:00Z) or infinity")
+	fs.StringVar(&f.verify, "verify", "", "prove the new password over the application's connection `CONNSTR` (libpq key=value or URI, no password; its user is replaced by the login role)")
+	fs.StringVar(&f.strategy, "strategy", rotate.Single, "`STRATEGY`: single changes ROLE's password; alternate keeps two login roles, members of ROLE, and changes the idle one")
+	fs.StringSliceVar(&f.loginRoles, "login-roles", nil, "alternate's two login roles `A,B` (default ROLE_a,ROLE_b)")
 	fs.BoolVar(&f.plan, "plan", false, "print what the rotation would do and change nothing")
-	fs.StringVar(&f.format, "format", "text", "text or json: the result (or, with --plan, the plan)")
+	fs.StringVar(&f.format, "format", "text", "`FORMAT` of the result (or, with --plan, the plan): text or json")
 	fs.BoolVar(&f.insecureTransport, "insecure-transport", false, "allow an admin connection that is neither a unix socket nor TLS that verified the server")
 	fs.BoolVar(&f.noRestore, "no-restore", false, "rotate even when the previous verifier cannot be read (not a superuser): a failed login then cannot be undone")
 	fs.BoolVar(&f.noLeakScan, "no-leak-scan", false, "do not search the server log and pg_stat_statements for the secret afterwards")

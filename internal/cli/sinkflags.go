@@ -35,12 +35,12 @@ var fileFormats = []string{secretsink.FormatPassword, secretsink.FormatJSON, sec
 func (s *sinkFlags) register(cmd *cobra.Command) {
 	fs := cmd.Flags()
 	fs.StringArrayVar(&s.files, "to-file", nil, "write the secret to this `PATH` (atomically, mode 0600; repeatable; {role} and {user} expand)")
-	fs.StringVar(&s.fileFormat, "file-format", secretsink.FormatPassword, "what --to-file writes: password (the password and a newline), json or env (PGUSER= and PGPASSWORD= lines)")
+	fs.StringVar(&s.fileFormat, "file-format", secretsink.FormatPassword, "`FORMAT` of --to-file: password (the password and a newline), json or env (PGUSER= and PGPASSWORD= lines)")
 	fs.StringVar(&s.pgpass, "to-pgpass", "", "update the host:port:database:user line of this pgpass `PATH` (alone or '=default': $PGPASSFILE, else ~/.pgpass; write --to-pgpass=PATH)")
 	fs.Lookup("to-pgpass").NoOptDefVal = pgpassDefault
 	fs.StringVar(&s.service, "to-service", "", "set user= and password= in this section `NAME` of a libpq service file")
-	fs.StringVar(&s.serviceFile, "service-file", "", "the service file of --to-service (default $PGSERVICEFILE, else ~/.pg_service.conf)")
-	fs.StringVar(&s.output, "output", "", "'json': the secret as one line of JSON on standard output (then nothing else goes there)")
+	fs.StringVar(&s.serviceFile, "service-file", "", "the service file `PATH` of --to-service (default $PGSERVICEFILE, else ~/.pg_service.conf)")
+	fs.StringVar(&s.output, "output", "", "print the secret as one line of JSON on standard output (the one value: `json`; then nothing else goes there)")
 	fs.StringArrayVar(&s.exec, "exec", nil, "run this `COMMAND` with /bin/sh -c, the secret as JSON on its standard input (repeatable)")
 	fs.DurationVar(&s.execTimeout, "exec-timeout", 30*time.Second, "give up on an --exec command after this long")
 	completeValues(cmd, "file-format", fileFormats...)
