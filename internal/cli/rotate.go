@@ -165,7 +165,11 @@ failure (it says whether the previous password was restored).`,
 		}
 		res, err := rotate.Rotate(ctx, cfg, o)
 		if err != nil {
-			err = fmt.Errorf("%w (%s)", err, restoreNote(res))
+			// rotate says where the password stands once it changed
+			// it; before that, or in words it did not use, say it here.
+			if !strings.Contains(err.Error(), "put back") {
+				err = fmt.Errorf("%w (%s)", err, restoreNote(res))
+			}
 			if f.format == "json" && res != nil {
 				writeRotateJSON(out, env, res, err)
 			}
@@ -176,7 +180,7 @@ failure (it says whether the previous password was restored).`,
 				return ExitError, err
 			}
 		} else {
-			writeRotateText(textsafe.NewWriter(out), res)
+			writeRotateText(textsafe.NewWriter(out), res, o.NoLeakScan)
 		}
 		if res.Leak != nil && len(res.Leak.Hits) > 0 {
 			return ExitFindings, nil
@@ -329,7 +333,7 @@ func restoreNote(res *rotate.Result) string {
 }
 
 // stageOrder is the order stages ran in; others follow sorted.
-var stageOrder = []string{"connect", "set", "verify", "deliver", "leak-scan"}
+var stageOrder = []string{"connect", "preflight", "generate", "set", "verify", "deliver", "leak-scan"}
 
 func stageNames(st map[string]time.Duration) []string {
 	var out, rest []string
@@ -348,7 +352,7 @@ func stageNames(st map[string]time.Duration) []string {
 }
 
 // writeRotateText is the summary of a rotation (no secret is in a Result).
-func writeRotateText(w io.Writer, r *rotate.Result) {
+func writeRotateText(w io.Writer, r *rotate.Result, noLeakScan bool) {
 	fmt.Fprintf(w, "rotated %s: %s now logs in with the new password", esc(r.Role), esc(r.User))
 	if r.Previous != "" {
 		fmt.Fprintf(w, " (the current login role; %s keeps its password until the next rotation)", esc(r.Previous))
@@ -367,7 +371,7 @@ func writeRotateText(w io.Writer, r *rotate.Result) {
 	for _, warn := range r.Warnings {
 		fmt.Fprintf(w, "  warning: %s\n", esc(warn))
 	}
-	fmt.Fprintf(w, "  leak scan: %s\n", leakText(r.Leak))
+	fmt.Fprintf(w, "  leak scan: %s\n", leakText(r.Leak, noLeakScan))
 	var st []string
 	for _, n := range stageNames(r.Stages) {
 		st = append(st, fmt.Sprintf("%s %s", n, r.Stages[n].Round(time.Millisecond)))
@@ -383,9 +387,12 @@ func writeRotateText(w io.Writer, r *rotate.Result) {
 }
 
 // leakText is one line on what the leak scan searched and found.
-func leakText(l *leakscan.Result) string {
-	if l == nil {
+func leakText(l *leakscan.Result, skipped bool) string {
+	switch {
+	case l == nil && skipped:
 		return "not run (--no-leak-scan)"
+	case l == nil:
+		return "could not run (the warning above says why)"
 	}
 	var searched, not []string
 	if l.LogChecked {
