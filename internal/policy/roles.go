@@ -171,17 +171,18 @@ func (d *differ) role(name string, want, have *Role) error {
 		}
 	case strings.HasPrefix(pw, verifierPrefix):
 		// The live state never holds the verifier, so one that is set is
-		// not compared: psql's \password changes it.
+		// not compared: pgaegis rotate (a service account) or psql's
+		// \password (a person) changes it.
 		// A verifier is set only where none is known to be: a role that
 		// has one (or may have one, when pg_authid is unreadable) keeps
 		// it, so a second run never plans it again.
 		switch {
 		case unknown:
-			d.note(NoteWarning, "role "+name, "password not compared: whether the role has one could not be read (%s); the file's verifier is not set on an existing role (set it with psql's \\password %s, or plan as a superuser)", d.passwordsWhy(), name)
+			d.note(NoteWarning, "role "+name, "password not compared: whether the role has one could not be read (%s); the file's verifier is not set on an existing role (set it with 'pgaegis rotate %s' for a service account or psql's \\password %s for a person, or plan as a superuser)", d.passwordsWhy(), name, name)
 		case !d.live.HasPassword[name]:
 			d.setVerifier(q, pw)
 		default:
-			d.note(NoteInfo, "role "+name, "has a password; the file's verifier is not compared with it (to change it, run psql's \\password %s, which computes the verifier on the client)", name)
+			d.note(NoteInfo, "role "+name, "has a password; the file's verifier is not compared with it (to change it: 'pgaegis rotate %s' for a service account, which proves the login and delivers the password; psql's \\password %s for a person; both compute the verifier on the client)", name, name)
 		}
 	}
 	if err := d.memberships(name, want, have, false); err != nil {
