@@ -192,16 +192,17 @@ func (in *Inspection) readEncryption(ctx context.Context, c *pgx.Conn) error {
 	return rows.Err()
 }
 
+// ClassifySQL is the kind of the verifier in column rolpassword, computed
+// on the server so that no verifier crosses the wire.
+const ClassifySQL = `CASE WHEN rolpassword IS NULL OR rolpassword = '' THEN 'none'
+	WHEN rolpassword LIKE 'SCRAM-SHA-256$%' THEN 'scram-sha-256'
+	WHEN rolpassword ~ '^md5[0-9a-f]{32}$' THEN 'md5' ELSE 'plaintext' END`
+
 func (in *Inspection) readRoles(ctx context.Context, c *pgx.Conn) error {
-	// Classified here, on the server: no verifier crosses the wire. The
-	// md5 form is "md5" and 32 hex digits; anything else that is neither
+	// The md5 form is "md5" and 32 hex digits; anything else that is neither
 	// that nor SCRAM is a stored clear text (password_encryption = off
 	// before PostgreSQL 10, carried over by pg_upgrade).
-	rows, err := c.Query(ctx, `SELECT rolname::text,
-			CASE WHEN rolpassword IS NULL OR rolpassword = '' THEN 'none'
-			     WHEN rolpassword LIKE 'SCRAM-SHA-256$%' THEN 'scram-sha-256'
-			     WHEN rolpassword ~ '^md5[0-9a-f]{32}$' THEN 'md5' ELSE 'plaintext' END,
-			rolcanlogin, rolsuper, rolvaliduntil
+	rows, err := c.Query(ctx, `SELECT rolname::text, `+ClassifySQL+`, rolcanlogin, rolsuper, rolvaliduntil
 		FROM pg_authid WHERE rolname !~ '^pg_' ORDER BY rolname`)
 	if err != nil {
 		return fmt.Errorf("reading pg_authid: %w", err)
