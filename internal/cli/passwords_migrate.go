@@ -58,7 +58,7 @@ failed.`,
 		Example: `  sudo -u postgres pgaegis passwords migrate
   sudo -u postgres pgaegis passwords migrate --format json
   sudo -u postgres pgaegis passwords migrate --rotate app --rotate batch \
-      --file '/etc/app/{role}.password' --verify "host=db.example.com sslmode=verify-full dbname=app" --apply --yes`,
+      --to-file '/etc/app/{role}.password' --verify "host=db.example.com sslmode=verify-full dbname=app" --apply --yes`,
 		Args: noArgs,
 	}
 	var conn connFlags
@@ -86,8 +86,10 @@ failed.`,
 		if *yes && !*doApply {
 			return ExitError, usagef("--yes only means something with --apply")
 		}
-		if *format == "json" && sinks.output != "" {
-			return ExitError, usagef("--output sends the new passwords to standard output, where --format json writes the report: choose another destination")
+		if sinks.output != "" {
+			// The report goes to standard output: secrets there would mix
+			// with it (and land wherever the report is kept).
+			return ExitError, usagef("--output sends the new passwords to standard output, where the report goes: use --to-file, --to-pgpass, --to-service or --exec")
 		}
 		if *doApply && !*yes && !stdinTerminal(env) {
 			return ExitError, usagef("--apply changes the server: standard input is not a terminal to ask on, so give --yes (after reviewing the plan without --apply)")
@@ -121,7 +123,7 @@ failed.`,
 
 		toRotate := rep.RotateRoles()
 		if len(toRotate) > 0 && !sinks.given() {
-			return ExitError, usagef("--apply would rotate %s: name where the new passwords go (--file, --pgpass, --service, --output, --exec), or the passwords would be lost", roleList(toRotate))
+			return ExitError, usagef("--apply would rotate %s: name where the new passwords go (--to-file, --to-pgpass, --to-service or --exec), or the passwords would be lost", roleList(toRotate))
 		}
 		// Every role's destinations are built before anything changes: a
 		// bad path is said now, not after half the roles are rotated.
