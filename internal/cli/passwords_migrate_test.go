@@ -248,3 +248,16 @@ func psqlLogin(srv *localpg.Server, role, password string) error {
 	}
 	return nil
 }
+
+func TestShowMigrateText(t *testing.T) {
+	if os.Getenv("SHOW_MIGRATE") == "" {
+		t.Skip()
+	}
+	_, sock := startMigrateServer(t)
+	_, out, errs := runCLI(t, append(append([]string{"passwords", "migrate"}, sock...), "--rotate", "app_md5")...)
+	t.Log("\n" + out + errs)
+	_, out, errs = runCLI(t, append([]string{"fix", "--only", "AUTH-02"}, sock...)...)
+	t.Log("\n" + out + errs)
+	_, out, errs = runCLI(t, append([]string{"fix", "--only", "AUTH-02", "--apply", "--yes"}, sock...)...)
+	t.Log("\n" + out + errs)
+}

@@ -19,6 +19,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/pgaegis/pgaegis/internal/hba"
 )
 
 // Verifier kinds, as the audit names them (snapshot.Password*).
@@ -284,7 +286,7 @@ func (in *Inspection) readHBA(ctx context.Context, c *pgx.Conn) error {
 		file, order = "file_name", "rule_number"
 	}
 	rows, err := c.Query(ctx, `SELECT coalesce(`+file+`, ''), line_number, type, coalesce(database, '{}'), coalesce(user_name, '{}'),
-			coalesce(address, ''), auth_method
+			coalesce(address, ''), coalesce(netmask, ''), auth_method
 		FROM pg_hba_file_rules WHERE error IS NULL AND auth_method IN ('md5', 'password') ORDER BY `+order)
 	if err != nil {
 		in.HBAGap = "pg_hba_file_rules could not be read: " + err.Error()
@@ -293,8 +295,18 @@ func (in *Inspection) readHBA(ctx context.Context, c *pgx.Conn) error {
 	defer rows.Close()
 	for rows.Next() {
 		var l HBALine
-		if err := rows.Scan(&l.File, &l.Line, &l.Type, &l.Databases, &l.Users, &l.Address, &l.Method); err != nil {
+		var mask string
+		if err := rows.Scan(&l.File, &l.Line, &l.Type, &l.Databases, &l.Users, &l.Address, &mask, &l.Method); err != nil {
 			return fmt.Errorf("reading pg_hba_file_rules: %w", err)
+		}
+		// The view splits a CIDR into address and netmask: written back
+		// as the file would have it.
+		if m, ok := hba.ParseNumericHost(mask); ok && mask != "" {
+			if bits := hba.MaskBits(m); bits >= 0 {
+				l.Address = fmt.Sprintf("%s/%d", l.Address, bits)
+			} else {
+				l.Address += " " + mask
+			}
 		}
 		if l.File == "" {
 			l.File = in.HBAFile

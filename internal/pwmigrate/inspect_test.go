@@ -108,20 +108,23 @@ func TestInspectAndBuild(t *testing.T) {
 				t.Errorf("actions %v, want %v", actions, wantActions)
 			}
 			type line struct {
-				n     int
-				state string
-				md5   string
+				n          int
+				state, md5 string
+				rotated    string
 			}
 			var got []line
 			for _, h := range r.HBA {
-				got = append(got, line{h.Line, h.State, strings.Join(h.MD5Roles, ",")})
+				got = append(got, line{h.Line, h.State, strings.Join(h.MD5Roles, ","), strings.Join(h.Rotated, ",")})
+				if h.Line == 3 && h.Address != "127.0.0.1/32" {
+					t.Errorf("line 3 address %q", h.Address)
+				}
 				if filepath.Base(h.File) != "pg_hba.conf" {
 					t.Errorf("line %d in %s", h.Line, h.File)
 				}
 			}
 			// The @file list is expanded by the server (line 6 names human_md5).
-			want := []line{{3, pwmigrate.HBAReady, ""}, {4, pwmigrate.HBAMD5, "human_md5"}, {5, pwmigrate.HBAReady, ""},
-				{6, pwmigrate.HBAMD5, "human_md5"}, {7, pwmigrate.HBAReady, ""}}
+			want := []line{{3, pwmigrate.HBAReady, "", "app_md5"}, {4, pwmigrate.HBAMD5, "human_md5", ""}, {5, pwmigrate.HBAReady, "", ""},
+				{6, pwmigrate.HBAMD5, "human_md5", ""}, {7, pwmigrate.HBAReady, "", ""}}
 			if !reflect.DeepEqual(got, want) {
 				t.Errorf("hba lines %+v, want %+v", got, want)
 			}

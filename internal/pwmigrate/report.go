@@ -98,7 +98,10 @@ type HBAReport struct {
 	// MD5Roles are the login roles the line can match that keep an md5 or
 	// clear-text verifier after the planned rotations.
 	MD5Roles []string `json:"md5_roles"`
-	Note     string   `json:"note,omitempty"`
+	// Rotated are the login roles it can match whose md5 verifier the
+	// planned rotations replace (before --apply).
+	Rotated []string `json:"rotated_roles"`
+	Note    string   `json:"note,omitempty"`
 }
 
 // Applied is what --apply did.
@@ -224,16 +227,15 @@ func Build(in *Inspection, target string, o Options) (*Report, error) {
 		r.HBANote = in.HBAGap
 	}
 	for _, l := range in.HBA {
-		hr := HBAReport{HBALine: l, MD5Roles: []string{}}
+		hr := HBAReport{HBALine: l, MD5Roles: []string{}, Rotated: []string{}}
 		for _, role := range in.Roles {
-			if !role.Login {
+			weakNow := role.Verifier == VerifierMD5 || role.Verifier == VerifierPlaintext
+			if !role.Login || !weakNow || !matches(l, role, in.Major) {
 				continue
 			}
-			k := after[role.Name]
-			if k != VerifierMD5 && k != VerifierPlaintext {
-				continue
-			}
-			if matches(l, role, in.Major) {
+			if after[role.Name] == VerifierSCRAM {
+				hr.Rotated = append(hr.Rotated, role.Name)
+			} else {
 				hr.MD5Roles = append(hr.MD5Roles, role.Name)
 			}
 		}

@@ -137,15 +137,11 @@ func WriteText(w io.Writer, r *Report) error {
 				one(strings.Join(h.Users, ",")), one(addr), one(h.Method))
 			if h.State == HBAReady {
 				b.WriteString("can become scram-sha-256")
-				if r.Applied == nil && s.Rotate > 0 {
-					b.WriteString(" once the planned rotations are done")
+				if len(h.Rotated) > 0 {
+					fmt.Fprintf(&b, " once %s are rotated", one(roleNames(h.Rotated)))
 				}
 			} else {
-				var ns []string
-				for _, n := range h.MD5Roles {
-					ns = append(ns, quote.Ident(n))
-				}
-				fmt.Fprintf(&b, "still used by md5 roles %s", one(strings.Join(ns, ", ")))
+				fmt.Fprintf(&b, "still used by md5 roles %s", one(roleNames(h.MD5Roles)))
 			}
 			if h.Note != "" {
 				fmt.Fprintf(&b, " (%s)", one(h.Note))
@@ -153,7 +149,7 @@ func WriteText(w io.Writer, r *Report) error {
 			b.WriteString("\n")
 		}
 		b.WriteString("  an md5 line already does SCRAM for roles with a SCRAM verifier; the line itself can change only when no role it matches keeps an md5 verifier.\n")
-		fmt.Fprintf(&b, "  to change them: %s (it rewrites every md5 and password line at once, and lists the roles whose clients it would refuse under 'breaks')\n", FixCommand)
+		fmt.Fprintf(&b, "  to change them: %s; it rewrites every md5 and password line at once (host becomes hostssl where ssl is on), whatever verifiers remain: the md5 roles whose clients it would refuse are listed under its 'breaks', so run it once none is left\n", FixCommand)
 	}
 	for _, n := range r.Notes {
 		fmt.Fprintf(&b, "\nnote: %s\n", one(n))
@@ -163,4 +159,12 @@ func WriteText(w io.Writer, r *Report) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+func roleNames(names []string) string {
+	q := make([]string, len(names))
+	for i, n := range names {
+		q[i] = quote.Ident(n)
+	}
+	return strings.Join(q, ", ")
 }
