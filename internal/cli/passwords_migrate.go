@@ -213,7 +213,7 @@ failed.`,
 			retry = toRotate
 		}
 		// What is left, read again: the report shows the server after.
-		after, err := migrateReport(ctx, cfg, target, pwmigrate.Options{Rotate: retry})
+		after, err := migrateReport(ctx, cfg, target, pwmigrate.Options{Failed: retry})
 		if err != nil {
 			return ExitError, fmt.Errorf("after applying: %w", err)
 		}

@@ -35,6 +35,9 @@ const FixCommand = "pgaegis fix --only AUTH-02"
 type Options struct {
 	Rotate    []string // roles named with --rotate
 	RotateAll bool     // every login role with an md5 or clear-text verifier but the current user
+	// Failed are roles whose rotation failed (the report after --apply):
+	// still "rotate", and still md5 for the hba lines.
+	Failed []string
 }
 
 // Report is the migration plan (or, after --apply, what is left).
@@ -171,6 +174,10 @@ func Build(in *Inspection, target string, o Options) (*Report, error) {
 		}
 		rotate[n] = true
 	}
+	failed := map[string]bool{}
+	for _, n := range o.Failed {
+		failed[n] = true
+	}
 	for _, role := range in.Roles {
 		if role.Verifier == VerifierNone {
 			continue
@@ -186,6 +193,9 @@ func Build(in *Inspection, target string, o Options) (*Report, error) {
 		case !role.Login:
 			rr.Action = ActionClear
 			rr.Instruction = fmt.Sprintf("suggestion: the role cannot log in, so nothing uses its password: clear it (ALTER ROLE %s PASSWORD NULL)", quote.Ident(role.Name))
+		case failed[role.Name]:
+			rr.Action = ActionRotate
+			rr.Instruction = "not rotated (see applied): run again once the cause is fixed"
 		case rotate[role.Name] || o.RotateAll && role.Name != in.CurrentUser:
 			rr.Action = ActionRotate
 		default:
@@ -219,7 +229,7 @@ func Build(in *Inspection, target string, o Options) (*Report, error) {
 	after := map[string]string{}
 	for _, rr := range r.Roles {
 		after[rr.Name] = rr.Verifier
-		if rr.Action == ActionRotate {
+		if rr.Action == ActionRotate && !failed[rr.Name] {
 			after[rr.Name] = VerifierSCRAM
 		}
 	}

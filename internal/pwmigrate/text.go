@@ -35,7 +35,7 @@ func WriteText(w io.Writer, r *Report) error {
 					one(rot.Verified), one(strings.Join(rot.Delivered, ", ")), one(rot.PlanID))
 			} else {
 				restored := ""
-				if rot.Restored {
+				if rot.Restored && !strings.Contains(rot.Error, "put back") {
 					restored = " (the previous verifier was put back)"
 				}
 				fmt.Fprintf(&b, "  FAILED to rotate %s: %s%s\n", one(quote.Ident(rot.Role)), one(rot.Error), restored)
@@ -109,10 +109,10 @@ func WriteText(w io.Writer, r *Report) error {
 		fmt.Fprintf(&b, "  %s (%s)\n", one(quote.Ident(rr.Name)), one(strings.Join(flags, "; ")))
 		switch rr.Action {
 		case ActionRotate:
-			if r.Applied == nil {
-				b.WriteString("    rotate: --apply gives it a new random password, stored as a SCRAM verifier computed here, proven by a login, then delivered\n")
+			if rr.Instruction != "" {
+				fmt.Fprintf(&b, "    rotate: %s\n", one(rr.Instruction))
 			} else {
-				b.WriteString("    rotate: not rotated (see above)\n")
+				b.WriteString("    rotate: --apply gives it a new random password, stored as a SCRAM verifier computed here, proven by a login, then delivered\n")
 			}
 		case ActionPassword:
 			fmt.Fprintf(&b, "    %s\n", textsafe.Code(rr.Instruction))
@@ -138,7 +138,7 @@ func WriteText(w io.Writer, r *Report) error {
 			if h.State == HBAReady {
 				b.WriteString("can become scram-sha-256")
 				if len(h.Rotated) > 0 {
-					fmt.Fprintf(&b, " once %s are rotated", one(roleNames(h.Rotated)))
+					fmt.Fprintf(&b, " once the rotation of %s is done", one(roleNames(h.Rotated)))
 				}
 			} else {
 				fmt.Fprintf(&b, "still used by md5 roles %s", one(roleNames(h.MD5Roles)))
