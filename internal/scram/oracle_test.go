@@ -2,13 +2,8 @@ package scram
 
 import (
 	"bytes"
-	"context"
 	"math/rand/v2"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -16,7 +11,6 @@ import (
 
 	"golang.org/x/text/unicode/norm"
 
-	"github.com/pgaegis/pgaegis/internal/localpg"
 	"github.com/pgaegis/pgaegis/internal/pgtest"
 )
 
@@ -123,36 +117,16 @@ func variant(r *rand.Rand, pw []byte) ([]byte, string) {
 // TestVerifierOracle stores client-side verifiers with ALTER ROLE and logs
 // in through libpq (psql) with clear passwords over TCP, where pg_hba
 // requires scram-sha-256: the clear password must get in, and a variant
-// gets in exactly when Prepare maps both to the same bytes. Passwords
+// gets in exactly when Prepare maps both to the same bytes, and pgx with
+// ForPgx gets in exactly when PgxCanLogIn says it can. Passwords
 // reach psql through its environment only, never argv or test output.
 func TestVerifierOracle(t *testing.T) {
-	srv := pgtest.Start(t, localpg.Options{})
-	psql := filepath.Join(srv.BinDir, "psql")
-	if _, err := os.Stat(psql); err != nil {
-		if psql, err = exec.LookPath("psql"); err != nil {
-			t.Skip("no psql (libpq) to log in with")
-		}
-	}
+	srv := pgtest.Shared(t)
+	psql := findPsql(t, srv)
 	ctx := pgtest.Ctx(t)
 	admin := pgtest.Conn(t, srv, "postgres")
-	if _, err := admin.Exec(ctx, `CREATE ROLE oracle_login LOGIN`); err != nil {
-		t.Fatal(err)
-	}
-	login := func(pw []byte) (bool, string) {
-		cctx, cancel := context.WithTimeout(ctx, time.Minute)
-		defer cancel()
-		cmd := exec.CommandContext(cctx, psql, "-X", "-w", "-q", "-h", "127.0.0.1", "-p", strconv.Itoa(srv.Port), "-U", "oracle_login", "-d", "postgres", "-c", "SELECT 1")
-		cmd.Env = []string{"PATH=/usr/bin:/bin", "LC_ALL=C", "PGPASSFILE=/dev/null", "PGSSLMODE=disable", "PGCONNECT_TIMEOUT=30", "PGPASSWORD=" + string(pw)}
-		out, err := cmd.CombinedOutput()
-		if err == nil {
-			return true, ""
-		}
-		msg := string(out)
-		if strings.Contains(msg, "password authentication failed") {
-			return false, ""
-		}
-		return false, "unexpected psql failure: " + strings.ReplaceAll(msg, string(pw), "<password>")
-	}
+	loginRole(t, admin, "oracle_login")
+	login := func(pw []byte) (bool, string) { return psqlLogin(ctx, psql, srv, "oracle_login", pw) }
 
 	r := rand.New(rand.NewPCG(16, uint64(time.Now().UnixNano())))
 	const cases = 80
@@ -160,7 +134,7 @@ func TestVerifierOracle(t *testing.T) {
 	disagreements := 0
 	// What the cases covered: passwords SASLprep changed, non-ASCII ones
 	// used raw (invalid UTF-8 or a failed check), equivalent variants.
-	normalized, raw, equivalent := 0, 0, 0
+	normalized, raw, equivalent, pgxUncovered := 0, 0, 0, 0
 	for i := range cases {
 		pw, kind := genPassword(r)
 		v, err := Verifier(pw, 0)
@@ -173,6 +147,15 @@ func TestVerifierOracle(t *testing.T) {
 		if ok, odd := login(pw); !ok {
 			disagreements++
 			t.Errorf("case %d (%s, %d bytes): the clear password does not log in %s", i, kind, len(pw), odd)
+		}
+		// pgx with ForPgx gets in exactly when PgxCanLogIn says so.
+		can := PgxCanLogIn(pw)
+		if !can {
+			pgxUncovered++
+		}
+		if ok, odd := pgxLogin(ctx, srv, "oracle_login", ForPgx(pw)); ok != can || odd != "" {
+			disagreements++
+			t.Errorf("case %d (%s): pgx login with ForPgx ok=%v, PgxCanLogIn says %v %s", i, kind, ok, can, odd)
 		}
 		switch p := Prepare(pw); {
 		case !bytes.Equal(p, pw):
@@ -190,6 +173,6 @@ func TestVerifierOracle(t *testing.T) {
 			t.Errorf("case %d (%s, variant %s): login ok=%v, Prepare says %v %s", i, kind, how, ok, want, odd)
 		}
 	}
-	t.Logf("covered: %d normalized, %d non-ASCII used raw, %d equivalent variants", normalized, raw, equivalent)
-	t.Logf("ORACLE scram-verifier pg%d: cases=%d disagreements=%d seconds=%.1f", srv.Major, 2*cases, disagreements, time.Since(start).Seconds())
+	t.Logf("covered: %d normalized, %d non-ASCII used raw, %d equivalent variants, %d pgx cannot log in with", normalized, raw, equivalent, pgxUncovered)
+	t.Logf("ORACLE scram-verifier pg%d: cases=%d disagreements=%d seconds=%.1f", srv.Major, 3*cases, disagreements, time.Since(start).Seconds())
 }
