@@ -41,6 +41,7 @@ type rotateFlags struct {
 	insecureTransport bool
 	noRestore         bool
 	noLeakScan        bool
+	logFile           string
 	journalDir        string
 }
 
@@ -112,7 +113,9 @@ failure (it says whether the previous password was restored).`,
 	fs.BoolVar(&f.insecureTransport, "insecure-transport", false, "allow an admin connection that is neither a unix socket nor TLS that verified the server")
 	fs.BoolVar(&f.noRestore, "no-restore", false, "rotate even when the previous verifier cannot be read (not a superuser): a failed login then cannot be undone")
 	fs.BoolVar(&f.noLeakScan, "no-leak-scan", false, "do not search the server log and pg_stat_statements for the secret afterwards")
+	fs.StringVar(&f.logFile, "log-file", "", "also search the server log `FILE` readable here (from its size before the change), for a log the server cannot read back (stderr to journald or a container)")
 	fs.StringVar(&f.journalDir, "journal-dir", "", journalDirHelp)
+	cmd.MarkFlagFilename("log-file")
 	completeValues(cmd, "alphabet", pwgen.Alphabets...)
 	completeValues(cmd, "strategy", rotate.Single, rotate.Alternate)
 	completeValues(cmd, "format", "text", "json")
@@ -182,7 +185,7 @@ failure (it says whether the previous password was restored).`,
 		} else {
 			writeRotateText(textsafe.NewWriter(out), res, o.NoLeakScan)
 		}
-		if res.Leak != nil && len(res.Leak.Hits) > 0 {
+		if res.Leak != nil && rotate.NewSecretLeaked(res.Leak) {
 			return ExitFindings, nil
 		}
 		return ExitOK, nil
@@ -198,7 +201,7 @@ func (f *rotateFlags) options(role string, now time.Time) (rotate.Options, error
 		Role: role, Strategy: f.strategy, Iterations: f.iterations,
 		Password:          pwgen.Options{Length: f.length, Alphabet: f.alphabet},
 		InsecureTransport: f.insecureTransport, NoRestore: f.noRestore, NoLeakScan: f.noLeakScan,
-		JournalRoot: f.journalDir,
+		LogFile: f.logFile, JournalRoot: f.journalDir,
 	}
 	if f.format != "text" && f.format != "json" {
 		return o, usagef("unknown --format %q (text or json)", f.format)

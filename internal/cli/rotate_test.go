@@ -305,7 +305,7 @@ func TestRotateEndToEnd(t *testing.T) {
 	t.Run("json result and rollback", func(t *testing.T) {
 		file := filepath.Join(dir, "app.pw")
 		before := readPW(file)
-		code, out, errs := run("app", "--to-file", file, "--format", "json", "--verify", verify)
+		code, out, errs := run("app", "--to-file", file, "--format", "json", "--verify", verify, "--log-file", srv.LogFile)
 		outputs = append(outputs, out)
 		if code != ExitOK {
 			t.Fatalf("exit %d: %s%s", code, out, errs)
@@ -318,6 +318,11 @@ func TestRotateEndToEnd(t *testing.T) {
 			if _, ok := res[k]; !ok {
 				t.Errorf("no %q in %s", k, out)
 			}
+		}
+		// --log-file: the server's stderr log, which it cannot read back
+		// itself, was searched (and the secret is not in it).
+		if ls, _ := res["leak_scan"].(map[string]any); ls["log_checked"] != true || ls["log_bytes"] == float64(0) || len(ls["hits"].([]any)) != 0 {
+			t.Errorf("--log-file %s was not searched, or found something: %v", srv.LogFile, res["leak_scan"])
 		}
 		id, _ = res["plan_id"].(string)
 		previous := passwords[len(passwords)-1] // the role's password before this rotation
@@ -367,7 +372,7 @@ func TestRotateEndToEnd(t *testing.T) {
 		current := passwords[len(passwords)-1]
 		code, out, errs := run("app", "--to-file", filepath.Join(dir, "failed.pw"), "--verify", verify+" dbname=no_such_database")
 		outputs = append(outputs, out)
-		if code != ExitError || !strings.Contains(errs, "restored") {
+		if code != ExitError || !strings.Contains(errs, "put back") {
 			t.Fatalf("exit %d: %s%s", code, out, errs)
 		}
 		// ORACLE: psql: the password before still logs in.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -22,9 +23,10 @@ import (
 // Variables only so the package's tests could run before the packages
 // they stand for were built.
 var (
-	generate  = pwgen.Generate
-	takeMark  = leakscan.TakeMark
-	scanLeaks = leakscan.Scan
+	generate     = pwgen.Generate
+	takeMark     = leakscan.TakeMark
+	scanLeaks    = leakscan.Scan
+	scanLeakFile = leakscan.ScanFile
 )
 
 // pgxPassword is the password pgx must be given for its SCRAM login to
@@ -176,6 +178,14 @@ func rotate(ctx context.Context, adminCfg *pgx.ConnConfig, o Options, res *Resul
 			marked = true
 		}
 	}
+	var fileOffset int64 = -1
+	if !o.NoLeakScan && o.LogFile != "" {
+		if st, err := os.Stat(o.LogFile); err != nil {
+			r.warn("the leak scan cannot read " + o.LogFile + ": " + err.Error())
+		} else {
+			fileOffset = st.Size()
+		}
+	}
 
 	t0 = time.Now()
 	r.progress("setting the new password of %s", quote.Ident(p.user.name))
@@ -265,16 +275,34 @@ func rotate(ctx context.Context, adminCfg *pgx.ConnConfig, o Options, res *Resul
 	}
 	r.progress("rotated %s: plan %s", quote.Ident(p.user.name), j.ID)
 
-	if marked {
+	if marked || fileOffset >= 0 {
 		t0 = time.Now()
-		lr, err := scanLeaks(ctx, a.conn, mark, needles)
+		lr := &leakscan.Result{LogWhy: mark.Why}
+		var err error
+		if marked {
+			lr, err = scanLeaks(ctx, a.conn, mark, needles)
+		}
+		if err == nil && fileOffset >= 0 {
+			var fr *leakscan.Result
+			if fr, err = scanLeakFile(o.LogFile, fileOffset, needles); err == nil {
+				lr.LogChecked, lr.LogBytes = true, lr.LogBytes+fr.LogBytes
+				lr.Hits = append(lr.Hits, fr.Hits...)
+				lr.LogWhy = "" // a log was searched
+			}
+		}
 		r.stage("leak-scan", t0)
 		if err != nil {
 			r.warn("the leak scan failed: " + err.Error())
 		} else {
 			res.Leak = lr
 			for _, h := range lr.Hits {
-				r.warn(fmt.Sprintf("LEAK: the %s was found in %s: treat it as exposed and rotate again once the cause is fixed", h.Label, h.Where))
+				if isNewSecret(h.Label) {
+					r.warn(fmt.Sprintf("LEAK: the %s was found in %s: treat it as exposed and rotate again once the cause is fixed", h.Label, h.Where))
+				} else {
+					// Left there before this run: it no longer logs in,
+					// but the old password may be in use elsewhere.
+					r.warn(fmt.Sprintf("the %s is still in %s, from before this rotation: it no longer logs in here, but remove it (pg_stat_statements_reset(), the log file)", h.Label, h.Where))
+				}
 			}
 			if len(lr.Hits) == 0 {
 				r.progress("leak scan: nothing found (%s)", leakSummary(lr))
@@ -402,4 +430,19 @@ func (r *runner) restore(ctx context.Context, a *admin, p *prepared, s savedRota
 		return r.fail(problem + fmt.Sprintf("; dropped the login roles %s and %s it had created", quote.Ident(p.login[0]), quote.Ident(p.login[1])))
 	}
 	return r.fail(problem + fmt.Sprintf("; the previous password of %s was put back", quote.Ident(p.user.name)))
+}
+
+// isNewSecret: a needle label of this rotation's own password or verifier
+// (the others are the previous verifiers).
+func isNewSecret(label string) bool { return strings.HasPrefix(label, "new ") }
+
+// NewSecretLeaked reports whether the scan found this rotation's own
+// password or verifier (a previous verifier found is a warning only).
+func NewSecretLeaked(r *leakscan.Result) bool {
+	for _, h := range r.Hits {
+		if isNewSecret(h.Label) {
+			return true
+		}
+	}
+	return false
 }

@@ -60,7 +60,11 @@ type Options struct {
 	// be undone. Without it such a rotation is refused before any change.
 	NoRestore bool
 	// NoLeakScan skips the log and pg_stat_statements scan afterwards.
-	NoLeakScan  bool
+	NoLeakScan bool
+	// LogFile is a server log readable here, searched too (from its size
+	// before the change): for a log the server cannot read back itself
+	// (logging to stderr captured by systemd or a container runtime).
+	LogFile     string
 	JournalRoot string // plan journals; "": apply.DefaultJournalRoot()
 	// Progress receives one line per stage (never a secret); nil: quiet.
 	Progress func(format string, args ...any)
