@@ -114,7 +114,11 @@ func Plan(ctx context.Context, admin *pgx.ConnConfig, o Options) (*plan.Plan, er
 	if err != nil {
 		return nil, err
 	}
-	return p.buildPlan(time.Now()), nil
+	now := time.Now()
+	pl := p.buildPlan(now)
+	// An id for the header only: a rotation run later journals under its own.
+	pl.ID = plan.NewJournalID(now)
+	return pl, nil
 }
 
 // RollbackResult is what Rollback put back.
