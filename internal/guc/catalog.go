@@ -39,6 +39,10 @@ type catalogEntry struct {
 	// server was built (or are computed at startup), not on the major;
 	// they are left out.
 	BuildDependent bool `json:"build_dependent,omitempty"`
+	// NotEveryMinor: the parameter is missing from some builds of its
+	// majors (seen: Debian's 15.18 lacks two that another 15 had), so a
+	// server without it does not contradict the catalogue.
+	NotEveryMinor bool `json:"not_every_minor,omitempty"`
 }
 
 func (e catalogEntry) sameAs(o catalogEntry) bool {

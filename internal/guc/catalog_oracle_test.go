@@ -227,6 +227,9 @@ func TestCatalogAgreesWithPgSettings(t *testing.T) {
 		for _, n := range Names(major) {
 			cases++
 			if _, ok := server[n]; !ok {
+				if notEveryMinor(n, major) {
+					continue
+				}
 				fail("catalogue has %s on %d, the server does not", n, major)
 			}
 		}
@@ -254,3 +257,13 @@ func TestCatalogAgreesWithPgSettings(t *testing.T) {
 }
 
 var _ = strings.ToLower
+
+// notEveryMinor: the catalogue says some builds of major lack n.
+func notEveryMinor(n string, major int) bool {
+	for _, e := range entries(n) {
+		if major >= e.From && major <= e.To && e.NotEveryMinor {
+			return true
+		}
+	}
+	return false
+}
