@@ -55,21 +55,13 @@ func checkDir(path string) error {
 // readCurrent reads the destination as it is now: missing, or a regular
 // file (never through a symbolic link).
 func readCurrent(path string) (current, error) {
-	st, err := os.Lstat(path)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return current{uid: -1, gid: -1}, nil
-	case err != nil:
+	e, err := safefile.CheckReplace(path)
+	if err != nil {
 		return current{}, err
-	case st.Mode()&fs.ModeSymlink != 0:
-		target, _ := os.Readlink(path)
-		return current{}, fmt.Errorf("%s: refusing to write a secret through a symbolic link (to %s): give the target path itself", path, target)
-	case !st.Mode().IsRegular():
-		return current{}, fmt.Errorf("%s: refusing to replace %s with a secret: give a regular file or a new path", path, safefile.Kind(st.Mode()))
 	}
-	c := current{existed: true, mode: st.Mode().Perm(), uid: -1, gid: -1}
-	if sys, ok := st.Sys().(*syscall.Stat_t); ok {
-		c.uid, c.gid = int(sys.Uid), int(sys.Gid)
+	c := current{existed: e.Exists, mode: e.Mode, uid: e.UID, gid: e.GID}
+	if !c.existed {
+		return c, nil
 	}
 	if c.data, err = safefile.ReadFile(path, maxFile); err != nil {
 		return current{}, err
