@@ -639,10 +639,10 @@ func (e *engine) newGuard(ctx context.Context, sslOn bool) (*guard, error) {
 // hbaFromServer rebuilds the rules in force from pg_hba_file_rules when
 // the file itself cannot be read.
 func (e *engine) hbaFromServer(ctx context.Context, o hba.Options) ([]hba.Rule, error) {
-	// The server's order: 15+ numbers the rules across included files;
+	// The server's order: 16+ numbers the rules across included files;
 	// line numbers alone would interleave the files.
 	order := "line_number"
-	if e.info.version >= 150000 {
+	if e.info.version >= 160000 {
 		order = "rule_number"
 	}
 	rows, err := e.conn.Query(ctx, `SELECT line_number, type, database, user_name, address, netmask, auth_method, options
