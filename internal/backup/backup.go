@@ -13,8 +13,6 @@ import (
 	"errors"
 	"time"
 
-	"filippo.io/age"
-
 	"github.com/pgaegis/pgaegis/internal/agekeys"
 	"github.com/pgaegis/pgaegis/internal/backupset"
 	"github.com/pgaegis/pgaegis/internal/pgclient"
@@ -65,64 +63,5 @@ type Result struct {
 // files and the manifest, written last. On any fault the set directory is
 // removed and a *Fault returned.
 func Backup(ctx context.Context, o Options) (*Result, error) {
-	return nil, errors.New("backup: not implemented")
-}
-
-// VerifyOptions for Verify.
-type VerifyOptions struct {
-	Identities  []age.Identity
-	RestoreTest bool   // restore into a throwaway server of the dump's major and compare rows
-	BinDir      string // server binaries for the restore test; found by major when empty
-	Progress    Progress
-	Now         func() time.Time
-}
-
-// Verify decrypts every file of the set in dir, checks its sha256 and
-// size against the manifest, the key against the manifest's MAC, each
-// dump's archive for completeness and per-table rows against the
-// manifest, and with RestoreTest restores it and compares count(*) per
-// table. It writes verification.json (ok or not) and returns a *Fault
-// when anything did not match.
-func Verify(ctx context.Context, dir string, o VerifyOptions) (*backupset.Verification, error) {
-	return nil, errors.New("backup: not implemented")
-}
-
-// RestoreOptions for Restore.
-type RestoreOptions struct {
-	Identities []age.Identity
-	Target     pgclient.Target
-	Databases  []string // which of the set's databases; empty = all
-	Globals    bool     // also run the globals script (psql) first
-	Create     bool     // pg_restore --create (the database is created from the dump)
-	Clean      bool     // pg_restore --clean --if-exists
-	Jobs       int      // pg_restore -j is not possible from a pipe; parts of a parallel dump are restored concurrently
-	Progress   Progress
-}
-
-// Restore checks the set first (a full decrypting pass: sha256, MAC,
-// archive completeness) and refuses it on any mismatch; only then streams
-// it a second time into pg_restore against the target.
-func Restore(ctx context.Context, dir string, o RestoreOptions) error {
-	return errors.New("backup: not implemented")
-}
-
-// Rekey re-encrypts every file of the set in dir to recipients, writing
-// a new manifest (Recipients updated, same key, re-signed); old files are
-// replaced only after every new one is committed.
-func Rekey(ctx context.Context, dir string, identities []age.Identity, recipients []agekeys.Recipient) (*backupset.Manifest, error) {
-	return nil, errors.New("backup: not implemented")
-}
-
-// PruneOptions for Prune.
-type PruneOptions struct {
-	Keep     backupset.Keep
-	DryRun   bool
-	Now      func() time.Time
-	Progress Progress
-}
-
-// Prune lists root, applies backupset.Select, and removes the sets not
-// kept (unless DryRun). It returns every decision.
-func Prune(root string, o PruneOptions) ([]backupset.Decision, error) {
 	return nil, errors.New("backup: not implemented")
 }
