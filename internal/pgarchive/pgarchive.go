@@ -51,7 +51,10 @@ type Table struct {
 	DumpID    int
 	Namespace string
 	Name      string
-	Rows      int64 // rows of COPY text seen in its data block; -1 when not countable (compressed, or not COPY)
+	// Rows of COPY text in its data block (lines, less pg_dump's "\."
+	// end-of-data line and the blank lines after it); -1 when not
+	// countable (compressed, or not COPY).
+	Rows int64
 	Bytes     int64 // bytes of the block's data as stored (COPY text when uncompressed)
 }
 
@@ -190,6 +193,8 @@ type Reader struct {
 	inBlob   bool
 	chunk    int64
 	countNL  bool
+	tail     [8]byte // the block's last bytes, to find the "\." line
+	tailN    int
 	expected int // entries with data
 	got      int
 }
@@ -239,6 +244,7 @@ func (r *Reader) Write(p []byte) (int, error) {
 			}
 			if r.countNL {
 				r.sum.Tables[r.table].Rows += int64(bytes.Count(p[:take], nl))
+				r.keepTail(p[:take])
 			}
 			if r.table >= 0 {
 				r.sum.Tables[r.table].Bytes += int64(take)
@@ -348,6 +354,7 @@ func (r *Reader) item(b []byte) error {
 				r.inBlob = false
 				r.st = stBlobOID
 			} else {
+				r.endTable()
 				r.st = stBlockType
 			}
 		default:
@@ -585,6 +592,7 @@ func (r *Reader) blockStart(id int64) error {
 	r.blk = i
 	r.table = -1
 	r.countNL = false
+	r.tailN = 0
 	if r.blkType == blkBlobs {
 		r.st = stBlobOID
 		return nil
@@ -600,6 +608,41 @@ func (r *Reader) blockStart(id int64) error {
 	}
 	r.st = stChunkLen
 	return nil
+}
+
+func (r *Reader) keepTail(b []byte) {
+	if len(b) >= len(r.tail) {
+		r.tailN = copy(r.tail[:], b[len(b)-len(r.tail):])
+		return
+	}
+	if r.tailN+len(b) > len(r.tail) {
+		drop := r.tailN + len(b) - len(r.tail)
+		r.tailN = copy(r.tail[:], r.tail[drop:r.tailN])
+	}
+	r.tailN += copy(r.tail[r.tailN:], b)
+}
+
+// endTable takes pg_dump's end-of-data line ("\." then blank lines, which
+// pg_dump 15 writes into the block) out of the row count. A row's line is
+// never "\." alone: COPY writes a backslash in data as "\\".
+func (r *Reader) endTable() {
+	if !r.countNL {
+		return
+	}
+	t := &r.sum.Tables[r.table]
+	s := r.tail[:r.tailN]
+	nls := 0
+	for len(s) > 0 && s[len(s)-1] == '\n' {
+		s = s[:len(s)-1]
+		nls++
+	}
+	if nls == 0 || !bytes.HasSuffix(s, []byte(`\.`)) {
+		return
+	}
+	s = s[:len(s)-2]
+	if len(s) > 0 && s[len(s)-1] == '\n' || len(s) == 0 && t.Bytes == int64(nls+2) {
+		t.Rows -= int64(nls)
+	}
 }
 
 // where names the part of the archive being read, for errors.
