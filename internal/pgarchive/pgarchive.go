@@ -54,8 +54,8 @@ type Table struct {
 	// Rows of COPY text in its data block (lines, less pg_dump's "\."
 	// end-of-data line and the blank lines after it); -1 when not
 	// countable (compressed, or not COPY).
-	Rows int64
-	Bytes     int64 // bytes of the block's data as stored (COPY text when uncompressed)
+	Rows  int64
+	Bytes int64 // bytes of the block's data as stored (COPY text when uncompressed)
 }
 
 // Summary is what a complete archive held.
