@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand"
 	"os"
 	"strconv"
@@ -354,4 +355,45 @@ func FuzzReader(f *testing.F) {
 			}
 		}
 	})
+}
+
+// BenchmarkReaderFile reads a real archive named by
+// $PGARCHIVE_BENCH_FILE (e.g. a pg_dump -Fc -Z0 of bench/backup's
+// database), in 128 kB writes as from a pipe.
+func BenchmarkReaderFile(b *testing.B) {
+	name := os.Getenv("PGARCHIVE_BENCH_FILE")
+	if name == "" {
+		b.Skip("set PGARCHIVE_BENCH_FILE to a pg_dump -Fc archive")
+	}
+	f, err := os.Open(name)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(st.Size())
+	buf := make([]byte, 128<<10)
+	for i := 0; i < b.N; i++ {
+		if _, err := f.Seek(0, 0); err != nil {
+			b.Fatal(err)
+		}
+		r := NewReader()
+		if _, err := io.CopyBuffer(struct{ io.Writer }{r}, struct{ io.Reader }{f}, buf); err != nil {
+			b.Fatal(err)
+		}
+		s, err := r.Close()
+		if err != nil {
+			b.Fatal(err)
+		}
+		if i == 0 {
+			var rows int64
+			for _, t := range s.Tables {
+				rows += t.Rows
+			}
+			b.ReportMetric(float64(rows), "rows")
+		}
+	}
 }
