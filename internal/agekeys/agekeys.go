@@ -14,6 +14,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	"filippo.io/age"
@@ -46,8 +47,8 @@ func ParseRecipientsFile(path string) ([]Recipient, error) {
 	if err != nil {
 		return nil, err
 	}
-	if looksSecret(string(bytes.TrimSpace(data))) {
-		return nil, fmt.Errorf("%s: this is a private key (identity), not a recipients file: give the public key (age-keygen -y, or the .pub file); its content is not shown", path)
+	if bytes.HasPrefix(bytes.TrimSpace(data), []byte("-----BEGIN")) {
+		return nil, fmt.Errorf("%s: this is a private key (PEM), not a recipients file: give the public key (age-keygen -y, or the .pub file); its content is not shown", path)
 	}
 	var out []Recipient
 	for n, line := range strings.Split(string(data), "\n") {
@@ -77,11 +78,15 @@ func ParseRecipientsFile(path string) ([]Recipient, error) {
 	return out, nil
 }
 
+// Errors about a line say what is wrong and never quote it (nor pass on a
+// parser's message that would): a line might be key material pasted in
+// the wrong place.
+
 // looksSecret is true for text that is, or starts, a private key: it must
 // never be echoed into an error or a log.
 func looksSecret(s string) bool {
 	u := strings.ToUpper(s)
-	return strings.HasPrefix(u, "AGE-SECRET-KEY-") || strings.HasPrefix(u, "AGE-PLUGIN-") ||
+	return strings.Contains(u, "AGE-SECRET-KEY-") || strings.HasPrefix(u, "AGE-PLUGIN-") ||
 		strings.HasPrefix(s, "-----BEGIN") || strings.Contains(s, "PRIVATE KEY-----")
 }
 
@@ -91,7 +96,7 @@ func parseRecipient(line string) (Recipient, error) {
 	case strings.HasPrefix(lower, "age1pq1"):
 		r, err := age.ParseHybridRecipient(line)
 		if err != nil {
-			return Recipient{}, fmt.Errorf("malformed post-quantum age recipient: %v", err)
+			return Recipient{}, errors.New("malformed post-quantum age recipient (age1pq1...: bad checksum or length)")
 		}
 		return Recipient{Recipient: r, Public: r.String(), Kind: "mlkem768x25519"}, nil
 	case strings.HasPrefix(lower, "age1tag"):
@@ -99,17 +104,18 @@ func parseRecipient(line string) (Recipient, error) {
 	case strings.HasPrefix(lower, "age1") && strings.Count(lower, "1") > 1:
 		name, _, err := plugin.ParseRecipient(line)
 		if err != nil {
-			return Recipient{}, fmt.Errorf("malformed age plugin recipient: %v", err)
+			return Recipient{}, errors.New("malformed age plugin recipient (age1NAME1...: bad checksum or encoding)")
 		}
-		r, err := plugin.NewRecipient(line, nonInteractiveUI())
+		ui := &unattendedUI{}
+		r, err := plugin.NewRecipient(line, ui.client())
 		if err != nil {
-			return Recipient{}, fmt.Errorf("age plugin recipient: %v", err)
+			return Recipient{}, errors.New("malformed age plugin recipient")
 		}
-		return Recipient{Recipient: r, Public: strings.ToLower(line), Kind: "plugin:" + name}, nil
+		return Recipient{Recipient: pluginRecipient{r, ui}, Public: strings.ToLower(line), Kind: "plugin:" + name}, nil
 	case strings.HasPrefix(lower, "age1"):
 		r, err := age.ParseX25519Recipient(line)
 		if err != nil {
-			return Recipient{}, fmt.Errorf("malformed age X25519 recipient: %v", err)
+			return Recipient{}, errors.New("malformed age X25519 recipient (age1...: bad checksum or length)")
 		}
 		return Recipient{Recipient: r, Public: r.String(), Kind: "x25519"}, nil
 	case strings.HasPrefix(line, "ssh-"), strings.HasPrefix(line, "ecdsa-"), strings.HasPrefix(line, "sk-"):
@@ -122,7 +128,8 @@ func parseRecipient(line string) (Recipient, error) {
 func parseSSHRecipient(line string) (Recipient, error) {
 	pk, comment, _, rest, err := ssh.ParseAuthorizedKey([]byte(line))
 	if err != nil {
-		return Recipient{}, fmt.Errorf("malformed SSH public key: %v", err)
+		// x/crypto/ssh's message quotes the line's key type field.
+		return Recipient{}, errors.New("malformed SSH public key (its type, base64 or key data is wrong)")
 	}
 	if len(bytes.TrimSpace(rest)) != 0 {
 		return Recipient{}, errors.New("more than one SSH key on the line")
@@ -148,22 +155,72 @@ func parseSSHRecipient(line string) (Recipient, error) {
 	return Recipient{Recipient: r, Public: pub, Kind: pk.Type()}, nil
 }
 
-// nonInteractiveUI answers an age plugin that wants a person: pgaegis runs
+// unattendedUI answers an age plugin that wants a person: pgaegis runs
 // unattended (cron, systemd), so a request for a PIN or a confirmation is
-// refused, and the plugin fails with it rather than hang.
-func nonInteractiveUI() *plugin.ClientUI {
+// refused, and the plugin fails rather than hang. age discards the UI's
+// error, so it is kept here and put in front of the plugin's own.
+type unattendedUI struct {
+	mu      sync.Mutex
+	refused error
+}
+
+func (u *unattendedUI) refuse(err error) error {
+	u.mu.Lock()
+	u.refused = err
+	u.mu.Unlock()
+	return err
+}
+
+// explain adds the refusal (if any) to err from the plugin.
+func (u *unattendedUI) explain(err error) error {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if err == nil || u.refused == nil {
+		return err
+	}
+	return fmt.Errorf("%v: %w", u.refused, err)
+}
+
+func (u *unattendedUI) client() *plugin.ClientUI {
 	return &plugin.ClientUI{
 		DisplayMessage: func(name, message string) error {
 			fmt.Fprintf(os.Stderr, "age-plugin-%s: %s\n", name, message)
 			return nil
 		},
 		RequestValue: func(name, prompt string, secret bool) (string, error) {
-			return "", fmt.Errorf("age-plugin-%s asked for input (%q) but pgaegis runs unattended and cannot answer; configure the plugin to work without a prompt", name, prompt)
+			return "", u.refuse(fmt.Errorf("age-plugin-%s asked for input (%q) but pgaegis runs unattended and cannot answer; configure the plugin to work without a prompt", name, prompt))
 		},
 		Confirm: func(name, prompt, yes, no string) (bool, error) {
-			return false, fmt.Errorf("age-plugin-%s asked for a confirmation (%q) but pgaegis runs unattended and cannot answer", name, prompt)
+			return false, u.refuse(fmt.Errorf("age-plugin-%s asked for a confirmation (%q) but pgaegis runs unattended and cannot answer", name, prompt))
 		},
 	}
+}
+
+type pluginRecipient struct {
+	r  *plugin.Recipient
+	ui *unattendedUI
+}
+
+func (p pluginRecipient) Wrap(fileKey []byte) ([]*age.Stanza, error) {
+	s, err := p.r.Wrap(fileKey)
+	return s, p.ui.explain(err)
+}
+
+// WrapWithLabels is forwarded: age checks labels to keep post-quantum
+// recipients from being mixed with classic ones.
+func (p pluginRecipient) WrapWithLabels(fileKey []byte) ([]*age.Stanza, []string, error) {
+	s, l, err := p.r.WrapWithLabels(fileKey)
+	return s, l, p.ui.explain(err)
+}
+
+type pluginIdentity struct {
+	id *plugin.Identity
+	ui *unattendedUI
+}
+
+func (p pluginIdentity) Unwrap(stanzas []*age.Stanza) ([]byte, error) {
+	k, err := p.id.Unwrap(stanzas)
+	return k, p.ui.explain(err)
 }
 
 // ParseIdentitiesFile reads an identities file as age -i: age secret keys
@@ -238,11 +295,12 @@ func parseIdentity(line string) (age.Identity, error) {
 		if _, _, err := plugin.ParseIdentity(line); err != nil {
 			return nil, errors.New("malformed age plugin identity (not shown)")
 		}
-		id, err := plugin.NewIdentity(line, nonInteractiveUI())
+		ui := &unattendedUI{}
+		id, err := plugin.NewIdentity(line, ui.client())
 		if err != nil {
 			return nil, errors.New("malformed age plugin identity (not shown)")
 		}
-		return id, nil
+		return pluginIdentity{id, ui}, nil
 	case strings.HasPrefix(strings.ToLower(line), "age1"), strings.HasPrefix(line, "ssh-"):
 		return nil, errors.New("a public key (recipient) in an identities file: give the private key")
 	}
