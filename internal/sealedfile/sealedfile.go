@@ -410,7 +410,10 @@ func Open(path string, identities []age.Identity) (*Reader, error) {
 	}
 	// One decoding goroutine: the reader's consumer (pg_restore, a hash)
 	// is the bottleneck, and a lone decoder keeps error order simple.
-	z, err := zstd.NewReader(rest, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(false))
+	// The window cap bounds the memory a crafted file (anyone holding a
+	// recipient's public key can make one) makes us allocate; our encoder
+	// uses 8 MiB, zstd --long 128 MiB.
+	z, err := zstd.NewReader(rest, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(128<<20))
 	if err != nil {
 		f.Close()
 		return nil, fmt.Errorf("sealedfile: %s: %w", path, err)
