@@ -141,6 +141,7 @@ func TestOracleAgeZstdCLI(t *testing.T) {
 		level int
 	}{
 		{"mixed", sample(t, 60000, 300000), 0},
+		{"large", sample(t, 150000, 3<<20), 0}, // 12 MB, several zstd blocks and age chunks
 		{"fastest", sample(t, 20000, 1000), 1},
 		{"best", sample(t, 20000, 1000), 4},
 		{"empty", nil, 0},
