@@ -618,3 +618,58 @@ func BenchmarkReader(b *testing.B) {
 		r.Close()
 	}
 }
+
+// A payload age authenticates but whose zstd part is cut or altered
+// (written by a broken or hostile writer holding the public key) fails in
+// Read with zstd's error: the decoder's errors reach the caller and a cut
+// inside a frame is no clean EOF.
+func TestDamagedZstdInsideValidAge(t *testing.T) {
+	k := newKey(t)
+	dir := t.TempDir()
+	data := sample(t, 20000, 20000)
+	src := filepath.Join(dir, "f.age")
+	write(t, src, data, Options{Recipients: []age.Recipient{k.rcp}, Key: testKey()})
+	f, _ := os.Open(src)
+	dec, err := age.Decrypt(f, k.id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	payload, err := io.ReadAll(dec)
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	seal := func(name string, p []byte) string {
+		path := filepath.Join(dir, name)
+		out, _ := os.Create(path)
+		w, _ := age.Encrypt(out, k.rcp)
+		w.Write(p)
+		w.Close()
+		out.Close()
+		return path
+	}
+	n := len(payload)
+	cases := map[string][]byte{
+		"cut-frame-header": payload[:frameLen+3],
+		"cut-mid":          payload[:frameLen+(n-frameLen)/2],
+		"cut-checksum":     payload[:n-2],
+		"garbage-after":    append(bytes.Clone(payload), 1, 2, 3, 4, 5, 6, 7, 8),
+	}
+	flipped := bytes.Clone(payload)
+	flipped[frameLen+(n-frameLen)/2] ^= 0x40
+	cases["flipped"] = flipped
+	for name, p := range cases {
+		got, _, _, err := readAll(seal(name, p), k.id)
+		if err == nil {
+			t.Errorf("%s: read %d of %d bytes without error", name, len(got), len(data))
+		} else {
+			t.Logf("%s: %v", name, err)
+		}
+	}
+	// And the frame alone (no zstd frame at all) is an empty plaintext, as
+	// zstd -d says of it too.
+	got, _, _, err := readAll(seal("frame-only", payload[:frameLen]), k.id)
+	if err != nil || len(got) != 0 {
+		t.Fatalf("frame only: %v, %d bytes", err, len(got))
+	}
+}
