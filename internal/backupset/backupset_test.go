@@ -52,7 +52,7 @@ func sampleManifest() *Manifest {
 		Server:   Server{Version: "15.4", VersionNum: 150004, Target: "h:5432/app"},
 		PgDump:   Tool{Path: "/x/pg_dump", Version: "15.18"}, Compression: "zstd", Encryption: "age",
 		Recipients: []string{"age1xyz"}, Jobs: 2,
-		Globals:    &File{Name: GlobalsName, CipherBytes: 3, SHA256: "aa"},
+		Globals: &File{Name: GlobalsName, CipherBytes: 3, SHA256: "aa"},
 		Databases: []Database{{Name: "app", Files: []File{{Name: "app.dump.zst.age", PlainBytes: 1, CompressedBytes: 2, CipherBytes: 4, SHA256: "bb"}},
 			TOCEntries: 3, Tables: []Table{{Schema: "public", Name: "t", Rows: 5, Estimate: -1}}, Blobs: 1}},
 	}
