@@ -194,7 +194,9 @@ func parseKeywordValue(s string) (params, error) {
 		key := s[start:i]
 		skip()
 		if i >= len(s) || s[i] != '=' || key == "" {
-			return nil, fmt.Errorf("connection string: missing \"=\" after %q", key)
+			// The word itself is not quoted: with an unquoted value holding a
+			// space it is the tail of a password.
+			return nil, fmt.Errorf("connection string: a word without \"=\" at byte %d", start+1)
 		}
 		i++
 		skip()

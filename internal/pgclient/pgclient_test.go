@@ -215,3 +215,10 @@ func FuzzConnString(f *testing.F) {
 		}
 	})
 }
+
+func TestConnStringErrorHidesPassword(t *testing.T) {
+	_, err := Target{Flags: conninfo.Flags{DSN: "host=h password=abc topsecret"}}.ConnString("")
+	if err == nil || strings.Contains(err.Error(), "topsecret") {
+		t.Errorf("error %v", err)
+	}
+}
