@@ -345,6 +345,10 @@ func (t Target) ConnString(database string) (string, error) {
 		p.set(e.k, e.v)
 	}
 	p.del("password")
+	if p.has("sslpassword") {
+		// It would sit in the child's argv; libpq has no file for it.
+		return "", errors.New("sslpassword in the connection string cannot be passed to a client program without showing it in its argv; use an unencrypted client key with mode 0600")
+	}
 	if database != "" {
 		p.set("dbname", database)
 	}

@@ -222,3 +222,10 @@ func TestConnStringErrorHidesPassword(t *testing.T) {
 		t.Errorf("error %v", err)
 	}
 }
+
+func TestConnStringRefusesSSLPassword(t *testing.T) {
+	_, err := Target{Flags: conninfo.Flags{DSN: "host=h sslpassword=hush"}}.ConnString("")
+	if err == nil || strings.Contains(err.Error(), "hush") {
+		t.Errorf("error %v", err)
+	}
+}
