@@ -74,10 +74,11 @@ type Result struct {
 	Manifest *backupset.Manifest
 }
 
-// GlobalsComplete is the comment pg_dumpall writes as its script's last
-// line (pg_dumpall.c, also with --globals-only): a globals script without
-// it stopped short, whatever the exit status said.
-const GlobalsComplete = "-- PostgreSQL database cluster dump complete\n"
+// GlobalsComplete is how pg_dumpall's script ends (pg_dumpall.c writes
+// this comment last, also with --globals-only; checked against 15.18's
+// output): a globals script without it stopped short, whatever the exit
+// status said.
+const GlobalsComplete = "--\n-- PostgreSQL database cluster dump complete\n--\n\n"
 
 // copyBuffer is the size of one read from pg_dump's stdout and of the
 // buffers queued between it and the parser and the sealer; pipeDepth is
@@ -479,8 +480,8 @@ func (r *run) globals(ctx context.Context, tool pgclient.Tool) (*backupset.File,
 	if err != nil {
 		return nil, err
 	}
-	if !strings.HasSuffix(strings.TrimRight(string(tail.buf), "\n"), strings.TrimSuffix(GlobalsComplete, "\n")) {
-		return nil, &Fault{Problem: fmt.Sprintf("pg_dumpall --globals-only: the script does not end with %q: it stopped short", strings.TrimSpace(GlobalsComplete))}
+	if !strings.HasSuffix(string(tail.buf), GlobalsComplete) {
+		return nil, &Fault{Problem: "pg_dumpall --globals-only: the script does not end with pg_dumpall's \"dump complete\" comment: it stopped short"}
 	}
 	r.progress("globals: %s in %.1f s", mb(st.PlainBytes), time.Since(t0).Seconds())
 	f := fileOf(backupset.GlobalsName, st)

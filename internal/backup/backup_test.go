@@ -120,9 +120,11 @@ func (e *env) plain(t *testing.T, file string) []byte {
 	return pipeline(t, `age -d -i "$1" "$2" | zstd -d -c`, e.identity, file)
 }
 
-// toc is `pg_restore -l` of a sealed dump, without comment lines.
+// toc is `pg_restore -l -v` of a sealed dump, without comment lines
+// (-v: every entry, also ENCODING, STDSTRINGS, SEARCHPATH and DATABASE,
+// which a plain -l leaves out).
 func (e *env) toc(t *testing.T, file string) []string {
-	out := pipeline(t, `age -d -i "$1" "$2" | zstd -d -c | "$3"/pg_restore -l`, e.identity, file, pg15bin)
+	out := pgRestore(t, e.plain(t, file), "-l", "-v")
 	var lines []string
 	for _, l := range strings.Split(string(out), "\n") {
 		if l != "" && !strings.HasPrefix(l, ";") {
@@ -132,12 +134,29 @@ func (e *env) toc(t *testing.T, file string) []string {
 	return lines
 }
 
-// restore streams a sealed dump into pg_restore -d db.
+// pgRestore runs pg_restore on an archive given on its stdin (from
+// memory: pg_restore -l stops reading early, which a pipeline's
+// pipefail would call a failure of the stage before it).
+func pgRestore(t *testing.T, archive []byte, args ...string) []byte {
+	t.Helper()
+	cmd := exec.Command(filepath.Join(pg15bin, "pg_restore"), args...)
+	cmd.Stdin = bytes.NewReader(archive)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("pg_restore %v: %v: %s", args, err, stderr.String())
+	}
+	return out
+}
+
+// restore loads a sealed dump into db with pg_restore (from memory, as
+// pgRestore: a --section run stops reading early).
 func (e *env) restore(t *testing.T, file, db string, args ...string) {
 	t.Helper()
-	cmd := exec.Command("bash", "-c", `set -o pipefail; age -d -i "$1" "$2" | zstd -d -c | "$3"/pg_restore --exit-on-error -h 127.0.0.1 -p "$4" -U "$5" -d "$6" "${@:7}"`,
-		"restore", e.identity, file, pg15bin, strconv.Itoa(e.srv.Port), e.srv.AdminUser, db)
-	cmd.Args = append(cmd.Args, args...)
+	cmd := exec.Command(filepath.Join(pg15bin, "pg_restore"), append([]string{"--exit-on-error",
+		"-h", "127.0.0.1", "-p", strconv.Itoa(e.srv.Port), "-U", e.srv.AdminUser, "-d", db}, args...)...)
+	cmd.Stdin = bytes.NewReader(e.plain(t, file))
 	cmd.Env = append(os.Environ(), "PGPASSWORD="+e.srv.Password)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("pg_restore %s into %s %v: %v: %s", filepath.Base(file), db, args, err, out)
@@ -186,12 +205,42 @@ func setupApp(t *testing.T, e *env, db string) {
 	)
 }
 
+// TestBackup runs the flows against one server (its start and the 20 MB
+// database are most of the time): each case has its own backup root.
+func TestBackup(t *testing.T) {
+	base := newEnv(t)
+	setupApp(t, base, "app")
+	haveBig := false
+	for _, c := range []struct {
+		name string
+		fn   func(*testing.T, *env)
+		big  bool // needs the database "big"
+	}{
+		{"RoundTrip", testRoundTrip, false},
+		{"Globals", testGlobals, false}, // --all: before "big" exists
+		{"MissingDatabase", testMissingDatabase, false},
+		{"ParallelRoundTrip", testParallelRoundTrip, false},
+		{"TablePatternPgDump", testTablePatternPgDump, false},
+		{"KilledHalfway", testKilledHalfway, true},
+		{"Cancelled", testCancelled, true},
+		{"NoPlaintextOnDisk", testNoPlaintextOnDisk, true},
+	} {
+		if c.big && !haveBig {
+			bigDatabase(t, base, "big", 8)
+			haveBig = true
+		}
+		t.Run(c.name, func(t *testing.T) {
+			e := *base
+			e.out = filepath.Join(t.TempDir(), "backups")
+			c.fn(t, &e)
+		})
+	}
+}
+
 // ORACLE: the age and zstd CLIs decrypt the file, the real pg_restore
 // lists its table of contents and writes its script, and the server's
 // count(*) is the truth for every table's row count.
-func TestBackupRoundTrip(t *testing.T) {
-	e := newEnv(t)
-	setupApp(t, e, "app")
+func testRoundTrip(t *testing.T, e *env) {
 	var lines []string
 	var mu sync.Mutex
 	o := e.options("app", func(o *Options) {
@@ -276,7 +325,7 @@ func TestBackupRoundTrip(t *testing.T) {
 	if len(toc) != d.TOCEntries {
 		t.Errorf("pg_restore -l lists %d entries, manifest %d:\n%s", len(toc), d.TOCEntries, strings.Join(toc, "\n"))
 	}
-	script := string(pipeline(t, `age -d -i "$1" "$2" | zstd -d -c | "$3"/pg_restore -f -`, e.identity, file, pg15bin))
+	script := string(pgRestore(t, e.plain(t, file), "-f", "-"))
 	for _, want := range []string{"needle-in-the-dump", "user-1234", "CREATE TABLE billing.invoices", "lo_open"} {
 		if !strings.Contains(script, want) {
 			t.Errorf("pg_restore -f - script has no %q", want)
@@ -339,28 +388,41 @@ func sortStrings(s ...string) []string {
 
 // ORACLE: the age CLI decrypts pg_dumpall's script; the server's pg_authid
 // holds the verifier the script must (or must not) carry.
-func TestBackupAllGlobals(t *testing.T) {
-	e := newEnv(t)
-	setupApp(t, e, "app")
+func testGlobals(t *testing.T, e *env) {
 	e.exec(t, "postgres",
 		"create database other",
+		"create database closed",
+		"update pg_database set datallowconn = false where datname = 'closed'",
 		"create role alice login password 'alice-secret-pw'",
 		"create role bob nologin",
 	)
+	var want []string
+	if err := pgtest.Conn(t, e.srv, "postgres").QueryRow(pgtest.Ctx(t),
+		"select array_agg(datname order by datname) from pg_database where datname not in ('template0', 'template1', 'closed')").Scan(&want); err != nil {
+		t.Fatal(err)
+	}
+	// --all without passwords; one database with --globals and passwords.
 	for _, with := range []bool{false, true} {
 		t.Run(fmt.Sprintf("with_passwords=%v", with), func(t *testing.T) {
-			out := t.TempDir()
-			res, err := Backup(pgtest.Ctx(t), e.options("postgres", func(o *Options) { o.All = true; o.WithPasswords = with; o.Out = out }))
+			res, err := Backup(pgtest.Ctx(t), e.options("postgres", func(o *Options) {
+				o.All = !with
+				o.Globals = with
+				o.WithPasswords = with
+				o.Out = t.TempDir()
+			}))
 			if err != nil {
-				t.Fatalf("Backup --all: %v", err)
+				t.Fatalf("Backup: %v", err)
 			}
 			m := res.Manifest
 			var dbs []string
 			for _, d := range m.Databases {
 				dbs = append(dbs, d.Name)
 			}
-			if strings.Join(dbs, ",") != "app,other,postgres" {
-				t.Errorf("databases %v, want app, other, postgres (no templates)", dbs)
+			if !with && strings.Join(dbs, ",") != strings.Join(want, ",") {
+				t.Errorf("--all dumped %v, want %v (no templates, none closed to connections)", dbs, want)
+			}
+			if with && strings.Join(dbs, ",") != "postgres" {
+				t.Errorf("--globals dumped %v, want the target's database only", dbs)
 			}
 			if m.Globals == nil || m.Globals.Name != backupset.GlobalsName || m.WithPasswords != with {
 				t.Fatalf("globals %+v, with_passwords %v", m.Globals, m.WithPasswords)
@@ -369,7 +431,7 @@ func TestBackupAllGlobals(t *testing.T) {
 			if !strings.Contains(script, "CREATE ROLE alice;") || !strings.Contains(script, "CREATE ROLE bob;") {
 				t.Errorf("globals script lacks the roles:\n%s", script)
 			}
-			if !strings.HasSuffix(script, "--\n"+GlobalsComplete+"--\n\n") {
+			if !strings.HasSuffix(script, GlobalsComplete) {
 				t.Errorf("globals script ends %q", script[max(0, len(script)-100):])
 			}
 			if int64(len(script)) != m.Globals.PlainBytes {
@@ -396,8 +458,7 @@ func TestBackupAllGlobals(t *testing.T) {
 }
 
 // A database that is not there is refused before anything is written.
-func TestBackupMissingDatabase(t *testing.T) {
-	e := newEnv(t)
+func testMissingDatabase(t *testing.T, e *env) {
 	_, err := Backup(pgtest.Ctx(t), e.options("postgres", func(o *Options) { o.Databases = []string{"postgres", "no_such_db"} }))
 	var f *Fault
 	if !errors.As(err, &f) || !strings.Contains(f.Problem, `"no_such_db"`) {
@@ -423,16 +484,14 @@ func bigDatabase(t *testing.T, e *env, db string, mb int) {
 
 // pg_dump killed halfway: a Fault naming the signal, and no trace in the
 // backup root.
-func TestBackupKilledHalfway(t *testing.T) {
-	e := newEnv(t)
-	bigDatabase(t, e, "big", 50)
+func testKilledHalfway(t *testing.T, e *env) {
 	var once sync.Once
 	startHook = func(cmd *exec.Cmd) {
 		once.Do(func() {
 			go func() {
 				// Kill once a few MB of ciphertext are on disk: mid-stream.
 				for range 10000 {
-					if partialBytes(e.out) > 2<<20 {
+					if partialBytes(e.out) > 256<<10 {
 						cmd.Process.Signal(syscall.SIGKILL)
 						return
 					}
@@ -469,15 +528,13 @@ func partialBytes(root string) int64 {
 }
 
 // Cancelling the context stops pg_dump and leaves nothing.
-func TestBackupCancelled(t *testing.T) {
-	e := newEnv(t)
-	bigDatabase(t, e, "big", 20)
+func testCancelled(t *testing.T, e *env) {
 	ctx, cancel := context.WithCancel(pgtest.Ctx(t))
 	defer cancel()
 	startHook = func(*exec.Cmd) {
 		go func() {
 			for range 10000 {
-				if partialBytes(e.out) > 1<<20 {
+				if partialBytes(e.out) > 256<<10 {
 					cancel()
 					return
 				}
@@ -499,10 +556,7 @@ func TestBackupCancelled(t *testing.T) {
 // No plaintext at any moment: while a backup runs, every file in the
 // backup root and in the temporary directory (TMPDIR, which the children
 // inherit) is age ciphertext from its first byte, or the manifest.
-func TestBackupNoPlaintextOnDisk(t *testing.T) {
-	e := newEnv(t)
-	bigDatabase(t, e, "big", 20)
-	setupApp(t, e, "app")
+func testNoPlaintextOnDisk(t *testing.T, e *env) {
 	tmp := t.TempDir()
 	t.Setenv("TMPDIR", tmp)
 	stop := make(chan struct{})
@@ -568,6 +622,7 @@ func TestBackupNoPlaintextOnDisk(t *testing.T) {
 func TestBackupOlderMajors(t *testing.T) {
 	for _, major := range []int{13, 14} {
 		t.Run("pg"+strconv.Itoa(major), func(t *testing.T) {
+			t.Parallel()
 			if _, err := localpg.FindBinDir(strconv.Itoa(major)); err != nil {
 				t.Skipf("PostgreSQL %d not installed: %v", major, err)
 			}

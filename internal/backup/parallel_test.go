@@ -13,7 +13,6 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/pgaegis/pgaegis/internal/backupset"
-	"github.com/pgaegis/pgaegis/internal/localpg"
 	"github.com/pgaegis/pgaegis/internal/pgtest"
 )
 
@@ -65,12 +64,12 @@ func TestPackTables(t *testing.T) {
 // regular expression characters, quotes, dots and upper case.
 // ORACLE: the real pg_dump 15 against a real server: which tables
 // `pg_dump --schema-only --strict-names -t PATTERN` puts in its script.
-func TestTablePatternPgDump(t *testing.T) {
-	pgDump := "/usr/lib/postgresql/15/bin/pg_dump"
-	if _, err := os.Stat(pgDump); err != nil {
-		t.Skipf("no pg_dump 15: %v", err)
+func testTablePatternPgDump(t *testing.T, e *env) {
+	pgDump := filepath.Join(pg15bin, "pg_dump")
+	srv := e.srv
+	if err := srv.Exec(pgtest.Ctx(t), "create database patterns"); err != nil {
+		t.Fatal(err)
 	}
-	srv := pgtest.Start(t, localpg.Options{})
 	ctx := pgtest.Ctx(t)
 	names := [][2]string{
 		{"public", "plain"},
@@ -89,13 +88,13 @@ func TestTablePatternPgDump(t *testing.T) {
 		sql = append(sql, fmt.Sprintf("create schema if not exists %s", pgx.Identifier{n[0]}.Sanitize()),
 			fmt.Sprintf("create table %s (i int)", pgx.Identifier{n[0], n[1]}.Sanitize()))
 	}
-	if err := srv.ExecIn(ctx, "postgres", sql...); err != nil {
+	if err := srv.ExecIn(ctx, "patterns", sql...); err != nil {
 		t.Fatal(err)
 	}
 	for _, n := range names {
 		p := tablePattern(n[0], n[1])
 		cmd := exec.CommandContext(ctx, pgDump, "--schema-only", "--strict-names", "-t", p,
-			"-h", "127.0.0.1", "-p", fmt.Sprint(srv.Port), "-U", srv.AdminUser, "-d", "postgres")
+			"-h", "127.0.0.1", "-p", fmt.Sprint(srv.Port), "-U", srv.AdminUser, "-d", "patterns")
 		cmd.Env = append(os.Environ(), "PGPASSWORD="+srv.Password)
 		out, err := cmd.CombinedOutput()
 		if err != nil {
@@ -140,13 +139,12 @@ func sameTable(line string, n [2]string) bool {
 // source's and the manifest's; two tables written in the same
 // transactions throughout the dump must restore with equal counts, which
 // only one snapshot shared by all parts gives.
-func TestBackupParallelRoundTrip(t *testing.T) {
+func testParallelRoundTrip(t *testing.T, e *env) {
 	defer func(v int64) { splitMin = v }(splitMin)
 	splitMin = 64 << 10
-	env := newEnv(t)
 	ctx := pgtest.Ctx(t)
-	env.exec(t, "postgres", "create database par")
-	env.exec(t, "par",
+	e.exec(t, "postgres", "create database par")
+	e.exec(t, "par",
 		"create schema s2",
 		"create table public.big1 (id int primary key, pad text)",
 		"create table s2.big2 (id int primary key, pad text)",
@@ -165,7 +163,7 @@ func TestBackupParallelRoundTrip(t *testing.T) {
 	stop := make(chan struct{})
 	done := make(chan error, 1)
 	go func() {
-		c, err := env.srv.Connect(context.Background(), "par")
+		c, err := e.srv.Connect(context.Background(), "par")
 		if err != nil {
 			done <- err
 			return
@@ -184,7 +182,7 @@ func TestBackupParallelRoundTrip(t *testing.T) {
 			}
 		}
 	}()
-	res, err := Backup(ctx, env.options("par", func(o *Options) { o.Jobs = 3 }))
+	res, err := Backup(ctx, e.options("par", func(o *Options) { o.Jobs = 3 }))
 	close(stop)
 	if werr := <-done; werr != nil {
 		t.Fatalf("writer: %v", werr)
@@ -216,16 +214,16 @@ func TestBackupParallelRoundTrip(t *testing.T) {
 		}
 	}
 
-	env.exec(t, "postgres", "create database restored")
+	e.exec(t, "postgres", "create database restored")
 	part0 := filepath.Join(res.Dir, d.Files[0].Name)
-	env.restore(t, part0, "restored", "--section=pre-data")
+	e.restore(t, part0, "restored", "--section=pre-data")
 	for _, f := range d.Files[1:] {
-		env.restore(t, filepath.Join(res.Dir, f.Name), "restored")
+		e.restore(t, filepath.Join(res.Dir, f.Name), "restored")
 	}
-	env.restore(t, part0, "restored", "--section=data")
-	env.restore(t, part0, "restored", "--section=post-data")
+	e.restore(t, part0, "restored", "--section=data")
+	e.restore(t, part0, "restored", "--section=post-data")
 
-	rc := pgtest.Conn(t, env.srv, "restored")
+	rc := pgtest.Conn(t, e.srv, "restored")
 	for _, tb := range d.Tables {
 		var n int64
 		if err := rc.QueryRow(ctx, "select count(*) from "+pgx.Identifier{tb.Schema, tb.Name}.Sanitize()).Scan(&n); err != nil {
