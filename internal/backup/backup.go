@@ -96,6 +96,15 @@ const stderrKeep = 8 << 10
 // startHook, when set (tests), sees every child right after it started.
 var startHook func(*exec.Cmd)
 
+// findTool and command are pgclient's; tests may stand in for them while
+// pgclient is not there yet.
+var (
+	findTool = pgclient.Find
+	command  = func(ctx context.Context, t pgclient.Target, tool pgclient.Tool, database string, args ...string) (*exec.Cmd, func(), error) {
+		return t.Command(ctx, tool, database, args...)
+	}
+)
+
 // run is one Backup in progress.
 type run struct {
 	o       Options
@@ -133,13 +142,13 @@ func Backup(ctx context.Context, o Options) (*Result, error) {
 		return nil, err
 	}
 	major := info.server.VersionNum / 10000
-	if r.pgDump, err = pgclient.Find("pg_dump", major); err != nil {
+	if r.pgDump, err = findTool("pg_dump", major); err != nil {
 		return nil, &Fault{Problem: err.Error(), Err: err}
 	}
 	withGlobals := o.All || o.Globals
 	var pgDumpall pgclient.Tool
 	if withGlobals {
-		if pgDumpall, err = pgclient.Find("pg_dumpall", major); err != nil {
+		if pgDumpall, err = findTool("pg_dumpall", major); err != nil {
 			return nil, &Fault{Problem: err.Error(), Err: err}
 		}
 	}
@@ -499,7 +508,7 @@ func fileOf(name string, st sealedfile.Stats) backupset.File {
 func (r *run) stream(ctx context.Context, what string, tool pgclient.Tool, database string, args []string, name string, check io.Writer) (sealedfile.Stats, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	cmd, closeCmd, err := r.o.Target.Command(ctx, tool, database, args...)
+	cmd, closeCmd, err := command(ctx, r.o.Target, tool, database, args...)
 	if err != nil {
 		return sealedfile.Stats{}, &Fault{Problem: fmt.Sprintf("%s: %s", what, conninfo.Redact(err.Error(), r.secrets...)), Err: err}
 	}

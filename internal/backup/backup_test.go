@@ -703,4 +703,3 @@ func TestSafeName(t *testing.T) {
 		}
 	}
 }
-
