@@ -96,6 +96,12 @@ const stderrKeep = 8 << 10
 // startHook, when set (tests), sees every child right after it started.
 var startHook func(*exec.Cmd)
 
+// byteHook, when set (tests), is told how many bytes of a child's
+// output have passed, in step with the sealer (so what it does to the
+// child happens mid-stream, never after the child could have finished a
+// dump larger than the queues between them).
+var byteHook func(cmd *exec.Cmd, n int64)
+
 // findTool and command are pgclient's; tests may stand in for them while
 // pgclient is not there yet.
 var (
@@ -542,7 +548,16 @@ func (r *run) stream(ctx context.Context, what string, tool pgclient.Tool, datab
 		startHook(cmd)
 	}
 	// pg_dump must not go on once nothing reads it.
-	n, copyErr := pump(pr, func() { cmd.Process.Kill() }, check, w)
+	dsts := []io.Writer{check, w}
+	if byteHook != nil {
+		var seen int64
+		dsts = append(dsts, writerFunc(func(p []byte) (int, error) {
+			seen += int64(len(p))
+			byteHook(cmd, seen)
+			return len(p), nil
+		}))
+	}
+	n, copyErr := pump(pr, func() { cmd.Process.Kill() }, dsts...)
 	pr.Close()
 	waitErr := cmd.Wait()
 	stderr := conninfo.Redact(strings.TrimSpace(string(errBuf.buf)), r.secrets...)
@@ -594,6 +609,10 @@ func mb(n int64) string {
 	}
 	return fmt.Sprintf("%d bytes", n)
 }
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
 
 // tailWriter keeps the last max bytes written to it.
 type tailWriter struct {

@@ -226,7 +226,7 @@ func TestBackup(t *testing.T) {
 		{"NoPlaintextOnDisk", testNoPlaintextOnDisk, true},
 	} {
 		if c.big && !haveBig {
-			bigDatabase(t, base, "big", 8)
+			bigDatabase(t, base, "big", 14) // > pipe + queues (9 MiB) in flight
 			haveBig = true
 		}
 		t.Run(c.name, func(t *testing.T) {
@@ -485,22 +485,15 @@ func bigDatabase(t *testing.T, e *env, db string, mb int) {
 // pg_dump killed halfway: a Fault naming the signal, and no trace in the
 // backup root.
 func testKilledHalfway(t *testing.T, e *env) {
+	// Killed at 256 kB: the dump is larger than everything that can be
+	// in flight behind the hook (pipe and queues), so pg_dump is mid-stream.
 	var once sync.Once
-	startHook = func(cmd *exec.Cmd) {
-		once.Do(func() {
-			go func() {
-				// Kill once a few MB of ciphertext are on disk: mid-stream.
-				for range 10000 {
-					if partialBytes(e.out) > 256<<10 {
-						cmd.Process.Signal(syscall.SIGKILL)
-						return
-					}
-					time.Sleep(5 * time.Millisecond)
-				}
-			}()
-		})
+	byteHook = func(cmd *exec.Cmd, n int64) {
+		if n > 256<<10 {
+			once.Do(func() { cmd.Process.Signal(syscall.SIGKILL) })
+		}
 	}
-	defer func() { startHook = nil }()
+	defer func() { byteHook = nil }()
 	_, err := Backup(pgtest.Ctx(t), e.options("big"))
 	var f *Fault
 	if !errors.As(err, &f) {
@@ -516,33 +509,16 @@ func testKilledHalfway(t *testing.T, e *env) {
 	t.Logf("fault: %v", err)
 }
 
-func partialBytes(root string) int64 {
-	var n int64
-	filepath.Walk(root, func(p string, fi os.FileInfo, err error) error {
-		if err == nil && fi.Mode().IsRegular() && strings.Contains(fi.Name(), ".partial") {
-			n += fi.Size()
-		}
-		return nil
-	})
-	return n
-}
-
 // Cancelling the context stops pg_dump and leaves nothing.
 func testCancelled(t *testing.T, e *env) {
 	ctx, cancel := context.WithCancel(pgtest.Ctx(t))
 	defer cancel()
-	startHook = func(*exec.Cmd) {
-		go func() {
-			for range 10000 {
-				if partialBytes(e.out) > 256<<10 {
-					cancel()
-					return
-				}
-				time.Sleep(5 * time.Millisecond)
-			}
-		}()
+	byteHook = func(_ *exec.Cmd, n int64) {
+		if n > 256<<10 {
+			cancel()
+		}
 	}
-	defer func() { startHook = nil }()
+	defer func() { byteHook = nil }()
 	_, err := Backup(ctx, e.options("big"))
 	var f *Fault
 	if !errors.As(err, &f) || !errors.Is(err, context.Canceled) {
@@ -580,7 +556,9 @@ func testNoPlaintextOnDisk(t *testing.T, e *env) {
 						return nil
 					}
 					seenFiles[p] = true
-					if fi.Name() == backupset.ManifestName {
+					// The manifest (and backupset's temporary file for it) is
+					// metadata, written after every dump.
+					if fi.Name() == backupset.ManifestName || strings.HasPrefix(fi.Name(), "."+backupset.ManifestName+".tmp") {
 						return nil
 					}
 					head := make([]byte, len(sealedfile.AgeHeader))
