@@ -16,10 +16,13 @@ import (
 // flow with this minimal stand-in: the 15 client programs, and the
 // password through PGPASSWORD (test servers only). Once pgclient.Find
 // works, the real one is used and this does nothing.
+var standIn bool
+
 func init() {
 	if _, err := pgclient.Find("pg_dump", 15); err == nil || !strings.Contains(err.Error(), "not implemented") {
 		return
 	}
+	standIn = true
 	findTool = func(name string, major int) (pgclient.Tool, error) {
 		p := filepath.Join(pg15bin, name)
 		out, err := exec.Command(p, "--version").Output()
