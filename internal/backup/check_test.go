@@ -168,3 +168,30 @@ func TestTailKeep(t *testing.T) {
 		t.Fatalf("tail %q", k.buf)
 	}
 }
+
+// TestProofUnlock: a missing file, a resized one and a file no identity
+// opens are named before anything is decrypted.
+func TestProofUnlock(t *testing.T) {
+	id, _ := age.GenerateX25519Identity()
+	other, _ := age.GenerateX25519Identity()
+	var key [32]byte
+	rand.Read(key[:])
+	dir := t.TempDir()
+	a := proveSeal(t, dir, "a.dump.zst.age", []byte("a"), id.Recipient(), key)
+	b := proveSeal(t, dir, "b.dump.zst.age", []byte("b"), other.Recipient(), key)
+	c := proveSeal(t, dir, "c.dump.zst.age", []byte("c"), id.Recipient(), key)
+	c.CipherBytes++
+	gone := backupset.File{Name: "gone.dump.zst.age"}
+	unsafe := backupset.File{Name: "../x"}
+	p := &proof{dir: dir, m: &backupset.Manifest{}, ids: []age.Identity{id}, sums: map[string]string{}}
+	p.unlock([]backupset.File{a, b, c, gone, unsafe})
+	got := strings.Join(p.problems, "\n")
+	for _, want := range []string{"no identity in b.dump.zst.age opens it", "c.dump.zst.age is", "gone.dump.zst.age is missing", `unsafe or repeated file "../x"`} {
+		if !strings.Contains(got, want) {
+			t.Errorf("problems %q lack %q", p.problems, want)
+		}
+	}
+	if !p.anyKey || p.key != key {
+		t.Errorf("the key of the files that open was not found")
+	}
+}
