@@ -81,7 +81,11 @@ func TestBackupRules(t *testing.T) {
 		{"BKP-01 newest is old", "BKP-01", backupSnap(snapshot.BackupDir{Sets: []snapshot.BackupSet{bset("s1", 50*time.Hour, true, false)}}),
 			[]string{"fail medium backup directory /srv/bk"}, "newest backup s1 finished 2026-12-01T10:00:00Z (2 days 2 h before the scan)"},
 		{"BKP-01 a recent broken set does not count", "BKP-01", backupSnap(snapshot.BackupDir{Sets: []snapshot.BackupSet{
-			func() snapshot.BackupSet { s := bset("s2", time.Hour, false, false); s.Problem = "app.dump.zst.age is missing"; return s }(),
+			func() snapshot.BackupSet {
+				s := bset("s2", time.Hour, false, false)
+				s.Problem = "app.dump.zst.age is missing"
+				return s
+			}(),
 			bset("s1", 40*time.Hour, true, false)}}),
 			[]string{"fail medium backup directory /srv/bk"}, "1 incomplete or unreadable sets not counted (s2)"},
 		{"BKP-01 empty directory", "BKP-01", backupSnap(snapshot.BackupDir{}), []string{"fail medium backup directory /srv/bk"}, "no complete backup set"},
