@@ -115,7 +115,9 @@ func TestScanDirectory(t *testing.T) {
 		t.Fatal(err)
 	}
 	done := make(chan *snapshot.Backups, 1)
-	go func() { done <- Scan(Options{Dirs: []string{named}, Now: time.Date(2026, 12, 3, 0, 0, 0, 0, time.UTC)}) }()
+	go func() {
+		done <- Scan(Options{Dirs: []string{named}, Now: time.Date(2026, 12, 3, 0, 0, 0, 0, time.UTC)})
+	}()
 	var b *snapshot.Backups
 	select {
 	case b = <-done:
