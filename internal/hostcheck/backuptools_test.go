@@ -2,12 +2,15 @@ package hostcheck
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 
+	"github.com/pgaegis/pgaegis/internal/rules"
 	"github.com/pgaegis/pgaegis/internal/snapshot"
 )
 
@@ -62,6 +65,53 @@ func TestWALGConfigs(t *testing.T) {
 	if strings.Contains(string(b), secretKey) || strings.Contains(string(b), secretKey[:16]) {
 		t.Fatalf("the key reached the host facts: %s", b)
 	}
+	noKeyInFindings(t, h)
+}
+
+// noKeyInFindings runs every rule over the host facts: no finding (its
+// evidence, reason or fix) holds the key.
+func noKeyInFindings(t *testing.T, h *snapshot.Host) {
+	t.Helper()
+	fs := rules.Run(&snapshot.Snapshot{FormatVersion: snapshot.FormatVersion, Host: h})
+	b, _ := json.Marshal(fs)
+	if strings.Contains(string(b), secretKey) || strings.Contains(string(b), secretKey[:16]) {
+		t.Fatalf("the key reached a finding: %s", b)
+	}
+	n := 0
+	for _, f := range fs {
+		if f.Rule == "BKP-04" && strings.Contains(f.Object, "WAL-G") {
+			n++
+		}
+	}
+	if n == 0 {
+		t.Error("BKP-04 said nothing of WAL-G")
+	}
+}
+
+// A real process with WAL-G's key in its environment (as an archiver's
+// would be): the scan of /proc finds it and keeps the variable's name.
+func TestWALGKeyInARealProcessEnvironment(t *testing.T) {
+	cmd := exec.Command("/bin/sleep", "60")
+	cmd.Env = []string{"WALG_LIBSODIUM_KEY=" + secretKey, "WALG_S3_PREFIX=s3://bucket/x", "PATH=/bin"}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	h := Collect(Options{})
+	found := false
+	for _, c := range h.WALG {
+		if c.Path == fmt.Sprintf("process %d (sleep)", cmd.Process.Pid) {
+			found = strings.Join(c.Encryption, ",") == "WALG_LIBSODIUM_KEY"
+		}
+	}
+	if !found {
+		t.Errorf("the process's WAL-G key was not seen: %+v", h.WALG)
+	}
+	b, _ := json.Marshal(h)
+	if strings.Contains(string(b), secretKey) {
+		t.Fatal("the key reached the host facts")
+	}
+	noKeyInFindings(t, h)
 }
 
 // A process environment with WAL-G's key: names only.
