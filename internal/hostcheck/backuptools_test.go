@@ -192,3 +192,33 @@ func TestPgBackRestUnreadable(t *testing.T) {
 		t.Fatal("cipher pass kept")
 	}
 }
+
+func FuzzParseBarman(f *testing.F) {
+	f.Add([]byte("[barman]\nencryption = gpg\nconfiguration_files_directory = /etc/barman.d\n[pg]\nbackup_method: postgres\n"), true)
+	f.Add([]byte("[\n]\n=\n;x\n[pg\n"), false)
+	f.Fuzz(func(t *testing.T, data []byte, global bool) {
+		var b snapshot.Barman
+		parseBarman(&b, "/etc/barman.conf", data, global)
+		for _, s := range b.Servers {
+			if !strings.HasPrefix(s.Config, "/etc/barman.conf:") {
+				t.Fatalf("server location %q", s.Config)
+			}
+		}
+	})
+}
+
+func FuzzWALGEnv(f *testing.F) {
+	f.Add([]byte("WALG_LIBSODIUM_KEY=abc\x00WALG_S3_PREFIX=s3://x\x00"))
+	f.Add([]byte("=\x00WALG_=\x00\x00"))
+	f.Fuzz(func(t *testing.T, env []byte) {
+		c := walgEnv(env)
+		if c == nil {
+			return
+		}
+		for _, v := range c.Vars {
+			if !isWALGVar(v) {
+				t.Fatalf("kept %q", v)
+			}
+		}
+	})
+}
