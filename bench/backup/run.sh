@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# What an encrypted, self-checking backup costs: `pgaegis backup` against
+# the guide's pipeline (pg_dump | gzip | age -R, which proves nothing about
+# what it wrote), the same with zstd, and pg_dump alone (-Fc -Z0: the floor,
+# what reading the database costs; -Fc default: pg_dump's own gzip), on one
+# local 15 server, in one run, best of RUNS each.
+#
+# The database (pgbench -s 100 and a ~700 MB table of random-ish words, so
+# compression has realistic work, ~2.3 GB) is built once and kept under
+# ${PGAEGIS_BENCH_DIR:-/var/tmp/pgaegis-bench}/backup; later runs start it
+# again in seconds. REBUILD=1 builds it again.
+#
+# Usage: bash bench/backup/run.sh            (RUNS=3 DOC_ROWS=1250000 SCALE=100)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+RUNS=${RUNS:-3}
+SCALE=${SCALE:-100}
+DOC_ROWS=${DOC_ROWS:-1250000}
+BIN=${PGBIN:-/usr/lib/postgresql/15/bin}
+dir=${PGAEGIS_BENCH_DIR:-/var/tmp/pgaegis-bench}/backup
+data=$dir/data
+mkdir -p "$dir"
+chmod 0755 "$dir" "$(dirname "$dir")"
+as_pg() { if [ "$(id -u)" = 0 ]; then su postgres -s /bin/sh -c "$*"; else sh -c "$*"; fi; }
+[ "$(id -u)" = 0 ] && chown postgres "$dir"
+port=$((27000 + RANDOM % 1000))
+sock=$(mktemp -d /tmp/pgaegis-bench-backup.XXXXXX) # the socket and the outputs; not kept
+chmod 0755 "$sock"
+[ "$(id -u)" = 0 ] && chown postgres "$sock"
+out=$sock/out
+mkdir -p "$out"
+cleanup() { as_pg "$BIN/pg_ctl -D $data -m fast stop" >/dev/null 2>&1 || true; rm -rf "$sock"; }
+trap cleanup EXIT
+
+if [ "${REBUILD:-}" = 1 ]; then rm -rf "$data" "$dir/generated"; fi
+if [ ! -f "$dir/generated" ]; then
+  rm -rf "$data"
+  as_pg "$BIN/initdb -D $data -U postgres --auth-local=trust --auth-host=scram-sha-256" >/dev/null
+fi
+# fsync is off only while the data is generated (then a checkpoint);
+# pg_dump's reads do not depend on it.
+fsync=on
+[ -f "$dir/generated" ] || fsync=off
+as_pg "$BIN/pg_ctl -D $data -l $dir/log -o '-k $sock -p $port -c listen_addresses=127.0.0.1 -c fsync=$fsync -c max_wal_size=8GB -c shared_buffers=512MB' -w start" >/dev/null
+psql() { "$BIN/psql" -qAtX -h "$sock" -p "$port" -U postgres "$@"; }
+
+if [ ! -f "$dir/generated" ]; then
+  t0=$(date +%s)
+  echo "generating the database (once; kept in $dir)..." >&2
+  # SQL_ASCII: substr() of the word corpus is then O(1), not a scan of
+  # multibyte characters from its start.
+  psql -d postgres -c "CREATE DATABASE bench ENCODING 'SQL_ASCII' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0"
+  "$BIN/pgbench" -i -q -s "$SCALE" -I dtGvp -h "$sock" -p "$port" -U postgres bench >/dev/null 2>&1
+  # ~570-byte rows: two md5s and 500 bytes cut from a ~4.5 MB corpus of
+  # pseudo-words (longer than gzip's 32 kB window and zstd -3's 2 MB one, as real text repeats
+  # far apart).
+  psql -d bench -c "CREATE TABLE docs (id bigint PRIMARY KEY, body text)" -c "
+    INSERT INTO docs
+    WITH c AS MATERIALIZED (
+      SELECT string_agg(translate(substr(md5(floor(random() * 3000)::int::text), 1, 3 + floor(random() * 7)::int),
+                                  '0123456789', 'ghijklmnop'), ' ') AS t
+      FROM generate_series(1, 600000))
+    SELECT g, md5(g::text) || ' ' || substr(c.t, 1 + ((g::bigint * 7919) % (length(c.t) - 600))::int, 500) || ' ' || md5((-g)::text)
+    FROM c, generate_series(1, $DOC_ROWS) g" -c "VACUUM ANALYZE docs" -c CHECKPOINT
+  echo "generated in $(( $(date +%s) - t0 )) s" >&2
+  touch "$dir/generated"
+  as_pg "$BIN/pg_ctl -D $data -m fast stop" >/dev/null
+  as_pg "$BIN/pg_ctl -D $data -l $dir/log -o '-k $sock -p $port -c listen_addresses=127.0.0.1 -c shared_buffers=512MB' -w start" >/dev/null
+fi
+
+# A password for the TCP logins (scram), throwaway like the server.
+pw=$(head -c 18 /dev/urandom | base64 | tr -d '/+=')
+psql -d postgres -c "ALTER ROLE postgres PASSWORD '$pw'"
+export PGPASSWORD=$pw
+dbsize=$(psql -d bench -c "SELECT pg_database_size('bench')")
+[ -f "$dir/key.txt" ] || age-keygen -o "$dir/key.txt" 2>/dev/null
+grep -o 'age1[0-9a-z]*' "$dir/key.txt" > "$dir/recipients.txt"
+
+# The pgaegis binary from this tree, if it has the backup command.
+pgaegis=""
+if go build -o "$sock/pgaegis" ./cmd/pgaegis 2>/dev/null && "$sock/pgaegis" --help 2>/dev/null | grep -q "^  backup "; then
+  pgaegis=$sock/pgaegis
+fi
+
+conn="-h 127.0.0.1 -p $port -U postgres"
+declare -A cmds
+names=(floor pgdump-gzip guide-gzip-age zstd-age pgaegis)
+cmds[floor]="$BIN/pg_dump $conn -Fc -Z0 bench | wc -c > $out/size"
+cmds[pgdump-gzip]="$BIN/pg_dump $conn -Fc bench | wc -c > $out/size"
+cmds[guide-gzip-age]="$BIN/pg_dump $conn bench | gzip | age -R $dir/recipients.txt > $out/f.sql.gz.age"
+cmds[zstd-age]="$BIN/pg_dump $conn bench | zstd -q | age -R $dir/recipients.txt > $out/f.sql.zst.age"
+cmds[pgaegis]="$pgaegis backup $conn -d bench --recipients $dir/recipients.txt --out $out/set"
+declare -A best rss size
+for run in $(seq "$RUNS"); do
+  for n in "${names[@]}"; do
+    if [ "$n" = pgaegis ] && [ -z "$pgaegis" ]; then continue; fi
+    rm -rf "${out:?}"/*
+    mkdir -p "$out/set"
+    sync
+    # %M of a shell running a pipeline is the largest process's peak RSS.
+    /usr/bin/time -o "$sock/time" -f '%e %M' bash -o pipefail -c "${cmds[$n]}" || { echo "$n failed" >&2; exit 1; }
+    read -r sec kb < "$sock/time"
+    if [ -f "$out/size" ]; then sz=$(cat "$out/size"); else sz=$(du -sb "$out" | cut -f1); fi
+    if [ -z "${best[$n]:-}" ] || [ "$(echo "$sec < ${best[$n]}" | bc -l)" = 1 ]; then
+      best[$n]=$sec; rss[$n]=$kb; size[$n]=$sz
+    fi
+  done
+done
+
+echo "PostgreSQL $("$BIN/postgres" -V | awk '{print $3}'), database $(( dbsize / 1000000 )) MB (pgbench -s $SCALE + docs $DOC_ROWS rows), best of $RUNS, $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
+printf '%-16s %8s %8s %9s %10s %9s %9s  %s\n' row seconds "MB/s" "RSS MB" "out MB" "vs guide" "vs floor" command
+for n in "${names[@]}"; do
+  c=${cmds[$n]//$out\//}
+  c=${c//$dir\//}
+  c=${c//$BIN\//}
+  c=${c//$sock\//}
+  if [ -z "${best[$n]:-}" ]; then
+    printf '%-16s %8s %8s %9s %10s %9s %9s  %s\n' "$n" - - - - - - "not run: this tree's pgaegis has no backup command yet"
+    continue
+  fi
+  printf '%-16s %8.1f %8.0f %9.0f %10.0f %9.2f %9.2f  %s\n' "$n" "${best[$n]}" \
+    "$(echo "$dbsize / 1000000 / ${best[$n]}" | bc -l)" "$(echo "${rss[$n]} / 1024" | bc -l)" \
+    "$(echo "${size[$n]} / 1000000" | bc -l)" \
+    "$(echo "${best[$n]} / ${best[guide-gzip-age]}" | bc -l)" "$(echo "${best[$n]} / ${best[floor]}" | bc -l)" "$c"
+done
