@@ -106,6 +106,19 @@ func TestAuditBackupDirPlaintextAndModes(t *testing.T) {
 	if fs := findingsOf(rep, "BKP-05.dirs"); len(fs) != 1 || fs[0].Status != rules.Pass || !strings.Contains(fs[0].Object, dir) {
 		t.Errorf("%s: %+v", backupDirEnv, fs)
 	}
+
+	// collect keeps what it saw; audit --snapshot judges it elsewhere.
+	t.Setenv(backupDirEnv, "")
+	os.Chmod(dir, 0o750)
+	snap := filepath.Join(t.TempDir(), "snap.json")
+	if code, _, errs := runCLI(t, "collect", "--hba-file", hbaFile, "--backup-dir", dir, "-o", snap); code != ExitOK {
+		t.Fatalf("collect: exit %d %s", code, errs)
+	}
+	os.Chmod(dir, 0o700)
+	rep, _, _ = auditJSON(t, "--snapshot", snap)
+	if fs := findingsOf(rep, "BKP-05.dirs"); len(fs) != 1 || fs[0].Status != rules.Fail || !strings.Contains(fs[0].Evidence, "mode 0750") {
+		t.Errorf("from the snapshot: %+v", fs)
+	}
 }
 
 // Without a backup directory or a backup tool, BKP-01 and BKP-06 say
