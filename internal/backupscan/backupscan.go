@@ -14,6 +14,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"syscall"
 	"time"
 
@@ -68,13 +69,14 @@ func Scan(o Options) *snapshot.Backups {
 	if max <= 0 {
 		max = MaxEntries
 	}
+	names := newNameCache()
 	for _, d := range o.Dirs {
-		b.Dirs = append(b.Dirs, scanDir(d, max))
+		b.Dirs = append(b.Dirs, scanDir(d, max, names))
 	}
 	return b
 }
 
-func scanDir(path string, max int) snapshot.BackupDir {
+func scanDir(path string, max int, names *nameCache) snapshot.BackupDir {
 	d := snapshot.BackupDir{Path: path}
 	abs, err := filepath.Abs(path)
 	if err == nil {
@@ -87,7 +89,7 @@ func scanDir(path string, max int) snapshot.BackupDir {
 		d.Dir = snapshot.File{Path: path, Kind: "backup_dir", UID: -1, GID: -1, Error: d.Error}
 		return d
 	}
-	d.Dir = fileOf(path, st)
+	d.Dir = fileOf(path, st, names)
 	d.Dir.Kind = "backup_dir"
 	root := path
 	if st.Mode()&fs.ModeSymlink != 0 {
@@ -102,7 +104,7 @@ func scanDir(path string, max int) snapshot.BackupDir {
 			d.Error = errText(target, err)
 			return d
 		}
-		t := fileOf(target, tst)
+		t := fileOf(target, tst, names)
 		t.Kind = "backup_dir"
 		d.Target = &t
 		root, st = target, tst
@@ -116,7 +118,7 @@ func scanDir(path string, max int) snapshot.BackupDir {
 		return d
 	}
 	d.Sets, d.SetsError = sets(root)
-	d.Entries, d.Truncated = walk(root, max)
+	d.Entries, d.Truncated = walk(root, max, names)
 	return d
 }
 
@@ -161,7 +163,7 @@ func sets(root string) ([]snapshot.BackupSet, string) {
 }
 
 // walk lists the tree below root without following links.
-func walk(root string, max int) ([]snapshot.BackupEntry, bool) {
+func walk(root string, max int, names *nameCache) ([]snapshot.BackupEntry, bool) {
 	var out []snapshot.BackupEntry
 	truncated := false
 	filepath.WalkDir(root, func(p string, de fs.DirEntry, err error) error {
@@ -183,7 +185,7 @@ func walk(root string, max int) ([]snapshot.BackupEntry, bool) {
 		if err != nil {
 			return nil
 		}
-		e := snapshot.BackupEntry{File: fileOf(p, info)}
+		e := snapshot.BackupEntry{File: fileOf(p, info, names)}
 		e.Kind = "backup_file"
 		switch {
 		case info.IsDir():
@@ -198,7 +200,7 @@ func walk(root string, max int) ([]snapshot.BackupEntry, bool) {
 	return out, truncated
 }
 
-func fileOf(path string, st fs.FileInfo) snapshot.File {
+func fileOf(path string, st fs.FileInfo, names *nameCache) snapshot.File {
 	f := snapshot.File{Path: path, Exists: true, IsDir: st.IsDir(), Mode: uint32(st.Mode().Perm()), UID: -1, GID: -1, Symlink: st.Mode()&fs.ModeSymlink != 0}
 	if f.Symlink {
 		target, _ := os.Readlink(path)
@@ -206,14 +208,48 @@ func fileOf(path string, st fs.FileInfo) snapshot.File {
 	}
 	if sys, ok := st.Sys().(*syscall.Stat_t); ok {
 		f.UID, f.GID = int(sys.Uid), int(sys.Gid)
-		if u, err := user.LookupId(strconv.Itoa(f.UID)); err == nil {
-			f.Owner = u.Username
-		}
-		if g, err := user.LookupGroupId(strconv.Itoa(f.GID)); err == nil {
-			f.Group = g.Name
-		}
+		f.Owner, f.Group = names.user(f.UID), names.group(f.GID)
 	}
 	return f
+}
+
+// names caches account and group names: a tree of many files has few
+// owners, and each lookup reads /etc/passwd or /etc/group.
+// One cache per scan: names may change between audits of a long-lived
+// process.
+func newNameCache() *nameCache {
+	return &nameCache{users: map[int]string{}, groups: map[int]string{}}
+}
+
+type nameCache struct {
+	mu            sync.Mutex
+	users, groups map[int]string
+}
+
+func (c *nameCache) user(id int) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n, ok := c.users[id]
+	if !ok {
+		if u, err := user.LookupId(strconv.Itoa(id)); err == nil {
+			n = u.Username
+		}
+		c.users[id] = n
+	}
+	return n
+}
+
+func (c *nameCache) group(id int) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n, ok := c.groups[id]
+	if !ok {
+		if g, err := user.LookupGroupId(strconv.Itoa(id)); err == nil {
+			n = g.Name
+		}
+		c.groups[id] = n
+	}
+	return n
 }
 
 // errText names the path and what went wrong, once.
