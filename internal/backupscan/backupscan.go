@@ -47,6 +47,8 @@ type Options struct {
 	Now time.Time
 	// MaxEntries overrides the package's (tests); 0: MaxEntries.
 	MaxEntries int
+	// List lists the sets under a root; nil: backupset.List.
+	List func(root string) ([]backupset.Set, error)
 }
 
 // Scan reads every directory. It never fails as a whole: what could not
@@ -70,13 +72,17 @@ func Scan(o Options) *snapshot.Backups {
 		max = MaxEntries
 	}
 	names := newNameCache()
+	list := o.List
+	if list == nil {
+		list = backupset.List
+	}
 	for _, d := range o.Dirs {
-		b.Dirs = append(b.Dirs, scanDir(d, max, names))
+		b.Dirs = append(b.Dirs, scanDir(d, max, names, list))
 	}
 	return b
 }
 
-func scanDir(path string, max int, names *nameCache) snapshot.BackupDir {
+func scanDir(path string, max int, names *nameCache, list func(string) ([]backupset.Set, error)) snapshot.BackupDir {
 	d := snapshot.BackupDir{Path: path}
 	abs, err := filepath.Abs(path)
 	if err == nil {
@@ -117,18 +123,18 @@ func scanDir(path string, max int, names *nameCache) snapshot.BackupDir {
 		d.Error = errText(root, err)
 		return d
 	}
-	d.Sets, d.SetsError = sets(root)
+	d.Sets, d.SetsError = sets(root, list)
 	d.Entries, d.Truncated = walk(root, max, names)
 	return d
 }
 
-func sets(root string) ([]snapshot.BackupSet, string) {
-	list, err := backupset.List(root)
+func sets(root string, list func(string) ([]backupset.Set, error)) ([]snapshot.BackupSet, string) {
+	found, err := list(root)
 	if err != nil {
 		return nil, "backup sets not listed: " + err.Error()
 	}
 	var out []snapshot.BackupSet
-	for _, s := range list {
+	for _, s := range found {
 		bs := snapshot.BackupSet{Name: filepath.Base(s.Dir), Dir: s.Dir, Problem: s.Problem, Verified: s.Verified()}
 		if m := s.Manifest; m != nil {
 			if !m.Started.IsZero() {

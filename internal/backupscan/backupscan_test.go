@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pgaegis/pgaegis/internal/backupset"
 	"github.com/pgaegis/pgaegis/internal/snapshot"
 )
 
@@ -172,5 +173,39 @@ func TestScanMissingAndLimit(t *testing.T) {
 	f := filepath.Join(dir, "a")
 	if d := Scan(Options{Dirs: []string{f}}).Dirs[0]; !strings.Contains(d.Error, "not a directory") {
 		t.Errorf("a file: %+v", d)
+	}
+}
+
+// What a set's manifest and verification say reaches the snapshot: times,
+// databases, files, the keyless verdict, the restore test. (The lister is
+// a stand-in for backupset.List: this is the mapping, not the reading.)
+func TestScanSets(t *testing.T) {
+	dir := t.TempDir()
+	start := time.Date(2026, 12, 3, 1, 0, 0, 0, time.UTC)
+	m := &backupset.Manifest{Started: start, Finished: start.Add(time.Minute), Globals: &backupset.File{Name: backupset.GlobalsName},
+		Databases: []backupset.Database{{Name: "app", Files: []backupset.File{{Name: "app.dump.zst.age"}}}}}
+	v := &backupset.Verification{Verified: start.Add(time.Hour), OK: true, RestoreTest: &backupset.RestoreTest{Mismatches: []string{"public.t: dump 10 rows, restored 9"}}}
+	list := func(root string) ([]backupset.Set, error) {
+		if root != dir {
+			t.Errorf("listed %s", root)
+		}
+		return []backupset.Set{{Dir: filepath.Join(root, "app-1"), Manifest: m, Verification: v}, {Dir: filepath.Join(root, "junk"), Problem: "manifest.json: unexpected EOF"}}, nil
+	}
+	d := Scan(Options{Dirs: []string{dir}, List: list}).Dirs[0]
+	if len(d.Sets) != 2 || d.SetsError != "" {
+		t.Fatalf("%+v", d)
+	}
+	s := d.Sets[0]
+	if s.Name != "app-1" || !s.Started.Equal(start) || !s.Finished.Equal(start.Add(time.Minute)) || strings.Join(s.Databases, ",") != "app" ||
+		strings.Join(s.Files, ",") != backupset.GlobalsName+",app.dump.zst.age" || !s.VerifyOK || !s.VerifiedAt.Equal(start.Add(time.Hour)) ||
+		s.RestoreTested == nil || len(s.RestoreMismatches) != 1 {
+		t.Errorf("set %+v", s)
+	}
+	if j := d.Sets[1]; j.Name != "junk" || j.Problem == "" || j.Started != nil || j.Verified {
+		t.Errorf("junk %+v", j)
+	}
+	d = Scan(Options{Dirs: []string{dir}, List: func(string) ([]backupset.Set, error) { return nil, os.ErrPermission }}).Dirs[0]
+	if d.SetsError != "backup sets not listed: permission denied" {
+		t.Errorf("%q", d.SetsError)
 	}
 }
