@@ -289,14 +289,9 @@ func classify(path string) (content, detail string) {
 	return Classify(head)
 }
 
-// armorHeader starts an ASCII-armored age file (age -a).
-const armorHeader = "-----BEGIN AGE ENCRYPTED FILE-----"
-
 // IsAge reports whether a file starting with head is an age file (binary
-// or armored).
-func IsAge(head []byte) bool {
-	return sealedfile.IsAge(head) || bytes.HasPrefix(head, []byte(sealedfile.AgeHeader)) || bytes.HasPrefix(head, []byte(armorHeader))
-}
+// or armored): sealedfile's test, the one the backup flow relies on.
+func IsAge(head []byte) bool { return sealedfile.IsAge(head) }
 
 // Classify names what the first bytes of a file that is not an age file
 // show: a plaintext dump (pg_dump's archive magic, a tar-format archive,
