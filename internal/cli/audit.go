@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"time"
@@ -12,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/spf13/cobra"
 
+	"github.com/pgaegis/pgaegis/internal/backupscan"
 	"github.com/pgaegis/pgaegis/internal/collect"
 	"github.com/pgaegis/pgaegis/internal/fix"
 	"github.com/pgaegis/pgaegis/internal/localpg"
@@ -88,6 +91,59 @@ func gatherWith(ctx context.Context, env *Env, s *sourceFlags, cfg *pgx.ConnConf
 	return snap, err
 }
 
+// backupDirEnv names backup directories when --backup-dir is not given
+// (a list separated like PATH).
+const backupDirEnv = "PGAEGIS_BACKUP_DIR"
+
+// backupFlags say where pgaegis backups are and how old they may be
+// (audit and collect; the BKP rules read what the scan found).
+type backupFlags struct {
+	dirs       []string
+	maxAge     time.Duration
+	restoreAge time.Duration
+}
+
+func (b *backupFlags) register(cmd *cobra.Command) {
+	fs := cmd.Flags()
+	fs.StringArrayVar(&b.dirs, "backup-dir", nil, "a directory of pgaegis backup sets to check (repeatable; also "+backupDirEnv+", separated by ':'): sets' age, verification and restore tests, encryption of every file, modes")
+	fs.DurationVar(&b.maxAge, "backup-max-age", backupscan.DefaultMaxAge, "the newest backup set must have finished within this")
+	fs.DurationVar(&b.restoreAge, "restore-test-max-age", backupscan.DefaultRestoreTestMaxAge, "the newest passing restore test must be within this")
+	cmd.MarkFlagDirname("backup-dir")
+}
+
+// list is the directories to scan: the flags, else the environment.
+func (b *backupFlags) list() []string {
+	if len(b.dirs) > 0 {
+		return b.dirs
+	}
+	var out []string
+	for _, d := range filepath.SplitList(os.Getenv(backupDirEnv)) {
+		if d != "" {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+func (b *backupFlags) check() error {
+	for _, d := range b.dirs {
+		if d == "" {
+			return usagef("--backup-dir needs a directory")
+		}
+	}
+	if b.maxAge <= 0 || b.restoreAge <= 0 {
+		return usagef("--backup-max-age and --restore-test-max-age must be positive")
+	}
+	return nil
+}
+
+// scan adds the backup directories to the snapshot.
+func (b *backupFlags) scan(env *Env, snap *snapshot.Snapshot) {
+	if dirs := b.list(); len(dirs) > 0 {
+		snap.Backups = backupscan.Scan(backupscan.Options{Dirs: dirs, MaxAge: b.maxAge, RestoreTestMaxAge: b.restoreAge})
+	}
+}
+
 func auditCmd(env *Env) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "audit [connection options] [--pgdata DIR | --config-file F --hba-file F] [--snapshot FILE] [--sandbox]",
@@ -100,11 +156,14 @@ socket) are used.`,
   pgaegis audit -h db.example.com -U auditor -d postgres --format html -o report.html
   pgaegis audit --pgdata /var/lib/postgresql/17/main --profile cis-17
   pgaegis audit --snapshot snap.json --format sarif -o audit.sarif
-  pgaegis audit --sandbox`,
+  pgaegis audit --sandbox
+  pgaegis audit --pgdata /var/lib/postgresql/17/main --backup-dir /srv/backups/db1`,
 		Args: noArgs,
 	}
 	var src sourceFlags
 	src.register(cmd)
+	var bf backupFlags
+	bf.register(cmd)
 	fs := cmd.Flags()
 	fs.BoolVar(&src.sampleData, "sample-data", false, "read at most 200 values of each credential-looking column (read-only) to tell hashes and ciphertext from plain text; values stay in memory, only counts are reported")
 	format := fs.String("format", "text", "report format: text, json, sarif, html, pdf (needs Chromium), markdown or junit")
@@ -165,6 +224,12 @@ socket) are used.`,
 		if *snapPath != "" && (*sandbox || !src.conn.f.Empty() || src.files.given()) {
 			return ExitError, usagef("--snapshot cannot be combined with connection, file or --sandbox options")
 		}
+		if err := bf.check(); err != nil {
+			return ExitError, err
+		}
+		if *snapPath != "" && len(bf.dirs) > 0 {
+			return ExitError, usagef("--snapshot holds the backups its collection saw: give --backup-dir to 'pgaegis collect' instead")
+		}
 
 		var snap *snapshot.Snapshot
 		switch {
@@ -190,6 +255,9 @@ socket) are used.`,
 		}
 		if err != nil {
 			return ExitError, err
+		}
+		if *snapPath == "" {
+			bf.scan(env, snap)
 		}
 		findings, err := rules.RunProfile(snap, *profile)
 		if err != nil {
@@ -281,13 +349,19 @@ func collectCmd(env *Env) *cobra.Command {
 	}
 	var src sourceFlags
 	src.register(cmd)
+	var bf backupFlags
+	bf.register(cmd)
 	out := cmd.Flags().StringP("output", "o", "", "snapshot file to write (default: stdout)")
 	cmd.MarkFlagDirname("pgdata")
 	cmd.RunE = runE(env, func(ctx context.Context, env *Env, args []string) (int, error) {
+		if err := bf.check(); err != nil {
+			return ExitError, err
+		}
 		snap, err := gather(ctx, env, &src, nil)
 		if err != nil {
 			return ExitError, err
 		}
+		bf.scan(env, snap)
 		o, err := openOutput(env, *out)
 		if err != nil {
 			return ExitError, err

@@ -71,6 +71,9 @@ type procInfo struct {
 	args []string
 	env  map[string]string
 	cwd  string
+	// walg is what the environment says of WAL-G (names only); nil
+	// when it sets no WALG_/WALE_ variable.
+	walg *snapshot.WALGConfig
 }
 
 // libpqVars are the variables kept from a process environment.

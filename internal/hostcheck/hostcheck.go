@@ -72,6 +72,8 @@ func Collect(o Options) *snapshot.Host {
 	h.LogDiskUsedPct = LogDiskUsedPct(o.LogDir)
 	h.Fail2ban = fail2ban(o)
 	h.PgBackRest = pgbackrest(o)
+	h.WALG = walgConfigs(o, h, accts, procs)
+	h.Barman = barman(o, h, accts)
 	return h
 }
 
@@ -125,6 +127,7 @@ func scanProcs(o Options, h *snapshot.Host, accts []account) []procInfo {
 				}
 			}
 			p.env = parseEnv(env)
+			p.walg = walgEnv(env)
 		}
 		if cmd, err := os.ReadFile(filepath.Join(dir, "cmdline")); err == nil {
 			p.args = strings.Split(strings.TrimRight(string(cmd), "\x00"), "\x00")
@@ -468,13 +471,17 @@ func fail2ban(o Options) string {
 // repository types and whether they are encrypted.
 func pgbackrest(o Options) *snapshot.PgBackRest {
 	for _, p := range []string{"/etc/pgbackrest/pgbackrest.conf", "/etc/pgbackrest.conf"} {
-		data, err := readHostFile(o.path(p))
-		if err != nil {
+		f, exists := statFile(o, p)
+		if !exists {
 			continue
 		}
-		b := &snapshot.PgBackRest{Config: p}
-		if f, ok := statFile(o, p); ok {
-			b.File = &f
+		b := &snapshot.PgBackRest{Config: p, File: &f}
+		data, err := readHostFile(o.path(p))
+		if err != nil {
+			// A file that is there but cannot be read is not an absent
+			// tool: its repositories are unknown, not unencrypted.
+			b.Unreadable = readError(p, err)
+			return b
 		}
 		repos := map[string]*snapshot.PgBackRestRepo{}
 		for _, line := range strings.Split(string(data), "\n") {

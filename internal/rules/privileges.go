@@ -1112,68 +1112,6 @@ func init() {
 		},
 	})
 
-	register(&Rule{
-		ID: "BKP-03", Title: "A backup tool is configured", Area: AreaHardening, Severity: Medium,
-		Rationale:  "A backup tool with a repository and retention is what makes a restore possible after ransomware or an operator error.",
-		References: cis("8.2"),
-		Check: func(c *Check) {
-			h, ok := c.host("backup tool")
-			if !ok {
-				return
-			}
-			if h.PgBackRest != nil && len(h.PgBackRest.Repos) > 0 {
-				c.Pass("pgBackRest", fmt.Sprintf("%d repositories in %s", len(h.PgBackRest.Repos), h.PgBackRest.Config))
-				return
-			}
-			if v, ok := c.S.Setting("archive_command"); ok && (strings.Contains(v.Value, "wal-g") || strings.Contains(v.Value, "barman") || strings.Contains(v.Value, "pgbackrest")) {
-				c.Pass("backup tool", "archive_command hands WAL to a backup tool")
-				return
-			}
-			c.NotChecked("backup tool", "no pgBackRest configuration found and archive_command names no known tool: confirm backups (WAL-G, barman, provider snapshots) by hand")
-		},
-	})
-
-	register(&Rule{
-		ID: "BKP-04", Title: "Backup repositories are encrypted", Area: AreaHardening, Severity: High,
-		Rationale:  "A backup is a full copy of the data; an unencrypted repository (or bucket) is the easiest place to steal it from.",
-		References: []Reference{{"pgaegis", "encrypted backups (seeds 001)"}},
-		Check: func(c *Check) {
-			h, ok := c.host("backup repositories")
-			if !ok {
-				return
-			}
-			if h.PgBackRest == nil {
-				c.NotChecked("backup repositories", "no pgBackRest configuration found")
-				return
-			}
-			for _, r := range h.PgBackRest.Repos {
-				if r.CipherType == "" || r.CipherType == "none" {
-					c.Fail(Problem{Object: "pgBackRest " + r.Name, Location: h.PgBackRest.Config, Evidence: fmt.Sprintf("%s (%s %s) has no repo cipher", r.Name, r.Type, r.Path),
-						Expected: r.Name + "-cipher-type=aes-256-cbc with a cipher pass", Fix: fmt.Sprintf("%s-cipher-type=aes-256-cbc\n%s-cipher-pass=<random>    # in %s (new repository)", textsafe.String(r.Name), textsafe.String(r.Name), textsafe.String(h.PgBackRest.Config)), FixKind: FixConfig,
-						// An existing repository cannot be encrypted in place.
-						Changes: manualChange(fmt.Sprintf("create a new encrypted pgBackRest repository (%s-cipher-type=aes-256-cbc with a random cipher pass kept apart from the backups), take a full backup into it, then retire %s", textsafe.String(r.Name), textsafe.String(r.Name)))})
-				}
-			}
-		},
-	})
-
-	register(&Rule{
-		ID: "BKP-05", Title: "Backup configuration is readable only by the backup account", Area: AreaFiles, Severity: High,
-		Rationale:  "The backup configuration holds repository credentials and cipher passes.",
-		References: stig("V-233617"),
-		Check: func(c *Check) {
-			h, ok := c.host("backup configuration")
-			if !ok {
-				return
-			}
-			if h.PgBackRest == nil || h.PgBackRest.File == nil {
-				c.NotChecked("backup configuration", "no pgBackRest configuration found")
-				return
-			}
-			f := h.PgBackRest.File
-			c.checkMode(f, true, 0o640)
-		},
-	})
 }
 
 // passwordFix is the psql command that sets a role's password with the

@@ -347,8 +347,6 @@ func init() {
 	manual("EXT-10", "Extension scripts are safe and trusted extensions are reviewed", AreaHardening, Medium, "review share/extension/*.sql of installed extensions (schema-qualified calls) and which trusted extensions non-superusers may create", []Reference{{"pgspot", "extension script checks"}})
 	manual("OTH-03", "Inputs are validated by the applications", AreaHardening, Low, "review application code for parameterised queries", stig("V-233526", "V-233544"))
 	manual("OTH-05", "Production data is not copied unprotected to lower environments", AreaHardening, Medium, "confirm masking or anonymisation (postgresql_anonymizer) for copies", stig("V-233616"))
-	manual("BKP-01", "Base backups are scheduled and succeed", AreaHardening, Medium, "check the backup tool's catalogue for a recent successful full backup (pgbackrest info)", cis("7.3"))
-	manual("BKP-06", "Restores are tested on a schedule", AreaHardening, Medium, "keep evidence of the last successful restore test", []Reference{{"pgaegis", "CIS 7.3 'functional'"}})
 }
 
 // rootOwnedCheck fails directories (and, for the extension directory, the

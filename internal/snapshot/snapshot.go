@@ -59,8 +59,13 @@ type Snapshot struct {
 	Libraries *Libraries `json:"libraries,omitempty"`
 	// TLSFiles says whether the certificate and key that ssl = on would
 	// load exist, whatever ssl is now; nil when unknown.
-	TLSFiles *TLSFiles         `json:"tls_files,omitempty"`
-	Gaps     map[string]string `json:"gaps,omitempty"`
+	TLSFiles *TLSFiles `json:"tls_files,omitempty"`
+	// Backups is what pgaegis saw of the backup directories it was told
+	// about (audit/collect --backup-dir); nil when none was named. It is
+	// apart from Host: a backup directory is read where pgaegis runs,
+	// which may be a backup host auditing a remote server.
+	Backups *Backups          `json:"backups,omitempty"`
+	Gaps    map[string]string `json:"gaps,omitempty"`
 	// Errors are the gaps that come from a failure (a query or a scan that
 	// broke, a stalled server) rather than from missing privileges or
 	// files: an audit with errors is incomplete and exits 2. Every key
@@ -786,6 +791,10 @@ type Host struct {
 	Fail2ban string `json:"fail2ban,omitempty"`
 	// Backup tool configuration found.
 	PgBackRest *PgBackRest `json:"pgbackrest,omitempty"`
+	// WALG lists the WAL-G configurations found (files, env directories,
+	// process environments); Barman the Barman configuration files.
+	WALG   []WALGConfig `json:"walg,omitempty"`
+	Barman *Barman      `json:"barman,omitempty"`
 	// Clusters are the running postmasters, one per data directory
 	// (Postmasters is their number), plus the audited data directory when
 	// its server is not running (Running false).
@@ -859,10 +868,13 @@ type SecretLine struct {
 
 // PgBackRest is what pgbackrest.conf says about repositories.
 type PgBackRest struct {
-	Config string            `json:"config"`
-	Repos  []PgBackRestRepo  `json:"repos"`
-	File   *File             `json:"file,omitempty"`
-	Extra  map[string]string `json:"-"`
+	Config string `json:"config"`
+	// Unreadable says why the file that exists could not be read ("" when
+	// it was): its repositories are then unknown, never assumed encrypted.
+	Unreadable string            `json:"unreadable,omitempty"`
+	Repos      []PgBackRestRepo  `json:"repos"`
+	File       *File             `json:"file,omitempty"`
+	Extra      map[string]string `json:"-"`
 }
 
 // PgBackRestRepo is one repoN section of settings.
@@ -971,4 +983,152 @@ type TLSFiles struct {
 	KeyExists  bool   `json:"key_exists"`
 	// Source is "pg_stat_file" (through the server) or "filesystem".
 	Source string `json:"source"`
+}
+
+// WALGConfig is one place WAL-G takes its settings from. Only variable
+// names are kept, never values (a libsodium key is the backups' key).
+type WALGConfig struct {
+	// Path is the file or directory; for a process, "process PID (command)".
+	Path string `json:"path"`
+	// Kind is "json" (a .walg.json or --config file), "envdir" (a
+	// directory of one file per variable, as envdir reads) or "process"
+	// (the environment of a running process).
+	Kind string `json:"kind"`
+	File *File  `json:"file,omitempty"`
+	// Unreadable says why the settings could not be read ("" when they
+	// were): such a configuration is not checked, never passed.
+	Unreadable string `json:"unreadable,omitempty"`
+	// Vars are the names of the WALG_/WALE_ variables it sets.
+	Vars []string `json:"vars,omitempty"`
+	// Encryption names the variables that turn on client-side encryption
+	// (WALG_LIBSODIUM_KEY, WALG_LIBSODIUM_KEY_PATH, WALG_PGP_KEY,
+	// WALG_PGP_KEY_PATH, WALG_GPG_KEY_ID, WALG_CSE_KMS_ID) set non-empty.
+	Encryption []string `json:"encryption,omitempty"`
+	// ServerSide names storage-side encryption variables set (WALG_S3_SSE).
+	ServerSide []string `json:"server_side,omitempty"`
+}
+
+// Barman is what Barman's configuration files say, per server.
+type Barman struct {
+	// Files are the configuration files found, with their modes.
+	Files []BarmanFile `json:"files"`
+	// Global holds the [barman] section's options that servers inherit
+	// (encryption, encryption_key_id, backup_method, backup_compression).
+	Global  map[string]string `json:"global,omitempty"`
+	Servers []BarmanServer    `json:"servers,omitempty"`
+}
+
+// BarmanFile is one Barman configuration file.
+type BarmanFile struct {
+	Path       string `json:"path"`
+	File       *File  `json:"file,omitempty"`
+	Unreadable string `json:"unreadable,omitempty"`
+}
+
+// BarmanServer is one [server] section: only the options about how
+// backups are written (never passphrase commands or connection strings).
+type BarmanServer struct {
+	Name              string `json:"name"`
+	Config            string `json:"config"` // file:line of the section
+	BackupMethod      string `json:"backup_method,omitempty"`
+	BackupCompression string `json:"backup_compression,omitempty"`
+	Encryption        string `json:"encryption,omitempty"`
+	EncryptionKeyID   bool   `json:"encryption_key_id_set,omitempty"`
+}
+
+// Backups are the backup directories named with --backup-dir and what
+// was found in them. Times are as the manifests say; ages are measured
+// from ScannedAt.
+type Backups struct {
+	ScannedAt time.Time `json:"scanned_at"`
+	// User is the account pgaegis ran as: backup files owned by it (or by
+	// postgres, or by the cluster owner) are the backup account's.
+	User string `json:"user,omitempty"`
+	// MaxAgeSeconds: the newest set must have finished within this
+	// (--backup-max-age); RestoreTestMaxAgeSeconds likewise for the newest
+	// restore test (--restore-test-max-age).
+	MaxAgeSeconds            int64       `json:"max_age_seconds"`
+	RestoreTestMaxAgeSeconds int64       `json:"restore_test_max_age_seconds"`
+	Dirs                     []BackupDir `json:"dirs"`
+}
+
+// BackupDir is one --backup-dir.
+type BackupDir struct {
+	Path string `json:"path"`
+	// Dir is the directory as named (Symlink set when the name is a link).
+	Dir File `json:"dir"`
+	// Resolved is where a symlinked Path leads (what was scanned).
+	Resolved string `json:"resolved,omitempty"`
+	// Target is the resolved directory's own mode and owner.
+	Target *File `json:"target,omitempty"`
+	// Error says why the directory could not be read (nothing in it is
+	// then known: its rules are not checked).
+	Error string `json:"error,omitempty"`
+	// Sets are the backup sets found (backupset.List), newest first;
+	// SetsError says why they could not be listed.
+	Sets      []BackupSet `json:"sets,omitempty"`
+	SetsError string      `json:"sets_error,omitempty"`
+	// Entries are every directory and file of the tree below Path (not
+	// following links), with modes and what the file's first bytes are.
+	Entries []BackupEntry `json:"entries,omitempty"`
+	// Truncated: the walk stopped at its limit; what lies beyond is unknown.
+	Truncated bool `json:"truncated,omitempty"`
+}
+
+// BackupSet is one set directory and what its manifest and verification
+// record say (read without a key: no MAC was checked).
+type BackupSet struct {
+	Name      string     `json:"name"`
+	Dir       string     `json:"dir"`
+	Started   *time.Time `json:"started,omitempty"`
+	Finished  *time.Time `json:"finished,omitempty"`
+	Databases []string   `json:"databases,omitempty"`
+	// Files are the sealed files the manifest names (relative to Dir).
+	Files []string `json:"files,omitempty"`
+	// Problem: unreadable manifest, missing or resized file, ...
+	Problem string `json:"problem,omitempty"`
+	// Verified is backupset.Set.Verified(): a verification record that
+	// says ok and whose hashes match the manifest and the files' sizes.
+	Verified bool `json:"verified"`
+	// VerifiedAt, VerifyOK and VerifyProblems are the verification
+	// record's (nil/false/empty when the set was never verified).
+	VerifiedAt     *time.Time `json:"verified_at,omitempty"`
+	VerifyOK       bool       `json:"verify_ok,omitempty"`
+	VerifyProblems []string   `json:"verify_problems,omitempty"`
+	// RestoreTested is when a restore test ran (the verification's time);
+	// RestoreMismatches its row-count differences (none: it passed).
+	RestoreTested     *time.Time `json:"restore_tested,omitempty"`
+	RestoreMismatches []string   `json:"restore_mismatches,omitempty"`
+}
+
+// Content kinds of a backup directory's files (BackupEntry.Content).
+const (
+	ContentAge        = "age"         // starts with the age header: encrypted
+	ContentRecord     = "record"      // manifest.json or verification.json of a set
+	ContentPgDump     = "pg_dump"     // a pg_dump custom or directory-format archive (PGDMP): plaintext
+	ContentPgDumpTar  = "pg_dump_tar" // a pg_dump tar-format archive (toc.dat first): plaintext
+	ContentSQLDump    = "sql_dump"    // pg_dump/pg_dumpall plain SQL text: plaintext
+	ContentCompressed = "compressed"  // gzip, zstd, xz, bzip2 or lz4, not encrypted
+	ContentOther      = "other"
+	ContentUnreadable = "unreadable"
+)
+
+// BackupEntry is one directory or file under a backup directory.
+type BackupEntry struct {
+	File
+	Size int64 `json:"size,omitempty"`
+	// Content is one of the Content* kinds (files only); Detail names
+	// the format seen ("gzip", "zstd", "PGDMP 1.14") or the read error.
+	Content string `json:"content,omitempty"`
+	Detail  string `json:"detail,omitempty"`
+}
+
+// Plaintext reports whether the entry's first bytes show an unencrypted
+// dump or compressed stream.
+func (e BackupEntry) Plaintext() bool {
+	switch e.Content {
+	case ContentPgDump, ContentPgDumpTar, ContentSQLDump, ContentCompressed:
+		return true
+	}
+	return false
 }
