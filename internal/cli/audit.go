@@ -95,15 +95,15 @@ func gatherWith(ctx context.Context, env *Env, s *sourceFlags, cfg *pgx.ConnConf
 // (a list separated like PATH).
 const backupDirEnv = "PGAEGIS_BACKUP_DIR"
 
-// backupFlags say where pgaegis backups are and how old they may be
+// backupDirFlags say where pgaegis backups are and how old they may be
 // (audit and collect; the BKP rules read what the scan found).
-type backupFlags struct {
+type backupDirFlags struct {
 	dirs       []string
 	maxAge     time.Duration
 	restoreAge time.Duration
 }
 
-func (b *backupFlags) register(cmd *cobra.Command) {
+func (b *backupDirFlags) register(cmd *cobra.Command) {
 	fs := cmd.Flags()
 	fs.StringArrayVar(&b.dirs, "backup-dir", nil, "a directory of pgaegis backup sets to check (repeatable; also "+backupDirEnv+", separated by ':'): sets' age, verification and restore tests, encryption of every file, modes")
 	fs.DurationVar(&b.maxAge, "backup-max-age", backupscan.DefaultMaxAge, "the newest backup set must have finished within this")
@@ -112,7 +112,7 @@ func (b *backupFlags) register(cmd *cobra.Command) {
 }
 
 // list is the directories to scan: the flags, else the environment.
-func (b *backupFlags) list() []string {
+func (b *backupDirFlags) list() []string {
 	if len(b.dirs) > 0 {
 		return b.dirs
 	}
@@ -125,7 +125,7 @@ func (b *backupFlags) list() []string {
 	return out
 }
 
-func (b *backupFlags) check() error {
+func (b *backupDirFlags) check() error {
 	for _, d := range b.dirs {
 		if d == "" {
 			return usagef("--backup-dir needs a directory")
@@ -138,7 +138,7 @@ func (b *backupFlags) check() error {
 }
 
 // scan adds the backup directories to the snapshot.
-func (b *backupFlags) scan(env *Env, snap *snapshot.Snapshot) {
+func (b *backupDirFlags) scan(env *Env, snap *snapshot.Snapshot) {
 	if dirs := b.list(); len(dirs) > 0 {
 		snap.Backups = backupscan.Scan(backupscan.Options{Dirs: dirs, MaxAge: b.maxAge, RestoreTestMaxAge: b.restoreAge})
 	}
@@ -162,7 +162,7 @@ socket) are used.`,
 	}
 	var src sourceFlags
 	src.register(cmd)
-	var bf backupFlags
+	var bf backupDirFlags
 	bf.register(cmd)
 	fs := cmd.Flags()
 	fs.BoolVar(&src.sampleData, "sample-data", false, "read at most 200 values of each credential-looking column (read-only) to tell hashes and ciphertext from plain text; values stay in memory, only counts are reported")
@@ -349,7 +349,7 @@ func collectCmd(env *Env) *cobra.Command {
 	}
 	var src sourceFlags
 	src.register(cmd)
-	var bf backupFlags
+	var bf backupDirFlags
 	bf.register(cmd)
 	out := cmd.Flags().StringP("output", "o", "", "snapshot file to write (default: stdout)")
 	cmd.MarkFlagDirname("pgdata")
