@@ -254,7 +254,7 @@ func TestBackupEndToEnd(t *testing.T) {
 			t.Fatalf("verify second: exit %d: %s%s", code, out, errs)
 		}
 		code, out, errs = run("backup", "prune", root, "--keep-last", "1", "--dry-run")
-		if code != ExitOK || strings.Count(out, "\nwould delete ") + strings.Count("\n"+out, "\nkept ") != 2 || strings.Count(out, "would delete") != 1 {
+		if code != ExitOK || strings.Count(out, "\nwould delete ")+strings.Count("\n"+out, "\nkept ") != 2 || strings.Count(out, "would delete") != 1 {
 			t.Fatalf("prune --dry-run: exit %d: %s%s", code, out, errs)
 		}
 		for _, d := range []string{set, second} {
