@@ -616,8 +616,10 @@ func backupRekeyCmd(env *Env) *cobra.Command {
 encrypted again as a stream (the compressed bytes are not touched), and
 the old files are replaced only once every new one is written. The
 manifest is rewritten with the new recipients and signed again with the
-set's key. Since the files change, a set verified before must be verified
-again to count as verified.
+set's key. A set whose verification passed stays verified: the record is
+rewritten with the new files' sha256 (payload and key are unchanged, and
+each old file must still match the manifest before it is rekeyed); a
+failed or unsigned record is removed, so such a set needs verifying.
 
 Exit codes: 0 re-encrypted; 2 a usage error, or the set could not be
 opened or rewritten (the old files are then left as they were).`,
