@@ -164,6 +164,9 @@ func TestBackupEndToEnd(t *testing.T) {
 		t.Fatalf("age -d | zstd -d | pg_restore -f -: %v\n%.2000s", err, sql)
 	}
 
+	if b, err := os.ReadFile(filepath.Join(set, backupset.ManifestName)); err != nil || strings.Contains(string(b), secret) {
+		t.Fatalf("manifest.json: %v, or it holds the password", err)
+	}
 	lines := listOf(t, root)
 	if len(lines) != 1 || lines[0].Dir != set || lines[0].Verified || lines[0].Verification != "never" {
 		t.Fatalf("list after backup: %+v", lines)
