@@ -239,7 +239,10 @@ func TestBackupEndToEnd(t *testing.T) {
 	}
 
 	t.Run("prune dry run", func(t *testing.T) {
-		code, out, errs := run(append([]string{"backup", "--recipients", rec1, "--out", root, "--name", "second"}, conn...)...)
+		// This time the password comes from PGPASSWORD.
+		t.Setenv("PGPASSWORD", secret)
+		code, out, errs := run("backup", "--recipients", rec1, "--out", root, "--name", "second",
+			"-d", fmt.Sprintf("host=127.0.0.1 port=%d user=dumper dbname=app sslmode=prefer", srv.Port))
 		if code != ExitOK {
 			t.Fatalf("second backup: exit %d: %s%s", code, out, errs)
 		}
