@@ -138,7 +138,18 @@ func TestRestore(t *testing.T) {
 
 	t.Run("HoldBack", func(t *testing.T) {
 		// A file that changes between the passes: the hash is wrong only
-		// at the end, pg_restore is killed and its transaction never commits.
+		// at the end. The dump is several buffers long, so pg_restore has
+		// been fed most of it; it is killed before its input ends and its
+		// single transaction never commits.
+		bigDatabase(t, e, "bigsrc", 3)
+		bres, err := Backup(ctx, e.options("bigsrc", func(o *Options) { o.Out = t.TempDir() }))
+		if err != nil {
+			t.Fatalf("Backup: %v", err)
+		}
+		f := bres.Manifest.Databases[0].Files[0]
+		if f.PlainBytes < 2<<20 {
+			t.Fatalf("dump is only %d bytes: one buffer", f.PlainBytes)
+		}
 		if err := dst.Exec(ctx, "create database held"); err != nil {
 			t.Fatal(err)
 		}
@@ -151,13 +162,26 @@ func TestRestore(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer closer()
-		err = feed(filepath.Join(set, res.Manifest.Databases[0].Files[0].Name), ids, strings.Repeat("0", 64), cmd)
+		err = feed(filepath.Join(bres.Dir, f.Name), ids, strings.Repeat("0", 64), cmd)
 		if err == nil || !strings.Contains(err.Error(), "the manifest says") {
 			t.Fatalf("feed: %v", err)
 		}
 		var n int
-		if err := pgtest.Conn(t, dst, "held").QueryRow(ctx, "select count(*) from pg_tables where schemaname = 'billing' or tablename = 'users'").Scan(&n); err != nil || n != 0 {
+		if err := pgtest.Conn(t, dst, "held").QueryRow(ctx, "select count(*) from pg_tables where tablename = 'blob'").Scan(&n); err != nil || n != 0 {
 			t.Fatalf("restored tables after a hash mismatch: %d %v", n, err)
+		}
+		// The same file with its true hash does restore (the test above
+		// is not passing because the restore could never work).
+		cmd, closer2, err := target.Command(ctx, tool, "held", "--exit-on-error", "--single-transaction")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer closer2()
+		if err := feed(filepath.Join(bres.Dir, f.Name), ids, f.SHA256, cmd); err != nil {
+			t.Fatal(err)
+		}
+		if got := count(t, pgtest.Conn(t, dst, "held"), "public", "blob"); got != bres.Manifest.Databases[0].Tables[0].Rows {
+			t.Fatalf("held: %d rows", got)
 		}
 	})
 
