@@ -203,5 +203,15 @@ func TestRestore(t *testing.T) {
 		if err := c.QueryRow(ctx, "select count(*) from pg_largeobject_metadata").Scan(&blobs); err != nil || blobs != 1 {
 			t.Errorf("large objects %d %v", blobs, err)
 		}
+		// Again over the restored database: --clean --if-exists replaces it.
+		if err := Restore(ctx, set, RestoreOptions{Identities: ids, Target: target, Clean: true}); err != nil {
+			t.Fatalf("Restore --clean: %v", err)
+		}
+		c = pgtest.Conn(t, dst, "app")
+		for _, tb := range res.Manifest.Databases[0].Tables {
+			if got := count(t, c, tb.Schema, tb.Name); got != tb.Rows {
+				t.Errorf("after --clean %s.%s: %d rows, the manifest says %d", tb.Schema, tb.Name, got, tb.Rows)
+			}
+		}
 	})
 }
