@@ -51,9 +51,12 @@ func Verify(ctx context.Context, dir string, o VerifyOptions) (*backupset.Verifi
 		if err := ctx.Err(); err != nil {
 			p.fail("restore test: %v", err)
 		} else {
-			// The restore test needs the client side of pgclient and a
-			// throwaway server; not done in this version (see report).
-			p.fail("restore test: not implemented yet")
+			say(o.Progress, "%s: restore test in a throwaway server", dir)
+			rt, err := restoreTest(ctx, dir, m, o.Identities, o.BinDir)
+			v.RestoreTest = rt
+			if err != nil {
+				p.fail("restore test: %v", err)
+			}
 		}
 	}
 	v.OK = len(p.problems) == 0
