@@ -270,6 +270,49 @@ func TestBackupEndToEnd(t *testing.T) {
 		}
 	})
 
+	t.Run("restore", func(t *testing.T) {
+		// Restore writes each database under its own name: app is dropped
+		// and made again with --create.
+		if err := srv.Exec(ctx, "DROP DATABASE app"); err != nil {
+			t.Fatal(err)
+		}
+		into := []string{"--create", "-d", fmt.Sprintf("host=127.0.0.1 port=%d user=dumper dbname=postgres sslmode=prefer password=%s", srv.Port, secret)}
+		appExists := func() bool {
+			c, err := srv.Connect(ctx, "postgres")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close(ctx)
+			var n int
+			if err := c.QueryRow(ctx, "SELECT count(*) FROM pg_database WHERE datname = 'app'").Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+			return n == 1
+		}
+		// A spoilt set is refused before pg_restore runs: nothing lands.
+		code, out, errs := run(append([]string{"restore", roots["flipped byte"][1], "--identity", id1}, into...)...)
+		if code != ExitError || !strings.Contains(errs, "not restored") || !strings.Contains(errs, "app.dump.zst.age") {
+			t.Fatalf("restore of a spoilt set: exit %d: %s%s; want exit 2 naming the file", code, out, errs)
+		}
+		if appExists() {
+			t.Fatal("a refused restore created the database")
+		}
+		code, out, errs = run(append([]string{"restore", set, "--identity", id1}, into...)...)
+		if code != ExitOK || !strings.Contains(out, "database app: restored") {
+			t.Fatalf("restore: exit %d: %s%s", code, out, errs)
+		}
+		// ORACLE: the server counts the restored rows.
+		c, err := srv.Connect(ctx, "app")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close(ctx)
+		var n int64
+		if err := c.QueryRow(ctx, "SELECT count(*) FROM public.t").Scan(&n); err != nil || n != 5000 {
+			t.Fatalf("restored public.t has %d rows (%v), want 5000", n, err)
+		}
+	})
+
 	t.Run("rekey", func(t *testing.T) {
 		code, out, errs := run("backup", "rekey", rekeySet, "--identity", id1, "--recipients", rec2)
 		if code != ExitOK || !strings.Contains(out, "re-encrypted") {

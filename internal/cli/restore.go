@@ -27,10 +27,12 @@ then is it decrypted a second time and streamed into pg_restore (and, with
 --globals, the globals script into psql first). No plaintext is written
 to disk.
 
-Without --create each database is restored into the connected database
-(-d), which must exist; with --create, pg_restore creates each database
-from the dump, connecting first to -d (for example postgres). --clean
-drops the objects of the dump before creating them (with IF EXISTS).
+Each database of the set is restored into the database of the same name
+on the server -d connects to: without --create it must exist; with
+--create pgaegis creates it (from template0) and drops it again if the
+restore fails. Each database is restored in one transaction, so a failed
+restore leaves nothing of it. --clean drops the objects of the dump
+before creating them (with IF EXISTS).
 --database restores only the named databases of the set (repeatable).
 
 The password, when one is needed, reaches pg_restore and psql through an
