@@ -22,7 +22,6 @@ type RestoreOptions struct {
 	Globals    bool     // also run the globals script (psql) first
 	Create     bool     // pg_restore --create (the database is created from the dump)
 	Clean      bool     // pg_restore --clean --if-exists
-	Jobs       int      // pg_restore -j is not possible from a pipe; parts of a parallel dump are restored concurrently
 	Progress   Progress
 }
 

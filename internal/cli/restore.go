@@ -54,12 +54,8 @@ message says which stage).`,
 	globals := fs.Bool("globals", false, "also restore the set's globals (roles, tablespaces) with psql, first")
 	create := fs.Bool("create", false, "create each database from the dump (pg_restore --create), connecting first to -d")
 	clean := fs.Bool("clean", false, "drop the dump's objects before creating them (pg_restore --clean --if-exists)")
-	jobs := fs.Int("jobs", 1, "restore `N` parts of a parallel (--jobs) backup at a time")
 	cmd.MarkFlagFilename("identity")
 	cmd.RunE = runE(env, func(ctx context.Context, env *Env, args []string) (int, error) {
-		if *jobs < 1 || *jobs > 64 {
-			return ExitError, usagef("--jobs %d: 1 to 64", *jobs)
-		}
 		for _, d := range *databases {
 			if d == "" {
 				return ExitError, usagef("--database: an empty name")
@@ -88,7 +84,7 @@ message says which stage).`,
 		}
 		err = backup.Restore(ctx, dir, backup.RestoreOptions{
 			Identities: ids, Target: pgclient.Target{Flags: conn.f, Config: cfg},
-			Databases: *databases, Globals: *globals, Create: *create, Clean: *clean, Jobs: *jobs,
+			Databases: *databases, Globals: *globals, Create: *create, Clean: *clean,
 			Progress: backupProgress(env, "restore"),
 		})
 		if err != nil {
