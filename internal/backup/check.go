@@ -73,7 +73,7 @@ func (p *proof) unlock(files []backupset.File) {
 		k, err := sealedfile.ReadKey(path, p.ids)
 		if err != nil {
 			if strings.Contains(err.Error(), "no identity matched") || strings.Contains(err.Error(), "no identities") {
-				p.fail("no identity in %s opens it", f.Name)
+				p.fail("none of the given identities opens %s (it was sealed to other recipients)", f.Name)
 			} else {
 				p.fail("%s: %v", f.Name, err)
 			}

@@ -186,7 +186,7 @@ func TestProofUnlock(t *testing.T) {
 	p := &proof{dir: dir, m: &backupset.Manifest{}, ids: []age.Identity{id}, sums: map[string]string{}}
 	p.unlock([]backupset.File{a, b, c, gone, unsafe})
 	got := strings.Join(p.problems, "\n")
-	for _, want := range []string{"no identity in b.dump.zst.age opens it", "c.dump.zst.age is", "gone.dump.zst.age is missing", `unsafe or repeated file "../x"`} {
+	for _, want := range []string{"none of the given identities opens b.dump.zst.age", "c.dump.zst.age is", "gone.dump.zst.age is missing", `unsafe or repeated file "../x"`} {
 		if !strings.Contains(got, want) {
 			t.Errorf("problems %q lack %q", p.problems, want)
 		}

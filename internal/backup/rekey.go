@@ -111,6 +111,7 @@ func Rekey(ctx context.Context, dir string, identities []age.Identity, recipient
 				old.Files[n] = st.SHA256
 			}
 		}
+		old.Manifest = m.Digest()
 		old.Sign(p.key)
 		if err := backupset.WriteVerification(dir, old); err != nil {
 			return m, &Fault{Set: dir, Problem: "rekey: writing the verification: " + err.Error(), Err: err}

@@ -50,6 +50,21 @@ func TestVerifyRekeyMAC(t *testing.T) {
 	if _, err := Verify(ctx, dir, VerifyOptions{Identities: []age.Identity{id}}); err == nil {
 		t.Fatal("old identity still works")
 	}
+	// A key file that opens nothing says nothing about the set: the
+	// record of the earlier, passing verification stays.
+	if sets, _ = backupset.List(root); !sets[0].Verified() {
+		t.Fatal("a verify with the wrong identity un-verified a good set")
+	}
+	// Edited after verification: un-verified without any key (list, prune, audit).
+	if m3, _ := backupset.ReadManifest(dir); m3 != nil {
+		keep := *m3
+		m3.Databases = nil
+		backupset.WriteManifest(dir, m3)
+		if sets, _ = backupset.List(root); sets[0].Verified() {
+			t.Fatal("a manifest edited after verification still lists as verified")
+		}
+		backupset.WriteManifest(dir, &keep)
+	}
 	if _, err := Verify(ctx, dir, VerifyOptions{Identities: []age.Identity{id2}}); err != nil {
 		t.Fatal(err)
 	}

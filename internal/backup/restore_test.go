@@ -75,6 +75,18 @@ func TestRestore(t *testing.T) {
 		}
 	})
 
+	t.Run("All", func(t *testing.T) {
+		// An --all set holds postgres, which the throwaway server has too.
+		ares, err := Backup(ctx, e.options("postgres", func(o *Options) { o.All = true; o.Out = t.TempDir() }))
+		if err != nil {
+			t.Fatalf("Backup --all: %v", err)
+		}
+		v, err := Verify(ctx, ares.Dir, VerifyOptions{Identities: ids, RestoreTest: true})
+		if err != nil || !v.OK || len(v.RestoreTest.Mismatches) > 0 {
+			t.Fatalf("Verify --restore-test of an --all set: %v %+v", err, v)
+		}
+	})
+
 	t.Run("Mismatch", func(t *testing.T) {
 		// A bad dump: the manifest (re-signed with the set's key) says a
 		// row more than the archive restores.

@@ -196,7 +196,10 @@ func restoreTest(ctx context.Context, dir string, m *backupset.Manifest, ids []a
 		extra = []string{"--no-owner", "--no-privileges"}
 	}
 	for _, d := range m.Databases {
-		if err := srv.Exec(ctx, "CREATE DATABASE "+quote.Ident(d.Name)+" TEMPLATE template0"); err != nil {
+		// The throwaway server is empty but for its own postgres database,
+		// which an --all set holds too: it is dropped (from template1) so
+		// the dump's database is restored into a fresh one either way.
+		if err := srv.ExecIn(ctx, "template1", "DROP DATABASE IF EXISTS "+quote.Ident(d.Name), "CREATE DATABASE "+quote.Ident(d.Name)+" TEMPLATE template0"); err != nil {
 			return rt, fmt.Errorf("database %q: %w", d.Name, err)
 		}
 		if err := restoreDatabase(ctx, dir, d, ids, t, pgRestore, extra); err != nil {

@@ -46,7 +46,7 @@ func Verify(ctx context.Context, dir string, o VerifyOptions) (*backupset.Verifi
 		say(o.Progress, "%s: key verifies the manifest; reading every file", dir)
 		p.content(m.Databases, true)
 	}
-	v := &backupset.Verification{Format: backupset.Format, Verified: now().UTC(), Files: p.sums}
+	v := &backupset.Verification{Format: backupset.Format, Verified: now().UTC(), Files: p.sums, Manifest: m.Digest()}
 	if len(p.problems) == 0 && o.RestoreTest {
 		if err := ctx.Err(); err != nil {
 			p.fail("restore test: %v", err)
@@ -54,6 +54,11 @@ func Verify(ctx context.Context, dir string, o VerifyOptions) (*backupset.Verifi
 			say(o.Progress, "%s: restore test in a throwaway server", dir)
 			rt, err := restoreTest(ctx, dir, m, o.Identities, o.BinDir)
 			v.RestoreTest = rt
+			if err != nil && rt == nil {
+				// The test could not start (tools, throwaway server): that
+				// says nothing about the set, so its record is left as it was.
+				return nil, &Fault{Set: dir, Problem: "restore test could not run: " + err.Error() + " (the set's verification record is unchanged)", Err: err}
+			}
 			if err != nil {
 				p.fail("restore test: %v", err)
 			}
@@ -63,6 +68,12 @@ func Verify(ctx context.Context, dir string, o VerifyOptions) (*backupset.Verifi
 	v.Problems = p.problems
 	if p.anyKey {
 		v.Sign(p.key)
+	}
+	// An identity that opens none of the files says nothing about the set
+	// either (a wrong key file): an earlier record stays.
+	keep := !p.anyKey && !v.OK
+	if prev, err := backupset.ReadVerification(dir); keep && err == nil && prev != nil {
+		return v, &Fault{Set: dir, Problem: strings.Join(p.problems, "; ") + " (the set's earlier verification record is unchanged)", Err: errors.New("backup set did not verify")}
 	}
 	if fi, err := os.Stat(dir); err == nil && fi.IsDir() {
 		if err := backupset.WriteVerification(dir, v); err != nil {

@@ -155,7 +155,8 @@ type Verification struct {
 	Verified    time.Time         `json:"verified"`
 	OK          bool              `json:"ok"`
 	Problems    []string          `json:"problems,omitempty"`
-	Files       map[string]string `json:"files"` // file name -> sha256 checked
+	Files       map[string]string `json:"files"`    // file name -> sha256 checked
+	Manifest    string            `json:"manifest"` // the manifest checked: its Digest
 	RestoreTest *RestoreTest      `json:"restore_test,omitempty"`
 	MAC         string            `json:"mac"`
 }
@@ -174,6 +175,21 @@ func (m *Manifest) Sign(key [32]byte) { m.MAC = m.mac(key) }
 
 func (m *Manifest) VerifyMAC(key [32]byte) error {
 	return checkMAC("manifest", m.MAC, m.mac(key))
+}
+
+// Digest is the sha256 of the manifest as it stands (MAC included). A
+// verification records the digest of the manifest it checked, so an edit
+// made afterwards un-verifies the set even where no key is at hand (list,
+// prune, the audit).
+func (m *Manifest) Digest() string {
+	c := *m
+	c.Started, c.Finished = c.Started.UTC(), c.Finished.UTC()
+	b, err := json.Marshal(&c)
+	if err != nil {
+		panic(err) // plain structs of strings, numbers and times always marshal
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
 }
 
 func (m *Manifest) mac(key [32]byte) string {
@@ -372,7 +388,7 @@ type Set struct {
 // match. (With a key, callers also check both MACs.)
 func (s Set) Verified() bool {
 	m, v := s.Manifest, s.Verification
-	if m == nil || v == nil || !v.OK || s.Problem != "" || v.Verified.Before(m.Finished) {
+	if m == nil || v == nil || !v.OK || s.Problem != "" || v.Verified.Before(m.Finished) || v.Manifest != m.Digest() {
 		return false
 	}
 	for _, f := range m.AllFiles() {
@@ -524,7 +540,7 @@ func Select(sets []Set, k Keep, now time.Time) []Decision {
 		case verified && k.Last > 0 && r < k.Last:
 			d.Keep, d.Reason = true, fmt.Sprintf("one of the newest %d verified sets", k.Last)
 		case !verified && k.Days == 0 && s.Manifest != nil && (newest < 0 || s.Manifest.Started.After(sets[newest].Manifest.Started)):
-			d.Keep, d.Reason = true, "unverified, newer than the newest verified set (may be awaiting verification)"
+			d.Keep, d.Reason = true, unverifiedKept(s, newest >= 0)
 		case verified:
 			d.Reason = fmt.Sprintf("verified, but not among the newest %d verified sets", k.Last)
 			if k.Days > 0 {
@@ -543,4 +559,23 @@ func Select(sets []Set, k Keep, now time.Time) []Decision {
 		out[i] = d
 	}
 	return out
+}
+
+// unverifiedKept says why an unverified set is kept under --keep-last:
+// one never verified may be awaiting it; one whose verification failed is
+// kept only because nothing verified is newer (retention deletes nothing
+// it cannot replace with a verified set).
+func unverifiedKept(s Set, anyVerified bool) string {
+	than := "no set is verified"
+	if anyVerified {
+		than = "newer than the newest verified set"
+	}
+	switch {
+	case s.Verification == nil:
+		return "never verified (" + than + "; it may be awaiting 'backup verify')"
+	case !s.Verification.OK:
+		return "its verification failed, kept because " + than
+	default:
+		return "changed since its verification, kept because " + than
+	}
 }

@@ -239,7 +239,7 @@ func makeSet(t *testing.T, root, name string, started time.Time, verified bool) 
 		t.Fatal(err)
 	}
 	if verified {
-		v := &Verification{Format: Format, Verified: started.Add(time.Hour), OK: true, Files: map[string]string{fname: hex.EncodeToString(sum[:])}}
+		v := &Verification{Format: Format, Verified: started.Add(time.Hour), OK: true, Manifest: m.Digest(), Files: map[string]string{fname: hex.EncodeToString(sum[:])}}
 		if err := WriteVerification(dir, v); err != nil {
 			t.Fatal(err)
 		}
@@ -387,4 +387,28 @@ func countVerified(sets []Set) int {
 		}
 	}
 	return n
+}
+
+// An edit to manifest.json after verification (a row count, a database
+// dropped from the list) un-verifies the set without any key: the
+// verification names the digest of the manifest it checked.
+func TestEditedManifestIsNotVerified(t *testing.T) {
+	root := t.TempDir()
+	makeSet(t, root, "a", time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), true)
+	sets, err := List(root)
+	if err != nil || len(sets) != 1 || !sets[0].Verified() {
+		t.Fatalf("the fresh set is not verified: %v %+v", err, sets)
+	}
+	m := sets[0].Manifest
+	m.Databases[0].Tables = append(m.Databases[0].Tables, Table{Schema: "public", Name: "t", Rows: 1})
+	if err := WriteManifest(sets[0].Dir, m); err != nil {
+		t.Fatal(err)
+	}
+	sets, err = List(root)
+	if err != nil || len(sets) != 1 {
+		t.Fatal(err)
+	}
+	if sets[0].Verified() {
+		t.Fatal("a manifest edited after verification still counts as verified")
+	}
 }

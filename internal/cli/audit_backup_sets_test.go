@@ -70,7 +70,7 @@ func TestAuditBackupSets(t *testing.T) {
 		if err := backupset.WriteManifest(setDir, m); err != nil {
 			t.Fatal(err)
 		}
-		v := &backupset.Verification{Format: backupset.Format, Verified: finished.Add(time.Minute), OK: true, Files: map[string]string{name: hex.EncodeToString(sum[:])},
+		v := &backupset.Verification{Format: backupset.Format, Verified: finished.Add(time.Minute), OK: true, Manifest: m.Digest(), Files: map[string]string{name: hex.EncodeToString(sum[:])},
 			RestoreTest: &backupset.RestoreTest{ServerVersion: "15", Tables: 1}}
 		v.Sign(mac)
 		if err := backupset.WriteVerification(setDir, v); err != nil {

@@ -193,7 +193,7 @@ func TestBackupEndToEnd(t *testing.T) {
 	faults := []fault{
 		{"truncated file", "app.dump.zst.age is ", id1, spoilDump(func(b []byte) []byte { return b[:len(b)/2] })},
 		{"flipped byte", "app.dump.zst.age: sealedfile", id1, spoilDump(func(b []byte) []byte { b[len(b)-100] ^= 0x01; return b })},
-		{"wrong identity", "no identity in app.dump.zst.age opens it", id2, func(*testing.T, string) {}},
+		{"wrong identity", "none of the given identities opens app.dump.zst.age", id2, func(*testing.T, string) {}},
 		{"manifest edited", "manifest.json was changed after the backup (MAC mismatch)", id1, func(t *testing.T, set string) {
 			p := filepath.Join(set, backupset.ManifestName)
 			b, err := os.ReadFile(p)

@@ -10,7 +10,6 @@ import (
 
 	"github.com/pgaegis/pgaegis/internal/backup"
 	"github.com/pgaegis/pgaegis/internal/backupset"
-	"github.com/pgaegis/pgaegis/internal/conninfo"
 	"github.com/pgaegis/pgaegis/internal/pgclient"
 )
 
@@ -101,7 +100,7 @@ message says which stage).`,
 			}
 		}
 		w := textOut(env)
-		fmt.Fprintf(w, "restored %s into %s\n", esc(dir), esc(conninfo.Describe(cfg)))
+		fmt.Fprintf(w, "restored %s on the server at %s (each database under its own name)\n", esc(dir), esc(fmt.Sprintf("%s:%d", cfg.Host, cfg.Port)))
 		if *globals {
 			fmt.Fprintln(w, "  globals: restored")
 		}

@@ -83,7 +83,10 @@ func Find(name string, serverMajor int) (Tool, error) {
 			continue
 		}
 		seen[real] = true
-		out, err := exec.Command(p, "--version").Output()
+		// Even a version check gets the child environment: no PGPASSWORD.
+		vc := exec.Command(p, "--version")
+		vc.Env = conninfo.ChildEnv()
+		out, err := vc.Output()
 		if err != nil {
 			continue
 		}

@@ -171,6 +171,11 @@ func init() {
 					if s.RestoreTested == nil {
 						continue
 					}
+					if s.VerifyOK && !s.Verified {
+						// Changed since its test (a file truncated or replaced,
+						// the manifest edited): the test was of another set.
+						continue
+					}
 					if len(s.RestoreMismatches) == 0 && s.VerifyOK {
 						if good == nil || s.RestoreTested.After(*good.RestoreTested) {
 							good = s
