@@ -34,17 +34,6 @@ func (p *proof) fail(format string, a ...any) {
 	p.problems = append(p.problems, fmt.Sprintf(format, a...))
 }
 
-func setFiles(m *backupset.Manifest) []backupset.File {
-	var fs []backupset.File
-	if m.Globals != nil {
-		fs = append(fs, *m.Globals)
-	}
-	for _, d := range m.Databases {
-		fs = append(fs, d.Files...)
-	}
-	return fs
-}
-
 // unlock checks names and sizes and finds the set's key: among the keys
 // the files carry, the one that verifies the manifest's MAC. A file
 // carrying another key was not written by this backup.

@@ -41,7 +41,7 @@ func Rekey(ctx context.Context, dir string, identities []age.Identity, recipient
 		return nil, &Fault{Set: dir, Problem: err.Error(), Err: err}
 	}
 	p := &proof{dir: dir, m: m, ids: identities, sums: map[string]string{}}
-	files := setFiles(m)
+	files := m.AllFiles()
 	p.unlock(files)
 	if len(p.problems) > 0 || !p.keyOK {
 		return nil, &Fault{Set: dir, Problem: "rekey refused: " + strings.Join(p.problems, "; ")}

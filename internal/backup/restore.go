@@ -54,7 +54,7 @@ func Restore(ctx context.Context, dir string, o RestoreOptions) error {
 	}
 	// Pass 1: the same checks as Verify, nothing sent to the target.
 	p := &proof{dir: dir, m: m, ids: o.Identities, sums: map[string]string{}}
-	p.unlock(setFiles(m))
+	p.unlock(m.AllFiles())
 	if p.keyOK && len(p.problems) == 0 {
 		say(o.Progress, "%s: checking every file before restoring", dir)
 		p.content(dbs, o.Globals)

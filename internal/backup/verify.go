@@ -41,7 +41,7 @@ func Verify(ctx context.Context, dir string, o VerifyOptions) (*backupset.Verifi
 		return nil, &Fault{Set: dir, Problem: err.Error(), Err: err}
 	}
 	p := &proof{dir: dir, m: m, ids: o.Identities, sums: map[string]string{}}
-	p.unlock(setFiles(m))
+	p.unlock(m.AllFiles())
 	if p.keyOK && len(p.problems) == 0 {
 		say(o.Progress, "%s: key verifies the manifest; reading every file", dir)
 		p.content(m.Databases, true)

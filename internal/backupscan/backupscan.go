@@ -145,14 +145,11 @@ func sets(root string, list func(string) ([]backupset.Set, error)) ([]snapshot.B
 				t := m.Finished
 				bs.Finished = &t
 			}
-			if m.Globals != nil {
-				bs.Files = append(bs.Files, m.Globals.Name)
+			for _, f := range m.AllFiles() {
+				bs.Files = append(bs.Files, f.Name)
 			}
 			for _, db := range m.Databases {
 				bs.Databases = append(bs.Databases, db.Name)
-				for _, f := range db.Files {
-					bs.Files = append(bs.Files, f.Name)
-				}
 			}
 		}
 		if v := s.Verification; v != nil {

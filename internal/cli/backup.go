@@ -209,14 +209,7 @@ func tableRows(tables []backupset.Table) (rows int64) {
 
 // setBytes is the ciphertext size of a set: what it takes on disk.
 func setBytes(m *backupset.Manifest) int64 {
-	var n int64
-	if m.Globals != nil {
-		n += m.Globals.CipherBytes
-	}
-	for _, d := range m.Databases {
-		_, c := fileBytes(d.Files)
-		n += c
-	}
+	_, n := fileBytes(m.AllFiles())
 	return n
 }
 
