@@ -107,3 +107,35 @@ func TestLibpqReadsWhatWeWrite(t *testing.T) {
 		})
 	}
 }
+
+// ORACLE: libpq compares an unescaped ':' inside a field like any other
+// byte until the connection's value is used up, so the role "sink:colon"
+// logs in from a line that does not escape its colon. The fuzz test's
+// reader (libpqPassword) follows this; here the real libpq confirms it.
+func TestLibpqUnescapedColonInField(t *testing.T) {
+	srv := pgtest.Shared(t)
+	ctx := pgtest.Ctx(t)
+	admin := pgtest.Conn(t, srv, "postgres")
+	const role = "sink:colon"
+	admin.Exec(ctx, "DROP ROLE IF EXISTS "+quote.Ident(role))
+	v, err := scram.Verifier([]byte("colonpw"), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.Exec(ctx, "CREATE ROLE "+quote.Ident(role)+" LOGIN PASSWORD "+quote.Literal(v)); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { admin.Exec(context.Background(), "DROP ROLE IF EXISTS "+quote.Ident(role)) })
+	port := strconv.Itoa(srv.Port)
+	line := "127.0.0.1:" + port + ":postgres:sink:colon:colonpw\n"
+	if got, ok := libpqPassword([]byte(line), PgpassEntry{"127.0.0.1", port, "postgres", role}); !ok || got != "colonpw" {
+		t.Fatalf("the fuzz oracle reads %q (%v)", got, ok)
+	}
+	pgpass := filepath.Join(t.TempDir(), "pgpass")
+	if err := os.WriteFile(pgpass, []byte(line), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := psqlWith(t, srv, []string{"PGPASSFILE=" + pgpass}, "-h", "127.0.0.1", "-p", port, "-U", role, "-d", "postgres"); err != nil {
+		t.Errorf("libpq did not read the unescaped line: %v", err)
+	}
+}

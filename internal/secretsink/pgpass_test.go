@@ -107,25 +107,29 @@ func libpqPassword(data []byte, key PgpassEntry) (string, bool) {
 				rest = rest[2:]
 				continue
 			}
-			// Read one field, de-escaping, up to an unescaped ':'.
-			var field strings.Builder
-			i, closed := 0, false
+			// Walk the field against tok as pwdfMatchesString does: '\'
+			// escapes the next byte, and an unescaped ':' ends the field
+			// only once tok is used up; before that it is compared like
+			// any other byte, so user "a:b" matches the field "a:b:".
+			i, j, closed := 0, 0, false
 			for i < len(rest) {
-				ch := rest[i]
-				if ch == '\\' && i+1 < len(rest) {
-					field.WriteByte(rest[i+1])
-					i += 2
-					continue
+				bslash := false
+				if rest[i] == '\\' {
+					i++
+					bslash = true
 				}
-				if ch == ':' {
+				if i < len(rest) && rest[i] == ':' && j == len(tok) && !bslash {
 					closed = true
 					i++
 					break
 				}
-				field.WriteByte(ch)
+				if j == len(tok) || i >= len(rest) || rest[i] != tok[j] {
+					break
+				}
 				i++
+				j++
 			}
-			if !closed || field.String() != tok {
+			if !closed {
 				ok = false
 				break
 			}
