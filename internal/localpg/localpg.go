@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"os/user"
@@ -22,6 +23,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/pgaegis/pgaegis/internal/netns"
 
 	"github.com/pgaegis/pgaegis/internal/conninfo"
 )
@@ -42,6 +45,12 @@ type Options struct {
 	// Init runs after initdb and the Conf/HBA edits, before the first start
 	// (to place certificates, for example).
 	Init func(*Server) error
+	// NetNS, when set, is a network namespace (as `ip netns add` makes
+	// them) the postmaster runs in. Listen may then also name addresses
+	// of the documentation ranges (192.0.2.0/24, 198.51.100.0/24,
+	// 203.0.113.0/24, 2001:db8::/32), which exist only inside the test's
+	// namespaces; the admin connects over the unix socket.
+	NetNS string
 	// Dir, when set, is a persistent cluster directory (for benchmarks
 	// whose catalog takes long to build): initdb runs only when it holds
 	// no cluster yet, a later Start reuses it (Conf, HBA and Init apply
@@ -66,6 +75,7 @@ type Server struct {
 	cmd       *exec.Cmd
 	done      chan error
 	listen    string
+	netns     string
 	keep      bool // Stop leaves Dir (Options.Dir)
 	stopOnce  sync.Once
 }
@@ -89,8 +99,8 @@ func freePortFor(listen string) (int, error) {
 		}
 		free := true
 		for _, a := range strings.Split(listen, ",") {
-			if a == "localhost" || a == "127.0.0.1" {
-				continue
+			if a == "localhost" || a == "127.0.0.1" || documentation(a) {
+				continue // documentation addresses live in a namespace of the test's own
 			}
 			l, err := net.Listen("tcp", net.JoinHostPort(a, strconv.Itoa(port)))
 			if err != nil {
@@ -104,6 +114,28 @@ func freePortFor(listen string) (int, error) {
 		}
 	}
 	return 0, fmt.Errorf("no port free on %s: %v", listen, last)
+}
+
+var docRanges = []netip.Prefix{
+	netip.MustParsePrefix("192.0.2.0/24"),
+	netip.MustParsePrefix("198.51.100.0/24"),
+	netip.MustParsePrefix("203.0.113.0/24"),
+	netip.MustParsePrefix("2001:db8::/32"),
+}
+
+// documentation says a is an address of the ranges kept for examples
+// (RFC 5737, RFC 3849): never routed, so safe inside a test's namespace.
+func documentation(a string) bool {
+	ip, err := netip.ParseAddr(a)
+	if err != nil {
+		return false
+	}
+	for _, r := range docRanges {
+		if r.Contains(ip) {
+			return true
+		}
+	}
+	return false
 }
 
 // bindFailure is the server log's "could not bind" line written since
@@ -140,7 +172,7 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 			return nil, err
 		}
 	}
-	s := &Server{BinDir: bin, AdminUser: o.AdminUser, uid: -1, gid: -1, listen: o.Listen}
+	s := &Server{BinDir: bin, AdminUser: o.AdminUser, uid: -1, gid: -1, listen: o.Listen, netns: o.NetNS}
 	var err error
 	if s.Version, err = BinVersion(bin); err != nil {
 		return nil, err
@@ -150,8 +182,8 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 		s.listen = "127.0.0.1"
 	}
 	for _, a := range strings.Split(s.listen, ",") {
-		if a != "127.0.0.1" && a != "::1" && a != "localhost" {
-			return nil, fmt.Errorf("localpg listens on loopback only, not %q", a)
+		if a != "127.0.0.1" && a != "::1" && a != "localhost" && !(s.netns != "" && documentation(a)) {
+			return nil, fmt.Errorf("localpg listens on loopback only (or, in a test's network namespace, on documentation addresses), not %q", a)
 		}
 	}
 	if s.AdminUser == "" {
@@ -376,14 +408,25 @@ func (s *Server) start(ctx context.Context, wait time.Duration) error {
 		"-c", "listen_addresses="+s.listen,
 		"-c", "unix_socket_directories="+s.SocketDir)
 	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
+	if s.netns != "" {
+		done, err := netns.Start(cmd, s.netns)
 		logf.Close()
-		return err
+		if err != nil {
+			return err
+		}
+		s.cmd = cmd
+		s.done = make(chan error, 1)
+		go func() { s.done <- <-done }()
+	} else {
+		if err := cmd.Start(); err != nil {
+			logf.Close()
+			return err
+		}
+		logf.Close()
+		s.cmd = cmd
+		s.done = make(chan error, 1)
+		go func() { s.done <- cmd.Wait() }()
 	}
-	logf.Close()
-	s.cmd = cmd
-	s.done = make(chan error, 1)
-	go func() { s.done <- cmd.Wait() }()
 	deadline := time.Now().Add(wait)
 	for time.Now().Before(deadline) {
 		select {
@@ -490,6 +533,13 @@ func (s *Server) ConnConfig(database string) *pgx.ConnConfig {
 	cfg, err := pgx.ParseConfig(fmt.Sprintf("host=127.0.0.1 port=%d sslmode=prefer connect_timeout=30", s.Port))
 	if err != nil {
 		panic(err) // the string above is ours and always valid
+	}
+	if s.netns != "" {
+		// 127.0.0.1 here is not the namespace's loopback; the socket
+		// directory is the same file system on both sides.
+		cfg.Host = s.SocketDir
+		cfg.TLSConfig = nil
+		cfg.Fallbacks = nil
 	}
 	cfg.User = s.AdminUser
 	cfg.Password = s.Password
