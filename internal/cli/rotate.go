@@ -555,7 +555,7 @@ Exit codes: 0 rolled back; 2 an error or a refusal.`,
 			}
 			enc := json.NewEncoder(env.Stdout)
 			enc.SetIndent("", "  ")
-			return ExitOK, enc.Encode(map[string]any{"plan_id": r.PlanID, "roles": nz(r.Roles), "files": nz(r.Files), "skipped": nz(r.Skipped)})
+			return ExitOK, enc.Encode(map[string]any{"plan_id": r.PlanID, "roles": nz(r.Roles), "files": nz(r.Files), "removed": nz(r.Removed), "skipped": nz(r.Skipped)})
 		}
 		w := textsafe.NewWriter(env.Stdout)
 		fmt.Fprintf(w, "rotation %s rolled back\n", esc(r.PlanID))
@@ -564,6 +564,9 @@ Exit codes: 0 rolled back; 2 an error or a refusal.`,
 		}
 		for _, file := range r.Files {
 			fmt.Fprintf(w, "  restored %s\n", esc(file))
+		}
+		for _, file := range r.Removed {
+			fmt.Fprintf(w, "  removed %s (the rotation created it)\n", esc(file))
 		}
 		for _, s := range r.Skipped {
 			fmt.Fprintf(w, "  not restored: %s\n", esc(s))

@@ -88,6 +88,10 @@ func rollback(ctx context.Context, adminCfg *pgx.ConnConfig, root, id string) (*
 			res.Skipped = append(res.Skipped, d.Sink+": "+why)
 			continue
 		}
+		if !d.Existed {
+			res.Removed = append(res.Removed, d.Path)
+			continue
+		}
 		res.Files = append(res.Files, d.Path)
 	}
 	var warned []string

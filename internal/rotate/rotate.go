@@ -126,6 +126,7 @@ type RollbackResult struct {
 	PlanID  string
 	Roles   []string // verifiers (and VALID UNTIL, comments) restored
 	Files   []string // destination files restored
+	Removed []string // destination files the rotation created, removed again
 	Skipped []string // destinations not restored and why (changed since, a command)
 }
 

@@ -103,6 +103,9 @@ func TestSingleRotateAndRollback(t *testing.T) {
 	if _, err := os.Stat(secretPath); !os.IsNotExist(err) {
 		t.Errorf("the secret file the rotation created is still there after the rollback: %v (result %+v)", err, rb)
 	}
+	if len(rb.Removed) != 1 || rb.Removed[0] != secretPath || len(rb.Files) != 0 {
+		t.Errorf("the rollback reports files %v removed %v; the created file was removed, not restored", rb.Files, rb.Removed)
+	}
 	if _, err := Rollback(pgtest.Ctx(t), socketAdmin(srv, "postgres"), root, res.PlanID); err == nil || !strings.Contains(err.Error(), "already rolled back") {
 		t.Errorf("second rollback: %v", err)
 	}
