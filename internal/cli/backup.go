@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -427,7 +428,13 @@ func describeSet(s backupset.Set) setLine {
 		l.Verification = "never"
 	case !v.OK:
 		l.Verification = "failed"
-		l.Problems = append(l.Problems, v.Problems...)
+		// A verification that failed on a file the listing also finds
+		// missing says the same thing: say it once.
+		for _, p := range v.Problems {
+			if !slices.Contains(l.Problems, p) {
+				l.Problems = append(l.Problems, p)
+			}
+		}
 	case !l.Verified:
 		// It passed once, but the files no longer are the ones it checked.
 		l.Verification = "stale"

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -325,4 +326,16 @@ func TestBackupEndToEnd(t *testing.T) {
 			t.Fatalf("verify with the old key: exit %d: %s%s; want exit 2", code, out, errs)
 		}
 	})
+}
+
+// A failed verification that names the problem the listing also found
+// (a missing file) shows it once in the PROBLEMS column.
+func TestDescribeSetSaysEachProblemOnce(t *testing.T) {
+	s := backupset.Set{Dir: "/b/set1", Problem: "db-app.dump.zst.age is missing",
+		Verification: &backupset.Verification{OK: false, Problems: []string{"db-app.dump.zst.age is missing", "globals.sql.zst.age: sha256 differs"}}}
+	got := describeSet(s).Problems
+	want := []string{"db-app.dump.zst.age is missing", "globals.sql.zst.age: sha256 differs"}
+	if !slices.Equal(got, want) {
+		t.Errorf("problems %q, want %q", got, want)
+	}
 }
