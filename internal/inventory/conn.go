@@ -62,7 +62,7 @@ const maxPasswordFile = 64 << 10
 // passfile, the service file), then the password_env variable is read or
 // the password_file opened (refused unless mode 0600 or stricter). Call
 // it when connecting, and drop the result afterwards.
-func (s *Server) ConnConfig() (*Conn, error) {
+func (s Server) ConnConfig() (*Conn, error) {
 	if s.PassFile != "" {
 		// pgx, unlike libpq, ignores a passfile open to others, and any
 		// missing one silently: a named passfile must be there and private.

@@ -15,7 +15,7 @@ import (
 var update = flag.Bool("update", false, "rewrite the golden files under testdata")
 
 // isolate keeps the caller's PG* variables and ~/.pgpass out of a test.
-func isolate(t *testing.T) {
+func isolate(t testing.TB) {
 	t.Helper()
 	for _, kv := range os.Environ() {
 		if k, _, _ := strings.Cut(kv, "="); strings.HasPrefix(k, "PG") {

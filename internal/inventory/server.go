@@ -210,7 +210,7 @@ func (l *loader) checkConninfo(path string, n *yaml.Node, s string) bool {
 // validate parses the connection settings the way a scan will, so a bad
 // string is reported at load time and not in the middle of a fleet scan.
 // Environment-variable and password-file passwords are not read here.
-func (s *Server) validate() error {
+func (s Server) validate() error {
 	dsn, err := s.dsn()
 	if err != nil {
 		return err
@@ -226,7 +226,7 @@ func isURI(s string) bool {
 // dsn is the connection string with the inventory's service, service
 // file and passfile added (after the string's own: they win, as a later
 // libpq keyword does).
-func (s *Server) dsn() (string, error) {
+func (s Server) dsn() (string, error) {
 	extra := [][2]string{{"service", s.Service}, {"servicefile", s.ServiceFile}, {"passfile", s.PassFile}}
 	if isURI(s.Conninfo) {
 		u, err := url.Parse(s.Conninfo)
