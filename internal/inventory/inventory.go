@@ -50,7 +50,7 @@ const (
 func Load(path string) (*Inventory, error) { return load(path, "") }
 
 func load(path, root string) (*Inventory, error) {
-	l := &loader{root: root, waivers: map[string]*waiver.File{}, names: map[string]Pos{}}
+	l := &loader{root: root, waivers: map[string]*waiver.File{}, names: map[string]Pos{}, read: map[string]Pos{}}
 	inv := &Inventory{Path: path, Concurrency: DefaultConcurrency}
 	l.inv = inv
 	l.file(path, defaults{}, nil, Pos{})
@@ -71,6 +71,7 @@ type loader struct {
 	errs    errs
 	waivers map[string]*waiver.File // by resolved path, loaded once
 	names   map[string]Pos          // server name -> where defined
+	read    map[string]Pos          // files read -> the include naming them
 }
 
 // defaults are the settings a file's servers inherit; set tells which
@@ -117,11 +118,17 @@ func (l *loader) file(path string, inherited defaults, stack []string, from Pos)
 			return
 		}
 	}
+	if first, again := l.read[abs]; again {
+		// Two globs matching one file would list its servers twice.
+		l.errs.add(from, "%s is already included (by %s)", path, first)
+		return
+	}
 	if len(stack) >= maxIncludeDepth {
 		l.errs.add(from, "includes nested more than %d deep", maxIncludeDepth)
 		return
 	}
 	stack = append(stack, abs)
+	l.read[abs] = from
 	data, err := safefile.ReadConfig(path)
 	if err != nil {
 		if from.File == "" {

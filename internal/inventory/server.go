@@ -123,20 +123,11 @@ func (l *loader) server(path, dir string, n *yaml.Node, d defaults) {
 			*dst, bad = p, bad || !ok
 		}
 	}
-	// The password file is read at scan time only (it may be mounted
-	// later, or rotated): here it is only resolved.
-	if s, v := str("password_file"); v != nil && s != "" {
-		p, ok := l.resolve(path, v, dir, s)
-		base.PasswordFile, bad = p, bad || !ok
-	}
-	if s, v := str("password_env"); v != nil && s != "" {
-		if !envNameRE.MatchString(s) {
-			// The value may be a pasted password: never show it.
-			l.errs.add(posOf(path, v), "password_env names an environment variable (letters, digits, _), and this is not one: the password itself does not belong here")
-			bad = true
-		}
-		base.PasswordEnv = s
-	}
+	// Both may use for: variables (password_env: SHARD_{n}_PW), so they
+	// are checked per generated server below. The password file is read
+	// at scan time only (it may be mounted later, or rotated).
+	pwFileT, pwFileN := str("password_file")
+	pwEnvT, pwEnvN := str("password_env")
 	if m["password_env"] != nil && m["password_file"] != nil {
 		l.errs.add(posOf(path, m["password_file"]), "password_env and password_file both given: choose one")
 		bad = true
@@ -177,6 +168,21 @@ func (l *loader) server(path, dir string, n *yaml.Node, d defaults) {
 				return
 			}
 		}
+		if pwEnvN != nil {
+			s.PasswordEnv = subst(pwEnvT, c)
+			if !envNameRE.MatchString(s.PasswordEnv) {
+				// The value may be a pasted password: never show it.
+				l.errs.add(posOf(path, pwEnvN), "password_env names an environment variable (letters, digits, _), and this is not one: the password itself does not belong here")
+				return
+			}
+		}
+		if pwFileN != nil {
+			p, ok := l.resolve(path, pwFileN, dir, subst(pwFileT, c))
+			if !ok {
+				return
+			}
+			s.PasswordFile = p
+		}
 		s.Conninfo, s.Service = subst(connT, c), subst(svcT, c)
 		if connN != nil && !l.checkConninfo(path, connN, s.Conninfo) {
 			return
@@ -200,11 +206,33 @@ func (l *loader) checkConninfo(path string, n *yaml.Node, s string) bool {
 		l.errs.add(posOf(path, n), "conninfo is neither a postgres:// URI nor key=value settings (host=db1 dbname=app); for a service write service: NAME")
 		return false
 	}
-	if len(conninfo.SecretSpans(s)) > 0 {
+	if len(conninfo.SecretSpans(s)) > 0 || uriHasPassword(s) {
 		l.errs.add(posOf(path, n), "inline password in conninfo refused (value not shown): reference it with password_env, password_file, a passfile or a service file")
 		return false
 	}
 	return true
+}
+
+// uriHasPassword catches what the textual scan cannot: a query key
+// written with percent-escapes (pass%77ord=), which libpq and pgx decode.
+func uriHasPassword(s string) bool {
+	if !isURI(s) {
+		return false
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return false // refused as a bad URI by validate
+	}
+	if _, set := u.User.Password(); set {
+		return true
+	}
+	q, _ := url.ParseQuery(u.RawQuery)
+	for k := range q {
+		if strings.HasSuffix(strings.ToLower(k), "password") {
+			return true
+		}
+	}
+	return false
 }
 
 // validate parses the connection settings the way a scan will, so a bad
@@ -298,6 +326,10 @@ func (l *loader) labelsWith(path string, n *yaml.Node, out map[string]string, va
 		k, v := n.Content[i], n.Content[i+1]
 		if k.Kind != yaml.ScalarNode || !labelRE.MatchString(k.Value) || strings.HasPrefix(k.Value, "__") {
 			l.errs.add(posOf(path, k), "label name %q: use lower-case letters, digits and _ (at most 63, not starting with a digit or __)", k.Value)
+			return nil
+		}
+		if inlineSecretKeys[k.Value] {
+			l.errs.add(posOf(path, k), "a label named %q would put a secret into every report and metric: passwords are referenced with password_env or password_file", k.Value)
 			return nil
 		}
 		if line, dup := seen[k.Value]; dup {
