@@ -70,6 +70,9 @@ func (s Server) ConnConfig() (*Conn, error) {
 			return nil, fmt.Errorf("server %s: %v", s.Name, err)
 		}
 	}
+	if err := checkConnFiles(s.Conninfo); err != nil {
+		return nil, fmt.Errorf("server %s: conninfo: %v", s.Name, err)
+	}
 	dsn, err := s.dsn()
 	if err != nil {
 		return nil, fmt.Errorf("server %s: %v", s.Name, err)

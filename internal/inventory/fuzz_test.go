@@ -91,3 +91,11 @@ func BenchmarkLoad500(b *testing.B) {
 		}
 	}
 }
+
+// FuzzConnSettings: the key=value reader never panics and never loops.
+func FuzzConnSettings(f *testing.F) {
+	for _, s := range []string{"host=a port=5 passfile='/x y\\'z'", "a='", "=", "k = v\\", "postgresql://h/d?sslkey=/k&sslkey=/j", "x\\"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) { connSettings(s) })
+}

@@ -210,6 +210,10 @@ func (l *loader) checkConninfo(path string, n *yaml.Node, s string) bool {
 		l.errs.add(posOf(path, n), "inline password in conninfo refused (value not shown): reference it with password_env, password_file, a passfile or a service file")
 		return false
 	}
+	if err := checkConnFiles(s); err != nil {
+		l.errs.add(posOf(path, n), "conninfo: %v", err)
+		return false
+	}
 	return true
 }
 
