@@ -17,7 +17,8 @@ import (
 
 // Conn is a server's resolved connection configuration. It holds the
 // password, so it prints (String, %v, %+v, %#v, slog, JSON) as where it
-// connects and where the password came from, never the password.
+// connects and where the password came from, never the password. Config
+// itself is pgx's and prints everything: pass it to pgx, never to a log.
 type Conn struct {
 	Config *pgx.ConnConfig
 	// PasswordFrom says where the password came from: "password_env

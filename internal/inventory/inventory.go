@@ -33,6 +33,16 @@ type Inventory struct {
 	Servers     []Server
 }
 
+// Lookup returns the server of that name.
+func (inv *Inventory) Lookup(name string) (Server, bool) {
+	for _, s := range inv.Servers {
+		if s.Name == name {
+			return s, true
+		}
+	}
+	return Server{}, false
+}
+
 // Defaults that apply when neither the server nor any defaults: say.
 const (
 	DefaultConcurrency = 4
@@ -74,8 +84,8 @@ type loader struct {
 	read    map[string]Pos          // files read -> the include naming them
 }
 
-// defaults are the settings a file's servers inherit; set tells which
-// were given (a zero value is not "not given" for every key).
+// defaults are the settings a file's servers inherit; a zero value is
+// "not given" (every key's meaningful values are non-zero).
 type defaults struct {
 	labels         map[string]string
 	profile        string

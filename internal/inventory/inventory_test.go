@@ -195,3 +195,26 @@ func TestErrorsAreCapped(t *testing.T) {
 		t.Fatalf("got %d errors, want %d", len(list), maxErrors)
 	}
 }
+
+func TestHomeAndLookup(t *testing.T) {
+	isolate(t) // HOME is a fresh directory
+	home, _ := os.UserHomeDir()
+	os.WriteFile(filepath.Join(home, "fleet.pgpass"), []byte("*:*:*:*:x\n"), 0o600)
+	p := filepath.Join(t.TempDir(), "inv.yaml")
+	os.WriteFile(p, []byte("servers:\n  - name: db1\n    conninfo: host=db1\n    passfile: ~/fleet.pgpass\n    password_file: ~/db1.pw\n"), 0o644)
+	inv, err := Load(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, ok := inv.Lookup("db1")
+	if !ok || s.PassFile != filepath.Join(home, "fleet.pgpass") || s.PasswordFile != filepath.Join(home, "db1.pw") {
+		t.Errorf("%v %+v", ok, s)
+	}
+	if _, ok := inv.Lookup("db2"); ok {
+		t.Error("db2 found")
+	}
+	// The password file is not needed to load, only to connect.
+	if _, err := s.ConnConfig(); err == nil || !strings.Contains(err.Error(), "server db1: password_file: "+home+"/db1.pw: no such file") {
+		t.Errorf("missing password file: %v", err)
+	}
+}
