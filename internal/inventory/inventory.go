@@ -223,7 +223,8 @@ func hasGlobMeta(s string) bool { return strings.ContainsAny(s, "*?[") }
 // parse reads one YAML document into a node tree.
 func (l *loader) parse(path string, data []byte) (root *yaml.Node, ok bool) {
 	if err := safeParse(data, &root); err != nil {
-		l.errs.add(yamlErrPos(path, err), "%s", yamlErrMsg(err))
+		pos := yamlErrPos(path, err)
+		l.errs.add(pos, "%s%s", yamlErrMsg(err), starHint(data, pos.Line))
 		return nil, false
 	}
 	if root == nil {
@@ -278,6 +279,18 @@ func yamlErrMsg(err error) string {
 		return "YAML: " + m[2]
 	}
 	return "YAML: " + strings.TrimPrefix(err.Error(), "yaml: ")
+}
+
+var starValueRE = regexp.MustCompile(`^\s*(- +)?[A-Za-z_]+: +\*`)
+
+// starHint explains the usual cause of a YAML error on a line like
+// "schedule: */15 * * * *": YAML reads a leading * as an alias.
+func starHint(data []byte, line int) string {
+	lines := bytes.Split(data, []byte("\n"))
+	if line < 1 || line > len(lines) || !starValueRE.Match(lines[line-1]) {
+		return ""
+	}
+	return ` (YAML reads a value starting with * as an alias: quote it, schedule: "*/15 * * * *")`
 }
 
 // noAliases refuses anchors and aliases: defaults: does their job, and a

@@ -76,6 +76,9 @@ func (l *loader) server(path, dir string, n *yaml.Node, d defaults) {
 		l.errs.add(posOf(path, n), "a server without a name (name: is required, and unique)")
 		return
 	}
+	if bad {
+		return // the name's own error is enough
+	}
 	combos := []map[string]string{{}}
 	if v := m["for"]; v != nil {
 		var ok bool
