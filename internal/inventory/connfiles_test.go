@@ -57,3 +57,29 @@ func TestConnFilesInConninfo(t *testing.T) {
 		}
 	}
 }
+
+// TestInlinePasswordForms: every way libpq or pgx would take a password
+// from the string is refused, and the value never shows.
+func TestInlinePasswordForms(t *testing.T) {
+	isolate(t)
+	dir := t.TempDir()
+	for _, conn := range []string{
+		"host=db1 password=Sekr1tValue",
+		"host=db1 password = 'Sekr1t Value'",
+		"host=db1 PASSWORD=Sekr1tValue",
+		"host=db1 sslpassword=Sekr1tValue",
+		"postgresql://app:Sekr1tValue@db1/app",
+		"postgres://app:@db1/app",
+		"postgresql://app@db1/app?password=Sekr1tValue",
+		"postgresql://app@db1/app?sslmode=require&sslpassword=Sekr1tValue",
+		"postgresql://app@db1/app?pass%77ord=Sekr1tValue",
+		"postgresql://app@db1/app?PassWord=Sekr1tValue",
+	} {
+		p := filepath.Join(dir, "inv.yaml")
+		os.WriteFile(p, []byte("servers:\n  - name: db1\n    conninfo: \""+conn+"\"\n"), 0o644)
+		_, err := Load(p)
+		if err == nil || !strings.Contains(err.Error(), "inv.yaml:3:15: inline password in conninfo refused") || strings.Contains(err.Error(), "Sekr1t") {
+			t.Errorf("%q: %v", conn, err)
+		}
+	}
+}

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // FuzzLoad: random bytes and mutated inventories load or fail with
@@ -23,6 +25,9 @@ func FuzzLoad(f *testing.F) {
 	}
 	f.Add([]byte("servers: [{name: a, conninfo: 'host=x', for: {n: 1..3}}]"))
 	f.Add([]byte("\x00\xff{[&a *a"))
+	f.Add([]byte("servers: [{name: a, conninfo: 'postgresql://u@h/d?pass%77ord=x'}]"))
+	f.Add([]byte("servers: [{name: a, conninfo: \"host=h password = 'x y'\"}]"))
+	isolate(f)
 	dir := f.TempDir()
 	os.WriteFile(filepath.Join(dir, "w.yaml"), []byte("waivers: []\n"), 0o644)
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -38,6 +43,15 @@ func FuzzLoad(f *testing.F) {
 			for _, s := range inv.Servers {
 				if s.Name == "" || (s.Conninfo == "" && s.Service == "") {
 					t.Fatalf("incomplete server %+v", s)
+				}
+				// No PG* variables and no pgpass here: a password pgx finds
+				// came from the inventory itself, which must have been refused.
+				dsn, err := s.dsn()
+				if err != nil {
+					continue
+				}
+				if cfg, err := pgx.ParseConfig(dsn); err == nil && cfg.Password != "" {
+					t.Fatalf("server %s: an inline password was accepted", s.Name)
 				}
 			}
 			return
