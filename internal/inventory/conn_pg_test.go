@@ -115,6 +115,14 @@ servers:
 	if v, ok := os.LookupEnv("PGPASSWORD"); ok || v != "" {
 		t.Error("PGPASSWORD is set")
 	}
+	// Nothing of it reached argv, where every user of the host can read it.
+	if argv, err := os.ReadFile("/proc/self/cmdline"); err == nil {
+		for _, p := range pw {
+			if strings.Contains(string(argv), p) {
+				t.Error("a password is in argv")
+			}
+		}
+	}
 
 	byName := map[string]Server{}
 	for _, s := range loaded.Servers {
