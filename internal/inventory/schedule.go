@@ -162,17 +162,31 @@ func fieldValue(s string, lo, hi int, names []string) (int, error) {
 	return v, nil
 }
 
-// String is the schedule as written.
-func (s *Schedule) String() string { return s.spec }
+// String is the schedule as written ("" for none).
+func (s *Schedule) String() string {
+	if s == nil {
+		return ""
+	}
+	return s.spec
+}
 
 // Every is the interval of an "every D" schedule, else 0.
-func (s *Schedule) Every() time.Duration { return s.every }
+func (s *Schedule) Every() time.Duration {
+	if s == nil {
+		return 0
+	}
+	return s.every
+}
 
 // Next returns the first time strictly after t (in UTC, whole minutes)
 // when the schedule fires. "every D" fires at the multiples of D since
 // the Unix epoch, so every scheduler computes the same times whenever it
-// starts. The zero time means never (not possible for a parsed schedule).
+// starts. The zero time means never: a nil schedule (a server scanned
+// only when asked); a parsed one always fires.
 func (s *Schedule) Next(t time.Time) time.Time {
+	if s == nil {
+		return time.Time{}
+	}
 	t = t.UTC()
 	if s.every > 0 {
 		d := int64(s.every / time.Second)

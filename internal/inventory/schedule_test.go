@@ -86,6 +86,13 @@ func TestScheduleNextZoneAndSeconds(t *testing.T) {
 	}
 }
 
+func TestScheduleNil(t *testing.T) {
+	var s *Schedule // a server without schedule:
+	if !s.Next(utc("2026-05-01 00:00")).IsZero() || s.String() != "" || s.Every() != 0 {
+		t.Error("a nil schedule fires")
+	}
+}
+
 func TestScheduleErrors(t *testing.T) {
 	for _, tc := range []struct{ spec, want string }{
 		{"", `want 5 cron fields`},
