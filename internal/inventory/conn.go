@@ -2,6 +2,7 @@ package inventory
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -47,9 +48,7 @@ func (c *Conn) Format(f fmt.State, _ rune) { io.WriteString(f, c.String()) }
 func (c *Conn) LogValue() slog.Value { return slog.StringValue(c.String()) }
 
 // MarshalJSON writes the description, not the configuration.
-func (c *Conn) MarshalJSON() ([]byte, error) {
-	return []byte(fmt.Sprintf("%q", c.String())), nil
-}
+func (c *Conn) MarshalJSON() ([]byte, error) { return json.Marshal(c.String()) }
 
 // Secrets are the strings to redact from anything printed about this
 // connection (its error messages included).
