@@ -27,28 +27,29 @@ type Prefix struct {
 	ClientBeforeHost bool
 }
 
-// pyEscape escapes literal text for a Python regular expression: every
-// character that is not a letter, digit or underscore gets a backslash
-// except space (Python's re.escape), and fail2ban's own <TAG> and %(name)s
-// interpolation are defused.
+// pyEscape escapes literal text for a Python regular expression: its
+// metacharacters get a backslash, < and > become classes so fail2ban's
+// <TAG> substitution never sees a tag in them, and % is doubled for
+// fail2ban's %(name)s interpolation.
 func pyEscape(s string) string {
 	var b strings.Builder
 	for _, r := range s {
-		switch {
-		case r == '%':
-			// fail2ban's config reader interpolates %(x)s: a literal % is %%.
+		switch r {
+		case '%':
 			b.WriteString(`%%`)
-		case r == '\n':
+		case '\n':
 			b.WriteString(`\n`)
-		case r == '\t':
+		case '\t':
 			b.WriteString(`\t`)
-		case r == ' ' || r == '_' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z':
-			b.WriteRune(r)
-		case r < 0x80:
+		case '<':
+			b.WriteString(`[<]`)
+		case '>':
+			b.WriteString(`[>]`)
+		case '.', '^', '$', '*', '+', '?', '{', '}', '[', ']', '\\', '|', '(', ')', '-', '#':
 			b.WriteByte('\\')
 			b.WriteRune(r)
 		default:
-			b.WriteRune(r) // non-ASCII stands for itself
+			b.WriteRune(r)
 		}
 	}
 	return b.String()
@@ -74,8 +75,9 @@ var escapes = map[byte]string{
 	'i': `[^\n]*?`,                            // command tag (ps display)
 	'Q': `-?\d+`,                              // query id
 	'L': `\S*`,                                // local address (PG 17+)
-	'h': `(?:<HOST>|\[local\])`,               // remote host
-	'r': `(?:<HOST>\(\d+\)|\[local\])`,
+	// The remote host: a socket's "[local]" has no address to ban.
+	'h': `<HOST>`,
+	'r': `<HOST>\(\d+\)`,
 	'm': `\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} \S+`,
 	't': `\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \S+`,
 	'n': `\d+\.\d{3}`,
