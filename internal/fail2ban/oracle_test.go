@@ -2,6 +2,7 @@ package fail2ban_test
 
 import (
 	"context"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -84,72 +85,119 @@ func settings(t *testing.T, ctx context.Context, srv *localpg.Server) fail2ban.S
 func TestFilterOnRealLogs(t *testing.T) {
 	f2b := fail2banRegex(t)
 	cases := []struct {
-		name, prefix, dest string
-		minMajor           int
+		name, prefix, dest, want string
+		minMajor                 int
 	}{
-		{"debian-default-plus-host", "%m [%p] %q%u@%d %h ", "stderr", 0},
-		{"pgbadger-style", "%t [%p]: [%l-1] user=%u,db=%d,app=%a,client=%h ", "stderr", 0},
-		{"remote-port", "%m [%p] %r ", "stderr", 0},
-		{"epoch", "%n %h %u ", "stderr", 0},
-		{"padded-and-literals", "%-10u|%5p|(%e) %% %h%q [%c] %x %v %b ", "stderr", 0},
-		{"no-timestamp", "[%p] %h ", "stderr", 0},
-		{"csvlog", "%m [%p] ", "csvlog", 0},
-		{"jsonlog", "%m [%p] ", "jsonlog", 15},
+		{"debian-default-plus-host", "%m [%p] %q%u@%d %h ", "stderr", "stderr", 0},
+		{"pgbadger-style", "%t [%p]: [%l-1] user=%u,db=%d,app=%a,client=%h ", "stderr", "stderr", 0},
+		{"remote-port", "%m [%p] %r ", "stderr", "stderr", 0},
+		{"epoch", "%n %h %u ", "stderr", "stderr", 0},
+		{"padded-and-literals", "%-10u|%5p|(%e) %% %h%q [%c] %x %v %b ", "stderr", "stderr", 0},
+		{"no-timestamp", "[%p] %h ", "stderr", "stderr", 0},
+		{"csvlog", "%m [%p] ", "csvlog", "csvlog", 0},
+		// Debian's default prefix has no host: with csvlog beside it the
+		// filter reads the csv file, which always has the address.
+		{"debian-default-with-csvlog", "%m [%p] %q%u@%d ", "stderr,csvlog", "csvlog", 0},
+		{"jsonlog", "%m [%p] ", "jsonlog", "jsonlog", 15},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			srv := startLogging(t, tc.prefix, tc.dest, tc.minMajor)
+			srv := startLogging(t, 0, tc.prefix, tc.dest, tc.minMajor)
 			ctx := pgtest.Ctx(t)
 			s := settings(t, ctx, srv)
-			cfg, err := fail2ban.Build(s, fail2ban.Defaults())
-			if err != nil {
-				t.Fatalf("Build: %v", err)
-			}
-			if cfg.Filter.Destination != tc.dest {
-				t.Fatalf("filter reads %s, want %s", cfg.Filter.Destination, tc.dest)
-			}
 			failures := login(t, ctx, srv)
-			logFile := waitForFailures(t, cfg.LogPath, failures, tc.dest)
-			filter := filepath.Join(t.TempDir(), "filter.conf")
-			if err := os.WriteFile(filter, []byte(cfg.Filter.Text), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			out, err := exec.Command(f2b, "--out", "ip", logFile, filter).CombinedOutput()
-			if err != nil {
-				t.Fatalf("fail2ban-regex: %v\n%s\nfilter:\n%s", err, out, cfg.Filter.Text)
-			}
-			ips := strings.Fields(string(out))
-			if len(ips) != failures {
-				log, _ := os.ReadFile(logFile)
-				t.Fatalf("fail2ban-regex matched %d lines (%v), want the %d failures\nfilter:\n%s\nlog:\n%s", len(ips), ips, failures, cfg.Filter.Text, log)
-			}
-			for _, ip := range ips {
-				if ip != "127.0.0.1" {
-					t.Errorf("matched host %q, want 127.0.0.1", ip)
-				}
-			}
-			// The matched lines are the FATAL ones, never a successful
-			// login's (log_connections writes "connection authorized").
-			msgs, err := exec.Command(f2b, "--out", "msg", logFile, filter).CombinedOutput()
-			if err != nil {
-				t.Fatalf("fail2ban-regex --out msg: %v\n%s", err, msgs)
-			}
-			if strings.Contains(string(msgs), "connection authorized") || strings.Contains(string(msgs), "authorized") {
-				t.Errorf("a successful login matched:\n%s", msgs)
-			}
+			checkFilter(t, f2b, s, tc.want, failures)
 		})
 	}
 }
 
+// ORACLE: on every major (CI has 13 to 18), one server writes stderr,
+// csvlog and (15+) jsonlog at once, and each destination's filter matches
+// that major's messages and columns.
+func TestFilterEachMajor(t *testing.T) {
+	f2b := fail2banRegex(t)
+	pgtest.EachMajor(t, func(t *testing.T, major int) {
+		dests := "stderr,csvlog"
+		if major >= 15 {
+			dests += ",jsonlog"
+		}
+		srv := startLogging(t, major, "%m [%p] %q%u@%d %h ", dests, 0)
+		ctx := pgtest.Ctx(t)
+		s := settings(t, ctx, srv)
+		failures := login(t, ctx, srv)
+		for _, d := range strings.Split(dests, ",") {
+			s.LogDestination = d
+			checkFilter(t, f2b, s, d, failures)
+		}
+	})
+}
+
+// ORACLE: the server's own settings with Debian's default prefix and a
+// stderr log: refused, naming the prefix to set.
+func TestRealServerWithoutHostRefused(t *testing.T) {
+	srv := startLogging(t, 0, "%m [%p] %q%u@%d ", "stderr", 0)
+	s := settings(t, pgtest.Ctx(t), srv)
+	_, err := fail2ban.Build(s, fail2ban.Defaults())
+	var nh *fail2ban.NoHostError
+	if !errors.As(err, &nh) || !strings.Contains(err.Error(), fail2ban.RecommendedPrefix) {
+		t.Fatalf("Build = %v, want the refusal", err)
+	}
+}
+
+// checkFilter builds the files for s, finds the log the jail follows and
+// runs fail2ban-regex on it.
+func checkFilter(t *testing.T, f2b string, s fail2ban.Settings, want string, failures int) {
+	t.Helper()
+	cfg, err := fail2ban.Build(s, fail2ban.Defaults())
+	if err != nil {
+		t.Fatalf("Build: %v", err)
+	}
+	if cfg.Filter.Destination != want {
+		t.Fatalf("filter reads %s, want %s", cfg.Filter.Destination, want)
+	}
+	logFile := waitForFailures(t, cfg.LogPath, failures, want)
+	filter := filepath.Join(t.TempDir(), "filter.conf")
+	if err := os.WriteFile(filter, []byte(cfg.Filter.Text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(f2b, "--out", "ip", logFile, filter).CombinedOutput()
+	if err != nil {
+		t.Fatalf("fail2ban-regex: %v\n%s\nfilter:\n%s", err, out, cfg.Filter.Text)
+	}
+	ips := strings.Fields(string(out))
+	if len(ips) != failures {
+		log, _ := os.ReadFile(logFile)
+		t.Fatalf("%s: fail2ban-regex matched %d lines (%v), want the %d failures\nfilter:\n%s\nlog:\n%s", want, len(ips), ips, failures, cfg.Filter.Text, log)
+	}
+	for _, ip := range ips {
+		if ip != "127.0.0.1" {
+			t.Errorf("%s: matched host %q, want 127.0.0.1", want, ip)
+		}
+	}
+	// The matched lines are the FATAL ones, never a successful login's
+	// (log_connections writes "connection authorized").
+	msgs, err := exec.Command(f2b, "--out", "msg", logFile, filter).CombinedOutput()
+	if err != nil {
+		t.Fatalf("fail2ban-regex --out msg: %v\n%s", err, msgs)
+	}
+	if strings.Contains(string(msgs), "authorized") || strings.Contains(string(msgs), "authenticated") {
+		t.Errorf("%s: a successful login matched:\n%s", want, msgs)
+	}
+}
+
 // startLogging starts a server logging to files under its data directory.
-func startLogging(t *testing.T, prefix, dest string, minMajor int) *localpg.Server {
+func startLogging(t *testing.T, major int, prefix, dest string, minMajor int) *localpg.Server {
 	conf := []string{
 		"logging_collector = on", "log_directory = 'log'", "log_connections = on", "lc_messages = 'C'",
 		"log_timezone = 'UTC'", "log_file_mode = 0644", "log_destination = '" + dest + "'",
 		"log_line_prefix = '" + strings.ReplaceAll(prefix, "'", "''") + "'",
 		"password_encryption = 'scram-sha-256'",
 	}
-	srv := pgtest.Start(t, localpg.Options{Conf: conf, HBA: hba})
+	o := localpg.Options{Conf: conf, HBA: hba}
+	if major != 0 {
+		o.Version = strconv.Itoa(major)
+	}
+	srv := pgtest.Start(t, o)
 	if srv.Major < minMajor {
 		t.Skipf("%s needs PostgreSQL %d+, this is %d", dest, minMajor, srv.Major)
 	}
@@ -193,7 +241,7 @@ func waitForFailures(t *testing.T, glob string, want int, dest string) string {
 		if len(files) == 1 {
 			data, _ := os.ReadFile(files[0])
 			n := strings.Count(string(data), "FATAL")
-			if dest == "csvlog" || dest == "jsonlog" {
+			if dest != "stderr" {
 				n = strings.Count(string(data), `28P01`) + strings.Count(string(data), `28000`)
 			}
 			if n >= want {
