@@ -48,19 +48,30 @@ func TestFail2banWriteAndRollback(t *testing.T) {
 			t.Fatalf("%s: %v %v", p, st, err)
 		}
 	}
+	// ORACLE: fail2ban's own reader, over a copy of the host's stock
+	// configuration (jail.conf's [DEFAULT] turns banaction into the
+	// action), loads the jail with its action and the server's log file.
 	if client, err := exec.LookPath("fail2ban-client"); err == nil {
-		// fail2ban-client -t reads the whole configuration under -c.
-		os.WriteFile(filepath.Join(dir, "fail2ban.conf"), []byte("[Definition]\nloglevel = INFO\nlogtarget = STDERR\n"), 0o644)
-		os.WriteFile(filepath.Join(dir, "jail.conf"), []byte("[DEFAULT]\nbanaction = iptables-multiport\n"), 0o644)
-		os.MkdirAll(filepath.Join(dir, "action.d"), 0o755)
-		for _, a := range []string{"iptables-multiport.conf", "iptables.conf", "nftables-multiport.conf", "nftables.conf"} {
-			if b, err := os.ReadFile(filepath.Join("/etc/fail2ban/action.d", a)); err == nil {
-				os.WriteFile(filepath.Join(dir, "action.d", a), b, 0o644)
+		if _, err := os.Stat("/etc/fail2ban/jail.conf"); err == nil {
+			stock := t.TempDir()
+			if out, err := exec.Command("cp", "-r", "/etc/fail2ban/.", stock).CombinedOutput(); err != nil {
+				t.Fatalf("cp: %v %s", err, out)
 			}
-		}
-		os.MkdirAll(filepath.Join(srv.DataDir, "log"), 0o755) // the glob must name a file for -t
-		if out, err := exec.Command(client, "-c", dir, "-t").CombinedOutput(); err != nil {
-			t.Errorf("fail2ban-client -t: %v\n%s", err, out)
+			fp := filepath.Join("filter.d", fail2ban.Name+".conf")
+			jp := filepath.Join("jail.d", fail2ban.Name+".local")
+			for _, f := range []string{fp, jp} {
+				b, _ := os.ReadFile(filepath.Join(dir, f))
+				os.WriteFile(filepath.Join(stock, f), b, 0o644)
+			}
+			out, err := exec.Command(client, "-c", stock, "-d").CombinedOutput()
+			if err != nil {
+				t.Fatalf("fail2ban-client -d: %v\n%s", err, out)
+			}
+			for _, want := range []string{"['add', '" + fail2ban.Name + "', 'auto']", "'addaction', 'nftables-multiport'", "'addlogpath', '" + filepath.Join(srv.DataDir, "log") + "/postgresql-"} {
+				if !strings.Contains(string(out), want) && !strings.Contains(string(out), strings.Replace(want, "nftables", "iptables", 1)) {
+					t.Errorf("fail2ban-client -d lacks %s", want)
+				}
+			}
 		}
 	}
 	// The second write replaces our own files without --force.
