@@ -154,7 +154,7 @@ func BuildFilter(s Settings) (*Filter, error) {
 		fail = []string{head + auth, headAny + noEntry + `<HOST>\\"`, headAny + rejects + `<HOST>\\"`}
 		datepattern = `"timestamp":"%%Y-%%m-%%d %%H:%%M:%%S\.%%f`
 	default:
-		p := CompilePrefix(s.LogLinePrefix)
+		p := compilePrefix(s.LogLinePrefix, f.Destination == "syslog")
 		if !p.Host {
 			return nil, &NoHostError{Prefix: s.LogLinePrefix}
 		}

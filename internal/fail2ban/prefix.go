@@ -85,7 +85,11 @@ var escapes = map[byte]string{
 
 // CompilePrefix translates log_line_prefix. It never fails: PostgreSQL
 // prints nothing for an unknown escape, and so does the regex.
-func CompilePrefix(spec string) Prefix {
+func CompilePrefix(spec string) Prefix { return compilePrefix(spec, false) }
+
+// compilePrefix with keepDate matches the timestamp too: the journal
+// (fail2ban's systemd backend) dates entries itself and cuts nothing.
+func compilePrefix(spec string, keepDate bool) Prefix {
 	var p Prefix
 	var b strings.Builder
 	lit := strings.Builder{}
@@ -133,7 +137,7 @@ func CompilePrefix(spec string) Prefix {
 			continue
 		}
 		flush()
-		if (c == 'm' || c == 't' || c == 'n') && p.Date == 0 {
+		if (c == 'm' || c == 't' || c == 'n') && p.Date == 0 && !keepDate {
 			p.Date, p.DateFirst = c, !printed
 			// The datepattern takes the date and time; the zone stays in
 			// the line (%n has none).

@@ -142,7 +142,7 @@ func TestGolden(t *testing.T) {
 		{"debian-host", Settings{LogLinePrefix: "%m [%p] %q%u@%d %h ", LogDestination: "stderr", ClusterName: "17/main", DataDirectory: "/var/lib/postgresql/17/main", Port: 5432, LogTimezone: "Etc/UTC", LcMessages: "C.UTF-8"}},
 		{"collector-csv", Settings{LogLinePrefix: "%m [%p] ", LogDestination: "stderr,csvlog", LoggingCollector: true, LogDirectory: "log", LogFilename: "postgresql-%a.log", DataDirectory: "/srv/pg", Port: 5433, LogTimezone: "Europe/Berlin"}},
 		{"jsonlog", Settings{LogDestination: "jsonlog", LoggingCollector: true, LogDirectory: "/var/log/pg", LogFilename: "pg-%Y%m%d.log", Port: 5432, LogTimezone: "UTC"}},
-		{"syslog", Settings{LogLinePrefix: "%h %u ", LogDestination: "syslog", Port: 5432}},
+		{"syslog", Settings{LogLinePrefix: "%m %h %u ", LogDestination: "syslog", Port: 5432}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			root := t.TempDir()
