@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -27,6 +28,16 @@ func TestFail2banWriteAndRollback(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "jail.d")); err == nil {
 		t.Fatal("printing wrote files")
+	}
+	code, out, errs = runCLI(t, append([]string{"fail2ban", "--format", "json", "--dir", dir}, args...)...)
+	var js struct {
+		Destination string `json:"log_destination"`
+		Files       []struct{ Path, Content string }
+		Written     bool
+	}
+	if err := json.Unmarshal([]byte(out), &js); err != nil || code != ExitOK || js.Destination != "stderr" || len(js.Files) != 2 || js.Written ||
+		js.Files[0].Path != filepath.Join(dir, "filter.d", fail2ban.Name+".conf") || !strings.Contains(js.Files[0].Content, "failregex") {
+		t.Fatalf("json: exit %d %v\n%s\n%s", code, err, out, errs)
 	}
 
 	// A hand-written jail is not replaced without --force.

@@ -11,7 +11,7 @@ import (
 func TestFail2banJails(t *testing.T) {
 	for _, tc := range []struct {
 		name, file, text, logDir string
-		yes, logOK, jail       string
+		yes, logOK, jail         string
 	}{
 		{"ours", "jail.d/pgaegis-postgresql.local", "[pgaegis-postgresql]\nenabled = true\nfilter = pgaegis-postgresql\nlogpath = /srv/pg/log/postgresql-*.log\n", "/srv/pg/log", "yes", "yes", "pgaegis-postgresql (/etc/fail2ban/jail.d/pgaegis-postgresql.local)"},
 		{"hand-written-debian", "jail.local", "[postgresql]\nenabled = yes\nlogpath = /var/log/postgresql/postgresql-17-main.log\n", "", "yes", "yes", "postgresql (/etc/fail2ban/jail.local)"},
@@ -32,4 +32,23 @@ func TestFail2banJails(t *testing.T) {
 			}
 		})
 	}
+}
+
+func FuzzFail2banJails(f *testing.F) {
+	for _, s := range []string{"[postgresql]\nenabled = true\nlogpath = /a\n  /b\n", "[DEFAULT]\nenabled=1\n[pg]\nfilter=postgresql\n", "[\n]\n=\n\t\n[x", " a = b\n[p]\n\tcont\n"} {
+		f.Add(s)
+	}
+	root := f.TempDir()
+	p := filepath.Join(root, "etc/fail2ban/jail.local")
+	os.MkdirAll(filepath.Dir(p), 0o755)
+	f.Fuzz(func(t *testing.T, text string) {
+		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		h := &snapshot.Host{}
+		fail2ban(Options{Root: root, LogDir: "/srv/log"}, h)
+		if h.Fail2ban != "yes" && h.Fail2ban != "no" {
+			t.Fatalf("Fail2ban = %q", h.Fail2ban)
+		}
+	})
 }
