@@ -36,3 +36,25 @@ func ServerLogSettings(ctx context.Context, cfg *pgx.ConnConfig) (LogSettings, e
 	}
 	return ls, nil
 }
+
+// ServerSettings reads the named settings (pg_settings.setting, which is
+// what the server runs with) in the same read-only, time-limited session
+// as an audit; names the server does not have are left out.
+func ServerSettings(ctx context.Context, cfg *pgx.ConnConfig, names []string) (map[string]string, error) {
+	se, err := openSession(ctx, cfg, "", &Options{StatementTimeout: 30 * time.Second})
+	if err != nil {
+		return nil, err
+	}
+	defer se.close(ctx)
+	rows, err := se.tx.Query(ctx, "SELECT name, setting FROM pg_settings WHERE name = ANY($1)", names)
+	if err != nil {
+		return nil, fmt.Errorf("reading pg_settings: %v", errString(err))
+	}
+	m := map[string]string{}
+	var k, v string
+	_, err = pgx.ForEachRow(rows, []any{&k, &v}, func() error { m[k] = v; return nil })
+	if err != nil {
+		return nil, fmt.Errorf("reading pg_settings: %v", errString(err))
+	}
+	return m, nil
+}

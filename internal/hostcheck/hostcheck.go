@@ -70,7 +70,7 @@ func Collect(o Options) *snapshot.Host {
 	}
 	h.Encrypted = encrypted(o)
 	h.LogDiskUsedPct = LogDiskUsedPct(o.LogDir)
-	h.Fail2ban = fail2ban(o)
+	fail2ban(o, h)
 	h.PgBackRest = pgbackrest(o)
 	h.WALG = walgConfigs(o, h, accts, procs)
 	h.Barman = barman(o, h, accts)
@@ -437,31 +437,6 @@ func encrypted(o Options) string {
 		return ""
 	}
 	if strings.HasPrefix(string(uuid), "CRYPT-") {
-		return "yes"
-	}
-	return "no"
-}
-
-// fail2ban: a jail for PostgreSQL is configured.
-func fail2ban(o Options) string {
-	if _, err := os.Stat(o.path("/etc/fail2ban")); err != nil {
-		return "no"
-	}
-	found := false
-	filepath.WalkDir(o.path("/etc/fail2ban"), func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() || found {
-			return nil
-		}
-		if !strings.HasSuffix(p, ".conf") && !strings.HasSuffix(p, ".local") {
-			return nil
-		}
-		data, _ := readHostFile(p)
-		if regexp.MustCompile(`(?m)^\s*\[postgres[^\]]*\]`).Match(data) {
-			found = true
-		}
-		return nil
-	})
-	if found {
 		return "yes"
 	}
 	return "no"

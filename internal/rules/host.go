@@ -435,12 +435,25 @@ func init() {
 			if !ok {
 				return
 			}
+			fix := "pgaegis fail2ban --write -h /var/run/postgresql -U postgres && fail2ban-client reload    # apt-get install fail2ban first"
 			if h.Fail2ban == "yes" {
-				c.Pass("fail2ban", "a jail watches PostgreSQL")
+				if h.Fail2banLogOK == "no" {
+					c.Fail(Problem{Object: "fail2ban", Evidence: fmt.Sprintf("jail %s watches %s, which is not where the server logs", h.Fail2banJail, h.Fail2banLogPath),
+						Expected: "the jail's logpath on the server's log", Fix: fix, FixKind: FixShell, Changes: manualChange(fix)})
+					return
+				}
+				ev := "a jail watches PostgreSQL"
+				if h.Fail2banJail != "" {
+					ev = "jail " + h.Fail2banJail + " is enabled"
+					if h.Fail2banLogPath != "" {
+						ev += " on " + h.Fail2banLogPath
+					}
+				}
+				c.Pass("fail2ban", ev)
 				return
 			}
-			c.Fail(Problem{Object: "fail2ban", Evidence: "no fail2ban jail for PostgreSQL", Expected: "a jail on the server log (or credcheck's ban, or the provider's threat detection)",
-				Fix: "# apt-get install fail2ban and enable a [postgresql] jail on the server log (log_connections = on)", FixKind: FixShell, Changes: manualChange("apt-get install fail2ban and enable a [postgresql] jail on the server log (log_connections = on)")})
+			c.Fail(Problem{Object: "fail2ban", Evidence: "no enabled fail2ban jail for PostgreSQL", Expected: "a jail on the server log (or credcheck's ban, or the provider's threat detection)",
+				Fix: fix, FixKind: FixShell, Changes: manualChange(fix)})
 		},
 	})
 }

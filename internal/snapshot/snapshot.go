@@ -789,6 +789,12 @@ type Host struct {
 	LogDiskUsedPct int `json:"log_disk_used_pct,omitempty"`
 	// Fail2ban: a jail watches PostgreSQL logs ("yes", "no", "" unknown).
 	Fail2ban string `json:"fail2ban,omitempty"`
+	// Fail2banJail is the enabled PostgreSQL jail ("name (file)"), its
+	// logpath, and whether that covers the server's log ("yes", "no",
+	// "" unknown).
+	Fail2banJail    string `json:"fail2ban_jail,omitempty"`
+	Fail2banLogPath string `json:"fail2ban_logpath,omitempty"`
+	Fail2banLogOK   string `json:"fail2ban_log_ok,omitempty"`
 	// Backup tool configuration found.
 	PgBackRest *PgBackRest `json:"pgbackrest,omitempty"`
 	// WALG lists the WAL-G configurations found (files, env directories,
