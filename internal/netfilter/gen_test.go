@@ -24,7 +24,7 @@ type gen struct {
 }
 
 func (g *gen) pick(l []string) string { return l[g.r.Intn(len(l))] }
-func (g *gen) chance(n int) bool     { return g.r.Intn(n) == 0 }
+func (g *gen) chance(n int) bool      { return g.r.Intn(n) == 0 }
 
 func (g *gen) port() string {
 	p := g.ports[g.r.Intn(len(g.ports))]

@@ -239,6 +239,12 @@ func (r *Ruleset) finish() error {
 			r.base = append(r.base, c)
 		}
 	}
+	// The kernel registers a hook in front of those of equal priority
+	// (nf_hook_entries_grow), and nft lists chains in the order they were
+	// made: of two chains with one priority, the later listed runs first.
+	for i, j := 0, len(r.base)-1; i < j; i, j = i+1, j-1 {
+		r.base[i], r.base[j] = r.base[j], r.base[i]
+	}
 	order := map[string]int{"ingress": 0, "prerouting": 1, "input": 2}
 	sort.SliceStable(r.base, func(i, j int) bool {
 		a, b := r.base[i], r.base[j]

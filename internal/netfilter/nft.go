@@ -180,6 +180,17 @@ func nftExpr(x *rule, k string, v json.RawMessage, f fam, lookup func(string) *n
 		x.act = actDrop
 	case "reject":
 		x.act = actReject
+		// nft lists `reject with icmp ...` in an inet table without the
+		// meta nfproto ipv4 it implies (and icmpv6 without ipv6); the
+		// kernel's rule still has the match.
+		var rj struct{ Type string }
+		json.Unmarshal(v, &rj)
+		switch rj.Type {
+		case "icmp":
+			x.conds = append(x.conds, famCond{f: fam4})
+		case "icmpv6":
+			x.conds = append(x.conds, famCond{f: fam6})
+		}
 	case "return":
 		x.act = actReturn
 	case "jump", "goto":

@@ -137,6 +137,7 @@ func compare(t *testing.T, ctx context.Context, p *netnstest.Pair, r *Ruleset, p
 // listen accepts (and closes) connections on every port, on all
 // addresses of the server namespace.
 func listen(t *testing.T, p *netnstest.Pair, ports []int) {
+	noICMPLimit(t, p)
 	for _, port := range ports {
 		l, err := netns.Listen(p.Server, "tcp", net.JoinHostPort("::", strconv.Itoa(port)))
 		if err != nil {
@@ -152,6 +153,17 @@ func listen(t *testing.T, p *netnstest.Pair, ports []int) {
 				c.Close()
 			}
 		}()
+	}
+}
+
+func noICMPLimit(t *testing.T, p *netnstest.Pair) {
+	// ICMP errors are rate-limited per peer (6 at once, then one a
+	// second): parallel attempts meeting a reject would time out. The
+	// limit is the namespace's own.
+	for _, kv := range []string{"net.ipv4.icmp_ratelimit=0", "net.ipv6.icmp.ratelimit=0", "net.ipv4.icmp_msgs_per_sec=100000"} {
+		if _, err := p.Run(context.Background(), p.Server, "sysctl", "-qw", kv); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 
@@ -200,6 +212,7 @@ func TestOraclePostgreSQL(t *testing.T) {
 		HBA:    "local all all scram-sha-256\nhost all all 0.0.0.0/0 scram-sha-256\nhost all all ::/0 scram-sha-256\n",
 	})
 	ctx := pgtest.Ctx(t)
+	noICMPLimit(t, p)
 	ports := []int{srv.Port}
 	g := &gen{r: rand.New(rand.NewSource(7)), ports: ports}
 	for i := 0; i < 6; i++ {
