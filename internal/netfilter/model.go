@@ -32,7 +32,9 @@ type Packet struct {
 	Src, Dst netip.Addr
 	DPort    uint16
 	// IIf is the interface it arrives on: "lo" when the source is the
-	// host itself, a non-loopback name (callers use "eth0") otherwise.
+	// host itself, a non-loopback name otherwise, or "" for some
+	// non-loopback interface (a rule naming another interface then
+	// makes the answer Unknown).
 	IIf string
 }
 
@@ -186,6 +188,16 @@ type ifCond struct {
 }
 
 func (c ifCond) match(p Packet) (tri, string) {
+	if p.IIf == "" {
+		// Some non-loopback interface: decided only when the rule
+		// names loopback alone.
+		for _, n := range c.names {
+			if n != "lo" {
+				return maybe, "the interface the connection arrives on (iifname " + strings.Join(c.names, ", ") + ")"
+			}
+		}
+		return boolTri(c.neg), ""
+	}
 	in := false
 	for _, n := range c.names {
 		if pre, ok := strings.CutSuffix(n, "*"); ok && strings.HasPrefix(p.IIf, pre) {
@@ -290,7 +302,7 @@ func (r *Ruleset) Eval(p Packet) Verdict {
 		if !c.fam.has(p.Src) {
 			continue
 		}
-		if c.bad != "" {
+		if c.bad != "" && (len(c.rules) > 0 || c.policy != Accept) {
 			return Verdict{Kind: Unknown, Where: c.where, Why: c.bad, Filtered: true}
 		}
 		v := r.run(c, p)

@@ -149,3 +149,19 @@ func FuzzParseIPTables(f *testing.F) {
 		r.Boundaries()
 	})
 }
+
+// An interface the caller does not know decides nothing but loopback.
+func TestUnknownInterface(t *testing.T) {
+	r, err := ParseIPTables("x", []byte("*filter\n:INPUT DROP [0:0]\n-A INPUT -i lo -j ACCEPT\n-A INPUT ! -i lo -s 10.0.0.0/8 -j ACCEPT\n-A INPUT -i ens3 -j ACCEPT\nCOMMIT\n"), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := Packet{Src: netip.MustParseAddr("10.1.1.1"), Dst: netip.MustParseAddr("10.0.0.5"), DPort: 5432}
+	if v := r.Eval(p); v.Kind != Accept || v.Where != "x:4" {
+		t.Errorf("10.1.1.1: %+v", v)
+	}
+	p.Src = netip.MustParseAddr("192.0.2.1")
+	if v := r.Eval(p); v.Kind != Unknown || v.Where != "x:5" || !strings.Contains(v.Why, "ens3") {
+		t.Errorf("192.0.2.1: %+v", v)
+	}
+}

@@ -306,7 +306,7 @@ func checkFirewall(c *Check) {
 			if d.Is4() != pc.rep.Is4() {
 				continue
 			}
-			v := rs.Eval(netfilter.Packet{Src: pc.rep, Dst: d, DPort: uint16(port), IIf: "eth0"})
+			v := rs.Eval(netfilter.Packet{Src: pc.rep, Dst: d, DPort: uint16(port), IIf: ""})
 			filtered = filtered || v.Filtered
 			key := v.Where
 			switch v.Kind {
@@ -388,7 +388,7 @@ func latentVerdicts(rs *netfilter.Ruleset, p netip.Prefix, port int) string {
 	if src.Is6() {
 		dst = netip.MustParseAddr("2001:db8::1")
 	}
-	v := rs.Eval(netfilter.Packet{Src: src, Dst: dst, DPort: uint16(port), IIf: "eth0"})
+	v := rs.Eval(netfilter.Packet{Src: src, Dst: dst, DPort: uint16(port), IIf: ""})
 	switch v.Kind {
 	case netfilter.Accept:
 		if !v.Filtered {

@@ -38,6 +38,7 @@ func TestFirewallRule(t *testing.T) {
 		{"(d) latent line and what the firewall does", "host all all 10.0.0.0/8 trust\n", "localhost", nft("allow"), false, []string{"fail latent", "fail the firewall would accept port 5432 from 10.0.0.0/8 (inet filter input handle"}},
 		{"loopback only, nothing latent", "local all all peer\nhost all all 127.0.0.1/32 scram-sha-256\n", "localhost", nft("wide"), false, []string{"pass loopback only"}},
 		{"(e) limit is not modelled", app, "*", nft("limit"), false, []string{"not_checked expression \"limit\""}},
+		{"(e) the interface is not known", app, "10.0.0.5", &snapshot.Firewall{Source: "iptables", IPTables: "*filter\n:INPUT DROP [0:0]\n-A INPUT -i ens3 -p tcp -m tcp --dport 5432 -j ACCEPT\nCOMMIT\n"}, false, []string{"not_checked the interface the connection arrives on (iifname ens3)"}},
 		{"not read", app, "*", &snapshot.Firewall{Error: "reading the firewall needs root"}, false, []string{"not_checked needs root"}},
 		{"not on the host", app, "*", nil, true, []string{"not_checked host checks run only on the database host"}},
 	}
