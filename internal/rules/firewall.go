@@ -106,17 +106,18 @@ func hbaAccepter(rules []hba.Rule, addr netip.Addr, users, dbs []string, env hba
 }
 
 // candidates are the role and database names worth trying: those the
-// file names, the server's, and one that nothing names.
+// file names, the server's when group lines need them, and one that
+// nothing names.
 func candidates(s *snapshot.Snapshot, rules []hba.Rule) (users, dbs []string) {
 	seenU, seenD := map[string]bool{}, map[string]bool{}
 	addU := func(n string) {
-		if !seenU[n] && len(users) < 200 {
+		if !seenU[n] && len(users) < 100 {
 			seenU[n] = true
 			users = append(users, n)
 		}
 	}
 	addD := func(n string) {
-		if !seenD[n] && len(dbs) < 200 {
+		if !seenD[n] && len(dbs) < 100 {
 			seenD[n] = true
 			dbs = append(dbs, n)
 		}
@@ -133,11 +134,27 @@ func candidates(s *snapshot.Snapshot, rules []hba.Rule) (users, dbs []string) {
 			}
 		}
 	}
-	for _, r := range s.Roles {
-		addU(r.Name)
+	// Group lines (+name) match members: the server's roles are tried
+	// too, a bounded number (pieces x roles x databases matches).
+	group := false
+	for _, r := range rules {
+		for _, t := range r.Users {
+			group = group || strings.HasPrefix(t.Value, "+")
+		}
 	}
-	for _, d := range s.Databases {
-		addD(d.Name)
+	if group {
+		for _, r := range s.Roles {
+			if len(users) < 60 {
+				addU(r.Name)
+			}
+		}
+	}
+	// sameuser / samerole lines match when the database is named like
+	// the role.
+	for _, u := range users {
+		if len(dbs) < 60 {
+			addD(u)
+		}
 	}
 	addU("pgaegis_unnamed_role")
 	addD("pgaegis_unnamed_db")
