@@ -35,6 +35,9 @@ type Options struct {
 	Root    string
 	// Commands run package queries; nil disables them (tests).
 	Commands bool
+	// NetNS reads the firewall of this network namespace instead of the
+	// host's (tests).
+	NetNS string
 }
 
 func (o Options) path(p string) string { return filepath.Join(o.Root, p) }
@@ -71,6 +74,7 @@ func Collect(o Options) *snapshot.Host {
 	h.Encrypted = encrypted(o)
 	h.LogDiskUsedPct = LogDiskUsedPct(o.LogDir)
 	fail2ban(o, h)
+	h.Firewall = firewall(o)
 	h.PgBackRest = pgbackrest(o)
 	h.WALG = walgConfigs(o, h, accts, procs)
 	h.Barman = barman(o, h, accts)

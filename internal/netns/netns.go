@@ -118,3 +118,23 @@ func Command(ctx context.Context, name string, argv ...string) *exec.Cmd {
 	}
 	return exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", name}, argv...)...)
 }
+
+// Listen opens a listening socket inside the namespace; like Dial's
+// sockets it stays in that namespace whatever goroutine uses it.
+func Listen(name, network, addr string) (net.Listener, error) {
+	type result struct {
+		l   net.Listener
+		err error
+	}
+	ch := make(chan result, 1)
+	inside(name, func(err error) {
+		if err != nil {
+			ch <- result{nil, err}
+			return
+		}
+		l, err := net.Listen(network, addr)
+		ch <- result{l, err}
+	})
+	r := <-ch
+	return r.l, r.err
+}

@@ -50,7 +50,7 @@ type Pair struct {
 	Server, Client string // namespace names
 }
 
-var seq atomic.Int32
+var seq, probeSeq atomic.Int32
 
 const prefix = "pgaegis-t"
 
@@ -62,7 +62,8 @@ func Available() error {
 	if _, err := exec.LookPath("ip"); err != nil {
 		return errors.New("no ip command (apt-get install iproute2)")
 	}
-	name := fmt.Sprintf("%s%d-probe", prefix, os.Getpid())
+	// Parallel tests probe at once: each probe has its own name.
+	name := fmt.Sprintf("%s%d-probe%d", prefix, os.Getpid(), probeSeq.Add(1))
 	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
 		return fmt.Errorf("ip netns add: %v: %s", err, strings.TrimSpace(string(out)))
 	}

@@ -795,6 +795,9 @@ type Host struct {
 	Fail2banJail    string `json:"fail2ban_jail,omitempty"`
 	Fail2banLogPath string `json:"fail2ban_logpath,omitempty"`
 	Fail2banLogOK   string `json:"fail2ban_log_ok,omitempty"`
+	// Firewall is the host's packet filter as its tools print it (nil:
+	// not collected).
+	Firewall *Firewall `json:"firewall,omitempty"`
 	// Backup tool configuration found.
 	PgBackRest *PgBackRest `json:"pgbackrest,omitempty"`
 	// WALG lists the WAL-G configurations found (files, env directories,
@@ -1137,4 +1140,15 @@ func (e BackupEntry) Plaintext() bool {
 		return true
 	}
 	return false
+}
+
+// Firewall is the live packet filter, stored raw (internal/netfilter
+// reads it). Source is "nft", "iptables", "none" (no tool answered:
+// Error says why) or "" (not read: Error says why).
+type Firewall struct {
+	Source    string `json:"source"`
+	NFTJSON   string `json:"nft_json,omitempty"`  // nft -j list ruleset
+	IPTables  string `json:"iptables,omitempty"`  // iptables-save
+	IP6Tables string `json:"ip6tables,omitempty"` // ip6tables-save
+	Error     string `json:"error,omitempty"`
 }
