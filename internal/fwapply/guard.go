@@ -136,16 +136,27 @@ func GuardNFT(script []byte, keep []int) error {
 				return err
 			}
 		}
-		for _, t := range st {
+		d0 := depth
+		for k, t := range st {
 			switch t {
+			case "table":
+				if k+2 >= len(st) || st[k+1] != "inet" || st[k+2] != "pgaegis" {
+					return refuse(line, "the script may change only table inet pgaegis")
+				}
 			case "{":
 				depth++
 			case "}":
 				depth--
+				// "} table ip filter {" starts another top-level command.
+				if k+1 < len(st) && (depth == 0 && depth < d0 || commands[st[k+1]]) {
+					if err := nftTopLevel(st[k+1:], line); err != nil {
+						return err
+					}
+				}
 			}
-		}
-		if depth < 0 {
-			return refuse(line, "unbalanced '}'")
+			if depth < 0 {
+				return refuse(line, "unbalanced '}'")
+			}
 		}
 		if has(st, "vmap") {
 			return refuse(line, "a verdict map can drop any port; pgaegis's guard cannot prove it keeps SSH")
@@ -172,6 +183,9 @@ func GuardNFT(script []byte, keep []int) error {
 	}
 	return nil
 }
+
+var commands = map[string]bool{"add": true, "create": true, "insert": true, "replace": true, "delete": true, "destroy": true,
+	"flush": true, "reset": true, "include": true, "define": true, "redefine": true, "undefine": true, "list": true}
 
 // nftTopLevel allows only commands on table inet pgaegis.
 func nftTopLevel(st []string, line int) error {
