@@ -194,7 +194,7 @@ func Apply(ctx context.Context, o Options) (*Result, error) {
 	if err := b.validate(ctx, scriptFile); err != nil {
 		return refused(fmt.Errorf("refused: %w", err))
 	}
-	pid, err := armWatchdog(j.Dir)
+	wd, err := armWatchdog(j.Dir)
 	if err != nil {
 		return refused(fmt.Errorf("refused: %w", err))
 	}
@@ -206,7 +206,7 @@ func Apply(ctx context.Context, o Options) (*Result, error) {
 	if loadErr != nil {
 		fmt.Fprintf(out, "loading failed: %v; reverting\n", loadErr)
 		r, err := finish(j, saved, o, "pgaegis")
-		disarm(pid)
+		wd.disarm()
 		if err != nil {
 			return r, fmt.Errorf("load failed (%v), and %w", loadErr, err)
 		}
@@ -227,7 +227,7 @@ func Apply(ctx context.Context, o Options) (*Result, error) {
 		fmt.Fprintf(out, "confirmation: %v\n", err)
 	}
 	if kept {
-		disarm(pid)
+		wd.disarm()
 		after, err := b.snapshot(context.WithoutCancel(ctx), o.Jumps)
 		if err == nil {
 			aj, _ := json.MarshalIndent(after, "", "  ")
@@ -241,7 +241,7 @@ func Apply(ctx context.Context, o Options) (*Result, error) {
 		return res, nil
 	}
 	r, err := finish(j, saved, o, "pgaegis")
-	disarm(pid)
+	wd.disarm()
 	if err != nil {
 		return r, err
 	}
@@ -262,11 +262,20 @@ func wait(ctx context.Context, dir string, o Options, out io.Writer, end time.Ti
 		fmt.Fprintf(out, "type yes within %s to keep it (or confirm from a new session); anything else reverts\n", time.Until(end).Round(time.Second))
 		go func() {
 			// The goroutine may outlive Apply, blocked on the reader.
+			// An answer other than yes reverts at once; the end of the
+			// input (no terminal) leaves the window to a confirm from
+			// another session.
 			s := bufio.NewScanner(o.Prompt)
-			if s.Scan() && strings.TrimSpace(s.Text()) == "yes" {
-				yes <- struct{}{}
-			} else {
-				close(yes)
+			for s.Scan() {
+				switch strings.TrimSpace(s.Text()) {
+				case "yes":
+					yes <- struct{}{}
+					return
+				case "":
+				default:
+					close(yes)
+					return
+				}
 			}
 		}()
 	}

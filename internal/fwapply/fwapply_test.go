@@ -111,7 +111,10 @@ func TestNFTConfirmThenRollback(t *testing.T) {
 	res, err := Apply(context.Background(), Options{
 		Backend: "nft", NetNS: p.Server, Script: []byte(nftAllow), JournalDir: root,
 		ConfirmWithin: 3 * time.Second,
-		OnLoaded:      func(id string) { go func() { confirmed <- Confirm(root, id) }() },
+		// No terminal: the prompt's input ends at once, which must leave
+		// the window open for the other session.
+		Prompt:   strings.NewReader(""),
+		OnLoaded: func(id string) { go func() { confirmed <- Confirm(root, id) }() },
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -247,6 +250,14 @@ func TestNFTRefusals(t *testing.T) {
 	res, err = Apply(context.Background(), Options{Backend: "nft", NetNS: p.Server, Script: []byte(bad), JournalDir: root})
 	if err == nil || !res.Refused || !strings.Contains(err.Error(), filepath.Join(res.Journal, fileScript)+":9:") {
 		t.Fatalf("invalid script: %+v %v", res, err)
+	}
+	// A journal that cannot be trusted (writable by others) is a refusal
+	// before anything is loaded.
+	open := filepath.Join(t.TempDir(), "open")
+	os.Mkdir(open, 0o777)
+	os.Chmod(open, 0o777)
+	if res, err := Apply(context.Background(), Options{Backend: "nft", NetNS: p.Server, Script: []byte(nftAllow), JournalDir: open}); err == nil || !res.Refused {
+		t.Fatalf("open journal: %+v %v", res, err)
 	}
 	j, _ := plan.OpenJournal(root, res.ID)
 	if st, _ := j.State(); st.State != plan.StateRefused {

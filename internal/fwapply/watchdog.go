@@ -85,30 +85,39 @@ fi
 `, secs, d, fileLock, fileConfirm, fileReverted, fileRevert, fileWDLog, fileReverted, fileReverted, fileReverted, fileWDLog, fileWDLog)
 }
 
+// watchdog is the armed watchdog process; done closes when it exits, so
+// a disarm never signals a process id the system reused.
+type watchdog struct {
+	pid  int
+	done chan struct{}
+}
+
 // armWatchdog starts the watchdog in a session of its own (setsid): no
 // controlling terminal, so an SSH hangup does not reach it, and not a
 // child pgaegis's death takes with it.
-func armWatchdog(dir string) (int, error) {
+func armWatchdog(dir string) (*watchdog, error) {
 	cmd := exec.Command("sh", filepath.Join(dir, fileWatchdog))
 	cmd.Dir = "/"
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
-		return 0, fmt.Errorf("watchdog: %w", err)
+		return nil, fmt.Errorf("watchdog: %w", err)
 	}
-	pid := cmd.Process.Pid
-	go cmd.Wait() // reap it while pgaegis lives; init does after
-	if err := os.WriteFile(filepath.Join(dir, fileWDPid), []byte(fmt.Sprintln(pid)), 0o600); err != nil {
-		syscall.Kill(-pid, syscall.SIGKILL)
-		return 0, fmt.Errorf("watchdog: %w", err)
+	w := &watchdog{pid: cmd.Process.Pid, done: make(chan struct{})}
+	go func() { cmd.Wait(); close(w.done) }() // reap it while pgaegis lives; init does after
+	if err := os.WriteFile(filepath.Join(dir, fileWDPid), []byte(fmt.Sprintln(w.pid)), 0o600); err != nil {
+		w.disarm()
+		return nil, fmt.Errorf("watchdog: %w", err)
 	}
-	return pid, nil
+	return w, nil
 }
 
 // disarm ends the watchdog's session; the confirmed marker already makes
 // it harmless, this only saves it sleeping out the window.
-func disarm(pid int) {
-	if pid > 0 {
-		syscall.Kill(-pid, syscall.SIGTERM)
+func (w *watchdog) disarm() {
+	select {
+	case <-w.done:
+	default:
+		syscall.Kill(-w.pid, syscall.SIGTERM)
 	}
 }
 
