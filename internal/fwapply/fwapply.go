@@ -205,7 +205,7 @@ func Apply(ctx context.Context, o Options) (*Result, error) {
 	j.WriteState(st)
 	if loadErr != nil {
 		fmt.Fprintf(out, "loading failed: %v; reverting\n", loadErr)
-		r, err := finish(j, saved, o, "pgaegis")
+		r, err := finish(j, saved, o, "pgaegis", true)
 		wd.disarm()
 		if err != nil {
 			return r, fmt.Errorf("load failed (%v), and %w", loadErr, err)
@@ -222,41 +222,42 @@ func Apply(ctx context.Context, o Options) (*Result, error) {
 		o.OnLoaded(j.ID)
 	}
 
-	kept, err := wait(ctx, j.Dir, o, out, end)
-	if err != nil {
-		fmt.Fprintf(out, "confirmation: %v\n", err)
-	}
-	if kept {
-		wd.disarm()
-		after, err := b.snapshot(context.WithoutCancel(ctx), o.Jumps)
-		if err == nil {
-			aj, _ := json.MarshalIndent(after, "", "  ")
-			j.WriteExtra(fileAfter, aj)
+	kept, why := wait(ctx, j.Dir, o, out, end)
+	if !kept {
+		r, err := finish(j, saved, o, "pgaegis", false)
+		if err != nil {
+			wd.disarm()
+			return r, err
 		}
-		st, _ = j.State()
-		st.State = plan.StateApplied
-		j.WriteState(st)
-		res.Kept, res.Message = true, fmt.Sprintf("confirmed: the ruleset stays (journal %s; rollback with id %s)", j.Dir, j.ID)
-		fmt.Fprintln(out, res.Message)
-		return res, nil
+		// r.Kept: a Confirm won the lock just before the revert.
+		if !r.Kept {
+			wd.disarm()
+			st, _ = j.State()
+			st.State, st.RolledBack = plan.StateRolledBack, time.Now().UTC()
+			st.Problem = fmt.Sprintf("%s; reverted by %s and verified", why, r.RevertedBy)
+			j.WriteState(st)
+			r.Message = st.Problem
+			fmt.Fprintln(out, r.Message)
+			return r, nil
+		}
 	}
-	r, err := finish(j, saved, o, "pgaegis")
 	wd.disarm()
-	if err != nil {
-		return r, err
+	if after, err := b.snapshot(context.WithoutCancel(ctx), o.Jumps); err == nil {
+		aj, _ := json.MarshalIndent(after, "", "  ")
+		j.WriteExtra(fileAfter, aj)
 	}
 	st, _ = j.State()
-	st.State, st.RolledBack = plan.StateRolledBack, time.Now().UTC()
-	st.Problem = fmt.Sprintf("not confirmed within %s; reverted by %s and verified", o.window(), r.RevertedBy)
+	st.State = plan.StateApplied
 	j.WriteState(st)
-	r.Message = st.Problem
-	fmt.Fprintln(out, r.Message)
-	return r, nil
+	res.Kept, res.Message = true, fmt.Sprintf("confirmed: the ruleset stays (journal %s; roll back with id %s)", j.Dir, j.ID)
+	fmt.Fprintln(out, res.Message)
+	return res, nil
 }
 
-// wait returns true once the apply is confirmed (prompt or marker), false
-// when the window passes, ctx ends, or the watchdog reverted already.
-func wait(ctx context.Context, dir string, o Options, out io.Writer, end time.Time) (bool, error) {
+// wait returns true once the apply is confirmed (prompt or marker), or
+// false and why: the window passed, the answer was not yes, ctx ended, or
+// the watchdog reverted already.
+func wait(ctx context.Context, dir string, o Options, out io.Writer, end time.Time) (bool, string) {
 	yes := make(chan struct{}, 1)
 	if o.Prompt != nil {
 		fmt.Fprintf(out, "type yes within %s to keep it (or confirm from a new session); anything else reverts\n", time.Until(end).Round(time.Second))
@@ -287,33 +288,36 @@ func wait(ctx context.Context, dir string, o Options, out io.Writer, end time.Ti
 		select {
 		case _, ok := <-yes:
 			if !ok {
-				return false, errors.New("not confirmed at the prompt")
+				return false, "the answer at the prompt was not yes"
 			}
 			unlock, err := lock(dir)
 			if err != nil {
-				return false, err
+				return false, err.Error()
 			}
 			err = confirmLocked(dir, "prompt")
 			unlock()
-			return err == nil, err
+			if err != nil {
+				return false, err.Error()
+			}
+			return true, ""
 		case <-tick.C:
 			if exists(dir, fileConfirm) {
-				return true, nil
+				return true, ""
 			}
 			if exists(dir, fileReverted) {
-				return false, nil
+				return false, "the watchdog reverted first"
 			}
 		case <-deadline.C:
-			return exists(dir, fileConfirm), nil
+			return exists(dir, fileConfirm), fmt.Sprintf("not confirmed within %s", o.window())
 		case <-ctx.Done():
-			return false, ctx.Err()
+			return false, fmt.Sprintf("interrupted (%v) before a confirmation", ctx.Err())
 		}
 	}
 }
 
-// finish reverts (unless the watchdog or a racing Confirm got there
-// first) and verifies the result against the saved snapshot.
-func finish(j *plan.Journal, saved *Snapshot, o Options, by string) (*Result, error) {
+// finish reverts (unless the watchdog, or without force a racing
+// Confirm, got there first) and verifies the result against the saved snapshot.
+func finish(j *plan.Journal, saved *Snapshot, o Options, by string, force bool) (*Result, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	res := &Result{ID: j.ID, Journal: j.Dir}
@@ -321,7 +325,7 @@ func finish(j *plan.Journal, saved *Snapshot, o Options, by string) (*Result, er
 	if err != nil {
 		return res, err
 	}
-	who, err := revertLocked(j.Dir, by, false)
+	who, err := revertLocked(j.Dir, by, force)
 	unlock()
 	if err != nil {
 		markFailed(j, err)

@@ -362,3 +362,26 @@ func TestIPTablesInvalidRefused(t *testing.T) {
 		t.Fatalf("changed:\n%s", after)
 	}
 }
+
+// ORACLE: a load that fails half way (the script loads, the jump does
+// not: iptables has no match "nosuchmatch") is reverted at once: the
+// chain the script created is gone again.
+func TestIPTablesFailedLoadReverts(t *testing.T) {
+	t.Parallel()
+	p := setup(t, "iptables", "iptables-save", "iptables-restore")
+	run(t, p.Server, "iptables", "-P", "INPUT", "ACCEPT")
+	before := ruleset(t, p.Server, "iptables")
+	root := journalRoot(t)
+	jump := [][]string{{"-p", "tcp", "--dport", "5432", "-m", "nosuchmatch", "-j", "PGAEGIS-PG"}}
+	res, err := Apply(context.Background(), Options{Backend: "iptables", NetNS: p.Server, Script: []byte(fmt.Sprintf(iptAllow, "192.0.2.10/32")), Jumps: jump, JournalDir: root})
+	if err == nil || res.Refused || !res.Reverted || !res.Verified || !strings.Contains(err.Error(), "load failed") {
+		t.Fatalf("%+v %v", res, err)
+	}
+	if after := ruleset(t, p.Server, "iptables"); after != before {
+		t.Fatalf("after the failed load:\n%s\nbefore:\n%s", after, before)
+	}
+	j, _ := plan.OpenJournal(root, res.ID)
+	if st, _ := j.State(); st.State != plan.StateFailed {
+		t.Errorf("journal state %+v", st)
+	}
+}
