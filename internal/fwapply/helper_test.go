@@ -94,7 +94,7 @@ func listen(t *testing.T, ns string, ports ...string) {
 // server side.
 func setup(t *testing.T, tools ...string) *netnstest.Pair {
 	t.Helper()
-	netnstest.Need(t, append(tools, "sh", "flock", "setsid")...)
+	netnstest.Need(t, append(tools, "sh", "flock", "sleep")...)
 	p := netnstest.New(t)
 	listen(t, p.Server, "5432", "22")
 	return p
