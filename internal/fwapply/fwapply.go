@@ -155,6 +155,10 @@ func Apply(ctx context.Context, o Options) (*Result, error) {
 		return res, fmt.Errorf("refused: %w", err)
 	}
 
+	if id := pending(o.JournalDir); id != "" {
+		return res, fmt.Errorf("refused: firewall apply %s is still in its confirmation window: confirm it or let it revert first (its revert would undo this one)", id)
+	}
+
 	// Save what the script replaces before anything else.
 	p := &plan.Plan{FormatVersion: plan.FormatVersion, ID: o.ID, Created: time.Now().UTC(), Source: "firewall",
 		Target: o.Backend + " on " + o.where(),

@@ -185,9 +185,15 @@ func TestWatchdogKeepsConfirmed(t *testing.T) {
 	t.Parallel()
 	p := setup(t, "nft")
 	root := journalRoot(t)
-	cmd, id := startChild(t, Options{Backend: "nft", NetNS: p.Server, Script: []byte(nftAllow), JournalDir: root, ConfirmWithin: 8 * time.Second})
+	cmd, id := startChild(t, Options{Backend: "nft", NetNS: p.Server, Script: []byte(nftAllow), JournalDir: root, ConfirmWithin: 15 * time.Second})
 	cmd.Process.Signal(syscall.SIGKILL)
 	cmd.Wait()
+	// While its watchdog waits, a second apply is refused: it would save
+	// the first one's ruleset as "before", and the first revert would
+	// undo it.
+	if res, err := Apply(context.Background(), Options{Backend: "nft", NetNS: p.Server, Script: []byte(nftAllow), JournalDir: root}); err == nil || !res.Refused || !strings.Contains(err.Error(), id) {
+		t.Fatalf("second apply in the window: %+v %v", res, err)
+	}
 	if err := Confirm(root, id); err != nil {
 		t.Fatal(err)
 	}

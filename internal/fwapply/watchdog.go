@@ -7,9 +7,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/pgaegis/pgaegis/internal/plan"
 )
 
 // Files of the apply in its journal directory, beside plan.json.
@@ -152,3 +155,27 @@ func confirmLocked(dir, how string) error {
 }
 
 func notExist(err error) bool { return errors.Is(err, fs.ErrNotExist) }
+
+// pending names an apply under root still in its window: neither
+// confirmed nor reverted, its watchdog alive. Another apply now would
+// save that one's ruleset as "before", and its revert would undo this.
+func pending(root string) string {
+	js, err := plan.ListJournals(root)
+	if err != nil {
+		return ""
+	}
+	for _, j := range js {
+		if !exists(j.Dir, fileWatchdog) || exists(j.Dir, fileConfirm) || exists(j.Dir, fileReverted) {
+			continue
+		}
+		pid, err := strconv.Atoi(readMarker(j.Dir, fileWDPid))
+		if err != nil {
+			continue
+		}
+		cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		if err == nil && strings.Contains(string(cmdline), filepath.Join(j.Dir, fileWatchdog)) {
+			return j.ID
+		}
+	}
+	return ""
+}
