@@ -353,20 +353,25 @@ func TestIPTablesPromptThenRollback(t *testing.T) {
 	}
 }
 
-// ORACLE: iptables-restore --test rejects a bad line: refused with the
-// tool's line, nothing loaded.
+// ORACLE: iptables-restore --test (and ip6tables-restore's) rejects a
+// bad line: refused with the tool's line, nothing loaded.
 func TestIPTablesInvalidRefused(t *testing.T) {
 	t.Parallel()
-	p := setup(t, "iptables", "iptables-save", "iptables-restore")
-	run(t, p.Server, "iptables", "-P", "INPUT", "ACCEPT")
-	before := ruleset(t, p.Server, "iptables")
-	bad := strings.Replace(fmt.Sprintf(iptAllow, "192.0.2.10/32"), "-s 192.0.2.10/32", "-s 192.0.2.10/32 --frobnicate", 1)
-	res, err := Apply(context.Background(), Options{Backend: "iptables", NetNS: p.Server, Script: []byte(bad), Jumps: pgJump, JournalDir: journalRoot(t)})
-	if err == nil || !res.Refused || !strings.Contains(err.Error(), fileScript) || !strings.Contains(err.Error(), "line: 4") {
-		t.Fatalf("%+v %v", res, err)
-	}
-	if after := ruleset(t, p.Server, "iptables"); after != before {
-		t.Fatalf("changed:\n%s", after)
+	for _, c := range []struct{ backend, src string }{{"iptables", "192.0.2.10/32"}, {"ip6tables", "2001:db8:1::10/128"}} {
+		t.Run(c.backend, func(t *testing.T) {
+			t.Parallel()
+			p := setup(t, c.backend, c.backend+"-save", c.backend+"-restore")
+			run(t, p.Server, c.backend, "-P", "INPUT", "ACCEPT")
+			before := ruleset(t, p.Server, c.backend)
+			bad := strings.Replace(fmt.Sprintf(iptAllow, c.src), "-s "+c.src, "-s "+c.src+" --frobnicate", 1)
+			res, err := Apply(context.Background(), Options{Backend: c.backend, NetNS: p.Server, Script: []byte(bad), Jumps: pgJump, JournalDir: journalRoot(t)})
+			if err == nil || !res.Refused || !strings.Contains(err.Error(), filepath.Join(res.Journal, fileScript)) || !strings.Contains(err.Error(), "line: 4") {
+				t.Fatalf("%+v %v", res, err)
+			}
+			if after := ruleset(t, p.Server, c.backend); after != before {
+				t.Fatalf("changed:\n%s", after)
+			}
+		})
 	}
 }
 

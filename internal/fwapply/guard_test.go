@@ -110,3 +110,14 @@ func FuzzGuard(f *testing.F) {
 		GuardIPTables(b, nil, keep)
 	})
 }
+
+func TestDescribe(t *testing.T) {
+	t.Setenv("SSH_CONNECTION", "198.51.100.10 50000 192.0.2.1 2222")
+	d := Describe(Options{Backend: "iptables", NetNS: "ns1", Jumps: pgJump, JournalDir: "/var/lib/pgaegis/journal"})
+	for _, want := range []string{"network namespace ns1", "chain PGAEGIS-PG", "never TCP 22, 2222", "/var/lib/pgaegis/journal",
+		"iptables-restore --test --noflush", "-p tcp --dport 5432 -j PGAEGIS-PG", "wait 30s", "NEW session"} {
+		if !strings.Contains(d, want) {
+			t.Errorf("Describe lacks %q:\n%s", want, d)
+		}
+	}
+}
