@@ -27,6 +27,9 @@ type Snapshot struct {
 	Text    string `json:"text"` // nft list table / the chain's -A lines and INPUT's jumps
 	// JumpsPresent says, per Options.Jumps, which were already in INPUT.
 	JumpsPresent []bool `json:"jumps_present,omitempty"`
+	// Refs are every rule of another chain that jumps into the chain, as
+	// iptables-save prints them: the guard checks what they send there.
+	Refs []string `json:"refs,omitempty"`
 }
 
 // Equal compares two snapshots, ignoring packet counters.
@@ -85,8 +88,13 @@ func (b backend) snapshot(ctx context.Context, jumps [][]string) (*Snapshot, err
 		switch {
 		case strings.HasPrefix(l, ":"+Chain+" "):
 			s.Present = true
-		case strings.HasPrefix(l, "-A "+Chain+" "), strings.HasPrefix(l, "-A INPUT ") && strings.HasSuffix(l, " -j "+Chain):
+		case strings.HasPrefix(l, "-A "+Chain+" "):
 			keep = append(keep, l)
+		case strings.HasPrefix(l, "-A ") && target(strings.Fields(l)) == Chain:
+			s.Refs = append(s.Refs, l)
+			if strings.HasPrefix(l, "-A INPUT ") {
+				keep = append(keep, l)
+			}
 		}
 	}
 	s.Text = strings.Join(keep, "\n")

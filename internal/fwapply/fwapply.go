@@ -179,6 +179,17 @@ func Apply(ctx context.Context, o Options) (*Result, error) {
 	if err != nil {
 		return refused(fmt.Errorf("refused: reading the current %s: %w", o.owned(), err))
 	}
+	if o.Backend != "nft" {
+		// Jumps already in the firewall reach the chain too: with the
+		// new ones they must confine it, or each drop confines itself.
+		all := append([][]string{}, o.Jumps...)
+		for _, r := range saved.Refs {
+			all = append(all, strings.Fields(r)[2:])
+		}
+		if err := GuardIPTables(o.Script, all, o.keepPorts()); err != nil {
+			return refused(fmt.Errorf("%w (with the jumps already in the firewall: %s)", err, strings.Join(saved.Refs, "; ")))
+		}
+	}
 	revert, rfile, rdata := b.revertScript(j.Dir, saved, o.Jumps)
 	sj, _ := json.MarshalIndent(saved, "", "  ")
 	mj, _ := json.MarshalIndent(map[string]any{"Backend": o.Backend, "NetNS": o.NetNS, "Jumps": o.Jumps}, "", "  ")
@@ -390,7 +401,7 @@ func Confirm(journalDir, id string) error {
 	return confirmLocked(j.Dir, "session")
 }
 
-// options rebuilds what a journal's apply ran with.
+// journalled reads back what a journal's apply saved and ran with.
 func journalled(j *plan.Journal) (*Snapshot, Options, error) {
 	var o Options
 	p, err := j.Plan()

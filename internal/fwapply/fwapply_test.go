@@ -397,3 +397,22 @@ func TestIPTablesFailedLoadReverts(t *testing.T) {
 		t.Errorf("journal state %+v", st)
 	}
 }
+
+// ORACLE: a jump already in the firewall that sends everything from a
+// network into the chain makes the script's unconfined DROP a drop of
+// SSH: refused, nothing loaded, SSH from that network still connects.
+func TestIPTablesExistingWideJumpRefused(t *testing.T) {
+	t.Parallel()
+	p := setup(t, "iptables", "iptables-save", "iptables-restore")
+	run(t, p.Server, "iptables", "-N", "PGAEGIS-PG")
+	run(t, p.Server, "iptables", "-A", "INPUT", "-s", "192.0.2.0/24", "-j", "PGAEGIS-PG")
+	before := ruleset(t, p.Server, "iptables")
+	res, err := Apply(context.Background(), Options{Backend: "iptables", NetNS: p.Server, Script: []byte(fmt.Sprintf(iptAllow, "192.0.2.10/32")), Jumps: pgJump, JournalDir: journalRoot(t)})
+	if err == nil || !res.Refused || !strings.Contains(err.Error(), "-A INPUT -s 192.0.2.0/24 -j PGAEGIS-PG") {
+		t.Fatalf("%+v %v", res, err)
+	}
+	if after := ruleset(t, p.Server, "iptables"); after != before {
+		t.Fatalf("changed:\n%s", after)
+	}
+	expect(t, p, "after the refusal", denied, sshAddr, netnstest.Connected)
+}
