@@ -18,7 +18,7 @@ import (
 //     (22, the server port of SSH_CONNECTION, Options.KeepPorts); for
 //     iptables the jumps into the chain may confine it instead;
 //   - an accept of established/related connections comes before the
-//     first drop, so sessions already open (pgaegis's own, a client's)
+//     first drop in each chain, so sessions already open (pgaegis's own, a client's)
 //     survive the load.
 
 // GuardError is a refusal by the guard, naming the script's line.
@@ -128,9 +128,18 @@ func nftStatements(script string) ([][]string, []int) {
 func GuardNFT(script []byte, keep []int) error {
 	stmts, lines := nftStatements(string(script))
 	depth := 0
-	established := false
+	// established is per chain: an accept in the input chain does not
+	// keep the sessions an output chain's drop would cut.
+	established := map[string]bool{}
+	chain := ""
 	for n, st := range stmts {
 		line := lines[n]
+		switch {
+		case st[0] == "chain" && len(st) > 1:
+			chain = st[1]
+		case (st[0] == "add" || st[0] == "insert") && len(st) > 4 && st[1] == "rule":
+			chain = st[4]
+		}
 		if depth == 0 {
 			if err := nftTopLevel(st, line); err != nil {
 				return err
@@ -165,14 +174,14 @@ func GuardNFT(script []byte, keep []int) error {
 			return refuse(line, "policy %s drops every port, SSH included; pgaegis's ruleset must filter only the PostgreSQL port", st[i+1])
 		}
 		if isNFTEstablished(st) {
-			established = true
+			established[chain] = true
 			continue
 		}
 		if !has(st, "drop") && !has(st, "reject") && !has(st, "queue") {
 			continue
 		}
-		if !established {
-			return refuse(line, "a drop before any 'ct state established,related accept' would cut sessions already open (pgaegis's own, an SSH login)")
+		if !established[chain] {
+			return refuse(line, "a drop before any 'ct state established,related accept' in chain %s would cut sessions already open (pgaegis's own, an SSH login)", chain)
 		}
 		if err := nftConfined(st, line, keep); err != nil {
 			return err

@@ -35,6 +35,7 @@ func TestGuardNFT(t *testing.T) {
 		{"second table on one line", "\n}\n", "\n} table ip filter { chain c { tcp dport 5432 drop; } }\n", "table ip filter"},
 		{"two tables on one line", "table inet pgaegis {", "table inet pgaegis { } table ip filter { chain c { tcp dport 5432 drop; } }\ntable inet pgaegis {", "only table inet pgaegis"},
 		{"command after a block", "\n}\n", "\n} add rule ip filter c tcp dport 5432 drop\n", "only table inet pgaegis"},
+		{"output chain without its own accept", "\n}\n", "\n\tchain output {\n\t\ttype filter hook output priority 0; policy accept;\n\t\ttcp dport 5432 drop\n\t}\n}\n", "in chain output"},
 		{"add to another table", "table inet pgaegis\n", "add rule ip filter INPUT drop\n", "only table inet pgaegis"},
 	} {
 		s := strings.Replace(nftAllow, c.from, c.to, 1)
