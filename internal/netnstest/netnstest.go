@@ -18,6 +18,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -54,8 +55,14 @@ var seq, probeSeq atomic.Int32
 
 const prefix = "pgaegis-t"
 
-// Available says why namespaces cannot be made here, or nil.
-func Available() error {
+// Available says why namespaces cannot be made here, or nil. It probes
+// once per process: parallel tests probing at once collided on the
+// probe's name and skipped (or, under CI=true, failed) with "File exists".
+func Available() error { return available() }
+
+var available = sync.OnceValue(probe)
+
+func probe() error {
 	if os.Geteuid() != 0 {
 		return errors.New("network namespaces need root (CAP_SYS_ADMIN and CAP_NET_ADMIN)")
 	}
