@@ -15,19 +15,14 @@ var (
 	zdec, _ = zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(1<<30))
 )
 
-// packJSON marshals v, redacts it and compresses it.
-func packJSON(v any) ([]byte, error) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return nil, err
+func compress(b []byte) []byte {
+	if b == nil {
+		return nil
 	}
-	if b, err = redactJSON(b); err != nil {
-		return nil, err
-	}
-	return zenc.EncodeAll(b, nil), nil
+	return zenc.EncodeAll(b, nil)
 }
 
-// unpackJSON reverses packJSON into v.
+// unpackJSON decompresses a blob into v.
 func unpackJSON(blob []byte, v any) error {
 	b, err := zdec.DecodeAll(blob, nil)
 	if err != nil {

@@ -61,33 +61,42 @@ func (c *core) PutScan(ctx context.Context, in NewScan) (int64, error) {
 	if in.FinishedAt.IsZero() {
 		in.FinishedAt = in.StartedAt
 	}
-	labels, err := json.Marshal(redactLabels(in.Labels))
+	var snapJSON, findJSON []byte
+	var err error
+	if in.Snapshot != nil {
+		if snapJSON, err = json.Marshal(in.Snapshot); err != nil {
+			return 0, fmt.Errorf("store: snapshot of %s: %w", in.Server, err)
+		}
+	}
+	if in.Findings != nil {
+		if findJSON, err = json.Marshal(in.Findings); err != nil {
+			return 0, fmt.Errorf("store: findings of %s: %w", in.Server, err)
+		}
+	}
+	snapJSON, findJSON, msg, lab, err := redactScan(snapJSON, findJSON, in.Message, in.Labels)
+	if err != nil {
+		return 0, fmt.Errorf("store: scan of %s: %w", in.Server, err)
+	}
+	labels, err := json.Marshal(lab)
 	if err != nil {
 		return 0, err
 	}
-	// Findings pass through the redactor as JSON, and the rows are made
-	// from the redacted copy, so that no column holds what the blob hides.
+	// The finding rows are made from the redacted copy, so that no column
+	// holds what the blob hides.
 	var findings []rules.Finding
-	var findBlob []byte
-	if in.Findings != nil {
-		if findBlob, err = packJSON(in.Findings); err != nil {
-			return 0, fmt.Errorf("store: findings of %s: %w", in.Server, err)
-		}
-		if err := unpackJSON(findBlob, &findings); err != nil {
+	if findJSON != nil {
+		if err := json.Unmarshal(findJSON, &findings); err != nil {
 			return 0, err
 		}
 	}
-	var snapBlob []byte
 	var toolVersion, serverVersion string
 	if in.Snapshot != nil {
-		if snapBlob, err = packJSON(in.Snapshot); err != nil {
-			return 0, fmt.Errorf("store: snapshot of %s: %w", in.Server, err)
-		}
-		toolVersion = in.Snapshot.ToolVersion
+		toolVersion = conninfo.RedactDSN(in.Snapshot.ToolVersion)
 		if in.Snapshot.Server != nil {
-			serverVersion = in.Snapshot.Server.Version
+			serverVersion = conninfo.RedactDSN(in.Snapshot.Server.Version)
 		}
 	}
+	snapBlob, findBlob := compress(snapJSON), compress(findJSON)
 	n := countFindings(findings)
 
 	tx, err := c.db.BeginTx(ctx, nil)
@@ -108,7 +117,7 @@ func (c *core) PutScan(ctx context.Context, in NewScan) (int64, error) {
 	if err := tx.QueryRowContext(ctx, d.bind(`INSERT INTO scans (server_id, labels, started_at, finished_at, status, message,
 		tool_version, server_version, fail_critical, fail_high, fail_medium, fail_low, fail_info, pass, not_checked, waived, snapshot, findings)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`),
-		serverID, string(labels), d.ts(in.StartedAt), d.ts(in.FinishedAt), string(in.Status), conninfo.RedactDSN(in.Message),
+		serverID, string(labels), d.ts(in.StartedAt), d.ts(in.FinishedAt), string(in.Status), msg,
 		toolVersion, serverVersion, n.FailBySeverity["critical"], n.FailBySeverity["high"], n.FailBySeverity["medium"],
 		n.FailBySeverity["low"], n.FailBySeverity["info"], n.Pass, n.NotChecked, n.Waived, snapBlob, findBlob).Scan(&scanID); err != nil {
 		return 0, fmt.Errorf("store: scan of %s: %w", in.Server, err)
@@ -194,3 +203,6 @@ func (c *core) insertFindings(ctx context.Context, tx *sql.Tx, scanID, serverID 
 
 // raw is the database handle, for tests that look under the API.
 func (c *core) raw() *sql.DB { return c.db }
+
+// bindq binds a query for the backend, for tests.
+func (c *core) bindq(q string) string { return c.d.bind(q) }
