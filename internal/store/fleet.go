@@ -84,11 +84,14 @@ func (c *core) HeldControls(ctx context.Context, from, to time.Time) (*Evidence,
 	// A rule held when it was decided in every reached scan and never
 	// anything but pass: absent, not checked or waived in one scan is not
 	// evidence for that scan.
-	rows, err := c.db.QueryContext(ctx, d.bind(`SELECT f.rule, MAX(f.title), COUNT(DISTINCT f.scan_id), COUNT(DISTINCT f.server_id),
-		SUM(CASE WHEN f.status <> 'pass' THEN 1 ELSE 0 END)
-		FROM scans s JOIN findings f ON f.scan_id = s.id
-		WHERE s.status = 'ok' AND s.started_at >= ? AND s.started_at < ?
-		GROUP BY f.rule ORDER BY f.rule`), d.ts(from), d.ts(to))
+	// Per scan and rule first (findings come in scan order), then per rule.
+	rows, err := c.db.QueryContext(ctx, d.bind(`SELECT rule, MAX(title), COUNT(*), COUNT(DISTINCT server_id), SUM(bad)
+		FROM (SELECT f.scan_id, s.server_id, f.rule, MAX(f.title) AS title,
+				MAX(CASE WHEN f.status <> 'pass' THEN 1 ELSE 0 END) AS bad
+			FROM scans s JOIN findings f ON f.scan_id = s.id
+			WHERE s.status = 'ok' AND s.started_at >= ? AND s.started_at < ?
+			GROUP BY f.scan_id, s.server_id, f.rule) per
+		GROUP BY rule ORDER BY rule`), d.ts(from), d.ts(to))
 	if err != nil {
 		return nil, fmt.Errorf("store: evidence: %w", err)
 	}

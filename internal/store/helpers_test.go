@@ -23,15 +23,15 @@ type backend struct {
 	name string
 	// newURL returns the URL of a new empty store (a file in the test's
 	// temporary directory, or a new database on the shared server).
-	newURL func(t *testing.T) string
+	newURL func(t testing.TB) string
 }
 
 var dbSeq atomic.Int64
 
 func backends() []backend {
 	return []backend{
-		{"sqlite", func(t *testing.T) string { return filepath.Join(t.TempDir(), "fleet.db") }},
-		{"postgres", func(t *testing.T) string {
+		{"sqlite", func(t testing.TB) string { return filepath.Join(t.TempDir(), "fleet.db") }},
+		{"postgres", func(t testing.TB) string {
 			srv := pgtest.Shared(t)
 			name := fmt.Sprintf("store_%d_%d", os.Getpid(), dbSeq.Add(1))
 			if err := srv.Exec(pgtest.Ctx(t), `CREATE DATABASE `+name); err != nil {

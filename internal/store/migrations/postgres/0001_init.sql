@@ -28,9 +28,9 @@ CREATE TABLE scans (
 	snapshot       bytea,
 	findings       bytea
 );
-CREATE INDEX scans_server_time ON scans (server_id, started_at);
+CREATE INDEX scans_server_time ON scans (server_id, started_at, id);
 -- Latest reached scan of each server.
-CREATE INDEX scans_server_status_time ON scans (server_id, status, started_at);
+CREATE INDEX scans_server_status_time ON scans (server_id, status, started_at, id);
 CREATE INDEX scans_time ON scans (started_at);
 
 CREATE TABLE findings (

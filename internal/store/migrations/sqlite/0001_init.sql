@@ -30,9 +30,9 @@ CREATE TABLE scans (
 	findings       BLOB
 );
 -- A server's scans by time (latest scan, time ranges, the drift pair).
-CREATE INDEX scans_server_time ON scans (server_id, started_at);
+CREATE INDEX scans_server_time ON scans (server_id, started_at, id);
 -- Latest reached scan of each server.
-CREATE INDEX scans_server_status_time ON scans (server_id, status, started_at);
+CREATE INDEX scans_server_status_time ON scans (server_id, status, started_at, id);
 -- Fleet-wide periods (auditor evidence).
 CREATE INDEX scans_time ON scans (started_at);
 
