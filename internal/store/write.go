@@ -171,18 +171,22 @@ const insertBatch = 50
 
 func (c *core) insertFindings(ctx context.Context, tx *sql.Tx, scanID, serverID int64, at time.Time, fs []rules.Finding, since map[findingKey]time.Time) error {
 	d := c.d
-	const cols = `INSERT INTO findings (scan_id, ord, server_id, rule, status, severity, area, title, object, location, evidence, started_at, open_since) VALUES `
-	const row = `(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	// Full batches share one prepared statement: parsing the long INSERT
+	// again for each batch was a sixth of a scan's write on SQLite.
+	var full *sql.Stmt
+	if len(fs) >= insertBatch {
+		var err error
+		if full, err = tx.PrepareContext(ctx, d.bind(findingInsert(insertBatch))); err != nil {
+			return err
+		}
+		defer full.Close()
+	}
+	args := make([]any, 0, 13*insertBatch)
 	for start := 0; start < len(fs); start += insertBatch {
 		end := min(start+insertBatch, len(fs))
-		q := cols
-		args := make([]any, 0, 13*(end-start))
+		args = args[:0]
 		for i := start; i < end; i++ {
 			f := fs[i]
-			if i > start {
-				q += ", "
-			}
-			q += row
 			var open any
 			if f.Status == rules.Fail {
 				t, ok := since[findingKey{f.Rule, f.Object}]
@@ -194,11 +198,29 @@ func (c *core) insertFindings(ctx context.Context, tx *sql.Tx, scanID, serverID 
 			args = append(args, scanID, i, serverID, f.Rule, string(f.Status), int(f.Severity), f.Area, f.Title,
 				f.Object, f.Location, f.Evidence, d.ts(at), open)
 		}
-		if _, err := tx.ExecContext(ctx, d.bind(q), args...); err != nil {
+		var err error
+		if end-start == insertBatch {
+			_, err = full.ExecContext(ctx, args...)
+		} else {
+			_, err = tx.ExecContext(ctx, d.bind(findingInsert(end-start)), args...)
+		}
+		if err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// findingInsert is an INSERT of n finding rows.
+func findingInsert(n int) string {
+	q := `INSERT INTO findings (scan_id, ord, server_id, rule, status, severity, area, title, object, location, evidence, started_at, open_since) VALUES `
+	for i := range n {
+		if i > 0 {
+			q += ", "
+		}
+		q += `(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	}
+	return q
 }
 
 // raw is the database handle, for tests that look under the API.
