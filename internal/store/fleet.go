@@ -84,14 +84,11 @@ func (c *core) HeldControls(ctx context.Context, from, to time.Time) (*Evidence,
 	// A rule held when it was decided in every reached scan and never
 	// anything but pass: absent, not checked or waived in one scan is not
 	// evidence for that scan.
-	// Per scan and rule first (findings come in scan order), then per rule.
-	rows, err := c.db.QueryContext(ctx, d.bind(`SELECT rule, MAX(title), COUNT(*), COUNT(DISTINCT server_id), SUM(bad)
-		FROM (SELECT f.scan_id, s.server_id, f.rule, MAX(f.title) AS title,
-				MAX(CASE WHEN f.status <> 'pass' THEN 1 ELSE 0 END) AS bad
-			FROM scans s JOIN findings f ON f.scan_id = s.id
-			WHERE s.status = 'ok' AND s.started_at >= ? AND s.started_at < ?
-			GROUP BY f.scan_id, s.server_id, f.rule) per
-		GROUP BY rule ORDER BY rule`), d.ts(from), d.ts(to))
+	rows, err := c.db.QueryContext(ctx, d.bind(`SELECT f.rule, MAX(f.title), SUM(f.rule_first),
+		SUM(CASE WHEN f.status <> 'pass' THEN 1 ELSE 0 END)
+		FROM scans s JOIN findings f ON f.scan_id = s.id
+		WHERE s.status = 'ok' AND s.started_at >= ? AND s.started_at < ?
+		GROUP BY f.rule ORDER BY f.rule`), d.ts(from), d.ts(to))
 	if err != nil {
 		return nil, fmt.Errorf("store: evidence: %w", err)
 	}
@@ -99,10 +96,12 @@ func (c *core) HeldControls(ctx context.Context, from, to time.Time) (*Evidence,
 	for rows.Next() {
 		var h HeldControl
 		var bad int
-		if err := rows.Scan(&h.Rule, &h.Title, &h.Scans, &h.Servers, &bad); err != nil {
+		if err := rows.Scan(&h.Rule, &h.Title, &h.Scans, &bad); err != nil {
 			return nil, err
 		}
+		// Present in every reached scan means on every server that had one.
 		if bad == 0 && h.Scans == ev.Scans {
+			h.Servers = ev.Servers
 			ev.Held = append(ev.Held, h)
 		}
 	}

@@ -165,7 +165,7 @@ func (c *core) openSince(ctx context.Context, tx *sql.Tx, serverID int64, at tim
 }
 
 // insertBatch is how many finding rows one INSERT carries: a round trip
-// per row would dominate a scan's write on PostgreSQL. 13 columns × 50
+// per row would dominate a scan's write on PostgreSQL. 14 columns × 50
 // stays far below both backends' parameter limits.
 const insertBatch = 50
 
@@ -181,7 +181,8 @@ func (c *core) insertFindings(ctx context.Context, tx *sql.Tx, scanID, serverID 
 		}
 		defer full.Close()
 	}
-	args := make([]any, 0, 13*insertBatch)
+	args := make([]any, 0, 14*insertBatch)
+	seen := map[string]bool{}
 	for start := 0; start < len(fs); start += insertBatch {
 		end := min(start+insertBatch, len(fs))
 		args = args[:0]
@@ -195,8 +196,12 @@ func (c *core) insertFindings(ctx context.Context, tx *sql.Tx, scanID, serverID 
 				}
 				open = d.ts(t)
 			}
+			first := 0
+			if !seen[f.Rule] {
+				seen[f.Rule], first = true, 1
+			}
 			args = append(args, scanID, i, serverID, f.Rule, string(f.Status), int(f.Severity), f.Area, f.Title,
-				f.Object, f.Location, f.Evidence, d.ts(at), open)
+				f.Object, f.Location, f.Evidence, d.ts(at), open, first)
 		}
 		var err error
 		if end-start == insertBatch {
@@ -213,12 +218,12 @@ func (c *core) insertFindings(ctx context.Context, tx *sql.Tx, scanID, serverID 
 
 // findingInsert is an INSERT of n finding rows.
 func findingInsert(n int) string {
-	q := `INSERT INTO findings (scan_id, ord, server_id, rule, status, severity, area, title, object, location, evidence, started_at, open_since) VALUES `
+	q := `INSERT INTO findings (scan_id, ord, server_id, rule, status, severity, area, title, object, location, evidence, started_at, open_since, rule_first) VALUES `
 	for i := range n {
 		if i > 0 {
 			q += ", "
 		}
-		q += `(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+		q += `(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	}
 	return q
 }

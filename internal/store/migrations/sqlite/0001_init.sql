@@ -55,5 +55,8 @@ CREATE TABLE findings (
 	evidence   TEXT NOT NULL DEFAULT '',
 	started_at INTEGER NOT NULL,
 	open_since INTEGER,
+	-- 1 on the first finding of its rule in the scan: counting scans per
+	-- rule is then a sum, not a COUNT(DISTINCT) over millions of rows.
+	rule_first INTEGER NOT NULL DEFAULT 0,
 	PRIMARY KEY (scan_id, ord)
 ) WITHOUT ROWID;
