@@ -2,6 +2,8 @@ package store
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -18,6 +20,18 @@ func TestMigrations(t *testing.T) {
 		}
 		if s.Backend() != b.name {
 			t.Fatalf("Backend() = %q, want %q", s.Backend(), b.name)
+		}
+		if b.name == "sqlite" {
+			// The store describes every server's weaknesses: owner only.
+			for _, f := range []string{url, url + "-wal"} {
+				st, err := os.Stat(f)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if st.Mode().Perm() != 0o600 {
+					t.Fatalf("%s: mode %v, want 0600", filepath.Base(f), st.Mode().Perm())
+				}
+			}
 		}
 		s.Close()
 
