@@ -197,3 +197,8 @@ type Store interface {
 	Backend() string
 	Close() error
 }
+
+var (
+	_ Store = (*sqliteStore)(nil)
+	_ Store = (*pgStore)(nil)
+)
