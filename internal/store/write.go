@@ -52,6 +52,12 @@ func (c *core) PutScan(ctx context.Context, in NewScan) (int64, error) {
 	if in.Server == "" {
 		return 0, fmt.Errorf("store: a scan needs a server name")
 	}
+	if len(conninfo.SecretSpans(in.Server)) > 0 {
+		// A name is a key: masking it would merge servers, keeping it
+		// would store the password. Inventories name servers apart from
+		// their connection strings.
+		return 0, fmt.Errorf("store: a server name holds a password: name servers apart from their connection strings")
+	}
 	if !in.Status.valid() {
 		return 0, fmt.Errorf("store: scan of %s: unknown status %q (want ok, unreachable, timeout or error)", in.Server, in.Status)
 	}
