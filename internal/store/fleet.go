@@ -2,7 +2,10 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/pgaegis/pgaegis/internal/rules"
@@ -11,10 +14,34 @@ import (
 // farFuture stands for "no upper bound" in time comparisons.
 var farFuture = time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
 
-// latestOKCTE names each server's latest reached scan started before the
-// first bound parameter: latest(server_id, name, scan_id).
-const latestOKCTE = `WITH latest AS (SELECT sv.id AS server_id, sv.name AS name, ` + `(SELECT id FROM scans WHERE server_id = sv.id AND status = 'ok' AND started_at < ?
-	ORDER BY started_at DESC, id DESC LIMIT 1) AS scan_id FROM servers sv) `
+// latestOK returns each server's latest reached scan started before
+// at, as an SQL list of ids ("" when there is none). The ids come first
+// and the findings query names them, so both planners probe the findings
+// key scan by scan; a join against a correlated subquery let PostgreSQL
+// choose a scan of every finding.
+func (c *core) latestOK(ctx context.Context, at time.Time) (string, error) {
+	rows, err := c.db.QueryContext(ctx, c.d.bind(`SELECT (SELECT id FROM scans WHERE server_id = sv.id AND status = 'ok' AND started_at < ?
+		ORDER BY started_at DESC, id DESC LIMIT 1) FROM servers sv`), c.d.ts(at))
+	if err != nil {
+		return "", err
+	}
+	defer rows.Close()
+	var b strings.Builder
+	for rows.Next() {
+		var id sql.NullInt64
+		if err := rows.Scan(&id); err != nil {
+			return "", err
+		}
+		if !id.Valid {
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(strconv.FormatInt(id.Int64, 10)) // an integer from the database: nothing to quote
+	}
+	return b.String(), rows.Err()
+}
 
 func (c *core) CommonFailures(ctx context.Context, at time.Time, limit int) ([]RuleCount, error) {
 	if at.IsZero() {
@@ -23,10 +50,13 @@ func (c *core) CommonFailures(ctx context.Context, at time.Time, limit int) ([]R
 	if limit <= 0 {
 		limit = 20
 	}
-	rows, err := c.db.QueryContext(ctx, c.d.bind(latestOKCTE+`SELECT f.rule, MAX(f.title), MAX(f.severity), COUNT(DISTINCT f.server_id), COUNT(*)
-		FROM latest l JOIN findings f ON f.scan_id = l.scan_id
-		WHERE f.status = 'fail'
-		GROUP BY f.rule ORDER BY COUNT(DISTINCT f.server_id) DESC, MAX(f.severity) DESC, f.rule LIMIT ?`), c.d.ts(at), limit)
+	ids, err := c.latestOK(ctx, at)
+	if err != nil || ids == "" {
+		return nil, err
+	}
+	rows, err := c.db.QueryContext(ctx, c.d.bind(`SELECT f.rule, MAX(f.title), MAX(f.severity), COUNT(DISTINCT f.server_id), COUNT(*)
+		FROM findings f WHERE f.scan_id IN (`+ids+`) AND f.status = 'fail'
+		GROUP BY f.rule ORDER BY COUNT(DISTINCT f.server_id) DESC, MAX(f.severity) DESC, f.rule LIMIT ?`), limit)
 	if err != nil {
 		return nil, fmt.Errorf("store: common failures: %w", err)
 	}
@@ -48,10 +78,14 @@ func (c *core) OpenLongerThan(ctx context.Context, age time.Duration, now time.T
 	if now.IsZero() {
 		now = time.Now()
 	}
-	rows, err := c.db.QueryContext(ctx, c.d.bind(latestOKCTE+`SELECT `+findingCols+`, l.name
-		FROM latest l JOIN findings f ON f.scan_id = l.scan_id
-		WHERE f.status = 'fail' AND f.open_since < ?
-		ORDER BY f.open_since, l.name, f.rule, f.object`), c.d.ts(farFuture), c.d.ts(now.Add(-age)))
+	ids, err := c.latestOK(ctx, farFuture)
+	if err != nil || ids == "" {
+		return nil, err
+	}
+	rows, err := c.db.QueryContext(ctx, c.d.bind(`SELECT `+findingCols+`, sv.name
+		FROM findings f JOIN servers sv ON sv.id = f.server_id
+		WHERE f.scan_id IN (`+ids+`) AND f.status = 'fail' AND f.open_since < ?
+		ORDER BY f.open_since, sv.name, f.rule, f.object`), c.d.ts(now.Add(-age)))
 	if err != nil {
 		return nil, fmt.Errorf("store: open findings: %w", err)
 	}
