@@ -382,10 +382,10 @@ func connFiles(o Options, h *snapshot.Host, procs []procInfo, accts []account) {
 			return filepath.Join(p.cwd, v)
 		}
 		ref := func(v string) *snapshot.ConnProc { return &snapshot.ConnProc{Proc: p.Proc, Var: v, Cluster: cl} }
-		if v := p.env["PGPASSFILE"]; v != "" {
+		if v := p.env["PGPASSFILE"]; v != "" && !descriptorPath(v) {
 			add(rel(v), "pgpass", "PGPASSFILE of a process", cl, ref("PGPASSFILE"))
 		}
-		if v := p.env["PGSERVICEFILE"]; v != "" {
+		if v := p.env["PGSERVICEFILE"]; v != "" && !descriptorPath(v) {
 			add(rel(v), "service", "PGSERVICEFILE of a process", cl, ref("PGSERVICEFILE"))
 		}
 		if v := p.env["PGSYSCONFDIR"]; v != "" {
@@ -400,7 +400,7 @@ func connFiles(o Options, h *snapshot.Host, procs []procInfo, accts []account) {
 	}
 	// This run's own environment (it is not in the /proc scan).
 	for v, kind := range map[string]string{"PGPASSFILE": "pgpass", "PGSERVICEFILE": "service"} {
-		if p := os.Getenv(v); p != "" && filepath.IsAbs(p) {
+		if p := os.Getenv(v); p != "" && filepath.IsAbs(p) && !descriptorPath(p) {
 			add(p, kind, v+" of this pgaegis run", "", nil)
 		}
 	}
@@ -596,4 +596,19 @@ func pgConfigSysconfdirs(o Options) []string {
 		}
 	}
 	return out
+}
+
+// descriptorPath says v names the process's own open descriptor
+// (/proc/self/fd/3, /dev/fd/3, /dev/stdin): a pipe its parent handed it, as
+// pgaegis does for pg_dump's password, not a file on disk. Opened from
+// here it would be pgaegis's own descriptor, or would drain the other
+// process's pipe, so it is not looked at.
+func descriptorPath(v string) bool {
+	v = filepath.Clean(v)
+	for _, p := range []string{"/proc/self/", "/proc/thread-self/", "/dev/fd/"} {
+		if strings.HasPrefix(v, p) {
+			return true
+		}
+	}
+	return v == "/dev/stdin"
 }

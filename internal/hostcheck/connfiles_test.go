@@ -300,3 +300,22 @@ func TestPostmasterCount(t *testing.T) {
 		})
 	}
 }
+
+// A PGPASSFILE naming a descriptor of the process itself (pgaegis's own
+// in-memory pgpass for pg_dump) is no file to audit: from here it would be
+// our fd 3, or another process's pipe.
+func TestDescriptorPathIsNotAFile(t *testing.T) {
+	for v, want := range map[string]bool{
+		"/proc/self/fd/3":        true,
+		"/proc/thread-self/fd/9": true,
+		"/dev/fd/3":              true,
+		"/dev/stdin":             true,
+		"/proc/1234/fd/3":        false, // a real path from anywhere
+		"/home/app/.pgpass":      false,
+		"/proc/selfish/pgpass":   false,
+	} {
+		if got := descriptorPath(v); got != want {
+			t.Errorf("descriptorPath(%q) = %v", v, got)
+		}
+	}
+}
