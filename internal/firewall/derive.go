@@ -30,6 +30,11 @@ type Input struct {
 	Listen []string
 	// Port is the server's port (5432 when 0).
 	Port int
+	// NoTLS says the server has ssl = off (no connection can use TLS, so
+	// hostssl lines never match and hostnossl lines match everything);
+	// NoGSS says it cannot do GSSAPI encryption. Unknown: false, which
+	// opens more, never less.
+	NoTLS, NoGSS bool
 	// Session is the address pgaegis's own connection comes from, when
 	// known: a plan that would stop it from connecting again says so.
 	Session netip.Addr
@@ -312,23 +317,33 @@ func (d *deriver) family(rules []hba.Rule, space netip.Prefix, replication bool)
 			lines[rg] = opened
 		}
 	}
-	// Loopback and mapped addresses are left out above; when everything
-	// else is open, the family is open to all and said so as one prefix.
+	// Loopback and mapped addresses were left out above: no packet from
+	// them arrives from outside, so they may be added back wherever that
+	// gives fewer prefixes, and a family open but for them is open to all.
 	set, _ := b.IPSet()
-	full := fullExcept(space)
-	if set.Equal(full) {
+	if set.Equal(fullExcept(space)) {
 		var ls []string
 		for _, l := range lines {
 			ls = append(ls, l...)
 		}
 		return []Source{{Network: space, Lines: sortLines(ls)}}
 	}
+	var wide netipx.IPSetBuilder
+	wide.AddSet(set)
+	for _, dc := range []netip.Prefix{loopback4, loopback6, mapped} {
+		if dc.Addr().Is4() == space.Addr().Is4() {
+			wide.AddPrefix(dc)
+		}
+	}
+	if w, _ := wide.IPSet(); len(w.Prefixes()) < len(set.Prefixes()) {
+		set = w
+	}
 	var out []Source
 	for _, pfx := range set.Prefixes() {
 		var ls []string
 		r := netipx.RangeOfPrefix(pfx)
 		for rg, l := range lines {
-			if rangesOverlap(r, rg) {
+			if rangesOverlap(r, rg) && len(l) > 0 {
 				ls = append(ls, l...)
 			}
 		}
@@ -521,6 +536,9 @@ var classes = []struct{ ssl, gss bool }{{true, false}, {false, false}, {false, t
 func (d *deriver) opens(rules []hba.Rule, a netip.Addr, probes []probe, replication bool) []string {
 	var opened []string
 	for _, cl := range classes {
+		if cl.ssl && d.in.NoTLS || cl.gss && d.in.NoGSS {
+			continue
+		}
 		site := hba.Conn{Addr: a, SSL: cl.ssl, GSS: cl.gss}
 		var here []hba.Rule
 		for i := range rules {

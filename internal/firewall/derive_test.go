@@ -118,6 +118,18 @@ func TestDerive(t *testing.T) {
 	}
 }
 
+// A server without TLS takes every connection as plaintext: a hostnossl
+// reject closes the network that a later line would open over TLS.
+func TestDeriveNoTLS(t *testing.T) {
+	rules := parse(t, "hostnossl all all 10.0.0.0/8 reject\nhost all all 10.0.0.0/8 md5\n")
+	for _, noTLS := range []bool{false, true} {
+		p, _ := Derive(Input{Rules: rules, Listen: []string{"*"}, NoTLS: noTLS, NoGSS: true})
+		if got := len(p.Allow4) == 1; got == noTLS {
+			t.Errorf("NoTLS=%v: %s", noTLS, summary(p))
+		}
+	}
+}
+
 func TestDeriveSession(t *testing.T) {
 	p, err := Derive(Input{Rules: parse(t, "host all all 10.0.0.0/8 md5\n"), Listen: []string{"*"}, Session: netip.MustParseAddr("192.0.2.9")})
 	if err != nil {

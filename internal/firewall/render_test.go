@@ -152,6 +152,9 @@ func FuzzDerive(f *testing.F) {
 					continue // the whole family: loopback and mapped are left out
 				}
 				for _, a := range []netip.Addr{s.Network.Addr(), lastOf(s.Network)} {
+					if a.IsLoopback() || mapped.Contains(a) {
+						continue // added back only to make fewer prefixes
+					}
 					if len(d.opens(rules, a, probes, l.repl)) == 0 {
 						t.Fatalf("%s allowed, but nothing is accepted from %s\n%s", s.Network, a, text)
 					}
