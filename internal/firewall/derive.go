@@ -119,6 +119,15 @@ func Derive(in Input) (*Policy, error) {
 		d.note(fmt.Sprintf("WARNING: pgaegis's own session comes from %s, which this plan does not allow: established connections survive, a new one from there would be dropped", in.Session))
 	}
 	p.Notes = dedupe(p.Notes)
+	// Empty lists, not null, in the JSON form.
+	for _, l := range []*[]Source{&p.Allow4, &p.Allow6, &p.Replication4, &p.Replication6} {
+		if *l == nil {
+			*l = []Source{}
+		}
+	}
+	if p.Notes == nil {
+		p.Notes = []string{}
+	}
 	return p, nil
 }
 
