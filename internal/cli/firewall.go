@@ -163,8 +163,5 @@ func firewallLive(ctx context.Context, env *Env, conn *connFlags, version int) (
 	for _, r := range snap.Roles {
 		in.Roles = append(in.Roles, r.Name)
 	}
-	for _, d := range snap.Databases {
-		in.Databases = append(in.Databases, d.Name)
-	}
 	return in, nil
 }

@@ -6,6 +6,7 @@ package firewall
 
 import (
 	"fmt"
+	"math"
 	"net/netip"
 	"slices"
 	"sort"
@@ -22,10 +23,10 @@ type Input struct {
 	Rules []hba.Rule
 	// Env answers membership and the host's addresses (samehost/samenet).
 	Env hba.Env
-	// Roles and Databases are the names that exist, when known: they are
-	// tried as users and databases so that +group, samerole and sameuser
-	// lines are decided rather than guessed.
-	Roles, Databases []string
+	// Roles are the roles that exist, when known: with Env's membership
+	// they decide +group and samerole lines rather than leaving them open.
+	// (Other names behave as a name no line spells, which is always tried.)
+	Roles []string
 	// Listen is listen_addresses split into its entries.
 	Listen []string
 	// Port is the server's port (5432 when 0).
@@ -108,11 +109,17 @@ func Derive(in Input) (*Policy, error) {
 	if !p.ListensV4 && !p.ListensV6 {
 		d.note("listen_addresses takes no TCP connection beyond loopback: nothing needs to be opened; the port is dropped for every other source anyway")
 	}
-	for _, l := range [][]Source{p.Allow4, p.Allow6} {
-		if len(l) == 1 && l[0].Network.Bits() == 0 {
+	for _, l := range []struct {
+		what string
+		src  []Source
+	}{{"connections", p.Allow4}, {"connections", p.Allow6}, {"replication connections", p.Replication4}, {"replication connections", p.Replication6}} {
+		if len(l.src) == 1 && l.src[0].Network.Bits() == 0 {
 			p.OpenToAll = true
-			d.note(fmt.Sprintf("WARNING: pg_hba.conf accepts connections from every %s address (%s): the firewall opens port %d to the whole %s Internet; narrow the line to the networks that need it",
-				fam(l[0].Network), strings.Join(l[0].Lines, ", "), p.Port, fam(l[0].Network)))
+			f := fam(l.src[0].Network)
+			d.note(fmt.Sprintf("WARNING: pg_hba.conf accepts %s from every %s address (%s): the firewall opens port %d to the whole %s Internet; narrow the line to the networks that need it",
+				l.what, f, strings.Join(l.src[0].Lines, ", "), p.Port, f))
+		} else if len(l.src) > 0 && half(l.src) {
+			d.note(fmt.Sprintf("WARNING: pg_hba.conf accepts %s from more than half of all %s addresses: the port is open to most of the Internet", l.what, fam(l.src[0].Network)))
 		}
 	}
 	if in.Session.IsValid() && !in.Session.IsLoopback() && !p.allows(in.Session) {
@@ -129,6 +136,16 @@ func Derive(in Input) (*Policy, error) {
 		p.Notes = []string{}
 	}
 	return p, nil
+}
+
+// half reports whether the sources cover more than half of their family
+// (a /1 or wider, or two of the same width add up).
+func half(src []Source) bool {
+	var sum float64
+	for _, s := range src {
+		sum += math.Ldexp(1, -s.Network.Bits())
+	}
+	return sum > 0.5
 }
 
 func fam(p netip.Prefix) string {
@@ -158,9 +175,8 @@ func (p *Policy) Allows(a netip.Addr) bool {
 }
 
 type deriver struct {
-	in      Input
-	p       *Policy
-	sampled bool // probes is a sample: every reachable accept line opens
+	in Input
+	p  *Policy
 }
 
 func (d *deriver) note(s string) { d.p.Notes = append(d.p.Notes, s) }
@@ -308,7 +324,6 @@ func (d *deriver) family(rules []hba.Rule, space netip.Prefix, replication bool)
 	if len(regions) > maxRegions {
 		d.note(fmt.Sprintf("pg_hba.conf cuts the address space into %d regions: only the first %d are examined exactly, the rest are opened", len(regions), maxRegions))
 	}
-	probes := d.probes(rules, replication)
 	lines := map[netipx.IPRange][]string{}
 	var b netipx.IPSetBuilder
 	for i, rg := range regions {
@@ -319,7 +334,7 @@ func (d *deriver) family(rules []hba.Rule, space netip.Prefix, replication bool)
 		if i >= maxRegions {
 			opened = []string{"(not examined)"}
 		} else {
-			opened = d.opens(rules, rg.From(), probes, replication)
+			opened = d.opens(rules, rg.From(), replication)
 		}
 		if len(opened) > 0 {
 			b.AddRange(rg)
@@ -475,16 +490,15 @@ type probe struct{ user, db string }
 // that exist, and one name that is none of them (what "all" alone lets
 // in). A line the probes cannot decide (a regular expression, membership
 // unknown) comes back from hba.Match as undecided, which opens.
-func (d *deriver) probes(rules []hba.Rule, replication bool) []probe {
+func (d *deriver) probes(rules []hba.Rule, replication bool) ([]probe, bool) {
 	users := []string{probeName}
 	dbs := []string{probeName}
-	users = append(users, d.in.Roles...)
-	dbs = append(dbs, d.in.Databases...)
-	dbs = append(dbs, d.in.Roles...) // samerole/sameuser compare the database with role names
+	membership := false
 	for _, r := range rules {
 		for _, t := range r.Users {
 			v := t.Value
 			if !t.Quoted && strings.HasPrefix(v, "+") {
+				membership = true
 				dbs = append(dbs, v[1:])
 				continue
 			}
@@ -495,12 +509,21 @@ func (d *deriver) probes(rules []hba.Rule, replication bool) []probe {
 			dbs = append(dbs, v) // sameuser
 		}
 		for _, t := range r.Databases {
+			if t.IsKeyword("samerole") || t.IsKeyword("samegroup") {
+				membership = true
+			}
 			if isDBKeyword(t) || strings.HasPrefix(t.Value, "/") {
 				continue
 			}
 			dbs = append(dbs, t.Value)
 			users = append(users, t.Value) // sameuser
 		}
+	}
+	// A name no line spells behaves as the fresh one, unless membership
+	// decides: then every role may be the one that is a member.
+	if membership {
+		users = append(users, d.in.Roles...)
+		dbs = append(dbs, d.in.Roles...)
 	}
 	users, dbs = dedupe(users), dedupe(dbs)
 	if replication {
@@ -512,20 +535,21 @@ func (d *deriver) probes(rules []hba.Rule, replication bool) []probe {
 			out = append(out, probe{u, db})
 		}
 	}
-	if len(out) > maxProbes {
-		// Each user with its own name as database, and each with the
-		// fresh name, still decide sameuser and "all".
-		d.note(fmt.Sprintf("pg_hba.conf names %d users and %d databases: user/database combinations are sampled, and lines only those would decide are opened", len(users), len(dbs)))
-		out = out[:0]
-		for _, u := range users {
-			out = append(out, probe{u, u}, probe{u, probeName})
-		}
-		for _, db := range dbs {
-			out = append(out, probe{probeName, db})
-		}
-		d.sampled = true
+	if len(out) <= maxProbes {
+		return out, false
 	}
-	return out
+	// Each user with its own name as database, and each with the fresh
+	// name, still decide sameuser and "all"; the lines only other
+	// combinations would decide are opened by the caller.
+	d.note(fmt.Sprintf("pg_hba.conf names %d users and %d databases for one network: user/database combinations are sampled, and lines only those would decide are opened", len(users), len(dbs)))
+	out = out[:0]
+	for _, u := range users {
+		out = append(out, probe{u, u}, probe{u, probeName})
+	}
+	for _, db := range dbs {
+		out = append(out, probe{probeName, db})
+	}
+	return out, true
 }
 
 func isDBKeyword(t hba.Token) bool {
@@ -542,7 +566,7 @@ var classes = []struct{ ssl, gss bool }{{true, false}, {false, false}, {false, t
 
 // opens returns the lines through which some connection from a is
 // accepted (empty: every connection from a is refused or rejected).
-func (d *deriver) opens(rules []hba.Rule, a netip.Addr, probes []probe, replication bool) []string {
+func (d *deriver) opens(rules []hba.Rule, a netip.Addr, replication bool) []string {
 	var opened []string
 	for _, cl := range classes {
 		if cl.ssl && d.in.NoTLS || cl.gss && d.in.NoGSS {
@@ -558,6 +582,7 @@ func (d *deriver) opens(rules []hba.Rule, a netip.Addr, probes []probe, replicat
 		if len(here) == 0 {
 			continue
 		}
+		probes, sampled := d.probes(here, replication)
 		for _, pr := range probes {
 			c := site
 			c.User, c.Database, c.Replication = pr.user, pr.db, replication
@@ -586,7 +611,7 @@ func (d *deriver) opens(rules []hba.Rule, a netip.Addr, probes []probe, replicat
 		// catches for every user and database may still be reached.
 		for i := range here {
 			r := &here[i]
-			if r.Method == "reject" || !(d.sampled || hasRegex(r)) || !takesKind(r, replication) {
+			if r.Method == "reject" || !(sampled || hasRegex(r)) || !takesKind(r, replication) {
 				continue
 			}
 			if !caughtBefore(here[:i], site, replication, d.in.Env) {

@@ -52,6 +52,10 @@ func TestDerive(t *testing.T) {
 	}{
 		{name: "one network", hba: "local all all peer\nhost all all 10.1.0.0/16 scram-sha-256\n", listen: star,
 			want: "allow4 10.1.0.0/16=2 | allow6  | repl4  | repl6 "},
+		{name: "nearly all", hba: "host all all 10.0.0.0/8 reject\nhost all all 0.0.0.0/0 md5\n", listen: star,
+			want: "allow4 0.0.0.0/5=2 8.0.0.0/7=2 11.0.0.0/8=2 12.0.0.0/6=2 16.0.0.0/4=2 32.0.0.0/3=2 64.0.0.0/2=2 128.0.0.0/1=2 | allow6  | repl4  | repl6 ", note: "more than half"},
+		{name: "replication open to all", hba: "host replication all ::/0 md5\n", listen: star,
+			want: "allow4  | allow6  | repl4  | repl6 ::/0=1", note: "replication connections from every IPv6"},
 		{name: "reject first", hba: "host all all 10.1.2.0/24 reject\nhost all all 10.1.0.0/16 md5\n", listen: star,
 			want: "allow4 10.1.0.0/23=2 10.1.3.0/24=2 10.1.4.0/22=2 10.1.8.0/21=2 10.1.16.0/20=2 10.1.32.0/19=2 10.1.64.0/18=2 10.1.128.0/17=2 | allow6  | repl4  | repl6 "},
 		{name: "shadowed by earlier reject for all", hba: "host all all 10.0.0.0/8 reject\nhost app app 10.1.0.0/16 md5\n", listen: star,

@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -35,6 +36,7 @@ var oracleNets = []string{
 	"192.0.2.0/24", "192.0.2.0/25", "192.0.2.128/25", "192.0.2.64/26", "192.0.2.10/32", "192.0.2.77/32", "192.0.2.200/32",
 	"198.51.100.0/24", "198.51.100.0/25", "198.51.100.128/25", "198.51.100.130/32",
 	"2001:db8:1::/64", "2001:db8:1::/112", "2001:db8:1::8000:0/112", "2001:db8:1::10/128",
+	"0.0.0.0/0", "::/0",
 }
 
 // oracleHBA is a random pg_hba.conf over the test networks, with reject
@@ -43,8 +45,8 @@ var oracleNets = []string{
 func oracleHBA(rng *rand.Rand) string {
 	var b strings.Builder
 	b.WriteString("local all all scram-sha-256\nhost all all 127.0.0.1/32 scram-sha-256\n")
-	users := []string{"all", "all", "app", "other"}
-	dbs := []string{"all", "all", "postgres", "shop", "replication"}
+	users := []string{"all", "all", "app", "other", "+grp", "app,other"}
+	dbs := []string{"all", "all", "postgres", "shop", "replication", "sameuser", "samerole", "replication,postgres"}
 	methods := []string{"scram-sha-256", "scram-sha-256", "md5", "reject", "reject", "trust"}
 	for i, n := 0, 3+rng.Intn(7); i < n; i++ {
 		// No hostssl: the test server has no certificate, and its
@@ -113,7 +115,7 @@ type counts struct {
 // reachable from everywhere.
 func TestOracleNetns(t *testing.T) {
 	netnstest.Need(t, "nft", "iptables-restore", "ip6tables-restore")
-	files := 6
+	files := 8
 	if testing.Short() {
 		files = 2
 	}
@@ -124,7 +126,8 @@ func TestOracleNetns(t *testing.T) {
 			srv := pgtest.Start(t, localpg.Options{NetNS: p.Server, Listen: listenAddrs,
 				HBA: "local all all scram-sha-256\n"})
 			ctx := pgtest.Ctx(t)
-			if err := srv.Exec(ctx, "CREATE ROLE app LOGIN PASSWORD 'app-secret-1'", "CREATE ROLE other LOGIN PASSWORD 'other-secret-1'"); err != nil {
+			if err := srv.Exec(ctx, "CREATE ROLE app LOGIN PASSWORD 'app-secret-1'", "CREATE ROLE other LOGIN PASSWORD 'other-secret-1'",
+				"CREATE ROLE grp NOLOGIN", "GRANT grp TO app"); err != nil {
 				t.Fatal(err)
 			}
 			startSSHStandIn(t, p.Server)
@@ -138,7 +141,7 @@ func TestOracleNetns(t *testing.T) {
 		})
 	}
 	t.Logf("compared with the plan: %d sources judged by the server's pg_hba.conf (%d logins), %d allowed and %d denied TCP attempts to the PostgreSQL port, %d real logins where allowed, %d attempts to port 22",
-		total.truths, total.truths*12, total.allowed, total.denied, total.logins, total.others)
+		total.truths, total.truths*21, total.allowed, total.denied, total.logins, total.others)
 }
 
 func oracleCase(t *testing.T, p *netnstest.Pair, srv *localpg.Server, backend, text string, total *counts) {
@@ -155,11 +158,11 @@ func oracleCase(t *testing.T, p *netnstest.Pair, srv *localpg.Server, backend, t
 		t.Fatalf("%v", f.Errors)
 	}
 	checkFileRules(t, ctx, srv, f.Rules)
-	roles := []string{srv.AdminUser, "app", "other"}
+	roles := []string{srv.AdminUser, "app", "other", "grp"}
 	env := hba.Env{Version: srv.Major,
-		RoleExists: func(r string) bool { return r == roles[0] || r == roles[1] || r == roles[2] },
-		IsMember:   func(r, g string) bool { return r == g }}
-	plan, err := Derive(Input{Rules: f.Rules, Env: env, Roles: roles, Databases: []string{"postgres", "template1"},
+		RoleExists: func(r string) bool { return slices.Contains(roles, r) },
+		IsMember:   func(r, g string) bool { return slices.Contains(roles, r) && (r == g || r == "app" && g == "grp") }}
+	plan, err := Derive(Input{Rules: f.Rules, Env: env, Roles: roles,
 		Listen: strings.Split(listenAddrs, ","), Port: srv.Port, NoTLS: true, NoGSS: true})
 	if err != nil {
 		t.Fatal(err)
@@ -365,11 +368,12 @@ func dstFor(src netip.Addr) netip.Addr {
 // hbaTruth asks the server whether some ordinary, and some physical
 // replication, connection from src gets past pg_hba.conf: every user
 // class of the generated files (app, other, a role nobody names) and
-// every database class (postgres, shop, one no line names). Past it means
+// every database class (postgres, shop, one no line names, the users'
+// own names for sameuser, the group's for samerole). Past it means
 // anything but the two refusals pg_hba.conf itself gives.
 func hbaTruth(t *testing.T, ctx context.Context, p *netnstest.Pair, srv *localpg.Server, src, dst netip.Addr) (ordinary, replication bool) {
 	for _, user := range []string{"app", "other", "ghost"} {
-		for _, db := range []string{"postgres", "shop", "template1", "replication"} {
+		for _, db := range []string{"postgres", "shop", "template1", "app", "other", "grp", "replication"} {
 			cfg := srv.ConnConfig("postgres").Config
 			cfg.Host, cfg.Port, cfg.User, cfg.Password, cfg.Database = dst.String(), uint16(srv.Port), user, user+"-secret-1", db
 			cfg.TLSConfig, cfg.Fallbacks = nil, nil
