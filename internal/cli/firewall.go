@@ -3,9 +3,11 @@ package cli
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"strconv"
 	"strings"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/spf13/cobra"
 
 	"github.com/pgaegis/pgaegis/internal/firewall"
@@ -130,6 +132,23 @@ func firewallOffline(env *Env, hbaPath, confPath string, version int) (firewall.
 	return firewall.Input{Rules: f.Rules, Env: hba.Env{Version: version}, Listen: splitListen(listen), Port: port, NoTLS: !ssl}, nil
 }
 
+// sessionAddr is the client address the server sees for pgaegis's own
+// connection (invalid for a socket, or when it cannot be read): the plan
+// warns when it would not let that address connect again.
+func sessionAddr(ctx context.Context, cfg *pgx.ConnConfig) netip.Addr {
+	c, err := pgx.ConnectConfig(ctx, cfg.Copy())
+	if err != nil {
+		return netip.Addr{}
+	}
+	defer c.Close(ctx)
+	var addr *string
+	if err := c.QueryRow(ctx, "SELECT host(inet_client_addr())").Scan(&addr); err != nil || addr == nil {
+		return netip.Addr{}
+	}
+	a, _ := netip.ParseAddr(*addr)
+	return a
+}
+
 func splitListen(v string) []string {
 	if items, ok := guc.SplitQuotedList(v); ok {
 		return items
@@ -140,12 +159,16 @@ func splitListen(v string) []string {
 // firewallLive collects the rules, roles and settings from the server,
 // as hba explain does.
 func firewallLive(ctx context.Context, env *Env, conn *connFlags, version int) (firewall.Input, error) {
-	src := hbaSource{conn: *conn, version: version}
+	cfg, err := conn.config(env)
+	if err != nil {
+		return firewall.Input{}, err
+	}
+	src := hbaSource{conn: *conn, version: version, cfg: cfg}
 	rules, snap, menv, err := src.load(ctx, env)
 	if err != nil {
 		return firewall.Input{}, err
 	}
-	in := firewall.Input{Rules: rules, Env: menv, Port: 5432}
+	in := firewall.Input{Rules: rules, Env: menv, Port: 5432, Session: sessionAddr(ctx, cfg)}
 	if v, ok := snap.Setting("listen_addresses"); ok {
 		in.Listen = splitListen(v.Value)
 	} else {
