@@ -13,6 +13,7 @@ import (
 	"github.com/pgaegis/pgaegis/internal/firewall"
 	"github.com/pgaegis/pgaegis/internal/guc"
 	"github.com/pgaegis/pgaegis/internal/hba"
+	"github.com/pgaegis/pgaegis/internal/hbapolicy"
 	"github.com/pgaegis/pgaegis/internal/pgconf"
 	"github.com/pgaegis/pgaegis/internal/snapshot"
 )
@@ -47,6 +48,7 @@ names) are comments in the script; warnings also go to stderr.`,
 	output := fs.String("output", "nft", "rendering: "+strings.Join(firewall.Formats, ", "))
 	format := fs.String("format", "text", "text (the script) or json (the derived policy)")
 	version := fs.Int("pg-version", 0, "PostgreSQL major version for offline files (default: newest semantics)")
+	onHost := fs.Bool("on-host", false, "offline files are this machine's: samehost and samenet use its interface addresses")
 	cmd.MarkFlagFilename("hba-file")
 	cmd.MarkFlagFilename("config-file", "conf")
 	completeValues(cmd, "output", firewall.Formats...)
@@ -69,6 +71,9 @@ names) are comments in the script; warnings also go to stderr.`,
 		var err error
 		if offline {
 			in, err = firewallOffline(env, *hbaFile, *confFile, *version)
+			if *onHost {
+				in.Env.HostAddrs = hbapolicy.LocalAddrs()
+			}
 		} else {
 			in, err = firewallLive(ctx, env, &conn, *version)
 		}

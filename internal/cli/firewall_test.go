@@ -43,6 +43,14 @@ func TestFirewallPlanOffline(t *testing.T) {
 			t.Errorf("%q: exit %d", bad, code)
 		}
 	}
+	// samenet: this machine's interfaces with --on-host, a note without.
+	os.WriteFile(hbaPath, []byte("host all all samenet md5\n"), 0o600)
+	if _, out, _ := runCLI(t, base...); !strings.Contains(out, "not known here") {
+		t.Errorf("no note for samenet offline:\n%s", out)
+	}
+	if code, out, errs := runCLI(t, append(base, "--on-host")...); code != ExitOK || !strings.Contains(out, "samenet is the host's subnets") {
+		t.Errorf("--on-host: exit %d\n%s\n%s", code, out, errs)
+	}
 	// Open to everyone: said on stderr too.
 	os.WriteFile(hbaPath, []byte("host all all 0.0.0.0/0 md5\n"), 0o600)
 	if _, _, errs := runCLI(t, base...); !strings.Contains(errs, "WARNING") {
