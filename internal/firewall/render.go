@@ -140,10 +140,10 @@ func (p *Policy) iptables(v6 bool) string {
 	fmt.Fprintf(&w, "-A %s -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT\n", Chain)
 	fmt.Fprintf(&w, "-A %s -i lo -m comment --comment \"loopback is never blocked\" -j ACCEPT\n", Chain)
 	for _, s := range allow {
-		fmt.Fprintf(&w, "-A %s -s %s -m comment --comment %s -j ACCEPT\n", Chain, s.Network, quoted(lines(s)))
+		fmt.Fprintf(&w, "-A %s -s %s -p tcp --dport %d -m comment --comment %s -j ACCEPT\n", Chain, s.Network, p.Port, quoted(lines(s)))
 	}
 	for _, s := range repl {
-		fmt.Fprintf(&w, "-A %s -s %s -m comment --comment %s -j ACCEPT\n", Chain, s.Network, quoted("replication: "+lines(s)))
+		fmt.Fprintf(&w, "-A %s -s %s -p tcp --dport %d -m comment --comment %s -j ACCEPT\n", Chain, s.Network, p.Port, quoted("replication: "+lines(s)))
 	}
 	fmt.Fprintf(&w, "-A %s -p tcp --dport %d -m comment --comment \"pg_hba.conf accepts nobody else\" -j DROP\n", Chain, p.Port)
 	w.WriteString("COMMIT\n")
