@@ -12,6 +12,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/spf13/cobra"
 
 	"github.com/pgaegis/pgaegis/internal/collect"
@@ -38,6 +39,9 @@ type hbaSource struct {
 	file     string
 	snapPath string
 	version  int
+	// cfg, when set, is the connection configuration already made from
+	// conn (so that -W prompts once for a command that connects twice).
+	cfg *pgx.ConnConfig
 }
 
 func (h *hbaSource) register(cmd *cobra.Command, withFile bool) {
@@ -67,7 +71,10 @@ func (h *hbaSource) load(ctx context.Context, env *Env) ([]hba.Rule, *snapshot.S
 			hba.RedactErrors(snap.HBA.Errors)
 		}
 	case h.conn.given() || h.file == "":
-		cfg, cerr := h.conn.config(env)
+		cfg, cerr := h.cfg, error(nil)
+		if cfg == nil {
+			cfg, cerr = h.conn.config(env)
+		}
 		if cerr != nil {
 			return nil, nil, hba.Env{}, cerr
 		}
