@@ -493,3 +493,19 @@ func dirOf(p string) string {
 func Root() *cobra.Command {
 	return newRoot(&Env{Stdout: io.Discard, Stderr: io.Discard})
 }
+
+// exactArgs is cobra.ExactArgs with our usage error's wording.
+func exactArgs(n int, msg string) cobra.PositionalArgs {
+	return func(_ *cobra.Command, args []string) error {
+		if len(args) != n {
+			return usagef("%s", msg)
+		}
+		return nil
+	}
+}
+
+// isTerminalReader reports whether r is a terminal (prompts only there).
+func isTerminalReader(r io.Reader) bool {
+	f, ok := r.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}

@@ -31,7 +31,7 @@ type example struct {
 	args  []string
 }
 
-var externalRE = regexp.MustCompile(`db\.example\.com|\bdb1\b|@db/|/var/|/etc/|127\.0\.0\.1:9000|\bwatch\b`)
+var externalRE = regexp.MustCompile(`db\.example\.com|\bdb1\b|@db/|/var/|/etc/|127\.0\.0\.1:9000|\bwatch\b|firewall (confirm|rollback)|firewall .*--apply`)
 
 func docExamples(t *testing.T) []example {
 	t.Helper()

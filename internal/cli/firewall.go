@@ -6,23 +6,28 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/spf13/cobra"
 
+	"github.com/pgaegis/pgaegis/internal/apply"
 	"github.com/pgaegis/pgaegis/internal/firewall"
+	"github.com/pgaegis/pgaegis/internal/fwapply"
 	"github.com/pgaegis/pgaegis/internal/guc"
 	"github.com/pgaegis/pgaegis/internal/hba"
 	"github.com/pgaegis/pgaegis/internal/hbapolicy"
 	"github.com/pgaegis/pgaegis/internal/pgconf"
+	"github.com/pgaegis/pgaegis/internal/quote"
 	"github.com/pgaegis/pgaegis/internal/snapshot"
+	"github.com/pgaegis/pgaegis/internal/textsafe"
 )
 
 func firewallCmd(env *Env) *cobra.Command {
 	return groupCmd(env, "firewall", "the PostgreSQL port's firewall, derived from what pg_hba.conf accepts",
 		`  pgaegis firewall plan -h db.example.com -U auditor > pgaegis.nft
   pgaegis firewall plan --hba-file pg_hba.conf --config-file postgresql.conf --output iptables`,
-		firewallPlanCmd(env))
+		firewallPlanCmd(env), firewallConfirmCmd(env), firewallRollbackCmd(env))
 }
 
 func firewallPlanCmd(env *Env) *cobra.Command {
@@ -32,12 +37,23 @@ func firewallPlanCmd(env *Env) *cobra.Command {
 		Long: `Derives, from listen_addresses, the port and the networks pg_hba.conf accepts (first
 match wins: reject lines and shadowed lines open nothing; replication separately), the
 smallest list of source networks for the PostgreSQL port, and prints it as a script that
-touches that port only (SSH and every other port are never matched). Nothing is loaded:
-see docs/firewall.md for loading it by hand. Notes (DNS names, samenet, undecided
-names) are comments in the script; warnings also go to stderr.`,
+touches that port only (SSH and every other port are never matched). Notes (DNS names,
+samenet, undecided names) are comments in the script; warnings also go to stderr.
+
+Without --apply nothing is loaded (docs/firewall.md: loading it by hand). With --apply
+(nft, iptables or ip6tables, on the database host, as root) it says what it will do,
+journals pgaegis's own table or chain as it is, arms a watchdog that survives pgaegis
+and the SSH session, loads the script and waits --confirm-within for a confirmation:
+type yes, or better run 'pgaegis firewall confirm ID' from a NEW session (which proves
+new connections get through). No confirmation: the previous state comes back
+(docs/firewall-apply.md). 'firewall rollback ID' undoes a kept apply.
+
+Exit codes: 0 printed, or applied and confirmed; 2 a usage error, a refusal, or an
+apply that was reverted.`,
 		Example: `  pgaegis firewall plan -h db.example.com -U auditor > pgaegis.nft && nft -f pgaegis.nft
   pgaegis firewall plan --hba-file /etc/postgresql/17/main/pg_hba.conf --config-file /etc/postgresql/17/main/postgresql.conf --output iptables
-  pgaegis firewall plan --hba-file pg_hba.conf --config-file postgresql.conf --format json`,
+  pgaegis firewall plan --hba-file pg_hba.conf --config-file postgresql.conf --format json
+  sudo pgaegis firewall plan -h /var/run/postgresql -U postgres --apply --confirm-within 60s`,
 		Args: noArgs,
 	}
 	var conn connFlags
@@ -49,6 +65,13 @@ names) are comments in the script; warnings also go to stderr.`,
 	format := fs.String("format", "text", "text (the script) or json (the derived policy)")
 	version := fs.Int("pg-version", 0, "PostgreSQL major version for offline files (default: newest semantics)")
 	onHost := fs.Bool("on-host", false, "offline files are this machine's: samehost and samenet use its interface addresses")
+	doApply := fs.Bool("apply", false, "load the script on this host with a timed confirmation (nft, iptables, ip6tables)")
+	within := fs.Duration("confirm-within", fwapply.DefaultConfirmWithin, "with --apply: the ruleset reverts unless confirmed within this")
+	journalDir := fs.String("journal-dir", "", journalDirHelp)
+	keepPorts := fs.IntSlice("keep-port", nil, "with --apply: TCP `PORT`s besides 22 and SSH_CONNECTION's that the script must never drop (repeatable)")
+	netnsName := fs.String("netns", "", "with --apply: load into the named network namespace (ip netns) instead of the host's")
+	force := fs.Bool("force", false, "with --apply: load even when the plan would not let pgaegis's own session's address connect again")
+	cmd.MarkFlagDirname("journal-dir")
 	cmd.MarkFlagFilename("hba-file")
 	cmd.MarkFlagFilename("config-file", "conf")
 	completeValues(cmd, "output", firewall.Formats...)
@@ -89,6 +112,12 @@ names) are comments in the script; warnings also go to stderr.`,
 				fmt.Fprintln(env.Stderr, esc(n))
 			}
 		}
+		if *doApply {
+			if *format == "json" {
+				return ExitError, usagef("--apply prints its progress as text; --format json is for the derived policy")
+			}
+			return firewallApply(ctx, env, p, fwApplyFlags{output: *output, within: *within, journal: *journalDir, keep: *keepPorts, force: *force, netns: *netnsName})
+		}
 		if *format == "json" {
 			return ExitOK, writeJSON(env, p)
 		}
@@ -98,6 +127,144 @@ names) are comments in the script; warnings also go to stderr.`,
 		}
 		_, err = fmt.Fprint(env.Stdout, s)
 		return ExitOK, err
+	})
+	return cmd
+}
+
+type fwApplyFlags struct {
+	output  string
+	within  time.Duration
+	journal string
+	keep    []int
+	force   bool
+	netns   string
+}
+
+// firewallApply loads the plan's rendering through fwapply: what it will
+// do first, then the window, then kept or reverted.
+func firewallApply(ctx context.Context, env *Env, p *firewall.Policy, f fwApplyFlags) (int, error) {
+	if f.output == "firewalld" {
+		return ExitError, usagef("--apply loads nft, iptables or ip6tables rulesets; for firewalld run the printed firewall-cmd script (firewall-cmd has its own --timeout)")
+	}
+	if f.within <= 0 {
+		return ExitError, usagef("--confirm-within must be positive")
+	}
+	for _, n := range p.Notes {
+		if strings.Contains(n, "pgaegis's own session") && !f.force {
+			return ExitError, fmt.Errorf("refused: %s (give --force to load it anyway)", n)
+		}
+	}
+	script, err := p.Render(f.output)
+	if err != nil {
+		return ExitError, err
+	}
+	root := f.journal
+	if root == "" {
+		root = apply.DefaultJournalRoot()
+	}
+	o := fwapply.Options{Backend: f.output, NetNS: f.netns, Script: []byte(script), ConfirmWithin: f.within, JournalDir: root, KeepPorts: f.keep, Out: env.Stderr}
+	v4, v6 := p.Jumps()
+	switch f.output {
+	case "iptables":
+		o.Jumps = v4
+	case "ip6tables":
+		o.Jumps = v6
+	}
+	if isTerminalReader(env.Stdin) {
+		o.Prompt = env.Stdin
+	}
+	w := textsafe.NewWriter(env.Stderr)
+	fmt.Fprint(w, fwapply.Describe(o))
+	o.OnLoaded = func(id string) {
+		fmt.Fprintf(w, "loaded (apply %s). From a NEW session, within %s:\n    pgaegis firewall confirm %s%s\n", id, f.within, id, journalFlag(f.journal))
+		if o.Prompt != nil {
+			fmt.Fprintf(w, "or type yes here.\n")
+		}
+	}
+	res, err := fwapply.Apply(ctx, o)
+	if res != nil && res.Message != "" {
+		fmt.Fprintln(w, res.Message)
+	}
+	switch {
+	case err != nil:
+		return ExitError, err
+	case res.Kept:
+		fmt.Fprintf(w, "kept: apply %s is confirmed; undo it with: pgaegis firewall rollback %s%s\n", res.ID, res.ID, journalFlag(f.journal))
+		return ExitOK, nil
+	default:
+		return ExitError, fmt.Errorf("apply %s was not confirmed: reverted by %s%s", res.ID, res.RevertedBy, map[bool]string{true: " and checked", false: ""}[res.Verified])
+	}
+}
+
+func journalFlag(dir string) string {
+	if dir == "" {
+		return ""
+	}
+	return " --journal-dir " + quote.Shell(dir)
+}
+
+func firewallConfirmCmd(env *Env) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "confirm ID [--journal-dir DIR]",
+		Short: "keep a firewall apply that is in its confirmation window (run it from a new session)",
+		Long: `Keeps 'firewall plan --apply' ID: run it over a NEW SSH login (or a new connection of
+whatever kind you need) while the apply waits, so that the confirmation itself proves
+new connections get through. Established ones survive even a bad ruleset.
+
+Exit codes: 0 confirmed; 2 no such apply, or its window is over.`,
+		Example: `  pgaegis firewall confirm 20261203-170102-9f3c`,
+		Args:    exactArgs(1, "firewall confirm needs the apply's ID (printed by firewall plan --apply)"),
+	}
+	journalDir := cmd.Flags().String("journal-dir", "", journalDirHelp)
+	cmd.MarkFlagDirname("journal-dir")
+	cmd.RunE = runE(env, func(_ context.Context, env *Env, args []string) (int, error) {
+		root := *journalDir
+		if root == "" {
+			root = apply.DefaultJournalRoot()
+		}
+		if err := fwapply.Confirm(root, args[0]); err != nil {
+			return ExitError, err
+		}
+		fmt.Fprintf(textOut(env), "confirmed firewall apply %s\n", esc(args[0]))
+		return ExitOK, nil
+	})
+	return cmd
+}
+
+func firewallRollbackCmd(env *Env) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "rollback ID [--journal-dir DIR]",
+		Short: "put back what a confirmed firewall apply replaced",
+		Long: `Restores pgaegis's own table (nft) or chain and jumps (iptables) as they were before
+apply ID, and checks the result; other tables and chains are not touched. It refuses
+when pgaegis's table or chain changed since (roll back the later apply first). A second
+rollback has nothing to do.
+
+Exit codes: 0 rolled back, or nothing to do; 2 an error or a refusal.`,
+		Example: `  pgaegis firewall rollback 20261203-170102-9f3c`,
+		Args:    exactArgs(1, "firewall rollback needs the apply's ID"),
+	}
+	journalDir := cmd.Flags().String("journal-dir", "", journalDirHelp)
+	cmd.MarkFlagDirname("journal-dir")
+	cmd.RunE = runE(env, func(ctx context.Context, env *Env, args []string) (int, error) {
+		root := *journalDir
+		if root == "" {
+			root = apply.DefaultJournalRoot()
+		}
+		res, err := fwapply.Rollback(ctx, root, args[0])
+		if err != nil {
+			return ExitError, err
+		}
+		w := textOut(env)
+		switch {
+		case res.Message != "":
+			fmt.Fprintln(w, esc(res.Message))
+		case res.Nothing:
+			fmt.Fprintf(w, "firewall apply %s: nothing to roll back\n", esc(res.ID))
+		default:
+			fmt.Fprintf(w, "firewall apply %s rolled back\n", esc(res.ID))
+		}
+		return ExitOK, nil
 	})
 	return cmd
 }
