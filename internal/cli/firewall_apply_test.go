@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pgaegis/pgaegis/internal/netns"
 	"github.com/pgaegis/pgaegis/internal/netnstest"
 )
 
@@ -22,20 +21,7 @@ func TestFirewallPlanApplyCLI(t *testing.T) {
 	netnstest.Need(t, "nft")
 	p := netnstest.New(t)
 	ctx := context.Background()
-	ln, err := netns.Listen(p.Server, "tcp", "0.0.0.0:5432")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
+	p.Serve(t, p.Server, 5432)
 	dir := t.TempDir()
 	hbaPath, conf := filepath.Join(dir, "pg_hba.conf"), filepath.Join(dir, "postgresql.conf")
 	os.WriteFile(hbaPath, []byte("local all all peer\nhost all all 192.0.2.10/32 scram-sha-256\n"), 0o600)

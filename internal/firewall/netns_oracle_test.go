@@ -1,12 +1,10 @@
 package firewall
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"math/rand"
-	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -58,45 +56,6 @@ func oracleHBA(rng *rand.Rand) string {
 	return b.String()
 }
 
-// TestHelperListener is not a test: run by the oracle inside the server
-// namespace, it stands in for sshd on port 22 (accepts and closes).
-func TestHelperListener(t *testing.T) {
-	if os.Getenv("PGAEGIS_FW_LISTENER") != "1" {
-		t.Skip("helper process for the netns oracle")
-	}
-	l, err := net.Listen("tcp", ":22")
-	if err != nil {
-		fmt.Println("error:", err)
-		os.Exit(1)
-	}
-	fmt.Println("ready")
-	for {
-		c, err := l.Accept()
-		if err != nil {
-			os.Exit(0)
-		}
-		c.Close()
-	}
-}
-
-func startSSHStandIn(t *testing.T, ns string) {
-	t.Helper()
-	cmd := netns.Command(context.Background(), ns, os.Args[0], "-test.run=^TestHelperListener$")
-	cmd.Env = append(os.Environ(), "PGAEGIS_FW_LISTENER=1")
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	line, _ := bufio.NewReader(out).ReadString('\n')
-	if strings.TrimSpace(line) != "ready" {
-		t.Fatalf("port 22 stand-in: %q", line)
-	}
-}
-
 // counts are the cases the oracle compared with the plan.
 type counts struct {
 	mu                                      sync.Mutex
@@ -130,7 +89,7 @@ func TestOracleNetns(t *testing.T) {
 				"CREATE ROLE grp NOLOGIN", "GRANT grp TO app"); err != nil {
 				t.Fatal(err)
 			}
-			startSSHStandIn(t, p.Server)
+			p.Serve(t, p.Server, 22)
 			rng := rand.New(rand.NewSource(int64(len(backend)) * 7919))
 			for i := 0; i < files; i++ {
 				text := oracleHBA(rng)

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -18,44 +17,15 @@ import (
 	"github.com/pgaegis/pgaegis/internal/netnstest"
 )
 
-// The test binary doubles as two helpers, chosen by FWAPPLY_HELPER: a TCP
-// listener run inside the server namespace, and an apply run as a
-// process of its own that the test can SIGKILL mid-window.
+// The test binary doubles as a helper, chosen by FWAPPLY_HELPER: an apply
+// run as a process of its own that the test can SIGKILL mid-window.
 func TestMain(m *testing.M) {
 	switch os.Getenv("FWAPPLY_HELPER") {
-	case "listen":
-		helperListen()
-		return
 	case "apply":
 		helperApply()
 		return
 	}
 	os.Exit(m.Run())
-}
-
-// helperListen accepts (and closes) connections on every port in
-// FWAPPLY_PORTS, on all addresses, until killed.
-func helperListen() {
-	for _, p := range strings.Split(os.Getenv("FWAPPLY_PORTS"), ",") {
-		for _, network := range []string{"tcp4", "tcp6"} {
-			l, err := net.Listen(network, net.JoinHostPort("", p))
-			if err != nil {
-				fmt.Println("error:", err)
-				os.Exit(1)
-			}
-			go func() {
-				for {
-					c, err := l.Accept()
-					if err != nil {
-						return
-					}
-					c.Close()
-				}
-			}()
-		}
-	}
-	fmt.Println("ready")
-	select {}
 }
 
 // helperApply runs Apply from the JSON options in FWAPPLY_OPTIONS and
@@ -71,32 +41,13 @@ func helperApply() {
 	fmt.Println("returned:", err)
 }
 
-// listen starts the listener helper in namespace ns on ports.
-func listen(t *testing.T, ns string, ports ...string) {
-	t.Helper()
-	cmd := netns.Command(context.Background(), ns, os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), "FWAPPLY_HELPER=listen", "FWAPPLY_PORTS="+strings.Join(ports, ","))
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	line, _ := bufio.NewReader(out).ReadString('\n')
-	if strings.TrimSpace(line) != "ready" {
-		t.Fatalf("listener in %s: %q", ns, line)
-	}
-}
-
 // setup makes a namespace pair with listeners on 5432 and 22 on the
 // server side.
 func setup(t *testing.T, tools ...string) *netnstest.Pair {
 	t.Helper()
 	netnstest.Need(t, append(tools, "sh", "flock", "sleep")...)
 	p := netnstest.New(t)
-	listen(t, p.Server, "5432", "22")
+	p.Serve(t, p.Server, 5432, 22)
 	return p
 }
 

@@ -83,30 +83,37 @@ func Start(cmd *exec.Cmd, name string) (<-chan error, error) {
 // it is not empty. A socket belongs to the namespace it was created in, so
 // the returned connection keeps working from any goroutine.
 func Dial(ctx context.Context, name, network, laddr, raddr string) (net.Conn, error) {
+	return call(name, func() (net.Conn, error) {
+		d := net.Dialer{}
+		if laddr != "" {
+			a, err := net.ResolveTCPAddr(network, net.JoinHostPort(laddr, "0"))
+			if err != nil {
+				return nil, err
+			}
+			d.LocalAddr = a
+		}
+		return d.DialContext(ctx, network, raddr)
+	})
+}
+
+// call runs fn on a thread inside the namespace and returns its result.
+func call[T any](name string, fn func() (T, error)) (T, error) {
 	type result struct {
-		c   net.Conn
+		v   T
 		err error
 	}
 	ch := make(chan result, 1)
 	inside(name, func(err error) {
 		if err != nil {
-			ch <- result{nil, err}
+			var zero T
+			ch <- result{zero, err}
 			return
 		}
-		d := net.Dialer{}
-		if laddr != "" {
-			a, err := net.ResolveTCPAddr(network, net.JoinHostPort(laddr, "0"))
-			if err != nil {
-				ch <- result{nil, err}
-				return
-			}
-			d.LocalAddr = a
-		}
-		c, err := d.DialContext(ctx, network, raddr)
-		ch <- result{c, err}
+		v, err := fn()
+		ch <- result{v, err}
 	})
 	r := <-ch
-	return r.c, r.err
+	return r.v, r.err
 }
 
 // Command is an exec.Cmd running argv inside the namespace through
@@ -122,19 +129,5 @@ func Command(ctx context.Context, name string, argv ...string) *exec.Cmd {
 // Listen opens a listening socket inside the namespace; like Dial's
 // sockets it stays in that namespace whatever goroutine uses it.
 func Listen(name, network, addr string) (net.Listener, error) {
-	type result struct {
-		l   net.Listener
-		err error
-	}
-	ch := make(chan result, 1)
-	inside(name, func(err error) {
-		if err != nil {
-			ch <- result{nil, err}
-			return
-		}
-		l, err := net.Listen(network, addr)
-		ch <- result{l, err}
-	})
-	r := <-ch
-	return r.l, r.err
+	return call(name, func() (net.Listener, error) { return net.Listen(network, addr) })
 }

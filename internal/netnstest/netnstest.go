@@ -221,3 +221,26 @@ func (p *Pair) DialFunc(src netip.Addr) func(ctx context.Context, network, addr 
 		return netns.Dial(ctx, p.Client, network, src.String(), addr)
 	}
 }
+
+// Serve accepts, and at once closes, TCP connections on each port on every
+// address of namespace ns (IPv4 and IPv6) until the test ends: a stand-in
+// for sshd or PostgreSQL where only the handshake matters.
+func (p *Pair) Serve(t testing.TB, ns string, ports ...int) {
+	t.Helper()
+	for _, port := range ports {
+		l, err := netns.Listen(ns, "tcp", net.JoinHostPort("", strconv.Itoa(port)))
+		if err != nil {
+			t.Fatalf("listening on %d in %s: %v", port, ns, err)
+		}
+		t.Cleanup(func() { l.Close() })
+		go func() {
+			for {
+				c, err := l.Accept()
+				if err != nil {
+					return
+				}
+				c.Close()
+			}
+		}()
+	}
+}
