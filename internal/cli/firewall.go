@@ -181,10 +181,7 @@ func firewallApply(ctx context.Context, env *Env, p *firewall.Policy, f fwApplyF
 			fmt.Fprintf(w, "or type yes here.\n")
 		}
 	}
-	res, err := fwapply.Apply(ctx, o)
-	if res != nil && res.Message != "" {
-		fmt.Fprintln(w, res.Message)
-	}
+	res, err := fwapply.Apply(ctx, o) // it prints its own outcome to o.Out
 	switch {
 	case err != nil:
 		return ExitError, err
@@ -292,8 +289,8 @@ func firewallOffline(env *Env, hbaPath, confPath string, version int) (firewall.
 	if err != nil {
 		return firewall.Input{}, err
 	}
-	for _, e := range f.Errors {
-		fmt.Fprintf(env.Stderr, "warning: %s (the server would refuse to load this file)\n", esc(e.Error()))
+	if err := hbaLoadable(f.Errors); err != nil {
+		return firewall.Input{}, err
 	}
 	listen, _ := get("listen_addresses", "localhost")
 	portText, where := get("port", "5432")
@@ -302,6 +299,24 @@ func firewallOffline(env *Env, hbaPath, confPath string, version int) (firewall.
 		return firewall.Input{}, fmt.Errorf("%s: port %q is not a number", where, portText)
 	}
 	return firewall.Input{Rules: f.Rules, Env: hba.Env{Version: version}, Listen: splitListen(listen), Port: port, NoTLS: !ssl}, nil
+}
+
+// hbaLoadable refuses a pg_hba.conf the server would not load: a reload
+// keeps the old rules in force, so a firewall derived from this file would
+// not match what the server allows.
+func hbaLoadable(errs []hba.ParseError) error {
+	if len(errs) == 0 {
+		return nil
+	}
+	var b strings.Builder
+	for i, e := range errs {
+		if i == 5 {
+			fmt.Fprintf(&b, "\n  ... and %d more", len(errs)-i)
+			break
+		}
+		fmt.Fprintf(&b, "\n  %s", e.Error())
+	}
+	return fmt.Errorf("the server would refuse to load this pg_hba.conf (a reload keeps the rules it has), so no firewall is derived from it; fix these first:%s", b.String())
 }
 
 // sessionAddr is the client address the server sees for pgaegis's own
@@ -339,6 +354,11 @@ func firewallLive(ctx context.Context, env *Env, conn *connFlags, version int) (
 	rules, snap, menv, err := src.load(ctx, env)
 	if err != nil {
 		return firewall.Input{}, err
+	}
+	if snap.HBA != nil {
+		if err := hbaLoadable(snap.HBA.Errors); err != nil {
+			return firewall.Input{}, err
+		}
 	}
 	in := firewall.Input{Rules: rules, Env: menv, Port: 5432, Session: sessionAddr(ctx, cfg)}
 	if v, ok := snap.Setting("listen_addresses"); ok {

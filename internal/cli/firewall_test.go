@@ -51,6 +51,12 @@ func TestFirewallPlanOffline(t *testing.T) {
 	if code, out, errs := runCLI(t, append(base, "--on-host")...); code != ExitOK || !strings.Contains(out, "samenet is the host's subnets") {
 		t.Errorf("--on-host: exit %d\n%s\n%s", code, out, errs)
 	}
+	// A file the server would not load gives no plan: a reload would keep
+	// the old rules, so the script would not match what is allowed.
+	os.WriteFile(hbaPath, []byte("host all all 10.0.0.0/8 scram-sha-256\nhost all all 192.0.2.0/24 scram-sah-256\n"), 0o600)
+	if code, out, errs := runCLI(t, base...); code != ExitError || out != "" || !strings.Contains(errs, "pg_hba.conf:2") || !strings.Contains(errs, "refuse to load") {
+		t.Errorf("invalid pg_hba.conf: exit %d\n%s\n%s", code, out, errs)
+	}
 	// Open to everyone: said on stderr too.
 	os.WriteFile(hbaPath, []byte("host all all 0.0.0.0/0 md5\n"), 0o600)
 	if _, _, errs := runCLI(t, base...); !strings.Contains(errs, "WARNING") {

@@ -387,6 +387,15 @@ func Confirm(journalDir, id string) error {
 	if err != nil {
 		return err
 	}
+	if by := readMarker(j.Dir, fileReverted); by != "" {
+		// Too late: the window ended and the previous state is back. A
+		// watchdog cannot write the journal's state; say it here.
+		if st.State == plan.StatePreparing {
+			st.State, st.RolledBack = plan.StateRolledBack, time.Now().UTC()
+			j.WriteState(st)
+		}
+		return fmt.Errorf("firewall apply %s was reverted by %s when its window ended: too late to confirm; run firewall plan --apply again", id, by)
+	}
 	if st.State != plan.StatePreparing && st.State != plan.StateApplied {
 		return fmt.Errorf("firewall apply %s is %s: nothing to confirm", id, st.State)
 	}

@@ -173,6 +173,14 @@ func TestWatchdogRevertsWhenPgaegisDies(t *testing.T) {
 		t.Fatalf("ruleset after the watchdog:\n%s\nbefore:\n%s", after, before)
 	}
 	expect(t, p, "after the watchdog", denied, pgAddr, netnstest.Connected)
+	if err := Confirm(root, id); err == nil || !strings.Contains(err.Error(), "too late") {
+		t.Errorf("a confirmation after the watchdog's revert: %v", err)
+	}
+	if j, err := plan.OpenJournal(root, id); err == nil {
+		if st, _ := j.State(); st.State != plan.StateRolledBack {
+			t.Errorf("the journal says %q after the watchdog's revert", st.State)
+		}
+	}
 	rb, err := Rollback(context.Background(), root, id)
 	if err != nil || !rb.Nothing {
 		t.Errorf("rollback after the watchdog: %+v %v", rb, err)
