@@ -159,6 +159,12 @@ func (p *Policy) firewalld() string {
 	w.WriteString("# Loopback is trusted by firewalld. Untested here: no firewalld daemon in the tests.\n")
 	w.WriteString("set -eu\nZONE=\"${ZONE:-public}\"\n")
 	port := strconv.Itoa(p.Port)
+	// Replace, not add to: the port's accept rules from an earlier run (or
+	// written by hand) go first, so narrowing pg_hba.conf narrows this too,
+	// as the nft table and the iptables chain are replaced whole.
+	w.WriteString("# This script is the port's allow-list: the zone's accept rules for the port go first.\n")
+	w.WriteString("firewall-cmd --permanent --zone=\"$ZONE\" --list-rich-rules | while IFS= read -r rule; do\n")
+	fmt.Fprintf(&w, "\tcase \"$rule\" in\n\t*'port port=\"%s\" protocol=\"tcp\" accept'*) firewall-cmd --permanent --zone=\"$ZONE\" --remove-rich-rule=\"$rule\" ;;\n\tesac\ndone\n", port)
 	rule := func(family string, s Source, why string) {
 		fmt.Fprintf(&w, "# %s\n", comment(why+lines(s)))
 		fmt.Fprintf(&w, "firewall-cmd --permanent --zone=\"$ZONE\" --add-rich-rule='rule family=\"%s\" source address=\"%s\" port port=\"%s\" protocol=\"tcp\" accept'\n",
