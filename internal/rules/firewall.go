@@ -46,9 +46,15 @@ func (p piece) label() string {
 	return strings.Join(s, ", ")
 }
 
-// pieces partitions the address space at the given prefixes.
+// loopbackNets are always pieces of their own: the host itself, never
+// judged (a piece beginning at 127.0.0.2 must not stand for 128.0.0.0/1).
+var loopbackNets = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
+
+// pieces partitions the address space at the given prefixes and at
+// loopback, so that a piece's first address answers for all of it.
 func pieces(prefixes []netip.Prefix) []piece {
 	var out []piece
+	prefixes = append(append([]netip.Prefix(nil), prefixes...), loopbackNets...)
 	for _, all := range []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0"), netip.MustParsePrefix("::/0")} {
 		cuts := map[netip.Addr]bool{all.Addr(): true}
 		for _, p := range prefixes {
@@ -270,6 +276,11 @@ func checkFirewall(c *Check) {
 			}
 			bounds = append(bounds, p)
 		}
+	}
+	// samehost and samenet lines match the host's own addresses and
+	// subnets: those cut the space too.
+	for _, p := range env.HostAddrs {
+		bounds = append(bounds, p.Masked(), netip.PrefixFrom(p.Addr(), p.Addr().BitLen()))
 	}
 	bounds = append(bounds, rs.Boundaries()...)
 	ps := pieces(bounds)

@@ -29,7 +29,8 @@ func TestFirewallRule(t *testing.T) {
 		want              []string // "status" then a piece of the evidence or reason
 	}{
 		{"allow-list matches pg_hba.conf", app, "*", nft("allow"), false, []string{"pass only from networks pg_hba.conf accepts"}},
-		{"(a) port open to everyone", app, "*", nft("wide"), false, []string{"fail from 0.0.0.0-9.255.255.255; 10.0.1.0-255.255.255.255; ::/0 by inet filter input handle 3"}},
+		{"(a) port open to everyone", app, "*", nft("wide"), false, []string{"fail from 0.0.0.0-9.255.255.255; 10.0.1.0-126.255.255.255; 128.0.0.0/1; ::/128; ::2-ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff by inet filter input handle 3"}},
+		{"(a) a loopback line does not hide the rest", app + "host all all 127.0.0.1/32 scram-sha-256\n", "*", nft("wide"), false, []string{"fail from 0.0.0.0-9.255.255.255; 10.0.1.0-126.255.255.255; 128.0.0.0/1; ::/128; ::2-ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff by"}},
 		{"(b) hba accepts what the firewall drops", "host all all 10.0.0.0/16 md5\n", "*", nft("allow"), false, []string{"fail pg_hba.conf:1 accepts connections from 10.0.1.0-10.0.255.255, but the firewall drops them at inet filter input policy"}},
 		{"(b) with iptables-save: hba /8, firewall /16", "host all all 10.0.0.0/8 md5\n", "10.0.0.5", ipt, false, []string{"fail accepts connections from 10.1.0.0-10.255.255.255, but the firewall drops them at ip filter INPUT policy"}},
 		{"pgaegis's own iptables chain", app, "10.0.0.5", &snapshot.Firewall{Source: "iptables", IPTables: "*filter\n:INPUT ACCEPT [0:0]\n:PGAEGIS-PG - [0:0]\n-A INPUT -p tcp -m tcp --dport 5432 -j PGAEGIS-PG\n-A PGAEGIS-PG -s 10.0.0.0/24 -p tcp -m tcp --dport 5432 -j ACCEPT\n-A PGAEGIS-PG -p tcp -m tcp --dport 5432 -j DROP\nCOMMIT\n"}, false, []string{"pass only from networks pg_hba.conf accepts"}},
