@@ -9,6 +9,7 @@ import (
 
 	"go4.org/netipx"
 
+	"github.com/pgaegis/pgaegis/internal/firewall"
 	"github.com/pgaegis/pgaegis/internal/guc"
 	"github.com/pgaegis/pgaegis/internal/hba"
 	"github.com/pgaegis/pgaegis/internal/hbapolicy"
@@ -88,15 +89,17 @@ func pieces(prefixes []netip.Prefix) []piece {
 func isLoopbackAddr(a netip.Addr) bool { return a.Unmap().IsLoopback() }
 
 // hbaAccepter is the first line that accepts some connection from addr,
-// trying every role and database the file or the server names: nil when
-// pg_hba.conf rejects every connection from there. undecided says the
-// answer hinges on something unknown (membership, DNS).
-func hbaAccepter(rules []hba.Rule, addr netip.Addr, users, dbs []string, env hba.Env) (acc *hba.Rule, undecided bool) {
+// trying every role and database the file or the server names and every
+// kind of connection the server can take (firewall.ConnKinds, as the plan
+// does: with ssl = off hostssl lines match nothing): nil when pg_hba.conf
+// rejects every connection from there. undecided says the answer hinges
+// on something unknown (membership, DNS).
+func hbaAccepter(rules []hba.Rule, addr netip.Addr, users, dbs []string, env hba.Env, kinds []firewall.ConnKind) (acc *hba.Rule, undecided bool) {
 	for _, repl := range []bool{false, true} {
-		for _, ssl := range []bool{true, false} {
+		for _, k := range kinds {
 			for _, u := range users {
 				for _, d := range dbs {
-					res := hba.Match(rules, hba.Conn{User: u, Database: d, Addr: addr, SSL: ssl, Replication: repl}, env)
+					res := hba.Match(rules, hba.Conn{User: u, Database: d, Addr: addr, SSL: k.SSL, GSS: k.GSS, Replication: repl}, env)
 					if len(res.Depends) > 0 {
 						undecided = true
 						continue
@@ -267,6 +270,15 @@ func checkFirewall(c *Check) {
 	dsts, beyond, note := listenDsts(c.S, listen)
 	env := hbapolicy.EnvFromSnapshot(c.S)
 	users, dbs := candidates(c.S, rules)
+	// ssl = off: no connection uses TLS (unknown: assumed on, as the plan
+	// does, which counts more lines as accepting, never fewer).
+	noTLS := false
+	if v, ok := c.S.Setting("ssl"); ok {
+		if on, ok := guc.ParseBool(v.Value); ok {
+			noTLS = !on
+		}
+	}
+	kinds := firewall.ConnKinds(noTLS, false)
 
 	var bounds []netip.Prefix
 	for _, r := range rules {
@@ -329,7 +341,7 @@ func checkFirewall(c *Check) {
 		if isLoopbackAddr(pc.rep) {
 			continue
 		}
-		acc, undecided := hbaAccepter(rules, pc.rep, users, dbs, env)
+		acc, undecided := hbaAccepter(rules, pc.rep, users, dbs, env, kinds)
 		for _, d := range dsts {
 			if d.Is4() != pc.rep.Is4() {
 				continue

@@ -78,3 +78,44 @@ func TestFirewallRule(t *testing.T) {
 		})
 	}
 }
+
+// With ssl = off no connection uses TLS: a hostssl line accepts nobody,
+// as the plan (firewall.Derive, Input.NoTLS) judges it, so a firewall
+// that opens nothing for it is right. hostgssenc lines are tried with a
+// GSSAPI-encrypted connection, as the plan tries them.
+func TestFirewallRuleSSL(t *testing.T) {
+	b, err := os.ReadFile("testdata/firewall/allow.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const hbaText = "local all all peer\nhost all all 10.0.0.0/24 scram-sha-256\nhostssl all all 192.0.2.64/26 scram-sha-256\nhostgssenc all all 198.51.100.0/24 gss\n"
+	for _, tc := range []struct {
+		ssl  string
+		want []string
+	}{
+		{"off", []string{"pg_hba.conf:4 accepts connections from 198.51.100.0/24"}},
+		{"on", []string{"pg_hba.conf:3 accepts connections from 192.0.2.64/26", "pg_hba.conf:4 accepts connections from 198.51.100.0/24"}},
+	} {
+		f := hba.Parse("pg_hba.conf", []byte(hbaText), hba.Options{SSL: tc.ssl == "on"})
+		s := &snapshot.Snapshot{FormatVersion: snapshot.FormatVersion,
+			HBA: &snapshot.HBA{Source: "file", Path: "pg_hba.conf", Rules: f.Rules},
+			Settings: map[string]snapshot.Setting{"listen_addresses": {Name: "listen_addresses", Value: "*"}, "port": {Name: "port", Value: "5432"},
+				"ssl": {Name: "ssl", Value: tc.ssl}},
+			Host: &snapshot.Host{Firewall: &snapshot.Firewall{Source: "nft", NFTJSON: string(b)}}}
+		var got []string
+		for _, fd := range Run(s) {
+			if fd.Rule == "NET-03" && fd.Status == "fail" {
+				got = append(got, fd.Evidence)
+			}
+		}
+		all := strings.Join(got, "\n")
+		if len(got) != len(tc.want) {
+			t.Errorf("ssl = %s: want %d findings, got:\n%s", tc.ssl, len(tc.want), all)
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(all, w) {
+				t.Errorf("ssl = %s: want %q, got:\n%s", tc.ssl, w, all)
+			}
+		}
+	}
+}
