@@ -318,7 +318,7 @@ func checkFirewall(c *Check) {
 			c.Fail(Problem{Object: hbaObject(r), Location: r.Location(), Severity: Low, SevSet: true,
 				Evidence: fmt.Sprintf("%s is latent (listen_addresses = %q); if the listener widens, %s", hbaEvidence(r), la.Value, what),
 				Expected: "the firewall blocks the networks of latent pg_hba.conf lines, or the lines are removed",
-				Fix:      firewallFix + " (then remove or harden " + r.Location() + ")", FixKind: FixShell, FixApply: "none",
+				Fix:      firewallFix + " (then remove or harden " + r.Location() + ")", FixKind: FixShell,
 				Changes: manualChange("run " + firewallFix + " and remove or harden " + r.Location())})
 		}
 		if n == 0 {
@@ -381,7 +381,7 @@ func checkFirewall(c *Check) {
 		c.Fail(Problem{Object: portName, Severity: High, SevSet: true,
 			Evidence: fmt.Sprintf("listen_addresses = %q, and no firewall rule or policy filters %s (%s)%s", la.Value, portName, source, note),
 			Expected: "a firewall that allows " + portName + " only from the networks pg_hba.conf accepts",
-			Fix:      firewallFix, FixKind: FixShell, FixApply: "none", Changes: manualChange("derive and load an allow-list: " + firewallFix)})
+			Fix:      firewallFix, FixKind: FixShell, Changes: manualChange("derive and load an allow-list: " + firewallFix)})
 	} else {
 		// (a) open to networks pg_hba.conf rejects anyway.
 		for _, k := range sortedKeys(open) {
@@ -394,7 +394,7 @@ func checkFirewall(c *Check) {
 			c.Fail(Problem{Object: portName, Severity: Medium, SevSet: true, Objects: netsLabel(&x.nets),
 				Evidence: fmt.Sprintf("the firewall accepts %s from %s %s, and pg_hba.conf accepts no connection from there%s", portName, strings.Join(netsLabel(&x.nets), "; "), where, note),
 				Expected: "the port closed to networks pg_hba.conf rejects",
-				Fix:      firewallFix, FixKind: FixShell, FixApply: "none", Changes: manualChange("narrow the firewall to the networks pg_hba.conf accepts: " + firewallFix)})
+				Fix:      firewallFix, FixKind: FixShell, Changes: manualChange("narrow the firewall to the networks pg_hba.conf accepts: " + firewallFix)})
 		}
 	}
 	// (b) accepted by pg_hba.conf, blocked by the firewall.
@@ -404,7 +404,7 @@ func checkFirewall(c *Check) {
 		c.Fail(Problem{Object: hbaObject(x.line), Location: x.line.Location(), Severity: Medium, SevSet: true, Objects: netsLabel(&x.nets),
 			Evidence: fmt.Sprintf("%s accepts connections from %s, but the firewall %s them at %s%s", x.line.Location(), strings.Join(netsLabel(&x.nets), "; "), map[string]string{"drop": "drops", "reject": "rejects"}[x.why], x.where, note),
 			Expected: "the firewall lets in what pg_hba.conf accepts (or the line goes)",
-			Fix:      firewallFix, FixKind: FixShell, FixApply: "none", Changes: manualChange("align the firewall with pg_hba.conf: " + firewallFix + ", or remove " + x.line.Location())})
+			Fix:      firewallFix, FixKind: FixShell, Changes: manualChange("align the firewall with pg_hba.conf: " + firewallFix + ", or remove " + x.line.Location())})
 	}
 	// (e) what could not be evaluated.
 	for _, k := range sortedKeys(unknown) {

@@ -57,6 +57,11 @@ func TestFirewallRule(t *testing.T) {
 			for _, fd := range Run(s) {
 				if fd.Rule == "NET-03" {
 					got = append(got, string(fd.Status)+" "+fd.Object+" | "+fd.Evidence+" | "+fd.Reason)
+					// The fix is a command: nothing to reload or restart
+					// ("takes effect after a none" was the text).
+					if fd.FixApply != "" || fd.Fix != "" && fd.FixKind != FixShell {
+						t.Errorf("fix %q: kind %q, apply %q; want a shell command taking effect at once", fd.Fix, fd.FixKind, fd.FixApply)
+					}
 				}
 			}
 			all := strings.Join(got, "\n")
