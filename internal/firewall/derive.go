@@ -561,18 +561,30 @@ func isDBKeyword(t hba.Token) bool {
 	return false
 }
 
-// classes are the kinds of TCP connection a line type can require.
-var classes = []struct{ ssl, gss bool }{{true, false}, {false, false}, {false, true}}
+// ConnKind is one kind of TCP connection a line type can require.
+type ConnKind struct{ SSL, GSS bool }
+
+// ConnKinds are the kinds of TCP connection a client can make to a server
+// that can (or cannot: noTLS, noGSS) encrypt: with ssl = off no
+// connection uses TLS, so hostssl lines match nothing. The plan and the
+// firewall audit (NET-03) judge pg_hba.conf through the same list.
+func ConnKinds(noTLS, noGSS bool) []ConnKind {
+	var out []ConnKind
+	for _, k := range []ConnKind{{SSL: true}, {}, {GSS: true}} {
+		if k.SSL && noTLS || k.GSS && noGSS {
+			continue
+		}
+		out = append(out, k)
+	}
+	return out
+}
 
 // opens returns the lines through which some connection from a is
 // accepted (empty: every connection from a is refused or rejected).
 func (d *deriver) opens(rules []hba.Rule, a netip.Addr, replication bool) []string {
 	var opened []string
-	for _, cl := range classes {
-		if cl.ssl && d.in.NoTLS || cl.gss && d.in.NoGSS {
-			continue
-		}
-		site := hba.Conn{Addr: a, SSL: cl.ssl, GSS: cl.gss}
+	for _, cl := range ConnKinds(d.in.NoTLS, d.in.NoGSS) {
+		site := hba.Conn{Addr: a, SSL: cl.SSL, GSS: cl.GSS}
 		var here []hba.Rule
 		for i := range rules {
 			if hba.SiteMatches(&rules[i], site, d.in.Env) != hba.No {

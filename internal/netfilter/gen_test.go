@@ -205,8 +205,17 @@ func (g *gen) iptables(v6 bool) string {
 		}
 		fmt.Fprintf(&b, ":%s %s [0:0]\n", hook, pol)
 		nreg := g.r.Intn(3)
+		// Odd user chains are named in capitals, as pgaegis's own
+		// PGAEGIS-PG and Docker's DOCKER-USER are: a -j to them is a
+		// jump, not a target extension.
+		uname := func(c int) string {
+			if c%2 == 1 {
+				return fmt.Sprintf("PG-U%d", c)
+			}
+			return fmt.Sprintf("u%d", c)
+		}
 		for c := 0; c < nreg; c++ {
-			fmt.Fprintf(&b, ":u%d - [0:0]\n", c)
+			fmt.Fprintf(&b, ":%s - [0:0]\n", uname(c))
 		}
 		if v6 {
 			fmt.Fprintf(&b, "-A %s -p ipv6-icmp -j ACCEPT\n", hook)
@@ -214,7 +223,7 @@ func (g *gen) iptables(v6 bool) string {
 		for c := -1; c < nreg; c++ {
 			name := hook
 			if c >= 0 {
-				name = fmt.Sprintf("u%d", c)
+				name = uname(c)
 			}
 			for n := 0; n < g.r.Intn(5); n++ {
 				var m []string
@@ -290,7 +299,7 @@ func (g *gen) iptables(v6 bool) string {
 						}
 					}
 				case k == 7 && c+1 < nreg:
-					v = fmt.Sprintf("%s u%d", []string{"-j", "-g"}[g.r.Intn(2)], c+1+g.r.Intn(nreg-c-1))
+					v = fmt.Sprintf("%s %s", []string{"-j", "-g"}[g.r.Intn(2)], uname(c+1+g.r.Intn(nreg-c-1)))
 				case k == 8:
 					v = "-j RETURN"
 				default:

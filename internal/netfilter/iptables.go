@@ -86,7 +86,10 @@ func ParseIPTables(name string, data []byte, v6 bool) (*Ruleset, error) {
 			if c == nil {
 				return nil, fmt.Errorf("%s: chain %q is not declared", where, args[1])
 			}
-			ru, err := iptRule(args[2:], f)
+			// iptables-save declares a table's chains before its rules,
+			// so every chain a -j may name is known here.
+			isChain := func(name string) bool { return chains[famName+" "+table+"\x00"+name] != nil }
+			ru, err := iptRule(args[2:], f, isChain)
 			if err != nil {
 				return nil, fmt.Errorf("%s: %v", where, err)
 			}
@@ -148,8 +151,10 @@ func shellWords(s string) ([]string, error) {
 	return out, nil
 }
 
-// iptRule reads the options of one -A line.
-func iptRule(args []string, f fam) (*rule, error) {
+// iptRule reads the options of one -A line. isChain says whether a
+// name is a chain of the rule's table: a -j to one is a jump, whatever
+// its case (DOCKER-USER, PGAEGIS-PG).
+func iptRule(args []string, f fam, isChain func(string) bool) (*rule, error) {
 	ru := &rule{}
 	neg := false
 	tcp := false
@@ -262,8 +267,9 @@ func iptRule(args []string, f fam) (*rule, error) {
 			case "LOG", "NFLOG":
 				ru.act = actNone
 			default:
-				if strings.ToUpper(v) == v {
-					// A target extension (MARK, DNAT, CT, NOTRACK ...).
+				if !isChain(v) && strings.ToUpper(v) == v {
+					// A target extension (MARK, DNAT, CT, NOTRACK ...);
+					// any other undeclared name fails as a jump below.
 					ru.act, ru.why = actUnknown, "target "+v
 				} else {
 					ru.act, ru.target = actJump, v

@@ -165,3 +165,43 @@ func TestUnknownInterface(t *testing.T) {
 		t.Errorf("192.0.2.1: %+v", v)
 	}
 }
+
+// A -j to a declared chain is a jump whatever the chain's case: pgaegis's
+// own PGAEGIS-PG, Docker's DOCKER-USER. (iptables-save's listing of the
+// plan's chain after the documented jump was added.)
+func TestIPTablesUppercaseChain(t *testing.T) {
+	in := `*filter
+:INPUT DROP [0:0]
+:DOCKER-USER - [0:0]
+:PGAEGIS-PG - [0:0]
+-A INPUT -j DOCKER-USER
+-A INPUT -p tcp -m tcp --dport 5432 -j PGAEGIS-PG
+-A DOCKER-USER -j RETURN
+-A PGAEGIS-PG -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+-A PGAEGIS-PG -i lo -m comment --comment "loopback is never blocked" -j ACCEPT
+-A PGAEGIS-PG -s 192.0.2.0/25 -p tcp -m tcp --dport 5432 -m comment --comment "opened by pg_hba.conf:4" -j ACCEPT
+-A PGAEGIS-PG -p tcp -m tcp --dport 5432 -m comment --comment "pg_hba.conf accepts nobody else" -j DROP
+-A INPUT -j MARK --set-mark 1
+COMMIT
+`
+	r, err := ParseIPTables("x", []byte(in), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		src   string
+		kind  Kind
+		where string
+	}{
+		{"192.0.2.10", Accept, "x:10"},
+		{"198.51.100.1", Drop, "x:11"},
+	} {
+		if v := r.Eval(pkt(c.src, "192.0.2.1", 5432)); v.Kind != c.kind || v.Where != c.where {
+			t.Errorf("%s: got %s at %q (%s), want %s at %q", c.src, v.Kind, v.Where, v.Why, c.kind, c.where)
+		}
+	}
+	// An undeclared upper-case name is still a target extension.
+	if v := r.Eval(pkt("192.0.2.10", "192.0.2.1", 22)); v.Kind != Unknown || !strings.Contains(v.Why, "target MARK") {
+		t.Errorf("port 22: %+v", v)
+	}
+}

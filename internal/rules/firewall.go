@@ -9,6 +9,7 @@ import (
 
 	"go4.org/netipx"
 
+	"github.com/pgaegis/pgaegis/internal/firewall"
 	"github.com/pgaegis/pgaegis/internal/guc"
 	"github.com/pgaegis/pgaegis/internal/hba"
 	"github.com/pgaegis/pgaegis/internal/hbapolicy"
@@ -46,9 +47,15 @@ func (p piece) label() string {
 	return strings.Join(s, ", ")
 }
 
-// pieces partitions the address space at the given prefixes.
+// loopbackNets are always pieces of their own: the host itself, never
+// judged (a piece beginning at 127.0.0.2 must not stand for 128.0.0.0/1).
+var loopbackNets = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
+
+// pieces partitions the address space at the given prefixes and at
+// loopback, so that a piece's first address answers for all of it.
 func pieces(prefixes []netip.Prefix) []piece {
 	var out []piece
+	prefixes = append(append([]netip.Prefix(nil), prefixes...), loopbackNets...)
 	for _, all := range []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0"), netip.MustParsePrefix("::/0")} {
 		cuts := map[netip.Addr]bool{all.Addr(): true}
 		for _, p := range prefixes {
@@ -82,15 +89,17 @@ func pieces(prefixes []netip.Prefix) []piece {
 func isLoopbackAddr(a netip.Addr) bool { return a.Unmap().IsLoopback() }
 
 // hbaAccepter is the first line that accepts some connection from addr,
-// trying every role and database the file or the server names: nil when
-// pg_hba.conf rejects every connection from there. undecided says the
-// answer hinges on something unknown (membership, DNS).
-func hbaAccepter(rules []hba.Rule, addr netip.Addr, users, dbs []string, env hba.Env) (acc *hba.Rule, undecided bool) {
+// trying every role and database the file or the server names and every
+// kind of connection the server can take (firewall.ConnKinds, as the plan
+// does: with ssl = off hostssl lines match nothing): nil when pg_hba.conf
+// rejects every connection from there. undecided says the answer hinges
+// on something unknown (membership, DNS).
+func hbaAccepter(rules []hba.Rule, addr netip.Addr, users, dbs []string, env hba.Env, kinds []firewall.ConnKind) (acc *hba.Rule, undecided bool) {
 	for _, repl := range []bool{false, true} {
-		for _, ssl := range []bool{true, false} {
+		for _, k := range kinds {
 			for _, u := range users {
 				for _, d := range dbs {
-					res := hba.Match(rules, hba.Conn{User: u, Database: d, Addr: addr, SSL: ssl, Replication: repl}, env)
+					res := hba.Match(rules, hba.Conn{User: u, Database: d, Addr: addr, SSL: k.SSL, GSS: k.GSS, Replication: repl}, env)
 					if len(res.Depends) > 0 {
 						undecided = true
 						continue
@@ -261,6 +270,15 @@ func checkFirewall(c *Check) {
 	dsts, beyond, note := listenDsts(c.S, listen)
 	env := hbapolicy.EnvFromSnapshot(c.S)
 	users, dbs := candidates(c.S, rules)
+	// ssl = off: no connection uses TLS (unknown: assumed on, as the plan
+	// does, which counts more lines as accepting, never fewer).
+	noTLS := false
+	if v, ok := c.S.Setting("ssl"); ok {
+		if on, ok := guc.ParseBool(v.Value); ok {
+			noTLS = !on
+		}
+	}
+	kinds := firewall.ConnKinds(noTLS, false)
 
 	var bounds []netip.Prefix
 	for _, r := range rules {
@@ -270,6 +288,11 @@ func checkFirewall(c *Check) {
 			}
 			bounds = append(bounds, p)
 		}
+	}
+	// samehost and samenet lines match the host's own addresses and
+	// subnets: those cut the space too.
+	for _, p := range env.HostAddrs {
+		bounds = append(bounds, p.Masked(), netip.PrefixFrom(p.Addr(), p.Addr().BitLen()))
 	}
 	bounds = append(bounds, rs.Boundaries()...)
 	ps := pieces(bounds)
@@ -295,7 +318,7 @@ func checkFirewall(c *Check) {
 			c.Fail(Problem{Object: hbaObject(r), Location: r.Location(), Severity: Low, SevSet: true,
 				Evidence: fmt.Sprintf("%s is latent (listen_addresses = %q); if the listener widens, %s", hbaEvidence(r), la.Value, what),
 				Expected: "the firewall blocks the networks of latent pg_hba.conf lines, or the lines are removed",
-				Fix:      firewallFix + " (then remove or harden " + r.Location() + ")", FixKind: FixShell, FixApply: "none",
+				Fix:      firewallFix + " (then remove or harden " + r.Location() + ")", FixKind: FixShell,
 				Changes: manualChange("run " + firewallFix + " and remove or harden " + r.Location())})
 		}
 		if n == 0 {
@@ -318,7 +341,7 @@ func checkFirewall(c *Check) {
 		if isLoopbackAddr(pc.rep) {
 			continue
 		}
-		acc, undecided := hbaAccepter(rules, pc.rep, users, dbs, env)
+		acc, undecided := hbaAccepter(rules, pc.rep, users, dbs, env, kinds)
 		for _, d := range dsts {
 			if d.Is4() != pc.rep.Is4() {
 				continue
@@ -358,7 +381,7 @@ func checkFirewall(c *Check) {
 		c.Fail(Problem{Object: portName, Severity: High, SevSet: true,
 			Evidence: fmt.Sprintf("listen_addresses = %q, and no firewall rule or policy filters %s (%s)%s", la.Value, portName, source, note),
 			Expected: "a firewall that allows " + portName + " only from the networks pg_hba.conf accepts",
-			Fix:      firewallFix, FixKind: FixShell, FixApply: "none", Changes: manualChange("derive and load an allow-list: " + firewallFix)})
+			Fix:      firewallFix, FixKind: FixShell, Changes: manualChange("derive and load an allow-list: " + firewallFix)})
 	} else {
 		// (a) open to networks pg_hba.conf rejects anyway.
 		for _, k := range sortedKeys(open) {
@@ -371,7 +394,7 @@ func checkFirewall(c *Check) {
 			c.Fail(Problem{Object: portName, Severity: Medium, SevSet: true, Objects: netsLabel(&x.nets),
 				Evidence: fmt.Sprintf("the firewall accepts %s from %s %s, and pg_hba.conf accepts no connection from there%s", portName, strings.Join(netsLabel(&x.nets), "; "), where, note),
 				Expected: "the port closed to networks pg_hba.conf rejects",
-				Fix:      firewallFix, FixKind: FixShell, FixApply: "none", Changes: manualChange("narrow the firewall to the networks pg_hba.conf accepts: " + firewallFix)})
+				Fix:      firewallFix, FixKind: FixShell, Changes: manualChange("narrow the firewall to the networks pg_hba.conf accepts: " + firewallFix)})
 		}
 	}
 	// (b) accepted by pg_hba.conf, blocked by the firewall.
@@ -381,7 +404,7 @@ func checkFirewall(c *Check) {
 		c.Fail(Problem{Object: hbaObject(x.line), Location: x.line.Location(), Severity: Medium, SevSet: true, Objects: netsLabel(&x.nets),
 			Evidence: fmt.Sprintf("%s accepts connections from %s, but the firewall %s them at %s%s", x.line.Location(), strings.Join(netsLabel(&x.nets), "; "), map[string]string{"drop": "drops", "reject": "rejects"}[x.why], x.where, note),
 			Expected: "the firewall lets in what pg_hba.conf accepts (or the line goes)",
-			Fix:      firewallFix, FixKind: FixShell, FixApply: "none", Changes: manualChange("align the firewall with pg_hba.conf: " + firewallFix + ", or remove " + x.line.Location())})
+			Fix:      firewallFix, FixKind: FixShell, Changes: manualChange("align the firewall with pg_hba.conf: " + firewallFix + ", or remove " + x.line.Location())})
 	}
 	// (e) what could not be evaluated.
 	for _, k := range sortedKeys(unknown) {
