@@ -47,7 +47,7 @@ func TestFail2banLogpathAgainstLiveSettings(t *testing.T) {
 		{"/tmp/trialpg/data/log2", "postgresql-%Y-%m-%d_%H%M%S.log", "stderr", "no"},
 		{"/tmp/trialpg/data/log", "pg-%a.log", "stderr", "no"},
 		{"/tmp/trialpg/data/log", "postgresql-%Y-%m-%d_%H%M%S.log", "csvlog", "yes"}, // stderr's file is still written
-		{"/tmp/trialpg/data/log", "", "", "yes"},                                  // log_filename unknown: directory only
+		{"/tmp/trialpg/data/log", "", "", "yes"},                                     // log_filename unknown: directory only
 	} {
 		h := &snapshot.Host{}
 		Fail2ban(Options{Root: root, LogDir: tc.dir, LogFilename: tc.name, LogDestination: tc.dest}, h)
