@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/pgaegis/pgaegis/internal/collect"
 	"github.com/pgaegis/pgaegis/internal/fail2ban"
 	"github.com/pgaegis/pgaegis/internal/pgconf"
+	"github.com/pgaegis/pgaegis/internal/quote"
 	"github.com/pgaegis/pgaegis/internal/textsafe"
 )
 
@@ -143,7 +145,11 @@ afterwards: fail2ban-client reload.`,
 			for _, t := range ts {
 				fmt.Fprintf(out, "wrote %s\n", t.Path)
 			}
-			fmt.Fprintf(out, "journal %s: 'pgaegis fail2ban rollback %s' puts back what was there\nnext: fail2ban-client reload, then fail2ban-client status %s\n", id, id, fail2ban.Name)
+			rb := "pgaegis fail2ban rollback " + quote.Shell(id)
+			if *journalDir != "" {
+				rb += " --journal-dir " + quote.Shell(*journalDir)
+			}
+			fmt.Fprintf(out, "journal %s: '%s' puts back what was there\nnext: fail2ban-client reload, then fail2ban-client status %s\n", id, rb, fail2ban.Name)
 			return ExitOK, nil
 		}
 		for _, t := range ts {
@@ -206,6 +212,10 @@ func fail2banRollbackCmd(env *Env) *cobra.Command {
 		done, err := fail2ban.Rollback(root, args[0])
 		for _, d := range done {
 			fmt.Fprintln(env.Stdout, esc(d))
+		}
+		if errors.Is(err, fail2ban.ErrNothing) {
+			fmt.Fprintln(env.Stdout, esc(err.Error()))
+			return ExitOK, nil
 		}
 		if err != nil {
 			return ExitError, err

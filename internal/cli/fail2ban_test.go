@@ -11,6 +11,7 @@ import (
 	"github.com/pgaegis/pgaegis/internal/fail2ban"
 	"github.com/pgaegis/pgaegis/internal/localpg"
 	"github.com/pgaegis/pgaegis/internal/pgtest"
+	"github.com/pgaegis/pgaegis/internal/quote"
 )
 
 // ORACLE: the settings come from a real server (SHOW), the written files
@@ -96,9 +97,17 @@ func TestFail2banWriteAndRollback(t *testing.T) {
 			id = strings.TrimSuffix(strings.Fields(l)[1], ":")
 		}
 	}
+	// The printed rollback names the --journal-dir it was written to.
+	if !strings.Contains(out, "'pgaegis fail2ban rollback "+id+" --journal-dir "+quote.Shell(journal)+"'") {
+		t.Errorf("the printed rollback lacks --journal-dir:\n%s", out)
+	}
 	code, out, errs = runCLI(t, "fail2ban", "rollback", id, "--journal-dir", journal)
 	if code != ExitOK {
 		t.Fatalf("rollback: exit %d %s %s", code, out, errs)
+	}
+	// A second rollback has nothing to do: exit 0, as firewall rollback.
+	if code, out, errs := runCLI(t, "fail2ban", "rollback", id, "--journal-dir", journal); code != ExitOK || !strings.Contains(out, "nothing to roll back") {
+		t.Fatalf("second rollback: exit %d %s %s", code, out, errs)
 	}
 	// Back to the first --write's files (the second journal saw them).
 	if b, _ := os.ReadFile(jail); !strings.HasPrefix(string(b), fail2ban.Marker) {

@@ -133,7 +133,8 @@ func collectFiles(s *snapshot.Snapshot, o *Options) error {
 		for _, f := range s.FilesOfKind(snapshot.KindLogDir) {
 			logDir = f.Path
 		}
-		s.Host = o.hostChecks(hostcheck.Options{DataDir: dataDir, Major: s.MajorVersion(), LogDir: logDir, Commands: true})
+		s.Host = o.hostChecks(hostcheck.Options{DataDir: dataDir, Major: s.MajorVersion(), LogDir: logDir, Commands: true,
+			LogFilename: settingValue(s, "log_filename"), LogDestination: settingValue(s, "log_destination")})
 	}
 	return nil
 }
@@ -178,7 +179,11 @@ func (o *Options) hostChecks(ho hostcheck.Options) *snapshot.Host {
 		start := time.Now()
 		<-j.done
 		o.trace("host checks: waited %s for them after the live collection", time.Since(start).Round(time.Millisecond))
+		// The early checks ran before the live log settings were read:
+		// what depends on them is judged again (AUTH-20 passed a jail
+		// on a log_directory the server had left).
 		j.host.LogDiskUsedPct = hostcheck.LogDiskUsedPct(ho.LogDir)
+		hostcheck.Fail2ban(ho, j.host)
 		return j.host
 	}
 	return hostcheck.Collect(ho)

@@ -111,6 +111,34 @@ func TestFilterOnRealLogs(t *testing.T) {
 	}
 }
 
+// ORACLE: a role whose name holds a space ("John Smith") fails its
+// password; with the host-first prefix the real fail2ban-regex matches it,
+// as 127.0.0.1. (The names were \S*, and the failure was missed.)
+func TestFilterRoleWithSpace(t *testing.T) {
+	f2b := fail2banRegex(t)
+	srv := startLogging(t, 0, fail2ban.RecommendedPrefix, "stderr", 0)
+	ctx := pgtest.Ctx(t)
+	if err := srv.Exec(ctx, `CREATE ROLE "John Smith" LOGIN PASSWORD 'right-pw'`); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := pgx.ParseConfig("host=127.0.0.1 sslmode=disable connect_timeout=30 port=" + strconv.Itoa(srv.Port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.User, cfg.Database, cfg.Password = "John Smith", "postgres", "wrong-pw"
+	if c, err := pgx.ConnectConfig(ctx, cfg); err == nil {
+		c.Close(ctx)
+		t.Fatal("a wrong password logged in")
+	}
+	cfg.Password = "right-pw"
+	c, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		t.Fatalf("right password: %v", err)
+	}
+	c.Close(ctx)
+	checkFilter(t, f2b, settings(t, ctx, srv), "stderr", 1)
+}
+
 // ORACLE: on every major (CI has 13 to 18), one server writes stderr,
 // csvlog and (15+) jsonlog at once, and each destination's filter matches
 // that major's messages and columns.

@@ -58,7 +58,8 @@ func pyEscape(s string) string {
 // escape regexes: what PostgreSQL prints for each (elog.c's
 // log_status_format). Fields the client chooses match no whitespace, so a
 // crafted role or database name cannot carry a fake message with a fake
-// address (the messages all have spaces).
+// address (the messages all have spaces); compilePrefix lets %u and %d
+// after the host hold spaces.
 var escapes = map[byte]string{
 	'a': `[^\n]*?`,                            // application_name: the client's, may hold spaces
 	'u': `\S*`,                                // user name
@@ -151,6 +152,14 @@ func compilePrefix(spec string, keepDate bool) Prefix {
 		switch c {
 		case 'a':
 			client = true
+		case 'u', 'd':
+			// After the host, a name cannot move it: text the client put
+			// in the name comes after the captured address, so the name
+			// may hold spaces ("John Smith"). Before the host it stays
+			// \S*: a spaced name could carry a fake address.
+			if p.Host {
+				re = `[^\n]*?`
+			}
 		case 'h', 'r':
 			if p.Host {
 				// A second host escape matches without capturing: fail2ban

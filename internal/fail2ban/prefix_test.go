@@ -23,7 +23,9 @@ func TestCompilePrefix(t *testing.T) {
 		{"%m [%p] %q%u@%d %h ", ` \S+ \[\d+\] \S*@\S* <HOST> `, true, 'm', true},
 		{"%t [%p]: [%l-1] user=%u,db=%d,app=%a,client=%h ", ` \S+ \[\d+\]: \[\d+\-1\] user=\S*,db=\S*,app=[^\n]*?,client=<HOST> `, true, 't', true},
 		{"%m [%p] %r ", ` \S+ \[\d+\] <HOST>\(\d+\) `, true, 'm', true},
-		{"%n %h %u ", ` <HOST> \S* `, true, 'n', true},
+		// After the host, names may hold spaces; before it they may not.
+		{"%n %h %u ", ` <HOST> [^\n]*? `, true, 'n', true},
+		{"%m [%p] %h %q%u@%d ", ` \S+ \[\d+\] <HOST> [^\n]*?@[^\n]*? `, true, 'm', true},
 		{"[%p] %m %h ", `\[\d+\]  \S+ <HOST> `, true, 'm', false},
 		{"%-10u%5p", ` *\S* * *\d+ *`, false, 0, false},
 		{"100%% %h %h", `100%% <HOST> \S+`, true, 0, false},

@@ -95,11 +95,18 @@ func fail(j *plan.Journal, err error) error {
 	return fmt.Errorf("%v (journal %s: 'pgaegis fail2ban rollback %s' puts back what was written)", err, j.ID, j.ID)
 }
 
+// ErrNothing is wrapped by Rollback's error for a journal already rolled
+// back: nothing to do, not a failure (like firewall rollback).
+var ErrNothing = errors.New("nothing to roll back")
+
 // Rollback puts back what journal id replaced: the old bytes, or no file
 // where there was none. A file edited since is left alone (an error).
 func Rollback(journalRoot, id string) ([]string, error) {
 	j, st, err := plan.OpenApplied(journalRoot, id)
 	if err != nil {
+		if st != nil && st.State == plan.StateRolledBack {
+			return nil, fmt.Errorf("fail2ban write %s: %w (rolled back %s)", id, ErrNothing, st.RolledBack.Format(time.RFC3339))
+		}
 		return nil, err
 	}
 	p, err := j.Plan()
@@ -122,6 +129,9 @@ func Rollback(journalRoot, id string) ([]string, error) {
 			return nil, err
 		}
 		if err == nil && plan.Hash(now) != f.AfterSHA256 {
+			if !f.Exists {
+				return nil, fmt.Errorf("%s was changed since pgaegis created it: not removed (there was no file before; remove it yourself if the edit is not wanted)", f.Path)
+			}
 			return nil, fmt.Errorf("%s was changed since pgaegis wrote it: not rolled back (journal %s holds the old copy)", f.Path, j.Dir)
 		}
 	}

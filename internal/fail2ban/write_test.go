@@ -1,6 +1,7 @@
 package fail2ban
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -29,7 +30,7 @@ func TestWriteRollback(t *testing.T) {
 	}
 	// Edited since: the rollback leaves it and says so.
 	os.WriteFile(filepath.Join(dir, jp), []byte(Marker+"\n# mine\n"), 0o644)
-	if _, err := Rollback(journal, id); err == nil || !strings.Contains(err.Error(), "changed since") {
+	if _, err := Rollback(journal, id); err == nil || !strings.Contains(err.Error(), "changed since") || strings.Contains(err.Error(), "old copy") || !strings.Contains(err.Error(), "no file before") {
 		t.Fatalf("rollback over an edit: %v", err)
 	}
 	os.WriteFile(filepath.Join(dir, jp), []byte(c.Jail), 0o644)
@@ -42,8 +43,8 @@ func TestWriteRollback(t *testing.T) {
 			t.Fatalf("%s left after the rollback of its creation", f)
 		}
 	}
-	if _, err := Rollback(journal, id); err == nil {
-		t.Fatal("a second rollback succeeded")
+	if _, err := Rollback(journal, id); !errors.Is(err, ErrNothing) {
+		t.Fatalf("a second rollback: %v, want nothing to roll back", err)
 	}
 	// A symbolic link is never written through.
 	os.MkdirAll(filepath.Join(dir, "filter.d"), 0o755)

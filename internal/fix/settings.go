@@ -10,6 +10,7 @@ import (
 	"github.com/pgaegis/pgaegis/internal/plan"
 	"github.com/pgaegis/pgaegis/internal/quote"
 	"github.com/pgaegis/pgaegis/internal/snapshot"
+	"github.com/pgaegis/pgaegis/internal/textsafe"
 )
 
 // Step keys of the settings part of a plan.
@@ -174,6 +175,9 @@ func planSettings(s *snapshot.Snapshot, items []item) ([]built, []plan.Held) {
 		var parts []string
 		for _, m := range ms {
 			b.step.Settings = append(b.step.Settings, m.change)
+			if br := fail2banBreaks(s, m.change.Name); br != "" {
+				b.step.Breaks = stAppendOnce(b.step.Breaks, br)
+			}
 			// As ALTER SYSTEM takes it: a list setting is one literal per
 			// element, never the one string that names a single library.
 			parts = append(parts, strings.TrimSuffix(strings.TrimPrefix(plan.AlterSystem(m.change), "ALTER SYSTEM SET "), ";"))
@@ -397,6 +401,22 @@ func anyListAdd(its []item) bool {
 		}
 	}
 	return false
+}
+
+// fail2banBreaks: a setting that moves the server's log away from the
+// file an enabled fail2ban jail watches (AUTH-20 found it) leaves the jail
+// blind until it is rewritten.
+func fail2banBreaks(s *snapshot.Snapshot, name string) string {
+	switch strings.ToLower(name) {
+	case "log_directory", "log_filename", "log_destination", "logging_collector":
+	default:
+		return ""
+	}
+	h := s.Host
+	if h == nil || h.Fail2ban != "yes" || h.Fail2banLogPath == "" {
+		return ""
+	}
+	return fmt.Sprintf("fail2ban jail %s watches %s: with %s changed the server may log elsewhere and the jail stops banning; rerun pgaegis fail2ban --write afterwards", textsafe.String(h.Fail2banJail), textsafe.String(h.Fail2banLogPath), name)
 }
 
 func stAppendOnce(list []string, s string) []string {

@@ -3,10 +3,12 @@ package hostcheck
 import (
 	"bufio"
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/pgaegis/pgaegis/internal/snapshot"
 )
@@ -78,10 +80,12 @@ func truthy(v string) bool {
 	return false
 }
 
-// fail2ban finds an enabled jail on PostgreSQL's log (pgaegis's own or a
+// Fail2ban finds an enabled jail on PostgreSQL's log (pgaegis's own or a
 // hand-written [postgresql] one) and whether its logpath is where the
-// server logs.
-func fail2ban(o Options, h *snapshot.Host) {
+// server logs. The collector calls it again once the live log settings
+// are known (the host checks start before them).
+func Fail2ban(o Options, h *snapshot.Host) {
+	h.Fail2ban, h.Fail2banJail, h.Fail2banLogPath, h.Fail2banLogOK = "", "", "", ""
 	if _, err := os.Stat(o.path("/etc/fail2ban")); err != nil {
 		h.Fail2ban = "no"
 		return
@@ -120,9 +124,11 @@ func fail2ban(o Options, h *snapshot.Host) {
 	}
 }
 
-// logCovered: one of the jail's log globs is in the server's log
-// directory, or is Debian's per-cluster file ("" when the server's log
-// directory is unknown).
+// logCovered: one of the jail's log globs matches the file the server
+// writes now (log_directory/log_filename, for each file destination), or
+// is Debian's per-cluster file ("" when the server's log directory is
+// unknown). A glob merely in the directory is not enough: a changed
+// log_filename leaves it matching only old files.
 func logCovered(o Options, logpath, backend string) string {
 	if strings.TrimSpace(logpath) == "" {
 		if strings.HasPrefix(strings.TrimSpace(backend), "systemd") {
@@ -130,16 +136,71 @@ func logCovered(o Options, logpath, backend string) string {
 		}
 		return "no"
 	}
+	names := liveLogNames(o.LogFilename, o.LogDestination)
 	for _, p := range strings.Fields(logpath) {
 		if strings.HasPrefix(p, "/var/log/postgresql/") {
 			return "yes"
 		}
-		if o.LogDir != "" && filepath.Clean(filepath.Dir(p)) == filepath.Clean(o.LogDir) {
-			return "yes"
+		if o.LogDir == "" || filepath.Clean(filepath.Dir(p)) != filepath.Clean(o.LogDir) {
+			continue
+		}
+		if len(names) == 0 {
+			return "yes" // log_filename unknown: the directory is all we can check
+		}
+		for _, n := range names {
+			if ok, err := filepath.Match(filepath.Base(p), n); err == nil && ok {
+				return "yes"
+			}
 		}
 	}
 	if o.LogDir == "" {
 		return ""
 	}
 	return "no"
+}
+
+// liveLogNames are names the collector gives its files now: log_filename
+// expanded at a fixed time, with csvlog's and jsonlog's suffixes.
+func liveLogNames(pattern, dest string) []string {
+	if pattern == "" {
+		return nil
+	}
+	name := strftime(pattern, time.Date(2026, 12, 3, 17, 5, 9, 0, time.UTC))
+	names := []string{name}
+	for _, d := range strings.Split(dest, ",") {
+		ext := map[string]string{"csvlog": ".csv", "jsonlog": ".json"}[strings.ToLower(strings.TrimSpace(d))]
+		if ext == "" {
+			continue
+		}
+		names = append(names, strings.TrimSuffix(name, ".log")+ext)
+	}
+	return names
+}
+
+// strftime expands the escapes PostgreSQL's log_filename uses; an unknown
+// one prints a digit (it is variable, like the others).
+func strftime(pattern string, t time.Time) string {
+	layouts := map[byte]string{'Y': "2006", 'y': "06", 'm': "01", 'd': "02", 'H': "15", 'M': "04", 'S': "05",
+		'a': "Mon", 'A': "Monday", 'b': "Jan", 'B': "January", 'h': "Jan", 'e': "_2", 'I': "03", 'p': "PM", 'Z': "MST", 'z': "-0700"}
+	var b strings.Builder
+	for i := 0; i < len(pattern); i++ {
+		if pattern[i] != '%' || i+1 == len(pattern) {
+			b.WriteByte(pattern[i])
+			continue
+		}
+		i++
+		switch c := pattern[i]; {
+		case c == '%':
+			b.WriteByte('%')
+		case c == 'F':
+			b.WriteString(t.Format("2006-01-02"))
+		case c == 'j':
+			b.WriteString(fmt.Sprintf("%03d", t.YearDay()))
+		case layouts[c] != "":
+			b.WriteString(t.Format(layouts[c]))
+		default:
+			b.WriteByte('0')
+		}
+	}
+	return b.String()
 }

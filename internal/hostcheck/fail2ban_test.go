@@ -26,11 +26,34 @@ func TestFail2banJails(t *testing.T) {
 			os.MkdirAll(filepath.Dir(p), 0o755)
 			os.WriteFile(p, []byte(tc.text), 0o644)
 			h := &snapshot.Host{}
-			fail2ban(Options{Root: root, LogDir: tc.logDir}, h)
+			Fail2ban(Options{Root: root, LogDir: tc.logDir}, h)
 			if h.Fail2ban != tc.yes || h.Fail2banLogOK != tc.logOK || h.Fail2banJail != tc.jail {
 				t.Errorf("got %q %q %q, want %q %q %q", h.Fail2ban, h.Fail2banLogOK, h.Fail2banJail, tc.yes, tc.logOK, tc.jail)
 			}
 		})
+	}
+}
+
+// The trial: log_directory moved from log to log2 (ALTER SYSTEM, reload)
+// while the jail still watched log/; then log_filename changed under the
+// same directory. Both must fail; the live names must pass.
+func TestFail2banLogpathAgainstLiveSettings(t *testing.T) {
+	root := t.TempDir()
+	p := filepath.Join(root, "etc/fail2ban/jail.d/pgaegis-postgresql.local")
+	os.MkdirAll(filepath.Dir(p), 0o755)
+	os.WriteFile(p, []byte("[pgaegis-postgresql]\nenabled = true\nfilter = pgaegis-postgresql\nlogpath = /tmp/trialpg/data/log/postgresql-*-*-*_*.log\n"), 0o644)
+	for _, tc := range []struct{ dir, name, dest, want string }{
+		{"/tmp/trialpg/data/log", "postgresql-%Y-%m-%d_%H%M%S.log", "stderr", "yes"},
+		{"/tmp/trialpg/data/log2", "postgresql-%Y-%m-%d_%H%M%S.log", "stderr", "no"},
+		{"/tmp/trialpg/data/log", "pg-%a.log", "stderr", "no"},
+		{"/tmp/trialpg/data/log", "postgresql-%Y-%m-%d_%H%M%S.log", "csvlog", "yes"}, // stderr's file is still written
+		{"/tmp/trialpg/data/log", "", "", "yes"},                                     // log_filename unknown: directory only
+	} {
+		h := &snapshot.Host{}
+		Fail2ban(Options{Root: root, LogDir: tc.dir, LogFilename: tc.name, LogDestination: tc.dest}, h)
+		if h.Fail2banLogOK != tc.want {
+			t.Errorf("%s/%s: Fail2banLogOK = %q, want %q", tc.dir, tc.name, h.Fail2banLogOK, tc.want)
+		}
 	}
 }
 
@@ -46,7 +69,7 @@ func FuzzFail2banJails(f *testing.F) {
 			t.Fatal(err)
 		}
 		h := &snapshot.Host{}
-		fail2ban(Options{Root: root, LogDir: "/srv/log"}, h)
+		Fail2ban(Options{Root: root, LogDir: "/srv/log"}, h)
 		if h.Fail2ban != "yes" && h.Fail2ban != "no" {
 			t.Fatalf("Fail2ban = %q", h.Fail2ban)
 		}

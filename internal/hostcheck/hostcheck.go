@@ -32,7 +32,11 @@ type Options struct {
 	DataDir string
 	Major   int
 	LogDir  string
-	Root    string
+	// LogFilename and LogDestination are the live log_filename and
+	// log_destination: the jail's logpath must match the file the server
+	// writes now, not just sit in its directory.
+	LogFilename, LogDestination string
+	Root                        string
 	// Commands run package queries; nil disables them (tests).
 	Commands bool
 	// NetNS reads the firewall of this network namespace instead of the
@@ -73,7 +77,7 @@ func Collect(o Options) *snapshot.Host {
 	}
 	h.Encrypted = encrypted(o)
 	h.LogDiskUsedPct = LogDiskUsedPct(o.LogDir)
-	fail2ban(o, h)
+	Fail2ban(o, h)
 	h.Firewall = firewall(o)
 	h.PgBackRest = pgbackrest(o)
 	h.WALG = walgConfigs(o, h, accts, procs)

@@ -23,8 +23,19 @@ func TestAUTH20(t *testing.T) {
 		if len(fs) != 1 || fs[0].Status != tc.status || !strings.Contains(fs[0].Evidence, tc.says) {
 			t.Fatalf("%+v: %+v", tc.host, fs)
 		}
-		if tc.status == Fail && !strings.Contains(fs[0].Fix, "pgaegis fail2ban --write") {
-			t.Errorf("fix %q does not point to pgaegis fail2ban --write", fs[0].Fix)
+		if tc.status == Fail && !strings.Contains(fs[0].Fix, "pgaegis fail2ban --write [connection options]") {
+			t.Errorf("fix %q does not point to pgaegis fail2ban --write (without settings: [connection options])", fs[0].Fix)
 		}
+	}
+}
+
+// The fix reaches the server where it listens: its socket directory and
+// port from the snapshot, not a hard-coded /var/run/postgresql.
+func TestAUTH20FixConnection(t *testing.T) {
+	s := &snapshot.Snapshot{FormatVersion: snapshot.FormatVersion, Host: &snapshot.Host{Fail2ban: "no"}}
+	s.Settings = map[string]snapshot.Setting{"unix_socket_directories": {Name: "unix_socket_directories", Value: "/tmp/my pg, /var/run/postgresql"}, "port": {Name: "port", Value: "5433"}}
+	_, fs := runRule(t, "AUTH-20", s)
+	if len(fs) != 1 || !strings.Contains(fs[0].Fix, "pgaegis fail2ban --write -h '/tmp/my pg' -p 5433 -U postgres &&") {
+		t.Fatalf("%+v", fs)
 	}
 }

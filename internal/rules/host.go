@@ -435,7 +435,7 @@ func init() {
 			if !ok {
 				return
 			}
-			fix := "pgaegis fail2ban --write -h /var/run/postgresql -U postgres && fail2ban-client reload    # apt-get install fail2ban first"
+			fix := "pgaegis fail2ban --write " + fail2banConn(c.S) + " && fail2ban-client reload    # apt-get install fail2ban first"
 			if h.Fail2ban == "yes" {
 				if h.Fail2banLogOK == "no" {
 					c.Fail(Problem{Object: "fail2ban", Evidence: fmt.Sprintf("jail %s watches %s, which is not where the server logs", h.Fail2banJail, h.Fail2banLogPath),
@@ -456,6 +456,32 @@ func init() {
 				Fix: fix, FixKind: FixShell, Changes: manualChange(fix)})
 		},
 	})
+}
+
+// fail2banConn is how the fix reaches the server: its first socket
+// directory and its port, when the snapshot knows them.
+func fail2banConn(s *snapshot.Snapshot) string {
+	dirs, okDir := s.Setting("unix_socket_directories")
+	port, okPort := s.Setting("port")
+	if !okDir && !okPort {
+		return "[connection options]"
+	}
+	conn := ""
+	if okDir {
+		for _, d := range strings.Split(dirs.Value, ",") {
+			if d = strings.TrimSpace(d); d != "" && !strings.HasPrefix(d, "@") {
+				conn = "-h " + quote.Shell(d) + " "
+				break
+			}
+		}
+	}
+	if okPort && port.Value != "" && port.Value != "5432" {
+		conn += "-p " + quote.Shell(port.Value) + " "
+	}
+	if conn == "" {
+		return "[connection options]"
+	}
+	return conn + "-U postgres"
 }
 
 // legacyConnFiles judges a snapshot taken before conn_files: password=
