@@ -21,6 +21,7 @@ import (
 	"github.com/spf13/pflag"
 	"golang.org/x/term"
 
+	"github.com/pgaegis/pgaegis/internal/apply"
 	"github.com/pgaegis/pgaegis/internal/collect"
 	"github.com/pgaegis/pgaegis/internal/conninfo"
 	"github.com/pgaegis/pgaegis/internal/safefile"
@@ -508,4 +509,17 @@ func exactArgs(n int, msg string) cobra.PositionalArgs {
 func isTerminalReader(r io.Reader) bool {
 	f, ok := r.(*os.File)
 	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// journalRootFlag registers --journal-dir and returns the journal root it
+// names, the default one when it is not given.
+func journalRootFlag(cmd *cobra.Command) func() string {
+	dir := cmd.Flags().String("journal-dir", "", journalDirHelp)
+	cmd.MarkFlagDirname("journal-dir")
+	return func() string {
+		if *dir != "" {
+			return *dir
+		}
+		return apply.DefaultJournalRoot()
+	}
 }

@@ -202,13 +202,9 @@ func fail2banRollbackCmd(env *Env) *cobra.Command {
 		Example: `  pgaegis fail2ban rollback 20261203-154000-ab12`,
 		Args:    cobra.ExactArgs(1),
 	}
-	journalDir := cmd.Flags().String("journal-dir", "", journalDirHelp)
-	cmd.MarkFlagDirname("journal-dir")
+	journalRoot := journalRootFlag(cmd)
 	cmd.RunE = runE(env, func(ctx context.Context, env *Env, args []string) (int, error) {
-		root := *journalDir
-		if root == "" {
-			root = apply.DefaultJournalRoot()
-		}
+		root := journalRoot()
 		done, err := fail2ban.Rollback(root, args[0])
 		for _, d := range done {
 			fmt.Fprintln(env.Stdout, esc(d))

@@ -212,13 +212,9 @@ Exit codes: 0 confirmed; 2 no such apply, or its window is over.`,
 		Example: `  pgaegis firewall confirm 20261203-170102-9f3c`,
 		Args:    exactArgs(1, "firewall confirm needs the apply's ID (printed by firewall plan --apply)"),
 	}
-	journalDir := cmd.Flags().String("journal-dir", "", journalDirHelp)
-	cmd.MarkFlagDirname("journal-dir")
+	journalRoot := journalRootFlag(cmd)
 	cmd.RunE = runE(env, func(_ context.Context, env *Env, args []string) (int, error) {
-		root := *journalDir
-		if root == "" {
-			root = apply.DefaultJournalRoot()
-		}
+		root := journalRoot()
 		if err := fwapply.Confirm(root, args[0]); err != nil {
 			return ExitError, err
 		}
@@ -241,13 +237,9 @@ Exit codes: 0 rolled back, or nothing to do; 2 an error or a refusal.`,
 		Example: `  pgaegis firewall rollback 20261203-170102-9f3c`,
 		Args:    exactArgs(1, "firewall rollback needs the apply's ID"),
 	}
-	journalDir := cmd.Flags().String("journal-dir", "", journalDirHelp)
-	cmd.MarkFlagDirname("journal-dir")
+	journalRoot := journalRootFlag(cmd)
 	cmd.RunE = runE(env, func(ctx context.Context, env *Env, args []string) (int, error) {
-		root := *journalDir
-		if root == "" {
-			root = apply.DefaultJournalRoot()
-		}
+		root := journalRoot()
 		res, err := fwapply.Rollback(ctx, root, args[0])
 		if err != nil {
 			return ExitError, err

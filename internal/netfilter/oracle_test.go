@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand"
-	"net"
 	"net/netip"
 	"os"
 	"strconv"
@@ -138,22 +137,7 @@ func compare(t *testing.T, ctx context.Context, p *netnstest.Pair, r *Ruleset, p
 // addresses of the server namespace.
 func listen(t *testing.T, p *netnstest.Pair, ports []int) {
 	noICMPLimit(t, p)
-	for _, port := range ports {
-		l, err := netns.Listen(p.Server, "tcp", net.JoinHostPort("::", strconv.Itoa(port)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { l.Close() })
-		go func() {
-			for {
-				c, err := l.Accept()
-				if err != nil {
-					return
-				}
-				c.Close()
-			}
-		}()
-	}
+	p.Serve(t, p.Server, ports...)
 }
 
 func noICMPLimit(t *testing.T, p *netnstest.Pair) {
