@@ -440,11 +440,30 @@ func dedupe(ss []string) []string {
 // host's addresses for samehost/samenet), so that within one region every
 // line's address test gives the same answer.
 func regionsOf(rules []hba.Rule, space netip.Prefix, host []netip.Prefix) []netipx.IPRange {
-	cuts := map[netip.Addr]bool{}
+	var at []netip.Prefix
+	for i := range rules {
+		if p, ok := rules[i].Prefix(); ok {
+			at = append(at, p)
+		}
+	}
+	for _, h := range host {
+		at = append(at, netip.PrefixFrom(h.Addr(), h.Addr().BitLen()), h)
+	}
+	// Loopback and mapped are cut out so that they never join a region.
+	return Partition(space, append(at, loopback4, loopback6, mapped))
+}
+
+// Partition cuts space at the first address of each prefix and just past
+// its last (prefixes of the other family are ignored): within one range
+// every prefix either holds all addresses or none, so the range's first
+// address answers for all of it. The plan and NET-03 both judge pg_hba.conf
+// and the firewall this way.
+func Partition(space netip.Prefix, at []netip.Prefix) []netipx.IPRange {
 	first, last := space.Masked().Addr(), netipx.PrefixLastIP(space)
-	add := func(p netip.Prefix) {
+	cuts := map[netip.Addr]bool{first: true}
+	for _, p := range at {
 		if p.Addr().Is4() != space.Addr().Is4() {
-			return
+			continue
 		}
 		p = p.Masked()
 		cuts[p.Addr()] = true
@@ -452,20 +471,6 @@ func regionsOf(rules []hba.Rule, space netip.Prefix, host []netip.Prefix) []neti
 			cuts[n] = true
 		}
 	}
-	for i := range rules {
-		if p, ok := rules[i].Prefix(); ok {
-			add(p)
-		}
-	}
-	for _, h := range host {
-		add(netip.PrefixFrom(h.Addr(), h.Addr().BitLen()))
-		add(h)
-	}
-	// Loopback and mapped are cut out so that they never join a region.
-	add(loopback4)
-	add(loopback6)
-	add(mapped)
-	cuts[first] = true
 	var pts []netip.Addr
 	for a := range cuts {
 		pts = append(pts, a)

@@ -57,30 +57,8 @@ func pieces(prefixes []netip.Prefix) []piece {
 	var out []piece
 	prefixes = append(append([]netip.Prefix(nil), prefixes...), loopbackNets...)
 	for _, all := range []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0"), netip.MustParsePrefix("::/0")} {
-		cuts := map[netip.Addr]bool{all.Addr(): true}
-		for _, p := range prefixes {
-			p = p.Masked()
-			if p.Addr().Is4() != all.Addr().Is4() {
-				continue
-			}
-			r := netipx.RangeOfPrefix(p)
-			cuts[r.From()] = true
-			if n := r.To().Next(); n.IsValid() {
-				cuts[n] = true
-			}
-		}
-		var pts []netip.Addr
-		for a := range cuts {
-			pts = append(pts, a)
-		}
-		sort.Slice(pts, func(i, j int) bool { return pts[i].Less(pts[j]) })
-		last := netipx.RangeOfPrefix(all).To()
-		for i, a := range pts {
-			to := last
-			if i+1 < len(pts) {
-				to = pts[i+1].Prev()
-			}
-			out = append(out, piece{rng: netipx.IPRangeFrom(a, to), rep: a})
+		for _, r := range firewall.Partition(all, prefixes) {
+			out = append(out, piece{rng: r, rep: r.From()})
 		}
 	}
 	return out
