@@ -92,7 +92,18 @@ cmds[zstd-age]="$BIN/pg_dump $conn bench | zstd -q | age -R $dir/recipients.txt 
 cmds[pgaegis]="$pgaegis backup $conn -d bench --recipients $dir/recipients.txt --out $out/set >/dev/null"
 # zstd's fastest level: what a 2-core host that dumps while serving would choose.
 cmds[pgaegis-level1]="$pgaegis backup $conn -d bench --level 1 --recipients $dir/recipients.txt --out $out/set >/dev/null"
-declare -A best rss size
+# CPU seconds are what a busy machine cannot hide: the pipeline's own
+# (user + system of every process it ran) plus the server backend's,
+# which the postmaster has reaped by then (its children's times).
+pmpid=$(head -1 "$data/postmaster.pid")
+tck=$(getconf CLK_TCK)
+backend_cpu() {
+  # A backend that has not been reaped yet (live or zombie) is not in
+  # the postmaster's counts: wait for it.
+  while ps --ppid "$pmpid" -o stat=,args= | grep -q -e '^Z' -e ' postgres bench'; do sleep 0.05; done
+  awk -v t="$tck" '{print ($16 + $17) / t}' "/proc/$pmpid/stat"
+}
+declare -A best rss size cpu bcpu
 for run in $(seq "$RUNS"); do
   for n in "${names[@]}"; do
     if [[ $n == pgaegis* ]] && [ -z "$pgaegis" ]; then continue; fi
@@ -100,17 +111,20 @@ for run in $(seq "$RUNS"); do
     mkdir -p "$out/set"
     sync
     # %M of a shell running a pipeline is the largest process's peak RSS.
-    /usr/bin/time -o "$sock/time" -f '%e %M' bash -o pipefail -c "${cmds[$n]}" || { echo "$n failed" >&2; exit 1; }
-    read -r sec kb < "$sock/time"
+    b0=$(backend_cpu)
+    /usr/bin/time -o "$sock/time" -f '%e %M %U %S' bash -o pipefail -c "${cmds[$n]}" || { echo "$n failed" >&2; exit 1; }
+    b1=$(backend_cpu)
+    read -r sec kb us ss < "$sock/time"
     if [ -f "$out/size" ]; then sz=$(cat "$out/size"); else sz=$(du -sb "$out" | cut -f1); fi
     if [ -z "${best[$n]:-}" ] || [ "$(echo "$sec < ${best[$n]}" | bc -l)" = 1 ]; then
       best[$n]=$sec; rss[$n]=$kb; size[$n]=$sz
+      cpu[$n]=$(echo "$us + $ss" | bc -l); bcpu[$n]=$(echo "$b1 - $b0" | bc -l)
     fi
   done
 done
 
 echo "PostgreSQL $("$BIN/postgres" -V | awk '{print $3}'), database $(( dbsize / 1000000 )) MB (pgbench -s $SCALE + docs $DOC_ROWS rows), best of $RUNS, $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
-printf '%-16s %8s %8s %9s %10s %9s %9s  %s\n' row seconds "MB/s" "RSS MB" "out MB" "vs guide" "vs floor" command
+printf '%-16s %8s %8s %9s %10s %9s %9s %8s %8s %9s  %s\n' row seconds "MB/s" "RSS MB" "out MB" "vs guide" "vs floor" "cpu s" "server s" "cpu/floor" command
 for n in "${names[@]}"; do
   c=${cmds[$n]//$out\//}
   c=${c//$dir\//}
@@ -118,11 +132,16 @@ for n in "${names[@]}"; do
   c=${c//$sock\//}
   c=${c% >/dev/null}
   if [ -z "${best[$n]:-}" ]; then
-    printf '%-16s %8s %8s %9s %10s %9s %9s  %s\n' "$n" - - - - - - "not run: this tree's pgaegis has no backup command yet"
+    printf '%-16s %8s %8s %9s %10s %9s %9s %8s %8s %9s  %s\n' "$n" - - - - - - - - - "not run: this tree's pgaegis has no backup command yet"
     continue
   fi
-  printf '%-16s %8.1f %8.0f %9.0f %10.0f %9.2f %9.2f  %s\n' "$n" "${best[$n]}" \
+  printf '%-16s %8.1f %8.0f %9.0f %10.0f %9.2f %9.2f %8.1f %8.1f %9.2f  %s\n' "$n" "${best[$n]}" \
     "$(echo "$dbsize / 1000000 / ${best[$n]}" | bc -l)" "$(echo "${rss[$n]} / 1024" | bc -l)" \
     "$(echo "${size[$n]} / 1000000" | bc -l)" \
-    "$(echo "${best[$n]} / ${best[guide-gzip-age]}" | bc -l)" "$(echo "${best[$n]} / ${best[floor]}" | bc -l)" "$c"
+    "$(echo "${best[$n]} / ${best[guide-gzip-age]}" | bc -l)" "$(echo "${best[$n]} / ${best[floor]}" | bc -l)" \
+    "${cpu[$n]}" "${bcpu[$n]}" "$(echo "(${cpu[$n]} + ${bcpu[$n]}) / (${cpu[floor]} + ${bcpu[floor]})" | bc -l)" "$c"
 done
+# On N cores no row can finish faster than its CPU seconds / N: the
+# floor's own CPU already fills most of a small machine.
+echo "cpu s: the pipeline's processes (user+system); server s: the backend's; cpu/floor: both, against the floor's both"
+echo "lower bound on $(nproc) cores for pgaegis: $(echo "(${cpu[pgaegis]:-0} + ${bcpu[pgaegis]:-0}) / $(nproc)" | bc -l | cut -c1-5) s; the floor's CPU alone needs $(echo "(${cpu[floor]} + ${bcpu[floor]}) / $(nproc)" | bc -l | cut -c1-5) s"
