@@ -182,8 +182,16 @@ func Backup(ctx context.Context, o Options) (*Result, error) {
 	r.dir = filepath.Join(o.Out, setName)
 	if err := os.Mkdir(r.dir, 0o700); err != nil {
 		if errors.Is(err, os.ErrExist) {
-			return nil, &Fault{Set: r.dir, Problem: "a backup set of that name already exists", Err: err}
+			// Not ours: Set stays empty so nobody calls it a leftover.
+			return nil, &Fault{Problem: r.dir + ": a backup set of that name already exists (another backup with the same --name started in the same second?)", Err: err}
 		}
+		return nil, fmt.Errorf("backup: %v", err)
+	}
+	// Held until the manifest is written (or the set removed): prune
+	// leaves a set alone while its lock is taken.
+	lock, err := backupset.Lock(r.dir)
+	if err != nil {
+		os.Remove(r.dir)
 		return nil, fmt.Errorf("backup: %v", err)
 	}
 	ok := false
@@ -191,6 +199,7 @@ func Backup(ctx context.Context, o Options) (*Result, error) {
 		if !ok {
 			os.RemoveAll(r.dir)
 		}
+		lock.Close()
 	}()
 
 	m := &backupset.Manifest{
@@ -557,13 +566,18 @@ func (r *run) stream(ctx context.Context, what string, tool pgclient.Tool, datab
 			return len(p), nil
 		}))
 	}
-	n, copyErr := pump(pr, func() { cmd.Process.Kill() }, dsts...)
+	var weStopped bool // set before the kill: the copy's error is the cause, not pg_dump's death
+	n, copyErr := pump(pr, func() { weStopped = true; cmd.Process.Kill() }, dsts...)
 	pr.Close()
 	waitErr := cmd.Wait()
 	stderr := conninfo.Redact(strings.TrimSpace(string(errBuf.buf)), r.secrets...)
 	switch {
 	case ctx.Err() != nil && waitErr != nil:
 		return sealedfile.Stats{}, &Fault{Problem: fmt.Sprintf("%s: stopped after %s: %v", what, mb(n), context.Cause(ctx)), Err: ctx.Err()}
+	case weStopped && copyErr != nil:
+		// Writing failed (a full disk, the archive check): pg_dump was
+		// ended because of it, so its "killed" is not the news.
+		return sealedfile.Stats{}, &Fault{Problem: fmt.Sprintf("%s: after %s: %v (%s was stopped)", what, mb(n), copyErr, filepath.Base(tool.Path)), Err: copyErr}
 	case waitErr != nil:
 		return sealedfile.Stats{}, &Fault{Problem: fmt.Sprintf("%s %s after %s%s", what, exitText(waitErr), mb(n), stderrText(stderr)), Err: waitErr}
 	case copyErr != nil:

@@ -224,6 +224,8 @@ func TestBackup(t *testing.T) {
 		{"KilledHalfway", testKilledHalfway, true},
 		{"Cancelled", testCancelled, true},
 		{"NoPlaintextOnDisk", testNoPlaintextOnDisk, true},
+		{"PruneWhileRunning", testPruneWhileRunning, true},
+		{"DiskFull", testDiskFull, true},
 	} {
 		if c.big && !haveBig {
 			bigDatabase(t, base, "big", 14) // > pipe + queues (9 MiB) in flight
@@ -692,5 +694,104 @@ func TestSafeName(t *testing.T) {
 		if got := safeName(in); got != want {
 			t.Errorf("safeName(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// A prune that runs while a backup writes its set (an overlapping cron
+// job) leaves the set alone, and the backup still finishes; a set a
+// killed backup left (ciphertext partials, lock free) is pruned.
+func testPruneWhileRunning(t *testing.T, e *env) {
+	// One database finishes before "big" starts: the set then holds a
+	// sealed file but no manifest, what prune once deleted.
+	var once sync.Once
+	var decisions []backupset.Decision
+	var pruneErr error
+	byteHook = func(cmd *exec.Cmd, n int64) {
+		if n > 256<<10 {
+			once.Do(func() {
+				decisions, pruneErr = Prune(e.out, PruneOptions{Keep: backupset.Keep{Last: 1}})
+			})
+		}
+	}
+	defer func() { byteHook = nil }()
+	res, err := Backup(pgtest.Ctx(t), e.options("app", func(o *Options) { o.Databases = []string{"app", "big"} }))
+	if err != nil {
+		t.Fatalf("backup with a prune beside it: %v", err)
+	}
+	if pruneErr != nil {
+		t.Fatalf("prune: %v", pruneErr)
+	}
+	if len(decisions) != 1 || !decisions[0].Keep || !strings.Contains(decisions[0].Reason, "in use") {
+		t.Fatalf("prune's decisions during the backup: %+v, want the one set kept as in use", decisions)
+	}
+	if _, err := backupset.ReadManifest(res.Dir); err != nil {
+		t.Fatalf("the set after the backup: %v", err)
+	}
+
+	// A set a SIGKILLed backup left: a partial, its lock free.
+	dead := filepath.Join(e.out, "dead-20200101T000000Z")
+	if err := os.Mkdir(dead, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{".app.dump.zst.age.partial-0011223344556677"} {
+		if err := os.WriteFile(filepath.Join(dead, n), []byte("age-encryption.org/v1\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sets, err := backupset.List(e.out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var found bool
+	for _, s := range sets {
+		if s.Dir == dead {
+			found = true
+			if s.InUse || !strings.Contains(s.Problem, "unfinished backup") {
+				t.Errorf("the dead set is listed as %+v", s)
+			}
+		}
+	}
+	if !found {
+		t.Fatalf("the dead set is not listed: %+v", sets)
+	}
+	if _, err := Prune(e.out, PruneOptions{Keep: backupset.Keep{Last: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(dead); !os.IsNotExist(err) {
+		t.Errorf("the dead set survived prune: %v", err)
+	}
+	if _, err := os.Stat(res.Dir); err != nil {
+		t.Errorf("the finished set is gone: %v", err) // unverified, newer than any verified: kept
+	}
+}
+
+// A full disk is reported as what it is, not as pg_dump's death (pg_dump
+// is stopped because nothing can take its output), and nothing is left.
+func testDiskFull(t *testing.T, e *env) {
+	if os.Getuid() != 0 {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("CI=true: this test mounts a small tmpfs and needs root")
+		}
+		t.Skip("needs root to mount a small tmpfs")
+	}
+	dir := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=2m,mode=0700", "pgaegis-full", dir).CombinedOutput(); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("mount tmpfs: %v: %s", err, out)
+		}
+		t.Skipf("mount tmpfs: %v: %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", dir).Run() })
+	e.out = filepath.Join(dir, "backups")
+	_, err := Backup(pgtest.Ctx(t), e.options("big"))
+	var f *Fault
+	if !errors.As(err, &f) {
+		t.Fatalf("backup onto a full disk: %v, want a Fault", err)
+	}
+	if !strings.Contains(f.Problem, "no space left on device") || strings.Contains(f.Problem, "killed by signal") {
+		t.Errorf("fault %q: want the full disk named, not pg_dump's kill", f.Problem)
+	}
+	if ents, _ := os.ReadDir(e.out); len(ents) != 0 {
+		t.Errorf("backup root holds %v after the fault", ents)
 	}
 }

@@ -30,6 +30,10 @@ func Prune(root string, o PruneOptions) ([]backupset.Decision, error) {
 	if err != nil {
 		return nil, fmt.Errorf("backup prune: %w", err)
 	}
+	// Retention leans on the verified sets it keeps: their files are read
+	// again first, so one changed since its verification does not stand in
+	// for the older good ones.
+	backupset.Rehash(sets, 0)
 	decisions := backupset.Select(sets, o.Keep, now())
 	var errs []error
 	for _, d := range decisions {
@@ -67,9 +71,16 @@ func removeSet(root, dir string) error {
 	}
 	_, merr := os.Lstat(filepath.Join(dir, backupset.ManifestName))
 	ages, _ := filepath.Glob(filepath.Join(dir, "*.age"))
-	if merr != nil && len(ages) == 0 {
+	if merr != nil && len(ages) == 0 && !backupset.Unfinished(dir) {
 		return fmt.Errorf("backup prune: %s holds neither a manifest nor sealed files: not removed", dir)
 	}
+	// The lock is held while the files go: a backup, verify or rekey that
+	// started since the listing makes this fail instead of losing its set.
+	lock, err := backupset.Lock(dir)
+	if err != nil {
+		return fmt.Errorf("backup prune: %w: not removed", err)
+	}
+	defer lock.Close()
 	if err := os.RemoveAll(dir); err != nil {
 		return fmt.Errorf("backup prune: %w", err)
 	}

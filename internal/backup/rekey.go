@@ -2,10 +2,7 @@ package backup
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -40,6 +37,11 @@ func Rekey(ctx context.Context, dir string, identities []age.Identity, recipient
 	if err != nil {
 		return nil, &Fault{Set: dir, Problem: err.Error(), Err: err}
 	}
+	lock, err := backupset.Lock(dir)
+	if err != nil {
+		return nil, &Fault{Set: dir, Problem: "rekey refused: " + err.Error(), Err: err}
+	}
+	defer lock.Close()
 	p := &proof{dir: dir, m: m, ids: identities, sums: map[string]string{}}
 	files := m.AllFiles()
 	p.unlock(files)
@@ -67,16 +69,19 @@ func Rekey(ctx context.Context, dir string, identities []age.Identity, recipient
 		}
 		src := filepath.Join(dir, f.Name)
 		os.Remove(tmp(f.Name)) // a previous rekey that died
-		if sum, err := fileSHA(src); err != nil || sum != f.SHA256 {
+		if sum, err := backupset.FileSHA256(src); err != nil {
 			cleanup()
-			return nil, &Fault{Set: dir, Problem: fmt.Sprintf("rekey refused: %s does not match the manifest's sha256 (%v)", f.Name, err)}
+			return nil, &Fault{Set: dir, Problem: fmt.Sprintf("rekey refused: reading %s: %v", f.Name, err), Err: err}
+		} else if sum != f.SHA256 {
+			cleanup()
+			return nil, &Fault{Set: dir, Problem: fmt.Sprintf("rekey refused: %s does not match the manifest's sha256 (it changed since the backup; verify the set)", f.Name)}
 		}
 		st, err := sealedfile.Rekey(src, tmp(f.Name), identities, rc)
 		if err != nil {
 			cleanup()
 			return nil, &Fault{Set: dir, Problem: "rekey: " + err.Error(), Err: err}
 		}
-		if sum, err := fileSHA(src); err != nil || sum != f.SHA256 {
+		if sum, err := backupset.FileSHA256(src); err != nil || sum != f.SHA256 {
 			cleanup()
 			return nil, &Fault{Set: dir, Problem: fmt.Sprintf("rekey refused: %s changed while it was re-encrypted", f.Name)}
 		}
@@ -120,17 +125,4 @@ func Rekey(ctx context.Context, dir string, identities []age.Identity, recipient
 		os.Remove(filepath.Join(dir, backupset.VerificationName))
 	}
 	return m, nil
-}
-
-func fileSHA(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }

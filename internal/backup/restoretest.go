@@ -182,7 +182,7 @@ func restoreTest(ctx context.Context, dir string, m *backupset.Manifest, ids []a
 		return nil, fmt.Errorf("throwaway server: %w", err)
 	}
 	defer srv.Stop()
-	rt := &backupset.RestoreTest{ServerVersion: srv.Version, PgRestore: backupset.Tool{Path: pgRestore.Path, Version: pgRestore.Version}}
+	rt := &backupset.RestoreTest{At: time.Now().UTC(), ServerVersion: srv.Version, PgRestore: backupset.Tool{Path: pgRestore.Path, Version: pgRestore.Version}}
 	t := pgclient.Target{
 		Flags:  conninfo.Flags{Host: "127.0.0.1", Port: strconv.Itoa(srv.Port), User: srv.AdminUser},
 		Config: srv.ConnConfig("postgres"),

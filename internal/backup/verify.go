@@ -12,6 +12,10 @@ import (
 	"github.com/pgaegis/pgaegis/internal/backupset"
 )
 
+// KeptRecordNote ends a failed Verify's problem when the set's earlier
+// verification record was left as it was.
+const KeptRecordNote = "(the set's earlier verification record is unchanged)"
+
 // VerifyOptions for Verify.
 type VerifyOptions struct {
 	Identities  []age.Identity
@@ -40,6 +44,15 @@ func Verify(ctx context.Context, dir string, o VerifyOptions) (*backupset.Verifi
 	if err != nil {
 		return nil, &Fault{Set: dir, Problem: err.Error(), Err: err}
 	}
+	// A verify writes the set's record: one at a time, and never while a
+	// backup or rekey is writing the set. (A set on read-only media can
+	// still be checked; writing its record fails at the end as before.)
+	if lock, err := backupset.Lock(dir); err == nil {
+		defer lock.Close()
+	} else if errors.Is(err, backupset.ErrInUse) {
+		return nil, &Fault{Set: dir, Problem: err.Error(), Err: err}
+	}
+	prev, _ := backupset.ReadVerification(dir)
 	p := &proof{dir: dir, m: m, ids: o.Identities, sums: map[string]string{}}
 	p.unlock(m.AllFiles())
 	if p.keyOK && len(p.problems) == 0 {
@@ -66,14 +79,22 @@ func Verify(ctx context.Context, dir string, o VerifyOptions) (*backupset.Verifi
 	}
 	v.OK = len(p.problems) == 0
 	v.Problems = p.problems
+	if v.OK && !o.RestoreTest && carriesRestoreTest(prev, v, p) {
+		rt := *prev.RestoreTest
+		if rt.At.IsZero() {
+			rt.At = prev.Verified // a record from before At: its test ran then
+		}
+		v.RestoreTest = &rt
+		say(o.Progress, "%s: the restore test of %s still holds (the same files and key)", dir, restoreTestTime(prev))
+	}
 	if p.anyKey {
 		v.Sign(p.key)
 	}
 	// An identity that opens none of the files says nothing about the set
 	// either (a wrong key file): an earlier record stays.
 	keep := !p.anyKey && !v.OK
-	if prev, err := backupset.ReadVerification(dir); keep && err == nil && prev != nil {
-		return v, &Fault{Set: dir, Problem: strings.Join(p.problems, "; ") + " (the set's earlier verification record is unchanged)", Err: errors.New("backup set did not verify")}
+	if keep && prev != nil {
+		return v, &Fault{Set: dir, Problem: strings.Join(p.problems, "; ") + " " + KeptRecordNote, Err: errors.New("backup set did not verify")}
 	}
 	if fi, err := os.Stat(dir); err == nil && fi.IsDir() {
 		if err := backupset.WriteVerification(dir, v); err != nil {
@@ -84,4 +105,30 @@ func Verify(ctx context.Context, dir string, o VerifyOptions) (*backupset.Verifi
 		return v, &Fault{Set: dir, Problem: strings.Join(p.problems, "; "), Err: errors.New("backup set did not verify")}
 	}
 	return v, nil
+}
+
+// carriesRestoreTest: an earlier passing record of this key, naming the
+// same manifest and the same ciphertext, keeps its restore test when the
+// set is verified again without one (the restore proved these very files).
+func carriesRestoreTest(prev, v *backupset.Verification, p *proof) bool {
+	if prev == nil || !prev.OK || prev.RestoreTest == nil || len(prev.RestoreTest.Mismatches) > 0 || !p.anyKey || prev.VerifyMAC(p.key) != nil {
+		return false
+	}
+	if prev.Manifest != v.Manifest || len(prev.Files) != len(v.Files) {
+		return false
+	}
+	for n, sum := range v.Files {
+		if prev.Files[n] != sum {
+			return false
+		}
+	}
+	return true
+}
+
+func restoreTestTime(v *backupset.Verification) string {
+	at := v.RestoreTest.At
+	if at.IsZero() {
+		at = v.Verified
+	}
+	return at.UTC().Format(time.RFC3339)
 }

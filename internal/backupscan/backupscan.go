@@ -91,7 +91,7 @@ func scanDir(path string, max int, names *nameCache, list func(string) ([]backup
 	}
 	st, err := os.Lstat(path)
 	if err != nil {
-		d.Error = errText(path, err)
+		d.Error, d.Missing = errText(path, err), errors.Is(err, fs.ErrNotExist)
 		d.Dir = snapshot.File{Path: path, Kind: "backup_dir", UID: -1, GID: -1, Error: d.Error}
 		return d
 	}
@@ -101,13 +101,13 @@ func scanDir(path string, max int, names *nameCache, list func(string) ([]backup
 	if st.Mode()&fs.ModeSymlink != 0 {
 		target, err := filepath.EvalSymlinks(path)
 		if err != nil {
-			d.Error = errText(path, err)
+			d.Error, d.Missing = errText(path, err), errors.Is(err, fs.ErrNotExist)
 			return d
 		}
 		d.Resolved = target
 		tst, err := os.Stat(target)
 		if err != nil {
-			d.Error = errText(target, err)
+			d.Error, d.Missing = errText(target, err), errors.Is(err, fs.ErrNotExist)
 			return d
 		}
 		t := fileOf(target, tst, names)
@@ -133,6 +133,11 @@ func sets(root string, list func(string) ([]backupset.Set, error)) ([]snapshot.B
 	if err != nil {
 		return nil, "backup sets not listed: " + err.Error()
 	}
+	// The newest verified set is what BKP-06.verified and retention lean
+	// on: its files are read again (sha256, no key), so one changed since
+	// its verification is not taken for verified. Older verified sets are
+	// read only until one passes.
+	backupset.Rehash(found, 1)
 	var out []snapshot.BackupSet
 	for _, s := range found {
 		bs := snapshot.BackupSet{Name: filepath.Base(s.Dir), Dir: s.Dir, Problem: s.Problem, Verified: s.Verified()}
@@ -156,7 +161,11 @@ func sets(root string, list func(string) ([]backupset.Set, error)) ([]snapshot.B
 			t := v.Verified
 			bs.VerifiedAt, bs.VerifyOK, bs.VerifyProblems = &t, v.OK, v.Problems
 			if v.RestoreTest != nil {
-				bs.RestoreTested = &t
+				if at := v.RestoreTest.At; !at.IsZero() {
+					bs.RestoreTested = &at
+				} else {
+					bs.RestoreTested = &t
+				}
 				bs.RestoreMismatches = v.RestoreTest.Mismatches
 			}
 		}

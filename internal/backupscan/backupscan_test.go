@@ -160,7 +160,7 @@ func TestScanDirectory(t *testing.T) {
 
 func TestScanMissingAndLimit(t *testing.T) {
 	b := Scan(Options{Dirs: []string{"/nonexistent/backups"}})
-	if d := b.Dirs[0]; !strings.Contains(d.Error, "/nonexistent/backups: no such file or directory") {
+	if d := b.Dirs[0]; !strings.Contains(d.Error, "/nonexistent/backups: no such file or directory") || !d.Missing {
 		t.Errorf("%+v", d)
 	}
 	dir := t.TempDir()

@@ -163,11 +163,15 @@ type Verification struct {
 
 // RestoreTest is the throwaway-server restore's outcome.
 type RestoreTest struct {
-	ServerVersion string   `json:"server_version"`
-	PgRestore     Tool     `json:"pg_restore"`
-	Seconds       float64  `json:"seconds"`
-	Tables        int      `json:"tables"`
-	Mismatches    []string `json:"mismatches,omitempty"` // "schema.table: dump 10 rows, restored 9"
+	// At is when the test ran; a later verify without --restore-test
+	// carries the test over (the same files, the same key), so At may be
+	// older than the record's Verified. Zero in records from before.
+	At            time.Time `json:"at,omitzero"`
+	ServerVersion string    `json:"server_version"`
+	PgRestore     Tool      `json:"pg_restore"`
+	Seconds       float64   `json:"seconds"`
+	Tables        int       `json:"tables"`
+	Mismatches    []string  `json:"mismatches,omitempty"` // "schema.table: dump 10 rows, restored 9"
 }
 
 // Sign sets m.MAC; VerifyMAC checks it (constant time).
@@ -380,6 +384,14 @@ type Set struct {
 	Manifest     *Manifest     // nil when unreadable (Problem says why)
 	Verification *Verification // nil when never verified
 	Problem      string        // unreadable manifest, missing or resized file, ...
+	// InUse: another process holds the set's lock (a backup still
+	// writing it, a verify, a rekey); nothing may judge or remove it now.
+	InUse bool
+	// Unreadable: its manifest could not be read (permissions, I/O), so
+	// nothing is known about it; retention never deletes such a set.
+	Unreadable bool
+	// Rehashed: Rehash read every file and each matched the manifest.
+	Rehashed bool
 }
 
 // Verified reports whether the set counts as verified without a key: a
@@ -417,16 +429,22 @@ func List(root string) ([]Set, error) {
 			continue
 		}
 		dir := filepath.Join(root, e.Name())
-		s := Set{Dir: dir}
+		s := Set{Dir: dir, InUse: inUse(dir)}
 		m, err := ReadManifest(dir)
 		switch {
 		case errors.Is(err, os.ErrNotExist):
-			if ages, _ := filepath.Glob(filepath.Join(dir, "*.age")); len(ages) == 0 {
+			ages, _ := filepath.Glob(filepath.Join(dir, "*.age"))
+			switch {
+			case s.InUse:
+				s.Problem = "no manifest yet: a backup is writing it"
+			case len(ages) > 0 || Unfinished(dir):
+				s.Problem = "no manifest: an unfinished backup (it stopped before writing one)"
+			default:
 				continue // not a backup set
 			}
-			s.Problem = "no manifest"
 		case err != nil:
 			s.Problem = "unreadable manifest: " + err.Error()
+			s.Unreadable = ioError(err)
 		default:
 			s.Manifest = m
 			s.Problem = fileProblem(dir, m)
@@ -434,6 +452,7 @@ func List(root string) ([]Set, error) {
 			if err != nil {
 				if s.Problem == "" {
 					s.Problem = "unreadable verification: " + err.Error()
+					s.Unreadable = ioError(err)
 				}
 			} else {
 				s.Verification = v
@@ -533,6 +552,10 @@ func Select(sets []Set, k Keep, now time.Time) []Decision {
 		d := Decision{Set: s}
 		r, verified := rank[i]
 		switch {
+		case s.InUse:
+			d.Keep, d.Reason = true, "in use by a running backup, verify or rekey"
+		case s.Unreadable:
+			d.Keep, d.Reason = true, "could not be read ("+s.Problem+"); retention deletes only what it could judge"
 		case i == newest:
 			d.Keep, d.Reason = true, "newest verified set, always kept"
 		case within(s):

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"text/tabwriter"
 	"time"
 
 	"filippo.io/age"
@@ -209,6 +210,18 @@ func tableRows(tables []backupset.Table) (rows int64) {
 }
 
 // setBytes is the ciphertext size of a set: what it takes on disk.
+// diskBytes is what the set's files take on disk now (a truncated file
+// counts as it is, not as the manifest remembers it).
+func diskBytes(dir string, m *backupset.Manifest) int64 {
+	var n int64
+	for _, f := range m.AllFiles() {
+		if fi, err := os.Lstat(filepath.Join(dir, f.Name)); err == nil {
+			n += fi.Size()
+		}
+	}
+	return n
+}
+
 func setBytes(m *backupset.Manifest) int64 {
 	_, n := fileBytes(m.AllFiles())
 	return n
@@ -345,6 +358,15 @@ Exit codes: 0 verified; 2 a usage error, or the set did not prove itself
 		} else if v != nil {
 			writeVerifyText(textOut(env), dir, v, err == nil)
 		}
+		if err != nil && *format == "text" && v != nil && len(v.Problems) > 0 {
+			// The problems are listed above; stderr says only the verdict.
+			msg := fmt.Sprintf("%s: NOT verified (%d problem(s) above)", dir, len(v.Problems))
+			var fault *backup.Fault
+			if errors.As(err, &fault) && strings.HasSuffix(fault.Problem, backup.KeptRecordNote) {
+				msg += " " + backup.KeptRecordNote
+			}
+			return ExitError, errors.New(msg)
+		}
 		if err != nil {
 			return ExitError, verifyFailure(err)
 		}
@@ -406,6 +428,8 @@ type setLine struct {
 	RestoreTest  bool       `json:"restore_tested"`
 	Problems     []string   `json:"problems"`
 	Verification string     `json:"verification"` // "ok", "failed", "never", "stale"
+	InUse        bool       `json:"in_use"`       // a backup, verify or rekey holds the set now
+	Rehashed     bool       `json:"rehashed"`     // every file was read and matched its sha256
 }
 
 func describeSet(s backupset.Set) setLine {
@@ -416,12 +440,13 @@ func describeSet(s backupset.Set) setLine {
 	if m := s.Manifest; m != nil {
 		t := m.Started
 		l.Started = &t
-		l.CipherBytes = setBytes(m)
+		l.CipherBytes = diskBytes(s.Dir, m)
 		for _, d := range m.Databases {
 			l.Databases = append(l.Databases, d.Name)
 		}
 	}
 	l.Verified = s.Verified()
+	l.InUse, l.Rehashed = s.InUse, s.Rehashed
 	v := s.Verification
 	switch {
 	case v == nil:
@@ -438,6 +463,9 @@ func describeSet(s backupset.Set) setLine {
 	case !l.Verified:
 		// It passed once, but the files no longer are the ones it checked.
 		l.Verification = "stale"
+		if len(l.Problems) == 0 {
+			l.Problems = append(l.Problems, "changed since its verification (the manifest or a file is not what was verified)")
+		}
 	default:
 		l.Verification = "ok"
 	}
@@ -456,8 +484,11 @@ func backupListCmd(env *Env) *cobra.Command {
 		Long: `List the backup sets directly under DIR, newest first: name, start time,
 size on disk, whether it is verified (a passing verification that names
 the files as they are now), whether a restore test passed, and problems
-(an unreadable manifest, a missing or resized file, a failed verification).
-No key is needed: this reads the manifests and verification records only.
+(an unreadable manifest, a missing, resized or changed file, a failed
+verification, a set still being written). No key is needed: this reads
+the manifests and verification records, and every file of each verified
+set to check its sha256 (a byte changed since the verification
+un-verifies the set); --quick checks only sizes.
 
 Exit codes: 0 listed (whatever the sets' state); 2 a usage error or DIR
 cannot be read.`,
@@ -471,6 +502,7 @@ cannot be read.`,
 		},
 	}
 	format := cmd.Flags().String("format", "text", "`FORMAT`: text or json")
+	quick := cmd.Flags().Bool("quick", false, "check file sizes only, not their sha256 (no file is read)")
 	completeValues(cmd, "format", "text", "json")
 	cmd.RunE = runE(env, func(_ context.Context, env *Env, args []string) (int, error) {
 		if *format != "text" && *format != "json" {
@@ -479,6 +511,9 @@ cannot be read.`,
 		sets, err := backupset.List(args[0])
 		if err != nil {
 			return ExitError, err
+		}
+		if !*quick {
+			backupset.Rehash(sets, 0)
 		}
 		lines := []setLine{}
 		for _, s := range sets {
@@ -492,7 +527,8 @@ cannot be read.`,
 			fmt.Fprintf(w, "no backup sets in %s\n", esc(args[0]))
 			return ExitOK, nil
 		}
-		fmt.Fprintf(w, "%-40s  %-20s  %10s  %-9s  %-13s  %s\n", "SET", "STARTED", "SIZE", "VERIFIED", "RESTORE-TEST", "PROBLEMS")
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "SET\tSTARTED\tSIZE\tVERIFIED\tRESTORE-TEST\tPROBLEMS")
 		for _, l := range lines {
 			started := "-"
 			if l.Started != nil {
@@ -503,9 +539,12 @@ cannot be read.`,
 				size = humanBytes(l.CipherBytes)
 			}
 			ver := "no"
-			if l.Verified {
+			switch {
+			case l.InUse:
+				ver = "in use"
+			case l.Verified:
 				ver = "yes"
-			} else if l.Verification == "stale" || l.Verification == "failed" {
+			case l.Verification == "stale" || l.Verification == "failed":
 				ver = "no (" + l.Verification + ")"
 			}
 			rt := "no"
@@ -516,8 +555,9 @@ cannot be read.`,
 			if len(l.Problems) > 0 {
 				problems = strings.Join(escAll(l.Problems), "; ")
 			}
-			fmt.Fprintf(w, "%-40s  %-20s  %10s  %-9s  %-13s  %s\n", esc(l.Name), started, size, ver, rt, problems)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", esc(l.Name), started, size, ver, rt, problems)
 		}
+		tw.Flush()
 		return ExitOK, nil
 	})
 	return cmd
@@ -559,7 +599,7 @@ rule given) or a set could not be deleted.`,
 		case *days < 0 || *last < 0:
 			return ExitError, usagef("--keep-days and --keep-last are counts: not negative")
 		case *days == 0 && *last == 0:
-			return ExitError, usagef("give --keep-days N, --keep-last N or both: with neither, nothing says what to keep")
+			return ExitError, usagef("give --keep-days N, --keep-last N or both, at least one above 0: with neither, nothing says what to keep")
 		}
 		ds, err := backup.Prune(args[0], backup.PruneOptions{Keep: backupset.Keep{Days: *days, Last: *last}, DryRun: *dry,
 			Progress: backupProgress(env, "backup prune")})

@@ -169,7 +169,9 @@ func Main(args []string, stdout, stderr io.Writer) int {
 // MainInput is Main with the stream prompts read from.
 func MainInput(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	env := &Env{Stdin: stdin, Stdout: stdout, Stderr: stderr}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	// SIGTERM (systemd, kill, a CI timeout) ends a command as Ctrl-C does:
+	// cleanup runs (a partial backup set removed, a firewall reverted).
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	root := newRoot(env)
 	if args == nil {

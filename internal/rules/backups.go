@@ -27,6 +27,12 @@ const noBackupDir = "no backup directory given (audit --backup-dir DIR, or PGAEG
 // backupDirs returns the directories that were read, reporting the ones
 // that could not be, and whether any directory was named at all.
 func (c *Check) backupDirs(object string) []snapshot.BackupDir {
+	return c.backupDirsOr(object, nil)
+}
+
+// backupDirsOr is backupDirs with missing directories handed to missing
+// instead of reported as not checked (nil: not checked like any error).
+func (c *Check) backupDirsOr(object string, missing func(snapshot.BackupDir)) []snapshot.BackupDir {
 	b := c.S.Backups
 	if b == nil || len(b.Dirs) == 0 {
 		c.NotChecked(object, noBackupDir)
@@ -34,6 +40,10 @@ func (c *Check) backupDirs(object string) []snapshot.BackupDir {
 	}
 	var out []snapshot.BackupDir
 	for _, d := range b.Dirs {
+		if d.Missing && missing != nil {
+			missing(d)
+			continue
+		}
 		if d.Error != "" {
 			c.NotChecked("backup directory "+d.Path, "not checked: "+d.Error)
 			continue
@@ -107,7 +117,14 @@ func init() {
 				return
 			}
 			maxAge := limit(c.S.Backups.MaxAgeSeconds)
-			for _, d := range c.backupDirs("backups") {
+			// A directory that is not there holds no backup: a typo in
+			// --backup-dir or a mount that went away must not read as "not checked".
+			noDir := func(d snapshot.BackupDir) {
+				c.Fail(Problem{Object: "backup directory " + d.Path, Location: d.Path, Evidence: d.Error + ": no backup is kept there",
+					Expected: "a backup set finished within " + age(maxAge), Fix: "pgaegis backup --recipients FILE --out " + quote.Shell(d.Path) + "    # and schedule it (cron, systemd timer)", FixKind: FixShell,
+					Changes: manualChange("check the backup directory's path (or its mount), then schedule pgaegis backup into " + quote.Shell(d.Path))})
+			}
+			for _, d := range c.backupDirsOr("backups", noDir) {
 				obj := "backup directory " + d.Path
 				if d.SetsError != "" {
 					c.NotChecked(obj, d.SetsError)

@@ -90,6 +90,8 @@ func TestBackupRules(t *testing.T) {
 			[]string{"fail medium backup directory /srv/bk"}, "1 incomplete or unreadable sets not counted (s2)"},
 		{"BKP-01 empty directory", "BKP-01", backupSnap(snapshot.BackupDir{}), []string{"fail medium backup directory /srv/bk"}, "no complete backup set"},
 		{"BKP-01 unreadable directory", "BKP-01", backupSnap(snapshot.BackupDir{Error: "/srv/bk: permission denied"}), []string{"not_checked medium backup directory /srv/bk"}, "not checked: /srv/bk: permission denied"},
+		{"BKP-01 missing directory", "BKP-01", backupSnap(snapshot.BackupDir{Error: "/srv/bk: no such file or directory", Missing: true}), []string{"fail medium backup directory /srv/bk"}, "no backup is kept there"},
+		{"BKP-06 missing directory stays not checked", "BKP-06", backupSnap(snapshot.BackupDir{Error: "/srv/bk: no such file or directory", Missing: true}), []string{"not_checked medium backup directory /srv/bk"}, "no such file"},
 		{"BKP-01 sets not listed", "BKP-01", backupSnap(snapshot.BackupDir{SetsError: "backup sets not listed: boom"}), []string{"not_checked medium backup directory /srv/bk"}, "boom"},
 
 		{"BKP-06 no directory", "BKP-06", &snapshot.Snapshot{}, []string{"not_checked medium restore tests"}, "--backup-dir"},

@@ -1073,6 +1073,9 @@ type BackupDir struct {
 	// Error says why the directory could not be read (nothing in it is
 	// then known: its rules are not checked).
 	Error string `json:"error,omitempty"`
+	// Missing: the directory (or a link's target) does not exist, which
+	// BKP-01 counts as no backups rather than as not checked.
+	Missing bool `json:"missing,omitempty"`
 	// Sets are the backup sets found (backupset.List), newest first;
 	// SetsError says why they could not be listed.
 	Sets      []BackupSet `json:"sets,omitempty"`
