@@ -205,10 +205,10 @@ func TestScanOneBadCredentialReference(t *testing.T) {
 
 func TestClassify(t *testing.T) {
 	for msg, want := range map[string]store.Status{
-		"connecting to host=x: dial tcp 127.0.0.1:5: connect: connection refused":                   store.Unreachable,
+		"connecting to host=x: dial tcp 127.0.0.1:5: connect: connection refused":                  store.Unreachable,
 		"connecting to host=x: the server did not complete the login in time (connect timeout 2s)": store.Timeout,
-		"connecting to host=x: password authentication failed for user \"a\" (SQLSTATE 28P01)":    store.Error,
-		"connecting to host=nowhere.invalid: hostname resolving error: lookup nowhere.invalid":      store.Unreachable,
+		"connecting to host=x: password authentication failed for user \"a\" (SQLSTATE 28P01)":     store.Error,
+		"connecting to host=nowhere.invalid: hostname resolving error: lookup nowhere.invalid":     store.Unreachable,
 	} {
 		if got := classify(msg); got != want {
 			t.Errorf("classify(%q) = %s, want %s", msg, got, want)

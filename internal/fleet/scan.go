@@ -113,6 +113,12 @@ func ScanOne(ctx context.Context, srv inventory.Server, opts Options) store.NewS
 	}
 	done := make(chan result, 1)
 	go func() {
+		defer func() {
+			// One odd server must not end the whole fleet's scan.
+			if p := recover(); p != nil {
+				done <- result{nil, fmt.Errorf("internal error while collecting (please report): %v", p)}
+			}
+		}()
 		snap, err := collect.Collect(sctx, collect.Options{Conn: conn.Config, NoFiles: opts.NoFiles, NoProbe: opts.NoProbe,
 			StatementTimeout: opts.StatementTimeout, PasswordBudget: opts.PasswordBudget, PasswordCache: opts.PasswordCache})
 		done <- result{snap, err}
@@ -134,9 +140,29 @@ func ScanOne(ctx context.Context, srv inventory.Server, opts Options) store.NewS
 		return finish(classify(msg), msg)
 	}
 	snap := r.snap
-	findings, err := rules.RunProfile(snap, srv.Profile)
+	findings, err := analyse(snap, srv, opts)
 	if err != nil {
 		return finish(store.Error, err.Error())
+	}
+	ns.Snapshot, ns.Findings = snap, findings
+	msg := ""
+	if len(snap.Errors) > 0 {
+		msg = fmt.Sprintf("incomplete: %d reads failed (see the snapshot's collection_errors)", len(snap.Errors))
+	}
+	return finish(store.OK, conninfo.Redact(msg, secrets...))
+}
+
+// analyse runs the server's profile and waivers over the snapshot and
+// attaches the planner's fixes, as 'pgaegis audit' does.
+func analyse(snap *snapshot.Snapshot, srv inventory.Server, opts Options) (findings []rules.Finding, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			findings, err = nil, fmt.Errorf("internal error while analysing (please report): %v", p)
+		}
+	}()
+	findings, err = rules.RunProfile(snap, srv.Profile)
+	if err != nil {
+		return nil, err
 	}
 	if srv.Waivers != nil {
 		var warns []string
@@ -145,12 +171,7 @@ func ScanOne(ctx context.Context, srv inventory.Server, opts Options) store.NewS
 	}
 	// The stored fixes are the planner's steps, as in every report.
 	fix.Build(snap, findings, fix.Options{Target: snap.Target.Description}).Annotate(findings)
-	ns.Snapshot, ns.Findings = snap, findings
-	msg := ""
-	if len(snap.Errors) > 0 {
-		msg = fmt.Sprintf("incomplete: %d reads failed (see the snapshot's collection_errors)", len(snap.Errors))
-	}
-	return finish(store.OK, conninfo.Redact(msg, secrets...))
+	return findings, nil
 }
 
 // classify reads a collection error: a server that could not be reached
