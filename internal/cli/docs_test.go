@@ -272,7 +272,7 @@ func TestDocExamples(t *testing.T) {
 		"pg_hba.conf": hba, "old.conf": hba, "new.conf": wide, "old/pg_hba.conf": hba, "new/pg_hba.conf": wide, "new_pg_hba.conf": hba,
 		"postgresql.conf": "listen_addresses = 'localhost'\nssl = off\n", "postgresql.log": logLines.String(), "postgresql.csv": csv,
 		"policy.yaml": yamlBlock(t, filepath.Join(repo, "docs/access.md"), "policy.yaml"), "waivers.yaml": yamlBlock(t, filepath.Join(repo, "README.md"), "waivers:"),
-		"app.pw": "doc-example-password\n",
+		"app.pw":     "doc-example-password\n",
 		"fleet.yaml": yamlBlock(t, filepath.Join(repo, "docs/fleet.md"), "# fleet.yaml"),
 	} {
 		p := filepath.Join(dir, name)

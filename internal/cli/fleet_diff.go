@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -65,7 +66,7 @@ Exit codes: 0 nothing changed, 1 something changed, 2 an error.`,
 			return ExitError, err
 		}
 		defer st.Close()
-		from, to, err := diffPair(ctx, st, args[0], *ids, age)
+		from, to, err := diffPair(ctx, st, env.Stderr, args[0], *ids, age)
 		if err != nil {
 			return ExitError, err
 		}
@@ -82,7 +83,8 @@ Exit codes: 0 nothing changed, 1 something changed, 2 an error.`,
 }
 
 // diffPair loads the two scans to compare, older first.
-func diffPair(ctx context.Context, st store.Store, server string, ids []int64, age time.Duration) (from, to *store.ScanRecord, err error) {
+// note receives what the reader should know about the choice.
+func diffPair(ctx context.Context, st store.Store, note io.Writer, server string, ids []int64, age time.Duration) (from, to *store.ScanRecord, err error) {
 	notFound := func(err error) error {
 		if errors.Is(err, store.ErrNotFound) {
 			return fmt.Errorf("no scans of server %q in the store", server)
@@ -113,7 +115,23 @@ func diffPair(ctx context.Context, st store.Store, server string, ids []int64, a
 			}
 		}
 		if a == 0 {
-			return nil, nil, fmt.Errorf("no scan of %s that reached it started before %s (%s ago): try a shorter --since", server, cut.UTC().Format(time.RFC3339), age)
+			// Younger than --since: the oldest reached scan is the nearest
+			// to what was asked, and the note says so.
+			all, err := st.Scans(ctx, server, time.Time{}, time.Time{})
+			if err != nil {
+				return nil, nil, err
+			}
+			for _, s := range all {
+				if s.Status == store.OK {
+					a = s.ID
+					fmt.Fprintf(note, "no scan of %s that reached it is older than %s: comparing with its oldest, scan %d (%s)\n",
+						server, age, s.ID, s.StartedAt.UTC().Format(time.RFC3339))
+					break
+				}
+			}
+			if a == latest[0].ID {
+				return nil, nil, fmt.Errorf("%s has one scan that reached it: a diff needs two (run 'pgaegis fleet scan' again)", server)
+			}
 		}
 		b = latest[0].ID
 	default:

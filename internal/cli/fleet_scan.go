@@ -167,7 +167,11 @@ func writeScanSummary(w io.Writer, s *fleet.Summary, backend string) {
 	if s.Interrupted > 0 {
 		parts = append(parts, fmt.Sprintf("%d interrupted (not recorded)", s.Interrupted))
 	}
-	fmt.Fprintf(w, "scanned %d servers in %s: %s; recorded in the %s store\n", s.Servers, s.Elapsed.Round(100*time.Millisecond), strings.Join(parts, ", "), backend)
+	noun := "servers"
+	if s.Servers == 1 {
+		noun = "server"
+	}
+	fmt.Fprintf(w, "scanned %d %s in %s: %s; recorded in the %s store\n", s.Servers, noun, s.Elapsed.Round(100*time.Millisecond), strings.Join(parts, ", "), backend)
 	var fails []string
 	for _, sev := range []rules.Severity{rules.Critical, rules.High, rules.Medium, rules.Low, rules.Info} {
 		if n := s.Failed[sev.String()]; n > 0 {

@@ -30,9 +30,10 @@ type Diff struct {
 	Fixed []Finding `json:"fixed_findings,omitempty"`
 	// Settings whose value changed, appeared or went.
 	Settings []SettingChange `json:"settings,omitempty"`
-	// RolesAdded and RolesRemoved are role names.
-	RolesAdded   []string     `json:"roles_added,omitempty"`
-	RolesRemoved []string     `json:"roles_removed,omitempty"`
+	// RolesAdded and RolesRemoved are roles with the attributes they
+	// have (or had).
+	RolesAdded   []Role       `json:"roles_added,omitempty"`
+	RolesRemoved []Role       `json:"roles_removed,omitempty"`
 	RoleChanges  []RoleChange `json:"role_changes,omitempty"`
 	// Grants are privileges and role memberships, one line each
 	// ("SELECT ON TABLE app.orders TO PUBLIC (database shop)").
@@ -77,6 +78,13 @@ type SettingChange struct {
 	// "command line", ...).
 	OldSource string `json:"old_source,omitempty"`
 	NewSource string `json:"new_source,omitempty"`
+}
+
+// Role is a role that appeared or went, with its attributes that are
+// set ("superuser", "login", "connection_limit=5", ...).
+type Role struct {
+	Name       string   `json:"name"`
+	Attributes []string `json:"attributes,omitempty"`
 }
 
 // RoleChange is one attribute of one role that changed.
@@ -224,7 +232,24 @@ func roleAttrs(r snapshot.Role) [][2]string {
 		{"password", pw}, {"config", strings.Join(r.Config, ", ")}}
 }
 
-func roles(a, b []snapshot.Role) (added, removed []string, changes []RoleChange) {
+// roleOf lists the attributes a role has, the ones that are off left out.
+func roleOf(r snapshot.Role) Role {
+	out := Role{Name: r.Name}
+	for _, kv := range roleAttrs(r) {
+		switch {
+		case kv[1] == "true" && kv[0] != "inherit":
+			out.Attributes = append(out.Attributes, kv[0])
+		case kv[0] == "inherit" && kv[1] == "false":
+			out.Attributes = append(out.Attributes, "noinherit")
+		case kv[0] == "connection_limit" && kv[1] != "-1", kv[0] == "valid_until" && kv[1] != "none",
+			kv[0] == "password" && kv[1] != "unknown", kv[0] == "config" && kv[1] != "":
+			out.Attributes = append(out.Attributes, kv[0]+"="+kv[1])
+		}
+	}
+	return out
+}
+
+func roles(a, b []snapshot.Role) (added, removed []Role, changes []RoleChange) {
 	old := map[string]snapshot.Role{}
 	for _, r := range a {
 		old[r.Name] = r
@@ -234,7 +259,7 @@ func roles(a, b []snapshot.Role) (added, removed []string, changes []RoleChange)
 		cur[r.Name] = true
 		o, ok := old[r.Name]
 		if !ok {
-			added = append(added, r.Name)
+			added = append(added, roleOf(r))
 			continue
 		}
 		oa, na := roleAttrs(o), roleAttrs(r)
@@ -246,11 +271,12 @@ func roles(a, b []snapshot.Role) (added, removed []string, changes []RoleChange)
 	}
 	for _, r := range a {
 		if !cur[r.Name] {
-			removed = append(removed, r.Name)
+			removed = append(removed, roleOf(r))
 		}
 	}
-	sort.Strings(added)
-	sort.Strings(removed)
+	byName := func(rs []Role) { sort.Slice(rs, func(i, j int) bool { return rs[i].Name < rs[j].Name }) }
+	byName(added)
+	byName(removed)
 	sort.SliceStable(changes, func(i, j int) bool { return changes[i].Role < changes[j].Role })
 	return added, removed, changes
 }

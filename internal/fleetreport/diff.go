@@ -56,10 +56,10 @@ func diffDoc(d *drift.Diff) doc {
 	out.Tables = append(out.Tables, table{Title: "Settings changed", Empty: "none", Head: []string{"setting", "old", "from", "new", "from"}, Rows: set})
 	var roles [][]string
 	for _, r := range d.RolesAdded {
-		roles = append(roles, []string{"+", r, "role added", "", ""})
+		roles = append(roles, []string{"+", r.Name, "role added", "", strings.Join(r.Attributes, ", ")})
 	}
 	for _, r := range d.RolesRemoved {
-		roles = append(roles, []string{"-", r, "role removed", "", ""})
+		roles = append(roles, []string{"-", r.Name, "role removed", strings.Join(r.Attributes, ", "), ""})
 	}
 	for _, c := range d.RoleChanges {
 		roles = append(roles, []string{"~", c.Role, c.Attribute, c.Old, c.New})

@@ -48,7 +48,7 @@ func goldenDiff() *drift.Diff {
 		Fixed: []drift.Finding{{Rule: "LOG-19", Object: "log_connections", Severity: rules.Medium, Title: "Connection attempts are logged (log_connections = on)"}},
 		Settings: []drift.SettingChange{{Name: "log_connections", Old: "off", New: "on", OldSet: true, NewSet: true, OldSource: "default",
 			NewSource: "/var/lib/postgresql/15/main/postgresql.auto.conf:3"}},
-		RolesAdded:   []string{hostile},
+		RolesAdded:   []drift.Role{{Name: hostile, Attributes: []string{"login", "password=scram-sha-256"}}},
 		RoleChanges:  []drift.RoleChange{{Role: "app", Attribute: "superuser", Old: "false", New: "true"}},
 		GrantsAdded:  []string{"SELECT ON TABLE public.orders TO PUBLIC (database shop)"},
 		HBAAdded:     []drift.HBALine{{File: "/var/lib/postgresql/15/main/pg_hba.conf", Line: 1, Text: "host all all 127.0.0.1/32 trust"}},
