@@ -125,7 +125,7 @@ func diffPair(ctx context.Context, st store.Store, note io.Writer, server string
 				if s.Status == store.OK {
 					a = s.ID
 					fmt.Fprintf(note, "no scan of %s that reached it is older than %s: comparing with its oldest, scan %d (%s)\n",
-						server, age, s.ID, s.StartedAt.UTC().Format(time.RFC3339))
+						server, ageString(age), s.ID, s.StartedAt.UTC().Format(time.RFC3339))
 					break
 				}
 			}
@@ -159,4 +159,12 @@ func diffPair(ctx context.Context, st store.Store, note io.Writer, server string
 		}
 	}
 	return from, to, nil
+}
+
+// ageString prints whole days as days (7d), the rest as Go does.
+func ageString(d time.Duration) string {
+	if d%(24*time.Hour) == 0 {
+		return fmt.Sprintf("%dd", d/(24*time.Hour))
+	}
+	return d.String()
 }
