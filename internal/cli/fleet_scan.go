@@ -129,6 +129,9 @@ or an inventory or store error.`,
 func loadInventory(path string) (*inventory.Inventory, error) {
 	if path == "" {
 		path = getenvDefault(inventoryEnv, defaultInventory)
+		if _, err := os.Stat(path); os.IsNotExist(err) && path == defaultInventory {
+			return nil, usagef("no inventory: give --inventory FILE or set %s (no ./%s here); the format is in docs/inventory.md", inventoryEnv, defaultInventory)
+		}
 	}
 	return inventory.Load(path)
 }
