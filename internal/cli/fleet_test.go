@@ -291,3 +291,36 @@ func hasNew(fs []drift.Finding, rule string) bool {
 	}
 	return false
 }
+
+// TestFleetDefaultStore: without --store or PGAEGIS_STORE the store is
+// $XDG_STATE_HOME/pgaegis/fleet.db (else under ~/.local/state), created
+// private; PGAEGIS_STORE wins over it, and a relative XDG_STATE_HOME is
+// ignored as the XDG specification says.
+func TestFleetDefaultStore(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("PGAEGIS_STORE", "")
+	t.Setenv("XDG_STATE_HOME", dir)
+	if code, _, errs := runCLI(t, "fleet", "report", "--no-evidence"); code != ExitOK {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	st, err := os.Stat(filepath.Join(dir, "pgaegis"))
+	if err != nil || st.Mode().Perm() != 0o700 {
+		t.Fatalf("store directory: %v %v", st, err)
+	}
+	if fi, err := os.Stat(filepath.Join(dir, "pgaegis", "fleet.db")); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("store file: %v %v", fi, err)
+	}
+	other := filepath.Join(dir, "other.db")
+	t.Setenv("PGAEGIS_STORE", other)
+	if code, _, errs := runCLI(t, "fleet", "report", "--no-evidence"); code != ExitOK {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	if _, err := os.Stat(other); err != nil {
+		t.Errorf("PGAEGIS_STORE was not used: %v", err)
+	}
+	t.Setenv("XDG_STATE_HOME", "relative/dir")
+	t.Setenv("HOME", dir)
+	if p, err := defaultStore(); err != nil || p != filepath.Join(dir, ".local", "state", "pgaegis", "fleet.db") {
+		t.Errorf("default store with a relative XDG_STATE_HOME: %q %v", p, err)
+	}
+}

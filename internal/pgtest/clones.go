@@ -52,13 +52,14 @@ func StartClones(tb testing.TB, n int, o localpg.Options) []*localpg.Server {
 	var wg sync.WaitGroup
 	for i := range n {
 		dir := filepath.Join(top, fmt.Sprintf("s%02d", i))
-		// cp -a keeps the owner and modes the server insists on.
-		if out, err := exec.CommandContext(ctx, "cp", "-a", tmpl, dir).CombinedOutput(); err != nil {
-			tb.Fatalf("copying the template cluster: %v: %s", err, out)
-		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			// cp -a keeps the owner and modes the server insists on.
+			if out, err := exec.CommandContext(ctx, "cp", "-a", tmpl, dir).CombinedOutput(); err != nil {
+				errs[i] = fmt.Errorf("copying the template cluster: %v: %s", err, out)
+				return
+			}
 			servers[i], errs[i] = localpg.Start(ctx, localpg.Options{Version: o.Version, BinDir: o.BinDir, AdminUser: o.AdminUser, Listen: o.Listen, Dir: dir})
 		}()
 	}
