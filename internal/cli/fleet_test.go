@@ -125,10 +125,7 @@ func TestFleetTwentyServers(t *testing.T) {
 		fmt.Fprintf(&inv, "  - name: %s\n    conninfo: host=127.0.0.1 port=%d user=%s dbname=postgres sslmode=prefer\n    password_env: FLEET_PW\n",
 			w.name, srvs[i].Port, srvs[i].AdminUser)
 	}
-	port, err := localpg.FreePort() // bound and released: nothing listens there
-	if err != nil {
-		t.Fatal(err)
-	}
+	port := pgtest.ClosedPorts(t, 1)[0]
 	fmt.Fprintf(&inv, "  - name: gone\n    conninfo: host=127.0.0.1 port=%d user=x dbname=postgres\n    password_env: FLEET_PW\n", port)
 	invPath := filepath.Join(dir, "fleet.yaml")
 	if err := os.WriteFile(invPath, []byte(inv.String()), 0o600); err != nil {

@@ -12,30 +12,11 @@ import (
 	"time"
 
 	"github.com/pgaegis/pgaegis/internal/inventory"
+	"github.com/pgaegis/pgaegis/internal/pgtest"
 	"github.com/pgaegis/pgaegis/internal/store"
 )
 
-// closedPorts returns n loopback ports nothing listens on: each was
-// bound and released (another process may take one meanwhile; then that
-// entry is refused by whatever answers, still not ok, and the count of
-// unreachable ones says so).
-func closedPorts(t *testing.T, n int) []int {
-	t.Helper()
-	var ls []net.Listener
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ls = append(ls, l)
-	}
-	var out []int
-	for _, l := range ls {
-		out = append(out, l.Addr().(*net.TCPAddr).Port)
-		l.Close()
-	}
-	return out
-}
+func closedPorts(t *testing.T, n int) []int { return pgtest.ClosedPorts(t, n) }
 
 // silentListener accepts connections and never answers: a server that
 // hangs after the TCP handshake (a stuck process, a black-holing proxy).
@@ -105,7 +86,7 @@ func openSQLite(t *testing.T) store.Store {
 // listener. Every entry is recorded with the right status, the silent one
 // holds one job slot for its connect timeout and no more, and no message
 // holds the password.
-// ORACLE: the kernel refuses the closed ports; the silent listener is a
+// ORACLE: the kernel refuses the closed ports (bound, never listening); the silent listener is a
 // real socket that accepts and never answers.
 func TestFiveHundredMostlyClosed(t *testing.T) {
 	t.Setenv("FLEET_TEST_PW", testSecret)
