@@ -260,6 +260,7 @@ func TestDocExamples(t *testing.T) {
 	}
 	dir := t.TempDir()
 	t.Chdir(dir)
+	t.Setenv("XDG_STATE_HOME", dir) // the fleet commands' default store
 	hba := "local all all peer\nhost all all 127.0.0.1/32 scram-sha-256\nhost all all 10.0.0.0/8 scram-sha-256\n"
 	wide := hba + "host all all 0.0.0.0/0 trust\n"
 	var logLines strings.Builder
@@ -271,7 +272,8 @@ func TestDocExamples(t *testing.T) {
 		"pg_hba.conf": hba, "old.conf": hba, "new.conf": wide, "old/pg_hba.conf": hba, "new/pg_hba.conf": wide, "new_pg_hba.conf": hba,
 		"postgresql.conf": "listen_addresses = 'localhost'\nssl = off\n", "postgresql.log": logLines.String(), "postgresql.csv": csv,
 		"policy.yaml": yamlBlock(t, filepath.Join(repo, "docs/access.md"), "policy.yaml"), "waivers.yaml": yamlBlock(t, filepath.Join(repo, "README.md"), "waivers:"),
-		"app.pw": "doc-example-password\n",
+		"app.pw":     "doc-example-password\n",
+		"fleet.yaml": yamlBlock(t, filepath.Join(repo, "docs/fleet.md"), "# fleet.yaml"),
 	} {
 		p := filepath.Join(dir, name)
 		os.MkdirAll(filepath.Dir(p), 0o755)
