@@ -28,6 +28,10 @@ var Version = func() string {
 	return "15"
 }()
 
+// Test servers are copies of one initdb per major and set of initdb
+// arguments (localpg.ReuseInitdb): initdb was most of every start.
+func init() { localpg.ReuseInitdb(true) }
+
 // Start starts a server for one test (or a group of tests sharing it) and
 // stops it when tb ends.
 func Start(tb testing.TB, o localpg.Options) *localpg.Server {
