@@ -80,8 +80,16 @@ func TestOracleNetns(t *testing.T) {
 		files = 2
 	}
 	var total counts
+	// Logged once both backends are done (they run in parallel).
+	t.Cleanup(func() {
+		t.Logf("compared with the plan: %d sources judged by the server's pg_hba.conf (%d logins), %d allowed and %d denied TCP attempts to the PostgreSQL port, %d real logins where allowed, %d attempts to port 22",
+			total.truths, total.truthLogins, total.allowed, total.denied, total.logins, total.others)
+	})
 	for _, backend := range []string{"nft", "iptables"} {
 		t.Run(backend, func(t *testing.T) {
+			// Each backend has namespaces and a server of its own: the
+			// two overlap on 2 cores, each waiting out dropped SYNs.
+			t.Parallel()
 			p := netnstest.New(t)
 			srv := pgtest.Start(t, localpg.Options{NetNS: p.Server, Listen: listenAddrs,
 				HBA: "local all all scram-sha-256\n"})
@@ -100,8 +108,6 @@ func TestOracleNetns(t *testing.T) {
 			}
 		})
 	}
-	t.Logf("compared with the plan: %d sources judged by the server's pg_hba.conf (%d logins), %d allowed and %d denied TCP attempts to the PostgreSQL port, %d real logins where allowed, %d attempts to port 22",
-		total.truths, total.truthLogins, total.allowed, total.denied, total.logins, total.others)
 }
 
 func oracleCase(t *testing.T, p *netnstest.Pair, srv *localpg.Server, backend, text string, total *counts) {
