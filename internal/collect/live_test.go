@@ -333,6 +333,11 @@ func TestStalledServerEndsWithTheStep(t *testing.T) {
 			return err
 		}, "stopped answering"},
 		{"log settings", 2, func(ctx context.Context, cfg *pgx.ConnConfig) error {
+			// The same one-second bound as the audit cases: the test
+			// asserts that the deadline is there, not its length.
+			old := settingsTimeout
+			settingsTimeout = time.Second
+			defer func() { settingsTimeout = old }()
 			_, err := ServerLogSettings(ctx, cfg)
 			return err
 		}, "stopped answering"},

@@ -26,6 +26,7 @@ func TestLoginTriggerThatWritesDoesNotStopTheAudit(t *testing.T) {
 	}
 	for _, major := range majors {
 		t.Run(fmt.Sprintf("pg%d", major), func(t *testing.T) {
+			t.Parallel() // a server of its own per major
 			srv := pgtest.StartMajor(t, major, localpg.Options{})
 			ctx := pgtest.Ctx(t)
 			if err := srv.Exec(ctx,

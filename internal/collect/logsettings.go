@@ -14,12 +14,16 @@ type LogSettings struct {
 	Superusers []string // roles with rolsuper
 }
 
+// settingsTimeout bounds each statement of the two small reads below
+// (a variable so that a test of a stalled server need not wait it out).
+var settingsTimeout = 30 * time.Second
+
 // ServerLogSettings reads log_line_prefix and the superusers in the same
 // read-only, time-limited session as an audit: the logs were written with
 // that prefix, and superuser sessions over TCP are worth an event.
 func ServerLogSettings(ctx context.Context, cfg *pgx.ConnConfig) (LogSettings, error) {
 	var ls LogSettings
-	se, err := openSession(ctx, cfg, "", &Options{StatementTimeout: 30 * time.Second})
+	se, err := openSession(ctx, cfg, "", &Options{StatementTimeout: settingsTimeout})
 	if err != nil {
 		return ls, err
 	}
@@ -41,7 +45,7 @@ func ServerLogSettings(ctx context.Context, cfg *pgx.ConnConfig) (LogSettings, e
 // what the server runs with) in the same read-only, time-limited session
 // as an audit; names the server does not have are left out.
 func ServerSettings(ctx context.Context, cfg *pgx.ConnConfig, names []string) (map[string]string, error) {
-	se, err := openSession(ctx, cfg, "", &Options{StatementTimeout: 30 * time.Second})
+	se, err := openSession(ctx, cfg, "", &Options{StatementTimeout: settingsTimeout})
 	if err != nil {
 		return nil, err
 	}

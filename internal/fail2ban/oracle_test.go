@@ -102,6 +102,10 @@ func TestFilterOnRealLogs(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			// A server of its own per case: the cases overlap (two at a
+			// time by go test's default -parallel on 2 cores), each
+			// waiting on its server and fail2ban-regex while the other runs.
+			t.Parallel()
 			srv := startLogging(t, 0, tc.prefix, tc.dest, tc.minMajor)
 			ctx := pgtest.Ctx(t)
 			s := settings(t, ctx, srv)

@@ -239,20 +239,9 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 	if err := os.Chmod(dir, 0o700); err != nil {
 		return nil, err
 	}
-	s.Password = randomSecret()
-	pwfile := filepath.Join(dir, "pwfile")
-	if err := os.WriteFile(pwfile, []byte(s.Password+"\n"), 0o600); err != nil {
+	if err := s.initdb(ctx, o); err != nil {
 		return nil, err
 	}
-	if s.uid >= 0 {
-		os.Chown(pwfile, s.uid, s.gid)
-	}
-	args := []string{"-D", s.DataDir, "-U", s.AdminUser, "--pwfile", pwfile, "-A", "scram-sha-256", "-E", "UTF8", "--locale", "C", "--no-sync"}
-	args = append(args, o.InitdbArgs...)
-	if out, err := s.run(ctx, "initdb", args...); err != nil {
-		return nil, fmt.Errorf("initdb: %v\n%s", err, out)
-	}
-	os.Remove(pwfile)
 	if len(o.Conf) > 0 {
 		if err := s.AppendConf(o.Conf...); err != nil {
 			return nil, err
@@ -280,6 +269,35 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 	}
 	ok = true
 	return srv, nil
+}
+
+// initdb creates the data directory: a copy of the template cluster
+// when ReuseInitdb is on (and the cluster is a throwaway one), else a
+// fresh initdb with a password of its own.
+func (s *Server) initdb(ctx context.Context, o Options) error {
+	if !s.keep && reusingInitdb() {
+		pw, err := s.fromTemplate(ctx, o.InitdbArgs)
+		if err != nil {
+			return err
+		}
+		s.Password = pw
+		return nil
+	}
+	s.Password = randomSecret()
+	pwfile := filepath.Join(s.Dir, "pwfile")
+	if err := os.WriteFile(pwfile, []byte(s.Password+"\n"), 0o600); err != nil {
+		return err
+	}
+	if s.uid >= 0 {
+		os.Chown(pwfile, s.uid, s.gid)
+	}
+	defer os.Remove(pwfile)
+	args := []string{"-D", s.DataDir, "-U", s.AdminUser, "--pwfile", pwfile, "-A", "scram-sha-256", "-E", "UTF8", "--locale", "C", "--no-sync"}
+	args = append(args, o.InitdbArgs...)
+	if out, err := s.run(ctx, "initdb", args...); err != nil {
+		return fmt.Errorf("initdb: %v\n%s", err, out)
+	}
+	return nil
 }
 
 // reuse points s at a persistent cluster directory, creating the

@@ -28,6 +28,10 @@ var Version = func() string {
 	return "15"
 }()
 
+// Test servers are copies of one initdb per major and set of initdb
+// arguments (localpg.ReuseInitdb): initdb was most of every start.
+func init() { localpg.ReuseInitdb(true) }
+
 // Start starts a server for one test (or a group of tests sharing it) and
 // stops it when tb ends.
 func Start(tb testing.TB, o localpg.Options) *localpg.Server {
@@ -173,4 +177,37 @@ func Conn(tb testing.TB, srv *localpg.Server, database string) *pgx.Conn {
 	}
 	tb.Cleanup(func() { c.Close(context.Background()) })
 	return c
+}
+
+// Reload signals srv to re-read its configuration files and returns once
+// new backends run with them (pg_conf_load_time, as a new backend sees
+// it, has moved on): cheaper than a restart for pg_hba.conf and SIGHUP
+// settings. The admin must still be let in by the new files.
+func Reload(tb testing.TB, ctx context.Context, srv *localpg.Server) {
+	tb.Helper()
+	before := loadTime(tb, ctx, srv)
+	if err := srv.Reload(); err != nil {
+		tb.Fatalf("reloading: %v", err)
+	}
+	for !loadTime(tb, ctx, srv).After(before) {
+		select {
+		case <-ctx.Done():
+			tb.Fatalf("reload not seen: %v", ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+func loadTime(tb testing.TB, ctx context.Context, srv *localpg.Server) time.Time {
+	tb.Helper()
+	c, err := srv.Connect(ctx, "postgres")
+	if err != nil {
+		tb.Fatalf("connecting after a reload: %v", err)
+	}
+	defer c.Close(ctx)
+	var at time.Time
+	if err := c.QueryRow(ctx, "SELECT pg_conf_load_time()").Scan(&at); err != nil {
+		tb.Fatalf("reading pg_conf_load_time: %v", err)
+	}
+	return at
 }
