@@ -100,6 +100,13 @@ Exit codes: 0 nothing at or above --fail-on, 1 findings at or above it,
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err.Error()} })
 	root.AddCommand(auditCmd(env), collectCmd(env), hbaCmd(env), accessCmd(env), escalationsCmd(env),
 		tlsCmd(env), logsCmd(env), fail2banCmd(env), fixCmd(env), passwordsCmd(env), rotateCmd(env), firewallCmd(env), backupCmd(env), restoreCmd(env), rulesCmd(env), rolesCmd(env), versionCmd(env))
+	// TEMPORARY(queue branch), removed at merge: the fleet parent comes
+	// from fleetCmd, which adds fleetWorkerCmd, fleetScheduleCmd and
+	// fleetEnqueueCmd itself. Visible so the help goldens cover them.
+	root.AddCommand(groupCmd(env, "fleet", "scan many servers into a store (queue commands only on this branch)",
+		"  pgaegis fleet worker --store postgres://pgaegis@db.example.com/fleet",
+		fleetWorkerCmd(env), fleetScheduleCmd(env), fleetEnqueueCmd(env)))
+	// END TEMPORARY(queue branch)
 	// cobra's own commands, in the same voice as the others.
 	root.InitDefaultHelpCmd()
 	root.InitDefaultCompletionCmd()
