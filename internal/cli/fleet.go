@@ -23,14 +23,14 @@ const (
 
 // fleetSubcommands are the fleet command's children, one constructor
 // each: a new subcommand (worker, schedule) is one more entry.
-var fleetSubcommands = []func(*Env) *cobra.Command{fleetScanCmd, fleetDiffCmd, fleetReportCmd}
+var fleetSubcommands = []func(*Env) *cobra.Command{fleetScanCmd, fleetDiffCmd, fleetReportCmd, fleetWorkerCmd, fleetScheduleCmd, fleetEnqueueCmd}
 
 func fleetCmd(env *Env) *cobra.Command {
 	var subs []*cobra.Command
 	for _, mk := range fleetSubcommands {
 		subs = append(subs, mk(env))
 	}
-	c := groupCmd(env, "fleet", "scan many servers into a store; drift between scans; the fleet's report (see docs/fleet.md)",
+	c := groupCmd(env, "fleet", "scan many servers into a store; drift between scans; the fleet's report; shared workers (see docs/fleet.md)",
 		"  pgaegis fleet scan --inventory fleet.yaml\n  pgaegis fleet diff billing-primary --since 7d\n  pgaegis fleet report --format html -o fleet.html", subs...)
 	c.Long = `Scan every server of an inventory (docs/inventory.md) into a store
 (docs/store.md): SQLite by default, PostgreSQL for a team. Then compare a

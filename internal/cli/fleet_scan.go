@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/pgaegis/pgaegis/internal/fleet"
 	"github.com/pgaegis/pgaegis/internal/inventory"
@@ -48,10 +49,7 @@ or an inventory or store error.`,
 	timeout := fs.Duration("timeout", 0, "limit for one server's whole scan, replacing the inventory's (default: the inventory's, 5m when it sets none)")
 	connTO := fs.Duration("connect-timeout", 0, "limit for connecting, for servers whose inventory entry sets none (default: the connection string's, else 10s)")
 	only := fs.StringArray("server", nil, "scan only this server (repeatable)")
-	stmtTO := fs.Duration("statement-timeout", 30*time.Second, "limit for each query on a server")
-	pwBudget := fs.Duration("password-check-budget", 2*time.Second, "wall time per server for the offline weak-password search; 0 turns it off")
-	noFiles := fs.Bool("no-files", false, "do not read a server's files even when it runs on this host")
-	noProbe := fs.Bool("no-probe", false, "do not probe the servers' ports for TLS")
+	how := scanHowFlags(fs)
 	failOn := fs.String("fail-on", "high", "exit 1 when a failing finding is at or above this severity")
 	format := fs.String("format", "text", "summary format: text or json")
 	completeValues(cmd, "fail-on", severityNames...)
@@ -88,8 +86,8 @@ or an inventory or store error.`,
 		if n == 0 {
 			n = inv.Concurrency
 		}
-		opts := fleet.Options{Jobs: n, Timeout: *timeout, ConnectTimeout: *connTO, StatementTimeout: *stmtTO,
-			PasswordBudget: *pwBudget, PasswordCache: passwordCacheDir(false), NoFiles: *noFiles, NoProbe: *noProbe}
+		opts := how()
+		opts.Jobs, opts.Timeout, opts.ConnectTimeout = n, *timeout, *connTO
 		if isTerminal(env.Stderr) {
 			opts.Progress = func(done, total int, s store.NewScan) {
 				fmt.Fprintf(env.Stderr, "\r\x1b[K%s", textsafe.Shorten(fmt.Sprintf("[%d/%d] %s %s", done, total, s.Status, s.Server), 70))
@@ -206,4 +204,16 @@ func firstMsgLine(s string) string {
 		return s[:i] + " …"
 	}
 	return s
+}
+
+// scanHowFlags registers how each server is scanned, the same for
+// 'fleet scan' and 'fleet worker', and returns the options they give.
+func scanHowFlags(fs *pflag.FlagSet) func() fleet.Options {
+	stmtTO := fs.Duration("statement-timeout", 30*time.Second, "limit for each query on a server")
+	pwBudget := fs.Duration("password-check-budget", 2*time.Second, "wall time per server for the offline weak-password search; 0 turns it off")
+	noFiles := fs.Bool("no-files", false, "do not read a server's files even when it runs on this host")
+	noProbe := fs.Bool("no-probe", false, "do not probe the servers' ports for TLS")
+	return func() fleet.Options {
+		return fleet.Options{StatementTimeout: *stmtTO, PasswordBudget: *pwBudget, PasswordCache: passwordCacheDir(false), NoFiles: *noFiles, NoProbe: *noProbe}
+	}
 }

@@ -47,6 +47,10 @@ type NewScan struct {
 	Message    string             // why the scan was not ok
 	Snapshot   *snapshot.Snapshot // nil when the server was not reached
 	Findings   []rules.Finding
+	// JobKey names the queue job the scan was made for ("" for none).
+	// PutScan records a job's scan at most once: a second write with the
+	// same key returns the first scan's id and writes nothing.
+	JobKey string
 }
 
 // Counts are a scan's findings by status; failures also by severity.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -119,13 +120,28 @@ func (c *core) PutScan(ctx context.Context, in NewScan) (int64, error) {
 		in.Server, string(labels), d.ts(time.Now())).Scan(&serverID); err != nil {
 		return 0, fmt.Errorf("store: server %s: %w", in.Server, err)
 	}
+	var jobKey any
+	if in.JobKey != "" {
+		jobKey = in.JobKey
+	}
+	// ON CONFLICT DO NOTHING waits for a concurrent writer of the same
+	// job key (PostgreSQL) and then inserts no row: the job's scan is
+	// already recorded, and that one is the answer.
 	var scanID int64
-	if err := tx.QueryRowContext(ctx, d.bind(`INSERT INTO scans (server_id, labels, started_at, finished_at, status, message,
-		tool_version, server_version, fail_critical, fail_high, fail_medium, fail_low, fail_info, pass, not_checked, waived, snapshot, findings)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`),
+	err = tx.QueryRowContext(ctx, d.bind(`INSERT INTO scans (server_id, labels, started_at, finished_at, status, message,
+		tool_version, server_version, fail_critical, fail_high, fail_medium, fail_low, fail_info, pass, not_checked, waived, snapshot, findings, job_key)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (job_key) DO NOTHING RETURNING id`),
 		serverID, string(labels), d.ts(in.StartedAt), d.ts(in.FinishedAt), string(in.Status), msg,
 		toolVersion, serverVersion, n.FailBySeverity["critical"], n.FailBySeverity["high"], n.FailBySeverity["medium"],
-		n.FailBySeverity["low"], n.FailBySeverity["info"], n.Pass, n.NotChecked, n.Waived, snapBlob, findBlob).Scan(&scanID); err != nil {
+		n.FailBySeverity["low"], n.FailBySeverity["info"], n.Pass, n.NotChecked, n.Waived, snapBlob, findBlob, jobKey).Scan(&scanID)
+	if errors.Is(err, sql.ErrNoRows) && in.JobKey != "" {
+		tx.Rollback()
+		if err := c.db.QueryRowContext(ctx, d.bind(`SELECT id FROM scans WHERE job_key = ?`), in.JobKey).Scan(&scanID); err != nil {
+			return 0, fmt.Errorf("store: scan of %s for job %s: %w", in.Server, in.JobKey, err)
+		}
+		return scanID, nil
+	}
+	if err != nil {
 		return 0, fmt.Errorf("store: scan of %s: %w", in.Server, err)
 	}
 	if len(findings) > 0 {
