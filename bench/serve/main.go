@@ -146,7 +146,9 @@ func measure(args []string) error {
 			size = len(b)
 		}
 		sort.Slice(ds, func(i, j int) bool { return ds[i] < ds[j] })
-		q := func(f float64) time.Duration { return ds[min(len(ds)-1, int(f*float64(len(ds))))].Round(100 * time.Microsecond) }
+		q := func(f float64) time.Duration {
+			return ds[min(len(ds)-1, int(f*float64(len(ds))))].Round(100 * time.Microsecond)
+		}
 		fmt.Printf("%-32s %6d %10s %10s %10s %8d\n", p, len(ds), q(0.50), q(0.99), ds[len(ds)-1].Round(100*time.Microsecond), size)
 	}
 	return nil

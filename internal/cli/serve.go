@@ -242,4 +242,3 @@ tokens from the dashboard.`,
 		"  pgaegis serve token create --store /var/lib/pgaegis/fleet.db --role read-only --name grafana\n  pgaegis serve token list --store /var/lib/pgaegis/fleet.db",
 		create, list, revoke)
 }
-

@@ -49,7 +49,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.NewInvalidMetric(mServers, err)
 		return
 	}
-	g := func(d *prometheus.Desc, v float64, l ...string) { ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, l...) }
+	g := func(d *prometheus.Desc, v float64, l ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, l...)
+	}
 	g(mServers, float64(len(f.rows)))
 	g(mBuild, f.build.Seconds())
 	for _, r := range f.rows {

@@ -116,7 +116,7 @@ func TestMetricsAgainstTheStore(t *testing.T) {
 		}
 		got := map[string]float64{}
 		for k, v := range failing {
-			if regexp.MustCompile(`(^|,)server=` + regexp.QuoteMeta(sv.Name) + `(,|$)`).MatchString(k) && v > 0 {
+			if regexp.MustCompile(`(^|,)server=`+regexp.QuoteMeta(sv.Name)+`(,|$)`).MatchString(k) && v > 0 {
 				got[k] = v
 			}
 		}
