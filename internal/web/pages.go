@@ -42,7 +42,6 @@ var funcs = template.FuncMap{
 	"labels": labelText,
 	"spark":  sparkPoints,
 	"esc":    url.PathEscape,
-	"q":      url.QueryEscape,
 	"delta": func(d int) string {
 		if d > 0 {
 			return fmt.Sprintf("▲ %d", d)

@@ -17,7 +17,9 @@ func (s *Server) headers(next http.Handler) http.Handler {
 		h.Set("Content-Security-Policy", csp)
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("X-Frame-Options", "DENY")
-		h.Set("Referrer-Policy", "no-referrer")
+		// same-origin, not no-referrer: under no-referrer a browser sends
+		// "Origin: null" on its own forms, and the origin check refused them.
+		h.Set("Referrer-Policy", "same-origin")
 		h.Set("Cross-Origin-Opener-Policy", "same-origin")
 		h.Set("Cache-Control", "no-store") // pages describe weaknesses: no copies in shared caches
 		if s.tls {
@@ -35,7 +37,9 @@ func (s *Server) headers(next http.Handler) http.Handler {
 // CSRF token (for cookie sessions) still applies.
 func sameOrigin(r *http.Request) bool {
 	switch r.Header.Get("Sec-Fetch-Site") {
-	case "", "same-origin":
+	case "same-origin":
+		return true // the browser's own word, which a page cannot forge
+	case "":
 	default:
 		return false
 	}

@@ -154,6 +154,7 @@ func TestSessionCookieAndCSRF(t *testing.T) {
 		{"wrong csrf", url.Values{"csrf": {"x" + csrf}}, nil, 403},
 		{"cross-site", url.Values{"csrf": {csrf}}, map[string]string{"Sec-Fetch-Site": "cross-site"}, 403},
 		{"other origin", url.Values{"csrf": {csrf}}, map[string]string{"Origin": "https://evil.example"}, 403},
+		{"null origin", url.Values{"csrf": {csrf}}, map[string]string{"Origin": "null"}, 403},
 		{"good", url.Values{"csrf": {csrf}}, map[string]string{"Origin": hs.URL, "Sec-Fetch-Site": "same-origin"}, 303},
 	} {
 		req := postReq(hs.URL+"/tokens/"+revokeID+"/revoke", tc.form, nil)
@@ -270,7 +271,7 @@ func TestSecurityHeaders(t *testing.T) {
 			!strings.Contains(csp, "default-src 'none'") {
 			t.Errorf("%s: CSP %q", p, csp)
 		}
-		for k, v := range map[string]string{"X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY", "Referrer-Policy": "no-referrer"} {
+		for k, v := range map[string]string{"X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY", "Referrer-Policy": "same-origin"} {
 			if h.Get(k) != v {
 				t.Errorf("%s: %s = %q", p, k, h.Get(k))
 			}
