@@ -2,7 +2,6 @@ package web
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math"
 	"sort"
@@ -216,40 +215,53 @@ func (s *Server) cert(ctx context.Context, sc *store.Scan, now time.Time) (*cert
 	return &c, nil
 }
 
-// fleet returns the current fleet, rebuilding it when older than the
-// cache period. While one request rebuilds, the others get the previous
-// fleet instead of waiting.
+// fleet returns the current fleet. Only the first build is waited for:
+// once there is a fleet, a stale one is served while one request's
+// rebuild runs in the background (pages and scrapes never wait for the
+// store's slowest queries).
 func (s *Server) fleet(ctx context.Context) (*fleet, error) {
 	s.fmu.Lock()
 	f := s.cur
 	s.fmu.Unlock()
-	if f != nil && s.now().Sub(f.at) < s.ttl {
+	if f != nil {
+		if s.now().Sub(f.at) >= s.ttl && s.build.TryLock() {
+			go func() {
+				defer s.build.Unlock()
+				bctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+				defer cancel()
+				if err := s.rebuild(bctx); err != nil {
+					s.log.Printf("reading the fleet: %v", err)
+				}
+			}()
+		}
 		return f, nil
 	}
-	if f != nil && !s.build.TryLock() {
-		return f, nil
-	}
-	if f == nil {
-		s.build.Lock()
-	}
+	s.build.Lock()
 	defer s.build.Unlock()
 	s.fmu.Lock()
 	f = s.cur
 	s.fmu.Unlock()
-	if f != nil && s.now().Sub(f.at) < s.ttl {
+	if f != nil {
 		return f, nil
 	}
+	if err := s.rebuild(ctx); err != nil {
+		return nil, err
+	}
+	s.fmu.Lock()
+	defer s.fmu.Unlock()
+	return s.cur, nil
+}
+
+// rebuild reads the fleet from the store (the caller holds s.build).
+func (s *Server) rebuild(ctx context.Context) error {
 	nf, err := s.buildFleet(ctx)
 	if err != nil {
-		if f != nil && !errors.Is(err, context.Canceled) {
-			return f, nil // the store hiccupped: the last fleet is better than an error page
-		}
-		return nil, err
+		return err
 	}
 	s.fmu.Lock()
 	s.cur = nf
 	s.fmu.Unlock()
-	return nf, nil
+	return nil
 }
 
 func (s *Server) buildFleet(ctx context.Context) (*fleet, error) {

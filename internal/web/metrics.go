@@ -1,18 +1,21 @@
 package web
 
 import (
-	"context"
+	"bytes"
+	"compress/gzip"
 	"net/http"
 	"sort"
+	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/prometheus/common/expfmt"
 )
 
 // Metric names /metrics exports (docs/serve.md, docs/grafana-dashboard.json).
 var (
 	mServers     = prometheus.NewDesc("pgaegis_servers", "Servers in the store.", nil, nil)
-	mFailing     = prometheus.NewDesc("pgaegis_findings_failing", "Failing findings in the server's latest reached scan, by severity and area.", []string{"server", "severity", "area"}, nil)
+	mFailing     = prometheus.NewDesc("pgaegis_findings_failing", "Failing findings in the server's latest reached scan, by severity and area (only combinations with failures).", []string{"server", "severity", "area"}, nil)
+	mFailTotal   = prometheus.NewDesc("pgaegis_server_failing_findings", "Failing findings in the server's latest reached scan (0 when none: always present).", []string{"server"}, nil)
 	mScore       = prometheus.NewDesc("pgaegis_server_score", "The server's score (0-100, severity-weighted share of passing checks) in its latest reached scan.", []string{"server"}, nil)
 	mLastScan    = prometheus.NewDesc("pgaegis_server_last_scan_timestamp_seconds", "Start of the server's latest scan.", []string{"server"}, nil)
 	mLastOK      = prometheus.NewDesc("pgaegis_server_last_ok_scan_timestamp_seconds", "Start of the server's latest scan that reached it.", []string{"server"}, nil)
@@ -25,7 +28,7 @@ var (
 
 // MetricNames lists every metric name the collector exports.
 func MetricNames() []string {
-	return []string{"pgaegis_servers", "pgaegis_findings_failing", "pgaegis_server_score", "pgaegis_server_last_scan_timestamp_seconds",
+	return []string{"pgaegis_servers", "pgaegis_findings_failing", "pgaegis_server_failing_findings", "pgaegis_server_score", "pgaegis_server_last_scan_timestamp_seconds",
 		"pgaegis_server_last_ok_scan_timestamp_seconds", "pgaegis_server_reached", "pgaegis_certificate_expiry_days",
 		"pgaegis_drift_findings", "pgaegis_rule_failing_findings", "pgaegis_dashboard_fleet_build_seconds"}
 }
@@ -33,22 +36,18 @@ func MetricNames() []string {
 // collector reads the (briefly cached) fleet view at scrape time.
 type collector struct {
 	s     *Server
-	ctx   context.Context
+	f     *fleet
 	rules bool
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{mServers, mFailing, mScore, mLastScan, mLastOK, mReached, mCertDays, mDrift, mRuleFailing, mBuild} {
+	for _, d := range []*prometheus.Desc{mServers, mFailing, mFailTotal, mScore, mLastScan, mLastOK, mReached, mCertDays, mDrift, mRuleFailing, mBuild} {
 		ch <- d
 	}
 }
 
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
-	f, err := c.s.fleet(c.ctx)
-	if err != nil {
-		ch <- prometheus.NewInvalidMetric(mServers, err)
-		return
-	}
+	f := c.f
 	g := func(d *prometheus.Desc, v float64, l ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, l...)
 	}
@@ -70,17 +69,15 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		if r.HasScore {
 			g(mScore, float64(r.Score), r.Name)
 		}
-		// Every severity is present (0 when none fail) so a fixed
-		// failure drops to 0 instead of vanishing from the graph.
-		areas := map[string]bool{}
-		for k := range r.Sum.bySevArea {
-			areas[k[1]] = true
+		// Only combinations with failures (a server has a few of the 40):
+		// the per-server total is always there, so a server whose last
+		// failure is fixed reads 0 instead of vanishing.
+		total := 0
+		for k, n := range r.Sum.bySevArea {
+			g(mFailing, float64(n), r.Name, k[0], k[1])
+			total += n
 		}
-		for a := range areas {
-			for _, sev := range []string{"critical", "high", "medium", "low", "info"} {
-				g(mFailing, float64(r.Sum.bySevArea[[2]string{sev, a}]), r.Name, sev, a)
-			}
-		}
+		g(mFailTotal, float64(total), r.Name)
 		if r.Cert != nil {
 			g(mCertDays, r.Cert.DaysLeft, r.Name)
 		}
@@ -103,9 +100,54 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 
 // metrics serves the Prometheus text format. Per-rule series (one per
 // failing rule per server: thousands on a fleet) only with ?detail=rules
-// or --rule-metrics.
+// or --rule-metrics. The rendered text is kept with the fleet view it
+// came from: scrapes within the cache period cost a copy, not an
+// encoding of every series.
 func (s *Server) metrics(w http.ResponseWriter, r *http.Request) {
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(&collector{s: s, ctx: r.Context(), rules: s.ruleMetrics || r.URL.Query().Get("detail") == "rules"})
-	promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.HTTPErrorOnError}).ServeHTTP(w, r)
+	detail := s.ruleMetrics || r.URL.Query().Get("detail") == "rules"
+	f, err := s.fleet(r.Context())
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	s.mmu.Lock()
+	c := s.mcache[detail]
+	s.mmu.Unlock()
+	if c == nil || c.fleet != f {
+		reg := prometheus.NewRegistry()
+		reg.MustRegister(&collector{s: s, f: f, rules: detail})
+		mfs, err := reg.Gather()
+		if err != nil {
+			s.fail(w, err)
+			return
+		}
+		var plain, gz bytes.Buffer
+		enc := expfmt.NewEncoder(&plain, expfmt.NewFormat(expfmt.TypeTextPlain))
+		for _, mf := range mfs {
+			if err := enc.Encode(mf); err != nil {
+				s.fail(w, err)
+				return
+			}
+		}
+		zw := gzip.NewWriter(&gz)
+		zw.Write(plain.Bytes())
+		zw.Close()
+		c = &metricsCache{fleet: f, plain: plain.Bytes(), gzip: gz.Bytes()}
+		s.mmu.Lock()
+		s.mcache[detail] = c
+		s.mmu.Unlock()
+	}
+	w.Header().Set("Content-Type", string(expfmt.NewFormat(expfmt.TypeTextPlain)))
+	body := c.plain
+	if strings.Contains(r.Header.Get("Accept-Encoding"), "gzip") {
+		w.Header().Set("Content-Encoding", "gzip")
+		body = c.gzip
+	}
+	w.Header().Set("Vary", "Accept-Encoding")
+	_, _ = w.Write(body)
+}
+
+type metricsCache struct {
+	fleet       *fleet
+	plain, gzip []byte
 }

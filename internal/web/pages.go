@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -150,6 +151,14 @@ func (s *Server) fleetPage(w http.ResponseWriter, r *http.Request) {
 		}
 		rows = kept
 	}
+	// 100 rows a page: a thousand-server table is a long page to render
+	// and to read; worst first, the first page is the one that matters.
+	const perPage = 100
+	pageN, _ := strconv.Atoi(r.URL.Query().Get("page"))
+	pages := max(1, (len(rows)+perPage-1)/perPage)
+	pageN = min(max(pageN, 1), pages)
+	matched := len(rows)
+	rows = rows[(pageN-1)*perPage : min(len(rows), pageN*perPage)]
 	var unreached, worse int
 	for _, row := range f.rows {
 		if row.Latest != nil && row.Latest.Status != store.OK {
@@ -161,7 +170,23 @@ func (s *Server) fleetPage(w http.ResponseWriter, r *http.Request) {
 	}
 	v := s.view(r, "Fleet")
 	v["Rows"], v["Q"], v["At"], v["Total"], v["Unreached"], v["Worse"] = rows, r.URL.Query().Get("q"), f.at, len(f.rows), unreached, worse
+	v["Page"], v["Pages"], v["Matched"] = pageN, pages, matched
+	if pageN > 1 {
+		v["Prev"] = pageLink(r.URL.Query(), pageN-1)
+	}
+	if pageN < pages {
+		v["Next"] = pageLink(r.URL.Query(), pageN+1)
+	}
 	s.render(w, http.StatusOK, "fleet", v)
+}
+
+func pageLink(q url.Values, n int) string {
+	c := url.Values{}
+	for k, v := range q {
+		c[k] = v
+	}
+	c.Set("page", strconv.Itoa(n))
+	return "/?" + c.Encode()
 }
 
 // filter is the server page's finding filter, from the query string.

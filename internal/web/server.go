@@ -46,6 +46,9 @@ type Server struct {
 	auth        *auth
 	c           caches
 
+	mmu    sync.Mutex
+	mcache map[bool]*metricsCache // by per-rule detail
+
 	fmu   sync.Mutex
 	cur   *fleet
 	build sync.Mutex
@@ -64,6 +67,7 @@ func New(o Options) *Server {
 		s.log = log.New(discard{}, "", 0)
 	}
 	s.auth = newAuth(s.st, s.now)
+	s.mcache = map[bool]*metricsCache{}
 	s.c.sums, s.c.certs = map[int64]*scanSummary{}, map[int64]*certInfo{}
 	return s
 }
