@@ -37,4 +37,8 @@ server=$(printf 'db-%04d' $((servers / 2)))
 go run ./bench/serve measure -url "http://127.0.0.1:$port" -token-file "$work/token" -n "$N" \
   / "/?page=5" "/servers/$server" "/servers/$server?status=all" "/servers/$server/history?rule=R-003&object=role%20r3" /certificates /metrics
 go run ./bench/serve measure -url "http://127.0.0.1:$port" -token-file "$work/token" -n "$(( N / 4 > 0 ? N / 4 : 1 ))" "/metrics?detail=rules"
+# How long the background rebuilds of the fleet view take (the p99s
+# above include requests served while one ran beside them).
+curl -sf -H "Authorization: Bearer $(cat "$work/token")" "http://127.0.0.1:$port/metrics" | grep '^pgaegis_dashboard_fleet_build_seconds' || true
+echo "load average: $(cut -d' ' -f1-3 /proc/loadavg), $(nproc) cores"
 "$work/pgaegis" serve token revoke --store "$db" "bench-$$" >/dev/null
