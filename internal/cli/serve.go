@@ -82,7 +82,11 @@ It listens on 127.0.0.1:8642. An address other than loopback needs TLS
 			if useTLS {
 				scheme = "https"
 			}
-			fmt.Fprintf(env.Stdout, "pgaegis serve: %s://%s/ (store: %s)\n", scheme, ln.Addr(), st.Backend())
+			shown := listen
+			if _, port, _ := net.SplitHostPort(listen); port == "0" {
+				shown = ln.Addr().String() // the port the kernel chose
+			}
+			fmt.Fprintf(env.Stdout, "pgaegis serve: %s://%s/ (store: %s)\n", scheme, shown, st.Backend())
 			ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM)
 			defer stop()
 			go func() {

@@ -75,6 +75,7 @@ func TestBrowser(t *testing.T) {
 
 	var loc, fleetText, serverText, shown, histText, certsText string
 	var rowsShown int
+	var afterLogout, rowText string
 	err := chromedp.Run(ctx,
 		// Not logged in: the fleet page sends the browser to the form.
 		chromedp.Navigate(hs.URL+"/"),
@@ -98,6 +99,7 @@ func TestBrowser(t *testing.T) {
 		chromedp.Text(`#shown`, &shown, chromedp.ByID),
 		chromedp.Evaluate(`document.querySelectorAll("table.findings tbody tr").length`, &rowsShown),
 		shot(t, dir, "4-filtered"),
+		chromedp.Evaluate(`Array.from(document.querySelectorAll("table.findings tbody tr")).map(r => r.innerText).join("\n")`, &rowText),
 		// A finding's history.
 		chromedp.Click(`a.hist`, chromedp.ByQuery),
 		chromedp.WaitVisible(`#history`, chromedp.ByID),
@@ -107,6 +109,16 @@ func TestBrowser(t *testing.T) {
 		chromedp.WaitVisible(`#certs`, chromedp.ByID),
 		chromedp.Text(`#certs`, &certsText, chromedp.ByID),
 		shot(t, dir, "6-certificates"),
+		// The operator's page.
+		chromedp.Navigate(hs.URL+"/tokens"),
+		chromedp.WaitVisible(`#tokens`, chromedp.ByID),
+		shot(t, dir, "7-tokens"),
+		// Logging out through the form (a POST with the CSRF field) ends the session.
+		chromedp.Click(`header form.who button`, chromedp.ByQuery),
+		chromedp.WaitVisible(`#token`, chromedp.ByID),
+		chromedp.Navigate(hs.URL+"/certificates"),
+		chromedp.WaitVisible(`#token`, chromedp.ByID),
+		chromedp.Location(&afterLogout),
 	)
 	if err != nil {
 		t.Fatalf("browser: %v", err)
@@ -125,11 +137,6 @@ func TestBrowser(t *testing.T) {
 	if rowsShown == 0 || !strings.Contains(shown, " of ") {
 		t.Errorf("filter web_boss shows %d rows (%q)", rowsShown, shown)
 	}
-	var rowText string
-	if err := chromedp.Run(ctx, chromedp.Navigate(hs.URL+"/servers/"+realServer+"?q=web_boss"), chromedp.WaitVisible(`#shown`, chromedp.ByID),
-		chromedp.Evaluate(`Array.from(document.querySelectorAll("table.findings tbody tr")).map(r => r.innerText).join("\n")`, &rowText)); err != nil {
-		t.Fatal(err)
-	}
 	for _, l := range strings.Split(rowText, "\n") {
 		if l != "" && !strings.Contains(strings.ToLower(l), "web_boss") && !strings.Contains(l, "history") {
 			t.Errorf("a row the filter should hide: %q", l)
@@ -141,6 +148,9 @@ func TestBrowser(t *testing.T) {
 	// Soonest expiry first: gen-d (expired 3 days ago), then gen-c (5 days).
 	if d, c, a := strings.Index(certsText, "gen-d"), strings.Index(certsText, "gen-c"), strings.Index(certsText, "gen-a"); d < 0 || c < d || a < c {
 		t.Errorf("certificates not by expiry:\n%s", certsText)
+	}
+	if !strings.Contains(afterLogout, "/login?next=%2Fcertificates") {
+		t.Errorf("after logout /certificates went to %s, not the login form", afterLogout)
 	}
 	t.Logf("screenshots in %s", dir)
 }
