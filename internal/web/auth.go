@@ -130,12 +130,16 @@ func (a *auth) identify(r *http.Request) (*principal, error) {
 	now := a.now()
 	a.mu.Lock()
 	s := a.sessions[c.Value]
+	var checked time.Time
+	if s != nil {
+		checked = s.checked
+	}
 	a.mu.Unlock()
 	if s == nil || now.Sub(s.created) > sessionLife {
 		a.drop(c.Value)
 		return nil, nil
 	}
-	if now.Sub(s.checked) >= recheck {
+	if now.Sub(checked) >= recheck {
 		if _, err := a.lookup(r.Context(), s.tokenHash); err != nil {
 			if errors.Is(err, errNoToken) {
 				a.drop(s.id) // the token was revoked: so is its session
