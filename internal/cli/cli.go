@@ -99,7 +99,7 @@ Exit codes: 0 nothing at or above --fail-on, 1 findings at or above it,
 	root.Flags().BoolP("version", "V", false, "print the version and exit")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err.Error()} })
 	root.AddCommand(auditCmd(env), collectCmd(env), hbaCmd(env), accessCmd(env), escalationsCmd(env),
-		tlsCmd(env), logsCmd(env), fail2banCmd(env), fixCmd(env), passwordsCmd(env), rotateCmd(env), firewallCmd(env), fleetCmd(env), backupCmd(env), restoreCmd(env), rulesCmd(env), rolesCmd(env), versionCmd(env))
+		tlsCmd(env), logsCmd(env), fail2banCmd(env), fixCmd(env), passwordsCmd(env), rotateCmd(env), firewallCmd(env), fleetCmd(env), serveCmd(env), backupCmd(env), restoreCmd(env), rulesCmd(env), rolesCmd(env), versionCmd(env))
 	// cobra's own commands, in the same voice as the others.
 	root.InitDefaultHelpCmd()
 	root.InitDefaultCompletionCmd()

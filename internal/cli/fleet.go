@@ -60,25 +60,30 @@ func defaultStore() (string, error) {
 // storeFlag registers --store and returns an opener for the store it
 // names.
 func storeFlag(cmd *cobra.Command) func(ctx context.Context) (store.Store, error) {
-	url := cmd.Flags().String("store", "", "the store: a SQLite file, sqlite://PATH or postgres://… (default $"+storeEnv+", else $XDG_STATE_HOME/pgaegis/fleet.db)")
-	return func(ctx context.Context) (store.Store, error) {
-		u := *url
-		if u == "" {
-			u = os.Getenv(storeEnv)
-		}
-		if u == "" {
-			p, err := defaultStore()
-			if err != nil {
-				return nil, err
-			}
-			// Private: the store describes every server's weaknesses.
-			if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
-				return nil, fmt.Errorf("the default store's directory: %w", err)
-			}
-			u = p
-		}
-		return store.Open(ctx, u)
+	url := cmd.Flags().String("store", "", storeFlagHelp)
+	return func(ctx context.Context) (store.Store, error) { return openStoreURL(ctx, *url) }
+}
+
+const storeFlagHelp = "the store: a SQLite file, sqlite://PATH or postgres://… (default $" + storeEnv + ", else $XDG_STATE_HOME/pgaegis/fleet.db)"
+
+// openStoreURL opens the store --store names, else $PGAEGIS_STORE, else
+// the default SQLite file (its directory made 0700).
+func openStoreURL(ctx context.Context, u string) (store.Store, error) {
+	if u == "" {
+		u = os.Getenv(storeEnv)
 	}
+	if u == "" {
+		p, err := defaultStore()
+		if err != nil {
+			return nil, err
+		}
+		// Private: the store describes every server's weaknesses.
+		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+			return nil, fmt.Errorf("the default store's directory: %w", err)
+		}
+		u = p
+	}
+	return store.Open(ctx, u)
 }
 
 // formatFlags registers --format and -o for the fleet documents.

@@ -195,6 +195,11 @@ type Store interface {
 	OpenLongerThan(ctx context.Context, age time.Duration, now time.Time) ([]OpenFinding, error)
 	// HeldControls is the auditor's evidence for scans started in [from, to).
 	HeldControls(ctx context.Context, from, to time.Time) (*Evidence, error)
+	// RecentScans returns each server's n latest reached scans, newest
+	// first, by server name (the dashboard's trends and drift pairs).
+	RecentScans(ctx context.Context, n int) (map[string][]Scan, error)
+	// Tokens are the dashboard's and API's tokens (hashed).
+	Tokens
 	// SchemaVersion is the database's migration version.
 	SchemaVersion(ctx context.Context) (int, error)
 	// Backend is "sqlite" or "postgres".
