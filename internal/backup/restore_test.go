@@ -215,8 +215,11 @@ func TestRestore(t *testing.T) {
 		if err := c.QueryRow(ctx, "select count(*) from pg_largeobject_metadata").Scan(&blobs); err != nil || blobs != 1 {
 			t.Errorf("large objects %d %v", blobs, err)
 		}
-		// Again over the restored database: --clean --if-exists replaces it.
-		if err := Restore(ctx, set, RestoreOptions{Identities: ids, Target: target, Clean: true}); err != nil {
+		// Again over the restored database: --clean --if-exists replaces
+		// it. Without --create it goes into the database -d names.
+		intoApp := target
+		intoApp.Flags.DSN += " dbname=app"
+		if err := Restore(ctx, set, RestoreOptions{Identities: ids, Target: intoApp, Clean: true}); err != nil {
 			t.Fatalf("Restore --clean: %v", err)
 		}
 		c = pgtest.Conn(t, dst, "app")

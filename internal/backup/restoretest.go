@@ -26,6 +26,20 @@ import (
 // known: on a mismatch cmd is killed before its stdin is closed, so a
 // --single-transaction restore never reaches its COMMIT.
 func feed(path string, ids []age.Identity, want string, cmd *exec.Cmd) error {
+	return feedThrough(path, ids, want, cmd, nil)
+}
+
+// streamFilter rewrites a stream on its way to a program; Flush is called
+// once the whole (hash-checked) input has been written.
+type streamFilter interface {
+	io.Writer
+	Flush() error
+	Err() error // the filter's own failure, as opposed to the program's
+}
+
+// feedThrough is feed with the plaintext passed through the filter made
+// by wrap (nil: none) before cmd's stdin.
+func feedThrough(path string, ids []age.Identity, want string, cmd *exec.Cmd, wrap func(io.Writer) streamFilter) error {
 	r, err := sealedfile.Open(path, ids)
 	if err != nil {
 		return fmt.Errorf("%s: %w", filepath.Base(path), err)
@@ -45,6 +59,12 @@ func feed(path string, ids []age.Identity, want string, cmd *exec.Cmd) error {
 		r.Close()
 		return fmt.Errorf("%s: %w", filepath.Base(cmd.Path), err)
 	}
+	var out io.Writer = stdin
+	var filt streamFilter
+	if wrap != nil {
+		filt = wrap(stdin)
+		out = filt
+	}
 	var pending []byte
 	var werr, rerr error
 	bufs := [2][]byte{make([]byte, 1<<20), make([]byte, 1<<20)}
@@ -55,7 +75,7 @@ func feed(path string, ids []age.Identity, want string, cmd *exec.Cmd) error {
 			// A program that stops reading early (a --section run) is
 			// judged by its exit status; the file is still read to its end.
 			if pending != nil && werr == nil {
-				_, werr = stdin.Write(pending)
+				_, werr = out.Write(pending)
 			}
 			pending = b[:n]
 		}
@@ -74,14 +94,20 @@ func feed(path string, ids []age.Identity, want string, cmd *exec.Cmd) error {
 	if rerr == nil && st.SHA256 != want {
 		rerr = fmt.Errorf("sha256 %s, the manifest says %s", st.SHA256, want)
 	}
+	if rerr == nil && pending != nil && werr == nil {
+		_, werr = out.Write(pending)
+	}
+	if rerr == nil && filt != nil && werr == nil {
+		werr = filt.Flush()
+	}
+	if rerr == nil && filt != nil && filt.Err() != nil {
+		rerr = filt.Err()
+	}
 	if rerr != nil {
 		cmd.Process.Kill()
 		stdin.Close()
 		cmd.Wait()
 		return fmt.Errorf("%s: %w (%s was stopped before the end of its input)", filepath.Base(path), rerr, filepath.Base(cmd.Path))
-	}
-	if pending != nil && werr == nil {
-		stdin.Write(pending)
 	}
 	stdin.Close()
 	if err := cmd.Wait(); err != nil {
@@ -104,22 +130,40 @@ func psqlErrors(stderr string) []string {
 
 // runGlobals feeds the globals script to psql (ON_ERROR_STOP=0: a role
 // that exists already is not a failure; any other error is).
+// The role psql connects as (t's user) keeps its password and login
+// attributes (roleGuard).
 func runGlobals(ctx context.Context, dir string, f backupset.File, ids []age.Identity, t pgclient.Target, psql pgclient.Tool) error {
-	cmd, closer, err := t.Command(ctx, psql, "postgres", "-X", "-q", "-v", "ON_ERROR_STOP=0", "-f", "-")
+	_, err := runGlobalsAs(ctx, dir, f, ids, t, psql, "postgres", t.Flags.User)
+	return err
+}
+
+// runGlobalsAs runs the globals script connected to database db ("" =
+// the target's own) as role (the session user, whose ALTER ROLE the
+// guard rewrites); kept says what the guard left out ("" = nothing).
+func runGlobalsAs(ctx context.Context, dir string, f backupset.File, ids []age.Identity, t pgclient.Target, psql pgclient.Tool, db, role string) (kept string, err error) {
+	cmd, closer, err := t.Command(ctx, psql, db, "-X", "-q", "-v", "ON_ERROR_STOP=0", "-f", "-")
 	if err != nil {
-		return err
+		return "", err
 	}
 	defer closer()
 	stderr := &tailKeep{n: 1 << 20}
 	cmd.Stderr = stderr
 	cmd.Stdout = io.Discard
-	if err := feed(filepath.Join(dir, f.Name), ids, f.SHA256, cmd); err != nil {
-		return err
+	var g *roleGuard
+	wrap := func(w io.Writer) streamFilter { g = newRoleGuard(w, role); return g }
+	if role == "" {
+		wrap = nil
+	}
+	if err := feedThrough(filepath.Join(dir, f.Name), ids, f.SHA256, cmd, wrap); err != nil {
+		return "", err
+	}
+	if g != nil {
+		kept = g.kept()
 	}
 	if bad := psqlErrors(string(stderr.buf)); len(bad) > 0 {
-		return fmt.Errorf("globals: %s", strings.Join(bad, "; "))
+		return kept, fmt.Errorf("globals: %s", strings.Join(bad, "; "))
 	}
-	return nil
+	return kept, nil
 }
 
 // restoreSteps is the order pg_restore runs on a database's files: one
@@ -142,11 +186,17 @@ func restoreSteps(d backupset.Database) []restoreStep {
 
 // restoreDatabase streams d's files into pg_restore against t.
 func restoreDatabase(ctx context.Context, dir string, d backupset.Database, ids []age.Identity, t pgclient.Target, tool pgclient.Tool, extra []string) error {
+	return restoreDatabaseInto(ctx, dir, d, d.Name, ids, t, tool, extra)
+}
+
+// restoreDatabaseInto streams d's files into pg_restore against t's
+// database into.
+func restoreDatabaseInto(ctx context.Context, dir string, d backupset.Database, into string, ids []age.Identity, t pgclient.Target, tool pgclient.Tool, extra []string) error {
 	for _, st := range restoreSteps(d) {
 		f := d.Files[st.part]
 		args := append([]string{"--exit-on-error", "--single-transaction"}, extra...)
 		args = append(args, st.args...)
-		cmd, closer, err := t.Command(ctx, tool, d.Name, args...)
+		cmd, closer, err := t.Command(ctx, tool, into, args...)
 		if err != nil {
 			return err
 		}

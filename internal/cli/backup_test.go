@@ -299,7 +299,7 @@ func TestBackupEndToEnd(t *testing.T) {
 			t.Fatal("a refused restore created the database")
 		}
 		code, out, errs = run(append([]string{"restore", set, "--identity", id1}, into...)...)
-		if code != ExitOK || !strings.Contains(out, "database app: restored") {
+		if code != ExitOK || !strings.Contains(out, `database "app": restored into "app"`) {
 			t.Fatalf("restore: exit %d: %s%s", code, out, errs)
 		}
 		// ORACLE: the server counts the restored rows.

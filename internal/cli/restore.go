@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -24,25 +25,47 @@ sha256 and size, the manifest's MAC, each archive's completeness); a set
 that does not match its manifest is refused and nothing is restored. Only
 then is it decrypted a second time and streamed into pg_restore (and, with
 --globals, the globals script into psql first). No plaintext is written
-to disk.
+to disk. Before anything is written, pgaegis asks the target which
+databases it holds, refuses a conflict, and prints which database of the
+set goes into which database on which server.
 
-Each database of the set is restored into the database of the same name
-on the server -d connects to: without --create it must exist; with
---create pgaegis creates it (from template0) and drops it again if the
-restore fails. Each database is restored in one transaction, so a failed
-restore leaves nothing of it. --clean drops the objects of the dump
-before creating them (with IF EXISTS).
---database restores only the named databases of the set (repeatable).
+Where each database goes follows pg_restore's convention:
+  without --create  the one database selected (the set's only one, or
+                    --database NAME) is restored INTO the database -d
+                    names, under that name: a set of hr restored with
+                    -d hr_copy fills hr_copy and leaves hr alone. A set
+                    of several databases needs --create or --database.
+  with --create     -d is only the database to connect to first; each
+                    database is created under its own name (pgaegis runs
+                    CREATE DATABASE ... TEMPLATE template0, and drops it
+                    again if its restore fails). postgres and template1,
+                    which every cluster has, are restored into in place,
+                    as pg_dumpall's restore does. Any other database that
+                    exists already is refused before anything is
+                    restored: add --clean to drop and create it again
+                    (its present content is then lost, even if the
+                    restore fails), or pick the others with --database.
+Each database is restored in one transaction, so a failed restore leaves
+nothing of it. --clean drops the objects of the dump before creating them
+(pg_restore --clean --if-exists).
+
+--globals runs pg_dumpall's roles and tablespaces script first. The role
+this restore connects as keeps its password, login, superuser, connection
+limit and expiry on the target: its ALTER ROLE from the set is applied
+without them (a set made --with-passwords would otherwise replace the
+password pgaegis is logged in with). The output says so when it happens.
 
 The password, when one is needed, reaches pg_restore and psql through an
 in-memory pgpass file: never in their arguments or environment.
 
-Exit codes: 0 restored; 2 a usage error, a set refused (it does not match
-its manifest, or the identity does not open it) or a failed restore (the
-message says which stage).`,
+Exit codes: 0 restored; 2 a usage error, a conflict with the target, a
+set refused (it does not match its manifest, or the identity does not
+open it) or a failed restore (the message says which stage, and which
+databases were restored before it).`,
 		Example: `  pgaegis restore /var/backups/pgaegis/db-20261203T020000Z --identity /etc/pgaegis/identity -h /var/run/postgresql -U postgres -d postgres --create
   pgaegis restore /var/backups/pgaegis/db-20261203T020000Z --identity /etc/pgaegis/identity -d "host=db.example.com dbname=shop sslmode=verify-full" --clean
-  pgaegis restore /var/backups/pgaegis/db-20261203T020000Z --identity /etc/pgaegis/identity -h /var/run/postgresql -U postgres --globals --database shop --create`,
+  pgaegis restore /var/backups/pgaegis/all-20261203T020000Z --identity /etc/pgaegis/identity -h /var/run/postgresql -U postgres --database hr -d hr_copy
+  pgaegis restore /var/backups/pgaegis/all-20261203T020000Z --identity /etc/pgaegis/identity -h /var/run/postgresql -U postgres -d postgres --globals --create`,
 		Args: setDirArg("restore"),
 	}
 	var conn connFlags
@@ -51,7 +74,7 @@ message says which stage).`,
 	identity := fs.String("identity", "", "open the set with the age identities in `FILE` (as age -i; not readable by group or others)")
 	databases := fs.StringArray("database", nil, "restore only this database `NAME` of the set (repeatable; default all of them)")
 	globals := fs.Bool("globals", false, "also restore the set's globals (roles, tablespaces) with psql, first")
-	create := fs.Bool("create", false, "create each database from the dump (pg_restore --create), connecting first to -d")
+	create := fs.Bool("create", false, "restore each database under its own name, creating it (CREATE DATABASE ... TEMPLATE template0; postgres and template1 in place), connected to -d")
 	clean := fs.Bool("clean", false, "drop the dump's objects before creating them (pg_restore --clean --if-exists)")
 	cmd.MarkFlagFilename("identity")
 	cmd.RunE = runE(env, func(ctx context.Context, env *Env, args []string) (int, error) {
@@ -74,6 +97,9 @@ message says which stage).`,
 		if err := restoreDatabasesKnown(m, *databases); err != nil {
 			return ExitError, err
 		}
+		if n := selectedCount(m, *databases); !*create && n > 1 {
+			return ExitError, usagef("the set %s holds %d databases: without --create they would all go into the one database -d names; give --create to restore each under its own name, or --database NAME to restore one of them into the -d database", dir, n)
+		}
 		if *globals && m.Globals == nil {
 			return ExitError, usagef("--globals: the set %s holds no globals (it was made without --globals or --all)", dir)
 		}
@@ -81,10 +107,12 @@ message says which stage).`,
 		if err != nil {
 			return ExitError, err
 		}
+		w := textOut(env)
+		sayLine := func(format string, a ...any) { fmt.Fprintf(w, format+"\n", a...) }
 		err = backup.Restore(ctx, dir, backup.RestoreOptions{
 			Identities: ids, Target: pgclient.Target{Flags: conn.f, Config: cfg},
 			Databases: *databases, Globals: *globals, Create: *create, Clean: *clean,
-			Progress: backupProgress(env, "restore"),
+			Progress: backupProgress(env, "restore"), Say: sayLine,
 		})
 		if err != nil {
 			var fault *backup.Fault
@@ -93,23 +121,21 @@ message says which stage).`,
 			}
 			return ExitError, err
 		}
-		names := *databases
-		if len(names) == 0 {
-			for _, d := range m.Databases {
-				names = append(names, d.Name)
-			}
-		}
-		w := textOut(env)
-		fmt.Fprintf(w, "restored %s on the server at %s (each database under its own name)\n", esc(dir), esc(fmt.Sprintf("%s:%d", cfg.Host, cfg.Port)))
-		if *globals {
-			fmt.Fprintln(w, "  globals: restored")
-		}
-		for _, n := range names {
-			fmt.Fprintf(w, "  database %s: restored\n", esc(n))
-		}
+		fmt.Fprintf(w, "restored %s on the server at %s\n", esc(dir), esc(fmt.Sprintf("%s:%d", cfg.Host, cfg.Port)))
 		return ExitOK, nil
 	})
 	return cmd
+}
+
+// selectedCount is how many of the set's databases a restore writes.
+func selectedCount(m *backupset.Manifest, want []string) int {
+	n := 0
+	for _, d := range m.Databases {
+		if len(want) == 0 || slices.Contains(want, d.Name) {
+			n++
+		}
+	}
+	return n
 }
 
 // restoreDatabasesKnown refuses a --database the set does not hold.
