@@ -2,9 +2,15 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"strings"
 )
+
+// ErrNoStore is OpenExisting's answer when the URL names no store.
+var ErrNoStore = errors.New("no pgaegis store there")
 
 // Open opens (creating and migrating as needed) the store named by url:
 //   - postgres://… or postgresql://…, or a libpq key=value string
@@ -16,7 +22,26 @@ func Open(ctx context.Context, url string) (Store, error) {
 		return nil, err
 	}
 	if kind == "postgres" {
-		return openPostgres(ctx, target)
+		return openPostgres(ctx, target, false)
+	}
+	return openSQLite(ctx, target)
+}
+
+// OpenExisting is Open for the commands that only read (report, diff,
+// serve): a store that does not exist yet is refused with ErrNoStore
+// rather than created, so a mistyped --store gives an error, not an
+// empty store and an all-clear report. An existing store is migrated as
+// Open does.
+func OpenExisting(ctx context.Context, url string) (Store, error) {
+	kind, target, err := parseURL(url)
+	if err != nil {
+		return nil, err
+	}
+	if kind == "postgres" {
+		return openPostgres(ctx, target, true)
+	}
+	if _, err := os.Stat(target); errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("store: %s: %w (fleet scan creates it)", target, ErrNoStore)
 	}
 	return openSQLite(ctx, target)
 }

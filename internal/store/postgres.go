@@ -33,7 +33,7 @@ type pgStore struct{ *core }
 
 func (*pgStore) Backend() string { return "postgres" }
 
-func openPostgres(ctx context.Context, dsn string) (Store, error) {
+func openPostgres(ctx context.Context, dsn string, mustExist bool) (Store, error) {
 	cfg, err := pgx.ParseConfig(dsn)
 	if err != nil {
 		// pgx's message may quote the string, password and all.
@@ -47,6 +47,17 @@ func openPostgres(ctx context.Context, dsn string) (Store, error) {
 		cfg.RuntimeParams["application_name"] = "pgaegis-store"
 	}
 	db := stdlib.OpenDB(*cfg)
+	if mustExist {
+		var found bool
+		err := db.QueryRowContext(ctx, `SELECT to_regclass('`+pgSchema+`.schema_migrations') IS NOT NULL`).Scan(&found)
+		if err == nil && !found {
+			err = fmt.Errorf("%w (no schema %s in database %s; fleet scan creates it)", ErrNoStore, pgSchema, cfg.Database)
+		}
+		if err != nil {
+			db.Close()
+			return nil, &redactedError{msg: "store " + describe(cfg) + ": " + conninfo.RedactDSN(err.Error()), err: err}
+		}
+	}
 	lock := fmt.Sprintf("SELECT pg_advisory_xact_lock(%d)", int64(migrationLock))
 	if err := migrate(ctx, db, pgDialect, lock); err != nil {
 		db.Close()
