@@ -59,16 +59,18 @@ func defaultStore() (string, error) {
 
 // storeFlag registers --store and returns an opener for the store it
 // names.
-func storeFlag(cmd *cobra.Command) func(ctx context.Context) (store.Store, error) {
+func storeFlag(cmd *cobra.Command, create bool) func(ctx context.Context) (store.Store, error) {
 	url := cmd.Flags().String("store", "", storeFlagHelp)
-	return func(ctx context.Context) (store.Store, error) { return openStoreURL(ctx, *url) }
+	return func(ctx context.Context) (store.Store, error) { return openStoreURL(ctx, *url, create) }
 }
 
 const storeFlagHelp = "the store: a SQLite file, sqlite://PATH or postgres://… (default $" + storeEnv + ", else $XDG_STATE_HOME/pgaegis/fleet.db)"
 
 // openStoreURL opens the store --store names, else $PGAEGIS_STORE, else
-// the default SQLite file (its directory made 0700).
-func openStoreURL(ctx context.Context, u string) (store.Store, error) {
+// the default SQLite file (its directory made 0700). Only the commands
+// that write scans create a missing store; the others refuse it, so that
+// a mistyped --store is an error rather than an empty, all-clear fleet.
+func openStoreURL(ctx context.Context, u string, create bool) (store.Store, error) {
 	if u == "" {
 		u = os.Getenv(storeEnv)
 	}
@@ -82,6 +84,9 @@ func openStoreURL(ctx context.Context, u string) (store.Store, error) {
 			return nil, fmt.Errorf("the default store's directory: %w", err)
 		}
 		u = p
+	}
+	if !create {
+		return store.OpenExisting(ctx, u)
 	}
 	return store.Open(ctx, u)
 }

@@ -40,7 +40,7 @@ Exit codes: 0 nothing changed, 1 something changed, 2 an error.`,
 			return nil
 		},
 	}
-	openStore := storeFlag(cmd)
+	openStore := storeFlag(cmd, false)
 	since := cmd.Flags().String("since", "", "compare the latest scan with the last one at least this old (7d, 36h)")
 	ids := cmd.Flags().Int64Slice("scan", nil, "a scan id; give two (older, newer)")
 	format, out := formatFlags(cmd)
@@ -157,6 +157,12 @@ func diffPair(ctx context.Context, st store.Store, note io.Writer, server string
 		if r.Status != store.OK {
 			return nil, nil, fmt.Errorf("scan %d did not reach %s (%s: %s): nothing to compare", r.ID, server, r.Status, r.Message)
 		}
+	}
+	// Given newer first, the diff would read backwards (an added line as
+	// removed): compare in time order and say so.
+	if to.StartedAt.Before(from.StartedAt) {
+		fmt.Fprintf(note, "scan %d is older than scan %d: showing the change from %d to %d\n", to.ID, from.ID, to.ID, from.ID)
+		from, to = to, from
 	}
 	return from, to, nil
 }

@@ -29,7 +29,7 @@ store (docs/store.md); --no-evidence skips it.`,
   pgaegis fleet report --from 2026-07-01 --to 2026-10-01 --format html -o q3-evidence.html`,
 		Args: noArgs,
 	}
-	openStore := storeFlag(cmd)
+	openStore := storeFlag(cmd, false)
 	fs := cmd.Flags()
 	older := fs.String("older-than", "30d", "list findings open longer than this")
 	since := fs.String("since", "", "the evidence period: this long before now (default 90d)")

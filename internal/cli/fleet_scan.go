@@ -44,7 +44,7 @@ or an inventory or store error.`,
 	}
 	fs := cmd.Flags()
 	invPath := fs.String("inventory", "", "the inventory file (default $"+inventoryEnv+", else ./"+defaultInventory+")")
-	openStore := storeFlag(cmd)
+	openStore := storeFlag(cmd, true)
 	jobs := fs.Int("jobs", 0, "servers scanned at once (default: the inventory's concurrency, 4 when it sets none)")
 	timeout := fs.Duration("timeout", 0, "limit for one server's whole scan, replacing the inventory's (default: the inventory's, 5m when it sets none)")
 	connTO := fs.Duration("connect-timeout", 0, "limit for connecting, for servers whose inventory entry sets none (default: the connection string's, else 10s)")
@@ -191,19 +191,12 @@ func writeScanSummary(w io.Writer, s *fleet.Summary, backend string) {
 		}
 		sort.SliceStable(s.Problems, func(i, j int) bool { return s.Problems[i].Server < s.Problems[j].Server })
 		for _, p := range s.Problems {
-			fmt.Fprintf(w, "  %-*s  %-11s  %s\n", width, p.Server, p.Status, textsafe.String(firstMsgLine(p.Message)))
+			fmt.Fprintf(w, "  %-*s  %-11s  %s\n", width, p.Server, p.Status, textsafe.String(p.Message))
 		}
 	}
 	for _, e := range s.WriteErrors {
 		fmt.Fprintf(w, "not recorded: %s\n", textsafe.String(e))
 	}
-}
-
-func firstMsgLine(s string) string {
-	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		return s[:i] + " …"
-	}
-	return s
 }
 
 // scanHowFlags registers how each server is scanned, the same for

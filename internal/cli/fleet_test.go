@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -198,6 +199,14 @@ func TestFleetTwentyServers(t *testing.T) {
 			!regexp.MustCompile(`~ app +superuser +false +true`).MatchString(out) {
 			t.Errorf("%s: fleet diff text (exit %d):\n%s", backend, code, out)
 		}
+		// Scan ids given newer first are compared in time order, with a note.
+		code, out, errs = runCLI(t, "fleet", "diff", "baseline", "--store", url, "--format", "json",
+			"--scan", strconv.FormatInt(d.To.ID, 10), "--scan", strconv.FormatInt(d.From.ID, 10))
+		var back drift.Diff
+		if err := json.Unmarshal([]byte(out), &back); err != nil || code != ExitFindings || back.From.ID != d.From.ID ||
+			!hasHBA(back.HBAAdded, "host all all 127.0.0.1/32 trust") || !strings.Contains(errs, "is older than") {
+			t.Errorf("%s: fleet diff with the newer scan first (exit %d, %v): from %d, stderr %s", backend, code, err, back.From.ID, errs)
+		}
 	}
 
 	code, out, errs := runCLI(t, "fleet", "report", "--store", stores["sqlite"], "--format", "json", "--since", "1d")
@@ -211,7 +220,7 @@ func TestFleetTwentyServers(t *testing.T) {
 	if len(rep.Unreachable) != 1 || rep.Unreachable[0].Server != "gone" || rep.Unreachable[0].Status != store.Unreachable {
 		t.Errorf("unreachable: %+v", rep.Unreachable)
 	}
-	if len(rep.Worst) != len(weaknesses) || rep.Worst[0].Risk < rep.Worst[len(rep.Worst)-1].Risk || len(rep.Common) == 0 || rep.Evidence == nil {
+	if len(rep.Worst) != len(weaknesses) || rep.Worst[0].Score == nil || rep.Worst[len(rep.Worst)-1].Score == nil || *rep.Worst[0].Score > *rep.Worst[len(rep.Worst)-1].Score || len(rep.Common) == 0 || rep.Evidence == nil {
 		t.Errorf("report: %d worst servers, %d common failures, evidence %v", len(rep.Worst), len(rep.Common), rep.Evidence)
 	}
 	for _, f := range []string{"markdown", "html", "text"} {
@@ -297,23 +306,41 @@ func TestFleetDefaultStore(t *testing.T) {
 	dir := t.TempDir()
 	t.Setenv("PGAEGIS_STORE", "")
 	t.Setenv("XDG_STATE_HOME", dir)
+	// A command that only reads refuses a store that does not exist
+	// rather than report an empty, all-clear fleet (or create one).
+	for _, args := range [][]string{{"fleet", "report", "--no-evidence"}, {"fleet", "diff", "a"}, {"serve", "token", "list"},
+		{"fleet", "report", "--store", filepath.Join(dir, "typo.db")}} {
+		code, out, errs := runCLI(t, args...)
+		if code != ExitError || !strings.Contains(errs, "no pgaegis store there") || out != "" {
+			t.Errorf("%v with no store: exit %d, stdout %q, stderr %s", args, code, out, errs)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "pgaegis", "fleet.db")); !os.IsNotExist(err) {
+		t.Fatalf("a read-only command made the default store: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "typo.db")); !os.IsNotExist(err) {
+		t.Fatalf("a read-only command made the store it was given: %v", err)
+	}
+	// fleet scan's opener creates it, private.
+	st, err := openStoreURL(context.Background(), "", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
 	if code, _, errs := runCLI(t, "fleet", "report", "--no-evidence"); code != ExitOK {
 		t.Fatalf("exit %d: %s", code, errs)
 	}
-	st, err := os.Stat(filepath.Join(dir, "pgaegis"))
-	if err != nil || st.Mode().Perm() != 0o700 {
-		t.Fatalf("store directory: %v %v", st, err)
+	fi, err := os.Stat(filepath.Join(dir, "pgaegis"))
+	if err != nil || fi.Mode().Perm() != 0o700 {
+		t.Fatalf("store directory: %v %v", fi, err)
 	}
 	if fi, err := os.Stat(filepath.Join(dir, "pgaegis", "fleet.db")); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("store file: %v %v", fi, err)
 	}
 	other := filepath.Join(dir, "other.db")
 	t.Setenv("PGAEGIS_STORE", other)
-	if code, _, errs := runCLI(t, "fleet", "report", "--no-evidence"); code != ExitOK {
-		t.Fatalf("exit %d: %s", code, errs)
-	}
-	if _, err := os.Stat(other); err != nil {
-		t.Errorf("PGAEGIS_STORE was not used: %v", err)
+	if code, _, errs := runCLI(t, "fleet", "report", "--no-evidence"); code != ExitError || !strings.Contains(errs, "other.db") {
+		t.Errorf("PGAEGIS_STORE was not used: exit %d, %s", code, errs)
 	}
 	t.Setenv("XDG_STATE_HOME", "relative/dir")
 	t.Setenv("HOME", dir)

@@ -57,7 +57,7 @@ It listens on 127.0.0.1:8642. An address other than loopback needs TLS
 				}
 				tlsCfg = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{pair}}
 			}
-			st, err := openStoreURL(ctx, storeURL)
+			st, err := openStoreURL(ctx, storeURL, false)
 			if err != nil {
 				return ExitError, err
 			}
@@ -154,7 +154,7 @@ tokens from the dashboard.`,
 			if !store.ValidRole(role) {
 				return ExitError, usagef("--role %q: want %s or %s", role, store.RoleReadOnly, store.RoleOperator)
 			}
-			st, err := openStoreURL(ctx, storeURL)
+			st, err := openStoreURL(ctx, storeURL, false)
 			if err != nil {
 				return ExitError, err
 			}
@@ -184,7 +184,7 @@ tokens from the dashboard.`,
 		Example: "  pgaegis serve token list --store /var/lib/pgaegis/fleet.db",
 		Args:    noArgs,
 		RunE: runE(env, func(ctx context.Context, env *Env, _ []string) (int, error) {
-			st, err := openStoreURL(ctx, storeURL)
+			st, err := openStoreURL(ctx, storeURL, false)
 			if err != nil {
 				return ExitError, err
 			}
@@ -222,7 +222,7 @@ tokens from the dashboard.`,
 			return nil
 		},
 		RunE: runE(env, func(ctx context.Context, env *Env, args []string) (int, error) {
-			st, err := openStoreURL(ctx, storeURL)
+			st, err := openStoreURL(ctx, storeURL, false)
 			if err != nil {
 				return ExitError, err
 			}
