@@ -91,6 +91,14 @@ Exit codes: 0 nothing at or above --fail-on, 1 findings at or above it,
 			return nil
 		},
 	}
+	// A password in --store is in ps and the shell's history: the
+	// inventory refuses the same, the store's URL is only warned about
+	// (it may be a throwaway test store).
+	root.PersistentPreRun = func(c *cobra.Command, _ []string) {
+		if f := c.Flags().Lookup("store"); f != nil && f.Changed && len(conninfo.SecretSpans(f.Value.String())) > 0 {
+			fmt.Fprintln(env.Stderr, "pgaegis: warning: --store holds a password, which other users can read in ps and which stays in the shell's history: give it by ~/.pgpass, a service file or PGPASSWORD")
+		}
+	}
 	root.SetOut(env.Stdout)
 	root.SetErr(env.Stderr)
 	root.SuggestionsMinimumDistance = 2

@@ -24,8 +24,11 @@ type queueFlags struct {
 }
 
 func (f *queueFlags) add(c *cobra.Command) {
-	c.Flags().StringVar(&f.inventory, "inventory", "fleet.yaml", "inventory file (YAML) naming the servers")
-	c.Flags().StringVar(&f.store, "store", "", "the PostgreSQL store that holds the queue and the scans (postgres://… or a libpq key=value string)")
+	// The same inventory and store as fleet scan finds, so that a worker
+	// never quietly uses another file than the scheduler.
+	c.Flags().StringVar(&f.inventory, "inventory", "", "the inventory file (default $"+inventoryEnv+", else ./"+defaultInventory+")")
+	c.Flags().StringVar(&f.store, "store", "", "the PostgreSQL store that holds the queue and the scans: postgres://… or a libpq key=value string (default $"+storeEnv+")")
+	c.MarkFlagFilename("inventory", "yaml", "yml")
 }
 
 // open loads the inventory and opens the store and its queue; a SQLite
@@ -33,9 +36,12 @@ func (f *queueFlags) add(c *cobra.Command) {
 // only through PostgreSQL.
 func (f *queueFlags) open(ctx context.Context, env *Env, cmd string) (*inventory.Inventory, store.Store, *queue.Queue, error) {
 	if strings.TrimSpace(f.store) == "" {
-		return nil, nil, nil, usagef("%s needs --store postgres://…: the queue shared by workers lives in the PostgreSQL store (with SQLite, run fleet scan)", cmd)
+		f.store = os.Getenv(storeEnv)
 	}
-	inv, err := inventory.Load(f.inventory)
+	if strings.TrimSpace(f.store) == "" {
+		return nil, nil, nil, usagef("%s needs --store postgres://… (or $%s): the queue shared by workers lives in the PostgreSQL store (with SQLite, run fleet scan)", cmd, storeEnv)
+	}
+	inv, err := loadInventory(f.inventory)
 	if err != nil {
 		return nil, nil, nil, err
 	}

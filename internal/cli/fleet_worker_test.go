@@ -21,6 +21,9 @@ import (
 func TestFleetWorkerRefusesSQLite(t *testing.T) {
 	inv := filepath.Join(t.TempDir(), "fleet.yaml")
 	must(t, os.WriteFile(inv, []byte("servers:\n  - name: a\n    conninfo: host=127.0.0.1\n"), 0o644))
+	t.Setenv("PGAEGIS_STORE", "")
+	t.Setenv("PGAEGIS_INVENTORY", "")
+	t.Chdir(t.TempDir())
 	for _, cmd := range [][]string{{"fleet", "worker"}, {"fleet", "schedule", "--once"}, {"fleet", "enqueue", "--all"}} {
 		code, _, errs := runCLI(t, append(cmd, "--inventory", inv, "--store", filepath.Join(t.TempDir(), "fleet.db"))...)
 		if code != ExitError || !strings.Contains(errs, "needs a PostgreSQL store") {
@@ -30,6 +33,22 @@ func TestFleetWorkerRefusesSQLite(t *testing.T) {
 		if code != ExitError || !strings.Contains(errs, "needs --store postgres://") {
 			t.Errorf("%v without --store: exit %d, %s", cmd, code, errs)
 		}
+	}
+	// The same inventory and store as fleet scan: $PGAEGIS_INVENTORY, then
+	// ./pgaegis-inventory.yaml; $PGAEGIS_STORE. Reaching the SQLite refusal
+	// means both were found.
+	t.Setenv("PGAEGIS_STORE", filepath.Join(t.TempDir(), "env.db"))
+	for _, cmd := range [][]string{{"fleet", "worker"}, {"fleet", "schedule", "--once"}, {"fleet", "enqueue", "--all"}} {
+		code, _, errs := runCLI(t, cmd...)
+		if code != ExitError || !strings.Contains(errs, "no inventory") {
+			t.Errorf("%v with no inventory anywhere: exit %d, %s", cmd, code, errs)
+		}
+		t.Setenv("PGAEGIS_INVENTORY", inv)
+		code, _, errs = runCLI(t, cmd...)
+		if code != ExitError || !strings.Contains(errs, "needs a PostgreSQL store") {
+			t.Errorf("%v from the environment: exit %d, %s", cmd, code, errs)
+		}
+		t.Setenv("PGAEGIS_INVENTORY", "")
 	}
 }
 
@@ -145,5 +164,27 @@ func TestFleetWorkersEndToEnd(t *testing.T) {
 	}
 	if strings.Contains(logs[0].String()+logs[1].String(), srv.Password) {
 		t.Error("a worker printed the store's password")
+	}
+}
+
+// A password in --store is warned about, without echoing it.
+func TestStorePasswordWarning(t *testing.T) {
+	dir := t.TempDir()
+	for _, c := range []struct {
+		url  string
+		warn bool
+	}{
+		{"postgres://u:Sekr3tPw@127.0.0.1:1/x?connect_timeout=1", true},
+		{"host=127.0.0.1 port=1 password=Sekr3tPw connect_timeout=1", true},
+		{"host=127.0.0.1 port=1 connect_timeout=1", false},
+		{filepath.Join(dir, "fleet.db"), false},
+	} {
+		_, out, errs := runCLI(t, "fleet", "report", "--no-evidence", "--store", c.url)
+		if got := strings.Contains(errs, "--store holds a password"); got != c.warn {
+			t.Errorf("%q: warned %v, want %v: %s", c.url, got, c.warn, errs)
+		}
+		if strings.Contains(errs+out, "Sekr3tPw") {
+			t.Errorf("%q: the password is shown: %s", c.url, errs)
+		}
 	}
 }
