@@ -56,10 +56,12 @@ func goldenDiff() *drift.Diff {
 	}
 }
 
+func intp(n int) *int { return &n }
+
 func goldenReport() *Report {
 	return &Report{GeneratedAt: t1, Servers: 3, OlderThanDays: 30,
-		Worst: []ServerRisk{{Server: "billing-primary", Labels: map[string]string{"env": "prod", "team": "billing"}, ScanID: 9, At: t1, Risk: 17,
-			Failed: map[string]int{"critical": 1, "high": 1, "medium": 1}, Pass: 80}, {Server: hostile, ScanID: 8, At: t1, Risk: 0, Failed: map[string]int{}, Pass: 90}},
+		Worst: []ServerScore{{Server: "billing-primary", Labels: map[string]string{"env": "prod", "team": "billing"}, ScanID: 9, At: t1, Score: intp(82),
+			Failed: map[string]int{"critical": 1, "high": 1, "medium": 1}, Pass: 80}, {Server: hostile, ScanID: 8, At: t1, Score: intp(100), Failed: map[string]int{}, Pass: 90}},
 		Common: []store.RuleCount{{Rule: "TLS-01", Title: "TLS is enabled (ssl = on)", Severity: rules.High, Servers: 2, Findings: 2}},
 		Old: []store.OpenFinding{{Server: "billing-primary", FindingRow: store.FindingRow{ScanID: 9, Rule: "TLS-01", Status: rules.Fail,
 			Severity: rules.High, Object: "ssl", OpenSince: t1.AddDate(0, 0, -45)}}},

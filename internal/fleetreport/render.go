@@ -147,6 +147,8 @@ func markdown(d doc) string {
 	return b.String()
 }
 
+// Short cells (rule ids, times, severities, counts) never wrap: "AUTH-01"
+// broken at its hyphen is no longer the id one greps for.
 var htmlTmpl = template.Must(template.New("fleet").Parse(`<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -158,6 +160,7 @@ table { border-collapse: collapse; margin: 0.5em 0 1.5em; }
 th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; vertical-align: top; }
 th { background: #f3f3f3; }
 td { font-family: ui-monospace, monospace; font-size: 0.9em; white-space: pre-wrap; }
+td.id { white-space: nowrap; }
 .note, .empty { color: #555; }
 </style></head>
 <body>
@@ -168,7 +171,7 @@ td { font-family: ui-monospace, monospace; font-size: 0.9em; white-space: pre-wr
 {{if .Note}}<p class="note">{{.Note}}</p>{{end}}
 {{if .Rows}}<table>
 <tr>{{range .Head}}<th>{{.}}</th>{{end}}</tr>
-{{range .Rows}}<tr>{{range .}}<td>{{.}}</td>{{end}}</tr>
+{{range .Rows}}<tr>{{range .}}<td{{if lt (len .) 25}} class="id"{{end}}>{{.}}</td>{{end}}</tr>
 {{end}}</table>{{else}}<p class="empty">{{.Empty}}</p>{{end}}
 </section>
 {{end}}</body></html>

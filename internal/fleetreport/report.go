@@ -9,7 +9,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pgaegis/pgaegis/internal/inventory"
 	"github.com/pgaegis/pgaegis/internal/rules"
+	"github.com/pgaegis/pgaegis/internal/score"
 	"github.com/pgaegis/pgaegis/internal/store"
 )
 
@@ -33,7 +35,7 @@ type Options struct {
 type Report struct {
 	GeneratedAt   time.Time           `json:"generated_at"`
 	Servers       int                 `json:"servers"`
-	Worst         []ServerRisk        `json:"worst_servers"`
+	Worst         []ServerScore       `json:"worst_servers"`
 	Common        []store.RuleCount   `json:"common_failures"`
 	OlderThanDays int                 `json:"older_than_days"`
 	Old           []store.OpenFinding `json:"open_longer"`
@@ -41,15 +43,15 @@ type Report struct {
 	Unreachable   []ServerState       `json:"unreachable"`
 }
 
-// ServerRisk is a server's latest reached scan, scored.
-type ServerRisk struct {
+// ServerScore is a server's latest reached scan, scored.
+type ServerScore struct {
 	Server string            `json:"server"`
 	Labels map[string]string `json:"labels,omitempty"`
 	ScanID int64             `json:"scan_id"`
 	At     time.Time         `json:"at"`
-	// Risk weighs the failures: critical 10, high 5, medium 2, low 1,
-	// info 0. Higher is worse.
-	Risk   int            `json:"risk"`
+	// Score is the dashboard's score (internal/score): 0 to 100, lower is
+	// worse; null when the scan decided no check.
+	Score  *int           `json:"score"`
 	Failed map[string]int `json:"failed_by_severity"`
 	Pass   int            `json:"pass"`
 }
@@ -62,17 +64,6 @@ type ServerState struct {
 	At      time.Time    `json:"at"`
 	// LastOK is its latest reached scan's time (zero: never reached).
 	LastOK time.Time `json:"last_ok,omitzero"`
-}
-
-var riskWeight = map[string]int{"critical": 10, "high": 5, "medium": 2, "low": 1}
-
-// Risk scores a scan's counts (see ServerRisk.Risk).
-func Risk(c store.Counts) int {
-	n := 0
-	for sev, k := range c.FailBySeverity {
-		n += riskWeight[sev] * k
-	}
-	return n
 }
 
 // Build asks the store for the report.
@@ -110,10 +101,24 @@ func Build(ctx context.Context, st store.Store, o Options) (*Report, error) {
 			continue
 		}
 		c := s.LatestOK.Counts
-		r.Worst = append(r.Worst, ServerRisk{Server: s.Name, Labels: s.Labels, ScanID: s.LatestOK.ID, At: s.LatestOK.StartedAt,
-			Risk: Risk(c), Failed: c.FailBySeverity, Pass: c.Pass})
+		w := ServerScore{Server: s.Name, Labels: s.Labels, ScanID: s.LatestOK.ID, At: s.LatestOK.StartedAt,
+			Failed: c.FailBySeverity, Pass: c.Pass}
+		if n, ok := score.Of(c); ok {
+			w.Score = &n
+		}
+		r.Worst = append(r.Worst, w)
 	}
-	sort.SliceStable(r.Worst, func(i, j int) bool { return r.Worst[i].Risk > r.Worst[j].Risk })
+	// Lowest score first; servers without one last, by name throughout.
+	sort.SliceStable(r.Worst, func(i, j int) bool {
+		a, b := r.Worst[i], r.Worst[j]
+		if (a.Score == nil) != (b.Score == nil) {
+			return b.Score == nil
+		}
+		if a.Score != nil && *a.Score != *b.Score {
+			return *a.Score < *b.Score
+		}
+		return a.Server < b.Server
+	})
 	if len(r.Worst) > o.Limit {
 		r.Worst = r.Worst[:o.Limit]
 	}
@@ -149,27 +154,18 @@ func sevCounts(m map[string]int) string {
 	return strings.Join(parts, ", ")
 }
 
-func labels(m map[string]string) string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	var parts []string
-	for _, k := range keys {
-		parts = append(parts, k+"="+m[k])
-	}
-	return strings.Join(parts, " ")
-}
-
 func reportDoc(r *Report) doc {
 	d := doc{Title: "Fleet report", Meta: []string{"generated " + ts(r.GeneratedAt), fmt.Sprintf("%d servers in the store", r.Servers)}}
 	var worst [][]string
 	for _, s := range r.Worst {
-		worst = append(worst, []string{s.Server, strconv.Itoa(s.Risk), sevCounts(s.Failed), strconv.Itoa(s.Pass), ts(s.At), labels(s.Labels)})
+		sc := "-"
+		if s.Score != nil {
+			sc = strconv.Itoa(*s.Score)
+		}
+		worst = append(worst, []string{s.Server, sc, sevCounts(s.Failed), strconv.Itoa(s.Pass), ts(s.At), inventory.FormatLabels(s.Labels)})
 	}
-	d.Tables = append(d.Tables, table{Title: "Worst servers", Note: "latest reached scan of each server; risk = 10 per critical, 5 per high, 2 per medium, 1 per low failure",
-		Empty: "no server was reached", Head: []string{"server", "risk", "failing", "passing", "scanned", "labels"}, Rows: worst})
+	d.Tables = append(d.Tables, table{Title: "Worst servers", Note: "latest reached scan of each server, lowest score first: the dashboard's score, 100 × passing / (passing + 10 per critical, 5 per high, 2 per medium, 1 per low failure)",
+		Empty: "no server was reached", Head: []string{"server", "score", "failing", "passing", "scanned", "labels"}, Rows: worst})
 	var common [][]string
 	for _, c := range r.Common {
 		common = append(common, []string{c.Rule, c.Severity.String(), strconv.Itoa(c.Servers), strconv.Itoa(c.Findings), c.Title})

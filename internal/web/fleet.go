@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/pgaegis/pgaegis/internal/rules"
+	"github.com/pgaegis/pgaegis/internal/score"
 	"github.com/pgaegis/pgaegis/internal/store"
 )
 
@@ -45,24 +46,6 @@ func (r *serverRow) Fail(sev string) int {
 		return 0
 	}
 	return r.LatestOK.Counts.FailBySeverity[sev]
-}
-
-// severityWeight weighs failures in the score: a critical failure costs
-// as much as eight passing checks.
-var severityWeight = map[string]float64{"critical": 8, "high": 4, "medium": 2, "low": 1, "info": 1}
-
-// score is the share of decided checks (pass, waived, fail) that pass,
-// failures weighted by severity: 100 all pass, 0 all fail.
-func score(c store.Counts) (int, bool) {
-	var wf float64
-	for sev, n := range c.FailBySeverity {
-		wf += severityWeight[sev] * float64(n)
-	}
-	good := float64(c.Pass + c.Waived)
-	if good+wf == 0 {
-		return 0, false
-	}
-	return int(math.Floor(100 * good / (good + wf))), true
 }
 
 // scanSummary is what the fleet needs from one scan's finding rows.
@@ -281,12 +264,12 @@ func (s *Server) buildFleet(ctx context.Context) (*fleet, error) {
 		r := &serverRow{Name: sv.Name, Labels: sv.Labels, Latest: sv.Latest, LatestOK: sv.LatestOK}
 		rs := recent[sv.Name]
 		for i := len(rs) - 1; i >= 0; i-- {
-			if sc, ok := score(rs[i].Counts); ok {
+			if sc, ok := score.Of(rs[i].Counts); ok {
 				r.Trend = append(r.Trend, sc)
 			}
 		}
 		if sv.LatestOK != nil {
-			r.Score, r.HasScore = score(sv.LatestOK.Counts)
+			r.Score, r.HasScore = score.Of(sv.LatestOK.Counts)
 			if r.Sum, err = s.summary(ctx, sv.LatestOK.ID); err != nil {
 				return nil, fmt.Errorf("scan %d of %s: %w", sv.LatestOK.ID, sv.Name, err)
 			}
@@ -304,7 +287,7 @@ func (s *Server) buildFleet(ctx context.Context) (*fleet, error) {
 			d := &drift{From: &rs[1], To: &rs[0]}
 			d.New, d.Fixed = diffSummaries(prev, r.Sum)
 			r.Drift = d
-			if ps, ok := score(rs[1].Counts); ok && r.HasScore {
+			if ps, ok := score.Of(rs[1].Counts); ok && r.HasScore {
 				r.Delta = r.Score - ps
 			}
 		}

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pgaegis/pgaegis/internal/inventory"
 	"github.com/pgaegis/pgaegis/internal/report"
 	"github.com/pgaegis/pgaegis/internal/rules"
 	"github.com/pgaegis/pgaegis/internal/store"
@@ -40,7 +41,7 @@ var funcs = template.FuncMap{
 		return t.UTC().Format("2006-01-02")
 	},
 	"sev":    sevName,
-	"labels": labelText,
+	"labels": inventory.FormatLabels,
 	"spark":  sparkPoints,
 	"esc":    url.PathEscape,
 	"delta": func(d int) string {
@@ -93,19 +94,6 @@ func (s *Server) fail(w http.ResponseWriter, err error) {
 	http.Error(w, "store unavailable", http.StatusServiceUnavailable)
 }
 
-func labelText(l map[string]string) string {
-	keys := make([]string, 0, len(l))
-	for k := range l {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	var b []string
-	for _, k := range keys {
-		b = append(b, k+"="+l[k])
-	}
-	return strings.Join(b, " ")
-}
-
 // sparkPoints draws scores (0-100, oldest first) as an SVG polyline in a
 // 100×20 box.
 func sparkPoints(scores []int) string {
@@ -145,7 +133,7 @@ func (s *Server) fleetPage(w http.ResponseWriter, r *http.Request) {
 	if q != "" {
 		kept := rows[:0]
 		for _, row := range rows {
-			if strings.Contains(strings.ToLower(row.Name+" "+labelText(row.Labels)), q) {
+			if strings.Contains(strings.ToLower(row.Name+" "+inventory.FormatLabels(row.Labels)), q) {
 				kept = append(kept, row)
 			}
 		}
