@@ -118,7 +118,7 @@ func (d *Diff) Empty() bool {
 // Compare returns what changed from the scan from to the scan to.
 func Compare(from, to *store.ScanRecord) *Diff {
 	d := &Diff{Server: to.Server, From: ScanRef{from.ID, from.StartedAt}, To: ScanRef{to.ID, to.StartedAt}}
-	d.New, d.Fixed = findings(from.Findings, to.Findings), findings(to.Findings, from.Findings)
+	d.New, d.Fixed = Change(FailuresOf(from.Findings), FailuresOf(to.Findings))
 	a, b := from.Snapshot, to.Snapshot
 	if a == nil || b == nil {
 		d.Unknown = append(d.Unknown, "snapshot")
@@ -141,25 +141,39 @@ func Compare(from, to *store.ScanRecord) *Diff {
 	return d
 }
 
-type fkey struct{ rule, object string }
+// Key identifies a finding across scans of a server.
+type Key struct{ Rule, Object string }
 
-// findings returns the failures of b that are not failures in a.
-func findings(a, b []rules.Finding) []Finding {
-	failing := map[fkey]bool{}
-	for _, f := range a {
-		if f.Status == rules.Fail {
-			failing[fkey{f.Rule, f.Object}] = true
+// Failures are a scan's failing findings by key: what New and Fixed
+// compare. Callers that hold only stored finding rows (the dashboard)
+// build it themselves and share Change.
+type Failures map[Key]Finding
+
+// FailuresOf collects the failures among fs (the first of a repeated key
+// wins).
+func FailuresOf(fs []rules.Finding) Failures {
+	out := Failures{}
+	for _, f := range fs {
+		k := Key{f.Rule, f.Object}
+		if _, seen := out[k]; f.Status == rules.Fail && !seen {
+			out[k] = Finding{Rule: f.Rule, Object: f.Object, Severity: f.Severity, Title: f.Title, Location: f.Location}
 		}
 	}
+	return out
+}
+
+// Change returns the failures in to that were not in from (new) and the
+// reverse (fixed), each worst first, then by rule and object.
+func Change(from, to Failures) (newF, fixed []Finding) {
+	return minusFailures(to, from), minusFailures(from, to)
+}
+
+func minusFailures(a, b Failures) []Finding {
 	var out []Finding
-	seen := map[fkey]bool{}
-	for _, f := range b {
-		k := fkey{f.Rule, f.Object}
-		if f.Status != rules.Fail || failing[k] || seen[k] {
-			continue
+	for k, f := range a {
+		if _, ok := b[k]; !ok {
+			out = append(out, f)
 		}
-		seen[k] = true
-		out = append(out, Finding{Rule: f.Rule, Object: f.Object, Severity: f.Severity, Title: f.Title, Location: f.Location})
 	}
 	sort.Slice(out, func(i, j int) bool {
 		if out[i].Severity != out[j].Severity {

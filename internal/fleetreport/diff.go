@@ -88,3 +88,21 @@ func diffDoc(d *drift.Diff) doc {
 	out.Tables = append(out.Tables, table{Title: "Server certificate", Empty: "no change", Head: []string{"field", "old", "new"}, Rows: certs})
 	return out
 }
+
+// Table is one titled table of a fleet document, for another renderer
+// (the dashboard's server page).
+type Table = table
+
+// DiffTables are fleet diff's tables for d other than the findings ones
+// (the dashboard lists those itself, with links), and only those with a
+// change: settings, roles, grants, pg_hba.conf lines, the certificate.
+// Terminal controls are escaped; HTML is the caller's to escape.
+func DiffTables(d *drift.Diff) []Table {
+	var out []Table
+	for _, t := range clean(diffDoc(d)).Tables[2:] {
+		if len(t.Rows) > 0 {
+			out = append(out, t)
+		}
+	}
+	return out
+}

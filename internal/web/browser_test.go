@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -133,6 +134,10 @@ func TestBrowser(t *testing.T) {
 	}
 	if !strings.Contains(serverText, "Since the previous scan") || !strings.Contains(serverText, "web_boss") {
 		t.Errorf("server page lacks the drift (web_boss made superuser):\n%.2000s", serverText)
+	}
+	// The rest of fleet diff's drift: the role itself appeared.
+	if !regexp.MustCompile(`Roles\s[\s\S]*\+\s+web_boss\s+role added\s+[^\n]*superuser`).MatchString(serverText) {
+		t.Errorf("server page lacks the role change (web_boss added, superuser):\n%.3000s", serverText)
 	}
 	if rowsShown == 0 || !strings.Contains(shown, " of ") {
 		t.Errorf("filter web_boss shows %d rows (%q)", rowsShown, shown)

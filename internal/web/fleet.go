@@ -4,10 +4,10 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"sort"
 	"sync"
 	"time"
 
+	"github.com/pgaegis/pgaegis/internal/drift"
 	"github.com/pgaegis/pgaegis/internal/rules"
 	"github.com/pgaegis/pgaegis/internal/score"
 	"github.com/pgaegis/pgaegis/internal/store"
@@ -35,7 +35,7 @@ type serverRow struct {
 	HasScore bool // false: never reached, or nothing decided
 	Delta    int  // score change since the previous reached scan
 	Trend    []int
-	Drift    *drift // since the previous reached scan; nil with fewer than two
+	Drift    *findingDrift // since the previous reached scan; nil with fewer than two
 	Sum      *scanSummary
 	Cert     *certInfo
 }
@@ -51,27 +51,21 @@ func (r *serverRow) Fail(sev string) int {
 // scanSummary is what the fleet needs from one scan's finding rows.
 // Scans never change once written: summaries are kept by scan id.
 type scanSummary struct {
-	failing map[findingKey]failInfo
+	failing drift.Failures
 	// bySevArea counts failures by severity and area.
 	bySevArea map[[2]string]int
 	byRule    map[string]int
 }
 
-type findingKey struct{ rule, object string }
-
-type failInfo struct {
-	severity rules.Severity
-	title    string
-	area     string
-}
+type findingKey = drift.Key
 
 func summarize(rows []store.FindingRow) *scanSummary {
-	s := &scanSummary{failing: map[findingKey]failInfo{}, bySevArea: map[[2]string]int{}, byRule: map[string]int{}}
+	s := &scanSummary{failing: drift.Failures{}, bySevArea: map[[2]string]int{}, byRule: map[string]int{}}
 	for _, f := range rows {
 		if f.Status != rules.Fail {
 			continue
 		}
-		s.failing[findingKey{f.Rule, f.Object}] = failInfo{f.Severity, f.Title, f.Area}
+		s.failing[findingKey{Rule: f.Rule, Object: f.Object}] = drift.Finding{Rule: f.Rule, Object: f.Object, Severity: f.Severity, Title: f.Title}
 		s.bySevArea[[2]string{sevName(f.Severity), f.Area}]++
 		s.byRule[f.Rule]++
 	}
@@ -85,43 +79,12 @@ func sevName(s rules.Severity) string {
 	return s.String()
 }
 
-// drift is the findings-level change between a server's two latest
-// reached scans: failures new in the latest, failures it no longer has.
-// (internal/drift compares whole snapshots; this is the dashboard's
-// counts.)
-type drift struct {
+// findingDrift is the findings-level change between a server's two
+// latest reached scans, from the stored rows (drift.Change, as fleet diff
+// does); the server page adds the rest of drift.Compare.
+type findingDrift struct {
 	From, To   *store.Scan
-	New, Fixed []driftItem
-}
-
-type driftItem struct {
-	Rule, Object, Title, Area string
-	Severity                  rules.Severity
-}
-
-func diffSummaries(prev, cur *scanSummary) (newF, fixed []driftItem) {
-	for k, f := range cur.failing {
-		if _, ok := prev.failing[k]; !ok {
-			newF = append(newF, driftItem{k.rule, k.object, f.title, f.area, f.severity})
-		}
-	}
-	for k, f := range prev.failing {
-		if _, ok := cur.failing[k]; !ok {
-			fixed = append(fixed, driftItem{k.rule, k.object, f.title, f.area, f.severity})
-		}
-	}
-	for _, l := range [][]driftItem{newF, fixed} {
-		sort.Slice(l, func(i, j int) bool {
-			if l[i].Severity != l[j].Severity {
-				return l[i].Severity > l[j].Severity
-			}
-			if l[i].Rule != l[j].Rule {
-				return l[i].Rule < l[j].Rule
-			}
-			return l[i].Object < l[j].Object
-		})
-	}
-	return newF, fixed
+	New, Fixed []drift.Finding
 }
 
 // certInfo is a server's certificate as its latest reached scan saw it.
@@ -284,8 +247,8 @@ func (s *Server) buildFleet(ctx context.Context) (*fleet, error) {
 				return nil, err
 			}
 			keep[rs[1].ID] = true
-			d := &drift{From: &rs[1], To: &rs[0]}
-			d.New, d.Fixed = diffSummaries(prev, r.Sum)
+			d := &findingDrift{From: &rs[1], To: &rs[0]}
+			d.New, d.Fixed = drift.Change(prev.failing, r.Sum.failing)
 			r.Drift = d
 			if ps, ok := score.Of(rs[1].Counts); ok && r.HasScore {
 				r.Delta = r.Score - ps

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/pgaegis/pgaegis/internal/drift"
 	"github.com/pgaegis/pgaegis/internal/rules"
 	"github.com/pgaegis/pgaegis/internal/store"
 )
@@ -140,12 +141,12 @@ func TestMetricsAgainstTheStore(t *testing.T) {
 	}
 	// Drift: the real server's second scan (a superuser role created)
 	// has new failures; gen-b fixed one and got rule 5's.
-	drift := series(mf, "pgaegis_drift_findings")
-	if drift["change=new,server="+realServer] < 1 {
-		t.Errorf("no new failure on %s after CREATE ROLE web_boss SUPERUSER: %v", realServer, drift)
+	drifts := series(mf, "pgaegis_drift_findings")
+	if drifts["change=new,server="+realServer] < 1 {
+		t.Errorf("no new failure on %s after CREATE ROLE web_boss SUPERUSER: %v", realServer, drifts)
 	}
-	if drift["change=new,server=gen-b"] != 0 || drift["change=fixed,server=gen-b"] != 1 {
-		t.Errorf("gen-b drift: new %v fixed %v, want 0 and 1", drift["change=new,server=gen-b"], drift["change=fixed,server=gen-b"])
+	if drifts["change=new,server=gen-b"] != 0 || drifts["change=fixed,server=gen-b"] != 1 {
+		t.Errorf("gen-b drift: new %v fixed %v, want 0 and 1", drifts["change=new,server=gen-b"], drifts["change=fixed,server=gen-b"])
 	}
 	// The new failures name the role.
 	pair, err := st.LatestScans(ctx, realServer, 2)
@@ -154,11 +155,11 @@ func TestMetricsAgainstTheStore(t *testing.T) {
 	}
 	cur, _ := st.Findings(ctx, pair[0].ID)
 	prev, _ := st.Findings(ctx, pair[1].ID)
-	n, f := diffSummaries(summarize(prev), summarize(cur))
-	if float64(len(n)) != drift["change=new,server="+realServer] || float64(len(f)) != drift["change=fixed,server="+realServer] {
-		t.Errorf("drift series %v, store pair gives %d new %d fixed", drift, len(n), len(f))
+	n, f := drift.Change(summarize(prev).failing, summarize(cur).failing)
+	if float64(len(n)) != drifts["change=new,server="+realServer] || float64(len(f)) != drifts["change=fixed,server="+realServer] {
+		t.Errorf("drift series %v, store pair gives %d new %d fixed", drifts, len(n), len(f))
 	}
-	if !slices.ContainsFunc(n, func(d driftItem) bool { return regexp.MustCompile(`web_boss`).MatchString(d.Object) }) {
+	if !slices.ContainsFunc(n, func(d drift.Finding) bool { return regexp.MustCompile(`web_boss`).MatchString(d.Object) }) {
 		t.Errorf("no new finding about web_boss: %+v", n)
 	}
 	// Per-rule detail only when asked.

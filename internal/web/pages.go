@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pgaegis/pgaegis/internal/drift"
+	"github.com/pgaegis/pgaegis/internal/fleetreport"
 	"github.com/pgaegis/pgaegis/internal/inventory"
 	"github.com/pgaegis/pgaegis/internal/report"
 	"github.com/pgaegis/pgaegis/internal/rules"
@@ -244,7 +246,7 @@ func (s *Server) serverPage(w http.ResponseWriter, r *http.Request) {
 		}
 		for _, fr := range frows {
 			if !fr.OpenSince.IsZero() {
-				since[findingKey{fr.Rule, fr.Object}] = fr.OpenSince
+				since[findingKey{Rule: fr.Rule, Object: fr.Object}] = fr.OpenSince
 			}
 		}
 		areas := map[string]bool{}
@@ -257,6 +259,17 @@ func (s *Server) serverPage(w http.ResponseWriter, r *http.Request) {
 		}
 		report.SortFindings(shown)
 		v["Sections"], v["Shown"], v["Total"] = sections(shown), len(shown), len(rec.Findings)
+		// The rest of fleet diff's drift (settings, roles, grants, pg_hba.conf
+		// lines, certificate) against the previous reached scan.
+		if row.Drift != nil && row.Drift.To.ID == rec.ID {
+			prev, err := s.st.LoadScan(r.Context(), row.Drift.From.ID)
+			if err != nil {
+				s.fail(w, err)
+				return
+			}
+			d := drift.Compare(prev, rec)
+			v["Changes"], v["Unknown"] = fleetreport.DiffTables(d), strings.Join(d.Unknown, ", ")
+		}
 		var al []string
 		for a := range areas {
 			al = append(al, a)
@@ -264,7 +277,7 @@ func (s *Server) serverPage(w http.ResponseWriter, r *http.Request) {
 		sort.Strings(al)
 		v["Areas"] = al
 	}
-	v["Since"] = func(rule, object string) time.Time { return since[findingKey{rule, object}] }
+	v["Since"] = func(rule, object string) time.Time { return since[findingKey{Rule: rule, Object: object}] }
 	scans, err := s.st.Scans(r.Context(), name, s.now().AddDate(0, 0, -90), time.Time{})
 	if err != nil {
 		s.fail(w, err)
