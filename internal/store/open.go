@@ -10,15 +10,19 @@ import (
 //   - postgres://… or postgresql://…, or a libpq key=value string
 //     ("host=db dbname=fleet"): PostgreSQL;
 //   - sqlite://PATH, file:PATH, or a plain path: SQLite.
-func Open(ctx context.Context, url string) (Store, error) {
+func Open(ctx context.Context, url string) (Store, error) { return openAt(ctx, url, 0) }
+
+// openAt opens url migrated up to version upto (0: the latest), which
+// only tests of migrations want.
+func openAt(ctx context.Context, url string, upto int) (Store, error) {
 	kind, target, err := parseURL(url)
 	if err != nil {
 		return nil, err
 	}
 	if kind == "postgres" {
-		return openPostgres(ctx, target)
+		return openPostgres(ctx, target, upto)
 	}
-	return openSQLite(ctx, target)
+	return openSQLite(ctx, target, upto)
 }
 
 // parseURL says which backend url names and what to hand it: the path

@@ -33,7 +33,7 @@ type pgStore struct{ *core }
 
 func (*pgStore) Backend() string { return "postgres" }
 
-func openPostgres(ctx context.Context, dsn string) (Store, error) {
+func openPostgres(ctx context.Context, dsn string, upto int) (Store, error) {
 	cfg, err := pgx.ParseConfig(dsn)
 	if err != nil {
 		// pgx's message may quote the string, password and all.
@@ -48,7 +48,7 @@ func openPostgres(ctx context.Context, dsn string) (Store, error) {
 	}
 	db := stdlib.OpenDB(*cfg)
 	lock := fmt.Sprintf("SELECT pg_advisory_xact_lock(%d)", int64(migrationLock))
-	if err := migrate(ctx, db, pgDialect, lock); err != nil {
+	if err := migrate(ctx, db, pgDialect, lock, upto); err != nil {
 		db.Close()
 		return nil, &redactedError{msg: "store " + describe(cfg) + ": " + conninfo.RedactDSN(err.Error()), err: err}
 	}
