@@ -102,6 +102,12 @@ func (c *core) OpenLongerThan(ctx context.Context, age time.Duration, now time.T
 	return out, rows.Err()
 }
 
+// HeldControls reads the clean sets of the period's reached scans: a
+// rule held when every one of those scans had it in its clean set
+// (decided, nothing but pass), which is the same as "in every reached
+// scan and never anything but pass" over the finding rows, without
+// reading them. Scans share sets, so the work follows the number of
+// distinct sets, not findings.
 func (c *core) HeldControls(ctx context.Context, from, to time.Time) (*Evidence, error) {
 	if to.IsZero() {
 		to = farFuture
@@ -115,29 +121,49 @@ func (c *core) HeldControls(ctx context.Context, from, to time.Time) (*Evidence,
 	if err != nil {
 		return nil, fmt.Errorf("store: evidence: %w", err)
 	}
-	// A rule held when it was decided in every reached scan and never
-	// anything but pass: absent, not checked or waived in one scan is not
-	// evidence for that scan.
-	rows, err := c.db.QueryContext(ctx, d.bind(`SELECT f.rule, MAX(f.title), SUM(f.rule_first),
-		SUM(CASE WHEN f.status <> 'pass' THEN 1 ELSE 0 END)
-		FROM scans s JOIN findings f ON f.scan_id = s.id
-		WHERE s.status = 'ok' AND s.started_at >= ? AND s.started_at < ?
-		GROUP BY f.rule ORDER BY f.rule`), d.ts(from), d.ts(to))
+	if ev.Scans == 0 {
+		return ev, nil
+	}
+	rows, err := c.db.QueryContext(ctx, d.bind(`SELECT DISTINCT clean_set FROM scans
+		WHERE started_at >= ? AND started_at < ? AND status = 'ok'`), d.ts(from), d.ts(to))
+	if err != nil {
+		return nil, fmt.Errorf("store: evidence: %w", err)
+	}
+	var b strings.Builder
+	sets := 0
+	for rows.Next() {
+		var id sql.NullInt64
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		if !id.Valid {
+			// Every reached scan gets a set when written or migrated.
+			rows.Close()
+			return nil, fmt.Errorf("store: evidence: a reached scan has no clean set")
+		}
+		if b.Len() > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(strconv.FormatInt(id.Int64, 10)) // an integer from the database: nothing to quote
+		sets++
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	rows, err = c.db.QueryContext(ctx, d.bind(`SELECT rule, MAX(title) FROM clean_set_rules
+		WHERE set_id IN (`+b.String()+`) GROUP BY rule HAVING COUNT(DISTINCT set_id) = ? ORDER BY rule`), sets)
 	if err != nil {
 		return nil, fmt.Errorf("store: evidence: %w", err)
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var h HeldControl
-		var bad int
-		if err := rows.Scan(&h.Rule, &h.Title, &h.Scans, &bad); err != nil {
+		h := HeldControl{Scans: ev.Scans, Servers: ev.Servers}
+		if err := rows.Scan(&h.Rule, &h.Title); err != nil {
 			return nil, err
 		}
-		// Present in every reached scan means on every server that had one.
-		if bad == 0 && h.Scans == ev.Scans {
-			h.Servers = ev.Servers
-			ev.Held = append(ev.Held, h)
-		}
+		ev.Held = append(ev.Held, h)
 	}
 	return ev, rows.Err()
 }

@@ -16,15 +16,19 @@ var ErrNoStore = errors.New("no pgaegis store there")
 //   - postgres://… or postgresql://…, or a libpq key=value string
 //     ("host=db dbname=fleet"): PostgreSQL;
 //   - sqlite://PATH, file:PATH, or a plain path: SQLite.
-func Open(ctx context.Context, url string) (Store, error) {
+func Open(ctx context.Context, url string) (Store, error) { return openAt(ctx, url, 0) }
+
+// openAt opens url migrated up to version upto (0: the latest), which
+// only tests of migrations want.
+func openAt(ctx context.Context, url string, upto int) (Store, error) {
 	kind, target, err := parseURL(url)
 	if err != nil {
 		return nil, err
 	}
 	if kind == "postgres" {
-		return openPostgres(ctx, target, false)
+		return openPostgres(ctx, target, upto, false)
 	}
-	return openSQLite(ctx, target)
+	return openSQLite(ctx, target, upto)
 }
 
 // OpenExisting is Open for the commands that only read (report, diff,
@@ -38,12 +42,12 @@ func OpenExisting(ctx context.Context, url string) (Store, error) {
 		return nil, err
 	}
 	if kind == "postgres" {
-		return openPostgres(ctx, target, true)
+		return openPostgres(ctx, target, 0, true)
 	}
 	if _, err := os.Stat(target); errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("store: %s: %w (fleet scan creates it)", target, ErrNoStore)
 	}
-	return openSQLite(ctx, target)
+	return openSQLite(ctx, target, 0)
 }
 
 // parseURL says which backend url names and what to hand it: the path

@@ -33,7 +33,7 @@ type pgStore struct{ *core }
 
 func (*pgStore) Backend() string { return "postgres" }
 
-func openPostgres(ctx context.Context, dsn string, mustExist bool) (Store, error) {
+func openPostgres(ctx context.Context, dsn string, upto int, mustExist bool) (Store, error) {
 	cfg, err := pgx.ParseConfig(dsn)
 	if err != nil {
 		// pgx's message may quote the string, password and all.
@@ -59,7 +59,7 @@ func openPostgres(ctx context.Context, dsn string, mustExist bool) (Store, error
 		}
 	}
 	lock := fmt.Sprintf("SELECT pg_advisory_xact_lock(%d)", int64(migrationLock))
-	if err := migrate(ctx, db, pgDialect, lock); err != nil {
+	if err := migrate(ctx, db, pgDialect, lock, upto); err != nil {
 		db.Close()
 		return nil, &redactedError{msg: "store " + describe(cfg) + ": " + conninfo.RedactDSN(err.Error()), err: err}
 	}

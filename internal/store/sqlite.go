@@ -27,7 +27,7 @@ func (*sqliteStore) Backend() string { return "sqlite" }
 // sqliteParams are applied by the driver on every new connection.
 const sqliteParams = "?_pragma=busy_timeout(60000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_txlock=immediate"
 
-func openSQLite(ctx context.Context, path string) (Store, error) {
+func openSQLite(ctx context.Context, path string, upto int) (Store, error) {
 	// The store describes every server's weaknesses: owner-only from the
 	// first byte (SQLite gives its -wal and -shm files the same mode).
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
@@ -39,7 +39,7 @@ func openSQLite(ctx context.Context, path string) (Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: %s: %w", path, err)
 	}
-	if err := migrate(ctx, db, sqliteDialect, ""); err != nil {
+	if err := migrate(ctx, db, sqliteDialect, "", upto); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}

@@ -127,13 +127,23 @@ func (c *core) PutScan(ctx context.Context, in NewScan) (int64, error) {
 	// ON CONFLICT DO NOTHING waits for a concurrent writer of the same
 	// job key (PostgreSQL) and then inserts no row: the job's scan is
 	// already recorded, and that one is the answer.
+	// A reached scan names its clean set, what HeldControls reads
+	// instead of the finding rows.
+	var cleanSet any
+	if in.Status == OK {
+		set := cleanSetOf(func(i int) string { return findings[i].Rule }, func(i int) string { return string(findings[i].Status) },
+			func(i int) string { return findings[i].Title }, len(findings))
+		if cleanSet, err = putCleanSet(ctx, tx, d, set); err != nil {
+			return 0, fmt.Errorf("store: scan of %s: %w", in.Server, err)
+		}
+	}
 	var scanID int64
 	err = tx.QueryRowContext(ctx, d.bind(`INSERT INTO scans (server_id, labels, started_at, finished_at, status, message,
-		tool_version, server_version, fail_critical, fail_high, fail_medium, fail_low, fail_info, pass, not_checked, waived, snapshot, findings, job_key)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (job_key) DO NOTHING RETURNING id`),
+		tool_version, server_version, fail_critical, fail_high, fail_medium, fail_low, fail_info, pass, not_checked, waived, snapshot, findings, job_key, clean_set)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (job_key) DO NOTHING RETURNING id`),
 		serverID, string(labels), d.ts(in.StartedAt), d.ts(in.FinishedAt), string(in.Status), msg,
 		toolVersion, serverVersion, n.FailBySeverity["critical"], n.FailBySeverity["high"], n.FailBySeverity["medium"],
-		n.FailBySeverity["low"], n.FailBySeverity["info"], n.Pass, n.NotChecked, n.Waived, snapBlob, findBlob, jobKey).Scan(&scanID)
+		n.FailBySeverity["low"], n.FailBySeverity["info"], n.Pass, n.NotChecked, n.Waived, snapBlob, findBlob, jobKey, cleanSet).Scan(&scanID)
 	if errors.Is(err, sql.ErrNoRows) && in.JobKey != "" {
 		tx.Rollback()
 		if err := c.db.QueryRowContext(ctx, d.bind(`SELECT id FROM scans WHERE job_key = ?`), in.JobKey).Scan(&scanID); err != nil {
