@@ -68,7 +68,7 @@ func TestLoadListsEveryProblem(t *testing.T) {
 				"    labels: {Team: x}"),
 		},
 		want: []string{
-			`fleet.yaml:1:1: unknown key "concurrency" in the inventory (known: defaults, include, servers, version)`,
+			`fleet.yaml:1:1: unknown key "concurrency" in the inventory (known: defaults, include, servers, version); concurrency belongs under defaults:`,
 			`fleet.yaml:6:14: timeout: "forever" is not a duration (30m, 6h, 7d)`,
 			"fleet.yaml:8:15: inline password in conninfo refused (value not shown): reference it with password_env, password_file, a passfile or a service file",
 			`teams/x.yaml:4:15: schedule "every 0m": the interval must be between 1m and 366d`,

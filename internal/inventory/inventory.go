@@ -346,7 +346,11 @@ func (l *loader) mapping(path string, n *yaml.Node, known map[string]bool, what 
 			l.errs.add(posOf(path, k), "inline password refused (%q key in %s): reference it with password_env, password_file, a passfile or a service file", k.Value, what)
 			bad = true
 		case !known[k.Value]:
-			l.errs.add(posOf(path, k), "unknown key %q in %s (known: %s)", k.Value, what, knownList(known))
+			hint := ""
+			if what == "the inventory" && defaultsKeys[k.Value] {
+				hint = fmt.Sprintf("; %s belongs under defaults:", k.Value)
+			}
+			l.errs.add(posOf(path, k), "unknown key %q in %s (known: %s)%s", k.Value, what, knownList(known), hint)
 			bad = true
 		case out[k.Value] != nil:
 			first := out[k.Value]
