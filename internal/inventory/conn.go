@@ -86,9 +86,9 @@ func (s Server) ConnConfig() (*Conn, error) {
 	case s.PasswordEnv != "":
 		v, ok := os.LookupEnv(s.PasswordEnv)
 		if !ok || v == "" {
-			return nil, fmt.Errorf("server %s: password_env %s is not set (or empty) in pgaegis's environment", s.Name, s.PasswordEnv)
+			return nil, fmt.Errorf("server %s: %s is not set (or empty) in pgaegis's environment%s", s.Name, s.passwordEnvRef(), s.passwordEnvAt())
 		}
-		cfg.Password, c.PasswordFrom = v, "password_env "+s.PasswordEnv
+		cfg.Password, c.PasswordFrom = v, s.passwordEnvRef()
 	case s.PasswordFile != "":
 		pw, err := readPasswordFile(s.PasswordFile)
 		if err != nil {
@@ -97,6 +97,29 @@ func (s Server) ConnConfig() (*Conn, error) {
 		cfg.Password, c.PasswordFrom = pw, "password_file "+s.PasswordFile
 	}
 	return c, nil
+}
+
+// passwordEnvRef names the password_env variable the way messages may
+// show it: by name when Load checked it is written as a variable's name
+// (or it has the conventional form), else by where it is written only,
+// as a value like "Sup3rSecretX" may be a pasted password.
+func (s Server) passwordEnvRef() string {
+	if s.passwordEnvChecked || envConventionalRE.MatchString(s.PasswordEnv) {
+		return "password_env " + s.PasswordEnv
+	}
+	if s.PasswordEnvPos.File != "" {
+		return "the variable password_env names at " + s.PasswordEnvPos.String() + " (name not shown: it does not look like a variable's name)"
+	}
+	return "the variable password_env names (name not shown: it does not look like a variable's name)"
+}
+
+// passwordEnvAt is where password_env is written, for a message that
+// shows its name.
+func (s Server) passwordEnvAt() string {
+	if s.PasswordEnvPos.File == "" || !strings.HasPrefix(s.passwordEnvRef(), "password_env ") {
+		return ""
+	}
+	return " (password_env at " + s.PasswordEnvPos.String() + ")"
 }
 
 // checkPrivate refuses a credential file that is missing, not a regular

@@ -2,6 +2,7 @@ package inventory
 
 import (
 	"fmt"
+	"sort"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -32,13 +33,20 @@ type Error struct {
 
 func (e *Error) Error() string { return e.Pos.String() + ": " + e.Msg }
 
-// Errors are all the problems found, in the order the files were read; Load returns them
-// as one error.
+// Errors are all the problems found, file by file in the order the
+// files were read (an included file after the file including it), and
+// within a file by line and column. Load returns them as one error.
 type Errors []*Error
 
-// maxErrors stops the list of a hopeless file (random bytes) from
-// growing without bound.
+// maxErrors is how many problems Load lists; when there are more, one
+// last entry says so. It stops the list of a hopeless file (random bytes)
+// from growing without bound.
 const maxErrors = 50
+
+// maxCollect bounds the problems gathered before sorting: enough that
+// the first maxErrors in file order are among them, and a bound on the
+// work a hopeless inventory makes.
+const maxCollect = 20 * maxErrors
 
 func (es Errors) Error() string {
 	var b strings.Builder
@@ -52,19 +60,57 @@ func (es Errors) Error() string {
 }
 
 // errs collects errors while loading.
-type errs struct{ list Errors }
+type errs struct {
+	list  Errors
+	order map[string]int // file -> the order it was first read in
+}
+
+// file records that path is read now: its errors sort after those of
+// the files read before it.
+func (c *errs) file(path string) {
+	if c.order == nil {
+		c.order = map[string]int{}
+	}
+	if _, ok := c.order[path]; !ok {
+		c.order[path] = len(c.order)
+	}
+}
 
 func (c *errs) add(p Pos, format string, args ...any) {
-	if len(c.list) < maxErrors {
+	if len(c.list) < maxCollect {
 		c.list = append(c.list, &Error{Pos: p, Msg: fmt.Sprintf(format, args...)})
 	}
 }
 
-func (c *errs) full() bool { return len(c.list) >= maxErrors }
+func (c *errs) full() bool { return len(c.list) >= maxCollect }
 
 func (c *errs) err() error {
 	if len(c.list) == 0 {
 		return nil
 	}
-	return c.list
+	list := append(Errors(nil), c.list...)
+	rank := func(f string) int {
+		if i, ok := c.order[f]; ok {
+			return i
+		}
+		return len(c.order)
+	}
+	sort.SliceStable(list, func(i, j int) bool {
+		a, b := list[i].Pos, list[j].Pos
+		if ra, rb := rank(a.File), rank(b.File); ra != rb {
+			return ra < rb
+		}
+		if a.Line != b.Line {
+			return a.Line < b.Line
+		}
+		return a.Col < b.Col
+	})
+	if len(list) > maxErrors {
+		more := "more problems follow"
+		if !c.full() {
+			more = fmt.Sprintf("%d more problems follow", len(list)-maxErrors)
+		}
+		list = append(list[:maxErrors:maxErrors], &Error{Pos: list[maxErrors].Pos, Msg: more + fmt.Sprintf(" (only the first %d are listed)", maxErrors)})
+	}
+	return list
 }

@@ -35,7 +35,7 @@ func (l *loader) forVars(path string, n *yaml.Node, nameT string, nameN *yaml.No
 				return nil, false
 			}
 		}
-		if !strings.Contains(nameT, "{"+k.Value+"}") {
+		if nameN != nil && nameT != "" && !strings.Contains(nameT, "{"+k.Value+"}") {
 			l.errs.add(posOf(path, nameN), "the name of a generated server must use {%s}, so each one gets its own name", k.Value)
 			return nil, false
 		}

@@ -95,6 +95,10 @@ type defaults struct {
 	waivers        string
 	passfile       string
 	servicefile    string
+	// credBroken: the passfile or service file given was refused, so
+	// a server's connection settings cannot be checked (its service
+	// would not be found): that error is enough.
+	credBroken bool
 }
 
 var (
@@ -139,6 +143,7 @@ func (l *loader) file(path string, inherited defaults, stack []string, from Pos)
 	}
 	stack = append(stack, abs)
 	l.read[abs] = from
+	l.errs.file(path)
 	data, err := safefile.ReadConfig(path)
 	if err != nil {
 		if from.File == "" {
@@ -152,7 +157,10 @@ func (l *loader) file(path string, inherited defaults, stack []string, from Pos)
 	if !ok {
 		return
 	}
-	top := l.mapping(path, root, topKeys, "the inventory")
+	// The keys that are known are checked even when another is not
+	// (concurrency: at the top instead of under defaults:), so one typo
+	// does not hide the rest of the file.
+	top, _ := l.mapping(path, root, topKeys, "the inventory")
 	if top == nil {
 		return
 	}
@@ -224,7 +232,9 @@ func hasGlobMeta(s string) bool { return strings.ContainsAny(s, "*?[") }
 func (l *loader) parse(path string, data []byte) (root *yaml.Node, ok bool) {
 	if err := safeParse(data, &root); err != nil {
 		pos := yamlErrPos(path, err)
-		l.errs.add(pos, "%s%s", yamlErrMsg(err), starHint(data, pos.Line))
+		// The parser stops at its first error: nothing after it (nor the
+		// files this one includes) can be checked until it is fixed.
+		l.errs.add(pos, "%s%s; the rest of this file is not checked until this is fixed", yamlErrMsg(err), starHint(data, pos.Line))
 		return nil, false
 	}
 	if root == nil {
@@ -300,7 +310,7 @@ func (l *loader) noAliases(path string, n *yaml.Node) bool {
 	var walk func(n *yaml.Node)
 	walk = func(n *yaml.Node) {
 		if n.Kind == yaml.AliasNode || n.Anchor != "" {
-			l.errs.add(posOf(path, n), "YAML anchors and aliases are not supported in an inventory (use defaults:)")
+			l.errs.add(posOf(path, n), "YAML anchors and aliases are not supported in an inventory (use defaults:); the rest of this file is not checked until they are gone")
 			ok = false
 			return
 		}
@@ -313,12 +323,14 @@ func (l *loader) noAliases(path string, n *yaml.Node) bool {
 }
 
 // mapping checks that n is a mapping with known, unique keys, and
-// returns its values by key. An inline password key is refused without
-// showing its value.
-func (l *loader) mapping(path string, n *yaml.Node, known map[string]bool, what string) map[string]*yaml.Node {
+// returns the values of its good keys by key, so the caller checks them
+// too; clean is false when some key was refused. An inline password key
+// is refused without showing its value. It returns nil when n is not a
+// mapping.
+func (l *loader) mapping(path string, n *yaml.Node, known map[string]bool, what string) (m map[string]*yaml.Node, clean bool) {
 	if n.Kind != yaml.MappingNode {
 		l.errs.add(posOf(path, n), "%s is a mapping (key: value lines)", what)
-		return nil
+		return nil, false
 	}
 	out := map[string]*yaml.Node{}
 	bad := false
@@ -334,7 +346,11 @@ func (l *loader) mapping(path string, n *yaml.Node, known map[string]bool, what 
 			l.errs.add(posOf(path, k), "inline password refused (%q key in %s): reference it with password_env, password_file, a passfile or a service file", k.Value, what)
 			bad = true
 		case !known[k.Value]:
-			l.errs.add(posOf(path, k), "unknown key %q in %s (known: %s)", k.Value, what, knownList(known))
+			hint := ""
+			if what == "the inventory" && defaultsKeys[k.Value] {
+				hint = fmt.Sprintf("; %s belongs under defaults:", k.Value)
+			}
+			l.errs.add(posOf(path, k), "unknown key %q in %s (known: %s)%s", k.Value, what, knownList(known), hint)
 			bad = true
 		case out[k.Value] != nil:
 			first := out[k.Value]
@@ -344,10 +360,7 @@ func (l *loader) mapping(path string, n *yaml.Node, known map[string]bool, what 
 			out[k.Value] = v
 		}
 	}
-	if bad {
-		return nil
-	}
-	return out
+	return out, !bad
 }
 
 func knownList(known map[string]bool) string {
@@ -407,7 +420,7 @@ func (l *loader) schedule(path string, n *yaml.Node) (*Schedule, bool) {
 }
 
 func (l *loader) defaults(path string, n *yaml.Node, d defaults, top bool) defaults {
-	m := l.mapping(path, n, defaultsKeys, "defaults")
+	m, _ := l.mapping(path, n, defaultsKeys, "defaults")
 	if m == nil {
 		return d
 	}
@@ -449,7 +462,11 @@ func (l *loader) defaults(path string, n *yaml.Node, d defaults, top bool) defau
 			if s, ok := l.scalar(path, v, key); ok {
 				if p, ok := l.credFile(path, v, dir, key, s); ok {
 					*dst = p
+				} else {
+					d.credBroken = true
 				}
+			} else {
+				d.credBroken = true
 			}
 		}
 	}

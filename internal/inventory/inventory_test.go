@@ -191,8 +191,17 @@ func TestErrorsAreCapped(t *testing.T) {
 	os.WriteFile(p, []byte(b.String()), 0o644)
 	_, err := Load(p)
 	var list Errors
-	if !errors.As(err, &list) || len(list) != maxErrors {
-		t.Fatalf("got %d errors, want %d", len(list), maxErrors)
+	if !errors.As(err, &list) || len(list) != maxErrors+1 {
+		t.Fatalf("got %d errors, want %d and a note", len(list), maxErrors)
+	}
+	// The first 50 in file order, then a note at the 51st's place.
+	for i, e := range list[:maxErrors] {
+		if e.Pos.Line != 3+2*i || !strings.Contains(e.Msg, `unknown key "typo"`) {
+			t.Errorf("error %d: %v", i, e)
+		}
+	}
+	if last := list[maxErrors]; last.Pos.Line != 3+2*maxErrors || last.Msg != "150 more problems follow (only the first 50 are listed)" {
+		t.Errorf("last: %v", last)
 	}
 }
 

@@ -41,6 +41,12 @@ type Server struct {
 	// the password, or a file (mode 0600 or stricter) holding it.
 	PasswordEnv  string
 	PasswordFile string
+	// PasswordEnvPos is where password_env is written (zero when the
+	// Server was not loaded from a file).
+	PasswordEnvPos Pos
+	// passwordEnvChecked: Load checked that password_env is written as
+	// a variable's name, so messages may show it.
+	passwordEnvChecked bool
 	// Pos is where the entry is written (a generated one: its template).
 	Pos Pos
 }
@@ -49,19 +55,41 @@ var (
 	nameRE    = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
 	labelRE   = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
 	envNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,127}$`)
-	varRE     = regexp.MustCompile(`^[a-z][a-z0-9_]{0,31}$`)
-	rangeRE   = regexp.MustCompile(`^(\d{1,6})\.\.(\d{1,6})$`)
+	// envUpperRE is the conventional form of a variable's name.
+	envUpperRE        = regexp.MustCompile(`^[A-Z0-9_]*$`)
+	envConventionalRE = regexp.MustCompile(`^[A-Z_][A-Z0-9_]{0,127}$`)
+	placeholderRE     = regexp.MustCompile(`\{[a-z][a-z0-9_]{0,31}\}`)
+	varRE             = regexp.MustCompile(`^[a-z][a-z0-9_]{0,31}$`)
+	rangeRE           = regexp.MustCompile(`^(\d{1,6})\.\.(\d{1,6})$`)
 )
 
 // maxExpand bounds the entries one for: may generate.
 const maxExpand = 10000
 
+// passwordEnvMsg refuses a password_env value that is not written as an
+// environment variable's name. The value is never shown: it may be the
+// password itself.
+const passwordEnvMsg = "password_env must name an environment variable, like PGPASSWORD_PROD (upper-case letters, digits and _, with {variable} for a for: variable); this value does not look like one and may be the password itself, so it is not shown"
+
+// envTemplateOK: a password_env value is written in upper case, as
+// environment variable names are by convention ("Sup3rSecretX", a
+// pasted password, is a valid variable name and would otherwise be
+// accepted, then echoed in the error saying it is not set). Values of
+// for: variables may bring lower case (EDGE_{site}_PASSWORD).
+func envTemplateOK(t string) bool {
+	lit := placeholderRE.ReplaceAllString(t, "")
+	return envUpperRE.MatchString(lit) && strings.ContainsAny(lit, "ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+}
+
+// server checks one entry. Every key is checked even after another was
+// refused, so the load lists all of an entry's problems at once; the
+// entry is added to the inventory only when all of it is good.
 func (l *loader) server(path, dir string, n *yaml.Node, d defaults) {
-	m := l.mapping(path, n, serverKeys, "a server")
+	m, clean := l.mapping(path, n, serverKeys, "a server")
 	if m == nil {
 		return
 	}
-	bad := false
+	bad := !clean
 	str := func(key string) (string, *yaml.Node) {
 		v := m[key]
 		if v == nil {
@@ -72,18 +100,23 @@ func (l *loader) server(path, dir string, n *yaml.Node, d defaults) {
 		return s, v
 	}
 	nameT, nameN := str("name")
+	named := nameT != ""
 	if nameN == nil {
-		l.errs.add(posOf(path, n), "a server without a name (name: is required, and unique)")
-		return
-	}
-	if bad {
-		return // the name's own error is enough
+		bad = true
+		// After a refused key (nmae:) the missing name is its echo.
+		if clean {
+			l.errs.add(posOf(path, n), "a server without a name (name: is required, and unique)")
+		}
 	}
 	combos := []map[string]string{{}}
+	// templateOnly: for: is broken, so the entry's values are checked as
+	// written (an inline password in conninfo is still found), but no
+	// server is generated.
+	templateOnly := false
 	if v := m["for"]; v != nil {
 		var ok bool
 		if combos, ok = l.forVars(path, v, nameT, nameN); !ok {
-			return
+			combos, templateOnly, bad = []map[string]string{{}}, true, true
 		}
 	}
 	base := Server{Profile: DefaultProfile, Timeout: DefaultTimeout, Pos: posOf(path, n)}
@@ -116,15 +149,22 @@ func (l *loader) server(path, dir string, n *yaml.Node, d defaults) {
 		base.WaiversFile, bad = p, bad || !ok
 	}
 	base.Waivers = l.waivers[base.WaiversFile]
+	credBroken := d.credBroken
 	for _, kd := range []struct {
 		key string
 		dst *string
 	}{{"passfile", &base.PassFile}, {"servicefile", &base.ServiceFile}} {
 		key, dst := kd.key, kd.dst
-		if s, v := str(key); v != nil && s != "" {
-			p, ok := l.credFile(path, v, dir, key, s)
-			*dst, bad = p, bad || !ok
+		s, v := str(key)
+		if v == nil {
+			continue
 		}
+		if s == "" {
+			credBroken = true
+			continue
+		}
+		p, ok := l.credFile(path, v, dir, key, s)
+		*dst, bad, credBroken = p, bad || !ok, credBroken || !ok
 	}
 	// Both may use for: variables (password_env: SHARD_{n}_PW), so they
 	// are checked per generated server below. The password file is read
@@ -135,82 +175,110 @@ func (l *loader) server(path, dir string, n *yaml.Node, d defaults) {
 		l.errs.add(posOf(path, m["password_file"]), "password_env and password_file both given: choose one")
 		bad = true
 	}
+	if pwEnvT != "" && !envTemplateOK(pwEnvT) {
+		l.errs.add(posOf(path, pwEnvN), passwordEnvMsg)
+		pwEnvT, bad = "", true
+	}
 	connT, connN := str("conninfo")
 	svcT, svcN := str("service")
 	if connN == nil && svcN == nil {
-		l.errs.add(posOf(path, n), "server %q has no connection: give conninfo: (a URI or key=value string) or service:", nameT)
-		return
+		bad = true
+		if clean {
+			l.errs.add(posOf(path, n), "server %q has no connection: give conninfo: (a URI or key=value string) or service:", nameT)
+		}
 	}
-	var labelsN *yaml.Node
-	if v := m["labels"]; v != nil {
-		labelsN = v
-	}
-	if bad {
-		return
+	labelsN := m["labels"]
+	// A problem in a template is reported once, not once per generated
+	// server.
+	reported := map[string]bool{}
+	once := func(what string, at *yaml.Node, format string, args ...any) {
+		if !reported[what] {
+			reported[what] = true
+			l.errs.add(posOf(path, at), format, args...)
+		}
 	}
 	for _, c := range combos {
 		s := base
-		s.Name = subst(nameT, c)
-		if !nameRE.MatchString(s.Name) {
-			l.errs.add(posOf(path, nameN), "server name %q: use letters, digits, '.', '_' and '-' (at most 128, starting with a letter or digit)", s.Name)
-			return
+		ok := !bad
+		if named && !templateOnly {
+			s.Name = subst(nameT, c)
+			first, dup := l.names[s.Name]
+			switch {
+			case !nameRE.MatchString(s.Name):
+				once("name", nameN, "server name %q: use letters, digits, '.', '_' and '-' (at most 128, starting with a letter or digit)", s.Name)
+				ok = false
+			case dup:
+				l.errs.add(posOf(path, nameN), "duplicate server name %q: also at %s", s.Name, first)
+				ok = false
+			case len(l.names) >= maxServers:
+				l.errs.add(posOf(path, nameN), "more than %d servers", maxServers)
+				return
+			default:
+				l.names[s.Name] = posOf(path, nameN)
+			}
 		}
-		if first, dup := l.names[s.Name]; dup {
-			l.errs.add(posOf(path, nameN), "duplicate server name %q: also at %s", s.Name, first)
-			continue
-		}
-		if len(l.names) >= maxServers {
-			l.errs.add(posOf(path, nameN), "more than %d servers", maxServers)
-			return
-		}
-		l.names[s.Name] = posOf(path, nameN)
 		s.Labels = copyLabels(d.labels)
 		if labelsN != nil {
-			s.Labels = l.labelsWith(path, labelsN, s.Labels, c)
-			if s.Labels == nil {
-				return
+			if !reported["labels"] {
+				s.Labels = l.labelsWith(path, labelsN, s.Labels, c)
+			}
+			if reported["labels"] || s.Labels == nil {
+				reported["labels"], ok = true, false
 			}
 		}
-		if pwEnvN != nil {
-			s.PasswordEnv = subst(pwEnvT, c)
+		if pwEnvT != "" && !templateOnly {
+			s.PasswordEnv, s.PasswordEnvPos, s.passwordEnvChecked = subst(pwEnvT, c), posOf(path, pwEnvN), true
 			if !envNameRE.MatchString(s.PasswordEnv) {
-				// The value may be a pasted password: never show it.
-				l.errs.add(posOf(path, pwEnvN), "password_env names an environment variable (letters, digits, _), and this is not one: the password itself does not belong here")
-				return
+				once("password_env", pwEnvN, passwordEnvMsg)
+				ok = false
 			}
 		}
-		if pwFileN != nil {
-			p, ok := l.resolve(path, pwFileN, dir, subst(pwFileT, c))
-			if !ok {
-				return
+		if pwFileT != "" {
+			if reported["password_file"] {
+				ok = false
+			} else if p, rok := l.resolve(path, pwFileN, dir, subst(pwFileT, c)); rok {
+				s.PasswordFile = p
+			} else {
+				reported["password_file"], ok = true, false
 			}
-			s.PasswordFile = p
 		}
 		s.Conninfo, s.Service = subst(connT, c), subst(svcT, c)
-		if connN != nil && !l.checkConninfo(path, connN, s.Conninfo) {
-			return
-		}
-		if err := s.validate(); err != nil {
-			at := connN
-			if at == nil {
-				at = svcN
+		if connT != "" {
+			if reported["conninfo"] {
+				ok = false
+			} else if !l.checkConninfo(path, connN, s.Conninfo) {
+				reported["conninfo"], ok = true, false
 			}
-			l.errs.add(posOf(path, at), "server %q: %v", s.Name, err)
-			return
 		}
-		l.inv.Servers = append(l.inv.Servers, s)
+		// The settings are parsed only when what they depend on is good:
+		// a refused service file would make its service "not found".
+		if (connT != "" || svcT != "") && !reported["conninfo"] && !credBroken && !templateOnly {
+			if reported["validate"] {
+				ok = false
+			} else if err := s.validate(); err != nil {
+				at := connN
+				if at == nil {
+					at = svcN
+				}
+				once("validate", at, "server %q: %v", s.Name, err)
+				ok = false
+			}
+		}
+		if ok {
+			l.inv.Servers = append(l.inv.Servers, s)
+		}
 	}
 }
 
 // checkConninfo refuses a connection string that is not one, or that
 // carries a password. The value is never echoed: only where it is.
 func (l *loader) checkConninfo(path string, n *yaml.Node, s string) bool {
-	if !isURI(s) && !strings.Contains(s, "=") {
-		l.errs.add(posOf(path, n), "conninfo is neither a postgres:// URI nor key=value settings (host=db1 dbname=app); for a service write service: NAME")
-		return false
-	}
 	if len(conninfo.SecretSpans(s)) > 0 || uriHasPassword(s) {
 		l.errs.add(posOf(path, n), "inline password in conninfo refused (value not shown): reference it with password_env, password_file, a passfile or a service file")
+		return false
+	}
+	if !isURI(s) && !strings.Contains(s, "=") {
+		l.errs.add(posOf(path, n), "conninfo is neither a postgres:// URI nor key=value settings (host=db1 dbname=app); for a service write service: NAME")
 		return false
 	}
 	if err := checkConnFiles(s); err != nil {
