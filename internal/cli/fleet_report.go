@@ -21,9 +21,8 @@ for an auditor; scans that did not reach their server are counted, since
 nothing is proven for their time), and servers whose latest scan did not
 reach them.
 
-The period is --since (default 90d, ending now) or --from/--to. The
-held-controls query reads every finding of the period: seconds on a large
-store (docs/store.md); --no-evidence skips it.`,
+The period is --since (default 90d, ending now) or --from/--to;
+--no-evidence leaves out the controls that held.`,
 		Example: `  pgaegis fleet report
   pgaegis fleet report --older-than 14d --format markdown -o fleet.md
   pgaegis fleet report --from 2026-07-01 --to 2026-10-01 --format html -o q3-evidence.html`,
@@ -36,7 +35,7 @@ store (docs/store.md); --no-evidence skips it.`,
 	from := fs.String("from", "", "the evidence period's start (2026-07-01 or RFC 3339)")
 	to := fs.String("to", "", "the evidence period's end, exclusive (default now)")
 	limit := fs.Int("limit", 20, "servers and rules listed in the worst-servers and common-failures tables")
-	noEvidence := fs.Bool("no-evidence", false, "skip the controls-that-held table (the slow query)")
+	noEvidence := fs.Bool("no-evidence", false, "leave out the controls-that-held table")
 	format, out := formatFlags(cmd)
 	cmd.RunE = runE(env, func(ctx context.Context, env *Env, args []string) (int, error) {
 		f, err := fleetreport.CheckFormat(*format)

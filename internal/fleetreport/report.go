@@ -26,8 +26,7 @@ type Options struct {
 	From, To time.Time
 	// Limit bounds the worst-servers and common-failures lists (default 20).
 	Limit int
-	// NoEvidence skips the held-controls query: it reads every finding row
-	// of the period (seconds on a large store; see docs/store.md).
+	// NoEvidence skips the held-controls query.
 	NoEvidence bool
 }
 
