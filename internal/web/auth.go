@@ -16,9 +16,11 @@ import (
 const (
 	sessionCookie = "pgaegis_session"
 	loginCookie   = "pgaegis_login" // the login form's CSRF value, before there is a session
-	// recheck is how long a token's lookup is trusted: a revoked token
-	// stops working within this time, also for sessions made with it.
-	recheck = 15 * time.Second
+	// recheck is how long a token's lookup is trusted: a token revoked by
+	// the CLI (in the store, not through this process)
+	// stops working within this time, also for sessions made with it. One
+	// indexed lookup a second per token costs nothing.
+	recheck = time.Second
 	// sessionLife is a session's absolute lifetime.
 	sessionLife = 12 * time.Hour
 	maxSessions = 10000

@@ -328,3 +328,39 @@ func TestSafeNext(t *testing.T) {
 		}
 	}
 }
+
+// TestRevokeFromCLI: a token revoked in the store by another process
+// ('pgaegis serve token revoke') stops working in a running dashboard
+// once the lookup is rechecked, for bearer requests and for its sessions.
+func TestRevokeFromCLI(t *testing.T) {
+	clock := fixNow
+	s, hs := dashboard(t, Options{Now: func() time.Time { return clock }})
+	tok := token(t, s.st, store.RoleReadOnly)
+	c, _ := login(t, hs.URL, tok)
+	status := func(c *http.Client, bearer string) int {
+		resp := get(t, c, hs.URL+"/", bearer)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	plain := noRedirect(nil)
+	if a, b := status(plain, tok), status(c, ""); a != 200 || b != 200 {
+		t.Fatalf("before the revoke: bearer %d, session %d", a, b)
+	}
+	toks, err := s.st.ListTokens(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var id int64
+	for _, x := range toks {
+		if x.Hash == HashToken(tok) {
+			id = x.ID
+		}
+	}
+	if _, err := s.st.RevokeToken(context.Background(), strconv.FormatInt(id, 10), clock); err != nil {
+		t.Fatal(err)
+	}
+	clock = clock.Add(time.Second) // docs/serve.md: within a second
+	if a, b := status(plain, tok), status(c, ""); a != 401 || b == 200 {
+		t.Errorf("a second after a revoke in the store: bearer %d, session %d; want 401 and not 200", a, b)
+	}
+}
