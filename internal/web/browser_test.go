@@ -139,6 +139,10 @@ func TestBrowser(t *testing.T) {
 	if !regexp.MustCompile(`Roles\s[\s\S]*\+\s+web_boss\s+role added\s+[^\n]*superuser`).MatchString(serverText) {
 		t.Errorf("server page lacks the role change (web_boss added, superuser):\n%.3000s", serverText)
 	}
+	if !regexp.MustCompile(`pg_hba.conf lines\s[\s\S]*\+\s+\S*pg_hba.conf:\d+\s+host all all 127.0.0.1/32 trust`).MatchString(serverText) ||
+		!regexp.MustCompile(`new\s+critical\s+AUTH-01`).MatchString(serverText) {
+		t.Errorf("server page lacks the trust line added (pg_hba.conf line, new AUTH-01):\n%.3000s", serverText)
+	}
 	if rowsShown == 0 || !strings.Contains(shown, " of ") {
 		t.Errorf("filter web_boss shows %d rows (%q)", rowsShown, shown)
 	}
