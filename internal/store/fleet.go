@@ -102,13 +102,9 @@ func (c *core) OpenLongerThan(ctx context.Context, age time.Duration, now time.T
 	return out, rows.Err()
 }
 
-// HeldControls reads the clean sets of the period's reached scans: a
-// rule held when every one of those scans had it in its clean set
-// (decided, nothing but pass), which is the same as "in every reached
-// scan and never anything but pass" over the finding rows, without
-// reading them. Scans share sets, so the work follows the number of
-// distinct sets, not findings.
-func (c *core) HeldControls(ctx context.Context, from, to time.Time) (*Evidence, error) {
+// period counts the scans of [from, to) for the evidence: reached ones,
+// the servers they reached, unreached ones.
+func (c *core) period(ctx context.Context, from, to time.Time) (*Evidence, error) {
 	if to.IsZero() {
 		to = farFuture
 	}
@@ -121,6 +117,21 @@ func (c *core) HeldControls(ctx context.Context, from, to time.Time) (*Evidence,
 	if err != nil {
 		return nil, fmt.Errorf("store: evidence: %w", err)
 	}
+	return ev, nil
+}
+
+// HeldControls reads the clean sets of the period's reached scans: a
+// rule held when every one of those scans had it in its clean set
+// (decided, nothing but pass), which is the same as "in every reached
+// scan and never anything but pass" over the finding rows, without
+// reading them. Scans share sets, so the work follows the number of
+// distinct sets, not findings.
+func (c *core) HeldControls(ctx context.Context, from, to time.Time) (*Evidence, error) {
+	ev, err := c.period(ctx, from, to)
+	if err != nil {
+		return nil, err
+	}
+	d, from, to := c.d, ev.From, ev.To // to: an open end made far future
 	if ev.Scans == 0 {
 		return ev, nil
 	}

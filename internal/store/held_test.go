@@ -27,18 +27,11 @@ func coreOf(s Store) *core {
 // groups every finding row of the period. The new query must answer
 // exactly the same.
 func oracleHeld(ctx context.Context, c *core, from, to time.Time) (*Evidence, error) {
-	if to.IsZero() {
-		to = farFuture
-	}
-	ev := &Evidence{From: from, To: to}
-	d := c.d
-	err := c.db.QueryRowContext(ctx, d.bind(`SELECT COALESCE(SUM(CASE WHEN status = 'ok' THEN 1 ELSE 0 END), 0),
-		COUNT(DISTINCT CASE WHEN status = 'ok' THEN server_id END),
-		COALESCE(SUM(CASE WHEN status <> 'ok' THEN 1 ELSE 0 END), 0)
-		FROM scans WHERE started_at >= ? AND started_at < ?`), d.ts(from), d.ts(to)).Scan(&ev.Scans, &ev.Servers, &ev.Unreached)
+	ev, err := c.period(ctx, from, to)
 	if err != nil {
 		return nil, err
 	}
+	d, from, to := c.d, ev.From, ev.To // to: an open end made far future
 	rows, err := c.db.QueryContext(ctx, d.bind(`SELECT f.rule, MAX(f.title), SUM(f.rule_first),
 		SUM(CASE WHEN f.status <> 'pass' THEN 1 ELSE 0 END)
 		FROM scans s JOIN findings f ON f.scan_id = s.id
