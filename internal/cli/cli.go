@@ -190,15 +190,18 @@ func MainInput(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if err == nil {
 		return env.code
 	}
-	path, hasPgdata := "pgaegis", false
+	path, hasPgdata, connects := "pgaegis", false, false
 	if cmd != nil {
 		path = cmd.CommandPath()
 		hasPgdata = cmd.Flags().Lookup("pgdata") != nil
+		// The hints are about the server a command connects to by its
+		// libpq flags (-W among them), not a --store's database.
+		connects = cmd.Flags().Lookup("password") != nil
 	}
 	msg := dedupeLines(err.Error())
 	// Errors quote names and file content: escaped for the terminal.
 	fmt.Fprintf(stderr, "%s: %s\n", path, textsafe.Code(conninfo.Redact(msg, env.secrets...)))
-	if h := connHint(msg, path, hasPgdata, len(env.secrets) > 0); h != "" {
+	if h := connHint(msg, path, hasPgdata, len(env.secrets) > 0); connects && h != "" {
 		fmt.Fprintln(stderr, textsafe.Code(h))
 	}
 	var ue usageError

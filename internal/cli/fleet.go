@@ -80,6 +80,9 @@ func openStoreURL(ctx context.Context, u string, create bool) (store.Store, erro
 			return nil, err
 		}
 		// Private: the store describes every server's weaknesses.
+		if !create {
+			return store.OpenExisting(ctx, p)
+		}
 		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
 			return nil, fmt.Errorf("the default store's directory: %w", err)
 		}

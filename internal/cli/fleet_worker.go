@@ -53,7 +53,7 @@ func (f *queueFlags) open(ctx context.Context, env *Env, cmd string) (*inventory
 	if err != nil {
 		st.Close()
 		if errors.Is(err, queue.ErrNeedsPostgres) {
-			return nil, nil, nil, usagef("%s: --store %s is SQLite: %v", cmd, f.store, err)
+			return nil, nil, nil, usagef("the store %s is SQLite: %v", f.store, err)
 		}
 		return nil, nil, nil, err
 	}

@@ -154,7 +154,7 @@ tokens from the dashboard.`,
 			if !store.ValidRole(role) {
 				return ExitError, usagef("--role %q: want %s or %s", role, store.RoleReadOnly, store.RoleOperator)
 			}
-			st, err := openStoreURL(ctx, storeURL, false)
+			st, err := openStoreURL(ctx, storeURL, true) // a token may come before the first scan
 			if err != nil {
 				return ExitError, err
 			}

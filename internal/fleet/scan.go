@@ -37,6 +37,7 @@ import (
 	"github.com/pgaegis/pgaegis/internal/rules"
 	"github.com/pgaegis/pgaegis/internal/snapshot"
 	"github.com/pgaegis/pgaegis/internal/store"
+	"github.com/pgaegis/pgaegis/internal/textsafe"
 )
 
 // Options shape a scan. The zero value is usable.
@@ -91,7 +92,7 @@ func ScanOne(ctx context.Context, srv inventory.Server, opts Options) store.NewS
 		limit = inventory.DefaultTimeout
 	}
 	finish := func(st store.Status, msg string) store.NewScan {
-		ns.Status, ns.Message, ns.FinishedAt = st, oneLine(msg), opts.now().UTC()
+		ns.Status, ns.Message, ns.FinishedAt = st, textsafe.OneLine(msg), opts.now().UTC()
 		return ns
 	}
 	if srv.ConnectTimeout == 0 && opts.ConnectTimeout > 0 {
@@ -172,28 +173,6 @@ func analyse(snap *snapshot.Snapshot, srv inventory.Server, opts Options) (findi
 	// The stored fixes are the planner's steps, as in every report.
 	fix.Build(snap, findings, fix.Options{Target: snap.Target.Description}).Annotate(findings)
 	return findings, nil
-}
-
-// oneLine folds a multi-line error (pgx puts each address it tried on a
-// line of its own, often the same line twice: with and without TLS) into
-// one line, each distinct part once: the message is a single record in
-// the store, the report tables and the workers' logs, and its last part
-// is usually the cause.
-func oneLine(msg string) string {
-	if !strings.ContainsAny(msg, "\r\n") {
-		return msg
-	}
-	var parts []string
-	seen := map[string]bool{}
-	for _, l := range strings.FieldsFunc(msg, func(r rune) bool { return r == '\n' || r == '\r' }) {
-		l = strings.TrimSpace(l)
-		if l == "" || seen[l] {
-			continue
-		}
-		seen[l] = true
-		parts = append(parts, l)
-	}
-	return strings.Join(parts, " ")
 }
 
 // classify reads a collection error: a server that could not be reached

@@ -184,7 +184,11 @@ func (w *scanWorker) Work(ctx context.Context, j *river.Job[ScanArgs]) error {
 	srv, ok := w.cfg.Inventory.Lookup(name)
 	if !ok {
 		// Another worker's inventory may know it: retry, not discard.
-		w.logf("worker %s: %s (%s): not in inventory %s", w.cfg.ID, name, try, w.cfg.Inventory.Path)
+		then := "will retry"
+		if j.Attempt >= j.MaxAttempts {
+			then = "job discarded"
+		}
+		w.logf("worker %s: %s (%s): not in inventory %s; %s", w.cfg.ID, name, try, w.cfg.Inventory.Path, then)
 		return fmt.Errorf("server %q is not in inventory %s of worker %s", name, w.cfg.Inventory.Path, w.cfg.ID)
 	}
 	sctx, cancel := context.WithTimeout(ctx, srv.Timeout)
@@ -212,7 +216,7 @@ func (w *scanWorker) Work(ctx context.Context, j *river.Job[ScanArgs]) error {
 	}
 	afterWrite()
 	if res.Status != store.OK {
-		w.logf("worker %s: %s (%s): %s after the last attempt, recorded as scan %d; job discarded", w.cfg.ID, name, try, res.Status, id)
+		w.logf("worker %s: %s (%s): %s: %s; last attempt, recorded as scan %d; job discarded", w.cfg.ID, name, try, res.Status, res.Message, id)
 		return fmt.Errorf("scan of %s: %s: %s (last attempt; recorded as scan %d)", name, res.Status, res.Message, id)
 	}
 	w.logf("worker %s: %s (%s): ok, scan %d", w.cfg.ID, name, try, id)

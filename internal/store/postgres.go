@@ -8,6 +8,7 @@ import (
 	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/pgaegis/pgaegis/internal/conninfo"
+	"github.com/pgaegis/pgaegis/internal/textsafe"
 )
 
 // pgSchema holds the store's tables, apart from whatever else lives in
@@ -55,13 +56,13 @@ func openPostgres(ctx context.Context, dsn string, upto int, mustExist bool) (St
 		}
 		if err != nil {
 			db.Close()
-			return nil, &redactedError{msg: "store " + describe(cfg) + ": " + conninfo.RedactDSN(err.Error()), err: err}
+			return nil, &redactedError{msg: "store " + describe(cfg) + ": " + textsafe.OneLine(conninfo.RedactDSN(err.Error())), err: err}
 		}
 	}
 	lock := fmt.Sprintf("SELECT pg_advisory_xact_lock(%d)", int64(migrationLock))
 	if err := migrate(ctx, db, pgDialect, lock, upto); err != nil {
 		db.Close()
-		return nil, &redactedError{msg: "store " + describe(cfg) + ": " + conninfo.RedactDSN(err.Error()), err: err}
+		return nil, &redactedError{msg: "store " + describe(cfg) + ": " + textsafe.OneLine(conninfo.RedactDSN(err.Error())), err: err}
 	}
 	return &pgStore{&core{db: db, d: pgDialect}}, nil
 }

@@ -207,3 +207,25 @@ func Thousands(n int) string {
 	}
 	return b.String()
 }
+
+// OneLine folds a multi-line error (pgx puts each address it tried on a
+// line of its own, often the same line twice: with and without TLS) into
+// one line, each distinct part once, for messages that are one record
+// (a stored scan's message, a report cell, a log line): the last part is
+// usually the cause.
+func OneLine(msg string) string {
+	if !strings.ContainsAny(msg, "\r\n") {
+		return msg
+	}
+	var parts []string
+	seen := map[string]bool{}
+	for _, l := range strings.FieldsFunc(msg, func(r rune) bool { return r == '\n' || r == '\r' }) {
+		l = strings.TrimSpace(l)
+		if l == "" || seen[l] {
+			continue
+		}
+		seen[l] = true
+		parts = append(parts, l)
+	}
+	return strings.Join(parts, " ")
+}

@@ -1,4 +1,4 @@
-package fleet
+package textsafe
 
 import "testing"
 
@@ -11,8 +11,8 @@ func TestOneLine(t *testing.T) {
 		{"a:\r\n\tb\n\n\tc\n", "a: b c"},
 		{"a\nb\na", "a b"},
 	} {
-		if got := oneLine(c.in); got != c.want {
-			t.Errorf("oneLine(%q) = %q, want %q", c.in, got, c.want)
+		if got := OneLine(c.in); got != c.want {
+			t.Errorf("OneLine(%q) = %q, want %q", c.in, got, c.want)
 		}
 	}
 }
