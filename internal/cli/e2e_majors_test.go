@@ -626,6 +626,8 @@ func hardened(t *testing.T, major int, pgaudit bool) {
 		conf = append(conf, "shared_preload_libraries = 'pgaudit'", "pgaudit.log = 'ddl,role,read,write'")
 	}
 	srv := pgtest.StartMajor(t, major, localpg.Options{Conf: conf, HBA: hardenedHBA, Init: pgtest.SelfSignedTLS})
+	lap := stepTimer(t, major)
+	t.Logf("pg%d hardened server start: %.1fs", major, time.Since(start).Seconds())
 	ctx := pgtest.Ctx(t)
 	must(t, srv.Exec(ctx, `CREATE ROLE app LOGIN PASSWORD 'app-secret'`))
 	if major < 15 {
@@ -636,7 +638,9 @@ func hardened(t *testing.T, major int, pgaudit bool) {
 		}
 	}
 	args := passfileArgs(t, srv, srv.AdminUser, srv.Password)
+	lap("hardened setup")
 	rep, code, errs := auditJSON(t, args...)
+	lap("hardened audit")
 	high, excused := 0, 0
 	for _, f := range rep.Findings {
 		if f.Status != rules.Fail || f.Severity < rules.High {
@@ -691,6 +695,7 @@ func hardened(t *testing.T, major int, pgaudit bool) {
 	if !pr.TLSOffered || pr.DirectTLS != (major >= 17) || !pr.Protocols["TLSv1.2"] || !pr.Protocols["TLSv1.3"] || pr.Protocols["TLSv1.0"] || pr.Protocols["TLSv1.1"] {
 		t.Errorf("tls probe of hardened pg%d: %s", major, out)
 	}
+	lap("hardened tls probe")
 	// On a hardened server the plan has nothing to do for critical/high
 	// beyond the excused findings.
 	var fcode int
@@ -719,6 +724,7 @@ func hardened(t *testing.T, major int, pgaudit bool) {
 	if fcode == ExitError {
 		t.Errorf("fix on the hardened server: exit %d; stderr: %s", fcode, ferrs)
 	}
+	lap("hardened fix plan")
 	t.Logf("ORACLE e2e-hardened pg%d: high=%d seconds=%.1f (excused, logged above: %d)", major, high-excused, time.Since(start).Seconds(), excused)
 }
 

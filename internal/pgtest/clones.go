@@ -25,8 +25,12 @@ func StartClones(tb testing.TB, n int, o localpg.Options) []*localpg.Server {
 	if o.Version == "" {
 		o.Version = Version
 	}
-	if _, err := localpg.FindBinDir(o.Version); err != nil {
+	bin, err := FindBinDir(o.Version)
+	if err != nil {
 		Unavailable(tb, err)
+	}
+	if o.BinDir == "" {
+		o.BinDir = bin
 	}
 	// Not t.TempDir: its directories are 0700, and the servers' OS user
 	// (when we are root) must reach its data directory.

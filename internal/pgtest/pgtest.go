@@ -39,8 +39,12 @@ func Start(tb testing.TB, o localpg.Options) *localpg.Server {
 	if o.Version == "" {
 		o.Version = Version
 	}
-	if _, err := localpg.FindBinDir(o.Version); err != nil {
+	bin, err := FindBinDir(o.Version)
+	if err != nil {
 		Unavailable(tb, err)
+	}
+	if o.BinDir == "" {
+		o.BinDir = bin // localpg.Start would look it up again
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -50,6 +54,27 @@ func Start(tb testing.TB, o localpg.Options) *localpg.Server {
 	}
 	tb.Cleanup(s.Stop)
 	return s
+}
+
+// binDirs caches FindBinDir: localpg.FindBinDir runs "postgres --version"
+// of every installed major (seven here, about 70 ms each), and a test
+// starting two servers looked them up four times.
+var binDirs sync.Map // version and the environment that steers the search -> bin directory
+
+// FindBinDir is localpg.FindBinDir, remembered per major and per value of
+// the variables it reads (PGAEGIS_PG_BIN, PGAEGIS_PGBIN, PGAEGIS_PG_CACHE):
+// a test pointing them elsewhere gets its own lookup. Only a found
+// directory is remembered.
+func FindBinDir(version string) (string, error) {
+	key := strings.Join([]string{version, os.Getenv("PGAEGIS_PG_BIN"), os.Getenv("PGAEGIS_PGBIN"), localpg.RegistryCache()}, "\x00")
+	if d, ok := binDirs.Load(key); ok {
+		return d.(string), nil
+	}
+	d, err := localpg.FindBinDir(version)
+	if err == nil {
+		binDirs.Store(key, d)
+	}
+	return d, err
 }
 
 // Unavailable skips, or fails under CI.
