@@ -13,8 +13,8 @@ func fleetReportCmd(env *Env) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "report [--older-than 30d] [--since 90d | --from DATE --to DATE] [--store URL]",
 		Short: "the fleet from the store: worst servers, common failures, old findings, controls that held, unreachable servers",
-		Long: `Report across the fleet from the store: the worst servers (by the
-failures of their latest reached scan, weighted by severity), the most
+		Long: `Report across the fleet from the store: the worst servers (lowest
+score of their latest reached scan, the dashboard's score), the most
 common failing rules, findings open longer than --older-than, the controls
 that passed on every reached scan of every server in the period (evidence
 for an auditor; scans that did not reach their server are counted, since

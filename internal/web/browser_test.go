@@ -96,6 +96,9 @@ func TestBrowser(t *testing.T) {
 		// Filter the findings by text (a GET form: no script).
 		chromedp.SendKeys(`input[name="q"]`, "web_boss", chromedp.ByQuery),
 		chromedp.Click(`#apply-filter`, chromedp.ByID),
+		// The unfiltered page has #shown too: wait for the new page, whose
+		// field carries the value in its attribute (typing does not set it).
+		chromedp.WaitVisible(`input[name="q"][value="web_boss"]`, chromedp.ByQuery),
 		chromedp.WaitVisible(`#shown`, chromedp.ByID),
 		chromedp.Text(`#shown`, &shown, chromedp.ByID),
 		chromedp.Evaluate(`document.querySelectorAll("table.findings tbody tr").length`, &rowsShown),
