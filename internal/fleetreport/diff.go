@@ -42,6 +42,14 @@ func diffDoc(d *drift.Diff) doc {
 	out.Tables = append(out.Tables,
 		table{Title: "New findings", Empty: "none", Head: []string{"severity", "rule", "object", "title"}, Rows: fr(d.New)},
 		table{Title: "Fixed findings", Empty: "none", Head: []string{"severity", "rule", "object", "title"}, Rows: fr(d.Fixed)})
+	out.Tables = append(out.Tables, changeTables(d)...)
+	return out
+}
+
+// changeTables are the drift's tables other than the findings: settings,
+// roles, grants, pg_hba.conf lines, the certificate.
+func changeTables(d *drift.Diff) []table {
+	var out []table
 	var set [][]string
 	for _, s := range d.Settings {
 		old, cur := s.Old, s.New
@@ -53,7 +61,7 @@ func diffDoc(d *drift.Diff) doc {
 		}
 		set = append(set, []string{s.Name, old, s.OldSource, cur, s.NewSource})
 	}
-	out.Tables = append(out.Tables, table{Title: "Settings changed", Empty: "none", Head: []string{"setting", "old", "from", "new", "from"}, Rows: set})
+	out = append(out, table{Title: "Settings changed", Empty: "none", Head: []string{"setting", "old", "from", "new", "from"}, Rows: set})
 	var roles [][]string
 	for _, r := range d.RolesAdded {
 		roles = append(roles, []string{"+", r.Name, "role added", "", strings.Join(r.Attributes, ", ")})
@@ -64,7 +72,7 @@ func diffDoc(d *drift.Diff) doc {
 	for _, c := range d.RoleChanges {
 		roles = append(roles, []string{"~", c.Role, c.Attribute, c.Old, c.New})
 	}
-	out.Tables = append(out.Tables, table{Title: "Roles", Empty: "no change", Head: []string{"", "role", "attribute", "old", "new"}, Rows: roles})
+	out = append(out, table{Title: "Roles", Empty: "no change", Head: []string{"", "role", "attribute", "old", "new"}, Rows: roles})
 	var grants [][]string
 	for _, g := range d.GrantsAdded {
 		grants = append(grants, []string{"+", g})
@@ -72,7 +80,7 @@ func diffDoc(d *drift.Diff) doc {
 	for _, g := range d.GrantsRemoved {
 		grants = append(grants, []string{"-", g})
 	}
-	out.Tables = append(out.Tables, table{Title: "Grants", Empty: "no change", Head: []string{"", "grant"}, Rows: grants})
+	out = append(out, table{Title: "Grants", Empty: "no change", Head: []string{"", "grant"}, Rows: grants})
 	var hba [][]string
 	for _, l := range d.HBAAdded {
 		hba = append(hba, []string{"+", l.File + ":" + strconv.Itoa(l.Line), l.Text})
@@ -80,12 +88,12 @@ func diffDoc(d *drift.Diff) doc {
 	for _, l := range d.HBARemoved {
 		hba = append(hba, []string{"-", l.File + ":" + strconv.Itoa(l.Line), l.Text})
 	}
-	out.Tables = append(out.Tables, table{Title: "pg_hba.conf lines", Empty: "no change", Head: []string{"", "where", "line"}, Rows: hba})
+	out = append(out, table{Title: "pg_hba.conf lines", Empty: "no change", Head: []string{"", "where", "line"}, Rows: hba})
 	var certs [][]string
 	for _, c := range d.Certificates {
 		certs = append(certs, []string{c.Field, c.Old, c.New})
 	}
-	out.Tables = append(out.Tables, table{Title: "Server certificate", Empty: "no change", Head: []string{"field", "old", "new"}, Rows: certs})
+	out = append(out, table{Title: "Server certificate", Empty: "no change", Head: []string{"field", "old", "new"}, Rows: certs})
 	return out
 }
 
@@ -99,7 +107,7 @@ type Table = table
 // Terminal controls are escaped; HTML is the caller's to escape.
 func DiffTables(d *drift.Diff) []Table {
 	var out []Table
-	for _, t := range clean(diffDoc(d)).Tables[2:] {
+	for _, t := range clean(doc{Tables: changeTables(d)}).Tables {
 		if len(t.Rows) > 0 {
 			out = append(out, t)
 		}

@@ -104,7 +104,7 @@ func (s Server) ConnConfig() (*Conn, error) {
 // (or it has the conventional form), else by where it is written only,
 // as a value like "Sup3rSecretX" may be a pasted password.
 func (s Server) passwordEnvRef() string {
-	if s.passwordEnvChecked || envConventionalRE.MatchString(s.PasswordEnv) {
+	if s.passwordEnvNamed() {
 		return "password_env " + s.PasswordEnv
 	}
 	if s.PasswordEnvPos.File != "" {
@@ -113,10 +113,15 @@ func (s Server) passwordEnvRef() string {
 	return "the variable password_env names (name not shown: it does not look like a variable's name)"
 }
 
+// passwordEnvNamed says whether messages may show password_env's value.
+func (s Server) passwordEnvNamed() bool {
+	return s.passwordEnvChecked || envConventionalRE.MatchString(s.PasswordEnv)
+}
+
 // passwordEnvAt is where password_env is written, for a message that
 // shows its name.
 func (s Server) passwordEnvAt() string {
-	if s.PasswordEnvPos.File == "" || !strings.HasPrefix(s.passwordEnvRef(), "password_env ") {
+	if s.PasswordEnvPos.File == "" || !s.passwordEnvNamed() {
 		return ""
 	}
 	return " (password_env at " + s.PasswordEnvPos.String() + ")"

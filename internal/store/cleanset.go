@@ -19,25 +19,33 @@ type cleanRule struct {
 	titles []string
 }
 
-// cleanSetOf returns the rules a reached scan decided and found nothing
-// but pass for, sorted by rule (bytes), titles sorted and distinct. The
-// argument is each finding's rule, status and title, in any order.
-func cleanSetOf(rule, status, title func(i int) string, n int) []cleanRule {
-	bad := map[string]bool{}
-	titles := map[string]map[string]bool{}
-	for i := range n {
-		r := rule(i)
-		if status(i) != "pass" {
-			bad[r] = true
-		}
-		if titles[r] == nil {
-			titles[r] = map[string]bool{}
-		}
-		titles[r][title(i)] = true
+// cleanSetBuilder collects a reached scan's findings, in any order, and
+// gives the rules it decided and found nothing but pass for.
+type cleanSetBuilder struct {
+	bad    map[string]bool
+	titles map[string]map[string]bool
+}
+
+func newCleanSet() *cleanSetBuilder {
+	return &cleanSetBuilder{bad: map[string]bool{}, titles: map[string]map[string]bool{}}
+}
+
+func (b *cleanSetBuilder) add(rule, status, title string) {
+	if status != "pass" {
+		b.bad[rule] = true
 	}
+	if b.titles[rule] == nil {
+		b.titles[rule] = map[string]bool{}
+	}
+	b.titles[rule][title] = true
+}
+
+// set is the clean set sorted by rule (bytes), titles sorted and
+// distinct.
+func (b *cleanSetBuilder) set() []cleanRule {
 	var out []cleanRule
-	for r, ts := range titles {
-		if bad[r] {
+	for r, ts := range b.titles {
+		if b.bad[r] {
 			continue
 		}
 		cr := cleanRule{rule: r}
@@ -134,29 +142,25 @@ func backfillCleanSets(ctx context.Context, tx *sql.Tx, d *dialect) error {
 	if err := rows.Err(); err != nil {
 		return err
 	}
-	type frow struct{ rule, status, title string }
-	var fs []frow
 	for _, id := range ids {
-		fs = fs[:0]
 		rows, err := tx.QueryContext(ctx, d.bind(`SELECT rule, status, title FROM findings WHERE scan_id = ?`), id)
 		if err != nil {
 			return err
 		}
+		b := newCleanSet()
 		for rows.Next() {
-			var f frow
-			if err := rows.Scan(&f.rule, &f.status, &f.title); err != nil {
+			var rule, status, title string
+			if err := rows.Scan(&rule, &status, &title); err != nil {
 				rows.Close()
 				return err
 			}
-			fs = append(fs, f)
+			b.add(rule, status, title)
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
 			return err
 		}
-		set := cleanSetOf(func(i int) string { return fs[i].rule }, func(i int) string { return fs[i].status },
-			func(i int) string { return fs[i].title }, len(fs))
-		sid, err := putCleanSet(ctx, tx, d, set)
+		sid, err := putCleanSet(ctx, tx, d, b.set())
 		if err != nil {
 			return err
 		}

@@ -131,9 +131,11 @@ func (c *core) PutScan(ctx context.Context, in NewScan) (int64, error) {
 	// instead of the finding rows.
 	var cleanSet any
 	if in.Status == OK {
-		set := cleanSetOf(func(i int) string { return findings[i].Rule }, func(i int) string { return string(findings[i].Status) },
-			func(i int) string { return findings[i].Title }, len(findings))
-		if cleanSet, err = putCleanSet(ctx, tx, d, set); err != nil {
+		b := newCleanSet()
+		for _, f := range findings {
+			b.add(f.Rule, string(f.Status), f.Title)
+		}
+		if cleanSet, err = putCleanSet(ctx, tx, d, b.set()); err != nil {
 			return 0, fmt.Errorf("store: scan of %s: %w", in.Server, err)
 		}
 	}

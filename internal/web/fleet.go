@@ -57,15 +57,13 @@ type scanSummary struct {
 	byRule    map[string]int
 }
 
-type findingKey = drift.Key
-
 func summarize(rows []store.FindingRow) *scanSummary {
 	s := &scanSummary{failing: drift.Failures{}, bySevArea: map[[2]string]int{}, byRule: map[string]int{}}
 	for _, f := range rows {
 		if f.Status != rules.Fail {
 			continue
 		}
-		s.failing[findingKey{Rule: f.Rule, Object: f.Object}] = drift.Finding{Rule: f.Rule, Object: f.Object, Severity: f.Severity, Title: f.Title}
+		s.failing[drift.Key{Rule: f.Rule, Object: f.Object}] = drift.Finding{Rule: f.Rule, Object: f.Object, Severity: f.Severity, Title: f.Title}
 		s.bySevArea[[2]string{sevName(f.Severity), f.Area}]++
 		s.byRule[f.Rule]++
 	}

@@ -232,7 +232,7 @@ func (s *Server) serverPage(w http.ResponseWriter, r *http.Request) {
 	v["Row"], v["Filter"] = row, flt
 	v["Severities"] = []string{"critical", "high", "medium", "low", "info"}
 	v["Statuses"] = []string{"fail", "waived", "not_checked", "pass", "all"}
-	since := map[findingKey]time.Time{}
+	since := map[drift.Key]time.Time{}
 	if row.LatestOK != nil {
 		rec, err := s.st.LoadScan(r.Context(), row.LatestOK.ID)
 		if err != nil {
@@ -246,7 +246,7 @@ func (s *Server) serverPage(w http.ResponseWriter, r *http.Request) {
 		}
 		for _, fr := range frows {
 			if !fr.OpenSince.IsZero() {
-				since[findingKey{Rule: fr.Rule, Object: fr.Object}] = fr.OpenSince
+				since[drift.Key{Rule: fr.Rule, Object: fr.Object}] = fr.OpenSince
 			}
 		}
 		areas := map[string]bool{}
@@ -277,7 +277,7 @@ func (s *Server) serverPage(w http.ResponseWriter, r *http.Request) {
 		sort.Strings(al)
 		v["Areas"] = al
 	}
-	v["Since"] = func(rule, object string) time.Time { return since[findingKey{Rule: rule, Object: object}] }
+	v["Since"] = func(rule, object string) time.Time { return since[drift.Key{Rule: rule, Object: object}] }
 	scans, err := s.st.Scans(r.Context(), name, s.now().AddDate(0, 0, -90), time.Time{})
 	if err != nil {
 		s.fail(w, err)
